@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages warren needs to build and test.
+#   scripts/deps.sh [build|test|all]     (default: all)
+# As root, missing packages are installed with apt-get. Otherwise the
+# apt-get line to run is printed and the script fails.
+set -euo pipefail
+
+BUILD_PKGS=(gcc make cmake pkg-config libc6-dev
+	libuv1-dev libsodium-dev libinih-dev
+	libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
+	libjansson-dev libmicrohttpd-dev)
+TEST_PKGS=(libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev
+	clang-format iproute2 iputils-ping socat iperf3 procps)
+
+case "${1:-all}" in
+build) want=("${BUILD_PKGS[@]}") ;;
+test | all) want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}") ;;
+*)
+	echo "usage: $0 [build|test|all]" >&2
+	exit 2
+	;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
+		missing+=("$p")
+	fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "warren: missing Debian packages; run as root:" >&2
+	echo "  apt-get update && apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+echo "warren: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
