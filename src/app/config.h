@@ -1,0 +1,158 @@
+/* warren's configuration: one schema, two sources.
+ *
+ * A config file is INI (parsed with libinih) with one section per role and
+ * one per tunnel:
+ *
+ *   [server]              keys: listen, key, allow-client, allow, target,
+ *                               log-level, api, idle-timeout
+ *   [client]              keys: server, server-key, key, log-level, api,
+ *                               keepalive, dead-peer-timeout
+ *   [forward NAME]        keys: listen, target (client side port forwards)
+ *
+ * Every key is also a command-line flag of its role (`--server-key X`,
+ * `--allow X`), and the client's `-L LISTEN=TARGET` adds a forward. Flags are
+ * applied after files: a flag replaces a single-valued key set in a file and
+ * adds to a repeatable one.
+ *
+ * Problems never stop parsing: each one is recorded as a diagnostic with its
+ * origin ("FILE:LINE" or "--flag") and what was expected, so `warren check`
+ * reports all of them at once. Unknown sections, unknown keys, malformed
+ * values and keys set twice in files are all errors.
+ *
+ * Ownership: struct wn_config owns everything it points to; wn_config_free
+ * releases it. Parsing does no I/O except reading the config file itself;
+ * key files are read by wn_config_load_keys. */
+#ifndef WN_APP_CONFIG_H
+#define WN_APP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/addr.h"
+#include "core/policy.h"
+#include "crypto/key.h"
+
+enum wn_role {
+	WN_ROLE_NONE = 0,
+	WN_ROLE_SERVER,
+	WN_ROLE_CLIENT,
+};
+
+#define WN_PATH_MAX 4096
+#define WN_FORWARD_NAME_MAX 63
+
+/* Origin of a setting, for diagnostics: "FILE:LINE" or "--flag". */
+#define WN_ORIGIN_MAX 512
+
+struct wn_diag {
+	char *text; /* "ORIGIN: [section] key: message" */
+};
+
+struct wn_forward_cfg {
+	char name[WN_FORWARD_NAME_MAX + 1];
+	char origin[WN_ORIGIN_MAX]; /* where the forward was declared */
+	bool has_listen, has_target;
+	struct wn_endpoint listen; /* tcp or unix */
+	struct wn_endpoint target; /* HOST:PORT or unix:PATH */
+	uint64_t set_mask;         /* keys set so far (schema index bits) */
+	uint64_t file_mask;        /* of those, keys set by a file */
+};
+
+struct wn_server_cfg {
+	bool present;
+	char origin[WN_ORIGIN_MAX];
+	struct wn_endpoint *listen;
+	size_t n_listen;
+	char key_path[WN_PATH_MAX];
+	char key_origin[WN_ORIGIN_MAX];
+	uint8_t (*allow_client)[WN_KEY_LEN];
+	size_t n_allow_client;
+	struct wn_allow_rule *allow;
+	size_t n_allow;
+	bool has_target;
+	struct wn_endpoint target;
+	int log_level;
+	bool has_api;
+	struct wn_endpoint api;
+	uint32_t idle_timeout_ms;
+	uint64_t set_mask, file_mask;
+};
+
+struct wn_client_cfg {
+	bool present;
+	char origin[WN_ORIGIN_MAX];
+	struct wn_endpoint *server;
+	size_t n_server;
+	bool has_server_key;
+	uint8_t server_key[WN_KEY_LEN];
+	char key_path[WN_PATH_MAX];
+	char key_origin[WN_ORIGIN_MAX];
+	int log_level;
+	bool has_api;
+	struct wn_endpoint api;
+	uint32_t keepalive_ms;
+	uint32_t dead_peer_timeout_ms;
+	uint64_t set_mask, file_mask;
+};
+
+struct wn_config {
+	struct wn_server_cfg server;
+	struct wn_client_cfg client;
+	struct wn_forward_cfg *forwards;
+	size_t n_forwards;
+	struct wn_diag *diags;
+	size_t n_diags;
+	bool oom; /* an allocation failed: diagnostics may be incomplete */
+};
+
+/* Initializes an empty config with every default set. */
+void wn_config_init(struct wn_config *cfg);
+
+/* Frees everything the config owns. */
+void wn_config_free(struct wn_config *cfg);
+
+/* Parses config text. `name` is used in diagnostics ("FILE:LINE") and, for
+ * relative key paths, `dir` (may be NULL) is the directory they are relative
+ * to. Returns 0 if no new diagnostics were recorded, WN_ECONFIG otherwise. */
+int wn_config_parse_string(struct wn_config *cfg, const char *name,
+                           const char *dir, const char *text, size_t len);
+
+/* Reads and parses a config file. Returns 0, WN_ECONFIG, or a file error
+ * (which is also recorded as a diagnostic). */
+int wn_config_parse_file(struct wn_config *cfg, const char *path);
+
+/* Applies one setting from the command line to the role's section (or, for
+ * role client and key "L", adds a forward "LISTEN=TARGET"). `flag` is the
+ * flag as written, for diagnostics. Returns 0 or WN_ECONFIG. */
+int wn_config_set_flag(struct wn_config *cfg, enum wn_role role,
+                       const char *flag, const char *key, const char *value);
+
+/* Returns true if `key` is a flag of the role (for argument parsing). */
+bool wn_config_is_flag(enum wn_role role, const char *key);
+
+/* Checks completeness and consistency: required keys and cross-key rules of
+ * the given role, or of every section present when role is WN_ROLE_NONE.
+ * Returns 0 or WN_ECONFIG (with diagnostics). */
+int wn_config_validate(struct wn_config *cfg, enum wn_role role);
+
+/* Loads the key files named by the config (checking their permissions) into
+ * the given identities (either may be NULL to only check). Returns 0 or
+ * WN_ECONFIG (with diagnostics). */
+int wn_config_load_keys(struct wn_config *cfg, enum wn_role role,
+                        struct wn_identity *server_id,
+                        struct wn_identity *client_id);
+
+/* Records a diagnostic; exposed for the command layer. */
+void wn_config_diag(struct wn_config *cfg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Parses a duration ("500ms", "30s", "2m", "1h") into milliseconds.
+ * Returns 0 or WN_EINVAL. */
+int wn_duration_parse(const char *s, uint64_t *ms);
+
+/* Writes the flag reference of a role (one line per key) to buf, for
+ * `warren help`. Returns the number of bytes that would be written. */
+size_t wn_config_describe(enum wn_role role, char *buf, size_t cap);
+
+#endif

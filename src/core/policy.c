@@ -1,0 +1,249 @@
+#include "core/policy.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/err.h"
+
+static int parse_u16(const char *s, size_t len, uint16_t *out)
+{
+	if (len == 0 || len > 5)
+		return WN_EINVAL;
+	unsigned v = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return WN_EINVAL;
+		v = v * 10 + (unsigned)(s[i] - '0');
+	}
+	if (v == 0 || v > 65535)
+		return WN_EINVAL;
+	*out = (uint16_t)v;
+	return 0;
+}
+
+static int parse_ports(const char *s, size_t len, struct wn_allow_rule *r)
+{
+	if (len == 1 && s[0] == '*') {
+		r->port_lo = 1;
+		r->port_hi = 65535;
+		return 0;
+	}
+	const char *dash = memchr(s, '-', len);
+	if (!dash) {
+		if (parse_u16(s, len, &r->port_lo) != 0)
+			return WN_EINVAL;
+		r->port_hi = r->port_lo;
+		return 0;
+	}
+	if (parse_u16(s, (size_t)(dash - s), &r->port_lo) != 0 ||
+	    parse_u16(dash + 1, len - (size_t)(dash - s) - 1, &r->port_hi) !=
+	        0 ||
+	    r->port_lo > r->port_hi)
+		return WN_EINVAL;
+	return 0;
+}
+
+static int parse_prefix(const char *s, unsigned max, unsigned *out)
+{
+	if (!*s || strlen(s) > 3)
+		return WN_EINVAL;
+	unsigned v = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return WN_EINVAL;
+		v = v * 10 + (unsigned)(*s - '0');
+	}
+	if (v > max)
+		return WN_EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* Parses "ADDR" or "ADDR/N" for one family into the rule. */
+static int parse_cidr(char *h, int family, struct wn_allow_rule *r)
+{
+	unsigned max = family == AF_INET ? 32 : 128;
+	char *slash = strchr(h, '/');
+	r->prefix = max;
+	if (slash) {
+		*slash = '\0';
+		if (parse_prefix(slash + 1, max, &r->prefix) != 0)
+			return WN_EINVAL;
+	}
+	memset(r->net, 0, sizeof(r->net));
+	if (inet_pton(family, h, r->net) != 1)
+		return WN_EINVAL;
+	r->kind = family == AF_INET ? WN_RULE_CIDR4 : WN_RULE_CIDR6;
+	return 0;
+}
+
+int wn_allow_rule_parse(const char *s, struct wn_allow_rule *r,
+                        const char **why)
+{
+	memset(r, 0, sizeof(*r));
+	size_t len = strlen(s);
+	if (strncmp(s, "unix:", 5) == 0) {
+		const char *p = s + 5;
+		size_t plen = len - 5;
+		if (plen == 0 || p[0] != '/' || plen > WN_UNIX_PATH_MAX) {
+			*why = "expected unix:/ABSOLUTE/PATH or unix:/DIR/*";
+			return WN_EINVAL;
+		}
+		if (plen >= 2 && p[plen - 1] == '*' && p[plen - 2] == '/') {
+			r->kind = WN_RULE_UNIX_DIR;
+			memcpy(r->text, p, plen - 1); /* keep the slash */
+		} else {
+			r->kind = WN_RULE_UNIX;
+			memcpy(r->text, p, plen);
+		}
+		return 0;
+	}
+	const char *colon = strrchr(s, ':');
+	if (!colon) {
+		*why = "expected HOST:PORTS or unix:PATH";
+		return WN_EINVAL;
+	}
+	if (parse_ports(colon + 1, len - (size_t)(colon - s) - 1, r) != 0) {
+		*why = "expected a port, a port range N-M or *";
+		return WN_EINVAL;
+	}
+	size_t hlen = (size_t)(colon - s);
+	char h[WN_HOSTNAME_MAX + 8];
+	if (hlen == 0 || hlen >= sizeof(h)) {
+		*why = "expected a host, address or CIDR block before ':'";
+		return WN_EINVAL;
+	}
+	memcpy(h, s, hlen);
+	h[hlen] = '\0';
+	if (strcmp(h, "*") == 0) {
+		r->kind = WN_RULE_ANY_HOST;
+		return 0;
+	}
+	if (h[0] == '[') {
+		/* "[V6]", "[V6/N]" or "[V6]/N" */
+		char *close = strchr(h, ']');
+		if (!close) {
+			*why = "unterminated [IPv6] address";
+			return WN_EINVAL;
+		}
+		char tmp[WN_HOSTNAME_MAX + 8];
+		size_t alen = (size_t)(close - h - 1);
+		memcpy(tmp, h + 1, alen);
+		tmp[alen] = '\0';
+		if (close[1] == '/' && !strchr(tmp, '/')) {
+			strncat(tmp, close + 1, sizeof(tmp) - alen - 1);
+		} else if (close[1] != '\0') {
+			*why = "unexpected text after ]";
+			return WN_EINVAL;
+		}
+		if (parse_cidr(tmp, AF_INET6, r) != 0) {
+			*why = "invalid IPv6 address or prefix length";
+			return WN_EINVAL;
+		}
+		return 0;
+	}
+	if ((h[0] >= '0' && h[0] <= '9') && strspn(h, "0123456789./") == hlen) {
+		if (parse_cidr(h, AF_INET, r) != 0) {
+			*why = "invalid IPv4 address or prefix length";
+			return WN_EINVAL;
+		}
+		return 0;
+	}
+	if (h[0] == '*' && h[1] == '.') {
+		if (!wn_hostname_valid(h + 2, hlen - 2)) {
+			*why = "invalid domain after *.";
+			return WN_EINVAL;
+		}
+		r->kind = WN_RULE_NAME_SUFFIX;
+		memcpy(r->text, h + 1, hlen); /* ".example.org" */
+		return 0;
+	}
+	if (!wn_hostname_valid(h, hlen)) {
+		*why = "invalid host name";
+		return WN_EINVAL;
+	}
+	r->kind = WN_RULE_NAME;
+	memcpy(r->text, h, hlen + 1);
+	return 0;
+}
+
+static bool prefix_match(const uint8_t *net, const uint8_t *addr, unsigned bits)
+{
+	unsigned full = bits / 8, rest = bits % 8;
+	if (memcmp(net, addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+	return (net[full] & mask) == (addr[full] & mask);
+}
+
+bool wn_allow_rule_match_sa(const struct wn_allow_rule *r,
+                            const struct sockaddr *sa)
+{
+	uint16_t port;
+	const uint8_t *addr;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+		port = ntohs(a->sin_port);
+		addr = (const uint8_t *)&a->sin_addr;
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+		port = ntohs(a->sin6_port);
+		addr = (const uint8_t *)&a->sin6_addr;
+	} else {
+		return false;
+	}
+	if (port < r->port_lo || port > r->port_hi)
+		return false;
+	switch (r->kind) {
+	case WN_RULE_ANY_HOST:
+		return true;
+	case WN_RULE_CIDR4:
+		return sa->sa_family == AF_INET &&
+		       prefix_match(r->net, addr, r->prefix);
+	case WN_RULE_CIDR6:
+		return sa->sa_family == AF_INET6 &&
+		       prefix_match(r->net, addr, r->prefix);
+	default:
+		return false;
+	}
+}
+
+bool wn_allow_rule_match(const struct wn_allow_rule *r,
+                         const struct wn_endpoint *t)
+{
+	if (t->kind == WN_HOST_UNIX) {
+		if (r->kind == WN_RULE_UNIX)
+			return strcmp(r->text, t->path) == 0;
+		if (r->kind == WN_RULE_UNIX_DIR) {
+			size_t n = strlen(r->text);
+			/* Only sockets directly inside DIR: no deeper path,
+			 * and no ".." escaping it. */
+			return strncmp(r->text, t->path, n) == 0 &&
+			       t->path[n] != '\0' &&
+			       strchr(t->path + n, '/') == NULL &&
+			       strcmp(t->path + n, "..") != 0 &&
+			       strcmp(t->path + n, ".") != 0;
+		}
+		return false;
+	}
+	if (t->kind == WN_HOST_IP)
+		return wn_allow_rule_match_sa(r,
+		                              (const struct sockaddr *)&t->sa);
+	if (t->port < r->port_lo || t->port > r->port_hi)
+		return false;
+	switch (r->kind) {
+	case WN_RULE_ANY_HOST:
+		return true;
+	case WN_RULE_NAME:
+		return strcasecmp(r->text, t->host) == 0;
+	case WN_RULE_NAME_SUFFIX: {
+		size_t n = strlen(r->text), hl = strlen(t->host);
+		return hl > n && strcasecmp(t->host + hl - n, r->text) == 0;
+	}
+	default:
+		return false;
+	}
+}
