@@ -1,0 +1,297 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "app/config.h"
+#include "util/err.h"
+#include "util/log.h"
+
+/* Two valid public keys (Ed25519 base points of fixed seeds). */
+static char pk1[WN_KEY_B64_LEN + 1], pk2[WN_KEY_B64_LEN + 1];
+
+static int setup(void **state)
+{
+	(void)state;
+	struct wn_identity a, b;
+	uint8_t s1[32] = {1}, s2[32] = {2};
+	if (wn_identity_from_seed(&a, s1) || wn_identity_from_seed(&b, s2))
+		return -1;
+	wn_key_encode(a.ed_pk, pk1);
+	wn_key_encode(b.ed_pk, pk2);
+	return 0;
+}
+
+static int parse(struct wn_config *cfg, const char *text)
+{
+	wn_config_init(cfg);
+	return wn_config_parse_string(cfg, "t.conf", "/etc/warren", text,
+	                              strlen(text));
+}
+
+/* Asserts that some diagnostic contains every needle (NULL-terminated). */
+static void expect_diag(const struct wn_config *cfg, const char *a,
+                        const char *b)
+{
+	for (size_t i = 0; i < cfg->n_diags; i++)
+		if (strstr(cfg->diags[i].text, a) &&
+		    (!b || strstr(cfg->diags[i].text, b)))
+			return;
+	for (size_t i = 0; i < cfg->n_diags; i++)
+		print_message("diag: %s\n", cfg->diags[i].text);
+	fail_msg("no diagnostic with \"%s\" and \"%s\"", a, b ? b : "");
+}
+
+static void test_full_config(void **state)
+{
+	(void)state;
+	char text[2048];
+	snprintf(text, sizeof(text),
+	         "; comment\n"
+	         "# another\n"
+	         "[server]\n"
+	         "listen = udp://0.0.0.0:4433\n"
+	         "listen = udp://[::]:4433\n"
+	         "key = server.key\n"
+	         "allow-client = %s\n"
+	         "allow-client = %s\n"
+	         "allow = 10.0.0.0/8:22\n"
+	         "  allow = unix:/run/app.sock   ; indented, inline comment\n"
+	         "idle-timeout = 2m\n"
+	         "log-level = debug\n"
+	         "\n"
+	         "[client]\n"
+	         "server = udp://vpn.example.org:4433\n"
+	         "server-key = %s\n"
+	         "key = /abs/client.key\n"
+	         "keepalive = 500ms\n"
+	         "api = 127.0.0.1:7070\n"
+	         "[forward ssh]\n"
+	         "listen = 127.0.0.1:2222\n"
+	         "target = 10.0.0.5:22\n"
+	         "[forward db]\n"
+	         "listen = unix:/tmp/db.sock\n"
+	         "target = [fd00::5]:5432\n",
+	         pk1, pk2, pk1);
+	struct wn_config cfg;
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_NONE), 0);
+	assert_int_equal(cfg.n_diags, 0);
+	assert_true(cfg.server.present);
+	assert_int_equal(cfg.server.n_listen, 2);
+	assert_int_equal(cfg.server.listen[1].sa.ss_family, AF_INET6);
+	assert_string_equal(cfg.server.key_path, "/etc/warren/server.key");
+	assert_int_equal(cfg.server.n_allow_client, 2);
+	assert_int_equal(cfg.server.n_allow, 2);
+	assert_int_equal(cfg.server.allow[1].kind, WN_RULE_UNIX);
+	assert_int_equal(cfg.server.idle_timeout_ms, 120000);
+	assert_int_equal(cfg.server.log_level, WN_LOG_DEBUG);
+	assert_string_equal(cfg.client.key_path, "/abs/client.key");
+	assert_int_equal(cfg.client.keepalive_ms, 500);
+	assert_int_equal(cfg.client.dead_peer_timeout_ms, 15000);
+	assert_true(cfg.client.has_api);
+	assert_int_equal(cfg.n_forwards, 2);
+	assert_string_equal(cfg.forwards[0].name, "ssh");
+	assert_int_equal(cfg.forwards[0].listen.port, 2222);
+	assert_int_equal(cfg.forwards[1].listen.kind, WN_HOST_UNIX);
+	assert_int_equal(cfg.forwards[1].target.port, 5432);
+	wn_config_free(&cfg);
+}
+
+static void test_every_problem_reported_with_line(void **state)
+{
+	(void)state;
+	const char *text = "orphan = 1\n"            /* 1 */
+	                   "[server]\n"              /* 2 */
+	                   "listen = 1.2.3.4:5\n"    /* 3 */
+	                   "bogus = x\n"             /* 4 */
+	                   "idle-timeout = 30\n"     /* 5 */
+	                   "idle-timeout = 99h\n"    /* 6 */
+	                   "allow = 10.0.0.0/40:1\n" /* 7 */
+	                   "[nope]\n"                /* 8 */
+	                   "whatever = 1\n"          /* 9 */
+	                   "[client]\n"              /* 10 */
+	                   "server-key = AAAA\n"     /* 11 */
+	                   "no equals sign\n"        /* 12 */
+	                   "Upper = 1\n"             /* 13 */
+	                   "[forward]\n"             /* 14 */
+	                   "[forward bad name!]\n"   /* 15 */
+	                   "[client]\n"              /* 16 */
+	                   "[forward x] trailing\n"; /* 17 */
+	struct wn_config cfg;
+	assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:1:", "outside any section");
+	expect_diag(&cfg, "t.conf:3: [server] listen", "scheme is required");
+	expect_diag(&cfg, "t.conf:4: [server] unknown key \"bogus\"", NULL);
+	expect_diag(&cfg, "t.conf:5: [server] idle-timeout", "with a unit");
+	expect_diag(&cfg, "t.conf:6: [server] idle-timeout", "is set twice");
+	expect_diag(&cfg, "t.conf:7: [server] allow", "prefix length");
+	expect_diag(&cfg, "t.conf:8: unknown section [nope]", NULL);
+	expect_diag(&cfg, "t.conf:11: [client] server-key", "public key");
+	expect_diag(&cfg, "t.conf:12:", "KEY = VALUE");
+	expect_diag(&cfg, "t.conf:13:", "lower-case");
+	expect_diag(&cfg, "t.conf:14:", "needs a name");
+	expect_diag(&cfg, "t.conf:15:", "forward name");
+	expect_diag(&cfg, "t.conf:16:", "appears twice");
+	expect_diag(&cfg, "t.conf:17:", "unexpected text");
+	/* The key in the unknown section is not reported separately. */
+	for (size_t i = 0; i < cfg.n_diags; i++)
+		assert_null(strstr(cfg.diags[i].text, "whatever"));
+	wn_config_free(&cfg);
+}
+
+static void test_validation_requires_and_forbids(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	assert_int_equal(parse(&cfg, "[server]\n[client]\n"), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_NONE), WN_ECONFIG);
+	expect_diag(&cfg, "[server] listen is required", NULL);
+	expect_diag(&cfg, "[server] key is required", NULL);
+	expect_diag(&cfg, "[server] allow-client is required", NULL);
+	expect_diag(&cfg, "never an open proxy", NULL);
+	expect_diag(&cfg, "[client] server is required", NULL);
+	expect_diag(&cfg, "[client] server-key is required", NULL);
+	expect_diag(&cfg, "nothing to do", NULL);
+	wn_config_free(&cfg);
+
+	char text[512];
+	snprintf(text, sizeof(text),
+	         "[server]\nlisten = udp://[::]:1\nkey = k\nallow-client = %s\n"
+	         "allow = *:22\ntarget = 127.0.0.1:22\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg, "allow and target exclude each other", NULL);
+	wn_config_free(&cfg);
+
+	assert_int_equal(parse(&cfg, ""), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_NONE), WN_ECONFIG);
+	expect_diag(&cfg, "nothing configured", NULL);
+	wn_config_free(&cfg);
+}
+
+static void test_malformed_value_is_not_also_missing(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	assert_int_equal(parse(&cfg, "[forward a]\nlisten = nope\n"
+	                             "target = 1.2.3.4:5\n"),
+	                 WN_ECONFIG);
+	wn_config_validate(&cfg, WN_ROLE_NONE);
+	for (size_t i = 0; i < cfg.n_diags; i++)
+		assert_null(strstr(cfg.diags[i].text, "listen is required"));
+	wn_config_free(&cfg);
+}
+
+static void test_flags_override_and_append(void **state)
+{
+	(void)state;
+	char text[512];
+	snprintf(text, sizeof(text),
+	         "[client]\nserver = udp://1.1.1.1:1\nserver-key = %s\n"
+	         "key = k\nkeepalive = 1s\n",
+	         pk1);
+	struct wn_config cfg;
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "--keepalive",
+	                                    "keepalive", "2s"),
+	                 0);
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "--server",
+	                                    "server", "udp://[::1]:2"),
+	                 0);
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "-L", "L",
+	                                    "127.0.0.1:80=example.org:80"),
+	                 0);
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "-L", "L",
+	                                    "unix:/tmp/a=unix:/b"),
+	                 0);
+	assert_int_equal(cfg.client.keepalive_ms, 2000);
+	assert_int_equal(cfg.client.n_server, 2);
+	assert_int_equal(cfg.n_forwards, 2);
+	assert_string_equal(cfg.forwards[0].name, "L1");
+	assert_string_equal(cfg.forwards[1].name, "L2");
+	assert_int_equal(cfg.forwards[0].target.kind, WN_HOST_NAME);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), 0);
+
+	assert_int_equal(
+	    wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "-L", "L", "no-equals"),
+	    WN_ECONFIG);
+	expect_diag(&cfg, "-L: expected LISTEN=TARGET", NULL);
+	assert_false(wn_config_is_flag(WN_ROLE_SERVER, "L"));
+	assert_false(wn_config_is_flag(WN_ROLE_CLIENT, "allow"));
+	assert_true(wn_config_is_flag(WN_ROLE_SERVER, "allow"));
+	wn_config_free(&cfg);
+}
+
+static void test_long_lines_and_nul_bytes(void **state)
+{
+	(void)state;
+	char text[600];
+	int n = snprintf(text, sizeof(text), "[server]\nallow = ");
+	memset(text + n, 'a', 300);
+	memcpy(text + n + 300, ".org:1\n", 8);
+	struct wn_config cfg;
+	assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:2:", "longer than");
+	wn_config_free(&cfg);
+
+	const char nul[] = "[server]\nlog-level = in\0fo\n";
+	wn_config_init(&cfg);
+	assert_int_equal(
+	    wn_config_parse_string(&cfg, "t.conf", NULL, nul, sizeof(nul) - 1),
+	    WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:2:", "NUL");
+	wn_config_free(&cfg);
+}
+
+static void test_durations(void **state)
+{
+	(void)state;
+	uint64_t ms;
+	assert_int_equal(wn_duration_parse("250ms", &ms), 0);
+	assert_int_equal(ms, 250);
+	assert_int_equal(wn_duration_parse("3s", &ms), 0);
+	assert_int_equal(ms, 3000);
+	assert_int_equal(wn_duration_parse("2m", &ms), 0);
+	assert_int_equal(ms, 120000);
+	assert_int_equal(wn_duration_parse("1h", &ms), 0);
+	assert_int_equal(ms, 3600000);
+	const char *bad[] = {"",    "s",   "10",   "1.5s",
+	                     "-1s", "1 s", "1sec", "99999999999999999999s"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(wn_duration_parse(bad[i], &ms), WN_EINVAL);
+}
+
+static void test_describe_lists_every_flag(void **state)
+{
+	(void)state;
+	char buf[4096];
+	size_t n = wn_config_describe(WN_ROLE_CLIENT, buf, sizeof(buf));
+	assert_true(n < sizeof(buf));
+	assert_non_null(strstr(buf, "--server-key PUBKEY"));
+	assert_non_null(strstr(buf, "-L [tcp://|unix:]LISTEN=TARGET"));
+	assert_null(strstr(buf, "--allow "));
+	/* Truncation is safe and reports the full length. */
+	char small[16];
+	assert_int_equal(
+	    wn_config_describe(WN_ROLE_CLIENT, small, sizeof(small)), n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_full_config),
+	    cmocka_unit_test(test_every_problem_reported_with_line),
+	    cmocka_unit_test(test_validation_requires_and_forbids),
+	    cmocka_unit_test(test_malformed_value_is_not_also_missing),
+	    cmocka_unit_test(test_flags_override_and_append),
+	    cmocka_unit_test(test_long_lines_and_nul_bytes),
+	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_describe_lists_every_flag),
+	};
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
