@@ -2,7 +2,7 @@
 # warren's developer entry point. Each command installs missing Debian
 # packages first (as root; otherwise it prints the apt-get line to run).
 #
-#   ./run.sh demo      build (release) and run the demo
+#   ./run.sh demo      build (release) and run the main job (for now: warren help)
 #   ./run.sh test      build release + ASan/UBSan, run the whole test suite
 #   ./run.sh build     build release into build/release
 #   ./run.sh install   build and install warren and its man page (PREFIX=/usr/local)
@@ -37,7 +37,9 @@ case "$cmd" in
 demo)
 	scripts/deps.sh build
 	build_release
-	exec build/release/warren demo "$@"
+	# The demo arrives with the first tunnel; until then the main job is
+	# the command's own help.
+	exec build/release/warren help "$@"
 	;;
 build)
 	scripts/deps.sh build
