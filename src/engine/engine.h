@@ -1,0 +1,56 @@
+/* What an engine implements behind the tunnel API (tunnel.h).
+ *
+ * Engines (quic, later kcp) embed struct wn_stream and struct wn_tunnel as
+ * the first member of their own stream and session objects and fill in the
+ * operations tables; tunnel.c dispatches the public wn_stream_* calls through
+ * them. Front ends include tunnel.h only; this header is for engines, and
+ * for test doubles that stand in for an engine. */
+#ifndef WN_ENGINE_ENGINE_H
+#define WN_ENGINE_ENGINE_H
+
+#include "engine/tunnel.h"
+
+struct wn_stream_ops {
+	ssize_t (*write)(struct wn_stream *s, const uint8_t *data, size_t len);
+	ssize_t (*reserve)(struct wn_stream *s, uint8_t **ptr);
+	int (*commit)(struct wn_stream *s, size_t n);
+	void (*consumed)(struct wn_stream *s, size_t n);
+	int (*shutdown)(struct wn_stream *s);
+	void (*reset)(struct wn_stream *s, int err);
+	void (*release)(struct wn_stream *s);
+};
+
+struct wn_stream {
+	const struct wn_stream_ops *ops;
+	struct wn_stream_handler h; /* h.on_* NULL after release */
+	uint64_t id;
+};
+
+struct wn_tunnel_ops {
+	struct wn_stream *(*open_stream)(struct wn_tunnel *t,
+	                                 const struct wn_endpoint *target,
+	                                 const struct wn_stream_handler *h);
+};
+
+struct wn_tunnel {
+	const struct wn_tunnel_ops *ops;
+	char peer_id[16]; /* short hex of the peer's key, for logs */
+};
+
+/* Server side: how an engine hands a new incoming stream to the dialer.
+ * The handler must either set a stream handler (wn_stream_set_handler) and
+ * carry on, or wn_stream_reset it, before returning. */
+struct wn_accept_handler {
+	void *ctx;
+	void (*on_stream)(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
+	                  const struct wn_endpoint *target);
+};
+
+/* Sets the handler of a stream handed over by on_stream. */
+static inline void wn_stream_set_handler(struct wn_stream *s,
+                                         const struct wn_stream_handler *h)
+{
+	s->h = *h;
+}
+
+#endif

@@ -1,0 +1,79 @@
+/* Dispatch of the tunnel API to the engine behind each stream. */
+#include "engine/engine.h"
+
+#include "util/err.h"
+
+const char *wn_stream_err_str(int err)
+{
+	switch (err) {
+	case WN_STREAM_OK:
+		return "closed";
+	case WN_STREAM_INTERNAL:
+		return "internal error";
+	case WN_STREAM_DENIED:
+		return "target not allowed";
+	case WN_STREAM_UNREACHABLE:
+		return "target unreachable";
+	case WN_STREAM_REFUSED:
+		return "target refused the connection";
+	case WN_STREAM_TARGET_RESET:
+		return "target reset the connection";
+	case WN_STREAM_TIMEOUT:
+		return "connecting to the target timed out";
+	case WN_STREAM_BAD_HEADER:
+		return "malformed stream header";
+	case WN_STREAM_ABORTED:
+		return "aborted by the peer";
+	case WN_STREAM_SESSION_LOST:
+		return "tunnel lost";
+	default:
+		return "unknown reason";
+	}
+}
+
+struct wn_stream *wn_tunnel_open_stream(struct wn_tunnel *t,
+                                        const struct wn_endpoint *target,
+                                        const struct wn_stream_handler *h)
+{
+	return t->ops->open_stream(t, target, h);
+}
+
+ssize_t wn_stream_write(struct wn_stream *s, const uint8_t *data, size_t len)
+{
+	return s->ops->write(s, data, len);
+}
+
+ssize_t wn_stream_reserve(struct wn_stream *s, uint8_t **ptr)
+{
+	return s->ops->reserve(s, ptr);
+}
+
+int wn_stream_commit(struct wn_stream *s, size_t n)
+{
+	return s->ops->commit(s, n);
+}
+
+void wn_stream_consumed(struct wn_stream *s, size_t n)
+{
+	s->ops->consumed(s, n);
+}
+
+int wn_stream_shutdown(struct wn_stream *s)
+{
+	return s->ops->shutdown(s);
+}
+
+void wn_stream_reset(struct wn_stream *s, int err)
+{
+	s->ops->reset(s, err);
+}
+
+void wn_stream_release(struct wn_stream *s)
+{
+	s->ops->release(s);
+}
+
+uint64_t wn_stream_id(const struct wn_stream *s)
+{
+	return s->id;
+}

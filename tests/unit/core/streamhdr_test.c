@@ -1,0 +1,111 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/streamhdr.h"
+#include "util/err.h"
+
+static struct wn_endpoint ep(const char *s)
+{
+	struct wn_endpoint e;
+	const char *why;
+	assert_int_equal(wn_endpoint_parse(s, WN_SCHEME_TCP | WN_SCHEME_UNIX,
+	                                   WN_SCHEME_TCP, 0, &e, &why),
+	                 0);
+	return e;
+}
+
+static void round_trip(const char *s, const uint8_t *expect, size_t elen)
+{
+	struct wn_endpoint in = ep(s), out;
+	uint8_t buf[WN_STREAMHDR_MAX + 8];
+	int n = wn_streamhdr_encode(&in, buf, sizeof(buf));
+	assert_int_equal(n, (int)elen);
+	assert_memory_equal(buf, expect, elen);
+	/* Every proper prefix is "incomplete", never an error. */
+	int dflt;
+	for (size_t i = 0; i < elen; i++)
+		assert_int_equal(wn_streamhdr_decode(buf, i, &out, &dflt),
+		                 WN_EAGAIN);
+	/* Trailing stream data is not part of the header. */
+	buf[n] = 0xAA;
+	assert_int_equal(wn_streamhdr_decode(buf, elen + 1, &out, &dflt),
+	                 (int)elen);
+	assert_int_equal(dflt, 0);
+	char a[160], b[160];
+	assert_string_equal(wn_endpoint_format(&in, a, sizeof(a)),
+	                    wn_endpoint_format(&out, b, sizeof(b)));
+}
+
+static void test_each_type_on_the_wire(void **state)
+{
+	(void)state;
+	const uint8_t v4[] = {1, 2, 10, 0, 0, 5, 0, 22};
+	round_trip("10.0.0.5:22", v4, sizeof(v4));
+	const uint8_t v6[] = {1, 3, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0,    0,
+	                      0, 0, 0,    0,    0,    0,    0, 1, 0x01, 0xbb};
+	round_trip("[2001:db8::1]:443", v6, sizeof(v6));
+	const uint8_t name[] = {1,   1,   11,  'e', 'x', 'a', 'm',  'p',
+	                        'l', 'e', '.', 'o', 'r', 'g', 0x1f, 0x90};
+	round_trip("example.org:8080", name, sizeof(name));
+	const uint8_t unixp[] = {1, 4, 6, '/', 'r', 'u', 'n', '/', 'x'};
+	round_trip("unix:/run/x", unixp, sizeof(unixp));
+}
+
+static void test_default_target(void **state)
+{
+	(void)state;
+	uint8_t buf[4];
+	assert_int_equal(wn_streamhdr_encode(NULL, buf, sizeof(buf)), 2);
+	struct wn_endpoint out;
+	int dflt = 0;
+	assert_int_equal(wn_streamhdr_decode(buf, 2, &out, &dflt), 2);
+	assert_int_equal(dflt, 1);
+}
+
+static void test_malformed_headers(void **state)
+{
+	(void)state;
+	struct wn_endpoint out;
+	int dflt;
+	const uint8_t bad_version[] = {2, 2, 1, 2, 3, 4, 0, 1};
+	const uint8_t bad_type[] = {1, 9};
+	const uint8_t port0[] = {1, 2, 1, 2, 3, 4, 0, 0};
+	const uint8_t badname[] = {1, 1, 3, 'a', '_', 'b', 0, 1};
+	const uint8_t emptyname[] = {1, 1, 0, 0, 1};
+	const uint8_t nulpath[] = {1, 4, 2, '/', 0};
+	const uint8_t emptypath[] = {1, 4, 0};
+	const struct {
+		const uint8_t *p;
+		size_t n;
+	} cases[] = {
+	    {bad_version, sizeof(bad_version)},
+	    {bad_type, sizeof(bad_type)},
+	    {port0, sizeof(port0)},
+	    {badname, sizeof(badname)},
+	    {emptyname, sizeof(emptyname)},
+	    {nulpath, sizeof(nulpath)},
+	    {emptypath, sizeof(emptypath)},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_int_equal(
+		    wn_streamhdr_decode(cases[i].p, cases[i].n, &out, &dflt),
+		    WN_EPROTO);
+	uint8_t small[3];
+	struct wn_endpoint in = ep("10.0.0.5:22");
+	assert_int_equal(wn_streamhdr_encode(&in, small, sizeof(small)),
+	                 WN_ENOSPC);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_each_type_on_the_wire),
+	    cmocka_unit_test(test_default_target),
+	    cmocka_unit_test(test_malformed_headers),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
