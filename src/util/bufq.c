@@ -229,6 +229,26 @@ int wn_bufq_peek_iov(const struct wn_bufq *q, struct iovec *iov, int max_iov)
 	return n;
 }
 
+int wn_bufq_peek_iov_at(const struct wn_bufq *q, size_t skip, struct iovec *iov,
+                        int max_iov)
+{
+	const struct wn_bufq_chunk *c;
+	int n = 0;
+
+	for (c = q->head; c && n < max_iov; c = c->next) {
+		size_t have = c->end - c->off;
+		if (skip >= have) {
+			skip -= have;
+			continue;
+		}
+		iov[n].iov_base = (void *)(c->data + c->off + skip);
+		iov[n].iov_len = have - skip;
+		skip = 0;
+		n++;
+	}
+	return n;
+}
+
 size_t wn_bufq_peek(const struct wn_bufq *q, void *dst, size_t n)
 {
 	const struct wn_bufq_chunk *c;

@@ -92,6 +92,12 @@ int wn_bufq_commit(struct wn_bufq *q, size_t n);
  * is small. The iovecs are valid until the queue next changes. */
 int wn_bufq_peek_iov(const struct wn_bufq *q, struct iovec *iov, int max_iov);
 
+/* Like wn_bufq_peek_iov, but describes the data after the first `skip`
+ * queued bytes (for senders that keep sent data until it is acknowledged).
+ * Walks the chunks before `skip`: O(chunks). */
+int wn_bufq_peek_iov_at(const struct wn_bufq *q, size_t skip, struct iovec *iov,
+                        int max_iov);
+
 /* Copy up to n bytes from the head into dst without consuming them. Returns
  * the number of bytes copied, min(n, len). */
 size_t wn_bufq_peek(const struct wn_bufq *q, void *dst, size_t n);

@@ -353,6 +353,34 @@ static void model_random(void **state)
 	run_model(1, 9, 0x77u, 5000);         /* one-byte chunks */
 }
 
+static void peek_iov_at_skips(void **state)
+{
+	(void)state;
+	struct wn_bufq q;
+	uint8_t data[100], got[100];
+	for (int i = 0; i < 100; i++)
+		data[i] = (uint8_t)i;
+	assert_int_equal(wn_bufq_init(&q, 16, 1000), 0);
+	assert_int_equal(wn_bufq_write(&q, data, 100), 100);
+	for (size_t skip = 0; skip <= 100; skip++) {
+		struct iovec iov[16];
+		int n = wn_bufq_peek_iov_at(&q, skip, iov, 16);
+		size_t off = 0;
+		for (int i = 0; i < n; i++) {
+			memcpy(got + off, iov[i].iov_base, iov[i].iov_len);
+			off += iov[i].iov_len;
+		}
+		assert_int_equal(off, 100 - skip);
+		assert_memory_equal(got, data + skip, 100 - skip);
+	}
+	/* After a partial consume the offset counts from the new head. */
+	assert_int_equal(wn_bufq_consume(&q, 10), 0);
+	struct iovec iov[16];
+	assert_int_equal(wn_bufq_peek_iov_at(&q, 5, iov, 1), 1);
+	assert_int_equal(((uint8_t *)iov[0].iov_base)[0], 15);
+	wn_bufq_free(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +391,7 @@ int main(void)
 	    cmocka_unit_test(nomem_leaves_queue_unchanged),
 	    cmocka_unit_test(spares_bounded_and_shrink),
 	    cmocka_unit_test(model_random),
+	    cmocka_unit_test(peek_iov_at_skips),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,546 @@
+/* The QUIC endpoints: a client that keeps one verified connection to its
+ * server up (reconnecting with backoff, holding new streams while down), and
+ * a server that routes packets to connections by connection ID and accepts
+ * new ones. One connection's machinery is in quic_conn.c. */
+#include <arpa/inet.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/quic_int.h"
+#include "util/err.h"
+
+#define BACKOFF_MIN_MS 200
+#define BACKOFF_MAX_MS 5000
+#define SERVER_MAX_CONNS 4096
+
+void wn_quic_opts_default(struct wn_quic_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->idle_timeout_ms = 15000;
+	o->keepalive_ms = 5000;
+	o->handshake_timeout_ms = 10000;
+	o->stream_send_limit = 4u << 20;
+	o->stream_window = 1u << 20;
+	o->stream_window_max = 16u << 20;
+	o->conn_window_max = 64u << 20;
+	o->max_streams = 1024;
+}
+
+static int ep_init(struct qep *ep, const struct wn_quic_opts *o, int server)
+{
+	memset(ep, 0, sizeof(*ep));
+	ep->o = *o;
+	ep->is_server = server;
+	qlist_init(&ep->conns);
+	ep->rl_drop = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 5);
+	ep->rl_err = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 10);
+	if (sodium_init() < 0)
+		return WN_EINTERNAL;
+	randombytes_buf(ep->reset_secret, sizeof(ep->reset_secret));
+	ep->txcap = QUIC_GSO_MAX * 1500;
+	ep->txbuf = malloc(ep->txcap);
+	if (!ep->txbuf)
+		return WN_ENOMEM;
+	if (wn_tls_creds_init(&ep->creds, o->id, wn_quic_verify_peer) != 0) {
+		free(ep->txbuf);
+		return WN_EINTERNAL;
+	}
+	if (server && wn_cidmap_init(&ep->cids) != 0) {
+		wn_tls_creds_free(&ep->creds);
+		free(ep->txbuf);
+		return WN_ENOMEM;
+	}
+	return 0;
+}
+
+static void ep_free(struct qep *ep)
+{
+	wn_tls_creds_free(&ep->creds);
+	if (ep->is_server)
+		wn_cidmap_free(&ep->cids);
+	free(ep->clients);
+	free(ep->txbuf);
+}
+
+static void ep_kill_all(struct qep *ep, const char *why)
+{
+	while (!qlist_empty(&ep->conns)) {
+		struct qconn *qc =
+		    qlist_entry(ep->conns.next, struct qconn, link);
+		qconn_close(qc, why);
+	}
+}
+
+/* ---- client ---------------------------------------------------------- */
+
+struct wn_quic_client {
+	struct qep ep; /* first */
+	struct wn_tunnel tunnel;
+	struct wn_quic_client_events ev;
+	struct wn_carrier *carrier;
+	struct sockaddr_storage server;
+	socklen_t server_len;
+	struct qconn *qc;     /* current connection, NULL between tries */
+	struct qlist pending; /* streams waiting for a connection */
+	struct wn_timer retry;
+	uint32_t backoff_ms;
+	int closing;
+	int up;
+	struct wn_deferred free_node;
+};
+
+static struct wn_quic_client *CL(struct qep *ep)
+{
+	return (struct wn_quic_client *)ep;
+}
+
+/* Moves pending streams onto the connection while it has stream credit;
+ * fails those that waited longer than the idle timeout. */
+static void client_attach_pending(struct wn_quic_client *c)
+{
+	uint64_t now = wn_loop_now_ms(c->ep.o.loop);
+	struct qlist *l = c->pending.next;
+	while (l != &c->pending) {
+		struct qstream *qs = qlist_entry(l, struct qstream, link);
+		l = l->next;
+		if (c->qc && c->qc->state == QC_UP) {
+			int rc = qstream_attach(c->qc, qs);
+			if (rc == 0)
+				continue;
+			if (rc != WN_EAGAIN) {
+				qstream_fail(qs, WN_STREAM_INTERNAL);
+				continue;
+			}
+		}
+		if (now - qs->opened_ms > c->ep.o.idle_timeout_ms)
+			qstream_fail(qs, WN_STREAM_SESSION_LOST);
+	}
+}
+
+static void client_connect(struct wn_quic_client *c)
+{
+	if (c->closing || c->qc)
+		return;
+	c->qc = qconn_new_client(&c->ep, c->carrier,
+	                         (struct sockaddr *)&c->server, c->server_len);
+	if (!c->qc) {
+		wn_timer_start(&c->retry, c->backoff_ms, 0);
+		return;
+	}
+	WN_LOG(c->ep.o.log, WN_LOG_DEBUG, "sess", "connecting (attempt %llu)",
+	       (unsigned long long)c->qc->id);
+}
+
+static void on_retry(struct wn_timer *t)
+{
+	struct wn_quic_client *c =
+	    (struct wn_quic_client *)((char *)t -
+	                              offsetof(struct wn_quic_client, retry));
+	client_attach_pending(c); /* time out streams waiting too long */
+	client_connect(c);
+}
+
+static void client_conn_up(struct qep *ep, struct qconn *qc)
+{
+	struct wn_quic_client *c = CL(ep);
+	(void)qc;
+	c->up = 1;
+	c->backoff_ms = BACKOFF_MIN_MS;
+	char key[WN_KEY_B64_LEN + 1];
+	wn_key_encode(qc->peer_key, key);
+	wn_log_event(ep->o.log, WN_LOG_INFO, "sess", '+', qc->tunnel.peer_id, 1,
+	             "connected to server");
+	client_attach_pending(c);
+	if (c->ev.on_up)
+		c->ev.on_up(c->ev.ctx);
+}
+
+static void client_streams_available(struct qep *ep, struct qconn *qc)
+{
+	(void)qc;
+	client_attach_pending(CL(ep));
+}
+
+static void client_conn_dead(struct qep *ep, struct qconn *qc)
+{
+	struct wn_quic_client *c = CL(ep);
+	if (c->qc != qc)
+		return;
+	c->qc = NULL;
+	const char *why = qc->why[0] ? qc->why : "connection lost";
+	if (c->up) {
+		wn_log_event(ep->o.log, WN_LOG_WARN, "sess", '-',
+		             qc->tunnel.peer_id[0] ? qc->tunnel.peer_id
+		                                   : "server",
+		             0, why);
+	} else if (!c->closing) {
+		WN_LOG_RL(ep->o.log, &ep->rl_err, wn_loop_now_ms(ep->o.loop),
+		          WN_LOG_WARN, "sess", "cannot connect: %s", why);
+	}
+	c->up = 0;
+	if (c->ev.on_down && !c->closing)
+		c->ev.on_down(c->ev.ctx, why);
+	if (c->closing)
+		return;
+	wn_timer_start(&c->retry, c->backoff_ms, 0);
+	c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+	                                                   : c->backoff_ms * 2;
+}
+
+static struct wn_stream *client_open_stream(struct wn_tunnel *t,
+                                            const struct wn_endpoint *target,
+                                            const struct wn_stream_handler *h)
+{
+	struct wn_quic_client *c =
+	    (struct wn_quic_client *)((char *)t -
+	                              offsetof(struct wn_quic_client, tunnel));
+	if (c->closing)
+		return NULL;
+	struct qstream *qs = qstream_new(&c->ep, target, h);
+	if (!qs)
+		return NULL;
+	if (c->qc && c->qc->state == QC_UP && qlist_empty(&c->pending) &&
+	    qstream_attach(c->qc, qs) == 0)
+		return &qs->base;
+	qlist_add_tail(&c->pending, &qs->link);
+	return &qs->base;
+}
+
+static const struct wn_tunnel_ops client_tunnel_ops = {
+    .open_stream = client_open_stream,
+};
+
+static void client_recv(void *ctx, struct wn_carrier *carrier,
+                        const struct sockaddr *from, socklen_t fromlen,
+                        uint8_t *pkt, size_t len)
+{
+	struct wn_quic_client *c = ctx;
+	(void)carrier;
+	if (!c->qc) {
+		c->ep.stats.pkts_dropped++;
+		return;
+	}
+	qconn_read(c->qc, from, fromlen, pkt, len);
+}
+
+static void noop_recv_done(void *ctx, struct wn_carrier *carrier)
+{
+	(void)ctx;
+	(void)carrier;
+}
+
+static void client_writable(void *ctx, struct wn_carrier *carrier)
+{
+	struct wn_quic_client *c = ctx;
+	(void)carrier;
+	if (c->qc) {
+		c->qc->carrier_blocked = 0;
+		qconn_schedule(c->qc);
+	}
+}
+
+static void noop_carrier_state(void *ctx, struct wn_carrier *carrier,
+                               const struct sockaddr *peer, int up, int err)
+{
+	(void)ctx;
+	(void)carrier;
+	(void)peer;
+	(void)up;
+	(void)err;
+}
+
+int wn_quic_client_new(const struct wn_quic_opts *o,
+                       const uint8_t server_key[WN_KEY_LEN],
+                       const struct wn_quic_client_events *ev,
+                       struct wn_quic_client **out)
+{
+	struct wn_quic_client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return WN_ENOMEM;
+	int rc = ep_init(&c->ep, o, 0);
+	if (rc != 0) {
+		free(c);
+		return rc;
+	}
+	memcpy(c->ep.server_key, server_key, WN_KEY_LEN);
+	c->ep.conn_up = client_conn_up;
+	c->ep.conn_dead = client_conn_dead;
+	c->ep.streams_available = client_streams_available;
+	c->tunnel.ops = &client_tunnel_ops;
+	snprintf(c->tunnel.peer_id, sizeof(c->tunnel.peer_id), "server");
+	if (ev)
+		c->ev = *ev;
+	qlist_init(&c->pending);
+	c->backoff_ms = BACKOFF_MIN_MS;
+	rc = wn_timer_init(o->loop, &c->retry, on_retry);
+	if (rc != 0) {
+		ep_free(&c->ep);
+		free(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
+
+struct wn_carrier_handler wn_quic_client_handler(struct wn_quic_client *c)
+{
+	struct wn_carrier_handler h = {
+	    .ctx = c,
+	    .recv = client_recv,
+	    .recv_done = noop_recv_done,
+	    .writable = client_writable,
+	    .state = noop_carrier_state,
+	};
+	return h;
+}
+
+int wn_quic_client_start(struct wn_quic_client *c, struct wn_carrier *carrier,
+                         const struct sockaddr *server, socklen_t len)
+{
+	if (len > sizeof(c->server))
+		return WN_EINVAL;
+	c->carrier = carrier;
+	memcpy(&c->server, server, len);
+	c->server_len = len;
+	client_connect(c);
+	return 0;
+}
+
+struct wn_tunnel *wn_quic_client_tunnel(struct wn_quic_client *c)
+{
+	return &c->tunnel;
+}
+
+int wn_quic_client_is_up(const struct wn_quic_client *c)
+{
+	return c->up;
+}
+
+const struct wn_quic_stats *wn_quic_client_stats(const struct wn_quic_client *c)
+{
+	return &c->ep.stats;
+}
+
+static void client_retry_closed(struct wn_timer *t)
+{
+	struct wn_quic_client *c =
+	    (struct wn_quic_client *)((char *)t -
+	                              offsetof(struct wn_quic_client, retry));
+	ep_free(&c->ep);
+	free(c);
+}
+
+/* Connections free themselves (and their TLS sessions, which need the
+ * endpoint's credentials) from their timers' close callbacks, whose
+ * uv_close happens in their deferred work. This deferred function runs after
+ * those, so the endpoint's own timer closes, and frees it, last. */
+static void client_free(struct wn_deferred *node)
+{
+	struct wn_quic_client *c =
+	    (struct wn_quic_client *)((char *)node -
+	                              offsetof(struct wn_quic_client,
+	                                       free_node));
+	wn_timer_close(&c->retry, client_retry_closed);
+}
+
+void wn_quic_client_close(struct wn_quic_client *c)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	while (!qlist_empty(&c->pending)) {
+		struct qstream *qs =
+		    qlist_entry(c->pending.next, struct qstream, link);
+		qstream_fail(qs, WN_STREAM_SESSION_LOST);
+	}
+	ep_kill_all(&c->ep, "client shutting down");
+	wn_loop_defer(c->ep.o.loop, &c->free_node, client_free);
+}
+
+/* ---- server ---------------------------------------------------------- */
+
+struct wn_quic_server {
+	struct qep ep; /* first */
+	size_t live;
+	struct wn_deferred free_node;
+	struct wn_timer closer; /* orders the final free after connections' */
+	int closing;
+};
+
+static struct wn_quic_server *SV(struct qep *ep)
+{
+	return (struct wn_quic_server *)ep;
+}
+
+static void server_conn_up(struct qep *ep, struct qconn *qc)
+{
+	struct wn_quic_server *s = SV(ep);
+	s->live++;
+	wn_log_event(ep->o.log, WN_LOG_INFO, "sess", '+', qc->tunnel.peer_id,
+	             (long)s->live, "client connected");
+}
+
+static void server_conn_dead(struct qep *ep, struct qconn *qc)
+{
+	struct wn_quic_server *s = SV(ep);
+	if (qc->peer_ok && qc->tunnel.peer_id[0]) {
+		s->live--;
+		wn_log_event(ep->o.log, WN_LOG_INFO, "sess", '-',
+		             qc->tunnel.peer_id, (long)s->live,
+		             qc->why[0] ? qc->why : "closed");
+	} else if (qc->why[0] && !s->closing) {
+		char addr[64] = "?";
+		struct sockaddr *sa = (struct sockaddr *)&qc->remote;
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET,
+			          &((struct sockaddr_in *)sa)->sin_addr, addr,
+			          sizeof(addr));
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6,
+			          &((struct sockaddr_in6 *)sa)->sin6_addr, addr,
+			          sizeof(addr));
+		WN_LOG_RL(ep->o.log, &ep->rl_err, wn_loop_now_ms(ep->o.loop),
+		          WN_LOG_WARN, "sess", "refused %s: %s", addr, qc->why);
+	}
+}
+
+static void server_recv(void *ctx, struct wn_carrier *carrier,
+                        const struct sockaddr *from, socklen_t fromlen,
+                        uint8_t *pkt, size_t len)
+{
+	struct wn_quic_server *s = ctx;
+	struct qep *ep = &s->ep;
+	if (s->closing)
+		return;
+	ngtcp2_version_cid vc;
+	int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, QUIC_SCID_LEN);
+	if (rv != 0) {
+		/* Not QUIC, or a version we do not speak: no answer at all
+		 * (no version negotiation), so a probe learns nothing. */
+		ep->stats.pkts_dropped++;
+		return;
+	}
+	struct qconn *qc = wn_cidmap_get(&ep->cids, vc.dcid, vc.dcidlen);
+	if (!qc) {
+		ngtcp2_pkt_hd hd;
+		if (!(pkt[0] & 0x80) || ngtcp2_accept(&hd, pkt, len) != 0 ||
+		    hd.type != NGTCP2_PKT_INITIAL) {
+			ep->stats.pkts_dropped++;
+			return;
+		}
+		if (ep->stats.conns_opened - ep->stats.conns_closed >=
+		    SERVER_MAX_CONNS) {
+			ep->stats.pkts_dropped++;
+			WN_LOG_RL(ep->o.log, &ep->rl_drop,
+			          wn_loop_now_ms(ep->o.loop), WN_LOG_WARN,
+			          "sess", "connection limit reached");
+			return;
+		}
+		qc = qconn_new_server(ep, carrier, from, fromlen, &hd);
+		if (!qc) {
+			ep->stats.pkts_dropped++;
+			return;
+		}
+	}
+	qconn_read(qc, from, fromlen, pkt, len);
+}
+
+static void server_writable(void *ctx, struct wn_carrier *carrier)
+{
+	struct wn_quic_server *s = ctx;
+	for (struct qlist *l = s->ep.conns.next; l != &s->ep.conns;
+	     l = l->next) {
+		struct qconn *qc = qlist_entry(l, struct qconn, link);
+		if (qc->carrier == carrier && qc->carrier_blocked) {
+			qc->carrier_blocked = 0;
+			qconn_schedule(qc);
+		}
+	}
+}
+
+struct wn_carrier_handler wn_quic_server_handler(struct wn_quic_server *s)
+{
+	struct wn_carrier_handler h = {
+	    .ctx = s,
+	    .recv = server_recv,
+	    .recv_done = noop_recv_done,
+	    .writable = server_writable,
+	    .state = noop_carrier_state,
+	};
+	return h;
+}
+
+int wn_quic_server_new(const struct wn_quic_opts *o,
+                       const uint8_t (*clients)[WN_KEY_LEN], size_t n,
+                       const struct wn_accept_handler *ah,
+                       struct wn_quic_server **out)
+{
+	struct wn_quic_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return WN_ENOMEM;
+	int rc = ep_init(&s->ep, o, 1);
+	if (rc != 0) {
+		free(s);
+		return rc;
+	}
+	s->ep.clients = malloc(n ? n * WN_KEY_LEN : 1);
+	if (!s->ep.clients) {
+		ep_free(&s->ep);
+		free(s);
+		return WN_ENOMEM;
+	}
+	memcpy(s->ep.clients, clients, n * WN_KEY_LEN);
+	s->ep.nclients = n;
+	s->ep.ah = *ah;
+	s->ep.conn_up = server_conn_up;
+	s->ep.conn_dead = server_conn_dead;
+	rc = wn_timer_init(o->loop, &s->closer, NULL);
+	if (rc != 0) {
+		ep_free(&s->ep);
+		free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+size_t wn_quic_server_sessions(const struct wn_quic_server *s)
+{
+	return s->live;
+}
+
+const struct wn_quic_stats *wn_quic_server_stats(const struct wn_quic_server *s)
+{
+	return &s->ep.stats;
+}
+
+static void server_closed(struct wn_timer *t)
+{
+	struct wn_quic_server *s =
+	    (struct wn_quic_server *)((char *)t -
+	                              offsetof(struct wn_quic_server, closer));
+	ep_free(&s->ep);
+	free(s);
+}
+
+/* As for the client: the connections' timers close (and free their TLS
+ * sessions) before this timer's close callback frees the credentials. */
+static void server_free(struct wn_deferred *node)
+{
+	struct wn_quic_server *s =
+	    (struct wn_quic_server *)((char *)node -
+	                              offsetof(struct wn_quic_server,
+	                                       free_node));
+	wn_timer_close(&s->closer, server_closed);
+}
+
+void wn_quic_server_close(struct wn_quic_server *s)
+{
+	if (s->closing)
+		return;
+	s->closing = 1;
+	ep_kill_all(&s->ep, "server shutting down");
+	wn_loop_defer(s->ep.o.loop, &s->free_node, server_free);
+}

@@ -1,0 +1,1094 @@
+/* One QUIC connection and its streams: the ngtcp2 callbacks, the stream
+ * operations behind the tunnel API, and the write loop that turns ready
+ * streams into GSO-shaped packet batches for the carrier. */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/quic_int.h"
+#include "util/err.h"
+
+#define MS NGTCP2_MILLISECONDS
+
+ngtcp2_tstamp qnow(void)
+{
+	return wn_mono_ns();
+}
+
+static void hex8(const uint8_t *k, char out[17])
+{
+	static const char d[] = "0123456789abcdef";
+	for (int i = 0; i < 8; i++) {
+		out[2 * i] = d[k[i] >> 4];
+		out[2 * i + 1] = d[k[i] & 15];
+	}
+	out[16] = '\0';
+}
+
+/* ---- streams: bookkeeping -------------------------------------------- */
+
+static void stream_deferred(struct wn_deferred *node)
+{
+	struct qstream *qs =
+	    (struct qstream *)((char *)node - offsetof(struct qstream, dnode));
+	if (!qs->released && qs->base.h.on_closed)
+		qs->base.h.on_closed(qs->base.h.ctx, &qs->base, qs->close_err);
+	wn_bufq_free(&qs->sendq);
+	free(qs);
+}
+
+/* Ends a stream for good: unlinks it and reports on_closed(err) from the
+ * loop, never from inside the caller. After this the stream touches no
+ * connection. */
+static void stream_finish(struct qstream *qs, int err)
+{
+	if (qs->closed)
+		return;
+	qs->closed = 1;
+	qs->close_err = err;
+	if (qlist_linked(&qs->rlink))
+		qlist_del(&qs->rlink);
+	if (qlist_linked(&qs->link))
+		qlist_del(&qs->link);
+	if (qs->qc && qs->sid >= 0 && qs->qc->conn)
+		ngtcp2_conn_set_stream_user_data(qs->qc->conn, qs->sid, NULL);
+	qs->qc = NULL;
+	qs->ep->stats.streams_closed++;
+	wn_loop_defer(qs->ep->o.loop, &qs->dnode, stream_deferred);
+}
+
+void qstream_fail(struct qstream *qs, int err)
+{
+	stream_finish(qs, err);
+}
+
+static int stream_has_output(const struct qstream *qs)
+{
+	return wn_bufq_len(&qs->sendq) > qs->sent ||
+	       (qs->fin_wanted && !qs->fin_sent);
+}
+
+static void stream_mark_ready(struct qstream *qs)
+{
+	if (qs->closed || !qs->qc || qs->sid < 0)
+		return;
+	if (!qlist_linked(&qs->rlink) && stream_has_output(qs))
+		qlist_add_tail(&qs->qc->ready, &qs->rlink);
+	qconn_schedule(qs->qc);
+}
+
+/* ---- streams: the tunnel API ------------------------------------------ */
+
+static struct qstream *QS(struct wn_stream *s)
+{
+	return (struct qstream *)s;
+}
+
+static ssize_t qs_write(struct wn_stream *s, const uint8_t *data, size_t len)
+{
+	struct qstream *qs = QS(s);
+	if (qs->closed || qs->fin_wanted)
+		return WN_ECLOSED;
+	ssize_t n = wn_bufq_write(&qs->sendq, data, len);
+	if (n == WN_EAGAIN)
+		n = 0;
+	if (n < 0)
+		return n;
+	if ((size_t)n < len)
+		qs->want_writable = 1;
+	if (n > 0)
+		stream_mark_ready(qs);
+	return n;
+}
+
+static ssize_t qs_reserve(struct wn_stream *s, uint8_t **ptr)
+{
+	struct qstream *qs = QS(s);
+	if (qs->closed || qs->fin_wanted)
+		return WN_ECLOSED;
+	ssize_t n = wn_bufq_reserve(&qs->sendq, ptr);
+	if (n == WN_EAGAIN || n == 0) {
+		qs->want_writable = 1;
+		return 0;
+	}
+	return n;
+}
+
+static int qs_commit(struct wn_stream *s, size_t n)
+{
+	struct qstream *qs = QS(s);
+	if (qs->closed)
+		return WN_ECLOSED;
+	int rc = wn_bufq_commit(&qs->sendq, n);
+	if (rc == 0 && n > 0)
+		stream_mark_ready(qs);
+	return rc;
+}
+
+static void qs_consumed(struct wn_stream *s, size_t n)
+{
+	struct qstream *qs = QS(s);
+	if (qs->closed || !qs->qc || qs->sid < 0 || n == 0)
+		return;
+	ngtcp2_conn_extend_max_stream_offset(qs->qc->conn, qs->sid, n);
+	ngtcp2_conn_extend_max_offset(qs->qc->conn, n);
+	qconn_schedule(qs->qc);
+}
+
+static int qs_shutdown(struct wn_stream *s)
+{
+	struct qstream *qs = QS(s);
+	if (qs->closed)
+		return WN_ECLOSED;
+	qs->fin_wanted = 1;
+	stream_mark_ready(qs);
+	return 0;
+}
+
+static void qs_reset(struct wn_stream *s, int err)
+{
+	struct qstream *qs = QS(s);
+	if (qs->closed)
+		return;
+	if (!qs->qc || qs->sid < 0) {
+		stream_finish(qs, err);
+		return;
+	}
+	/* stream_close follows once ngtcp2 has sent RESET_STREAM and
+	 * STOP_SENDING; it reports err. */
+	qs->close_err = err;
+	ngtcp2_conn_shutdown_stream(qs->qc->conn, qs->sid, (uint64_t)err);
+	qconn_schedule(qs->qc);
+}
+
+static void qs_release(struct wn_stream *s)
+{
+	struct qstream *qs = QS(s);
+	qs->released = 1;
+	memset(&qs->base.h, 0, sizeof(qs->base.h));
+	if (qs->closed)
+		return;
+	if (!qs->fin_wanted) {
+		qs_reset(s, WN_STREAM_ABORTED);
+	} else if (!qs->eof && qs->qc && qs->sid >= 0) {
+		/* Our side finishes with its FIN; nobody reads theirs. */
+		ngtcp2_conn_shutdown_stream_read(qs->qc->conn, qs->sid,
+		                                 WN_STREAM_ABORTED);
+		qconn_schedule(qs->qc);
+	}
+}
+
+static const struct wn_stream_ops qstream_ops = {
+    .write = qs_write,
+    .reserve = qs_reserve,
+    .commit = qs_commit,
+    .consumed = qs_consumed,
+    .shutdown = qs_shutdown,
+    .reset = qs_reset,
+    .release = qs_release,
+};
+
+struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
+                            const struct wn_stream_handler *h)
+{
+	struct qstream *qs = calloc(1, sizeof(*qs));
+	if (!qs)
+		return NULL;
+	qs->ep = ep;
+	qs->base.ops = &qstream_ops;
+	if (h)
+		qs->base.h = *h;
+	qs->base.id = ++ep->stream_seq;
+	qs->sid = -1;
+	if (wn_bufq_init(&qs->sendq, WN_BUFQ_CHUNK_DEFAULT,
+	                 ep->o.stream_send_limit) != 0) {
+		free(qs);
+		return NULL;
+	}
+	if (target) {
+		uint8_t hdr[WN_STREAMHDR_MAX];
+		int n = wn_streamhdr_encode(target, hdr, sizeof(hdr));
+		if (n < 0 || wn_bufq_write(&qs->sendq, hdr, (size_t)n) != n) {
+			wn_bufq_free(&qs->sendq);
+			free(qs);
+			return NULL;
+		}
+	}
+	qs->hdr_done = 1; /* only server-side streams parse a header */
+	qs->opened_ms = wn_loop_now_ms(ep->o.loop);
+	ep->stats.streams_opened++;
+	return qs;
+}
+
+int qstream_attach(struct qconn *qc, struct qstream *qs)
+{
+	int64_t sid;
+	int rv = ngtcp2_conn_open_bidi_stream(qc->conn, &sid, qs);
+	if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
+		return WN_EAGAIN;
+	if (rv != 0)
+		return WN_EINTERNAL;
+	qs->sid = sid;
+	qs->qc = qc;
+	if (qlist_linked(&qs->link))
+		qlist_del(&qs->link);
+	qlist_add_tail(&qc->streams, &qs->link);
+	stream_mark_ready(qs);
+	return 0;
+}
+
+/* ---- ngtcp2 callbacks -------------------------------------------------- */
+
+static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
+{
+	(void)ctx;
+	randombytes_buf(dest, len);
+}
+
+static int cb_get_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
+                          size_t cidlen, void *user_data)
+{
+	(void)conn;
+	struct qconn *qc = user_data;
+	randombytes_buf(cid->data, cidlen);
+	cid->datalen = cidlen;
+	if (ngtcp2_crypto_generate_stateless_reset_token(
+	        token, qc->ep->reset_secret, sizeof(qc->ep->reset_secret),
+	        cid) != 0)
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	if (qc->ep->is_server &&
+	    wn_cidmap_add(&qc->ep->cids, cid->data, cid->datalen, qc) != 0)
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	return 0;
+}
+
+static int cb_remove_cid(ngtcp2_conn *conn, const ngtcp2_cid *cid,
+                         void *user_data)
+{
+	(void)conn;
+	struct qconn *qc = user_data;
+	if (qc->ep->is_server &&
+	    wn_cidmap_get(&qc->ep->cids, cid->data, cid->datalen) == qc)
+		wn_cidmap_del(&qc->ep->cids, cid->data, cid->datalen);
+	return 0;
+}
+
+static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
+{
+	(void)conn;
+	struct qconn *qc = user_data;
+	if (!qc->peer_ok)
+		return NGTCP2_ERR_CALLBACK_FAILURE;
+	qc->state = QC_UP;
+	char k[17];
+	hex8(qc->peer_key, k);
+	snprintf(qc->tunnel.peer_id, sizeof(qc->tunnel.peer_id), "%.8s", k);
+	qc->ep->conn_up(qc->ep, qc);
+	return 0;
+}
+
+/* Server side: the first bytes of a client stream are its header. Returns
+ * how many of data's bytes were header, or -1 after resetting the stream. */
+static ssize_t take_header(struct qconn *qc, struct qstream *qs,
+                           const uint8_t *data, size_t len)
+{
+	size_t want = sizeof(qs->hdr) - qs->hdrlen;
+	size_t n = len < want ? len : want;
+	memcpy(qs->hdr + qs->hdrlen, data, n);
+	struct wn_endpoint target;
+	int dflt = 0;
+	int hl = wn_streamhdr_decode(qs->hdr, qs->hdrlen + n, &target, &dflt);
+	if (hl == WN_EAGAIN && qs->hdrlen + n < sizeof(qs->hdr)) {
+		qs->hdrlen += n;
+		return (ssize_t)len;
+	}
+	if (hl < 0) {
+		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
+		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_INFO, "sock",
+		          "stream %llu from %s: malformed header",
+		          (unsigned long long)qs->base.id, qc->tunnel.peer_id);
+		qs_reset(&qs->base, WN_STREAM_BAD_HEADER);
+		return -1;
+	}
+	size_t used = (size_t)hl - qs->hdrlen; /* header bytes in data */
+	qs->hdr_done = 1;
+	/* Header bytes never reach the front end: credit them now. */
+	ngtcp2_conn_extend_max_stream_offset(qc->conn, qs->sid, (uint64_t)hl);
+	ngtcp2_conn_extend_max_offset(qc->conn, (uint64_t)hl);
+	qc->ep->ah.on_stream(qc->ep->ah.ctx, &qc->tunnel, &qs->base,
+	                     dflt ? NULL : &target);
+	if (qs->closed || qs->close_err)
+		return -1;
+	if (!qs->base.h.on_data) {
+		qs_reset(&qs->base, WN_STREAM_INTERNAL);
+		return -1;
+	}
+	return (ssize_t)used;
+}
+
+static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
+                               uint64_t offset, const uint8_t *data, size_t len,
+                               void *user_data, void *stream_user_data)
+{
+	(void)conn;
+	(void)offset;
+	struct qconn *qc = user_data;
+	struct qstream *qs = stream_user_data;
+	(void)sid;
+	if (!qs || qs->closed)
+		return 0;
+	if (!qs->hdr_done) {
+		ssize_t used = take_header(qc, qs, data, len);
+		if (used < 0)
+			return 0;
+		data += used;
+		len -= (size_t)used;
+		if (!qs->hdr_done)
+			return 0;
+	}
+	if (len > 0 && !qs->released && qs->base.h.on_data)
+		qs->base.h.on_data(qs->base.h.ctx, &qs->base, data, len);
+	else if (len > 0)
+		qs_consumed(&qs->base, len); /* nobody reads: discard */
+	if ((flags & NGTCP2_STREAM_DATA_FLAG_FIN) && !qs->closed) {
+		qs->eof = 1;
+		if (!qs->released && qs->base.h.on_eof)
+			qs->base.h.on_eof(qs->base.h.ctx, &qs->base);
+	}
+	return 0;
+}
+
+static int cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t sid,
+                                       uint64_t offset, uint64_t len,
+                                       void *user_data, void *stream_user_data)
+{
+	(void)conn;
+	(void)sid;
+	(void)offset;
+	(void)user_data;
+	struct qstream *qs = stream_user_data;
+	if (!qs || qs->closed)
+		return 0;
+	/* ngtcp2 reports acknowledged data contiguously from the start. */
+	wn_bufq_consume(&qs->sendq, (size_t)len);
+	qs->sent -= (size_t)len;
+	if (qs->want_writable && wn_bufq_space(&qs->sendq) > 0) {
+		qs->want_writable = 0;
+		if (!qs->released && qs->base.h.on_writable)
+			qs->base.h.on_writable(qs->base.h.ctx, &qs->base);
+	}
+	return 0;
+}
+
+static int cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *user_data)
+{
+	struct qconn *qc = user_data;
+	if (!qc->ep->is_server || !ngtcp2_is_bidi_stream(sid)) {
+		/* Clients take no streams; nobody uses uni streams yet. */
+		ngtcp2_conn_shutdown_stream(conn, sid, WN_STREAM_DENIED);
+		return 0;
+	}
+	struct qstream *qs = qstream_new(qc->ep, NULL, NULL);
+	if (!qs) {
+		ngtcp2_conn_shutdown_stream(conn, sid, WN_STREAM_INTERNAL);
+		return 0;
+	}
+	qs->sid = sid;
+	qs->qc = qc;
+	qs->hdr_done = 0;
+	qlist_add_tail(&qc->streams, &qs->link);
+	ngtcp2_conn_set_stream_user_data(conn, sid, qs);
+	return 0;
+}
+
+static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
+                           uint64_t app_error_code, void *user_data,
+                           void *stream_user_data)
+{
+	struct qconn *qc = user_data;
+	struct qstream *qs = stream_user_data;
+	if (qc->ep->is_server && !ngtcp2_conn_is_local_stream(conn, sid))
+		ngtcp2_conn_extend_max_streams_bidi(conn, 1);
+	if (!qs)
+		return 0;
+	int err = qs->close_err;
+	if (!err && (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET))
+		err = app_error_code <= 255 ? (int)app_error_code
+		                            : WN_STREAM_ABORTED;
+	stream_finish(qs, err);
+	return 0;
+}
+
+static int cb_stream_reset(ngtcp2_conn *conn, int64_t sid, uint64_t final,
+                           uint64_t app_error_code, void *user_data,
+                           void *stream_user_data)
+{
+	(void) final;
+	(void)user_data;
+	struct qstream *qs = stream_user_data;
+	if (!qs || qs->closed)
+		return 0;
+	/* The peer aborted its direction: abort ours too, so the stream
+	 * closes now and the front end hears why. */
+	if (!qs->close_err)
+		qs->close_err = app_error_code > 0 && app_error_code <= 255
+		                    ? (int)app_error_code
+		                    : WN_STREAM_ABORTED;
+	ngtcp2_conn_shutdown_stream(conn, sid, (uint64_t)qs->close_err);
+	return 0;
+}
+
+static int cb_stream_stop_sending(ngtcp2_conn *conn, int64_t sid,
+                                  uint64_t app_error_code, void *user_data,
+                                  void *stream_user_data)
+{
+	return cb_stream_reset(conn, sid, 0, app_error_code, user_data,
+	                       stream_user_data);
+}
+
+static int cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t sid,
+                                     uint64_t max_data, void *user_data,
+                                     void *stream_user_data)
+{
+	(void)conn;
+	(void)sid;
+	(void)max_data;
+	(void)user_data;
+	struct qstream *qs = stream_user_data;
+	if (qs && !qs->closed) {
+		qs->blocked_epoch = 0;
+		stream_mark_ready(qs);
+	}
+	return 0;
+}
+
+static int cb_extend_max_local_streams_bidi(ngtcp2_conn *conn,
+                                            uint64_t max_streams,
+                                            void *user_data)
+{
+	(void)conn;
+	(void)max_streams;
+	struct qconn *qc = user_data;
+	if (qc->state == QC_UP && qc->ep->streams_available)
+		qc->ep->streams_available(qc->ep, qc);
+	return 0;
+}
+
+static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
+                            const uint8_t *data, size_t len, void *user_data)
+{
+	/* Negotiated for the datagram front ends, which do not exist yet. */
+	(void)conn;
+	(void)flags;
+	(void)data;
+	(void)len;
+	(void)user_data;
+	return 0;
+}
+
+static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
+{
+	return ((struct qconn *)ref->user_data)->conn;
+}
+
+/* GnuTLS verify function shared by every session of the credentials: the
+ * session pointer leads back to the connection (via ngtcp2's conn_ref). */
+int wn_quic_verify_peer(gnutls_session_t s)
+{
+	ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
+	struct qconn *qc = ref->user_data;
+	struct qep *ep = qc->ep;
+	uint8_t key[WN_KEY_LEN];
+	char got[WN_KEY_B64_LEN + 1], want[WN_KEY_B64_LEN + 1];
+	if (wn_tls_peer_key(s, key) != 0) {
+		snprintf(qc->why, sizeof(qc->why),
+		         "peer presented no Ed25519 raw public key");
+		ep->stats.auth_failures++;
+		return GNUTLS_E_CERTIFICATE_ERROR;
+	}
+	wn_key_encode(key, got);
+	if (ep->is_server) {
+		for (size_t i = 0; i < ep->nclients; i++)
+			if (sodium_memcmp(ep->clients[i], key, WN_KEY_LEN) ==
+			    0) {
+				memcpy(qc->peer_key, key, WN_KEY_LEN);
+				qc->peer_ok = 1;
+				return 0;
+			}
+		snprintf(qc->why, sizeof(qc->why),
+		         "client key %s is not in allow-client", got);
+	} else {
+		if (sodium_memcmp(ep->server_key, key, WN_KEY_LEN) == 0) {
+			memcpy(qc->peer_key, key, WN_KEY_LEN);
+			qc->peer_ok = 1;
+			return 0;
+		}
+		wn_key_encode(ep->server_key, want);
+		snprintf(qc->why, sizeof(qc->why),
+		         "server key mismatch: expected %s, got %s", want, got);
+	}
+	ep->stats.auth_failures++;
+	return GNUTLS_E_CERTIFICATE_ERROR;
+}
+
+static void fill_callbacks(ngtcp2_callbacks *cb, int server)
+{
+	memset(cb, 0, sizeof(*cb));
+	if (server) {
+		cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+	} else {
+		cb->client_initial = ngtcp2_crypto_client_initial_cb;
+		cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+		cb->extend_max_local_streams_bidi =
+		    cb_extend_max_local_streams_bidi;
+	}
+	cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+	cb->encrypt = ngtcp2_crypto_encrypt_cb;
+	cb->decrypt = ngtcp2_crypto_decrypt_cb;
+	cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+	cb->update_key = ngtcp2_crypto_update_key_cb;
+	cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+	cb->delete_crypto_cipher_ctx =
+	    ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+	cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+	cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+	cb->rand = cb_rand;
+	cb->get_new_connection_id = cb_get_new_cid;
+	cb->remove_connection_id = cb_remove_cid;
+	cb->handshake_completed = cb_handshake_completed;
+	cb->recv_stream_data = cb_recv_stream_data;
+	cb->acked_stream_data_offset = cb_acked_stream_data_offset;
+	cb->stream_open = cb_stream_open;
+	cb->stream_close = cb_stream_close;
+	cb->stream_reset = cb_stream_reset;
+	cb->stream_stop_sending = cb_stream_stop_sending;
+	cb->extend_max_stream_data = cb_extend_max_stream_data;
+	cb->recv_datagram = cb_recv_datagram;
+}
+
+static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
+                          ngtcp2_transport_params *p)
+{
+	const struct wn_quic_opts *o = &ep->o;
+	ngtcp2_settings_default(s);
+	s->initial_ts = qnow();
+	s->cc_algo = NGTCP2_CC_ALGO_BBR;
+	s->max_window = o->conn_window_max;
+	s->max_stream_window = o->stream_window_max;
+	s->handshake_timeout = (uint64_t)o->handshake_timeout_ms * MS;
+	size_t maxpkt = wn_carrier_max_packet(qc->carrier);
+	s->max_tx_udp_payload_size = maxpkt;
+	if (!(qc->carrier->caps & WN_CARRIER_DATAGRAM)) {
+		/* Stream carriers have no path MTU to discover. */
+		s->no_pmtud = 1;
+		s->no_tx_udp_payload_size_shaping = 1;
+	}
+	ngtcp2_transport_params_default(p);
+	p->initial_max_stream_data_bidi_local = o->stream_window;
+	p->initial_max_stream_data_bidi_remote = o->stream_window;
+	p->initial_max_stream_data_uni = 0;
+	p->initial_max_data = o->stream_window * 4;
+	p->initial_max_streams_bidi = ep->is_server ? o->max_streams : 0;
+	p->initial_max_streams_uni = 0;
+	p->max_idle_timeout = (uint64_t)o->idle_timeout_ms * MS;
+	p->active_connection_id_limit = 4;
+	p->max_datagram_frame_size = 65535;
+}
+
+static void on_timer(struct wn_timer *t);
+
+static int conn_setup_tls(struct qconn *qc)
+{
+	struct qep *ep = qc->ep;
+	unsigned flags = (ep->is_server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
+	                 GNUTLS_ENABLE_RAWPK | GNUTLS_NO_END_OF_EARLY_DATA;
+	if (gnutls_init(&qc->tls, flags) < 0)
+		return WN_EINTERNAL;
+	if (gnutls_priority_set_direct(qc->tls, WN_TLS_PRIORITY, NULL) < 0)
+		return WN_EINTERNAL;
+	int rv = ep->is_server
+	             ? ngtcp2_crypto_gnutls_configure_server_session(qc->tls)
+	             : ngtcp2_crypto_gnutls_configure_client_session(qc->tls);
+	if (rv != 0)
+		return WN_EINTERNAL;
+	qc->ref.get_conn = get_conn;
+	qc->ref.user_data = qc;
+	gnutls_session_set_ptr(qc->tls, &qc->ref);
+	if (gnutls_credentials_set(qc->tls, GNUTLS_CRD_CERTIFICATE,
+	                           ep->creds.cred) < 0)
+		return WN_EINTERNAL;
+	if (ep->is_server)
+		gnutls_certificate_server_set_request(qc->tls,
+		                                      GNUTLS_CERT_REQUIRE);
+	gnutls_datum_t alpn = {(unsigned char *)QUIC_ALPN,
+	                       sizeof(QUIC_ALPN) - 1};
+	if (gnutls_alpn_set_protocols(qc->tls, &alpn, 1,
+	                              GNUTLS_ALPN_MANDATORY) < 0)
+		return WN_EINTERNAL;
+	ngtcp2_conn_set_tls_native_handle(qc->conn, qc->tls);
+	return 0;
+}
+
+/* A server session is a tunnel too, but the server opens no streams. */
+static struct wn_stream *no_open_stream(struct wn_tunnel *t,
+                                        const struct wn_endpoint *target,
+                                        const struct wn_stream_handler *h)
+{
+	(void)t;
+	(void)target;
+	(void)h;
+	return NULL;
+}
+
+static const struct wn_tunnel_ops session_tunnel_ops = {
+    .open_stream = no_open_stream,
+};
+
+static struct qconn *conn_alloc(struct qep *ep, struct wn_carrier *carrier,
+                                const struct sockaddr *remote, socklen_t rlen)
+{
+	struct qconn *qc = calloc(1, sizeof(*qc));
+	if (!qc)
+		return NULL;
+	qc->ep = ep;
+	qc->tunnel.ops = &session_tunnel_ops;
+	qc->carrier = carrier;
+	qc->id = ++ep->conn_seq;
+	qlist_init(&qc->streams);
+	qlist_init(&qc->ready);
+	memcpy(&qc->remote, remote, rlen);
+	qc->rlen = rlen;
+	qc->llen = sizeof(qc->local);
+	if (carrier->ops->local_addr(carrier, &qc->local, &qc->llen) != 0) {
+		free(qc);
+		return NULL;
+	}
+	if (wn_timer_init(ep->o.loop, &qc->timer, on_timer) != 0) {
+		free(qc);
+		return NULL;
+	}
+	qlist_add_tail(&ep->conns, &qc->link);
+	ep->stats.conns_opened++;
+	return qc;
+}
+
+static void path_of(struct qconn *qc, ngtcp2_path *path)
+{
+	path->local.addr = (ngtcp2_sockaddr *)&qc->local;
+	path->local.addrlen = qc->llen;
+	path->remote.addr = (ngtcp2_sockaddr *)&qc->remote;
+	path->remote.addrlen = qc->rlen;
+	path->user_data = NULL;
+}
+
+struct qconn *qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
+                               const struct sockaddr *remote, socklen_t rlen)
+{
+	struct qconn *qc = conn_alloc(ep, carrier, remote, rlen);
+	if (!qc)
+		return NULL;
+	ngtcp2_cid dcid, scid;
+	dcid.datalen = QUIC_DCID_LEN;
+	randombytes_buf(dcid.data, dcid.datalen);
+	scid.datalen = QUIC_SCID_LEN;
+	randombytes_buf(scid.data, scid.datalen);
+	ngtcp2_callbacks cb;
+	ngtcp2_settings s;
+	ngtcp2_transport_params p;
+	fill_callbacks(&cb, 0);
+	fill_settings(ep, qc, &s, &p);
+	ngtcp2_path path;
+	path_of(qc, &path);
+	if (ngtcp2_conn_client_new(&qc->conn, &dcid, &scid, &path,
+	                           NGTCP2_PROTO_VER_V1, &cb, &s, &p, NULL,
+	                           qc) != 0 ||
+	    conn_setup_tls(qc) != 0) {
+		qconn_kill(qc, "cannot set up the connection");
+		return NULL;
+	}
+	if (ep->o.keepalive_ms)
+		ngtcp2_conn_set_keep_alive_timeout(
+		    qc->conn, (uint64_t)ep->o.keepalive_ms * MS);
+	qconn_schedule(qc);
+	return qc;
+}
+
+struct qconn *qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
+                               const struct sockaddr *remote, socklen_t rlen,
+                               const ngtcp2_pkt_hd *hd)
+{
+	struct qconn *qc = conn_alloc(ep, carrier, remote, rlen);
+	if (!qc)
+		return NULL;
+	ngtcp2_cid scid;
+	scid.datalen = QUIC_SCID_LEN;
+	randombytes_buf(scid.data, scid.datalen);
+	ngtcp2_callbacks cb;
+	ngtcp2_settings s;
+	ngtcp2_transport_params p;
+	fill_callbacks(&cb, 1);
+	fill_settings(ep, qc, &s, &p);
+	p.original_dcid = hd->dcid;
+	p.stateless_reset_token_present = 1;
+	if (ngtcp2_crypto_generate_stateless_reset_token(
+	        p.stateless_reset_token, ep->reset_secret,
+	        sizeof(ep->reset_secret), &scid) != 0) {
+		qconn_kill(qc, "cannot set up the connection");
+		return NULL;
+	}
+	ngtcp2_path path;
+	path_of(qc, &path);
+	if (ngtcp2_conn_server_new(&qc->conn, &hd->scid, &scid, &path,
+	                           hd->version, &cb, &s, &p, NULL, qc) != 0 ||
+	    conn_setup_tls(qc) != 0 ||
+	    wn_cidmap_add(&ep->cids, scid.data, scid.datalen, qc) != 0 ||
+	    wn_cidmap_add(&ep->cids, hd->dcid.data, hd->dcid.datalen, qc) !=
+	        0) {
+		qconn_kill(qc, "cannot set up the connection");
+		return NULL;
+	}
+	return qc;
+}
+
+/* ---- life and death ---------------------------------------------------- */
+
+static void timer_closed(struct wn_timer *t)
+{
+	struct qconn *qc =
+	    (struct qconn *)((char *)t - offsetof(struct qconn, timer));
+	if (qc->conn)
+		ngtcp2_conn_del(qc->conn);
+	if (qc->tls)
+		gnutls_deinit(qc->tls);
+	free(qc);
+}
+
+static void flush(struct qconn *qc);
+
+static void conn_deferred(struct wn_deferred *node)
+{
+	struct qconn *qc =
+	    (struct qconn *)((char *)node - offsetof(struct qconn, dnode));
+	if (qc->state == QC_DEAD) {
+		/* libuv still owns the timer until its close callback, which
+		 * frees the connection. */
+		wn_timer_close(&qc->timer, timer_closed);
+		return;
+	}
+	flush(qc);
+}
+
+void qconn_schedule(struct qconn *qc)
+{
+	if (qc->state != QC_DEAD)
+		wn_loop_defer(qc->ep->o.loop, &qc->dnode, conn_deferred);
+}
+
+void qconn_kill(struct qconn *qc, const char *why)
+{
+	if (qc->state == QC_DEAD)
+		return;
+	int was_up = qc->state == QC_UP;
+	qc->state = QC_DEAD;
+	if (why && !qc->why[0])
+		snprintf(qc->why, sizeof(qc->why), "%s", why);
+	wn_timer_stop(&qc->timer);
+	while (!qlist_empty(&qc->streams)) {
+		struct qstream *qs =
+		    qlist_entry(qc->streams.next, struct qstream, link);
+		stream_finish(qs, WN_STREAM_SESSION_LOST);
+	}
+	qlist_del(&qc->link);
+	if (qc->ep->is_server)
+		wn_cidmap_del_value(&qc->ep->cids, qc);
+	qc->ep->stats.conns_closed++;
+	(void)was_up;
+	qc->ep->conn_dead(qc->ep, qc);
+	wn_loop_defer(qc->ep->o.loop, &qc->dnode, conn_deferred);
+}
+
+static int send_batch(struct qconn *qc, const uint8_t *buf, size_t len,
+                      size_t seg)
+{
+	int rc = wn_carrier_send(qc->carrier, (struct sockaddr *)&qc->remote,
+	                         qc->rlen, buf, len, seg);
+	if (rc == WN_EAGAIN)
+		qc->carrier_blocked = 1;
+	return rc;
+}
+
+void qconn_close(struct qconn *qc, const char *why)
+{
+	if (qc->state == QC_DEAD)
+		return;
+	ngtcp2_connection_close_error ccerr;
+	ngtcp2_connection_close_error_default(&ccerr);
+	ngtcp2_path_storage ps;
+	ngtcp2_path_storage_zero(&ps);
+	ngtcp2_pkt_info pi;
+	ngtcp2_ssize n = ngtcp2_conn_write_connection_close(
+	    qc->conn, &ps.path, &pi, qc->ep->txbuf, qc->ep->txcap, &ccerr,
+	    qnow());
+	if (n > 0)
+		send_batch(qc, qc->ep->txbuf, (size_t)n, (size_t)n);
+	qconn_kill(qc, why);
+}
+
+/* A fatal ngtcp2 error: tell the peer why (TLS alert or transport error),
+ * then die. */
+static void conn_fail(struct qconn *qc, int liberr)
+{
+	if (qc->state == QC_DEAD)
+		return;
+	char why[160];
+	if (qc->why[0])
+		snprintf(why, sizeof(why), "%s", qc->why);
+	else
+		snprintf(why, sizeof(why), "%s", ngtcp2_strerror(liberr));
+	if (liberr == NGTCP2_ERR_IDLE_CLOSE || liberr == NGTCP2_ERR_DRAINING ||
+	    liberr == NGTCP2_ERR_CLOSING || liberr == NGTCP2_ERR_DROP_CONN) {
+		qconn_kill(qc, why);
+		return;
+	}
+	ngtcp2_connection_close_error ccerr;
+	ngtcp2_connection_close_error_default(&ccerr);
+	if (liberr == NGTCP2_ERR_CRYPTO)
+		ngtcp2_connection_close_error_set_transport_error_tls_alert(
+		    &ccerr, ngtcp2_conn_get_tls_alert(qc->conn), NULL, 0);
+	else
+		ngtcp2_connection_close_error_set_transport_error_liberr(
+		    &ccerr, liberr, NULL, 0);
+	ngtcp2_path_storage ps;
+	ngtcp2_path_storage_zero(&ps);
+	ngtcp2_pkt_info pi;
+	ngtcp2_ssize n = ngtcp2_conn_write_connection_close(
+	    qc->conn, &ps.path, &pi, qc->ep->txbuf, qc->ep->txcap, &ccerr,
+	    qnow());
+	if (n > 0)
+		send_batch(qc, qc->ep->txbuf, (size_t)n, (size_t)n);
+	qconn_kill(qc, why);
+}
+
+/* Explains a connection the peer closed, from its CONNECTION_CLOSE. */
+static void explain_remote_close(struct qconn *qc)
+{
+	if (qc->why[0])
+		return;
+	ngtcp2_connection_close_error ccerr;
+	ngtcp2_conn_get_connection_close_error(qc->conn, &ccerr);
+	if (ccerr.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT &&
+	    (ccerr.error_code & 0xff00) == NGTCP2_CRYPTO_ERROR) {
+		unsigned alert = (unsigned)(ccerr.error_code & 0xff);
+		snprintf(qc->why, sizeof(qc->why),
+		         "peer closed the connection: TLS alert %u%s", alert,
+		         alert == 42 && !qc->ep->is_server
+		             ? " (is this client's key in the server's "
+		               "allow-client list?)"
+		             : "");
+	} else if (ccerr.error_code == 0) {
+		snprintf(qc->why, sizeof(qc->why),
+		         "peer closed the connection");
+	} else {
+		snprintf(qc->why, sizeof(qc->why),
+		         "peer closed the connection (error 0x%llx)",
+		         (unsigned long long)ccerr.error_code);
+	}
+}
+
+void qconn_read(struct qconn *qc, const struct sockaddr *from,
+                socklen_t fromlen, const uint8_t *pkt, size_t len)
+{
+	if (qc->state == QC_DEAD)
+		return;
+	ngtcp2_path path;
+	path.local.addr = (ngtcp2_sockaddr *)&qc->local;
+	path.local.addrlen = qc->llen;
+	path.remote.addr = (ngtcp2_sockaddr *)from;
+	path.remote.addrlen = fromlen;
+	path.user_data = NULL;
+	ngtcp2_pkt_info pi = {0};
+	int rv = ngtcp2_conn_read_pkt(qc->conn, &path, &pi, pkt, len, qnow());
+	if (rv == 0) {
+		/* Answer on the address the peer now uses (NAT rebinding). */
+		if (fromlen <= sizeof(qc->remote)) {
+			memcpy(&qc->remote, from, fromlen);
+			qc->rlen = fromlen;
+		}
+		qconn_schedule(qc);
+		return;
+	}
+	if (rv == NGTCP2_ERR_DRAINING) {
+		explain_remote_close(qc);
+		qconn_kill(qc, NULL);
+		return;
+	}
+	if (rv == NGTCP2_ERR_DROP_CONN || rv == NGTCP2_ERR_RETRY) {
+		qconn_kill(qc, "dropped");
+		return;
+	}
+	conn_fail(qc, rv);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+/* The next stream with output that has not been blocked in this pass. */
+static struct qstream *next_ready(struct qconn *qc)
+{
+	struct qlist *l = qc->ready.next;
+	while (l != &qc->ready) {
+		struct qstream *qs = qlist_entry(l, struct qstream, rlink);
+		l = l->next;
+		if (!stream_has_output(qs)) {
+			qlist_del(&qs->rlink);
+			continue;
+		}
+		if (qs->blocked_epoch != qc->write_epoch)
+			return qs;
+	}
+	return NULL;
+}
+
+static void after_write(struct qstream *qs, ngtcp2_ssize ndatalen, int fin)
+{
+	if (ndatalen < 0)
+		return;
+	qs->sent += (size_t)ndatalen;
+	if (fin && qs->sent == wn_bufq_len(&qs->sendq))
+		qs->fin_sent = 1;
+	/* Round robin: a stream that wrote goes to the back. */
+	if (qlist_linked(&qs->rlink)) {
+		qlist_del(&qs->rlink);
+		if (stream_has_output(qs))
+			qlist_add_tail(&qs->qc->ready, &qs->rlink);
+	}
+}
+
+static void arm_timer(struct qconn *qc)
+{
+	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(qc->conn);
+	if (exp == UINT64_MAX) {
+		wn_timer_stop(&qc->timer);
+		return;
+	}
+	ngtcp2_tstamp now = qnow();
+	uint64_t ms = exp <= now ? 0 : (exp - now + MS - 1) / MS;
+	wn_timer_start(&qc->timer, ms, 0);
+}
+
+static void flush(struct qconn *qc)
+{
+	struct qep *ep = qc->ep;
+	if (qc->state == QC_DEAD || qc->carrier_blocked)
+		return;
+	ngtcp2_tstamp ts = qnow();
+	size_t maxpkt = ngtcp2_conn_get_path_max_tx_udp_payload_size(qc->conn);
+	if (maxpkt > wn_carrier_max_packet(qc->carrier))
+		maxpkt = wn_carrier_max_packet(qc->carrier);
+	size_t quantum = ngtcp2_conn_get_send_quantum(qc->conn);
+	if (quantum < maxpkt)
+		quantum = maxpkt;
+	size_t budget = quantum, off = 0, seg = 0, npkts = 0;
+	uint8_t *buf = ep->txbuf;
+	qc->write_epoch++;
+	ngtcp2_path_storage ps;
+	ngtcp2_path_storage_zero(&ps);
+
+	for (;;) {
+		struct qstream *qs = next_ready(qc);
+		ngtcp2_vec vec[16];
+		size_t nvec = 0;
+		int64_t sid = -1;
+		uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+		int fin = 0;
+		if (qs) {
+			struct iovec iov[16];
+			int n =
+			    wn_bufq_peek_iov_at(&qs->sendq, qs->sent, iov, 16);
+			for (int i = 0; i < n; i++) {
+				vec[i].base = iov[i].iov_base;
+				vec[i].len = iov[i].iov_len;
+			}
+			nvec = (size_t)n;
+			sid = qs->sid;
+			size_t avail = 0;
+			for (int i = 0; i < n; i++)
+				avail += iov[i].iov_len;
+			if (qs->fin_wanted &&
+			    qs->sent + avail == wn_bufq_len(&qs->sendq)) {
+				flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+				fin = 1;
+			}
+		}
+		ngtcp2_pkt_info pi;
+		ngtcp2_ssize ndatalen = -1;
+		ngtcp2_ssize nw = ngtcp2_conn_writev_stream(
+		    qc->conn, &ps.path, &pi, buf + off, maxpkt, &ndatalen,
+		    flags, sid, vec, nvec, ts);
+		if (nw < 0) {
+			if (nw == NGTCP2_ERR_WRITE_MORE) {
+				after_write(qs, ndatalen, fin);
+				continue;
+			}
+			if (qs && (nw == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
+			           nw == NGTCP2_ERR_STREAM_SHUT_WR ||
+			           nw == NGTCP2_ERR_STREAM_NOT_FOUND)) {
+				qs->blocked_epoch = qc->write_epoch;
+				continue;
+			}
+			conn_fail(qc, (int)nw);
+			return;
+		}
+		if (qs) {
+			if (ndatalen >= 0)
+				after_write(qs, ndatalen, fin);
+			else
+				qs->blocked_epoch = qc->write_epoch;
+		}
+		if (nw == 0)
+			break;
+		if (npkts == 0)
+			seg = (size_t)nw;
+		off += (size_t)nw;
+		npkts++;
+		/* A batch is packets of one size, the last may be shorter. */
+		int short_pkt = (size_t)nw < seg;
+		if (short_pkt || npkts == QUIC_GSO_MAX ||
+		    off + maxpkt > ep->txcap || off >= budget) {
+			int rc = send_batch(qc, buf, off, seg);
+			budget = budget > off ? budget - off : 0;
+			off = 0;
+			npkts = 0;
+			if (rc == WN_EAGAIN || budget == 0)
+				break;
+		}
+	}
+	if (off > 0)
+		send_batch(qc, buf, off, seg);
+	/* ngtcp2 0.12 paces from a 333 ms initial RTT guess, which would hold
+	 * the client's Finished back ~22 ms: pace only after the handshake. */
+	if (ngtcp2_conn_get_handshake_completed(qc->conn))
+		ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
+	arm_timer(qc);
+}
+
+static void on_timer(struct wn_timer *t)
+{
+	struct qconn *qc =
+	    (struct qconn *)((char *)t - offsetof(struct qconn, timer));
+	if (qc->state == QC_DEAD)
+		return;
+	int rv = ngtcp2_conn_handle_expiry(qc->conn, qnow());
+	if (rv != 0) {
+		if (rv == NGTCP2_ERR_IDLE_CLOSE && !qc->why[0])
+			snprintf(qc->why, sizeof(qc->why),
+			         qc->state == QC_UP
+			             ? "no answer for %u ms (idle timeout)"
+			             : "no answer to the handshake within "
+			               "%u ms",
+			         qc->ep->o.idle_timeout_ms);
+		conn_fail(qc, rv);
+		return;
+	}
+	flush(qc);
+}

@@ -1,0 +1,184 @@
+/* Private to the QUIC engine (quic.c: client and server endpoints;
+ * quic_conn.c: one connection and its streams). Nothing outside
+ * src/engine/quic*.c includes this or ngtcp2. */
+#ifndef WN_ENGINE_QUIC_INT_H
+#define WN_ENGINE_QUIC_INT_H
+
+#include <gnutls/gnutls.h>
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+#include "core/streamhdr.h"
+#include "crypto/tls_rawpk.h"
+#include "engine/quic.h"
+#include "util/bufq.h"
+#include "util/cidmap.h"
+
+#define QUIC_SCID_LEN 16
+#define QUIC_DCID_LEN 18
+#define QUIC_GSO_MAX 64      /* the kernel's UDP_SEGMENT limit */
+#define QUIC_ALPN "warren/1" /* also keeps other QUIC clients out */
+
+/* Intrusive doubly linked list. */
+struct qlist {
+	struct qlist *prev, *next;
+};
+
+static inline void qlist_init(struct qlist *l)
+{
+	l->prev = l->next = l;
+}
+
+static inline int qlist_empty(const struct qlist *l)
+{
+	return l->next == l;
+}
+
+static inline void qlist_add_tail(struct qlist *head, struct qlist *n)
+{
+	n->prev = head->prev;
+	n->next = head;
+	head->prev->next = n;
+	head->prev = n;
+}
+
+static inline void qlist_del(struct qlist *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->prev = n->next = NULL;
+}
+
+static inline int qlist_linked(const struct qlist *n)
+{
+	return n->next != NULL;
+}
+
+#define qlist_entry(ptr, type, member) \
+	((type *)((char *)(ptr)-offsetof(type, member)))
+
+struct qconn;
+struct qstream;
+
+/* What the client and the server share: configuration, TLS credentials,
+ * the transmit buffer and the hooks that tell the endpoint about its
+ * connections. */
+struct qep {
+	struct wn_quic_opts o;
+	struct wn_tls_creds creds;
+	int is_server;
+	uint8_t reset_secret[32];
+	uint8_t *txbuf;
+	size_t txcap;
+	struct wn_quic_stats stats;
+	struct qlist conns;
+	uint64_t stream_seq, conn_seq;
+	struct wn_ratelimit rl_drop, rl_err;
+	/* server */
+	struct wn_cidmap cids;
+	uint8_t (*clients)[WN_KEY_LEN];
+	size_t nclients;
+	struct wn_accept_handler ah;
+	/* client */
+	uint8_t server_key[WN_KEY_LEN];
+	/* Hooks from a connection to its endpoint. */
+	void (*conn_up)(struct qep *ep, struct qconn *qc);
+	void (*conn_dead)(struct qep *ep, struct qconn *qc);
+	void (*streams_available)(struct qep *ep, struct qconn *qc);
+};
+
+enum qconn_state {
+	QC_HANDSHAKE,
+	QC_UP,
+	QC_DEAD, /* streams failed; waiting to be freed */
+};
+
+struct qconn {
+	struct wn_tunnel tunnel; /* first: the server hands this out */
+	struct qep *ep;
+	ngtcp2_conn *conn;
+	gnutls_session_t tls;
+	ngtcp2_crypto_conn_ref ref;
+	struct wn_carrier *carrier;
+	struct sockaddr_storage local, remote;
+	socklen_t llen, rlen;
+	struct wn_timer timer;
+	struct wn_deferred dnode; /* flush, or free once dead */
+	struct qlist link;        /* in ep->conns */
+	struct qlist streams;     /* every attached stream */
+	struct qlist ready;       /* streams with data or a FIN to send */
+	enum qconn_state state;
+	uint64_t write_epoch;
+	uint64_t id;
+	int carrier_blocked; /* wait for the carrier's writable() */
+	int peer_ok;
+	uint8_t peer_key[WN_KEY_LEN];
+	char why[160]; /* why it died, for logs */
+};
+
+struct qstream {
+	struct wn_stream base; /* first */
+	struct qep *ep;
+	struct qconn *qc;     /* NULL while pending or once closed */
+	int64_t sid;          /* -1 until attached to a connection */
+	struct wn_bufq sendq; /* unacked and unsent data */
+	size_t sent;          /* bytes at the head of sendq already sent */
+	uint64_t blocked_epoch;
+	uint64_t opened_ms; /* loop time at open, to time out pending */
+	unsigned fin_wanted : 1, fin_sent : 1, eof : 1, closed : 1,
+	    released : 1, want_writable : 1, hdr_done : 1;
+	int close_err;
+	struct qlist link;  /* conn->streams or the client's pending list */
+	struct qlist rlink; /* conn->ready */
+	struct wn_deferred dnode;
+	uint8_t hdr[WN_STREAMHDR_MAX]; /* server: the header as it arrives */
+	size_t hdrlen;
+};
+
+/* ---- quic_conn.c ---------------------------------------------------- */
+
+/* Creates a client connection to remote over carrier. NULL on failure. */
+struct qconn *qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
+                               const struct sockaddr *remote, socklen_t rlen);
+
+/* Creates a server connection for an accepted Initial. NULL on failure. */
+struct qconn *qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
+                               const struct sockaddr *remote, socklen_t rlen,
+                               const ngtcp2_pkt_hd *hd);
+
+/* Feeds one packet to the connection. Kills it on a fatal error. */
+void qconn_read(struct qconn *qc, const struct sockaddr *from,
+                socklen_t fromlen, const uint8_t *pkt, size_t len);
+
+/* Asks for a write pass at the end of this loop iteration. */
+void qconn_schedule(struct qconn *qc);
+
+/* Sends CONNECTION_CLOSE (when possible) and kills the connection. */
+void qconn_close(struct qconn *qc, const char *why);
+
+/* Fails every stream with WN_STREAM_SESSION_LOST, tells the endpoint, and
+ * frees the connection later. Idempotent. */
+void qconn_kill(struct qconn *qc, const char *why);
+
+/* A new stream, not attached to any connection; the header for target (if
+ * not NULL) is queued as its first bytes. NULL on allocation failure. */
+struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
+                            const struct wn_stream_handler *h);
+
+/* Attaches a pending stream to an established client connection. Returns 0,
+ * WN_EAGAIN when the stream limit is reached, or a WN_E* code. */
+int qstream_attach(struct qconn *qc, struct qstream *qs);
+
+/* Ends a stream that never reached a connection: on_closed(err) follows at
+ * the end of the loop iteration. */
+void qstream_fail(struct qstream *qs, int err);
+
+/* GnuTLS verify function for the engine's credentials: checks the peer's
+ * raw public key against the pin (client) or the allow list (server). */
+int wn_quic_verify_peer(gnutls_session_t s);
+
+/* Monotonic time for ngtcp2, in nanoseconds. */
+ngtcp2_tstamp qnow(void);
+
+#endif

@@ -1,0 +1,509 @@
+/* The QUIC engine end to end in one process: a client and a server engine
+ * joined by an in-memory carrier (optionally lossy), no sockets. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "engine/quic.h"
+#include "util/err.h"
+
+/* ---- an in-memory carrier pair ---------------------------------------- */
+
+struct mpkt {
+	struct mpkt *next;
+	size_t len;
+	uint8_t data[];
+};
+
+struct mcar {
+	struct wn_carrier base;
+	struct mcar *peer;
+	struct sockaddr_in addr;
+	struct mpkt *head, **tail; /* packets on their way to this carrier */
+	uv_idle_t idle;
+	uint32_t loss_per_mille;
+	uint64_t rng;
+	uint64_t delivered, dropped;
+};
+
+static uint32_t rnd(struct mcar *m)
+{
+	m->rng = m->rng * 6364136223846793005ull + 1442695040888963407ull;
+	return (uint32_t)(m->rng >> 33);
+}
+
+static void deliver(uv_idle_t *h)
+{
+	struct mcar *m = h->data;
+	struct mpkt *p = m->head;
+	m->head = NULL;
+	m->tail = &m->head;
+	while (p) {
+		struct mpkt *next = p->next;
+		m->delivered++;
+		m->base.h.recv(m->base.h.ctx, &m->base,
+		               (struct sockaddr *)&m->peer->addr,
+		               sizeof(m->peer->addr), p->data, p->len);
+		free(p);
+		p = next;
+	}
+	m->base.h.recv_done(m->base.h.ctx, &m->base);
+	if (!m->head)
+		uv_idle_stop(&m->idle);
+}
+
+static int mc_send(struct wn_carrier *c, const struct sockaddr *to,
+                   socklen_t tolen, const uint8_t *buf, size_t len, size_t seg)
+{
+	struct mcar *m = (struct mcar *)c, *dst = m->peer;
+	(void)to;
+	(void)tolen;
+	for (size_t off = 0; off < len; off += seg) {
+		size_t n = len - off < seg ? len - off : seg;
+		if (m->loss_per_mille && rnd(m) % 1000 < m->loss_per_mille) {
+			m->dropped++;
+			continue;
+		}
+		struct mpkt *p = malloc(sizeof(*p) + n);
+		assert_non_null(p);
+		p->next = NULL;
+		p->len = n;
+		memcpy(p->data, buf + off, n);
+		*dst->tail = p;
+		dst->tail = &p->next;
+	}
+	uv_idle_start(&dst->idle, deliver);
+	return 0;
+}
+
+static size_t mc_max_packet(const struct wn_carrier *c)
+{
+	(void)c;
+	return 1452;
+}
+
+static int mc_local_addr(const struct wn_carrier *c,
+                         struct sockaddr_storage *ss, socklen_t *len)
+{
+	const struct mcar *m = (const struct mcar *)c;
+	memcpy(ss, &m->addr, sizeof(m->addr));
+	*len = sizeof(m->addr);
+	return 0;
+}
+
+static void mc_close(struct wn_carrier *c)
+{
+	struct mcar *m = (struct mcar *)c;
+	uv_idle_stop(&m->idle);
+	uv_close((uv_handle_t *)&m->idle, NULL);
+	while (m->head) {
+		struct mpkt *p = m->head;
+		m->head = p->next;
+		free(p);
+	}
+}
+
+static const struct wn_carrier_ops mc_ops = {
+    .name = "mem",
+    .send = mc_send,
+    .max_packet = mc_max_packet,
+    .local_addr = mc_local_addr,
+    .close = mc_close,
+};
+
+static void mc_init(struct mcar *m, struct wn_loop *loop, const char *ip,
+                    uint16_t port, struct wn_carrier_handler h)
+{
+	memset(m, 0, sizeof(*m));
+	m->base.ops = &mc_ops;
+	m->base.caps = WN_CARRIER_DATAGRAM;
+	m->base.h = h;
+	m->addr.sin_family = AF_INET;
+	m->addr.sin_port = htons(port);
+	inet_pton(AF_INET, ip, &m->addr.sin_addr);
+	m->tail = &m->head;
+	m->rng = port;
+	uv_idle_init(wn_loop_uv(loop), &m->idle);
+	m->idle.data = m;
+}
+
+/* ---- a server that echoes every stream, and a client that checks it --- */
+
+struct echo {
+	struct wn_stream *s;
+	int closed;
+};
+
+struct world {
+	struct wn_loop loop;
+	struct wn_log log;
+	struct wn_identity sid, cid;
+	struct wn_quic_server *srv;
+	struct wn_quic_client *cli;
+	struct mcar sc, cc;
+	/* server side */
+	struct wn_endpoint last_target;
+	int streams_accepted, server_closed;
+	int deny;
+	/* client side */
+	uint8_t *payload;
+	size_t payload_len, sent, got;
+	uint8_t *echoed;
+	int eof, closed, close_err, up, downs;
+	char down_why[200];
+	struct wn_stream *cs;
+	uv_timer_t guard;
+	int timed_out;
+};
+
+static void echo_data(void *ctx, struct wn_stream *s, const uint8_t *d,
+                      size_t len)
+{
+	(void)ctx;
+	/* The test's send limits are large enough that echoing never
+	 * short-writes. */
+	ssize_t n = wn_stream_write(s, d, len);
+	assert_int_equal(n, (ssize_t)len);
+	wn_stream_consumed(s, len);
+}
+
+static void echo_eof(void *ctx, struct wn_stream *s)
+{
+	(void)ctx;
+	wn_stream_shutdown(s);
+}
+
+static void echo_closed(void *ctx, struct wn_stream *s, int err)
+{
+	(void)s;
+	(void)err;
+	struct world *w = ctx;
+	w->server_closed++;
+}
+
+static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
+                      const struct wn_endpoint *target)
+{
+	struct world *w = ctx;
+	(void)t;
+	w->streams_accepted++;
+	if (target)
+		w->last_target = *target;
+	if (w->deny) {
+		wn_stream_reset(s, WN_STREAM_DENIED);
+		return;
+	}
+	struct wn_stream_handler h = {
+	    .ctx = w,
+	    .on_data = echo_data,
+	    .on_eof = echo_eof,
+	    .on_closed = echo_closed,
+	};
+	wn_stream_set_handler(s, &h);
+}
+
+static void pump_send(struct world *w)
+{
+	while (w->sent < w->payload_len) {
+		ssize_t n = wn_stream_write(w->cs, w->payload + w->sent,
+		                            w->payload_len - w->sent);
+		assert_true(n >= 0);
+		if (n == 0)
+			return; /* on_writable will call again */
+		w->sent += (size_t)n;
+	}
+	wn_stream_shutdown(w->cs);
+}
+
+static void cli_data(void *ctx, struct wn_stream *s, const uint8_t *d,
+                     size_t len)
+{
+	struct world *w = ctx;
+	assert_true(w->got + len <= w->payload_len);
+	memcpy(w->echoed + w->got, d, len);
+	w->got += len;
+	wn_stream_consumed(s, len);
+}
+
+static void cli_eof(void *ctx, struct wn_stream *s)
+{
+	(void)s;
+	((struct world *)ctx)->eof = 1;
+}
+
+static void cli_writable(void *ctx, struct wn_stream *s)
+{
+	(void)s;
+	pump_send(ctx);
+}
+
+static void cli_closed(void *ctx, struct wn_stream *s, int err)
+{
+	(void)s;
+	struct world *w = ctx;
+	w->closed = 1;
+	w->close_err = err;
+	w->cs = NULL;
+}
+
+static void on_up(void *ctx)
+{
+	((struct world *)ctx)->up++;
+}
+
+static void on_down(void *ctx, const char *why)
+{
+	struct world *w = ctx;
+	w->downs++;
+	snprintf(w->down_why, sizeof(w->down_why), "%s", why);
+}
+
+static void guard_fired(uv_timer_t *t)
+{
+	struct world *w = t->data;
+	w->timed_out = 1;
+	wn_loop_stop(&w->loop);
+}
+
+static void world_init(struct world *w, int known_client, int right_key,
+                       uint32_t loss)
+{
+	memset(w, 0, sizeof(*w));
+	assert_int_equal(wn_loop_init(&w->loop), 0);
+	wn_log_init(&w->log, WN_LOG_WARN, STDERR_FILENO);
+	assert_int_equal(wn_identity_generate(&w->sid), 0);
+	assert_int_equal(wn_identity_generate(&w->cid), 0);
+	struct wn_quic_opts o;
+	wn_quic_opts_default(&o);
+	o.loop = &w->loop;
+	o.log = &w->log;
+	o.idle_timeout_ms = 3000;
+	o.keepalive_ms = 1000;
+	o.handshake_timeout_ms = 3000;
+	o.id = &w->sid;
+	struct wn_accept_handler ah = {.ctx = w, .on_stream = on_stream};
+	struct wn_identity other;
+	assert_int_equal(wn_identity_generate(&other), 0);
+	const uint8_t(*allowed)[WN_KEY_LEN] =
+	    known_client ? &w->cid.ed_pk : &other.ed_pk;
+	assert_int_equal(wn_quic_server_new(&o, allowed, 1, &ah, &w->srv), 0);
+	o.id = &w->cid;
+	struct wn_quic_client_events ev = {
+	    .ctx = w, .on_up = on_up, .on_down = on_down};
+	assert_int_equal(
+	    wn_quic_client_new(&o, right_key ? w->sid.ed_pk : other.ed_pk, &ev,
+	                       &w->cli),
+	    0);
+	mc_init(&w->sc, &w->loop, "10.0.0.2", 4433,
+	        wn_quic_server_handler(w->srv));
+	mc_init(&w->cc, &w->loop, "10.0.0.1", 50000,
+	        wn_quic_client_handler(w->cli));
+	w->sc.peer = &w->cc;
+	w->cc.peer = &w->sc;
+	w->sc.loss_per_mille = w->cc.loss_per_mille = loss;
+	assert_int_equal(wn_quic_client_start(w->cli, &w->cc.base,
+	                                      (struct sockaddr *)&w->sc.addr,
+	                                      sizeof(w->sc.addr)),
+	                 0);
+	uv_timer_init(wn_loop_uv(&w->loop), &w->guard);
+	w->guard.data = w;
+	uv_timer_start(&w->guard, guard_fired, 60000, 0);
+}
+
+static void world_free(struct world *w)
+{
+	wn_quic_client_close(w->cli);
+	wn_quic_server_close(w->srv);
+	/* Let the engines send their CONNECTION_CLOSE and free themselves. */
+	uv_close((uv_handle_t *)&w->guard, NULL);
+	for (int i = 0; i < 3; i++)
+		uv_run(wn_loop_uv(&w->loop), UV_RUN_NOWAIT);
+	mc_close(&w->sc.base);
+	mc_close(&w->cc.base);
+	assert_int_equal(wn_loop_close(&w->loop), 0);
+	free(w->payload);
+	free(w->echoed);
+}
+
+/* Runs the loop until cond(w) or the guard timer. */
+static void run_until(struct world *w, int (*cond)(struct world *))
+{
+	while (!cond(w) && !w->timed_out)
+		uv_run(wn_loop_uv(&w->loop), UV_RUN_ONCE);
+	assert_false(w->timed_out);
+}
+
+static int is_closed(struct world *w)
+{
+	return w->closed;
+}
+
+static void echo_transfer(size_t len, uint32_t loss)
+{
+	struct world w;
+	world_init(&w, 1, 1, loss);
+	w.payload_len = len;
+	w.payload = malloc(len);
+	w.echoed = malloc(len);
+	randombytes_buf(w.payload, len);
+	struct wn_endpoint target;
+	const char *why;
+	assert_int_equal(wn_endpoint_parse("10.9.9.9:7", WN_SCHEME_TCP,
+	                                   WN_SCHEME_TCP, 0, &target, &why),
+	                 0);
+	struct wn_stream_handler h = {
+	    .ctx = &w,
+	    .on_data = cli_data,
+	    .on_eof = cli_eof,
+	    .on_writable = cli_writable,
+	    .on_closed = cli_closed,
+	};
+	/* Opened before the handshake: it waits, then goes. */
+	w.cs = wn_tunnel_open_stream(wn_quic_client_tunnel(w.cli), &target, &h);
+	assert_non_null(w.cs);
+	pump_send(&w);
+	run_until(&w, is_closed);
+	assert_int_equal(w.close_err, WN_STREAM_OK);
+	assert_true(w.eof);
+	assert_int_equal(w.got, len);
+	assert_memory_equal(w.echoed, w.payload, len);
+	assert_int_equal(w.streams_accepted, 1);
+	assert_string_equal(w.last_target.host, "10.9.9.9");
+	assert_int_equal(w.last_target.port, 7);
+	assert_int_equal(w.up, 1);
+	if (loss)
+		assert_true(w.sc.dropped + w.cc.dropped > 0);
+	world_free(&w);
+}
+
+static void test_echo_small(void **state)
+{
+	(void)state;
+	echo_transfer(1000, 0);
+}
+
+static void test_echo_8mb(void **state)
+{
+	(void)state;
+	echo_transfer(8u << 20, 0);
+}
+
+static void test_echo_2mb_with_3pct_loss(void **state)
+{
+	(void)state;
+	echo_transfer(2u << 20, 30);
+}
+
+static int is_down(struct world *w)
+{
+	return w->downs > 0;
+}
+
+static void test_wrong_server_key_refused(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w, 1, 0, 0);
+	run_until(&w, is_down);
+	assert_int_equal(w.up, 0);
+	assert_non_null(strstr(w.down_why, "server key mismatch"));
+	assert_int_equal(wn_quic_server_sessions(w.srv), 0);
+	world_free(&w);
+}
+
+static void test_unknown_client_refused(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w, 0, 1, 0);
+	run_until(&w, is_down);
+	assert_int_equal(wn_quic_server_sessions(w.srv), 0);
+	assert_true(wn_quic_server_stats(w.srv)->auth_failures >= 1);
+	world_free(&w);
+}
+
+static void test_denied_stream_reset_with_reason(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w, 1, 1, 0);
+	w.deny = 1;
+	struct wn_endpoint target;
+	const char *why;
+	assert_int_equal(wn_endpoint_parse("unix:/run/x.sock", WN_SCHEME_UNIX,
+	                                   WN_SCHEME_TCP, 0, &target, &why),
+	                 0);
+	struct wn_stream_handler h = {
+	    .ctx = &w,
+	    .on_data = cli_data,
+	    .on_eof = cli_eof,
+	    .on_writable = cli_writable,
+	    .on_closed = cli_closed,
+	};
+	w.payload_len = 10;
+	w.payload = calloc(1, 10);
+	w.echoed = calloc(1, 10);
+	w.cs = wn_tunnel_open_stream(wn_quic_client_tunnel(w.cli), &target, &h);
+	pump_send(&w);
+	run_until(&w, is_closed);
+	assert_int_equal(w.close_err, WN_STREAM_DENIED);
+	assert_string_equal(w.last_target.path, "/run/x.sock");
+	world_free(&w);
+}
+
+static void test_garbage_is_ignored(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w, 1, 1, 0);
+	uint8_t junk[1300];
+	for (int i = 0; i < 200; i++) {
+		randombytes_buf(junk, sizeof(junk));
+		size_t n = 1 + (size_t)(randombytes_uniform(sizeof(junk)));
+		mc_send(&w.cc.base, NULL, 0, junk, n, n);
+	}
+	/* Then a real transfer still works. */
+	w.payload_len = 100000;
+	w.payload = malloc(w.payload_len);
+	w.echoed = malloc(w.payload_len);
+	randombytes_buf(w.payload, w.payload_len);
+	struct wn_endpoint target;
+	const char *why;
+	wn_endpoint_parse("example.org:80", WN_SCHEME_TCP, WN_SCHEME_TCP, 0,
+	                  &target, &why);
+	struct wn_stream_handler h = {
+	    .ctx = &w,
+	    .on_data = cli_data,
+	    .on_eof = cli_eof,
+	    .on_writable = cli_writable,
+	    .on_closed = cli_closed,
+	};
+	w.cs = wn_tunnel_open_stream(wn_quic_client_tunnel(w.cli), &target, &h);
+	pump_send(&w);
+	run_until(&w, is_closed);
+	assert_int_equal(w.close_err, WN_STREAM_OK);
+	assert_memory_equal(w.echoed, w.payload, w.payload_len);
+	assert_true(wn_quic_server_stats(w.srv)->pkts_dropped >= 150);
+	world_free(&w);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_echo_small),
+	    cmocka_unit_test(test_echo_8mb),
+	    cmocka_unit_test(test_echo_2mb_with_3pct_loss),
+	    cmocka_unit_test(test_wrong_server_key_refused),
+	    cmocka_unit_test(test_unknown_client_refused),
+	    cmocka_unit_test(test_denied_stream_reset_with_reason),
+	    cmocka_unit_test(test_garbage_is_ignored),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
