@@ -1,0 +1,370 @@
+/* The forward front end: listeners that pair each accepted connection with
+ * a new tunnel stream through a relay. */
+#include "front/forward.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "util/err.h"
+
+#define LOG_COMP "fwd"
+#define BACKLOG_DEFAULT 128
+
+struct fwd_listener {
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+	} u;
+	struct wn_forward *f;
+	bool bound; /* listening (a failed bind leaves it idle until close) */
+};
+
+struct wn_forward {
+	struct wn_loop *loop;
+	struct wn_log *log;
+	struct wn_tunnel *tunnel;
+	char name[WN_FORWARD_NAME_MAX + 1];
+	struct wn_endpoint listen, target;
+	enum wn_relay_sock kind;
+	struct fwd_listener ls[WN_FORWARD_MAX_LISTEN];
+	int nls;
+	int handles; /* listeners whose close callback has not run */
+	bool closing;
+	struct wn_relay_set relays;
+	struct wn_ratelimit rl;
+	size_t out_limit;
+	int backlog;
+	/* The unix socket file we created, to remove only that one. */
+	bool own_file;
+	dev_t dev;
+	ino_t ino;
+};
+
+static void on_listener_closed(uv_handle_t *h)
+{
+	struct fwd_listener *l = h->data;
+	struct wn_forward *f = l->f;
+
+	if (--f->handles == 0)
+		free(f);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct fwd_listener *l = server->data;
+	struct wn_forward *f = l->f;
+	struct wn_relay_opts o = {
+	    .loop = f->loop,
+	    .log = f->log,
+	    .set = &f->relays,
+	    .side = WN_RELAY_CLIENT,
+	    .sock = f->kind,
+	    .label = f->name,
+	    .out_limit = f->out_limit,
+	};
+	struct wn_relay *r;
+	int rc;
+
+	if (f->closing)
+		return;
+	if (status < 0) {
+		WN_LOG_RL(f->log, &f->rl, wn_loop_now_ms(f->loop), WN_LOG_WARN,
+		          LOG_COMP, "forward %s: accept: %s", f->name,
+		          wn_strerror(wn_err_from_uv(status)));
+		return;
+	}
+	rc = wn_relay_new(&o, &r);
+	if (rc < 0) {
+		/* libuv keeps the connection pending (and stops accepting)
+		 * until it is accepted; with no memory there is nothing better
+		 * to do than to say so. */
+		WN_LOG_RL(f->log, &f->rl, wn_loop_now_ms(f->loop), WN_LOG_ERROR,
+		          LOG_COMP, "forward %s: %s", f->name, wn_strerror(rc));
+		return;
+	}
+	rc = wn_relay_accept(r, server);
+	if (rc < 0) {
+		WN_LOG_RL(f->log, &f->rl, wn_loop_now_ms(f->loop), WN_LOG_WARN,
+		          LOG_COMP, "forward %s: accept: %s", f->name,
+		          wn_strerror(rc));
+		wn_relay_close(r, WN_STREAM_INTERNAL);
+		return;
+	}
+	rc = wn_relay_open(r, f->tunnel, &f->target);
+	if (rc < 0) {
+		WN_LOG_RL(f->log, &f->rl, wn_loop_now_ms(f->loop), WN_LOG_WARN,
+		          LOG_COMP,
+		          "forward %s: the tunnel takes no new stream now; "
+		          "connection reset",
+		          f->name);
+		/* A reset tells the application at once, unlike a FIN that
+		 * looks like an empty answer. */
+		wn_relay_close(r, WN_STREAM_INTERNAL);
+	}
+}
+
+/* Close what open set up so far; the forward is freed when the last
+ * listener's close callback runs (or now, if none was initialised). */
+static void teardown(struct wn_forward *f)
+{
+	int i;
+
+	f->closing = true;
+	if (f->handles == 0) {
+		free(f);
+		return;
+	}
+	for (i = 0; i < f->nls; i++)
+		if (!uv_is_closing(&f->ls[i].u.handle))
+			uv_close(&f->ls[i].u.handle, on_listener_closed);
+}
+
+/* Make room for a unix socket at path: nothing there is fine; a socket no
+ * one listens on is stale and removed; anything else is refused. */
+static int clear_stale_socket(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : wn_err_from_errno(errno);
+	if (!S_ISSOCK(st.st_mode))
+		return WN_EEXIST;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return wn_err_from_errno(errno);
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	/* Refused means no listener: the file is left over. Anything else
+	 * (connected, or a full backlog) means someone is there. */
+	if (rc != 0 && errno == ECONNREFUSED) {
+		close(fd);
+		return unlink(path) == 0 || errno == ENOENT
+		           ? 0
+		           : wn_err_from_errno(errno);
+	}
+	close(fd);
+	return WN_EADDRINUSE;
+}
+
+static struct fwd_listener *add_listener(struct wn_forward *f)
+{
+	struct fwd_listener *l = &f->ls[f->nls];
+	int rc;
+
+	if (f->nls == WN_FORWARD_MAX_LISTEN)
+		return NULL;
+	if (f->kind == WN_RELAY_TCP)
+		rc = uv_tcp_init(wn_loop_uv(f->loop), &l->u.tcp);
+	else
+		rc = uv_pipe_init(wn_loop_uv(f->loop), &l->u.pipe, 0);
+	if (rc < 0)
+		return NULL;
+	l->f = f;
+	l->u.handle.data = l;
+	f->nls++;
+	f->handles++;
+	return l;
+}
+
+static int listen_unix(struct wn_forward *f)
+{
+	struct fwd_listener *l;
+	struct stat st;
+	int rc;
+
+	rc = clear_stale_socket(f->listen.path);
+	if (rc < 0)
+		return rc;
+	l = add_listener(f);
+	if (!l)
+		return WN_ENOMEM;
+	rc = uv_pipe_bind(&l->u.pipe, f->listen.path);
+	if (rc < 0)
+		return wn_err_from_uv(rc);
+	if (lstat(f->listen.path, &st) == 0) {
+		f->own_file = true;
+		f->dev = st.st_dev;
+		f->ino = st.st_ino;
+	}
+	rc = uv_listen(&l->u.stream, f->backlog, on_connection);
+	if (rc < 0)
+		return wn_err_from_uv(rc);
+	l->bound = true;
+	return 0;
+}
+
+static int listen_tcp_addr(struct wn_forward *f, const struct sockaddr *sa)
+{
+	struct fwd_listener *l = add_listener(f);
+	int rc;
+
+	if (!l)
+		return WN_ENOMEM;
+	rc = uv_tcp_bind(&l->u.tcp, sa, 0);
+	if (rc == 0)
+		rc = uv_listen(&l->u.stream, f->backlog, on_connection);
+	if (rc < 0)
+		return wn_err_from_uv(rc);
+	l->bound = true;
+	return 0;
+}
+
+static bool same_addr(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		              &((const struct sockaddr_in *)b)->sin_addr,
+		              4) == 0;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+/* A name: bind each address it resolves to; those that do not exist on
+ * this host (an IPv6 ::1 without IPv6, say) are skipped. */
+static int listen_tcp_name(struct wn_forward *f)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE};
+	struct sockaddr_storage seen[WN_FORWARD_MAX_LISTEN];
+	uv_getaddrinfo_t req;
+	struct addrinfo *ai;
+	char port[8];
+	int rc, nseen = 0, i, first_err = 0;
+	bool dup;
+
+	snprintf(port, sizeof(port), "%u", f->listen.port);
+	/* Synchronous (no callback): resolved once, while starting up. */
+	rc = uv_getaddrinfo(wn_loop_uv(f->loop), &req, NULL, f->listen.host,
+	                    port, &hints);
+	if (rc < 0)
+		return wn_err_from_uv(rc);
+	for (ai = req.addrinfo; ai && f->nls < WN_FORWARD_MAX_LISTEN;
+	     ai = ai->ai_next) {
+		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+			continue;
+		for (dup = false, i = 0; i < nseen && !dup; i++)
+			dup =
+			    same_addr((struct sockaddr *)&seen[i], ai->ai_addr);
+		if (dup)
+			continue;
+		memcpy(&seen[nseen++], ai->ai_addr, ai->ai_addrlen);
+		rc = listen_tcp_addr(f, ai->ai_addr);
+		if (rc == WN_EUNREACH || rc == WN_ENOTSUP) {
+			/* Not an address of this host: that listener stays
+			 * idle (closed with the others). */
+			if (!first_err)
+				first_err = rc;
+			continue;
+		}
+		if (rc < 0) {
+			uv_freeaddrinfo(req.addrinfo);
+			return rc;
+		}
+	}
+	uv_freeaddrinfo(req.addrinfo);
+	for (i = 0; i < f->nls; i++)
+		if (f->ls[i].bound)
+			return 0;
+	return first_err ? first_err : WN_EUNREACH;
+}
+
+int wn_forward_open(struct wn_loop *loop, struct wn_log *log,
+                    struct wn_tunnel *t, const struct wn_forward_cfg *cfg,
+                    const struct wn_forward_opts *opts, struct wn_forward **out)
+{
+	struct wn_forward *f;
+	char text[WN_UNIX_PATH_MAX + 32], tgt[WN_UNIX_PATH_MAX + 32];
+	int rc;
+
+	if (!cfg->has_listen || !cfg->has_target)
+		return WN_EINVAL;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return WN_ENOMEM;
+	f->loop = loop;
+	f->log = log;
+	f->tunnel = t;
+	memcpy(f->name, cfg->name, sizeof(f->name));
+	f->name[sizeof(f->name) - 1] = '\0';
+	if (!f->name[0])
+		snprintf(f->name, sizeof(f->name), "forward");
+	f->listen = cfg->listen;
+	f->target = cfg->target;
+	f->kind =
+	    cfg->listen.kind == WN_HOST_UNIX ? WN_RELAY_PIPE : WN_RELAY_TCP;
+	f->out_limit = opts ? opts->out_limit : 0;
+	f->backlog =
+	    opts && opts->backlog > 0 ? opts->backlog : BACKLOG_DEFAULT;
+	f->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 5);
+	wn_relay_set_init(&f->relays);
+
+	if (f->kind == WN_RELAY_PIPE)
+		rc = listen_unix(f);
+	else if (f->listen.kind == WN_HOST_IP)
+		rc = listen_tcp_addr(f, (const struct sockaddr *)&f->listen.sa);
+	else
+		rc = listen_tcp_name(f);
+	wn_endpoint_format(&f->listen, text, sizeof(text));
+	if (rc < 0) {
+		WN_LOG(log, WN_LOG_ERROR, LOG_COMP,
+		       "forward %s: cannot listen on %s: %s", f->name, text,
+		       wn_strerror(rc));
+		if (f->own_file)
+			unlink(f->listen.path);
+		teardown(f);
+		return rc;
+	}
+	wn_endpoint_format(&f->target, tgt, sizeof(tgt));
+	WN_LOG(log, WN_LOG_INFO, LOG_COMP, "forward %s: %s -> %s", f->name,
+	       text, tgt);
+	*out = f;
+	return 0;
+}
+
+void wn_forward_close(struct wn_forward *f)
+{
+	struct stat st;
+
+	if (f->closing)
+		return;
+	WN_LOG(f->log, WN_LOG_INFO, LOG_COMP,
+	       "forward %s: closing (%ld connections)", f->name,
+	       f->relays.live);
+	wn_relay_set_close_all(&f->relays, WN_STREAM_ABORTED);
+	/* Remove the socket file only if it is still the one we bound. */
+	if (f->own_file && lstat(f->listen.path, &st) == 0 &&
+	    st.st_dev == f->dev && st.st_ino == f->ino)
+		unlink(f->listen.path);
+	teardown(f);
+}
+
+int wn_forward_sockname(const struct wn_forward *f, struct sockaddr_storage *ss)
+{
+	int len = sizeof(*ss), i;
+
+	if (f->kind != WN_RELAY_TCP)
+		return WN_EINVAL;
+	for (i = 0; i < f->nls; i++)
+		if (f->ls[i].bound)
+			return wn_err_from_uv(uv_tcp_getsockname(
+			    &f->ls[i].u.tcp, (struct sockaddr *)ss, &len));
+	return WN_EINVAL;
+}
+
+const struct wn_relay_set *wn_forward_relays(const struct wn_forward *f)
+{
+	return &f->relays;
+}

@@ -1,0 +1,67 @@
+/* The forward front end (client side): listens on a local TCP address or
+ * unix socket and carries each accepted connection through a new tunnel
+ * stream to the forward's fixed target. All byte moving is the relay's
+ * (src/io/relay.h); this file only listens, accepts and pairs.
+ *
+ * Listening:
+ *  - TCP: an IP literal binds that address (libuv sets SO_REUSEADDR; an
+ *    IPv6 wildcard is dual-stack unless the system says otherwise); a name
+ *    ("localhost:8080") is resolved once, at open, and every address it
+ *    resolves to (up to WN_FORWARD_MAX_LISTEN) is bound; addresses that do
+ *    not exist here are skipped as long as one binds.
+ *  - unix: an existing file at the path is removed first only if it is a
+ *    socket nobody listens on (a stale one); a live socket or any other
+ *    file makes open fail. The socket file is removed on close if it is
+ *    still ours.
+ *
+ * A connection the tunnel has no stream for (wn_tunnel_open_stream returned
+ * NULL) is reset at once and logged, rate-limited.
+ *
+ * Several forwards may run in one process, on one tunnel or several. */
+#ifndef WN_FRONT_FORWARD_H
+#define WN_FRONT_FORWARD_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "app/config.h"
+#include "engine/tunnel.h"
+#include "io/loop.h"
+#include "io/relay.h"
+#include "util/log.h"
+
+#define WN_FORWARD_MAX_LISTEN 4
+
+struct wn_forward;
+
+struct wn_forward_opts {
+	size_t out_limit; /* relay queue cap (relay.h); 0: default */
+	int backlog;      /* listen backlog; 0: 128 */
+};
+
+/* Starts listening as cfg says (cfg is copied). Streams are opened on t,
+ * which is borrowed: it must outlive the forward (close the forward
+ * first). loop and log are borrowed too; opts may be NULL for defaults.
+ * Returns 0 and *out, or a WN_E* code (WN_EADDRINUSE, WN_EEXIST for a
+ * non-socket file in the way, WN_EUNREACH if a name does not resolve, ...)
+ * with nothing for the caller to clean up. */
+int wn_forward_open(struct wn_loop *loop, struct wn_log *log,
+                    struct wn_tunnel *t, const struct wn_forward_cfg *cfg,
+                    const struct wn_forward_opts *opts,
+                    struct wn_forward **out);
+
+/* Stops listening, resets every live connection (and its stream, with
+ * WN_STREAM_ABORTED) and removes the unix socket file. The forward is freed
+ * by the loop once its listeners have closed; f must not be used after
+ * this call. Safe from any callback. */
+void wn_forward_close(struct wn_forward *f);
+
+/* The address of the first TCP listener (to learn a port chosen by the
+ * system for port 0). Returns 0, or WN_EINVAL for a unix forward. */
+int wn_forward_sockname(const struct wn_forward *f,
+                        struct sockaddr_storage *ss);
+
+/* The forward's live relays and their counters (read-only). */
+const struct wn_relay_set *wn_forward_relays(const struct wn_forward *f);
+
+#endif

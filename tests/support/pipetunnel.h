@@ -1,0 +1,94 @@
+/* pipetunnel: an in-process, in-memory engine for tests (engine.h).
+ *
+ * It joins a "client" tunnel, on which front ends open streams, to a
+ * "server" side that hands each new stream to a struct wn_accept_handler
+ * (the dialer, or a test's scripted peer), on one wn_loop. Its job is to
+ * hold front ends to the tunnel.h contract, strictly:
+ *
+ *  - The target goes through the real stream header encoder and decoder,
+ *    so the server sees what the wire would carry (NULL for the default).
+ *  - Every handler call is made from a deferred function (wn_loop_defer),
+ *    never from inside the API call that caused it; a pump moves data in
+ *    steps across loop iterations, as a real engine would.
+ *  - Backpressure: each end's send buffer holds at most send_limit bytes
+ *    (short writes, reserve returning 0, then on_writable); each end may
+ *    hold at most recv_window bytes delivered but not yet consumed, and
+ *    credit comes back only through wn_stream_consumed.
+ *  - Half-close: shutdown delivers on_eof to the peer after its last data.
+ *    An end gets on_closed(OK) as soon as its FIN has been delivered and
+ *    the peer's EOF has been delivered to it, even if it has not consumed
+ *    everything yet (as QUIC may do).
+ *  - Reset: both ends get on_closed(err) (unless released); undelivered
+ *    data is dropped. Release with a direction still open resets the
+ *    stream with WN_STREAM_ABORTED; release after both directions ended
+ *    lets the released end's queued data and FIN still reach the peer.
+ *  - Misuse aborts the test process with a message on stderr: any call on
+ *    a stream after release or after its on_closed, commit beyond the last
+ *    reserve, consumed beyond what was delivered, an accept handler that
+ *    returns without setting a handler or resetting the stream.
+ *
+ * Streams opened while the tunnel is down wait (with their data) until it
+ * is up. Ownership: the pipetunnel owns its streams; it is freed by
+ * wn_pipetunnel_close (after its last stream is gone). */
+#ifndef WN_TESTS_PIPETUNNEL_H
+#define WN_TESTS_PIPETUNNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "io/loop.h"
+
+struct wn_pipetunnel;
+
+struct wn_pipetunnel_opts {
+	size_t send_limit;  /* per end send buffer; 0: 64 KiB */
+	size_t recv_window; /* per end flow-control window; 0: 64 KiB */
+	size_t chunk;       /* most bytes per on_data call; 0: 16 KiB */
+	size_t max_streams; /* live streams beyond which open fails; 0: any */
+	bool down;          /* start disconnected */
+};
+
+struct wn_pipetunnel_stats {
+	size_t live;             /* stream pairs alive */
+	uint64_t opened;         /* streams opened */
+	uint64_t accepted;       /* streams handed to the accept handler */
+	uint64_t refused;        /* open_stream returned NULL */
+	size_t max_sendq;        /* largest send buffer seen, any end */
+	size_t max_unconsumed;   /* most delivered-unconsumed, any end */
+	uint64_t closed_ok;      /* ends told on_closed(OK) */
+	uint64_t closed_err[16]; /* ends told on_closed(err), by err */
+	uint64_t resets[16];     /* wn_stream_reset calls, by err */
+	uint64_t released_open;  /* releases that had to reset the stream */
+};
+
+/* Creates a pipetunnel; server (copied; may be NULL and set later with
+ * wn_pipetunnel_set_server) receives the streams. Returns 0 or WN_ENOMEM. */
+int wn_pipetunnel_new(struct wn_loop *loop,
+                      const struct wn_pipetunnel_opts *opts,
+                      const struct wn_accept_handler *server,
+                      struct wn_pipetunnel **out);
+
+/* Sets the server's accept handler (copied). */
+void wn_pipetunnel_set_server(struct wn_pipetunnel *pt,
+                              const struct wn_accept_handler *server);
+
+/* The client tunnel, for front ends (owned by pt). */
+struct wn_tunnel *wn_pipetunnel_client(struct wn_pipetunnel *pt);
+
+/* Connects or disconnects the tunnel; nothing moves while it is down. */
+void wn_pipetunnel_set_up(struct wn_pipetunnel *pt, bool up);
+
+/* Loses the session: every stream is reset with WN_STREAM_SESSION_LOST. */
+void wn_pipetunnel_lose(struct wn_pipetunnel *pt);
+
+/* Counters, live. */
+const struct wn_pipetunnel_stats *
+wn_pipetunnel_stats(const struct wn_pipetunnel *pt);
+
+/* Resets what is left (WN_STREAM_SESSION_LOST) and frees pt once its last
+ * stream is gone. pt must not be used afterwards. */
+void wn_pipetunnel_close(struct wn_pipetunnel *pt);
+
+#endif
