@@ -2,7 +2,7 @@
 # warren's developer entry point. Each command installs missing Debian
 # packages first (as root; otherwise it prints the apt-get line to run).
 #
-#   ./run.sh demo      build (release) and run the main job (for now: warren help)
+#   ./run.sh demo      build (release) and run the demo: a tunnel on loopback
 #   ./run.sh test      build release + ASan/UBSan, run the whole test suite
 #   ./run.sh build     build release into build/release
 #   ./run.sh install   build and install warren and its man page (PREFIX=/usr/local)
@@ -37,9 +37,7 @@ case "$cmd" in
 demo)
 	scripts/deps.sh build
 	build_release
-	# The demo arrives with the first tunnel; until then the main job is
-	# the command's own help.
-	exec build/release/warren help "$@"
+	exec build/release/warren demo "$@"
 	;;
 build)
 	scripts/deps.sh build

@@ -24,6 +24,12 @@ static const struct command commands[] = {
      "print the public key of a private key"},
     {"check", wn_cmd_check, "-c FILE [--role server|client] [FLAGS]",
      "validate a configuration and report every problem"},
+    {"server", wn_cmd_server, "[-c FILE] [FLAGS]",
+     "run a server (flags: warren help check)"},
+    {"client", wn_cmd_client, "[-c FILE] [FLAGS] [-L LISTEN=TARGET]",
+     "run a client (flags: warren help check)"},
+    {"demo", wn_cmd_demo, "[--mib N]",
+     "server + client on loopback, data through a forward, summary"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -45,7 +51,7 @@ static void usage(FILE *out)
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(out, "  %-8s %-40s %s\n", commands[i].name,
 		        commands[i].args, commands[i].summary);
-	fprintf(out, "\nplanned: server, client, status (see README.md)\n"
+	fprintf(out, "\nplanned: status (see README.md)\n"
 	             "`warren help check` lists the configuration keys; "
 	             "`man warren` has the rest.\n");
 }

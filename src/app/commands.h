@@ -7,5 +7,8 @@
 int wn_cmd_genkey(int argc, char **argv);
 int wn_cmd_pubkey(int argc, char **argv);
 int wn_cmd_check(int argc, char **argv);
+int wn_cmd_server(int argc, char **argv);
+int wn_cmd_client(int argc, char **argv);
+int wn_cmd_demo(int argc, char **argv);
 
 #endif

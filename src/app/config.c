@@ -36,6 +36,10 @@ enum key_id {
 
 #define F_REPEAT 1u
 
+/* Passed in the scheme mask of set_endpoint: port 0 (any free port) is
+ * acceptable. Above every WN_SCHEME_* bit. */
+#define PORT_ZERO_OK 0x100u
+
 struct keydef {
 	unsigned sections;
 	const char *name;
@@ -244,7 +248,9 @@ static int set_endpoint(const struct setting *st, const struct keydef *k,
                         const char *expect, struct wn_endpoint *out)
 {
 	const char *why = NULL;
-	if (wn_endpoint_parse(v, allowed, dflt, 0, out, &why) != 0) {
+	if (wn_endpoint_parse(v, allowed & ~PORT_ZERO_OK, dflt,
+	                      (allowed & PORT_ZERO_OK) ? WN_EP_PORT_ZERO_OK : 0,
+	                      out, &why) != 0) {
 		char msg[256];
 		snprintf(msg, sizeof(msg), "expected %s (%s)", expect, why);
 		bad(st, k, v, msg);
@@ -405,8 +411,9 @@ static int set_forward_key(const struct setting *st, struct wn_forward_cfg *f,
 	switch (k->id) {
 	case K_LISTEN:
 		if (set_endpoint(
-		        st, k, v, WN_SCHEME_TCP | WN_SCHEME_UNIX, WN_SCHEME_TCP,
-		        "[tcp://]HOST:PORT or unix:PATH", &f->listen) != 0)
+		        st, k, v, WN_SCHEME_TCP | WN_SCHEME_UNIX | PORT_ZERO_OK,
+		        WN_SCHEME_TCP, "[tcp://]HOST:PORT or unix:PATH",
+		        &f->listen) != 0)
 			return WN_EINVAL;
 		f->has_listen = true;
 		return 0;

@@ -171,10 +171,10 @@ static void client_conn_dead(struct qep *ep, struct qconn *qc)
 	c->qc = NULL;
 	const char *why = qc->why[0] ? qc->why : "connection lost";
 	if (c->up) {
-		wn_log_event(ep->o.log, WN_LOG_WARN, "sess", '-',
-		             qc->tunnel.peer_id[0] ? qc->tunnel.peer_id
-		                                   : "server",
-		             0, why);
+		wn_log_event(
+		    ep->o.log, c->closing ? WN_LOG_INFO : WN_LOG_WARN, "sess",
+		    '-', qc->tunnel.peer_id[0] ? qc->tunnel.peer_id : "server",
+		    0, why);
 	} else if (!c->closing) {
 		WN_LOG_RL(ep->o.log, &ep->rl_err, wn_loop_now_ms(ep->o.loop),
 		          WN_LOG_WARN, "sess", "cannot connect: %s", why);

@@ -31,11 +31,24 @@
  * (a FIN); on_eof() reports the peer's FIN after its last data. The stream
  * lives until both directions are done, or a reset.
  *
+ * Re-entrancy: no handler function is ever called from inside a wn_stream_*
+ * or wn_tunnel_* call; handlers may call any of them (a relay calls
+ * wn_stream_consumed inside on_data, reset and release on errors). A
+ * reserve that returned 0, like a short write, is followed by on_writable;
+ * a reserve need not be followed by a commit.
+ *
+ * Receive window: delivered but unconsumed bytes never exceed the stream's
+ * receive window (for QUIC: wn_quic_opts.stream_window_max), so a front end
+ * that queues at least that much never has to drop data; the connection
+ * window bounds the sum over a session's streams.
+ *
  * Lifetime: the engine owns streams. The front end's handler is called until
  * the front end calls wn_stream_release() (after which the engine finishes
  * the stream on its own: flushing a FIN, or resetting it if the front end
  * released it with directions still open) or until on_closed(), which is the
- * last call. Never free anything inside these callbacks except through
+ * last call. Release is allowed in any state before on_closed, even right
+ * after a reset (on_closed then never comes). on_closed(OK) may come before
+ * the front end has consumed everything delivered. Never free anything inside these callbacks except through
  * deferred close. */
 #ifndef WN_ENGINE_TUNNEL_H
 #define WN_ENGINE_TUNNEL_H

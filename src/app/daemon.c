@@ -1,0 +1,303 @@
+/* `warren server` and `warren client`: wiring from configuration to a
+ * running loop. Server: udp carriers -> QUIC server -> dialer. Client:
+ * forwards -> QUIC client -> udp carrier. SIGINT/SIGTERM shut down cleanly
+ * (CONNECTION_CLOSE to the peer, every socket closed, exit 0). */
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app/cli.h"
+#include "app/commands.h"
+#include "app/config.h"
+#include "carrier/udp.h"
+#include "engine/quic.h"
+#include "front/dialer.h"
+#include "front/forward.h"
+#include "io/loop.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define MAX_CARRIERS 16
+
+struct daemon {
+	struct wn_loop loop;
+	struct wn_log log;
+	struct wn_config cfg;
+	struct wn_identity id;
+	uv_signal_t sigint, sigterm;
+	int stopping;
+	/* server */
+	struct wn_quic_server *srv;
+	struct wn_dialer *dialer;
+	/* client */
+	struct wn_quic_client *cli;
+	struct wn_forward **fwd;
+	size_t nfwd;
+	struct wn_carrier *carriers[MAX_CARRIERS];
+	size_t ncarriers;
+};
+
+/* Resolves an endpoint to one socket address (the first the resolver
+ * gives for names). Returns 0 or WN_EUNREACH. */
+static int resolve(const struct wn_endpoint *ep, struct sockaddr_storage *ss,
+                   socklen_t *len)
+{
+	if (ep->kind == WN_HOST_IP) {
+		memcpy(ss, &ep->sa, ep->salen);
+		*len = ep->salen;
+		return 0;
+	}
+	struct addrinfo hints = {.ai_socktype = SOCK_DGRAM,
+	                         .ai_flags = AI_ADDRCONFIG};
+	struct addrinfo *res = NULL;
+	char port[8];
+	snprintf(port, sizeof(port), "%u", ep->port);
+	if (getaddrinfo(ep->host, port, &hints, &res) != 0 || !res)
+		return WN_EUNREACH;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static void shutdown_daemon(struct daemon *d, const char *why)
+{
+	if (d->stopping)
+		return;
+	d->stopping = 1;
+	WN_LOG(&d->log, WN_LOG_INFO, "main", "shutting down (%s)", why);
+	for (size_t i = 0; i < d->nfwd; i++)
+		wn_forward_close(d->fwd[i]);
+	if (d->cli)
+		wn_quic_client_close(d->cli);
+	if (d->srv)
+		wn_quic_server_close(d->srv);
+	if (d->dialer)
+		wn_dialer_close(d->dialer);
+	/* The engines have sent their CONNECTION_CLOSE by now. */
+	for (size_t i = 0; i < d->ncarriers; i++)
+		wn_carrier_close(d->carriers[i]);
+	uv_close((uv_handle_t *)&d->sigint, NULL);
+	uv_close((uv_handle_t *)&d->sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	shutdown_daemon(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* Loads and checks the configuration for a role; prints problems. */
+static int load(struct daemon *d, enum wn_role role, int argc, char **argv)
+{
+	wn_config_init(&d->cfg);
+	wn_cli_load(&d->cfg, role, argc, argv, NULL, NULL);
+	if (d->cfg.n_diags == 0)
+		wn_config_validate(&d->cfg, role);
+	if (d->cfg.n_diags == 0)
+		wn_config_load_keys(&d->cfg, role,
+		                    role == WN_ROLE_SERVER ? &d->id : NULL,
+		                    role == WN_ROLE_CLIENT ? &d->id : NULL);
+	if (d->cfg.n_diags > 0 || d->cfg.oom) {
+		wn_cli_print_diags(&d->cfg, stderr);
+		fprintf(stderr, "warren %s: configuration has %zu problem%s\n",
+		        role == WN_ROLE_SERVER ? "server" : "client",
+		        d->cfg.n_diags, d->cfg.n_diags == 1 ? "" : "s");
+		return 1;
+	}
+	return 0;
+}
+
+static int start_loop(struct daemon *d, int level)
+{
+	if (wn_loop_init(&d->loop) != 0) {
+		fprintf(stderr, "warren: cannot start the event loop\n");
+		return 1;
+	}
+	wn_log_init(&d->log, level, STDERR_FILENO);
+	uv_signal_init(wn_loop_uv(&d->loop), &d->sigint);
+	uv_signal_init(wn_loop_uv(&d->loop), &d->sigterm);
+	d->sigint.data = d->sigterm.data = d;
+	uv_signal_start(&d->sigint, on_signal, SIGINT);
+	uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+	/* A peer that goes away must not kill us with SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
+
+/* Runs the loop (after a failed start: only to close what was opened) and
+ * releases everything. Returns rc. */
+static int finish(struct daemon *d, int rc)
+{
+	if (rc != 0)
+		shutdown_daemon(d, "startup failed");
+	wn_loop_run(&d->loop);
+	wn_loop_close(&d->loop);
+	wn_identity_wipe(&d->id);
+	free(d->fwd);
+	wn_config_free(&d->cfg);
+	free(d);
+	return rc;
+}
+
+static void quic_opts(struct daemon *d, struct wn_quic_opts *o)
+{
+	wn_quic_opts_default(o);
+	o->loop = &d->loop;
+	o->log = &d->log;
+	o->id = &d->id;
+}
+
+int wn_cmd_server(int argc, char **argv)
+{
+	struct daemon *d = calloc(1, sizeof(*d));
+	if (!d)
+		return 1;
+	if (load(d, WN_ROLE_SERVER, argc, argv) != 0) {
+		wn_config_free(&d->cfg);
+		free(d);
+		return 1;
+	}
+	const struct wn_server_cfg *sc = &d->cfg.server;
+	if (start_loop(d, sc->log_level) != 0) {
+		wn_config_free(&d->cfg);
+		free(d);
+		return 1;
+	}
+	struct wn_quic_opts o;
+	quic_opts(d, &o);
+	/* A relay must be able to hold a whole stream window of delivered,
+	 * unconsumed data (tunnel.h). */
+	struct wn_dialer_opts dopts = {.out_limit = o.stream_window_max};
+	int rc = wn_dialer_new(&d->loop, &d->log, sc, &dopts, &d->dialer);
+	o.idle_timeout_ms = sc->idle_timeout_ms;
+	o.keepalive_ms = 0;
+	if (rc == 0)
+		rc = wn_quic_server_new(
+		    &o, (const uint8_t(*)[WN_KEY_LEN])sc->allow_client,
+		    sc->n_allow_client, wn_dialer_handler(d->dialer), &d->srv);
+	if (rc != 0) {
+		WN_LOG(&d->log, WN_LOG_ERROR, "main", "cannot start: %s",
+		       wn_strerror(rc));
+		return finish(d, 1);
+	}
+	struct wn_carrier_handler h = wn_quic_server_handler(d->srv);
+	for (size_t i = 0; i < sc->n_listen && i < MAX_CARRIERS; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		char name[128];
+		wn_endpoint_format(&sc->listen[i], name, sizeof(name));
+		if (resolve(&sc->listen[i], &ss, &len) != 0) {
+			WN_LOG(&d->log, WN_LOG_ERROR, "main",
+			       "cannot resolve %s", name);
+			return finish(d, 1);
+		}
+		struct wn_udp_opts uo = {.id = (unsigned)i + 1};
+		rc = wn_udp_carrier_open(&d->loop, &d->log,
+		                         (struct sockaddr *)&ss, len, &uo, &h,
+		                         &d->carriers[d->ncarriers]);
+		if (rc != 0) {
+			WN_LOG(&d->log, WN_LOG_ERROR, "main",
+			       "cannot listen on %s: %s", name,
+			       wn_strerror(rc));
+			return finish(d, 1);
+		}
+		d->ncarriers++;
+		WN_LOG(&d->log, WN_LOG_INFO, "main", "listening on %s", name);
+	}
+	char key[WN_KEY_B64_LEN + 1];
+	wn_key_encode(d->id.ed_pk, key);
+	WN_LOG(&d->log, WN_LOG_INFO, "main",
+	       "server ready: key %s, %zu client key%s, %s", key,
+	       sc->n_allow_client, sc->n_allow_client == 1 ? "" : "s",
+	       sc->has_target ? "fixed target" : "targets by allow rules");
+	return finish(d, 0);
+}
+
+static void client_up(void *ctx)
+{
+	(void)ctx;
+}
+
+static void client_down(void *ctx, const char *why)
+{
+	(void)ctx;
+	(void)why; /* the engine logs it, rate-limited */
+}
+
+int wn_cmd_client(int argc, char **argv)
+{
+	struct daemon *d = calloc(1, sizeof(*d));
+	if (!d)
+		return 1;
+	if (load(d, WN_ROLE_CLIENT, argc, argv) != 0) {
+		wn_config_free(&d->cfg);
+		free(d);
+		return 1;
+	}
+	const struct wn_client_cfg *cc = &d->cfg.client;
+	if (start_loop(d, cc->log_level) != 0) {
+		wn_config_free(&d->cfg);
+		free(d);
+		return 1;
+	}
+	char name[128];
+	wn_endpoint_format(&cc->server[0], name, sizeof(name));
+	struct sockaddr_storage server, local;
+	socklen_t slen, llen;
+	if (resolve(&cc->server[0], &server, &slen) != 0) {
+		WN_LOG(&d->log, WN_LOG_ERROR, "main", "cannot resolve %s",
+		       name);
+		return finish(d, 1);
+	}
+	struct wn_quic_opts o;
+	quic_opts(d, &o);
+	o.idle_timeout_ms = cc->dead_peer_timeout_ms;
+	o.keepalive_ms = cc->keepalive_ms;
+	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
+	struct wn_quic_client_events ev = {
+	    .ctx = d, .on_up = client_up, .on_down = client_down};
+	int rc = wn_quic_client_new(&o, cc->server_key, &ev, &d->cli);
+	if (rc == 0)
+		rc = wn_udp_wildcard(server.ss_family, &local, &llen);
+	struct wn_carrier_handler h;
+	if (rc == 0) {
+		h = wn_quic_client_handler(d->cli);
+		struct wn_udp_opts uo = {.id = 1};
+		rc = wn_udp_carrier_open(&d->loop, &d->log,
+		                         (struct sockaddr *)&local, llen, &uo,
+		                         &h, &d->carriers[0]);
+		if (rc == 0)
+			d->ncarriers = 1;
+	}
+	if (rc != 0) {
+		WN_LOG(&d->log, WN_LOG_ERROR, "main", "cannot start: %s",
+		       wn_strerror(rc));
+		return finish(d, 1);
+	}
+	d->fwd =
+	    calloc(d->cfg.n_forwards ? d->cfg.n_forwards : 1, sizeof(*d->fwd));
+	for (size_t i = 0; d->fwd && i < d->cfg.n_forwards; i++) {
+		const struct wn_forward_cfg *f = &d->cfg.forwards[i];
+		char l[128];
+		wn_endpoint_format(&f->listen, l, sizeof(l));
+		struct wn_forward_opts fopts = {.out_limit =
+		                                    o.stream_window_max};
+		rc = wn_forward_open(&d->loop, &d->log,
+		                     wn_quic_client_tunnel(d->cli), f, &fopts,
+		                     &d->fwd[d->nfwd]);
+		if (rc != 0) {
+			WN_LOG(&d->log, WN_LOG_ERROR, "main",
+			       "forward %s: cannot listen on %s: %s", f->name,
+			       l, wn_strerror(rc));
+			return finish(d, 1);
+		}
+		d->nfwd++;
+	}
+	wn_quic_client_start(d->cli, d->carriers[0], (struct sockaddr *)&server,
+	                     slen);
+	WN_LOG(&d->log, WN_LOG_INFO, "main", "client ready: server %s", name);
+	return finish(d, 0);
+}
