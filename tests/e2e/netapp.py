@@ -1,0 +1,192 @@
+"""Applications at both ends of a tunnel, run inside test namespaces with
+`ip netns exec ... /usr/bin/python3 netapp.py COMMAND ...`.
+
+  serve --listen ADDR --mode echo|reply [--ready FILE]
+      echo: send back everything; reply: read to EOF, then answer with the
+      sha256 of what was read and close (checks half-close both ways).
+  roundtrip --connect ADDR --bytes N [--conns K] [--seed S]
+      K concurrent connections each send N deterministic bytes through an
+      echo and verify the sha256 of what comes back; prints JSON.
+  halfclose --connect ADDR --bytes N
+      send N bytes, shut down writing, expect the sha256 back (reply mode).
+  probe --connect ADDR
+      send a little and report how the connection ends and how fast.
+
+ADDR is HOST:PORT, [V6]:PORT or unix:PATH. Exit status 0 means verified.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tcputil  # noqa: E402
+
+
+def sockaddr(text):
+    if text.startswith("unix:"):
+        return socket.AF_UNIX, text[5:]
+    host, port = tcputil.parse_hostport(text)
+    return tcputil.family_of(host), (host, port)
+
+
+def connect(text, timeout=10.0):
+    fam, addr = sockaddr(text)
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(addr)
+    s.settimeout(None)
+    return s
+
+
+def serve(args):
+    fam, addr = sockaddr(args.listen)
+    ls = socket.socket(fam, socket.SOCK_STREAM)
+    if fam == socket.AF_UNIX:
+        try:
+            os.unlink(addr)
+        except FileNotFoundError:
+            pass
+    else:
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(addr)
+    ls.listen(256)
+    if args.ready:
+        with open(args.ready + ".tmp", "w") as f:
+            f.write("ready\n")
+        os.rename(args.ready + ".tmp", args.ready)
+    print("ready", flush=True)
+
+    def handle(c):
+        try:
+            if args.mode == "echo":
+                while True:
+                    data = c.recv(1 << 16)
+                    if not data:
+                        break
+                    c.sendall(data)
+                c.shutdown(socket.SHUT_WR)
+            else:
+                h = hashlib.sha256()
+                while True:
+                    data = c.recv(1 << 16)
+                    if not data:
+                        break
+                    h.update(data)
+                c.sendall((h.hexdigest() + "\n").encode())
+                c.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    while True:
+        c, _ = ls.accept()
+        threading.Thread(target=handle, args=(c,), daemon=True).start()
+
+
+def one_roundtrip(addr, size, seed, out, i):
+    t0 = time.monotonic()
+    try:
+        s = connect(addr)
+    except OSError as e:
+        out[i] = {"ok": False, "error": f"connect: {e}"}
+        return
+    box = {}
+
+    def sender():
+        try:
+            box["sha"] = tcputil.send_payload(s, size, seed)
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            box["error"] = str(e)
+
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+    got = tcputil.recv_all(s, timeout=300)
+    t.join(60)
+    s.close()
+    ok = (got.end == "eof" and got.nbytes == size and
+          box.get("sha") == got.sha256)
+    out[i] = {"ok": ok, "bytes": got.nbytes, "end": got.end,
+              "secs": round(time.monotonic() - t0, 3),
+              "error": box.get("error")}
+
+
+def roundtrip(args):
+    out = [None] * args.conns
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=one_roundtrip,
+                                args=(args.connect, args.bytes,
+                                      args.seed + i, out, i))
+               for i in range(args.conns)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    secs = time.monotonic() - t0
+    ok = all(r and r["ok"] for r in out)
+    print(json.dumps({"ok": ok, "secs": round(secs, 3),
+                      "failed": [r for r in out if not (r and r["ok"])][:5]}))
+    return 0 if ok else 1
+
+
+def halfclose(args):
+    s = connect(args.connect)
+    sha = tcputil.send_payload(s, args.bytes, args.seed)
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    s.settimeout(60)
+    while True:
+        data = s.recv(4096)
+        if not data:
+            break
+        got += data
+    ok = got.decode().strip() == sha
+    print(json.dumps({"ok": ok, "sent": sha, "reply": got.decode().strip()}))
+    return 0 if ok else 1
+
+
+def probe(args):
+    t0 = time.monotonic()
+    try:
+        s = connect(args.connect)
+        s.sendall(b"hello")
+        end, _ = tcputil.wait_end(s, timeout=args.timeout)
+    except OSError as e:
+        end = tcputil.end_of(e)
+    print(json.dumps({"end": end, "secs": round(time.monotonic() - t0, 3)}))
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("serve")
+    a.add_argument("--listen", required=True)
+    a.add_argument("--mode", choices=("echo", "reply"), default="echo")
+    a.add_argument("--ready")
+    a = sub.add_parser("roundtrip")
+    a.add_argument("--connect", required=True)
+    a.add_argument("--bytes", type=int, required=True)
+    a.add_argument("--conns", type=int, default=1)
+    a.add_argument("--seed", type=int, default=1)
+    a = sub.add_parser("halfclose")
+    a.add_argument("--connect", required=True)
+    a.add_argument("--bytes", type=int, required=True)
+    a.add_argument("--seed", type=int, default=1)
+    a = sub.add_parser("probe")
+    a.add_argument("--connect", required=True)
+    a.add_argument("--timeout", type=float, default=10.0)
+    args = p.parse_args()
+    return {"serve": serve, "roundtrip": roundtrip, "halfclose": halfclose,
+            "probe": probe}[args.cmd](args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
