@@ -265,3 +265,57 @@ print("answered" if r else "silent")
     r = tunnel.app("roundtrip", "--connect", "127.0.0.1:2000",
                    "--bytes", str(10 << 20))
     assert r["ok"], r
+
+
+def test_config_files_and_ipv6_everywhere(netns, procs, warren_bin,
+                                          tmp_path):
+    """Both roles from config files ([server], [client], [forward NAME]),
+    with IPv6 literals in every address, in one namespace over ::1."""
+    t = Tunnel(netns, procs, warren_bin, tmp_path)
+    ns = t.ns_s
+    (tmp_path / "server.conf").write_text(f"""
+[server]
+listen = udp://[::1]:4433
+key = server.key
+allow-client = {t.client_pub}
+allow = [::1]:7000
+log-level = debug
+""")
+    (tmp_path / "client.conf").write_text(f"""
+[client]
+server = udp://[::1]:4433
+server-key = {t.server_pub}
+key = client.key
+
+[forward six]
+listen = tcp://[::1]:2000
+target = [::1]:7000
+
+[forward four-to-six]
+listen = 127.0.0.1:2001
+target = [::1]:7000
+""")
+    for conf in ("server.conf", "client.conf"):
+        res = subprocess.run([warren_bin, "check", "-c",
+                              str(tmp_path / conf)],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+    ready = str(tmp_path / "t.ready")
+    p = procs.start("target", [PY, NETAPP, "serve", "--listen", "[::1]:7000",
+                               "--ready", ready], netns=ns)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(ready):
+        assert p.alive() and time.monotonic() < deadline, p.log()
+        time.sleep(0.02)
+    s = procs.start("server", [warren_bin, "server", "-c",
+                               str(tmp_path / "server.conf")], netns=ns)
+    s.wait_log("server ready")
+    c = procs.start("client", [warren_bin, "client", "-c",
+                               str(tmp_path / "client.conf")], netns=ns)
+    c.wait_log("client ready")
+    for addr in ("[::1]:2000", "127.0.0.1:2001"):
+        res = netns.exec(ns, [PY, NETAPP, "roundtrip", "--connect", addr,
+                              "--bytes", str(5 << 20), "--conns", "3"],
+                         check=False, timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+    assert "forward six" in c.log() and "forward four-to-six" in c.log()
