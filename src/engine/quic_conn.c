@@ -789,7 +789,6 @@ void qconn_kill(struct qconn *qc, const char *why)
 {
 	if (qc->state == QC_DEAD)
 		return;
-	int was_up = qc->state == QC_UP;
 	qc->state = QC_DEAD;
 	if (why && !qc->why[0])
 		snprintf(qc->why, sizeof(qc->why), "%s", why);
@@ -803,7 +802,6 @@ void qconn_kill(struct qconn *qc, const char *why)
 	if (qc->ep->is_server)
 		wn_cidmap_del_value(&qc->ep->cids, qc);
 	qc->ep->stats.conns_closed++;
-	(void)was_up;
 	qc->ep->conn_dead(qc->ep, qc);
 	wn_loop_defer(qc->ep->o.loop, &qc->dnode, conn_deferred);
 }
@@ -818,20 +816,27 @@ static int send_batch(struct qconn *qc, const uint8_t *buf, size_t len,
 	return rc;
 }
 
+/* Sends one CONNECTION_CLOSE carrying ccerr, best effort. */
+static void send_close(struct qconn *qc,
+                       const ngtcp2_connection_close_error *ccerr)
+{
+	ngtcp2_path_storage ps;
+	ngtcp2_path_storage_zero(&ps);
+	ngtcp2_pkt_info pi;
+	ngtcp2_ssize n = ngtcp2_conn_write_connection_close(
+	    qc->conn, &ps.path, &pi, qc->ep->txbuf, qc->ep->txcap, ccerr,
+	    qnow());
+	if (n > 0)
+		send_batch(qc, qc->ep->txbuf, (size_t)n, (size_t)n);
+}
+
 void qconn_close(struct qconn *qc, const char *why)
 {
 	if (qc->state == QC_DEAD)
 		return;
 	ngtcp2_connection_close_error ccerr;
 	ngtcp2_connection_close_error_default(&ccerr);
-	ngtcp2_path_storage ps;
-	ngtcp2_path_storage_zero(&ps);
-	ngtcp2_pkt_info pi;
-	ngtcp2_ssize n = ngtcp2_conn_write_connection_close(
-	    qc->conn, &ps.path, &pi, qc->ep->txbuf, qc->ep->txcap, &ccerr,
-	    qnow());
-	if (n > 0)
-		send_batch(qc, qc->ep->txbuf, (size_t)n, (size_t)n);
+	send_close(qc, &ccerr);
 	qconn_kill(qc, why);
 }
 
@@ -859,14 +864,7 @@ static void conn_fail(struct qconn *qc, int liberr)
 	else
 		ngtcp2_connection_close_error_set_transport_error_liberr(
 		    &ccerr, liberr, NULL, 0);
-	ngtcp2_path_storage ps;
-	ngtcp2_path_storage_zero(&ps);
-	ngtcp2_pkt_info pi;
-	ngtcp2_ssize n = ngtcp2_conn_write_connection_close(
-	    qc->conn, &ps.path, &pi, qc->ep->txbuf, qc->ep->txcap, &ccerr,
-	    qnow());
-	if (n > 0)
-		send_batch(qc, qc->ep->txbuf, (size_t)n, (size_t)n);
+	send_close(qc, &ccerr);
 	qconn_kill(qc, why);
 }
 
