@@ -806,11 +806,19 @@ void qconn_kill(struct qconn *qc, const char *why)
 	wn_loop_defer(qc->ep->o.loop, &qc->dnode, conn_deferred);
 }
 
-static int send_batch(struct qconn *qc, const uint8_t *buf, size_t len,
-                      size_t seg)
+/* Sends a batch to the path ngtcp2 chose for it: ngtcp2 validates a peer's
+ * new address before using it, so replies never follow a spoofed or
+ * replayed packet's source. */
+static int send_batch(struct qconn *qc, const ngtcp2_path *path,
+                      const uint8_t *buf, size_t len, size_t seg)
 {
-	int rc = wn_carrier_send(qc->carrier, (struct sockaddr *)&qc->remote,
-	                         qc->rlen, buf, len, seg);
+	const struct sockaddr *to = (const struct sockaddr *)&qc->remote;
+	socklen_t tolen = qc->rlen;
+	if (path->remote.addrlen > 0) {
+		to = (const struct sockaddr *)path->remote.addr;
+		tolen = (socklen_t)path->remote.addrlen;
+	}
+	int rc = wn_carrier_send(qc->carrier, to, tolen, buf, len, seg);
 	if (rc == WN_EAGAIN)
 		qc->carrier_blocked = 1;
 	return rc;
@@ -827,7 +835,7 @@ static void send_close(struct qconn *qc,
 	    qc->conn, &ps.path, &pi, qc->ep->txbuf, qc->ep->txcap, ccerr,
 	    qnow());
 	if (n > 0)
-		send_batch(qc, qc->ep->txbuf, (size_t)n, (size_t)n);
+		send_batch(qc, &ps.path, qc->ep->txbuf, (size_t)n, (size_t)n);
 }
 
 void qconn_close(struct qconn *qc, const char *why)
@@ -908,11 +916,6 @@ void qconn_read(struct qconn *qc, const struct sockaddr *from,
 	ngtcp2_pkt_info pi = {0};
 	int rv = ngtcp2_conn_read_pkt(qc->conn, &path, &pi, pkt, len, qnow());
 	if (rv == 0) {
-		/* Answer on the address the peer now uses (NAT rebinding). */
-		if (fromlen <= sizeof(qc->remote)) {
-			memcpy(&qc->remote, from, fromlen);
-			qc->rlen = fromlen;
-		}
 		qconn_schedule(qc);
 		return;
 	}
@@ -974,6 +977,24 @@ static void arm_timer(struct qconn *qc)
 	wn_timer_start(&qc->timer, ms, 0);
 }
 
+static int same_remote(const ngtcp2_path *a, const ngtcp2_path *b)
+{
+	return a->remote.addrlen == b->remote.addrlen &&
+	       memcmp(a->remote.addr, b->remote.addr, a->remote.addrlen) == 0;
+}
+
+/* Copies the remote address of `from` into storage that outlives the next
+ * ngtcp2 write, which overwrites the path storage. */
+static void batch_path(ngtcp2_path *p, struct sockaddr_storage *ss,
+                       const ngtcp2_path *from)
+{
+	size_t n =
+	    from->remote.addrlen <= sizeof(*ss) ? from->remote.addrlen : 0;
+	memcpy(ss, from->remote.addr, n);
+	p->remote.addr = (ngtcp2_sockaddr *)ss;
+	p->remote.addrlen = (ngtcp2_socklen)n;
+}
+
 static void flush(struct qconn *qc)
 {
 	struct qep *ep = qc->ep;
@@ -991,6 +1012,9 @@ static void flush(struct qconn *qc)
 	qc->write_epoch++;
 	ngtcp2_path_storage ps;
 	ngtcp2_path_storage_zero(&ps);
+	ngtcp2_path bpath; /* where the batch being built goes */
+	struct sockaddr_storage bto;
+	memset(&bpath, 0, sizeof(bpath));
 
 	for (;;) {
 		struct qstream *qs = next_ready(qc);
@@ -1045,15 +1069,26 @@ static void flush(struct qconn *qc)
 		}
 		if (nw == 0)
 			break;
-		if (npkts == 0)
+		if (npkts > 0 && !same_remote(&bpath, &ps.path)) {
+			/* ngtcp2 switched paths (a probe or a migration):
+			 * what was batched so far goes out alone first. */
+			send_batch(qc, &bpath, buf, off, seg);
+			memmove(buf, buf + off, (size_t)nw);
+			budget = budget > off ? budget - off : 0;
+			off = 0;
+			npkts = 0;
+		}
+		if (npkts == 0) {
 			seg = (size_t)nw;
+			batch_path(&bpath, &bto, &ps.path);
+		}
 		off += (size_t)nw;
 		npkts++;
 		/* A batch is packets of one size, the last may be shorter. */
 		int short_pkt = (size_t)nw < seg;
 		if (short_pkt || npkts == QUIC_GSO_MAX ||
 		    off + maxpkt > ep->txcap || off >= budget) {
-			int rc = send_batch(qc, buf, off, seg);
+			int rc = send_batch(qc, &bpath, buf, off, seg);
 			budget = budget > off ? budget - off : 0;
 			off = 0;
 			npkts = 0;
@@ -1062,7 +1097,7 @@ static void flush(struct qconn *qc)
 		}
 	}
 	if (off > 0)
-		send_batch(qc, buf, off, seg);
+		send_batch(qc, &bpath, buf, off, seg);
 	/* ngtcp2 0.12 paces from a 333 ms initial RTT guess, which would hold
 	 * the client's Finished back ~22 ms: pace only after the handshake. */
 	if (ngtcp2_conn_get_handshake_completed(qc->conn))
