@@ -573,7 +573,7 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 	const struct wn_quic_opts *o = &ep->o;
 	ngtcp2_settings_default(s);
 	s->initial_ts = qnow();
-	s->cc_algo = NGTCP2_CC_ALGO_BBR2;
+	s->cc_algo = NGTCP2_CC_ALGO_BBR;
 	s->max_window = o->conn_window_max;
 	s->max_stream_window = o->stream_window_max;
 	s->handshake_timeout = (uint64_t)o->handshake_timeout_ms * MS;
