@@ -142,10 +142,17 @@ def test_ordered_jitter_keeps_order_within_bounds(netns, procs):
     rec = link.udp_transfer(count=2000, pps=2000)
     assert rec["seqs"] == list(range(2000))
     lat_ms = [x / 1000 for x in rec["lat_us"]]
+    # Never early: that is the model's promise and is exact.
     assert min(lat_ms) >= 5.0
-    assert max(lat_ms) < 20.0
+    # Late only by scheduling: the latency runs from the sender's timestamp
+    # to the kernel's receive timestamp, so a sender descheduled between
+    # stamping and sending shows as a late packet. Bound the bulk tightly
+    # and the rare outlier loosely (CI seen: one packet of 2000 at 24 ms).
+    ordered = sorted(lat_ms)
+    assert ordered[int(len(ordered) * 0.99)] < 16.0, ordered[-25:]
+    assert ordered[-1] < 60.0, ordered[-5:]
     # The delays really vary (not a fixed 10 ms).
-    assert max(lat_ms) - min(lat_ms) > 4.0
+    assert ordered[-1] - ordered[0] > 4.0
     link.stop()
 
 
