@@ -421,7 +421,8 @@ int wn_cmd_demo(int argc, char **argv)
 		printf("warren demo: sent %llu MiB through the tunnel and got "
 		       "the same %llu MiB back (BLAKE2b match)\n",
 		       (unsigned long long)mib, (unsigned long long)mib);
-		printf("warren demo: first byte back after %.1f ms; %.2f s in "
+		printf("warren demo: first byte back %.1f ms after connecting "
+		       "(the tunnel's handshake included); %.2f s in "
 		       "all, %.0f Mbit/s each way\n",
 		       (double)(d->t_first - d->t_start) / 1e6, secs,
 		       (double)d->total * 8 / secs / 1e6);
