@@ -145,14 +145,19 @@ def test_ordered_jitter_keeps_order_within_bounds(netns, procs):
     # Never early: that is the model's promise and is exact.
     assert min(lat_ms) >= 5.0
     # Late only by scheduling: the latency runs from the sender's timestamp
-    # to the kernel's receive timestamp, so a sender descheduled between
-    # stamping and sending shows as a late packet. Bound the bulk tightly
-    # and the rare outlier loosely (CI seen: one packet of 2000 at 24 ms).
+    # to the kernel's receive timestamp, through the TUN path, so its tail
+    # carries the host's scheduling (CI under ASan: a 99th percentile of
+    # 19 ms against the model's 15 ms). The model shows in the middle of
+    # the distribution: order-preserving jitter delivers each packet at the
+    # later of its own time and its predecessor's, so at 0.5 ms spacing the
+    # median sits between the delay and the delay plus the jitter (seen:
+    # 12.9 ms), and the delays still vary.
     ordered = sorted(lat_ms)
-    assert ordered[int(len(ordered) * 0.99)] < 16.0, ordered[-25:]
+    n = len(ordered)
+    assert 10.0 <= median(ordered) <= 15.0, median(ordered)
+    spread = ordered[n * 9 // 10] - ordered[n // 10]
+    assert 1.0 < spread < 10.0, spread
     assert ordered[-1] < 60.0, ordered[-5:]
-    # The delays really vary (not a fixed 10 ms).
-    assert ordered[-1] - ordered[0] > 4.0
     link.stop()
 
 
