@@ -216,17 +216,6 @@ int wn_cmd_server(int argc, char **argv)
 	return finish(d, 0);
 }
 
-static void client_up(void *ctx)
-{
-	(void)ctx;
-}
-
-static void client_down(void *ctx, const char *why)
-{
-	(void)ctx;
-	(void)why; /* the engine logs it, rate-limited */
-}
-
 int wn_cmd_client(int argc, char **argv)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
@@ -257,9 +246,7 @@ int wn_cmd_client(int argc, char **argv)
 	o.idle_timeout_ms = cc->dead_peer_timeout_ms;
 	o.keepalive_ms = cc->keepalive_ms;
 	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
-	struct wn_quic_client_events ev = {
-	    .ctx = d, .on_up = client_up, .on_down = client_down};
-	int rc = wn_quic_client_new(&o, cc->server_key, &ev, &d->cli);
+	int rc = wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
 	if (rc == 0)
 		rc = wn_udp_wildcard(server.ss_family, &local, &llen);
 	struct wn_carrier_handler h;
