@@ -720,6 +720,37 @@ static void test_bench(void **state)
 	       "(%.0f kpkt/s)\n",
 	       PLEN, (double)N * PLEN / t / 1e6, N / t / 1e3);
 
+	/* The server's cost per accepted initiation (consume + respond),
+	 * and per initiation refused at mac1. */
+	enum { H = 2000 };
+	uint8_t init[WN_PROTECT_INITIATION_MAX], resp[128];
+	size_t ilen, rlen;
+	struct wn_protect_initiation in;
+	assert_int_equal(wn_protect_initiate(&r.client, NULL, 0, WALL, T0, init,
+	                                     sizeof(init), &ilen),
+	                 0);
+	t = secs();
+	for (int i = 0; i < H; i++) {
+		assert_int_equal(
+		    wn_protect_responder_consume(&r.server, init, ilen, &in),
+		    0);
+		assert_int_equal(wn_protect_respond(&r.speer, &in, T0, resp,
+		                                    sizeof(resp), &rlen),
+		                 0);
+	}
+	t = secs() - t;
+	printf("server handshake (consume + respond): %.1f us each\n",
+	       t / H * 1e6);
+	init[ilen - 1] ^= 1;
+	t = secs();
+	for (int i = 0; i < H * 50; i++)
+		assert_int_equal(
+		    wn_protect_responder_consume(&r.server, init, ilen, &in),
+		    WN_ECRYPTO);
+	t = secs() - t;
+	printf("server initiation refused at mac1: %.2f us each\n",
+	       t / (H * 50) * 1e6);
+
 	uint8_t key[32], nonce[12] = {0}, mac[16];
 	randombytes_buf(key, sizeof(key));
 	t = secs();
