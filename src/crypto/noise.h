@@ -65,8 +65,8 @@ struct wn_noise_cipher {
 };
 
 /* EncryptWithAd: writes len + 16 bytes to out (len bytes if the cipher has
- * no key yet) and advances the nonce. out may equal in. Returns 0, or
- * WN_ERANGE once the nonces are exhausted. */
+ * no key yet) and advances the nonce. out may equal in. Returns 0,
+ * WN_ERANGE once the nonces are exhausted, or WN_EINTERNAL. */
 int wn_noise_cipher_encrypt(struct wn_noise_cipher *cs, const uint8_t *ad,
                             size_t adlen, const uint8_t *in, size_t len,
                             uint8_t *out);

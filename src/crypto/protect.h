@@ -40,6 +40,27 @@
  * REKEY_TIMEOUT_MS while no answer comes; a keypair REJECT_AFTER_MS old is
  * unusable both ways.
  *
+ * How the engine uses it.
+ *
+ *   client: wn_protect_peer_init(initiator) once. When
+ *     wn_protect_needs_rekey says so (check before sending and on a timer),
+ *     and no initiation went out in the last REKEY_TIMEOUT_MS,
+ *     wn_protect_initiate and send. A type 2 packet goes to
+ *     wn_protect_consume_response; then send something at once (an empty
+ *     seal is a keepalive). Type 4 goes to wn_protect_open. Data goes out
+ *     through wn_protect_seal; WN_EAGAIN means no keys: queue and handshake.
+ *   server: wn_protect_responder_init once. A type 1 packet (after a
+ *     per-address rate limit) goes to wn_protect_responder_consume; on
+ *     success look up in.static_pk among the allowed clients, compare
+ *     in.timestamp with the last accepted one for that key, find or create
+ *     that client's peer (wn_protect_peer_init, responder, with index
+ *     callbacks into the server's index table), wn_protect_respond, store
+ *     the timestamp, send the response. Type 4 packets go to the peer found
+ *     by receiver index, wn_protect_open; replies go out with
+ *     wn_protect_seal. Types 2 and 3 are dropped.
+ *   both: wn_protect_tick at wn_protect_next_expiry frees expired keys;
+ *     wn_protect_peer_wipe when the session ends.
+ *
  * Pure: time (now, monotonic milliseconds; the initiation's wall-clock
  * timestamp, unix milliseconds) and randomness (env.random) are passed in;
  * no I/O, no clock, no allocation. Structs may be embedded by the caller;
