@@ -954,6 +954,12 @@ int wn_relay_hs_write(struct wn_relay *r, const uint8_t *data, size_t len)
 	return rc < 0 ? wn_err_from_uv(rc) : 0;
 }
 
+void wn_relay_set_finish(struct wn_relay *r, wn_relay_finish_fn fn, void *ctx)
+{
+	r->on_finish = fn;
+	r->ctx = ctx;
+}
+
 void wn_relay_end(struct wn_relay *r)
 {
 	if (r->state == RS_CLOSED)

@@ -184,6 +184,11 @@ int wn_relay_hs_write(struct wn_relay *r, const uint8_t *data, size_t len);
 int wn_relay_attach(struct wn_relay *r, struct wn_stream *s,
                     const uint8_t *pending, size_t len);
 
+/* Replaces the relay's on_finish and its ctx (for an owner that takes over
+ * a relay another created: the forward hands accepted connections to the
+ * SOCKS5 front end). */
+void wn_relay_set_finish(struct wn_relay *r, wn_relay_finish_fn fn, void *ctx);
+
 /* Finishes a relay that has no stream (any more) cleanly: its socket is
  * closed with a FIN after what was written (a handshake's failure reply),
  * not with a reset; on_finish gets WN_STREAM_OK. A relay that has a stream
