@@ -35,7 +35,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		off += used;
 		if (ev == WN_SOCKS5_CHECK_AUTH) {
-			if (p.user_len == 0 || strlen(p.user) != p.user_len)
+			/* Credentials may hold NUL bytes: lengths count. */
+			if (p.user_len == 0 ||
+			    p.user_len > WN_SOCKS5_CRED_MAX ||
+			    p.pass_len > WN_SOCKS5_CRED_MAX)
 				abort();
 			ev = wn_socks5_auth_done(&p, data[0] & 0x40, &out);
 		}
