@@ -206,7 +206,7 @@ static void on_s_data(void *ctx, struct wn_stream *s, const uint8_t *data,
 	c->phase = P_RELAY;
 	wn_timer_stop(&c->timer);
 	/* The target's first data may have come with the status byte. */
-	if (wn_relay_attach(c->r, s, data + 1, len - 1) < 0) {
+	if (wn_relay_attach(c->r, s, &c->p.target, data + 1, len - 1) < 0) {
 		wn_stream_release(s);
 		wn_relay_close(c->r, WN_STREAM_INTERNAL);
 	}

@@ -876,13 +876,14 @@ int wn_relay_open(struct wn_relay *r, struct wn_tunnel *t,
 }
 
 int wn_relay_attach(struct wn_relay *r, struct wn_stream *s,
-                    const uint8_t *pending, size_t len)
+                    const struct wn_endpoint *target, const uint8_t *pending,
+                    size_t len)
 {
 	if (r->state != RS_NEW || !r->connected)
 		return WN_EINVAL;
 	hs_stop(r);
 	wn_stream_set_handler(s, &r->h);
-	describe(r, NULL);
+	describe(r, target);
 	attached(r, s);
 	if (!move(r, RS_OPEN, "stream attached"))
 		return 0;

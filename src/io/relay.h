@@ -180,9 +180,11 @@ int wn_relay_hs_write(struct wn_relay *r, const uint8_t *data, size_t len);
  * pending (len bytes; may be NULL when len is 0, copied) is data the owner
  * received from s and did not consume: it is written to the socket first
  * and consumed as the socket takes it. Returns 0, or WN_EINVAL if the relay
- * is not an accepted socket without a stream (s is then untouched). */
+ * is not an accepted socket without a stream (s is then untouched).
+ * target (borrowed; may be NULL) names the stream's target in logs. */
 int wn_relay_attach(struct wn_relay *r, struct wn_stream *s,
-                    const uint8_t *pending, size_t len);
+                    const struct wn_endpoint *target, const uint8_t *pending,
+                    size_t len);
 
 /* Replaces the relay's on_finish and its ctx (for an owner that takes over
  * a relay another created: the forward hands accepted connections to the
