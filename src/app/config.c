@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "app/keyfile.h"
 #include "util/err.h"
@@ -97,7 +98,9 @@ static const struct keydef keys[] = {
     {SEC_SOCKS5, "user", K_USER, F_REPEAT, "NAME:PASSWORD",
      "require username/password authentication (repeatable)", 0, 0},
     {SEC_SOCKS5, "users-file", K_USERS_FILE, 0, "FILE",
-     "a file of NAME:PASSWORD lines (mode 600), read at start", 0, 0},
+     "a file of NAME:PASSWORD lines (mode 600: looser is refused), read at "
+     "start",
+     0, 0},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -1280,10 +1283,24 @@ static void load_users_file(struct wn_config *cfg, struct wn_socks5_cfg *sk)
 	unsigned lineno = 0;
 	size_t n;
 
+	struct stat st;
+
 	if (!f) {
 		wn_config_diag(cfg, "%s: [socks5 %s] users-file: %s: %s",
 		               sk->users_file_origin, sk->name, path,
 		               strerror(errno));
+		return;
+	}
+	/* Passwords, like private keys, are for the owner's eyes only. */
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		wn_config_diag(cfg,
+		               "%s: [socks5 %s] users-file: %s: not a regular "
+		               "file, or accessible by group or others (mode "
+		               "%04o; run: chmod 600 FILE)",
+		               sk->users_file_origin, sk->name, path,
+		               (unsigned)(st.st_mode & 07777));
+		fclose(f);
 		return;
 	}
 	while (fgets(line, sizeof(line), f)) {

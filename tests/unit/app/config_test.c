@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -382,6 +383,13 @@ static void test_socks5_sections(void **state)
 	assert_string_equal(cfg.socks[0].users[1].pass, "c1");
 	expect_diag(&cfg, ":4: expected NAME:PASSWORD", NULL);
 	expect_diag(&cfg, ":5: this user is listed twice", NULL);
+	wn_config_free(&cfg);
+	/* A file others may read is refused, like a loose key file. */
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_load_users(&cfg), WN_ECONFIG);
+	expect_diag(&cfg, "users-file", "chmod 600");
+	assert_int_equal(cfg.socks[0].n_users, 1);
 	wn_config_free(&cfg);
 	unlink(path);
 	snprintf(text, sizeof(text),
