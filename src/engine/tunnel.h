@@ -104,14 +104,14 @@ struct wn_stream *wn_tunnel_open_stream(struct wn_tunnel *t,
                                         const struct wn_endpoint *target,
                                         const struct wn_stream_handler *h);
 
-/* Flags of wn_tunnel_open_stream_flags. */
-/* Ask the server to confirm the target connection: the first byte on_data
- * delivers is then the server's status byte (0: connected), written once
- * the target is connected and before any of the target's data; a failure
- * still resets the stream with its reason. For front ends that must answer
- * their application only when the target is known to be reachable (SOCKS5
- * standard mode). It costs the application one round trip. The same bit
- * as the stream header's flag (src/core/streamhdr.h). */
+/* Flag of wn_tunnel_open_stream_flags: ask the server to confirm the
+ * target connection. The first byte on_data delivers is then the server's
+ * status byte (0: connected), written once the target is connected and
+ * before any of the target's data; a failure still resets the stream with
+ * its reason. For front ends that must answer their application only once
+ * the target is known to be reachable (SOCKS5 standard mode); it costs the
+ * application one round trip. The same bit as the stream header's flag
+ * (src/core/streamhdr.h). */
 #define WN_OPEN_CONFIRM 0x80u
 
 /* As wn_tunnel_open_stream, with WN_OPEN_* flags. */
