@@ -327,6 +327,42 @@ ssize_t wn_smux_write(struct wn_smux *m, uint32_t sid, const uint8_t *data,
 	return n;
 }
 
+ssize_t wn_smux_reserve(struct wn_smux *m, uint32_t sid, uint8_t **ptr)
+{
+	struct wn_smux_stream *s = live(m, sid);
+	ssize_t n;
+
+	if (!s)
+		return WN_EINVAL;
+	if (s->flags & (WN_SMUX_SF_RESET | WN_SMUX_SF_FIN_QUEUED))
+		return WN_ECLOSED;
+	n = wn_bufq_reserve(&s->sendq, ptr);
+	if (n == WN_EAGAIN) {
+		s->flags |= WN_SMUX_SF_WANT_WR;
+		return 0;
+	}
+	return n;
+}
+
+int wn_smux_commit(struct wn_smux *m, uint32_t sid, size_t n)
+{
+	struct wn_smux_stream *s = live(m, sid);
+	int rc;
+
+	if (!s)
+		return WN_EINVAL;
+	if (s->flags & (WN_SMUX_SF_RESET | WN_SMUX_SF_FIN_QUEUED))
+		return WN_ECLOSED;
+	rc = wn_bufq_commit(&s->sendq, n);
+	if (rc)
+		return rc;
+	/* A read that brought nothing leaves an idle stream no chunk. */
+	if (wn_bufq_len(&s->sendq) == 0)
+		wn_bufq_shrink(&s->sendq);
+	wn_smuxi_sched(m, s);
+	return 0;
+}
+
 int wn_smux_shutdown(struct wn_smux *m, uint32_t sid)
 {
 	struct wn_smux_stream *s = live(m, sid);

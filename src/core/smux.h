@@ -141,6 +141,20 @@ int wn_smux_open(struct wn_smux *m, uint32_t *sid);
 ssize_t wn_smux_write(struct wn_smux *m, uint32_t sid, const uint8_t *data,
                       size_t len);
 
+/* Zero-copy write, step 1: points *ptr at free space in sid's send queue
+ * (for a socket read to land in). Returns its size (> 0), 0 when the queue
+ * is full (on_writable follows, as after a short write), or the errors of
+ * wn_smux_write. Nothing is queued until wn_smux_commit; *ptr is valid
+ * until the next call on this session other than wn_smux_commit, so read
+ * and commit at once. A reserve need not be followed by a commit. */
+ssize_t wn_smux_reserve(struct wn_smux *m, uint32_t sid, uint8_t **ptr);
+
+/* Zero-copy write, step 2: queues the first n bytes written at the pointer
+ * from the last wn_smux_reserve on sid (n may be 0). Returns 0, WN_EINVAL
+ * if n is more than that reserve offered or sid is unknown or forgotten,
+ * or WN_ECLOSED after shutdown or a reset. */
+int wn_smux_commit(struct wn_smux *m, uint32_t sid, size_t n);
+
 /* Ends our direction: a FIN goes out after the queued data. Returns 0 (also
  * when already shut down), WN_EINVAL for an unknown or forgotten sid, or
  * WN_ECLOSED after a reset. */

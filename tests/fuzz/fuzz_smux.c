@@ -7,7 +7,7 @@
  *   0xa0..0xbf  consume (op & 0x1f) * 2048 bytes of the last stream seen
  *   0xc0..0xff  an engine call (op & 7) on the last stream seen: open,
  *               write (op >> 3 & 7) * 1000 bytes, shutdown, reset,
- *               forget, ping
+ *               forget, reserve and commit half, ping
  * The callbacks act too (refuse some opens, forget on FIN, write from
  * on_writable). Checks: no crash or leak; everything pulled is a sequence
  * of well-formed frames; in v2 the data delivered and not consumed stays
@@ -156,6 +156,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			case 4:
 				wn_smux_forget(f.m, f.last);
 				break;
+			case 5: {
+				uint8_t *p;
+				ssize_t n = wn_smux_reserve(f.m, f.last, &p);
+				if (n > 0) {
+					memset(p, op, (size_t)n / 2);
+					wn_smux_commit(f.m, f.last,
+					               (size_t)n / 2);
+				}
+				break;
+			}
 			default:
 				wn_smux_ping(f.m);
 				break;

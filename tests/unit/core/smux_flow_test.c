@@ -229,6 +229,47 @@ static void test_writable(void **state)
 	wn_sp_free(&p);
 }
 
+/* Zero-copy writes: reserve, fill, commit; a full queue gives 0 and then
+ * on_writable. */
+static void test_reserve_commit(void **state)
+{
+	(void)state;
+	struct wn_smux_cfg ca = cfg_of(2, 1, 0), cb = cfg_of(2, 0, 0);
+	struct wn_sp p;
+	uint8_t *ptr, out[4096];
+	uint32_t sid;
+	ssize_t n;
+
+	ca.stream_send_limit = 3000;
+	assert_int_equal(wn_sp_init(&p, &ca, &cb, 4), 0);
+	assert_int_equal(wn_smux_open(p.a.m, &sid), 0);
+	/* A reserve with nothing committed keeps no memory. */
+	assert_true(wn_smux_reserve(p.a.m, sid, &ptr) > 0);
+	assert_int_equal(wn_smux_commit(p.a.m, sid, 0), 0);
+	assert_int_equal(wn_bufq_chunks(&wn_smuxi_find(p.a.m, sid)->sendq), 0);
+	uint64_t off = 0;
+	while ((n = wn_smux_reserve(p.a.m, sid, &ptr)) > 0) {
+		for (ssize_t i = 0; i < n; i++)
+			ptr[i] = wn_sp_pat(sid, off + (uint64_t)i);
+		assert_int_equal(wn_smux_commit(p.a.m, sid, (size_t)n + 1),
+		                 WN_EINVAL);
+		assert_int_equal(wn_smux_commit(p.a.m, sid, (size_t)n), 0);
+		off += (uint64_t)n;
+	}
+	assert_int_equal(n, 0);
+	assert_int_equal(off, 3000);
+	assert_int_equal(wn_smux_pull(p.a.m, out, sizeof(out)), 8 + 8 + 3000);
+	assert_int_equal(wn_sp_rx(&p.a, sid)->writable, 1);
+	assert_int_equal(wn_smux_input(p.b.m, out, 3016), 0);
+	assert_int_equal(wn_sp_rx(&p.b, sid)->got, 3000);
+	assert_int_equal(wn_sp_rx(&p.b, sid)->bad, 0);
+	assert_int_equal(wn_smux_shutdown(p.a.m, sid), 0);
+	assert_int_equal(wn_smux_reserve(p.a.m, sid, &ptr), WN_ECLOSED);
+	assert_int_equal(wn_smux_commit(p.a.m, sid, 0), WN_ECLOSED);
+	assert_int_equal(wn_smux_reserve(p.a.m, 99, &ptr), WN_EINVAL);
+	wn_sp_free(&p);
+}
+
 static void run_max_streams(int compat)
 {
 	struct wn_smux_cfg ca = cfg_of(2, 1, compat), cb = cfg_of(2, 0, compat);
@@ -352,6 +393,7 @@ int main(void)
 	    cmocka_unit_test(test_v1_no_window),
 	    cmocka_unit_test(test_fairness),
 	    cmocka_unit_test(test_writable),
+	    cmocka_unit_test(test_reserve_commit),
 	    cmocka_unit_test(test_max_streams),
 	    cmocka_unit_test(test_counter_wrap),
 	    cmocka_unit_test(test_idle_streams),
