@@ -29,8 +29,9 @@ static int cfg_valid(const struct wn_smux_cfg *cfg)
 	if (cfg->max_frame == 0 || cfg->max_frame > WN_SMUX_MAX_FRAME_LIMIT)
 		return 0;
 	/* UPDs go out every half window: a window of 1 would never send
-	 * one. */
-	if (cfg->version == 2 && cfg->stream_window < 2)
+	 * one. smux takes the window as an int32: above, it never sends. */
+	if (cfg->version == 2 &&
+	    (cfg->stream_window < 2 || cfg->stream_window > INT32_MAX))
 		return 0;
 	if (cfg->stream_send_limit == 0 ||
 	    cfg->stream_send_limit > SIZE_MAX / 2)
@@ -54,6 +55,7 @@ int wn_smux_new(const struct wn_smux_cfg *cfg, const struct wn_smux_cb *cb,
 	wn_smuxi_list_init(&m->ctrl);
 	wn_smuxi_list_init(&m->ready);
 	wn_smuxi_list_init(&m->writable);
+	wn_smuxi_list_init(&m->drained);
 	/* smux: the client's counter starts at 1 and the server's at 0, and
 	 * each open adds 2 before use, so the first ids are 3 and 2. */
 	m->next_id = cfg->client ? 1 : 0;
@@ -158,9 +160,34 @@ void wn_smuxi_destroy(struct wn_smux *m, struct wn_smux_stream *s)
 	wn_smuxi_unlink(&s->ctrl);
 	wn_smuxi_unlink(&s->ready);
 	wn_smuxi_unlink(&s->wr);
+	if (wn_smuxi_linked(&s->drained)) {
+		wn_smuxi_unlink(&s->drained);
+		m->ndrained--;
+	}
 	m->recv_pending -= (size_t)(s->recv - s->consumed);
 	wn_bufq_free(&s->sendq);
 	free(s);
+}
+
+void wn_smuxi_drained(struct wn_smux *m, struct wn_smux_stream *s)
+{
+	if (wn_smuxi_linked(&s->drained))
+		wn_smuxi_unlink(&s->drained);
+	else
+		m->ndrained++;
+	wn_smuxi_push_tail(&m->drained, &s->drained);
+}
+
+void wn_smuxi_trim(struct wn_smux *m, unsigned keep)
+{
+	while (m->ndrained > keep) {
+		struct wn_smux_stream *s = WN_SMUX_OF(m->drained.next, drained);
+		wn_smuxi_unlink(&s->drained);
+		m->ndrained--;
+		/* Written to since it drained: it drains again later. */
+		if (wn_bufq_len(&s->sendq) == 0)
+			wn_bufq_shrink(&s->sendq);
+	}
 }
 
 int wn_smuxi_reap(struct wn_smux *m, struct wn_smux_stream *s)
@@ -356,9 +383,9 @@ int wn_smux_commit(struct wn_smux *m, uint32_t sid, size_t n)
 	rc = wn_bufq_commit(&s->sendq, n);
 	if (rc)
 		return rc;
-	/* A read that brought nothing leaves an idle stream no chunk. */
+	/* A read that brought nothing leaves the chunk it reserved. */
 	if (wn_bufq_len(&s->sendq) == 0)
-		wn_bufq_shrink(&s->sendq);
+		wn_smuxi_drained(m, s);
 	wn_smuxi_sched(m, s);
 	return 0;
 }
@@ -437,6 +464,11 @@ void wn_smux_forget(struct wn_smux *m, uint32_t sid)
 	s->consumed = s->recv;
 	wn_smuxi_sched(m, s);
 	wn_smuxi_reap(m, s);
+}
+
+void wn_smux_trim(struct wn_smux *m)
+{
+	wn_smuxi_trim(m, 0);
 }
 
 void wn_smux_ping(struct wn_smux *m)

@@ -49,10 +49,11 @@
  * wn_smux_pull or wn_smux_free (input and pull refuse: WN_EINVAL and 0).
  * No callback is ever made for a stream after the engine forgot it.
  *
- * Memory: per stream a small struct and a table slot (about 200 bytes when
- * idle: the send queue frees its chunks when it drains), plus at most
- * cfg.stream_send_limit bytes of queued data. Nothing received is buffered
- * here: on_data hands the bytes straight from the input. */
+ * Memory: per stream a 176-byte struct and a 16-byte table slot, plus at
+ * most cfg.stream_send_limit bytes of queued data in 8 KiB chunks. A
+ * drained queue keeps up to three chunks for reuse while it is among the
+ * 256 most recently drained, until wn_smux_trim. Nothing received is
+ * buffered here: on_data hands the bytes straight from the input. */
 #ifndef WN_CORE_SMUX_H
 #define WN_CORE_SMUX_H
 
@@ -73,7 +74,7 @@ struct wn_smux_cfg {
 	int compat;  /* nonzero: plain smux (no RST; a reset is sent as FIN) */
 	size_t max_frame; /* payload bytes per PSH, 1..65535 (32768) */
 	/* v2: the receive window we advertise per stream (256 KiB; warren's
-	 * native profile uses up to 1 MiB). At least 2 bytes. */
+	 * native profile uses up to 1 MiB). 2 .. 2^31 - 1 bytes. */
 	uint32_t stream_window;
 	size_t stream_send_limit; /* bytes queued per stream (1 MiB) */
 	unsigned max_streams;     /* live streams; a SYN beyond is refused */
@@ -177,6 +178,12 @@ void wn_smux_consumed(struct wn_smux *m, uint32_t sid, size_t n);
  * is owed. Shuts the stream down first if it was neither shut down nor
  * reset. Unknown sids are ignored. */
 void wn_smux_forget(struct wn_smux *m, uint32_t sid);
+
+/* Gives back the buffer chunks that streams with nothing queued still
+ * hold. The core keeps those of the 256 most recently drained streams for
+ * reuse; call this when the session goes quiet (from the keepalive timer,
+ * say) so that idle streams hold none. */
+void wn_smux_trim(struct wn_smux *m);
 
 /* Queues a NOP (keepalive); pings before the next pull give one NOP. */
 void wn_smux_ping(struct wn_smux *m);

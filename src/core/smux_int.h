@@ -15,6 +15,13 @@
  * a short write does not pin a large chunk. */
 #define WN_SMUX_CHUNK 8192
 
+/* Drained streams that may keep their send-queue chunks for reuse, at
+ * most: the least recently drained beyond it give theirs back at each pull.
+ * Freeing at every drain would make a busy stream malloc and free a chunk
+ * per frame, which glibc answers with brk calls and page faults (measured:
+ * 100 streams through two cores went from 7.8 to 0.6 GB/s). */
+#define WN_SMUX_DRAINED_MAX 256
+
 /* Refusals (RST or FIN for a SYN we did not accept) waiting to be sent, at
  * most. Each takes 8 bytes here; the engine pulls between inputs, so only a
  * peer opening streams in a flood while we are not sending comes near it. */
@@ -43,9 +50,10 @@ enum {
 };
 
 struct wn_smux_stream {
-	struct wn_smux_link ctrl;  /* on m->ctrl while SYN/UPD/RST is owed */
-	struct wn_smux_link ready; /* on m->ready while data or FIN can go */
-	struct wn_smux_link wr;    /* on m->writable until on_writable */
+	struct wn_smux_link ctrl;    /* on m->ctrl while SYN/UPD/RST is owed */
+	struct wn_smux_link ready;   /* on m->ready while data or FIN can go */
+	struct wn_smux_link wr;      /* on m->writable until on_writable */
+	struct wn_smux_link drained; /* on m->drained: chunks kept, no data */
 	struct wn_bufq sendq;
 	uint64_t recv;     /* PSH bytes delivered to the engine */
 	uint64_t consumed; /* of those, reported consumed */
@@ -88,6 +96,8 @@ struct wn_smux {
 	struct wn_smux_link ctrl;     /* streams owing a control frame */
 	struct wn_smux_link ready;    /* round-robin order for data */
 	struct wn_smux_link writable; /* for on_writable after a pull */
+	struct wn_smux_link drained;  /* LRU of streams holding idle chunks */
+	unsigned ndrained;
 
 	struct wn_smux_refusal *refused; /* FIFO [refused_head, nrefused) */
 	size_t refused_head;
@@ -179,6 +189,14 @@ size_t wn_smuxi_window(const struct wn_smux *m, const struct wn_smux_stream *s);
  * already did). */
 void wn_smuxi_do_reset(struct wn_smux *m, struct wn_smux_stream *s, int send,
                        uint32_t reason);
+
+/* Notes that s's send queue just drained but may still hold chunks: s
+ * becomes the most recently drained stream. */
+void wn_smuxi_drained(struct wn_smux *m, struct wn_smux_stream *s);
+
+/* Frees the chunks of drained streams, least recent first, until at most
+ * keep of them hold any. */
+void wn_smuxi_trim(struct wn_smux *m, unsigned keep);
 
 /* Queues an RST (compat: FIN) for a refused sid. Returns 0 or WN_ENOMEM
  * (also when WN_SMUX_REFUSED_MAX are already waiting). */

@@ -123,6 +123,8 @@ static int put_data_turn(struct wn_smux *m, struct wn_wr *wr,
 		return 0; /* not ready after all: sched takes it off */
 	if (queued) {
 		want = min_sz(min_sz(queued, m->cfg.max_frame - s->turn), win);
+		if (want == 0)
+			return 0; /* the turn is used up */
 		if (room <= WN_SMUX_HDR_LEN)
 			return WN_ENOSPC;
 		n = min_sz(want, room - WN_SMUX_HDR_LEN);
@@ -137,9 +139,8 @@ static int put_data_turn(struct wn_smux *m, struct wn_wr *wr,
 			s->flags &= ~(uint32_t)WN_SMUX_SF_WANT_WR;
 			wn_smuxi_push_tail(&m->writable, &s->wr);
 		}
-		/* An idle stream keeps no chunk. */
 		if (!queued)
-			wn_bufq_shrink(&s->sendq);
+			wn_smuxi_drained(m, s);
 		if (n < want)
 			return WN_ENOSPC;
 	}
@@ -190,6 +191,7 @@ size_t wn_smux_pull(struct wn_smux *m, uint8_t *buf, size_t cap)
 	wn_wr_init(&wr, buf, cap);
 	if (put_ctrl(m, &wr))
 		put_data(m, &wr);
+	wn_smuxi_trim(m, WN_SMUX_DRAINED_MAX);
 	fire_writable(m);
 	return wn_wr_len(&wr);
 }

@@ -7,7 +7,7 @@
  *   0xa0..0xbf  consume (op & 0x1f) * 2048 bytes of the last stream seen
  *   0xc0..0xff  an engine call (op & 7) on the last stream seen: open,
  *               write (op >> 3 & 7) * 1000 bytes, shutdown, reset,
- *               forget, reserve and commit half, ping
+ *               forget, reserve and commit half, trim, ping
  * The callbacks act too (refuse some opens, forget on FIN, write from
  * on_writable). Checks: no crash or leak; everything pulled is a sequence
  * of well-formed frames; in v2 the data delivered and not consumed stays
@@ -166,6 +166,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				}
 				break;
 			}
+			case 6:
+				wn_smux_trim(f.m);
+				break;
 			default:
 				wn_smux_ping(f.m);
 				break;

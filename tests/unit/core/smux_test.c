@@ -106,6 +106,12 @@ static void test_bad_config(void **state)
 	c.stream_window = 1;
 	assert_int_equal(wn_smux_new(&c, NULL, &m), WN_EINVAL);
 	c = cfg_of(2, 1, 0);
+	c.stream_window = 0x80000000u;
+	assert_int_equal(wn_smux_new(&c, NULL, &m), WN_EINVAL);
+	c = cfg_of(2, 1, 0);
+	c.stream_send_limit = 0;
+	assert_int_equal(wn_smux_new(&c, NULL, &m), WN_EINVAL);
+	c = cfg_of(2, 1, 0);
 	c.max_streams = 0;
 	assert_int_equal(wn_smux_new(&c, NULL, &m), WN_EINVAL);
 	assert_null(m);
