@@ -18,12 +18,14 @@
  * data, FIN or RST) is out; forgetting a stream that is neither shut down
  * nor reset shuts it down, as smux's Close() does.
  *
- * Sending. wn_smux_write() queues into the stream's send queue (at most
- * cfg.stream_send_limit bytes) and returns what it took. wn_smux_pull()
- * writes whole frames: first control frames (SYN, UPD, RST, refusals, NOP),
- * then data, one frame (at most cfg.max_frame payload bytes) per stream in
- * turn (round robin), within each stream's v2 send window; a stream's FIN
- * follows its last data.
+ * Sending. wn_smux_write() (or wn_smux_reserve/commit) queues into the
+ * stream's send queue (at most cfg.stream_send_limit bytes) and returns what
+ * it took. wn_smux_pull() writes whole frames: first control frames
+ * (refusals, NOP, then per stream SYN, UPD, RST), then data round robin:
+ * each stream in turn sends up to cfg.max_frame bytes within its v2 send
+ * window (one frame, or more when a small pull cut its turn short: the
+ * turn then resumes in the next pull, so streams get equal bytes). A
+ * stream's FIN follows its last data.
  *
  * Flow control. v2: per stream, as smux. The sender keeps at most
  * window - (sent - consumed) bytes in flight, from the peer's latest UPD
