@@ -504,6 +504,11 @@ unsigned wn_smux_nstreams(const struct wn_smux *m)
 	return m->nstreams;
 }
 
+const char *wn_smux_why(const struct wn_smux *m)
+{
+	return m->why;
+}
+
 size_t wn_smux_recv_pending(const struct wn_smux *m)
 {
 	return m->recv_pending;

@@ -211,6 +211,11 @@ size_t wn_smux_send_queued(const struct wn_smux *m, uint32_t sid);
 /* Streams the core holds (live, and forgotten ones still flushing). */
 unsigned wn_smux_nstreams(const struct wn_smux *m);
 
+/* Why wn_smux_input failed, for the engine's log: a static string naming
+ * the violation ("unknown command", "smux version differs from ours", ...),
+ * or NULL while the session is healthy. */
+const char *wn_smux_why(const struct wn_smux *m);
+
 /* Bytes delivered by on_data and not yet reported with wn_smux_consumed,
  * over all streams: the engine's signal to pause input in v1. */
 size_t wn_smux_recv_pending(const struct wn_smux *m);

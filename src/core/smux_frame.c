@@ -18,25 +18,41 @@ int wn_smux_hdr_encode(struct wn_wr *wr, const struct wn_smux_hdr *h)
 	return wn_wr_u32le(wr, h->sid);
 }
 
-int wn_smux_hdr_check(const struct wn_smux_hdr *h, int version, int native)
+static int fault(const char **why, const char *what)
+{
+	if (why)
+		*why = what;
+	return WN_EPROTO;
+}
+
+int wn_smux_hdr_check(const struct wn_smux_hdr *h, int version, int native,
+                      const char **why)
 {
 	/* smux refuses a frame of the other version outright: v1 and v2
 	 * sessions cannot talk to each other. */
 	if ((h->ver != 1 && h->ver != 2) || h->ver != version)
-		return WN_EPROTO;
+		return fault(why, "smux version differs from ours");
 	switch (h->cmd) {
 	case WN_SMUX_SYN:
 	case WN_SMUX_FIN:
 	case WN_SMUX_NOP:
-		return h->len == 0 ? 0 : WN_EPROTO;
+		return h->len == 0 ? 0
+		                   : fault(why, "SYN, FIN or NOP with data");
 	case WN_SMUX_PSH:
 		return 0;
 	case WN_SMUX_UPD:
-		return version == 2 && h->len == WN_SMUX_UPD_LEN ? 0
-		                                                 : WN_EPROTO;
+		if (version != 2)
+			return fault(why, "UPD in smux v1");
+		return h->len == WN_SMUX_UPD_LEN
+		           ? 0
+		           : fault(why, "UPD of bad length");
 	case WN_SMUX_RST:
-		return native && h->len == WN_SMUX_RST_LEN ? 0 : WN_EPROTO;
+		if (!native)
+			return fault(why, "RST from a peer in compat mode");
+		return h->len == WN_SMUX_RST_LEN
+		           ? 0
+		           : fault(why, "RST of bad length");
 	default:
-		return WN_EPROTO;
+		return fault(why, "unknown command");
 	}
 }

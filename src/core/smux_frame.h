@@ -66,8 +66,10 @@ int wn_smux_hdr_encode(struct wn_wr *wr, const struct wn_smux_hdr *h);
 /* Checks a decoded header against the session's version and profile (native
  * != 0 allows RST): a known version equal to `version`, a known command, and
  * the payload length each command requires (SYN, FIN, NOP: 0; UPD: 8, v2
- * only; RST: 4, native only; PSH: any). Returns 0 or WN_EPROTO. It does not
- * look at stream ids: that needs the session's state. */
-int wn_smux_hdr_check(const struct wn_smux_hdr *h, int version, int native);
+ * only; RST: 4, native only; PSH: any). Returns 0, or WN_EPROTO and, if why
+ * is not NULL, a static string naming the fault in *why. It does not look
+ * at stream ids: that needs the session's state. */
+int wn_smux_hdr_check(const struct wn_smux_hdr *h, int version, int native,
+                      const char **why);
 
 #endif

@@ -21,11 +21,26 @@ static void leave_cb(struct wn_smux *m)
 	m->in_cb = 0;
 }
 
+/* Records why the session fails; returns err. */
+static int fail(struct wn_smux *m, int err, const char *why)
+{
+	m->why = why;
+	return err;
+}
+
 /* Can the engine still be given data for s? */
 static int takes_data(const struct wn_smux_stream *s)
 {
 	return s && !(s->flags & (WN_SMUX_SF_RESET | WN_SMUX_SF_FORGOTTEN |
 	                          WN_SMUX_SF_FIN_RECV));
+}
+
+static int refuse(struct wn_smux *m, uint32_t sid, uint32_t reason)
+{
+	if (wn_smuxi_refuse(m, sid, reason))
+		return fail(m, WN_ENOMEM,
+		            "too many refused streams unanswered");
+	return 0;
 }
 
 static int on_syn(struct wn_smux *m, uint32_t sid)
@@ -37,16 +52,16 @@ static int on_syn(struct wn_smux *m, uint32_t sid)
 	 * and 0 is nobody's. smux does not check; a peer that breaks this
 	 * could collide with our own streams. */
 	if (sid == 0 || (sid & 1) == (m->cfg.client ? 1u : 0u))
-		return WN_EPROTO;
+		return fail(m, WN_EPROTO, "SYN with id 0 or of our parity");
 	/* smux never reuses an id, so a SYN for a live one is a broken peer
 	 * (smux itself would ignore it). */
 	if (wn_smuxi_find(m, sid))
-		return WN_EPROTO;
+		return fail(m, WN_EPROTO, "SYN for a live stream");
 	if (m->nstreams >= m->cfg.max_streams)
-		return wn_smuxi_refuse(m, sid, WN_SMUX_REASON_LIMIT);
+		return refuse(m, sid, WN_SMUX_REASON_LIMIT);
 	s = wn_smuxi_add(m, sid);
 	if (!s)
-		return WN_ENOMEM;
+		return fail(m, WN_ENOMEM, "out of memory");
 	/* In the table before on_open, so that the engine may already act on
 	 * it from inside the callback. */
 	if (m->cb.on_open) {
@@ -58,7 +73,7 @@ static int on_syn(struct wn_smux *m, uint32_t sid)
 	if (rc < 0) {
 		if (s)
 			wn_smuxi_destroy(m, s);
-		return wn_smuxi_refuse(m, sid, (uint32_t) - (int64_t)rc);
+		return refuse(m, sid, (uint32_t)(-(int64_t)rc));
 	}
 	if (s && !(s->flags & (WN_SMUX_SF_RESET | WN_SMUX_SF_FORGOTTEN)) &&
 	    m->cfg.version == 2 &&
@@ -96,7 +111,7 @@ static int on_upd(struct wn_smux *m, uint32_t sid, uint32_t consumed,
 	/* The peer cannot have consumed more than we sent (smux fails the
 	 * stream's next write with ErrConsumed). */
 	if ((int32_t)(s->sent - consumed) < 0)
-		return WN_EPROTO;
+		return fail(m, WN_EPROTO, "UPD acknowledges bytes never sent");
 	s->peer_consumed = consumed;
 	s->peer_window = window;
 	wn_smuxi_sched(m, s);
@@ -137,7 +152,9 @@ static int on_psh(struct wn_smux *m, const struct wn_smux_hdr *h)
 	limit = s->consumed + m->cfg.stream_window;
 	if (limit < WN_SMUX_INITIAL_WINDOW)
 		limit = WN_SMUX_INITIAL_WINDOW;
-	return s->recv + h->len > limit ? WN_EPROTO : 0;
+	if (s->recv + h->len > limit)
+		return fail(m, WN_EPROTO, "data beyond the stream's window");
+	return 0;
 }
 
 static void deliver(struct wn_smux *m, uint32_t sid, const uint8_t *p, size_t n)
@@ -165,7 +182,7 @@ static int on_header(struct wn_smux *m)
 	struct wn_smux_hdr *h = &m->in_hdr;
 
 	wn_smux_hdr_decode(m->in_buf, h);
-	if (wn_smux_hdr_check(h, m->cfg.version, !m->cfg.compat))
+	if (wn_smux_hdr_check(h, m->cfg.version, !m->cfg.compat, &m->why))
 		return WN_EPROTO;
 	switch (h->cmd) {
 	case WN_SMUX_SYN:

@@ -108,6 +108,7 @@ struct wn_smux {
 	int goaway;       /* our ids are exhausted */
 	int nop;          /* a NOP is to be sent */
 	int err;          /* sticky session error */
+	const char *why;  /* what broke the session (static string) */
 	int in_cb;        /* inside a callback: input and pull refuse */
 	size_t recv_pending;
 

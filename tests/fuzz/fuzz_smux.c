@@ -78,7 +78,7 @@ static void check_frames(const struct fz *f, const uint8_t *p, size_t n)
 		if (n - off < WN_SMUX_HDR_LEN)
 			abort();
 		wn_smux_hdr_decode(p + off, &h);
-		if (wn_smux_hdr_check(&h, f->cfg.version, !f->cfg.compat))
+		if (wn_smux_hdr_check(&h, f->cfg.version, !f->cfg.compat, NULL))
 			abort();
 		if (h.cmd == WN_SMUX_PSH && h.len > f->cfg.max_frame)
 			abort();

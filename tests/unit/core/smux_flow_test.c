@@ -333,6 +333,24 @@ static void test_max_streams(void **state)
 	wn_smux_free(m);
 }
 
+/* Ids run out at 2^32 - 1 (smux's "go away": open a new session). */
+static void test_id_exhaustion(void **state)
+{
+	(void)state;
+	struct wn_smux_cfg c = cfg_of(2, 1, 0);
+	struct wn_smux *m;
+	uint32_t sid;
+
+	assert_int_equal(wn_smux_new(&c, NULL, &m), 0);
+	m->next_id = UINT32_MAX - 2;
+	assert_int_equal(wn_smux_open(m, &sid), 0);
+	assert_int_equal(sid, UINT32_MAX);
+	assert_int_equal(wn_smux_open(m, &sid), WN_ERANGE);
+	assert_int_equal(wn_smux_open(m, &sid), WN_ERANGE);
+	assert_int_equal(wn_smux_nstreams(m), 1);
+	wn_smux_free(m);
+}
+
 /* The v2 counters wrap at 4 GiB exactly as smux's do. */
 static void test_counter_wrap(void **state)
 {
@@ -405,6 +423,7 @@ int main(void)
 	    cmocka_unit_test(test_reserve_commit),
 	    cmocka_unit_test(test_max_streams),
 	    cmocka_unit_test(test_counter_wrap),
+	    cmocka_unit_test(test_id_exhaustion),
 	    cmocka_unit_test(test_idle_streams),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -84,11 +84,15 @@ static void test_header_codec(void **state)
 	    {{2, 6, 0, 3}, 2, 1, WN_EPROTO},
 	    {{2, 255, 0, 3}, 2, 1, WN_EPROTO},
 	};
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *why = NULL;
 		assert_int_equal(wn_smux_hdr_check(&cases[i].h,
 		                                   cases[i].version,
-		                                   cases[i].native),
+		                                   cases[i].native, &why),
 		                 cases[i].rc);
+		/* Every refusal says why. */
+		assert_true((cases[i].rc == 0) == (why == NULL));
+	}
 }
 
 static void test_bad_config(void **state)
@@ -420,10 +424,15 @@ static int feed(const struct wn_smux_cfg *c, const uint8_t *b, size_t n)
 	int rc;
 
 	assert_int_equal(wn_smux_new(c, NULL, &m), 0);
+	assert_null(wn_smux_why(m));
 	rc = wn_smux_input(m, b, n);
-	/* Errors are sticky. */
-	if (rc)
+	/* Errors are sticky, and say why. */
+	if (rc) {
 		assert_int_equal(wn_smux_input(m, b, 0), rc);
+		assert_non_null(wn_smux_why(m));
+	} else {
+		assert_null(wn_smux_why(m));
+	}
 	wn_smux_free(m);
 	return rc;
 }
