@@ -202,6 +202,8 @@ static void ack_push(struct wn_kcp *k, uint32_t sn, uint32_t ts)
 		k->st.ack_overflow++;
 		return;
 	}
+	if (k->nack == 0)
+		k->ack_since = k->current;
 	k->acks[k->nack].sn = sn;
 	k->acks[k->nack].ts = ts;
 	k->nack++;
@@ -358,16 +360,6 @@ int wn_kcp_input(struct wn_kcp *k, const uint8_t *pkt, size_t len, uint32_t now)
 	if (diff(k->snd_una, prev_una) > 0)
 		cwnd_grow(k);
 	probe_update(k, now);
-	if (k->nack || k->probe || can_send_new(k)) {
-		batch_mark(k, now);
-	} else {
-		Q_FOREACH (s, &k->snd_buf) {
-			if (fast_due(k, s)) {
-				batch_mark(k, now);
-				break;
-			}
-		}
-	}
 	return err;
 }
 
@@ -510,26 +502,25 @@ void wn_kcp_flush(struct wn_kcp *k, uint32_t now)
 		k->cwnd = 1;
 		k->incr = k->mss;
 	}
-	k->batch = false;
 }
 
 uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now)
 {
 	uint32_t best = now + WN_KCP_IDLE_MS;
-	bool batch = k->nack || k->probe || can_send_new(k);
 
-	/* Acks piling up toward the list's limit go now, not at the end of
-	 * the batch. */
-	if (k->nack >= k->ack_cap / 2)
+	/* New data the windows allow, a fast resend, a probe or a window
+	 * update go at once (kcp-go flushes on write too); acks wait for the
+	 * end of their interval batch unless they pile up. */
+	if (can_send_new(k) || k->probe || k->nack >= k->ack_cap / 2)
 		return now;
 	Q_FOREACH (s, &k->snd_buf) {
 		if (s->xmit == 0 || fast_due(k, s))
-			batch = true;
-		else if (diff(s->resendts, best) < 0)
+			return now;
+		if (diff(s->resendts, best) < 0)
 			best = s->resendts;
 	}
-	if (batch) {
-		uint32_t t = k->batch ? k->batch_since + k->cfg.interval : now;
+	if (k->nack) {
+		uint32_t t = k->ack_since + k->cfg.interval;
 		if (diff(t, best) < 0)
 			best = t;
 	}

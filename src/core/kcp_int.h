@@ -51,10 +51,9 @@ struct wn_kcp {
 	bool probe_armed;
 	uint32_t ts_probe, probe_wait;
 
-	/* Something waits for the end of an interval batch begun at
-	 * batch_since: acks, a window tell, sendable data, a fast resend. */
-	bool batch;
-	uint32_t batch_since;
+	/* Acks wait for the end of an interval batch that began when the
+	 * first of them was queued. */
+	uint32_t ack_since;
 	bool dead;
 
 	struct queue snd_queue, snd_buf, rcv_buf, rcv_queue;
@@ -134,7 +133,7 @@ static void q_remove(struct queue *q, struct seg *s)
 	for (struct seg *s = (struct seg *)(q)->head.next; \
 	     &s->link != &(q)->head; s = (struct seg *)s->link.next)
 
-/* ---- windows and batching ---- */
+/* ---- windows ---- */
 
 /* Free receive window advertised to the peer: it shrinks as unread
  * segments pile up in rcv_queue, so a slow reader stalls the sender. */
@@ -163,15 +162,6 @@ static inline bool fast_due(const struct wn_kcp *k, const struct seg *s)
 {
 	return k->cfg.resend && s->xmit > 0 && s->fastack >= k->cfg.resend &&
 	       s->xmit <= WN_KCP_FASTACK_LIMIT;
-}
-
-/* Starts an interval batch at now unless one is running. */
-static inline void batch_mark(struct wn_kcp *k, uint32_t now)
-{
-	if (!k->batch) {
-		k->batch = true;
-		k->batch_since = now;
-	}
 }
 
 /* ---- kcp_queue.c ---- */

@@ -144,8 +144,6 @@ ssize_t wn_kcp_send(struct wn_kcp *k, const uint8_t *data, size_t len)
 		return 0;
 	r = k->cfg.stream ? send_stream(k, data, len)
 	                  : send_message(k, data, len);
-	if (r > 0 && can_send_new(k))
-		batch_mark(k, k->current);
 	return r;
 }
 
@@ -248,9 +246,7 @@ ssize_t wn_kcp_recv(struct wn_kcp *k, uint8_t *buf, size_t cap)
 	wn_kcp_rcv_advance(k);
 	/* The peer saw a zero window and waits for a probe answer: tell it
 	 * at once that the window is open again. */
-	if (was_full && k->rcv_queue.n < k->cfg.rcv_wnd) {
+	if (was_full && k->rcv_queue.n < k->cfg.rcv_wnd)
 		k->probe |= ASK_TELL;
-		batch_mark(k, k->current);
-	}
 	return (ssize_t)done;
 }

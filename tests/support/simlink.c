@@ -22,6 +22,7 @@ struct wn_simlink {
 	struct pkt *heap;
 	size_t n, cap;
 	uint64_t order;
+	uint32_t last_when; /* latest in-order delivery time */
 	struct wn_simlink_stats st;
 };
 
@@ -172,9 +173,13 @@ void wn_simlink_send(struct wn_simlink *l, const uint8_t *pkt, size_t len,
 	if (l->cfg.jitter_ms)
 		extra +=
 		    (uint32_t)(wn_simlink_rand(l) % (l->cfg.jitter_ms + 1));
-	if (l->cfg.reorder > 0 && uniform(l) < l->cfg.reorder)
-		extra += l->cfg.reorder_ms;
 	when = now + l->cfg.delay_ms + extra;
+	/* Jitter alone keeps packets in order, as a queue would. */
+	if (l->st.sent > 1 && (int32_t)(when - l->last_when) < 0)
+		when = l->last_when;
+	l->last_when = when;
+	if (l->cfg.reorder > 0 && uniform(l) < l->cfg.reorder)
+		when += l->cfg.reorder_ms;
 	enqueue(l, pkt, len, when);
 	if (l->cfg.dup > 0 && uniform(l) < l->cfg.dup) {
 		l->st.duplicated++;

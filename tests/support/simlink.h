@@ -2,8 +2,8 @@
  * tests (the KCP core's, and the engine simulator's).
  *
  * Packets sent at `now` are delivered after a propagation delay, with
- * optional jitter (which reorders), explicit reordering (a packet held
- * back), duplication, random loss, an outage switch, and a bottleneck:
+ * optional jitter (which keeps packets in order), reordering (a packet held
+ * back while later ones pass it), duplication, random loss, an outage switch, and a bottleneck:
  * a serialisation rate with a drop-tail queue. Every random choice comes
  * from one seeded generator, so a run is a pure function of its seed and
  * its inputs. Times are uint32_t ms that may wrap (compared by signed

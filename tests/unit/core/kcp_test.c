@@ -491,10 +491,10 @@ static void deadline_exact(void **state)
 	assert_int_equal(c.n, 1);
 	assert_int_equal(wn_kcp_deadline(k, 1100), 1100 + WN_KCP_IDLE_MS);
 
-	/* Sending: new data waits for the batch too, then the RTO. Without
+	/* Sending: new data goes at once, then waits for its RTO. Without
 	 * nodelay the first RTO is rto + rto/8 = 225 ms. */
 	assert_int_equal(wn_kcp_send(k, (const uint8_t *)"x", 1), 1);
-	assert_int_equal(wn_kcp_deadline(k, 1100), 1200);
+	assert_int_equal(wn_kcp_deadline(k, 1130), 1130);
 	wn_kcp_flush(k, 1130);
 	assert_int_equal(c.n, 2);
 	assert_int_equal(wn_kcp_deadline(k, 1130), 1130 + 225);
@@ -603,7 +603,7 @@ static void fast_resend(void **state)
 	assert_int_equal(wn_kcp_input(a, cb.pkt[0], cb.len[0], 20), 0);
 	assert_int_equal(wn_kcp_deadline(a, 20), 200); /* one dup: RTO */
 	assert_int_equal(wn_kcp_input(a, cb.pkt[1], cb.len[1], 21), 0);
-	assert_int_equal(wn_kcp_deadline(a, 21), 21 + 100); /* batch */
+	assert_int_equal(wn_kcp_deadline(a, 21), 21); /* at once */
 	wn_kcp_flush(a, 25);
 	assert_int_equal(ca.n, 1);
 	struct wn_kcp_hdr h = seg_at(ca.pkt[0], ca.len[0], 0, NULL);
@@ -646,17 +646,18 @@ static void window_probe(void **state)
 	/* The peer's window opens: the data goes. */
 	n = build(pkt, 0x1234, WN_KCP_CMD_WINS, 0, 0, 0, NULL, 0);
 	assert_int_equal(wn_kcp_input(k, pkt, n, 8000), 0);
-	assert_int_equal(wn_kcp_deadline(k, 8000), 8100);
+	assert_int_equal(wn_kcp_deadline(k, 8000), 8000);
 	c.n = 0;
-	wn_kcp_flush(k, 8100);
+	wn_kcp_flush(k, 8000);
 	assert_int_equal(c.n, 1);
 	assert_int_equal(seg_at(c.pkt[0], c.len[0], 0, NULL).cmd,
 	                 WN_KCP_CMD_PUSH);
 	/* Asked for our window, we tell it. */
 	n = build(pkt, 0x1234, WN_KCP_CMD_WASK, 0, 0, 0, NULL, 0);
 	assert_int_equal(wn_kcp_input(k, pkt, n, 8200), 0);
+	assert_int_equal(wn_kcp_deadline(k, 8200), 8200);
 	c.n = 0;
-	wn_kcp_flush(k, wn_kcp_deadline(k, 8200));
+	wn_kcp_flush(k, 8200);
 	assert_int_equal(c.n, 1);
 	h = seg_at(c.pkt[0], c.len[0], 0, NULL);
 	assert_int_equal(h.cmd, WN_KCP_CMD_WINS);
