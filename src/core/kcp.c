@@ -103,7 +103,7 @@ static void probe_update(struct wn_kcp *k, uint32_t now)
 		k->probe_armed = true;
 		k->probe_wait = WN_KCP_PROBE_INIT;
 		k->ts_probe = now + k->probe_wait;
-	} else if (diff(now, k->ts_probe) >= 0) {
+	} else if (reached(now, k->ts_probe)) {
 		if (k->probe_wait < WN_KCP_PROBE_INIT)
 			k->probe_wait = WN_KCP_PROBE_INIT;
 		k->probe_wait += k->probe_wait / 2;
@@ -404,7 +404,7 @@ static bool seg_due(struct wn_kcp *k, struct seg *s, uint32_t now, bool *lost,
 		    now + s->rto + (k->cfg.nodelay ? 0 : k->rx_rto >> 3);
 		return true;
 	}
-	if (diff(now, s->resendts) >= 0) {
+	if (reached(now, s->resendts)) {
 		/* Backoff: x2 without nodelay, x1.5 with it. */
 		if (k->cfg.nodelay == 0)
 			s->rto += umax(s->rto, k->rx_rto);
@@ -504,6 +504,16 @@ void wn_kcp_flush(struct wn_kcp *k, uint32_t now)
 	}
 }
 
+/* Lowers *best to t if t is earlier; returns true if t has been reached. */
+static bool earlier(uint32_t now, uint32_t t, uint32_t *best)
+{
+	if (reached(now, t))
+		return true;
+	if (diff(t, *best) < 0)
+		*best = t;
+	return false;
+}
+
 uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now)
 {
 	uint32_t best = now + WN_KCP_IDLE_MS;
@@ -514,19 +524,16 @@ uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now)
 	if (can_send_new(k) || k->probe || k->nack >= k->ack_cap / 2)
 		return now;
 	Q_FOREACH (s, &k->snd_buf) {
-		if (s->xmit == 0 || fast_due(k, s))
+		if (s->xmit == 0 || fast_due(k, s) ||
+		    earlier(now, s->resendts, &best))
 			return now;
-		if (diff(s->resendts, best) < 0)
-			best = s->resendts;
 	}
-	if (k->nack) {
-		uint32_t t = k->ack_since + k->cfg.interval;
-		if (diff(t, best) < 0)
-			best = t;
-	}
-	if (k->probe_armed && k->rmt_wnd == 0 && diff(k->ts_probe, best) < 0)
-		best = k->ts_probe;
-	return diff(best, now) < 0 ? now : best;
+	if (k->nack && earlier(now, k->ack_since + k->cfg.interval, &best))
+		return now;
+	if (k->probe_armed && k->rmt_wnd == 0 &&
+	    earlier(now, k->ts_probe, &best))
+		return now;
+	return best;
 }
 
 int wn_kcp_is_dead(const struct wn_kcp *k)

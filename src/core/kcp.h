@@ -21,8 +21,8 @@
  * `now` in milliseconds; it may wrap, and is only ever compared by signed
  * difference. The core never polls: after input, send or recv the caller
  * asks wn_kcp_deadline() when to call wn_kcp_flush() next and sets one
- * timer. Calling wn_kcp_flush() after every input is correct too (it only
- * gives up the batching of acknowledgements that `interval` allows).
+ * timer. Only acks are batched (for `interval`); calling wn_kcp_flush()
+ * after every input is correct too, it just sends more, smaller datagrams.
  *
  * Not thread-safe; the output callback must not call back into the core. */
 #ifndef WN_CORE_KCP_H
@@ -173,10 +173,11 @@ size_t wn_kcp_queued(const struct wn_kcp *k);
 void wn_kcp_flush(struct wn_kcp *k, uint32_t now);
 
 /* Returns the absolute time (ms, never before now) at which wn_kcp_flush
- * must next be called: the earliest RTO expiry, the next window probe, or,
- * when acks, a window tell, sendable data or a fast resend are waiting, the
- * end of their `interval` batch (now, if acks are piling up). With nothing
- * to do: now + WN_KCP_IDLE_MS. */
+ * must next be called: now if new data fits the windows, a fast resend is
+ * due, a window probe or tell is pending, or acks are piling up; else the
+ * earliest of the next RTO expiry, the next window probe and, when acks
+ * wait, `interval` after the first of them was queued. With nothing to do:
+ * now + WN_KCP_IDLE_MS. */
 uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now);
 
 /* Returns 1 once some segment has been sent dead_link times without being

@@ -80,6 +80,19 @@ static inline int32_t diff(uint32_t a, uint32_t b)
 	return (int32_t)(a - b);
 }
 
+/* No timer is ever set further ahead than this (the longest is a window
+ * probe, 120 s); a time that seems further ahead is one so far in the past
+ * that the difference wrapped, and has long been reached. */
+#define WN_KCP_AHEAD_MAX (2 * WN_KCP_PROBE_LIMIT)
+
+/* Returns true once now has reached t. */
+static inline bool reached(uint32_t now, uint32_t t)
+{
+	int32_t d = diff(t, now);
+
+	return d <= 0 || d > WN_KCP_AHEAD_MAX;
+}
+
 static inline uint32_t umin(uint32_t a, uint32_t b)
 {
 	return a < b ? a : b;
