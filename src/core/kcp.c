@@ -133,8 +133,10 @@ static void update_rtt(struct wn_kcp *k, int32_t rtt)
 		if (k->rx_srtt < 1)
 			k->rx_srtt = 1;
 	}
-	rto = (int64_t)k->rx_srtt +
-	      (int64_t)umax(k->cfg.interval, 4 * (uint32_t)k->rx_rttval);
+	rto = 4 * (int64_t)k->rx_rttval;
+	if (rto < k->cfg.interval)
+		rto = k->cfg.interval;
+	rto += k->rx_srtt;
 	if (rto < k->rx_minrto)
 		rto = k->rx_minrto;
 	if (rto > WN_KCP_RTO_MAX)

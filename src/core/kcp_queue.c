@@ -101,7 +101,7 @@ static ssize_t send_stream(struct wn_kcp *k, const uint8_t *data, size_t len)
 
 static ssize_t send_message(struct wn_kcp *k, const uint8_t *data, size_t len)
 {
-	size_t count = len ? (len + k->mss - 1) / k->mss : 1;
+	size_t count = (len + k->mss - 1) / k->mss; /* len > 0 */
 	struct queue tmp;
 
 	if (count > WN_KCP_MSG_FRAGS_MAX || count > k->cfg.rcv_wnd)
