@@ -4,9 +4,9 @@
  * one per tunnel:
  *
  *   [server]              keys: listen, key, allow-client, allow, target,
- *                               log-level, api, idle-timeout
+ *                               log-level, api, idle-timeout, engine, mode
  *   [client]              keys: server, server-key, key, log-level, api,
- *                               keepalive, dead-peer-timeout
+ *                               keepalive, dead-peer-timeout, engine, mode
  *   [forward NAME]        keys: listen, target (client side port forwards)
  *
  * Every key is also a command-line flag of its role (`--server-key X`,
@@ -59,6 +59,17 @@ struct wn_forward_cfg {
 	uint64_t file_mask;        /* of those, keys set by a file */
 };
 
+/* Which engine carries the tunnel, and its tuning. */
+enum wn_engine_kind {
+	WN_ENGINE_QUIC = 0,
+	WN_ENGINE_KCP,
+};
+
+struct wn_engine_cfg {
+	enum wn_engine_kind kind;
+	char mode[16]; /* kcp: normal, fast, fast2, fast3 (default) */
+};
+
 struct wn_server_cfg {
 	bool present;
 	char origin[WN_ORIGIN_MAX];
@@ -76,6 +87,7 @@ struct wn_server_cfg {
 	bool has_api;
 	struct wn_endpoint api;
 	uint32_t idle_timeout_ms;
+	struct wn_engine_cfg engine;
 	uint64_t set_mask, file_mask;
 };
 
@@ -93,6 +105,7 @@ struct wn_client_cfg {
 	struct wn_endpoint api;
 	uint32_t keepalive_ms;
 	uint32_t dead_peer_timeout_ms;
+	struct wn_engine_cfg engine;
 	uint64_t set_mask, file_mask;
 };
 
