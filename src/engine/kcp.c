@@ -213,8 +213,9 @@ static void sess_run(struct ksession *ks)
 		wn_kcp_sess_run(ks->core, now);
 		int err = wn_kcp_sess_error(ks->core);
 		if (err) {
-			sess_kill(ks, err == WN_ETIMEDOUT ? "peer silent"
-			                                  : "protocol error");
+			sess_kill(ks, err == WN_ETIMEDOUT
+			                  ? "no answer from the peer"
+			                  : "protocol error");
 			return;
 		}
 		kstream_wake_writers(ks);
@@ -393,7 +394,17 @@ static struct wn_stream *client_open_stream(struct wn_tunnel *t,
 		c->cur = client_new_session(c);
 	if (!c->cur)
 		return NULL;
-	struct kstream *st = kstream_open(c->cur, target, h);
+	struct ksession *ks = c->cur;
+	if (ks->state == KS_HANDSHAKE && wn_list_empty(&ks->all) &&
+	    c->started) {
+		/* The first stream to wait: it waits idle_timeout_ms from
+		 * now, and the handshake is tried again at once. */
+		ks->created_ms = now_ms(&c->ep);
+		ks->hs_next_ms = ks->created_ms;
+		ks->hs_backoff_ms = HS_RETRY_FIRST_MS;
+		ksession_schedule(ks);
+	}
+	struct kstream *st = kstream_open(ks, target, h);
 	return st ? &st->base : NULL;
 }
 
@@ -404,8 +415,12 @@ static const struct wn_tunnel_ops client_tunnel_ops = {
 static void client_sess_dead(struct kep *ep, struct ksession *ks)
 {
 	struct wn_kcp_client *c = client_of(ep);
-	WN_LOG(ep->o.log, WN_LOG_INFO, "sess", "session %llu to %s ended: %s",
-	       (unsigned long long)ks->id, ks->tunnel.peer_id, ks->why);
+	if (ks->was_up)
+		wn_log_event(ep->o.log, c->closing ? WN_LOG_INFO : WN_LOG_WARN,
+		             "sess", '-', ks->tunnel.peer_id, 0, ks->why);
+	else if (!c->closing)
+		WN_LOG_RL(ep->o.log, &ep->rl_err, now_ms(ep), WN_LOG_WARN,
+		          "sess", "cannot connect: %s", ks->why);
 	if (c->cur == ks)
 		c->cur = NULL;
 	if (c->closing)
@@ -444,9 +459,9 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 			ks->state = KS_UP;
 			ks->was_up = 1;
 			wn_kcp_sess_touch(ks->core, now);
-			WN_LOG(c->ep.o.log, WN_LOG_INFO, "sess",
-			       "session %llu to %s up",
-			       (unsigned long long)ks->id, ks->tunnel.peer_id);
+			wn_log_event(c->ep.o.log, WN_LOG_INFO, "sess", '+',
+			             ks->tunnel.peer_id, 1,
+			             "connected to server");
 			if (c->ev.on_up)
 				c->ev.on_up(c->ev.ctx);
 		}
@@ -640,8 +655,8 @@ static void srv_index_del(void *ctx, uint32_t index)
 static void server_sess_dead(struct kep *ep, struct ksession *ks)
 {
 	struct wn_kcp_server *s = server_of(ep);
-	WN_LOG(ep->o.log, WN_LOG_INFO, "sess", "session %llu from %s ended: %s",
-	       (unsigned long long)ks->id, ks->tunnel.peer_id, ks->why);
+	wn_log_event(ep->o.log, WN_LOG_INFO, "sess", '-', ks->tunnel.peer_id,
+	             (long)s->nsessions - 1, ks->why);
 	if (ks->client_index >= 0 && s->clients[ks->client_index].sess == ks)
 		s->clients[ks->client_index].sess = NULL;
 	if (wn_list_linked(&ks->link)) {
@@ -716,8 +731,10 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
 		why = "unsupported handshake version";
 	if (why) {
 		s->ep.stats.auth_failures++;
-		WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_INFO, "sess",
-		          "handshake refused: %s", why);
+		char addr[64];
+		wn_sockaddr_format(from, addr, sizeof(addr));
+		WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN, "sess",
+		          "refused %s: %s", addr, why);
 		wn_protect_initiation_wipe(&in);
 		return;
 	}
@@ -745,9 +762,9 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
 			wn_protect_initiation_wipe(&in);
 			return;
 		}
-		WN_LOG(s->ep.o.log, WN_LOG_INFO, "sess",
-		       "session %llu from %s up", (unsigned long long)ks->id,
-		       ks->tunnel.peer_id);
+		wn_log_event(s->ep.o.log, WN_LOG_INFO, "sess", '+',
+		             ks->tunnel.peer_id, (long)s->nsessions,
+		             "client connected");
 	} else {
 		s->ep.stats.rekeys++;
 	}

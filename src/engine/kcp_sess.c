@@ -9,6 +9,9 @@
 /* Bytes moved between KCP and smux per call: a few frames' worth. */
 #define SESS_BUF 65536
 
+/* Effectively never: see wn_kcp_sess_cfg_default. */
+#define KCP_SESS_DEAD_LINK 100000
+
 struct wn_kcp_sess {
 	struct wn_kcp_sess_cfg cfg;
 	struct wn_kcp *kcp;
@@ -28,6 +31,10 @@ void wn_kcp_sess_cfg_default(struct wn_kcp_sess_cfg *cfg)
 	wn_kcp_cfg_default(&cfg->kcp);
 	wn_kcp_preset(&cfg->kcp, "fast3");
 	cfg->kcp.stream = 1;
+	/* Liveness is the idle timeout's job (authenticated packets heard),
+	 * not KCP's retransmission count: under heavy loss or a long outage
+	 * the session must wait, not die (Turbo Tunnel). */
+	cfg->kcp.dead_link = KCP_SESS_DEAD_LINK;
 	wn_smux_cfg_default(&cfg->smux);
 	cfg->smux.version = 2;
 	cfg->keepalive_ms = 5000;

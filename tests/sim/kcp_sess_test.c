@@ -95,7 +95,7 @@ static struct rx_stream *rx_of(struct sim *m, uint32_t sid, unsigned *idx)
 static void srv_data(void *ctx, uint32_t sid, const uint8_t *d, size_t len)
 {
 	struct sim *m = ctx;
-	unsigned i;
+	unsigned i = 0;
 	struct rx_stream *r = rx_of(m, sid, &i);
 	assert_non_null(r);
 	for (size_t k = 0; k < len; k++)
@@ -109,7 +109,7 @@ static void srv_data(void *ctx, uint32_t sid, const uint8_t *d, size_t len)
 static void srv_fin(void *ctx, uint32_t sid)
 {
 	struct sim *m = ctx;
-	unsigned i;
+	unsigned i = 0;
 	struct rx_stream *r = rx_of(m, sid, &i);
 	assert_non_null(r);
 	r->fin = 1;
