@@ -1,6 +1,6 @@
 /* `warren server` and `warren client`: wiring from configuration to a
  * running loop. Server: udp carriers -> QUIC server -> dialer. Client:
- * forwards -> QUIC client -> udp carrier. SIGINT/SIGTERM shut down cleanly
+ * forwards and SOCKS5 proxies -> QUIC client -> udp carrier. SIGINT/SIGTERM shut down cleanly
  * (CONNECTION_CLOSE to the peer, every socket closed, exit 0). */
 #include <netdb.h>
 #include <signal.h>
@@ -17,6 +17,7 @@
 #include "engine/quic.h"
 #include "front/dialer.h"
 #include "front/forward.h"
+#include "front/socks5.h"
 #include "io/loop.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -39,6 +40,8 @@ struct daemon {
 	struct wn_kcp_client *kcli;
 	struct wn_forward **fwd;
 	size_t nfwd;
+	struct wn_socks5_front **socks;
+	size_t nsocks;
 	struct wn_carrier *carriers[MAX_CARRIERS];
 	size_t ncarriers;
 };
@@ -74,6 +77,8 @@ static void shutdown_daemon(struct daemon *d, const char *why)
 	WN_LOG(&d->log, WN_LOG_INFO, "main", "shutting down (%s)", why);
 	for (size_t i = 0; i < d->nfwd; i++)
 		wn_forward_close(d->fwd[i]);
+	for (size_t i = 0; i < d->nsocks; i++)
+		wn_socks5_front_close(d->socks[i]);
 	if (d->cli)
 		wn_quic_client_close(d->cli);
 	if (d->kcli)
@@ -107,6 +112,8 @@ static int load(struct daemon *d, enum wn_role role, int argc, char **argv)
 		wn_config_load_keys(&d->cfg, role,
 		                    role == WN_ROLE_SERVER ? &d->id : NULL,
 		                    role == WN_ROLE_CLIENT ? &d->id : NULL);
+	if (d->cfg.n_diags == 0 && role == WN_ROLE_CLIENT)
+		wn_config_load_users(&d->cfg);
 	if (d->cfg.n_diags > 0 || d->cfg.oom) {
 		wn_cli_print_diags(&d->cfg, stderr);
 		fprintf(stderr, "warren %s: configuration has %zu problem%s\n",
@@ -144,6 +151,7 @@ static int finish(struct daemon *d, int rc)
 	wn_loop_close(&d->loop);
 	wn_identity_wipe(&d->id);
 	free(d->fwd);
+	free(d->socks);
 	wn_config_free(&d->cfg);
 	free(d);
 	return rc;
@@ -317,6 +325,24 @@ int wn_cmd_client(int argc, char **argv)
 			return finish(d, 1);
 		}
 		d->nfwd++;
+	}
+	d->socks =
+	    calloc(d->cfg.n_socks ? d->cfg.n_socks : 1, sizeof(*d->socks));
+	for (size_t i = 0; d->socks && i < d->cfg.n_socks; i++) {
+		const struct wn_socks5_cfg *sc = &d->cfg.socks[i];
+		struct wn_socks5_front_opts so = {
+		    .out_limit = kcp ? ko.stream_window : o.stream_window_max};
+		rc = wn_socks5_front_open(&d->loop, &d->log, tunnel, sc, &so,
+		                          &d->socks[d->nsocks]);
+		if (rc != 0) {
+			char l[128];
+			WN_LOG(&d->log, WN_LOG_ERROR, "main",
+			       "socks5 %s: cannot listen on %s: %s", sc->name,
+			       wn_endpoint_format(&sc->listen, l, sizeof(l)),
+			       wn_strerror(rc));
+			return finish(d, 1);
+		}
+		d->nsocks++;
 	}
 	if (kcp)
 		wn_kcp_client_start(d->kcli, d->carriers[0],

@@ -93,10 +93,11 @@ static void sess_free(struct ksession *ks)
 
 static struct wn_stream *sess_open_stream(struct wn_tunnel *t,
                                           const struct wn_endpoint *target,
+                                          unsigned flags,
                                           const struct wn_stream_handler *h)
 {
 	struct ksession *ks = (struct ksession *)t;
-	struct kstream *st = kstream_open(ks, target, h);
+	struct kstream *st = kstream_open(ks, target, flags, h);
 	return st ? &st->base : NULL;
 }
 
@@ -384,6 +385,7 @@ static struct ksession *client_new_session(struct wn_kcp_client *c)
 
 static struct wn_stream *client_open_stream(struct wn_tunnel *t,
                                             const struct wn_endpoint *target,
+                                            unsigned flags,
                                             const struct wn_stream_handler *h)
 {
 	struct wn_kcp_client *c =
@@ -404,7 +406,7 @@ static struct wn_stream *client_open_stream(struct wn_tunnel *t,
 		ks->hs_backoff_ms = HS_RETRY_FIRST_MS;
 		ksession_schedule(ks);
 	}
-	struct kstream *st = kstream_open(ks, target, h);
+	struct kstream *st = kstream_open(ks, target, flags, h);
 	return st ? &st->base : NULL;
 }
 

@@ -88,7 +88,7 @@ struct wn_smux_cb kstream_smux_cb(struct ksession *ks);
 
 /* Client: opens a stream to target on ks. NULL when ks takes no more. */
 struct kstream *kstream_open(struct ksession *ks,
-                             const struct wn_endpoint *target,
+                             const struct wn_endpoint *target, unsigned flags,
                              const struct wn_stream_handler *h);
 
 /* Ends a stream with err (on_closed from the loop). */

@@ -237,14 +237,14 @@ static struct kstream *stream_alloc(struct ksession *ks, uint32_t sid,
 }
 
 struct kstream *kstream_open(struct ksession *ks,
-                             const struct wn_endpoint *target,
+                             const struct wn_endpoint *target, unsigned flags,
                              const struct wn_stream_handler *h)
 {
 	if (ks->state == KS_DEAD)
 		return NULL;
 	struct wn_smux *mux = wn_kcp_sess_smux(ks->core);
 	uint8_t hdr[WN_STREAMHDR_MAX];
-	int hl = wn_streamhdr_encode(target, hdr, sizeof(hdr));
+	int hl = wn_streamhdr_encode_flags(target, flags, hdr, sizeof(hdr));
 	if (hl < 0)
 		return NULL;
 	uint32_t sid;
@@ -292,7 +292,9 @@ static ssize_t take_header(struct ksession *ks, struct kstream *st,
 	memcpy(st->hdr + st->hdrlen, data, n);
 	struct wn_endpoint target;
 	int dflt = 0;
-	int hl = wn_streamhdr_decode(st->hdr, st->hdrlen + n, &target, &dflt);
+	unsigned flags = 0;
+	int hl = wn_streamhdr_decode_flags(st->hdr, st->hdrlen + n, &target,
+	                                   &dflt, &flags);
 	if (hl == WN_EAGAIN && st->hdrlen + n < sizeof(st->hdr)) {
 		st->hdrlen += n;
 		wn_smux_consumed(wn_kcp_sess_smux(ks->core), st->sid, n);
@@ -308,6 +310,7 @@ static ssize_t take_header(struct ksession *ks, struct kstream *st,
 	}
 	size_t used = (size_t)hl - st->hdrlen; /* header bytes in data */
 	st->hdr_done = 1;
+	st->base.hdr_flags = flags;
 	/* Header bytes never reach the front end: credit them now. */
 	wn_smux_consumed(wn_kcp_sess_smux(ks->core), st->sid, used);
 	ks->ep->ah.on_stream(ks->ep->ah.ctx, &ks->tunnel, &st->base,

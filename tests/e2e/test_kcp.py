@@ -3,9 +3,9 @@ client --engine kcp` in their own namespaces, data checked by sha256, over
 veth pairs and the project's link emulator. The Tunnel helper is the QUIC
 tests' own, with the engine flags added."""
 
+import hashlib
 import os
 import signal
-import socket
 import time
 
 import pytest
@@ -190,3 +190,57 @@ print("answered" if r else "silent")
                    "--bytes", str(10 << 20))
     assert r["ok"], r
     assert s.log().count("client connected") == 1
+
+
+def test_kcp_socks5_both_modes(tunnel, tmp_path):
+    """The SOCKS5 front end over the KCP engine: standard mode's confirm
+    byte and reply codes, eager mode's one flight."""
+    www = tmp_path / "www"
+    www.mkdir()
+    body = os.urandom(2 << 20)
+    (www / "f.bin").write_bytes(body)
+    tunnel.procs.start("http", [PY, "-m", "http.server", "--bind",
+                                "127.0.0.1", "--directory", str(www), "8000"],
+                       netns=tunnel.ns_s)
+    deadline = time.monotonic() + 10
+    while tunnel.netns.exec(tunnel.ns_s, [PY, "-c", "import socket; "
+                            "socket.create_connection(('127.0.0.1', 8000))"],
+                            check=False).returncode != 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    tunnel.server("--allow", "127.0.0.1:8000-8001", *KCP)
+    conf = tmp_path / "client.conf"
+    conf.write_text(f"""
+[client]
+server = udp://{tunnel.server_ip}:4433
+server-key = {tunnel.server_pub}
+key = {tunnel.key("client")}
+engine = kcp
+
+[socks5 eager]
+listen = 127.0.0.1:1080
+
+[socks5 standard]
+listen = 127.0.0.1:1081
+eager = no
+""")
+    c = tunnel.procs.start("client", [tunnel.bin, "client", "-c", str(conf)],
+                           netns=tunnel.ns_c)
+    c.wait_log("client ready")
+    for port in (1080, 1081):
+        res = tunnel.netns.exec(tunnel.ns_c, [
+            "curl", "-sS", "--max-time", "30", "--socks5-hostname",
+            f"127.0.0.1:{port}", "http://127.0.0.1:8000/f.bin"],
+            check=False, timeout=60, text=False)
+        assert res.returncode == 0, res.stderr
+        assert hashlib.sha256(res.stdout).digest() == \
+            hashlib.sha256(body).digest()
+    # Standard mode reports a refused target with its SOCKS reply code;
+    # a target outside the rules is "not allowed by ruleset".
+    for url, code in (("http://127.0.0.1:8001/", "5"),
+                      ("http://127.0.0.1:9999/", "2")):
+        res = tunnel.netns.exec(tunnel.ns_c, [
+            "curl", "-sS", "--max-time", "30", "--socks5",
+            "127.0.0.1:1081", url], check=False, timeout=60)
+        assert res.returncode == 97, (res.returncode, res.stderr)
+        assert f"({code})" in res.stderr, res.stderr
