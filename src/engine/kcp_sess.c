@@ -142,8 +142,11 @@ void wn_kcp_sess_run(struct wn_kcp_sess *s, uint64_t now)
 		s->err = WN_ETIMEDOUT;
 		return;
 	}
-	if (s->cfg.keepalive_ms && now - s->last_tx >= s->cfg.keepalive_ms)
+	if (s->cfg.keepalive_ms && now - s->last_tx >= s->cfg.keepalive_ms) {
 		wn_smux_ping(s->mux);
+		/* Idle: give back the buffers drained streams keep. */
+		wn_smux_trim(s->mux);
+	}
 	pump(s);
 	wn_kcp_flush(s->kcp, (uint32_t)now);
 	if (wn_kcp_is_dead(s->kcp))

@@ -274,10 +274,10 @@ static int cb_open(void *ctx, uint32_t sid)
 {
 	struct ksession *ks = ctx;
 	if (!ks->ep->is_server || ks->state != KS_UP)
-		return -1; /* clients take no streams */
+		return -WN_STREAM_DENIED; /* clients take no streams */
 	struct kstream *st = stream_alloc(ks, sid, NULL);
 	if (!st)
-		return -1;
+		return -WN_STREAM_INTERNAL;
 	st->hdr_done = 0;
 	return 0;
 }
