@@ -34,6 +34,8 @@ enum key_id {
 	K_SERVER_KEY,
 	K_KEEPALIVE,
 	K_DEAD_PEER,
+	K_ENGINE,
+	K_MODE,
 	K_EAGER,
 	K_USER,
 	K_USERS_FILE,
@@ -85,6 +87,10 @@ static const struct keydef keys[] = {
      "declare the server gone after this long without an answer "
      "(default 15s)",
      1000, 3600000},
+    {SEC_SERVER | SEC_CLIENT, "engine", K_ENGINE, 0, "quic|kcp",
+     "the tunnel engine; both ends must match (default quic)", 0, 0},
+    {SEC_SERVER | SEC_CLIENT, "mode", K_MODE, 0, "MODE",
+     "kcp engine preset: normal, fast, fast2 or fast3 (default)", 0, 0},
     {SEC_FORWARD, "listen", K_LISTEN, 0, "[tcp://]HOST:PORT|unix:PATH",
      "where the client accepts connections for this forward", 0, 0},
     {SEC_FORWARD, "target", K_TARGET, 0, "HOST:PORT|unix:PATH",
@@ -151,6 +157,10 @@ void wn_config_init(struct wn_config *cfg)
 	cfg->client.log_level = WN_LOG_INFO;
 	cfg->client.keepalive_ms = 5000;
 	cfg->client.dead_peer_timeout_ms = 15000;
+	snprintf(cfg->server.engine.mode, sizeof(cfg->server.engine.mode),
+	         "fast3");
+	snprintf(cfg->client.engine.mode, sizeof(cfg->client.engine.mode),
+	         "fast3");
 }
 
 void wn_config_free(struct wn_config *cfg)
@@ -319,6 +329,30 @@ static int set_log_level(const struct setting *st, const struct keydef *k,
 	return 0;
 }
 
+static int set_engine(const struct setting *st, const struct keydef *k,
+                      const char *v, struct wn_engine_cfg *e)
+{
+	if (k->id == K_ENGINE) {
+		if (strcmp(v, "quic") == 0)
+			e->kind = WN_ENGINE_QUIC;
+		else if (strcmp(v, "kcp") == 0)
+			e->kind = WN_ENGINE_KCP;
+		else {
+			bad(st, k, v, "expected quic or kcp");
+			return WN_EINVAL;
+		}
+		return 0;
+	}
+	static const char *const modes[] = {"normal", "fast", "fast2", "fast3"};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(v, modes[i]) == 0) {
+			snprintf(e->mode, sizeof(e->mode), "%s", v);
+			return 0;
+		}
+	bad(st, k, v, "expected normal, fast, fast2 or fast3");
+	return WN_EINVAL;
+}
+
 #define TARGET_EXPECT "HOST:PORT or unix:PATH"
 #define API_EXPECT "HOST:PORT, e.g. 127.0.0.1:7070"
 #define CARRIER_EXPECT "udp://HOST:PORT"
@@ -386,6 +420,9 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 		return 0;
 	case K_IDLE_TIMEOUT:
 		return set_duration(st, k, v, &s->idle_timeout_ms);
+	case K_ENGINE:
+	case K_MODE:
+		return set_engine(st, k, v, &s->engine);
 	default:
 		return WN_EINTERNAL;
 	}
@@ -426,6 +463,9 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 		return set_duration(st, k, v, &c->keepalive_ms);
 	case K_DEAD_PEER:
 		return set_duration(st, k, v, &c->dead_peer_timeout_ms);
+	case K_ENGINE:
+	case K_MODE:
+		return set_engine(st, k, v, &c->engine);
 	default:
 		return WN_EINTERNAL;
 	}

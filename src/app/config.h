@@ -4,9 +4,9 @@
  * one per tunnel:
  *
  *   [server]              keys: listen, key, allow-client, allow, target,
- *                               log-level, api, idle-timeout
+ *                               log-level, api, idle-timeout, engine, mode
  *   [client]              keys: server, server-key, key, log-level, api,
- *                               keepalive, dead-peer-timeout
+ *                               keepalive, dead-peer-timeout, engine, mode
  *   [forward NAME]        keys: listen, target (client side port forwards)
  *   [socks5 NAME]         keys: listen, eager, user, users-file (client
  *                               side SOCKS5 proxies)
@@ -62,6 +62,17 @@ struct wn_forward_cfg {
 	uint64_t file_mask;        /* of those, keys set by a file */
 };
 
+/* Which engine carries the tunnel, and its tuning. */
+enum wn_engine_kind {
+	WN_ENGINE_QUIC = 0,
+	WN_ENGINE_KCP,
+};
+
+struct wn_engine_cfg {
+	enum wn_engine_kind kind;
+	char mode[16]; /* kcp: normal, fast, fast2, fast3 (default) */
+};
+
 /* A SOCKS5 user: name (1..255 bytes) and password (0..255 bytes). */
 #define WN_SOCKS5_CRED_LEN 255
 struct wn_socks5_user {
@@ -99,6 +110,7 @@ struct wn_server_cfg {
 	bool has_api;
 	struct wn_endpoint api;
 	uint32_t idle_timeout_ms;
+	struct wn_engine_cfg engine;
 	uint64_t set_mask, file_mask;
 };
 
@@ -116,6 +128,7 @@ struct wn_client_cfg {
 	struct wn_endpoint api;
 	uint32_t keepalive_ms;
 	uint32_t dead_peer_timeout_ms;
+	struct wn_engine_cfg engine;
 	uint64_t set_mask, file_mask;
 };
 

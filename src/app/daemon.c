@@ -13,6 +13,7 @@
 #include "app/commands.h"
 #include "app/config.h"
 #include "carrier/udp.h"
+#include "engine/kcp.h"
 #include "engine/quic.h"
 #include "front/dialer.h"
 #include "front/forward.h"
@@ -30,11 +31,13 @@ struct daemon {
 	struct wn_identity id;
 	uv_signal_t sigint, sigterm;
 	int stopping;
-	/* server */
+	/* server: one engine */
 	struct wn_quic_server *srv;
+	struct wn_kcp_server *ksrv;
 	struct wn_dialer *dialer;
-	/* client */
+	/* client: one engine */
 	struct wn_quic_client *cli;
+	struct wn_kcp_client *kcli;
 	struct wn_forward **fwd;
 	size_t nfwd;
 	struct wn_socks5_front **socks;
@@ -78,8 +81,12 @@ static void shutdown_daemon(struct daemon *d, const char *why)
 		wn_socks5_front_close(d->socks[i]);
 	if (d->cli)
 		wn_quic_client_close(d->cli);
+	if (d->kcli)
+		wn_kcp_client_close(d->kcli);
 	if (d->srv)
 		wn_quic_server_close(d->srv);
+	if (d->ksrv)
+		wn_kcp_server_close(d->ksrv);
 	if (d->dialer)
 		wn_dialer_close(d->dialer);
 	/* The engines have sent their CONNECTION_CLOSE by now. */
@@ -158,6 +165,16 @@ static void quic_opts(struct daemon *d, struct wn_quic_opts *o)
 	o->id = &d->id;
 }
 
+static void kcp_opts(struct daemon *d, const struct wn_engine_cfg *e,
+                     struct wn_kcp_engine_opts *o)
+{
+	wn_kcp_engine_opts_default(o);
+	o->loop = &d->loop;
+	o->log = &d->log;
+	o->id = &d->id;
+	snprintf(o->mode, sizeof(o->mode), "%s", e->mode);
+}
+
 int wn_cmd_server(int argc, char **argv)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
@@ -176,22 +193,31 @@ int wn_cmd_server(int argc, char **argv)
 	}
 	struct wn_quic_opts o;
 	quic_opts(d, &o);
+	struct wn_kcp_engine_opts ko;
+	kcp_opts(d, &sc->engine, &ko);
+	int kcp = sc->engine.kind == WN_ENGINE_KCP;
 	/* A relay must be able to hold a whole stream window of delivered,
 	 * unconsumed data (tunnel.h). */
-	struct wn_dialer_opts dopts = {.out_limit = o.stream_window_max};
+	struct wn_dialer_opts dopts = {.out_limit = kcp ? ko.stream_window
+	                                                : o.stream_window_max};
 	int rc = wn_dialer_new(&d->loop, &d->log, sc, &dopts, &d->dialer);
-	o.idle_timeout_ms = sc->idle_timeout_ms;
-	o.keepalive_ms = 0;
-	if (rc == 0)
-		rc = wn_quic_server_new(
-		    &o, (const uint8_t(*)[WN_KEY_LEN])sc->allow_client,
-		    sc->n_allow_client, wn_dialer_handler(d->dialer), &d->srv);
+	o.idle_timeout_ms = ko.idle_timeout_ms = sc->idle_timeout_ms;
+	o.keepalive_ms = ko.keepalive_ms = 0;
+	const uint8_t(*clients)[WN_KEY_LEN] =
+	    (const uint8_t(*)[WN_KEY_LEN])sc->allow_client;
+	if (rc == 0 && kcp)
+		rc = wn_kcp_server_new(&ko, clients, sc->n_allow_client,
+		                       wn_dialer_handler(d->dialer), &d->ksrv);
+	else if (rc == 0)
+		rc = wn_quic_server_new(&o, clients, sc->n_allow_client,
+		                        wn_dialer_handler(d->dialer), &d->srv);
 	if (rc != 0) {
 		WN_LOG(&d->log, WN_LOG_ERROR, "main", "cannot start: %s",
 		       wn_strerror(rc));
 		return finish(d, 1);
 	}
-	struct wn_carrier_handler h = wn_quic_server_handler(d->srv);
+	struct wn_carrier_handler h = kcp ? wn_kcp_server_handler(d->ksrv)
+	                                  : wn_quic_server_handler(d->srv);
 	for (size_t i = 0; i < sc->n_listen && i < MAX_CARRIERS; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len;
@@ -218,8 +244,9 @@ int wn_cmd_server(int argc, char **argv)
 	char key[WN_KEY_B64_LEN + 1];
 	wn_key_encode(d->id.ed_pk, key);
 	WN_LOG(&d->log, WN_LOG_INFO, "main",
-	       "server ready: key %s, %zu client key%s, %s", key,
-	       sc->n_allow_client, sc->n_allow_client == 1 ? "" : "s",
+	       "server ready: key %s, engine %s, %zu client key%s, %s", key,
+	       kcp ? "kcp" : "quic", sc->n_allow_client,
+	       sc->n_allow_client == 1 ? "" : "s",
 	       sc->has_target ? "fixed target" : "targets by allow rules");
 	return finish(d, 0);
 }
@@ -254,12 +281,19 @@ int wn_cmd_client(int argc, char **argv)
 	o.idle_timeout_ms = cc->dead_peer_timeout_ms;
 	o.keepalive_ms = cc->keepalive_ms;
 	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
-	int rc = wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
+	struct wn_kcp_engine_opts ko;
+	kcp_opts(d, &cc->engine, &ko);
+	ko.idle_timeout_ms = cc->dead_peer_timeout_ms;
+	ko.keepalive_ms = cc->keepalive_ms;
+	int kcp = cc->engine.kind == WN_ENGINE_KCP;
+	int rc = kcp ? wn_kcp_client_new(&ko, cc->server_key, NULL, &d->kcli)
+	             : wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
 	if (rc == 0)
 		rc = wn_udp_wildcard(server.ss_family, &local, &llen);
 	struct wn_carrier_handler h;
 	if (rc == 0) {
-		h = wn_quic_client_handler(d->cli);
+		h = kcp ? wn_kcp_client_handler(d->kcli)
+		        : wn_quic_client_handler(d->cli);
 		struct wn_udp_opts uo = {.id = 1};
 		rc = wn_udp_carrier_open(&d->loop, &d->log,
 		                         (struct sockaddr *)&local, llen, &uo,
@@ -272,16 +306,17 @@ int wn_cmd_client(int argc, char **argv)
 		       wn_strerror(rc));
 		return finish(d, 1);
 	}
+	struct wn_tunnel *tunnel =
+	    kcp ? wn_kcp_client_tunnel(d->kcli) : wn_quic_client_tunnel(d->cli);
 	d->fwd =
 	    calloc(d->cfg.n_forwards ? d->cfg.n_forwards : 1, sizeof(*d->fwd));
 	for (size_t i = 0; d->fwd && i < d->cfg.n_forwards; i++) {
 		const struct wn_forward_cfg *f = &d->cfg.forwards[i];
 		char l[128];
 		wn_endpoint_format(&f->listen, l, sizeof(l));
-		struct wn_forward_opts fopts = {.out_limit =
-		                                    o.stream_window_max};
-		rc = wn_forward_open(&d->loop, &d->log,
-		                     wn_quic_client_tunnel(d->cli), f, &fopts,
+		struct wn_forward_opts fopts = {
+		    .out_limit = kcp ? ko.stream_window : o.stream_window_max};
+		rc = wn_forward_open(&d->loop, &d->log, tunnel, f, &fopts,
 		                     &d->fwd[d->nfwd]);
 		if (rc != 0) {
 			WN_LOG(&d->log, WN_LOG_ERROR, "main",
@@ -295,11 +330,10 @@ int wn_cmd_client(int argc, char **argv)
 	    calloc(d->cfg.n_socks ? d->cfg.n_socks : 1, sizeof(*d->socks));
 	for (size_t i = 0; d->socks && i < d->cfg.n_socks; i++) {
 		const struct wn_socks5_cfg *sc = &d->cfg.socks[i];
-		struct wn_socks5_front_opts so = {.out_limit =
-		                                      o.stream_window_max};
-		rc = wn_socks5_front_open(&d->loop, &d->log,
-		                          wn_quic_client_tunnel(d->cli), sc,
-		                          &so, &d->socks[d->nsocks]);
+		struct wn_socks5_front_opts so = {
+		    .out_limit = kcp ? ko.stream_window : o.stream_window_max};
+		rc = wn_socks5_front_open(&d->loop, &d->log, tunnel, sc, &so,
+		                          &d->socks[d->nsocks]);
 		if (rc != 0) {
 			char l[128];
 			WN_LOG(&d->log, WN_LOG_ERROR, "main",
@@ -310,8 +344,14 @@ int wn_cmd_client(int argc, char **argv)
 		}
 		d->nsocks++;
 	}
-	wn_quic_client_start(d->cli, d->carriers[0], (struct sockaddr *)&server,
-	                     slen);
-	WN_LOG(&d->log, WN_LOG_INFO, "main", "client ready: server %s", name);
+	if (kcp)
+		wn_kcp_client_start(d->kcli, d->carriers[0],
+		                    (struct sockaddr *)&server, slen);
+	else
+		wn_quic_client_start(d->cli, d->carriers[0],
+		                     (struct sockaddr *)&server, slen);
+	WN_LOG(&d->log, WN_LOG_INFO, "main",
+	       "client ready: server %s, engine %s", name,
+	       kcp ? "kcp" : "quic");
 	return finish(d, 0);
 }
