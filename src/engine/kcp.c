@@ -618,8 +618,16 @@ struct kclient {
 	struct ksession *sess; /* its live session, if any */
 };
 
+/* Handshakes that pass mac1 cost the server two DH operations each (about
+ * half a millisecond): without WireGuard's cookie reply, a token bucket
+ * caps them. */
+#define HS_RATE_PER_S 200
+#define HS_BURST 400
+
 struct wn_kcp_server {
 	struct kep ep; /* first */
+	double hs_tokens;
+	uint64_t hs_refill_ms;
 	struct wn_protect_responder resp;
 	struct kclient *clients;
 	size_t nclients;
@@ -712,11 +720,22 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
                               const uint8_t *pkt, size_t len)
 {
 	uint64_t now = now_ms(&s->ep);
+	s->hs_tokens += (double)(now - s->hs_refill_ms) * HS_RATE_PER_S / 1000;
+	s->hs_refill_ms = now;
+	if (s->hs_tokens > HS_BURST)
+		s->hs_tokens = HS_BURST;
+	if (s->hs_tokens < 1) {
+		s->ep.stats.pkts_dropped++;
+		WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN, "sess",
+		          "too many handshakes: dropping some");
+		return;
+	}
 	struct wn_protect_initiation in;
 	if (wn_protect_responder_consume(&s->resp, pkt, len, &in) != 0) {
 		s->ep.stats.pkts_dropped++;
 		return;
 	}
+	s->hs_tokens -= 1; /* it passed mac1: it cost us the DH work */
 	size_t i;
 	for (i = 0; i < s->nclients; i++)
 		if (sodium_memcmp(s->clients[i].x, in.static_pk, WN_KEY_LEN) ==
@@ -841,6 +860,8 @@ int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
 	s->ep.rl_drop = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
 	s->ep.rl_err = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
 	s->ep.sess_dead = server_sess_dead;
+	s->hs_tokens = HS_BURST;
+	s->hs_refill_ms = wn_loop_now_ms(o->loop);
 	wn_list_init(&s->sessions);
 	wn_deferred_init(&s->dnode);
 	int rc = WN_ENOMEM;
