@@ -79,11 +79,7 @@ void wn_kcp_free(struct wn_kcp *k)
 	wn_kcp_q_free(&k->snd_buf);
 	wn_kcp_q_free(&k->rcv_buf);
 	wn_kcp_q_free(&k->rcv_queue);
-	while (k->free) {
-		struct link *l = k->free;
-		k->free = l->next;
-		free(l);
-	}
+	wn_kcp_shrink(k);
 	free(k->buf);
 	free(k->acks);
 	free(k);
@@ -550,4 +546,5 @@ void wn_kcp_get_stats(const struct wn_kcp *k, struct wn_kcp_stats *st)
 	st->rto_ms = k->rx_rto;
 	st->cwnd = k->cwnd;
 	st->rmt_wnd = k->rmt_wnd;
+	st->seg_spare = (uint32_t)k->nfree;
 }

@@ -202,8 +202,12 @@ struct wn_kcp_stats {
 	uint64_t ack_overflow; /* acks not queued: the ack list was full */
 	uint64_t probes_sent;  /* WASK segments sent */
 	uint64_t seg_allocs;   /* segment mallocs (free list misses) */
+	uint32_t seg_spare;    /* segments on the free list now */
 	uint32_t rmt_wnd;      /* the peer's last advertised window */
 };
+
+/* Frees the spare segments kept for reuse (for a session gone idle). */
+void wn_kcp_shrink(struct wn_kcp *k);
 
 /* Copies the counters into *st. */
 void wn_kcp_get_stats(const struct wn_kcp *k, struct wn_kcp_stats *st);

@@ -39,6 +39,16 @@ void wn_kcp_seg_put(struct wn_kcp *k, struct seg *s)
 	}
 }
 
+void wn_kcp_shrink(struct wn_kcp *k)
+{
+	while (k->free) {
+		struct link *l = k->free;
+		k->free = l->next;
+		free(l);
+	}
+	k->nfree = 0;
+}
+
 void wn_kcp_q_free(struct queue *q)
 {
 	while (q->n) {

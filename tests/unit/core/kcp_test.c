@@ -665,6 +665,58 @@ static void window_probe(void **state)
 	wn_kcp_free(k);
 }
 
+/* The advertised window counts unread segments: it shrinks as data waits
+ * for the reader and reopens as the reader drains it. */
+static void window_tracks_reader(void **state)
+{
+	(void)state;
+	struct wn_kcp_cfg cfg = cfg_base();
+	struct capture c;
+	uint8_t pkt[64], out[16];
+	struct wn_kcp *k;
+
+	cfg.rcv_wnd = 4;
+	k = mk(&cfg, &c, 0);
+	for (uint32_t sn = 0; sn < 3; sn++)
+		assert_int_equal(
+		    wn_kcp_input(k, pkt,
+		                 build(pkt, 0x1234, WN_KCP_CMD_PUSH, sn, 0, 0,
+		                       "abcd", 4),
+		                 1),
+		    0);
+	wn_kcp_flush(k, 1);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(seg_at(c.pkt[0], c.len[0], 2, NULL).wnd, 1);
+	/* Fill the window: it closes; a fifth segment is out of window. */
+	for (uint32_t sn = 3; sn < 5; sn++)
+		assert_int_equal(
+		    wn_kcp_input(k, pkt,
+		                 build(pkt, 0x1234, WN_KCP_CMD_PUSH, sn, 0, 0,
+		                       "efgh", 4),
+		                 2),
+		    0);
+	assert_int_equal(wn_kcp_readable(k), 16);
+	wn_kcp_flush(k, 2);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(seg_count(c.pkt[1], c.len[1]), 2); /* sn 3, sn 4 */
+	assert_int_equal(seg_at(c.pkt[1], c.len[1], 0, NULL).wnd, 0);
+	/* Reading one segment lets the one held beyond the queue move up:
+	 * the window stays closed and nothing needs saying. */
+	assert_int_equal(wn_kcp_recv(k, out, 4), 4);
+	assert_int_equal(wn_kcp_readable(k), 16);
+	assert_int_equal(wn_kcp_deadline(k, 3), 3 + WN_KCP_IDLE_MS);
+	/* Draining it reopens the window, and the peer is told at once. */
+	assert_int_equal(wn_kcp_recv(k, out, sizeof(out)), 16);
+	assert_int_equal(wn_kcp_deadline(k, 3), 3);
+	wn_kcp_flush(k, 3);
+	assert_int_equal(c.n, 3);
+	struct wn_kcp_hdr h = seg_at(c.pkt[2], c.len[2], 0, NULL);
+	assert_int_equal(h.cmd, WN_KCP_CMD_WINS);
+	assert_int_equal(h.wnd, 4);
+	assert_int_equal(h.una, 5);
+	wn_kcp_free(k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -680,6 +732,7 @@ int main(void)
 	    cmocka_unit_test(rto_backoff),
 	    cmocka_unit_test(fast_resend),
 	    cmocka_unit_test(window_probe),
+	    cmocka_unit_test(window_tracks_reader),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
