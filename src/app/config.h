@@ -5,10 +5,13 @@
  *
  *   [server]              keys: listen, key, allow-client, allow, target,
  *                               log-level, api, idle-timeout, engine, mode,
- *                               sndwnd, rcvwnd, mtu
+ *                               sndwnd, rcvwnd, mtu, and for
+ *                               engine kcptun: kcptun-key, crypt,
+ *                               nocomp, datashard, parityshard, smuxver
  *   [client]              keys: server, server-key, key, log-level, api,
  *                               keepalive, dead-peer-timeout, engine, mode,
- *                               sndwnd, rcvwnd, mtu
+ *                               sndwnd, rcvwnd, mtu, and the kcptun
+ *                               keys as [server]
  *   [forward NAME]        keys: listen, target (client side port forwards)
  *   [socks5 NAME]         keys: listen, eager, user, users-file (client
  *                               side SOCKS5 proxies)
@@ -68,13 +71,23 @@ struct wn_forward_cfg {
 enum wn_engine_kind {
 	WN_ENGINE_QUIC = 0,
 	WN_ENGINE_KCP,
+	WN_ENGINE_KCPTUN, /* the KCP engine speaking kcptun's wire format */
 };
+
+#define WN_KCPTUN_KEY_MAX 255
 
 struct wn_engine_cfg {
 	enum wn_engine_kind kind;
 	char mode[16];           /* kcp: normal, fast, fast2, fast3 (default) */
 	unsigned sndwnd, rcvwnd; /* kcp windows in segments; 0: default */
 	unsigned mtu; /* kcp packet size on the carrier; 0: default */
+	/* kcptun engine, in kcptun's terms: */
+	char crypt[16];                         /* default "aes" */
+	char kcptun_key[WN_KCPTUN_KEY_MAX + 1]; /* kcptun's --key */
+	bool nocomp;                            /* default false */
+	unsigned datashard, parityshard;        /* default 10, 3 */
+	unsigned smuxver;                       /* default 1 */
+	bool mode_set;                          /* mode given explicitly */
 };
 
 /* A SOCKS5 user: name (1..255 bytes) and password (0..255 bytes). */

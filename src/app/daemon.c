@@ -3,6 +3,7 @@
  * forwards and SOCKS5 proxies -> QUIC client -> udp carrier. SIGINT/SIGTERM shut down cleanly
  * (CONNECTION_CLOSE to the peer, every socket closed, exit 0). */
 #include <netdb.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,7 @@ struct daemon {
 	/* server: one engine */
 	struct wn_quic_server *srv;
 	struct wn_kcp_server *ksrv;
+	struct wn_kcptun_cfg kt; /* engine kcptun: borrowed by the engine */
 	struct wn_dialer *dialer;
 	/* client: one engine */
 	struct wn_quic_client *cli;
@@ -150,6 +152,7 @@ static int finish(struct daemon *d, int rc)
 	wn_loop_run(&d->loop);
 	wn_loop_close(&d->loop);
 	wn_identity_wipe(&d->id);
+	sodium_memzero(&d->kt, sizeof(d->kt));
 	free(d->fwd);
 	free(d->socks);
 	wn_config_free(&d->cfg);
@@ -166,13 +169,32 @@ static void quic_opts(struct daemon *d, struct wn_quic_opts *o)
 }
 
 static void kcp_opts(struct daemon *d, const struct wn_engine_cfg *e,
-                     struct wn_kcp_engine_opts *o)
+                     int server, struct wn_kcp_engine_opts *o)
 {
 	wn_kcp_engine_opts_default(o);
 	o->loop = &d->loop;
 	o->log = &d->log;
 	o->id = &d->id;
 	snprintf(o->mode, sizeof(o->mode), "%s", e->mode);
+	if (e->kind == WN_ENGINE_KCPTUN) {
+		/* kcptun's own defaults: its windows, its MTU, KCP as the
+		 * reference runs it (no pacing, no RTO floor). */
+		struct wn_kcptun_cfg *k = &d->kt;
+		wn_kcptun_cfg_default(k);
+		wn_kcpcrypt_parse(e->crypt, &k->crypt);
+		wn_kcpcrypt_derive(e->kcptun_key, k->key);
+		k->datashard = e->datashard;
+		k->parityshard = e->parityshard;
+		k->nocomp = e->nocomp;
+		k->smuxver = (int)e->smuxver;
+		o->kcptun = k;
+		o->snd_wnd = server ? 1024 : 128;
+		o->rcv_wnd = server ? 1024 : 512;
+		o->mtu = 1350;
+		o->pacing = 0;
+		o->rto_srtt_pct = 0;
+		o->stream_window = 2 * 1024 * 1024; /* kcptun's -streambuf */
+	}
 	if (e->sndwnd)
 		o->snd_wnd = e->sndwnd;
 	if (e->rcvwnd)
@@ -200,8 +222,8 @@ int wn_cmd_server(int argc, char **argv)
 	struct wn_quic_opts o;
 	quic_opts(d, &o);
 	struct wn_kcp_engine_opts ko;
-	kcp_opts(d, &sc->engine, &ko);
-	int kcp = sc->engine.kind == WN_ENGINE_KCP;
+	kcp_opts(d, &sc->engine, 1, &ko);
+	int kcp = sc->engine.kind != WN_ENGINE_QUIC;
 	/* A relay must be able to hold a whole stream window of delivered,
 	 * unconsumed data (tunnel.h). */
 	struct wn_dialer_opts dopts = {.out_limit = kcp ? ko.stream_window
@@ -251,8 +273,8 @@ int wn_cmd_server(int argc, char **argv)
 	wn_key_encode(d->id.ed_pk, key);
 	WN_LOG(&d->log, WN_LOG_INFO, "main",
 	       "server ready: key %s, engine %s, %zu client key%s, %s", key,
-	       kcp ? "kcp" : "quic", sc->n_allow_client,
-	       sc->n_allow_client == 1 ? "" : "s",
+	       kcp ? (ko.kcptun ? "kcptun" : "kcp") : "quic",
+	       sc->n_allow_client, sc->n_allow_client == 1 ? "" : "s",
 	       sc->has_target ? "fixed target" : "targets by allow rules");
 	return finish(d, 0);
 }
@@ -288,10 +310,10 @@ int wn_cmd_client(int argc, char **argv)
 	o.keepalive_ms = cc->keepalive_ms;
 	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
 	struct wn_kcp_engine_opts ko;
-	kcp_opts(d, &cc->engine, &ko);
+	kcp_opts(d, &cc->engine, 0, &ko);
 	ko.idle_timeout_ms = cc->dead_peer_timeout_ms;
 	ko.keepalive_ms = cc->keepalive_ms;
-	int kcp = cc->engine.kind == WN_ENGINE_KCP;
+	int kcp = cc->engine.kind != WN_ENGINE_QUIC;
 	int rc = kcp ? wn_kcp_client_new(&ko, cc->server_key, NULL, &d->kcli)
 	             : wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
 	if (rc == 0)
@@ -358,6 +380,6 @@ int wn_cmd_client(int argc, char **argv)
 		                     (struct sockaddr *)&server, slen);
 	WN_LOG(&d->log, WN_LOG_INFO, "main",
 	       "client ready: server %s, engine %s", name,
-	       kcp ? "kcp" : "quic");
+	       kcp ? (ko.kcptun ? "kcptun" : "kcp") : "quic");
 	return finish(d, 0);
 }

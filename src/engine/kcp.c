@@ -44,7 +44,7 @@ static uint64_t now_ms(const struct kep *ep)
 
 /* Sends one finished packet on the session's current path. A full carrier
  * drops it: KCP retransmits, as it would after a loss. */
-static void send_pkt(struct ksession *ks, const uint8_t *pkt, size_t len)
+void ksession_send(struct ksession *ks, const uint8_t *pkt, size_t len)
 {
 	if (!ks->carrier)
 		return;
@@ -61,12 +61,16 @@ static void send_pkt(struct ksession *ks, const uint8_t *pkt, size_t len)
 static void sess_output(void *ctx, uint8_t *pkt, size_t len)
 {
 	struct ksession *ks = ctx;
+	if (ks->ep->kt) {
+		ktprof_output(ks, pkt, len);
+		return;
+	}
 	size_t plen;
 	uint8_t *buf = pkt - WN_PROTECT_HEADROOM;
 	if (wn_protect_seal(&ks->peer, buf, len, len + WN_PROTECT_OVERHEAD,
 	                    now_ms(ks->ep), &plen) != 0)
 		return; /* no usable keys: the handshake will follow */
-	send_pkt(ks, buf, plen);
+	ksession_send(ks, buf, plen);
 }
 
 /* ---- sessions ---------------------------------------------------------- */
@@ -151,6 +155,8 @@ static struct ksession *sess_new(struct kep *ep, const uint8_t *peer_key,
 	cfg.smux.max_streams = ep->o.max_streams;
 	cfg.keepalive_ms = ep->o.keepalive_ms;
 	cfg.idle_timeout_ms = ep->o.idle_timeout_ms;
+	if (ep->kt)
+		ktprof_sess_cfg(ep, &cfg);
 	struct wn_smux_cb cb = kstream_smux_cb(ks);
 	int rc =
 	    wn_kcp_sess_new(&cfg, sess_output, ks, &cb, now_ms(ep), &ks->core);
@@ -293,7 +299,7 @@ static void send_empty(struct ksession *ks, uint64_t now)
 	uint8_t buf[WN_PROTECT_OVERHEAD];
 	size_t len;
 	if (wn_protect_seal(&ks->peer, buf, 0, sizeof(buf), now, &len) == 0)
-		send_pkt(ks, buf, len);
+		ksession_send(ks, buf, len);
 }
 
 /* ---- client ------------------------------------------------------------ */
@@ -336,7 +342,7 @@ static void client_send_initiation(struct ksession *ks, uint64_t now)
 		return;
 	}
 	ks->ep->stats.handshakes++;
-	send_pkt(ks, pkt, len);
+	ksession_send(ks, pkt, len);
 }
 
 static int client_has_streams(const struct ksession *ks)
@@ -349,8 +355,8 @@ static int client_has_streams(const struct ksession *ks)
 static void client_tick(struct kep *ep, struct ksession *ks, uint64_t now)
 {
 	struct wn_kcp_client *c = client_of(ep);
-	if (!c->started)
-		return;
+	if (!c->started || ep->kt)
+		return; /* kcptun: no handshakes */
 	if (ks->state == KS_HANDSHAKE && client_has_streams(ks) &&
 	    now - ks->created_ms >= ep->o.idle_timeout_ms) {
 		sess_kill(ks, "the server does not answer");
@@ -382,6 +388,24 @@ static struct ksession *client_new_session(struct wn_kcp_client *c)
 	if (!ks)
 		return NULL;
 	randombytes_buf(ks->sess_id, sizeof(ks->sess_id));
+	ks->created_ms = now_ms(&c->ep);
+	ks->carrier = c->carrier;
+	memcpy(&ks->remote, &c->server, c->slen);
+	ks->rlen = c->slen;
+	if (c->ep.kt) {
+		/* kcptun has no handshake: the session is up as soon as it
+		 * exists, and the server learns of it from its packets. */
+		snprintf(ks->tunnel.peer_id, sizeof(ks->tunnel.peer_id), "%08x",
+		         (unsigned)ks->conv);
+		ks->state = KS_UP;
+		ks->was_up = 1;
+		wn_log_event(c->ep.o.log, WN_LOG_INFO, "sess", '+',
+		             ks->tunnel.peer_id, 1, "kcptun session");
+		if (c->ev.on_up)
+			c->ev.on_up(c->ev.ctx);
+		ksession_schedule(ks);
+		return ks;
+	}
 	struct wn_protect_env env = {.random = wn_protect_random_sodium};
 	const struct wn_identity *id = c->ep.o.id;
 	if (wn_protect_peer_init(&ks->peer, true, id->x_sk, id->x_pk,
@@ -391,10 +415,6 @@ static struct ksession *client_new_session(struct wn_kcp_client *c)
 	}
 	ks->peer_live = 1;
 	ks->state = KS_HANDSHAKE;
-	ks->created_ms = now_ms(&c->ep);
-	ks->carrier = c->carrier;
-	memcpy(&ks->remote, &c->server, c->slen);
-	ks->rlen = c->slen;
 	ks->hs_backoff_ms = HS_RETRY_FIRST_MS;
 	ks->hs_next_ms = ks->created_ms; /* at the first run pass */
 	ksession_schedule(ks);
@@ -461,6 +481,13 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 	struct ksession *ks = c->cur;
 	uint8_t type;
 	uint32_t idx;
+	if (c->ep.kt && ks && !c->closing) {
+		const uint8_t *kcp;
+		size_t klen;
+		if (ktprof_open(&c->ep, pkt, len, &kcp, &klen) == 0)
+			sess_input(ks, car, from, fromlen, kcp, klen);
+		return;
+	}
 	if (!ks || c->closing ||
 	    wn_protect_classify(pkt, len, &type, &idx) != 0) {
 		c->ep.stats.pkts_dropped++;
@@ -523,11 +550,32 @@ int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
                       const struct wn_kcp_client_events *ev,
                       struct wn_kcp_client **out)
 {
-	if (!o->loop || !o->log || !o->id)
+	if (!o->loop || !o->log || (!o->id && !o->kcptun))
 		return WN_EINVAL;
 	struct wn_kcp_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return WN_ENOMEM;
+	if (o->kcptun) {
+		int krc = ktprof_new(&c->ep, o->kcptun);
+		if (krc != 0) {
+			free(c);
+			return krc;
+		}
+		c->ep.o = *o;
+		c->ep.o.kcptun = NULL; /* copied into ep.kt */
+		c->ep.rl_drop = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
+		c->ep.rl_err = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
+		c->ep.sess_dead = client_sess_dead;
+		c->ep.sess_tick = client_tick;
+		c->tunnel.ops = &client_tunnel_ops;
+		snprintf(c->tunnel.peer_id, sizeof(c->tunnel.peer_id),
+		         "kcptun");
+		if (ev)
+			c->ev = *ev;
+		wn_deferred_init(&c->dnode);
+		*out = c;
+		return 0;
+	}
 	c->ep.o = *o;
 	c->ep.rl_drop = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
 	c->ep.rl_err = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
@@ -608,7 +656,10 @@ wn_kcp_client_stats(const struct wn_kcp_client *c)
 
 static void client_deferred_free(struct wn_deferred *node)
 {
-	free(wn_list_entry(node, struct wn_kcp_client, dnode));
+	struct wn_kcp_client *c =
+	    wn_list_entry(node, struct wn_kcp_client, dnode);
+	ktprof_free(&c->ep);
+	free(c);
 }
 
 void wn_kcp_client_close(struct wn_kcp_client *c)
@@ -650,6 +701,7 @@ struct wn_kcp_server {
 	struct kclient *clients;
 	size_t nclients;
 	struct wn_cidmap by_index; /* our local index -> ksession */
+	struct wn_cidmap by_addr;  /* kcptun: client address -> ksession */
 	struct wn_list sessions;
 	size_t nsessions;
 	int closing;
@@ -680,6 +732,23 @@ static void srv_index_del(void *ctx, uint32_t index)
 	wn_cidmap_del(&s->by_index, key, 4);
 }
 
+/* A client address as a map key: family, port, address (19 bytes at
+ * most). Returns the key's length. */
+static size_t addr_key(const struct sockaddr *sa, uint8_t key[WN_CID_MAX])
+{
+	key[0] = (uint8_t)sa->sa_family;
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+		memcpy(key + 1, &a->sin6_port, 2);
+		memcpy(key + 3, &a->sin6_addr, 16);
+		return 19;
+	}
+	const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+	memcpy(key + 1, &a->sin_port, 2);
+	memcpy(key + 3, &a->sin_addr, 4);
+	return 7;
+}
+
 static void server_sess_dead(struct kep *ep, struct ksession *ks)
 {
 	struct wn_kcp_server *s = server_of(ep);
@@ -687,6 +756,12 @@ static void server_sess_dead(struct kep *ep, struct ksession *ks)
 	             (long)s->nsessions - 1, ks->why);
 	if (ks->client_index >= 0 && s->clients[ks->client_index].sess == ks)
 		s->clients[ks->client_index].sess = NULL;
+	if (ep->kt) {
+		uint8_t key[WN_CID_MAX];
+		size_t klen = addr_key((struct sockaddr *)&ks->remote, key);
+		if (wn_cidmap_get(&s->by_addr, key, klen) == ks)
+			wn_cidmap_del(&s->by_addr, key, klen);
+	}
 	if (wn_list_linked(&ks->link)) {
 		wn_list_del(&ks->link);
 		s->nsessions--;
@@ -818,7 +893,69 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
 	memcpy(&ks->remote, from, fromlen);
 	ks->rlen = fromlen;
 	wn_kcp_sess_touch(ks->core, now);
-	send_pkt(ks, out, olen);
+	ksession_send(ks, out, olen);
+}
+
+/* kcptun: sessions are found by the client's address, as kcp-go's listener
+ * does. A packet from a new address starts a session with its conv; one
+ * with another conv and sn 0 replaces the session there (a restarted
+ * client); anything else that does not match is dropped. */
+static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
+                           const struct sockaddr *from, socklen_t fromlen,
+                           uint8_t *pkt, size_t len)
+{
+	const uint8_t *kcp;
+	size_t klen;
+	if (ktprof_open(&s->ep, pkt, len, &kcp, &klen) != 0)
+		return;
+	struct wn_kcp_hdr h;
+	if (wn_kcp_hdr_decode(kcp, klen, &h) != 0) {
+		s->ep.stats.pkts_dropped++;
+		return;
+	}
+	uint8_t key[WN_CID_MAX];
+	size_t keylen = addr_key(from, key);
+	struct ksession *ks = wn_cidmap_get(&s->by_addr, key, keylen);
+	if (ks && ks->conv != h.conv) {
+		if (h.sn != 0) {
+			s->ep.stats.pkts_dropped++;
+			return;
+		}
+		sess_kill(ks, "replaced by a new session");
+		ks = NULL;
+	}
+	uint64_t now = now_ms(&s->ep);
+	if (!ks) {
+		if (s->nsessions >= s->ep.o.max_sessions) {
+			WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN,
+			          "sess", "session refused: %zu sessions live",
+			          s->nsessions);
+			return;
+		}
+		static const uint8_t nokey[WN_KEY_LEN];
+		ks = sess_new(&s->ep, nokey, h.conv);
+		if (!ks)
+			return;
+		if (wn_cidmap_add(&s->by_addr, key, keylen, ks) != 0) {
+			sess_free(ks);
+			return;
+		}
+		char addr[64];
+		wn_sockaddr_format(from, addr, sizeof(addr));
+		snprintf(ks->tunnel.peer_id, sizeof(ks->tunnel.peer_id), "%08x",
+		         (unsigned)h.conv);
+		ks->state = KS_UP;
+		ks->was_up = 1;
+		ks->created_ms = now;
+		ks->carrier = car;
+		memcpy(&ks->remote, from, fromlen);
+		ks->rlen = fromlen;
+		wn_list_add_tail(&s->sessions, &ks->link);
+		s->nsessions++;
+		wn_log_event(s->ep.o.log, WN_LOG_INFO, "sess", '+',
+		             ks->tunnel.peer_id, (long)s->nsessions, addr);
+	}
+	sess_input(ks, car, from, fromlen, kcp, klen);
 }
 
 static void server_recv(void *ctx, struct wn_carrier *car,
@@ -828,6 +965,11 @@ static void server_recv(void *ctx, struct wn_carrier *car,
 	struct wn_kcp_server *s = ctx;
 	uint8_t type;
 	uint32_t idx;
+	if (s->ep.kt && !s->closing &&
+	    fromlen <= sizeof(struct sockaddr_storage)) {
+		kt_server_recv(s, car, from, fromlen, pkt, len);
+		return;
+	}
 	if (s->closing || fromlen > sizeof(struct sockaddr_storage) ||
 	    wn_protect_classify(pkt, len, &type, &idx) != 0) {
 		s->ep.stats.pkts_dropped++;
@@ -867,7 +1009,8 @@ int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
                       const struct wn_accept_handler *ah,
                       struct wn_kcp_server **out)
 {
-	if (!o->loop || !o->log || !o->id || !ah || !ah->on_stream)
+	if (!o->loop || !o->log || (!o->id && !o->kcptun) || !ah ||
+	    !ah->on_stream)
 		return WN_EINVAL;
 	struct wn_kcp_server *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -886,20 +1029,32 @@ int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
 	s->clients = calloc(n ? n : 1, sizeof(*s->clients));
 	if (!s->clients || wn_cidmap_init(&s->by_index) != 0)
 		goto fail;
+	if (wn_cidmap_init(&s->by_addr) != 0)
+		goto fail_map;
+	if (o->kcptun) {
+		rc = ktprof_new(&s->ep, o->kcptun);
+		if (rc != 0)
+			goto fail_addr;
+		s->ep.o.kcptun = NULL; /* copied into ep.kt */
+		*out = s;
+		return 0;
+	}
 	s->nclients = n;
 	for (size_t i = 0; i < n; i++) {
 		memcpy(s->clients[i].key, clients[i], WN_KEY_LEN);
 		rc = wn_pubkey_to_x25519(clients[i], s->clients[i].x);
 		if (rc != 0)
-			goto fail_map;
+			goto fail_addr;
 	}
 	struct wn_protect_env env = {.random = wn_protect_random_sodium};
 	rc =
 	    wn_protect_responder_init(&s->resp, o->id->x_sk, o->id->x_pk, &env);
 	if (rc != 0)
-		goto fail_map;
+		goto fail_addr;
 	*out = s;
 	return 0;
+fail_addr:
+	wn_cidmap_free(&s->by_addr);
 fail_map:
 	wn_cidmap_free(&s->by_index);
 fail:
@@ -936,6 +1091,8 @@ static void server_deferred_free(struct wn_deferred *node)
 	    wn_list_entry(node, struct wn_kcp_server, dnode);
 	wn_protect_responder_wipe(&s->resp);
 	wn_cidmap_free(&s->by_index);
+	wn_cidmap_free(&s->by_addr);
+	ktprof_free(&s->ep);
 	sodium_memzero(s->clients, s->nclients * sizeof(*s->clients));
 	free(s->clients);
 	free(s);

@@ -27,6 +27,7 @@ struct kep {
 	 * its run pass starts (client: handshake retries and rekeys). */
 	void (*sess_dead)(struct kep *ep, struct ksession *ks);
 	void (*sess_tick)(struct kep *ep, struct ksession *ks, uint64_t now);
+	struct ktprof *kt; /* the kcptun profile, or NULL (kcptun.c) */
 };
 
 enum ks_state {
@@ -62,6 +63,8 @@ struct ksession {
 	int timer_live;
 	int was_up;
 	char why[128];
+	uint32_t fec_seq; /* kcptun: the next FEC seqid */
+	unsigned fec_n;   /* kcptun: data shards sent in this group */
 	uint8_t scratch[KCP_SCRATCH]; /* reserve/commit */
 	struct kstream *scratch_owner;
 };
@@ -97,7 +100,31 @@ void kstream_fail(struct kstream *st, int err);
 /* After a run pass: wakes streams whose short write now has room. */
 void kstream_wake_writers(struct ksession *ks);
 
+/* ---- kcptun.c --------------------------------------------------------- */
+
+/* Sets up ep's kcptun profile from cfg (copied). Returns 0 or WN_ENOMEM. */
+int ktprof_new(struct kep *ep, const struct wn_kcptun_cfg *cfg);
+
+void ktprof_free(struct kep *ep);
+
+/* Adjusts a new session's configuration to kcptun's: framing room, smux
+ * version and compat mode, keepalive, KCP as kcp-go runs it. */
+void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg);
+
+/* KCP's output in the kcptun profile: FEC header, nonce, CRC, cipher; then
+ * sends it. pkt has the profile's headroom before it. */
+void ktprof_output(struct ksession *ks, uint8_t *pkt, size_t len);
+
+/* Opens a received packet in place (decrypt, CRC, FEC header). Returns 0
+ * with the KCP segments in *kcp / *kcp_len, or a negative code after which
+ * the packet is dropped (and counted in ep->stats). */
+int ktprof_open(struct kep *ep, uint8_t *pkt, size_t len, const uint8_t **kcp,
+                size_t *kcp_len);
+
 /* ---- kcp.c ----------------------------------------------------------- */
+
+/* Sends one finished packet on the session's current path. */
+void ksession_send(struct ksession *ks, const uint8_t *pkt, size_t len);
 
 /* Asks for a run pass (smux -> KCP -> carrier) at the end of the loop
  * iteration. */

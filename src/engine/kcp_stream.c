@@ -256,6 +256,11 @@ struct kstream *kstream_open(struct ksession *ks,
 		wn_smux_forget(mux, sid);
 		return NULL;
 	}
+	if (ks->ep->kt) {
+		/* kcptun streams are raw: the server has one fixed target. */
+		ksession_schedule(ks);
+		return st;
+	}
 	/* The header goes first, in the same flight as the SYN: no round
 	 * trip. A fresh stream's queue always has room for it. */
 	if (wn_smux_write(mux, sid, hdr, (size_t)hl) != hl) {
@@ -278,6 +283,16 @@ static int cb_open(void *ctx, uint32_t sid)
 	struct kstream *st = stream_alloc(ks, sid, NULL);
 	if (!st)
 		return -WN_STREAM_INTERNAL;
+	if (ks->ep->kt) {
+		/* kcptun: no header; the dialer's fixed target at once (the
+		 * stream is in smux's table already, so the dialer may act
+		 * on it from here). */
+		ks->ep->ah.on_stream(ks->ep->ah.ctx, &ks->tunnel, &st->base,
+		                     NULL);
+		if (!st->closed && !st->base.h.on_data)
+			ks_reset(&st->base, WN_STREAM_INTERNAL);
+		return 0;
+	}
 	st->hdr_done = 0;
 	return 0;
 }

@@ -1,0 +1,71 @@
+/* kcp-go's FEC framing, the layer between kcp-go's packet protection
+ * (src/crypto/kcpcrypt.h) and KCP segments, so that warren speaks kcptun's
+ * wire format.
+ *
+ * With FEC on (kcptun's -datashard/-parityshard), every packet after the
+ * crypto header starts with a 6-byte FEC header, integers little-endian:
+ *
+ *   u32 seqid   shard number, one per packet, data and parity alike
+ *   u16 type    0xF1 data shard, 0xF2 parity shard
+ *   data:   u16 size (KCP bytes + 2), then the KCP segments
+ *   parity: Reed-Solomon parity over the group's [size][KCP] fields
+ *
+ * Shards come in groups of datashard + parityshard consecutive seqids, the
+ * data shards first. seqid wraps at the largest multiple of the group size
+ * below 2^32, so groups never straddle the wrap.
+ *
+ * Without FEC the KCP segments follow the crypto header directly. A
+ * receiver tells the two apart by bytes 4-5: a KCP segment has cmd (81-84)
+ * and frg there, which never read as 0x00F1 or 0x00F2.
+ *
+ * Pure: no I/O, no clock. Mirrored in docs/wire-format.md ("kcptun profile
+ * (kcp-go framing)"). */
+#ifndef WN_CORE_KCPGO_H
+#define WN_CORE_KCPGO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WN_KCPGO_FEC_HDR 6      /* seqid + type */
+#define WN_KCPGO_FEC_DATA_HDR 8 /* seqid + type + size */
+#define WN_KCPGO_FEC_DATA 0xF1
+#define WN_KCPGO_FEC_PARITY 0xF2
+#define WN_KCPGO_SHARDS_MAX 255 /* datashard + parityshard */
+
+/* What a received packet (after the crypto header) holds. */
+enum wn_kcpgo_kind {
+	WN_KCPGO_RAW,    /* KCP segments, no FEC header */
+	WN_KCPGO_DATA,   /* an FEC data shard */
+	WN_KCPGO_PARITY, /* an FEC parity shard */
+};
+
+struct wn_kcpgo_pkt {
+	enum wn_kcpgo_kind kind;
+	uint32_t seqid;     /* DATA, PARITY */
+	const uint8_t *kcp; /* RAW, DATA: the KCP segments */
+	size_t kcp_len;
+	const uint8_t *shard; /* DATA, PARITY: the bytes FEC codes over:
+	                         data from its size field on */
+	size_t shard_len;
+};
+
+/* Classifies and splits p[0, len) (borrowed; the result points into it).
+ * Returns 0, or WN_ETRUNC when a shard is shorter than its header or a
+ * data shard's size field claims more than the packet holds or less than
+ * 2, or when a raw packet is shorter than one KCP header (24 bytes). */
+int wn_kcpgo_parse(const uint8_t *p, size_t len, struct wn_kcpgo_pkt *out);
+
+/* Writes a data shard's 8-byte header in front of kcp_len bytes of KCP:
+ * seqid, type 0xF1, size kcp_len + 2. */
+void wn_kcpgo_put_data_hdr(uint8_t hdr[WN_KCPGO_FEC_DATA_HDR], uint32_t seqid,
+                           size_t kcp_len);
+
+/* Writes a parity shard's 6-byte header. */
+void wn_kcpgo_put_parity_hdr(uint8_t hdr[WN_KCPGO_FEC_HDR], uint32_t seqid);
+
+/* The seqid after seqid for groups of `shards` (data + parity, 1..255):
+ * seqid + 1, wrapping to 0 at the largest multiple of shards that fits
+ * 32 bits, as kcp-go's encoder does. */
+uint32_t wn_kcpgo_next_seqid(uint32_t seqid, unsigned shards);
+
+#endif

@@ -1,0 +1,175 @@
+"""The kcptun profile against Debian's kcptun, in both directions: a warren
+client with kcptun-server, and kcptun-client with a warren server, each
+pair in its own two namespaces; data checked by sha256 (netapp
+roundtrip)."""
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+from conftest import needs_root
+from test_tunnel import PY, NETAPP
+
+pytestmark = [
+    needs_root,
+    pytest.mark.skipif(shutil.which("kcptun-server") is None,
+                       reason="Debian's kcptun is not installed"),
+]
+
+KEY = "correct horse battery staple"
+
+ECHO = r"""
+import hashlib, json, os, socket, sys, threading, time
+host, port = sys.argv[1].rsplit(":", 1)
+size, conns = int(sys.argv[2]), int(sys.argv[3])
+res = [None] * conns
+def one(i):
+    data = os.urandom(size)
+    s = socket.create_connection((host, int(port)), timeout=60)
+    got = hashlib.sha256()
+    n = 0
+    t = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+    t.start()
+    while n < size:
+        b = s.recv(1 << 16)
+        if not b:
+            break
+        got.update(b)
+        n += len(b)
+    t.join(60)
+    s.close()
+    res[i] = {"ok": n == size and
+              got.digest() == hashlib.sha256(data).digest(), "bytes": n}
+t0 = time.monotonic()
+ts = [threading.Thread(target=one, args=(i,)) for i in range(conns)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(json.dumps({"ok": all(r and r["ok"] for r in res),
+                  "secs": round(time.monotonic() - t0, 3),
+                  "failed": [r for r in res if not (r and r["ok"])][:5]}))
+"""
+PORT = 29900
+
+
+class Pair:
+    """A client and a server namespace joined by a veth pair; the target
+    (an echo server) runs next to the server."""
+
+    def __init__(self, netns, procs, warren_bin, tmp_path):
+        self.netns, self.procs, self.bin = netns, procs, warren_bin
+        self.dir = str(tmp_path)
+        self.ns_c = netns.create("c")
+        self.ns_s = netns.create("s")
+        netns.veth(self.ns_c, "10.211.0.1", self.ns_s, "10.211.0.2")
+        self.server_ip = "10.211.0.2"
+
+    def target(self, listen="127.0.0.1:7000"):
+        ready = os.path.join(self.dir, "target.ready")
+        p = self.procs.start("target", [PY, NETAPP, "serve", "--listen",
+                                        listen, "--mode", "echo", "--ready",
+                                        ready], netns=self.ns_s)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(ready):
+            assert p.alive() and time.monotonic() < deadline, p.log()
+            time.sleep(0.02)
+        return p
+
+    @staticmethod
+    def kcptun_flags(crypt, fec, comp, smuxver):
+        f = ["--key", KEY, "--crypt", crypt, "--smuxver", str(smuxver)]
+        f += ["--ds", "10", "--ps", "3"] if fec else ["--ds", "0", "--ps",
+                                                      "0"]
+        if not comp:
+            f.append("--nocomp")
+        return f
+
+    @staticmethod
+    def warren_flags(crypt, fec, comp, smuxver):
+        return ["--engine", "kcptun", "--kcptun-key", KEY, "--crypt", crypt,
+                "--datashard", "10" if fec else "0",
+                "--parityshard", "3" if fec else "0",
+                "--nocomp", "no" if comp else "yes",
+                "--smuxver", str(smuxver), "--log-level", "debug"]
+
+    def warren_server(self, *flags):
+        p = self.procs.start("warren-server", [
+            self.bin, "server", "--listen",
+            f"udp://{self.server_ip}:{PORT}", "--target", "127.0.0.1:7000",
+            *flags], netns=self.ns_s)
+        p.wait_log("server ready")
+        return p
+
+    def warren_client(self, *flags):
+        p = self.procs.start("warren-client", [
+            self.bin, "client", "--server", f"udp://{self.server_ip}:{PORT}",
+            "-L", "127.0.0.1:2000=127.0.0.1:7000", *flags], netns=self.ns_c)
+        p.wait_log("client ready")
+        return p
+
+    def kcptun_server(self, *flags):
+        p = self.procs.start("kcptun-server", [
+            "kcptun-server", "-l", f"{self.server_ip}:{PORT}",
+            "-t", "127.0.0.1:7000", *flags], netns=self.ns_s)
+        p.wait_log("listening on")
+        return p
+
+    def kcptun_client(self, *flags):
+        p = self.procs.start("kcptun-client", [
+            "kcptun-client", "-l", "127.0.0.1:2000",
+            "-r", f"{self.server_ip}:{PORT}", *flags], netns=self.ns_c)
+        p.wait_log("listening on")
+        return p
+
+    def roundtrip(self, nbytes, conns=1, timeout=300):
+        """Sends nbytes on each of conns connections and reads the echo
+        back, sha256 compared. No half-close: kcptun closes a stream
+        both ways at the first FIN (smux has no half-close)."""
+        res = self.netns.exec(self.ns_c, [PY, "-c", ECHO, "127.0.0.1:2000",
+                                          str(nbytes), str(conns)],
+                              check=False, timeout=timeout)
+        assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        assert r["ok"], r
+        return r
+
+
+@pytest.fixture
+def pair(netns, procs, warren_bin, tmp_path):
+    return Pair(netns, procs, warren_bin, tmp_path)
+
+
+CASES = [
+    # crypt, fec, comp, smuxver
+    ("aes", False, False, 1),
+    ("aes", True, False, 1),
+    ("salsa20", True, False, 2),
+    ("none", False, False, 2),
+    ("aes-128", True, False, 1),
+    ("aes-192", False, False, 1),
+]
+
+
+def case_id(c):
+    return "{}-{}-{}-smux{}".format(c[0], "fec" if c[1] else "nofec",
+                                    "comp" if c[2] else "nocomp", c[3])
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_warren_client_to_kcptun_server(pair, case):
+    pair.target()
+    pair.kcptun_server(*Pair.kcptun_flags(*case))
+    pair.warren_client(*Pair.warren_flags(*case))
+    pair.roundtrip(20 << 20)
+    pair.roundtrip(1 << 20, conns=20)
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_kcptun_client_to_warren_server(pair, case):
+    pair.target()
+    pair.warren_server(*Pair.warren_flags(*case))
+    pair.kcptun_client(*Pair.kcptun_flags(*case))
+    pair.roundtrip(20 << 20)
+    pair.roundtrip(1 << 20, conns=20)
