@@ -1278,12 +1278,6 @@ static void validate_kcptun(struct wn_config *cfg, struct wn_engine_cfg *e,
 		               "%s: [%s] datashard + parityshard must not "
 		               "exceed 255",
 		               o, sec);
-	if (!e->nocomp)
-		wn_config_diag(cfg,
-		               "%s: [%s] kcptun compression is not supported "
-		               "yet: set nocomp = yes here and --nocomp on "
-		               "the kcptun end",
-		               o, sec);
 }
 
 static void validate_server(struct wn_config *cfg)

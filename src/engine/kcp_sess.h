@@ -27,6 +27,9 @@ struct wn_kcp_sess_cfg {
 	uint32_t keepalive_ms;    /* smux NOP after this long without sending
 	                             anything; 0: never */
 	uint32_t idle_timeout_ms; /* dead after this long without input */
+	/* 1: snappy's framing format between smux and KCP, both ways
+	 * (kcptun without -nocomp; src/core/snappyframe.h). */
+	int compress;
 };
 
 /* Fills in defaults: KCP preset fast3 in stream mode, smux v2, keepalive

@@ -78,6 +78,7 @@ void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg)
 	cfg->smux.compat = 1; /* no RST frames: kcptun's smux has none */
 	if (!cfg->keepalive_ms)
 		cfg->keepalive_ms = KT_KEEPALIVE_MS;
+	cfg->compress = !kt->cfg.nocomp;
 }
 
 void ktprof_output(struct ksession *ks, uint8_t *pkt, size_t len)

@@ -27,7 +27,9 @@ host, port = sys.argv[1].rsplit(":", 1)
 size, conns = int(sys.argv[2]), int(sys.argv[3])
 res = [None] * conns
 def one(i):
-    data = os.urandom(size)
+    # Half random, half repetitive: both kinds of snappy chunk.
+    data = b"".join(os.urandom(4096) if k % 2 else b"kcptun! " * 512
+                    for k in range(size // 4096 + 1))[:size]
     s = socket.create_connection((host, int(port)), timeout=60)
     got = hashlib.sha256()
     n = 0
@@ -149,6 +151,8 @@ CASES = [
     ("none", False, False, 2),
     ("aes-128", True, False, 1),
     ("aes-192", False, False, 1),
+    ("aes", True, True, 1),  # kcptun's defaults
+    ("salsa20", False, True, 2),
 ]
 
 
