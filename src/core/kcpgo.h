@@ -68,4 +68,64 @@ void wn_kcpgo_put_parity_hdr(uint8_t hdr[WN_KCPGO_FEC_HDR], uint32_t seqid);
  * 32 bits, as kcp-go's encoder does. */
 uint32_t wn_kcpgo_next_seqid(uint32_t seqid, unsigned shards);
 
+/* ---- FEC groups (Reed-Solomon, src/core/rs.h) ------------------------ */
+
+struct wn_rs;
+
+/* The sender's side: stamps data shards and, after every `datashard` of
+ * them, produces the group's parity packets, as kcp-go's encoder does:
+ * each data shard's [size][KCP] is zero-padded to the group's longest,
+ * and the parity shards are that long. */
+struct wn_kcpgo_enc;
+
+/* Creates an encoder for rs's shard counts. max_shard: the longest
+ * [size][KCP] a data shard will carry; headroom: writable bytes kept in
+ * front of each parity packet (for the crypto header). rs is borrowed
+ * and must outlive the encoder. Returns 0, WN_EINVAL or WN_ENOMEM. */
+int wn_kcpgo_enc_new(const struct wn_rs *rs, unsigned datashard,
+                     unsigned parityshard, size_t max_shard, size_t headroom,
+                     struct wn_kcpgo_enc **out);
+
+void wn_kcpgo_enc_free(struct wn_kcpgo_enc *e);
+
+/* Makes kcp[0, kcp_len) a data shard: writes its 8-byte header at
+ * kcp - 8 (writable) and keeps a copy for the group's parity. Returns the
+ * number of parity packets now ready (0, or parityshard when the group is
+ * complete), or WN_EINVAL if kcp_len + 2 exceeds max_shard (the shard
+ * goes out without FEC protection then: it is still stamped). */
+int wn_kcpgo_enc_data(struct wn_kcpgo_enc *e, uint8_t *kcp, size_t kcp_len);
+
+/* The i-th parity packet of the group just completed: returns its FEC
+ * header's address (with `headroom` writable bytes before it) and its
+ * length in *len. Valid until the next wn_kcpgo_enc_data. */
+uint8_t *wn_kcpgo_enc_parity(struct wn_kcpgo_enc *e, unsigned i, size_t *len);
+
+/* The receiver's side: keeps the shards of the last few groups and
+ * rebuilds a group's lost data shards once `datashard` of its shards
+ * (parity included) are in. Data shards themselves go to KCP at once
+ * (the caller's job); only rebuilt ones come out of here. */
+struct wn_kcpgo_dec;
+
+/* Called with each rebuilt data shard's KCP segments (valid during the
+ * call). */
+typedef void (*wn_kcpgo_kcp_fn)(void *ctx, const uint8_t *kcp, size_t len);
+
+/* Creates a decoder; like wn_kcpgo_enc_new. Keeps 3 groups of shards:
+ * 3 x (datashard + parityshard) x max_shard bytes. */
+int wn_kcpgo_dec_new(const struct wn_rs *rs, unsigned datashard,
+                     unsigned parityshard, size_t max_shard,
+                     struct wn_kcpgo_dec **out);
+
+void wn_kcpgo_dec_free(struct wn_kcpgo_dec *d);
+
+/* Feeds a DATA or PARITY packet (p from wn_kcpgo_parse; borrowed). Calls
+ * out for each data shard rebuilt. Returns how many were rebuilt (>= 0),
+ * or WN_EPROTO when the shard does not fit (longer than max_shard, a
+ * parity shard whose length differs from its group's, a data shard
+ * longer than its group's parity, or a rebuilt shard whose size field is
+ * impossible): it is dropped, nothing else changes. Shards of groups
+ * older than the ones kept, and duplicates, are ignored (0). */
+int wn_kcpgo_dec_input(struct wn_kcpgo_dec *d, const struct wn_kcpgo_pkt *p,
+                       wn_kcpgo_kcp_fn out, void *ctx);
+
 #endif

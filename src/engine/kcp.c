@@ -87,6 +87,7 @@ static void sess_free(struct ksession *ks)
 {
 	wn_kcp_sess_free(ks->core);
 	ks->core = NULL;
+	ktprof_sess_free(ks);
 	if (ks->peer_live)
 		wn_protect_peer_wipe(&ks->peer);
 	ks->peer_live = 0;
@@ -160,9 +161,12 @@ static struct ksession *sess_new(struct kep *ep, const uint8_t *peer_key,
 	struct wn_smux_cb cb = kstream_smux_cb(ks);
 	int rc =
 	    wn_kcp_sess_new(&cfg, sess_output, ks, &cb, now_ms(ep), &ks->core);
+	if (rc == 0 && ep->kt)
+		rc = ktprof_sess_init(ks);
 	if (rc == 0)
 		rc = wn_timer_init(ep->o.loop, &ks->timer, sess_timer_cb);
 	if (rc != 0) {
+		ktprof_sess_free(ks);
 		wn_kcp_sess_free(ks->core);
 		wn_cidmap_free(&ks->streams);
 		free(ks);
@@ -197,6 +201,18 @@ static void sess_kill(struct ksession *ks, const char *why)
 	       (unsigned long long)ks_st.drop_dup,
 	       (unsigned long long)ks_st.drop_window, ks_st.srtt_ms,
 	       ks_st.rto_ms);
+	if (ks->ep->kt) {
+		const struct wn_kcp_engine_stats *es = &ks->ep->stats;
+		WN_LOG(ks->ep->o.log, WN_LOG_INFO, "sess",
+		       "session %llu: kcptun endpoint: %llu packets failed "
+		       "the checksum, %llu parity shards in, %llu data "
+		       "shards rebuilt, %llu FEC shards dropped",
+		       (unsigned long long)ks->id,
+		       (unsigned long long)es->csum_errors,
+		       (unsigned long long)es->fec_parity,
+		       (unsigned long long)es->fec_recovered,
+		       (unsigned long long)es->fec_dropped);
+	}
 	while (!wn_list_empty(&ks->all)) {
 		struct kstream *st =
 		    wn_list_entry(ks->all.next, struct kstream, link);
@@ -271,9 +287,9 @@ static void sess_timer_cb(struct wn_timer *t)
 }
 
 /* An authenticated transport packet for ks arrived from `from` over c. */
-static void sess_input(struct ksession *ks, struct wn_carrier *c,
-                       const struct sockaddr *from, socklen_t fromlen,
-                       const uint8_t *pt, size_t ptlen)
+void ksession_input(struct ksession *ks, struct wn_carrier *c,
+                    const struct sockaddr *from, socklen_t fromlen,
+                    const uint8_t *pt, size_t ptlen)
 {
 	/* Sessions follow their packets: answer where the last
 	 * authenticated one came from (roaming, failover). */
@@ -482,10 +498,9 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 	uint8_t type;
 	uint32_t idx;
 	if (c->ep.kt && ks && !c->closing) {
-		const uint8_t *kcp;
-		size_t klen;
-		if (ktprof_open(&c->ep, pkt, len, &kcp, &klen) == 0)
-			sess_input(ks, car, from, fromlen, kcp, klen);
+		struct wn_kcpgo_pkt fp;
+		if (ktprof_open(&c->ep, pkt, len, &fp) == 0)
+			ktprof_input(ks, car, from, fromlen, &fp);
 		return;
 	}
 	if (!ks || c->closing ||
@@ -525,8 +540,8 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 		return;
 	}
 	if (ks->state == KS_UP)
-		sess_input(ks, car, from, fromlen, pkt + WN_PROTECT_HEADROOM,
-		           plen);
+		ksession_input(ks, car, from, fromlen,
+		               pkt + WN_PROTECT_HEADROOM, plen);
 }
 
 static void client_recv_done(void *ctx, struct wn_carrier *c)
@@ -904,18 +919,25 @@ static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
                            const struct sockaddr *from, socklen_t fromlen,
                            uint8_t *pkt, size_t len)
 {
-	const uint8_t *kcp;
-	size_t klen;
-	if (ktprof_open(&s->ep, pkt, len, &kcp, &klen) != 0)
+	struct wn_kcpgo_pkt fp;
+	if (ktprof_open(&s->ep, pkt, len, &fp) != 0)
 		return;
-	struct wn_kcp_hdr h;
-	if (wn_kcp_hdr_decode(kcp, klen, &h) != 0) {
-		s->ep.stats.pkts_dropped++;
-		return;
-	}
 	uint8_t key[WN_CID_MAX];
 	size_t keylen = addr_key(from, key);
 	struct ksession *ks = wn_cidmap_get(&s->by_addr, key, keylen);
+	struct wn_kcp_hdr h;
+	if (fp.kind == WN_KCPGO_PARITY) {
+		/* No conv inside: only for a session we have. */
+		if (ks)
+			ktprof_input(ks, car, from, fromlen, &fp);
+		else
+			s->ep.stats.pkts_dropped++;
+		return;
+	}
+	if (wn_kcp_hdr_decode(fp.kcp, fp.kcp_len, &h) != 0) {
+		s->ep.stats.pkts_dropped++;
+		return;
+	}
 	if (ks && ks->conv != h.conv) {
 		if (h.sn != 0) {
 			s->ep.stats.pkts_dropped++;
@@ -955,7 +977,7 @@ static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
 		wn_log_event(s->ep.o.log, WN_LOG_INFO, "sess", '+',
 		             ks->tunnel.peer_id, (long)s->nsessions, addr);
 	}
-	sess_input(ks, car, from, fromlen, kcp, klen);
+	ktprof_input(ks, car, from, fromlen, &fp);
 }
 
 static void server_recv(void *ctx, struct wn_carrier *car,
@@ -990,7 +1012,7 @@ static void server_recv(void *ctx, struct wn_carrier *car,
 		s->ep.stats.pkts_dropped++;
 		return;
 	}
-	sess_input(ks, car, from, fromlen, pkt + WN_PROTECT_HEADROOM, plen);
+	ksession_input(ks, car, from, fromlen, pkt + WN_PROTECT_HEADROOM, plen);
 }
 
 static void server_writable(void *ctx, struct wn_carrier *c)

@@ -83,9 +83,10 @@ struct wn_kcp_engine_stats {
 	uint64_t pkts_dropped; /* failed authentication, replays, unknown */
 	uint64_t auth_failures;
 	/* kcptun profile: */
-	uint64_t csum_errors; /* CRC or decryption failed (InCsumErrors) */
-	uint64_t fec_dropped; /* malformed FEC shards */
-	uint64_t fec_parity;  /* parity shards received */
+	uint64_t csum_errors;   /* CRC or decryption failed (InCsumErrors) */
+	uint64_t fec_dropped;   /* malformed FEC shards */
+	uint64_t fec_parity;    /* parity shards received */
+	uint64_t fec_recovered; /* data shards rebuilt from parity */
 };
 
 /* ---- client ---------------------------------------------------------- */

@@ -3,6 +3,7 @@
 #ifndef WN_ENGINE_KCP_INT_H
 #define WN_ENGINE_KCP_INT_H
 
+#include "core/kcpgo.h"
 #include "core/streamhdr.h"
 #include "crypto/protect.h"
 #include "engine/kcp.h"
@@ -63,8 +64,8 @@ struct ksession {
 	int timer_live;
 	int was_up;
 	char why[128];
-	uint32_t fec_seq; /* kcptun: the next FEC seqid */
-	unsigned fec_n;   /* kcptun: data shards sent in this group */
+	struct wn_kcpgo_enc *fec_enc; /* kcptun with FEC: our shards */
+	struct wn_kcpgo_dec *fec_dec; /* kcptun with FEC: the peer's */
 	uint8_t scratch[KCP_SCRATCH]; /* reserve/commit */
 	struct kstream *scratch_owner;
 };
@@ -111,20 +112,39 @@ void ktprof_free(struct kep *ep);
  * version and compat mode, keepalive, KCP as kcp-go runs it. */
 void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg);
 
+/* A new session's FEC state (kcptun with FEC). Returns 0 or WN_ENOMEM. */
+int ktprof_sess_init(struct ksession *ks);
+
+/* Frees it. */
+void ktprof_sess_free(struct ksession *ks);
+
 /* KCP's output in the kcptun profile: FEC header, nonce, CRC, cipher; then
- * sends it. pkt has the profile's headroom before it. */
+ * sends it, and after every datashard packets the group's parity. pkt
+ * has the profile's headroom before it. */
 void ktprof_output(struct ksession *ks, uint8_t *pkt, size_t len);
 
 /* Opens a received packet in place (decrypt, CRC, FEC header). Returns 0
- * with the KCP segments in *kcp / *kcp_len, or a negative code after which
- * the packet is dropped (and counted in ep->stats). */
-int ktprof_open(struct kep *ep, uint8_t *pkt, size_t len, const uint8_t **kcp,
-                size_t *kcp_len);
+ * with its parts in *fp (pointing into pkt), or a negative code after
+ * which the packet is dropped (and counted in ep->stats). */
+int ktprof_open(struct kep *ep, uint8_t *pkt, size_t len,
+                struct wn_kcpgo_pkt *fp);
+
+/* Hands an opened packet to ks: KCP segments to the session, FEC shards
+ * to its decoder (and what it rebuilds to the session). */
+void ktprof_input(struct ksession *ks, struct wn_carrier *c,
+                  const struct sockaddr *from, socklen_t fromlen,
+                  const struct wn_kcpgo_pkt *fp);
 
 /* ---- kcp.c ----------------------------------------------------------- */
 
 /* Sends one finished packet on the session's current path. */
 void ksession_send(struct ksession *ks, const uint8_t *pkt, size_t len);
+
+/* An authenticated (kcptun: checksummed) packet's KCP segments for ks,
+ * from `from` over c: the session answers there now. */
+void ksession_input(struct ksession *ks, struct wn_carrier *c,
+                    const struct sockaddr *from, socklen_t fromlen,
+                    const uint8_t *pt, size_t ptlen);
 
 /* Asks for a run pass (smux -> KCP -> carrier) at the end of the loop
  * iteration. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/kcpgo.h"
+#include "core/rs.h"
 #include "core/snappyframe.h"
 #include "crypto/kcpcrypt.h"
 
@@ -21,6 +22,37 @@ static int sink(void *ctx, const uint8_t *d, size_t n)
 		abort();
 	*total += n;
 	return 0;
+}
+
+static void rebuilt(void *ctx, const uint8_t *kcp, size_t len)
+{
+	(void)ctx;
+	if (!kcp || len > 300)
+		abort();
+}
+
+/* The input as a train of shards for a 4+2 decoder: each piece's length
+ * is its first byte. */
+static void feed_fec(const uint8_t *data, size_t size)
+{
+	struct wn_rs *rs;
+	struct wn_kcpgo_dec *d;
+	if (wn_rs_new(4, 2, &rs) != 0)
+		return;
+	if (wn_kcpgo_dec_new(rs, 4, 2, 300, &d) == 0) {
+		size_t off = 0;
+		while (off < size) {
+			size_t n = data[off++];
+			if (n > size - off)
+				n = size - off;
+			struct wn_kcpgo_pkt p;
+			if (wn_kcpgo_parse(data + off, n, &p) == 0)
+				wn_kcpgo_dec_input(d, &p, rebuilt, NULL);
+			off += n;
+		}
+		wn_kcpgo_dec_free(d);
+	}
+	wn_rs_free(rs);
 }
 
 static void parse(const uint8_t *p, size_t n)
@@ -53,6 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			      size - WN_KCPCRYPT_HEADER);
 	}
 	parse(data, size);
+	feed_fec(data, size);
 	struct wn_snappy_dec *d;
 	if (wn_snappy_dec_new(&d) == 0) {
 		size_t total = 0, step = size ? data[0] % 64 + 1 : 1;

@@ -9,6 +9,7 @@
 
 #include "core/kcp.h"
 #include "core/kcpgo.h"
+#include "core/rs.h"
 #include "util/err.h"
 
 static void test_data_shard(void **state)
@@ -68,12 +69,108 @@ static void test_seqid_wrap(void **state)
 	assert_int_equal(wn_kcpgo_next_seqid(0xFFFFFFFEu, 1), 0);
 }
 
+struct got {
+	uint8_t kcp[16][200];
+	size_t len[16];
+	int n;
+};
+
+static void collect(void *ctx, const uint8_t *kcp, size_t len)
+{
+	struct got *g = ctx;
+	assert_true(g->n < 16 && len <= 200);
+	memcpy(g->kcp[g->n], kcp, len);
+	g->len[g->n++] = len;
+}
+
+/* One group of 4+2 through the encoder; the decoder rebuilds any two lost
+ * data shards from the rest, as kcp-go's would. */
+static void test_groups(void **state)
+{
+	(void)state;
+	enum { DS = 4, PS = 2, ROOM = 20 };
+	struct wn_rs *rs;
+	assert_int_equal(wn_rs_new(DS, PS, &rs), 0);
+	struct wn_kcpgo_enc *e;
+	assert_int_equal(wn_kcpgo_enc_new(rs, DS, PS, 202, ROOM, &e), 0);
+	static uint8_t pkts[DS + PS][ROOM + 8 + 200];
+	size_t plen[DS + PS];
+	for (int i = 0; i < DS; i++) {
+		uint8_t *kcp = pkts[i] + ROOM + 8;
+		size_t n = 30 + (size_t)i * 40; /* unequal lengths */
+		memset(kcp, 'a' + i, n);
+		int np = wn_kcpgo_enc_data(e, kcp, n);
+		assert_int_equal(np, i == DS - 1 ? PS : 0);
+		plen[i] = 8 + n;
+	}
+	for (int j = 0; j < PS; j++) {
+		size_t n;
+		uint8_t *p = wn_kcpgo_enc_parity(e, (unsigned)j, &n);
+		assert_int_equal(n, 6 + 2 + 30 + 3 * 40); /* the longest */
+		memcpy(pkts[DS + j] + ROOM, p, n);
+		plen[DS + j] = n;
+	}
+	/* seqids 0..5, in order. */
+	for (int i = 0; i < DS + PS; i++) {
+		struct wn_kcpgo_pkt p;
+		assert_int_equal(wn_kcpgo_parse(pkts[i] + ROOM, plen[i], &p),
+		                 0);
+		assert_int_equal(p.seqid, i);
+		assert_int_equal(p.kind,
+		                 i < DS ? WN_KCPGO_DATA : WN_KCPGO_PARITY);
+	}
+	/* Lose data shards 1 and 3. */
+	struct wn_kcpgo_dec *d;
+	assert_int_equal(wn_kcpgo_dec_new(rs, DS, PS, 202, &d), 0);
+	struct got g = {0};
+	const int order[] = {4, 0, 2, 5};
+	int total = 0;
+	for (size_t k = 0; k < 4; k++) {
+		struct wn_kcpgo_pkt p;
+		int i = order[k];
+		assert_int_equal(wn_kcpgo_parse(pkts[i] + ROOM, plen[i], &p),
+		                 0);
+		int r = wn_kcpgo_dec_input(d, &p, collect, &g);
+		assert_true(r >= 0);
+		total += r;
+		/* A duplicate changes nothing. */
+		assert_int_equal(wn_kcpgo_dec_input(d, &p, collect, &g), 0);
+	}
+	assert_int_equal(total, 2);
+	assert_int_equal(g.n, 2);
+	assert_int_equal(g.len[0], 70);
+	assert_int_equal(g.kcp[0][0], 'b');
+	assert_int_equal(g.kcp[0][69], 'b');
+	assert_int_equal(g.len[1], 150);
+	assert_int_equal(g.kcp[1][149], 'd');
+	wn_kcpgo_dec_free(d);
+
+	/* Shards that do not fit are refused: a parity shard whose length
+	 * differs from its group's, one beyond max_shard. */
+	assert_int_equal(wn_kcpgo_dec_new(rs, DS, PS, 202, &d), 0);
+	struct wn_kcpgo_pkt p;
+	assert_int_equal(wn_kcpgo_parse(pkts[4] + ROOM, plen[4], &p), 0);
+	assert_int_equal(wn_kcpgo_dec_input(d, &p, collect, &g), 0);
+	assert_int_equal(wn_kcpgo_parse(pkts[5] + ROOM, plen[5] - 1, &p), 0);
+	assert_int_equal(wn_kcpgo_dec_input(d, &p, collect, &g), WN_EPROTO);
+	p.shard_len = 500;
+	assert_int_equal(wn_kcpgo_dec_input(d, &p, collect, &g), WN_EPROTO);
+	/* A data shard in a parity slot. */
+	assert_int_equal(wn_kcpgo_parse(pkts[0] + ROOM, plen[0], &p), 0);
+	p.seqid = 5;
+	assert_int_equal(wn_kcpgo_dec_input(d, &p, collect, &g), WN_EPROTO);
+	wn_kcpgo_dec_free(d);
+	wn_kcpgo_enc_free(e);
+	wn_rs_free(rs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_data_shard),
 	    cmocka_unit_test(test_parity_and_raw),
 	    cmocka_unit_test(test_seqid_wrap),
+	    cmocka_unit_test(test_groups),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
