@@ -1167,11 +1167,17 @@ bool wn_config_is_flag(enum wn_role role, const char *key)
 
 static int add_cli_forward(struct wn_config *cfg, const char *flag,
                            const char *spec)
-{
-	/* LISTEN=TARGET; the listen side may itself contain ':' but never
-	 * '=', so the first '=' splits. */
+{ /* LISTEN=TARGET; the listen side may itself contain ':' but never
+	 * '=', so the first '=' splits. A bare LISTEN is for engine kcptun,
+	 * whose server has the one target (validate_forwards checks). */
 	const char *eq = strchr(spec, '=');
-	if (!eq || eq == spec || !eq[1]) {
+	struct wn_endpoint bare;
+	const char *why;
+	if (!eq && wn_endpoint_parse(spec, WN_SCHEME_TCP | WN_SCHEME_UNIX,
+	                             WN_SCHEME_TCP, WN_EP_PORT_ZERO_OK, &bare,
+	                             &why) == 0)
+		eq = spec + strlen(spec);
+	if (!eq || eq == spec || (*eq && !eq[1])) {
 		wn_config_diag(cfg,
 		               "%s: expected LISTEN=TARGET, e.g. "
 		               "127.0.0.1:2222=10.0.0.5:22, got \"%s\"",
@@ -1194,7 +1200,7 @@ static int add_cli_forward(struct wn_config *cfg, const char *flag,
 	char listen[1024];
 	snprintf(listen, sizeof(listen), "%.*s", (int)(eq - spec), spec);
 	int rc = apply(&st, SEC_FORWARD, f, NULL, "listen", listen);
-	if (apply(&st, SEC_FORWARD, f, NULL, "target", eq + 1) != 0)
+	if (*eq && apply(&st, SEC_FORWARD, f, NULL, "target", eq + 1) != 0)
 		rc = WN_ECONFIG;
 	return rc;
 }
@@ -1358,6 +1364,13 @@ static void validate_client(struct wn_config *cfg)
 		               "%s: [client] keepalive (%ums) must be shorter "
 		               "than dead-peer-timeout (%ums)",
 		               o, c->keepalive_ms, c->dead_peer_timeout_ms);
+	if (kt && cfg->n_socks > 0)
+		wn_config_diag(
+		    cfg,
+		    "%s: [client] engine kcptun cannot carry SOCKS5: "
+		    "kcptun streams name no target (the kcptun "
+		    "server sends every stream to its -t)",
+		    o);
 	if (cfg->n_forwards == 0 && cfg->n_socks == 0)
 		wn_config_diag(
 		    cfg,
@@ -1385,9 +1398,11 @@ static void validate_forwards(struct wn_config *cfg)
 			wn_config_diag(cfg,
 			               "%s: [forward %s] listen is required",
 			               f->origin, f->name);
-		if (!has(f->set_mask, SEC_FORWARD, "target"))
+		if (!has(f->set_mask, SEC_FORWARD, "target") &&
+		    cfg->client.engine.kind != WN_ENGINE_KCPTUN)
 			wn_config_diag(cfg,
-			               "%s: [forward %s] target is required",
+			               "%s: [forward %s] target is required "
+			               "(-L LISTEN=TARGET)",
 			               f->origin, f->name);
 		for (size_t j = 0; j < i; j++) {
 			struct wn_forward_cfg *g = &cfg->forwards[j];

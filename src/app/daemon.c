@@ -339,7 +339,15 @@ int wn_cmd_client(int argc, char **argv)
 	d->fwd =
 	    calloc(d->cfg.n_forwards ? d->cfg.n_forwards : 1, sizeof(*d->fwd));
 	for (size_t i = 0; d->fwd && i < d->cfg.n_forwards; i++) {
-		const struct wn_forward_cfg *f = &d->cfg.forwards[i];
+		struct wn_forward_cfg fc = d->cfg.forwards[i];
+		const struct wn_forward_cfg *f = &fc;
+		if (!fc.has_target) {
+			/* Engine kcptun: the server has the one target, and
+			 * streams carry none; the listen address stands in
+			 * for it in logs. */
+			fc.target = fc.listen;
+			fc.has_target = true;
+		}
 		char l[128];
 		wn_endpoint_format(&f->listen, l, sizeof(l));
 		struct wn_forward_opts fopts = {

@@ -499,7 +499,7 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 	uint32_t idx;
 	if (c->ep.kt && ks && !c->closing) {
 		struct wn_kcpgo_pkt fp;
-		if (ktprof_open(&c->ep, pkt, len, &fp) == 0)
+		if (ktprof_open(&c->ep, from, pkt, len, &fp) == 0)
 			ktprof_input(ks, car, from, fromlen, &fp);
 		return;
 	}
@@ -920,7 +920,7 @@ static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
                            uint8_t *pkt, size_t len)
 {
 	struct wn_kcpgo_pkt fp;
-	if (ktprof_open(&s->ep, pkt, len, &fp) != 0)
+	if (ktprof_open(&s->ep, from, pkt, len, &fp) != 0)
 		return;
 	uint8_t key[WN_CID_MAX];
 	size_t keylen = addr_key(from, key);

@@ -123,11 +123,12 @@ void ktprof_sess_free(struct ksession *ks);
  * has the profile's headroom before it. */
 void ktprof_output(struct ksession *ks, uint8_t *pkt, size_t len);
 
-/* Opens a received packet in place (decrypt, CRC, FEC header). Returns 0
+/* Opens a packet received from `from` in place (decrypt, CRC, FEC
+ * header; a failure is logged, rate-limited). Returns 0
  * with its parts in *fp (pointing into pkt), or a negative code after
  * which the packet is dropped (and counted in ep->stats). */
-int ktprof_open(struct kep *ep, uint8_t *pkt, size_t len,
-                struct wn_kcpgo_pkt *fp);
+int ktprof_open(struct kep *ep, const struct sockaddr *from, uint8_t *pkt,
+                size_t len, struct wn_kcpgo_pkt *fp);
 
 /* Hands an opened packet to ks: KCP segments to the session, FEC shards
  * to its decoder (and what it rebuilds to the session). */

@@ -97,6 +97,8 @@ void wn_kcp_sess_free(struct wn_kcp_sess *s)
 	free(s);
 }
 
+static void drain(struct wn_kcp_sess *s);
+
 /* The snappy decoder's output goes on to smux. */
 static int to_smux(void *ctx, const uint8_t *data, size_t len)
 {
@@ -114,11 +116,26 @@ int wn_kcp_sess_input(struct wn_kcp_sess *s, const uint8_t *pkt, size_t len,
 	if (rc < 0)
 		return 0; /* a bad datagram is dropped (and counted by KCP) */
 	s->last_rx = now;
-	if (s->in_input)
-		return 0; /* the outer call drains KCP */
+	drain(s);
+	return s->err;
+}
+
+/* Moves what KCP delivers in order into smux (through the snappy decoder
+ * when compressing), pausing while cfg.recv_pause bytes are unconsumed. */
+static void drain(struct wn_kcp_sess *s)
+{
+	if (s->in_input || s->err)
+		return; /* the outer call drains KCP */
 	s->in_input = 1;
+	/* Decompression multiplies what one read delivers: smaller reads
+	 * keep the overshoot past recv_pause small. */
+	size_t cap = s->dec ? sizeof(s->buf) / 4 : sizeof(s->buf);
 	for (;;) {
-		ssize_t n = wn_kcp_recv(s->kcp, s->buf, sizeof(s->buf));
+		if (s->cfg.recv_pause &&
+		    wn_smux_recv_pending(s->mux) >= s->cfg.recv_pause)
+			break;
+		int rc;
+		ssize_t n = wn_kcp_recv(s->kcp, s->buf, cap);
 		if (n <= 0)
 			break;
 		if (s->dec)
@@ -132,7 +149,6 @@ int wn_kcp_sess_input(struct wn_kcp_sess *s, const uint8_t *pkt, size_t len,
 		}
 	}
 	s->in_input = 0;
-	return s->err;
 }
 
 /* Compressed: pulls as many smux bytes as KCP has room for once encoded
@@ -200,6 +216,9 @@ void wn_kcp_sess_run(struct wn_kcp_sess *s, uint64_t now)
 		/* Idle: give back the buffers drained streams keep. */
 		wn_smux_trim(s->mux);
 	}
+	drain(s); /* resumes after a recv_pause, once consumed */
+	if (s->err)
+		return;
 	pump(s);
 	wn_kcp_flush(s->kcp, (uint32_t)now);
 	if (wn_kcp_is_dead(s->kcp))

@@ -30,6 +30,11 @@ struct wn_kcp_sess_cfg {
 	/* 1: snappy's framing format between smux and KCP, both ways
 	 * (kcptun without -nocomp; src/core/snappyframe.h). */
 	int compress;
+	/* smux v1 has no per-stream flow control: stop moving bytes from
+	 * KCP to smux while this many delivered bytes are unconsumed (KCP's
+	 * window then closes, as smux v1 stops reading its pipe); 0: no
+	 * limit (v2's windows bound each stream). */
+	size_t recv_pause;
 };
 
 /* Fills in defaults: KCP preset fast3 in stream mode, smux v2, keepalive

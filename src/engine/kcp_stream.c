@@ -243,8 +243,11 @@ struct kstream *kstream_open(struct ksession *ks,
 	if (ks->state == KS_DEAD)
 		return NULL;
 	struct wn_smux *mux = wn_kcp_sess_smux(ks->core);
-	uint8_t hdr[WN_STREAMHDR_MAX];
-	int hl = wn_streamhdr_encode_flags(target, flags, hdr, sizeof(hdr));
+	uint8_t hdr
+	    [WN_STREAMHDR_MAX]; /* kcptun streams carry no header: its server has one target. */
+	int hl = ks->ep->kt ? 0
+	                    : wn_streamhdr_encode_flags(target, flags, hdr,
+	                                                sizeof(hdr));
 	if (hl < 0)
 		return NULL;
 	uint32_t sid;
@@ -257,7 +260,6 @@ struct kstream *kstream_open(struct ksession *ks,
 		return NULL;
 	}
 	if (ks->ep->kt) {
-		/* kcptun streams are raw: the server has one fixed target. */
 		ksession_schedule(ks);
 		return st;
 	}

@@ -97,6 +97,10 @@ void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg)
 	if (!cfg->keepalive_ms)
 		cfg->keepalive_ms = KT_KEEPALIVE_MS;
 	cfg->compress = !kt->cfg.nocomp;
+	/* v1: a quarter of a stream's window, so one read past the pause
+	 * (decompressed, at most ~21x 16 KiB) stays within it. */
+	if (kt->cfg.smuxver == 1)
+		cfg->recv_pause = ep->o.stream_window / 4;
 }
 
 int ktprof_sess_init(struct ksession *ks)
@@ -151,14 +155,21 @@ void ktprof_output(struct ksession *ks, uint8_t *pkt, size_t len)
 	}
 }
 
-int ktprof_open(struct kep *ep, uint8_t *pkt, size_t len,
-                struct wn_kcpgo_pkt *fp)
+int ktprof_open(struct kep *ep, const struct sockaddr *from, uint8_t *pkt,
+                size_t len, struct wn_kcpgo_pkt *fp)
 {
 	struct ktprof *kt = ep->kt;
 	int rc = wn_kcpcrypt_open(&kt->crypt, pkt, len);
 	if (rc != 0) {
 		ep->stats.csum_errors++;
 		ep->stats.pkts_dropped++;
+		char addr[64];
+		WN_LOG_RL(ep->o.log, &ep->rl_drop, wn_loop_now_ms(ep->o.loop),
+		          WN_LOG_INFO, "sess",
+		          "packet from %s failed the checksum (another key or "
+		          "crypt?): dropped, %llu so far",
+		          wn_sockaddr_format(from, addr, sizeof(addr)),
+		          (unsigned long long)ep->stats.csum_errors);
 		return rc;
 	}
 	rc = wn_kcpgo_parse(pkt + WN_KCPCRYPT_HEADER, len - WN_KCPCRYPT_HEADER,
