@@ -300,7 +300,8 @@ void ksession_input(struct ksession *ks, struct wn_carrier *c,
 		ks->rlen = fromlen;
 	}
 	uint64_t now = now_ms(ks->ep);
-	wn_kcp_sess_touch(ks->core, now);
+	if (!ks->ep->kt)
+		wn_kcp_sess_touch(ks->core, now);
 	if (ptlen == 0)
 		return; /* a keepalive */
 	wn_kcp_sess_input(ks->core, pt, ptlen, now);

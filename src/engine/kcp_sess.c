@@ -115,7 +115,8 @@ int wn_kcp_sess_input(struct wn_kcp_sess *s, const uint8_t *pkt, size_t len,
 	int rc = wn_kcp_input(s->kcp, pkt, len, (uint32_t)now);
 	if (rc < 0)
 		return 0; /* a bad datagram is dropped (and counted by KCP) */
-	s->last_rx = now;
+	if (!s->cfg.idle_on_data)
+		s->last_rx = now;
 	drain(s);
 	return s->err;
 }
@@ -138,6 +139,8 @@ static void drain(struct wn_kcp_sess *s)
 		ssize_t n = wn_kcp_recv(s->kcp, s->buf, cap);
 		if (n <= 0)
 			break;
+		if (s->cfg.idle_on_data)
+			s->last_rx = s->now;
 		if (s->dec)
 			rc = wn_snappy_dec_input(s->dec, s->buf, (size_t)n,
 			                         to_smux, s);

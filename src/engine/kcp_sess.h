@@ -35,6 +35,12 @@ struct wn_kcp_sess_cfg {
 	 * window then closes, as smux v1 stops reading its pipe); 0: no
 	 * limit (v2's windows bound each stream). */
 	size_t recv_pause;
+	/* 1: only stream bytes (smux frames, NOPs included) prove the peer
+	 * alive, not any KCP packet, as smux's keepalive timeout judges:
+	 * kcptun, where a restarted peer keeps answering in KCP a session
+	 * it no longer has. The engine then does not call
+	 * wn_kcp_sess_touch per packet. */
+	int idle_on_data;
 };
 
 /* Fills in defaults: KCP preset fast3 in stream mode, smux v2, keepalive

@@ -18,6 +18,9 @@
 /* kcptun's -mtu default. */
 #define KT_MTU 1350
 
+/* smux's default keepalive timeout: nothing heard for this long. */
+#define KT_IDLE_MS 30000
+
 /* kcptun's smux keepalive (its -keepalive 10). */
 #define KT_KEEPALIVE_MS 10000
 
@@ -97,6 +100,10 @@ void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg)
 	if (!cfg->keepalive_ms)
 		cfg->keepalive_ms = KT_KEEPALIVE_MS;
 	cfg->compress = !kt->cfg.nocomp;
+	cfg->idle_on_data = 1;
+	/* smux's keepalive timeout, kcptun's judge of a dead peer. */
+	if (cfg->idle_timeout_ms < KT_IDLE_MS)
+		cfg->idle_timeout_ms = KT_IDLE_MS;
 	/* v1: a quarter of a stream's window, so one read past the pause
 	 * (decompressed, at most ~21x 16 KiB) stays within it. */
 	if (kt->cfg.smuxver == 1)

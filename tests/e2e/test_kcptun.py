@@ -273,3 +273,30 @@ def test_bad_packets_are_dropped_and_counted(pair):
     m = re.findall(r"(\d+) packets failed the checksum", s.log())
     assert m and int(m[-1]) >= 3000, s.log()
     assert "failed the checksum (another key or crypt?)" in s.log()
+
+
+def test_warren_client_survives_kcptun_server_restart(pair):
+    """A restarted kcptun server has forgotten the session but answers in
+    KCP: warren judges liveness by smux bytes, as smux does, so it
+    notices within kcptun's 30 s keepalive timeout and starts a new
+    session (a new conv, sn 0), which the new server accepts."""
+    pair.target()
+    case = ("aes", False, False, 1)
+    ks = pair.kcptun_server(*Pair.kcptun_flags(*case))
+    w = pair.warren_client(*Pair.warren_flags(*case))
+    pair.roundtrip(1 << 20)
+    ks.stop()
+    pair.procs.start("kcptun-server-2", [
+        "kcptun-server", "-l", f"{pair.server_ip}:{PORT}",
+        "-t", "127.0.0.1:7000", *Pair.kcptun_flags(*case)],
+        netns=pair.ns_s).wait_log("listening on")
+    deadline = time.monotonic() + 60
+    while True:
+        res = pair.netns.exec(pair.ns_c, [PY, "-c", ECHO, "127.0.0.1:2000",
+                                          str(1 << 16), "1"],
+                              check=False, timeout=90)
+        if res.returncode == 0 and '"ok": true' in res.stdout:
+            break
+        assert time.monotonic() < deadline, w.log()
+        time.sleep(1)
+    assert w.log().count("kcptun session") >= 2, w.log()
