@@ -27,12 +27,41 @@ static const uint8_t stream_id[WN_SNAPPY_ID_LEN] = {T_ID, 6,   0,   0,   's',
 static const uint32_t crc_table[256] = {R64(0u), R64(64u), R64(128u),
                                         R64(192u)};
 
+static uint32_t crc32c_table(uint32_t c, const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
+	return c;
+}
+
+#if defined(__x86_64__)
+/* SSE4.2's crc32 instruction is CRC-32C: 8 bytes a step instead of one
+ * table lookup per byte (the table loop was most of snappy's share of the
+ * profile). */
+__attribute__((target("sse4.2"))) static uint32_t
+crc32c_sse42(uint32_t c, const uint8_t *p, size_t len)
+{
+	uint64_t c64 = c;
+	for (; len >= 8; p += 8, len -= 8) {
+		uint64_t v;
+		memcpy(&v, p, 8);
+		c64 = __builtin_ia32_crc32di(c64, v);
+	}
+	c = (uint32_t)c64;
+	for (; len > 0; p++, len--)
+		c = __builtin_ia32_crc32qi(c, *p);
+	return c;
+}
+#endif
+
 uint32_t wn_crc32c(const uint8_t *p, size_t len)
 {
 	uint32_t c = 0xFFFFFFFFu;
-	for (size_t i = 0; i < len; i++)
-		c = crc_table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
-	return c ^ 0xFFFFFFFFu;
+#if defined(__x86_64__)
+	if (__builtin_cpu_supports("sse4.2"))
+		return crc32c_sse42(c, p, len) ^ 0xFFFFFFFFu;
+#endif
+	return crc32c_table(c, p, len) ^ 0xFFFFFFFFu;
 }
 
 static uint32_t masked_crc(const uint8_t *p, size_t len)
