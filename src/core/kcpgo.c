@@ -179,13 +179,52 @@ struct dec_group {
 	uint8_t *buf;      /* [shards][max_shard] */
 };
 
+/* Shard kinds remembered for detecting the peer's shard counts. */
+#define DEC_OBS 64
+
 struct wn_kcpgo_dec {
-	const struct wn_rs *rs;
+	const struct wn_rs *rs; /* the configured codec, or own */
+	struct wn_rs *own;      /* after a retune: ours */
 	unsigned ds, ps, shards;
 	size_t max_shard;
 	struct dec_group g[DEC_GROUPS];
 	uint8_t **ptrs; /* [shards] scratch for wn_rs_reconstruct */
+	uint32_t obs_seq[DEC_OBS];
+	uint8_t obs_parity[DEC_OBS];
+	unsigned obs_n; /* observations so far (the ring keeps DEC_OBS) */
+	uint64_t retunes;
 };
+
+static void groups_free(struct wn_kcpgo_dec *d)
+{
+	for (int i = 0; i < DEC_GROUPS; i++) {
+		free(d->g[i].present);
+		free(d->g[i].len);
+		free(d->g[i].buf);
+		memset(&d->g[i], 0, sizeof(d->g[i]));
+	}
+	free(d->ptrs);
+	d->ptrs = NULL;
+}
+
+/* (Re)allocates the group buffers for ds + ps shards; shards kept so far
+ * are dropped. Returns 0 or WN_ENOMEM. */
+static int groups_setup(struct wn_kcpgo_dec *d, unsigned ds, unsigned ps)
+{
+	groups_free(d);
+	d->ds = ds;
+	d->ps = ps;
+	d->shards = ds + ps;
+	int ok = (d->ptrs = calloc(d->shards, sizeof(*d->ptrs))) != NULL;
+	for (int i = 0; ok && i < DEC_GROUPS; i++) {
+		struct dec_group *g = &d->g[i];
+		g->present = calloc(d->shards, 1);
+		g->len = calloc(d->shards, sizeof(*g->len));
+		g->buf = malloc(d->shards * d->max_shard);
+		ok = g->present && g->len && g->buf;
+	}
+	return ok ? 0 : WN_ENOMEM;
+}
 
 int wn_kcpgo_dec_new(const struct wn_rs *rs, unsigned datashard,
                      unsigned parityshard, size_t max_shard,
@@ -198,19 +237,8 @@ int wn_kcpgo_dec_new(const struct wn_rs *rs, unsigned datashard,
 	if (!d)
 		return WN_ENOMEM;
 	d->rs = rs;
-	d->ds = datashard;
-	d->ps = parityshard;
-	d->shards = datashard + parityshard;
 	d->max_shard = max_shard;
-	int ok = (d->ptrs = calloc(d->shards, sizeof(*d->ptrs))) != NULL;
-	for (int i = 0; ok && i < DEC_GROUPS; i++) {
-		struct dec_group *g = &d->g[i];
-		g->present = calloc(d->shards, 1);
-		g->len = calloc(d->shards, sizeof(*g->len));
-		g->buf = malloc(d->shards * max_shard);
-		ok = g->present && g->len && g->buf;
-	}
-	if (!ok) {
+	if (groups_setup(d, datashard, parityshard) != 0) {
 		wn_kcpgo_dec_free(d);
 		return WN_ENOMEM;
 	}
@@ -222,13 +250,81 @@ void wn_kcpgo_dec_free(struct wn_kcpgo_dec *d)
 {
 	if (!d)
 		return;
-	for (int i = 0; i < DEC_GROUPS; i++) {
-		free(d->g[i].present);
-		free(d->g[i].len);
-		free(d->g[i].buf);
-	}
-	free(d->ptrs);
+	groups_free(d);
+	wn_rs_free(d->own);
 	free(d);
+}
+
+void wn_kcpgo_dec_shards(const struct wn_kcpgo_dec *d, unsigned *datashard,
+                         unsigned *parityshard, uint64_t *retunes)
+{
+	*datashard = d->ds;
+	*parityshard = d->ps;
+	if (retunes)
+		*retunes = d->retunes;
+}
+
+/* Finds the smallest group size T (2..255) and data count consistent with
+ * the remembered shards: every data shard's seqid % T below every parity
+ * shard's, the observations spanning at least two groups. Returns 0 with
+ * *ds / *ps, or WN_EAGAIN. */
+static int detect(const struct wn_kcpgo_dec *d, unsigned *ds, unsigned *ps)
+{
+	unsigned n = d->obs_n < DEC_OBS ? d->obs_n : DEC_OBS;
+	uint32_t lo = UINT32_MAX, hi = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (d->obs_seq[i] < lo)
+			lo = d->obs_seq[i];
+		if (d->obs_seq[i] > hi)
+			hi = d->obs_seq[i];
+	}
+	for (unsigned t = 2; t <= WN_KCPGO_SHARDS_MAX; t++) {
+		if (n == 0 || hi - lo < 2 * t)
+			break;
+		unsigned min_par = t, max_data = 0;
+		int seen_data = 0;
+		for (unsigned i = 0; i < n; i++) {
+			unsigned r = d->obs_seq[i] % t;
+			if (d->obs_parity[i]) {
+				if (r < min_par)
+					min_par = r;
+			} else {
+				seen_data = 1;
+				if (r > max_data)
+					max_data = r;
+			}
+		}
+		if (seen_data && min_par < t && max_data < min_par) {
+			*ds = min_par;
+			*ps = t - min_par;
+			return 0;
+		}
+	}
+	return WN_EAGAIN;
+}
+
+/* A shard sits in the other kind's slot: the peer's counts differ from
+ * ours (kcp-go adapts to its peer the same way). Switches to what the
+ * remembered shards show, if they show it. */
+static void retune(struct wn_kcpgo_dec *d)
+{
+	unsigned ds, ps;
+	if (detect(d, &ds, &ps) != 0 || (ds == d->ds && ps == d->ps))
+		return;
+	struct wn_rs *rs;
+	if (wn_rs_new(ds, ps, &rs) != 0)
+		return;
+	unsigned old_ds = d->ds, old_ps = d->ps;
+	if (groups_setup(d, ds, ps) != 0) {
+		wn_rs_free(rs);
+		if (groups_setup(d, old_ds, old_ps) != 0)
+			groups_free(d); /* no memory: FEC off (ptrs NULL) */
+		return;
+	}
+	wn_rs_free(d->own);
+	d->own = rs;
+	d->rs = rs;
+	d->retunes++;
 }
 
 /* Rebuilds g's missing data shards; returns how many, or WN_EPROTO. */
@@ -266,6 +362,14 @@ int wn_kcpgo_dec_input(struct wn_kcpgo_dec *d, const struct wn_kcpgo_pkt *p,
 		return 0;
 	if (p->shard_len > d->max_shard)
 		return WN_EPROTO;
+	unsigned o = d->obs_n++ % DEC_OBS;
+	d->obs_seq[o] = p->seqid;
+	d->obs_parity[o] = p->kind == WN_KCPGO_PARITY;
+	if (d->ptrs &&
+	    (p->seqid % d->shards >= d->ds) != (p->kind == WN_KCPGO_PARITY))
+		retune(d);
+	if (!d->ptrs)
+		return 0; /* out of memory after a retune: no recovery */
 	uint32_t gid = p->seqid / d->shards;
 	unsigned idx = p->seqid % d->shards;
 	int parity = idx >= d->ds;

@@ -111,13 +111,21 @@ struct wn_kcpgo_dec;
 typedef void (*wn_kcpgo_kcp_fn)(void *ctx, const uint8_t *kcp, size_t len);
 
 /* Creates a decoder; like wn_kcpgo_enc_new. Keeps 3 groups of shards:
- * 3 x (datashard + parityshard) x max_shard bytes. */
+ * 3 x (datashard + parityshard) x max_shard bytes. The counts are a first
+ * guess: when a shard arrives in the other kind's slot, the decoder looks
+ * at the last 64 shards' seqids and kinds for the smallest group size
+ * they fit (over at least two groups) and switches to it, with a codec
+ * of its own, as kcp-go's decoder adapts to its peer. */
 int wn_kcpgo_dec_new(const struct wn_rs *rs, unsigned datashard,
                      unsigned parityshard, size_t max_shard,
                      struct wn_kcpgo_dec **out);
 
 void wn_kcpgo_dec_free(struct wn_kcpgo_dec *d);
 
+/* The shard counts the decoder works with now, and how often it changed
+ * them (retunes may be NULL). */
+void wn_kcpgo_dec_shards(const struct wn_kcpgo_dec *d, unsigned *datashard,
+                         unsigned *parityshard, uint64_t *retunes);
 /* Feeds a DATA or PARITY packet (p from wn_kcpgo_parse; borrowed). Calls
  * out for each data shard rebuilt. Returns how many were rebuilt (>= 0),
  * or WN_EPROTO when the shard does not fit (longer than max_shard, a

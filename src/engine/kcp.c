@@ -203,15 +203,19 @@ static void sess_kill(struct ksession *ks, const char *why)
 	       ks_st.rto_ms);
 	if (ks->ep->kt) {
 		const struct wn_kcp_engine_stats *es = &ks->ep->stats;
+		unsigned ds = 0, ps = 0;
+		if (ks->fec_dec)
+			wn_kcpgo_dec_shards(ks->fec_dec, &ds, &ps, NULL);
 		WN_LOG(ks->ep->o.log, WN_LOG_INFO, "sess",
 		       "session %llu: kcptun endpoint: %llu packets failed "
 		       "the checksum, %llu parity shards in, %llu data "
-		       "shards rebuilt, %llu FEC shards dropped",
+		       "shards rebuilt, %llu FEC shards dropped; the peer's "
+		       "FEC %u+%u",
 		       (unsigned long long)ks->id,
 		       (unsigned long long)es->csum_errors,
 		       (unsigned long long)es->fec_parity,
 		       (unsigned long long)es->fec_recovered,
-		       (unsigned long long)es->fec_dropped);
+		       (unsigned long long)es->fec_dropped, ds, ps);
 	}
 	while (!wn_list_empty(&ks->all)) {
 		struct kstream *st =

@@ -196,13 +196,17 @@ def rebuilt(log):
     return max(counts)
 
 
-@pytest.mark.parametrize("warren_is", ["client", "server"])
+@pytest.mark.parametrize("warren_is,kcptun_fec", [
+    ("client", (10, 3)), ("server", (10, 3)), ("server", (5, 2))],
+    ids=["warren-client", "warren-server", "warren-server-kcptun-5+2"])
 def test_fec_recovers_losses_both_ways(netns, procs, warren_bin, tmp_path,
-                                       warren_is):
+                                       warren_is, kcptun_fec):
     """Over a link losing 3% each way, kcptun rebuilds packets from
     warren's parity shards (its FECRecovered counter) and warren rebuilds
     packets from kcptun's (its own counter), and every byte arrives
-    intact: the Reed-Solomon code is klauspost/reedsolomon's."""
+    intact: the Reed-Solomon code is klauspost/reedsolomon's. A kcptun
+    sending 5+2 to a warren configured for 10+3 is recognised from its
+    shards' seqids (as kcp-go's decoder recognises its peer's)."""
     from linkemu import make_link
     link = make_link(netns, procs, both="delay=10ms,loss=3%,rate=50mbit",
                      seed=5)
@@ -213,7 +217,8 @@ def test_fec_recovers_losses_both_ways(netns, procs, warren_bin, tmp_path,
     case = ("aes", True, False, 1)
     snmp = os.path.join(p.dir, "snmp.csv")
     kflags = [*Pair.kcptun_flags(*case), "--snmplog", snmp,
-              "--snmpperiod", "1"]
+              "--snmpperiod", "1", "--ds", str(kcptun_fec[0]),
+              "--ps", str(kcptun_fec[1])]
     if warren_is == "client":
         p.kcptun_server(*kflags)
         w = p.warren_client(*Pair.warren_flags(*case))
@@ -227,6 +232,7 @@ def test_fec_recovers_losses_both_ways(netns, procs, warren_bin, tmp_path,
     assert int(row["FECRecovered"]) > 0, row
     assert int(row["FECErrs"]) == 0, row
     assert rebuilt(w.log()) > 0, w.log()
+    assert "the peer's FEC {}+{}".format(*kcptun_fec) in w.log(), w.log()
     stats = link.stop()
     for d in ("a2b", "b2a"):
         assert stats[d]["dropped_loss"] > 50, stats[d]

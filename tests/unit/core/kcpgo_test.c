@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -164,6 +165,69 @@ static void test_groups(void **state)
 	wn_rs_free(rs);
 }
 
+/* A peer sending 4+2 to a decoder configured for kcptun's 10+3: it finds
+ * the peer's counts from the shards' seqids and rebuilds with them. */
+static void test_detects_peer_shard_counts(void **state)
+{
+	(void)state;
+	enum { DS = 4, PS = 2, ROOM = 20, GROUPS = 12 };
+	struct wn_rs *rs4, *rs10;
+	assert_int_equal(wn_rs_new(DS, PS, &rs4), 0);
+	assert_int_equal(wn_rs_new(10, 3, &rs10), 0);
+	struct wn_kcpgo_enc *e;
+	struct wn_kcpgo_dec *d;
+	assert_int_equal(wn_kcpgo_enc_new(rs4, DS, PS, 202, ROOM, &e), 0);
+	assert_int_equal(wn_kcpgo_dec_new(rs10, 10, 3, 202, &d), 0);
+	struct got *g = calloc(1, sizeof(*g));
+	int rebuilt = 0;
+	for (int grp = 0; grp < GROUPS; grp++) {
+		static uint8_t pkts[DS + PS][ROOM + 8 + 200];
+		size_t plen[DS + PS];
+		for (int i = 0; i < DS; i++) {
+			uint8_t *kcp = pkts[i] + ROOM + 8;
+			memset(kcp, 'A' + grp, 40);
+			kcp[0] = (uint8_t)i;
+			wn_kcpgo_enc_data(e, kcp, 40);
+			plen[i] = 48;
+		}
+		for (int j = 0; j < PS; j++) {
+			size_t n;
+			uint8_t *p = wn_kcpgo_enc_parity(e, (unsigned)j, &n);
+			memcpy(pkts[DS + j] + ROOM, p, n);
+			plen[DS + j] = n;
+		}
+		for (int i = 0; i < DS + PS; i++) {
+			if (i == grp % DS) /* one data shard lost per group */
+				continue;
+			struct wn_kcpgo_pkt p;
+			assert_int_equal(
+			    wn_kcpgo_parse(pkts[i] + ROOM, plen[i], &p), 0);
+			g->n = 0;
+			int r = wn_kcpgo_dec_input(d, &p, collect, g);
+			if (r > 0 && grp >= GROUPS / 2) {
+				/* After the switch, every loss comes back. */
+				assert_int_equal(r, 1);
+				assert_int_equal(g->len[0], 40);
+				assert_int_equal(g->kcp[0][0], grp % DS);
+				assert_int_equal(g->kcp[0][1], 'A' + grp);
+			}
+			rebuilt += r > 0 ? r : 0;
+		}
+	}
+	unsigned ds, ps;
+	uint64_t retunes;
+	wn_kcpgo_dec_shards(d, &ds, &ps, &retunes);
+	assert_int_equal(ds, DS);
+	assert_int_equal(ps, PS);
+	assert_int_equal(retunes, 1);
+	assert_true(rebuilt >= GROUPS / 2);
+	free(g);
+	wn_kcpgo_dec_free(d);
+	wn_kcpgo_enc_free(e);
+	wn_rs_free(rs4);
+	wn_rs_free(rs10);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -171,6 +235,7 @@ int main(void)
 	    cmocka_unit_test(test_parity_and_raw),
 	    cmocka_unit_test(test_seqid_wrap),
 	    cmocka_unit_test(test_groups),
+	    cmocka_unit_test(test_detects_peer_shard_counts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
