@@ -269,6 +269,19 @@ int wn_cmd_server(int argc, char **argv)
 		d->ncarriers++;
 		WN_LOG(&d->log, WN_LOG_INFO, "main", "listening on %s", name);
 	}
+	if (ko.kcptun) {
+		const struct wn_engine_cfg *e = &sc->engine;
+		char fec[32] = "no FEC";
+		if (e->datashard)
+			snprintf(fec, sizeof(fec), "FEC %u+%u", e->datashard,
+			         e->parityshard);
+		WN_LOG(&d->log, WN_LOG_INFO, "main",
+		       "server ready: engine kcptun, crypt %s, mode %s, %s, "
+		       "%s, smux v%u, fixed target",
+		       e->crypt, e->mode, fec,
+		       e->nocomp ? "no compression" : "snappy", e->smuxver);
+		return finish(d, 0);
+	}
 	char key[WN_KEY_B64_LEN + 1];
 	wn_key_encode(d->id.ed_pk, key);
 	WN_LOG(&d->log, WN_LOG_INFO, "main",
