@@ -77,8 +77,7 @@ struct kstream {
 	struct wn_list link;  /* ks->all */
 	struct wn_list wlink; /* ks->blocked */
 	struct wn_deferred dnode;
-	uint8_t hdr[WN_STREAMHDR_MAX]; /* server: the header as it arrives */
-	size_t hdrlen;
+	struct wn_streamhdr_acc hdr; /* server: the header as it arrives */
 };
 
 /* ---- kcp_stream.c ---------------------------------------------------- */

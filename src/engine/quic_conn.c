@@ -294,18 +294,14 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
 static ssize_t take_header(struct qconn *qc, struct qstream *qs,
                            const uint8_t *data, size_t len)
 {
-	size_t want = sizeof(qs->hdr) - qs->hdrlen;
-	size_t n = len < want ? len : want;
-	memcpy(qs->hdr + qs->hdrlen, data, n);
 	struct wn_endpoint target;
 	int dflt = 0;
 	unsigned flags = 0;
-	int hl = wn_streamhdr_decode_flags(qs->hdr, qs->hdrlen + n, &target,
-	                                   &dflt, &flags);
-	if (hl == WN_EAGAIN && qs->hdrlen + n < sizeof(qs->hdr)) {
-		qs->hdrlen += n;
+	size_t used = 0;
+	int hl = wn_streamhdr_take(&qs->hdr, data, len, &used, &target, &dflt,
+	                           &flags);
+	if (hl == WN_EAGAIN)
 		return (ssize_t)len;
-	}
 	if (hl < 0) {
 		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
 		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_INFO, "sock",
@@ -314,7 +310,6 @@ static ssize_t take_header(struct qconn *qc, struct qstream *qs,
 		qs_reset(&qs->base, WN_STREAM_BAD_HEADER);
 		return -1;
 	}
-	size_t used = (size_t)hl - qs->hdrlen; /* header bytes in data */
 	qs->hdr_done = 1;
 	/* Header bytes never reach the front end: credit them now. */
 	ngtcp2_conn_extend_max_stream_offset(qc->conn, qs->sid, (uint64_t)hl);

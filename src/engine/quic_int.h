@@ -132,8 +132,7 @@ struct qstream {
 	struct qlist link;  /* conn->streams or the client's pending list */
 	struct qlist rlink; /* conn->ready */
 	struct wn_deferred dnode;
-	uint8_t hdr[WN_STREAMHDR_MAX]; /* server: the header as it arrives */
-	size_t hdrlen;
+	struct wn_streamhdr_acc hdr; /* server: the header as it arrives */
 };
 
 /* ---- quic_conn.c ---------------------------------------------------- */
