@@ -13,7 +13,6 @@
 #define HS_RETRY_MAX_MS 8000   /* handshake retry backoff cap */
 #define HS_PAYLOAD_VERSION 1
 #define HS_PAYLOAD_LEN 13 /* version u8, session id 8, conv u32 LE */
-#define PKT_MAX 2048      /* largest packet we build or accept */
 
 void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o)
 {
@@ -42,22 +41,59 @@ static uint64_t now_ms(const struct kep *ep)
 	return wn_loop_now_ms(ep->o.loop);
 }
 
-/* Sends one finished packet on the session's current path. A full carrier
- * drops it: KCP retransmits, as it would after a loss. */
+/* Hands the batch of sealed packets to its session's carrier in one send
+ * (one sendmsg with UDP GSO on the udp carrier). A full carrier drops it:
+ * KCP retransmits, as after a loss. */
+static void tx_flush(struct kep *ep)
+{
+	struct ksession *ks = ep->tx_ks;
+	if (ep->tx_n == 0)
+		return;
+	int rc = WN_EUNREACH;
+	if (ks->carrier)
+		rc =
+		    wn_carrier_send(ks->carrier, (struct sockaddr *)&ks->remote,
+		                    ks->rlen, ep->tx, ep->tx_len, ep->tx_seg);
+	if (rc != 0)
+		WN_LOG_RL(ep->o.log, &ep->rl_err, now_ms(ep), WN_LOG_DEBUG,
+		          "sess", "session %llu: %u packets dropped: %s",
+		          (unsigned long long)ks->id, ep->tx_n,
+		          wn_strerror(rc));
+	ep->tx_n = 0;
+	ep->tx_len = 0;
+	ep->tx_ks = NULL;
+}
+
+/* Adds a finished packet for ks to the batch. A batch holds packets of one
+ * session and one size, except that its last may be shorter (the shape
+ * UDP GSO takes); anything else sends the batch first. */
+static void tx_add(struct ksession *ks, const uint8_t *pkt, size_t len)
+{
+	struct kep *ep = ks->ep;
+	if (ep->tx_n &&
+	    (ep->tx_ks != ks || len > ep->tx_seg ||
+	     ep->tx_len % ep->tx_seg != 0 || ep->tx_n == KCP_TX_SEGS))
+		tx_flush(ep);
+	if (len > KCP_PKT_MAX)
+		return;
+	if (ep->tx_n == 0) {
+		ep->tx_ks = ks;
+		ep->tx_seg = len;
+	}
+	memcpy(ep->tx + ep->tx_len, pkt, len);
+	ep->tx_len += len;
+	ep->tx_n++;
+}
+
+/* Sends one packet at once (handshakes, keepalives), after the batch. */
 static void send_pkt(struct ksession *ks, const uint8_t *pkt, size_t len)
 {
-	if (!ks->carrier)
-		return;
-	int rc = wn_carrier_send(ks->carrier, (struct sockaddr *)&ks->remote,
-	                         ks->rlen, pkt, len, len);
-	if (rc != 0 && rc != WN_EAGAIN)
-		WN_LOG_RL(ks->ep->o.log, &ks->ep->rl_err, now_ms(ks->ep),
-		          WN_LOG_DEBUG, "sess", "session %llu: send: %s",
-		          (unsigned long long)ks->id, wn_strerror(rc));
+	tx_add(ks, pkt, len);
+	tx_flush(ks->ep);
 }
 
 /* KCP's output: seal in place (the core leaves room around the datagram)
- * and send. */
+ * and add to the batch, which the run pass sends when it ends. */
 static void sess_output(void *ctx, uint8_t *pkt, size_t len)
 {
 	struct ksession *ks = ctx;
@@ -66,7 +102,7 @@ static void sess_output(void *ctx, uint8_t *pkt, size_t len)
 	if (wn_protect_seal(&ks->peer, buf, len, len + WN_PROTECT_OVERHEAD,
 	                    now_ms(ks->ep), &plen) != 0)
 		return; /* no usable keys: the handshake will follow */
-	send_pkt(ks, buf, plen);
+	tx_add(ks, buf, plen);
 }
 
 /* ---- sessions ---------------------------------------------------------- */
@@ -175,6 +211,8 @@ static void sess_kill(struct ksession *ks, const char *why)
 {
 	if (ks->state == KS_DEAD)
 		return;
+	if (ks->ep->tx_ks == ks)
+		tx_flush(ks->ep);
 	ks->state = KS_DEAD;
 	snprintf(ks->why, sizeof(ks->why), "%s", why);
 	struct wn_kcp_stats ks_st;
@@ -230,6 +268,7 @@ static void sess_run(struct ksession *ks)
 		return;
 	if (ks->state == KS_UP) {
 		wn_kcp_sess_run(ks->core, now);
+		tx_flush(ks->ep);
 		int err = wn_kcp_sess_error(ks->core);
 		if (err) {
 			sess_kill(ks, err == WN_ETIMEDOUT
@@ -529,6 +568,11 @@ int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
 	if (!c)
 		return WN_ENOMEM;
 	c->ep.o = *o;
+	c->ep.tx = malloc((size_t)KCP_TX_SEGS * KCP_PKT_MAX);
+	if (!c->ep.tx) {
+		free(c);
+		return WN_ENOMEM;
+	}
 	c->ep.rl_drop = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
 	c->ep.rl_err = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
 	c->ep.sess_dead = client_sess_dead;
@@ -538,6 +582,7 @@ int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
 	memcpy(c->server_key, server_key, WN_KEY_LEN);
 	int rc = wn_pubkey_to_x25519(server_key, c->server_x);
 	if (rc != 0) {
+		free(c->ep.tx);
 		free(c);
 		return rc;
 	}
@@ -608,7 +653,10 @@ wn_kcp_client_stats(const struct wn_kcp_client *c)
 
 static void client_deferred_free(struct wn_deferred *node)
 {
-	free(wn_list_entry(node, struct wn_kcp_client, dnode));
+	struct wn_kcp_client *c =
+	    wn_list_entry(node, struct wn_kcp_client, dnode);
+	free(c->ep.tx);
+	free(c);
 }
 
 void wn_kcp_client_close(struct wn_kcp_client *c)
@@ -621,6 +669,7 @@ void wn_kcp_client_close(struct wn_kcp_client *c)
 		struct ksession *ks = c->cur;
 		if (ks->state == KS_UP)
 			wn_kcp_sess_run(ks->core, now_ms(&c->ep));
+		tx_flush(&c->ep);
 		sess_kill(ks, "client closed");
 	}
 	/* Deferred after the session's own free. */
@@ -873,6 +922,11 @@ int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
 	if (!s)
 		return WN_ENOMEM;
 	s->ep.o = *o;
+	s->ep.tx = malloc((size_t)KCP_TX_SEGS * KCP_PKT_MAX);
+	if (!s->ep.tx) {
+		free(s);
+		return WN_ENOMEM;
+	}
 	s->ep.is_server = 1;
 	s->ep.ah = *ah;
 	s->ep.rl_drop = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
@@ -904,6 +958,7 @@ fail_map:
 	wn_cidmap_free(&s->by_index);
 fail:
 	free(s->clients);
+	free(s->ep.tx);
 	free(s);
 	return rc;
 }
@@ -938,6 +993,7 @@ static void server_deferred_free(struct wn_deferred *node)
 	wn_cidmap_free(&s->by_index);
 	sodium_memzero(s->clients, s->nclients * sizeof(*s->clients));
 	free(s->clients);
+	free(s->ep.tx);
 	free(s);
 }
 
@@ -951,6 +1007,7 @@ void wn_kcp_server_close(struct wn_kcp_server *s)
 		    wn_list_entry(s->sessions.next, struct ksession, link);
 		if (ks->state == KS_UP)
 			wn_kcp_sess_run(ks->core, now_ms(&s->ep));
+		tx_flush(&s->ep);
 		sess_kill(ks, "server closed");
 	}
 	wn_loop_defer(s->ep.o.loop, &s->dnode, server_deferred_free);
