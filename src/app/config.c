@@ -39,6 +39,7 @@ enum key_id {
 	K_SNDWND,
 	K_RCVWND,
 	K_MTU,
+	K_MAX_STREAMS,
 	K_EAGER,
 	K_USER,
 	K_USERS_FILE,
@@ -99,7 +100,11 @@ static const struct keydef keys[] = {
     {SEC_SERVER | SEC_CLIENT, "rcvwnd", K_RCVWND, 0, "SEGMENTS",
      "kcp engine receive window in segments (default 512)", 16, 65535},
     {SEC_SERVER | SEC_CLIENT, "mtu", K_MTU, 0, "BYTES",
-     "kcp engine packet size on the carrier (default 1400)", 576, 9000},
+     "kcp engine packet size on the carrier (default 1432)", 576, 9000},
+    {SEC_SERVER | SEC_CLIENT, "max-streams", K_MAX_STREAMS, 0, "N",
+     "concurrent streams per session (default 1024); the server's "
+     "value is the limit",
+     1, 1000000},
     {SEC_FORWARD, "listen", K_LISTEN, 0, "[tcp://]HOST:PORT|unix:PATH",
      "where the client accepts connections for this forward", 0, 0},
     {SEC_FORWARD, "target", K_TARGET, 0, "HOST:PORT|unix:PATH",
@@ -456,6 +461,8 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 		return set_uint(st, k, v, &s->engine.rcvwnd);
 	case K_MTU:
 		return set_uint(st, k, v, &s->engine.mtu);
+	case K_MAX_STREAMS:
+		return set_uint(st, k, v, &s->engine.max_streams);
 	default:
 		return WN_EINTERNAL;
 	}
@@ -505,6 +512,8 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 		return set_uint(st, k, v, &c->engine.rcvwnd);
 	case K_MTU:
 		return set_uint(st, k, v, &c->engine.mtu);
+	case K_MAX_STREAMS:
+		return set_uint(st, k, v, &c->engine.max_streams);
 	default:
 		return WN_EINTERNAL;
 	}

@@ -5,10 +5,10 @@
  *
  *   [server]              keys: listen, key, allow-client, allow, target,
  *                               log-level, api, idle-timeout, engine, mode,
- *                               sndwnd, rcvwnd, mtu
+ *                               sndwnd, rcvwnd, mtu, max-streams
  *   [client]              keys: server, server-key, key, log-level, api,
  *                               keepalive, dead-peer-timeout, engine, mode,
- *                               sndwnd, rcvwnd, mtu
+ *                               sndwnd, rcvwnd, mtu, max-streams
  *   [forward NAME]        keys: listen, target (client side port forwards)
  *   [socks5 NAME]         keys: listen, eager, user, users-file (client
  *                               side SOCKS5 proxies)
@@ -74,7 +74,8 @@ struct wn_engine_cfg {
 	enum wn_engine_kind kind;
 	char mode[16];           /* kcp: normal, fast, fast2, fast3 (default) */
 	unsigned sndwnd, rcvwnd; /* kcp windows in segments; 0: default */
-	unsigned mtu; /* kcp packet size on the carrier; 0: default */
+	unsigned mtu;         /* kcp packet size on the carrier; 0: default */
+	unsigned max_streams; /* concurrent streams per session; 0: default */
 };
 
 /* A SOCKS5 user: name (1..255 bytes) and password (0..255 bytes). */

@@ -157,12 +157,15 @@ static int finish(struct daemon *d, int rc)
 	return rc;
 }
 
-static void quic_opts(struct daemon *d, struct wn_quic_opts *o)
+static void quic_opts(struct daemon *d, const struct wn_engine_cfg *e,
+                      struct wn_quic_opts *o)
 {
 	wn_quic_opts_default(o);
 	o->loop = &d->loop;
 	o->log = &d->log;
 	o->id = &d->id;
+	if (e->max_streams)
+		o->max_streams = e->max_streams;
 }
 
 static void kcp_opts(struct daemon *d, const struct wn_engine_cfg *e,
@@ -179,6 +182,8 @@ static void kcp_opts(struct daemon *d, const struct wn_engine_cfg *e,
 		o->rcv_wnd = e->rcvwnd;
 	if (e->mtu)
 		o->mtu = e->mtu;
+	if (e->max_streams)
+		o->max_streams = e->max_streams;
 }
 
 int wn_cmd_server(int argc, char **argv)
@@ -198,7 +203,7 @@ int wn_cmd_server(int argc, char **argv)
 		return 1;
 	}
 	struct wn_quic_opts o;
-	quic_opts(d, &o);
+	quic_opts(d, &sc->engine, &o);
 	struct wn_kcp_engine_opts ko;
 	kcp_opts(d, &sc->engine, &ko);
 	int kcp = sc->engine.kind == WN_ENGINE_KCP;
@@ -283,7 +288,7 @@ int wn_cmd_client(int argc, char **argv)
 		return finish(d, 1);
 	}
 	struct wn_quic_opts o;
-	quic_opts(d, &o);
+	quic_opts(d, &cc->engine, &o);
 	o.idle_timeout_ms = cc->dead_peer_timeout_ms;
 	o.keepalive_ms = cc->keepalive_ms;
 	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
