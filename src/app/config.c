@@ -52,9 +52,11 @@ struct keydef {
 
 /* The order is the order of `warren help` and of the set_mask bits. */
 static const struct keydef keys[] = {
-    {SEC_SERVER, "listen", K_LISTEN, F_REPEAT, "udp://HOST:PORT",
+    {SEC_SERVER, "listen", K_LISTEN, F_REPEAT,
+     "udp://HOST:PORT|tcp://HOST:PORT",
      "address to receive clients on (repeatable)", 0, 0},
-    {SEC_CLIENT, "server", K_SERVER, F_REPEAT, "udp://HOST:PORT",
+    {SEC_CLIENT, "server", K_SERVER, F_REPEAT,
+     "udp://HOST:PORT|tcp://HOST:PORT",
      "server address; several are tried in order (repeatable)", 0, 0},
     {SEC_CLIENT, "server-key", K_SERVER_KEY, 0, "PUBKEY",
      "the server's public key (warren pubkey), pinned", 0, 0},
@@ -295,7 +297,7 @@ static int set_log_level(const struct setting *st, const struct keydef *k,
 
 #define TARGET_EXPECT "HOST:PORT or unix:PATH"
 #define API_EXPECT "HOST:PORT, e.g. 127.0.0.1:7070"
-#define CARRIER_EXPECT "udp://HOST:PORT"
+#define CARRIER_EXPECT "udp://HOST:PORT or tcp://HOST:PORT"
 
 static int set_server_key(const struct setting *st, const struct keydef *k,
                           const char *v)
@@ -304,8 +306,8 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 	switch (k->id) {
 	case K_LISTEN: {
 		struct wn_endpoint ep;
-		if (set_endpoint(st, k, v, WN_SCHEME_UDP, WN_SCHEME_NONE,
-		                 CARRIER_EXPECT, &ep) != 0)
+		if (set_endpoint(st, k, v, WN_SCHEME_UDP | WN_SCHEME_TCP,
+		                 WN_SCHEME_NONE, CARRIER_EXPECT, &ep) != 0)
 			return WN_EINVAL;
 		struct wn_endpoint *slot =
 		    grow(st->cfg, &s->listen, &s->n_listen, sizeof(ep));
@@ -372,8 +374,8 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 	switch (k->id) {
 	case K_SERVER: {
 		struct wn_endpoint ep;
-		if (set_endpoint(st, k, v, WN_SCHEME_UDP, WN_SCHEME_NONE,
-		                 CARRIER_EXPECT, &ep) != 0)
+		if (set_endpoint(st, k, v, WN_SCHEME_UDP | WN_SCHEME_TCP,
+		                 WN_SCHEME_NONE, CARRIER_EXPECT, &ep) != 0)
 			return WN_EINVAL;
 		struct wn_endpoint *slot =
 		    grow(st->cfg, &c->server, &c->n_server, sizeof(ep));

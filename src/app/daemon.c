@@ -12,6 +12,7 @@
 #include "app/cli.h"
 #include "app/commands.h"
 #include "app/config.h"
+#include "carrier/stream.h"
 #include "carrier/udp.h"
 #include "engine/quic.h"
 #include "front/dialer.h"
@@ -194,10 +195,17 @@ int wn_cmd_server(int argc, char **argv)
 			       "cannot resolve %s", name);
 			return finish(d, 1);
 		}
-		struct wn_udp_opts uo = {.id = (unsigned)i + 1};
-		rc = wn_udp_carrier_open(&d->loop, &d->log,
-		                         (struct sockaddr *)&ss, len, &uo, &h,
-		                         &d->carriers[d->ncarriers]);
+		if (sc->listen[i].scheme == WN_SCHEME_TCP) {
+			struct wn_stream_opts so = {.id = (unsigned)i + 1};
+			rc = wn_stream_server_open(
+			    &d->loop, &d->log, (struct sockaddr *)&ss, len,
+			    &d->id, &so, &h, &d->carriers[d->ncarriers]);
+		} else {
+			struct wn_udp_opts uo = {.id = (unsigned)i + 1};
+			rc = wn_udp_carrier_open(
+			    &d->loop, &d->log, (struct sockaddr *)&ss, len, &uo,
+			    &h, &d->carriers[d->ncarriers]);
+		}
 		if (rc != 0) {
 			WN_LOG(&d->log, WN_LOG_ERROR, "main",
 			       "cannot listen on %s: %s", name,
@@ -247,10 +255,19 @@ int wn_cmd_client(int argc, char **argv)
 	o.keepalive_ms = cc->keepalive_ms;
 	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
 	int rc = wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
-	if (rc == 0)
-		rc = wn_udp_wildcard(server.ss_family, &local, &llen);
 	struct wn_carrier_handler h;
-	if (rc == 0) {
+	if (rc == 0 && cc->server[0].scheme == WN_SCHEME_TCP) {
+		h = wn_quic_client_handler(d->cli);
+		struct wn_stream_opts so = {.id = 1};
+		rc = wn_stream_client_open(
+		    &d->loop, &d->log, (struct sockaddr *)&server, slen,
+		    cc->server_key, &so, &h, &d->carriers[0]);
+		if (rc == 0)
+			d->ncarriers = 1;
+	} else if (rc == 0) {
+		rc = wn_udp_wildcard(server.ss_family, &local, &llen);
+	}
+	if (rc == 0 && d->ncarriers == 0) {
 		h = wn_quic_client_handler(d->cli);
 		struct wn_udp_opts uo = {.id = 1};
 		rc = wn_udp_carrier_open(&d->loop, &d->log,

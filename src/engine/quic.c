@@ -241,6 +241,33 @@ static void client_writable(void *ctx, struct wn_carrier *carrier)
 	}
 }
 
+/* A stream carrier reports a new connection: an established QUIC
+ * connection migrates to its new path at once (resuming in milliseconds
+ * instead of waiting out retransmission backoff); a handshake in progress,
+ * whose packets went to the old connection, starts over on the new one. A
+ * connection going down needs nothing: its packets are lost until the next
+ * one comes up, and the idle timeout bounds the wait. */
+static void client_carrier_state(void *ctx, struct wn_carrier *carrier,
+                                 const struct sockaddr *peer, int up, int err)
+{
+	struct wn_quic_client *c = ctx;
+	(void)peer;
+	(void)err;
+	if (!up || c->closing || carrier != c->carrier)
+		return;
+	if (c->qc && c->qc->state == QC_UP) {
+		if (qconn_migrate(c->qc) == 0)
+			return;
+		qconn_close(c->qc, "cannot migrate to a new carrier path");
+	} else if (c->qc) {
+		qconn_kill(c->qc, "carrier reconnected during the handshake");
+	}
+	c->qc = NULL;
+	wn_timer_stop(&c->retry);
+	c->backoff_ms = BACKOFF_MIN_MS;
+	client_connect(c);
+}
+
 static void noop_carrier_state(void *ctx, struct wn_carrier *carrier,
                                const struct sockaddr *peer, int up, int err)
 {
@@ -291,7 +318,7 @@ struct wn_carrier_handler wn_quic_client_handler(struct wn_quic_client *c)
 	    .recv = client_recv,
 	    .recv_done = noop_recv_done,
 	    .writable = client_writable,
-	    .state = noop_carrier_state,
+	    .state = client_carrier_state,
 	};
 	return h;
 }

@@ -806,6 +806,38 @@ void qconn_kill(struct qconn *qc, const char *why)
 	wn_loop_defer(qc->ep->o.loop, &qc->dnode, conn_deferred);
 }
 
+int qconn_migrate(struct qconn *qc)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (qc->state != QC_UP)
+		return WN_EINVAL;
+	if (qc->carrier->ops->local_addr(qc->carrier, &ss, &len) != 0)
+		return WN_EINVAL;
+	if (len == qc->llen && memcmp(&ss, &qc->local, len) == 0)
+		return 0;
+	ngtcp2_path path;
+	path.local.addr = (ngtcp2_sockaddr *)&ss;
+	path.local.addrlen = len;
+	path.remote.addr = (ngtcp2_sockaddr *)&qc->remote;
+	path.remote.addrlen = qc->rlen;
+	path.user_data = NULL;
+	int rv =
+	    ngtcp2_conn_initiate_immediate_migration(qc->conn, &path, qnow());
+	if (rv != 0) {
+		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
+		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_WARN, "sess",
+		          "cannot migrate to the carrier's new path: %s",
+		          ngtcp2_strerror(rv));
+		return WN_EINTERNAL;
+	}
+	memcpy(&qc->local, &ss, len);
+	qc->llen = len;
+	qc->carrier_blocked = 0;
+	qconn_schedule(qc);
+	return 0;
+}
+
 /* Sends a batch to the path ngtcp2 chose for it: ngtcp2 validates a peer's
  * new address before using it, so replies never follow a spoofed or
  * replayed packet's source. */

@@ -154,6 +154,13 @@ void qconn_read(struct qconn *qc, const struct sockaddr *from,
 /* Asks for a write pass at the end of this loop iteration. */
 void qconn_schedule(struct qconn *qc);
 
+/* The carrier's local address changed (a stream carrier's new
+ * connection): moves an established connection to the new path at once
+ * (ngtcp2_conn_initiate_immediate_migration), which also starts fresh RTT
+ * and congestion state for it. Returns 0, or a WN_E* code when it could not
+ * migrate (then the connection carries on, on its old path). */
+int qconn_migrate(struct qconn *qc);
+
 /* Sends CONNECTION_CLOSE (when possible) and kills the connection. */
 void qconn_close(struct qconn *qc, const char *why);
 
