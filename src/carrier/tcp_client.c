@@ -95,6 +95,18 @@ static void conn_freed(struct sconn *s)
 	release(t);
 }
 
+/* Tells a writer that was refused to try again: the connection drained,
+ * or the one it waited on is gone (its packets are now dropped as lost, or
+ * go to the new one). */
+static void owe_writable(struct tcli *t)
+{
+	if (t->want_writable && !t->closed) {
+		t->want_writable = false;
+		if (t->base.h.writable)
+			t->base.h.writable(t->base.h.ctx, &t->base);
+	}
+}
+
 static void dial(struct tcli *t);
 
 /* Jittered: between 3/4 and 5/4 of d. */
@@ -135,6 +147,7 @@ static void conn_end(struct cconn *cc, int err, const char *why)
 	}
 	if (was_up && t->base.h.state)
 		t->base.h.state(t->base.h.ctx, &t->base, NULL, 0, err);
+	owe_writable(t);
 	if (!t->closed && !t->cur && t->redial_at <= now_ms(t))
 		dial(t);
 }
@@ -176,13 +189,7 @@ static void on_end(struct sconn *s, int err)
 
 static void on_drain(struct sconn *s)
 {
-	struct tcli *t = ((struct cconn *)s)->cl;
-
-	if (t->want_writable && !t->closed) {
-		t->want_writable = false;
-		if (t->base.h.writable)
-			t->base.h.writable(t->base.h.ctx, &t->base);
-	}
+	owe_writable(((struct cconn *)s)->cl);
 }
 
 /* Connected: send the preamble, take a fresh virtual address, tell the
@@ -226,6 +233,7 @@ static void on_connect(uv_connect_t *req, int status)
 	       t->base.name, (unsigned long long)cc->num, t->sname);
 	if (t->base.h.state)
 		t->base.h.state(t->base.h.ctx, &t->base, NULL, 1, 0);
+	owe_writable(t);
 }
 
 static void dial(struct tcli *t)

@@ -146,6 +146,18 @@ static void conn_freed(struct sconn *s)
 		free(t);
 }
 
+/* A writer that was refused may have been waiting on a connection that
+ * is gone or replaced: let it try again (its packets now go to the new
+ * connection, or are dropped as lost). */
+static void owe_writable(struct tsrv *t)
+{
+	if (t->want_writable && !t->closed) {
+		t->want_writable = false;
+		if (t->base.h.writable)
+			t->base.h.writable(t->base.h.ctx, &t->base);
+	}
+}
+
 /* Closes a connection; reports its address down if it was bound. */
 static void conn_end(struct tconn *tc, int err, const char *why)
 {
@@ -173,6 +185,7 @@ static void conn_end(struct tconn *tc, int err, const char *why)
 		if (!t->closed && t->base.h.state)
 			t->base.h.state(t->base.h.ctx, &t->base,
 			                (struct sockaddr *)&tc->vaddr, 0, err);
+		owe_writable(t);
 	}
 	tc->sess = NULL;
 }
@@ -267,6 +280,7 @@ static void bind_conn(struct tconn *tc, const struct wn_preamble *p)
 	if (t->base.h.state)
 		t->base.h.state(t->base.h.ctx, &t->base,
 		                (struct sockaddr *)&tc->vaddr, 1, 0);
+	owe_writable(t);
 }
 
 /* Framed packets: deliver each one from the connection's address. */
@@ -358,13 +372,7 @@ static void on_end(struct sconn *s, int err)
 
 static void on_drain(struct sconn *s)
 {
-	struct tsrv *t = ((struct tconn *)s)->srv;
-
-	if (t->want_writable && !t->closed) {
-		t->want_writable = false;
-		if (t->base.h.writable)
-			t->base.h.writable(t->base.h.ctx, &t->base);
-	}
+	owe_writable(((struct tconn *)s)->srv);
 }
 
 static void peer_name(struct tconn *tc)

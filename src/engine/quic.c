@@ -256,13 +256,17 @@ static void client_carrier_state(void *ctx, struct wn_carrier *carrier,
 	if (!up || c->closing || carrier != c->carrier)
 		return;
 	if (c->qc && c->qc->state == QC_UP) {
-		if (qconn_migrate(c->qc) == 0)
-			return;
-		qconn_close(c->qc, "cannot migrate to a new carrier path");
-	} else if (c->qc) {
-		qconn_kill(c->qc, "carrier reconnected during the handshake");
+		/* If it cannot migrate (no spare connection ID yet), it stays
+		 * on its old path, which the carrier's new connection carries
+		 * just as well: only the fresh RTT and congestion state are
+		 * missed. */
+		qconn_migrate(c->qc);
+		return;
 	}
-	c->qc = NULL;
+	struct qconn *hs = c->qc;
+	c->qc = NULL; /* a restart, not a failure: client_conn_dead is quiet */
+	if (hs)
+		qconn_kill(hs, "carrier reconnected during the handshake");
 	wn_timer_stop(&c->retry);
 	c->backoff_ms = BACKOFF_MIN_MS;
 	client_connect(c);

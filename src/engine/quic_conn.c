@@ -592,7 +592,9 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 	p->initial_max_streams_bidi = ep->is_server ? o->max_streams : 0;
 	p->initial_max_streams_uni = 0;
 	p->max_idle_timeout = (uint64_t)o->idle_timeout_ms * MS;
-	p->active_connection_id_limit = 4;
+	/* Spare connection IDs: a client on a stream carrier migrates on
+	 * every new connection, and each migration uses one. */
+	p->active_connection_id_limit = 8;
 	p->max_datagram_frame_size = 65535;
 }
 
@@ -827,7 +829,8 @@ int qconn_migrate(struct qconn *qc)
 	if (rv != 0) {
 		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
 		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_WARN, "sess",
-		          "cannot migrate to the carrier's new path: %s",
+		          "cannot migrate to the carrier's new path: %s; "
+		          "staying on the old one",
 		          ngtcp2_strerror(rv));
 		return WN_EINTERNAL;
 	}

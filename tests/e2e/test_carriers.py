@@ -68,26 +68,31 @@ def test_tcp_carrier_plain(tunnel):
     assert "connected to server" in c.log()
 
 
-@pytest.mark.parametrize("mode", ["rst", "fin"])
-def test_session_survives_cut_every_2s(tunnel, mode):
-    """Through warren-cutproxy cutting every carrier connection 2 s after
-    it starts, a long transfer arrives sha256-identical with no stream
-    error: the QUIC session migrates to each new connection."""
+@pytest.mark.parametrize("mode,cut,size", [
+    ("rst", "2s", 256 * MiB if SANITIZED else GiB),
+    ("fin", "1s", 128 * MiB if SANITIZED else 256 * MiB),
+])
+def test_session_survives_cuts(tunnel, mode, cut, size):
+    """Through warren-cutproxy cutting every carrier connection `cut` after
+    it starts, a long echo transfer arrives sha256-identical both ways with
+    no stream error: the QUIC session migrates to each new connection."""
     t = tunnel
     t.target("127.0.0.1:7000")
     s = start_server(t, "--allow", "127.0.0.1:7000")
     px, hostport = start_cutproxy(t, f"{t.server_ip}:4443",
-                                  "--cut-after", "2s", "--mode", mode)
+                                  "--cut-after", cut, "--mode", mode)
     c = start_client(t, f"tcp://{hostport}", "127.0.0.1:2000=127.0.0.1:7000")
-    size = (64 * MiB if SANITIZED else GiB) if mode == "rst" else 128 * MiB
     t0 = time.monotonic()
     r = t.app("roundtrip", "--connect", "127.0.0.1:2000",
               "--bytes", str(size), timeout=900)
     secs = time.monotonic() - t0
     assert r["ok"], r
-    cuts = px.log().count(" cut")
-    assert secs < 4 or cuts >= 1, px.log()
+    cuts = px.log().count("close (cut)")
+    # The transfer really crossed cuts (it takes several seconds).
+    assert cuts >= 2, px.log()
     # One QUIC connection throughout: it migrated, never reconnected.
     assert c.log().count("connected to server") == 1, c.log()
-    assert "stream" not in s.log() or "error" not in s.log().lower()
-    print(f"{size >> 20} MiB echoed in {secs:.1f} s, {cuts} cuts")
+    assert s.log().count("client connected") == 1, s.log()
+    print(f"{size >> 20} MiB echoed in {secs:.1f} s across {cuts} cuts")
+    if os.environ.get("WARREN_E2E_DUMP"):
+        print(c.log())
