@@ -4,9 +4,12 @@
  * one per tunnel:
  *
  *   [server]              keys: listen, key, allow-client, allow, target,
- *                               log-level, api, idle-timeout
+ *                               log-level, api, idle-timeout, tls-cert,
+ *                               tls-key, fallback, sni, idle-close,
+ *                               max-conns
  *   [client]              keys: server, server-key, key, log-level, api,
- *                               keepalive, dead-peer-timeout
+ *                               keepalive, dead-peer-timeout, sni,
+ *                               rotate-after, rotate-bytes
  *   [forward NAME]        keys: listen, target (client side port forwards)
  *
  * Every key is also a command-line flag of its role (`--server-key X`,
@@ -59,6 +62,12 @@ struct wn_forward_cfg {
 	uint64_t file_mask;        /* of those, keys set by a file */
 };
 
+enum wn_cfg_fallback {
+	WN_CFG_FALLBACK_404 = 0, /* same values as enum wn_fallback_kind */
+	WN_CFG_FALLBACK_CLOSE,
+	WN_CFG_FALLBACK_FILE,
+};
+
 struct wn_server_cfg {
 	bool present;
 	char origin[WN_ORIGIN_MAX];
@@ -76,6 +85,14 @@ struct wn_server_cfg {
 	bool has_api;
 	struct wn_endpoint api;
 	uint32_t idle_timeout_ms;
+	/* tcp and tls listeners */
+	char tls_cert[WN_PATH_MAX], tls_key[WN_PATH_MAX];
+	char tls_origin[WN_ORIGIN_MAX];
+	enum wn_cfg_fallback fallback;
+	char fallback_path[WN_PATH_MAX];
+	char sni[WN_HOSTNAME_MAX + 1];
+	uint32_t idle_close_ms; /* 0: never */
+	uint32_t max_conns;     /* 0: the carrier's default */
 	uint64_t set_mask, file_mask;
 };
 
@@ -93,6 +110,10 @@ struct wn_client_cfg {
 	struct wn_endpoint api;
 	uint32_t keepalive_ms;
 	uint32_t dead_peer_timeout_ms;
+	/* tcp and tls servers */
+	char sni[WN_HOSTNAME_MAX + 1];
+	uint32_t rotate_after_ms; /* 0: never */
+	uint64_t rotate_bytes;    /* 0: never */
 	uint64_t set_mask, file_mask;
 };
 

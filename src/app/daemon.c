@@ -195,8 +195,18 @@ int wn_cmd_server(int argc, char **argv)
 			       "cannot resolve %s", name);
 			return finish(d, 1);
 		}
-		if (sc->listen[i].scheme == WN_SCHEME_TCP) {
-			struct wn_stream_opts so = {.id = (unsigned)i + 1};
+		if (sc->listen[i].scheme != WN_SCHEME_UDP) {
+			struct wn_stream_opts so = {
+			    .id = (unsigned)i + 1,
+			    .tls = sc->listen[i].scheme == WN_SCHEME_TLS,
+			    .sni = sc->sni,
+			    .tls_cert = sc->tls_cert[0] ? sc->tls_cert : NULL,
+			    .tls_key = sc->tls_key[0] ? sc->tls_key : NULL,
+			    .fallback = (int)sc->fallback,
+			    .fallback_file = sc->fallback_path,
+			    .idle_close_ms = sc->idle_close_ms,
+			    .max_conns = sc->max_conns,
+			};
 			rc = wn_stream_server_open(
 			    &d->loop, &d->log, (struct sockaddr *)&ss, len,
 			    &d->id, &so, &h, &d->carriers[d->ncarriers]);
@@ -256,9 +266,20 @@ int wn_cmd_client(int argc, char **argv)
 	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
 	int rc = wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
 	struct wn_carrier_handler h;
-	if (rc == 0 && cc->server[0].scheme == WN_SCHEME_TCP) {
+	if (rc == 0 && cc->server[0].scheme != WN_SCHEME_UDP) {
 		h = wn_quic_client_handler(d->cli);
-		struct wn_stream_opts so = {.id = 1};
+		/* SNI: as configured, else the server's name if it has one. */
+		const char *sni = cc->sni[0] ? cc->sni
+		                  : cc->server[0].kind == WN_HOST_NAME
+		                      ? cc->server[0].host
+		                      : NULL;
+		struct wn_stream_opts so = {
+		    .id = 1,
+		    .tls = cc->server[0].scheme == WN_SCHEME_TLS,
+		    .sni = sni,
+		    .rotate_after_ms = cc->rotate_after_ms,
+		    .rotate_bytes = cc->rotate_bytes,
+		};
 		rc = wn_stream_client_open(
 		    &d->loop, &d->log, (struct sockaddr *)&server, slen,
 		    cc->server_key, &so, &h, &d->carriers[0]);

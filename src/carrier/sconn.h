@@ -2,6 +2,12 @@
  * uv_tcp_t with a bounded write queue and plain byte callbacks. The tcp
  * client and server build the preamble and framing on top of it.
  *
+ * With TLS (sconn_tls), GnuTLS sits between the socket and those
+ * callbacks: bytes read go through the handshake and then record
+ * decryption, and what the owner puts is staged, then encrypted into
+ * records of up to 16 KiB at each flush (so a packet's frame header and
+ * body share one record, and many packets share one).
+ *
  * Lifetime: the owner embeds struct sconn and calls sconn_close(); no
  * callback runs after that, and on_free(s) is called once libuv has let
  * go of the handle, from which the owner frees its memory. */
@@ -11,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <gnutls/gnutls.h>
 #include <uv.h>
 
 #include "io/loop.h"
@@ -33,7 +40,18 @@ struct sconn {
 	size_t rcap;
 	uint64_t bytes_in, bytes_out;
 	uint64_t born_ms, last_rx_ms;
-	uint64_t tx_wait_ms; /* first send since the last receive, or 0 */
+	uint64_t tx_wait_ms;   /* first send since the last receive, or 0 */
+	bool end_when_flushed; /* on_end(WN_ECLOSED) once the queue is empty */
+	/* TLS (NULL tls: plain TCP) */
+	gnutls_session_t tls;
+	bool hs_done;
+	bool first_read_done;
+	const uint8_t *pull_p; /* raw bytes GnuTLS has yet to pull */
+	size_t pull_n;
+	struct wn_bufq plain; /* staged plaintext, encrypted at flush */
+	size_t limit_nominal; /* the write queue limit owners see */
+	uint8_t *pbuf;        /* decrypted records land here (borrowed) */
+	size_t pcap;
 	void *owner;
 	/* Bytes arrived (valid during the call). */
 	void (*on_data)(struct sconn *s, const uint8_t *p, size_t n);
@@ -43,7 +61,22 @@ struct sconn {
 	/* Room in the write queue again after a refused write. */
 	void (*on_drain)(struct sconn *s);
 	void (*on_free)(struct sconn *s);
+	/* TLS: the handshake completed. */
+	void (*on_tls_up)(struct sconn *s);
+	/* TLS server: the first bytes are not a TLS record (a plain HTTP
+	 * request to the TLS port, say); they are handed over instead. */
+	void (*on_not_tls)(struct sconn *s, const uint8_t *p, size_t n);
 };
+
+/* Puts s under TLS with session tls (taken: freed with the connection),
+ * before sconn_start. pbuf (pcap >= 16384 bytes, borrowed) receives
+ * decrypted records. A client's handshake starts with sconn_tls_begin.
+ * Returns 0 or WN_ENOMEM. */
+int sconn_tls(struct sconn *s, gnutls_session_t tls, uint8_t *pbuf,
+              size_t pcap);
+
+/* Client: sends the ClientHello (after connect and sconn_start). */
+void sconn_tls_begin(struct sconn *s);
 
 /* Initialises s's handle on loop (not yet connected or accepted). The
  * write queue holds at most limit bytes. Returns 0 or a WN_E* code (then
@@ -66,6 +99,10 @@ int sconn_write(struct sconn *s, const void *p, size_t n);
  * starting a write; sconn_flush starts it. */
 void sconn_put(struct sconn *s, const void *p, size_t n);
 void sconn_flush(struct sconn *s);
+
+/* Queues n bytes to go out as they are, outside TLS (an answer to a
+ * stranger that does not speak it). Returns 0 or WN_EAGAIN. */
+int sconn_write_raw(struct sconn *s, const void *p, size_t n);
 
 /* Closes the connection (idempotent). */
 void sconn_close(struct sconn *s);

@@ -1,4 +1,4 @@
-/* Stream carriers: tcp (and, later, tls). Packets travel over TCP
+/* Stream carriers: tcp and tls. Packets travel over TCP
  * connections that come and go while the session above them lives on: the
  * Turbo Tunnel design.
  *
@@ -29,7 +29,10 @@
  * go out on its current connection, so an engine that still answers an old
  * address reaches the client anyway ("sessions follow their packets").
  * Anything that is not a valid preamble is held open in silence for a
- * random 2 to 6 s, its input discarded, then closed. Connections without a
+ * random 2 to 6 s, its input discarded, then closed (tcp), or answered as
+ * a web server would (tls: see tls.h and opts.fallback): an HTTP request
+ * gets a 404 once its header is in, anything else a 400, a plain HTTP
+ * request to the TLS port the 400 web servers give it. Connections without a
  * preamble after preamble_timeout_ms, or silent for idle_close_ms, are
  * reaped.
  *
@@ -64,6 +67,14 @@ struct wn_stream_opts {
 	uint32_t rotate_after_ms;     /* client: replace after; 0: never */
 	uint64_t rotate_bytes;        /* client: replace after; 0: never */
 	uint32_t max_conns;           /* server: connections; 0: 4096 */
+	/* tls: the carrier speaks TLS 1.3 under the preamble and framing */
+	int tls;
+	const char *sni;           /* client: server name sent; server: the
+	                         generated certificate's name (borrowed) */
+	const char *tls_cert;      /* server: PEM files, or both NULL to */
+	const char *tls_key;       /*   generate a self-signed certificate */
+	int fallback;              /* server: enum wn_fallback_kind (tls.h) */
+	const char *fallback_file; /* with WN_FALLBACK_FILE: read at open */
 };
 
 /* Opens a client carrier to `server` (a real TCP address). server_pk is

@@ -11,6 +11,7 @@
 
 #include "carrier/sconn.h"
 #include "carrier/stream_int.h"
+#include "carrier/tls.h"
 #include "crypto/preamble.h"
 #include "util/err.h"
 
@@ -56,6 +57,9 @@ struct tcli {
 	bool want_writable;
 	struct wn_ratelimit rl;
 	uint8_t rbuf[STREAM_RBUF];
+	uint8_t pbuf[16384 + 256]; /* tls: one decrypted record */
+	gnutls_certificate_credentials_t cred;
+	char sni[256];
 	char sname[80];
 };
 
@@ -81,6 +85,8 @@ static void release(struct tcli *t)
 {
 	if (--t->handles == 0) {
 		sodium_memzero(t->secret, sizeof(t->secret));
+		if (t->cred)
+			gnutls_certificate_free_credentials(t->cred);
 		free(t);
 	}
 }
@@ -192,26 +198,16 @@ static void on_drain(struct sconn *s)
 	owe_writable(((struct cconn *)s)->cl);
 }
 
-/* Connected: send the preamble, take a fresh virtual address, tell the
- * engine. */
-static void on_connect(uv_connect_t *req, int status)
+/* The connection is ready for the session (TCP connected, or the TLS
+ * handshake done): send the preamble, take a fresh virtual address, tell
+ * the engine. */
+static void conn_ready(struct cconn *cc)
 {
-	struct cconn *cc = req->data;
 	struct tcli *t = cc->cl;
 	struct wn_preamble p;
 	uint8_t seed[32], pad[PAD_MAX], out[WN_PREAMBLE_SEALED + PAD_MAX];
 	int n;
 
-	if (cc->s.closed)
-		return;
-	if (status < 0) {
-		conn_end(cc, wn_err_from_uv(status), uv_strerror(status));
-		return;
-	}
-	if (sconn_start(&cc->s) != 0) {
-		conn_end(cc, WN_EIO, "cannot read");
-		return;
-	}
 	memset(&p, 0, sizeof(p));
 	memcpy(p.sid, t->sid, sizeof(p.sid));
 	memcpy(p.secret, t->secret, sizeof(p.secret));
@@ -234,6 +230,41 @@ static void on_connect(uv_connect_t *req, int status)
 	if (t->base.h.state)
 		t->base.h.state(t->base.h.ctx, &t->base, NULL, 1, 0);
 	owe_writable(t);
+}
+
+static void on_tls_up(struct sconn *s)
+{
+	conn_ready((struct cconn *)s);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct cconn *cc = req->data;
+	struct tcli *t = cc->cl;
+	gnutls_session_t sess;
+
+	if (cc->s.closed)
+		return;
+	if (status < 0) {
+		conn_end(cc, wn_err_from_uv(status), uv_strerror(status));
+		return;
+	}
+	if (t->o.tls) {
+		if (wn_tls_session(&sess, 0, t->cred, t->sni) != 0 ||
+		    sconn_tls(&cc->s, sess, t->pbuf, sizeof(t->pbuf)) != 0) {
+			conn_end(cc, WN_ECRYPTO, "no TLS session");
+			return;
+		}
+		cc->s.on_tls_up = on_tls_up;
+	}
+	if (sconn_start(&cc->s) != 0) {
+		conn_end(cc, WN_EIO, "cannot read");
+		return;
+	}
+	if (t->o.tls)
+		sconn_tls_begin(&cc->s);
+	else
+		conn_ready(cc);
 }
 
 static void dial(struct tcli *t)
@@ -388,6 +419,14 @@ static const struct wn_carrier_ops cli_ops = {
     .close = cli_close,
 };
 
+static const struct wn_carrier_ops cli_tls_ops = {
+    .name = "tls",
+    .send = cli_send,
+    .max_packet = cli_max_packet,
+    .local_addr = cli_local_addr,
+    .close = cli_close,
+};
+
 static void name_server(struct tcli *t)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
@@ -435,7 +474,18 @@ int wn_stream_client_open(struct wn_loop *loop, struct wn_log *log,
 	t->base.ops = &cli_ops;
 	t->base.caps = WN_CARRIER_RELIABLE;
 	t->base.h = *h;
-	snprintf(t->base.name, sizeof(t->base.name), "tcp#%u", t->o.id);
+	snprintf(t->base.name, sizeof(t->base.name), "%s#%u",
+	         t->o.tls ? "tls" : "tcp", t->o.id);
+	if (t->o.tls) {
+		t->base.ops = &cli_tls_ops;
+		if (t->o.sni)
+			snprintf(t->sni, sizeof(t->sni), "%s", t->o.sni);
+		t->o.sni = NULL; /* borrowed: the copy is used */
+		if (wn_tls_client_creds(&t->cred) != 0) {
+			free(t);
+			return WN_ECRYPTO;
+		}
+	}
 	t->loop = loop;
 	t->log = log;
 	t->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(1000, 5);
@@ -449,6 +499,8 @@ int wn_stream_client_open(struct wn_loop *loop, struct wn_log *log,
 	t->backoff_ms = BACKOFF_MIN_MS;
 	rc = wn_timer_init(loop, &t->tick, on_tick);
 	if (rc != 0) {
+		if (t->cred)
+			gnutls_certificate_free_credentials(t->cred);
 		free(t);
 		return rc;
 	}

@@ -10,6 +10,7 @@
 
 #include "carrier/sconn.h"
 #include "carrier/stream_int.h"
+#include "carrier/tls.h"
 #include "crypto/preamble.h"
 #include "util/cidmap.h"
 #include "util/err.h"
@@ -52,6 +53,8 @@ enum tconn_state {
 	TC_PADDING,  /* skipping the preamble's padding */
 	TC_BOUND,    /* framed packets */
 	TC_STRANGER, /* not a preamble: held in silence, then closed */
+	TC_HTTP,     /* tls: an HTTP request; answered once its header is in */
+	TC_ANSWERED, /* tls: answered; closes when the answer is out */
 };
 
 struct tsess;
@@ -69,6 +72,8 @@ struct tconn {
 	struct sockaddr_in6 vaddr;
 	uint8_t pre[WN_PREAMBLE_SEALED];
 	size_t prelen;
+	uint32_t crlf;     /* TC_HTTP: the last 4 bytes seen, for CRLFCRLF */
+	size_t http_bytes; /* TC_HTTP: header bytes read */
 	struct wn_frame_dec dec;
 	uint8_t *decbuf;
 	char peer[64];
@@ -103,6 +108,10 @@ struct tsrv {
 	size_t nconns, nbound, nsessions;
 	uint64_t conn_seq;
 	uint8_t rbuf[STREAM_RBUF];
+	uint8_t pbuf[16384 + 256]; /* tls: one decrypted record */
+	gnutls_certificate_credentials_t cred;
+	char *fallback; /* tls, WN_FALLBACK_FILE: the answer */
+	size_t fallback_len;
 	struct wn_ratelimit rl;
 	uint64_t strangers, replays;
 };
@@ -125,6 +134,17 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Drops one reference (a libuv handle); the last frees the carrier. */
+static void release(struct tsrv *t)
+{
+	if (--t->handles > 0)
+		return;
+	if (t->cred)
+		gnutls_certificate_free_credentials(t->cred);
+	free(t->fallback);
+	free(t);
+}
+
 static void sess_free(struct tsrv *t, struct tsess *ss)
 {
 	wn_cidmap_del(&t->by_tag, ss->tag, sizeof(ss->tag));
@@ -142,8 +162,7 @@ static void conn_freed(struct sconn *s)
 
 	free(tc->decbuf);
 	free(tc);
-	if (--t->handles == 0 && t->closed)
-		free(t);
+	release(t);
 }
 
 /* A writer that was refused may have been waiting on a connection that
@@ -203,6 +222,73 @@ static void hold(struct tconn *tc, const char *why)
 	          tc->peer, why);
 }
 
+/* tls: answers a stranger as a web server would, then closes. */
+static void answer(struct tconn *tc, int looked_like_http, int plain)
+{
+	struct tsrv *t = tc->srv;
+	char buf[1024];
+	size_t n;
+	int rc;
+
+	tc->state = TC_ANSWERED;
+	t->strangers++;
+	WN_LOG_RL(t->log, &t->rl, now_ms(t), WN_LOG_INFO, LOG_COMP,
+	          "%s: conn from %s: %s: answered as a web server",
+	          t->base.name, tc->peer,
+	          plain              ? "plain HTTP"
+	          : looked_like_http ? "HTTP request"
+	                             : "no preamble");
+	if (t->o.fallback == WN_FALLBACK_CLOSE) {
+		conn_end(tc, WN_ECLOSED, "stranger");
+		return;
+	}
+	if (t->o.fallback == WN_FALLBACK_FILE && !plain) {
+		rc = sconn_write(&tc->s, t->fallback, t->fallback_len);
+	} else {
+		n = wn_http_answer(buf, sizeof(buf), looked_like_http, plain,
+		                   (long long)(wall_ms() / 1000));
+		rc = plain ? sconn_write_raw(&tc->s, buf, n)
+		           : sconn_write(&tc->s, buf, n);
+	}
+	if (rc != 0) {
+		conn_end(tc, WN_ECLOSED, "stranger");
+		return;
+	}
+	tc->s.end_when_flushed = true;
+	tc->deadline_ms = now_ms(t) + 5000; /* a reader that never reads */
+}
+
+/* tls: reads an HTTP request's header (discarding it) until its blank
+ * line, then answers. */
+static void http_feed(struct tconn *tc, const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		tc->crlf = tc->crlf << 8 | p[i];
+		if (tc->crlf == 0x0d0a0d0a) {
+			answer(tc, 1, 0);
+			return;
+		}
+	}
+	tc->http_bytes += n;
+	if (tc->http_bytes > 16384)
+		answer(tc, 0, 0); /* a header this long: 400 */
+}
+
+static void stranger(struct tconn *tc, const char *why)
+{
+	if (tc->srv->o.tls)
+		answer(tc, 0, 0);
+	else
+		hold(tc, why);
+}
+
+static void on_not_tls(struct sconn *s, const uint8_t *p, size_t n)
+{
+	struct tconn *tc = (struct tconn *)s;
+
+	answer(tc, wn_http_looks_like_request(p, n), 1);
+}
+
 static struct tsess *sess_new(struct tsrv *t, const struct wn_preamble *p)
 {
 	struct tsess *ss;
@@ -237,7 +323,7 @@ static void bind_conn(struct tconn *tc, const struct wn_preamble *p)
 	struct tconn *old;
 
 	if (!wn_preamble_check_window(p->timestamp_ms, wall_ms())) {
-		hold(tc, "preamble outside the clock window");
+		stranger(tc, "preamble outside the clock window");
 		return;
 	}
 	ss = wn_cidmap_get(&t->by_sid, p->sid, sizeof(p->sid));
@@ -246,14 +332,14 @@ static void bind_conn(struct tconn *tc, const struct wn_preamble *p)
 		        0 ||
 		    p->counter <= ss->counter) {
 			t->replays++;
-			hold(tc, "replayed or forged preamble");
+			stranger(tc, "replayed or forged preamble");
 			return;
 		}
 		ss->counter = p->counter;
 	} else {
 		ss = sess_new(t, p);
 		if (!ss) {
-			hold(tc, "session limit reached");
+			stranger(tc, "session limit reached");
 			return;
 		}
 	}
@@ -330,12 +416,22 @@ static void on_data(struct sconn *s, const uint8_t *p, size_t n)
 		tc->prelen += k;
 		p += k;
 		n -= k;
+		/* Under TLS an HTTP request is told apart from a preamble
+		 * (random bytes) by its first 8 bytes. */
+		if (t->o.tls && tc->prelen >= 8 && tc->prelen - k < 8 &&
+		    wn_http_looks_like_request(tc->pre, 8)) {
+			tc->state = TC_HTTP;
+			http_feed(tc, tc->pre, tc->prelen);
+			if (tc->state == TC_HTTP)
+				http_feed(tc, p, n);
+			return;
+		}
 		if (tc->prelen < sizeof(tc->pre))
 			return;
 		rc = wn_preamble_open(tc->pre, tc->prelen, t->id->x_sk,
 		                      t->id->x_pk, &pre);
 		if (rc < 0) {
-			hold(tc, "no valid preamble");
+			stranger(tc, "no valid preamble");
 			return;
 		}
 		tc->skip = pre.pad_len;
@@ -360,7 +456,9 @@ static void on_data(struct sconn *s, const uint8_t *p, size_t n)
 		if (!t->closed && t->base.h.recv_done)
 			t->base.h.recv_done(t->base.h.ctx, &t->base);
 	}
-	/* TC_STRANGER: input is read and dropped. */
+	if (tc->state == TC_HTTP)
+		http_feed(tc, p, n);
+	/* TC_STRANGER, TC_ANSWERED: input is read and dropped. */
 }
 
 static void on_end(struct sconn *s, int err)
@@ -429,6 +527,15 @@ static void on_accept(uv_stream_t *l, int status)
 		return;
 	}
 	peer_name(tc);
+	if (t->o.tls) {
+		gnutls_session_t sess;
+		if (wn_tls_session(&sess, 1, t->cred, NULL) != 0 ||
+		    sconn_tls(&tc->s, sess, t->pbuf, sizeof(t->pbuf)) != 0) {
+			conn_end(tc, WN_ECRYPTO, "no TLS session");
+			return;
+		}
+		tc->s.on_not_tls = on_not_tls;
+	}
 	if (t->nconns > t->o.max_conns) {
 		WN_LOG_RL(t->log, &t->rl, now_ms(t), WN_LOG_WARN, LOG_COMP,
 		          "%s: connection limit (%u) reached", t->base.name,
@@ -450,10 +557,11 @@ static void on_reap(struct wn_timer *tm)
 	for (l = t->conns.next; l != &t->conns; l = next) {
 		struct tconn *tc = link_entry(l, struct tconn, link);
 		next = l->next;
-		if (tc->state != TC_BOUND && now >= tc->deadline_ms)
+		if (tc->state != TC_BOUND && tc->state != TC_PADDING &&
+		    now >= tc->deadline_ms)
 			conn_end(tc, WN_ETIMEDOUT,
-			         tc->state == TC_STRANGER ? "stranger"
-			                                  : "no preamble");
+			         tc->state == TC_PREAMBLE ? "no preamble"
+			                                  : "stranger");
 		else if (tc->state == TC_BOUND && t->o.idle_close_ms &&
 		         now - tc->s.last_rx_ms > t->o.idle_close_ms)
 			conn_end(tc, WN_ETIMEDOUT, "idle");
@@ -541,19 +649,12 @@ static int srv_local_addr(const struct wn_carrier *c,
 
 static void handle_closed(uv_handle_t *h)
 {
-	struct tsrv *t = h->data;
-
-	if (--t->handles == 0)
-		free(t);
+	release(h->data);
 }
 
 static void reaper_closed(struct wn_timer *tm)
 {
-	struct tsrv *t =
-	    (struct tsrv *)((char *)tm - offsetof(struct tsrv, reaper));
-
-	if (--t->handles == 0)
-		free(t);
+	release((struct tsrv *)((char *)tm - offsetof(struct tsrv, reaper)));
 }
 
 static void srv_close(struct wn_carrier *c)
@@ -591,6 +692,41 @@ static const struct wn_carrier_ops srv_ops = {
     .close = srv_close,
 };
 
+static const struct wn_carrier_ops srv_tls_ops = {
+    .name = "tls",
+    .send = srv_send,
+    .max_packet = srv_max_packet,
+    .local_addr = srv_local_addr,
+    .close = srv_close,
+};
+
+/* Reads a fallback answer file (at most 64 KiB) into *out. */
+static int load_file(struct wn_log *log, const char *path, char **out,
+                     size_t *len)
+{
+	FILE *f = path ? fopen(path, "rb") : NULL;
+	char *buf = malloc(65536);
+	size_t n = 0;
+
+	if (!f || !buf) {
+		WN_LOG(log, WN_LOG_ERROR, LOG_COMP, "tls: cannot read %s",
+		       path ? path : "(no fallback file)");
+		if (f)
+			fclose(f);
+		free(buf);
+		return WN_ENOENT;
+	}
+	n = fread(buf, 1, 65536, f);
+	fclose(f);
+	if (n == 0) {
+		free(buf);
+		return WN_EINVAL;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
 size_t wn_stream_server_conns(const struct wn_carrier *c)
 {
 	return ((const struct tsrv *)c)->nbound;
@@ -621,31 +757,39 @@ int wn_stream_server_open(struct wn_loop *loop, struct wn_log *log,
 	if (!t)
 		return WN_ENOMEM;
 	stream_opts_fill(&t->o, opts);
-	t->base.ops = &srv_ops;
 	t->base.caps = WN_CARRIER_RELIABLE;
 	t->base.h = *h;
-	snprintf(t->base.name, sizeof(t->base.name), "tcp#%u", t->o.id);
+	snprintf(t->base.name, sizeof(t->base.name), "%s#%u",
+	         t->o.tls ? "tls" : "tcp", t->o.id);
+	t->base.ops = t->o.tls ? &srv_tls_ops : &srv_ops;
 	t->loop = loop;
 	t->log = log;
 	t->id = id;
+	if (t->o.tls) {
+		rc = wn_tls_server_creds(log, t->o.tls_cert, t->o.tls_key,
+		                         t->o.sni, &t->cred);
+		if (rc == 0 && t->o.fallback == WN_FALLBACK_FILE)
+			rc = load_file(log, t->o.fallback_file, &t->fallback,
+			               &t->fallback_len);
+		if (rc != 0) {
+			if (t->cred)
+				gnutls_certificate_free_credentials(t->cred);
+			free(t);
+			return rc;
+		}
+	}
 	t->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(1000, 5);
 	link_init(&t->conns);
 	link_init(&t->sessions);
-	if (wn_cidmap_init(&t->by_tag) != 0) {
-		free(t);
-		return WN_ENOMEM;
-	}
-	if (wn_cidmap_init(&t->by_sid) != 0) {
-		wn_cidmap_free(&t->by_tag);
-		free(t);
-		return WN_ENOMEM;
-	}
+	rc = WN_ENOMEM;
+	if (wn_cidmap_init(&t->by_tag) != 0)
+		goto fail_free;
+	if (wn_cidmap_init(&t->by_sid) != 0)
+		goto fail_tag;
 	rc = uv_tcp_init(wn_loop_uv(loop), &t->listener);
 	if (rc < 0) {
-		wn_cidmap_free(&t->by_sid);
-		wn_cidmap_free(&t->by_tag);
-		free(t);
-		return wn_err_from_uv(rc);
+		rc = wn_err_from_uv(rc);
+		goto fail_sid;
 	}
 	t->listener.data = t;
 	t->handles = 1;
@@ -678,4 +822,15 @@ int wn_stream_server_open(struct wn_loop *loop, struct wn_log *log,
 	       t->base.name, t->port);
 	*out = &t->base;
 	return 0;
+
+fail_sid:
+	wn_cidmap_free(&t->by_sid);
+fail_tag:
+	wn_cidmap_free(&t->by_tag);
+fail_free:
+	if (t->cred)
+		gnutls_certificate_free_credentials(t->cred);
+	free(t->fallback);
+	free(t);
+	return rc;
 }

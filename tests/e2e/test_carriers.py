@@ -3,6 +3,7 @@ carrier, through the project's connection-cutting proxy, checked by
 sha256 with no stream error."""
 
 import os
+import shutil
 import time
 
 import pytest
@@ -96,3 +97,144 @@ def test_session_survives_cuts(tunnel, mode, cut, size):
     print(f"{size >> 20} MiB echoed in {secs:.1f} s across {cuts} cuts")
     if os.environ.get("WARREN_E2E_DUMP"):
         print(c.log())
+
+
+# ---- tls ----------------------------------------------------------------
+
+def test_tls_carrier_survives_cuts(tunnel):
+    """QUIC over the tls carrier, cut every 2 s: every byte arrives."""
+    t = tunnel
+    t.target("127.0.0.1:7000")
+    s = start_server(t, "--allow", "127.0.0.1:7000", "--listen",
+                     f"tls://{t.server_ip}:4444", "--sni", "www.example.org")
+    px, hostport = start_cutproxy(t, f"{t.server_ip}:4444",
+                                  "--cut-after", "2s", "--mode", "rst")
+    c = start_client(t, f"tls://{hostport}", "127.0.0.1:2000=127.0.0.1:7000",
+                     extra=("--sni", "www.example.org"))
+    size = 64 * MiB if SANITIZED else 512 * MiB
+    r = t.app("roundtrip", "--connect", "127.0.0.1:2000",
+              "--bytes", str(size), timeout=900)
+    assert r["ok"], r
+    assert px.log().count("close (cut)") >= 1, px.log()
+    assert c.log().count("connected to server") == 1, c.log()
+    assert "tls#2: listening" in s.log()
+
+
+PROBE = r"""
+import json, socket, ssl, sys, time
+host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+raw = socket.create_connection((host, port), timeout=20)
+out = {}
+if mode in ("plain", "rawgarbage"):
+    raw.sendall(b"GET / HTTP/1.1\r\nHost: www.example.org\r\n\r\n")
+    s = raw
+else:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    s = ctx.wrap_socket(raw, server_hostname="www.example.org")
+    out["version"] = s.version()
+    out["alpn"] = s.selected_alpn_protocol()
+    cert = s.getpeercert(binary_form=True)
+    out["cert"] = len(cert or b"")
+    if mode == "http":
+        s.sendall(b"GET /index.html HTTP/1.1\r\nHost: www.example.org\r\n"
+                  b"User-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n")
+    elif mode == "garbage":
+        s.sendall(bytes(range(256)) * 2)
+if mode == "rawgarbage":
+    raw.sendall(bytes(range(256)) * 2)
+data = b""
+t0 = time.monotonic()
+try:
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+except (ConnectionResetError, ssl.SSLError, socket.timeout) as e:
+    out["error"] = type(e).__name__
+out["secs"] = round(time.monotonic() - t0, 3)
+out["answer"] = data.decode("latin-1")
+print(json.dumps(out))
+"""
+
+
+def probe(t, port, mode):
+    import json
+    res = t.netns.exec(t.ns_c, ["/usr/bin/python3", "-c", PROBE,
+                                t.server_ip, str(port), mode], timeout=60)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("fallback", ["404", "close", "file"])
+def test_tls_strangers_get_an_ordinary_answer(tunnel, fallback):
+    """Without a preamble, the tls carrier looks like a web server: a TLS
+    1.3 handshake with a certificate and ALPN http/1.1, then a 404 to an
+    HTTP request, a 400 to garbage, nginx's 400 to plain HTTP on the TLS
+    port; or a close, or a configured response. The session of a real
+    client is not disturbed."""
+    t = tunnel
+    t.target("127.0.0.1:7000")
+    extra = []
+    if fallback == "file":
+        path = os.path.join(t.dir, "answer.http")
+        with open(path, "w") as f:
+            f.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                    "Connection: close\r\n\r\nhello")
+        extra = ["--fallback", path]
+    elif fallback == "close":
+        extra = ["--fallback", "close"]
+    s = start_server(t, "--allow", "127.0.0.1:7000", "--listen",
+                     f"tls://{t.server_ip}:4444", *extra)
+    c = start_client(t, f"tls://{t.server_ip}:4444",
+                     "127.0.0.1:2000=127.0.0.1:7000")
+    r = probe(t, 4444, "http")
+    assert r["version"] == "TLSv1.3" and r["alpn"] == "http/1.1", r
+    assert r["cert"] > 100, r
+    if fallback == "404":
+        assert r["answer"].startswith("HTTP/1.1 404 Not Found\r\n"), r
+        assert "Server: nginx" in r["answer"], r
+        assert r["answer"].endswith("</html>\r\n"), r
+        g = probe(t, 4444, "garbage")
+        assert g["answer"].startswith("HTTP/1.1 400 Bad Request\r\n"), g
+        p = probe(t, 4444, "plain")
+        assert p["answer"].startswith("HTTP/1.1 400 Bad Request\r\n"), p
+        assert "plain HTTP request was sent to HTTPS port" in p["answer"]
+        if shutil.which("curl"):
+            for url, code in ((f"https://{t.server_ip}:4444/", "404"),
+                              (f"http://{t.server_ip}:4444/", "400")):
+                res = t.netns.exec(t.ns_c, ["curl", "-sk", "-o",
+                                            "/dev/null", "-w",
+                                            "%{http_code}", url],
+                                   check=False, timeout=30)
+                assert res.stdout.strip() == code, (url, res)
+    elif fallback == "close":
+        assert r["answer"] == "", r
+    else:
+        assert r["answer"].endswith("\r\n\r\nhello"), r
+    # Nothing of warren shows: no key, no name, no error text.
+    assert "warren" not in r["answer"].lower()
+    # The real client's session carries on meanwhile.
+    res = t.app("roundtrip", "--connect", "127.0.0.1:2000",
+                "--bytes", str(8 * MiB))
+    assert res["ok"], res
+    assert c.log().count("connected to server") == 1, c.log()
+    assert "answered as a web server" in s.log()
+
+
+def test_tcp_strangers_get_silence(tunnel):
+    """On the tcp carrier a stranger hears nothing and is closed after a
+    random hold of a few seconds."""
+    t = tunnel
+    t.target("127.0.0.1:7000")
+    s = start_server(t, "--allow", "127.0.0.1:7000")
+    r = probe(t, 4443, "rawgarbage")
+    assert r["answer"] == "", r
+    assert 1.5 <= r["secs"] <= 15, r
+    assert "held in silence" in s.log()
+    # A short request waits for the rest of a preamble, in silence, and
+    # is closed when none comes.
+    r = probe(t, 4443, "plain")
+    assert r["answer"] == "", r
