@@ -252,55 +252,65 @@ int wn_cmd_client(int argc, char **argv)
 	}
 	char name[128];
 	wn_endpoint_format(&cc->server[0], name, sizeof(name));
-	struct sockaddr_storage server, local;
-	socklen_t slen, llen;
-	if (resolve(&cc->server[0], &server, &slen) != 0) {
-		WN_LOG(&d->log, WN_LOG_ERROR, "main", "cannot resolve %s",
-		       name);
-		return finish(d, 1);
-	}
 	struct wn_quic_opts o;
 	quic_opts(d, &o);
 	o.idle_timeout_ms = cc->dead_peer_timeout_ms;
 	o.keepalive_ms = cc->keepalive_ms;
 	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
 	int rc = wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
-	struct wn_carrier_handler h;
-	if (rc == 0 && cc->server[0].scheme != WN_SCHEME_UDP) {
-		h = wn_quic_client_handler(d->cli);
-		/* SNI: as configured, else the server's name if it has one. */
-		const char *sni = cc->sni[0] ? cc->sni
-		                  : cc->server[0].kind == WN_HOST_NAME
-		                      ? cc->server[0].host
-		                      : NULL;
-		struct wn_stream_opts so = {
-		    .id = 1,
-		    .tls = cc->server[0].scheme == WN_SCHEME_TLS,
-		    .sni = sni,
-		    .rotate_after_ms = cc->rotate_after_ms,
-		    .rotate_bytes = cc->rotate_bytes,
-		};
-		rc = wn_stream_client_open(
-		    &d->loop, &d->log, (struct sockaddr *)&server, slen,
-		    cc->server_key, &so, &h, &d->carriers[0]);
-		if (rc == 0)
-			d->ncarriers = 1;
-	} else if (rc == 0) {
-		rc = wn_udp_wildcard(server.ss_family, &local, &llen);
-	}
-	if (rc == 0 && d->ncarriers == 0) {
-		h = wn_quic_client_handler(d->cli);
-		struct wn_udp_opts uo = {.id = 1};
-		rc = wn_udp_carrier_open(&d->loop, &d->log,
-		                         (struct sockaddr *)&local, llen, &uo,
-		                         &h, &d->carriers[0]);
-		if (rc == 0)
-			d->ncarriers = 1;
-	}
 	if (rc != 0) {
 		WN_LOG(&d->log, WN_LOG_ERROR, "main", "cannot start: %s",
 		       wn_strerror(rc));
 		return finish(d, 1);
+	}
+	/* One carrier per server address, tried in order (failover). */
+	for (size_t i = 0; i < cc->n_server && i < MAX_CARRIERS; i++) {
+		const struct wn_endpoint *ep = &cc->server[i];
+		struct sockaddr_storage server, local;
+		socklen_t slen, llen;
+		char sname[128];
+		wn_endpoint_format(ep, sname, sizeof(sname));
+		if (resolve(ep, &server, &slen) != 0) {
+			WN_LOG(&d->log, WN_LOG_ERROR, "main",
+			       "cannot resolve %s", sname);
+			return finish(d, 1);
+		}
+		struct wn_carrier_handler h = wn_quic_client_handler(d->cli);
+		struct wn_carrier **slot = &d->carriers[d->ncarriers];
+		if (ep->scheme != WN_SCHEME_UDP) {
+			/* SNI: as configured, else the server's name. */
+			const char *sni = cc->sni[0]                 ? cc->sni
+			                  : ep->kind == WN_HOST_NAME ? ep->host
+			                                             : NULL;
+			struct wn_stream_opts so = {
+			    .id = (unsigned)i + 1,
+			    .tls = ep->scheme == WN_SCHEME_TLS,
+			    .sni = sni,
+			    .rotate_after_ms = cc->rotate_after_ms,
+			    .rotate_bytes = cc->rotate_bytes,
+			};
+			rc = wn_stream_client_open(
+			    &d->loop, &d->log, (struct sockaddr *)&server, slen,
+			    cc->server_key, &so, &h, slot);
+		} else {
+			struct wn_udp_opts uo = {.id = (unsigned)i + 1};
+			rc = wn_udp_wildcard(server.ss_family, &local, &llen);
+			if (rc == 0)
+				rc = wn_udp_carrier_open(
+				    &d->loop, &d->log,
+				    (struct sockaddr *)&local, llen, &uo, &h,
+				    slot);
+		}
+		if (rc == 0)
+			d->ncarriers++;
+		if (rc == 0)
+			rc = wn_quic_client_add_path(
+			    d->cli, *slot, (struct sockaddr *)&server, slen);
+		if (rc != 0) {
+			WN_LOG(&d->log, WN_LOG_ERROR, "main",
+			       "cannot start %s: %s", sname, wn_strerror(rc));
+			return finish(d, 1);
+		}
 	}
 	d->fwd =
 	    calloc(d->cfg.n_forwards ? d->cfg.n_forwards : 1, sizeof(*d->fwd));
@@ -321,8 +331,8 @@ int wn_cmd_client(int argc, char **argv)
 		}
 		d->nfwd++;
 	}
-	wn_quic_client_start(d->cli, d->carriers[0], (struct sockaddr *)&server,
-	                     slen);
-	WN_LOG(&d->log, WN_LOG_INFO, "main", "client ready: server %s", name);
+	wn_quic_client_go(d->cli);
+	WN_LOG(&d->log, WN_LOG_INFO, "main", "client ready: server %s%s", name,
+	       cc->n_server > 1 ? " (and fallbacks)" : "");
 	return finish(d, 0);
 }

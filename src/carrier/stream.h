@@ -41,7 +41,8 @@
  * follows once it drains.
  *
  * Capabilities: WN_CARRIER_RELIABLE (packets arrive in order, or the
- * connection dies). max_packet is opts.max_packet (default 1452).
+ * connection dies). max_packet is opts.max_packet (default 1472, what a udp
+ * carrier sends over IPv4, so a session can move between them).
  *
  * Lifetime: as in carrier.h; close() closes every connection at once and
  * frees the carrier once libuv is done with its handles. */
@@ -59,7 +60,7 @@
 
 struct wn_stream_opts {
 	unsigned id;        /* logs: "tcp#<id>" */
-	size_t max_packet;  /* 0: 1452 */
+	size_t max_packet;  /* 0: 1472 */
 	size_t queue_limit; /* write queue per connection; 0: 512 KiB */
 	uint32_t preamble_timeout_ms; /* server; 0: 10 s */
 	uint32_t idle_close_ms;       /* close a silent connection; 0: never */

@@ -11,7 +11,7 @@
 #include "core/frame.h"
 #include "util/rw.h"
 
-#define STREAM_MAX_PACKET 1452
+#define STREAM_MAX_PACKET 1472 /* the largest a udp carrier sends (IPv4) */
 #define STREAM_QUEUE_LIMIT (512 * 1024)
 #define STREAM_PREAMBLE_TIMEOUT_MS 10000
 #define STREAM_STALL_MS 8000

@@ -238,3 +238,55 @@ def test_tcp_strangers_get_silence(tunnel):
     # is closed when none comes.
     r = probe(t, 4443, "plain")
     assert r["answer"] == "", r
+
+
+# ---- failover -------------------------------------------------------------
+
+def test_udp_blackhole_fails_over_to_tcp_and_back(tunnel):
+    """A client with udp first and tcp second: UDP to the server is
+    blackholed in the middle of a transfer (routes on both ends, over a
+    second link the tcp carrier does not use); the session moves to tcp
+    with no stream error, and back to udp once UDP works again."""
+    t = tunnel
+    t.netns.veth(t.ns_c, "10.211.0.1", t.ns_s, "10.211.0.2")
+    t.target("127.0.0.1:7000")
+    s = start_server(t, "--allow", "127.0.0.1:7000", "--listen",
+                     f"udp://{t.server_ip}:4433", "--listen",
+                     "tcp://10.211.0.2:4443")
+    c = start_client(t, [f"udp://{t.server_ip}:4433",
+                         "tcp://10.211.0.2:4443"],
+                     "127.0.0.1:2000=127.0.0.1:7000")
+    size = 128 * MiB if SANITIZED else 1024 * MiB
+    import subprocess
+    bg = subprocess.Popen(
+        ["ip", "netns", "exec", t.ns_c, "/usr/bin/python3",
+         os.path.join(os.path.dirname(__file__), "netapp.py"),
+         "roundtrip", "--connect", "127.0.0.1:2000", "--bytes", str(size)],
+        stdout=subprocess.PIPE, text=True)
+    holes = [(t.ns_c, "10.210.0.2/32"), (t.ns_s, "10.210.0.1/32")]
+    try:
+        time.sleep(1.0)
+        for ns, dst in holes:
+            t.netns.exec(ns, ["ip", "route", "add", "blackhole", dst])
+        c.wait_log("moving the session from udp#1 to tcp#2", timeout=20)
+        for ns, dst in holes:
+            t.netns.exec(ns, ["ip", "route", "del", "blackhole", dst])
+        holes = []
+        out, _ = bg.communicate(timeout=900)
+    finally:
+        for ns, dst in holes:
+            t.netns.exec(ns, ["ip", "route", "del", "blackhole", dst],
+                         check=False)
+        if bg.poll() is None:
+            bg.kill()
+    import json
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["ok"], r
+    assert c.log().count("connected to server") == 1, c.log()
+    # UDP works again: the client probes it and moves back.
+    c.wait_log("session moved back to udp#1", timeout=30)
+    r = t.app("roundtrip", "--connect", "127.0.0.1:2000",
+              "--bytes", str(16 * MiB))
+    assert r["ok"], r
+    assert c.log().count("connected to server") == 1, c.log()
+    assert s.log().count("client connected") == 1, s.log()
