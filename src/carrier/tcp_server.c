@@ -700,33 +700,6 @@ static const struct wn_carrier_ops srv_tls_ops = {
     .close = srv_close,
 };
 
-/* Reads a fallback answer file (at most 64 KiB) into *out. */
-static int load_file(struct wn_log *log, const char *path, char **out,
-                     size_t *len)
-{
-	FILE *f = path ? fopen(path, "rb") : NULL;
-	char *buf = malloc(65536);
-	size_t n = 0;
-
-	if (!f || !buf) {
-		WN_LOG(log, WN_LOG_ERROR, LOG_COMP, "tls: cannot read %s",
-		       path ? path : "(no fallback file)");
-		if (f)
-			fclose(f);
-		free(buf);
-		return WN_ENOENT;
-	}
-	n = fread(buf, 1, 65536, f);
-	fclose(f);
-	if (n == 0) {
-		free(buf);
-		return WN_EINVAL;
-	}
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
 size_t wn_stream_server_conns(const struct wn_carrier *c)
 {
 	return ((const struct tsrv *)c)->nbound;
@@ -769,8 +742,8 @@ int wn_stream_server_open(struct wn_loop *loop, struct wn_log *log,
 		rc = wn_tls_server_creds(log, t->o.tls_cert, t->o.tls_key,
 		                         t->o.sni, &t->cred);
 		if (rc == 0 && t->o.fallback == WN_FALLBACK_FILE)
-			rc = load_file(log, t->o.fallback_file, &t->fallback,
-			               &t->fallback_len);
+			rc = wn_tls_load_answer(log, t->o.fallback_file,
+			                        &t->fallback, &t->fallback_len);
 		if (rc != 0) {
 			if (t->cred)
 				gnutls_certificate_free_credentials(t->cred);

@@ -4,6 +4,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -172,4 +173,30 @@ size_t wn_http_answer(char *buf, size_t cap, int looked_like_http,
 	if (n < 0)
 		return 0;
 	return (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+int wn_tls_load_answer(struct wn_log *log, const char *path, char **out,
+                       size_t *len)
+{
+	FILE *f = path ? fopen(path, "rb") : NULL;
+	char *buf = malloc(WN_TLS_ANSWER_MAX);
+	size_t n;
+
+	if (!f || !buf) {
+		WN_LOG(log, WN_LOG_ERROR, LOG_COMP, "tls: cannot read %s",
+		       path ? path : "(no fallback file)");
+		if (f)
+			fclose(f);
+		free(buf);
+		return WN_ENOENT;
+	}
+	n = fread(buf, 1, WN_TLS_ANSWER_MAX, f);
+	fclose(f);
+	if (n == 0) {
+		free(buf);
+		return WN_EINVAL;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
 }

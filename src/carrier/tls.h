@@ -14,6 +14,7 @@
 
 #include <gnutls/gnutls.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/log.h"
 
@@ -50,6 +51,13 @@ enum wn_fallback_kind {
  * Date header. Returns the length (truncated to cap). */
 size_t wn_http_answer(char *buf, size_t cap, int looked_like_http,
                       int plain_to_tls, long long now_s);
+
+/* Reads a fallback answer file (at most WN_TLS_ANSWER_MAX bytes are used)
+ * into *out (malloc'd, the caller frees). Returns 0, WN_ENOENT (logged) or
+ * WN_EINVAL for an empty file. */
+#define WN_TLS_ANSWER_MAX 65536
+int wn_tls_load_answer(struct wn_log *log, const char *path, char **out,
+                       size_t *len);
 
 /* True if p[0, n) starts like an HTTP/1 request line ("GET /...", ...). */
 int wn_http_looks_like_request(const uint8_t *p, size_t n);

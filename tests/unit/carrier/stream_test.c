@@ -487,6 +487,35 @@ static void test_bounded_queue(void **state)
 	close(fd);
 }
 
+/* Connections of one session churn: each new one replaces the last. The
+ * server keeps one connection and one session however many came and went
+ * (ASan's leak check covers the memory of the ones that went). */
+static void test_churn_stays_bounded(void **state)
+{
+	struct env *e = *state;
+	uint8_t hello[400];
+	int prev = -1;
+
+	assert_int_equal(server_open(e, NULL), 0);
+	for (uint64_t i = 1; i <= 100; i++) {
+		int fd = raw_connect(e);
+		size_t n = make_hello(e, hello, 0x55, 0x66, i);
+		send_all(fd, hello, n);
+		assert_true(wait_n(e, &e->srv.npkts, (size_t)i, 5000));
+		if (prev >= 0) {
+			struct eof_wait w = {prev, false};
+			assert_true(run_until(e, saw_eof, &w, 5000));
+			close(prev);
+		}
+		prev = fd;
+		assert_int_equal(wn_stream_server_conns(e->srv.c), 1);
+		assert_int_equal(wn_stream_server_sessions(e->srv.c), 1);
+	}
+	assert_int_equal(e->srv.ups, 100);
+	assert_int_equal(e->srv.downs, 99);
+	close(prev);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -499,6 +528,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_half_open_reaped, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_bounded_queue, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_churn_stays_bounded, setup,
 	                                    teardown),
 	};
 	(void)count_at_least;
