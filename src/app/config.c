@@ -40,6 +40,7 @@ enum key_id {
 	K_ROTATE_BYTES,
 	K_IDLE_CLOSE,
 	K_MAX_CONNS,
+	K_FAILOVER_AFTER,
 };
 
 #define F_REPEAT 1u
@@ -110,6 +111,10 @@ static const struct keydef keys[] = {
      "tcp/tls: replace a carrier connection after this many bytes "
      "(e.g. 500M; default never)",
      0, 0},
+    {SEC_CLIENT, "failover-after", K_FAILOVER_AFTER, 0, "DURATION",
+     "with several servers: move on after this long without progress "
+     "(default 3s)",
+     500, 600000},
     {SEC_SERVER, "idle-close", K_IDLE_CLOSE, 0, "DURATION",
      "tcp/tls: close a carrier connection silent this long (default "
      "never)",
@@ -169,6 +174,7 @@ void wn_config_init(struct wn_config *cfg)
 	cfg->server.log_level = WN_LOG_INFO;
 	cfg->server.idle_timeout_ms = 30000;
 	cfg->client.log_level = WN_LOG_INFO;
+	cfg->client.failover_ms = 3000;
 	cfg->client.keepalive_ms = 5000;
 	cfg->client.dead_peer_timeout_ms = 15000;
 }
@@ -510,6 +516,8 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 		return set_duration(st, k, v, &c->rotate_after_ms);
 	case K_ROTATE_BYTES:
 		return set_size(st, k, v, UINT64_MAX, &c->rotate_bytes);
+	case K_FAILOVER_AFTER:
+		return set_duration(st, k, v, &c->failover_ms);
 	default:
 		return WN_EINTERNAL;
 	}

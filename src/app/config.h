@@ -9,7 +9,8 @@
  *                               max-conns
  *   [client]              keys: server, server-key, key, log-level, api,
  *                               keepalive, dead-peer-timeout, sni,
- *                               rotate-after, rotate-bytes
+ *                               rotate-after, rotate-bytes,
+ *                               failover-after
  *   [forward NAME]        keys: listen, target (client side port forwards)
  *
  * Every key is also a command-line flag of its role (`--server-key X`,
@@ -114,6 +115,7 @@ struct wn_client_cfg {
 	char sni[WN_HOSTNAME_MAX + 1];
 	uint32_t rotate_after_ms; /* 0: never */
 	uint64_t rotate_bytes;    /* 0: never */
+	uint32_t failover_ms;     /* several servers: move on after */
 	uint64_t set_mask, file_mask;
 };
 

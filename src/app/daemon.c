@@ -257,6 +257,7 @@ int wn_cmd_client(int argc, char **argv)
 	o.idle_timeout_ms = cc->dead_peer_timeout_ms;
 	o.keepalive_ms = cc->keepalive_ms;
 	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
+	o.failover_ms = cc->failover_ms;
 	int rc = wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
 	if (rc != 0) {
 		WN_LOG(&d->log, WN_LOG_ERROR, "main", "cannot start: %s",
