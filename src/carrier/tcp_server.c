@@ -289,11 +289,31 @@ static void on_not_tls(struct sconn *s, const uint8_t *p, size_t n)
 	answer(tc, wn_http_looks_like_request(p, n), 1);
 }
 
+/* The table is full: forgets the session idle longest, if one has no
+ * connection. Anyone who knows the server's public key can make sessions
+ * (the engine inside rejects them), so a full table must not lock out new
+ * clients while such sessions age. Returns true if one was forgotten. */
+static bool evict_one(struct tsrv *t)
+{
+	struct tsess *oldest = NULL;
+
+	for (struct link *l = t->sessions.next; l != &t->sessions;
+	     l = l->next) {
+		struct tsess *ss = link_entry(l, struct tsess, link);
+		if (!ss->conn && (!oldest || ss->last_ms < oldest->last_ms))
+			oldest = ss;
+	}
+	if (!oldest)
+		return false;
+	sess_free(t, oldest);
+	return true;
+}
+
 static struct tsess *sess_new(struct tsrv *t, const struct wn_preamble *p)
 {
 	struct tsess *ss;
 
-	if (t->nsessions >= MAX_SESSIONS)
+	if (t->nsessions >= MAX_SESSIONS && !evict_one(t))
 		return NULL;
 	ss = calloc(1, sizeof(*ss));
 	if (!ss)
