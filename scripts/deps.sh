@@ -10,7 +10,7 @@ BUILD_PKGS=(gcc make cmake pkg-config libc6-dev
 	libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
 	libjansson-dev libmicrohttpd-dev)
 TEST_PKGS=(libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev
-	clang-format iproute2 iputils-ping socat iperf3 procps)
+	clang-format iproute2 iputils-ping socat iperf3 procps curl)
 
 case "${1:-all}" in
 build) want=("${BUILD_PKGS[@]}") ;;

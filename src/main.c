@@ -78,6 +78,9 @@ static int cmd_help(int argc, char **argv)
 		       buf);
 		printf("\n[forward NAME] keys: listen = [tcp://]HOST:PORT or "
 		       "unix:PATH, target = HOST:PORT or unix:PATH\n");
+		printf("\n[socks5 NAME] keys: listen = [tcp://]HOST:PORT or "
+		       "unix:PATH, eager = yes|no (default yes), user = "
+		       "NAME:PASSWORD (repeatable), users-file = FILE\n");
 	}
 	return 0;
 }

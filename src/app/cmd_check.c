@@ -82,6 +82,14 @@ static void summary(const struct wn_config *cfg, enum wn_role role)
 			       wn_endpoint_format(&cfg->forwards[i].target, t,
 			                          sizeof(t)));
 		}
+		for (size_t i = 0; i < cfg->n_socks; i++) {
+			const struct wn_socks5_cfg *sk = &cfg->socks[i];
+			printf(
+			    "  socks5 %s: %s, %s, %zu user%s\n", sk->name,
+			    wn_endpoint_format(&sk->listen, buf, sizeof(buf)),
+			    sk->eager ? "eager" : "standard", sk->n_users,
+			    sk->n_users == 1 ? "" : "s");
+		}
 	}
 }
 
@@ -109,6 +117,8 @@ int wn_cmd_check(int argc, char **argv)
 	wn_cli_load(&cfg, o.role, argc, argv, role_opt, &o);
 	wn_config_validate(&cfg, o.role);
 	wn_config_load_keys(&cfg, o.role, NULL, NULL);
+	if (o.role != WN_ROLE_SERVER)
+		wn_config_load_users(&cfg);
 	int rc = 0;
 	if (cfg.n_diags > 0 || cfg.oom) {
 		wn_cli_print_diags(&cfg, stderr);

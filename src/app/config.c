@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "app/keyfile.h"
 #include "util/err.h"
@@ -17,6 +18,7 @@ enum sec_bit {
 	SEC_SERVER = 1,
 	SEC_CLIENT = 2,
 	SEC_FORWARD = 4,
+	SEC_SOCKS5 = 8,
 };
 
 enum key_id {
@@ -41,6 +43,11 @@ enum key_id {
 	K_IDLE_CLOSE,
 	K_MAX_CONNS,
 	K_FAILOVER_AFTER,
+	K_ENGINE,
+	K_MODE,
+	K_EAGER,
+	K_USER,
+	K_USERS_FILE,
 };
 
 #define F_REPEAT 1u
@@ -122,10 +129,26 @@ static const struct keydef keys[] = {
     {SEC_SERVER, "max-conns", K_MAX_CONNS, 0, "N",
      "tcp/tls: at most N carrier connections per listener (default 4096)", 0,
      0},
+    {SEC_SERVER | SEC_CLIENT, "engine", K_ENGINE, 0, "quic|kcp",
+     "the tunnel engine; both ends must match (default quic)", 0, 0},
+    {SEC_SERVER | SEC_CLIENT, "mode", K_MODE, 0, "MODE",
+     "kcp engine preset: normal, fast, fast2 or fast3 (default)", 0, 0},
     {SEC_FORWARD, "listen", K_LISTEN, 0, "[tcp://]HOST:PORT|unix:PATH",
      "where the client accepts connections for this forward", 0, 0},
     {SEC_FORWARD, "target", K_TARGET, 0, "HOST:PORT|unix:PATH",
      "what the server connects each stream to", 0, 0},
+    {SEC_SOCKS5, "listen", K_LISTEN, 0, "[tcp://]HOST:PORT|unix:PATH",
+     "where the client accepts SOCKS5 connections", 0, 0},
+    {SEC_SOCKS5, "eager", K_EAGER, 0, "yes|no",
+     "answer the SOCKS client at once and send the target with its first "
+     "data (default yes); no: wait for the server's answer",
+     0, 0},
+    {SEC_SOCKS5, "user", K_USER, F_REPEAT, "NAME:PASSWORD",
+     "require username/password authentication (repeatable)", 0, 0},
+    {SEC_SOCKS5, "users-file", K_USERS_FILE, 0, "FILE",
+     "a file of NAME:PASSWORD lines (mode 600: looser is refused), read at "
+     "start",
+     0, 0},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -177,6 +200,10 @@ void wn_config_init(struct wn_config *cfg)
 	cfg->client.failover_ms = 3000;
 	cfg->client.keepalive_ms = 5000;
 	cfg->client.dead_peer_timeout_ms = 15000;
+	snprintf(cfg->server.engine.mode, sizeof(cfg->server.engine.mode),
+	         "fast3");
+	snprintf(cfg->client.engine.mode, sizeof(cfg->client.engine.mode),
+	         "fast3");
 }
 
 void wn_config_free(struct wn_config *cfg)
@@ -186,6 +213,15 @@ void wn_config_free(struct wn_config *cfg)
 	free(cfg->server.allow);
 	free(cfg->client.server);
 	free(cfg->forwards);
+	for (size_t i = 0; i < cfg->n_socks; i++) {
+		/* Passwords do not linger in freed memory. */
+		if (cfg->socks[i].users)
+			memset(cfg->socks[i].users, 0,
+			       cfg->socks[i].n_users *
+			           sizeof(*cfg->socks[i].users));
+		free(cfg->socks[i].users);
+	}
+	free(cfg->socks);
 	for (size_t i = 0; i < cfg->n_diags; i++)
 		free(cfg->diags[i].text);
 	free(cfg->diags);
@@ -375,6 +411,30 @@ static int set_log_level(const struct setting *st, const struct keydef *k,
 	return 0;
 }
 
+static int set_engine(const struct setting *st, const struct keydef *k,
+                      const char *v, struct wn_engine_cfg *e)
+{
+	if (k->id == K_ENGINE) {
+		if (strcmp(v, "quic") == 0)
+			e->kind = WN_ENGINE_QUIC;
+		else if (strcmp(v, "kcp") == 0)
+			e->kind = WN_ENGINE_KCP;
+		else {
+			bad(st, k, v, "expected quic or kcp");
+			return WN_EINVAL;
+		}
+		return 0;
+	}
+	static const char *const modes[] = {"normal", "fast", "fast2", "fast3"};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(v, modes[i]) == 0) {
+			snprintf(e->mode, sizeof(e->mode), "%s", v);
+			return 0;
+		}
+	bad(st, k, v, "expected normal, fast, fast2 or fast3");
+	return WN_EINVAL;
+}
+
 #define TARGET_EXPECT "HOST:PORT or unix:PATH"
 #define API_EXPECT "HOST:PORT, e.g. 127.0.0.1:7070"
 #define CARRIER_EXPECT "udp://, tcp:// or tls://HOST:PORT"
@@ -469,6 +529,9 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 		s->max_conns = (uint32_t)n;
 		return 0;
 	}
+	case K_ENGINE:
+	case K_MODE:
+		return set_engine(st, k, v, &s->engine);
 	default:
 		return WN_EINTERNAL;
 	}
@@ -518,6 +581,9 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 		return set_size(st, k, v, UINT64_MAX, &c->rotate_bytes);
 	case K_FAILOVER_AFTER:
 		return set_duration(st, k, v, &c->failover_ms);
+	case K_ENGINE:
+	case K_MODE:
+		return set_engine(st, k, v, &c->engine);
 	default:
 		return WN_EINTERNAL;
 	}
@@ -546,10 +612,97 @@ static int set_forward_key(const struct setting *st, struct wn_forward_cfg *f,
 	}
 }
 
+/* "NAME:PASSWORD" into a user; the first ':' splits. */
+static int parse_user(const char *v, size_t n, struct wn_socks5_user *u,
+                      const char **why)
+{
+	const char *colon = memchr(v, ':', n);
+
+	if (!colon || colon == v) {
+		*why = "expected NAME:PASSWORD";
+		return WN_EINVAL;
+	}
+	if ((size_t)(colon - v) > WN_SOCKS5_CRED_LEN ||
+	    n - (size_t)(colon - v) - 1 > WN_SOCKS5_CRED_LEN) {
+		*why = "name and password are at most 255 bytes each";
+		return WN_EINVAL;
+	}
+	memset(u, 0, sizeof(*u));
+	memcpy(u->name, v, (size_t)(colon - v));
+	memcpy(u->pass, colon + 1, n - (size_t)(colon - v) - 1);
+	return 0;
+}
+
+static int add_user(struct wn_config *cfg, struct wn_socks5_cfg *sk,
+                    const struct wn_socks5_user *u, const char **why)
+{
+	struct wn_socks5_user *slot;
+
+	for (size_t i = 0; i < sk->n_users; i++)
+		if (strcmp(sk->users[i].name, u->name) == 0) {
+			*why = "this user is listed twice";
+			return WN_EINVAL;
+		}
+	slot = grow(cfg, &sk->users, &sk->n_users, sizeof(*slot));
+	if (slot)
+		*slot = *u;
+	return 0;
+}
+
+static int set_socks_key(const struct setting *st, struct wn_socks5_cfg *sk,
+                         const struct keydef *k, const char *v)
+{
+	struct wn_socks5_user u;
+	const char *why = NULL;
+	int rc;
+
+	switch (k->id) {
+	case K_LISTEN:
+		if (set_endpoint(
+		        st, k, v, WN_SCHEME_TCP | WN_SCHEME_UNIX | PORT_ZERO_OK,
+		        WN_SCHEME_TCP, "[tcp://]HOST:PORT or unix:PATH",
+		        &sk->listen) != 0)
+			return WN_EINVAL;
+		sk->has_listen = true;
+		return 0;
+	case K_EAGER:
+		if (!strcmp(v, "yes") || !strcmp(v, "true") ||
+		    !strcmp(v, "on")) {
+			sk->eager = true;
+		} else if (!strcmp(v, "no") || !strcmp(v, "false") ||
+		           !strcmp(v, "off")) {
+			sk->eager = false;
+		} else {
+			bad(st, k, v, "expected yes or no");
+			return WN_EINVAL;
+		}
+		return 0;
+	case K_USER:
+		rc = parse_user(v, strlen(v), &u, &why);
+		if (rc == 0)
+			rc = add_user(st->cfg, sk, &u, &why);
+		memset(&u, 0, sizeof(u));
+		if (rc != 0) {
+			/* Never echo a password into a diagnostic. */
+			wn_config_diag(st->cfg, "%s: [%s] %s: %s", st->origin,
+			               st->secname, k->name, why);
+			return WN_EINVAL;
+		}
+		return 0;
+	case K_USERS_FILE:
+		return set_path(st, k, v, sk->users_file,
+		                sk->users_file_origin);
+	default:
+		return WN_EINTERNAL;
+	}
+}
+
 /* Applies key=value to one section object, enforcing "set once in files"
- * for single-valued keys. `sec` is the section kind. */
+ * for single-valued keys. `sec` is the section kind; fwd or sk is the
+ * section object of a [forward] or [socks5] section. */
 static int apply(const struct setting *st, unsigned sec,
-                 struct wn_forward_cfg *fwd, const char *name, const char *v)
+                 struct wn_forward_cfg *fwd, struct wn_socks5_cfg *sk,
+                 const char *name, const char *v)
 {
 	const struct keydef *k = find_key(sec, name);
 	if (!k) {
@@ -564,6 +717,9 @@ static int apply(const struct setting *st, unsigned sec,
 	} else if (sec == SEC_CLIENT) {
 		set_mask = &st->cfg->client.set_mask;
 		file_mask = &st->cfg->client.file_mask;
+	} else if (sec == SEC_SOCKS5) {
+		set_mask = &sk->set_mask;
+		file_mask = &sk->file_mask;
 	} else {
 		set_mask = &fwd->set_mask;
 		file_mask = &fwd->file_mask;
@@ -581,6 +737,8 @@ static int apply(const struct setting *st, unsigned sec,
 		rc = set_server_key(st, k, v);
 	else if (sec == SEC_CLIENT)
 		rc = set_client_key(st, k, v);
+	else if (sec == SEC_SOCKS5)
+		rc = set_socks_key(st, sk, k, v);
 	else
 		rc = set_forward_key(st, fwd, k, v);
 	/* Marked even when the value was bad: it was reported as malformed
@@ -634,6 +792,7 @@ struct parse {
 	char secname[WN_FORWARD_NAME_MAX + 16];
 	bool seen_section;
 	size_t fwd_idx;
+	size_t socks_idx;
 };
 
 static void perr(struct parse *p, const char *fmt, ...)
@@ -646,6 +805,61 @@ static void perr(struct parse *p, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	wn_config_diag(p->cfg, "%s:%u: %s", p->name, p->line, msg);
+}
+
+static struct wn_socks5_cfg *find_socks(struct wn_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_socks; i++)
+		if (strcmp(cfg->socks[i].name, name) == 0)
+			return &cfg->socks[i];
+	return NULL;
+}
+
+/* A new SOCKS5 proxy with its defaults; NULL when out of memory. */
+static struct wn_socks5_cfg *new_socks(struct wn_config *cfg, const char *name,
+                                       const char *origin)
+{
+	struct wn_socks5_cfg *sk =
+	    grow(cfg, &cfg->socks, &cfg->n_socks, sizeof(*sk));
+
+	if (!sk)
+		return NULL;
+	snprintf(sk->name, sizeof(sk->name), "%s", name);
+	snprintf(sk->origin, sizeof(sk->origin), "%s", origin);
+	sk->eager = true;
+	return sk;
+}
+
+static void open_socks_section(struct parse *p, const char *sname)
+{
+	struct wn_socks5_cfg *sk;
+	char origin[WN_ORIGIN_MAX];
+
+	while (*sname == ' ')
+		sname++;
+	if (!*sname) {
+		perr(p, "a socks5 section needs a name: [socks5 NAME]");
+		return;
+	}
+	if (!forward_name_valid(sname)) {
+		perr(p,
+		     "socks5 name \"%s\" must be 1-63 letters, digits, '-', "
+		     "'_' or '.'",
+		     sname);
+		return;
+	}
+	sk = find_socks(p->cfg, sname);
+	if (sk) {
+		perr(p, "section [socks5 %s] appears twice (first at %s)",
+		     sname, sk->origin);
+		return;
+	}
+	snprintf(origin, sizeof(origin), "%s:%u", p->name, p->line);
+	if (!new_socks(p->cfg, sname, origin))
+		return;
+	p->sec = SEC_SOCKS5;
+	p->socks_idx = p->cfg->n_socks - 1;
+	snprintf(p->secname, sizeof(p->secname), "socks5 %s", sname);
 }
 
 static void open_section(struct parse *p, const char *s, size_t n)
@@ -715,9 +929,14 @@ static void open_section(struct parse *p, const char *s, size_t n)
 		snprintf(p->secname, sizeof(p->secname), "forward %s", fname);
 		return;
 	}
+	if (strncmp(name, "socks5", 6) == 0 &&
+	    (name[6] == '\0' || name[6] == ' ')) {
+		open_socks_section(p, name + 6);
+		return;
+	}
 	perr(p,
-	     "unknown section [%s] (expected [server], [client] or "
-	     "[forward NAME])",
+	     "unknown section [%s] (expected [server], [client], "
+	     "[forward NAME] or [socks5 NAME])",
 	     name);
 }
 
@@ -842,7 +1061,9 @@ static int handler(void *user, const char *section, const char *name,
 	(void)section; /* the reader tracks sections with their lines */
 	struct wn_forward_cfg *f =
 	    p->sec == SEC_FORWARD ? &p->cfg->forwards[p->fwd_idx] : NULL;
-	apply(&st, p->sec, f, name, value);
+	struct wn_socks5_cfg *sk =
+	    p->sec == SEC_SOCKS5 ? &p->cfg->socks[p->socks_idx] : NULL;
+	apply(&st, p->sec, f, sk, name, value);
 	return 1; /* keep going: report every problem */
 }
 
@@ -922,7 +1143,8 @@ bool wn_config_is_flag(enum wn_role role, const char *key)
 	unsigned sec = role == WN_ROLE_SERVER   ? SEC_SERVER
 	               : role == WN_ROLE_CLIENT ? SEC_CLIENT
 	                                        : 0;
-	if (role == WN_ROLE_CLIENT && strcmp(key, "L") == 0)
+	if (role == WN_ROLE_CLIENT &&
+	    (strcmp(key, "L") == 0 || strcmp(key, "D") == 0))
 		return true;
 	return sec && find_key(sec, key) != NULL;
 }
@@ -955,10 +1177,30 @@ static int add_cli_forward(struct wn_config *cfg, const char *flag,
 	struct setting st = {.cfg = cfg, .origin = flag, .secname = secname};
 	char listen[1024];
 	snprintf(listen, sizeof(listen), "%.*s", (int)(eq - spec), spec);
-	int rc = apply(&st, SEC_FORWARD, f, "listen", listen);
-	if (apply(&st, SEC_FORWARD, f, "target", eq + 1) != 0)
+	int rc = apply(&st, SEC_FORWARD, f, NULL, "listen", listen);
+	if (apply(&st, SEC_FORWARD, f, NULL, "target", eq + 1) != 0)
 		rc = WN_ECONFIG;
 	return rc;
+}
+
+/* -D LISTEN: a SOCKS5 proxy named D1, D2, ... with the defaults. */
+static int add_cli_socks(struct wn_config *cfg, const char *flag,
+                         const char *listen)
+{
+	char name[16], secname[WN_FORWARD_NAME_MAX + 16];
+	unsigned idx = 0;
+	struct wn_socks5_cfg *sk;
+
+	for (size_t i = 0; i < cfg->n_socks; i++)
+		if (cfg->socks[i].name[0] == 'D')
+			idx++;
+	snprintf(name, sizeof(name), "D%u", idx + 1);
+	sk = new_socks(cfg, name, flag);
+	if (!sk)
+		return WN_ENOMEM;
+	snprintf(secname, sizeof(secname), "socks5 %s", name);
+	struct setting st = {.cfg = cfg, .origin = flag, .secname = secname};
+	return apply(&st, SEC_SOCKS5, NULL, sk, "listen", listen);
 }
 
 int wn_config_set_flag(struct wn_config *cfg, enum wn_role role,
@@ -966,6 +1208,10 @@ int wn_config_set_flag(struct wn_config *cfg, enum wn_role role,
 {
 	if (role == WN_ROLE_CLIENT && strcmp(key, "L") == 0)
 		return add_cli_forward(cfg, flag, value);
+	if (role == WN_ROLE_CLIENT && strcmp(key, "D") == 0) {
+		cfg->client.present = true;
+		return add_cli_socks(cfg, flag, value);
+	}
 	unsigned sec = role == WN_ROLE_SERVER ? SEC_SERVER : SEC_CLIENT;
 	struct wn_server_cfg *s = &cfg->server;
 	struct wn_client_cfg *c = &cfg->client;
@@ -984,7 +1230,7 @@ int wn_config_set_flag(struct wn_config *cfg, enum wn_role role,
 		               st.secname);
 		return WN_ECONFIG;
 	}
-	return apply(&st, sec, NULL, key, value);
+	return apply(&st, sec, NULL, NULL, key, value);
 }
 
 /* ---- validation ------------------------------------------------------ */
@@ -1065,11 +1311,13 @@ static void validate_client(struct wn_config *cfg)
 		               "%s: [client] keepalive (%ums) must be shorter "
 		               "than dead-peer-timeout (%ums)",
 		               o, c->keepalive_ms, c->dead_peer_timeout_ms);
-	if (cfg->n_forwards == 0)
-		wn_config_diag(cfg,
-		               "%s: [client] has nothing to do: add a [forward "
-		               "NAME] section or -L LISTEN=TARGET",
-		               o);
+	if (cfg->n_forwards == 0 && cfg->n_socks == 0)
+		wn_config_diag(
+		    cfg,
+		    "%s: [client] has nothing to do: add a [forward "
+		    "NAME] section, -L LISTEN=TARGET, a [socks5 NAME] "
+		    "section or -D LISTEN",
+		    o);
 }
 
 static bool same_listen(const struct wn_endpoint *a,
@@ -1108,11 +1356,42 @@ static void validate_forwards(struct wn_config *cfg)
 	}
 }
 
+static void validate_socks(struct wn_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_socks; i++) {
+		struct wn_socks5_cfg *sk = &cfg->socks[i];
+		if (!has(sk->set_mask, SEC_SOCKS5, "listen"))
+			wn_config_diag(cfg,
+			               "%s: [socks5 %s] listen is required",
+			               sk->origin, sk->name);
+		if (!sk->has_listen)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			if (cfg->socks[j].has_listen &&
+			    same_listen(&sk->listen, &cfg->socks[j].listen))
+				wn_config_diag(
+				    cfg,
+				    "%s: [socks5 %s] listens on the same "
+				    "address as [socks5 %s] (%s)",
+				    sk->origin, sk->name, cfg->socks[j].name,
+				    cfg->socks[j].origin);
+		for (size_t j = 0; j < cfg->n_forwards; j++)
+			if (cfg->forwards[j].has_listen &&
+			    same_listen(&sk->listen, &cfg->forwards[j].listen))
+				wn_config_diag(
+				    cfg,
+				    "%s: [socks5 %s] listens on the same "
+				    "address as [forward %s] (%s)",
+				    sk->origin, sk->name, cfg->forwards[j].name,
+				    cfg->forwards[j].origin);
+	}
+}
+
 int wn_config_validate(struct wn_config *cfg, enum wn_role role)
 {
 	size_t before = cfg->n_diags;
-	bool any =
-	    cfg->server.present || cfg->client.present || cfg->n_forwards > 0;
+	bool any = cfg->server.present || cfg->client.present ||
+	           cfg->n_forwards > 0 || cfg->n_socks > 0;
 	if (role == WN_ROLE_NONE && !any)
 		wn_config_diag(cfg, "nothing configured: expected a [server] "
 		                    "or [client] section");
@@ -1122,8 +1401,10 @@ int wn_config_validate(struct wn_config *cfg, enum wn_role role)
 	if (role == WN_ROLE_CLIENT ||
 	    (role == WN_ROLE_NONE && cfg->client.present))
 		validate_client(cfg);
-	if (role != WN_ROLE_SERVER)
+	if (role != WN_ROLE_SERVER) {
 		validate_forwards(cfg);
+		validate_socks(cfg);
+	}
 	return cfg->n_diags == before && !cfg->oom ? 0 : WN_ECONFIG;
 }
 
@@ -1155,6 +1436,69 @@ int wn_config_load_keys(struct wn_config *cfg, enum wn_role role,
 	return cfg->n_diags == before ? 0 : WN_ECONFIG;
 }
 
+/* Reads one users-file into sk. Lines are "NAME:PASSWORD". */
+static void load_users_file(struct wn_config *cfg, struct wn_socks5_cfg *sk)
+{
+	const char *path = sk->users_file;
+	FILE *f = fopen(path, "r");
+	char line[WN_SOCKS5_CRED_LEN * 2 + 8];
+	struct wn_socks5_user u;
+	const char *why;
+	unsigned lineno = 0;
+	size_t n;
+
+	struct stat st;
+
+	if (!f) {
+		wn_config_diag(cfg, "%s: [socks5 %s] users-file: %s: %s",
+		               sk->users_file_origin, sk->name, path,
+		               strerror(errno));
+		return;
+	}
+	/* Passwords, like private keys, are for the owner's eyes only. */
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		wn_config_diag(cfg,
+		               "%s: [socks5 %s] users-file: %s: not a regular "
+		               "file, or accessible by group or others (mode "
+		               "%04o; run: chmod 600 FILE)",
+		               sk->users_file_origin, sk->name, path,
+		               (unsigned)(st.st_mode & 07777));
+		fclose(f);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		n = strlen(line);
+		if (n == sizeof(line) - 1 && line[n - 1] != '\n') {
+			wn_config_diag(cfg, "%s:%u: line too long", path,
+			               lineno);
+			break;
+		}
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (n == 0 || line[0] == '#')
+			continue;
+		why = NULL;
+		if (parse_user(line, n, &u, &why) != 0 ||
+		    add_user(cfg, sk, &u, &why) != 0)
+			wn_config_diag(cfg, "%s:%u: %s", path, lineno, why);
+		memset(&u, 0, sizeof(u));
+	}
+	memset(line, 0, sizeof(line));
+	fclose(f);
+}
+
+int wn_config_load_users(struct wn_config *cfg)
+{
+	size_t before = cfg->n_diags;
+
+	for (size_t i = 0; i < cfg->n_socks; i++)
+		if (cfg->socks[i].users_file[0])
+			load_users_file(cfg, &cfg->socks[i]);
+	return cfg->n_diags == before && !cfg->oom ? 0 : WN_ECONFIG;
+}
+
 size_t wn_config_describe(enum wn_role role, char *buf, size_t cap)
 {
 	unsigned sec = role == WN_ROLE_SERVER ? SEC_SERVER : SEC_CLIENT;
@@ -1177,6 +1521,13 @@ size_t wn_config_describe(enum wn_role role, char *buf, size_t cap)
 		                 "-L [tcp://|unix:]LISTEN=TARGET",
 		                 "forward LISTEN to TARGET via the server "
 		                 "(repeatable)");
+		if (n > 0)
+			len += (size_t)n;
+		n = snprintf(buf + (len < cap ? len : cap),
+		             len < cap ? cap - len : 0, "  %-38s %s\n",
+		             "-D [tcp://|unix:]LISTEN",
+		             "a SOCKS5 proxy on LISTEN, eager, no "
+		             "authentication (repeatable)");
 		if (n > 0)
 			len += (size_t)n;
 	}

@@ -4,17 +4,20 @@
  * one per tunnel:
  *
  *   [server]              keys: listen, key, allow-client, allow, target,
- *                               log-level, api, idle-timeout, tls-cert,
- *                               tls-key, fallback, sni, idle-close,
- *                               max-conns
+ *                               log-level, api, idle-timeout, engine, mode,
+ *                               tls-cert, tls-key, fallback, sni,
+ *                               idle-close, max-conns
  *   [client]              keys: server, server-key, key, log-level, api,
- *                               keepalive, dead-peer-timeout, sni,
- *                               rotate-after, rotate-bytes,
+ *                               keepalive, dead-peer-timeout, engine, mode,
+ *                               sni, rotate-after, rotate-bytes,
  *                               failover-after
  *   [forward NAME]        keys: listen, target (client side port forwards)
+ *   [socks5 NAME]         keys: listen, eager, user, users-file (client
+ *                               side SOCKS5 proxies)
  *
  * Every key is also a command-line flag of its role (`--server-key X`,
- * `--allow X`), and the client's `-L LISTEN=TARGET` adds a forward. Flags are
+ * `--allow X`), the client's `-L LISTEN=TARGET` adds a forward and its
+ * `-D LISTEN` a SOCKS5 proxy with the defaults (eager, no authentication). Flags are
  * applied after files: a flag replaces a single-valued key set in a file and
  * adds to a repeatable one.
  *
@@ -69,6 +72,37 @@ enum wn_cfg_fallback {
 	WN_CFG_FALLBACK_FILE,
 };
 
+/* Which engine carries the tunnel, and its tuning. */
+enum wn_engine_kind {
+	WN_ENGINE_QUIC = 0,
+	WN_ENGINE_KCP,
+};
+
+struct wn_engine_cfg {
+	enum wn_engine_kind kind;
+	char mode[16]; /* kcp: normal, fast, fast2, fast3 (default) */
+};
+
+/* A SOCKS5 user: name (1..255 bytes) and password (0..255 bytes). */
+#define WN_SOCKS5_CRED_LEN 255
+struct wn_socks5_user {
+	char name[WN_SOCKS5_CRED_LEN + 1];
+	char pass[WN_SOCKS5_CRED_LEN + 1];
+};
+
+struct wn_socks5_cfg {
+	char name[WN_FORWARD_NAME_MAX + 1];
+	char origin[WN_ORIGIN_MAX]; /* where it was declared */
+	bool has_listen;
+	struct wn_endpoint listen; /* tcp or unix */
+	bool eager;                /* default true: answer at once */
+	struct wn_socks5_user *users;
+	size_t n_users;               /* none: no authentication */
+	char users_file[WN_PATH_MAX]; /* "" if none; read by load_users */
+	char users_file_origin[WN_ORIGIN_MAX];
+	uint64_t set_mask, file_mask;
+};
+
 struct wn_server_cfg {
 	bool present;
 	char origin[WN_ORIGIN_MAX];
@@ -94,6 +128,7 @@ struct wn_server_cfg {
 	char sni[WN_HOSTNAME_MAX + 1];
 	uint32_t idle_close_ms; /* 0: never */
 	uint32_t max_conns;     /* 0: the carrier's default */
+	struct wn_engine_cfg engine;
 	uint64_t set_mask, file_mask;
 };
 
@@ -116,6 +151,7 @@ struct wn_client_cfg {
 	uint32_t rotate_after_ms; /* 0: never */
 	uint64_t rotate_bytes;    /* 0: never */
 	uint32_t failover_ms;     /* several servers: move on after */
+	struct wn_engine_cfg engine;
 	uint64_t set_mask, file_mask;
 };
 
@@ -124,6 +160,8 @@ struct wn_config {
 	struct wn_client_cfg client;
 	struct wn_forward_cfg *forwards;
 	size_t n_forwards;
+	struct wn_socks5_cfg *socks;
+	size_t n_socks;
 	struct wn_diag *diags;
 	size_t n_diags;
 	bool oom; /* an allocation failed: diagnostics may be incomplete */
@@ -146,7 +184,8 @@ int wn_config_parse_string(struct wn_config *cfg, const char *name,
 int wn_config_parse_file(struct wn_config *cfg, const char *path);
 
 /* Applies one setting from the command line to the role's section (or, for
- * role client and key "L", adds a forward "LISTEN=TARGET"). `flag` is the
+ * role client and key "L", adds a forward "LISTEN=TARGET"; key "D" adds a
+ * SOCKS5 proxy listening on the value). `flag` is the
  * flag as written, for diagnostics. Returns 0 or WN_ECONFIG. */
 int wn_config_set_flag(struct wn_config *cfg, enum wn_role role,
                        const char *flag, const char *key, const char *value);
@@ -165,6 +204,11 @@ int wn_config_validate(struct wn_config *cfg, enum wn_role role);
 int wn_config_load_keys(struct wn_config *cfg, enum wn_role role,
                         struct wn_identity *server_id,
                         struct wn_identity *client_id);
+
+/* Reads the users-file of every [socks5] section and appends its users
+ * ("NAME:PASSWORD" lines; blank lines and lines starting with '#' are
+ * skipped). Returns 0 or WN_ECONFIG (with diagnostics). */
+int wn_config_load_users(struct wn_config *cfg);
 
 /* Records a diagnostic; exposed for the command layer. */
 void wn_config_diag(struct wn_config *cfg, const char *fmt, ...)

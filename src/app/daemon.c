@@ -1,6 +1,6 @@
 /* `warren server` and `warren client`: wiring from configuration to a
  * running loop. Server: udp carriers -> QUIC server -> dialer. Client:
- * forwards -> QUIC client -> udp carrier. SIGINT/SIGTERM shut down cleanly
+ * forwards and SOCKS5 proxies -> QUIC client -> udp carrier. SIGINT/SIGTERM shut down cleanly
  * (CONNECTION_CLOSE to the peer, every socket closed, exit 0). */
 #include <netdb.h>
 #include <signal.h>
@@ -14,9 +14,11 @@
 #include "app/config.h"
 #include "carrier/stream.h"
 #include "carrier/udp.h"
+#include "engine/kcp.h"
 #include "engine/quic.h"
 #include "front/dialer.h"
 #include "front/forward.h"
+#include "front/socks5.h"
 #include "io/loop.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -30,13 +32,17 @@ struct daemon {
 	struct wn_identity id;
 	uv_signal_t sigint, sigterm;
 	int stopping;
-	/* server */
+	/* server: one engine */
 	struct wn_quic_server *srv;
+	struct wn_kcp_server *ksrv;
 	struct wn_dialer *dialer;
-	/* client */
+	/* client: one engine */
 	struct wn_quic_client *cli;
+	struct wn_kcp_client *kcli;
 	struct wn_forward **fwd;
 	size_t nfwd;
+	struct wn_socks5_front **socks;
+	size_t nsocks;
 	struct wn_carrier *carriers[MAX_CARRIERS];
 	size_t ncarriers;
 };
@@ -72,10 +78,16 @@ static void shutdown_daemon(struct daemon *d, const char *why)
 	WN_LOG(&d->log, WN_LOG_INFO, "main", "shutting down (%s)", why);
 	for (size_t i = 0; i < d->nfwd; i++)
 		wn_forward_close(d->fwd[i]);
+	for (size_t i = 0; i < d->nsocks; i++)
+		wn_socks5_front_close(d->socks[i]);
 	if (d->cli)
 		wn_quic_client_close(d->cli);
+	if (d->kcli)
+		wn_kcp_client_close(d->kcli);
 	if (d->srv)
 		wn_quic_server_close(d->srv);
+	if (d->ksrv)
+		wn_kcp_server_close(d->ksrv);
 	if (d->dialer)
 		wn_dialer_close(d->dialer);
 	/* The engines have sent their CONNECTION_CLOSE by now. */
@@ -101,6 +113,8 @@ static int load(struct daemon *d, enum wn_role role, int argc, char **argv)
 		wn_config_load_keys(&d->cfg, role,
 		                    role == WN_ROLE_SERVER ? &d->id : NULL,
 		                    role == WN_ROLE_CLIENT ? &d->id : NULL);
+	if (d->cfg.n_diags == 0 && role == WN_ROLE_CLIENT)
+		wn_config_load_users(&d->cfg);
 	if (d->cfg.n_diags > 0 || d->cfg.oom) {
 		wn_cli_print_diags(&d->cfg, stderr);
 		fprintf(stderr, "warren %s: configuration has %zu problem%s\n",
@@ -138,6 +152,7 @@ static int finish(struct daemon *d, int rc)
 	wn_loop_close(&d->loop);
 	wn_identity_wipe(&d->id);
 	free(d->fwd);
+	free(d->socks);
 	wn_config_free(&d->cfg);
 	free(d);
 	return rc;
@@ -149,6 +164,16 @@ static void quic_opts(struct daemon *d, struct wn_quic_opts *o)
 	o->loop = &d->loop;
 	o->log = &d->log;
 	o->id = &d->id;
+}
+
+static void kcp_opts(struct daemon *d, const struct wn_engine_cfg *e,
+                     struct wn_kcp_engine_opts *o)
+{
+	wn_kcp_engine_opts_default(o);
+	o->loop = &d->loop;
+	o->log = &d->log;
+	o->id = &d->id;
+	snprintf(o->mode, sizeof(o->mode), "%s", e->mode);
 }
 
 int wn_cmd_server(int argc, char **argv)
@@ -169,22 +194,31 @@ int wn_cmd_server(int argc, char **argv)
 	}
 	struct wn_quic_opts o;
 	quic_opts(d, &o);
+	struct wn_kcp_engine_opts ko;
+	kcp_opts(d, &sc->engine, &ko);
+	int kcp = sc->engine.kind == WN_ENGINE_KCP;
 	/* A relay must be able to hold a whole stream window of delivered,
 	 * unconsumed data (tunnel.h). */
-	struct wn_dialer_opts dopts = {.out_limit = o.stream_window_max};
+	struct wn_dialer_opts dopts = {.out_limit = kcp ? ko.stream_window
+	                                                : o.stream_window_max};
 	int rc = wn_dialer_new(&d->loop, &d->log, sc, &dopts, &d->dialer);
-	o.idle_timeout_ms = sc->idle_timeout_ms;
-	o.keepalive_ms = 0;
-	if (rc == 0)
-		rc = wn_quic_server_new(
-		    &o, (const uint8_t(*)[WN_KEY_LEN])sc->allow_client,
-		    sc->n_allow_client, wn_dialer_handler(d->dialer), &d->srv);
+	o.idle_timeout_ms = ko.idle_timeout_ms = sc->idle_timeout_ms;
+	o.keepalive_ms = ko.keepalive_ms = 0;
+	const uint8_t(*clients)[WN_KEY_LEN] =
+	    (const uint8_t(*)[WN_KEY_LEN])sc->allow_client;
+	if (rc == 0 && kcp)
+		rc = wn_kcp_server_new(&ko, clients, sc->n_allow_client,
+		                       wn_dialer_handler(d->dialer), &d->ksrv);
+	else if (rc == 0)
+		rc = wn_quic_server_new(&o, clients, sc->n_allow_client,
+		                        wn_dialer_handler(d->dialer), &d->srv);
 	if (rc != 0) {
 		WN_LOG(&d->log, WN_LOG_ERROR, "main", "cannot start: %s",
 		       wn_strerror(rc));
 		return finish(d, 1);
 	}
-	struct wn_carrier_handler h = wn_quic_server_handler(d->srv);
+	struct wn_carrier_handler h = kcp ? wn_kcp_server_handler(d->ksrv)
+	                                  : wn_quic_server_handler(d->srv);
 	for (size_t i = 0; i < sc->n_listen && i < MAX_CARRIERS; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len;
@@ -228,8 +262,9 @@ int wn_cmd_server(int argc, char **argv)
 	char key[WN_KEY_B64_LEN + 1];
 	wn_key_encode(d->id.ed_pk, key);
 	WN_LOG(&d->log, WN_LOG_INFO, "main",
-	       "server ready: key %s, %zu client key%s, %s", key,
-	       sc->n_allow_client, sc->n_allow_client == 1 ? "" : "s",
+	       "server ready: key %s, engine %s, %zu client key%s, %s", key,
+	       kcp ? "kcp" : "quic", sc->n_allow_client,
+	       sc->n_allow_client == 1 ? "" : "s",
 	       sc->has_target ? "fixed target" : "targets by allow rules");
 	return finish(d, 0);
 }
@@ -258,14 +293,28 @@ int wn_cmd_client(int argc, char **argv)
 	o.keepalive_ms = cc->keepalive_ms;
 	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
 	o.failover_ms = cc->failover_ms;
-	int rc = wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
+	struct wn_kcp_engine_opts ko;
+	kcp_opts(d, &cc->engine, &ko);
+	ko.idle_timeout_ms = cc->dead_peer_timeout_ms;
+	ko.keepalive_ms = cc->keepalive_ms;
+	int kcp = cc->engine.kind == WN_ENGINE_KCP;
+	int rc = kcp ? wn_kcp_client_new(&ko, cc->server_key, NULL, &d->kcli)
+	             : wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
 	if (rc != 0) {
 		WN_LOG(&d->log, WN_LOG_ERROR, "main", "cannot start: %s",
 		       wn_strerror(rc));
 		return finish(d, 1);
 	}
-	/* One carrier per server address, tried in order (failover). */
-	for (size_t i = 0; i < cc->n_server && i < MAX_CARRIERS; i++) {
+	/* One carrier per server address, tried in order (failover). The
+	 * KCP engine uses the first only. */
+	size_t nserver = kcp ? 1 : cc->n_server;
+	if (kcp && cc->n_server > 1)
+		WN_LOG(&d->log, WN_LOG_WARN, "main",
+		       "engine kcp: using the first server only (failover "
+		       "between servers needs engine quic)");
+	struct sockaddr_storage server0;
+	socklen_t slen0 = 0;
+	for (size_t i = 0; i < nserver && i < MAX_CARRIERS; i++) {
 		const struct wn_endpoint *ep = &cc->server[i];
 		struct sockaddr_storage server, local;
 		socklen_t slen, llen;
@@ -276,7 +325,13 @@ int wn_cmd_client(int argc, char **argv)
 			       "cannot resolve %s", sname);
 			return finish(d, 1);
 		}
-		struct wn_carrier_handler h = wn_quic_client_handler(d->cli);
+		if (i == 0) {
+			memcpy(&server0, &server, slen);
+			slen0 = slen;
+		}
+		struct wn_carrier_handler h =
+		    kcp ? wn_kcp_client_handler(d->kcli)
+		        : wn_quic_client_handler(d->cli);
 		struct wn_carrier **slot = &d->carriers[d->ncarriers];
 		if (ep->scheme != WN_SCHEME_UDP) {
 			/* SNI: as configured, else the server's name. */
@@ -304,7 +359,7 @@ int wn_cmd_client(int argc, char **argv)
 		}
 		if (rc == 0)
 			d->ncarriers++;
-		if (rc == 0)
+		if (rc == 0 && !kcp)
 			rc = wn_quic_client_add_path(
 			    d->cli, *slot, (struct sockaddr *)&server, slen);
 		if (rc != 0) {
@@ -313,16 +368,17 @@ int wn_cmd_client(int argc, char **argv)
 			return finish(d, 1);
 		}
 	}
+	struct wn_tunnel *tunnel =
+	    kcp ? wn_kcp_client_tunnel(d->kcli) : wn_quic_client_tunnel(d->cli);
 	d->fwd =
 	    calloc(d->cfg.n_forwards ? d->cfg.n_forwards : 1, sizeof(*d->fwd));
 	for (size_t i = 0; d->fwd && i < d->cfg.n_forwards; i++) {
 		const struct wn_forward_cfg *f = &d->cfg.forwards[i];
 		char l[128];
 		wn_endpoint_format(&f->listen, l, sizeof(l));
-		struct wn_forward_opts fopts = {.out_limit =
-		                                    o.stream_window_max};
-		rc = wn_forward_open(&d->loop, &d->log,
-		                     wn_quic_client_tunnel(d->cli), f, &fopts,
+		struct wn_forward_opts fopts = {
+		    .out_limit = kcp ? ko.stream_window : o.stream_window_max};
+		rc = wn_forward_open(&d->loop, &d->log, tunnel, f, &fopts,
 		                     &d->fwd[d->nfwd]);
 		if (rc != 0) {
 			WN_LOG(&d->log, WN_LOG_ERROR, "main",
@@ -332,8 +388,31 @@ int wn_cmd_client(int argc, char **argv)
 		}
 		d->nfwd++;
 	}
-	wn_quic_client_go(d->cli);
-	WN_LOG(&d->log, WN_LOG_INFO, "main", "client ready: server %s%s", name,
-	       cc->n_server > 1 ? " (and fallbacks)" : "");
+	d->socks =
+	    calloc(d->cfg.n_socks ? d->cfg.n_socks : 1, sizeof(*d->socks));
+	for (size_t i = 0; d->socks && i < d->cfg.n_socks; i++) {
+		const struct wn_socks5_cfg *sc = &d->cfg.socks[i];
+		struct wn_socks5_front_opts so = {
+		    .out_limit = kcp ? ko.stream_window : o.stream_window_max};
+		rc = wn_socks5_front_open(&d->loop, &d->log, tunnel, sc, &so,
+		                          &d->socks[d->nsocks]);
+		if (rc != 0) {
+			char l[128];
+			WN_LOG(&d->log, WN_LOG_ERROR, "main",
+			       "socks5 %s: cannot listen on %s: %s", sc->name,
+			       wn_endpoint_format(&sc->listen, l, sizeof(l)),
+			       wn_strerror(rc));
+			return finish(d, 1);
+		}
+		d->nsocks++;
+	}
+	if (kcp)
+		wn_kcp_client_start(d->kcli, d->carriers[0],
+		                    (struct sockaddr *)&server0, slen0);
+	else
+		wn_quic_client_go(d->cli);
+	WN_LOG(&d->log, WN_LOG_INFO, "main",
+	       "client ready: server %s%s, engine %s", name,
+	       nserver > 1 ? " (and fallbacks)" : "", kcp ? "kcp" : "quic");
 	return finish(d, 0);
 }

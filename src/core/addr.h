@@ -64,4 +64,8 @@ char *wn_endpoint_format(const struct wn_endpoint *ep, char *buf, size_t cap);
 /* The URL prefix for a scheme ("udp", "tcp", "tls", "unix"). */
 const char *wn_scheme_name(enum wn_scheme s);
 
+/* Formats an IPv4 or IPv6 socket address as "1.2.3.4:5" or "[::1]:5" (other
+ * families: "?"), for logs. Returns buf. */
+char *wn_sockaddr_format(const struct sockaddr *sa, char *buf, size_t cap);
+
 #endif

@@ -9,7 +9,17 @@
 int wn_streamhdr_encode(const struct wn_endpoint *target, uint8_t *buf,
                         size_t cap)
 {
+	return wn_streamhdr_encode_flags(target, 0, buf, cap);
+}
+
+int wn_streamhdr_encode_flags(const struct wn_endpoint *target, unsigned flags,
+                              uint8_t *buf, size_t cap)
+{
 	struct wn_wr wr;
+	int hl;
+
+	if (flags & ~WN_STREAMHDR_F_CONFIRM)
+		return WN_EINVAL;
 	wn_wr_init(&wr, buf, cap);
 	wn_wr_u8(&wr, WN_STREAMHDR_VERSION);
 	if (!target) {
@@ -46,22 +56,40 @@ int wn_streamhdr_encode(const struct wn_endpoint *target, uint8_t *buf,
 	}
 	if (wr.err)
 		return wr.err;
-	return (int)wn_wr_len(&wr);
+	hl = (int)wn_wr_len(&wr);
+	/* The type byte is always the second; the flags ride in it. */
+	buf[1] |= (uint8_t)flags;
+	return hl;
 }
 
 int wn_streamhdr_decode(const uint8_t *buf, size_t len, struct wn_endpoint *t,
                         int *is_default)
 {
+	unsigned flags;
+	int n = wn_streamhdr_decode_flags(buf, len, t, is_default, &flags);
+
+	if (n >= 0 && flags)
+		return WN_EPROTO;
+	return n;
+}
+
+int wn_streamhdr_decode_flags(const uint8_t *buf, size_t len,
+                              struct wn_endpoint *t, int *is_default,
+                              unsigned *flags)
+{
 	struct wn_rd rd;
 	wn_rd_init(&rd, buf, len);
 	memset(t, 0, sizeof(*t));
 	*is_default = 0;
+	*flags = 0;
 	uint8_t version = wn_rd_u8(&rd);
 	uint8_t type = wn_rd_u8(&rd);
 	if (rd.err)
 		return WN_EAGAIN;
 	if (version != WN_STREAMHDR_VERSION)
 		return WN_EPROTO;
+	*flags = type & WN_STREAMHDR_F_CONFIRM;
+	type &= WN_STREAMHDR_TYPE_MASK;
 	t->scheme = WN_SCHEME_TCP;
 	switch (type) {
 	case WN_STREAMHDR_DEFAULT:

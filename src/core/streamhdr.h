@@ -3,11 +3,17 @@
  * nothing on success; it resets the stream on refusal).
  *
  *   u8  version      1
- *   u8  type         0 default target (the server's fixed one)
+ *   u8  type         low 7 bits: the target's type; bit 0x80: confirm
+ *                    0 default target (the server's fixed one)
  *                    1 DNS name   u8 len (1..253), name, u16 port
  *                    2 IPv4       4 bytes, u16 port
  *                    3 IPv6       16 bytes, u16 port
  *                    4 unix path  u8 len (1..107), path
+ *
+ * Confirm (0x80 in the type byte): the client asks the server to write one
+ * status byte, 0 (WN_STREAMHDR_STATUS_OK), as the first byte of the reverse
+ * direction once the target is connected; failures still reset the stream.
+ * Without it the server writes nothing of its own (the original format).
  *
  * All integers big-endian. Mirrored in docs/wire-format.md. Pure. */
 #ifndef WN_CORE_STREAMHDR_H
@@ -26,6 +32,10 @@
 #define WN_STREAMHDR_UNIX 4
 #define WN_STREAMHDR_MAX (2 + 1 + 253 + 2) /* the longest header */
 
+#define WN_STREAMHDR_F_CONFIRM 0x80u /* flag bit of the type byte */
+#define WN_STREAMHDR_TYPE_MASK 0x7fu
+#define WN_STREAMHDR_STATUS_OK 0 /* the confirm status byte: connected */
+
 /* Encodes the header for target (NULL: the server's default target) into
  * buf. Returns the length written, or WN_ENOSPC / WN_EINVAL. */
 int wn_streamhdr_encode(const struct wn_endpoint *target, uint8_t *buf,
@@ -37,5 +47,18 @@ int wn_streamhdr_encode(const struct wn_endpoint *target, uint8_t *buf,
  * WN_EAGAIN if buf holds only part of a header; WN_EPROTO if malformed. */
 int wn_streamhdr_decode(const uint8_t *buf, size_t len,
                         struct wn_endpoint *target, int *is_default);
+
+/* As wn_streamhdr_encode, with flags (WN_STREAMHDR_F_*) in the type byte.
+ * Unknown flag bits give WN_EINVAL. */
+int wn_streamhdr_encode_flags(const struct wn_endpoint *target, unsigned flags,
+                              uint8_t *buf, size_t cap);
+
+/* As wn_streamhdr_decode, and *flags receives the flag bits of the type
+ * byte (WN_STREAMHDR_F_*). wn_streamhdr_decode itself rejects any flag
+ * (WN_EPROTO), so an engine that cannot honour a flag resets the stream
+ * rather than leave its client waiting for a status byte. */
+int wn_streamhdr_decode_flags(const uint8_t *buf, size_t len,
+                              struct wn_endpoint *target, int *is_default,
+                              unsigned *flags);
 
 #endif

@@ -24,11 +24,18 @@ struct wn_stream {
 	const struct wn_stream_ops *ops;
 	struct wn_stream_handler h; /* h.on_* NULL after release */
 	uint64_t id;
+	/* Server side: the flags of the stream's header (WN_OPEN_*, the
+	 * header's WN_STREAMHDR_F_* bits), set by the engine before it calls
+	 * the accept handler. With WN_OPEN_CONFIRM the accept handler writes
+	 * the status byte WN_STREAMHDR_STATUS_OK first, once connected. */
+	unsigned hdr_flags;
 };
 
 struct wn_tunnel_ops {
+	/* flags: WN_OPEN_*; the engine puts them in the stream header. */
 	struct wn_stream *(*open_stream)(struct wn_tunnel *t,
 	                                 const struct wn_endpoint *target,
+	                                 unsigned flags,
 	                                 const struct wn_stream_handler *h);
 };
 

@@ -209,6 +209,7 @@ static void client_conn_dead(struct qep *ep, struct qconn *qc)
 
 static struct wn_stream *client_open_stream(struct wn_tunnel *t,
                                             const struct wn_endpoint *target,
+                                            unsigned flags,
                                             const struct wn_stream_handler *h)
 {
 	struct wn_quic_client *c =
@@ -216,7 +217,7 @@ static struct wn_stream *client_open_stream(struct wn_tunnel *t,
 	                              offsetof(struct wn_quic_client, tunnel));
 	if (c->closing)
 		return NULL;
-	struct qstream *qs = qstream_new(&c->ep, target, h);
+	struct qstream *qs = qstream_new(&c->ep, target, flags, h);
 	if (!qs)
 		return NULL;
 	if (c->qc && c->qc->state == QC_UP && qlist_empty(&c->pending) &&

@@ -190,7 +190,7 @@ static const struct wn_stream_ops qstream_ops = {
 };
 
 struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
-                            const struct wn_stream_handler *h)
+                            unsigned flags, const struct wn_stream_handler *h)
 {
 	struct qstream *qs = calloc(1, sizeof(*qs));
 	if (!qs)
@@ -208,7 +208,8 @@ struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
 	}
 	if (target) {
 		uint8_t hdr[WN_STREAMHDR_MAX];
-		int n = wn_streamhdr_encode(target, hdr, sizeof(hdr));
+		int n =
+		    wn_streamhdr_encode_flags(target, flags, hdr, sizeof(hdr));
 		if (n < 0 || wn_bufq_write(&qs->sendq, hdr, (size_t)n) != n) {
 			wn_bufq_free(&qs->sendq);
 			free(qs);
@@ -298,7 +299,9 @@ static ssize_t take_header(struct qconn *qc, struct qstream *qs,
 	memcpy(qs->hdr + qs->hdrlen, data, n);
 	struct wn_endpoint target;
 	int dflt = 0;
-	int hl = wn_streamhdr_decode(qs->hdr, qs->hdrlen + n, &target, &dflt);
+	unsigned flags = 0;
+	int hl = wn_streamhdr_decode_flags(qs->hdr, qs->hdrlen + n, &target,
+	                                   &dflt, &flags);
 	if (hl == WN_EAGAIN && qs->hdrlen + n < sizeof(qs->hdr)) {
 		qs->hdrlen += n;
 		return (ssize_t)len;
@@ -316,6 +319,7 @@ static ssize_t take_header(struct qconn *qc, struct qstream *qs,
 	/* Header bytes never reach the front end: credit them now. */
 	ngtcp2_conn_extend_max_stream_offset(qc->conn, qs->sid, (uint64_t)hl);
 	ngtcp2_conn_extend_max_offset(qc->conn, (uint64_t)hl);
+	qs->base.hdr_flags = flags;
 	qc->ep->ah.on_stream(qc->ep->ah.ctx, &qc->tunnel, &qs->base,
 	                     dflt ? NULL : &target);
 	if (qs->closed || qs->close_err)
@@ -389,7 +393,7 @@ static int cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *user_data)
 		ngtcp2_conn_shutdown_stream(conn, sid, WN_STREAM_DENIED);
 		return 0;
 	}
-	struct qstream *qs = qstream_new(qc->ep, NULL, NULL);
+	struct qstream *qs = qstream_new(qc->ep, NULL, 0, NULL);
 	if (!qs) {
 		ngtcp2_conn_shutdown_stream(conn, sid, WN_STREAM_INTERNAL);
 		return 0;
@@ -647,10 +651,12 @@ static int conn_setup_tls(struct qconn *qc)
 /* A server session is a tunnel too, but the server opens no streams. */
 static struct wn_stream *no_open_stream(struct wn_tunnel *t,
                                         const struct wn_endpoint *target,
+                                        unsigned flags,
                                         const struct wn_stream_handler *h)
 {
 	(void)t;
 	(void)target;
+	(void)flags;
 	(void)h;
 	return NULL;
 }

@@ -191,7 +191,7 @@ void qconn_kill(struct qconn *qc, const char *why);
 /* A new stream, not attached to any connection; the header for target (if
  * not NULL) is queued as its first bytes. NULL on allocation failure. */
 struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
-                            const struct wn_stream_handler *h);
+                            unsigned flags, const struct wn_stream_handler *h);
 
 /* Attaches a pending stream to an established client connection. Returns 0,
  * WN_EAGAIN when the stream limit is reached, or a WN_E* code. */

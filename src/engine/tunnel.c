@@ -35,7 +35,15 @@ struct wn_stream *wn_tunnel_open_stream(struct wn_tunnel *t,
                                         const struct wn_endpoint *target,
                                         const struct wn_stream_handler *h)
 {
-	return t->ops->open_stream(t, target, h);
+	return t->ops->open_stream(t, target, 0, h);
+}
+
+struct wn_stream *wn_tunnel_open_stream_flags(struct wn_tunnel *t,
+                                              const struct wn_endpoint *target,
+                                              unsigned flags,
+                                              const struct wn_stream_handler *h)
+{
+	return t->ops->open_stream(t, target, flags, h);
 }
 
 ssize_t wn_stream_write(struct wn_stream *s, const uint8_t *data, size_t len)

@@ -104,6 +104,22 @@ struct wn_stream *wn_tunnel_open_stream(struct wn_tunnel *t,
                                         const struct wn_endpoint *target,
                                         const struct wn_stream_handler *h);
 
+/* Flag of wn_tunnel_open_stream_flags: ask the server to confirm the
+ * target connection. The first byte on_data delivers is then the server's
+ * status byte (0: connected), written once the target is connected and
+ * before any of the target's data; a failure still resets the stream with
+ * its reason. For front ends that must answer their application only once
+ * the target is known to be reachable (SOCKS5 standard mode); it costs the
+ * application one round trip. The same bit as the stream header's flag
+ * (src/core/streamhdr.h). */
+#define WN_OPEN_CONFIRM 0x80u
+
+/* As wn_tunnel_open_stream, with WN_OPEN_* flags. */
+struct wn_stream *
+wn_tunnel_open_stream_flags(struct wn_tunnel *t,
+                            const struct wn_endpoint *target, unsigned flags,
+                            const struct wn_stream_handler *h);
+
 /* Copies up to len bytes into the stream's send buffer. Returns the number
  * taken (may be 0 when full: wait for on_writable), or WN_ECLOSED after
  * shutdown or reset. */

@@ -280,6 +280,7 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 	    .label = t->peer_id,
 	    .out_limit = d->out_limit,
 	    .connect_timeout_ms = d->timeout_ms,
+	    .confirm = (s->hdr_flags & WN_OPEN_CONFIRM) != 0,
 	};
 	struct wn_endpoint tgt;
 	struct lookup *lk = NULL;

@@ -31,6 +31,11 @@
  *    bounds name resolution. Failures reset the stream: WN_STREAM_REFUSED
  *    (any address refused), WN_STREAM_TIMEOUT, WN_STREAM_UNREACHABLE (no
  *    route, no such unix socket, name did not resolve).
+ *  - Confirming: a stream whose header carries the confirm flag
+ *    (WN_OPEN_CONFIRM, SOCKS5 standard mode) gets the status byte 0 as its
+ *    first reverse byte once the target is connected; failures reset it
+ *    as above. Name resolution is bounded by the connect timeout (the
+ *    stream is reset with WN_STREAM_TIMEOUT; a late answer is ignored).
  *
  * Data ordering (what the dialer assumes of the engine): on_stream sets the
  * relay's stream handler before it returns (wn_relay_adopt). Until then

@@ -42,6 +42,8 @@ struct wn_forward {
 	struct wn_ratelimit rl;
 	size_t out_limit;
 	int backlog;
+	wn_forward_accept_fn on_accept;
+	void *accept_ctx;
 	/* The unix socket file we created, to remove only that one. */
 	bool own_file;
 	dev_t dev;
@@ -96,6 +98,10 @@ static void on_connection(uv_stream_t *server, int status)
 		          LOG_COMP, "forward %s: accept: %s", f->name,
 		          wn_strerror(rc));
 		wn_relay_close(r, WN_STREAM_INTERNAL);
+		return;
+	}
+	if (f->on_accept) {
+		f->on_accept(f->accept_ctx, r);
 		return;
 	}
 	rc = wn_relay_open(r, f->tunnel, &f->target);
@@ -289,7 +295,8 @@ int wn_forward_open(struct wn_loop *loop, struct wn_log *log,
 	char text[WN_UNIX_PATH_MAX + 32], tgt[WN_UNIX_PATH_MAX + 32];
 	int rc;
 
-	if (!cfg->has_listen || !cfg->has_target)
+	if (!cfg->has_listen ||
+	    (!cfg->has_target && !(opts && opts->on_accept)))
 		return WN_EINVAL;
 	f = calloc(1, sizeof(*f));
 	if (!f)
@@ -308,6 +315,8 @@ int wn_forward_open(struct wn_loop *loop, struct wn_log *log,
 	f->out_limit = opts ? opts->out_limit : 0;
 	f->backlog =
 	    opts && opts->backlog > 0 ? opts->backlog : BACKLOG_DEFAULT;
+	f->on_accept = opts ? opts->on_accept : NULL;
+	f->accept_ctx = opts ? opts->ctx : NULL;
 	f->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 5);
 	wn_relay_set_init(&f->relays);
 
@@ -327,7 +336,10 @@ int wn_forward_open(struct wn_loop *loop, struct wn_log *log,
 		teardown(f);
 		return rc;
 	}
-	wn_endpoint_format(&f->target, tgt, sizeof(tgt));
+	if (f->on_accept)
+		snprintf(tgt, sizeof(tgt), "(handed over)");
+	else
+		wn_endpoint_format(&f->target, tgt, sizeof(tgt));
 	WN_LOG(log, WN_LOG_INFO, LOG_COMP, "forward %s: %s -> %s", f->name,
 	       text, tgt);
 	*out = f;

@@ -34,12 +34,22 @@
 
 struct wn_forward;
 
+/* Takes an accepted connection (a relay with an accepted socket and no
+ * stream, in the forward's set) instead of the forward opening a stream to
+ * its target: for front ends that must first speak with the application
+ * (SOCKS5). The callee owns the relay's next step; it must open, attach or
+ * close it eventually. The forward still closes it on wn_forward_close. */
+typedef void (*wn_forward_accept_fn)(void *ctx, struct wn_relay *r);
+
 struct wn_forward_opts {
 	size_t out_limit; /* relay queue cap (relay.h); 0: default */
 	int backlog;      /* listen backlog; 0: 128 */
+	wn_forward_accept_fn on_accept; /* NULL: stream to cfg->target */
+	void *ctx;                      /* for on_accept */
 };
 
-/* Starts listening as cfg says (cfg is copied). Streams are opened on t,
+/* Starts listening as cfg says (cfg is copied; its target is not needed
+ * with opts->on_accept). Streams are opened on t,
  * which is borrowed: it must outlive the forward (close the forward
  * first). loop and log are borrowed too; opts may be NULL for defaults.
  * Returns 0 and *out, or a WN_E* code (WN_EADDRINUSE, WN_EEXIST for a

@@ -134,6 +134,14 @@ uint64_t wn_mono_ns(void)
 	return uv_hrtime();
 }
 
+uint64_t wn_wall_ms(void)
+{
+	uv_timeval64_t tv;
+	if (uv_gettimeofday(&tv) != 0)
+		return 0;
+	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
 void wn_deferred_init(struct wn_deferred *node)
 {
 	node->next = NULL;

@@ -82,6 +82,9 @@ void wn_loop_update_time(struct wn_loop *loop);
 /* Monotonic clock in nanoseconds from an arbitrary origin, read now. */
 uint64_t wn_mono_ns(void);
 
+/* Wall-clock time: milliseconds since the Unix epoch (0 if unavailable). */
+uint64_t wn_wall_ms(void);
+
 /* Make node idle (not pending). */
 void wn_deferred_init(struct wn_deferred *node);
 

@@ -114,6 +114,13 @@ struct wn_relay {
 	bool down_eof;   /* the stream's EOF arrived */
 	bool shut_sent, shut_done;
 	bool logged_open;
+	bool confirm; /* write the status byte once connected (server) */
+
+	/* A handshake read in progress (client, before a stream). */
+	uint8_t *hs_buf;
+	size_t hs_len;
+	wn_relay_hs_fn hs_cb;
+	void *hs_ctx;
 
 	/* stream -> socket: bytes not yet taken by the socket. The uv_write
 	 * in flight points into its chunks; that is safe because appending
@@ -626,6 +633,16 @@ static void on_connected(struct wn_relay *r)
 		uv_tcp_nodelay(&r->sock.tcp, 1);
 	if (!move(r, RS_OPEN, "connected"))
 		return;
+	if (r->confirm && r->stream) {
+		/* The stream's send buffer is still empty here: the status
+		 * byte (0, connected) is the first thing the client gets. */
+		static const uint8_t status = 0;
+
+		if (wn_stream_write(r->stream, &status, 1) != 1) {
+			finish(r, WN_STREAM_INTERNAL, "cannot confirm");
+			return;
+		}
+	}
 	start_reading(r);
 	if (r->state == RS_OPEN && r->down_eof &&
 	    !move(r, RS_DOWN_CLOSED, "stream eof before connect"))
@@ -739,6 +756,7 @@ int wn_relay_new(const struct wn_relay_opts *o, struct wn_relay **out)
 	r->on_finish = o->on_finish;
 	r->ctx = o->ctx;
 	r->connect_timeout_ms = o->connect_timeout_ms;
+	r->confirm = o->confirm;
 	r->connect_err = WN_EUNREACH;
 	r->h = (struct wn_stream_handler){r, on_data, on_eof, on_writable,
 	                                  on_closed};
@@ -812,11 +830,34 @@ static void attached(struct wn_relay *r, struct wn_stream *s)
 	             r->desc);
 }
 
+/* Ends a handshake read the owner left pending: the relay reads now. */
+static void hs_stop(struct wn_relay *r)
+{
+	if (!r->hs_cb)
+		return;
+	r->hs_cb = NULL;
+	r->hs_buf = NULL;
+	stop_reading(r);
+}
+
+static void describe(struct wn_relay *r, const struct wn_endpoint *target)
+{
+	char peer[INET6_ADDRSTRLEN + 16], tgt[WN_UNIX_PATH_MAX + 32];
+
+	if (r->desc[0])
+		return;
+	peer_text(r, peer, sizeof(peer));
+	if (target)
+		wn_endpoint_format(target, tgt, sizeof(tgt));
+	else
+		snprintf(tgt, sizeof(tgt), "default target");
+	snprintf(r->desc, sizeof(r->desc), "%s -> %s", peer, tgt);
+}
+
 int wn_relay_open(struct wn_relay *r, struct wn_tunnel *t,
                   const struct wn_endpoint *target)
 {
 	struct wn_stream *s;
-	char peer[INET6_ADDRSTRLEN + 16], tgt[WN_UNIX_PATH_MAX + 32];
 
 	if (r->state != RS_NEW || !r->connected)
 		return WN_EINVAL;
@@ -825,19 +866,110 @@ int wn_relay_open(struct wn_relay *r, struct wn_tunnel *t,
 		r->set->totals.open_failures++;
 		return WN_EAGAIN;
 	}
-	if (!r->desc[0]) {
-		peer_text(r, peer, sizeof(peer));
-		if (target)
-			wn_endpoint_format(target, tgt, sizeof(tgt));
-		else
-			snprintf(tgt, sizeof(tgt), "default target");
-		snprintf(r->desc, sizeof(r->desc), "%s -> %s", peer, tgt);
-	}
+	hs_stop(r);
+	describe(r, target);
 	attached(r, s);
 	if (!move(r, RS_OPEN, "stream opened"))
 		return 0;
 	start_reading(r);
 	return 0;
+}
+
+int wn_relay_attach(struct wn_relay *r, struct wn_stream *s,
+                    const struct wn_endpoint *target, const uint8_t *pending,
+                    size_t len)
+{
+	if (r->state != RS_NEW || !r->connected)
+		return WN_EINVAL;
+	hs_stop(r);
+	wn_stream_set_handler(s, &r->h);
+	describe(r, target);
+	attached(r, s);
+	if (!move(r, RS_OPEN, "stream attached"))
+		return 0;
+	start_reading(r);
+	if (len > 0 && r->state != RS_CLOSED)
+		on_data(r, s, pending, len);
+	return 0;
+}
+
+static void hs_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct wn_relay *r = h->data;
+
+	/* Without a pending read, a zero-length buffer: libuv then reports
+	 * UV_ENOBUFS, which hs_on_read ignores. */
+	buf->base = (char *)r->hs_buf;
+	buf->len = r->hs_buf ? r->hs_len : 0;
+}
+
+static void hs_on_read(uv_stream_t *sk, ssize_t nread, const uv_buf_t *buf)
+{
+	struct wn_relay *r = sk->data;
+	wn_relay_hs_fn cb = r->hs_cb;
+
+	if (r->state == RS_CLOSED || !cb || nread == 0 || nread == UV_ENOBUFS)
+		return;
+	hs_stop(r);
+	if (nread > 0)
+		cb(r->hs_ctx, r, nread);
+	else
+		cb(r->hs_ctx, r,
+		   nread == UV_EOF ? WN_ECLOSED : wn_err_from_uv((int)nread));
+}
+
+int wn_relay_hs_read(struct wn_relay *r, uint8_t *buf, size_t len,
+                     wn_relay_hs_fn cb, void *ctx)
+{
+	int rc;
+
+	if (r->state != RS_NEW || !r->connected || r->hs_cb || !len || !cb)
+		return WN_EINVAL;
+	r->hs_buf = buf;
+	r->hs_len = len;
+	r->hs_cb = cb;
+	r->hs_ctx = ctx;
+	if (r->reading)
+		return 0;
+	rc = uv_read_start(&r->sock.stream, hs_alloc, hs_on_read);
+	if (rc < 0) {
+		r->hs_cb = NULL;
+		r->hs_buf = NULL;
+		return wn_err_from_uv(rc);
+	}
+	r->reading = true;
+	return 0;
+}
+
+int wn_relay_hs_write(struct wn_relay *r, const uint8_t *data, size_t len)
+{
+	uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+	int rc;
+
+	if (r->state == RS_CLOSED || !r->connected || r->inflight ||
+	    wn_bufq_len(&r->outq) > 0 || r->down_bytes > 0)
+		return WN_EINVAL;
+	rc = uv_try_write(&r->sock.stream, &b, 1);
+	if (rc == UV_EAGAIN || (rc >= 0 && (size_t)rc < len))
+		return WN_EAGAIN;
+	return rc < 0 ? wn_err_from_uv(rc) : 0;
+}
+
+void wn_relay_set_finish(struct wn_relay *r, wn_relay_finish_fn fn, void *ctx)
+{
+	r->on_finish = fn;
+	r->ctx = ctx;
+}
+
+void wn_relay_end(struct wn_relay *r)
+{
+	if (r->state == RS_CLOSED)
+		return;
+	if (r->stream) {
+		wn_relay_close(r, WN_STREAM_ABORTED);
+		return;
+	}
+	finish(r, WN_STREAM_OK, "handshake ended");
 }
 
 void wn_relay_adopt(struct wn_relay *r, struct wn_stream *s)

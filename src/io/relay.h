@@ -106,6 +106,11 @@ struct wn_relay_opts {
 	 * wn_relay_adopt, else it resets the stream with WN_STREAM_TIMEOUT. It
 	 * covers name resolution done by the owner meanwhile. 0: no limit. */
 	uint32_t connect_timeout_ms;
+	/* Server side, for a stream whose header asked for it
+	 * (WN_OPEN_CONFIRM in wn_stream.hdr_flags): once connected, write the
+	 * status byte WN_STREAMHDR_STATUS_OK into the stream before any of the
+	 * target's data. */
+	bool confirm;
 	wn_relay_finish_fn on_finish; /* may be NULL */
 	void *ctx;
 };
@@ -142,6 +147,55 @@ int wn_relay_accept(struct wn_relay *r, uv_stream_t *listener);
  * the connection). */
 int wn_relay_open(struct wn_relay *r, struct wn_tunnel *t,
                   const struct wn_endpoint *target);
+
+/* Handshakes on the client side (SOCKS5): between wn_relay_accept and
+ * wn_relay_open/attach the owner may speak with the application on the
+ * relay's socket through the three calls below; nothing is relayed yet. */
+
+/* Handshake read callback: n > 0 bytes were read into the buffer given to
+ * wn_relay_hs_read, or n is a negative WN_E* code (WN_ECLOSED: the
+ * application closed its side). r may be closed from it. */
+typedef void (*wn_relay_hs_fn)(void *ctx, struct wn_relay *r, ssize_t n);
+
+/* Reads at most len bytes (at least 1) from the socket into buf, which the
+ * caller owns and keeps valid until cb, then calls cb once. Reading stops
+ * after each callback, so a caller that asks for exactly the bytes it
+ * needs never takes bytes meant for the stream. Returns 0, or WN_EINVAL if
+ * the relay is not an accepted socket without a stream or a read is
+ * already pending. */
+int wn_relay_hs_read(struct wn_relay *r, uint8_t *buf, size_t len,
+                     wn_relay_hs_fn cb, void *ctx);
+
+/* Writes all of data to the socket now (a handshake reply), or fails:
+ * WN_EAGAIN if the socket would take only part of it (replies are small
+ * and the socket's buffer is nearly empty then, so only a misbehaving
+ * application gets there), WN_EINVAL once stream data has reached the
+ * socket, another WN_E* code on a socket error. The caller closes r on
+ * failure. Also allowed right after wn_relay_open/attach. */
+int wn_relay_hs_write(struct wn_relay *r, const uint8_t *data, size_t len);
+
+/* Client side, after wn_relay_accept: take over stream s, which the owner
+ * opened itself (with its own handler, to read a confirm status byte
+ * first), and start relaying. s's handler becomes the relay's at once.
+ * pending (len bytes; may be NULL when len is 0, copied) is data the owner
+ * received from s and did not consume: it is written to the socket first
+ * and consumed as the socket takes it. Returns 0, or WN_EINVAL if the relay
+ * is not an accepted socket without a stream (s is then untouched).
+ * target (borrowed; may be NULL) names the stream's target in logs. */
+int wn_relay_attach(struct wn_relay *r, struct wn_stream *s,
+                    const struct wn_endpoint *target, const uint8_t *pending,
+                    size_t len);
+
+/* Replaces the relay's on_finish and its ctx (for an owner that takes over
+ * a relay another created: the forward hands accepted connections to the
+ * SOCKS5 front end). */
+void wn_relay_set_finish(struct wn_relay *r, wn_relay_finish_fn fn, void *ctx);
+
+/* Finishes a relay that has no stream (any more) cleanly: its socket is
+ * closed with a FIN after what was written (a handshake's failure reply),
+ * not with a reset; on_finish gets WN_STREAM_OK. A relay that has a stream
+ * is closed as by wn_relay_close(r, WN_STREAM_ABORTED). */
+void wn_relay_end(struct wn_relay *r);
 
 /* Server side: take over stream s, handed to an accept handler. Sets s's
  * handler to the relay's at once (before the handler returns), so data and

@@ -299,16 +299,18 @@ static void accept_stream(struct pt_pair *p)
 	struct pt_end *se = &p->end[1];
 	struct wn_endpoint target;
 	int is_default = 0, rc;
+	unsigned flags = 0;
 
 	p->accepted = true;
 	pt->st.accepted++;
 	if (!pt->server.on_stream)
 		violation("no accept handler for stream %llu",
 		          (unsigned long long)se->s.id);
-	rc = wn_streamhdr_decode(p->hdr, (size_t)p->hdrlen, &target,
-	                         &is_default);
+	rc = wn_streamhdr_decode_flags(p->hdr, (size_t)p->hdrlen, &target,
+	                               &is_default, &flags);
 	if (rc != p->hdrlen)
 		violation("stream header did not round-trip (%d)", rc);
+	se->s.hdr_flags = flags;
 	pt->server.on_stream(pt->server.ctx, &pt->server_t.t, &se->s,
 	                     is_default ? NULL : &target);
 	if (!p->reset && !se->released && !se->s.h.on_closed)
@@ -420,6 +422,7 @@ static void pump(struct wn_deferred *dn)
 
 static struct wn_stream *open_stream(struct wn_tunnel *t,
                                      const struct wn_endpoint *target,
+                                     unsigned flags,
                                      const struct wn_stream_handler *h)
 {
 	struct wn_pipetunnel *pt = container_of(t, struct pt_tunnel, t)->pt;
@@ -437,7 +440,8 @@ static struct wn_stream *open_stream(struct wn_tunnel *t,
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	hdrlen = wn_streamhdr_encode(target, p->hdr, sizeof(p->hdr));
+	hdrlen =
+	    wn_streamhdr_encode_flags(target, flags, p->hdr, sizeof(p->hdr));
 	if (hdrlen < 0) {
 		free(p);
 		pt->st.refused++;
@@ -471,6 +475,7 @@ static struct wn_stream *open_stream(struct wn_tunnel *t,
 
 static struct wn_stream *server_open_stream(struct wn_tunnel *t,
                                             const struct wn_endpoint *target,
+                                            unsigned flags,
                                             const struct wn_stream_handler *h)
 {
 	return NULL; /* the server opens no streams */

@@ -2,7 +2,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -336,6 +339,122 @@ static void test_carrier_keys(void **state)
 	wn_config_free(&cfg);
 }
 
+static void test_socks5_sections(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char text[1024], path[] = "/tmp/wn-users-XXXXXX";
+	snprintf(text, sizeof(text),
+	         "[client]\n"
+	         "server = udp://10.0.0.1:4433\n"
+	         "server-key = %s\n"
+	         "key = c.key\n"
+	         "[socks5 web]\n"
+	         "listen = 127.0.0.1:1080\n"
+	         "[socks5 strict]\n"
+	         "listen = unix:/run/s.sock\n"
+	         "eager = no\n"
+	         "user = alice:pa:ss\n"
+	         "user = bob:\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), 0);
+	assert_int_equal(cfg.n_socks, 2);
+	assert_string_equal(cfg.socks[0].name, "web");
+	assert_true(cfg.socks[0].eager); /* the default */
+	assert_int_equal(cfg.socks[0].listen.port, 1080);
+	assert_int_equal(cfg.socks[0].n_users, 0);
+	assert_false(cfg.socks[1].eager);
+	assert_int_equal(cfg.socks[1].listen.kind, WN_HOST_UNIX);
+	assert_int_equal(cfg.socks[1].n_users, 2);
+	assert_string_equal(cfg.socks[1].users[0].name, "alice");
+	assert_string_equal(cfg.socks[1].users[0].pass, "pa:ss");
+	assert_string_equal(cfg.socks[1].users[1].pass, "");
+	/* -D adds D1, D2 with the defaults; a client with only those has
+	 * something to do. */
+	assert_int_equal(
+	    wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "-D", "D", "[::1]:1081"),
+	    0);
+	assert_true(wn_config_is_flag(WN_ROLE_CLIENT, "D"));
+	assert_false(wn_config_is_flag(WN_ROLE_SERVER, "D"));
+	assert_int_equal(cfg.n_socks, 3);
+	assert_string_equal(cfg.socks[2].name, "D1");
+	assert_true(cfg.socks[2].eager);
+	wn_config_free(&cfg);
+
+	/* Problems, all reported. */
+	snprintf(text, sizeof(text),
+	         "[client]\n"
+	         "server = udp://10.0.0.1:4433\n"
+	         "server-key = %s\n"
+	         "key = c.key\n"
+	         "[forward f]\n"
+	         "listen = 127.0.0.1:1080\n"
+	         "target = 10.0.0.5:22\n"
+	         "[socks5 a]\n"
+	         "listen = 127.0.0.1:1080\n"
+	         "eager = maybe\n"
+	         "user = nocolon\n"
+	         "user = :nouser\n"
+	         "user = x:secretpw\n"
+	         "user = x:other\n"
+	         "target = 1.2.3.4:5\n"
+	         "[socks5 b]\n"
+	         "eager = yes\n"
+	         "[socks5 a]\n"
+	         "[socks5]\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:10", "expected yes or no");
+	expect_diag(&cfg, "t.conf:11", "expected NAME:PASSWORD");
+	expect_diag(&cfg, "t.conf:12", "expected NAME:PASSWORD");
+	expect_diag(&cfg, "t.conf:14", "listed twice");
+	expect_diag(&cfg, "t.conf:15", "unknown key \"target\"");
+	expect_diag(&cfg, "t.conf:18", "appears twice");
+	expect_diag(&cfg, "t.conf:19", "needs a name");
+	for (size_t i = 0; i < cfg.n_diags; i++)
+		assert_null(strstr(cfg.diags[i].text, "secretpw"));
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	expect_diag(&cfg, "[socks5 b] listen is required", NULL);
+	expect_diag(&cfg, "[socks5 a] listens on the same address",
+	            "[forward f]");
+	wn_config_free(&cfg);
+
+	/* users-file: read at load time, merged with user lines. */
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char users[] = "# comment\n\ncarol:c1\r\nbad line\nalice:again\n";
+	assert_int_equal(write(fd, users, sizeof(users) - 1),
+	                 (ssize_t)sizeof(users) - 1);
+	close(fd);
+	snprintf(text, sizeof(text),
+	         "[socks5 s]\nlisten = 127.0.0.1:1\nuser = alice:a\n"
+	         "users-file = %s\n",
+	         path);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_load_users(&cfg), WN_ECONFIG);
+	assert_int_equal(cfg.socks[0].n_users, 2);
+	assert_string_equal(cfg.socks[0].users[1].name, "carol");
+	assert_string_equal(cfg.socks[0].users[1].pass, "c1");
+	expect_diag(&cfg, ":4: expected NAME:PASSWORD", NULL);
+	expect_diag(&cfg, ":5: this user is listed twice", NULL);
+	wn_config_free(&cfg);
+	/* A file others may read is refused, like a loose key file. */
+	assert_int_equal(chmod(path, 0644), 0);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_load_users(&cfg), WN_ECONFIG);
+	expect_diag(&cfg, "users-file", "chmod 600");
+	assert_int_equal(cfg.socks[0].n_users, 1);
+	wn_config_free(&cfg);
+	unlink(path);
+	snprintf(text, sizeof(text),
+	         "[socks5 s]\nlisten = 127.0.0.1:1\nusers-file = %s\n", path);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_load_users(&cfg), WN_ECONFIG);
+	expect_diag(&cfg, "users-file", "No such file");
+	wn_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +467,7 @@ int main(void)
 	    cmocka_unit_test(test_long_lines_and_nul_bytes),
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_describe_lists_every_flag),
+	    cmocka_unit_test(test_socks5_sections),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

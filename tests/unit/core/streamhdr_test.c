@@ -100,12 +100,64 @@ static void test_malformed_headers(void **state)
 	                 WN_ENOSPC);
 }
 
+/* The confirm flag rides in the type byte; the plain decoder refuses it so
+ * an engine that cannot honour it resets instead of leaving a client
+ * waiting. Headers without the flag decode as before. */
+static void test_confirm_flag(void **state)
+{
+	(void)state;
+	struct wn_endpoint in = ep("10.0.0.5:22"), out;
+	uint8_t buf[WN_STREAMHDR_MAX];
+	const uint8_t wire[] = {1, 0x82, 10, 0, 0, 5, 0, 22};
+	unsigned flags = 99;
+	int dflt, n;
+
+	n = wn_streamhdr_encode_flags(&in, WN_STREAMHDR_F_CONFIRM, buf,
+	                              sizeof(buf));
+	assert_int_equal(n, (int)sizeof(wire));
+	assert_memory_equal(buf, wire, sizeof(wire));
+	for (int i = 0; i < n; i++)
+		assert_int_equal(wn_streamhdr_decode_flags(buf, (size_t)i, &out,
+		                                           &dflt, &flags),
+		                 WN_EAGAIN);
+	assert_int_equal(
+	    wn_streamhdr_decode_flags(buf, (size_t)n, &out, &dflt, &flags), n);
+	assert_int_equal(flags, WN_STREAMHDR_F_CONFIRM);
+	assert_int_equal(out.port, 22);
+	assert_string_equal(out.host, "10.0.0.5");
+	assert_int_equal(wn_streamhdr_decode(buf, (size_t)n, &out, &dflt),
+	                 WN_EPROTO);
+
+	/* Default target with confirm, and no flag at all. */
+	assert_int_equal(wn_streamhdr_encode_flags(NULL, WN_STREAMHDR_F_CONFIRM,
+	                                           buf, sizeof(buf)),
+	                 2);
+	assert_int_equal(buf[1], 0x80);
+	assert_int_equal(wn_streamhdr_decode_flags(buf, 2, &out, &dflt, &flags),
+	                 2);
+	assert_int_equal(dflt, 1);
+	assert_int_equal(flags, WN_STREAMHDR_F_CONFIRM);
+	n = wn_streamhdr_encode(&in, buf, sizeof(buf));
+	assert_int_equal(
+	    wn_streamhdr_decode_flags(buf, (size_t)n, &out, &dflt, &flags), n);
+	assert_int_equal(flags, 0);
+
+	/* Unknown flags are refused both ways. */
+	assert_int_equal(wn_streamhdr_encode_flags(&in, 0x40, buf, sizeof(buf)),
+	                 WN_EINVAL);
+	const uint8_t bad[] = {1, 0xc2, 10, 0, 0, 5, 0, 22};
+	assert_int_equal(
+	    wn_streamhdr_decode_flags(bad, sizeof(bad), &out, &dflt, &flags),
+	    WN_EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_each_type_on_the_wire),
 	    cmocka_unit_test(test_default_target),
 	    cmocka_unit_test(test_malformed_headers),
+	    cmocka_unit_test(test_confirm_flag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

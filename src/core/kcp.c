@@ -1,0 +1,550 @@
+/* The KCP ARQ core: queues, acknowledgement, retransmission, windows.
+ *
+ * It follows the reference algorithm (skywind3000/kcp ikcp.c, with kcp-go's
+ * timestamp-guarded duplicate-ack counting) wherever the peer can observe
+ * it, and departs from it where the brief asks:
+ *   - no update() polling: flush() sends what is due now and deadline()
+ *     says exactly when the next thing falls due;
+ *   - a segment's backed-off RTO is capped at WN_KCP_RTO_MAX;
+ *   - cwnd starts at 1 (the reference's 0 wastes the first flush);
+ *   - bounded memory: send_limit bytes queued, rcv_wnd segments in each of
+ *     rcv_buf and rcv_queue, a bounded ack list, segments recycled through
+ *     a free list. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/kcp_int.h"
+#include "util/err.h"
+
+/* ---- construction ---- */
+
+int wn_kcp_new(const struct wn_kcp_cfg *cfg, wn_kcp_output_fn out, void *ctx,
+               uint32_t now, struct wn_kcp **out_kcp)
+{
+	struct wn_kcp *k;
+
+	*out_kcp = NULL;
+	if (!cfg || !out || cfg->mtu < WN_KCP_MTU_MIN ||
+	    cfg->mtu > WN_KCP_MTU_MAX || cfg->snd_wnd == 0 ||
+	    cfg->snd_wnd > WN_KCP_WND_MAX || cfg->rcv_wnd == 0 ||
+	    cfg->rcv_wnd > WN_KCP_WND_MAX || cfg->dead_link == 0 ||
+	    cfg->send_limit < cfg->mtu - WN_KCP_OVERHEAD ||
+	    cfg->headroom > WN_KCP_ROOM_MAX || cfg->tailroom > WN_KCP_ROOM_MAX)
+		return WN_EINVAL;
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		return WN_ENOMEM;
+	k->cfg = *cfg;
+	if (k->cfg.interval < WN_KCP_INTERVAL_MIN)
+		k->cfg.interval = WN_KCP_INTERVAL_MIN;
+	if (k->cfg.interval > WN_KCP_INTERVAL_MAX)
+		k->cfg.interval = WN_KCP_INTERVAL_MAX;
+	k->ack_cap = umax(4 * cfg->rcv_wnd, 1024);
+	k->acks = calloc(k->ack_cap, sizeof(*k->acks));
+	if (!k->acks)
+		goto fail_acks;
+	k->buf = malloc(cfg->headroom + cfg->mtu + cfg->tailroom);
+	if (!k->buf)
+		goto fail_buf;
+	k->mss = cfg->mtu - WN_KCP_OVERHEAD;
+	k->out = out;
+	k->ctx = ctx;
+	k->ssthresh = WN_KCP_SSTHRESH_INIT;
+	k->cwnd = 1;
+	k->incr = k->mss;
+	k->rmt_wnd = WN_KCP_RCV_WND_DEFAULT;
+	k->rx_rto = WN_KCP_RTO_DEFAULT;
+	k->rx_minrto = cfg->nodelay ? WN_KCP_RTO_NODELAY_MIN : WN_KCP_RTO_MIN;
+	k->current = now;
+	k->free_max = (size_t)cfg->snd_wnd + 2 * (size_t)cfg->rcv_wnd + 64;
+	q_init(&k->snd_queue);
+	q_init(&k->snd_buf);
+	q_init(&k->rcv_buf);
+	q_init(&k->rcv_queue);
+	*out_kcp = k;
+	return 0;
+
+fail_buf:
+	free(k->acks);
+fail_acks:
+	free(k);
+	return WN_ENOMEM;
+}
+
+void wn_kcp_free(struct wn_kcp *k)
+{
+	if (!k)
+		return;
+	wn_kcp_q_free(&k->snd_queue);
+	wn_kcp_q_free(&k->snd_buf);
+	wn_kcp_q_free(&k->rcv_buf);
+	wn_kcp_q_free(&k->rcv_queue);
+	wn_kcp_shrink(k);
+	free(k->buf);
+	free(k->acks);
+	free(k);
+}
+
+/* Arms, advances or disarms the window probe. While the peer advertises a
+ * zero window a WASK goes out after 7 s, then at intervals growing x1.5 to
+ * 120 s; the WINS it draws (or any segment) carries the window again. */
+static void probe_update(struct wn_kcp *k, uint32_t now)
+{
+	if (k->rmt_wnd != 0) {
+		k->probe_armed = false;
+		k->probe_wait = 0;
+		return;
+	}
+	if (!k->probe_armed) {
+		k->probe_armed = true;
+		k->probe_wait = WN_KCP_PROBE_INIT;
+		k->ts_probe = now + k->probe_wait;
+	} else if (reached(now, k->ts_probe)) {
+		if (k->probe_wait < WN_KCP_PROBE_INIT)
+			k->probe_wait = WN_KCP_PROBE_INIT;
+		k->probe_wait += k->probe_wait / 2;
+		if (k->probe_wait > WN_KCP_PROBE_LIMIT)
+			k->probe_wait = WN_KCP_PROBE_LIMIT;
+		k->ts_probe = now + k->probe_wait;
+		k->probe |= ASK_SEND;
+	}
+}
+
+/* ---- input ---- */
+
+static void update_rtt(struct wn_kcp *k, int32_t rtt)
+{
+	int64_t rto;
+
+	if (k->rx_srtt == 0) {
+		k->rx_srtt = rtt;
+		k->rx_rttval = rtt / 2;
+	} else {
+		int64_t delta = (int64_t)rtt - k->rx_srtt;
+		if (delta < 0)
+			delta = -delta;
+		k->rx_rttval =
+		    (int32_t)((3 * (int64_t)k->rx_rttval + delta) / 4);
+		k->rx_srtt = (int32_t)((7 * (int64_t)k->rx_srtt + rtt) / 8);
+		if (k->rx_srtt < 1)
+			k->rx_srtt = 1;
+	}
+	rto = 4 * (int64_t)k->rx_rttval;
+	if (rto < k->cfg.interval)
+		rto = k->cfg.interval;
+	rto += k->rx_srtt;
+	if (rto < k->rx_minrto)
+		rto = k->rx_minrto;
+	if (rto > WN_KCP_RTO_MAX)
+		rto = WN_KCP_RTO_MAX;
+	k->rx_rto = (uint32_t)rto;
+}
+
+static void shrink_buf(struct wn_kcp *k)
+{
+	struct seg *s = q_first(&k->snd_buf);
+
+	k->snd_una = s ? s->sn : k->snd_nxt;
+}
+
+static void snd_release(struct wn_kcp *k, struct seg *s)
+{
+	q_remove(&k->snd_buf, s);
+	k->snd_bytes -= s->len;
+	wn_kcp_seg_put(k, s);
+}
+
+/* The peer acknowledged every sn below una. */
+static void parse_una(struct wn_kcp *k, uint32_t una)
+{
+	struct seg *s;
+
+	while ((s = q_first(&k->snd_buf)) && diff(una, s->sn) > 0)
+		snd_release(k, s);
+	shrink_buf(k);
+}
+
+static void parse_ack(struct wn_kcp *k, uint32_t sn)
+{
+	if (diff(sn, k->snd_una) < 0 || diff(sn, k->snd_nxt) >= 0)
+		return;
+	Q_FOREACH (s, &k->snd_buf) {
+		if (s->sn == sn) {
+			snd_release(k, s);
+			break;
+		}
+		if (diff(sn, s->sn) < 0)
+			break;
+	}
+	shrink_buf(k);
+}
+
+/* Counts a duplicate ack against every segment sent before sn and not
+ * after ts (kcp-go's guard: a segment resent after the acked one was sent
+ * is not presumed lost again). */
+static void parse_fastack(struct wn_kcp *k, uint32_t sn, uint32_t ts)
+{
+	if (diff(sn, k->snd_una) < 0 || diff(sn, k->snd_nxt) >= 0)
+		return;
+	Q_FOREACH (s, &k->snd_buf) {
+		if (diff(sn, s->sn) <= 0)
+			break;
+		if (diff(s->ts, ts) <= 0)
+			s->fastack++;
+	}
+}
+
+static void ack_push(struct wn_kcp *k, uint32_t sn, uint32_t ts)
+{
+	if (k->nack == k->ack_cap) {
+		k->st.ack_overflow++;
+		return;
+	}
+	if (k->nack == 0)
+		k->ack_since = k->current;
+	k->acks[k->nack].sn = sn;
+	k->acks[k->nack].ts = ts;
+	k->nack++;
+}
+
+/* Stores a PUSH whose sn is in [rcv_nxt, rcv_nxt + rcv_wnd). Returns 0 if
+ * it is stored or was already there, WN_ENOMEM if it could not be. */
+static int parse_data(struct wn_kcp *k, const struct wn_kcp_hdr *h,
+                      const uint8_t *data)
+{
+	struct link *at = k->rcv_buf.head.prev;
+	struct seg *s;
+
+	/* Segments mostly arrive in order: search from the tail. */
+	for (; at != &k->rcv_buf.head; at = at->prev) {
+		struct seg *p = (struct seg *)at;
+		if (p->sn == h->sn) {
+			k->st.drop_dup++;
+			return 0;
+		}
+		if (diff(h->sn, p->sn) > 0)
+			break;
+	}
+	s = wn_kcp_seg_get(k, h->len);
+	if (!s)
+		return WN_ENOMEM;
+	s->sn = h->sn;
+	s->frg = k->cfg.stream ? 0 : h->frg;
+	s->len = h->len;
+	if (h->len)
+		memcpy(s->data, data, h->len);
+	q_insert_after(&k->rcv_buf, at, s);
+	k->st.in_bytes += h->len;
+	wn_kcp_rcv_advance(k);
+	return 0;
+}
+
+static int input_push(struct wn_kcp *k, const struct wn_kcp_hdr *h,
+                      const uint8_t *data)
+{
+	if (diff(h->sn, k->rcv_nxt + k->cfg.rcv_wnd) >= 0) {
+		k->st.drop_window++;
+		return 0;
+	}
+	if (diff(h->sn, k->rcv_nxt) < 0) {
+		/* Already delivered: our ack was lost, send it again. */
+		k->st.drop_dup++;
+		ack_push(k, h->sn, h->ts);
+		return 0;
+	}
+	if (parse_data(k, h, data) < 0)
+		return WN_ENOMEM;
+	ack_push(k, h->sn, h->ts);
+	return 0;
+}
+
+/* Slow start and congestion avoidance, as the reference grows cwnd when
+ * una advances. */
+static void cwnd_grow(struct wn_kcp *k)
+{
+	uint64_t mss = k->mss;
+
+	if (k->cwnd >= k->rmt_wnd)
+		return;
+	if (k->cwnd < k->ssthresh) {
+		k->cwnd++;
+		k->incr += mss;
+	} else {
+		if (k->incr < mss)
+			k->incr = mss;
+		k->incr += (mss * mss) / k->incr + mss / 16;
+		if ((k->cwnd + 1) * mss <= k->incr)
+			k->cwnd = (uint32_t)((k->incr + mss - 1) / mss);
+	}
+	if (k->cwnd > k->rmt_wnd) {
+		k->cwnd = k->rmt_wnd;
+		k->incr = k->rmt_wnd * mss;
+	}
+}
+
+static bool segment_ok(const struct wn_kcp *k, const struct wn_kcp_hdr *h)
+{
+	if (h->cmd < WN_KCP_CMD_PUSH || h->cmd > WN_KCP_CMD_WINS)
+		return false;
+	if (h->cmd != WN_KCP_CMD_PUSH)
+		return true;
+	/* A message the receive window could never hold would wedge the
+	 * reader's queue forever. */
+	return k->cfg.stream || h->frg < k->cfg.rcv_wnd;
+}
+
+int wn_kcp_input(struct wn_kcp *k, const uint8_t *pkt, size_t len, uint32_t now)
+{
+	uint32_t prev_una = k->snd_una, maxack = 0, latest_ts = 0;
+	bool have_ack = false;
+	int err = 0;
+	size_t off = 0;
+
+	k->current = now;
+	if (!pkt || len < WN_KCP_OVERHEAD) {
+		k->st.drop_bad++;
+		return WN_EPROTO;
+	}
+	k->st.in_pkts++;
+	while (len - off >= WN_KCP_OVERHEAD) {
+		struct wn_kcp_hdr h;
+		const uint8_t *data;
+
+		wn_kcp_hdr_decode(pkt + off, len - off, &h);
+		if (h.conv != k->cfg.conv) {
+			k->st.drop_conv++;
+			err = WN_EPROTO;
+			break;
+		}
+		off += WN_KCP_OVERHEAD;
+		if (h.len > len - off || !segment_ok(k, &h)) {
+			k->st.drop_bad++;
+			err = WN_EPROTO;
+			break;
+		}
+		data = pkt + off;
+		off += h.len;
+		k->st.in_segs++;
+		k->rmt_wnd = h.wnd;
+		parse_una(k, h.una);
+		switch (h.cmd) {
+		case WN_KCP_CMD_ACK:
+			if (diff(now, h.ts) >= 0)
+				update_rtt(k, diff(now, h.ts));
+			parse_ack(k, h.sn);
+			if (!have_ack || diff(h.sn, maxack) > 0) {
+				maxack = h.sn;
+				latest_ts = h.ts;
+			}
+			have_ack = true;
+			break;
+		case WN_KCP_CMD_PUSH:
+			if (input_push(k, &h, data) < 0)
+				err = WN_ENOMEM;
+			break;
+		case WN_KCP_CMD_WASK:
+			k->probe |= ASK_TELL;
+			break;
+		default: /* WINS: the window was taken above */
+			break;
+		}
+	}
+	if (!err && off < len) {
+		k->st.drop_bad++; /* a trailing partial header */
+		err = WN_EPROTO;
+	}
+	if (have_ack)
+		parse_fastack(k, maxack, latest_ts);
+	if (diff(k->snd_una, prev_una) > 0)
+		cwnd_grow(k);
+	probe_update(k, now);
+	return err;
+}
+
+/* ---- output ---- */
+
+static void out_flush(struct wn_kcp *k)
+{
+	if (!k->pos)
+		return;
+	k->st.out_pkts++;
+	k->st.out_bytes += k->pos;
+	k->out(k->ctx, k->buf + k->cfg.headroom, k->pos);
+	k->pos = 0;
+}
+
+/* Appends one segment, first sending the datagram being built if the
+ * segment would not fit in mtu. */
+static void out_seg(struct wn_kcp *k, const struct wn_kcp_hdr *h,
+                    const uint8_t *data)
+{
+	uint8_t *p;
+
+	if (k->pos + WN_KCP_OVERHEAD + h->len > k->cfg.mtu)
+		out_flush(k);
+	p = k->buf + k->cfg.headroom + k->pos;
+	wn_kcp_hdr_encode(h, p);
+	if (data && h->len)
+		memcpy(p + WN_KCP_OVERHEAD, data, h->len);
+	k->pos += WN_KCP_OVERHEAD + h->len;
+}
+
+/* Decides whether s goes out now and updates its timers; returns true if
+ * it does. */
+static bool seg_due(struct wn_kcp *k, struct seg *s, uint32_t now, bool *lost,
+                    bool *fast)
+{
+	if (s->xmit == 0) {
+		/* Without nodelay the first timeout gets an eighth of the
+		 * RTO on top, as the reference does. */
+		s->rto = k->rx_rto;
+		s->resendts =
+		    now + s->rto + (k->cfg.nodelay ? 0 : k->rx_rto >> 3);
+		return true;
+	}
+	if (reached(now, s->resendts)) {
+		/* Backoff: x2 without nodelay, x1.5 with it. */
+		if (k->cfg.nodelay == 0)
+			s->rto += umax(s->rto, k->rx_rto);
+		else if (k->cfg.nodelay < 2)
+			s->rto += s->rto / 2;
+		else
+			s->rto += k->rx_rto / 2;
+		if (s->rto > WN_KCP_RTO_MAX)
+			s->rto = WN_KCP_RTO_MAX;
+		s->resendts = now + s->rto;
+		*lost = true;
+		k->st.lost_segs++;
+		k->st.retrans_segs++;
+		return true;
+	}
+	if (fast_due(k, s)) {
+		s->fastack = 0;
+		s->resendts = now + s->rto;
+		*fast = true;
+		k->st.fast_retrans++;
+		k->st.retrans_segs++;
+		return true;
+	}
+	return false;
+}
+
+void wn_kcp_flush(struct wn_kcp *k, uint32_t now)
+{
+	struct wn_kcp_hdr h = {
+	    .conv = k->cfg.conv, .wnd = wnd_unused(k), .una = k->rcv_nxt};
+	bool lost = false, fast = false;
+	uint32_t limit;
+	struct seg *s;
+
+	k->current = now;
+	h.cmd = WN_KCP_CMD_ACK;
+	for (size_t i = 0; i < k->nack; i++) {
+		h.sn = k->acks[i].sn;
+		h.ts = k->acks[i].ts;
+		out_seg(k, &h, NULL);
+	}
+	k->nack = 0;
+	h.sn = h.ts = 0;
+
+	probe_update(k, now);
+	if (k->probe & ASK_SEND) {
+		h.cmd = WN_KCP_CMD_WASK;
+		out_seg(k, &h, NULL);
+		k->st.probes_sent++;
+	}
+	if (k->probe & ASK_TELL) {
+		h.cmd = WN_KCP_CMD_WINS;
+		out_seg(k, &h, NULL);
+	}
+	k->probe = 0;
+
+	limit = k->snd_una + cwnd_eff(k);
+	while (diff(k->snd_nxt, limit) < 0 && (s = q_first(&k->snd_queue))) {
+		q_remove(&k->snd_queue, s);
+		s->sn = k->snd_nxt++;
+		s->xmit = 0;
+		s->fastack = 0;
+		q_push(&k->snd_buf, s);
+	}
+
+	h.cmd = WN_KCP_CMD_PUSH;
+	Q_FOREACH (p, &k->snd_buf) {
+		if (!seg_due(k, p, now, &lost, &fast))
+			continue;
+		p->xmit++;
+		p->ts = now;
+		h.frg = p->frg;
+		h.ts = p->ts;
+		h.sn = p->sn;
+		h.len = p->len;
+		out_seg(k, &h, p->data);
+		k->st.out_segs++;
+		if (p->xmit >= k->cfg.dead_link)
+			k->dead = true;
+	}
+	out_flush(k);
+
+	if (fast) {
+		uint32_t inflight = k->snd_nxt - k->snd_una;
+		k->ssthresh = umax(inflight / 2, WN_KCP_SSTHRESH_MIN);
+		k->cwnd = k->ssthresh + k->cfg.resend;
+		k->incr = (uint64_t)k->cwnd * k->mss;
+	}
+	if (lost) {
+		k->ssthresh = umax(k->cwnd / 2, WN_KCP_SSTHRESH_MIN);
+		k->cwnd = 1;
+		k->incr = k->mss;
+	}
+	if (k->cwnd < 1) {
+		k->cwnd = 1;
+		k->incr = k->mss;
+	}
+}
+
+/* Lowers *best to t if t is earlier; returns true if t has been reached. */
+static bool earlier(uint32_t now, uint32_t t, uint32_t *best)
+{
+	if (reached(now, t))
+		return true;
+	if (diff(t, *best) < 0)
+		*best = t;
+	return false;
+}
+
+uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now)
+{
+	uint32_t best = now + WN_KCP_IDLE_MS;
+
+	/* New data the windows allow, a fast resend, a probe or a window
+	 * update go at once (kcp-go flushes on write too); acks wait for the
+	 * end of their interval batch unless they pile up. */
+	if (can_send_new(k) || k->probe || k->nack >= k->ack_cap / 2)
+		return now;
+	Q_FOREACH (s, &k->snd_buf) {
+		if (s->xmit == 0 || fast_due(k, s) ||
+		    earlier(now, s->resendts, &best))
+			return now;
+	}
+	if (k->nack && earlier(now, k->ack_since + k->cfg.interval, &best))
+		return now;
+	if (k->probe_armed && k->rmt_wnd == 0 &&
+	    earlier(now, k->ts_probe, &best))
+		return now;
+	return best;
+}
+
+int wn_kcp_is_dead(const struct wn_kcp *k)
+{
+	return k->dead;
+}
+
+void wn_kcp_get_stats(const struct wn_kcp *k, struct wn_kcp_stats *st)
+{
+	*st = k->st;
+	st->srtt_ms = (uint32_t)k->rx_srtt;
+	st->rto_ms = k->rx_rto;
+	st->cwnd = k->cwnd;
+	st->rmt_wnd = k->rmt_wnd;
+	st->seg_spare = (uint32_t)k->nfree;
+}

@@ -1,0 +1,127 @@
+/* The KCP engine: the Turbo Tunnel stack. KCP ARQ (src/core/kcp.h) carries
+ * an smux session (src/core/smux.h) whose streams are the tunnel's streams;
+ * every KCP datagram is protected with Noise IK keys (src/crypto/protect.h):
+ * WireGuard-style transport packets naming their session by receiver index.
+ *
+ * Sessions are bound to keys, not addresses: the server answers a session
+ * at the address its last authenticated packet came from, so a client
+ * whose address or port changes (NAT rebinding, another carrier) keeps its
+ * session and its streams. The server answers nothing to a packet that
+ * does not prove knowledge of its public key (mac1), and nothing to a
+ * client key it does not list.
+ *
+ * Like the QUIC engine, it runs over any carrier: the application opens the
+ * carrier with the engine's handler and hands it over.
+ *
+ * Client: one session at a time. It handshakes (retrying with backoff),
+ * keeps the session alive with keepalives, rekeys every two minutes without
+ * disturbing streams, and when nothing is heard for idle_timeout_ms
+ * declares the session lost (streams reset with WN_STREAM_SESSION_LOST) and
+ * starts a new one; streams opened meanwhile wait for it. */
+#ifndef WN_ENGINE_KCP_H
+#define WN_ENGINE_KCP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "carrier/carrier.h"
+#include "crypto/key.h"
+#include "engine/engine.h"
+#include "io/loop.h"
+#include "util/log.h"
+
+struct wn_kcp_engine_opts {
+	struct wn_loop *loop;         /* borrowed */
+	struct wn_log *log;           /* borrowed */
+	const struct wn_identity *id; /* borrowed; outlives the engine */
+	char mode[16];                /* KCP preset: normal fast fast2 fast3 */
+	unsigned mtu;              /* carrier packet size; 0: the carrier's */
+	unsigned snd_wnd, rcv_wnd; /* KCP windows in segments; 0: default */
+	uint32_t idle_timeout_ms;  /* dead after this long without packets */
+	uint32_t keepalive_ms;     /* client: keepalive when idle; 0: none */
+	size_t stream_send_limit;  /* bytes queued per stream */
+	uint32_t stream_window;    /* smux v2 receive window per stream */
+	unsigned max_streams;      /* concurrent streams per session */
+	unsigned max_sessions;     /* server: live sessions */
+};
+
+/* Fills in defaults (loop, log and id stay NULL): fast3, windows 512/512,
+ * idle 15 s, keepalive 5 s, 1 MiB stream window. */
+void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o);
+
+/* Counters for logs and metrics. */
+struct wn_kcp_engine_stats {
+	uint64_t sessions_opened, sessions_closed;
+	uint64_t streams_opened, streams_closed;
+	uint64_t handshakes, rekeys;
+	uint64_t pkts_dropped; /* failed authentication, replays, unknown */
+	uint64_t auth_failures;
+};
+
+/* ---- client ---------------------------------------------------------- */
+
+struct wn_kcp_client;
+
+struct wn_kcp_client_events {
+	void *ctx;
+	void (*on_up)(void *ctx);                    /* handshake done */
+	void (*on_down)(void *ctx, const char *why); /* lost; will retry */
+};
+
+/* Creates a client that will pin server_key. Returns 0 or a WN_E* code. */
+int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
+                      const uint8_t server_key[WN_KEY_LEN],
+                      const struct wn_kcp_client_events *ev,
+                      struct wn_kcp_client **out);
+
+/* The handler to open the client's carrier with. */
+struct wn_carrier_handler wn_kcp_client_handler(struct wn_kcp_client *c);
+
+/* Starts the session with `server` over `carrier` (borrowed: the caller
+ * closes it after wn_kcp_client_close). Returns 0 or a WN_E* code. */
+int wn_kcp_client_start(struct wn_kcp_client *c, struct wn_carrier *carrier,
+                        const struct sockaddr *server, socklen_t len);
+
+/* Moves the session to another carrier or server address (failover,
+ * rebinding): later packets go there; the session and streams carry on. */
+int wn_kcp_client_set_path(struct wn_kcp_client *c, struct wn_carrier *carrier,
+                           const struct sockaddr *server, socklen_t len);
+
+/* The tunnel front ends open streams on. Valid until close. */
+struct wn_tunnel *wn_kcp_client_tunnel(struct wn_kcp_client *c);
+
+/* True while a session is established. */
+int wn_kcp_client_is_up(const struct wn_kcp_client *c);
+
+const struct wn_kcp_engine_stats *
+wn_kcp_client_stats(const struct wn_kcp_client *c);
+
+/* Resets every stream and frees the client at the end of the loop
+ * iteration. */
+void wn_kcp_client_close(struct wn_kcp_client *c);
+
+/* ---- server ---------------------------------------------------------- */
+
+struct wn_kcp_server;
+
+/* Creates a server accepting the n client keys (copied). New streams go to
+ * ah. Returns 0 or a WN_E* code. */
+int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
+                      const uint8_t (*clients)[WN_KEY_LEN], size_t n,
+                      const struct wn_accept_handler *ah,
+                      struct wn_kcp_server **out);
+
+/* The handler to open each of the server's carriers with. */
+struct wn_carrier_handler wn_kcp_server_handler(struct wn_kcp_server *s);
+
+/* Live sessions. */
+size_t wn_kcp_server_sessions(const struct wn_kcp_server *s);
+
+const struct wn_kcp_engine_stats *
+wn_kcp_server_stats(const struct wn_kcp_server *s);
+
+/* Ends every session and frees the server at the end of the loop
+ * iteration. Carriers are the caller's to close afterwards. */
+void wn_kcp_server_close(struct wn_kcp_server *s);
+
+#endif

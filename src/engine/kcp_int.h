@@ -1,0 +1,106 @@
+/* Private to the KCP engine (kcp.c: endpoints, sessions and handshakes;
+ * kcp_stream.c: streams behind the tunnel API). */
+#ifndef WN_ENGINE_KCP_INT_H
+#define WN_ENGINE_KCP_INT_H
+
+#include "core/streamhdr.h"
+#include "crypto/protect.h"
+#include "engine/kcp.h"
+#include "engine/kcp_sess.h"
+#include "util/cidmap.h"
+#include "util/list.h"
+
+/* Reserve/commit hand out this much contiguous space at a time. */
+#define KCP_SCRATCH 16384
+
+/* What the client and the server share. */
+struct ksession;
+
+struct kep {
+	struct wn_kcp_engine_opts o;
+	int is_server;
+	struct wn_kcp_engine_stats stats;
+	uint64_t stream_seq, sess_seq;
+	struct wn_ratelimit rl_drop, rl_err;
+	struct wn_accept_handler ah; /* server */
+	/* Hooks from a session to its endpoint: it died (streams failed);
+	 * its run pass starts (client: handshake retries and rekeys). */
+	void (*sess_dead)(struct kep *ep, struct ksession *ks);
+	void (*sess_tick)(struct kep *ep, struct ksession *ks, uint64_t now);
+};
+
+enum ks_state {
+	KS_HANDSHAKE, /* client: waiting for the response */
+	KS_UP,
+	KS_DEAD, /* streams failed; waiting to be freed */
+};
+
+struct ksession {
+	struct wn_tunnel tunnel; /* first: handed out to front ends */
+	struct kep *ep;
+	struct wn_kcp_sess *core;
+	struct wn_protect_peer peer; /* keys; wiped when freed */
+	int peer_live;
+	struct wn_carrier *carrier; /* where packets go: the last path */
+	struct sockaddr_storage remote;
+	socklen_t rlen;
+	struct wn_timer timer;
+	struct wn_deferred dnode; /* run pass, or free once dead */
+	struct wn_list link;      /* server: in the server's sessions */
+	struct wn_cidmap streams; /* smux stream id -> kstream */
+	struct wn_list all;       /* every live kstream */
+	struct wn_list blocked;   /* kstreams waiting for on_writable */
+	enum ks_state state;
+	uint64_t id;
+	uint8_t sess_id[8]; /* the client's session id (handshake payload) */
+	uint32_t conv;
+	uint8_t peer_key[WN_KEY_LEN];
+	uint64_t created_ms;
+	uint64_t hs_next_ms; /* client: next initiation (retry or rekey) */
+	int client_index;    /* server: which allowed client */
+	uint32_t hs_backoff_ms;
+	int timer_live;
+	int was_up;
+	char why[128];
+	uint8_t scratch[KCP_SCRATCH]; /* reserve/commit */
+	struct kstream *scratch_owner;
+};
+
+struct kstream {
+	struct wn_stream base; /* first */
+	struct kep *ep;
+	struct ksession *ks; /* NULL once closed */
+	uint32_t sid;
+	unsigned fin_wanted : 1, eof : 1, closed : 1, released : 1,
+	    want_writable : 1, hdr_done : 1;
+	int close_err;
+	struct wn_list link;  /* ks->all */
+	struct wn_list wlink; /* ks->blocked */
+	struct wn_deferred dnode;
+	uint8_t hdr[WN_STREAMHDR_MAX]; /* server: the header as it arrives */
+	size_t hdrlen;
+};
+
+/* ---- kcp_stream.c ---------------------------------------------------- */
+
+/* The smux callbacks that route stream events of ks to its kstreams. */
+struct wn_smux_cb kstream_smux_cb(struct ksession *ks);
+
+/* Client: opens a stream to target on ks. NULL when ks takes no more. */
+struct kstream *kstream_open(struct ksession *ks,
+                             const struct wn_endpoint *target, unsigned flags,
+                             const struct wn_stream_handler *h);
+
+/* Ends a stream with err (on_closed from the loop). */
+void kstream_fail(struct kstream *st, int err);
+
+/* After a run pass: wakes streams whose short write now has room. */
+void kstream_wake_writers(struct ksession *ks);
+
+/* ---- kcp.c ----------------------------------------------------------- */
+
+/* Asks for a run pass (smux -> KCP -> carrier) at the end of the loop
+ * iteration. */
+void ksession_schedule(struct ksession *ks);
+
+#endif
