@@ -18,8 +18,9 @@ from test_tunnel import Tunnel
 SIZE = 100 * 1000 * 1000
 
 
-def one(t, server):
+def one(t, server, engine):
     c = start_client(t, server, "127.0.0.1:2000=127.0.0.1:7000",
+                     extra=("--engine", engine),
                      name=f"client{time.monotonic_ns()}")
     t0 = time.monotonic()
     r = t.app("halfclose", "--connect", "127.0.0.1:2000",
@@ -30,22 +31,26 @@ def one(t, server):
     return SIZE * 8 / secs / 1e6
 
 
-def test_measure_cut_vs_uncut(netns, procs, warren_bin, tmp_path):
+import pytest
+
+
+@pytest.mark.parametrize("engine", ["quic", "kcp"])
+def test_measure_cut_vs_uncut(netns, procs, warren_bin, tmp_path, engine):
     link = make_link(netns, procs, both="delay=25ms,rate=100mbit", seed=3)
     t = Tunnel(netns, procs, warren_bin, tmp_path, link=link)
     t.target("127.0.0.1:7000", mode="reply")
     start_server(t, "--allow", "127.0.0.1:7000", "--listen",
-                 f"udp://{t.server_ip}:4433")
+                 f"udp://{t.server_ip}:4433", "--engine", engine)
     px, hostport = start_cutproxy(t, f"{t.server_ip}:4443",
                                   "--cut-after", "2s", "--mode", "rst")
     results = {}
     for name, server in (("udp", f"udp://{t.server_ip}:4433"),
                          ("tcp uncut", f"tcp://{t.server_ip}:4443"),
                          ("tcp cut every 2 s", f"tcp://{hostport}")):
-        runs = [one(t, server) for _ in range(3)]
+        runs = [one(t, server, engine) for _ in range(3)]
         results[name] = (statistics.median(runs), runs)
     for name, (med, runs) in results.items():
-        print(f"{name:>20}: median {med:6.1f} Mbit/s  runs "
+        print(f"{engine} {name:>20}: median {med:6.1f} Mbit/s  runs "
               + ", ".join(f"{r:.1f}" for r in runs))
     ratio = results["tcp cut every 2 s"][0] / results["tcp uncut"][0]
-    print(f"cut/uncut goodput: {ratio:.0%}")
+    print(f"{engine} cut/uncut goodput: {ratio:.0%}")
