@@ -43,6 +43,7 @@ enum key_id {
 	K_IDLE_CLOSE,
 	K_MAX_CONNS,
 	K_FAILOVER_AFTER,
+	K_PADDING,
 	K_ENGINE,
 	K_MODE,
 	K_EAGER,
@@ -122,6 +123,10 @@ static const struct keydef keys[] = {
      "with several servers: move on after this long without progress "
      "(default 3s)",
      500, 600000},
+    {SEC_SERVER | SEC_CLIENT, "padding", K_PADDING, 0, "BYTES",
+     "tcp/tls: after each batch of packets, a padding record of up to "
+     "this many random bytes (default 0: none; at most 32767)",
+     0, 0},
     {SEC_SERVER, "idle-close", K_IDLE_CLOSE, 0, "DURATION",
      "tcp/tls: close a carrier connection silent this long (default "
      "never)",
@@ -529,6 +534,13 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 		s->max_conns = (uint32_t)n;
 		return 0;
 	}
+	case K_PADDING: {
+		uint64_t n;
+		if (set_size(st, k, v, 32767, &n) != 0)
+			return WN_EINVAL;
+		s->padding = (uint32_t)n;
+		return 0;
+	}
 	case K_ENGINE:
 	case K_MODE:
 		return set_engine(st, k, v, &s->engine);
@@ -581,6 +593,13 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 		return set_size(st, k, v, UINT64_MAX, &c->rotate_bytes);
 	case K_FAILOVER_AFTER:
 		return set_duration(st, k, v, &c->failover_ms);
+	case K_PADDING: {
+		uint64_t n;
+		if (set_size(st, k, v, 32767, &n) != 0)
+			return WN_EINVAL;
+		c->padding = (uint32_t)n;
+		return 0;
+	}
 	case K_ENGINE:
 	case K_MODE:
 		return set_engine(st, k, v, &c->engine);

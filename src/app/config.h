@@ -6,11 +6,11 @@
  *   [server]              keys: listen, key, allow-client, allow, target,
  *                               log-level, api, idle-timeout, engine, mode,
  *                               tls-cert, tls-key, fallback, sni,
- *                               idle-close, max-conns
+ *                               idle-close, max-conns, padding
  *   [client]              keys: server, server-key, key, log-level, api,
  *                               keepalive, dead-peer-timeout, engine, mode,
  *                               sni, rotate-after, rotate-bytes,
- *                               failover-after
+ *                               failover-after, padding
  *   [forward NAME]        keys: listen, target (client side port forwards)
  *   [socks5 NAME]         keys: listen, eager, user, users-file (client
  *                               side SOCKS5 proxies)
@@ -128,6 +128,7 @@ struct wn_server_cfg {
 	char sni[WN_HOSTNAME_MAX + 1];
 	uint32_t idle_close_ms; /* 0: never */
 	uint32_t max_conns;     /* 0: the carrier's default */
+	uint32_t padding;       /* padding record after each batch; 0: none */
 	struct wn_engine_cfg engine;
 	uint64_t set_mask, file_mask;
 };
@@ -151,6 +152,7 @@ struct wn_client_cfg {
 	uint32_t rotate_after_ms; /* 0: never */
 	uint64_t rotate_bytes;    /* 0: never */
 	uint32_t failover_ms;     /* several servers: move on after */
+	uint32_t padding;         /* padding record after each batch */
 	struct wn_engine_cfg engine;
 	uint64_t set_mask, file_mask;
 };

@@ -240,6 +240,7 @@ int wn_cmd_server(int argc, char **argv)
 			    .fallback_file = sc->fallback_path,
 			    .idle_close_ms = sc->idle_close_ms,
 			    .max_conns = sc->max_conns,
+			    .pad_max = sc->padding,
 			};
 			rc = wn_stream_server_open(
 			    &d->loop, &d->log, (struct sockaddr *)&ss, len,
@@ -344,6 +345,7 @@ int wn_cmd_client(int argc, char **argv)
 			    .sni = sni,
 			    .rotate_after_ms = cc->rotate_after_ms,
 			    .rotate_bytes = cc->rotate_bytes,
+			    .pad_max = cc->padding,
 			};
 			rc = wn_stream_client_open(
 			    &d->loop, &d->log, (struct sockaddr *)&server, slen,

@@ -36,6 +36,10 @@
  * preamble after preamble_timeout_ms, or silent for idle_close_ms, are
  * reaped.
  *
+ * Padding: with pad_max, each batch sent is followed by a padding record
+ * of a random 0..pad_max bytes, so packet sizes and timing show less on a
+ * plain tcp carrier (under tls, records hide them anyway).
+ *
  * Send: a batch is framed whole into the connection's write queue or not
  * at all; a full queue (queue_limit) gives WN_EAGAIN, and h.writable
  * follows once it drains.
@@ -68,6 +72,8 @@ struct wn_stream_opts {
 	uint32_t rotate_after_ms;     /* client: replace after; 0: never */
 	uint64_t rotate_bytes;        /* client: replace after; 0: never */
 	uint32_t max_conns;           /* server: connections; 0: 4096 */
+	uint32_t pad_max; /* after each batch, a padding record of 0..pad_max
+	                     random bytes (at most 32767); 0: none */
 	/* tls: the carrier speaks TLS 1.3 under the preamble and framing */
 	int tls;
 	const char *sni;           /* client: server name sent; server: the

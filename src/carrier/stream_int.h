@@ -36,6 +36,8 @@ static inline void stream_opts_fill(struct wn_stream_opts *o,
 		o->stall_ms = STREAM_STALL_MS;
 	if (o->max_conns == 0)
 		o->max_conns = STREAM_MAX_CONNS;
+	if (o->pad_max > WN_FRAME_MAX)
+		o->pad_max = WN_FRAME_MAX;
 }
 
 /* A virtual IPv6 address in fd00::/8: fd, then 7 bytes of tag, then a
@@ -51,6 +53,9 @@ static inline void stream_vaddr(struct sockaddr_in6 *a,
 	memcpy(&a->sin6_addr.s6_addr[1], tag, STREAM_TAG_LEN);
 	wn_put_u64be(&a->sin6_addr.s6_addr[8], num);
 }
+
+/* Room a batch's padding record may take. */
+#define STREAM_PAD_SLACK(pad_max) ((pad_max) ? WN_FRAME_HDR + (pad_max) : 0)
 
 /* Bytes a batch of len bytes of seg-byte packets takes framed. */
 static inline size_t stream_framed_len(size_t len, size_t seg)

@@ -108,6 +108,7 @@ struct tsrv {
 	size_t nconns, nbound, nsessions;
 	uint64_t conn_seq;
 	uint8_t rbuf[STREAM_RBUF];
+	uint8_t pad[WN_FRAME_MAX]; /* padding record scratch */
 	uint8_t pbuf[16384 + 256]; /* tls: one decrypted record */
 	gnutls_certificate_credentials_t cred;
 	char *fallback; /* tls, WN_FALLBACK_FILE: the answer */
@@ -634,7 +635,8 @@ static int srv_send(struct wn_carrier *c, const struct sockaddr *to,
 		t->base.stats.drops_out += (len + seg - 1) / seg;
 		return WN_EUNREACH;
 	}
-	if (sconn_space(&tc->s) < stream_framed_len(len, seg)) {
+	if (sconn_space(&tc->s) <
+	    stream_framed_len(len, seg) + STREAM_PAD_SLACK(t->o.pad_max)) {
 		tc->s.want_drain = true;
 		t->want_writable = true;
 		return WN_EAGAIN;
@@ -648,6 +650,13 @@ static int srv_send(struct wn_carrier *c, const struct sockaddr *to,
 	}
 	t->base.stats.bytes_out += len;
 	t->base.stats.send_calls++;
+	if (t->o.pad_max) {
+		uint32_t np = randombytes_uniform(t->o.pad_max + 1);
+		wn_put_u16be(hdr, (uint16_t)(WN_FRAME_PAD_BIT | np));
+		randombytes_buf(t->pad, np);
+		sconn_put(&tc->s, hdr, sizeof(hdr));
+		sconn_put(&tc->s, t->pad, np);
+	}
 	sconn_flush(&tc->s);
 	return 0;
 }

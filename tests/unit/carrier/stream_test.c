@@ -338,6 +338,57 @@ static bool saw_eof(struct env *e, void *arg)
 	return w->eof;
 }
 
+/* With padding on both sides, every packet still arrives whole: the
+ * padding records between batches are skipped. A raw peer sees them. */
+static void test_padding(void **state)
+{
+	struct env *e = *state;
+	struct wn_stream_opts o = {.pad_max = 3000};
+	uint8_t hello[400];
+	size_t i, n, raw = 0;
+	int fd;
+
+	assert_int_equal(server_open(e, &o), 0);
+	client_open(e, &o);
+	assert_true(wait_n(e, &e->cli.ups, 1, 5000));
+	for (i = 0; i < 20; i++)
+		assert_int_equal(
+		    wn_carrier_send(e->cli.c, NULL, 0, pkt, 1000 + i, 700), 0);
+	assert_true(wait_n(e, &e->srv.npkts, 40, 5000));
+	assert_int_equal(e->srv.nbytes, 20 * 1000 + 190);
+	for (i = 0; i < 20; i++)
+		assert_int_equal(
+		    wn_carrier_send(e->srv.c,
+		                    (struct sockaddr *)&e->srv.from[0],
+		                    sizeof(struct sockaddr_in6), pkt, 500, 500),
+		    0);
+	assert_true(wait_n(e, &e->cli.npkts, 20, 5000));
+	assert_int_equal(e->cli.nbytes, 20 * 500);
+	/* On the wire: 20 records of 2 + 500 bytes and 20 padding records
+	 * of random length (all 20 empty has probability 3001^-20). */
+	fd = raw_connect(e);
+	n = make_hello(e, hello, 0x77, 0x77, 1);
+	send_all(fd, hello, n);
+	assert_true(wait_n(e, &e->srv.npkts, 41, 5000));
+	for (i = 0; i < 20; i++)
+		assert_int_equal(
+		    wn_carrier_send(e->srv.c,
+		                    (struct sockaddr *)&e->srv.last_up,
+		                    sizeof(struct sockaddr_in6), pkt, 500, 500),
+		    0);
+	uint64_t end = wn_mono_ns() + 2000000000ull;
+	static uint8_t sink[1 << 16];
+	while (wn_mono_ns() < end) {
+		ssize_t r = recv(fd, sink, sizeof(sink), MSG_DONTWAIT);
+		if (r > 0)
+			raw += (size_t)r;
+		uv_run(wn_loop_uv(&e->loop), UV_RUN_NOWAIT);
+	}
+	assert_true(raw > 20 * (2 + 500) + 20 * 2);
+	assert_true(raw <= 20 * (2 + 500) + 20 * (2 + 3000));
+	close(fd);
+}
+
 static void test_forged_and_replayed(void **state)
 {
 	struct env *e = *state;
@@ -523,6 +574,7 @@ int main(void)
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_redial_new_address, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_padding, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_forged_and_replayed, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_half_open_reaped, setup,
