@@ -46,6 +46,9 @@ enum key_id {
 	K_PADDING,
 	K_ENGINE,
 	K_MODE,
+	K_SNDWND,
+	K_RCVWND,
+	K_MTU,
 	K_EAGER,
 	K_USER,
 	K_USERS_FILE,
@@ -138,6 +141,12 @@ static const struct keydef keys[] = {
      "the tunnel engine; both ends must match (default quic)", 0, 0},
     {SEC_SERVER | SEC_CLIENT, "mode", K_MODE, 0, "MODE",
      "kcp engine preset: normal, fast, fast2 or fast3 (default)", 0, 0},
+    {SEC_SERVER | SEC_CLIENT, "sndwnd", K_SNDWND, 0, "SEGMENTS",
+     "kcp engine send window in segments (default 512)", 16, 65535},
+    {SEC_SERVER | SEC_CLIENT, "rcvwnd", K_RCVWND, 0, "SEGMENTS",
+     "kcp engine receive window in segments (default 512)", 16, 65535},
+    {SEC_SERVER | SEC_CLIENT, "mtu", K_MTU, 0, "BYTES",
+     "kcp engine packet size on the carrier (default 1400)", 576, 9000},
     {SEC_FORWARD, "listen", K_LISTEN, 0, "[tcp://]HOST:PORT|unix:PATH",
      "where the client accepts connections for this forward", 0, 0},
     {SEC_FORWARD, "target", K_TARGET, 0, "HOST:PORT|unix:PATH",
@@ -440,6 +449,24 @@ static int set_engine(const struct setting *st, const struct keydef *k,
 	return WN_EINVAL;
 }
 
+/* A whole number within the key's [min_ms, max_ms] (reused as bounds). */
+static int set_uint(const struct setting *st, const struct keydef *k,
+                    const char *v, unsigned *out)
+{
+	char *end;
+	unsigned long n = strtoul(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end != '\0' || n < k->min_ms ||
+	    n > k->max_ms) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "expected a number from %u to %u",
+		         k->min_ms, k->max_ms);
+		bad(st, k, v, msg);
+		return WN_EINVAL;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
 #define TARGET_EXPECT "HOST:PORT or unix:PATH"
 #define API_EXPECT "HOST:PORT, e.g. 127.0.0.1:7070"
 #define CARRIER_EXPECT "udp://, tcp:// or tls://HOST:PORT"
@@ -544,6 +571,12 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 	case K_ENGINE:
 	case K_MODE:
 		return set_engine(st, k, v, &s->engine);
+	case K_SNDWND:
+		return set_uint(st, k, v, &s->engine.sndwnd);
+	case K_RCVWND:
+		return set_uint(st, k, v, &s->engine.rcvwnd);
+	case K_MTU:
+		return set_uint(st, k, v, &s->engine.mtu);
 	default:
 		return WN_EINTERNAL;
 	}
@@ -603,6 +636,12 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 	case K_ENGINE:
 	case K_MODE:
 		return set_engine(st, k, v, &c->engine);
+	case K_SNDWND:
+		return set_uint(st, k, v, &c->engine.sndwnd);
+	case K_RCVWND:
+		return set_uint(st, k, v, &c->engine.rcvwnd);
+	case K_MTU:
+		return set_uint(st, k, v, &c->engine.mtu);
 	default:
 		return WN_EINTERNAL;
 	}

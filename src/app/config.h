@@ -5,12 +5,13 @@
  *
  *   [server]              keys: listen, key, allow-client, allow, target,
  *                               log-level, api, idle-timeout, engine, mode,
- *                               tls-cert, tls-key, fallback, sni,
- *                               idle-close, max-conns, padding
+ *                               sndwnd, rcvwnd, mtu, tls-cert, tls-key,
+ *                               fallback, sni, idle-close, max-conns,
+ *                               padding
  *   [client]              keys: server, server-key, key, log-level, api,
  *                               keepalive, dead-peer-timeout, engine, mode,
- *                               sni, rotate-after, rotate-bytes,
- *                               failover-after, padding
+ *                               sndwnd, rcvwnd, mtu, sni, rotate-after,
+ *                               rotate-bytes, failover-after, padding
  *   [forward NAME]        keys: listen, target (client side port forwards)
  *   [socks5 NAME]         keys: listen, eager, user, users-file (client
  *                               side SOCKS5 proxies)
@@ -80,7 +81,9 @@ enum wn_engine_kind {
 
 struct wn_engine_cfg {
 	enum wn_engine_kind kind;
-	char mode[16]; /* kcp: normal, fast, fast2, fast3 (default) */
+	char mode[16];           /* kcp: normal, fast, fast2, fast3 (default) */
+	unsigned sndwnd, rcvwnd; /* kcp windows in segments; 0: default */
+	unsigned mtu; /* kcp packet size on the carrier; 0: default */
 };
 
 /* A SOCKS5 user: name (1..255 bytes) and password (0..255 bytes). */

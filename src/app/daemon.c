@@ -174,6 +174,12 @@ static void kcp_opts(struct daemon *d, const struct wn_engine_cfg *e,
 	o->log = &d->log;
 	o->id = &d->id;
 	snprintf(o->mode, sizeof(o->mode), "%s", e->mode);
+	if (e->sndwnd)
+		o->snd_wnd = e->sndwnd;
+	if (e->rcvwnd)
+		o->rcv_wnd = e->rcvwnd;
+	if (e->mtu)
+		o->mtu = e->mtu;
 }
 
 int wn_cmd_server(int argc, char **argv)

@@ -55,6 +55,8 @@ int wn_kcp_new(const struct wn_kcp_cfg *cfg, wn_kcp_output_fn out, void *ctx,
 	k->rmt_wnd = WN_KCP_RCV_WND_DEFAULT;
 	k->rx_rto = WN_KCP_RTO_DEFAULT;
 	k->rx_minrto = cfg->nodelay ? WN_KCP_RTO_NODELAY_MIN : WN_KCP_RTO_MIN;
+	if (cfg->pacing)
+		wn_kcp_pace_init(k, now);
 	k->current = now;
 	k->free_max = (size_t)cfg->snd_wnd + 2 * (size_t)cfg->rcv_wnd + 64;
 	q_init(&k->snd_queue);
@@ -135,6 +137,12 @@ static void update_rtt(struct wn_kcp *k, int32_t rtt)
 	rto += k->rx_srtt;
 	if (rto < k->rx_minrto)
 		rto = k->rx_minrto;
+	/* A floor relative to the smoothed RTT (0: the reference's rule,
+	 * which lets the RTO sit a few ms above a steady RTT, so any
+	 * queueing fires spurious retransmissions). */
+	if (k->cfg.rto_srtt_pct &&
+	    rto < (int64_t)k->rx_srtt * k->cfg.rto_srtt_pct / 100)
+		rto = (int64_t)k->rx_srtt * k->cfg.rto_srtt_pct / 100;
 	if (rto > WN_KCP_RTO_MAX)
 		rto = WN_KCP_RTO_MAX;
 	k->rx_rto = (uint32_t)rto;
@@ -151,6 +159,7 @@ static void snd_release(struct wn_kcp *k, struct seg *s)
 {
 	q_remove(&k->snd_buf, s);
 	k->snd_bytes -= s->len;
+	wn_kcp_pace_acked(k, s->len);
 	wn_kcp_seg_put(k, s);
 }
 
@@ -329,8 +338,11 @@ int wn_kcp_input(struct wn_kcp *k, const uint8_t *pkt, size_t len, uint32_t now)
 		parse_una(k, h.una);
 		switch (h.cmd) {
 		case WN_KCP_CMD_ACK:
-			if (diff(now, h.ts) >= 0)
+			if (diff(now, h.ts) >= 0) {
 				update_rtt(k, diff(now, h.ts));
+				wn_kcp_pace_rtt(k, (uint32_t)diff(now, h.ts),
+				                now);
+			}
 			parse_ack(k, h.sn);
 			if (!have_ack || diff(h.sn, maxack) > 0) {
 				maxack = h.sn;
@@ -438,6 +450,13 @@ void wn_kcp_flush(struct wn_kcp *k, uint32_t now)
 	struct seg *s;
 
 	k->current = now;
+	if (k->cfg.pacing) {
+		bool app_limited =
+		    k->snd_queue.n == 0 &&
+		    diff(k->snd_nxt, k->snd_una + cwnd_eff(k)) < 0;
+		wn_kcp_pace_tick(k, now, app_limited);
+		k->pace.blocked = false;
+	}
 	h.cmd = WN_KCP_CMD_ACK;
 	for (size_t i = 0; i < k->nack; i++) {
 		h.sn = k->acks[i].sn;
@@ -460,7 +479,8 @@ void wn_kcp_flush(struct wn_kcp *k, uint32_t now)
 	k->probe = 0;
 
 	limit = k->snd_una + cwnd_eff(k);
-	while (diff(k->snd_nxt, limit) < 0 && (s = q_first(&k->snd_queue))) {
+	while (diff(k->snd_nxt, limit) < 0 && pace_room(k) &&
+	       (s = q_first(&k->snd_queue))) {
 		q_remove(&k->snd_queue, s);
 		s->sn = k->snd_nxt++;
 		s->xmit = 0;
@@ -470,6 +490,11 @@ void wn_kcp_flush(struct wn_kcp *k, uint32_t now)
 
 	h.cmd = WN_KCP_CMD_PUSH;
 	Q_FOREACH (p, &k->snd_buf) {
+		if (k->cfg.pacing &&
+		    (p->xmit == 0 || reached(now, p->resendts) ||
+		     fast_due(k, p)) &&
+		    !wn_kcp_pace_take(k, WN_KCP_OVERHEAD + p->len))
+			break; /* the rest when the pacer allows */
 		if (!seg_due(k, p, now, &lost, &fast))
 			continue;
 		p->xmit++;
@@ -519,11 +544,21 @@ uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now)
 	/* New data the windows allow, a fast resend, a probe or a window
 	 * update go at once (kcp-go flushes on write too); acks wait for the
 	 * end of their interval batch unless they pile up. */
-	if (can_send_new(k) || k->probe || k->nack >= k->ack_cap / 2)
+	if (k->probe || k->nack >= k->ack_cap / 2)
 		return now;
+	bool push = can_send_new(k);
 	Q_FOREACH (s, &k->snd_buf) {
+		if (push)
+			break;
 		if (s->xmit == 0 || fast_due(k, s) ||
 		    earlier(now, s->resendts, &best))
+			push = true;
+	}
+	if (push) {
+		/* A paced sender waits for its tokens, not for nothing. */
+		if (!k->cfg.pacing || !k->pace.blocked)
+			return now;
+		if (earlier(now, wn_kcp_pace_next(k, now), &best))
 			return now;
 	}
 	if (k->nack && earlier(now, k->ack_since + k->cfg.interval, &best))

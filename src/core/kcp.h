@@ -98,6 +98,13 @@ struct wn_kcp_cfg {
 	size_t send_limit;  /* max bytes queued in snd_queue+snd_buf (4 MiB) */
 	size_t headroom,
 	    tailroom; /* writable bytes around each output packet */
+	/* The RTO is at least this percentage of the smoothed RTT (0: off,
+	 * the reference's behaviour; sender-side only, wire-compatible). */
+	unsigned rto_srtt_pct;
+	/* 1: pace PUSH segments at 1.25x (2x in startup) the measured
+	 * delivery rate and keep at most two bandwidth-delay products in
+	 * flight (0: off, the reference's bursts; sender-side only). */
+	int pacing;
 };
 
 /* Fills cfg with the defaults: conv 0, mtu 1400, windows 32/128, nodelay 0,

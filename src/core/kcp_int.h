@@ -34,8 +34,31 @@ struct ack {
 	uint32_t sn, ts;
 };
 
+/* The pacer (kcp_pace.c): a delivery-rate estimate, a token bucket that
+ * spaces PUSH segments at a multiple of it, and an in-flight cap of two
+ * estimated bandwidth-delay products. Off unless cfg.pacing. */
+#define PACE_SAMPLES 10
+
+struct pacer {
+	uint64_t delivered;    /* data bytes acknowledged, ever */
+	uint64_t sample_bytes; /* delivered at the sample's start */
+	uint32_t sample_start; /* ms */
+	bool sample_app_limited;
+	uint64_t bw[PACE_SAMPLES]; /* recent rate samples, bytes/s */
+	unsigned nbw, ibw;
+	uint64_t btl_bw;       /* max of the samples */
+	uint64_t startup_bw;   /* startup: the best seen 3 samples ago */
+	unsigned startup_flat; /* samples without 25% growth */
+	bool startup;
+	uint32_t min_rtt, min_rtt_at;
+	double tokens;      /* bytes we may send now */
+	uint32_t tokens_at; /* ms */
+	bool blocked;       /* a PUSH waited for tokens */
+};
+
 struct wn_kcp {
 	struct wn_kcp_cfg cfg;
+	struct pacer pace;
 	uint32_t mss;
 	wn_kcp_output_fn out;
 	void *ctx;
@@ -105,7 +128,7 @@ static inline uint32_t umax(uint32_t a, uint32_t b)
 
 /* ---- queues ---- */
 
-static void q_init(struct queue *q)
+static inline void q_init(struct queue *q)
 {
 	q->head.next = q->head.prev = &q->head;
 	q->n = 0;
@@ -121,7 +144,8 @@ static inline struct seg *q_last(const struct queue *q)
 	return q->n ? (struct seg *)q->head.prev : NULL;
 }
 
-static void q_insert_after(struct queue *q, struct link *at, struct seg *s)
+static inline void q_insert_after(struct queue *q, struct link *at,
+                                  struct seg *s)
 {
 	s->link.prev = at;
 	s->link.next = at->next;
@@ -130,12 +154,12 @@ static void q_insert_after(struct queue *q, struct link *at, struct seg *s)
 	q->n++;
 }
 
-static void q_push(struct queue *q, struct seg *s)
+static inline void q_push(struct queue *q, struct seg *s)
 {
 	q_insert_after(q, q->head.prev, s);
 }
 
-static void q_remove(struct queue *q, struct seg *s)
+static inline void q_remove(struct queue *q, struct seg *s)
 {
 	s->link.prev->next = s->link.next;
 	s->link.next->prev = s->link.prev;
@@ -159,6 +183,8 @@ static inline uint16_t wnd_unused(const struct wn_kcp *k)
 
 /* Segments that may be in flight: the send window, the peer's window and,
  * unless nc, the congestion window. */
+uint32_t wn_kcp_pace_cap(const struct wn_kcp *k);
+
 static inline uint32_t cwnd_eff(const struct wn_kcp *k)
 {
 	uint32_t w = umin(k->cfg.snd_wnd, k->rmt_wnd);
@@ -166,9 +192,18 @@ static inline uint32_t cwnd_eff(const struct wn_kcp *k)
 	return k->cfg.nc ? w : umin(w, k->cwnd);
 }
 
+/* The pacer's in-flight cap counts segments not yet acknowledged (a
+ * selectively acked segment no longer counts), unlike the windows, which
+ * count from the oldest unacknowledged one. */
+static inline bool pace_room(const struct wn_kcp *k)
+{
+	return !k->cfg.pacing || k->snd_buf.n < wn_kcp_pace_cap(k);
+}
+
 static inline bool can_send_new(const struct wn_kcp *k)
 {
-	return k->snd_queue.n && diff(k->snd_nxt, k->snd_una + cwnd_eff(k)) < 0;
+	return k->snd_queue.n &&
+	       diff(k->snd_nxt, k->snd_una + cwnd_eff(k)) < 0 && pace_room(k);
 }
 
 static inline bool fast_due(const struct wn_kcp *k, const struct seg *s)
@@ -176,6 +211,20 @@ static inline bool fast_due(const struct wn_kcp *k, const struct seg *s)
 	return k->cfg.resend && s->xmit > 0 && s->fastack >= k->cfg.resend &&
 	       s->xmit <= WN_KCP_FASTACK_LIMIT;
 }
+
+/* ---- kcp_pace.c ---- */
+
+void wn_kcp_pace_init(struct wn_kcp *k, uint32_t now);
+/* bytes of data were acknowledged. */
+void wn_kcp_pace_acked(struct wn_kcp *k, uint32_t bytes);
+/* An RTT sample. */
+void wn_kcp_pace_rtt(struct wn_kcp *k, uint32_t rtt, uint32_t now);
+/* Start of a flush: refills tokens, closes a rate sample when due. */
+void wn_kcp_pace_tick(struct wn_kcp *k, uint32_t now, bool app_limited);
+/* May a PUSH of `bytes` go now? Takes its tokens if so. */
+bool wn_kcp_pace_take(struct wn_kcp *k, uint32_t bytes);
+/* When the pacer lets the next PUSH go (only while blocked). */
+uint32_t wn_kcp_pace_next(const struct wn_kcp *k, uint32_t now);
 
 /* ---- kcp_queue.c ---- */
 

@@ -19,12 +19,14 @@ void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	snprintf(o->mode, sizeof(o->mode), "fast3");
-	o->snd_wnd = 512;
-	o->rcv_wnd = 512;
+	o->snd_wnd = 2048;
+	o->rcv_wnd = 2048;
+	o->pacing = 1;
+	o->rto_srtt_pct = 200;
 	o->idle_timeout_ms = 15000;
 	o->keepalive_ms = 5000;
 	o->stream_send_limit = 1024 * 1024;
-	o->stream_window = 1024 * 1024;
+	o->stream_window = 4 * 1024 * 1024;
 	o->max_streams = 1024;
 	o->max_sessions = 4096;
 }
@@ -139,6 +141,8 @@ static struct ksession *sess_new(struct kep *ep, const uint8_t *peer_key,
 		cfg.kcp.snd_wnd = ep->o.snd_wnd;
 	if (ep->o.rcv_wnd)
 		cfg.kcp.rcv_wnd = ep->o.rcv_wnd;
+	cfg.kcp.rto_srtt_pct = ep->o.rto_srtt_pct;
+	cfg.kcp.pacing = ep->o.pacing;
 	cfg.kcp.headroom = WN_PROTECT_HEADROOM;
 	cfg.kcp.tailroom = WN_PROTECT_TAILROOM;
 	cfg.smux.client = !ep->is_server;
@@ -173,6 +177,20 @@ static void sess_kill(struct ksession *ks, const char *why)
 		return;
 	ks->state = KS_DEAD;
 	snprintf(ks->why, sizeof(ks->why), "%s", why);
+	struct wn_kcp_stats ks_st;
+	wn_kcp_get_stats(wn_kcp_sess_kcp(ks->core), &ks_st);
+	WN_LOG(ks->ep->o.log, WN_LOG_INFO, "sess",
+	       "session %llu: kcp out %llu segments (%llu resent: %llu fast, "
+	       "%llu on timeout), in %llu (%llu duplicate, %llu beyond the "
+	       "window), srtt %u ms, rto %u ms",
+	       (unsigned long long)ks->id, (unsigned long long)ks_st.out_segs,
+	       (unsigned long long)ks_st.retrans_segs,
+	       (unsigned long long)ks_st.fast_retrans,
+	       (unsigned long long)ks_st.lost_segs,
+	       (unsigned long long)ks_st.in_segs,
+	       (unsigned long long)ks_st.drop_dup,
+	       (unsigned long long)ks_st.drop_window, ks_st.srtt_ms,
+	       ks_st.rto_ms);
 	while (!wn_list_empty(&ks->all)) {
 		struct kstream *st =
 		    wn_list_entry(ks->all.next, struct kstream, link);

@@ -37,6 +37,8 @@ struct wn_kcp_engine_opts {
 	char mode[16];                /* KCP preset: normal fast fast2 fast3 */
 	unsigned mtu;              /* carrier packet size; 0: the carrier's */
 	unsigned snd_wnd, rcv_wnd; /* KCP windows in segments; 0: default */
+	int pacing;                /* pace KCP's sends (core/kcp.h) */
+	unsigned rto_srtt_pct;     /* RTO floor, % of the smoothed RTT */
 	uint32_t idle_timeout_ms;  /* dead after this long without packets */
 	uint32_t keepalive_ms;     /* client: keepalive when idle; 0: none */
 	size_t stream_send_limit;  /* bytes queued per stream */
@@ -45,8 +47,11 @@ struct wn_kcp_engine_opts {
 	unsigned max_sessions;     /* server: live sessions */
 };
 
-/* Fills in defaults (loop, log and id stay NULL): fast3, windows 512/512,
- * idle 15 s, keepalive 5 s, 1 MiB stream window. */
+/* Fills in defaults (loop, log and id stay NULL): fast3, windows
+ * 2048/2048, pacing on, RTO at least twice the smoothed RTT, idle 15 s,
+ * keepalive 5 s, 4 MiB stream window. The windows, the pacing and the RTO
+ * floor are what a 100 Mbit/s, 50 ms path with loss needs (measured in
+ * docs/ARCHITECTURE.md); kcptun's own windows are 128/512 without them. */
 void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o);
 
 /* Counters for logs and metrics. */

@@ -90,6 +90,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f = take(&s);
 	cfg.snd_wnd = 1 + (f & 15);
 	cfg.rcv_wnd = 1 + (f >> 4);
+	/* Half the inputs run the pacer (no new input byte: the corpus
+	 * keeps its meaning). */
+	cfg.pacing = (f >> 4) & 1;
+	cfg.rto_srtt_pct = cfg.pacing ? 200 : 0;
 	cfg.mtu = 50 + take(&s) % 200;
 	cfg.send_limit = 4096;
 	cfg.headroom = cfg.tailroom = 8;
