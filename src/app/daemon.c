@@ -309,6 +309,8 @@ int wn_cmd_client(int argc, char **argv)
 	kcp_opts(d, &cc->engine, &ko);
 	ko.idle_timeout_ms = cc->dead_peer_timeout_ms;
 	ko.keepalive_ms = cc->keepalive_ms;
+	if (cc->failover_ms)
+		ko.failover_ms = cc->failover_ms;
 	int kcp = cc->engine.kind == WN_ENGINE_KCP;
 	int rc = kcp ? wn_kcp_client_new(&ko, cc->server_key, NULL, &d->kcli)
 	             : wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
@@ -317,15 +319,8 @@ int wn_cmd_client(int argc, char **argv)
 		       wn_strerror(rc));
 		return finish(d, 1);
 	}
-	/* One carrier per server address, tried in order (failover). The
-	 * KCP engine uses the first only. */
-	size_t nserver = kcp ? 1 : cc->n_server;
-	if (kcp && cc->n_server > 1)
-		WN_LOG(&d->log, WN_LOG_WARN, "main",
-		       "engine kcp: using the first server only (failover "
-		       "between servers needs engine quic)");
-	struct sockaddr_storage server0;
-	socklen_t slen0 = 0;
+	/* One carrier per server address, tried in order (failover). */
+	size_t nserver = cc->n_server;
 	for (size_t i = 0; i < nserver && i < MAX_CARRIERS; i++) {
 		const struct wn_endpoint *ep = &cc->server[i];
 		struct sockaddr_storage server, local;
@@ -336,10 +331,6 @@ int wn_cmd_client(int argc, char **argv)
 			WN_LOG(&d->log, WN_LOG_ERROR, "main",
 			       "cannot resolve %s", sname);
 			return finish(d, 1);
-		}
-		if (i == 0) {
-			memcpy(&server0, &server, slen);
-			slen0 = slen;
 		}
 		struct wn_carrier_handler h =
 		    kcp ? wn_kcp_client_handler(d->kcli)
@@ -372,7 +363,10 @@ int wn_cmd_client(int argc, char **argv)
 		}
 		if (rc == 0)
 			d->ncarriers++;
-		if (rc == 0 && !kcp)
+		if (rc == 0 && kcp)
+			rc = wn_kcp_client_add_path(
+			    d->kcli, *slot, (struct sockaddr *)&server, slen);
+		else if (rc == 0)
 			rc = wn_quic_client_add_path(
 			    d->cli, *slot, (struct sockaddr *)&server, slen);
 		if (rc != 0) {
@@ -420,8 +414,7 @@ int wn_cmd_client(int argc, char **argv)
 		d->nsocks++;
 	}
 	if (kcp)
-		wn_kcp_client_start(d->kcli, d->carriers[0],
-		                    (struct sockaddr *)&server0, slen0);
+		wn_kcp_client_go(d->kcli);
 	else
 		wn_quic_client_go(d->cli);
 	WN_LOG(&d->log, WN_LOG_INFO, "main",

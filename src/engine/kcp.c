@@ -28,6 +28,8 @@ void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o)
 	o->stream_window = 4 * 1024 * 1024;
 	o->max_streams = 1024;
 	o->max_sessions = 4096;
+	o->failover_ms = 3000;
+	o->probe_ms = 10000;
 }
 
 /* A key's short name for logs: its first four bytes in hex. */
@@ -248,6 +250,8 @@ static void arm_timer(struct ksession *ks, uint64_t now)
 	                                : now + 60000;
 	if (ks->hs_next_ms && ks->hs_next_ms < t)
 		t = ks->hs_next_ms;
+	if (ks->tick_ms && ks->tick_ms < t)
+		t = ks->tick_ms;
 	uint64_t x = wn_protect_next_expiry(&ks->peer);
 	if (x < t)
 		t = x;
@@ -344,9 +348,13 @@ struct wn_kcp_client {
 	uint8_t server_key[WN_KEY_LEN];
 	uint8_t server_x[WN_KEY_LEN]; /* its X25519 form */
 	struct ksession *cur;         /* the session being set up, or up */
-	struct wn_carrier *carrier;
-	struct sockaddr_storage server;
-	socklen_t slen;
+	struct kpath {
+		struct wn_carrier *carrier;
+		struct sockaddr_storage addr;
+		socklen_t len;
+	} paths[WN_KCP_MAX_PATHS];
+	unsigned npaths, cur_path;
+	uint64_t last_rx_ms, moved_ms, probed_ms;
 	int started, closing;
 	struct wn_deferred dnode; /* free */
 };
@@ -383,6 +391,69 @@ static int client_has_streams(const struct ksession *ks)
 	return !wn_list_empty(&ks->all);
 }
 
+/* Sends on path i from now on. The session's packets in flight go again
+ * at once on the new path: their timers grew while the old one was dead. */
+static void client_use_path(struct wn_kcp_client *c, unsigned i, uint64_t now,
+                            const char *why)
+{
+	if (i == c->cur_path)
+		return;
+	char addr[64];
+	wn_sockaddr_format((struct sockaddr *)&c->paths[i].addr, addr,
+	                   sizeof(addr));
+	if (i < c->cur_path)
+		WN_LOG(c->ep.o.log, WN_LOG_INFO, "sess",
+		       "session moved back to %s (%s): %s",
+		       c->paths[i].carrier->name, addr, why);
+	else
+		WN_LOG(c->ep.o.log, WN_LOG_WARN, "sess",
+		       "moving the session from %s to %s (%s): %s",
+		       c->paths[c->cur_path].carrier->name,
+		       c->paths[i].carrier->name, addr, why);
+	c->cur_path = i;
+	c->moved_ms = now;
+	struct ksession *ks = c->cur;
+	if (!ks)
+		return;
+	ks->carrier = c->paths[i].carrier;
+	memcpy(&ks->remote, &c->paths[i].addr, c->paths[i].len);
+	ks->rlen = c->paths[i].len;
+	if (ks->state == KS_UP)
+		wn_kcp_sess_kick(ks->core, now);
+	ksession_schedule(ks);
+}
+
+/* Failover for an established session: the next path after failover_ms
+ * of silence, and a keepalive on the first path every probe_ms while away
+ * from it (its answer, if it comes, brings the client back). */
+static void client_failover(struct wn_kcp_client *c, struct ksession *ks,
+                            uint64_t now)
+{
+	const struct wn_kcp_engine_opts *o = &c->ep.o;
+	if (c->npaths < 2 || ks->state != KS_UP)
+		return;
+	if (now - c->last_rx_ms >= o->failover_ms &&
+	    now - c->moved_ms >= o->failover_ms)
+		client_use_path(c, (c->cur_path + 1) % c->npaths, now,
+		                "no answer");
+	if (c->cur_path != 0 && now - c->probed_ms >= o->probe_ms) {
+		c->probed_ms = now;
+		uint8_t buf[WN_PROTECT_OVERHEAD];
+		size_t len;
+		const struct kpath *p = &c->paths[0];
+		if (wn_protect_seal(&ks->peer, buf, 0, sizeof(buf), now,
+		                    &len) == 0)
+			wn_carrier_send(p->carrier, (struct sockaddr *)&p->addr,
+			                p->len, buf, len, len);
+	}
+	uint64_t t = c->last_rx_ms + o->failover_ms;
+	if (t < c->moved_ms + o->failover_ms)
+		t = c->moved_ms + o->failover_ms;
+	if (c->cur_path != 0 && c->probed_ms + o->probe_ms < t)
+		t = c->probed_ms + o->probe_ms;
+	ks->tick_ms = t;
+}
+
 /* The client's part of a run pass: handshake retries with backoff, giving
  * up on a server that does not answer while streams wait, and rekeys. */
 static void client_tick(struct kep *ep, struct ksession *ks, uint64_t now)
@@ -390,6 +461,7 @@ static void client_tick(struct kep *ep, struct ksession *ks, uint64_t now)
 	struct wn_kcp_client *c = client_of(ep);
 	if (!c->started)
 		return;
+	client_failover(c, ks, now);
 	if (ks->state == KS_HANDSHAKE && client_has_streams(ks) &&
 	    now - ks->created_ms >= ep->o.idle_timeout_ms) {
 		sess_kill(ks, "the server does not answer");
@@ -400,6 +472,12 @@ static void client_tick(struct kep *ep, struct ksession *ks, uint64_t now)
 		ks->hs_next_ms = now;
 	if (!ks->hs_next_ms || now < ks->hs_next_ms)
 		return;
+	/* Unanswered handshakes try the next path too. */
+	if (ks->state == KS_HANDSHAKE && c->npaths > 1 &&
+	    now - c->moved_ms >= ep->o.failover_ms &&
+	    now - c->last_rx_ms >= ep->o.failover_ms)
+		client_use_path(c, (c->cur_path + 1) % c->npaths, now,
+		                "no answer to the handshake");
 	client_send_initiation(ks, now);
 	if (ks->state == KS_HANDSHAKE) {
 		ks->hs_next_ms = now + ks->hs_backoff_ms;
@@ -431,9 +509,10 @@ static struct ksession *client_new_session(struct wn_kcp_client *c)
 	ks->peer_live = 1;
 	ks->state = KS_HANDSHAKE;
 	ks->created_ms = now_ms(&c->ep);
-	ks->carrier = c->carrier;
-	memcpy(&ks->remote, &c->server, c->slen);
-	ks->rlen = c->slen;
+	const struct kpath *p = &c->paths[c->cur_path];
+	ks->carrier = p->carrier;
+	memcpy(&ks->remote, &p->addr, p->len);
+	ks->rlen = p->len;
 	ks->hs_backoff_ms = HS_RETRY_FIRST_MS;
 	ks->hs_next_ms = ks->created_ms; /* at the first run pass */
 	ksession_schedule(ks);
@@ -491,6 +570,20 @@ static void client_sess_dead(struct kep *ep, struct ksession *ks)
 		c->cur = client_new_session(c);
 }
 
+/* An authenticated packet came over carrier car. The server answers on
+ * the path of our last packet it authenticated; answers on a preferred
+ * path (after a probe) mean it works again. */
+static void client_heard(struct wn_kcp_client *c, struct wn_carrier *car,
+                         uint64_t now)
+{
+	c->last_rx_ms = now;
+	for (unsigned i = 0; i < c->cur_path; i++)
+		if (c->paths[i].carrier == car) {
+			client_use_path(c, i, now, "it answers again");
+			break;
+		}
+}
+
 /* A packet for the client. */
 static void client_recv(void *ctx, struct wn_carrier *car,
                         const struct sockaddr *from, socklen_t fromlen,
@@ -512,6 +605,7 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 			c->ep.stats.pkts_dropped++;
 			return;
 		}
+		client_heard(c, car, now);
 		ks->hs_next_ms = 0;
 		send_empty(ks, now); /* confirms the keys to the server */
 		if (ks->state == KS_HANDSHAKE) {
@@ -536,6 +630,7 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 		c->ep.stats.pkts_dropped++;
 		return;
 	}
+	client_heard(c, car, now);
 	if (ks->state == KS_UP)
 		sess_input(ks, car, from, fromlen, pkt + WN_PROTECT_HEADROOM,
 		           plen);
@@ -547,6 +642,21 @@ static void client_recv_done(void *ctx, struct wn_carrier *c)
 	(void)c;
 	/* Each input schedules its session's run pass, which flushes the
 	 * acks of the whole batch at the end of the loop iteration. */
+}
+
+/* A stream carrier's new connection is up: what is in flight goes again
+ * on it at once (the old connection took it down with it). */
+static void client_state(void *ctx, struct wn_carrier *car,
+                         const struct sockaddr *peer, int up, int err)
+{
+	(void)peer;
+	(void)err;
+	struct wn_kcp_client *c = ctx;
+	struct ksession *ks = c->cur;
+	if (!up || !ks || ks->state != KS_UP || ks->carrier != car)
+		return;
+	wn_kcp_sess_kick(ks->core, now_ms(&c->ep));
+	ksession_schedule(ks);
 }
 
 static void client_writable(void *ctx, struct wn_carrier *c)
@@ -600,39 +710,41 @@ struct wn_carrier_handler wn_kcp_client_handler(struct wn_kcp_client *c)
 	    .recv = client_recv,
 	    .recv_done = client_recv_done,
 	    .writable = client_writable,
+	    .state = client_state,
 	};
 	return h;
 }
 
-int wn_kcp_client_set_path(struct wn_kcp_client *c, struct wn_carrier *carrier,
+int wn_kcp_client_add_path(struct wn_kcp_client *c, struct wn_carrier *carrier,
                            const struct sockaddr *server, socklen_t len)
 {
-	if (len > sizeof(c->server))
+	if (c->npaths == WN_KCP_MAX_PATHS || len > sizeof(c->paths[0].addr))
 		return WN_EINVAL;
-	c->carrier = carrier;
-	memcpy(&c->server, server, len);
-	c->slen = len;
-	if (c->cur) {
-		c->cur->carrier = carrier;
-		memcpy(&c->cur->remote, server, len);
-		c->cur->rlen = len;
-		ksession_schedule(c->cur);
-	}
+	struct kpath *p = &c->paths[c->npaths++];
+	p->carrier = carrier;
+	memcpy(&p->addr, server, len);
+	p->len = len;
 	return 0;
 }
 
-int wn_kcp_client_start(struct wn_kcp_client *c, struct wn_carrier *carrier,
-                        const struct sockaddr *server, socklen_t len)
+int wn_kcp_client_go(struct wn_kcp_client *c)
 {
-	int rc = wn_kcp_client_set_path(c, carrier, server, len);
-	if (rc != 0)
-		return rc;
+	if (c->npaths == 0)
+		return WN_EINVAL;
 	c->started = 1;
+	c->last_rx_ms = c->moved_ms = c->probed_ms = now_ms(&c->ep);
 	if (!c->cur)
 		c->cur = client_new_session(c);
 	else
 		ksession_schedule(c->cur);
 	return c->cur ? 0 : WN_ENOMEM;
+}
+
+int wn_kcp_client_start(struct wn_kcp_client *c, struct wn_carrier *carrier,
+                        const struct sockaddr *server, socklen_t len)
+{
+	int rc = wn_kcp_client_add_path(c, carrier, server, len);
+	return rc != 0 ? rc : wn_kcp_client_go(c);
 }
 
 struct wn_tunnel *wn_kcp_client_tunnel(struct wn_kcp_client *c)

@@ -67,6 +67,7 @@ struct ksession {
 	uint8_t peer_key[WN_KEY_LEN];
 	uint64_t created_ms;
 	uint64_t hs_next_ms; /* client: next initiation (retry or rekey) */
+	uint64_t tick_ms;    /* client: next failover check */
 	int client_index;    /* server: which allowed client */
 	uint32_t hs_backoff_ms;
 	int timer_live;

@@ -277,20 +277,24 @@ def test_tcp_strangers_get_silence(tunnel):
 
 # ---- failover -------------------------------------------------------------
 
-def test_udp_blackhole_fails_over_to_tcp_and_back(tunnel):
+@pytest.mark.parametrize("engine", ["quic", "kcp"])
+def test_udp_blackhole_fails_over_to_tcp_and_back(tunnel, engine):
     """A client with udp first and tcp second: UDP to the server is
     blackholed in the middle of a transfer (routes on both ends, over a
     second link the tcp carrier does not use); the session moves to tcp
-    with no stream error, and back to udp once UDP works again."""
+    with no stream error, and back to udp once UDP works again. Both
+    engines: QUIC migrates its connection, KCP's session follows its
+    packets."""
     t = tunnel
+    eng = ("--engine", engine)
     t.netns.veth(t.ns_c, "10.211.0.1", t.ns_s, "10.211.0.2")
     t.target("127.0.0.1:7000")
     s = start_server(t, "--allow", "127.0.0.1:7000", "--listen",
                      f"udp://{t.server_ip}:4433", "--listen",
-                     "tcp://10.211.0.2:4443")
+                     "tcp://10.211.0.2:4443", *eng)
     c = start_client(t, [f"udp://{t.server_ip}:4433",
                          "tcp://10.211.0.2:4443"],
-                     "127.0.0.1:2000=127.0.0.1:7000")
+                     "127.0.0.1:2000=127.0.0.1:7000", extra=eng)
     size = 128 * MiB if SANITIZED else 1024 * MiB
     import subprocess
     bg = subprocess.Popen(
