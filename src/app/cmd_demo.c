@@ -54,6 +54,7 @@ struct demo {
 struct echo_conn {
 	uv_tcp_t tcp;
 	struct demo *d;
+	int eof; /* the peer finished: never read again */
 };
 
 static void echo_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
@@ -75,9 +76,12 @@ static void echo_written(uv_write_t *req, int status)
 {
 	(void)status;
 	uv_stream_t *s = req->handle;
+	struct echo_conn *c = s->data;
 	free(req->data);
 	free(req);
-	if (!uv_is_closing((uv_handle_t *)s) &&
+	/* Reading resumes after backpressure, but never after EOF: a second
+	 * EOF would start a second shutdown. */
+	if (!uv_is_closing((uv_handle_t *)s) && !c->eof &&
 	    s->write_queue_size < ECHO_PAUSE / 2)
 		uv_read_start(s, echo_alloc, echo_read);
 }
@@ -85,7 +89,9 @@ static void echo_written(uv_write_t *req, int status)
 static void echo_shut(uv_shutdown_t *req, int status)
 {
 	(void)status;
-	uv_close((uv_handle_t *)req->handle, echo_free_conn);
+	/* Cancelled (UV_ECANCELED) when the handle is already closing. */
+	if (!uv_is_closing((uv_handle_t *)req->handle))
+		uv_close((uv_handle_t *)req->handle, echo_free_conn);
 	free(req);
 }
 
@@ -96,6 +102,7 @@ static void echo_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		if (n == 0)
 			return;
 		uv_read_stop(s);
+		((struct echo_conn *)s->data)->eof = 1;
 		uv_shutdown_t *sr = malloc(sizeof(*sr));
 		if (n != UV_EOF || !sr || uv_shutdown(sr, s, echo_shut) != 0) {
 			free(sr);

@@ -35,11 +35,22 @@ enum key_id {
 	K_SERVER_KEY,
 	K_KEEPALIVE,
 	K_DEAD_PEER,
+	K_TLS_CERT,
+	K_TLS_KEY,
+	K_FALLBACK,
+	K_SNI,
+	K_ROTATE_AFTER,
+	K_ROTATE_BYTES,
+	K_IDLE_CLOSE,
+	K_MAX_CONNS,
+	K_FAILOVER_AFTER,
+	K_PADDING,
 	K_ENGINE,
 	K_MODE,
 	K_SNDWND,
 	K_RCVWND,
 	K_MTU,
+	K_MAX_STREAMS,
 	K_KCPTUN_KEY,
 	K_CRYPT,
 	K_NOCOMP,
@@ -69,9 +80,9 @@ struct keydef {
 
 /* The order is the order of `warren help` and of the set_mask bits. */
 static const struct keydef keys[] = {
-    {SEC_SERVER, "listen", K_LISTEN, F_REPEAT, "udp://HOST:PORT",
+    {SEC_SERVER, "listen", K_LISTEN, F_REPEAT, "udp|tcp|tls://HOST:PORT",
      "address to receive clients on (repeatable)", 0, 0},
-    {SEC_CLIENT, "server", K_SERVER, F_REPEAT, "udp://HOST:PORT",
+    {SEC_CLIENT, "server", K_SERVER, F_REPEAT, "udp|tcp|tls://HOST:PORT",
      "server address; several are tried in order (repeatable)", 0, 0},
     {SEC_CLIENT, "server-key", K_SERVER_KEY, 0, "PUBKEY",
      "the server's public key (warren pubkey), pinned", 0, 0},
@@ -97,6 +108,43 @@ static const struct keydef keys[] = {
      "declare the server gone after this long without an answer "
      "(default 15s)",
      1000, 3600000},
+    {SEC_SERVER, "tls-cert", K_TLS_CERT, 0, "FILE",
+     "tls listeners: PEM certificate (default: a generated self-signed "
+     "one)",
+     0, 0},
+    {SEC_SERVER, "tls-key", K_TLS_KEY, 0, "FILE",
+     "tls listeners: the certificate's PEM private key", 0, 0},
+    {SEC_SERVER, "fallback", K_FALLBACK, 0, "404|close|FILE",
+     "tls listeners: answer to a stranger: a web server's 404/400 "
+     "(default), close, or a raw HTTP response file",
+     0, 0},
+    {SEC_SERVER | SEC_CLIENT, "sni", K_SNI, 0, "NAME",
+     "tls: client: the server name sent; server: the generated "
+     "certificate's name",
+     0, 0},
+    {SEC_CLIENT, "rotate-after", K_ROTATE_AFTER, 0, "DURATION",
+     "tcp/tls: replace a carrier connection after this long (default "
+     "never)",
+     1000, 86400000},
+    {SEC_CLIENT, "rotate-bytes", K_ROTATE_BYTES, 0, "SIZE",
+     "tcp/tls: replace a carrier connection after this many bytes "
+     "(e.g. 500M; default never)",
+     0, 0},
+    {SEC_CLIENT, "failover-after", K_FAILOVER_AFTER, 0, "DURATION",
+     "with several servers: move on after this long without progress "
+     "(default 3s)",
+     500, 600000},
+    {SEC_SERVER | SEC_CLIENT, "padding", K_PADDING, 0, "BYTES",
+     "tcp/tls: after each batch of packets, a padding record of up to "
+     "this many random bytes (default 0: none; at most 32767)",
+     0, 0},
+    {SEC_SERVER, "idle-close", K_IDLE_CLOSE, 0, "DURATION",
+     "tcp/tls: close a carrier connection silent this long (default "
+     "never)",
+     1000, 3600000},
+    {SEC_SERVER, "max-conns", K_MAX_CONNS, 0, "N",
+     "tcp/tls: at most N carrier connections per listener (default 4096)", 0,
+     0},
     {SEC_SERVER | SEC_CLIENT, "engine", K_ENGINE, 0, "quic|kcp|kcptun",
      "the tunnel engine; both ends must match (default quic); kcptun: "
      "kcptun's wire format, to replace either end of a kcptun deployment",
@@ -110,8 +158,12 @@ static const struct keydef keys[] = {
     {SEC_SERVER | SEC_CLIENT, "rcvwnd", K_RCVWND, 0, "SEGMENTS",
      "kcp engine receive window in segments (default 512)", 16, 65535},
     {SEC_SERVER | SEC_CLIENT, "mtu", K_MTU, 0, "BYTES",
-     "kcp engine packet size on the carrier (default 1400; kcptun: 1350)", 576,
+     "kcp engine packet size on the carrier (default 1432; kcptun: 1350)", 576,
      9000},
+    {SEC_SERVER | SEC_CLIENT, "max-streams", K_MAX_STREAMS, 0, "N",
+     "concurrent streams per session (default 1024); the server's "
+     "value is the limit",
+     1, 1000000},
     {SEC_SERVER | SEC_CLIENT, "kcptun-key", K_KCPTUN_KEY, 0, "PASSPHRASE",
      "kcptun: the pre-shared secret (kcptun's --key; default kcptun's)", 0, 0},
     {SEC_SERVER | SEC_CLIENT, "crypt", K_CRYPT, 0, "CIPHER",
@@ -188,6 +240,7 @@ void wn_config_init(struct wn_config *cfg)
 	cfg->server.log_level = WN_LOG_INFO;
 	cfg->server.idle_timeout_ms = 30000;
 	cfg->client.log_level = WN_LOG_INFO;
+	cfg->client.failover_ms = 3000;
 	cfg->client.keepalive_ms = 5000;
 	cfg->client.dead_peer_timeout_ms = 15000;
 	snprintf(cfg->server.engine.mode, sizeof(cfg->server.engine.mode),
@@ -359,6 +412,45 @@ static int set_duration(const struct setting *st, const struct keydef *k,
 	return 0;
 }
 
+/* A count or a size: digits with an optional K, M or G (powers of 1024). */
+static int set_size(const struct setting *st, const struct keydef *k,
+                    const char *v, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	uint64_t mul = 1;
+	if (end == v || errno || v[0] == '-')
+		goto bad;
+	if (*end == 'K' || *end == 'k')
+		mul = 1ull << 10;
+	else if (*end == 'M' || *end == 'm')
+		mul = 1ull << 20;
+	else if (*end == 'G' || *end == 'g')
+		mul = 1ull << 30;
+	if (mul > 1)
+		end++;
+	if (*end || n == 0 || n > max / mul)
+		goto bad;
+	*out = n * mul;
+	return 0;
+bad:
+	bad(st, k, v,
+	    "expected a positive number (a size may end in K, M or G)");
+	return WN_EINVAL;
+}
+
+static int set_name(const struct setting *st, const struct keydef *k,
+                    const char *v, char *out, size_t cap)
+{
+	if (!wn_hostname_valid(v, strlen(v)) || strlen(v) >= cap) {
+		bad(st, k, v, "expected a DNS name");
+		return WN_EINVAL;
+	}
+	snprintf(out, cap, "%s", v);
+	return 0;
+}
+
 static int set_log_level(const struct setting *st, const struct keydef *k,
                          const char *v, int *out)
 {
@@ -465,7 +557,7 @@ static int set_uint(const struct setting *st, const struct keydef *k,
 
 #define TARGET_EXPECT "HOST:PORT or unix:PATH"
 #define API_EXPECT "HOST:PORT, e.g. 127.0.0.1:7070"
-#define CARRIER_EXPECT "udp://HOST:PORT"
+#define CARRIER_EXPECT "udp://, tcp:// or tls://HOST:PORT"
 
 static int set_server_key(const struct setting *st, const struct keydef *k,
                           const char *v)
@@ -474,8 +566,9 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 	switch (k->id) {
 	case K_LISTEN: {
 		struct wn_endpoint ep;
-		if (set_endpoint(st, k, v, WN_SCHEME_UDP, WN_SCHEME_NONE,
-		                 CARRIER_EXPECT, &ep) != 0)
+		if (set_endpoint(st, k, v,
+		                 WN_SCHEME_UDP | WN_SCHEME_TCP | WN_SCHEME_TLS,
+		                 WN_SCHEME_NONE, CARRIER_EXPECT, &ep) != 0)
 			return WN_EINVAL;
 		struct wn_endpoint *slot =
 		    grow(st->cfg, &s->listen, &s->n_listen, sizeof(ep));
@@ -530,6 +623,39 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 		return 0;
 	case K_IDLE_TIMEOUT:
 		return set_duration(st, k, v, &s->idle_timeout_ms);
+	case K_TLS_CERT:
+		return set_path(st, k, v, s->tls_cert, s->tls_origin);
+	case K_TLS_KEY:
+		return set_path(st, k, v, s->tls_key, s->tls_origin);
+	case K_FALLBACK:
+		if (strcmp(v, "404") == 0) {
+			s->fallback = WN_CFG_FALLBACK_404;
+			return 0;
+		}
+		if (strcmp(v, "close") == 0) {
+			s->fallback = WN_CFG_FALLBACK_CLOSE;
+			return 0;
+		}
+		s->fallback = WN_CFG_FALLBACK_FILE;
+		return set_path(st, k, v, s->fallback_path, s->tls_origin);
+	case K_SNI:
+		return set_name(st, k, v, s->sni, sizeof(s->sni));
+	case K_IDLE_CLOSE:
+		return set_duration(st, k, v, &s->idle_close_ms);
+	case K_MAX_CONNS: {
+		uint64_t n;
+		if (set_size(st, k, v, 1000000, &n) != 0)
+			return WN_EINVAL;
+		s->max_conns = (uint32_t)n;
+		return 0;
+	}
+	case K_PADDING: {
+		uint64_t n;
+		if (set_size(st, k, v, 32767, &n) != 0)
+			return WN_EINVAL;
+		s->padding = (uint32_t)n;
+		return 0;
+	}
 	case K_ENGINE:
 	case K_MODE:
 	case K_KCPTUN_KEY:
@@ -545,6 +671,8 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 		return set_uint(st, k, v, &s->engine.rcvwnd);
 	case K_MTU:
 		return set_uint(st, k, v, &s->engine.mtu);
+	case K_MAX_STREAMS:
+		return set_uint(st, k, v, &s->engine.max_streams);
 	default:
 		return WN_EINTERNAL;
 	}
@@ -557,8 +685,9 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 	switch (k->id) {
 	case K_SERVER: {
 		struct wn_endpoint ep;
-		if (set_endpoint(st, k, v, WN_SCHEME_UDP, WN_SCHEME_NONE,
-		                 CARRIER_EXPECT, &ep) != 0)
+		if (set_endpoint(st, k, v,
+		                 WN_SCHEME_UDP | WN_SCHEME_TCP | WN_SCHEME_TLS,
+		                 WN_SCHEME_NONE, CARRIER_EXPECT, &ep) != 0)
 			return WN_EINVAL;
 		struct wn_endpoint *slot =
 		    grow(st->cfg, &c->server, &c->n_server, sizeof(ep));
@@ -585,6 +714,21 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 		return set_duration(st, k, v, &c->keepalive_ms);
 	case K_DEAD_PEER:
 		return set_duration(st, k, v, &c->dead_peer_timeout_ms);
+	case K_SNI:
+		return set_name(st, k, v, c->sni, sizeof(c->sni));
+	case K_ROTATE_AFTER:
+		return set_duration(st, k, v, &c->rotate_after_ms);
+	case K_ROTATE_BYTES:
+		return set_size(st, k, v, UINT64_MAX, &c->rotate_bytes);
+	case K_FAILOVER_AFTER:
+		return set_duration(st, k, v, &c->failover_ms);
+	case K_PADDING: {
+		uint64_t n;
+		if (set_size(st, k, v, 32767, &n) != 0)
+			return WN_EINVAL;
+		c->padding = (uint32_t)n;
+		return 0;
+	}
 	case K_ENGINE:
 	case K_MODE:
 	case K_KCPTUN_KEY:
@@ -600,6 +744,8 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 		return set_uint(st, k, v, &c->engine.rcvwnd);
 	case K_MTU:
 		return set_uint(st, k, v, &c->engine.mtu);
+	case K_MAX_STREAMS:
+		return set_uint(st, k, v, &c->engine.max_streams);
 	default:
 		return WN_EINTERNAL;
 	}
@@ -1327,6 +1473,12 @@ static void validate_server(struct wn_config *cfg)
 		               "%s: [server] needs allow (targets clients may "
 		               "reach) or target (one fixed target); the "
 		               "server is never an open proxy",
+		               o);
+	if (has(s->set_mask, SEC_SERVER, "tls-cert") !=
+	    has(s->set_mask, SEC_SERVER, "tls-key"))
+		wn_config_diag(cfg,
+		               "%s: [server] tls-cert and tls-key go together "
+		               "(or neither, for a generated certificate)",
 		               o);
 	if (has(s->set_mask, SEC_SERVER, "allow") &&
 	    has(s->set_mask, SEC_SERVER, "target"))

@@ -5,13 +5,16 @@
  *
  *   [server]              keys: listen, key, allow-client, allow, target,
  *                               log-level, api, idle-timeout, engine, mode,
- *                               sndwnd, rcvwnd, mtu, and for
- *                               engine kcptun: kcptun-key, crypt,
- *                               nocomp, datashard, parityshard, smuxver
+ *                               sndwnd, rcvwnd, mtu, max-streams, tls-cert,
+ *                               tls-key, fallback, sni, idle-close,
+ *                               max-conns, padding, and for engine kcptun:
+ *                               kcptun-key, crypt, nocomp, datashard,
+ *                               parityshard, smuxver
  *   [client]              keys: server, server-key, key, log-level, api,
  *                               keepalive, dead-peer-timeout, engine, mode,
- *                               sndwnd, rcvwnd, mtu, and the kcptun
- *                               keys as [server]
+ *                               sndwnd, rcvwnd, mtu, max-streams, sni,
+ *                               rotate-after, rotate-bytes, failover-after,
+ *                               padding, and the kcptun keys as [server]
  *   [forward NAME]        keys: listen, target (client side port forwards)
  *   [socks5 NAME]         keys: listen, eager, user, users-file (client
  *                               side SOCKS5 proxies)
@@ -67,6 +70,12 @@ struct wn_forward_cfg {
 	uint64_t file_mask;        /* of those, keys set by a file */
 };
 
+enum wn_cfg_fallback {
+	WN_CFG_FALLBACK_404 = 0, /* same values as enum wn_fallback_kind */
+	WN_CFG_FALLBACK_CLOSE,
+	WN_CFG_FALLBACK_FILE,
+};
+
 /* Which engine carries the tunnel, and its tuning. */
 enum wn_engine_kind {
 	WN_ENGINE_QUIC = 0,
@@ -80,7 +89,8 @@ struct wn_engine_cfg {
 	enum wn_engine_kind kind;
 	char mode[16];           /* kcp: normal, fast, fast2, fast3 (default) */
 	unsigned sndwnd, rcvwnd; /* kcp windows in segments; 0: default */
-	unsigned mtu; /* kcp packet size on the carrier; 0: default */
+	unsigned mtu;         /* kcp packet size on the carrier; 0: default */
+	unsigned max_streams; /* concurrent streams per session; 0: default */
 	/* kcptun engine, in kcptun's terms: */
 	char crypt[16];                         /* default "aes" */
 	char kcptun_key[WN_KCPTUN_KEY_MAX + 1]; /* kcptun's --key */
@@ -127,6 +137,15 @@ struct wn_server_cfg {
 	bool has_api;
 	struct wn_endpoint api;
 	uint32_t idle_timeout_ms;
+	/* tcp and tls listeners */
+	char tls_cert[WN_PATH_MAX], tls_key[WN_PATH_MAX];
+	char tls_origin[WN_ORIGIN_MAX];
+	enum wn_cfg_fallback fallback;
+	char fallback_path[WN_PATH_MAX];
+	char sni[WN_HOSTNAME_MAX + 1];
+	uint32_t idle_close_ms; /* 0: never */
+	uint32_t max_conns;     /* 0: the carrier's default */
+	uint32_t padding;       /* padding record after each batch; 0: none */
 	struct wn_engine_cfg engine;
 	uint64_t set_mask, file_mask;
 };
@@ -145,6 +164,12 @@ struct wn_client_cfg {
 	struct wn_endpoint api;
 	uint32_t keepalive_ms;
 	uint32_t dead_peer_timeout_ms;
+	/* tcp and tls servers */
+	char sni[WN_HOSTNAME_MAX + 1];
+	uint32_t rotate_after_ms; /* 0: never */
+	uint64_t rotate_bytes;    /* 0: never */
+	uint32_t failover_ms;     /* several servers: move on after */
+	uint32_t padding;         /* padding record after each batch */
 	struct wn_engine_cfg engine;
 	uint64_t set_mask, file_mask;
 };

@@ -13,6 +13,7 @@
 #include "app/cli.h"
 #include "app/commands.h"
 #include "app/config.h"
+#include "carrier/stream.h"
 #include "carrier/udp.h"
 #include "engine/kcp.h"
 #include "engine/quic.h"
@@ -160,12 +161,15 @@ static int finish(struct daemon *d, int rc)
 	return rc;
 }
 
-static void quic_opts(struct daemon *d, struct wn_quic_opts *o)
+static void quic_opts(struct daemon *d, const struct wn_engine_cfg *e,
+                      struct wn_quic_opts *o)
 {
 	wn_quic_opts_default(o);
 	o->loop = &d->loop;
 	o->log = &d->log;
 	o->id = &d->id;
+	if (e->max_streams)
+		o->max_streams = e->max_streams;
 }
 
 static void kcp_opts(struct daemon *d, const struct wn_engine_cfg *e,
@@ -201,6 +205,8 @@ static void kcp_opts(struct daemon *d, const struct wn_engine_cfg *e,
 		o->rcv_wnd = e->rcvwnd;
 	if (e->mtu)
 		o->mtu = e->mtu;
+	if (e->max_streams)
+		o->max_streams = e->max_streams;
 }
 
 int wn_cmd_server(int argc, char **argv)
@@ -220,7 +226,7 @@ int wn_cmd_server(int argc, char **argv)
 		return 1;
 	}
 	struct wn_quic_opts o;
-	quic_opts(d, &o);
+	quic_opts(d, &sc->engine, &o);
 	struct wn_kcp_engine_opts ko;
 	kcp_opts(d, &sc->engine, 1, &ko);
 	int kcp = sc->engine.kind != WN_ENGINE_QUIC;
@@ -256,10 +262,28 @@ int wn_cmd_server(int argc, char **argv)
 			       "cannot resolve %s", name);
 			return finish(d, 1);
 		}
-		struct wn_udp_opts uo = {.id = (unsigned)i + 1};
-		rc = wn_udp_carrier_open(&d->loop, &d->log,
-		                         (struct sockaddr *)&ss, len, &uo, &h,
-		                         &d->carriers[d->ncarriers]);
+		if (sc->listen[i].scheme != WN_SCHEME_UDP) {
+			struct wn_stream_opts so = {
+			    .id = (unsigned)i + 1,
+			    .tls = sc->listen[i].scheme == WN_SCHEME_TLS,
+			    .sni = sc->sni,
+			    .tls_cert = sc->tls_cert[0] ? sc->tls_cert : NULL,
+			    .tls_key = sc->tls_key[0] ? sc->tls_key : NULL,
+			    .fallback = (int)sc->fallback,
+			    .fallback_file = sc->fallback_path,
+			    .idle_close_ms = sc->idle_close_ms,
+			    .max_conns = sc->max_conns,
+			    .pad_max = sc->padding,
+			};
+			rc = wn_stream_server_open(
+			    &d->loop, &d->log, (struct sockaddr *)&ss, len,
+			    &d->id, &so, &h, &d->carriers[d->ncarriers]);
+		} else {
+			struct wn_udp_opts uo = {.id = (unsigned)i + 1};
+			rc = wn_udp_carrier_open(
+			    &d->loop, &d->log, (struct sockaddr *)&ss, len, &uo,
+			    &h, &d->carriers[d->ncarriers]);
+		}
 		if (rc != 0) {
 			WN_LOG(&d->log, WN_LOG_ERROR, "main",
 			       "cannot listen on %s: %s", name,
@@ -310,42 +334,81 @@ int wn_cmd_client(int argc, char **argv)
 	}
 	char name[128];
 	wn_endpoint_format(&cc->server[0], name, sizeof(name));
-	struct sockaddr_storage server, local;
-	socklen_t slen, llen;
-	if (resolve(&cc->server[0], &server, &slen) != 0) {
-		WN_LOG(&d->log, WN_LOG_ERROR, "main", "cannot resolve %s",
-		       name);
-		return finish(d, 1);
-	}
 	struct wn_quic_opts o;
-	quic_opts(d, &o);
+	quic_opts(d, &cc->engine, &o);
 	o.idle_timeout_ms = cc->dead_peer_timeout_ms;
 	o.keepalive_ms = cc->keepalive_ms;
 	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
+	o.failover_ms = cc->failover_ms;
 	struct wn_kcp_engine_opts ko;
 	kcp_opts(d, &cc->engine, 0, &ko);
 	ko.idle_timeout_ms = cc->dead_peer_timeout_ms;
 	ko.keepalive_ms = cc->keepalive_ms;
+	if (cc->failover_ms)
+		ko.failover_ms = cc->failover_ms;
 	int kcp = cc->engine.kind != WN_ENGINE_QUIC;
 	int rc = kcp ? wn_kcp_client_new(&ko, cc->server_key, NULL, &d->kcli)
 	             : wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
-	if (rc == 0)
-		rc = wn_udp_wildcard(server.ss_family, &local, &llen);
-	struct wn_carrier_handler h;
-	if (rc == 0) {
-		h = kcp ? wn_kcp_client_handler(d->kcli)
-		        : wn_quic_client_handler(d->cli);
-		struct wn_udp_opts uo = {.id = 1};
-		rc = wn_udp_carrier_open(&d->loop, &d->log,
-		                         (struct sockaddr *)&local, llen, &uo,
-		                         &h, &d->carriers[0]);
-		if (rc == 0)
-			d->ncarriers = 1;
-	}
 	if (rc != 0) {
 		WN_LOG(&d->log, WN_LOG_ERROR, "main", "cannot start: %s",
 		       wn_strerror(rc));
 		return finish(d, 1);
+	}
+	/* One carrier per server address, tried in order (failover). */
+	size_t nserver = cc->n_server;
+	for (size_t i = 0; i < nserver && i < MAX_CARRIERS; i++) {
+		const struct wn_endpoint *ep = &cc->server[i];
+		struct sockaddr_storage server, local;
+		socklen_t slen, llen;
+		char sname[128];
+		wn_endpoint_format(ep, sname, sizeof(sname));
+		if (resolve(ep, &server, &slen) != 0) {
+			WN_LOG(&d->log, WN_LOG_ERROR, "main",
+			       "cannot resolve %s", sname);
+			return finish(d, 1);
+		}
+		struct wn_carrier_handler h =
+		    kcp ? wn_kcp_client_handler(d->kcli)
+		        : wn_quic_client_handler(d->cli);
+		struct wn_carrier **slot = &d->carriers[d->ncarriers];
+		if (ep->scheme != WN_SCHEME_UDP) {
+			/* SNI: as configured, else the server's name. */
+			const char *sni = cc->sni[0]                 ? cc->sni
+			                  : ep->kind == WN_HOST_NAME ? ep->host
+			                                             : NULL;
+			struct wn_stream_opts so = {
+			    .id = (unsigned)i + 1,
+			    .tls = ep->scheme == WN_SCHEME_TLS,
+			    .sni = sni,
+			    .rotate_after_ms = cc->rotate_after_ms,
+			    .rotate_bytes = cc->rotate_bytes,
+			    .pad_max = cc->padding,
+			};
+			rc = wn_stream_client_open(
+			    &d->loop, &d->log, (struct sockaddr *)&server, slen,
+			    cc->server_key, &so, &h, slot);
+		} else {
+			struct wn_udp_opts uo = {.id = (unsigned)i + 1};
+			rc = wn_udp_wildcard(server.ss_family, &local, &llen);
+			if (rc == 0)
+				rc = wn_udp_carrier_open(
+				    &d->loop, &d->log,
+				    (struct sockaddr *)&local, llen, &uo, &h,
+				    slot);
+		}
+		if (rc == 0)
+			d->ncarriers++;
+		if (rc == 0 && kcp)
+			rc = wn_kcp_client_add_path(
+			    d->kcli, *slot, (struct sockaddr *)&server, slen);
+		else if (rc == 0)
+			rc = wn_quic_client_add_path(
+			    d->cli, *slot, (struct sockaddr *)&server, slen);
+		if (rc != 0) {
+			WN_LOG(&d->log, WN_LOG_ERROR, "main",
+			       "cannot start %s: %s", sname, wn_strerror(rc));
+			return finish(d, 1);
+		}
 	}
 	struct wn_tunnel *tunnel =
 	    kcp ? wn_kcp_client_tunnel(d->kcli) : wn_quic_client_tunnel(d->cli);
@@ -394,13 +457,12 @@ int wn_cmd_client(int argc, char **argv)
 		d->nsocks++;
 	}
 	if (kcp)
-		wn_kcp_client_start(d->kcli, d->carriers[0],
-		                    (struct sockaddr *)&server, slen);
+		wn_kcp_client_go(d->kcli);
 	else
-		wn_quic_client_start(d->cli, d->carriers[0],
-		                     (struct sockaddr *)&server, slen);
+		wn_quic_client_go(d->cli);
 	WN_LOG(&d->log, WN_LOG_INFO, "main",
-	       "client ready: server %s, engine %s", name,
+	       "client ready: server %s%s, engine %s", name,
+	       nserver > 1 ? " (and fallbacks)" : "",
 	       kcp ? (ko.kcptun ? "kcptun" : "kcp") : "quic");
 	return finish(d, 0);
 }

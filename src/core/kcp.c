@@ -569,6 +569,16 @@ uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now)
 	return best;
 }
 
+void wn_kcp_kick(struct wn_kcp *k, uint32_t now)
+{
+	Q_FOREACH (s, &k->snd_buf) {
+		if (s->xmit == 0)
+			continue;
+		s->rto = k->rx_rto;
+		s->resendts = now;
+	}
+}
+
 int wn_kcp_is_dead(const struct wn_kcp *k)
 {
 	return k->dead;

@@ -187,6 +187,12 @@ void wn_kcp_flush(struct wn_kcp *k, uint32_t now);
  * now + WN_KCP_IDLE_MS. */
 uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now);
 
+/* The path changed (a new carrier connection, failover): every segment
+ * sent and not yet acknowledged is due again at once, with its timeout
+ * backoff undone, instead of waiting out timers that grew while the old
+ * path was dead. */
+void wn_kcp_kick(struct wn_kcp *k, uint32_t now);
+
 /* Returns 1 once some segment has been sent dead_link times without being
  * acknowledged (the peer or the path is gone), else 0. Sticky. */
 int wn_kcp_is_dead(const struct wn_kcp *k);

@@ -156,3 +156,24 @@ int wn_streamhdr_decode_flags(const uint8_t *buf, size_t len,
 	}
 	return (int)(len - wn_rd_remaining(&rd));
 }
+
+int wn_streamhdr_take(struct wn_streamhdr_acc *a, const uint8_t *data,
+                      size_t len, size_t *used, struct wn_endpoint *target,
+                      int *is_default, unsigned *flags)
+{
+	size_t want = sizeof(a->buf) - a->len;
+	size_t n = len < want ? len : want;
+	memcpy(a->buf + a->len, data, n);
+	int hl = wn_streamhdr_decode_flags(a->buf, a->len + n, target,
+	                                   is_default, flags);
+	if (hl == WN_EAGAIN && a->len + n < sizeof(a->buf)) {
+		a->len += n;
+		*used = n;
+		return WN_EAGAIN;
+	}
+	if (hl < 0)
+		return WN_EPROTO;
+	*used = (size_t)hl - a->len;
+	a->len = (size_t)hl;
+	return hl;
+}

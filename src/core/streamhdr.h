@@ -61,4 +61,20 @@ int wn_streamhdr_decode_flags(const uint8_t *buf, size_t len,
                               struct wn_endpoint *target, int *is_default,
                               unsigned *flags);
 
+/* Collects a stream's header from its first bytes as they arrive, in any
+ * pieces (engines receive stream data in chunks). Zero it to start. */
+struct wn_streamhdr_acc {
+	uint8_t buf[WN_STREAMHDR_MAX];
+	size_t len;
+};
+
+/* Feeds the next len bytes of the stream. *used receives how many of them
+ * belong to the header. Returns WN_EAGAIN while the header is incomplete
+ * (all of data was header), the header's total length once it is complete
+ * (target, is_default and flags filled as by wn_streamhdr_decode_flags;
+ * data beyond *used is the stream's payload), or WN_EPROTO. */
+int wn_streamhdr_take(struct wn_streamhdr_acc *a, const uint8_t *data,
+                      size_t len, size_t *used, struct wn_endpoint *target,
+                      int *is_default, unsigned *flags);
+
 #endif

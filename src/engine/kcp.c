@@ -13,7 +13,6 @@
 #define HS_RETRY_MAX_MS 8000   /* handshake retry backoff cap */
 #define HS_PAYLOAD_VERSION 1
 #define HS_PAYLOAD_LEN 13 /* version u8, session id 8, conv u32 LE */
-#define PKT_MAX 2048      /* largest packet we build or accept */
 
 void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o)
 {
@@ -29,6 +28,8 @@ void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o)
 	o->stream_window = 4 * 1024 * 1024;
 	o->max_streams = 1024;
 	o->max_sessions = 4096;
+	o->failover_ms = 3000;
+	o->probe_ms = 10000;
 }
 
 /* A key's short name for logs: its first four bytes in hex. */
@@ -42,22 +43,64 @@ static uint64_t now_ms(const struct kep *ep)
 	return wn_loop_now_ms(ep->o.loop);
 }
 
-/* Sends one finished packet on the session's current path. A full carrier
- * drops it: KCP retransmits, as it would after a loss. */
+/* Hands the batch of sealed packets to its session's carrier in one send
+ * (one sendmsg with UDP GSO on the udp carrier). A full carrier drops it:
+ * KCP retransmits, as after a loss. */
+static void tx_flush(struct kep *ep)
+{
+	struct ksession *ks = ep->tx_ks;
+	if (ep->tx_n == 0)
+		return;
+	int rc = WN_EUNREACH;
+	if (ks->carrier)
+		rc =
+		    wn_carrier_send(ks->carrier, (struct sockaddr *)&ks->remote,
+		                    ks->rlen, ep->tx, ep->tx_len, ep->tx_seg);
+	if (rc != 0)
+		WN_LOG_RL(ep->o.log, &ep->rl_err, now_ms(ep), WN_LOG_DEBUG,
+		          "sess", "session %llu: %u packets dropped: %s",
+		          (unsigned long long)ks->id, ep->tx_n,
+		          wn_strerror(rc));
+	ep->tx_n = 0;
+	ep->tx_len = 0;
+	ep->tx_ks = NULL;
+}
+
+/* Adds a finished packet for ks to the batch. A batch holds packets of one
+ * session and one size, except that its last may be shorter (the shape
+ * UDP GSO takes); anything else sends the batch first. */
+static void tx_add(struct ksession *ks, const uint8_t *pkt, size_t len)
+{
+	struct kep *ep = ks->ep;
+	if (ep->tx_n &&
+	    (ep->tx_ks != ks || len > ep->tx_seg ||
+	     ep->tx_len % ep->tx_seg != 0 || ep->tx_n == KCP_TX_SEGS))
+		tx_flush(ep);
+	if (len > KCP_PKT_MAX)
+		return;
+	if (ep->tx_n == 0) {
+		ep->tx_ks = ks;
+		ep->tx_seg = len;
+	}
+	memcpy(ep->tx + ep->tx_len, pkt, len);
+	ep->tx_len += len;
+	ep->tx_n++;
+}
+
+/* Sends one packet at once (handshakes, keepalives), after the batch. */
+static void send_pkt(struct ksession *ks, const uint8_t *pkt, size_t len)
+{
+	tx_add(ks, pkt, len);
+	tx_flush(ks->ep);
+}
+
 void ksession_send(struct ksession *ks, const uint8_t *pkt, size_t len)
 {
-	if (!ks->carrier)
-		return;
-	int rc = wn_carrier_send(ks->carrier, (struct sockaddr *)&ks->remote,
-	                         ks->rlen, pkt, len, len);
-	if (rc != 0 && rc != WN_EAGAIN)
-		WN_LOG_RL(ks->ep->o.log, &ks->ep->rl_err, now_ms(ks->ep),
-		          WN_LOG_DEBUG, "sess", "session %llu: send: %s",
-		          (unsigned long long)ks->id, wn_strerror(rc));
+	tx_add(ks, pkt, len);
 }
 
 /* KCP's output: seal in place (the core leaves room around the datagram)
- * and send. */
+ * and add to the batch, which the run pass sends when it ends. */
 static void sess_output(void *ctx, uint8_t *pkt, size_t len)
 {
 	struct ksession *ks = ctx;
@@ -70,7 +113,7 @@ static void sess_output(void *ctx, uint8_t *pkt, size_t len)
 	if (wn_protect_seal(&ks->peer, buf, len, len + WN_PROTECT_OVERHEAD,
 	                    now_ms(ks->ep), &plen) != 0)
 		return; /* no usable keys: the handshake will follow */
-	ksession_send(ks, buf, plen);
+	tx_add(ks, buf, plen);
 }
 
 /* ---- sessions ---------------------------------------------------------- */
@@ -185,6 +228,8 @@ static void sess_kill(struct ksession *ks, const char *why)
 {
 	if (ks->state == KS_DEAD)
 		return;
+	if (ks->ep->tx_ks == ks)
+		tx_flush(ks->ep);
 	ks->state = KS_DEAD;
 	snprintf(ks->why, sizeof(ks->why), "%s", why);
 	struct wn_kcp_stats ks_st;
@@ -236,6 +281,8 @@ static void arm_timer(struct ksession *ks, uint64_t now)
 	                                : now + 60000;
 	if (ks->hs_next_ms && ks->hs_next_ms < t)
 		t = ks->hs_next_ms;
+	if (ks->tick_ms && ks->tick_ms < t)
+		t = ks->tick_ms;
 	uint64_t x = wn_protect_next_expiry(&ks->peer);
 	if (x < t)
 		t = x;
@@ -256,6 +303,7 @@ static void sess_run(struct ksession *ks)
 		return;
 	if (ks->state == KS_UP) {
 		wn_kcp_sess_run(ks->core, now);
+		tx_flush(ks->ep);
 		int err = wn_kcp_sess_error(ks->core);
 		if (err) {
 			sess_kill(ks, err == WN_ETIMEDOUT
@@ -320,7 +368,7 @@ static void send_empty(struct ksession *ks, uint64_t now)
 	uint8_t buf[WN_PROTECT_OVERHEAD];
 	size_t len;
 	if (wn_protect_seal(&ks->peer, buf, 0, sizeof(buf), now, &len) == 0)
-		ksession_send(ks, buf, len);
+		send_pkt(ks, buf, len);
 }
 
 /* ---- client ------------------------------------------------------------ */
@@ -332,9 +380,13 @@ struct wn_kcp_client {
 	uint8_t server_key[WN_KEY_LEN];
 	uint8_t server_x[WN_KEY_LEN]; /* its X25519 form */
 	struct ksession *cur;         /* the session being set up, or up */
-	struct wn_carrier *carrier;
-	struct sockaddr_storage server;
-	socklen_t slen;
+	struct kpath {
+		struct wn_carrier *carrier;
+		struct sockaddr_storage addr;
+		socklen_t len;
+	} paths[WN_KCP_MAX_PATHS];
+	unsigned npaths, cur_path;
+	uint64_t last_rx_ms, moved_ms, probed_ms;
 	int started, closing;
 	struct wn_deferred dnode; /* free */
 };
@@ -363,7 +415,7 @@ static void client_send_initiation(struct ksession *ks, uint64_t now)
 		return;
 	}
 	ks->ep->stats.handshakes++;
-	ksession_send(ks, pkt, len);
+	send_pkt(ks, pkt, len);
 }
 
 static int client_has_streams(const struct ksession *ks)
@@ -371,12 +423,78 @@ static int client_has_streams(const struct ksession *ks)
 	return !wn_list_empty(&ks->all);
 }
 
+/* Sends on path i from now on. The session's packets in flight go again
+ * at once on the new path: their timers grew while the old one was dead. */
+static void client_use_path(struct wn_kcp_client *c, unsigned i, uint64_t now,
+                            const char *why)
+{
+	if (i == c->cur_path)
+		return;
+	char addr[64];
+	wn_sockaddr_format((struct sockaddr *)&c->paths[i].addr, addr,
+	                   sizeof(addr));
+	if (i < c->cur_path)
+		WN_LOG(c->ep.o.log, WN_LOG_INFO, "sess",
+		       "session moved back to %s (%s): %s",
+		       c->paths[i].carrier->name, addr, why);
+	else
+		WN_LOG(c->ep.o.log, WN_LOG_WARN, "sess",
+		       "moving the session from %s to %s (%s): %s",
+		       c->paths[c->cur_path].carrier->name,
+		       c->paths[i].carrier->name, addr, why);
+	c->cur_path = i;
+	c->moved_ms = now;
+	struct ksession *ks = c->cur;
+	if (!ks)
+		return;
+	ks->carrier = c->paths[i].carrier;
+	memcpy(&ks->remote, &c->paths[i].addr, c->paths[i].len);
+	ks->rlen = c->paths[i].len;
+	if (ks->state == KS_UP)
+		wn_kcp_sess_kick(ks->core, now);
+	ksession_schedule(ks);
+}
+
+/* Failover for an established session: the next path after failover_ms
+ * of silence, and a keepalive on the first path every probe_ms while away
+ * from it (its answer, if it comes, brings the client back). */
+static void client_failover(struct wn_kcp_client *c, struct ksession *ks,
+                            uint64_t now)
+{
+	const struct wn_kcp_engine_opts *o = &c->ep.o;
+	if (c->npaths < 2 || ks->state != KS_UP)
+		return;
+	if (now - c->last_rx_ms >= o->failover_ms &&
+	    now - c->moved_ms >= o->failover_ms)
+		client_use_path(c, (c->cur_path + 1) % c->npaths, now,
+		                "no answer");
+	if (c->cur_path != 0 && now - c->probed_ms >= o->probe_ms) {
+		c->probed_ms = now;
+		uint8_t buf[WN_PROTECT_OVERHEAD];
+		size_t len;
+		const struct kpath *p = &c->paths[0];
+		if (wn_protect_seal(&ks->peer, buf, 0, sizeof(buf), now,
+		                    &len) == 0)
+			wn_carrier_send(p->carrier, (struct sockaddr *)&p->addr,
+			                p->len, buf, len, len);
+	}
+	uint64_t t = c->last_rx_ms + o->failover_ms;
+	if (t < c->moved_ms + o->failover_ms)
+		t = c->moved_ms + o->failover_ms;
+	if (c->cur_path != 0 && c->probed_ms + o->probe_ms < t)
+		t = c->probed_ms + o->probe_ms;
+	ks->tick_ms = t;
+}
+
 /* The client's part of a run pass: handshake retries with backoff, giving
  * up on a server that does not answer while streams wait, and rekeys. */
 static void client_tick(struct kep *ep, struct ksession *ks, uint64_t now)
 {
 	struct wn_kcp_client *c = client_of(ep);
-	if (!c->started || ep->kt)
+	if (!c->started)
+		return;
+	client_failover(c, ks, now);
+	if (ep->kt)
 		return; /* kcptun: no handshakes */
 	if (ks->state == KS_HANDSHAKE && client_has_streams(ks) &&
 	    now - ks->created_ms >= ep->o.idle_timeout_ms) {
@@ -388,6 +506,12 @@ static void client_tick(struct kep *ep, struct ksession *ks, uint64_t now)
 		ks->hs_next_ms = now;
 	if (!ks->hs_next_ms || now < ks->hs_next_ms)
 		return;
+	/* Unanswered handshakes try the next path too. */
+	if (ks->state == KS_HANDSHAKE && c->npaths > 1 &&
+	    now - c->moved_ms >= ep->o.failover_ms &&
+	    now - c->last_rx_ms >= ep->o.failover_ms)
+		client_use_path(c, (c->cur_path + 1) % c->npaths, now,
+		                "no answer to the handshake");
 	client_send_initiation(ks, now);
 	if (ks->state == KS_HANDSHAKE) {
 		ks->hs_next_ms = now + ks->hs_backoff_ms;
@@ -410,9 +534,10 @@ static struct ksession *client_new_session(struct wn_kcp_client *c)
 		return NULL;
 	randombytes_buf(ks->sess_id, sizeof(ks->sess_id));
 	ks->created_ms = now_ms(&c->ep);
-	ks->carrier = c->carrier;
-	memcpy(&ks->remote, &c->server, c->slen);
-	ks->rlen = c->slen;
+	const struct kpath *p = &c->paths[c->cur_path];
+	ks->carrier = p->carrier;
+	memcpy(&ks->remote, &p->addr, p->len);
+	ks->rlen = p->len;
 	if (c->ep.kt) {
 		/* kcptun has no handshake: the session is up as soon as it
 		 * exists, and the server learns of it from its packets. */
@@ -493,6 +618,20 @@ static void client_sess_dead(struct kep *ep, struct ksession *ks)
 		c->cur = client_new_session(c);
 }
 
+/* An authenticated packet came over carrier car. The server answers on
+ * the path of our last packet it authenticated; answers on a preferred
+ * path (after a probe) mean it works again. */
+static void client_heard(struct wn_kcp_client *c, struct wn_carrier *car,
+                         uint64_t now)
+{
+	c->last_rx_ms = now;
+	for (unsigned i = 0; i < c->cur_path; i++)
+		if (c->paths[i].carrier == car) {
+			client_use_path(c, i, now, "it answers again");
+			break;
+		}
+}
+
 /* A packet for the client. */
 static void client_recv(void *ctx, struct wn_carrier *car,
                         const struct sockaddr *from, socklen_t fromlen,
@@ -504,8 +643,10 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 	uint32_t idx;
 	if (c->ep.kt && ks && !c->closing) {
 		struct wn_kcpgo_pkt fp;
-		if (ktprof_open(&c->ep, from, pkt, len, &fp) == 0)
-			ktprof_input(ks, car, from, fromlen, &fp);
+		if (ktprof_open(&c->ep, from, pkt, len, &fp) != 0)
+			return;
+		client_heard(c, car, now_ms(&c->ep));
+		ktprof_input(ks, car, from, fromlen, &fp);
 		return;
 	}
 	if (!ks || c->closing ||
@@ -520,6 +661,7 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 			c->ep.stats.pkts_dropped++;
 			return;
 		}
+		client_heard(c, car, now);
 		ks->hs_next_ms = 0;
 		send_empty(ks, now); /* confirms the keys to the server */
 		if (ks->state == KS_HANDSHAKE) {
@@ -544,6 +686,7 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 		c->ep.stats.pkts_dropped++;
 		return;
 	}
+	client_heard(c, car, now);
 	if (ks->state == KS_UP)
 		ksession_input(ks, car, from, fromlen,
 		               pkt + WN_PROTECT_HEADROOM, plen);
@@ -555,6 +698,21 @@ static void client_recv_done(void *ctx, struct wn_carrier *c)
 	(void)c;
 	/* Each input schedules its session's run pass, which flushes the
 	 * acks of the whole batch at the end of the loop iteration. */
+}
+
+/* A stream carrier's new connection is up: what is in flight goes again
+ * on it at once (the old connection took it down with it). */
+static void client_state(void *ctx, struct wn_carrier *car,
+                         const struct sockaddr *peer, int up, int err)
+{
+	(void)peer;
+	(void)err;
+	struct wn_kcp_client *c = ctx;
+	struct ksession *ks = c->cur;
+	if (!up || !ks || ks->state != KS_UP || ks->carrier != car)
+		return;
+	wn_kcp_sess_kick(ks->core, now_ms(&c->ep));
+	ksession_schedule(ks);
 }
 
 static void client_writable(void *ctx, struct wn_carrier *c)
@@ -575,37 +733,31 @@ int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
 	struct wn_kcp_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return WN_ENOMEM;
-	if (o->kcptun) {
-		int krc = ktprof_new(&c->ep, o->kcptun);
-		if (krc != 0) {
-			free(c);
-			return krc;
-		}
-		c->ep.o = *o;
-		c->ep.o.kcptun = NULL; /* copied into ep.kt */
-		c->ep.rl_drop = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
-		c->ep.rl_err = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
-		c->ep.sess_dead = client_sess_dead;
-		c->ep.sess_tick = client_tick;
-		c->tunnel.ops = &client_tunnel_ops;
-		snprintf(c->tunnel.peer_id, sizeof(c->tunnel.peer_id),
-		         "kcptun");
-		if (ev)
-			c->ev = *ev;
-		wn_deferred_init(&c->dnode);
-		*out = c;
-		return 0;
-	}
 	c->ep.o = *o;
+	c->ep.o.kcptun = NULL; /* copied into ep.kt */
+	c->ep.tx = malloc((size_t)KCP_TX_SEGS * KCP_PKT_MAX);
+	if (!c->ep.tx) {
+		free(c);
+		return WN_ENOMEM;
+	}
 	c->ep.rl_drop = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
 	c->ep.rl_err = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
 	c->ep.sess_dead = client_sess_dead;
 	c->ep.sess_tick = client_tick;
 	c->tunnel.ops = &client_tunnel_ops;
-	key_name(server_key, c->tunnel.peer_id);
-	memcpy(c->server_key, server_key, WN_KEY_LEN);
-	int rc = wn_pubkey_to_x25519(server_key, c->server_x);
+	int rc;
+	if (o->kcptun) {
+		/* kcptun: no keys, the passphrase is in the profile. */
+		rc = ktprof_new(&c->ep, o->kcptun);
+		snprintf(c->tunnel.peer_id, sizeof(c->tunnel.peer_id),
+		         "kcptun");
+	} else {
+		key_name(server_key, c->tunnel.peer_id);
+		memcpy(c->server_key, server_key, WN_KEY_LEN);
+		rc = wn_pubkey_to_x25519(server_key, c->server_x);
+	}
 	if (rc != 0) {
+		free(c->ep.tx);
 		free(c);
 		return rc;
 	}
@@ -623,39 +775,41 @@ struct wn_carrier_handler wn_kcp_client_handler(struct wn_kcp_client *c)
 	    .recv = client_recv,
 	    .recv_done = client_recv_done,
 	    .writable = client_writable,
+	    .state = client_state,
 	};
 	return h;
 }
 
-int wn_kcp_client_set_path(struct wn_kcp_client *c, struct wn_carrier *carrier,
+int wn_kcp_client_add_path(struct wn_kcp_client *c, struct wn_carrier *carrier,
                            const struct sockaddr *server, socklen_t len)
 {
-	if (len > sizeof(c->server))
+	if (c->npaths == WN_KCP_MAX_PATHS || len > sizeof(c->paths[0].addr))
 		return WN_EINVAL;
-	c->carrier = carrier;
-	memcpy(&c->server, server, len);
-	c->slen = len;
-	if (c->cur) {
-		c->cur->carrier = carrier;
-		memcpy(&c->cur->remote, server, len);
-		c->cur->rlen = len;
-		ksession_schedule(c->cur);
-	}
+	struct kpath *p = &c->paths[c->npaths++];
+	p->carrier = carrier;
+	memcpy(&p->addr, server, len);
+	p->len = len;
 	return 0;
 }
 
-int wn_kcp_client_start(struct wn_kcp_client *c, struct wn_carrier *carrier,
-                        const struct sockaddr *server, socklen_t len)
+int wn_kcp_client_go(struct wn_kcp_client *c)
 {
-	int rc = wn_kcp_client_set_path(c, carrier, server, len);
-	if (rc != 0)
-		return rc;
+	if (c->npaths == 0)
+		return WN_EINVAL;
 	c->started = 1;
+	c->last_rx_ms = c->moved_ms = c->probed_ms = now_ms(&c->ep);
 	if (!c->cur)
 		c->cur = client_new_session(c);
 	else
 		ksession_schedule(c->cur);
 	return c->cur ? 0 : WN_ENOMEM;
+}
+
+int wn_kcp_client_start(struct wn_kcp_client *c, struct wn_carrier *carrier,
+                        const struct sockaddr *server, socklen_t len)
+{
+	int rc = wn_kcp_client_add_path(c, carrier, server, len);
+	return rc != 0 ? rc : wn_kcp_client_go(c);
 }
 
 struct wn_tunnel *wn_kcp_client_tunnel(struct wn_kcp_client *c)
@@ -679,6 +833,7 @@ static void client_deferred_free(struct wn_deferred *node)
 	struct wn_kcp_client *c =
 	    wn_list_entry(node, struct wn_kcp_client, dnode);
 	ktprof_free(&c->ep);
+	free(c->ep.tx);
 	free(c);
 }
 
@@ -692,6 +847,7 @@ void wn_kcp_client_close(struct wn_kcp_client *c)
 		struct ksession *ks = c->cur;
 		if (ks->state == KS_UP)
 			wn_kcp_sess_run(ks->core, now_ms(&c->ep));
+		tx_flush(&c->ep);
 		sess_kill(ks, "client closed");
 	}
 	/* Deferred after the session's own free. */
@@ -913,7 +1069,7 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
 	memcpy(&ks->remote, from, fromlen);
 	ks->rlen = fromlen;
 	wn_kcp_sess_touch(ks->core, now);
-	ksession_send(ks, out, olen);
+	send_pkt(ks, out, olen);
 }
 
 /* kcptun: sessions are found by the client's address, as kcp-go's listener
@@ -1043,6 +1199,11 @@ int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
 	if (!s)
 		return WN_ENOMEM;
 	s->ep.o = *o;
+	s->ep.tx = malloc((size_t)KCP_TX_SEGS * KCP_PKT_MAX);
+	if (!s->ep.tx) {
+		free(s);
+		return WN_ENOMEM;
+	}
 	s->ep.is_server = 1;
 	s->ep.ah = *ah;
 	s->ep.rl_drop = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
@@ -1086,6 +1247,7 @@ fail_map:
 	wn_cidmap_free(&s->by_index);
 fail:
 	free(s->clients);
+	free(s->ep.tx);
 	free(s);
 	return rc;
 }
@@ -1122,6 +1284,7 @@ static void server_deferred_free(struct wn_deferred *node)
 	ktprof_free(&s->ep);
 	sodium_memzero(s->clients, s->nclients * sizeof(*s->clients));
 	free(s->clients);
+	free(s->ep.tx);
 	free(s);
 }
 
@@ -1135,6 +1298,7 @@ void wn_kcp_server_close(struct wn_kcp_server *s)
 		    wn_list_entry(s->sessions.next, struct ksession, link);
 		if (ks->state == KS_UP)
 			wn_kcp_sess_run(ks->core, now_ms(&s->ep));
+		tx_flush(&s->ep);
 		sess_kill(ks, "server closed");
 	}
 	wn_loop_defer(s->ep.o.loop, &s->dnode, server_deferred_free);

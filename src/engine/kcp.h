@@ -63,6 +63,10 @@ struct wn_kcp_engine_opts {
 	uint32_t stream_window;    /* smux v2 receive window per stream */
 	unsigned max_streams;      /* concurrent streams per session */
 	unsigned max_sessions;     /* server: live sessions */
+	uint32_t failover_ms;      /* client: next path after this long without
+	                              an authenticated packet */
+	uint32_t probe_ms;         /* client: on a fallback path, try the first
+	                              again this often */
 	/* Borrowed, NULL for the native profile: kcptun's framing instead
 	 * of Noise (id is then not needed). */
 	const struct wn_kcptun_cfg *kcptun;
@@ -109,15 +113,25 @@ int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
 /* The handler to open the client's carrier with. */
 struct wn_carrier_handler wn_kcp_client_handler(struct wn_kcp_client *c);
 
-/* Starts the session with `server` over `carrier` (borrowed: the caller
- * closes it after wn_kcp_client_close). Returns 0 or a WN_E* code. */
+/* Adds one path and starts (wn_kcp_client_add_path + wn_kcp_client_go).
+ * The carrier is borrowed: the caller closes it after
+ * wn_kcp_client_close. Returns 0 or a WN_E* code. */
 int wn_kcp_client_start(struct wn_kcp_client *c, struct wn_carrier *carrier,
                         const struct sockaddr *server, socklen_t len);
 
-/* Moves the session to another carrier or server address (failover,
- * rebinding): later packets go there; the session and streams carry on. */
-int wn_kcp_client_set_path(struct wn_kcp_client *c, struct wn_carrier *carrier,
+/* Adds a path to the server (a carrier and the server's address on it),
+ * in order of preference; up to WN_KCP_MAX_PATHS. With more than one, the
+ * client fails over: after failover_ms without an authenticated packet it
+ * sends on the next path, and while away from the first it sends a
+ * keepalive there every probe_ms. The server answers on the path of the
+ * last packet it authenticated, so when the first path works again its
+ * answers arrive there and the client moves back. Returns 0 or WN_E*. */
+#define WN_KCP_MAX_PATHS 8
+int wn_kcp_client_add_path(struct wn_kcp_client *c, struct wn_carrier *carrier,
                            const struct sockaddr *server, socklen_t len);
+
+/* Starts the session on the first path added. Returns 0 or WN_E*. */
+int wn_kcp_client_go(struct wn_kcp_client *c);
 
 /* The tunnel front ends open streams on. Valid until close. */
 struct wn_tunnel *wn_kcp_client_tunnel(struct wn_kcp_client *c);

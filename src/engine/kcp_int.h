@@ -14,6 +14,10 @@
 /* Reserve/commit hand out this much contiguous space at a time. */
 #define KCP_SCRATCH 16384
 
+/* Sealed packets are sent in batches of up to this many (UDP GSO). */
+#define KCP_TX_SEGS 64
+#define KCP_PKT_MAX 2048 /* largest packet the engine sends */
+
 /* What the client and the server share. */
 struct ksession;
 
@@ -24,6 +28,12 @@ struct kep {
 	uint64_t stream_seq, sess_seq;
 	struct wn_ratelimit rl_drop, rl_err;
 	struct wn_accept_handler ah; /* server */
+	/* The send batch (tx_add/tx_flush in kcp.c): packets of one session,
+	 * flushed at the end of each run pass. */
+	uint8_t *tx;
+	size_t tx_len, tx_seg;
+	unsigned tx_n;
+	struct ksession *tx_ks;
 	/* Hooks from a session to its endpoint: it died (streams failed);
 	 * its run pass starts (client: handshake retries and rekeys). */
 	void (*sess_dead)(struct kep *ep, struct ksession *ks);
@@ -59,6 +69,7 @@ struct ksession {
 	uint8_t peer_key[WN_KEY_LEN];
 	uint64_t created_ms;
 	uint64_t hs_next_ms; /* client: next initiation (retry or rekey) */
+	uint64_t tick_ms;    /* client: next failover check */
 	int client_index;    /* server: which allowed client */
 	uint32_t hs_backoff_ms;
 	int timer_live;
@@ -81,8 +92,7 @@ struct kstream {
 	struct wn_list link;  /* ks->all */
 	struct wn_list wlink; /* ks->blocked */
 	struct wn_deferred dnode;
-	uint8_t hdr[WN_STREAMHDR_MAX]; /* server: the header as it arrives */
-	size_t hdrlen;
+	struct wn_streamhdr_acc hdr; /* server: the header as it arrives */
 };
 
 /* ---- kcp_stream.c ---------------------------------------------------- */

@@ -252,6 +252,11 @@ void wn_kcp_sess_touch(struct wn_kcp_sess *s, uint64_t now)
 	s->last_rx = now;
 }
 
+void wn_kcp_sess_kick(struct wn_kcp_sess *s, uint64_t now)
+{
+	wn_kcp_kick(s->kcp, (uint32_t)now);
+}
+
 struct wn_smux *wn_kcp_sess_smux(struct wn_kcp_sess *s)
 {
 	return s->mux;

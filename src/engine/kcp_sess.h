@@ -82,6 +82,10 @@ int wn_kcp_sess_error(const struct wn_kcp_sess *s);
  * handshake completes, and for authenticated keepalives). */
 void wn_kcp_sess_touch(struct wn_kcp_sess *s, uint64_t now);
 
+/* The path to the peer changed: resend what is in flight at once (see
+ * wn_kcp_kick). */
+void wn_kcp_sess_kick(struct wn_kcp_sess *s, uint64_t now);
+
 /* The smux session, for stream operations (borrowed; valid until free). */
 struct wn_smux *wn_kcp_sess_smux(struct wn_kcp_sess *s);
 

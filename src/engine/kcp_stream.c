@@ -304,20 +304,13 @@ static int cb_open(void *ctx, uint32_t sid)
 static ssize_t take_header(struct ksession *ks, struct kstream *st,
                            const uint8_t *data, size_t len)
 {
-	size_t want = sizeof(st->hdr) - st->hdrlen;
-	size_t n = len < want ? len : want;
-	memcpy(st->hdr + st->hdrlen, data, n);
 	struct wn_endpoint target;
 	int dflt = 0;
 	unsigned flags = 0;
-	int hl = wn_streamhdr_decode_flags(st->hdr, st->hdrlen + n, &target,
-	                                   &dflt, &flags);
-	if (hl == WN_EAGAIN && st->hdrlen + n < sizeof(st->hdr)) {
-		st->hdrlen += n;
-		wn_smux_consumed(wn_kcp_sess_smux(ks->core), st->sid, n);
-		return (ssize_t)len;
-	}
-	if (hl < 0) {
+	size_t used = 0;
+	int hl = wn_streamhdr_take(&st->hdr, data, len, &used, &target, &dflt,
+	                           &flags);
+	if (hl < 0 && hl != WN_EAGAIN) {
 		WN_LOG_RL(ks->ep->o.log, &ks->ep->rl_err,
 		          wn_loop_now_ms(ks->ep->o.loop), WN_LOG_INFO, "sock",
 		          "stream %llu from %s: malformed header",
@@ -325,11 +318,12 @@ static ssize_t take_header(struct ksession *ks, struct kstream *st,
 		ks_reset(&st->base, WN_STREAM_BAD_HEADER);
 		return -1;
 	}
-	size_t used = (size_t)hl - st->hdrlen; /* header bytes in data */
-	st->hdr_done = 1;
-	st->base.hdr_flags = flags;
 	/* Header bytes never reach the front end: credit them now. */
 	wn_smux_consumed(wn_kcp_sess_smux(ks->core), st->sid, used);
+	if (hl == WN_EAGAIN)
+		return (ssize_t)len;
+	st->hdr_done = 1;
+	st->base.hdr_flags = flags;
 	ks->ep->ah.on_stream(ks->ep->ah.ctx, &ks->tunnel, &st->base,
 	                     dflt ? NULL : &target);
 	if (st->closed)

@@ -11,6 +11,7 @@
 #include "engine/quic_int.h"
 #include "util/err.h"
 
+#define HEALTH_MS 250
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 5000
 #define SERVER_MAX_CONNS 4096
@@ -26,6 +27,8 @@ void wn_quic_opts_default(struct wn_quic_opts *o)
 	o->stream_window_max = 16u << 20;
 	o->conn_window_max = 64u << 20;
 	o->max_streams = 1024;
+	o->failover_ms = 3000;
+	o->probe_ms = 10000;
 }
 
 static int ep_init(struct qep *ep, const struct wn_quic_opts *o, int server)
@@ -75,13 +78,28 @@ static void ep_kill_all(struct qep *ep, const char *why)
 
 /* ---- client ---------------------------------------------------------- */
 
+/* One way to the server: a carrier and the server's address on it. */
+struct qpath {
+	struct wn_carrier *carrier;
+	struct sockaddr_storage server;
+	socklen_t server_len;
+	int up;           /* datagram carriers: always; others: by state() */
+	uint64_t down_ms; /* when it went down */
+};
+
 struct wn_quic_client {
 	struct qep ep; /* first */
 	struct wn_tunnel tunnel;
 	struct wn_quic_client_events ev;
+	/* The carrier and server address connections start on (the active
+	 * path's). */
 	struct wn_carrier *carrier;
 	struct sockaddr_storage server;
 	socklen_t server_len;
+	struct qpath paths[WN_QUIC_MAX_PATHS];
+	size_t npaths, active;
+	struct wn_timer health; /* failover and probing, with several paths */
+	uint64_t last_probe_ms;
 	struct qconn *qc;     /* current connection, NULL between tries */
 	struct qlist pending; /* streams waiting for a connection */
 	struct wn_timer retry;
@@ -223,7 +241,7 @@ static void client_recv(void *ctx, struct wn_carrier *carrier,
 		c->ep.stats.pkts_dropped++;
 		return;
 	}
-	qconn_read(c->qc, from, fromlen, pkt, len);
+	qconn_read(c->qc, carrier, from, fromlen, pkt, len);
 }
 
 static void noop_recv_done(void *ctx, struct wn_carrier *carrier)
@@ -242,6 +260,44 @@ static void client_writable(void *ctx, struct wn_carrier *carrier)
 	}
 }
 
+/* A stream carrier reports a new connection: an established QUIC
+ * connection migrates to its new path at once (resuming in milliseconds
+ * instead of waiting out retransmission backoff); a handshake in progress,
+ * whose packets went to the old connection, starts over on the new one. A
+ * connection going down needs nothing: its packets are lost until the next
+ * one comes up, and the idle timeout bounds the wait. */
+static void client_carrier_state(void *ctx, struct wn_carrier *carrier,
+                                 const struct sockaddr *peer, int up, int err)
+{
+	struct wn_quic_client *c = ctx;
+	(void)peer;
+	(void)err;
+	for (size_t i = 0; i < c->npaths; i++)
+		if (c->paths[i].carrier == carrier) {
+			if (!up && c->paths[i].up)
+				c->paths[i].down_ms =
+				    wn_loop_now_ms(c->ep.o.loop);
+			c->paths[i].up = up;
+		}
+	if (!up || c->closing || carrier != c->carrier)
+		return;
+	if (c->qc && c->qc->state == QC_UP) {
+		/* If it cannot migrate (no spare connection ID yet), it stays
+		 * on its old path, which the carrier's new connection carries
+		 * just as well: only the fresh RTT and congestion state are
+		 * missed. */
+		qconn_migrate(c->qc);
+		return;
+	}
+	struct qconn *hs = c->qc;
+	c->qc = NULL; /* a restart, not a failure: client_conn_dead is quiet */
+	if (hs)
+		qconn_kill(hs, "carrier reconnected during the handshake");
+	wn_timer_stop(&c->retry);
+	c->backoff_ms = BACKOFF_MIN_MS;
+	client_connect(c);
+}
+
 static void noop_carrier_state(void *ctx, struct wn_carrier *carrier,
                                const struct sockaddr *peer, int up, int err)
 {
@@ -251,6 +307,11 @@ static void noop_carrier_state(void *ctx, struct wn_carrier *carrier,
 	(void)up;
 	(void)err;
 }
+
+static void on_health(struct wn_timer *t);
+static void client_retry_closed(struct wn_timer *t);
+static void client_path_moved(struct qep *ep, struct qconn *qc,
+                              struct wn_carrier *carrier);
 
 int wn_quic_client_new(const struct wn_quic_opts *o,
                        const uint8_t server_key[WN_KEY_LEN],
@@ -269,6 +330,7 @@ int wn_quic_client_new(const struct wn_quic_opts *o,
 	c->ep.conn_up = client_conn_up;
 	c->ep.conn_dead = client_conn_dead;
 	c->ep.streams_available = client_streams_available;
+	c->ep.path_moved = client_path_moved;
 	c->tunnel.ops = &client_tunnel_ops;
 	snprintf(c->tunnel.peer_id, sizeof(c->tunnel.peer_id), "server");
 	if (ev)
@@ -279,6 +341,11 @@ int wn_quic_client_new(const struct wn_quic_opts *o,
 	if (rc != 0) {
 		ep_free(&c->ep);
 		free(c);
+		return rc;
+	}
+	rc = wn_timer_init(o->loop, &c->health, on_health);
+	if (rc != 0) {
+		wn_timer_close(&c->retry, client_retry_closed);
 		return rc;
 	}
 	*out = c;
@@ -292,21 +359,137 @@ struct wn_carrier_handler wn_quic_client_handler(struct wn_quic_client *c)
 	    .recv = client_recv,
 	    .recv_done = noop_recv_done,
 	    .writable = client_writable,
-	    .state = noop_carrier_state,
+	    .state = client_carrier_state,
 	};
 	return h;
+}
+
+static int add_path(struct wn_quic_client *c, struct wn_carrier *carrier,
+                    const struct sockaddr *server, socklen_t len)
+{
+	if (len > sizeof(c->server) || c->npaths == WN_QUIC_MAX_PATHS)
+		return WN_EINVAL;
+	struct qpath *p = &c->paths[c->npaths++];
+	p->carrier = carrier;
+	memcpy(&p->server, server, len);
+	p->server_len = len;
+	/* A stream carrier is down until it reports a connection. */
+	p->up = (carrier->caps & WN_CARRIER_DATAGRAM) != 0;
+	return 0;
+}
+
+int wn_quic_client_add_path(struct wn_quic_client *c,
+                            struct wn_carrier *carrier,
+                            const struct sockaddr *server, socklen_t len)
+{
+	if (c->ep.conn_seq > 0)
+		return WN_EINVAL; /* only before the first connection */
+	return add_path(c, carrier, server, len);
+}
+
+/* The current path is failing: move to the next one that is up. */
+static void failover(struct wn_quic_client *c, const char *why)
+{
+	for (size_t k = 1; k < c->npaths; k++) {
+		size_t j = (c->active + k) % c->npaths;
+		struct qpath *p = &c->paths[j];
+		if (!p->up)
+			continue;
+		if (qconn_move(c->qc, p->carrier, (struct sockaddr *)&p->server,
+		               p->server_len, 1) != 0)
+			return; /* no spare connection ID yet: next round */
+		WN_LOG(c->ep.o.log, WN_LOG_WARN, "sess",
+		       "moving the session from %s to %s: %s",
+		       c->paths[c->active].carrier->name, p->carrier->name,
+		       why);
+		c->active = j;
+		c->carrier = p->carrier;
+		memcpy(&c->server, &p->server, p->server_len);
+		c->server_len = p->server_len;
+		c->last_probe_ms = wn_loop_now_ms(c->ep.o.loop);
+		return;
+	}
+}
+
+/* With several paths: fail over when the active one makes no progress
+ * (bytes in flight and nothing heard for failover_ms, or a stream
+ * carrier down that long), and probe the first path now and then to move
+ * back to it once it works again (ngtcp2 validates it first). */
+static void on_health(struct wn_timer *t)
+{
+	struct wn_quic_client *c =
+	    (struct wn_quic_client *)((char *)t -
+	                              offsetof(struct wn_quic_client, health));
+	struct qconn *qc = c->qc;
+	uint64_t now = wn_loop_now_ms(c->ep.o.loop);
+	uint32_t after = c->ep.o.failover_ms;
+	if (!qc || qc->state != QC_UP || c->closing)
+		return;
+	struct qpath *a = &c->paths[c->active];
+	if (!a->up && now - a->down_ms > after) {
+		failover(c, "carrier down");
+		return;
+	}
+	if (now - qc->last_rx_ms > after && qconn_in_flight(qc) > 0) {
+		failover(c, "no answer on this path");
+		return;
+	}
+	if (c->active != 0 && c->paths[0].up &&
+	    now - c->last_probe_ms >= c->ep.o.probe_ms) {
+		c->last_probe_ms = now;
+		qconn_move(qc, c->paths[0].carrier,
+		           (struct sockaddr *)&c->paths[0].server,
+		           c->paths[0].server_len, 0);
+	}
+}
+
+/* A probe succeeded: ngtcp2 moved the connection to that path. */
+static void client_path_moved(struct qep *ep, struct qconn *qc,
+                              struct wn_carrier *carrier)
+{
+	struct wn_quic_client *c = CL(ep);
+	(void)qc;
+	for (size_t i = 0; i < c->npaths; i++)
+		if (c->paths[i].carrier == carrier) {
+			WN_LOG(ep->o.log, WN_LOG_INFO, "sess",
+			       "session moved back to %s", carrier->name);
+			c->active = i;
+			c->carrier = carrier;
+			memcpy(&c->server, &c->paths[i].server,
+			       c->paths[i].server_len);
+			c->server_len = c->paths[i].server_len;
+		}
+}
+
+int wn_quic_client_go(struct wn_quic_client *c)
+{
+	if (c->npaths == 0)
+		return WN_EINVAL;
+	/* Every path must carry every packet: the smallest carrier sets the
+	 * packet size, and a stream carrier anywhere turns PMTUD off. */
+	for (size_t i = 0; i < c->npaths; i++) {
+		size_t m = wn_carrier_max_packet(c->paths[i].carrier);
+		if (!c->ep.max_pkt || m < c->ep.max_pkt)
+			c->ep.max_pkt = m;
+		if (!(c->paths[i].carrier->caps & WN_CARRIER_DATAGRAM))
+			c->ep.stream_paths = 1;
+	}
+	c->active = 0;
+	c->carrier = c->paths[0].carrier;
+	memcpy(&c->server, &c->paths[0].server, c->paths[0].server_len);
+	c->server_len = c->paths[0].server_len;
+	if (c->npaths > 1 &&
+	    wn_timer_start(&c->health, HEALTH_MS, HEALTH_MS) != 0)
+		return WN_EINTERNAL;
+	client_connect(c);
+	return 0;
 }
 
 int wn_quic_client_start(struct wn_quic_client *c, struct wn_carrier *carrier,
                          const struct sockaddr *server, socklen_t len)
 {
-	if (len > sizeof(c->server))
-		return WN_EINVAL;
-	c->carrier = carrier;
-	memcpy(&c->server, server, len);
-	c->server_len = len;
-	client_connect(c);
-	return 0;
+	int rc = wn_quic_client_add_path(c, carrier, server, len);
+	return rc ? rc : wn_quic_client_go(c);
 }
 
 struct wn_tunnel *wn_quic_client_tunnel(struct wn_quic_client *c)
@@ -333,6 +516,14 @@ static void client_retry_closed(struct wn_timer *t)
 	free(c);
 }
 
+static void client_health_closed(struct wn_timer *t)
+{
+	struct wn_quic_client *c =
+	    (struct wn_quic_client *)((char *)t -
+	                              offsetof(struct wn_quic_client, health));
+	wn_timer_close(&c->retry, client_retry_closed);
+}
+
 /* Connections free themselves (and their TLS sessions, which need the
  * endpoint's credentials) from their timers' close callbacks, whose
  * uv_close happens in their deferred work. This deferred function runs after
@@ -343,7 +534,7 @@ static void client_free(struct wn_deferred *node)
 	    (struct wn_quic_client *)((char *)node -
 	                              offsetof(struct wn_quic_client,
 	                                       free_node));
-	wn_timer_close(&c->retry, client_retry_closed);
+	wn_timer_close(&c->health, client_health_closed);
 }
 
 void wn_quic_client_close(struct wn_quic_client *c)
@@ -445,7 +636,7 @@ static void server_recv(void *ctx, struct wn_carrier *carrier,
 			return;
 		}
 	}
-	qconn_read(qc, from, fromlen, pkt, len);
+	qconn_read(qc, carrier, from, fromlen, pkt, len);
 }
 
 static void server_writable(void *ctx, struct wn_carrier *carrier)

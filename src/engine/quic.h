@@ -43,6 +43,10 @@ struct wn_quic_opts {
 	uint64_t stream_window_max; /* autotuning limit per stream */
 	uint64_t conn_window_max;   /* autotuning limit per connection */
 	uint64_t max_streams;       /* concurrent streams per connection */
+	uint32_t failover_ms; /* client, several paths: move after this long
+	                         without progress (default 3 s) */
+	uint32_t probe_ms;    /* client: try the first path again this often
+	                         while on another (default 10 s) */
 };
 
 /* Fills in defaults (loop, log and id stay NULL). */
@@ -76,9 +80,32 @@ int wn_quic_client_new(const struct wn_quic_opts *o,
 struct wn_carrier_handler wn_quic_client_handler(struct wn_quic_client *c);
 
 /* Starts connecting to `server` over `carrier` (borrowed: the caller closes
- * it after wn_quic_client_close). Returns 0 or a WN_E* code. */
+ * it after wn_quic_client_close): add_path and go in one. Returns 0 or a
+ * WN_E* code. */
 int wn_quic_client_start(struct wn_quic_client *c, struct wn_carrier *carrier,
                          const struct sockaddr *server, socklen_t len);
+
+/* Carrier failover. A client may have several ways to its server, tried
+ * in order: wn_quic_client_add_path adds each, then wn_quic_client_go
+ * connects (wn_quic_client_start is both, for one path). Connections start
+ * on the first path. When
+ * the active path makes no progress (bytes in flight and nothing heard for
+ * failover_ms, or its stream carrier down that long) the connection
+ * migrates at once to the next path that is up, keeping every stream; while
+ * not on the first path it probes the first every probe_ms (ngtcp2 path
+ * validation) and moves back when it answers. Packets never exceed the
+ * smallest carrier's max_packet. */
+#define WN_QUIC_MAX_PATHS 8
+
+/* Adds a path: server's address on carrier (borrowed, as for start).
+ * Returns 0 or WN_EINVAL (too many, or the client already started). */
+int wn_quic_client_add_path(struct wn_quic_client *c,
+                            struct wn_carrier *carrier,
+                            const struct sockaddr *server, socklen_t len);
+
+/* Connects over the first path once every path is added. Returns 0 or a
+ * WN_E* code. */
+int wn_quic_client_go(struct wn_quic_client *c);
 
 /* The tunnel front ends open streams on. Valid until close. */
 struct wn_tunnel *wn_quic_client_tunnel(struct wn_quic_client *c);

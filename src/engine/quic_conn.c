@@ -294,18 +294,14 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
 static ssize_t take_header(struct qconn *qc, struct qstream *qs,
                            const uint8_t *data, size_t len)
 {
-	size_t want = sizeof(qs->hdr) - qs->hdrlen;
-	size_t n = len < want ? len : want;
-	memcpy(qs->hdr + qs->hdrlen, data, n);
 	struct wn_endpoint target;
 	int dflt = 0;
 	unsigned flags = 0;
-	int hl = wn_streamhdr_decode_flags(qs->hdr, qs->hdrlen + n, &target,
-	                                   &dflt, &flags);
-	if (hl == WN_EAGAIN && qs->hdrlen + n < sizeof(qs->hdr)) {
-		qs->hdrlen += n;
+	size_t used = 0;
+	int hl = wn_streamhdr_take(&qs->hdr, data, len, &used, &target, &dflt,
+	                           &flags);
+	if (hl == WN_EAGAIN)
 		return (ssize_t)len;
-	}
 	if (hl < 0) {
 		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
 		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_INFO, "sock",
@@ -314,7 +310,6 @@ static ssize_t take_header(struct qconn *qc, struct qstream *qs,
 		qs_reset(&qs->base, WN_STREAM_BAD_HEADER);
 		return -1;
 	}
-	size_t used = (size_t)hl - qs->hdrlen; /* header bytes in data */
 	qs->hdr_done = 1;
 	/* Header bytes never reach the front end: credit them now. */
 	ngtcp2_conn_extend_max_stream_offset(qc->conn, qs->sid, (uint64_t)hl);
@@ -536,6 +531,11 @@ int wn_quic_verify_peer(gnutls_session_t s)
 	return GNUTLS_E_CERTIFICATE_ERROR;
 }
 
+static int cb_path_validation(ngtcp2_conn *conn, uint32_t flags,
+                              const ngtcp2_path *path,
+                              ngtcp2_path_validation_result res,
+                              void *user_data);
+
 static void fill_callbacks(ngtcp2_callbacks *cb, int server)
 {
 	memset(cb, 0, sizeof(*cb));
@@ -569,6 +569,7 @@ static void fill_callbacks(ngtcp2_callbacks *cb, int server)
 	cb->stream_stop_sending = cb_stream_stop_sending;
 	cb->extend_max_stream_data = cb_extend_max_stream_data;
 	cb->recv_datagram = cb_recv_datagram;
+	cb->path_validation = cb_path_validation;
 }
 
 static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
@@ -582,8 +583,10 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 	s->max_stream_window = o->stream_window_max;
 	s->handshake_timeout = (uint64_t)o->handshake_timeout_ms * MS;
 	size_t maxpkt = wn_carrier_max_packet(qc->carrier);
+	if (ep->max_pkt && ep->max_pkt < maxpkt)
+		maxpkt = ep->max_pkt;
 	s->max_tx_udp_payload_size = maxpkt;
-	if (!(qc->carrier->caps & WN_CARRIER_DATAGRAM)) {
+	if (!(qc->carrier->caps & WN_CARRIER_DATAGRAM) || ep->stream_paths) {
 		/* Stream carriers have no path MTU to discover. */
 		s->no_pmtud = 1;
 		s->no_tx_udp_payload_size_shaping = 1;
@@ -596,8 +599,14 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 	p->initial_max_streams_bidi = ep->is_server ? o->max_streams : 0;
 	p->initial_max_streams_uni = 0;
 	p->max_idle_timeout = (uint64_t)o->idle_timeout_ms * MS;
-	p->active_connection_id_limit = 4;
+	/* Spare connection IDs: a client on a stream carrier migrates on
+	 * every new connection, and each migration uses one. */
+	p->active_connection_id_limit = 8;
 	p->max_datagram_frame_size = 65535;
+	/* A client with several carriers never receives more than the
+	 * smallest of them carries. */
+	if (ep->max_pkt)
+		p->max_udp_payload_size = maxpkt;
 }
 
 static void on_timer(struct wn_timer *t);
@@ -661,6 +670,7 @@ static struct qconn *conn_alloc(struct qep *ep, struct wn_carrier *carrier,
 	qc->tunnel.ops = &session_tunnel_ops;
 	qc->carrier = carrier;
 	qc->id = ++ep->conn_seq;
+	qc->last_rx_ms = wn_loop_now_ms(ep->o.loop);
 	qlist_init(&qc->streams);
 	qlist_init(&qc->ready);
 	memcpy(&qc->remote, remote, rlen);
@@ -685,7 +695,7 @@ static void path_of(struct qconn *qc, ngtcp2_path *path)
 	path->local.addrlen = qc->llen;
 	path->remote.addr = (ngtcp2_sockaddr *)&qc->remote;
 	path->remote.addrlen = qc->rlen;
-	path->user_data = NULL;
+	path->user_data = qc->carrier;
 }
 
 struct qconn *qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
@@ -812,6 +822,114 @@ void qconn_kill(struct qconn *qc, const char *why)
 	wn_loop_defer(qc->ep->o.loop, &qc->dnode, conn_deferred);
 }
 
+int qconn_migrate(struct qconn *qc)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (qc->state != QC_UP)
+		return WN_EINVAL;
+	if (qc->carrier->ops->local_addr(qc->carrier, &ss, &len) != 0)
+		return WN_EINVAL;
+	if (len == qc->llen && memcmp(&ss, &qc->local, len) == 0)
+		return 0;
+	ngtcp2_path path;
+	path.local.addr = (ngtcp2_sockaddr *)&ss;
+	path.local.addrlen = len;
+	path.remote.addr = (ngtcp2_sockaddr *)&qc->remote;
+	path.remote.addrlen = qc->rlen;
+	path.user_data = NULL;
+	int rv =
+	    ngtcp2_conn_initiate_immediate_migration(qc->conn, &path, qnow());
+	if (rv != 0) {
+		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
+		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_WARN, "sess",
+		          "cannot migrate to the carrier's new path: %s; "
+		          "staying on the old one",
+		          ngtcp2_strerror(rv));
+		return WN_EINTERNAL;
+	}
+	memcpy(&qc->local, &ss, len);
+	qc->llen = len;
+	qc->carrier_blocked = 0;
+	qconn_schedule(qc);
+	return 0;
+}
+
+int qconn_move(struct qconn *qc, struct wn_carrier *carrier,
+               const struct sockaddr *remote, socklen_t rlen, int immediate)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (qc->state != QC_UP || rlen > sizeof(qc->remote))
+		return WN_EINVAL;
+	if (carrier->ops->local_addr(carrier, &ss, &len) != 0)
+		return WN_EINVAL;
+	ngtcp2_path path;
+	path.local.addr = (ngtcp2_sockaddr *)&ss;
+	path.local.addrlen = len;
+	path.remote.addr = (ngtcp2_sockaddr *)remote;
+	path.remote.addrlen = rlen;
+	path.user_data = carrier;
+	int rv = immediate
+	             ? ngtcp2_conn_initiate_immediate_migration(qc->conn, &path,
+	                                                        qnow())
+	             : ngtcp2_conn_initiate_migration(qc->conn, &path, qnow());
+	if (rv != 0) {
+		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
+		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_INFO, "sess",
+		          "cannot move to %s: %s", carrier->name,
+		          ngtcp2_strerror(rv));
+		return rv == NGTCP2_ERR_CONN_ID_BLOCKED ? WN_EAGAIN
+		                                        : WN_EINTERNAL;
+	}
+	if (immediate) {
+		qc->carrier = carrier;
+		memcpy(&qc->local, &ss, len);
+		qc->llen = len;
+		memcpy(&qc->remote, remote, rlen);
+		qc->rlen = rlen;
+		qc->last_rx_ms = wn_loop_now_ms(qc->ep->o.loop);
+	}
+	qc->carrier_blocked = 0;
+	qconn_schedule(qc);
+	return 0;
+}
+
+uint64_t qconn_in_flight(struct qconn *qc)
+{
+	ngtcp2_conn_stat st;
+	ngtcp2_conn_get_conn_stat(qc->conn, &st);
+	return st.bytes_in_flight;
+}
+
+/* A validated path: when ngtcp2 moved the connection to another
+ * carrier's path (a client's probe succeeded, or, on the server, the
+ * client moved), that carrier is the connection's now. */
+static int cb_path_validation(ngtcp2_conn *conn, uint32_t flags,
+                              const ngtcp2_path *path,
+                              ngtcp2_path_validation_result res,
+                              void *user_data)
+{
+	struct qconn *qc = user_data;
+	(void)flags;
+	if (res != NGTCP2_PATH_VALIDATION_RESULT_SUCCESS || !path->user_data)
+		return 0;
+	const ngtcp2_path *cur = ngtcp2_conn_get_path(conn);
+	if (cur->user_data != path->user_data ||
+	    path->user_data == qc->carrier ||
+	    path->local.addrlen > sizeof(qc->local) ||
+	    path->remote.addrlen > sizeof(qc->remote))
+		return 0;
+	qc->carrier = path->user_data;
+	memcpy(&qc->local, path->local.addr, path->local.addrlen);
+	qc->llen = (socklen_t)path->local.addrlen;
+	memcpy(&qc->remote, path->remote.addr, path->remote.addrlen);
+	qc->rlen = (socklen_t)path->remote.addrlen;
+	if (qc->ep->path_moved)
+		qc->ep->path_moved(qc->ep, qc, qc->carrier);
+	return 0;
+}
+
 /* Sends a batch to the path ngtcp2 chose for it: ngtcp2 validates a peer's
  * new address before using it, so replies never follow a spoofed or
  * replayed packet's source. */
@@ -824,7 +942,10 @@ static int send_batch(struct qconn *qc, const ngtcp2_path *path,
 		to = (const struct sockaddr *)path->remote.addr;
 		tolen = (socklen_t)path->remote.addrlen;
 	}
-	int rc = wn_carrier_send(qc->carrier, to, tolen, buf, len, seg);
+	struct wn_carrier *c = path->user_data
+	                           ? (struct wn_carrier *)path->user_data
+	                           : qc->carrier;
+	int rc = wn_carrier_send(c, to, tolen, buf, len, seg);
 	if (rc == WN_EAGAIN)
 		qc->carrier_blocked = 1;
 	return rc;
@@ -908,20 +1029,34 @@ static void explain_remote_close(struct qconn *qc)
 	}
 }
 
-void qconn_read(struct qconn *qc, const struct sockaddr *from,
-                socklen_t fromlen, const uint8_t *pkt, size_t len)
+void qconn_read(struct qconn *qc, struct wn_carrier *carrier,
+                const struct sockaddr *from, socklen_t fromlen,
+                const uint8_t *pkt, size_t len)
 {
 	if (qc->state == QC_DEAD)
 		return;
+	/* The current path's local address is the one ngtcp2 knows (a
+	 * stream carrier's may have moved on, see qconn_migrate); other
+	 * carriers' packets arrive on their own paths. */
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
 	ngtcp2_path path;
-	path.local.addr = (ngtcp2_sockaddr *)&qc->local;
-	path.local.addrlen = qc->llen;
+	if (carrier == qc->carrier) {
+		path.local.addr = (ngtcp2_sockaddr *)&qc->local;
+		path.local.addrlen = qc->llen;
+	} else {
+		if (carrier->ops->local_addr(carrier, &ss, &sl) != 0)
+			return;
+		path.local.addr = (ngtcp2_sockaddr *)&ss;
+		path.local.addrlen = sl;
+	}
 	path.remote.addr = (ngtcp2_sockaddr *)from;
 	path.remote.addrlen = fromlen;
-	path.user_data = NULL;
+	path.user_data = carrier;
 	ngtcp2_pkt_info pi = {0};
 	int rv = ngtcp2_conn_read_pkt(qc->conn, &path, &pi, pkt, len, qnow());
 	if (rv == 0) {
+		qc->last_rx_ms = wn_loop_now_ms(qc->ep->o.loop);
 		qconn_schedule(qc);
 		return;
 	}
@@ -985,7 +1120,8 @@ static void arm_timer(struct qconn *qc)
 
 static int same_remote(const ngtcp2_path *a, const ngtcp2_path *b)
 {
-	return a->remote.addrlen == b->remote.addrlen &&
+	return a->user_data == b->user_data &&
+	       a->remote.addrlen == b->remote.addrlen &&
 	       memcmp(a->remote.addr, b->remote.addr, a->remote.addrlen) == 0;
 }
 
@@ -999,6 +1135,7 @@ static void batch_path(ngtcp2_path *p, struct sockaddr_storage *ss,
 	memcpy(ss, from->remote.addr, n);
 	p->remote.addr = (ngtcp2_sockaddr *)ss;
 	p->remote.addrlen = (ngtcp2_socklen)n;
+	p->user_data = from->user_data;
 }
 
 static void flush(struct qconn *qc)

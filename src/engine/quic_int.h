@@ -82,10 +82,15 @@ struct qep {
 	struct wn_accept_handler ah;
 	/* client */
 	uint8_t server_key[WN_KEY_LEN];
+	size_t max_pkt;   /* if not 0: no packet larger, on any path */
+	int stream_paths; /* some path is a stream carrier: no PMTUD */
 	/* Hooks from a connection to its endpoint. */
 	void (*conn_up)(struct qep *ep, struct qconn *qc);
 	void (*conn_dead)(struct qep *ep, struct qconn *qc);
 	void (*streams_available)(struct qep *ep, struct qconn *qc);
+	/* The connection now sends on `carrier` (a validated migration). */
+	void (*path_moved)(struct qep *ep, struct qconn *qc,
+	                   struct wn_carrier *carrier);
 };
 
 enum qconn_state {
@@ -100,6 +105,8 @@ struct qconn {
 	ngtcp2_conn *conn;
 	gnutls_session_t tls;
 	ngtcp2_crypto_conn_ref ref;
+	/* The carrier of the current path, and that path's addresses. Other
+	 * paths carry their carrier in ngtcp2_path.user_data. */
 	struct wn_carrier *carrier;
 	struct sockaddr_storage local, remote;
 	socklen_t llen, rlen;
@@ -112,6 +119,7 @@ struct qconn {
 	uint64_t write_epoch;
 	uint64_t id;
 	int carrier_blocked; /* wait for the carrier's writable() */
+	uint64_t last_rx_ms; /* loop time of the last packet taken */
 	int peer_ok;
 	uint8_t peer_key[WN_KEY_LEN];
 	char why[160]; /* why it died, for logs */
@@ -132,8 +140,7 @@ struct qstream {
 	struct qlist link;  /* conn->streams or the client's pending list */
 	struct qlist rlink; /* conn->ready */
 	struct wn_deferred dnode;
-	uint8_t hdr[WN_STREAMHDR_MAX]; /* server: the header as it arrives */
-	size_t hdrlen;
+	struct wn_streamhdr_acc hdr; /* server: the header as it arrives */
 };
 
 /* ---- quic_conn.c ---------------------------------------------------- */
@@ -147,12 +154,31 @@ struct qconn *qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
                                const struct sockaddr *remote, socklen_t rlen,
                                const ngtcp2_pkt_hd *hd);
 
-/* Feeds one packet to the connection. Kills it on a fatal error. */
-void qconn_read(struct qconn *qc, const struct sockaddr *from,
-                socklen_t fromlen, const uint8_t *pkt, size_t len);
+/* Feeds one packet, received on carrier, to the connection. Kills it on a
+ * fatal error. */
+void qconn_read(struct qconn *qc, struct wn_carrier *carrier,
+                const struct sockaddr *from, socklen_t fromlen,
+                const uint8_t *pkt, size_t len);
 
 /* Asks for a write pass at the end of this loop iteration. */
 void qconn_schedule(struct qconn *qc);
+
+/* The carrier's local address changed (a stream carrier's new
+ * connection): moves an established connection to the new path at once
+ * (ngtcp2_conn_initiate_immediate_migration), which also starts fresh RTT
+ * and congestion state for it. Returns 0, or a WN_E* code when it could not
+ * migrate (then the connection carries on, on its old path). */
+int qconn_migrate(struct qconn *qc);
+
+/* Client: moves the connection to carrier's path (its local address, the
+ * server at remote). immediate: at once (the current path is failing);
+ * else only once the new path is validated (probing a path to move back
+ * to; path_moved reports success). Returns 0 or a WN_E* code. */
+int qconn_move(struct qconn *qc, struct wn_carrier *carrier,
+               const struct sockaddr *remote, socklen_t rlen, int immediate);
+
+/* Bytes sent and not yet acknowledged or declared lost. */
+uint64_t qconn_in_flight(struct qconn *qc);
 
 /* Sends CONNECTION_CLOSE (when possible) and kills the connection. */
 void qconn_close(struct qconn *qc, const char *why);

@@ -284,6 +284,61 @@ static void test_describe_lists_every_flag(void **state)
 	    wn_config_describe(WN_ROLE_CLIENT, small, sizeof(small)), n);
 }
 
+/* The carrier keys: tcp and tls endpoints, TLS files and fallback, the
+ * connection policy; tls-cert without tls-key is refused. */
+static void test_carrier_keys(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char text[2048];
+	snprintf(text, sizeof(text),
+	         "[server]\n"
+	         "listen = tcp://0.0.0.0:8080\n"
+	         "listen = tls://[::]:443\n"
+	         "key = server.key\n"
+	         "allow-client = %s\n"
+	         "target = 127.0.0.1:22\n"
+	         "tls-cert = cert.pem\n"
+	         "fallback = close\n"
+	         "sni = www.example.org\n"
+	         "idle-close = 2m\n"
+	         "max-conns = 100\n"
+	         "[client]\n"
+	         "server = udp://192.0.2.1:4433\n"
+	         "server = tls://vpn.example.org:443\n"
+	         "server-key = %s\n"
+	         "key = client.key\n"
+	         "sni = cdn.example.com\n"
+	         "rotate-after = 10m\n"
+	         "rotate-bytes = 500M\n"
+	         "failover-after = 1500ms\n"
+	         "rotate-bytes = 0\n"
+	         "[forward f]\nlisten = 127.0.0.1:1\ntarget = 10.0.0.1:2\n",
+	         pk1, pk2);
+	assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+	/* Only the last line is wrong (and set twice). */
+	expect_diag(&cfg, "t.conf:21", "rotate-bytes");
+	assert_int_equal(cfg.server.n_listen, 2);
+	assert_int_equal(cfg.server.listen[0].scheme, WN_SCHEME_TCP);
+	assert_int_equal(cfg.server.listen[1].scheme, WN_SCHEME_TLS);
+	assert_string_equal(cfg.server.tls_cert, "/etc/warren/cert.pem");
+	assert_int_equal(cfg.server.fallback, WN_CFG_FALLBACK_CLOSE);
+	assert_string_equal(cfg.server.sni, "www.example.org");
+	assert_int_equal(cfg.server.idle_close_ms, 120000);
+	assert_int_equal(cfg.server.max_conns, 100);
+	assert_int_equal(cfg.client.n_server, 2);
+	assert_int_equal(cfg.client.server[1].scheme, WN_SCHEME_TLS);
+	assert_string_equal(cfg.client.sni, "cdn.example.com");
+	assert_int_equal(cfg.client.rotate_after_ms, 600000);
+	assert_int_equal(cfg.client.rotate_bytes, 500ull << 20);
+	assert_int_equal(cfg.client.failover_ms, 1500);
+	size_t before = cfg.n_diags;
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	assert_true(cfg.n_diags > before);
+	expect_diag(&cfg, "tls-cert and tls-key go together", NULL);
+	wn_config_free(&cfg);
+}
+
 static void test_socks5_sections(void **state)
 {
 	(void)state;
@@ -404,6 +459,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_full_config),
+	    cmocka_unit_test(test_carrier_keys),
 	    cmocka_unit_test(test_every_problem_reported_with_line),
 	    cmocka_unit_test(test_validation_requires_and_forbids),
 	    cmocka_unit_test(test_malformed_value_is_not_also_missing),

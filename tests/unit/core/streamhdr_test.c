@@ -151,6 +151,61 @@ static void test_confirm_flag(void **state)
 	    WN_EPROTO);
 }
 
+/* The accumulator gets a header (with payload behind it) in every split
+ * into two pieces, and in single bytes; the bytes it claims add up to the
+ * header and the payload is never taken. */
+static void test_take_in_pieces(void **state)
+{
+	(void)state;
+	struct wn_endpoint in = ep("example.org:443"), out;
+	uint8_t buf[WN_STREAMHDR_MAX + 4];
+	int n = wn_streamhdr_encode_flags(&in, WN_STREAMHDR_F_CONFIRM, buf,
+	                                  sizeof(buf));
+	assert_true(n > 0);
+	memcpy(buf + n, "DATA", 4);
+	size_t total = (size_t)n + 4;
+	for (size_t cut = 0; cut <= total; cut++) {
+		struct wn_streamhdr_acc a = {0};
+		size_t used = 0, claimed = 0;
+		int dflt = 1, rc;
+		unsigned flags = 0;
+		rc =
+		    wn_streamhdr_take(&a, buf, cut, &used, &out, &dflt, &flags);
+		claimed += used;
+		if (cut < (size_t)n) {
+			assert_int_equal(rc, WN_EAGAIN);
+			assert_int_equal(used, cut);
+			rc = wn_streamhdr_take(&a, buf + cut, total - cut,
+			                       &used, &out, &dflt, &flags);
+			claimed += used;
+		}
+		assert_int_equal(rc, n);
+		assert_int_equal(claimed, (size_t)n);
+		assert_int_equal(dflt, 0);
+		assert_int_equal(flags, WN_STREAMHDR_F_CONFIRM);
+		assert_string_equal(out.host, "example.org");
+		assert_int_equal(out.port, 443);
+	}
+	/* One byte at a time. */
+	struct wn_streamhdr_acc a = {0};
+	size_t used, claimed = 0;
+	int dflt, rc = WN_EAGAIN;
+	unsigned flags;
+	for (size_t i = 0; rc == WN_EAGAIN; i++) {
+		rc = wn_streamhdr_take(&a, buf + i, 1, &used, &out, &dflt,
+		                       &flags);
+		claimed += used;
+	}
+	assert_int_equal(rc, n);
+	assert_int_equal(claimed, (size_t)n);
+	/* A bad version is an error at once. */
+	struct wn_streamhdr_acc b = {0};
+	const uint8_t bad[] = {9, 2, 1, 2, 3, 4, 0, 80};
+	assert_int_equal(
+	    wn_streamhdr_take(&b, bad, sizeof(bad), &used, &out, &dflt, &flags),
+	    WN_EPROTO);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -158,6 +213,7 @@ int main(void)
 	    cmocka_unit_test(test_default_target),
 	    cmocka_unit_test(test_malformed_headers),
 	    cmocka_unit_test(test_confirm_flag),
+	    cmocka_unit_test(test_take_in_pieces),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,113 @@
+/* Stream carriers: tcp and tls. Packets travel over TCP
+ * connections that come and go while the session above them lives on: the
+ * Turbo Tunnel design.
+ *
+ * Each connection starts with a preamble from the client
+ * (crypto/preamble.h: a sealed box to the server's key holding a random
+ * session id, a session secret and a strictly increasing counter), then
+ * carries framed packets both ways (core/frame.h).
+ *
+ * Client (wn_stream_client_open): dials the server, sends a preamble, and
+ * keeps one connection up: when it dies (cut, reset, or stalled: bytes sent
+ * and nothing heard for stall_ms) it redials at once, then with jittered
+ * exponential backoff (100 ms doubling to 5 s) while dials fail. Each new
+ * connection gets a fresh virtual local address (fd00::/8, see carrier.h)
+ * and is announced with h.state(NULL, up = 1): the engine reads the new
+ * local_addr() and migrates to it. Packets sent while no connection is up
+ * are dropped (WN_EUNREACH), as a datagram link would lose them. Packets
+ * arrive from the server address given at open.
+ *
+ * Server (wn_stream_server_open): listens; a connection whose preamble
+ * opens with the server's key binds to its session: a new session id makes
+ * a new session (the engine above authenticates the client and drops
+ * strangers), a known one binds only if the secret matches (constant time)
+ * and the counter is above the last accepted one, so a replayed preamble
+ * binds nothing. A bound connection gets a virtual peer address (fd00::/8:
+ * a per-session tag and the connection's number) reported with
+ * h.state(addr, up = 1); it replaces the session's previous connection,
+ * whose address is reported down. Packets sent to any address of a session
+ * go out on its current connection, so an engine that still answers an old
+ * address reaches the client anyway ("sessions follow their packets").
+ * Anything that is not a valid preamble is held open in silence for a
+ * random 2 to 6 s, its input discarded, then closed (tcp), or answered as
+ * a web server would (tls: see tls.h and opts.fallback): an HTTP request
+ * gets a 404 once its header is in, anything else a 400, a plain HTTP
+ * request to the TLS port the 400 web servers give it. Connections without a
+ * preamble after preamble_timeout_ms, or silent for idle_close_ms, are
+ * reaped.
+ *
+ * Padding: with pad_max, each batch sent is followed by a padding record
+ * of a random 0..pad_max bytes, so packet sizes and timing show less on a
+ * plain tcp carrier (under tls, records hide them anyway).
+ *
+ * Send: a batch is framed whole into the connection's write queue or not
+ * at all; a full queue (queue_limit) gives WN_EAGAIN, and h.writable
+ * follows once it drains.
+ *
+ * Capabilities: WN_CARRIER_RELIABLE (packets arrive in order, or the
+ * connection dies). max_packet is opts.max_packet (default 1472, what a udp
+ * carrier sends over IPv4, so a session can move between them).
+ *
+ * Lifetime: as in carrier.h; close() closes every connection at once and
+ * frees the carrier once libuv is done with its handles. */
+#ifndef WN_CARRIER_STREAM_H
+#define WN_CARRIER_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "carrier/carrier.h"
+#include "crypto/key.h"
+#include "io/loop.h"
+#include "util/log.h"
+
+struct wn_stream_opts {
+	unsigned id;        /* logs: "tcp#<id>" */
+	size_t max_packet;  /* 0: 1472 */
+	size_t queue_limit; /* write queue per connection; 0: 512 KiB */
+	uint32_t preamble_timeout_ms; /* server; 0: 10 s */
+	uint32_t idle_close_ms;       /* close a silent connection; 0: never */
+	uint32_t stall_ms;            /* client: sent, nothing heard; 0: 8 s */
+	uint32_t rotate_after_ms;     /* client: replace after; 0: never */
+	uint64_t rotate_bytes;        /* client: replace after; 0: never */
+	uint32_t max_conns;           /* server: connections; 0: 4096 */
+	uint32_t pad_max; /* after each batch, a padding record of 0..pad_max
+	                     random bytes (at most 32767); 0: none */
+	/* tls: the carrier speaks TLS 1.3 under the preamble and framing */
+	int tls;
+	const char *sni;           /* client: server name sent; server: the
+	                         generated certificate's name (borrowed) */
+	const char *tls_cert;      /* server: PEM files, or both NULL to */
+	const char *tls_key;       /*   generate a self-signed certificate */
+	int fallback;              /* server: enum wn_fallback_kind (tls.h) */
+	const char *fallback_file; /* with WN_FALLBACK_FILE: read at open */
+};
+
+/* Opens a client carrier to `server` (a real TCP address). server_pk is
+ * the server's Ed25519 identity; the preamble is sealed to its X25519 form.
+ * loop and log are borrowed. The first dial starts at once. Returns 0,
+ * WN_EINVAL (bad address or key) or WN_ENOMEM. */
+int wn_stream_client_open(struct wn_loop *loop, struct wn_log *log,
+                          const struct sockaddr *server, socklen_t len,
+                          const uint8_t server_pk[WN_KEY_LEN],
+                          const struct wn_stream_opts *opts,
+                          const struct wn_carrier_handler *h,
+                          struct wn_carrier **out);
+
+/* Opens a server carrier listening on bind_addr. id is the server's
+ * identity (borrowed; it must outlive the carrier): preambles are opened
+ * with its X25519 key. Returns 0, WN_EADDRINUSE, WN_EINVAL, WN_ENOMEM or
+ * another WN_E* code. */
+int wn_stream_server_open(struct wn_loop *loop, struct wn_log *log,
+                          const struct sockaddr *bind_addr, socklen_t len,
+                          const struct wn_identity *id,
+                          const struct wn_stream_opts *opts,
+                          const struct wn_carrier_handler *h,
+                          struct wn_carrier **out);
+
+/* Server: live bound connections and sessions, for tests and metrics. */
+size_t wn_stream_server_conns(const struct wn_carrier *c);
+size_t wn_stream_server_sessions(const struct wn_carrier *c);
+
+#endif

@@ -1,0 +1,525 @@
+/* The tcp carrier, client side (stream.h): one connection to the server
+ * at a time, each bound to the session by a fresh preamble, redialled when
+ * it dies. */
+#include <arpa/inet.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "carrier/sconn.h"
+#include "carrier/stream_int.h"
+#include "carrier/tls.h"
+#include "crypto/preamble.h"
+#include "util/err.h"
+
+#define LOG_COMP "carrier"
+#define TICK_MS 100
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define CONNECT_TIMEOUT_MS 10000
+#define PAD_MAX 256 /* preamble padding: 0..PAD_MAX-1 random bytes */
+
+struct tcli;
+
+struct cconn {
+	struct sconn s; /* first */
+	struct tcli *cl;
+	uv_connect_t creq;
+	bool up;
+	uint64_t num;
+	struct wn_frame_dec dec;
+	uint8_t *decbuf;
+};
+
+struct tcli {
+	struct wn_carrier base; /* first */
+	struct wn_loop *loop;
+	struct wn_log *log;
+	struct wn_stream_opts o;
+	struct sockaddr_storage server;
+	socklen_t server_len;
+	uint8_t server_xpk[32];
+	uint8_t sid[WN_PREAMBLE_SID_LEN];
+	uint8_t secret[WN_PREAMBLE_SECRET_LEN];
+	uint64_t counter;
+	struct cconn *cur; /* dialling or up; NULL while waiting to redial */
+	struct wn_timer tick;
+	uint64_t redial_at; /* loop time of the next dial while cur is NULL */
+	uint32_t backoff_ms;
+	uint8_t vtag[STREAM_TAG_LEN];
+	struct sockaddr_in6 vaddr; /* the current virtual local address */
+	uint64_t conn_seq;
+	int handles;
+	bool closed;
+	bool want_writable;
+	struct wn_ratelimit rl;
+	uint8_t rbuf[STREAM_RBUF];
+	uint8_t pad[WN_FRAME_MAX]; /* padding record scratch */
+	uint8_t pbuf[16384 + 256]; /* tls: one decrypted record */
+	gnutls_certificate_credentials_t cred;
+	char sni[256];
+	char sname[80];
+};
+
+static struct tcli *to_cli(struct wn_carrier *c)
+{
+	return (struct tcli *)c;
+}
+
+static uint64_t now_ms(const struct tcli *t)
+{
+	return wn_loop_now_ms(t->loop);
+}
+
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void release(struct tcli *t)
+{
+	if (--t->handles == 0) {
+		sodium_memzero(t->secret, sizeof(t->secret));
+		if (t->cred)
+			gnutls_certificate_free_credentials(t->cred);
+		free(t);
+	}
+}
+
+static void conn_freed(struct sconn *s)
+{
+	struct cconn *cc = (struct cconn *)s;
+	struct tcli *t = cc->cl;
+
+	free(cc->decbuf);
+	free(cc);
+	release(t);
+}
+
+/* Tells a writer that was refused to try again: the connection drained,
+ * or the one it waited on is gone (its packets are now dropped as lost, or
+ * go to the new one). */
+static void owe_writable(struct tcli *t)
+{
+	if (t->want_writable && !t->closed) {
+		t->want_writable = false;
+		if (t->base.h.writable)
+			t->base.h.writable(t->base.h.ctx, &t->base);
+	}
+}
+
+static void dial(struct tcli *t);
+
+/* Jittered: between 3/4 and 5/4 of d. */
+static uint32_t jitter(uint32_t d)
+{
+	return d - d / 4 + randombytes_uniform(d / 2 + 1);
+}
+
+/* The current connection ended: report it down and plan the next dial. A
+ * connection that carried data is redialled at once (a cut is not a
+ * failure); dials that keep failing back off. */
+static void conn_end(struct cconn *cc, int err, const char *why)
+{
+	struct tcli *t = cc->cl;
+	bool was_up = cc->up, worked = cc->s.bytes_in > 0;
+
+	if (cc->s.closed)
+		return;
+	sconn_close(&cc->s);
+	if (t->cur != cc)
+		return;
+	t->cur = NULL;
+	if (t->closed)
+		return;
+	WN_LOG_RL(t->log, &t->rl, now_ms(t), worked ? WN_LOG_INFO : WN_LOG_WARN,
+	          LOG_COMP, "%s: conn %llu to %s: %s (in %llu, out %llu bytes)",
+	          t->base.name, (unsigned long long)cc->num, t->sname, why,
+	          (unsigned long long)cc->s.bytes_in,
+	          (unsigned long long)cc->s.bytes_out);
+	if (worked) {
+		t->backoff_ms = BACKOFF_MIN_MS;
+		t->redial_at = now_ms(t);
+	} else {
+		t->redial_at = now_ms(t) + jitter(t->backoff_ms);
+		t->backoff_ms = t->backoff_ms * 2 > BACKOFF_MAX_MS
+		                    ? BACKOFF_MAX_MS
+		                    : t->backoff_ms * 2;
+	}
+	if (was_up && t->base.h.state)
+		t->base.h.state(t->base.h.ctx, &t->base, NULL, 0, err);
+	owe_writable(t);
+	if (!t->closed && !t->cur && t->redial_at <= now_ms(t))
+		dial(t);
+}
+
+static void on_data(struct sconn *s, const uint8_t *p, size_t n)
+{
+	struct cconn *cc = (struct cconn *)s;
+	struct tcli *t = cc->cl;
+	size_t off = 0, used, plen;
+	const uint8_t *pkt;
+	int rc;
+
+	t->base.stats.recv_calls++;
+	while (off < n && !cc->s.closed && !t->closed) {
+		rc = wn_frame_dec_feed(&cc->dec, p + off, n - off, &used, &pkt,
+		                       &plen);
+		off += used;
+		if (rc < 0) {
+			t->base.stats.drops_in++;
+			conn_end(cc, WN_EPROTO, "malformed record");
+			return;
+		}
+		if (rc == 0)
+			break;
+		t->base.stats.pkts_in++;
+		t->base.stats.bytes_in += plen;
+		t->base.h.recv(t->base.h.ctx, &t->base,
+		               (struct sockaddr *)&t->server, t->server_len,
+		               (uint8_t *)pkt, plen);
+	}
+	if (!t->closed && t->base.h.recv_done)
+		t->base.h.recv_done(t->base.h.ctx, &t->base);
+}
+
+static void on_end(struct sconn *s, int err)
+{
+	conn_end((struct cconn *)s, err, wn_strerror(err));
+}
+
+static void on_drain(struct sconn *s)
+{
+	owe_writable(((struct cconn *)s)->cl);
+}
+
+/* The connection is ready for the session (TCP connected, or the TLS
+ * handshake done): send the preamble, take a fresh virtual address, tell
+ * the engine. */
+static void conn_ready(struct cconn *cc)
+{
+	struct tcli *t = cc->cl;
+	struct wn_preamble p;
+	uint8_t seed[32], pad[PAD_MAX], out[WN_PREAMBLE_SEALED + PAD_MAX];
+	int n;
+
+	memset(&p, 0, sizeof(p));
+	memcpy(p.sid, t->sid, sizeof(p.sid));
+	memcpy(p.secret, t->secret, sizeof(p.secret));
+	p.counter = ++t->counter;
+	p.timestamp_ms = wall_ms();
+	p.pad_len = (uint16_t)randombytes_uniform(PAD_MAX);
+	randombytes_buf(seed, sizeof(seed));
+	randombytes_buf(pad, p.pad_len);
+	n = wn_preamble_seal(&p, t->server_xpk, seed, pad, out, sizeof(out));
+	sodium_memzero(&p, sizeof(p));
+	sodium_memzero(seed, sizeof(seed));
+	if (n < 0 || sconn_write(&cc->s, out, (size_t)n) != 0) {
+		conn_end(cc, WN_EINTERNAL, "cannot send the preamble");
+		return;
+	}
+	cc->up = true;
+	stream_vaddr(&t->vaddr, t->vtag, cc->num, 1);
+	WN_LOG(t->log, WN_LOG_DEBUG, LOG_COMP, "%s: conn %llu to %s: up",
+	       t->base.name, (unsigned long long)cc->num, t->sname);
+	if (t->base.h.state)
+		t->base.h.state(t->base.h.ctx, &t->base, NULL, 1, 0);
+	owe_writable(t);
+}
+
+static void on_tls_up(struct sconn *s)
+{
+	conn_ready((struct cconn *)s);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct cconn *cc = req->data;
+	struct tcli *t = cc->cl;
+	gnutls_session_t sess;
+
+	if (cc->s.closed)
+		return;
+	if (status < 0) {
+		conn_end(cc, wn_err_from_uv(status), uv_strerror(status));
+		return;
+	}
+	if (t->o.tls) {
+		if (wn_tls_session(&sess, 0, t->cred, t->sni) != 0 ||
+		    sconn_tls(&cc->s, sess, t->pbuf, sizeof(t->pbuf)) != 0) {
+			conn_end(cc, WN_ECRYPTO, "no TLS session");
+			return;
+		}
+		cc->s.on_tls_up = on_tls_up;
+	}
+	if (sconn_start(&cc->s) != 0) {
+		conn_end(cc, WN_EIO, "cannot read");
+		return;
+	}
+	if (t->o.tls)
+		sconn_tls_begin(&cc->s);
+	else
+		conn_ready(cc);
+}
+
+static void dial(struct tcli *t)
+{
+	struct cconn *cc;
+	int rc;
+
+	cc = calloc(1, sizeof(*cc));
+	if (!cc)
+		goto later;
+	cc->decbuf = malloc(t->o.max_packet);
+	if (!cc->decbuf || sconn_init(&cc->s, t->loop, t->o.queue_limit,
+	                              t->rbuf, sizeof(t->rbuf)) != 0) {
+		free(cc->decbuf);
+		free(cc);
+		goto later;
+	}
+	t->handles++;
+	cc->cl = t;
+	cc->s.owner = cc;
+	cc->s.on_data = on_data;
+	cc->s.on_end = on_end;
+	cc->s.on_drain = on_drain;
+	cc->s.on_free = conn_freed;
+	cc->num = ++t->conn_seq;
+	cc->creq.data = cc;
+	wn_frame_dec_init(&cc->dec, cc->decbuf, t->o.max_packet);
+	t->cur = cc;
+	rc = uv_tcp_connect(&cc->creq, &cc->s.tcp,
+	                    (struct sockaddr *)&t->server, on_connect);
+	if (rc < 0)
+		conn_end(cc, wn_err_from_uv(rc), uv_strerror(rc));
+	return;
+later:
+	t->redial_at = now_ms(t) + BACKOFF_MAX_MS;
+}
+
+static void on_tick(struct wn_timer *tm)
+{
+	struct tcli *t =
+	    (struct tcli *)((char *)tm - offsetof(struct tcli, tick));
+	struct cconn *cc = t->cur;
+	uint64_t now = now_ms(t);
+
+	if (!cc) {
+		if (now >= t->redial_at)
+			dial(t);
+		return;
+	}
+	if (!cc->up) {
+		if (now - cc->s.born_ms > CONNECT_TIMEOUT_MS)
+			conn_end(cc, WN_ETIMEDOUT, "connect timed out");
+		return;
+	}
+	if (cc->s.tx_wait_ms && now - cc->s.tx_wait_ms > t->o.stall_ms)
+		conn_end(cc, WN_ETIMEDOUT, "stalled: nothing heard");
+	else if (t->o.rotate_after_ms &&
+	         now - cc->s.born_ms >= t->o.rotate_after_ms)
+		conn_end(cc, WN_ECLOSED, "rotated (age)");
+	else if (t->o.rotate_bytes &&
+	         cc->s.bytes_in + cc->s.bytes_out >= t->o.rotate_bytes)
+		conn_end(cc, WN_ECLOSED, "rotated (bytes)");
+}
+
+/* ---- operations ------------------------------------------------------ */
+
+static int cli_send(struct wn_carrier *c, const struct sockaddr *to,
+                    socklen_t tolen, const uint8_t *buf, size_t len, size_t seg)
+{
+	struct tcli *t = to_cli(c);
+	struct cconn *cc = t->cur;
+	uint8_t hdr[WN_FRAME_HDR];
+	size_t off, n;
+
+	(void)to;
+	(void)tolen;
+	if (t->closed)
+		return WN_ECLOSED;
+	if (len == 0 || !buf)
+		return WN_EINVAL;
+	if (seg == 0 || seg > len)
+		seg = len;
+	if (seg > t->o.max_packet)
+		return WN_ERANGE;
+	if (!cc || !cc->up) {
+		t->base.stats.drops_out += (len + seg - 1) / seg;
+		return WN_EUNREACH;
+	}
+	if (sconn_space(&cc->s) <
+	    stream_framed_len(len, seg) + STREAM_PAD_SLACK(t->o.pad_max)) {
+		cc->s.want_drain = true;
+		t->want_writable = true;
+		return WN_EAGAIN;
+	}
+	for (off = 0; off < len; off += n) {
+		n = len - off < seg ? len - off : seg;
+		wn_put_u16be(hdr, (uint16_t)n);
+		sconn_put(&cc->s, hdr, sizeof(hdr));
+		sconn_put(&cc->s, buf + off, n);
+		t->base.stats.pkts_out++;
+	}
+	t->base.stats.bytes_out += len;
+	t->base.stats.send_calls++;
+	if (t->o.pad_max) {
+		uint32_t np = randombytes_uniform(t->o.pad_max + 1);
+		wn_put_u16be(hdr, (uint16_t)(WN_FRAME_PAD_BIT | np));
+		randombytes_buf(t->pad, np);
+		sconn_put(&cc->s, hdr, sizeof(hdr));
+		sconn_put(&cc->s, t->pad, np);
+	}
+	sconn_flush(&cc->s);
+	return 0;
+}
+
+static size_t cli_max_packet(const struct wn_carrier *c)
+{
+	return ((const struct tcli *)c)->o.max_packet;
+}
+
+static int cli_local_addr(const struct wn_carrier *c,
+                          struct sockaddr_storage *ss, socklen_t *len)
+{
+	const struct tcli *t = (const struct tcli *)c;
+
+	memcpy(ss, &t->vaddr, sizeof(t->vaddr));
+	*len = sizeof(t->vaddr);
+	return 0;
+}
+
+static void tick_closed(struct wn_timer *tm)
+{
+	release((struct tcli *)((char *)tm - offsetof(struct tcli, tick)));
+}
+
+static void cli_close(struct wn_carrier *c)
+{
+	struct tcli *t = to_cli(c);
+
+	if (t->closed)
+		return;
+	WN_LOG(t->log, WN_LOG_INFO, LOG_COMP,
+	       "%s: closed (%llu connections, in %llu pkts, out %llu pkts, "
+	       "dropped out %llu)",
+	       t->base.name, (unsigned long long)t->conn_seq,
+	       (unsigned long long)t->base.stats.pkts_in,
+	       (unsigned long long)t->base.stats.pkts_out,
+	       (unsigned long long)t->base.stats.drops_out);
+	t->closed = true;
+	memset(&t->base.h, 0, sizeof(t->base.h));
+	if (t->cur)
+		conn_end(t->cur, WN_ECLOSED, "carrier closed");
+	wn_timer_close(&t->tick, tick_closed);
+}
+
+static const struct wn_carrier_ops cli_ops = {
+    .name = "tcp",
+    .send = cli_send,
+    .max_packet = cli_max_packet,
+    .local_addr = cli_local_addr,
+    .close = cli_close,
+};
+
+static const struct wn_carrier_ops cli_tls_ops = {
+    .name = "tls",
+    .send = cli_send,
+    .max_packet = cli_max_packet,
+    .local_addr = cli_local_addr,
+    .close = cli_close,
+};
+
+static void name_server(struct tcli *t)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	const struct sockaddr *sa = (const struct sockaddr *)&t->server;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)sa;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		snprintf(t->sname, sizeof(t->sname), "%s:%u", host,
+		         ntohs(a->sin_port));
+	} else {
+		const struct sockaddr_in6 *a = (const void *)sa;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		snprintf(t->sname, sizeof(t->sname), "[%s]:%u", host,
+		         ntohs(a->sin6_port));
+	}
+}
+
+int wn_stream_client_open(struct wn_loop *loop, struct wn_log *log,
+                          const struct sockaddr *server, socklen_t len,
+                          const uint8_t server_pk[WN_KEY_LEN],
+                          const struct wn_stream_opts *opts,
+                          const struct wn_carrier_handler *h,
+                          struct wn_carrier **out)
+{
+	struct tcli *t;
+	int rc;
+
+	if (!loop || !server || !h || !h->recv || !out || !server_pk ||
+	    (server->sa_family != AF_INET && server->sa_family != AF_INET6) ||
+	    len > sizeof(struct sockaddr_storage) ||
+	    len < (server->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+	                                        : sizeof(struct sockaddr_in6)))
+		return WN_EINVAL;
+	if (sodium_init() < 0)
+		return WN_EINTERNAL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return WN_ENOMEM;
+	if (wn_pubkey_to_x25519(server_pk, t->server_xpk) != 0) {
+		free(t);
+		return WN_EINVAL;
+	}
+	stream_opts_fill(&t->o, opts);
+	t->base.ops = &cli_ops;
+	t->base.caps = WN_CARRIER_RELIABLE;
+	t->base.h = *h;
+	snprintf(t->base.name, sizeof(t->base.name), "%s#%u",
+	         t->o.tls ? "tls" : "tcp", t->o.id);
+	if (t->o.tls) {
+		t->base.ops = &cli_tls_ops;
+		if (t->o.sni)
+			snprintf(t->sni, sizeof(t->sni), "%s", t->o.sni);
+		t->o.sni = NULL; /* borrowed: the copy is used */
+		if (wn_tls_client_creds(&t->cred) != 0) {
+			free(t);
+			return WN_ECRYPTO;
+		}
+	}
+	t->loop = loop;
+	t->log = log;
+	t->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(1000, 5);
+	memcpy(&t->server, server, len);
+	t->server_len = len;
+	name_server(t);
+	randombytes_buf(t->sid, sizeof(t->sid));
+	randombytes_buf(t->secret, sizeof(t->secret));
+	randombytes_buf(t->vtag, sizeof(t->vtag));
+	stream_vaddr(&t->vaddr, t->vtag, 0, 1);
+	t->backoff_ms = BACKOFF_MIN_MS;
+	rc = wn_timer_init(loop, &t->tick, on_tick);
+	if (rc != 0) {
+		if (t->cred)
+			gnutls_certificate_free_credentials(t->cred);
+		free(t);
+		return rc;
+	}
+	t->handles = 1;
+	rc = wn_timer_start(&t->tick, TICK_MS, TICK_MS);
+	if (rc != 0) {
+		wn_timer_close(&t->tick, tick_closed); /* frees t */
+		return rc;
+	}
+	dial(t);
+	*out = &t->base;
+	return 0;
+}
