@@ -15,7 +15,8 @@ def percentile(values, p):
 def write(R, out, log):
     os.makedirs(out, exist_ok=True)
     m = R["meta"]
-    base = f"{m['date'][:10]}-{m['hostname']}" + \
+    stamp = m["date"].replace(" ", "-").replace(":", "")
+    base = f"{stamp}-{m['hostname']}" + \
         ("-quick" if m["quick"] else "")
     R["plots"] = plots(R, os.path.join(out, base))
     with open(os.path.join(out, base + ".json"), "w") as f:
@@ -77,9 +78,9 @@ def render_md(R):
     L.append(f"- kernel {m['kernel']}, CPU {m['cpu']} ×{m['cpus']}, "
              f"load average at start {m['load_at_start']}")
     L.append(f"- {m['warren']}, commit {m['commit']}, build `{m['build']}`")
-    L.append(f"- TCP congestion control in the benchmark's namespaces: "
-             f"{m['netns_tcp_cc']} (host default {m['host_tcp_cc']}); "
-             "RLIMIT_NOFILE " + str(m["nofile"]))
+    L.append(f"- default TCP congestion control (the relays' and "
+             f"carriers' TCP): {m['host_tcp_cc']}; RLIMIT_NOFILE "
+             f"{m['nofile']}")
     pk = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
     L.append(f"- Debian packages: {pk}")
     L.append(f"- {'`--quick`, ' if m['quick'] else ''}iperf3 `-t {P['t']} "
@@ -121,7 +122,7 @@ def render_md(R):
 
 
 def bulk_md(R, L):
-    if not R["bulk"]:
+    if not any(R["bulk"].values()):
         return
     P = R["meta"]["params"]
     for n in ("1", "4"):
@@ -144,8 +145,9 @@ def bulk_md(R, L):
              "kcptun-fast3 run on every link; kcptun-default and the TCP "
              "relays (socat, stunnel, shadowsocks) only where the links "
              "table says peers, to fit the time budget. The relays cross "
-             "the link in kernel TCP (cubic), so on lossy links they follow "
-             "tcp-cubic.")
+             "the link in kernel TCP with the host's default congestion "
+             f"control ({R['meta']['host_tcp_cc']}), so on lossy links they "
+             "follow the direct TCP column of that name.")
     L.append("")
 
 
@@ -197,7 +199,7 @@ def latency_md(R, L):
 
 
 def cost_md(R, L):
-    if not R["bulk"]:
+    if not any(R["bulk"].values()):
         return
     links = [x["name"] for x in R["links"] if x["name"] in R["bulk"]]
     subs = subjects_with(R, lambda s: not any(
@@ -348,6 +350,7 @@ def plot_cost(R, plt, path):
     if not link and not lo:
         return False
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    drawn = 0
     panels = [(axes[0], link and {s: R["bulk"][link].get(s, {}).get("1")
                                   for s in R["bulk"].get(link, {})},
                "CPU ms per MB, 1 stream, 100 Mbit/s 25 ms", 1.0),
@@ -361,6 +364,7 @@ def plot_cost(R, plt, path):
         if not names:
             ax.set_visible(False)
             continue
+        drawn += 1
         cl = [(cells[n]["cpu_ms_per_mb"].get("client") or 0) * scale
               for n in names]
         sv = [(cells[n]["cpu_ms_per_mb"].get("server") or 0) * scale
@@ -378,6 +382,9 @@ def plot_cost(R, plt, path):
         ax.tick_params(axis="x", labelrotation=45, labelsize=8)
         ax.legend(fontsize=8)
         ax.grid(True, axis="y", alpha=0.3)
+    if not drawn:
+        plt.close(fig)
+        return False
     fig.suptitle(f"Cost of moving bytes ({R['meta']['date']}); lower is "
                  "better", fontsize=10)
     fig.tight_layout()

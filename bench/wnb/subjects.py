@@ -51,7 +51,7 @@ class Subject:
     desc = ""
     bins = ()          # (executable, Debian package) pairs needed
     cc = None          # iperf3 -C for direct TCP
-    relay = False      # a TCP relay: kernel TCP (cubic) on the link
+    relay = False      # a TCP relay: kernel TCP on the link
     core = False       # runs on every link (the others: links with peers)
     latency = True     # run connect + first byte
     idle = ()          # idle stream counts worth measuring
@@ -157,8 +157,8 @@ class Socat(Subject):
     relay = True
     idle = (1000,)
     desc = ("one socat in the client namespace, `TCP-LISTEN:...,fork` → "
-            "`TCP:server`: plain TCP (cubic) across the link, the cost of "
-            "one user-space hop (a process per connection; defaults)")
+            "`TCP:server`: plain TCP across the link, the cost of one "
+            "user-space hop (a process per connection; defaults)")
 
     def start(self, env):
         out = []
@@ -175,9 +175,8 @@ class Stunnel(Subject):
     bins = (("stunnel4", "stunnel4"), ("openssl", "openssl"))
     relay = True
     idle = (1000,)
-    desc = ("stunnel4 client → stunnel4 server: TLS over TCP (cubic; "
-            "OpenSSL's default, TLS 1.3 AES-256-GCM), a thread per "
-            "connection")
+    desc = ("stunnel4 client → stunnel4 server: TLS over TCP (OpenSSL's "
+            "default, TLS 1.3 AES-256-GCM), a thread per connection")
 
     def _conf(self, env, side, services):
         path = os.path.join(env.tmp, f"{env.tag}-stunnel-{side}.conf")
@@ -217,7 +216,7 @@ class Shadowsocks(Subject):
     METHOD = "aes-256-gcm"
     desc = ("shadowsocks-libev: `ss-tunnel` (one per target) → "
             "`ss-server`, `-m aes-256-gcm`: an AEAD stream per "
-            "connection over its own TCP connection (cubic)")
+            "connection over its own TCP connection")
 
     def start(self, env):
         pw = "warren-bench"
