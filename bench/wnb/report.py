@@ -138,6 +138,8 @@ def bulk_md(R, L):
               "|---|" + "---:|" * len(subs)]
         for x in R["links"]:
             row = R["bulk"].get(x["name"], {})
+            if not any(c.get(n) for c in row.values()):
+                continue
             L.append(f"| {x['name']} | " + " | ".join(
                 fmt_bulk(row.get(s, {}).get(n)) for s in subs) + " |")
         L.append("")
