@@ -728,7 +728,7 @@ def main():
         "links and loopback (run as root after ./run.sh build)")
     ap.add_argument("--quick", action="store_true",
                     help="2 links, 1 run each, shorter runs, idle N=1000 "
-                    "only (about 9 minutes)")
+                    "only (about 7 minutes)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results"),
                     help="result directory (default bench/results)")
     ap.add_argument("--build", default="build/release",
@@ -736,7 +736,7 @@ def main():
                     "(default build/release)")
     ap.add_argument("--links", default=None,
                     help="comma list of links: " +
-                    ",".join(x["name"] for x in LINKS))
+                    ",".join(x["name"] for x in LINKS).replace("%", "%%"))
     ap.add_argument("--subjects", default=None,
                     help="comma list of subjects: " + ",".join(names))
     ap.add_argument("--workloads", default=None,
