@@ -230,6 +230,9 @@ class Bench:
 
     def pick_subjects(self):
         want = self.args.subjects.split(",") if self.args.subjects else None
+        unknown = set(want or ()) - {s.name for s in all_subjects()}
+        if unknown:
+            sys.exit(f"bench: unknown subject {', '.join(sorted(unknown))}")
         out, skipped = [], []
         for idx, s in enumerate(all_subjects()):
             s.idx = idx
@@ -630,6 +633,9 @@ class Bench:
                  x["name"] in QUICK_LINKS]
         if self.args.links:
             want = self.args.links.split(",")
+            unknown = set(want) - {x["name"] for x in LINKS}
+            if unknown:
+                sys.exit(f"bench: unknown link {', '.join(sorted(unknown))}")
             links = [x for x in LINKS if x["name"] in want]
         workloads = self.args.workloads.split(",") if self.args.workloads \
             else list(WORKLOADS)
