@@ -131,7 +131,9 @@ class Warren(Subject):
         a = [] if self.engine == "quic" else ["--engine", self.engine]
         if self.mode:
             a += ["--mode", self.mode]
-        return a
+        # The idle-streams workload opens 10,000 at once; the default
+        # limit is 1,024 per session.
+        return a + ["--max-streams", "12000"]
 
     def start(self, env):
         b = env.bench
