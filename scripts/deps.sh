@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian 12 packages warren needs to build and test.
-#   scripts/deps.sh [build|test|all]     (default: all)
+#   scripts/deps.sh [build|test|all|bench]     (default: all)
+# bench: what bench/run.py measures warren against (the peers) and plots
+# with; not part of all, so CI never installs it.
 # As root, missing packages are installed with apt-get. Otherwise the
 # apt-get line to run is printed and the script fails.
 set -euo pipefail
@@ -11,12 +13,15 @@ BUILD_PKGS=(gcc make cmake pkg-config libc6-dev
 	libjansson-dev libmicrohttpd-dev)
 TEST_PKGS=(libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev
 	clang-format iproute2 iputils-ping socat iperf3 procps curl kcptun)
+BENCH_PKGS=(iperf3 iproute2 socat stunnel4 openssl kcptun shadowsocks-libev
+	python3 python3-matplotlib)
 
 case "${1:-all}" in
 build) want=("${BUILD_PKGS[@]}") ;;
 test | all) want=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}") ;;
+bench) want=("${BUILD_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
 *)
-	echo "usage: $0 [build|test|all]" >&2
+	echo "usage: $0 [build|test|all|bench]" >&2
 	exit 2
 	;;
 esac

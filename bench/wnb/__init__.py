@@ -1,0 +1,1 @@
+"""Parts of the warren benchmark (bench/run.py)."""

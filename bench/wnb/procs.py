@@ -1,0 +1,197 @@
+"""Processes, namespaces and /proc readings for the benchmark.
+
+Every process the benchmark starts goes through CLEAN.start, runs in its own
+session, and is killed (SIGTERM, then SIGKILL) by CLEAN.all; every namespace
+goes through CLEAN.add_netns and is deleted by CLEAN.all. Namespaces are
+named wnb-<pid>-*; reap_stale deletes those of runs that no longer exist.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+PREFIX = f"wnb-{os.getpid()}"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg):
+    sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {msg}\n")
+    sys.stderr.flush()
+
+
+class Cleanup:
+    def __init__(self):
+        self.procs = []
+        self.namespaces = []
+
+    def start(self, name, argv, logdir, netns=None, stdin=None):
+        """Starts argv (inside netns if given) with its output in
+        logdir/name.log. `ip netns exec` execs the command, so the pid is
+        the program's own."""
+        if netns:
+            argv = ["ip", "netns", "exec", netns] + list(argv)
+        path = os.path.join(logdir, f"{name}.log")
+        logf = open(path, "ab")
+        p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
+                             stdin=stdin if stdin is not None
+                             else subprocess.DEVNULL,
+                             start_new_session=True)
+        logf.close()
+        p.bench_name = name
+        p.bench_log = path
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, timeout=5.0):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                p.wait()
+        if p in self.procs:
+            self.procs.remove(p)
+        return p.returncode
+
+    def add_netns(self, name):
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        self.namespaces.append(name)
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"],
+                       check=True)
+        return name
+
+    def del_netns(self, name):
+        subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL)
+        if name in self.namespaces:
+            self.namespaces.remove(name)
+
+    def all(self):
+        for p in list(reversed(self.procs)):
+            self.stop(p)
+        for ns in list(self.namespaces):
+            self.del_netns(ns)
+        for ns in netns_list():
+            if ns.startswith(PREFIX + "-"):
+                self.del_netns(ns)
+
+
+CLEAN = Cleanup()
+
+
+def netns_list():
+    res = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                         text=True)
+    return [line.split()[0] for line in res.stdout.splitlines() if line]
+
+
+def reap_stale():
+    for ns in netns_list():
+        m = re.match(r"wnb-(\d+)-", ns)
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            log(f"deleting leftover namespace {ns}")
+            subprocess.run(["ip", "netns", "del", ns],
+                           stderr=subprocess.DEVNULL)
+
+
+def nsrun(ns, argv, timeout=60, **kw):
+    if ns:
+        argv = ["ip", "netns", "exec", ns] + list(argv)
+    return subprocess.run(argv, capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+def tail(path, n=1500):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()[-n:]
+    except OSError:
+        return ""
+
+
+# ---- /proc ------------------------------------------------------------------
+
+def _stat_fields(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        # fields[0] is field 3 (state); field N is fields[N - 3].
+        return f.read().rsplit(")", 1)[1].split()
+
+
+def tree(root):
+    """The pids of root and all its live descendants (forking relays)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            ppid = int(_stat_fields(d)[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [root]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def cpu_s(root):
+    """CPU seconds (user + system) of root's process tree: its live
+    processes, plus the children root has already reaped (cutime, cstime).
+    Each child's time is in exactly one of the two at any moment."""
+    total = 0
+    for pid in tree(root):
+        try:
+            f = _stat_fields(pid)
+        except OSError:
+            continue
+        total += int(f[11]) + int(f[12])
+        if pid == root:
+            total += int(f[13]) + int(f[14])
+    return total / CLK_TCK
+
+
+def _status_kib(pid, key):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def hwm_kib(root):
+    """Peak resident set (VmHWM) of root's tree, summed, in KiB."""
+    vals = [_status_kib(p, "VmHWM") for p in tree(root)]
+    vals = [v for v in vals if v is not None]
+    return sum(vals) if vals else None
+
+
+def pss_kib(root):
+    """Proportional set size of root's tree, in KiB: shared pages are
+    divided among the processes sharing them, so forked children add only
+    what is their own."""
+    total, seen = 0, False
+    for pid in tree(root):
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        seen = True
+                        break
+        except OSError:
+            pass
+    return total if seen else None
