@@ -9,10 +9,10 @@ set -euo pipefail
 
 BUILD_PKGS=(gcc make cmake pkg-config libc6-dev
 	libuv1-dev libsodium-dev libinih-dev
-	libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev
+	libngtcp2-dev libngtcp2-crypto-gnutls-dev libgnutls28-dev nettle-dev libsnappy-dev zlib1g-dev
 	libjansson-dev libmicrohttpd-dev)
 TEST_PKGS=(libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev
-	clang-format iproute2 iputils-ping socat iperf3 procps curl)
+	clang-format iproute2 iputils-ping socat iperf3 procps curl kcptun)
 BENCH_PKGS=(iperf3 iproute2 socat stunnel4 openssl kcptun shadowsocks-libev
 	python3 python3-matplotlib)
 

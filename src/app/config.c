@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "app/keyfile.h"
+#include "crypto/kcpcrypt.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -50,6 +51,12 @@ enum key_id {
 	K_RCVWND,
 	K_MTU,
 	K_MAX_STREAMS,
+	K_KCPTUN_KEY,
+	K_CRYPT,
+	K_NOCOMP,
+	K_DATASHARD,
+	K_PARITYSHARD,
+	K_SMUXVER,
 	K_EAGER,
 	K_USER,
 	K_USERS_FILE,
@@ -138,20 +145,37 @@ static const struct keydef keys[] = {
     {SEC_SERVER, "max-conns", K_MAX_CONNS, 0, "N",
      "tcp/tls: at most N carrier connections per listener (default 4096)", 0,
      0},
-    {SEC_SERVER | SEC_CLIENT, "engine", K_ENGINE, 0, "quic|kcp",
-     "the tunnel engine; both ends must match (default quic)", 0, 0},
+    {SEC_SERVER | SEC_CLIENT, "engine", K_ENGINE, 0, "quic|kcp|kcptun",
+     "the tunnel engine; both ends must match (default quic); kcptun: "
+     "kcptun's wire format, to replace either end of a kcptun deployment",
+     0, 0},
     {SEC_SERVER | SEC_CLIENT, "mode", K_MODE, 0, "MODE",
-     "kcp engine preset: normal, fast, fast2 or fast3 (default)", 0, 0},
+     "kcp engine preset: normal, fast, fast2 or fast3 (default; kcptun: "
+     "fast)",
+     0, 0},
     {SEC_SERVER | SEC_CLIENT, "sndwnd", K_SNDWND, 0, "SEGMENTS",
      "kcp engine send window in segments (default 512)", 16, 65535},
     {SEC_SERVER | SEC_CLIENT, "rcvwnd", K_RCVWND, 0, "SEGMENTS",
      "kcp engine receive window in segments (default 512)", 16, 65535},
     {SEC_SERVER | SEC_CLIENT, "mtu", K_MTU, 0, "BYTES",
-     "kcp engine packet size on the carrier (default 1432)", 576, 9000},
+     "kcp engine packet size on the carrier (default 1432; kcptun: 1350)", 576,
+     9000},
     {SEC_SERVER | SEC_CLIENT, "max-streams", K_MAX_STREAMS, 0, "N",
      "concurrent streams per session (default 1024); the server's "
      "value is the limit",
      1, 1000000},
+    {SEC_SERVER | SEC_CLIENT, "kcptun-key", K_KCPTUN_KEY, 0, "PASSPHRASE",
+     "kcptun: the pre-shared secret (kcptun's --key; default kcptun's)", 0, 0},
+    {SEC_SERVER | SEC_CLIENT, "crypt", K_CRYPT, 0, "CIPHER",
+     "kcptun: aes (default), aes-128, aes-192, salsa20 or none", 0, 0},
+    {SEC_SERVER | SEC_CLIENT, "nocomp", K_NOCOMP, 0, "yes|no",
+     "kcptun: no snappy compression (default no)", 0, 0},
+    {SEC_SERVER | SEC_CLIENT, "datashard", K_DATASHARD, 0, "N",
+     "kcptun: Reed-Solomon data shards (default 10; 0: no FEC)", 0, 254},
+    {SEC_SERVER | SEC_CLIENT, "parityshard", K_PARITYSHARD, 0, "N",
+     "kcptun: Reed-Solomon parity shards (default 3; 0: no FEC)", 0, 254},
+    {SEC_SERVER | SEC_CLIENT, "smuxver", K_SMUXVER, 0, "1|2",
+     "kcptun: smux version (default 1)", 1, 2},
     {SEC_FORWARD, "listen", K_LISTEN, 0, "[tcp://]HOST:PORT|unix:PATH",
      "where the client accepts connections for this forward", 0, 0},
     {SEC_FORWARD, "target", K_TARGET, 0, "HOST:PORT|unix:PATH",
@@ -223,6 +247,15 @@ void wn_config_init(struct wn_config *cfg)
 	         "fast3");
 	snprintf(cfg->client.engine.mode, sizeof(cfg->client.engine.mode),
 	         "fast3");
+	struct wn_engine_cfg *es[] = {&cfg->server.engine, &cfg->client.engine};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(es[i]->crypt, sizeof(es[i]->crypt), "aes");
+		snprintf(es[i]->kcptun_key, sizeof(es[i]->kcptun_key),
+		         "it's a secrect"); /* kcptun's default, sic */
+		es[i]->datashard = 10;
+		es[i]->parityshard = 3;
+		es[i]->smuxver = 1;
+	}
 }
 
 void wn_config_free(struct wn_config *cfg)
@@ -430,6 +463,9 @@ static int set_log_level(const struct setting *st, const struct keydef *k,
 	return 0;
 }
 
+static int set_uint(const struct setting *st, const struct keydef *k,
+                    const char *v, unsigned *out);
+
 static int set_engine(const struct setting *st, const struct keydef *k,
                       const char *v, struct wn_engine_cfg *e)
 {
@@ -438,12 +474,59 @@ static int set_engine(const struct setting *st, const struct keydef *k,
 			e->kind = WN_ENGINE_QUIC;
 		else if (strcmp(v, "kcp") == 0)
 			e->kind = WN_ENGINE_KCP;
+		else if (strcmp(v, "kcptun") == 0)
+			e->kind = WN_ENGINE_KCPTUN;
 		else {
-			bad(st, k, v, "expected quic or kcp");
+			bad(st, k, v, "expected quic, kcp or kcptun");
 			return WN_EINVAL;
 		}
 		return 0;
 	}
+	switch (k->id) {
+	case K_KCPTUN_KEY:
+		if (strlen(v) > WN_KCPTUN_KEY_MAX) {
+			bad(st, k, v, "expected at most 255 bytes");
+			return WN_EINVAL;
+		}
+		snprintf(e->kcptun_key, sizeof(e->kcptun_key), "%s", v);
+		return 0;
+	case K_CRYPT: {
+		enum wn_kcpcrypt_alg alg;
+		int rc = wn_kcpcrypt_parse(v, &alg);
+		if (rc != 0) {
+			bad(st, k, v,
+			    rc == WN_ENOTSUP
+			        ? "not supported by warren yet: use aes, "
+			          "aes-128, aes-192, salsa20 or none"
+			        : "expected aes, aes-128, aes-192, salsa20 or "
+			          "none");
+			return WN_EINVAL;
+		}
+		snprintf(e->crypt, sizeof(e->crypt), "%s", v);
+		return 0;
+	}
+	case K_NOCOMP:
+		if (!strcmp(v, "yes") || !strcmp(v, "true") ||
+		    !strcmp(v, "on")) {
+			e->nocomp = true;
+		} else if (!strcmp(v, "no") || !strcmp(v, "false") ||
+		           !strcmp(v, "off")) {
+			e->nocomp = false;
+		} else {
+			bad(st, k, v, "expected yes or no");
+			return WN_EINVAL;
+		}
+		return 0;
+	case K_DATASHARD:
+		return set_uint(st, k, v, &e->datashard);
+	case K_PARITYSHARD:
+		return set_uint(st, k, v, &e->parityshard);
+	case K_SMUXVER:
+		return set_uint(st, k, v, &e->smuxver);
+	default:
+		break;
+	}
+	e->mode_set = true;
 	static const char *const modes[] = {"normal", "fast", "fast2", "fast3"};
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
 		if (strcmp(v, modes[i]) == 0) {
@@ -575,6 +658,12 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 	}
 	case K_ENGINE:
 	case K_MODE:
+	case K_KCPTUN_KEY:
+	case K_CRYPT:
+	case K_NOCOMP:
+	case K_DATASHARD:
+	case K_PARITYSHARD:
+	case K_SMUXVER:
 		return set_engine(st, k, v, &s->engine);
 	case K_SNDWND:
 		return set_uint(st, k, v, &s->engine.sndwnd);
@@ -642,6 +731,12 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 	}
 	case K_ENGINE:
 	case K_MODE:
+	case K_KCPTUN_KEY:
+	case K_CRYPT:
+	case K_NOCOMP:
+	case K_DATASHARD:
+	case K_PARITYSHARD:
+	case K_SMUXVER:
 		return set_engine(st, k, v, &c->engine);
 	case K_SNDWND:
 		return set_uint(st, k, v, &c->engine.sndwnd);
@@ -1218,11 +1313,17 @@ bool wn_config_is_flag(enum wn_role role, const char *key)
 
 static int add_cli_forward(struct wn_config *cfg, const char *flag,
                            const char *spec)
-{
-	/* LISTEN=TARGET; the listen side may itself contain ':' but never
-	 * '=', so the first '=' splits. */
+{ /* LISTEN=TARGET; the listen side may itself contain ':' but never
+	 * '=', so the first '=' splits. A bare LISTEN is for engine kcptun,
+	 * whose server has the one target (validate_forwards checks). */
 	const char *eq = strchr(spec, '=');
-	if (!eq || eq == spec || !eq[1]) {
+	struct wn_endpoint bare;
+	const char *why;
+	if (!eq && wn_endpoint_parse(spec, WN_SCHEME_TCP | WN_SCHEME_UNIX,
+	                             WN_SCHEME_TCP, WN_EP_PORT_ZERO_OK, &bare,
+	                             &why) == 0)
+		eq = spec + strlen(spec);
+	if (!eq || eq == spec || (*eq && !eq[1])) {
 		wn_config_diag(cfg,
 		               "%s: expected LISTEN=TARGET, e.g. "
 		               "127.0.0.1:2222=10.0.0.5:22, got \"%s\"",
@@ -1245,7 +1346,7 @@ static int add_cli_forward(struct wn_config *cfg, const char *flag,
 	char listen[1024];
 	snprintf(listen, sizeof(listen), "%.*s", (int)(eq - spec), spec);
 	int rc = apply(&st, SEC_FORWARD, f, NULL, "listen", listen);
-	if (apply(&st, SEC_FORWARD, f, NULL, "target", eq + 1) != 0)
+	if (*eq && apply(&st, SEC_FORWARD, f, NULL, "target", eq + 1) != 0)
 		rc = WN_ECONFIG;
 	return rc;
 }
@@ -1313,10 +1414,44 @@ static const char *origin_or(const char *origin, const char *dflt)
 	return origin[0] ? origin : dflt;
 }
 
+/* The kcptun engine's settings that only make sense together. */
+static void validate_kcptun(struct wn_config *cfg, struct wn_engine_cfg *e,
+                            const char *o, const char *sec)
+{
+	if (!e->mode_set)
+		snprintf(e->mode, sizeof(e->mode), "fast"); /* kcptun's */
+	if ((e->datashard == 0) != (e->parityshard == 0))
+		wn_config_diag(cfg,
+		               "%s: [%s] datashard and parityshard are both "
+		               "0 (no FEC) or both above 0",
+		               o, sec);
+	if (e->datashard + e->parityshard > 255)
+		wn_config_diag(cfg,
+		               "%s: [%s] datashard + parityshard must not "
+		               "exceed 255",
+		               o, sec);
+}
+
 static void validate_server(struct wn_config *cfg)
 {
 	struct wn_server_cfg *s = &cfg->server;
 	const char *o = origin_or(s->origin, "server");
+	if (s->engine.kind == WN_ENGINE_KCPTUN) {
+		validate_kcptun(cfg, &s->engine, o, "server");
+		if (!has(s->set_mask, SEC_SERVER, "listen"))
+			wn_config_diag(cfg,
+			               "%s: [server] listen is required "
+			               "(e.g. listen = udp://0.0.0.0:29900)",
+			               o);
+		if (!has(s->set_mask, SEC_SERVER, "target"))
+			wn_config_diag(
+			    cfg,
+			    "%s: [server] engine kcptun needs target "
+			    "(kcptun-server's -t): every stream goes "
+			    "there",
+			    o);
+		return;
+	}
 	if (!has(s->set_mask, SEC_SERVER, "listen"))
 		wn_config_diag(cfg,
 		               "%s: [server] listen is required "
@@ -1358,17 +1493,20 @@ static void validate_client(struct wn_config *cfg)
 {
 	struct wn_client_cfg *c = &cfg->client;
 	const char *o = origin_or(c->origin, "client");
+	bool kt = c->engine.kind == WN_ENGINE_KCPTUN;
+	if (kt)
+		validate_kcptun(cfg, &c->engine, o, "client");
 	if (!has(c->set_mask, SEC_CLIENT, "server"))
 		wn_config_diag(cfg,
 		               "%s: [client] server is required (e.g. server "
 		               "= udp://vpn.example.org:4433)",
 		               o);
-	if (!has(c->set_mask, SEC_CLIENT, "server-key"))
+	if (!kt && !has(c->set_mask, SEC_CLIENT, "server-key"))
 		wn_config_diag(cfg,
 		               "%s: [client] server-key is required: the "
 		               "server's public key, from `warren pubkey`",
 		               o);
-	if (!has(c->set_mask, SEC_CLIENT, "key"))
+	if (!kt && !has(c->set_mask, SEC_CLIENT, "key"))
 		wn_config_diag(cfg,
 		               "%s: [client] key is required (a private key "
 		               "file made by `warren genkey`)",
@@ -1378,6 +1516,13 @@ static void validate_client(struct wn_config *cfg)
 		               "%s: [client] keepalive (%ums) must be shorter "
 		               "than dead-peer-timeout (%ums)",
 		               o, c->keepalive_ms, c->dead_peer_timeout_ms);
+	if (kt && cfg->n_socks > 0)
+		wn_config_diag(
+		    cfg,
+		    "%s: [client] engine kcptun cannot carry SOCKS5: "
+		    "kcptun streams name no target (the kcptun "
+		    "server sends every stream to its -t)",
+		    o);
 	if (cfg->n_forwards == 0 && cfg->n_socks == 0)
 		wn_config_diag(
 		    cfg,
@@ -1405,9 +1550,11 @@ static void validate_forwards(struct wn_config *cfg)
 			wn_config_diag(cfg,
 			               "%s: [forward %s] listen is required",
 			               f->origin, f->name);
-		if (!has(f->set_mask, SEC_FORWARD, "target"))
+		if (!has(f->set_mask, SEC_FORWARD, "target") &&
+		    cfg->client.engine.kind != WN_ENGINE_KCPTUN)
 			wn_config_diag(cfg,
-			               "%s: [forward %s] target is required",
+			               "%s: [forward %s] target is required "
+			               "(-L LISTEN=TARGET)",
 			               f->origin, f->name);
 		for (size_t j = 0; j < i; j++) {
 			struct wn_forward_cfg *g = &cfg->forwards[j];

@@ -7,12 +7,14 @@
  *                               log-level, api, idle-timeout, engine, mode,
  *                               sndwnd, rcvwnd, mtu, max-streams, tls-cert,
  *                               tls-key, fallback, sni, idle-close,
- *                               max-conns, padding
+ *                               max-conns, padding, and for engine kcptun:
+ *                               kcptun-key, crypt, nocomp, datashard,
+ *                               parityshard, smuxver
  *   [client]              keys: server, server-key, key, log-level, api,
  *                               keepalive, dead-peer-timeout, engine, mode,
  *                               sndwnd, rcvwnd, mtu, max-streams, sni,
  *                               rotate-after, rotate-bytes, failover-after,
- *                               padding
+ *                               padding, and the kcptun keys as [server]
  *   [forward NAME]        keys: listen, target (client side port forwards)
  *   [socks5 NAME]         keys: listen, eager, user, users-file (client
  *                               side SOCKS5 proxies)
@@ -78,7 +80,10 @@ enum wn_cfg_fallback {
 enum wn_engine_kind {
 	WN_ENGINE_QUIC = 0,
 	WN_ENGINE_KCP,
+	WN_ENGINE_KCPTUN, /* the KCP engine speaking kcptun's wire format */
 };
+
+#define WN_KCPTUN_KEY_MAX 255
 
 struct wn_engine_cfg {
 	enum wn_engine_kind kind;
@@ -86,6 +91,13 @@ struct wn_engine_cfg {
 	unsigned sndwnd, rcvwnd; /* kcp windows in segments; 0: default */
 	unsigned mtu;         /* kcp packet size on the carrier; 0: default */
 	unsigned max_streams; /* concurrent streams per session; 0: default */
+	/* kcptun engine, in kcptun's terms: */
+	char crypt[16];                         /* default "aes" */
+	char kcptun_key[WN_KCPTUN_KEY_MAX + 1]; /* kcptun's --key */
+	bool nocomp;                            /* default false */
+	unsigned datashard, parityshard;        /* default 10, 3 */
+	unsigned smuxver;                       /* default 1 */
+	bool mode_set;                          /* mode given explicitly */
 };
 
 /* A SOCKS5 user: name (1..255 bytes) and password (0..255 bytes). */

@@ -3,6 +3,7 @@
  * forwards and SOCKS5 proxies -> QUIC client -> udp carrier. SIGINT/SIGTERM shut down cleanly
  * (CONNECTION_CLOSE to the peer, every socket closed, exit 0). */
 #include <netdb.h>
+#include <sodium.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,7 @@ struct daemon {
 	/* server: one engine */
 	struct wn_quic_server *srv;
 	struct wn_kcp_server *ksrv;
+	struct wn_kcptun_cfg kt; /* engine kcptun: borrowed by the engine */
 	struct wn_dialer *dialer;
 	/* client: one engine */
 	struct wn_quic_client *cli;
@@ -151,6 +153,7 @@ static int finish(struct daemon *d, int rc)
 	wn_loop_run(&d->loop);
 	wn_loop_close(&d->loop);
 	wn_identity_wipe(&d->id);
+	sodium_memzero(&d->kt, sizeof(d->kt));
 	free(d->fwd);
 	free(d->socks);
 	wn_config_free(&d->cfg);
@@ -170,13 +173,32 @@ static void quic_opts(struct daemon *d, const struct wn_engine_cfg *e,
 }
 
 static void kcp_opts(struct daemon *d, const struct wn_engine_cfg *e,
-                     struct wn_kcp_engine_opts *o)
+                     int server, struct wn_kcp_engine_opts *o)
 {
 	wn_kcp_engine_opts_default(o);
 	o->loop = &d->loop;
 	o->log = &d->log;
 	o->id = &d->id;
 	snprintf(o->mode, sizeof(o->mode), "%s", e->mode);
+	if (e->kind == WN_ENGINE_KCPTUN) {
+		/* kcptun's own defaults: its windows, its MTU, KCP as the
+		 * reference runs it (no pacing, no RTO floor). */
+		struct wn_kcptun_cfg *k = &d->kt;
+		wn_kcptun_cfg_default(k);
+		wn_kcpcrypt_parse(e->crypt, &k->crypt);
+		wn_kcpcrypt_derive(e->kcptun_key, k->key);
+		k->datashard = e->datashard;
+		k->parityshard = e->parityshard;
+		k->nocomp = e->nocomp;
+		k->smuxver = (int)e->smuxver;
+		o->kcptun = k;
+		o->snd_wnd = server ? 1024 : 128;
+		o->rcv_wnd = server ? 1024 : 512;
+		o->mtu = 1350;
+		o->pacing = 0;
+		o->rto_srtt_pct = 0;
+		o->stream_window = 2 * 1024 * 1024; /* kcptun's -streambuf */
+	}
 	if (e->sndwnd)
 		o->snd_wnd = e->sndwnd;
 	if (e->rcvwnd)
@@ -206,8 +228,8 @@ int wn_cmd_server(int argc, char **argv)
 	struct wn_quic_opts o;
 	quic_opts(d, &sc->engine, &o);
 	struct wn_kcp_engine_opts ko;
-	kcp_opts(d, &sc->engine, &ko);
-	int kcp = sc->engine.kind == WN_ENGINE_KCP;
+	kcp_opts(d, &sc->engine, 1, &ko);
+	int kcp = sc->engine.kind != WN_ENGINE_QUIC;
 	/* A relay must be able to hold a whole stream window of delivered,
 	 * unconsumed data (tunnel.h). */
 	struct wn_dialer_opts dopts = {.out_limit = kcp ? ko.stream_window
@@ -271,12 +293,25 @@ int wn_cmd_server(int argc, char **argv)
 		d->ncarriers++;
 		WN_LOG(&d->log, WN_LOG_INFO, "main", "listening on %s", name);
 	}
+	if (ko.kcptun) {
+		const struct wn_engine_cfg *e = &sc->engine;
+		char fec[32] = "no FEC";
+		if (e->datashard)
+			snprintf(fec, sizeof(fec), "FEC %u+%u", e->datashard,
+			         e->parityshard);
+		WN_LOG(&d->log, WN_LOG_INFO, "main",
+		       "server ready: engine kcptun, crypt %s, mode %s, %s, "
+		       "%s, smux v%u, fixed target",
+		       e->crypt, e->mode, fec,
+		       e->nocomp ? "no compression" : "snappy", e->smuxver);
+		return finish(d, 0);
+	}
 	char key[WN_KEY_B64_LEN + 1];
 	wn_key_encode(d->id.ed_pk, key);
 	WN_LOG(&d->log, WN_LOG_INFO, "main",
 	       "server ready: key %s, engine %s, %zu client key%s, %s", key,
-	       kcp ? "kcp" : "quic", sc->n_allow_client,
-	       sc->n_allow_client == 1 ? "" : "s",
+	       kcp ? (ko.kcptun ? "kcptun" : "kcp") : "quic",
+	       sc->n_allow_client, sc->n_allow_client == 1 ? "" : "s",
 	       sc->has_target ? "fixed target" : "targets by allow rules");
 	return finish(d, 0);
 }
@@ -306,12 +341,12 @@ int wn_cmd_client(int argc, char **argv)
 	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
 	o.failover_ms = cc->failover_ms;
 	struct wn_kcp_engine_opts ko;
-	kcp_opts(d, &cc->engine, &ko);
+	kcp_opts(d, &cc->engine, 0, &ko);
 	ko.idle_timeout_ms = cc->dead_peer_timeout_ms;
 	ko.keepalive_ms = cc->keepalive_ms;
 	if (cc->failover_ms)
 		ko.failover_ms = cc->failover_ms;
-	int kcp = cc->engine.kind == WN_ENGINE_KCP;
+	int kcp = cc->engine.kind != WN_ENGINE_QUIC;
 	int rc = kcp ? wn_kcp_client_new(&ko, cc->server_key, NULL, &d->kcli)
 	             : wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
 	if (rc != 0) {
@@ -380,7 +415,15 @@ int wn_cmd_client(int argc, char **argv)
 	d->fwd =
 	    calloc(d->cfg.n_forwards ? d->cfg.n_forwards : 1, sizeof(*d->fwd));
 	for (size_t i = 0; d->fwd && i < d->cfg.n_forwards; i++) {
-		const struct wn_forward_cfg *f = &d->cfg.forwards[i];
+		struct wn_forward_cfg fc = d->cfg.forwards[i];
+		const struct wn_forward_cfg *f = &fc;
+		if (!fc.has_target) {
+			/* Engine kcptun: the server has the one target, and
+			 * streams carry none; the listen address stands in
+			 * for it in logs. */
+			fc.target = fc.listen;
+			fc.has_target = true;
+		}
 		char l[128];
 		wn_endpoint_format(&f->listen, l, sizeof(l));
 		struct wn_forward_opts fopts = {
@@ -419,6 +462,7 @@ int wn_cmd_client(int argc, char **argv)
 		wn_quic_client_go(d->cli);
 	WN_LOG(&d->log, WN_LOG_INFO, "main",
 	       "client ready: server %s%s, engine %s", name,
-	       nserver > 1 ? " (and fallbacks)" : "", kcp ? "kcp" : "quic");
+	       nserver > 1 ? " (and fallbacks)" : "",
+	       kcp ? (ko.kcptun ? "kcptun" : "kcp") : "quic");
 	return finish(d, 0);
 }

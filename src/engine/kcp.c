@@ -94,11 +94,20 @@ static void send_pkt(struct ksession *ks, const uint8_t *pkt, size_t len)
 	tx_flush(ks->ep);
 }
 
+void ksession_send(struct ksession *ks, const uint8_t *pkt, size_t len)
+{
+	tx_add(ks, pkt, len);
+}
+
 /* KCP's output: seal in place (the core leaves room around the datagram)
  * and add to the batch, which the run pass sends when it ends. */
 static void sess_output(void *ctx, uint8_t *pkt, size_t len)
 {
 	struct ksession *ks = ctx;
+	if (ks->ep->kt) {
+		ktprof_output(ks, pkt, len);
+		return;
+	}
 	size_t plen;
 	uint8_t *buf = pkt - WN_PROTECT_HEADROOM;
 	if (wn_protect_seal(&ks->peer, buf, len, len + WN_PROTECT_OVERHEAD,
@@ -121,6 +130,7 @@ static void sess_free(struct ksession *ks)
 {
 	wn_kcp_sess_free(ks->core);
 	ks->core = NULL;
+	ktprof_sess_free(ks);
 	if (ks->peer_live)
 		wn_protect_peer_wipe(&ks->peer);
 	ks->peer_live = 0;
@@ -189,12 +199,17 @@ static struct ksession *sess_new(struct kep *ep, const uint8_t *peer_key,
 	cfg.smux.max_streams = ep->o.max_streams;
 	cfg.keepalive_ms = ep->o.keepalive_ms;
 	cfg.idle_timeout_ms = ep->o.idle_timeout_ms;
+	if (ep->kt)
+		ktprof_sess_cfg(ep, &cfg);
 	struct wn_smux_cb cb = kstream_smux_cb(ks);
 	int rc =
 	    wn_kcp_sess_new(&cfg, sess_output, ks, &cb, now_ms(ep), &ks->core);
+	if (rc == 0 && ep->kt)
+		rc = ktprof_sess_init(ks);
 	if (rc == 0)
 		rc = wn_timer_init(ep->o.loop, &ks->timer, sess_timer_cb);
 	if (rc != 0) {
+		ktprof_sess_free(ks);
 		wn_kcp_sess_free(ks->core);
 		wn_cidmap_free(&ks->streams);
 		free(ks);
@@ -231,6 +246,22 @@ static void sess_kill(struct ksession *ks, const char *why)
 	       (unsigned long long)ks_st.drop_dup,
 	       (unsigned long long)ks_st.drop_window, ks_st.srtt_ms,
 	       ks_st.rto_ms);
+	if (ks->ep->kt) {
+		const struct wn_kcp_engine_stats *es = &ks->ep->stats;
+		unsigned ds = 0, ps = 0;
+		if (ks->fec_dec)
+			wn_kcpgo_dec_shards(ks->fec_dec, &ds, &ps, NULL);
+		WN_LOG(ks->ep->o.log, WN_LOG_INFO, "sess",
+		       "session %llu: kcptun endpoint: %llu packets failed "
+		       "the checksum, %llu parity shards in, %llu data "
+		       "shards rebuilt, %llu FEC shards dropped; the peer's "
+		       "FEC %u+%u",
+		       (unsigned long long)ks->id,
+		       (unsigned long long)es->csum_errors,
+		       (unsigned long long)es->fec_parity,
+		       (unsigned long long)es->fec_recovered,
+		       (unsigned long long)es->fec_dropped, ds, ps);
+	}
 	while (!wn_list_empty(&ks->all)) {
 		struct kstream *st =
 		    wn_list_entry(ks->all.next, struct kstream, link);
@@ -308,9 +339,9 @@ static void sess_timer_cb(struct wn_timer *t)
 }
 
 /* An authenticated transport packet for ks arrived from `from` over c. */
-static void sess_input(struct ksession *ks, struct wn_carrier *c,
-                       const struct sockaddr *from, socklen_t fromlen,
-                       const uint8_t *pt, size_t ptlen)
+void ksession_input(struct ksession *ks, struct wn_carrier *c,
+                    const struct sockaddr *from, socklen_t fromlen,
+                    const uint8_t *pt, size_t ptlen)
 {
 	/* Sessions follow their packets: answer where the last
 	 * authenticated one came from (roaming, failover). */
@@ -321,7 +352,8 @@ static void sess_input(struct ksession *ks, struct wn_carrier *c,
 		ks->rlen = fromlen;
 	}
 	uint64_t now = now_ms(ks->ep);
-	wn_kcp_sess_touch(ks->core, now);
+	if (!ks->ep->kt)
+		wn_kcp_sess_touch(ks->core, now);
 	if (ptlen == 0)
 		return; /* a keepalive */
 	wn_kcp_sess_input(ks->core, pt, ptlen, now);
@@ -462,6 +494,8 @@ static void client_tick(struct kep *ep, struct ksession *ks, uint64_t now)
 	if (!c->started)
 		return;
 	client_failover(c, ks, now);
+	if (ep->kt)
+		return; /* kcptun: no handshakes */
 	if (ks->state == KS_HANDSHAKE && client_has_streams(ks) &&
 	    now - ks->created_ms >= ep->o.idle_timeout_ms) {
 		sess_kill(ks, "the server does not answer");
@@ -499,6 +533,25 @@ static struct ksession *client_new_session(struct wn_kcp_client *c)
 	if (!ks)
 		return NULL;
 	randombytes_buf(ks->sess_id, sizeof(ks->sess_id));
+	ks->created_ms = now_ms(&c->ep);
+	const struct kpath *p = &c->paths[c->cur_path];
+	ks->carrier = p->carrier;
+	memcpy(&ks->remote, &p->addr, p->len);
+	ks->rlen = p->len;
+	if (c->ep.kt) {
+		/* kcptun has no handshake: the session is up as soon as it
+		 * exists, and the server learns of it from its packets. */
+		snprintf(ks->tunnel.peer_id, sizeof(ks->tunnel.peer_id), "%08x",
+		         (unsigned)ks->conv);
+		ks->state = KS_UP;
+		ks->was_up = 1;
+		wn_log_event(c->ep.o.log, WN_LOG_INFO, "sess", '+',
+		             ks->tunnel.peer_id, 1, "kcptun session");
+		if (c->ev.on_up)
+			c->ev.on_up(c->ev.ctx);
+		ksession_schedule(ks);
+		return ks;
+	}
 	struct wn_protect_env env = {.random = wn_protect_random_sodium};
 	const struct wn_identity *id = c->ep.o.id;
 	if (wn_protect_peer_init(&ks->peer, true, id->x_sk, id->x_pk,
@@ -508,11 +561,6 @@ static struct ksession *client_new_session(struct wn_kcp_client *c)
 	}
 	ks->peer_live = 1;
 	ks->state = KS_HANDSHAKE;
-	ks->created_ms = now_ms(&c->ep);
-	const struct kpath *p = &c->paths[c->cur_path];
-	ks->carrier = p->carrier;
-	memcpy(&ks->remote, &p->addr, p->len);
-	ks->rlen = p->len;
 	ks->hs_backoff_ms = HS_RETRY_FIRST_MS;
 	ks->hs_next_ms = ks->created_ms; /* at the first run pass */
 	ksession_schedule(ks);
@@ -593,6 +641,14 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 	struct ksession *ks = c->cur;
 	uint8_t type;
 	uint32_t idx;
+	if (c->ep.kt && ks && !c->closing) {
+		struct wn_kcpgo_pkt fp;
+		if (ktprof_open(&c->ep, from, pkt, len, &fp) != 0)
+			return;
+		client_heard(c, car, now_ms(&c->ep));
+		ktprof_input(ks, car, from, fromlen, &fp);
+		return;
+	}
 	if (!ks || c->closing ||
 	    wn_protect_classify(pkt, len, &type, &idx) != 0) {
 		c->ep.stats.pkts_dropped++;
@@ -632,8 +688,8 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 	}
 	client_heard(c, car, now);
 	if (ks->state == KS_UP)
-		sess_input(ks, car, from, fromlen, pkt + WN_PROTECT_HEADROOM,
-		           plen);
+		ksession_input(ks, car, from, fromlen,
+		               pkt + WN_PROTECT_HEADROOM, plen);
 }
 
 static void client_recv_done(void *ctx, struct wn_carrier *c)
@@ -672,12 +728,13 @@ int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
                       const struct wn_kcp_client_events *ev,
                       struct wn_kcp_client **out)
 {
-	if (!o->loop || !o->log || !o->id)
+	if (!o->loop || !o->log || (!o->id && !o->kcptun))
 		return WN_EINVAL;
 	struct wn_kcp_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return WN_ENOMEM;
 	c->ep.o = *o;
+	c->ep.o.kcptun = NULL; /* copied into ep.kt */
 	c->ep.tx = malloc((size_t)KCP_TX_SEGS * KCP_PKT_MAX);
 	if (!c->ep.tx) {
 		free(c);
@@ -688,9 +745,17 @@ int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
 	c->ep.sess_dead = client_sess_dead;
 	c->ep.sess_tick = client_tick;
 	c->tunnel.ops = &client_tunnel_ops;
-	key_name(server_key, c->tunnel.peer_id);
-	memcpy(c->server_key, server_key, WN_KEY_LEN);
-	int rc = wn_pubkey_to_x25519(server_key, c->server_x);
+	int rc;
+	if (o->kcptun) {
+		/* kcptun: no keys, the passphrase is in the profile. */
+		rc = ktprof_new(&c->ep, o->kcptun);
+		snprintf(c->tunnel.peer_id, sizeof(c->tunnel.peer_id),
+		         "kcptun");
+	} else {
+		key_name(server_key, c->tunnel.peer_id);
+		memcpy(c->server_key, server_key, WN_KEY_LEN);
+		rc = wn_pubkey_to_x25519(server_key, c->server_x);
+	}
 	if (rc != 0) {
 		free(c->ep.tx);
 		free(c);
@@ -767,6 +832,7 @@ static void client_deferred_free(struct wn_deferred *node)
 {
 	struct wn_kcp_client *c =
 	    wn_list_entry(node, struct wn_kcp_client, dnode);
+	ktprof_free(&c->ep);
 	free(c->ep.tx);
 	free(c);
 }
@@ -811,6 +877,7 @@ struct wn_kcp_server {
 	struct kclient *clients;
 	size_t nclients;
 	struct wn_cidmap by_index; /* our local index -> ksession */
+	struct wn_cidmap by_addr;  /* kcptun: client address -> ksession */
 	struct wn_list sessions;
 	size_t nsessions;
 	int closing;
@@ -841,6 +908,23 @@ static void srv_index_del(void *ctx, uint32_t index)
 	wn_cidmap_del(&s->by_index, key, 4);
 }
 
+/* A client address as a map key: family, port, address (19 bytes at
+ * most). Returns the key's length. */
+static size_t addr_key(const struct sockaddr *sa, uint8_t key[WN_CID_MAX])
+{
+	key[0] = (uint8_t)sa->sa_family;
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+		memcpy(key + 1, &a->sin6_port, 2);
+		memcpy(key + 3, &a->sin6_addr, 16);
+		return 19;
+	}
+	const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+	memcpy(key + 1, &a->sin_port, 2);
+	memcpy(key + 3, &a->sin_addr, 4);
+	return 7;
+}
+
 static void server_sess_dead(struct kep *ep, struct ksession *ks)
 {
 	struct wn_kcp_server *s = server_of(ep);
@@ -848,6 +932,12 @@ static void server_sess_dead(struct kep *ep, struct ksession *ks)
 	             (long)s->nsessions - 1, ks->why);
 	if (ks->client_index >= 0 && s->clients[ks->client_index].sess == ks)
 		s->clients[ks->client_index].sess = NULL;
+	if (ep->kt) {
+		uint8_t key[WN_CID_MAX];
+		size_t klen = addr_key((struct sockaddr *)&ks->remote, key);
+		if (wn_cidmap_get(&s->by_addr, key, klen) == ks)
+			wn_cidmap_del(&s->by_addr, key, klen);
+	}
 	if (wn_list_linked(&ks->link)) {
 		wn_list_del(&ks->link);
 		s->nsessions--;
@@ -982,6 +1072,75 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
 	send_pkt(ks, out, olen);
 }
 
+/* kcptun: sessions are found by the client's address, as kcp-go's listener
+ * does. A packet from a new address starts a session with its conv; one
+ * with another conv and sn 0 replaces the session there (a restarted
+ * client); anything else that does not match is dropped. */
+static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
+                           const struct sockaddr *from, socklen_t fromlen,
+                           uint8_t *pkt, size_t len)
+{
+	struct wn_kcpgo_pkt fp;
+	if (ktprof_open(&s->ep, from, pkt, len, &fp) != 0)
+		return;
+	uint8_t key[WN_CID_MAX];
+	size_t keylen = addr_key(from, key);
+	struct ksession *ks = wn_cidmap_get(&s->by_addr, key, keylen);
+	struct wn_kcp_hdr h;
+	if (fp.kind == WN_KCPGO_PARITY) {
+		/* No conv inside: only for a session we have. */
+		if (ks)
+			ktprof_input(ks, car, from, fromlen, &fp);
+		else
+			s->ep.stats.pkts_dropped++;
+		return;
+	}
+	if (wn_kcp_hdr_decode(fp.kcp, fp.kcp_len, &h) != 0) {
+		s->ep.stats.pkts_dropped++;
+		return;
+	}
+	if (ks && ks->conv != h.conv) {
+		if (h.sn != 0) {
+			s->ep.stats.pkts_dropped++;
+			return;
+		}
+		sess_kill(ks, "replaced by a new session");
+		ks = NULL;
+	}
+	uint64_t now = now_ms(&s->ep);
+	if (!ks) {
+		if (s->nsessions >= s->ep.o.max_sessions) {
+			WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN,
+			          "sess", "session refused: %zu sessions live",
+			          s->nsessions);
+			return;
+		}
+		static const uint8_t nokey[WN_KEY_LEN];
+		ks = sess_new(&s->ep, nokey, h.conv);
+		if (!ks)
+			return;
+		if (wn_cidmap_add(&s->by_addr, key, keylen, ks) != 0) {
+			sess_free(ks);
+			return;
+		}
+		char addr[64];
+		wn_sockaddr_format(from, addr, sizeof(addr));
+		snprintf(ks->tunnel.peer_id, sizeof(ks->tunnel.peer_id), "%08x",
+		         (unsigned)h.conv);
+		ks->state = KS_UP;
+		ks->was_up = 1;
+		ks->created_ms = now;
+		ks->carrier = car;
+		memcpy(&ks->remote, from, fromlen);
+		ks->rlen = fromlen;
+		wn_list_add_tail(&s->sessions, &ks->link);
+		s->nsessions++;
+		wn_log_event(s->ep.o.log, WN_LOG_INFO, "sess", '+',
+		             ks->tunnel.peer_id, (long)s->nsessions, addr);
+	}
+	ktprof_input(ks, car, from, fromlen, &fp);
+}
+
 static void server_recv(void *ctx, struct wn_carrier *car,
                         const struct sockaddr *from, socklen_t fromlen,
                         uint8_t *pkt, size_t len)
@@ -989,6 +1148,11 @@ static void server_recv(void *ctx, struct wn_carrier *car,
 	struct wn_kcp_server *s = ctx;
 	uint8_t type;
 	uint32_t idx;
+	if (s->ep.kt && !s->closing &&
+	    fromlen <= sizeof(struct sockaddr_storage)) {
+		kt_server_recv(s, car, from, fromlen, pkt, len);
+		return;
+	}
 	if (s->closing || fromlen > sizeof(struct sockaddr_storage) ||
 	    wn_protect_classify(pkt, len, &type, &idx) != 0) {
 		s->ep.stats.pkts_dropped++;
@@ -1009,7 +1173,7 @@ static void server_recv(void *ctx, struct wn_carrier *car,
 		s->ep.stats.pkts_dropped++;
 		return;
 	}
-	sess_input(ks, car, from, fromlen, pkt + WN_PROTECT_HEADROOM, plen);
+	ksession_input(ks, car, from, fromlen, pkt + WN_PROTECT_HEADROOM, plen);
 }
 
 static void server_writable(void *ctx, struct wn_carrier *c)
@@ -1028,7 +1192,8 @@ int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
                       const struct wn_accept_handler *ah,
                       struct wn_kcp_server **out)
 {
-	if (!o->loop || !o->log || !o->id || !ah || !ah->on_stream)
+	if (!o->loop || !o->log || (!o->id && !o->kcptun) || !ah ||
+	    !ah->on_stream)
 		return WN_EINVAL;
 	struct wn_kcp_server *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -1052,20 +1217,32 @@ int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
 	s->clients = calloc(n ? n : 1, sizeof(*s->clients));
 	if (!s->clients || wn_cidmap_init(&s->by_index) != 0)
 		goto fail;
+	if (wn_cidmap_init(&s->by_addr) != 0)
+		goto fail_map;
+	if (o->kcptun) {
+		rc = ktprof_new(&s->ep, o->kcptun);
+		if (rc != 0)
+			goto fail_addr;
+		s->ep.o.kcptun = NULL; /* copied into ep.kt */
+		*out = s;
+		return 0;
+	}
 	s->nclients = n;
 	for (size_t i = 0; i < n; i++) {
 		memcpy(s->clients[i].key, clients[i], WN_KEY_LEN);
 		rc = wn_pubkey_to_x25519(clients[i], s->clients[i].x);
 		if (rc != 0)
-			goto fail_map;
+			goto fail_addr;
 	}
 	struct wn_protect_env env = {.random = wn_protect_random_sodium};
 	rc =
 	    wn_protect_responder_init(&s->resp, o->id->x_sk, o->id->x_pk, &env);
 	if (rc != 0)
-		goto fail_map;
+		goto fail_addr;
 	*out = s;
 	return 0;
+fail_addr:
+	wn_cidmap_free(&s->by_addr);
 fail_map:
 	wn_cidmap_free(&s->by_index);
 fail:
@@ -1103,6 +1280,8 @@ static void server_deferred_free(struct wn_deferred *node)
 	    wn_list_entry(node, struct wn_kcp_server, dnode);
 	wn_protect_responder_wipe(&s->resp);
 	wn_cidmap_free(&s->by_index);
+	wn_cidmap_free(&s->by_addr);
+	ktprof_free(&s->ep);
 	sodium_memzero(s->clients, s->nclients * sizeof(*s->clients));
 	free(s->clients);
 	free(s->ep.tx);

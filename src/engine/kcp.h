@@ -25,10 +25,28 @@
 #include <stdint.h>
 
 #include "carrier/carrier.h"
+#include "crypto/kcpcrypt.h"
 #include "crypto/key.h"
 #include "engine/engine.h"
 #include "io/loop.h"
 #include "util/log.h"
+
+/* The kcptun profile: kcp-go's framing instead of Noise, so that either end
+ * can be kcptun (see src/engine/kcptun.c). No identities: the passphrase
+ * is the only secret, sessions are keyed by the client's address and conv,
+ * and streams carry no target header (the server sends every stream to its
+ * fixed target, as kcptun-server -t does). */
+struct wn_kcptun_cfg {
+	enum wn_kcpcrypt_alg crypt;
+	uint8_t key[WN_KCPCRYPT_KEY];    /* wn_kcpcrypt_derive(passphrase) */
+	unsigned datashard, parityshard; /* FEC; 0/0: off */
+	int nocomp;                      /* 1: no snappy stream */
+	int smuxver;                     /* 1 or 2 */
+};
+
+/* kcptun's defaults: aes, key "it's a secrect", 10/3, compression, smux
+ * v1. */
+void wn_kcptun_cfg_default(struct wn_kcptun_cfg *k);
 
 struct wn_kcp_engine_opts {
 	struct wn_loop *loop;         /* borrowed */
@@ -49,6 +67,9 @@ struct wn_kcp_engine_opts {
 	                              an authenticated packet */
 	uint32_t probe_ms;         /* client: on a fallback path, try the first
 	                              again this often */
+	/* Borrowed, NULL for the native profile: kcptun's framing instead
+	 * of Noise (id is then not needed). */
+	const struct wn_kcptun_cfg *kcptun;
 };
 
 /* Fills in defaults (loop, log and id stay NULL): fast3, windows
@@ -65,6 +86,11 @@ struct wn_kcp_engine_stats {
 	uint64_t handshakes, rekeys;
 	uint64_t pkts_dropped; /* failed authentication, replays, unknown */
 	uint64_t auth_failures;
+	/* kcptun profile: */
+	uint64_t csum_errors;   /* CRC or decryption failed (InCsumErrors) */
+	uint64_t fec_dropped;   /* malformed FEC shards */
+	uint64_t fec_parity;    /* parity shards received */
+	uint64_t fec_recovered; /* data shards rebuilt from parity */
 };
 
 /* ---- client ---------------------------------------------------------- */
@@ -77,7 +103,8 @@ struct wn_kcp_client_events {
 	void (*on_down)(void *ctx, const char *why); /* lost; will retry */
 };
 
-/* Creates a client that will pin server_key. Returns 0 or a WN_E* code. */
+/* Creates a client that will pin server_key (ignored, may be NULL, with
+ * o->kcptun). Returns 0 or a WN_E* code. */
 int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
                       const uint8_t server_key[WN_KEY_LEN],
                       const struct wn_kcp_client_events *ev,
@@ -123,8 +150,10 @@ void wn_kcp_client_close(struct wn_kcp_client *c);
 
 struct wn_kcp_server;
 
-/* Creates a server accepting the n client keys (copied). New streams go to
- * ah. Returns 0 or a WN_E* code. */
+/* Creates a server accepting the n client keys (copied; none with
+ * o->kcptun, where every client that knows the passphrase is served). New
+ * streams go to ah (with o->kcptun: with a NULL target, the dialer's fixed
+ * one). Returns 0 or a WN_E* code. */
 int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
                       const uint8_t (*clients)[WN_KEY_LEN], size_t n,
                       const struct wn_accept_handler *ah,

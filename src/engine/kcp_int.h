@@ -3,6 +3,7 @@
 #ifndef WN_ENGINE_KCP_INT_H
 #define WN_ENGINE_KCP_INT_H
 
+#include "core/kcpgo.h"
 #include "core/streamhdr.h"
 #include "crypto/protect.h"
 #include "engine/kcp.h"
@@ -37,6 +38,7 @@ struct kep {
 	 * its run pass starts (client: handshake retries and rekeys). */
 	void (*sess_dead)(struct kep *ep, struct ksession *ks);
 	void (*sess_tick)(struct kep *ep, struct ksession *ks, uint64_t now);
+	struct ktprof *kt; /* the kcptun profile, or NULL (kcptun.c) */
 };
 
 enum ks_state {
@@ -73,6 +75,8 @@ struct ksession {
 	int timer_live;
 	int was_up;
 	char why[128];
+	struct wn_kcpgo_enc *fec_enc; /* kcptun with FEC: our shards */
+	struct wn_kcpgo_dec *fec_dec; /* kcptun with FEC: the peer's */
 	uint8_t scratch[KCP_SCRATCH]; /* reserve/commit */
 	struct kstream *scratch_owner;
 };
@@ -107,7 +111,51 @@ void kstream_fail(struct kstream *st, int err);
 /* After a run pass: wakes streams whose short write now has room. */
 void kstream_wake_writers(struct ksession *ks);
 
+/* ---- kcptun.c --------------------------------------------------------- */
+
+/* Sets up ep's kcptun profile from cfg (copied). Returns 0 or WN_ENOMEM. */
+int ktprof_new(struct kep *ep, const struct wn_kcptun_cfg *cfg);
+
+void ktprof_free(struct kep *ep);
+
+/* Adjusts a new session's configuration to kcptun's: framing room, smux
+ * version and compat mode, keepalive, KCP as kcp-go runs it. */
+void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg);
+
+/* A new session's FEC state (kcptun with FEC). Returns 0 or WN_ENOMEM. */
+int ktprof_sess_init(struct ksession *ks);
+
+/* Frees it. */
+void ktprof_sess_free(struct ksession *ks);
+
+/* KCP's output in the kcptun profile: FEC header, nonce, CRC, cipher; then
+ * sends it, and after every datashard packets the group's parity. pkt
+ * has the profile's headroom before it. */
+void ktprof_output(struct ksession *ks, uint8_t *pkt, size_t len);
+
+/* Opens a packet received from `from` in place (decrypt, CRC, FEC
+ * header; a failure is logged, rate-limited). Returns 0
+ * with its parts in *fp (pointing into pkt), or a negative code after
+ * which the packet is dropped (and counted in ep->stats). */
+int ktprof_open(struct kep *ep, const struct sockaddr *from, uint8_t *pkt,
+                size_t len, struct wn_kcpgo_pkt *fp);
+
+/* Hands an opened packet to ks: KCP segments to the session, FEC shards
+ * to its decoder (and what it rebuilds to the session). */
+void ktprof_input(struct ksession *ks, struct wn_carrier *c,
+                  const struct sockaddr *from, socklen_t fromlen,
+                  const struct wn_kcpgo_pkt *fp);
+
 /* ---- kcp.c ----------------------------------------------------------- */
+
+/* Sends one finished packet on the session's current path. */
+void ksession_send(struct ksession *ks, const uint8_t *pkt, size_t len);
+
+/* An authenticated (kcptun: checksummed) packet's KCP segments for ks,
+ * from `from` over c: the session answers there now. */
+void ksession_input(struct ksession *ks, struct wn_carrier *c,
+                    const struct sockaddr *from, socklen_t fromlen,
+                    const uint8_t *pt, size_t ptlen);
 
 /* Asks for a run pass (smux -> KCP -> carrier) at the end of the loop
  * iteration. */

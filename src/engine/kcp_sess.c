@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "engine/kcp_sess.h"
+
+#include "core/snappyframe.h"
 #include "util/err.h"
 
 /* Bytes moved between KCP and smux per call: a few frames' worth. */
@@ -22,6 +24,9 @@ struct wn_kcp_sess {
 	uint64_t last_rx, last_tx;
 	int err;
 	int in_input; /* guards against re-entering input from callbacks */
+	struct wn_snappy_dec *dec; /* cfg.compress: the peer's stream */
+	uint8_t *zbuf;             /* cfg.compress: one encoded chunk */
+	int zstarted;              /* the stream identifier went out */
 	uint8_t buf[SESS_BUF];
 };
 
@@ -64,6 +69,12 @@ int wn_kcp_sess_new(const struct wn_kcp_sess_cfg *cfg, wn_kcp_output_fn out,
 	int rc = wn_kcp_new(&cfg->kcp, sess_output, s, (uint32_t)now, &s->kcp);
 	if (rc == 0)
 		rc = wn_smux_new(&cfg->smux, cb, &s->mux);
+	if (rc == 0 && cfg->compress) {
+		rc = wn_snappy_dec_new(&s->dec);
+		s->zbuf = malloc(wn_snappy_encode_bound(WN_SNAPPY_BLOCK));
+		if (rc == 0 && !s->zbuf)
+			rc = WN_ENOMEM;
+	}
 	if (rc != 0) {
 		wn_kcp_sess_free(s);
 		return rc;
@@ -81,7 +92,18 @@ void wn_kcp_sess_free(struct wn_kcp_sess *s)
 		wn_smux_free(s->mux);
 	if (s->kcp)
 		wn_kcp_free(s->kcp);
+	wn_snappy_dec_free(s->dec);
+	free(s->zbuf);
 	free(s);
+}
+
+static void drain(struct wn_kcp_sess *s);
+
+/* The snappy decoder's output goes on to smux. */
+static int to_smux(void *ctx, const uint8_t *data, size_t len)
+{
+	struct wn_kcp_sess *s = ctx;
+	return wn_smux_input(s->mux, data, len);
 }
 
 int wn_kcp_sess_input(struct wn_kcp_sess *s, const uint8_t *pkt, size_t len,
@@ -93,27 +115,77 @@ int wn_kcp_sess_input(struct wn_kcp_sess *s, const uint8_t *pkt, size_t len,
 	int rc = wn_kcp_input(s->kcp, pkt, len, (uint32_t)now);
 	if (rc < 0)
 		return 0; /* a bad datagram is dropped (and counted by KCP) */
-	s->last_rx = now;
-	if (s->in_input)
-		return 0; /* the outer call drains KCP */
+	if (!s->cfg.idle_on_data)
+		s->last_rx = now;
+	drain(s);
+	return s->err;
+}
+
+/* Moves what KCP delivers in order into smux (through the snappy decoder
+ * when compressing), pausing while cfg.recv_pause bytes are unconsumed. */
+static void drain(struct wn_kcp_sess *s)
+{
+	if (s->in_input || s->err)
+		return; /* the outer call drains KCP */
 	s->in_input = 1;
+	/* Decompression multiplies what one read delivers: smaller reads
+	 * keep the overshoot past recv_pause small. */
+	size_t cap = s->dec ? sizeof(s->buf) / 4 : sizeof(s->buf);
 	for (;;) {
-		ssize_t n = wn_kcp_recv(s->kcp, s->buf, sizeof(s->buf));
+		if (s->cfg.recv_pause &&
+		    wn_smux_recv_pending(s->mux) >= s->cfg.recv_pause)
+			break;
+		int rc;
+		ssize_t n = wn_kcp_recv(s->kcp, s->buf, cap);
 		if (n <= 0)
 			break;
-		rc = wn_smux_input(s->mux, s->buf, (size_t)n);
+		if (s->cfg.idle_on_data)
+			s->last_rx = s->now;
+		if (s->dec)
+			rc = wn_snappy_dec_input(s->dec, s->buf, (size_t)n,
+			                         to_smux, s);
+		else
+			rc = wn_smux_input(s->mux, s->buf, (size_t)n);
 		if (rc < 0) {
 			s->err = WN_EPROTO;
 			break;
 		}
 	}
 	s->in_input = 0;
-	return s->err;
+}
+
+/* Compressed: pulls as many smux bytes as KCP has room for once encoded
+ * (at worst 7/6 of them plus headers), one snappy chunk at a time. */
+static void pump_compressed(struct wn_kcp_sess *s)
+{
+	for (;;) {
+		size_t space = wn_kcp_send_space(s->kcp);
+		if (space < 256 || !wn_smux_want_pull(s->mux))
+			return;
+		size_t want = (space - 64) / 7 * 6;
+		if (want > WN_SNAPPY_BLOCK)
+			want = WN_SNAPPY_BLOCK;
+		size_t n = wn_smux_pull(s->mux, s->buf, want);
+		if (n == 0)
+			return;
+		size_t z =
+		    wn_snappy_encode(&s->zstarted, s->buf, n, s->zbuf,
+		                     wn_snappy_encode_bound(WN_SNAPPY_BLOCK));
+		ssize_t took = z ? wn_kcp_send(s->kcp, s->zbuf, z) : -1;
+		if (took < 0 || (size_t)took != z) {
+			s->err = WN_EINTERNAL;
+			return;
+		}
+	}
 }
 
 /* Pulls smux frames into KCP while KCP has room. */
 static void pump(struct wn_kcp_sess *s)
 {
+	if (s->dec) {
+		pump_compressed(s);
+		return;
+	}
 	for (;;) {
 		size_t space = wn_kcp_send_space(s->kcp);
 		if (space == 0 || !wn_smux_want_pull(s->mux))
@@ -147,6 +219,9 @@ void wn_kcp_sess_run(struct wn_kcp_sess *s, uint64_t now)
 		/* Idle: give back the buffers drained streams keep. */
 		wn_smux_trim(s->mux);
 	}
+	drain(s); /* resumes after a recv_pause, once consumed */
+	if (s->err)
+		return;
 	pump(s);
 	wn_kcp_flush(s->kcp, (uint32_t)now);
 	if (wn_kcp_is_dead(s->kcp))

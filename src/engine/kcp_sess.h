@@ -27,6 +27,20 @@ struct wn_kcp_sess_cfg {
 	uint32_t keepalive_ms;    /* smux NOP after this long without sending
 	                             anything; 0: never */
 	uint32_t idle_timeout_ms; /* dead after this long without input */
+	/* 1: snappy's framing format between smux and KCP, both ways
+	 * (kcptun without -nocomp; src/core/snappyframe.h). */
+	int compress;
+	/* smux v1 has no per-stream flow control: stop moving bytes from
+	 * KCP to smux while this many delivered bytes are unconsumed (KCP's
+	 * window then closes, as smux v1 stops reading its pipe); 0: no
+	 * limit (v2's windows bound each stream). */
+	size_t recv_pause;
+	/* 1: only stream bytes (smux frames, NOPs included) prove the peer
+	 * alive, not any KCP packet, as smux's keepalive timeout judges:
+	 * kcptun, where a restarted peer keeps answering in KCP a session
+	 * it no longer has. The engine then does not call
+	 * wn_kcp_sess_touch per packet. */
+	int idle_on_data;
 };
 
 /* Fills in defaults: KCP preset fast3 in stream mode, smux v2, keepalive

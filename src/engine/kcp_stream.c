@@ -243,8 +243,11 @@ struct kstream *kstream_open(struct ksession *ks,
 	if (ks->state == KS_DEAD)
 		return NULL;
 	struct wn_smux *mux = wn_kcp_sess_smux(ks->core);
-	uint8_t hdr[WN_STREAMHDR_MAX];
-	int hl = wn_streamhdr_encode_flags(target, flags, hdr, sizeof(hdr));
+	uint8_t hdr
+	    [WN_STREAMHDR_MAX]; /* kcptun streams carry no header: its server has one target. */
+	int hl = ks->ep->kt ? 0
+	                    : wn_streamhdr_encode_flags(target, flags, hdr,
+	                                                sizeof(hdr));
 	if (hl < 0)
 		return NULL;
 	uint32_t sid;
@@ -255,6 +258,10 @@ struct kstream *kstream_open(struct ksession *ks,
 		wn_smux_reset(mux, sid, WN_STREAM_INTERNAL);
 		wn_smux_forget(mux, sid);
 		return NULL;
+	}
+	if (ks->ep->kt) {
+		ksession_schedule(ks);
+		return st;
 	}
 	/* The header goes first, in the same flight as the SYN: no round
 	 * trip. A fresh stream's queue always has room for it. */
@@ -278,6 +285,16 @@ static int cb_open(void *ctx, uint32_t sid)
 	struct kstream *st = stream_alloc(ks, sid, NULL);
 	if (!st)
 		return -WN_STREAM_INTERNAL;
+	if (ks->ep->kt) {
+		/* kcptun: no header; the dialer's fixed target at once (the
+		 * stream is in smux's table already, so the dialer may act
+		 * on it from here). */
+		ks->ep->ah.on_stream(ks->ep->ah.ctx, &ks->tunnel, &st->base,
+		                     NULL);
+		if (!st->closed && !st->base.h.on_data)
+			ks_reset(&st->base, WN_STREAM_INTERNAL);
+		return 0;
+	}
 	st->hdr_done = 0;
 	return 0;
 }
