@@ -158,8 +158,9 @@ static const struct keydef keys[] = {
     {SEC_SERVER | SEC_CLIENT, "rcvwnd", K_RCVWND, 0, "SEGMENTS",
      "kcp engine receive window in segments (default 512)", 16, 65535},
     {SEC_SERVER | SEC_CLIENT, "mtu", K_MTU, 0, "BYTES",
-     "kcp engine packet size on the carrier (default 1432; kcptun: 1350)", 576,
-     9000},
+     "kcp engine packet size on the carrier (default 1432; kcptun: 1350; "
+     "at most 1500, as kcp-go)",
+     576, 1500},
     {SEC_SERVER | SEC_CLIENT, "max-streams", K_MAX_STREAMS, 0, "N",
      "concurrent streams per session (default 1024); the server's "
      "value is the limit",
