@@ -1,7 +1,11 @@
-/* Private to the KCP engine (kcp.c: endpoints, sessions and handshakes;
- * kcp_stream.c: streams behind the tunnel API). */
+/* Private to the KCP engine: kcp.c (sessions: run pass, sends, end),
+ * kcp_client.c and kcp_server.c (the endpoints and their handshakes),
+ * kcp_stream.c (streams behind the tunnel API), kcptun.c (the kcptun
+ * profile's packet layer). */
 #ifndef WN_ENGINE_KCP_INT_H
 #define WN_ENGINE_KCP_INT_H
+
+#include <stdio.h>
 
 #include "core/kcpgo.h"
 #include "core/streamhdr.h"
@@ -10,6 +14,11 @@
 #include "engine/kcp_sess.h"
 #include "util/cidmap.h"
 #include "util/list.h"
+
+/* The handshake payload: version u8, session id 8, conv u32 LE
+ * (docs/wire-format.md, "KCP engine session"). */
+#define HS_PAYLOAD_VERSION 1
+#define HS_PAYLOAD_LEN 13
 
 /* Reserve/commit hand out this much contiguous space at a time. */
 #define KCP_SCRATCH 16384
@@ -145,6 +154,46 @@ int ktprof_open(struct kep *ep, const struct sockaddr *from, uint8_t *pkt,
 void ktprof_input(struct ksession *ks, struct wn_carrier *c,
                   const struct sockaddr *from, socklen_t fromlen,
                   const struct wn_kcpgo_pkt *fp);
+
+/* ---- kcp.c: what the client (kcp_client.c) and the server (kcp_server.c)
+ * share ---------------------------------------------------------------- */
+
+static inline uint64_t kep_now(const struct kep *ep)
+{
+	return wn_loop_now_ms(ep->o.loop);
+}
+
+/* A key's short name for logs: its first four bytes in hex. */
+static inline void kep_key_name(const uint8_t *k, char out[16])
+{
+	snprintf(out, 16, "%02x%02x%02x%02x", k[0], k[1], k[2], k[3]);
+}
+
+/* Sends the endpoint's batch of packets (one carrier send). */
+void kep_tx_flush(struct kep *ep);
+
+/* The carrier's recv_done for both roles: nothing to do (each input
+ * schedules its session's run pass). */
+void kep_recv_done(void *ctx, struct wn_carrier *c);
+
+/* Creates a session (state KS_HANDSHAKE) for peer_key with KCP
+ * conversation conv. NULL on failure. */
+struct ksession *ksession_new(struct kep *ep, const uint8_t *peer_key,
+                              uint32_t conv);
+
+/* Frees a session that never went live (ksession_kill otherwise). */
+void ksession_free(struct ksession *ks);
+
+/* Ends a session: its streams fail with SESSION_LOST, the endpoint's
+ * sess_dead hook runs, the memory goes at the end of the iteration. */
+void ksession_kill(struct ksession *ks, const char *why);
+
+/* Sends one packet at once (handshakes), after the pending batch. */
+void ksession_send_now(struct ksession *ks, const uint8_t *pkt, size_t len);
+
+/* Seals and sends an empty transport packet: a keepalive, and the
+ * client's confirmation of fresh keys. */
+void ksession_send_empty(struct ksession *ks, uint64_t now);
 
 /* ---- kcp.c ----------------------------------------------------------- */
 

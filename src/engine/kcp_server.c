@@ -1,0 +1,460 @@
+/* The KCP engine's server: sessions by client key (or, for kcptun, by
+ * client address), handshakes, roaming (see kcp.h). */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/kcp_int.h"
+#include "util/err.h"
+#include "util/rw.h"
+
+/* ---- server ------------------------------------------------------------ */
+
+struct kclient {
+	uint8_t key[WN_KEY_LEN]; /* Ed25519 identity */
+	uint8_t x[WN_KEY_LEN];   /* its X25519 form, as handshakes show it */
+	uint8_t last_ts[WN_PROTECT_TIMESTAMP_LEN]; /* newest initiation */
+	struct ksession *sess; /* its live session, if any */
+};
+
+/* Handshakes that pass mac1 cost the server two DH operations each (about
+ * half a millisecond): without WireGuard's cookie reply, a token bucket
+ * caps them. */
+#define HS_RATE_PER_S 200
+#define HS_BURST 400
+
+struct wn_kcp_server {
+	struct kep ep; /* first */
+	double hs_tokens;
+	uint64_t hs_refill_ms;
+	struct wn_protect_responder resp;
+	struct kclient *clients;
+	size_t nclients;
+	struct wn_cidmap by_index; /* our local index -> ksession */
+	struct wn_cidmap by_addr;  /* kcptun: client address -> ksession */
+	struct wn_list sessions;
+	size_t nsessions;
+	int closing;
+	struct wn_deferred dnode;
+};
+
+static struct wn_kcp_server *server_of(struct kep *ep)
+{
+	return (struct wn_kcp_server *)ep;
+}
+
+static int srv_index_add(void *ctx, uint32_t index, struct wn_protect_peer *p)
+{
+	struct wn_kcp_server *s = ctx;
+	struct ksession *ks = wn_list_entry(p, struct ksession, peer);
+	uint8_t key[4];
+	wn_put_u32le(key, index);
+	if (wn_cidmap_get(&s->by_index, key, 4))
+		return WN_EEXIST;
+	return wn_cidmap_add(&s->by_index, key, 4, ks);
+}
+
+static void srv_index_del(void *ctx, uint32_t index)
+{
+	struct wn_kcp_server *s = ctx;
+	uint8_t key[4];
+	wn_put_u32le(key, index);
+	wn_cidmap_del(&s->by_index, key, 4);
+}
+
+/* A client address as a map key: family, port, address (19 bytes at
+ * most). Returns the key's length. */
+static size_t addr_key(const struct sockaddr *sa, uint8_t key[WN_CID_MAX])
+{
+	key[0] = (uint8_t)sa->sa_family;
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+		memcpy(key + 1, &a->sin6_port, 2);
+		memcpy(key + 3, &a->sin6_addr, 16);
+		return 19;
+	}
+	const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+	memcpy(key + 1, &a->sin_port, 2);
+	memcpy(key + 3, &a->sin_addr, 4);
+	return 7;
+}
+
+static void server_sess_dead(struct kep *ep, struct ksession *ks)
+{
+	struct wn_kcp_server *s = server_of(ep);
+	wn_log_event(ep->o.log, WN_LOG_INFO, "sess", '-', ks->tunnel.peer_id,
+	             (long)s->nsessions - 1, ks->why);
+	if (ks->client_index >= 0 && s->clients[ks->client_index].sess == ks)
+		s->clients[ks->client_index].sess = NULL;
+	if (ep->kt) {
+		uint8_t key[WN_CID_MAX];
+		size_t klen = addr_key((struct sockaddr *)&ks->remote, key);
+		if (wn_cidmap_get(&s->by_addr, key, klen) == ks)
+			wn_cidmap_del(&s->by_addr, key, klen);
+	}
+	if (wn_list_linked(&ks->link)) {
+		wn_list_del(&ks->link);
+		s->nsessions--;
+	}
+	/* Its indices go now, so no packet reaches a dead session. */
+	if (ks->peer_live)
+		wn_protect_peer_wipe(&ks->peer);
+	ks->peer_live = 0;
+}
+
+/* A new session for client i, whose initiation named sess_id and conv. */
+static struct ksession *server_new_session(struct wn_kcp_server *s, size_t i,
+                                           const uint8_t *sess_id,
+                                           uint32_t conv)
+{
+	struct kclient *kc = &s->clients[i];
+	struct ksession *ks = ksession_new(&s->ep, kc->key, conv);
+	if (!ks)
+		return NULL;
+	memcpy(ks->sess_id, sess_id, 8);
+	ks->client_index = (int)i;
+	struct wn_protect_env env = {
+	    .random = wn_protect_random_sodium,
+	    .index_add = srv_index_add,
+	    .index_del = srv_index_del,
+	    .ctx = s,
+	};
+	const struct wn_identity *id = s->ep.o.id;
+	if (wn_protect_peer_init(&ks->peer, false, id->x_sk, id->x_pk, kc->x,
+	                         &env) != 0) {
+		ksession_free(ks);
+		return NULL;
+	}
+	ks->peer_live = 1;
+	ks->state = KS_UP;
+	ks->was_up = 1;
+	ks->created_ms = kep_now(&s->ep);
+	wn_list_add_tail(&s->sessions, &ks->link);
+	s->nsessions++;
+	kc->sess = ks;
+	return ks;
+}
+
+/* A handshake initiation: answered only for a listed client, with a
+ * timestamp newer than its last, that proved it knows our key. Anything
+ * else is dropped without a word. */
+static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
+                              const struct sockaddr *from, socklen_t fromlen,
+                              const uint8_t *pkt, size_t len)
+{
+	uint64_t now = kep_now(&s->ep);
+	s->hs_tokens += (double)(now - s->hs_refill_ms) * HS_RATE_PER_S / 1000;
+	s->hs_refill_ms = now;
+	if (s->hs_tokens > HS_BURST)
+		s->hs_tokens = HS_BURST;
+	if (s->hs_tokens < 1) {
+		s->ep.stats.pkts_dropped++;
+		WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN, "sess",
+		          "too many handshakes: dropping some");
+		return;
+	}
+	struct wn_protect_initiation in;
+	if (wn_protect_responder_consume(&s->resp, pkt, len, &in) != 0) {
+		s->ep.stats.pkts_dropped++;
+		return;
+	}
+	s->hs_tokens -= 1; /* it passed mac1: it cost us the DH work */
+	size_t i;
+	for (i = 0; i < s->nclients; i++)
+		if (sodium_memcmp(s->clients[i].x, in.static_pk, WN_KEY_LEN) ==
+		    0)
+			break;
+	const char *why = NULL;
+	if (i == s->nclients)
+		why = "unknown client key";
+	else if (!wn_protect_timestamp_after(in.timestamp,
+	                                     s->clients[i].last_ts))
+		why = "replayed handshake";
+	else if (in.payload_len != HS_PAYLOAD_LEN ||
+	         in.payload[0] != HS_PAYLOAD_VERSION)
+		why = "unsupported handshake version";
+	if (why) {
+		s->ep.stats.auth_failures++;
+		char addr[64];
+		wn_sockaddr_format(from, addr, sizeof(addr));
+		WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN, "sess",
+		          "refused %s: %s", addr, why);
+		wn_protect_initiation_wipe(&in);
+		return;
+	}
+	struct kclient *kc = &s->clients[i];
+	const uint8_t *sess_id = in.payload + 1;
+	uint32_t conv = wn_get_u32le(in.payload + 9);
+	struct ksession *ks = kc->sess;
+	if (ks && (memcmp(ks->sess_id, sess_id, 8) != 0 || ks->conv != conv)) {
+		/* The client started over (a restart, or it gave up on
+		 * us): its old session is gone for good. */
+		ksession_kill(ks, "replaced by a new session");
+		ks = NULL;
+	}
+	if (!ks) {
+		if (s->nsessions >= s->ep.o.max_sessions || s->closing) {
+			WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN,
+			          "sess",
+			          "handshake refused: %zu sessions live",
+			          s->nsessions);
+			wn_protect_initiation_wipe(&in);
+			return;
+		}
+		ks = server_new_session(s, i, sess_id, conv);
+		if (!ks) {
+			wn_protect_initiation_wipe(&in);
+			return;
+		}
+		wn_log_event(s->ep.o.log, WN_LOG_INFO, "sess", '+',
+		             ks->tunnel.peer_id, (long)s->nsessions,
+		             "client connected");
+	} else {
+		s->ep.stats.rekeys++;
+	}
+	memcpy(kc->last_ts, in.timestamp, sizeof(kc->last_ts));
+	uint8_t out[WN_PROTECT_RESPONSE_LEN];
+	size_t olen;
+	if (wn_protect_respond(&ks->peer, &in, now, out, sizeof(out), &olen) !=
+	    0)
+		return;
+	s->ep.stats.handshakes++;
+	ks->carrier = car;
+	memcpy(&ks->remote, from, fromlen);
+	ks->rlen = fromlen;
+	wn_kcp_sess_touch(ks->core, now);
+	ksession_send_now(ks, out, olen);
+}
+
+/* kcptun: sessions are found by the client's address, as kcp-go's listener
+ * does. A packet from a new address starts a session with its conv; one
+ * with another conv and sn 0 replaces the session there (a restarted
+ * client); anything else that does not match is dropped. */
+static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
+                           const struct sockaddr *from, socklen_t fromlen,
+                           uint8_t *pkt, size_t len)
+{
+	struct wn_kcpgo_pkt fp;
+	if (ktprof_open(&s->ep, from, pkt, len, &fp) != 0)
+		return;
+	uint8_t key[WN_CID_MAX];
+	size_t keylen = addr_key(from, key);
+	struct ksession *ks = wn_cidmap_get(&s->by_addr, key, keylen);
+	struct wn_kcp_hdr h;
+	if (fp.kind == WN_KCPGO_PARITY) {
+		/* No conv inside: only for a session we have. */
+		if (ks)
+			ktprof_input(ks, car, from, fromlen, &fp);
+		else
+			s->ep.stats.pkts_dropped++;
+		return;
+	}
+	if (wn_kcp_hdr_decode(fp.kcp, fp.kcp_len, &h) != 0) {
+		s->ep.stats.pkts_dropped++;
+		return;
+	}
+	if (ks && ks->conv != h.conv) {
+		if (h.sn != 0) {
+			s->ep.stats.pkts_dropped++;
+			return;
+		}
+		ksession_kill(ks, "replaced by a new session");
+		ks = NULL;
+	}
+	uint64_t now = kep_now(&s->ep);
+	if (!ks) {
+		if (s->nsessions >= s->ep.o.max_sessions) {
+			WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN,
+			          "sess", "session refused: %zu sessions live",
+			          s->nsessions);
+			return;
+		}
+		static const uint8_t nokey[WN_KEY_LEN];
+		ks = ksession_new(&s->ep, nokey, h.conv);
+		if (!ks)
+			return;
+		if (wn_cidmap_add(&s->by_addr, key, keylen, ks) != 0) {
+			ksession_free(ks);
+			return;
+		}
+		char addr[64];
+		wn_sockaddr_format(from, addr, sizeof(addr));
+		snprintf(ks->tunnel.peer_id, sizeof(ks->tunnel.peer_id), "%08x",
+		         (unsigned)h.conv);
+		ks->state = KS_UP;
+		ks->was_up = 1;
+		ks->created_ms = now;
+		ks->carrier = car;
+		memcpy(&ks->remote, from, fromlen);
+		ks->rlen = fromlen;
+		wn_list_add_tail(&s->sessions, &ks->link);
+		s->nsessions++;
+		wn_log_event(s->ep.o.log, WN_LOG_INFO, "sess", '+',
+		             ks->tunnel.peer_id, (long)s->nsessions, addr);
+	}
+	ktprof_input(ks, car, from, fromlen, &fp);
+}
+
+static void server_recv(void *ctx, struct wn_carrier *car,
+                        const struct sockaddr *from, socklen_t fromlen,
+                        uint8_t *pkt, size_t len)
+{
+	struct wn_kcp_server *s = ctx;
+	uint8_t type;
+	uint32_t idx;
+	if (s->ep.kt && !s->closing &&
+	    fromlen <= sizeof(struct sockaddr_storage)) {
+		kt_server_recv(s, car, from, fromlen, pkt, len);
+		return;
+	}
+	if (s->closing || fromlen > sizeof(struct sockaddr_storage) ||
+	    wn_protect_classify(pkt, len, &type, &idx) != 0) {
+		s->ep.stats.pkts_dropped++;
+		return;
+	}
+	if (type == WN_PROTECT_MSG_INITIATION) {
+		server_initiation(s, car, from, fromlen, pkt, len);
+		return;
+	}
+	uint8_t key[4];
+	wn_put_u32le(key, idx);
+	struct ksession *ks = type == WN_PROTECT_MSG_TRANSPORT
+	                          ? wn_cidmap_get(&s->by_index, key, 4)
+	                          : NULL;
+	size_t plen;
+	if (!ks || ks->state == KS_DEAD ||
+	    wn_protect_open(&ks->peer, pkt, len, kep_now(&s->ep), &plen) != 0) {
+		s->ep.stats.pkts_dropped++;
+		return;
+	}
+	ksession_input(ks, car, from, fromlen, pkt + WN_PROTECT_HEADROOM, plen);
+}
+
+static void server_writable(void *ctx, struct wn_carrier *c)
+{
+	struct wn_kcp_server *s = ctx;
+	for (struct wn_list *n = s->sessions.next; n != &s->sessions;
+	     n = n->next) {
+		struct ksession *ks = wn_list_entry(n, struct ksession, link);
+		if (ks->carrier == c)
+			ksession_schedule(ks);
+	}
+}
+
+int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
+                      const uint8_t (*clients)[WN_KEY_LEN], size_t n,
+                      const struct wn_accept_handler *ah,
+                      struct wn_kcp_server **out)
+{
+	if (!o->loop || !o->log || (!o->id && !o->kcptun) || !ah ||
+	    !ah->on_stream)
+		return WN_EINVAL;
+	struct wn_kcp_server *s = calloc(1, sizeof(*s));
+	if (!s)
+		return WN_ENOMEM;
+	s->ep.o = *o;
+	s->ep.tx = malloc((size_t)KCP_TX_SEGS * KCP_PKT_MAX);
+	if (!s->ep.tx) {
+		free(s);
+		return WN_ENOMEM;
+	}
+	s->ep.is_server = 1;
+	s->ep.ah = *ah;
+	s->ep.rl_drop = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
+	s->ep.rl_err = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
+	s->ep.sess_dead = server_sess_dead;
+	s->hs_tokens = HS_BURST;
+	s->hs_refill_ms = wn_loop_now_ms(o->loop);
+	wn_list_init(&s->sessions);
+	wn_deferred_init(&s->dnode);
+	int rc = WN_ENOMEM;
+	s->clients = calloc(n ? n : 1, sizeof(*s->clients));
+	if (!s->clients || wn_cidmap_init(&s->by_index) != 0)
+		goto fail;
+	if (wn_cidmap_init(&s->by_addr) != 0)
+		goto fail_map;
+	if (o->kcptun) {
+		rc = ktprof_new(&s->ep, o->kcptun);
+		if (rc != 0)
+			goto fail_addr;
+		s->ep.o.kcptun = NULL; /* copied into ep.kt */
+		*out = s;
+		return 0;
+	}
+	s->nclients = n;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(s->clients[i].key, clients[i], WN_KEY_LEN);
+		rc = wn_pubkey_to_x25519(clients[i], s->clients[i].x);
+		if (rc != 0)
+			goto fail_addr;
+	}
+	struct wn_protect_env env = {.random = wn_protect_random_sodium};
+	rc =
+	    wn_protect_responder_init(&s->resp, o->id->x_sk, o->id->x_pk, &env);
+	if (rc != 0)
+		goto fail_addr;
+	*out = s;
+	return 0;
+fail_addr:
+	wn_cidmap_free(&s->by_addr);
+fail_map:
+	wn_cidmap_free(&s->by_index);
+fail:
+	free(s->clients);
+	free(s->ep.tx);
+	free(s);
+	return rc;
+}
+
+struct wn_carrier_handler wn_kcp_server_handler(struct wn_kcp_server *s)
+{
+	struct wn_carrier_handler h = {
+	    .ctx = s,
+	    .recv = server_recv,
+	    .recv_done = kep_recv_done,
+	    .writable = server_writable,
+	};
+	return h;
+}
+
+size_t wn_kcp_server_sessions(const struct wn_kcp_server *s)
+{
+	return s->nsessions;
+}
+
+const struct wn_kcp_engine_stats *
+wn_kcp_server_stats(const struct wn_kcp_server *s)
+{
+	return &s->ep.stats;
+}
+
+static void server_deferred_free(struct wn_deferred *node)
+{
+	struct wn_kcp_server *s =
+	    wn_list_entry(node, struct wn_kcp_server, dnode);
+	wn_protect_responder_wipe(&s->resp);
+	wn_cidmap_free(&s->by_index);
+	wn_cidmap_free(&s->by_addr);
+	ktprof_free(&s->ep);
+	sodium_memzero(s->clients, s->nclients * sizeof(*s->clients));
+	free(s->clients);
+	free(s->ep.tx);
+	free(s);
+}
+
+void wn_kcp_server_close(struct wn_kcp_server *s)
+{
+	if (s->closing)
+		return;
+	s->closing = 1;
+	while (!wn_list_empty(&s->sessions)) {
+		struct ksession *ks =
+		    wn_list_entry(s->sessions.next, struct ksession, link);
+		if (ks->state == KS_UP)
+			wn_kcp_sess_run(ks->core, kep_now(&s->ep));
+		kep_tx_flush(&s->ep);
+		ksession_kill(ks, "server closed");
+	}
+	wn_loop_defer(s->ep.o.loop, &s->dnode, server_deferred_free);
+}
