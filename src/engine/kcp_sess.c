@@ -11,6 +11,9 @@
 /* Bytes moved between KCP and smux per call: a few frames' worth. */
 #define SESS_BUF 65536
 
+/* Input after this much silence resends what is in flight at once. */
+#define SESS_RESUME_MS 1000
+
 /* Effectively never: see wn_kcp_sess_cfg_default. */
 #define KCP_SESS_DEAD_LINK 100000
 
@@ -22,6 +25,7 @@ struct wn_kcp_sess {
 	void *out_ctx;
 	uint64_t now; /* of the current call, for output() */
 	uint64_t last_rx, last_tx;
+	uint64_t last_in; /* the last KCP datagram that parsed */
 	int err;
 	int in_input; /* guards against re-entering input from callbacks */
 	struct wn_snappy_dec *dec; /* cfg.compress: the peer's stream */
@@ -79,7 +83,7 @@ int wn_kcp_sess_new(const struct wn_kcp_sess_cfg *cfg, wn_kcp_output_fn out,
 		wn_kcp_sess_free(s);
 		return rc;
 	}
-	s->last_rx = s->last_tx = now;
+	s->last_rx = s->last_tx = s->last_in = now;
 	*sp = s;
 	return 0;
 }
@@ -115,6 +119,12 @@ int wn_kcp_sess_input(struct wn_kcp_sess *s, const uint8_t *pkt, size_t len,
 	int rc = wn_kcp_input(s->kcp, pkt, len, (uint32_t)now);
 	if (rc < 0)
 		return 0; /* a bad datagram is dropped (and counted by KCP) */
+	/* The first datagram after a silence (an outage, a dead path): the
+	 * path works again, so what is in flight goes again now rather than
+	 * when timeouts that grew during the silence expire. */
+	if (now - s->last_in >= SESS_RESUME_MS)
+		wn_kcp_kick(s->kcp, (uint32_t)now);
+	s->last_in = now;
 	if (!s->cfg.idle_on_data)
 		s->last_rx = now;
 	drain(s);
