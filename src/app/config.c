@@ -524,6 +524,14 @@ static int set_engine(const struct setting *st, const struct keydef *k,
 		return set_uint(st, k, v, &e->parityshard);
 	case K_SMUXVER:
 		return set_uint(st, k, v, &e->smuxver);
+	case K_SNDWND:
+		return set_uint(st, k, v, &e->sndwnd);
+	case K_RCVWND:
+		return set_uint(st, k, v, &e->rcvwnd);
+	case K_MTU:
+		return set_uint(st, k, v, &e->mtu);
+	case K_MAX_STREAMS:
+		return set_uint(st, k, v, &e->max_streams);
 	default:
 		break;
 	}
@@ -665,15 +673,11 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 	case K_DATASHARD:
 	case K_PARITYSHARD:
 	case K_SMUXVER:
-		return set_engine(st, k, v, &s->engine);
 	case K_SNDWND:
-		return set_uint(st, k, v, &s->engine.sndwnd);
 	case K_RCVWND:
-		return set_uint(st, k, v, &s->engine.rcvwnd);
 	case K_MTU:
-		return set_uint(st, k, v, &s->engine.mtu);
 	case K_MAX_STREAMS:
-		return set_uint(st, k, v, &s->engine.max_streams);
+		return set_engine(st, k, v, &s->engine);
 	default:
 		return WN_EINTERNAL;
 	}
@@ -738,15 +742,11 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 	case K_DATASHARD:
 	case K_PARITYSHARD:
 	case K_SMUXVER:
-		return set_engine(st, k, v, &c->engine);
 	case K_SNDWND:
-		return set_uint(st, k, v, &c->engine.sndwnd);
 	case K_RCVWND:
-		return set_uint(st, k, v, &c->engine.rcvwnd);
 	case K_MTU:
-		return set_uint(st, k, v, &c->engine.mtu);
 	case K_MAX_STREAMS:
-		return set_uint(st, k, v, &c->engine.max_streams);
+		return set_engine(st, k, v, &c->engine);
 	default:
 		return WN_EINTERNAL;
 	}

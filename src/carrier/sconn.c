@@ -2,9 +2,12 @@
 #include "carrier/sconn.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "carrier/carrier.h"
+#include "carrier/stream_int.h"
 #include "util/err.h"
 
 int sconn_init(struct sconn *s, struct wn_loop *loop, size_t limit,
@@ -349,4 +352,36 @@ void sconn_close(struct sconn *s)
 	/* A write still in flight is cancelled by uv_close; its callback
 	 * runs before the close callback and sees `closed`. */
 	uv_close((uv_handle_t *)&s->tcp, on_closed);
+}
+
+int sconn_send_batch(struct sconn *s, const uint8_t *buf, size_t len,
+                     size_t seg, uint32_t pad_max, uint8_t *pad,
+                     struct wn_carrier_stats *st)
+{
+	uint8_t hdr[WN_FRAME_HDR];
+	size_t off, n;
+
+	if (sconn_space(s) <
+	    stream_framed_len(len, seg) + STREAM_PAD_SLACK(pad_max)) {
+		s->want_drain = true;
+		return WN_EAGAIN;
+	}
+	for (off = 0; off < len; off += n) {
+		n = len - off < seg ? len - off : seg;
+		wn_put_u16be(hdr, (uint16_t)n);
+		sconn_put(s, hdr, sizeof(hdr));
+		sconn_put(s, buf + off, n);
+		st->pkts_out++;
+	}
+	st->bytes_out += len;
+	st->send_calls++;
+	if (pad_max) {
+		uint32_t np = randombytes_uniform(pad_max + 1);
+		wn_put_u16be(hdr, (uint16_t)(WN_FRAME_PAD_BIT | np));
+		randombytes_buf(pad, np);
+		sconn_put(s, hdr, sizeof(hdr));
+		sconn_put(s, pad, np);
+	}
+	sconn_flush(s);
+	return 0;
 }

@@ -100,6 +100,17 @@ int sconn_write(struct sconn *s, const void *p, size_t n);
 void sconn_put(struct sconn *s, const void *p, size_t n);
 void sconn_flush(struct sconn *s);
 
+struct wn_carrier_stats;
+
+/* Frames a carrier batch (len bytes of seg-byte packets, the last may be
+ * shorter) as records, adds a padding record of 0..pad_max random bytes
+ * (pad: pad_max bytes of scratch), counts it in st and starts writing.
+ * All or nothing: WN_EAGAIN when the queue has no room for the whole
+ * batch (want_drain is set: on_drain follows), else 0. */
+int sconn_send_batch(struct sconn *s, const uint8_t *buf, size_t len,
+                     size_t seg, uint32_t pad_max, uint8_t *pad,
+                     struct wn_carrier_stats *st);
+
 /* Queues n bytes to go out as they are, outside TLS (an answer to a
  * stranger that does not speak it). Returns 0 or WN_EAGAIN. */
 int sconn_write_raw(struct sconn *s, const void *p, size_t n);

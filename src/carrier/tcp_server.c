@@ -619,8 +619,6 @@ static int srv_send(struct wn_carrier *c, const struct sockaddr *to,
 {
 	struct tsrv *t = to_srv(c);
 	struct tconn *tc;
-	uint8_t hdr[WN_FRAME_HDR];
-	size_t off, n;
 
 	if (t->closed)
 		return WN_ECLOSED;
@@ -635,29 +633,11 @@ static int srv_send(struct wn_carrier *c, const struct sockaddr *to,
 		t->base.stats.drops_out += (len + seg - 1) / seg;
 		return WN_EUNREACH;
 	}
-	if (sconn_space(&tc->s) <
-	    stream_framed_len(len, seg) + STREAM_PAD_SLACK(t->o.pad_max)) {
-		tc->s.want_drain = true;
+	if (sconn_send_batch(&tc->s, buf, len, seg, t->o.pad_max, t->pad,
+	                     &t->base.stats) != 0) {
 		t->want_writable = true;
 		return WN_EAGAIN;
 	}
-	for (off = 0; off < len; off += n) {
-		n = len - off < seg ? len - off : seg;
-		wn_put_u16be(hdr, (uint16_t)n);
-		sconn_put(&tc->s, hdr, sizeof(hdr));
-		sconn_put(&tc->s, buf + off, n);
-		t->base.stats.pkts_out++;
-	}
-	t->base.stats.bytes_out += len;
-	t->base.stats.send_calls++;
-	if (t->o.pad_max) {
-		uint32_t np = randombytes_uniform(t->o.pad_max + 1);
-		wn_put_u16be(hdr, (uint16_t)(WN_FRAME_PAD_BIT | np));
-		randombytes_buf(t->pad, np);
-		sconn_put(&tc->s, hdr, sizeof(hdr));
-		sconn_put(&tc->s, t->pad, np);
-	}
-	sconn_flush(&tc->s);
 	return 0;
 }
 

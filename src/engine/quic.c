@@ -2,7 +2,6 @@
  * server up (reconnecting with backoff, holding new streams while down), and
  * a server that routes packets to connections by connection ID and accepts
  * new ones. One connection's machinery is in quic_conn.c. */
-#include <arpa/inet.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -583,16 +582,9 @@ static void server_conn_dead(struct qep *ep, struct qconn *qc)
 		             qc->tunnel.peer_id, (long)s->live,
 		             qc->why[0] ? qc->why : "closed");
 	} else if (qc->why[0] && !s->closing) {
-		char addr[64] = "?";
-		struct sockaddr *sa = (struct sockaddr *)&qc->remote;
-		if (sa->sa_family == AF_INET)
-			inet_ntop(AF_INET,
-			          &((struct sockaddr_in *)sa)->sin_addr, addr,
-			          sizeof(addr));
-		else if (sa->sa_family == AF_INET6)
-			inet_ntop(AF_INET6,
-			          &((struct sockaddr_in6 *)sa)->sin6_addr, addr,
-			          sizeof(addr));
+		char addr[64];
+		wn_sockaddr_format((struct sockaddr *)&qc->remote, addr,
+		                   sizeof(addr));
 		WN_LOG_RL(ep->o.log, &ep->rl_err, wn_loop_now_ms(ep->o.loop),
 		          WN_LOG_WARN, "sess", "refused %s: %s", addr, qc->why);
 	}
