@@ -82,7 +82,7 @@ LINKS = [
 QUICK_LINKS = ("100mbit-25ms-0%", "100mbit-25ms-1%")
 WORKLOADS = ("loopback", "bulk", "latency", "idle")
 
-FULL = dict(t=6, omit=2, lat_conns=200, idle=(1000, 10000), lo_runs=3,
+FULL = dict(t=6, omit=1, lat_conns=200, idle=(1000, 10000), lo_runs=3,
             lo_runs_peers=1)
 QUICK = dict(t=4, omit=1, lat_conns=50, idle=(1000,), lo_runs=1,
              lo_runs_peers=1)
@@ -442,7 +442,7 @@ class Bench:
         procs = []
         try:
             procs += self.servers_up(s, tag)
-            here = [x for x in subjects if link["peers"] or x.core]
+            here = [x for x in subjects if runs_on(x, link)]
             for subj in here:
                 env = Env(self, c, s, sa, tag, subj.idx)
                 try:
@@ -459,7 +459,10 @@ class Bench:
                         if subj.name not in started:
                             continue
                         env, sp = started[subj.name]
-                        r1, r4 = (runs1, runs4) if subj.core else (1, 1)
+                        rep = subj.core if subj.repeat is None \
+                            else subj.repeat
+                        r1, r4 = (runs1, runs4) if rep else (1, 1)
+                        r4 = r4 if subj.four else 0
                         for n, runs in ((1, r1), (4, r4)):
                             if run >= runs:
                                 continue
@@ -524,8 +527,8 @@ class Bench:
                 for subj in here:
                     if subj.name not in started:
                         continue
-                    runs = self.P["lo_runs"] if subj.name.startswith(
-                        "warren") else self.P["lo_runs_peers"]
+                    runs = self.P["lo_runs"] if subj.lo_repeat \
+                        else self.P["lo_runs_peers"]
                     if run >= runs:
                         continue
                     env, sp = started[subj.name]
@@ -644,7 +647,8 @@ class Bench:
              "links": [dict(x, nominal_loss_pct=round(x["loss"], 2))
                        for x in links],
              "subjects": [{"name": x.name, "desc": x.desc, "relay": x.relay,
-                           "direct": x.direct} for x in subjects],
+                           "direct": x.direct, "group": x.group}
+                          for x in subjects],
              "skipped": {x.name: why for x, why in skipped},
              "workloads": workloads,
              "bulk": {}, "latency": {}, "peak_kib": {}, "loopback": {},
@@ -667,6 +671,15 @@ class Bench:
         log(f"done in {R['meta']['duration_s']} s "
             f"({', '.join(f'{k} {v} s' for k, v in R['phase_s'].items())})")
         report.write(R, self.args.out, log)
+
+
+def runs_on(subj, link):
+    """Whether subj runs on link: its own list of links if it has one,
+    else every link for the core subjects and the links with peers for
+    the others."""
+    if subj.links is not None:
+        return link["name"] in subj.links
+    return link["peers"] or subj.core
 
 
 class Proc0:

@@ -67,8 +67,11 @@ def mib(v):
     return "—" if v is None else f"{v / 1024:.1f}"
 
 
-def subjects_with(R, pred):
-    return [s["name"] for s in R["subjects"] if pred(s["name"])]
+def subjects_with(R, pred, group="main"):
+    """Names of the subjects of a report group for which pred holds, in
+    the table's order (group None: every group)."""
+    return [s["name"] for s in R["subjects"] if pred(s["name"]) and
+            (group is None or s.get("group", "main") == group)]
 
 
 def render_md(R):
@@ -114,6 +117,8 @@ def render_md(R):
     loopback_md(R, L)
     latency_md(R, L)
     cost_md(R, L)
+    carriers_md(R, L)
+    kcptun_md(R, L)
     idle_md(R, L)
     for p in R.get("plots", []):
         L += [f"![{p}]({p})", ""]
@@ -233,6 +238,68 @@ def cost_md(R, L):
           "afresh.", ""]
 
 
+def fmt_side(c, side):
+    v = (c or {}).get("cpu_ms_per_mb") or {}
+    return "—" if v.get(side) is None else f"{v[side]:.1f}"
+
+
+def carriers_md(R, L):
+    """warren's engine x carrier pairs: loopback and the links where the
+    extra pairs ran, next to the main table's warren subjects."""
+    extra = subjects_with(R, lambda s: True, group="carriers")
+    if not extra:
+        return
+    subs = subjects_with(R, lambda s: s.startswith("warren-")) + extra
+    links = [x["name"] for x in R["links"] if any(
+        R["bulk"].get(x["name"], {}).get(s) for s in extra)]
+    L += ["## warren's engines over each carrier (1 stream: Mbit/s; CPU "
+          "ms per MB, client + server)", "",
+          "| subject | " + " | ".join(
+              ["loopback"] + links) + " |",
+          "|---|" + "---:|" * (1 + len(links))]
+    for s in subs:
+        cells = [R["loopback"].get(s)] + \
+            [R["bulk"].get(ln, {}).get(s, {}).get("1") for ln in links]
+        L.append(f"| {s} | " + " | ".join(
+            "—" if not c or c.get("median") is None else
+            f"{c['median']:.1f}; {fmt_cost(c, digits=1)}"
+            for c in cells) + " |")
+    L += ["", "The engine × carrier pairs beyond the main table run once, "
+          "on loopback and the 1% link only (time budget); the main "
+          "table's warren subjects are repeated here for comparison. "
+          "tcp and tls carriers cross the link in kernel TCP with the "
+          f"host's congestion control ({R['meta']['host_tcp_cc']}).", ""]
+
+
+def kcptun_md(R, L):
+    """Issue 8: warren at either end of a kcptun deployment against
+    kcptun at both, with the same (kcptun-fast3) settings."""
+    pairs = subjects_with(R, lambda s: True, group="kcptun")
+    if not pairs:
+        return
+    subs = [s for s in ("kcptun-fast3",) if any(
+        x["name"] == s for x in R["subjects"])] + pairs
+    L += ["## kcptun's wire format: warren at either end (kcptun-fast3's "
+          "settings on both ends; 1 stream)", "",
+          "| link | pair | Mbit/s, median (min–max) | CPU ms/MB client | "
+          "CPU ms/MB server |", "|---|---|---:|---:|---:|"]
+    rows = [("loopback", R["loopback"])] + \
+        [(x["name"], {s: (R["bulk"].get(x["name"], {}).get(s) or {})
+                      .get("1") for s in subs}) for x in R["links"]]
+    for ln, cells in rows:
+        if not any(cells.get(s) for s in pairs):
+            continue
+        for s in subs:
+            c = cells.get(s)
+            L.append(f"| {ln} | {s} | {fmt_bulk(c)} | "
+                     f"{fmt_side(c, 'client')} | {fmt_side(c, 'server')} |")
+    L += ["", "kcptun-fast3 is kcptun at both ends; warren-to-kcptun is "
+          "`warren client --engine kcptun` against `kcptun-server`, "
+          "kcptun-to-warren `kcptun-client` against `warren server "
+          "--engine kcptun`. The CPU of the warren end compares with the "
+          "same side of kcptun-fast3 (loopback: seconds per GB).", ""]
+
+
 def idle_md(R, L):
     idle = R["idle"]
     if not idle:
@@ -306,7 +373,7 @@ def plot_loss(R, plt, path):
         return False
     fig, ax = plt.subplots(figsize=(8, 5))
     drawn = 0
-    for k, s in enumerate(x["name"] for x in R["subjects"]):
+    for k, s in enumerate(subjects_with(R, lambda s: True)):
         color = f"C{k % 10}"
         xs, ys, lo, hi = [], [], [], []
         for x in rnd:
@@ -358,8 +425,8 @@ def plot_cost(R, plt, path):
                "CPU ms per MB, 1 stream, 100 Mbit/s 25 ms", 1.0),
               (axes[1], lo, "CPU s per GB, loopback ceiling", 1.0)]
     for ax, cells, title, scale in panels:
-        names = [x["name"] for x in R["subjects"] if cells and
-                 (cells.get(x["name"]) or {}).get("cpu_ms_per_mb")]
+        names = [n for n in subjects_with(R, lambda s: True) if cells and
+                 (cells.get(n) or {}).get("cpu_ms_per_mb")]
         names = [n for n in names
                  if any(v is not None for v in
                         cells[n]["cpu_ms_per_mb"].values())]

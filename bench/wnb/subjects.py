@@ -56,6 +56,12 @@ class Subject:
     latency = True     # run connect + first byte
     idle = ()          # idle stream counts worth measuring
     direct = False     # no processes of its own
+    group = "main"     # report section: main, carriers or kcptun
+    links = None       # the only links it runs on (None: every link if
+    #                    core, else the links with peers)
+    repeat = None      # 1-stream runs as the link says (None: if core)
+    four = True        # also the 4-stream runs
+    lo_repeat = False  # loopback: lo_runs (else lo_runs_peers)
 
     def missing(self, bench):
         """None if the subject can run here, else why not."""
@@ -107,11 +113,18 @@ class Direct(Subject):
 class Warren(Subject):
     idle = (1000, 10000)
     core = True
+    lo_repeat = True
 
-    def __init__(self, engine, carrier="udp", mode=None):
+    def __init__(self, engine, carrier="udp", mode=None, extra=False):
         self.engine, self.carrier, self.mode = engine, carrier, mode
         self.name = f"warren-{engine}" + \
             ("" if carrier == "udp" else f"-{carrier}")
+        if extra:
+            # The other engine x carrier pairs: one 1-stream run on the
+            # 1% link and on loopback, to keep the suite under 30 minutes.
+            self.group, self.core, self.lo_repeat = "carriers", False, False
+            self.links, self.four = ("100mbit-25ms-1%",), False
+            self.latency, self.idle = False, ()
         extra = f" `--mode {mode}`" if mode else ""
         self.desc = (f"warren client + server, `--engine {engine}`{extra}, "
                      f"{carrier} carrier; `-L` forwards to the iperf3 and "
@@ -272,6 +285,69 @@ class Kcptun(Subject):
         return out
 
 
+class KcptunPair(Subject):
+    """kcptun's wire format with one end warren (`--engine kcptun`) and
+    the other kcptun, both with kcptun-fast3's settings: issue 8's
+    comparison against kcptun-fast3 (kcptun at both ends)."""
+    group = "kcptun"
+    bins = Kcptun.bins
+    links = ("100mbit-25ms-0%", "100mbit-25ms-1%", "100mbit-25ms-5%")
+    repeat = True
+    four = False
+    latency = False
+
+    def __init__(self, warren_side):
+        self.warren_side = warren_side
+        if warren_side == "client":
+            self.name = "warren-to-kcptun"
+            self.desc = ("`warren client --engine kcptun` → "
+                         "`kcptun-server`")
+        else:
+            self.name = "kcptun-to-warren"
+            self.desc = ("`kcptun-client` → `warren server --engine "
+                         "kcptun`")
+        self.desc += (", one pair per target, kcptun-fast3's settings on "
+                      "both ends (`--mode fast3`, no compression, windows "
+                      "1024, `--crypt aes`, FEC 10/3)")
+
+    def missing(self, bench):
+        if not os.access(bench.warren, os.X_OK):
+            return f"{bench.warren} not built"
+        return Subject.missing(self, bench)
+
+    def _warren_args(self, b):
+        return [b.warren, "--engine", "kcptun", "--kcptun-key",
+                "warren-bench", "--crypt", "aes", "--mode", "fast3",
+                "--nocomp", "yes", "--sndwnd", "1024", "--rcvwnd", "1024",
+                "--datashard", "10", "--parityshard", "3",
+                "--log-level", "warn"]
+
+    def start(self, env):
+        b, out = env.bench, []
+        kargs = Kcptun(True)._args()
+        for k, port, tgt in ((0, env.iperf_port, "iperf"),
+                             (1, ECHO_PORT, "echo")):
+            udp = f"{env.sa}:{env.port(2 + k)}"
+            w = self._warren_args(b)
+            if self.warren_side == "server":
+                srv = [w[0], "server"] + w[1:] + [
+                    "--listen", f"udp://{udp}", "--target",
+                    f"127.0.0.1:{port}"]
+                cli = ["kcptun-client", "-l", f"127.0.0.1:{env.port(k)}",
+                       "-r", udp] + kargs
+            else:
+                srv = ["kcptun-server", "-l", udp, "-t",
+                       f"127.0.0.1:{port}"] + kargs
+                cli = [w[0], "client"] + w[1:] + [
+                    "--server", f"udp://{udp}", "-L",
+                    f"127.0.0.1:{env.port(k)}"]
+            out.append(self._start(env, f"server-{tgt}", srv, "server",
+                                   env.s, tgt))
+            out.append(self._start(env, f"client-{tgt}", cli, "client",
+                                   env.c, tgt))
+        return out
+
+
 def all_subjects():
     """The table, in the order of every report's columns."""
     return [
@@ -285,6 +361,11 @@ def all_subjects():
         Kcptun(False),
         Kcptun(True),
         Shadowsocks(),
+        Warren("kcp", carrier="tcp", mode="fast3", extra=True),
+        Warren("quic", carrier="tls", extra=True),
+        Warren("kcp", carrier="tls", mode="fast3", extra=True),
+        KcptunPair("client"),
+        KcptunPair("server"),
     ]
 
 
