@@ -459,6 +459,13 @@ void wn_kcp_flush(struct wn_kcp *k, uint32_t now)
 	}
 	h.cmd = WN_KCP_CMD_ACK;
 	for (size_t i = 0; i < k->nack; i++) {
+		/* Every segment's una already acknowledges what is below
+		 * rcv_nxt: only acks above it tell the sender something new
+		 * (which holes to fill), and the last carries a fresh RTT
+		 * sample. kcp-go does the same; on an in-order stream this
+		 * turns one ack per segment into one per flush. */
+		if (diff(k->acks[i].sn, k->rcv_nxt) < 0 && i + 1 < k->nack)
+			continue;
 		h.sn = k->acks[i].sn;
 		h.ts = k->acks[i].ts;
 		out_seg(k, &h, NULL);
