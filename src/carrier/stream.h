@@ -72,6 +72,8 @@ struct wn_stream_opts {
 	uint32_t rotate_after_ms;     /* client: replace after; 0: never */
 	uint64_t rotate_bytes;        /* client: replace after; 0: never */
 	uint32_t max_conns;           /* server: connections; 0: 4096 */
+	uint32_t conns;   /* client: parallel connections per session, 1..16
+	                   (WN_SGROUP_MAX); 0: 1 */
 	uint32_t pad_max; /* after each batch, a padding record of 0..pad_max
 	                     random bytes (at most 32767); 0: none */
 	/* tls: the carrier speaks TLS 1.3 under the preamble and framing */

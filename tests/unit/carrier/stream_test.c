@@ -429,39 +429,51 @@ static void test_forged_and_replayed(void **state)
 	struct eof_wait w1 = {fd1, false}, w3 = {fd3, false};
 	assert_false(saw_eof(e, &w1));
 	assert_false(saw_eof(e, &w3));
-	/* The session's next counter with the right secret binds and
-	 * replaces the first connection. */
+	/* The session's next counter with the right secret binds: the
+	 * connection joins the session (a client may run several), under
+	 * the session's one address. */
 	n = make_hello(e, again, 0xA1, 0xB1, 6);
 	fd5 = raw_connect(e);
 	send_all(fd5, again, n);
 	assert_true(wait_n(e, &e->srv.npkts, 2, 5000));
-	assert_int_equal(e->srv.ups, 2);
-	assert_int_equal(e->srv.downs, 1);
-	assert_memory_not_equal(&e->srv.from[0], &e->srv.from[1],
-	                        sizeof(struct sockaddr_in6));
-	/* Same session tag: the old address still routes, to the new
-	 * connection ("sessions follow their packets"). */
-	assert_memory_equal(&e->srv.from[0], &e->srv.from[1], 8);
+	assert_int_equal(e->srv.ups, 1);
+	assert_int_equal(e->srv.downs, 0);
+	assert_int_equal(wn_stream_server_conns(e->srv.c), 2);
+	assert_memory_equal(&e->srv.from[0], &e->srv.from[1],
+	                    sizeof(struct sockaddr_in6));
+	/* The first connection goes: the session lives on the second, and
+	 * its address reaches it ("sessions follow their packets"). */
+	close(fd2);
+	fd2 = -1;
+	uint64_t until = wn_mono_ns() + 5000000000ull;
+	while (wn_stream_server_conns(e->srv.c) != 1 && wn_mono_ns() < until)
+		run_for(e, 5);
+	assert_int_equal(wn_stream_server_conns(e->srv.c), 1);
+	assert_int_equal(e->srv.downs, 0);
 	assert_int_equal(
 	    wn_carrier_send(e->srv.c, (struct sockaddr *)&e->srv.from[0],
 	                    sizeof(struct sockaddr_in6), pkt, 9, 9),
 	    0);
-	struct eof_wait w2 = {fd2, false};
-	assert_true(run_until(e, saw_eof, &w2, 5000)); /* replaced: closed */
-	char b[16];
+	/* It may be preceded by empty padding records (keepalive answers). */
+	uint8_t b[64];
+	size_t got = 0, at = 0;
 	uint64_t end = wn_mono_ns() + 5000000000ull;
-	ssize_t got = -1;
-	while (got < 0 && wn_mono_ns() < end) {
+	while (wn_mono_ns() < end) {
 		run_for(e, 5);
-		got = recv(fd5, b, sizeof(b), MSG_DONTWAIT);
+		ssize_t r = recv(fd5, b + got, sizeof(b) - got, MSG_DONTWAIT);
+		if (r > 0)
+			got += (size_t)r;
+		while (got - at >= 2 && b[at] == 0x80 && b[at + 1] == 0)
+			at += 2;
+		if (got - at >= 11)
+			break;
 	}
-	assert_int_equal(got, 11);
-	assert_memory_equal(b, "\x00\x09", 2);
+	assert_int_equal(got - at, 11);
+	assert_memory_equal(b + at, "\x00\x09", 2);
 	/* Strangers are closed after their hold (2 to 6 s). */
 	assert_true(run_until(e, saw_eof, &w1, 10000));
 	assert_true(run_until(e, saw_eof, &w3, 10000));
 	close(fd1);
-	close(fd2);
 	close(fd3);
 	close(fd4);
 	close(fd5);
@@ -538,13 +550,20 @@ static void test_bounded_queue(void **state)
 	close(fd);
 }
 
-/* Connections of one session churn: each new one replaces the last. The
- * server keeps one connection and one session however many came and went
- * (ASan's leak check covers the memory of the ones that went). */
+static bool conns_are(struct env *e, void *arg)
+{
+	return wn_stream_server_conns(e->srv.c) == *(size_t *)arg;
+}
+
+/* Connections of one session churn: each new one comes before the last
+ * goes. The server keeps one session, under one address, however many
+ * came and went (ASan's leak check covers the memory of the ones that
+ * went). */
 static void test_churn_stays_bounded(void **state)
 {
 	struct env *e = *state;
 	uint8_t hello[400];
+	size_t one = 1;
 	int prev = -1;
 
 	assert_int_equal(server_open(e, NULL), 0);
@@ -553,18 +572,223 @@ static void test_churn_stays_bounded(void **state)
 		size_t n = make_hello(e, hello, 0x55, 0x66, i);
 		send_all(fd, hello, n);
 		assert_true(wait_n(e, &e->srv.npkts, (size_t)i, 5000));
-		if (prev >= 0) {
-			struct eof_wait w = {prev, false};
-			assert_true(run_until(e, saw_eof, &w, 5000));
+		if (prev >= 0)
 			close(prev);
-		}
 		prev = fd;
-		assert_int_equal(wn_stream_server_conns(e->srv.c), 1);
+		assert_true(run_until(e, conns_are, &one, 5000));
 		assert_int_equal(wn_stream_server_sessions(e->srv.c), 1);
 	}
-	assert_int_equal(e->srv.ups, 100);
-	assert_int_equal(e->srv.downs, 99);
+	assert_int_equal(e->srv.ups, 1);
+	assert_int_equal(e->srv.downs, 0);
+	assert_memory_equal(&e->srv.from[0], &e->srv.from[MAXP - 1],
+	                    sizeof(struct sockaddr_in6));
 	close(prev);
+}
+
+/* A session's group is bounded: connections that keep coming without the
+ * old ones going push out the one heard from longest ago. */
+static void test_group_bounded(void **state)
+{
+	struct env *e = *state;
+	uint8_t hello[400];
+	int fds[40];
+
+	assert_int_equal(server_open(e, NULL), 0);
+	for (size_t i = 0; i < 40; i++) {
+		fds[i] = raw_connect(e);
+		size_t n = make_hello(e, hello, 0x44, 0x45, i + 1);
+		send_all(fds[i], hello, n);
+		assert_true(wait_n(e, &e->srv.npkts, i + 1, 5000));
+		assert_true(wn_stream_server_conns(e->srv.c) <= 32);
+	}
+	assert_int_equal(wn_stream_server_conns(e->srv.c), 32);
+	struct eof_wait w0 = {fds[0], false}, w39 = {fds[39], false};
+	assert_true(run_until(e, saw_eof, &w0, 5000));
+	assert_false(saw_eof(e, &w39));
+	for (size_t i = 0; i < 40; i++)
+		close(fds[i]);
+}
+
+/* A member that goes silent while a sibling keeps talking is dropped
+ * after the stall time; the lone survivor is kept however quiet. */
+static void test_silent_member_dropped(void **state)
+{
+	struct env *e = *state;
+	struct wn_stream_opts o = {.stall_ms = 600};
+	uint8_t hello[400];
+	size_t one = 1;
+
+	assert_int_equal(server_open(e, &o), 0);
+	int a = raw_connect(e), b = raw_connect(e);
+	size_t n = make_hello(e, hello, 0x33, 0x34, 1);
+	send_all(a, hello, n);
+	n = make_hello(e, hello, 0x33, 0x34, 2);
+	send_all(b, hello, n);
+	assert_true(wait_n(e, &e->srv.npkts, 2, 5000));
+	struct eof_wait wa = {a, false}, wb = {b, false};
+	uint64_t end = wn_mono_ns() + 5000000000ull;
+	while (!saw_eof(e, &wa) && wn_mono_ns() < end) {
+		send_all(b, (const uint8_t *)"\x80\x00", 2); /* b talks */
+		run_for(e, 50);
+	}
+	assert_true(wa.eof);
+	assert_true(run_until(e, conns_are, &one, 2000));
+	run_for(e, 1500); /* b alone and silent: kept */
+	assert_false(saw_eof(e, &wb));
+	assert_int_equal(e->srv.downs, 0);
+	close(a);
+	close(b);
+}
+
+/* ---- parallel connections (conns = N) --------------------------------- */
+
+/* The client's sockets to the server (peer port e->port), up to max. */
+static size_t client_fds(struct env *e, int *fds, size_t max)
+{
+	size_t n = 0;
+
+	for (int fd = 3; fd < 1024 && n < max; fd++) {
+		struct sockaddr_in a;
+		socklen_t l = sizeof(a);
+		if (getpeername(fd, (struct sockaddr *)&a, &l) == 0 &&
+		    a.sin_family == AF_INET && ntohs(a.sin_port) == e->port)
+			fds[n++] = fd;
+	}
+	return n;
+}
+
+static size_t log_count(struct env *e, const char *needle)
+{
+	static char buf[1 << 20];
+	size_t n, count = 0;
+
+	fflush(e->logf);
+	fseek(e->logf, 0, SEEK_SET);
+	n = fread(buf, 1, sizeof(buf) - 1, e->logf);
+	buf[n] = '\0';
+	for (char *p = buf; (p = strstr(p, needle)) != NULL; p++)
+		count++;
+	return count;
+}
+
+static bool group_of(struct env *e, void *arg)
+{
+	int fds[32];
+	return wn_stream_server_conns(e->srv.c) == *(size_t *)arg &&
+	       client_fds(e, fds, 32) == *(size_t *)arg;
+}
+
+/* Four connections of one session, one path for the engines: the client
+ * announces up once and keeps one virtual address while any connection
+ * lives, however many die and are redialled; the server sees one session
+ * address. Only when all die does the path go down and come back new. */
+static void test_parallel_group(void **state)
+{
+	struct env *e = *state;
+	struct wn_stream_opts o = {.conns = 4};
+	struct sockaddr_storage a1, a2;
+	socklen_t l1, l2;
+	size_t four = 4;
+	int fds[8];
+
+	assert_int_equal(server_open(e, NULL), 0);
+	client_open(e, &o);
+	assert_true(run_until(e, group_of, &four, 5000));
+	assert_int_equal(e->cli.ups, 1);
+	assert_int_equal(wn_stream_server_sessions(e->srv.c), 1);
+	e->cli.c->ops->local_addr(e->cli.c, &a1, &l1);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(
+		    wn_carrier_send(e->cli.c, NULL, 0, pkt, 10000, 1000), 0);
+	assert_true(wait_n(e, &e->srv.npkts, 500, 5000));
+	assert_int_equal(e->srv.ups, 1);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(
+		    wn_carrier_send(
+		        e->srv.c, (struct sockaddr *)&e->srv.from[0],
+		        sizeof(struct sockaddr_in6), pkt, 10000, 1000),
+		    0);
+	assert_true(wait_n(e, &e->cli.npkts, 500, 5000));
+	/* Two connections die: redialled, the path unchanged. */
+	assert_int_equal(client_fds(e, fds, 8), 4);
+	shutdown(fds[0], SHUT_RDWR);
+	shutdown(fds[2], SHUT_RDWR);
+	run_for(e, 100);
+	assert_true(run_until(e, group_of, &four, 5000));
+	assert_true(log_count(e, "up (4 up)") >= 2);
+	assert_int_equal(e->cli.ups, 1);
+	assert_int_equal(e->cli.downs, 0);
+	assert_int_equal(e->srv.ups, 1);
+	assert_int_equal(e->srv.downs, 0);
+	e->cli.c->ops->local_addr(e->cli.c, &a2, &l2);
+	assert_memory_equal(&a1, &a2, l1);
+	assert_int_equal(wn_carrier_send(e->cli.c, NULL, 0, pkt, 100, 100), 0);
+	assert_true(wait_n(e, &e->srv.npkts, 501, 5000));
+	assert_memory_equal(&e->srv.from[0], &e->srv.from[MAXP - 1],
+	                    sizeof(struct sockaddr_in6));
+	/* All die at once: the path goes down, and comes back as a new one. */
+	assert_int_equal(client_fds(e, fds, 8), 4);
+	for (int i = 0; i < 4; i++)
+		shutdown(fds[i], SHUT_RDWR);
+	assert_true(wait_n(e, &e->cli.downs, 1, 5000));
+	assert_true(wait_n(e, &e->cli.ups, 2, 10000));
+	assert_true(run_until(e, group_of, &four, 10000));
+	e->cli.c->ops->local_addr(e->cli.c, &a2, &l2);
+	assert_memory_not_equal(&a1, &a2, l1);
+	assert_int_equal(e->cli.ups, 2);
+}
+
+/* Rotation replaces connections one at a time: the group never empties,
+ * so the engines never see the path go down or change. */
+static void test_rotation_one_at_a_time(void **state)
+{
+	struct env *e = *state;
+	struct wn_stream_opts o = {.conns = 2, .rotate_after_ms = 400};
+	struct sockaddr_storage a1, a2;
+	socklen_t l1, l2;
+	size_t two = 2, min = 99;
+
+	assert_int_equal(server_open(e, NULL), 0);
+	client_open(e, &o);
+	assert_true(run_until(e, group_of, &two, 5000));
+	e->cli.c->ops->local_addr(e->cli.c, &a1, &l1);
+	uint64_t end = wn_mono_ns() + 3000000000ull;
+	while (wn_mono_ns() < end) {
+		assert_int_equal(
+		    wn_carrier_send(e->cli.c, NULL, 0, pkt, 1000, 1000), 0);
+		run_for(e, 10);
+		size_t n = wn_stream_server_conns(e->srv.c);
+		if (n < min)
+			min = n;
+	}
+	assert_true(log_count(e, ": rotating (age)") >= 4);
+	assert_true(min >= 1);
+	assert_int_equal(e->cli.ups, 1);
+	assert_int_equal(e->cli.downs, 0);
+	assert_int_equal(e->srv.ups, 1);
+	assert_int_equal(e->srv.downs, 0);
+	e->cli.c->ops->local_addr(e->cli.c, &a2, &l2);
+	assert_memory_equal(&a1, &a2, l1);
+}
+
+/* Idle members stay provably alive: the client pings each, the server
+ * answers, so neither the client's stall rule nor the server's silence
+ * rule closes a live connection. */
+static void test_idle_members_kept(void **state)
+{
+	struct env *e = *state;
+	struct wn_stream_opts o = {.conns = 3, .stall_ms = 1600};
+	size_t three = 3;
+
+	assert_int_equal(server_open(e, &o), 0);
+	client_open(e, &o);
+	assert_true(run_until(e, group_of, &three, 5000));
+	run_for(e, 4000);
+	assert_int_equal(log_count(e, "stalled"), 0);
+	assert_int_equal(log_count(e, "silent"), 0);
+	assert_int_equal(log_count(e, "up (3 up)"), 1);
+	assert_true(group_of(e, &three));
+	assert_int_equal(e->cli.downs, 0);
 }
 
 int main(void)
@@ -582,6 +806,16 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bounded_queue, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_churn_stays_bounded, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_group_bounded, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_silent_member_dropped, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_parallel_group, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_rotation_one_at_a_time, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_idle_members_kept, setup,
 	                                    teardown),
 	};
 	(void)count_at_least;
