@@ -30,8 +30,9 @@ struct cconn {
 	struct tcli *cl;
 	uv_connect_t creq;
 	bool up;
-	bool retiring; /* being rotated out: replaced when another is up */
-	bool draining; /* replaced: no more sends, closes once flushed */
+	bool retiring;     /* being rotated out: replaced when another is up */
+	bool draining;     /* replaced: no more sends, closes once flushed */
+	uint64_t drain_ms; /* when it started draining */
 	uint64_t num;
 	struct wn_frame_dec dec;
 	uint8_t *decbuf;
@@ -257,6 +258,7 @@ static void retire_done(struct tcli *t)
 		if (!cc->retiring || cc->draining)
 			continue;
 		cc->draining = true;
+		cc->drain_ms = now_ms(t);
 		if (t->pref == cc)
 			t->pref = NULL;
 		if (sconn_queued(&cc->s) == 0)
@@ -446,6 +448,8 @@ static void on_tick(struct wn_timer *tm)
 		} else if (cc->s.tx_wait_ms &&
 		           now - cc->s.tx_wait_ms > t->o.stall_ms) {
 			conn_end(cc, WN_ETIMEDOUT, "stalled: nothing heard");
+		} else if (cc->draining && now - cc->drain_ms > t->o.stall_ms) {
+			conn_end(cc, WN_ETIMEDOUT, "rotated (unflushed)");
 		} else if (!cc->draining &&
 		           wn_sgroup_ping_due(now, cc->s.last_tx_ms,
 		                              t->o.stall_ms /
@@ -485,7 +489,8 @@ static int cli_send(struct wn_carrier *c, const struct sockaddr *to,
 		if (cc == t->pref)
 			cur = i;
 	}
-	i = wn_sgroup_pick(queued, t->nconns, cur, WN_SGROUP_LOW);
+	i = wn_sgroup_pick(queued, t->nconns, cur,
+	                   t->o.queue_limit / WN_SGROUP_LOW_DIV);
 	if (i == t->nconns) {
 		t->base.stats.drops_out += (len + seg - 1) / seg;
 		return WN_EUNREACH;

@@ -460,7 +460,8 @@ static struct tconn *route(struct tsrv *t, const struct sockaddr *to,
 		if (ss->conns[i] == ss->pref)
 			cur = i;
 	}
-	i = wn_sgroup_pick(queued, ss->nconns, cur, WN_SGROUP_LOW);
+	i = wn_sgroup_pick(queued, ss->nconns, cur,
+	                   t->o.queue_limit / WN_SGROUP_LOW_DIV);
 	if (i == ss->nconns)
 		return NULL;
 	ss->pref = ss->conns[i];
