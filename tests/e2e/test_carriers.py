@@ -190,7 +190,7 @@ def test_parallel_conns_survive_cuts(tunnel, engine, scheme):
     secs = time.monotonic() - t0
     assert r["ok"], r
     cuts = px.log().count("close (cut)")
-    assert cuts >= 4, px.log()
+    assert cuts >= 2, px.log()
     # The server bound 4 connections of the one session at once.
     held = [int(n) for n in re.findall(r"(\d+) in session", s.log())]
     assert held and max(held) >= 4, s.log()[-4000:]

@@ -640,6 +640,45 @@ static void test_silent_member_dropped(void **state)
 	close(b);
 }
 
+/* A connection that falls behind (its peer stops reading) fills up, and
+ * the session's batches spill over to a sibling: the engine is refused
+ * nothing while a connection of the group has room. */
+static void test_spill_over_to_a_sibling(void **state)
+{
+	struct env *e = *state;
+	uint8_t hello[400];
+	static uint8_t sink[1 << 16];
+	size_t n, sent = 0, got_b = 0;
+	int rc = 0;
+
+	assert_int_equal(server_open(e, NULL), 0);
+	int a = raw_connect(e), b = raw_connect(e);
+	n = make_hello(e, hello, 0x21, 0x22, 1);
+	send_all(a, hello, n);
+	assert_true(wait_n(e, &e->srv.npkts, 1, 5000));
+	n = make_hello(e, hello, 0x21, 0x22, 2);
+	send_all(b, hello, n);
+	assert_true(wait_n(e, &e->srv.npkts, 2, 5000));
+	struct sockaddr *to = (struct sockaddr *)&e->srv.from[0];
+	/* a reads nothing; b reads everything. */
+	while (got_b < (1u << 20) && sent < (64u << 20)) {
+		rc = wn_carrier_send(e->srv.c, to, sizeof(struct sockaddr_in6),
+		                     pkt, 14520, 1452);
+		assert_int_equal(rc, 0);
+		sent += 14520;
+		uv_run(wn_loop_uv(&e->loop), UV_RUN_NOWAIT);
+		ssize_t r;
+		while ((r = recv(b, sink, sizeof(sink), MSG_DONTWAIT)) > 0)
+			got_b += (size_t)r;
+	}
+	assert_true(got_b >= (1u << 20));
+	/* Most went to a first: b took over only once a was loaded. */
+	assert_true(sent - got_b >= (256u << 10));
+	assert_int_equal(e->srv.downs, 0);
+	close(a);
+	close(b);
+}
+
 /* ---- parallel connections (conns = N) --------------------------------- */
 
 /* The client's sockets to the server (peer port e->port), up to max. */
@@ -810,6 +849,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_group_bounded, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_silent_member_dropped, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_spill_over_to_a_sibling, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_parallel_group, setup,
 	                                    teardown),
