@@ -777,6 +777,28 @@ static void test_parallel_group(void **state)
 	assert_int_equal(e->cli.ups, 2);
 }
 
+/* max_conns counts each parallel connection: a client that wants more
+ * than the server allows keeps what it got, and its extra dials back off
+ * without disturbing the path. */
+static void test_max_conns_counts_each(void **state)
+{
+	struct env *e = *state;
+	struct wn_stream_opts so = {.max_conns = 2}, co = {.conns = 4};
+	size_t two = 2;
+
+	assert_int_equal(server_open(e, &so), 0);
+	client_open(e, &co);
+	assert_true(wait_n(e, &e->cli.ups, 1, 5000));
+	assert_true(run_until(e, conns_are, &two, 5000));
+	run_for(e, 1500);
+	assert_int_equal(wn_stream_server_conns(e->srv.c), 2);
+	assert_true(log_count(e, "connection limit (2) reached") >= 1);
+	assert_int_equal(e->cli.ups, 1);
+	assert_int_equal(e->cli.downs, 0);
+	assert_int_equal(wn_carrier_send(e->cli.c, NULL, 0, pkt, 100, 100), 0);
+	assert_true(wait_n(e, &e->srv.npkts, 1, 5000));
+}
+
 /* Rotation replaces connections one at a time: the group never empties,
  * so the engines never see the path go down or change. */
 static void test_rotation_one_at_a_time(void **state)
@@ -855,6 +877,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_parallel_group, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_rotation_one_at_a_time, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_max_conns_counts_each, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_idle_members_kept, setup,
 	                                    teardown),
