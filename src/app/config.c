@@ -60,6 +60,8 @@ enum key_id {
 	K_EAGER,
 	K_USER,
 	K_USERS_FILE,
+	K_CONNS,
+	K_PROBE_INTERVAL,
 };
 
 #define F_REPEAT 1u
@@ -134,6 +136,14 @@ static const struct keydef keys[] = {
      "with several servers: move on after this long without progress "
      "(default 3s)",
      500, 600000},
+    {SEC_CLIENT, "conns", K_CONNS, 0, "N",
+     "tcp/tls: carrier connections kept up in parallel per server, one "
+     "session over all of them (default 1)",
+     1, 16},
+    {SEC_CLIENT, "probe-interval", K_PROBE_INTERVAL, 0, "DURATION",
+     "with several servers: while on a later one, try the first again "
+     "this often (default 10s)",
+     500, 3600000},
     {SEC_SERVER | SEC_CLIENT, "padding", K_PADDING, 0, "BYTES",
      "tcp/tls: after each batch of packets, a padding record of up to "
      "this many random bytes (default 0: none; at most 32767)",
@@ -242,6 +252,8 @@ void wn_config_init(struct wn_config *cfg)
 	cfg->server.idle_timeout_ms = 30000;
 	cfg->client.log_level = WN_LOG_INFO;
 	cfg->client.failover_ms = 3000;
+	cfg->client.conns = 1;
+	cfg->client.probe_ms = 10000;
 	cfg->client.keepalive_ms = 5000;
 	cfg->client.dead_peer_timeout_ms = 15000;
 	snprintf(cfg->server.engine.mode, sizeof(cfg->server.engine.mode),
@@ -727,6 +739,10 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 		return set_size(st, k, v, UINT64_MAX, &c->rotate_bytes);
 	case K_FAILOVER_AFTER:
 		return set_duration(st, k, v, &c->failover_ms);
+	case K_CONNS:
+		return set_uint(st, k, v, &c->conns);
+	case K_PROBE_INTERVAL:
+		return set_duration(st, k, v, &c->probe_ms);
 	case K_PADDING: {
 		uint64_t n;
 		if (set_size(st, k, v, 32767, &n) != 0)

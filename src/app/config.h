@@ -14,7 +14,8 @@
  *                               keepalive, dead-peer-timeout, engine, mode,
  *                               sndwnd, rcvwnd, mtu, max-streams, sni,
  *                               rotate-after, rotate-bytes, failover-after,
- *                               padding, and the kcptun keys as [server]
+ *                               conns, probe-interval, padding, and the
+ *                               kcptun keys as [server]
  *   [forward NAME]        keys: listen, target (client side port forwards)
  *   [socks5 NAME]         keys: listen, eager, user, users-file (client
  *                               side SOCKS5 proxies)
@@ -169,7 +170,9 @@ struct wn_client_cfg {
 	uint32_t rotate_after_ms; /* 0: never */
 	uint64_t rotate_bytes;    /* 0: never */
 	uint32_t failover_ms;     /* several servers: move on after */
-	uint32_t padding;         /* padding record after each batch */
+	unsigned conns;           /* tcp/tls connections per server, 1..16 */
+	uint32_t probe_ms; /* several servers: try the first this often */
+	uint32_t padding;  /* padding record after each batch */
 	struct wn_engine_cfg engine;
 	uint64_t set_mask, file_mask;
 };

@@ -340,12 +340,16 @@ int wn_cmd_client(int argc, char **argv)
 	o.keepalive_ms = cc->keepalive_ms;
 	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
 	o.failover_ms = cc->failover_ms;
+	if (cc->probe_ms)
+		o.probe_ms = cc->probe_ms;
 	struct wn_kcp_engine_opts ko;
 	kcp_opts(d, &cc->engine, 0, &ko);
 	ko.idle_timeout_ms = cc->dead_peer_timeout_ms;
 	ko.keepalive_ms = cc->keepalive_ms;
 	if (cc->failover_ms)
 		ko.failover_ms = cc->failover_ms;
+	if (cc->probe_ms)
+		ko.probe_ms = cc->probe_ms;
 	int kcp = cc->engine.kind != WN_ENGINE_QUIC;
 	int rc = kcp ? wn_kcp_client_new(&ko, cc->server_key, NULL, &d->kcli)
 	             : wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
@@ -382,6 +386,7 @@ int wn_cmd_client(int argc, char **argv)
 			    .sni = sni,
 			    .rotate_after_ms = cc->rotate_after_ms,
 			    .rotate_bytes = cc->rotate_bytes,
+			    .conns = cc->conns,
 			    .pad_max = cc->padding,
 			};
 			rc = wn_stream_client_open(

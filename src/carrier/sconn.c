@@ -18,7 +18,7 @@ int sconn_init(struct sconn *s, struct wn_loop *loop, size_t limit,
 	s->loop = loop;
 	s->rbuf = rbuf;
 	s->rcap = rcap;
-	s->born_ms = s->last_rx_ms = wn_loop_now_ms(loop);
+	s->born_ms = s->last_rx_ms = s->last_tx_ms = wn_loop_now_ms(loop);
 	if (wn_bufq_init(&s->out, WN_BUFQ_CHUNK_DEFAULT, limit) != 0)
 		return WN_ENOMEM;
 	rc = uv_tcp_init(wn_loop_uv(loop), &s->tcp);
@@ -153,8 +153,9 @@ void sconn_put(struct sconn *s, const void *p, size_t n)
 	if (n == 0)
 		return;
 	wn_bufq_write(s->tls ? &s->plain : &s->out, p, n);
+	s->last_tx_ms = wn_loop_now_ms(s->loop);
 	if (s->tx_wait_ms == 0)
-		s->tx_wait_ms = wn_loop_now_ms(s->loop);
+		s->tx_wait_ms = s->last_tx_ms;
 }
 
 /* Encrypts the staged plaintext into records (GnuTLS pushes them into the
@@ -185,6 +186,25 @@ void sconn_flush(struct sconn *s)
 	if (s->tls)
 		tls_seal(s);
 	kick(s);
+}
+
+size_t sconn_queued(const struct sconn *s)
+{
+	return wn_bufq_len(&s->out) + (s->tls ? wn_bufq_len(&s->plain) : 0);
+}
+
+int sconn_ping(struct sconn *s)
+{
+	uint8_t hdr[WN_FRAME_HDR];
+
+	if (s->closed)
+		return WN_ECLOSED;
+	if (sconn_space(s) < sizeof(hdr))
+		return WN_EAGAIN;
+	wn_put_u16be(hdr, WN_FRAME_PAD_BIT);
+	sconn_put(s, hdr, sizeof(hdr));
+	sconn_flush(s);
+	return 0;
 }
 
 int sconn_write(struct sconn *s, const void *p, size_t n)

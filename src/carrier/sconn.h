@@ -40,6 +40,7 @@ struct sconn {
 	size_t rcap;
 	uint64_t bytes_in, bytes_out;
 	uint64_t born_ms, last_rx_ms;
+	uint64_t last_tx_ms;   /* last time bytes were queued */
 	uint64_t tx_wait_ms;   /* first send since the last receive, or 0 */
 	bool end_when_flushed; /* on_end(WN_ECLOSED) once the queue is empty */
 	/* TLS (NULL tls: plain TCP) */
@@ -110,6 +111,13 @@ struct wn_carrier_stats;
 int sconn_send_batch(struct sconn *s, const uint8_t *buf, size_t len,
                      size_t seg, uint32_t pad_max, uint8_t *pad,
                      struct wn_carrier_stats *st);
+
+/* Bytes waiting to be written (staged plaintext included). */
+size_t sconn_queued(const struct sconn *s);
+
+/* Queues an empty padding record (a keepalive the peer skips) and starts
+ * writing. Returns 0, WN_EAGAIN (no room; nothing owed) or WN_ECLOSED. */
+int sconn_ping(struct sconn *s);
 
 /* Queues n bytes to go out as they are, outside TLS (an answer to a
  * stranger that does not speak it). Returns 0 or WN_EAGAIN. */

@@ -8,26 +8,37 @@
  * carries framed packets both ways (core/frame.h).
  *
  * Client (wn_stream_client_open): dials the server, sends a preamble, and
- * keeps one connection up: when it dies (cut, reset, or stalled: bytes sent
- * and nothing heard for stall_ms) it redials at once, then with jittered
- * exponential backoff (100 ms doubling to 5 s) while dials fail. Each new
- * connection gets a fresh virtual local address (fd00::/8, see carrier.h)
- * and is announced with h.state(NULL, up = 1): the engine reads the new
- * local_addr() and migrates to it. Packets sent while no connection is up
- * are dropped (WN_EUNREACH), as a datagram link would lose them. Packets
- * arrive from the server address given at open.
+ * keeps opts.conns connections (a group; default one) up: when one dies
+ * (cut, reset, or stalled: bytes sent and nothing heard for stall_ms) it
+ * redials at once, then with jittered exponential backoff (100 ms doubling
+ * to 5 s) while dials fail. The group has one virtual local address
+ * (fd00::/8, see carrier.h) while any of its connections is up: the first
+ * connection up after none gives it a fresh one and is announced with
+ * h.state(NULL, up = 1) (the engine reads the new local_addr() and
+ * migrates to it); the last one's end is announced down. Connections
+ * joining or leaving a live group are not announced: to the engine a lost
+ * connection is lost packets. Rotation (rotate_after_ms, rotate_bytes)
+ * dials the replacement first, one connection at a time (group.h).
+ * Packets sent while no connection is up are dropped (WN_EUNREACH), as a
+ * datagram link would lose them. Packets arrive from the server address
+ * given at open.
  *
  * Server (wn_stream_server_open): listens; a connection whose preamble
  * opens with the server's key binds to its session: a new session id makes
  * a new session (the engine above authenticates the client and drops
  * strangers), a known one binds only if the secret matches (constant time)
  * and the counter is above the last accepted one, so a replayed preamble
- * binds nothing. A bound connection gets a virtual peer address (fd00::/8:
- * a per-session tag and the connection's number) reported with
- * h.state(addr, up = 1); it replaces the session's previous connection,
- * whose address is reported down. Packets sent to any address of a session
- * go out on its current connection, so an engine that still answers an old
- * address reaches the client anyway ("sessions follow their packets").
+ * binds nothing. A bound connection joins its session's group (at most
+ * WN_SGROUP_SERVER_MAX; beyond, the member heard from longest ago is
+ * closed). While the group has connections the session has one virtual
+ * peer address (fd00::/8: a per-session tag and the number of the
+ * connection that started the group), reported with h.state(addr, up = 1)
+ * when the group starts and down when its last connection ends. Packets
+ * sent to any address of a session go out on one of its connections
+ * (group.h: the preferred unless loaded), so an engine that still answers
+ * an old address reaches the client anyway ("sessions follow their
+ * packets"). Members are kept alive and dead ones dropped by the rules in
+ * group.h.
  * Anything that is not a valid preamble is held open in silence for a
  * random 2 to 6 s, its input discarded, then closed (tcp), or answered as
  * a web server would (tls: see tls.h and opts.fallback): an HTTP request
@@ -40,9 +51,9 @@
  * of a random 0..pad_max bytes, so packet sizes and timing show less on a
  * plain tcp carrier (under tls, records hide them anyway).
  *
- * Send: a batch is framed whole into the connection's write queue or not
+ * Send: a batch is framed whole into one connection's write queue or not
  * at all; a full queue (queue_limit) gives WN_EAGAIN, and h.writable
- * follows once it drains.
+ * follows once it drains or a connection of the group ends.
  *
  * Capabilities: WN_CARRIER_RELIABLE (packets arrive in order, or the
  * connection dies). max_packet is opts.max_packet (default 1472, what a udp
@@ -72,6 +83,8 @@ struct wn_stream_opts {
 	uint32_t rotate_after_ms;     /* client: replace after; 0: never */
 	uint64_t rotate_bytes;        /* client: replace after; 0: never */
 	uint32_t max_conns;           /* server: connections; 0: 4096 */
+	uint32_t conns;   /* client: parallel connections per session, 1..16
+	                   (WN_SGROUP_MAX); 0: 1 */
 	uint32_t pad_max; /* after each batch, a padding record of 0..pad_max
 	                     random bytes (at most 32767); 0: none */
 	/* tls: the carrier speaks TLS 1.3 under the preamble and framing */

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "carrier/group.h"
 #include "carrier/stream.h"
 #include "core/frame.h"
 #include "util/rw.h"
@@ -18,6 +19,13 @@
 #define STREAM_MAX_CONNS 4096
 #define STREAM_RBUF (64 * 1024)
 #define STREAM_TAG_LEN 7 /* session tag in a server's virtual address */
+/* Connection groups (group.h): the client pings a connection that sent
+ * nothing for a quarter of the stall time (so a dead one is found within
+ * it), the server answers one that heard and did not reply for an eighth
+ * of it, and drops a member silent for the stall time while a sibling
+ * lives. */
+#define STREAM_PING_DIV 4
+#define STREAM_ACK_DIV 8
 
 static inline void stream_opts_fill(struct wn_stream_opts *o,
                                     const struct wn_stream_opts *in)
@@ -36,6 +44,10 @@ static inline void stream_opts_fill(struct wn_stream_opts *o,
 		o->stall_ms = STREAM_STALL_MS;
 	if (o->max_conns == 0)
 		o->max_conns = STREAM_MAX_CONNS;
+	if (o->conns == 0)
+		o->conns = 1;
+	if (o->conns > WN_SGROUP_MAX)
+		o->conns = WN_SGROUP_MAX;
 	if (o->pad_max > WN_FRAME_MAX)
 		o->pad_max = WN_FRAME_MAX;
 }

@@ -1,6 +1,7 @@
-/* The tcp carrier, client side (stream.h): one connection to the server
- * at a time, each bound to the session by a fresh preamble, redialled when
- * it dies. */
+/* The tcp carrier, client side (stream.h): a group of conns connections to
+ * the server, each bound to the session by a fresh preamble, redialled
+ * when it dies, rotated one at a time. The engine sees one virtual local
+ * address while any connection of the group is up. */
 #include <arpa/inet.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -29,6 +30,9 @@ struct cconn {
 	struct tcli *cl;
 	uv_connect_t creq;
 	bool up;
+	bool retiring;     /* being rotated out: replaced when another is up */
+	bool draining;     /* replaced: no more sends, closes once flushed */
+	uint64_t drain_ms; /* when it started draining */
 	uint64_t num;
 	struct wn_frame_dec dec;
 	uint8_t *decbuf;
@@ -45,9 +49,15 @@ struct tcli {
 	uint8_t sid[WN_PREAMBLE_SID_LEN];
 	uint8_t secret[WN_PREAMBLE_SECRET_LEN];
 	uint64_t counter;
-	struct cconn *cur; /* dialling or up; NULL while waiting to redial */
+	struct cconn *conns[WN_SGROUP_MAX + 1]; /* dialling, up, retiring */
+	size_t nconns;
+	struct cconn *pref; /* sends go here while it is not loaded */
+	bool group_up;      /* announced up: some connection is */
+	bool rotating;      /* a connection is retiring */
+	bool rotated_once;
+	uint64_t rotated_ms; /* when the last rotation started */
 	struct wn_timer tick;
-	uint64_t redial_at; /* loop time of the next dial while cur is NULL */
+	uint64_t redial_at; /* loop time of the next dial for a free slot */
 	uint32_t backoff_ms;
 	uint8_t vtag[STREAM_TAG_LEN];
 	struct sockaddr_in6 vaddr; /* the current virtual local address */
@@ -114,7 +124,7 @@ static void owe_writable(struct tcli *t)
 	}
 }
 
-static void dial(struct tcli *t);
+static void fill(struct tcli *t);
 
 /* Jittered: between 3/4 and 5/4 of d. */
 static uint32_t jitter(uint32_t d)
@@ -122,41 +132,79 @@ static uint32_t jitter(uint32_t d)
 	return d - d / 4 + randombytes_uniform(d / 2 + 1);
 }
 
-/* The current connection ended: report it down and plan the next dial. A
- * connection that carried data is redialled at once (a cut is not a
- * failure); dials that keep failing back off. */
+static size_t nup(const struct tcli *t)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->nconns; i++)
+		n += t->conns[i]->up;
+	return n;
+}
+
+/* Connections that hold a slot of the group: dialling or up, not being
+ * rotated out. */
+static size_t nactive(const struct tcli *t)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < t->nconns; i++)
+		n += !t->conns[i]->retiring;
+	return n;
+}
+
+static void unlink_conn(struct tcli *t, struct cconn *cc)
+{
+	for (size_t i = 0; i < t->nconns; i++)
+		if (t->conns[i] == cc) {
+			t->conns[i] = t->conns[--t->nconns];
+			t->conns[t->nconns] = NULL;
+			break;
+		}
+	if (t->pref == cc)
+		t->pref = NULL;
+}
+
+/* A connection ended: plan the next dial for its slot, and report the
+ * group down when it was the last one up. A connection that carried data
+ * is redialled at once (a cut is not a failure); dials that keep failing
+ * back off. */
 static void conn_end(struct cconn *cc, int err, const char *why)
 {
 	struct tcli *t = cc->cl;
-	bool was_up = cc->up, worked = cc->s.bytes_in > 0;
+	bool worked = cc->s.bytes_in > 0;
 
 	if (cc->s.closed)
 		return;
 	sconn_close(&cc->s);
-	if (t->cur != cc)
-		return;
-	t->cur = NULL;
+	unlink_conn(t, cc);
+	if (cc->retiring)
+		t->rotating = false;
 	if (t->closed)
 		return;
-	WN_LOG_RL(t->log, &t->rl, now_ms(t), worked ? WN_LOG_INFO : WN_LOG_WARN,
-	          LOG_COMP, "%s: conn %llu to %s: %s (in %llu, out %llu bytes)",
+	WN_LOG_RL(t->log, &t->rl, now_ms(t),
+	          worked || cc->draining ? WN_LOG_INFO : WN_LOG_WARN, LOG_COMP,
+	          "%s: conn %llu to %s: %s (in %llu, out %llu bytes; %zu up)",
 	          t->base.name, (unsigned long long)cc->num, t->sname, why,
 	          (unsigned long long)cc->s.bytes_in,
-	          (unsigned long long)cc->s.bytes_out);
-	if (worked) {
-		t->backoff_ms = BACKOFF_MIN_MS;
-		t->redial_at = now_ms(t);
-	} else {
-		t->redial_at = now_ms(t) + jitter(t->backoff_ms);
-		t->backoff_ms = t->backoff_ms * 2 > BACKOFF_MAX_MS
-		                    ? BACKOFF_MAX_MS
-		                    : t->backoff_ms * 2;
+	          (unsigned long long)cc->s.bytes_out, nup(t));
+	if (!cc->retiring) {
+		if (worked) {
+			t->backoff_ms = BACKOFF_MIN_MS;
+			t->redial_at = now_ms(t);
+		} else {
+			t->redial_at = now_ms(t) + jitter(t->backoff_ms);
+			t->backoff_ms = t->backoff_ms * 2 > BACKOFF_MAX_MS
+			                    ? BACKOFF_MAX_MS
+			                    : t->backoff_ms * 2;
+		}
 	}
-	if (was_up && t->base.h.state)
-		t->base.h.state(t->base.h.ctx, &t->base, NULL, 0, err);
+	if (t->group_up && nup(t) == 0) {
+		t->group_up = false;
+		if (t->base.h.state)
+			t->base.h.state(t->base.h.ctx, &t->base, NULL, 0, err);
+	}
 	owe_writable(t);
-	if (!t->closed && !t->cur && t->redial_at <= now_ms(t))
-		dial(t);
+	fill(t);
 }
 
 static void on_data(struct sconn *s, const uint8_t *p, size_t n)
@@ -191,7 +239,9 @@ static void on_data(struct sconn *s, const uint8_t *p, size_t n)
 
 static void on_end(struct sconn *s, int err)
 {
-	conn_end((struct cconn *)s, err, wn_strerror(err));
+	struct cconn *cc = (struct cconn *)s;
+
+	conn_end(cc, err, cc->draining ? "rotated" : wn_strerror(err));
 }
 
 static void on_drain(struct sconn *s)
@@ -199,9 +249,30 @@ static void on_drain(struct sconn *s)
 	owe_writable(((struct cconn *)s)->cl);
 }
 
+/* A replacement is up: the retiring connection takes no more packets and
+ * closes once what it holds is written. */
+static void retire_done(struct tcli *t)
+{
+	for (size_t i = 0; i < t->nconns; i++) {
+		struct cconn *cc = t->conns[i];
+		if (!cc->retiring || cc->draining)
+			continue;
+		cc->draining = true;
+		cc->drain_ms = now_ms(t);
+		if (t->pref == cc)
+			t->pref = NULL;
+		if (sconn_queued(&cc->s) == 0)
+			conn_end(cc, WN_ECLOSED, "rotated");
+		else
+			cc->s.end_when_flushed = true;
+		return;
+	}
+}
+
 /* The connection is ready for the session (TCP connected, or the TLS
- * handshake done): send the preamble, take a fresh virtual address, tell
- * the engine. */
+ * handshake done): send the preamble. The first connection up gives the
+ * group a fresh virtual address and tells the engine; later ones join
+ * quietly (the engine's path is unchanged). */
 static void conn_ready(struct cconn *cc)
 {
 	struct tcli *t = cc->cl;
@@ -225,11 +296,17 @@ static void conn_ready(struct cconn *cc)
 		return;
 	}
 	cc->up = true;
-	stream_vaddr(&t->vaddr, t->vtag, cc->num, 1);
-	WN_LOG(t->log, WN_LOG_DEBUG, LOG_COMP, "%s: conn %llu to %s: up",
-	       t->base.name, (unsigned long long)cc->num, t->sname);
-	if (t->base.h.state)
-		t->base.h.state(t->base.h.ctx, &t->base, NULL, 1, 0);
+	WN_LOG(t->log, WN_LOG_DEBUG, LOG_COMP,
+	       "%s: conn %llu to %s: up (%zu up)", t->base.name,
+	       (unsigned long long)cc->num, t->sname, nup(t));
+	if (!cc->retiring)
+		retire_done(t);
+	if (!t->group_up) {
+		t->group_up = true;
+		stream_vaddr(&t->vaddr, t->vtag, cc->num, 1);
+		if (t->base.h.state)
+			t->base.h.state(t->base.h.ctx, &t->base, NULL, 1, 0);
+	}
 	owe_writable(t);
 }
 
@@ -268,7 +345,9 @@ static void on_connect(uv_connect_t *req, int status)
 		conn_ready(cc);
 }
 
-static void dial(struct tcli *t)
+/* Dials one connection into a free slot. Returns false when it could not
+ * start (the next try waits). */
+static bool dial(struct tcli *t)
 {
 	struct cconn *cc;
 	int rc;
@@ -293,41 +372,95 @@ static void dial(struct tcli *t)
 	cc->num = ++t->conn_seq;
 	cc->creq.data = cc;
 	wn_frame_dec_init(&cc->dec, cc->decbuf, t->o.max_packet);
-	t->cur = cc;
+	t->conns[t->nconns++] = cc;
 	rc = uv_tcp_connect(&cc->creq, &cc->s.tcp,
 	                    (struct sockaddr *)&t->server, on_connect);
 	if (rc < 0)
 		conn_end(cc, wn_err_from_uv(rc), uv_strerror(rc));
-	return;
+	return true;
 later:
 	t->redial_at = now_ms(t) + BACKOFF_MAX_MS;
+	return false;
+}
+
+/* Dials until the group has its conns connections (dialling or up), as
+ * far as the backoff allows. */
+static void fill(struct tcli *t)
+{
+	while (!t->closed && nactive(t) < t->o.conns &&
+	       t->nconns < WN_SGROUP_MAX + 1 && t->redial_at <= now_ms(t))
+		if (!dial(t))
+			break;
+}
+
+/* Rotation: the oldest connection that is due (age or bytes) retires;
+ * fill() dials its replacement, and it closes once that is up, so
+ * rotation never leaves the group empty. One at a time, staggered. */
+static void rotate(struct tcli *t, uint64_t now)
+{
+	struct cconn *due = NULL;
+
+	if (!t->o.rotate_after_ms && !t->o.rotate_bytes)
+		return;
+	if (!wn_sgroup_rotate_may_start(now, t->rotating, t->rotated_once,
+	                                t->rotated_ms, t->o.rotate_after_ms,
+	                                t->o.conns))
+		return;
+	for (size_t i = 0; i < t->nconns; i++) {
+		struct cconn *cc = t->conns[i];
+		if (cc->up && !cc->retiring &&
+		    wn_sgroup_rotate_due(
+		        now - cc->s.born_ms, cc->s.bytes_in + cc->s.bytes_out,
+		        t->o.rotate_after_ms, t->o.rotate_bytes) &&
+		    (!due || cc->num < due->num))
+			due = cc;
+	}
+	if (!due)
+		return;
+	due->retiring = true;
+	t->rotating = true;
+	t->rotated_once = true;
+	t->rotated_ms = now;
+	WN_LOG(t->log, WN_LOG_DEBUG, LOG_COMP, "%s: conn %llu: rotating (%s)",
+	       t->base.name, (unsigned long long)due->num,
+	       t->o.rotate_after_ms &&
+	               now - due->s.born_ms >= t->o.rotate_after_ms
+	           ? "age"
+	           : "bytes");
 }
 
 static void on_tick(struct wn_timer *tm)
 {
 	struct tcli *t =
 	    (struct tcli *)((char *)tm - offsetof(struct tcli, tick));
-	struct cconn *cc = t->cur;
 	uint64_t now = now_ms(t);
+	struct cconn *list[WN_SGROUP_MAX + 1];
+	size_t n = t->nconns;
 
-	if (!cc) {
-		if (now >= t->redial_at)
-			dial(t);
-		return;
+	memcpy(list, t->conns, n * sizeof(list[0]));
+	for (size_t i = 0; i < n && !t->closed; i++) {
+		struct cconn *cc = list[i];
+		if (cc->s.closed)
+			continue;
+		if (!cc->up) {
+			if (now - cc->s.born_ms > CONNECT_TIMEOUT_MS)
+				conn_end(cc, WN_ETIMEDOUT, "connect timed out");
+		} else if (cc->s.tx_wait_ms &&
+		           now - cc->s.tx_wait_ms > t->o.stall_ms) {
+			conn_end(cc, WN_ETIMEDOUT, "stalled: nothing heard");
+		} else if (cc->draining && now - cc->drain_ms > t->o.stall_ms) {
+			conn_end(cc, WN_ETIMEDOUT, "rotated (unflushed)");
+		} else if (!cc->draining &&
+		           wn_sgroup_ping_due(now, cc->s.last_tx_ms,
+		                              t->o.stall_ms /
+		                                  STREAM_PING_DIV)) {
+			(void)sconn_ping(&cc->s);
+		}
 	}
-	if (!cc->up) {
-		if (now - cc->s.born_ms > CONNECT_TIMEOUT_MS)
-			conn_end(cc, WN_ETIMEDOUT, "connect timed out");
+	if (t->closed)
 		return;
-	}
-	if (cc->s.tx_wait_ms && now - cc->s.tx_wait_ms > t->o.stall_ms)
-		conn_end(cc, WN_ETIMEDOUT, "stalled: nothing heard");
-	else if (t->o.rotate_after_ms &&
-	         now - cc->s.born_ms >= t->o.rotate_after_ms)
-		conn_end(cc, WN_ECLOSED, "rotated (age)");
-	else if (t->o.rotate_bytes &&
-	         cc->s.bytes_in + cc->s.bytes_out >= t->o.rotate_bytes)
-		conn_end(cc, WN_ECLOSED, "rotated (bytes)");
+	rotate(t, now);
+	fill(t);
 }
 
 /* ---- operations ------------------------------------------------------ */
@@ -336,7 +469,8 @@ static int cli_send(struct wn_carrier *c, const struct sockaddr *to,
                     socklen_t tolen, const uint8_t *buf, size_t len, size_t seg)
 {
 	struct tcli *t = to_cli(c);
-	struct cconn *cc = t->cur;
+	size_t queued[WN_SGROUP_MAX + 1], cur, i;
+	struct cconn *cc;
 	(void)to;
 	(void)tolen;
 	if (t->closed)
@@ -347,10 +481,22 @@ static int cli_send(struct wn_carrier *c, const struct sockaddr *to,
 		seg = len;
 	if (seg > t->o.max_packet)
 		return WN_ERANGE;
-	if (!cc || !cc->up) {
+	cur = t->nconns;
+	for (i = 0; i < t->nconns; i++) {
+		cc = t->conns[i];
+		queued[i] = cc->up && !cc->draining ? sconn_queued(&cc->s)
+		                                    : WN_SGROUP_NONE;
+		if (cc == t->pref)
+			cur = i;
+	}
+	i = wn_sgroup_pick(queued, t->nconns, cur,
+	                   t->o.queue_limit / WN_SGROUP_LOW_DIV);
+	if (i == t->nconns) {
 		t->base.stats.drops_out += (len + seg - 1) / seg;
 		return WN_EUNREACH;
 	}
+	cc = t->conns[i];
+	t->pref = cc;
 	if (sconn_send_batch(&cc->s, buf, len, seg, t->o.pad_max, t->pad,
 	                     &t->base.stats) != 0) {
 		t->want_writable = true;
@@ -394,8 +540,8 @@ static void cli_close(struct wn_carrier *c)
 	       (unsigned long long)t->base.stats.drops_out);
 	t->closed = true;
 	memset(&t->base.h, 0, sizeof(t->base.h));
-	if (t->cur)
-		conn_end(t->cur, WN_ECLOSED, "carrier closed");
+	while (t->nconns > 0)
+		conn_end(t->conns[0], WN_ECLOSED, "carrier closed");
 	wn_timer_close(&t->tick, tick_closed);
 }
 
@@ -498,7 +644,7 @@ int wn_stream_client_open(struct wn_loop *loop, struct wn_log *log,
 		wn_timer_close(&t->tick, tick_closed); /* frees t */
 		return rc;
 	}
-	dial(t);
+	fill(t);
 	*out = &t->base;
 	return 0;
 }

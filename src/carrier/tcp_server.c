@@ -1,5 +1,7 @@
 /* The tcp carrier, server side (stream.h): a listener whose connections
- * bind to sessions by their preamble, with virtual peer addresses. */
+ * bind to sessions by their preamble, with virtual peer addresses. A
+ * session keeps every connection bound to it (a client may run several in
+ * parallel) and answers over them, under one address while any lives. */
 #include <arpa/inet.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -8,131 +10,18 @@
 #include <string.h>
 #include <time.h>
 
-#include "carrier/sconn.h"
-#include "carrier/stream_int.h"
+#include "carrier/tcp_server_int.h"
 #include "carrier/tls.h"
 #include "crypto/preamble.h"
 #include "util/cidmap.h"
 #include "util/err.h"
 
-#define LOG_COMP "carrier"
 #define REAP_MS 500
-#define HOLD_MIN_MS 2000
-#define HOLD_SPAN_MS 4000
 #define MAX_SESSIONS 4096
-
-struct link {
-	struct link *prev, *next;
-};
-
-static void link_init(struct link *l)
-{
-	l->prev = l->next = l;
-}
-
-static void link_add(struct link *head, struct link *n)
-{
-	n->prev = head->prev;
-	n->next = head;
-	head->prev->next = n;
-	head->prev = n;
-}
-
-static void link_del(struct link *n)
-{
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = n;
-}
-
-#define link_entry(ptr, type, member) \
-	((type *)((char *)(ptr)-offsetof(type, member)))
-
-enum tconn_state {
-	TC_PREAMBLE, /* waiting for the preamble */
-	TC_PADDING,  /* skipping the preamble's padding */
-	TC_BOUND,    /* framed packets */
-	TC_STRANGER, /* not a preamble: held in silence, then closed */
-	TC_HTTP,     /* tls: an HTTP request; answered once its header is in */
-	TC_ANSWERED, /* tls: answered; closes when the answer is out */
-};
-
-struct tsess;
-
-struct tconn {
-	struct sconn s; /* first */
-	struct tsrv *srv;
-	struct tsess *sess;
-	enum tconn_state state;
-	bool bound;       /* counted in srv->nbound */
-	struct link link; /* srv->conns */
-	uint64_t num;
-	uint64_t deadline_ms; /* preamble or hold deadline */
-	size_t skip;          /* padding bytes still to skip */
-	struct sockaddr_in6 vaddr;
-	uint8_t pre[WN_PREAMBLE_SEALED];
-	size_t prelen;
-	uint32_t crlf;     /* TC_HTTP: the last 4 bytes seen, for CRLFCRLF */
-	size_t http_bytes; /* TC_HTTP: header bytes read */
-	struct wn_frame_dec dec;
-	uint8_t *decbuf;
-	char peer[64];
-};
-
-struct tsess {
-	uint8_t tag[STREAM_TAG_LEN];
-	uint8_t sid[WN_PREAMBLE_SID_LEN];
-	uint8_t secret[WN_PREAMBLE_SECRET_LEN];
-	uint64_t counter;
-	struct tconn *conn; /* current connection, or NULL */
-	uint64_t last_ms;   /* last time a connection was bound or ended */
-	struct link link;   /* srv->sessions */
-};
-
-struct tsrv {
-	struct wn_carrier base; /* first */
-	struct wn_loop *loop;
-	struct wn_log *log;
-	const struct wn_identity *id;
-	struct wn_stream_opts o;
-	uv_tcp_t listener;
-	struct wn_timer reaper;
-	int handles; /* libuv handles still open */
-	bool closed;
-	bool reaper_live;
-	bool want_writable;
-	uint16_t port;
-	struct sockaddr_in6 local;
-	struct wn_cidmap by_tag, by_sid;
-	struct link conns, sessions;
-	size_t nconns, nbound, nsessions;
-	uint64_t conn_seq;
-	uint8_t rbuf[STREAM_RBUF];
-	uint8_t pad[WN_FRAME_MAX]; /* padding record scratch */
-	uint8_t pbuf[16384 + 256]; /* tls: one decrypted record */
-	gnutls_certificate_credentials_t cred;
-	char *fallback; /* tls, WN_FALLBACK_FILE: the answer */
-	size_t fallback_len;
-	struct wn_ratelimit rl;
-	uint64_t strangers, replays;
-};
 
 static struct tsrv *to_srv(struct wn_carrier *c)
 {
 	return (struct tsrv *)c;
-}
-
-static uint64_t now_ms(const struct tsrv *t)
-{
-	return wn_loop_now_ms(t->loop);
-}
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* Drops one reference (a libuv handle); the last frees the carrier. */
@@ -179,7 +68,7 @@ static void owe_writable(struct tsrv *t)
 }
 
 /* Closes a connection; reports its address down if it was bound. */
-static void conn_end(struct tconn *tc, int err, const char *why)
+void tsrv_conn_end(struct tconn *tc, int err, const char *why)
 {
 	struct tsrv *t = tc->srv;
 	struct tsess *ss = tc->sess;
@@ -199,95 +88,21 @@ static void conn_end(struct tconn *tc, int err, const char *why)
 		       (unsigned long long)tc->s.bytes_in,
 		       (unsigned long long)tc->s.bytes_out);
 	}
-	if (ss && ss->conn == tc) {
-		ss->conn = NULL;
+	if (ss) {
+		for (size_t i = 0; i < ss->nconns; i++)
+			if (ss->conns[i] == tc) {
+				ss->conns[i] = ss->conns[--ss->nconns];
+				break;
+			}
+		if (ss->pref == tc)
+			ss->pref = NULL;
 		ss->last_ms = now_ms(t);
-		if (!t->closed && t->base.h.state)
+		if (ss->nconns == 0 && !t->closed && t->base.h.state)
 			t->base.h.state(t->base.h.ctx, &t->base,
-			                (struct sockaddr *)&tc->vaddr, 0, err);
+			                (struct sockaddr *)&ss->vaddr, 0, err);
 		owe_writable(t);
 	}
 	tc->sess = NULL;
-}
-
-static void hold(struct tconn *tc, const char *why)
-{
-	struct tsrv *t = tc->srv;
-
-	tc->state = TC_STRANGER;
-	tc->deadline_ms =
-	    now_ms(t) + HOLD_MIN_MS + randombytes_uniform(HOLD_SPAN_MS);
-	t->strangers++;
-	WN_LOG_RL(t->log, &t->rl, now_ms(t), WN_LOG_INFO, LOG_COMP,
-	          "%s: conn from %s: %s: held in silence", t->base.name,
-	          tc->peer, why);
-}
-
-/* tls: answers a stranger as a web server would, then closes. */
-static void answer(struct tconn *tc, int looked_like_http, int plain)
-{
-	struct tsrv *t = tc->srv;
-	char buf[1024];
-	size_t n;
-	int rc;
-
-	tc->state = TC_ANSWERED;
-	t->strangers++;
-	WN_LOG_RL(t->log, &t->rl, now_ms(t), WN_LOG_INFO, LOG_COMP,
-	          "%s: conn from %s: %s: answered as a web server",
-	          t->base.name, tc->peer,
-	          plain              ? "plain HTTP"
-	          : looked_like_http ? "HTTP request"
-	                             : "no preamble");
-	if (t->o.fallback == WN_FALLBACK_CLOSE) {
-		conn_end(tc, WN_ECLOSED, "stranger");
-		return;
-	}
-	if (t->o.fallback == WN_FALLBACK_FILE && !plain) {
-		rc = sconn_write(&tc->s, t->fallback, t->fallback_len);
-	} else {
-		n = wn_http_answer(buf, sizeof(buf), looked_like_http, plain,
-		                   (long long)(wall_ms() / 1000));
-		rc = plain ? sconn_write_raw(&tc->s, buf, n)
-		           : sconn_write(&tc->s, buf, n);
-	}
-	if (rc != 0) {
-		conn_end(tc, WN_ECLOSED, "stranger");
-		return;
-	}
-	tc->s.end_when_flushed = true;
-	tc->deadline_ms = now_ms(t) + 5000; /* a reader that never reads */
-}
-
-/* tls: reads an HTTP request's header (discarding it) until its blank
- * line, then answers. */
-static void http_feed(struct tconn *tc, const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		tc->crlf = tc->crlf << 8 | p[i];
-		if (tc->crlf == 0x0d0a0d0a) {
-			answer(tc, 1, 0);
-			return;
-		}
-	}
-	tc->http_bytes += n;
-	if (tc->http_bytes > 16384)
-		answer(tc, 0, 0); /* a header this long: 400 */
-}
-
-static void stranger(struct tconn *tc, const char *why)
-{
-	if (tc->srv->o.tls)
-		answer(tc, 0, 0);
-	else
-		hold(tc, why);
-}
-
-static void on_not_tls(struct sconn *s, const uint8_t *p, size_t n)
-{
-	struct tconn *tc = (struct tconn *)s;
-
-	answer(tc, wn_http_looks_like_request(p, n), 1);
 }
 
 /* The table is full: forgets the session idle longest, if one has no
@@ -301,7 +116,7 @@ static bool evict_one(struct tsrv *t)
 	for (struct link *l = t->sessions.next; l != &t->sessions;
 	     l = l->next) {
 		struct tsess *ss = link_entry(l, struct tsess, link);
-		if (!ss->conn && (!oldest || ss->last_ms < oldest->last_ms))
+		if (!ss->nconns && (!oldest || ss->last_ms < oldest->last_ms))
 			oldest = ss;
 	}
 	if (!oldest)
@@ -341,10 +156,11 @@ static void bind_conn(struct tconn *tc, const struct wn_preamble *p)
 {
 	struct tsrv *t = tc->srv;
 	struct tsess *ss;
-	struct tconn *old;
+	struct tconn *old = NULL;
+	bool first;
 
 	if (!wn_preamble_check_window(p->timestamp_ms, wall_ms())) {
-		stranger(tc, "preamble outside the clock window");
+		tsrv_stranger(tc, "preamble outside the clock window");
 		return;
 	}
 	ss = wn_cidmap_get(&t->by_sid, p->sid, sizeof(p->sid));
@@ -353,40 +169,44 @@ static void bind_conn(struct tconn *tc, const struct wn_preamble *p)
 		        0 ||
 		    p->counter <= ss->counter) {
 			t->replays++;
-			stranger(tc, "replayed or forged preamble");
+			tsrv_stranger(tc, "replayed or forged preamble");
 			return;
 		}
 		ss->counter = p->counter;
 	} else {
 		ss = sess_new(t, p);
 		if (!ss) {
-			stranger(tc, "session limit reached");
+			tsrv_stranger(tc, "session limit reached");
 			return;
 		}
 	}
-	old = ss->conn;
+	/* The connection joins its session's group; a full group loses
+	 * the member heard from longest ago. */
+	if (ss->nconns == WN_SGROUP_SERVER_MAX) {
+		old = ss->conns[0];
+		for (size_t i = 1; i < ss->nconns; i++)
+			if (ss->conns[i]->s.last_rx_ms < old->s.last_rx_ms)
+				old = ss->conns[i];
+		tsrv_conn_end(old, WN_ECLOSED, "replaced (group full)");
+	}
+	first = ss->nconns == 0;
+	if (first)
+		stream_vaddr(&ss->vaddr, ss->tag, tc->num, t->port);
+	tc->vaddr = ss->vaddr;
 	tc->sess = ss;
 	tc->state = TC_BOUND;
 	tc->bound = true;
 	t->nbound++;
-	stream_vaddr(&tc->vaddr, ss->tag, tc->num, t->port);
-	ss->conn = tc;
+	ss->conns[ss->nconns++] = tc;
 	ss->last_ms = now_ms(t);
 	WN_LOG(t->log, WN_LOG_DEBUG, LOG_COMP,
-	       "%s: conn %llu from %s: bound (counter %llu)%s", t->base.name,
-	       (unsigned long long)tc->num, tc->peer,
-	       (unsigned long long)p->counter, old ? ", replacing" : "");
-	if (old) {
-		old->sess = NULL; /* its address goes down with the new up */
-		conn_end(old, WN_ECLOSED, "replaced");
-		if (t->base.h.state)
-			t->base.h.state(t->base.h.ctx, &t->base,
-			                (struct sockaddr *)&old->vaddr, 0,
-			                WN_ECLOSED);
-	}
-	if (t->base.h.state)
+	       "%s: conn %llu from %s: bound (counter %llu, %zu in session)%s",
+	       t->base.name, (unsigned long long)tc->num, tc->peer,
+	       (unsigned long long)p->counter, ss->nconns,
+	       old ? ", replacing the oldest" : "");
+	if (first && t->base.h.state)
 		t->base.h.state(t->base.h.ctx, &t->base,
-		                (struct sockaddr *)&tc->vaddr, 1, 0);
+		                (struct sockaddr *)&ss->vaddr, 1, 0);
 	owe_writable(t);
 }
 
@@ -407,13 +227,19 @@ static void deliver(struct tconn *tc, const uint8_t *p, size_t n)
 			WN_LOG_RL(t->log, &t->rl, now_ms(t), WN_LOG_INFO,
 			          LOG_COMP, "%s: conn %llu: malformed record",
 			          t->base.name, (unsigned long long)tc->num);
-			conn_end(tc, WN_EPROTO, "malformed record");
+			tsrv_conn_end(tc, WN_EPROTO, "malformed record");
 			return;
 		}
 		if (rc == 0)
 			break;
 		t->base.stats.pkts_in++;
 		t->base.stats.bytes_in += plen;
+		/* Replies follow the client to a connection it uses when
+		 * the preferred one has gone quiet (dead, or dropped). */
+		if (tc->sess && (!tc->sess->pref ||
+		                 now_ms(t) - tc->sess->pref->s.last_rx_ms >
+		                     t->o.stall_ms / STREAM_ACK_DIV))
+			tc->sess->pref = tc;
 		t->base.h.recv(t->base.h.ctx, &t->base,
 		               (struct sockaddr *)&tc->vaddr, sizeof(tc->vaddr),
 		               (uint8_t *)pkt, plen);
@@ -442,9 +268,9 @@ static void on_data(struct sconn *s, const uint8_t *p, size_t n)
 		if (t->o.tls && tc->prelen >= 8 && tc->prelen - k < 8 &&
 		    wn_http_looks_like_request(tc->pre, 8)) {
 			tc->state = TC_HTTP;
-			http_feed(tc, tc->pre, tc->prelen);
+			tsrv_http_feed(tc, tc->pre, tc->prelen);
 			if (tc->state == TC_HTTP)
-				http_feed(tc, p, n);
+				tsrv_http_feed(tc, p, n);
 			return;
 		}
 		if (tc->prelen < sizeof(tc->pre))
@@ -452,7 +278,7 @@ static void on_data(struct sconn *s, const uint8_t *p, size_t n)
 		rc = wn_preamble_open(tc->pre, tc->prelen, t->id->x_sk,
 		                      t->id->x_pk, &pre);
 		if (rc < 0) {
-			stranger(tc, "no valid preamble");
+			tsrv_stranger(tc, "no valid preamble");
 			return;
 		}
 		tc->skip = pre.pad_len;
@@ -478,7 +304,7 @@ static void on_data(struct sconn *s, const uint8_t *p, size_t n)
 			t->base.h.recv_done(t->base.h.ctx, &t->base);
 	}
 	if (tc->state == TC_HTTP)
-		http_feed(tc, p, n);
+		tsrv_http_feed(tc, p, n);
 	/* TC_STRANGER, TC_ANSWERED: input is read and dropped. */
 }
 
@@ -486,7 +312,7 @@ static void on_end(struct sconn *s, int err)
 {
 	struct tconn *tc = (struct tconn *)s;
 
-	conn_end(tc, err, wn_strerror(err));
+	tsrv_conn_end(tc, err, wn_strerror(err));
 }
 
 static void on_drain(struct sconn *s)
@@ -544,7 +370,7 @@ static void on_accept(uv_stream_t *l, int status)
 	t->nconns++;
 	t->handles++;
 	if (uv_accept(l, (uv_stream_t *)&tc->s.tcp) != 0) {
-		conn_end(tc, WN_EIO, "accept failed");
+		tsrv_conn_end(tc, WN_EIO, "accept failed");
 		return;
 	}
 	peer_name(tc);
@@ -552,20 +378,20 @@ static void on_accept(uv_stream_t *l, int status)
 		gnutls_session_t sess;
 		if (wn_tls_session(&sess, 1, t->cred, NULL) != 0 ||
 		    sconn_tls(&tc->s, sess, t->pbuf, sizeof(t->pbuf)) != 0) {
-			conn_end(tc, WN_ECRYPTO, "no TLS session");
+			tsrv_conn_end(tc, WN_ECRYPTO, "no TLS session");
 			return;
 		}
-		tc->s.on_not_tls = on_not_tls;
+		tc->s.on_not_tls = tsrv_on_not_tls;
 	}
 	if (t->nconns > t->o.max_conns) {
 		WN_LOG_RL(t->log, &t->rl, now_ms(t), WN_LOG_WARN, LOG_COMP,
 		          "%s: connection limit (%u) reached", t->base.name,
 		          t->o.max_conns);
-		conn_end(tc, WN_EDENIED, "connection limit");
+		tsrv_conn_end(tc, WN_EDENIED, "connection limit");
 		return;
 	}
 	if (sconn_start(&tc->s) != 0)
-		conn_end(tc, WN_EIO, "cannot read");
+		tsrv_conn_end(tc, WN_EIO, "cannot read");
 }
 
 static void on_reap(struct wn_timer *tm)
@@ -580,12 +406,22 @@ static void on_reap(struct wn_timer *tm)
 		next = l->next;
 		if (tc->state != TC_BOUND && tc->state != TC_PADDING &&
 		    now >= tc->deadline_ms)
-			conn_end(tc, WN_ETIMEDOUT,
-			         tc->state == TC_PREAMBLE ? "no preamble"
-			                                  : "stranger");
+			tsrv_conn_end(tc, WN_ETIMEDOUT,
+			              tc->state == TC_PREAMBLE ? "no preamble"
+			                                       : "stranger");
 		else if (tc->state == TC_BOUND && t->o.idle_close_ms &&
 		         now - tc->s.last_rx_ms > t->o.idle_close_ms)
-			conn_end(tc, WN_ETIMEDOUT, "idle");
+			tsrv_conn_end(tc, WN_ETIMEDOUT, "idle");
+		else if (tc->state == TC_BOUND && tc->sess &&
+		         wn_sgroup_silent(now, tc->s.last_rx_ms, t->o.stall_ms,
+		                          tc->sess->nconns))
+			tsrv_conn_end(tc, WN_ETIMEDOUT,
+			              "silent (a sibling lives)");
+		else if (tc->state == TC_BOUND &&
+		         wn_sgroup_ack_due(now, tc->s.last_rx_ms,
+		                           tc->s.last_tx_ms,
+		                           t->o.stall_ms / STREAM_ACK_DIV))
+			(void)sconn_ping(&tc->s);
 	}
 	/* A session without a connection is remembered as long as its
 	 * preambles could be replayed (the clock window), so a replay never
@@ -593,17 +429,22 @@ static void on_reap(struct wn_timer *tm)
 	for (l = t->sessions.next; l != &t->sessions; l = next) {
 		struct tsess *ss = link_entry(l, struct tsess, link);
 		next = l->next;
-		if (!ss->conn && now - ss->last_ms > 2 * WN_PREAMBLE_WINDOW_MS)
+		if (!ss->nconns &&
+		    now - ss->last_ms > 2 * WN_PREAMBLE_WINDOW_MS)
 			sess_free(t, ss);
 	}
 }
 
 /* ---- operations ------------------------------------------------------ */
 
+/* The connection a batch to `to` goes on: its session's by tag (any of
+ * the session's addresses, old ones too), then the preferred one unless
+ * it is loaded (wn_sgroup_pick); the choice becomes the preferred. */
 static struct tconn *route(struct tsrv *t, const struct sockaddr *to,
                            socklen_t tolen)
 {
 	const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)to;
+	size_t queued[WN_SGROUP_SERVER_MAX], cur, i;
 	struct tsess *ss;
 
 	if (!to || to->sa_family != AF_INET6 || tolen < sizeof(*a) ||
@@ -611,7 +452,20 @@ static struct tconn *route(struct tsrv *t, const struct sockaddr *to,
 		return NULL;
 	ss =
 	    wn_cidmap_get(&t->by_tag, &a->sin6_addr.s6_addr[1], STREAM_TAG_LEN);
-	return ss ? ss->conn : NULL;
+	if (!ss || ss->nconns == 0)
+		return NULL;
+	cur = ss->nconns;
+	for (i = 0; i < ss->nconns; i++) {
+		queued[i] = sconn_queued(&ss->conns[i]->s);
+		if (ss->conns[i] == ss->pref)
+			cur = i;
+	}
+	i = wn_sgroup_pick(queued, ss->nconns, cur,
+	                   t->o.queue_limit / WN_SGROUP_LOW_DIV);
+	if (i == ss->nconns)
+		return NULL;
+	ss->pref = ss->conns[i];
+	return ss->pref;
 }
 
 static int srv_send(struct wn_carrier *c, const struct sockaddr *to,
@@ -682,8 +536,8 @@ static void srv_close(struct wn_carrier *c)
 	 * connection, the listener and the timer have closed (their close
 	 * callbacks come later in this iteration); sessions go now. */
 	while (t->conns.next != &t->conns)
-		conn_end(link_entry(t->conns.next, struct tconn, link),
-		         WN_ECLOSED, "carrier closed");
+		tsrv_conn_end(link_entry(t->conns.next, struct tconn, link),
+		              WN_ECLOSED, "carrier closed");
 	while (t->sessions.next != &t->sessions)
 		sess_free(t, link_entry(t->sessions.next, struct tsess, link));
 	wn_cidmap_free(&t->by_tag);

@@ -3,6 +3,7 @@ carrier, through the project's connection-cutting proxy, checked by
 sha256 with no stream error."""
 
 import os
+import re
 import shutil
 import time
 
@@ -152,6 +153,56 @@ def test_tls_carrier_survives_cuts(tunnel):
     assert px.log().count("close (cut)") >= 1, px.log()
     assert c.log().count("connected to server") == 1, c.log()
     assert "tls#2: listening" in s.log()
+    stop_clean(c, s)
+
+
+# ---- parallel connections (conns = N) ----------------------------------
+
+@pytest.mark.parametrize("engine,scheme", [
+    ("quic", "tcp"), ("kcp", "tcp"), ("quic", "tls"), ("kcp", "tls"),
+])
+def test_parallel_conns_survive_cuts(tunnel, engine, scheme):
+    """conns = 4 through warren-cutproxy, which cuts every connection 1 to
+    3 s after it starts: an echo transfer arrives sha256-identical with no
+    stream error, the server held 4 connections of the session at once,
+    and connections died while others of the group lived on (the engine's
+    path survived them)."""
+    t = tunnel
+    t.target("127.0.0.1:7000")
+    port = 4443 if scheme == "tcp" else 4444
+    extra = ["--engine", engine]
+    if scheme == "tls":
+        extra += ["--listen", f"tls://{t.server_ip}:{port}",
+                  "--sni", "www.example.org"]
+    s = start_server(t, "--allow", "127.0.0.1:7000", *extra)
+    px, hostport = start_cutproxy(t, f"{t.server_ip}:{port}",
+                                  "--cut-after", "1s", "--cut-jitter", "2s",
+                                  "--mode", "rst")
+    cextra = ["--engine", engine, "--conns", "4"]
+    if scheme == "tls":
+        cextra += ["--sni", "www.example.org"]
+    c = start_client(t, f"{scheme}://{hostport}",
+                     "127.0.0.1:2000=127.0.0.1:7000", extra=cextra)
+    size = 96 * MiB if SANITIZED else 384 * MiB
+    t0 = time.monotonic()
+    r = t.app("roundtrip", "--connect", "127.0.0.1:2000",
+              "--bytes", str(size), timeout=900)
+    secs = time.monotonic() - t0
+    assert r["ok"], r
+    cuts = px.log().count("close (cut)")
+    assert cuts >= 2, px.log()
+    # The server bound 4 connections of the one session at once.
+    held = [int(n) for n in re.findall(r"(\d+) in session", s.log())]
+    assert held and max(held) >= 4, s.log()[-4000:]
+    # Connections were lost while others of the group stayed up.
+    ends = re.findall(r": conn \d+ to .*?; (\d+) up\)", c.log())
+    assert any(int(n) > 0 for n in ends), c.log()[-4000:]
+    if engine == "quic":
+        # One QUIC connection throughout.
+        assert c.log().count("connected to server") == 1, c.log()
+        assert s.log().count("client connected") == 1, s.log()
+    print(f"{engine}/{scheme} conns=4: {size >> 20} MiB echoed in "
+          f"{secs:.1f} s across {cuts} cuts, max {max(held)} held")
     stop_clean(c, s)
 
 

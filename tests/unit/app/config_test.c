@@ -455,6 +455,46 @@ static void test_socks5_sections(void **state)
 	wn_config_free(&cfg);
 }
 
+/* conns and probe-interval: defaults, values, bounds. */
+static void test_parallel_and_probe_keys(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char text[1024];
+	snprintf(text, sizeof(text),
+	         "[client]\nserver = tcp://192.0.2.1:443\nserver-key = %s\n",
+	         pk2);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(cfg.client.conns, 1);
+	assert_int_equal(cfg.client.probe_ms, 10000);
+	wn_config_free(&cfg);
+	snprintf(text, sizeof(text),
+	         "[client]\nserver = tcp://192.0.2.1:443\nserver-key = %s\n"
+	         "conns = 4\nprobe-interval = 2500ms\n",
+	         pk2);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(cfg.client.conns, 4);
+	assert_int_equal(cfg.client.probe_ms, 2500);
+	wn_config_free(&cfg);
+	snprintf(text, sizeof(text),
+	         "[client]\nserver = tcp://192.0.2.1:443\nserver-key = %s\n"
+	         "conns = 17\nprobe-interval = 10\n[server]\nconns = 2\n",
+	         pk2);
+	assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:4", "from 1 to 16");
+	expect_diag(&cfg, "t.conf:5", "unit");
+	expect_diag(&cfg, "t.conf:7", "unknown key \"conns\"");
+	wn_config_free(&cfg);
+	snprintf(text, sizeof(text),
+	         "[client]\nserver = tcp://192.0.2.1:443\nserver-key = %s\n"
+	         "conns = 0\nprobe-interval = 100ms\n",
+	         pk2);
+	assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:4", "from 1 to 16");
+	expect_diag(&cfg, "t.conf:5", "between 500ms");
+	wn_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -468,6 +508,7 @@ int main(void)
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_describe_lists_every_flag),
 	    cmocka_unit_test(test_socks5_sections),
+	    cmocka_unit_test(test_parallel_and_probe_keys),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }
