@@ -1161,24 +1161,25 @@ static void flush(struct qconn *qc)
 
 	for (;;) {
 		struct qstream *qs = next_ready(qc);
-		ngtcp2_vec vec[16];
+		ngtcp2_vec vec[QUIC_SEND_IOV];
 		size_t nvec = 0;
 		int64_t sid = -1;
 		uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
 		int fin = 0;
 		if (qs) {
-			struct iovec iov[16];
-			int n =
-			    wn_bufq_peek_iov_at(&qs->sendq, qs->sent, iov, 16);
+			/* A packet takes ~1.4 kB and chunks are 16 kB: a few
+			 * iovecs always fill one, even from a chunk's tail. */
+			struct iovec iov[QUIC_SEND_IOV];
+			int n = wn_bufq_peek_iov_at(&qs->sendq, qs->sent, iov,
+			                            QUIC_SEND_IOV);
+			size_t avail = 0;
 			for (int i = 0; i < n; i++) {
 				vec[i].base = iov[i].iov_base;
 				vec[i].len = iov[i].iov_len;
+				avail += iov[i].iov_len;
 			}
 			nvec = (size_t)n;
 			sid = qs->sid;
-			size_t avail = 0;
-			for (int i = 0; i < n; i++)
-				avail += iov[i].iov_len;
 			if (qs->fin_wanted &&
 			    qs->sent + avail == wn_bufq_len(&qs->sendq)) {
 				flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;

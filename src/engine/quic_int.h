@@ -18,6 +18,7 @@
 #define QUIC_SCID_LEN 16
 #define QUIC_DCID_LEN 18
 #define QUIC_GSO_MAX 64      /* the kernel's UDP_SEGMENT limit */
+#define QUIC_SEND_IOV 4      /* iovecs of stream data offered per packet */
 #define QUIC_ALPN "warren/1" /* also keeps other QUIC clients out */
 
 /* Intrusive doubly linked list. */
