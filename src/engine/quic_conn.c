@@ -1138,6 +1138,27 @@ static void batch_path(ngtcp2_path *p, struct sockaddr_storage *ss,
 	p->user_data = from->user_data;
 }
 
+/* Tells ngtcp2's pacer about the bytes written, once they are worth a
+ * pause. ngtcp2 spaces the next send by (bytes since the last update) /
+ * pacing rate and lets a packet go up to 1 ms early anyway (its allowance
+ * for event loops), so a pause under 1 ms only costs a timer wakeup: a
+ * receiver that sends an ACK every other packet would wake once more per
+ * ACK for nothing. ngtcp2 keeps counting the bytes until the update, so
+ * deferring it loses none: they are paced together later. */
+static void pace(struct qconn *qc, size_t written, ngtcp2_tstamp ts)
+{
+	ngtcp2_conn_stat st;
+	qc->unpaced += written;
+	if (qc->unpaced == 0)
+		return;
+	ngtcp2_conn_get_conn_stat(qc->conn, &st);
+	if (st.pacing_rate > 0 &&
+	    (double)qc->unpaced < st.pacing_rate * (double)MS)
+		return;
+	ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
+	qc->unpaced = 0;
+}
+
 static void flush(struct qconn *qc)
 {
 	struct qep *ep = qc->ep;
@@ -1150,7 +1171,7 @@ static void flush(struct qconn *qc)
 	size_t quantum = ngtcp2_conn_get_send_quantum(qc->conn);
 	if (quantum < maxpkt)
 		quantum = maxpkt;
-	size_t budget = quantum, off = 0, seg = 0, npkts = 0;
+	size_t budget = quantum, off = 0, seg = 0, npkts = 0, written = 0;
 	uint8_t *buf = ep->txbuf;
 	qc->write_epoch++;
 	ngtcp2_path_storage ps;
@@ -1217,6 +1238,7 @@ static void flush(struct qconn *qc)
 			/* ngtcp2 switched paths (a probe or a migration):
 			 * what was batched so far goes out alone first. */
 			send_batch(qc, &bpath, buf, off, seg);
+			written += off;
 			memmove(buf, buf + off, (size_t)nw);
 			budget = budget > off ? budget - off : 0;
 			off = 0;
@@ -1233,6 +1255,7 @@ static void flush(struct qconn *qc)
 		if (short_pkt || npkts == QUIC_GSO_MAX ||
 		    off + maxpkt > ep->txcap || off >= budget) {
 			int rc = send_batch(qc, &bpath, buf, off, seg);
+			written += off;
 			budget = budget > off ? budget - off : 0;
 			off = 0;
 			npkts = 0;
@@ -1242,10 +1265,11 @@ static void flush(struct qconn *qc)
 	}
 	if (off > 0)
 		send_batch(qc, &bpath, buf, off, seg);
+	written += off;
 	/* ngtcp2 0.12 paces from a 333 ms initial RTT guess, which would hold
 	 * the client's Finished back ~22 ms: pace only after the handshake. */
 	if (ngtcp2_conn_get_handshake_completed(qc->conn))
-		ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
+		pace(qc, written, ts);
 	arm_timer(qc);
 }
 

@@ -118,6 +118,7 @@ struct qconn {
 	struct qlist ready;       /* streams with data or a FIN to send */
 	enum qconn_state state;
 	uint64_t write_epoch;
+	uint64_t unpaced; /* bytes written since the last pacing update */
 	uint64_t id;
 	int carrier_blocked; /* wait for the carrier's writable() */
 	uint64_t last_rx_ms; /* loop time of the last packet taken */
