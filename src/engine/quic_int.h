@@ -19,6 +19,7 @@
 #define QUIC_DCID_LEN 18
 #define QUIC_GSO_MAX 64      /* the kernel's UDP_SEGMENT limit */
 #define QUIC_SEND_IOV 4      /* iovecs of stream data offered per packet */
+#define QUIC_ACK_THRESH 8    /* ACK at once after this many packets */
 #define QUIC_ALPN "warren/1" /* also keeps other QUIC clients out */
 
 /* Intrusive doubly linked list. */
