@@ -584,8 +584,8 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 	s->handshake_timeout = (uint64_t)o->handshake_timeout_ms * MS;
 	/* ngtcp2's default ACKs every 2nd packet: at 100 Mbit/s that is
 	 * ~4,000 ACKs a second for the sender to wake up for, and BBR's
-	 * bandwidth samples from them came out several times the link rate
-	 * (see docs/ARCHITECTURE.md, section 5). max_ack_delay still bounds
+	 * bandwidth estimate from them came out several times the link
+	 * rate (see docs/ARCHITECTURE.md, section 5). max_ack_delay still bounds
 	 * the wait when fewer packets come. */
 	s->ack_thresh = QUIC_ACK_THRESH;
 	size_t maxpkt = wn_carrier_max_packet(qc->carrier);
@@ -1148,8 +1148,7 @@ static void batch_path(ngtcp2_path *p, struct sockaddr_storage *ss,
  * pause. ngtcp2 spaces the next send by (bytes since the last update) /
  * pacing rate and lets a packet go up to 1 ms early anyway (its allowance
  * for event loops), so a pause under 1 ms only costs a timer wakeup: a
- * receiver that sends an ACK every other packet would wake once more per
- * ACK for nothing. ngtcp2 keeps counting the bytes until the update, so
+ * receiver would wake once more per ACK it sends, for nothing. ngtcp2 keeps counting the bytes until the update, so
  * deferring it loses none: they are paced together later. */
 static void pace(struct qconn *qc, size_t written, ngtcp2_tstamp ts)
 {
