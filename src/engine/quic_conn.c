@@ -582,6 +582,12 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 	s->max_window = o->conn_window_max;
 	s->max_stream_window = o->stream_window_max;
 	s->handshake_timeout = (uint64_t)o->handshake_timeout_ms * MS;
+	/* ngtcp2's default ACKs every 2nd packet: at 100 Mbit/s that is
+	 * ~4,000 ACKs a second for the sender to wake up for, and BBR's
+	 * bandwidth estimate from them came out several times the link
+	 * rate (see docs/ARCHITECTURE.md, section 5). max_ack_delay still bounds
+	 * the wait when fewer packets come. */
+	s->ack_thresh = QUIC_ACK_THRESH;
 	size_t maxpkt = wn_carrier_max_packet(qc->carrier);
 	if (ep->max_pkt && ep->max_pkt < maxpkt)
 		maxpkt = ep->max_pkt;
@@ -1138,6 +1144,26 @@ static void batch_path(ngtcp2_path *p, struct sockaddr_storage *ss,
 	p->user_data = from->user_data;
 }
 
+/* Tells ngtcp2's pacer about the bytes written, once they are worth a
+ * pause. ngtcp2 spaces the next send by (bytes since the last update) /
+ * pacing rate and lets a packet go up to 1 ms early anyway (its allowance
+ * for event loops), so a pause under 1 ms only costs a timer wakeup: a
+ * receiver would wake once more per ACK it sends, for nothing. ngtcp2 keeps counting the bytes until the update, so
+ * deferring it loses none: they are paced together later. */
+static void pace(struct qconn *qc, size_t written, ngtcp2_tstamp ts)
+{
+	ngtcp2_conn_stat st;
+	qc->unpaced += written;
+	if (qc->unpaced == 0)
+		return;
+	ngtcp2_conn_get_conn_stat(qc->conn, &st);
+	if (st.pacing_rate > 0 &&
+	    (double)qc->unpaced < st.pacing_rate * (double)MS)
+		return;
+	ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
+	qc->unpaced = 0;
+}
+
 static void flush(struct qconn *qc)
 {
 	struct qep *ep = qc->ep;
@@ -1150,7 +1176,7 @@ static void flush(struct qconn *qc)
 	size_t quantum = ngtcp2_conn_get_send_quantum(qc->conn);
 	if (quantum < maxpkt)
 		quantum = maxpkt;
-	size_t budget = quantum, off = 0, seg = 0, npkts = 0;
+	size_t budget = quantum, off = 0, seg = 0, npkts = 0, written = 0;
 	uint8_t *buf = ep->txbuf;
 	qc->write_epoch++;
 	ngtcp2_path_storage ps;
@@ -1161,24 +1187,25 @@ static void flush(struct qconn *qc)
 
 	for (;;) {
 		struct qstream *qs = next_ready(qc);
-		ngtcp2_vec vec[16];
+		ngtcp2_vec vec[QUIC_SEND_IOV];
 		size_t nvec = 0;
 		int64_t sid = -1;
 		uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
 		int fin = 0;
 		if (qs) {
-			struct iovec iov[16];
-			int n =
-			    wn_bufq_peek_iov_at(&qs->sendq, qs->sent, iov, 16);
+			/* A packet takes ~1.4 kB and chunks are 16 kB: a few
+			 * iovecs always fill one, even from a chunk's tail. */
+			struct iovec iov[QUIC_SEND_IOV];
+			int n = wn_bufq_peek_iov_at(&qs->sendq, qs->sent, iov,
+			                            QUIC_SEND_IOV);
+			size_t avail = 0;
 			for (int i = 0; i < n; i++) {
 				vec[i].base = iov[i].iov_base;
 				vec[i].len = iov[i].iov_len;
+				avail += iov[i].iov_len;
 			}
 			nvec = (size_t)n;
 			sid = qs->sid;
-			size_t avail = 0;
-			for (int i = 0; i < n; i++)
-				avail += iov[i].iov_len;
 			if (qs->fin_wanted &&
 			    qs->sent + avail == wn_bufq_len(&qs->sendq)) {
 				flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
@@ -1216,6 +1243,7 @@ static void flush(struct qconn *qc)
 			/* ngtcp2 switched paths (a probe or a migration):
 			 * what was batched so far goes out alone first. */
 			send_batch(qc, &bpath, buf, off, seg);
+			written += off;
 			memmove(buf, buf + off, (size_t)nw);
 			budget = budget > off ? budget - off : 0;
 			off = 0;
@@ -1232,6 +1260,7 @@ static void flush(struct qconn *qc)
 		if (short_pkt || npkts == QUIC_GSO_MAX ||
 		    off + maxpkt > ep->txcap || off >= budget) {
 			int rc = send_batch(qc, &bpath, buf, off, seg);
+			written += off;
 			budget = budget > off ? budget - off : 0;
 			off = 0;
 			npkts = 0;
@@ -1241,10 +1270,11 @@ static void flush(struct qconn *qc)
 	}
 	if (off > 0)
 		send_batch(qc, &bpath, buf, off, seg);
+	written += off;
 	/* ngtcp2 0.12 paces from a 333 ms initial RTT guess, which would hold
 	 * the client's Finished back ~22 ms: pace only after the handshake. */
 	if (ngtcp2_conn_get_handshake_completed(qc->conn))
-		ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
+		pace(qc, written, ts);
 	arm_timer(qc);
 }
 

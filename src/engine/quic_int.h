@@ -18,6 +18,8 @@
 #define QUIC_SCID_LEN 16
 #define QUIC_DCID_LEN 18
 #define QUIC_GSO_MAX 64      /* the kernel's UDP_SEGMENT limit */
+#define QUIC_SEND_IOV 4      /* iovecs of stream data offered per packet */
+#define QUIC_ACK_THRESH 8    /* ACK at once after this many packets */
 #define QUIC_ALPN "warren/1" /* also keeps other QUIC clients out */
 
 /* Intrusive doubly linked list. */
@@ -117,6 +119,7 @@ struct qconn {
 	struct qlist ready;       /* streams with data or a FIN to send */
 	enum qconn_state state;
 	uint64_t write_epoch;
+	uint64_t unpaced; /* bytes written since the last pacing update */
 	uint64_t id;
 	int carrier_blocked; /* wait for the carrier's writable() */
 	uint64_t last_rx_ms; /* loop time of the last packet taken */

@@ -13,7 +13,10 @@
  *   - when the queue is empty there is at most one chunk, with off == end == 0
  *     so that the next append starts at its beginning.
  * These are what bound the number of chunks holding data by
- * ceil(limit / chunk_size) + 1. */
+ * ceil(limit / chunk_size) + 1. They also mean that a chunk's unread data
+ * starts at a fixed queue offset until consume reaches that chunk, which is
+ * what lets the peek_iov_at cursor (cur, cur_pos) survive appends and
+ * consumes that end before it. */
 struct wn_bufq_chunk {
 	struct wn_bufq_chunk *next;
 	size_t off; /* first unread byte */
@@ -100,6 +103,8 @@ void wn_bufq_free(struct wn_bufq *q)
 	q->spare = NULL;
 	q->nspare = 0;
 	q->len = 0;
+	q->cur = NULL;
+	q->cur_pos = 0;
 }
 
 void wn_bufq_shrink(struct wn_bufq *q)
@@ -111,6 +116,8 @@ void wn_bufq_shrink(struct wn_bufq *q)
 		free_list(q, q->head);
 		q->head = NULL;
 		q->tail = NULL;
+		q->cur = NULL;
+		q->cur_pos = 0;
 	}
 }
 
@@ -229,19 +236,35 @@ int wn_bufq_peek_iov(const struct wn_bufq *q, struct iovec *iov, int max_iov)
 	return n;
 }
 
-int wn_bufq_peek_iov_at(const struct wn_bufq *q, size_t skip, struct iovec *iov,
+int wn_bufq_peek_iov_at(struct wn_bufq *q, size_t skip, struct iovec *iov,
                         int max_iov)
 {
-	const struct wn_bufq_chunk *c;
+	struct wn_bufq_chunk *c = q->head;
+	size_t pos = 0; /* queue offset of c's first unread byte */
 	int n = 0;
 
-	for (c = q->head; c && n < max_iov; c = c->next) {
+	if (q->cur && q->cur_pos <= skip) {
+		c = q->cur;
+		pos = q->cur_pos;
+	}
+	/* Find the chunk holding offset skip; stop on the tail even when
+	 * skip is at the very end, so the next call starts there. */
+	while (c && c->next && skip - pos >= c->end - c->off) {
+		pos += c->end - c->off;
+		c = c->next;
+	}
+	if (!c || max_iov <= 0)
+		return 0;
+	q->cur = c;
+	q->cur_pos = pos;
+	skip -= pos;
+	for (; c && n < max_iov; c = c->next) {
 		size_t have = c->end - c->off;
 		if (skip >= have) {
 			skip -= have;
 			continue;
 		}
-		iov[n].iov_base = (void *)(c->data + c->off + skip);
+		iov[n].iov_base = c->data + c->off + skip;
 		iov[n].iov_len = have - skip;
 		skip = 0;
 		n++;
@@ -280,6 +303,14 @@ int wn_bufq_consume(struct wn_bufq *q, size_t n)
 	if (n > q->len)
 		return WN_EINVAL;
 	q->len -= n;
+	/* The cursor's chunk survives, at an offset n lower, unless the
+	 * consume reached it; then it starts over from the head. */
+	if (q->cur && q->cur_pos > n) {
+		q->cur_pos -= n;
+	} else {
+		q->cur = NULL;
+		q->cur_pos = 0;
+	}
 	while (n) {
 		c = q->head;
 		k = min_sz(n, c->end - c->off);

@@ -44,6 +44,11 @@ struct wn_bufq {
 	size_t chunk_size;
 	size_t limit;
 	size_t len; /* queued bytes */
+	/* Where the last wn_bufq_peek_iov_at stopped: the chunk holding that
+	 * offset and the queue offset of its first unread byte (cur_pos).
+	 * NULL when unknown; only ever a hint. */
+	struct wn_bufq_chunk *cur;
+	size_t cur_pos;
 };
 
 /* Prepare an empty queue holding at most limit bytes in chunks of chunk_size
@@ -94,8 +99,12 @@ int wn_bufq_peek_iov(const struct wn_bufq *q, struct iovec *iov, int max_iov);
 
 /* Like wn_bufq_peek_iov, but describes the data after the first `skip`
  * queued bytes (for senders that keep sent data until it is acknowledged).
- * Walks the chunks before `skip`: O(chunks). */
-int wn_bufq_peek_iov_at(const struct wn_bufq *q, size_t skip, struct iovec *iov,
+ * The queue remembers the chunk where the walk stopped, so a sender whose
+ * skip only grows (or shrinks by what it consumes from the head) starts
+ * there instead of at the head: amortised O(1) per call instead of
+ * O(chunks). Any skip is correct; a smaller one than last time (a rewind)
+ * walks from the head. Changes only that hint, never the data. */
+int wn_bufq_peek_iov_at(struct wn_bufq *q, size_t skip, struct iovec *iov,
                         int max_iov);
 
 /* Copy up to n bytes from the head into dst without consuming them. Returns

@@ -381,6 +381,148 @@ static void peek_iov_at_skips(void **state)
 	wn_bufq_free(&q);
 }
 
+/* Concatenates what peek_iov_at(skip) describes (up to max_iov iovecs)
+ * into out; returns the byte count. */
+static size_t flat_at(struct wn_bufq *q, size_t skip, int max_iov, uint8_t *out)
+{
+	struct iovec iov[8];
+	size_t off = 0;
+	int n = wn_bufq_peek_iov_at(q, skip, iov, max_iov);
+
+	assert_true(n >= 0 && n <= max_iov);
+	for (int i = 0; i < n; i++) {
+		assert_true(iov[i].iov_len > 0);
+		memcpy(out + off, iov[i].iov_base, iov[i].iov_len);
+		off += iov[i].iov_len;
+	}
+	return off;
+}
+
+/* A sender's pattern, the one the cursor is for: append, send from
+ * `sent` a little at a time, drop acknowledged bytes from the head, now
+ * and then rewind (any skip must stay correct). Every peek must match a
+ * flat model byte for byte, wherever the cursor was left. */
+static void run_sender(size_t chunk, size_t limit, uint64_t seed, int ops)
+{
+	uint8_t *model = malloc(limit), *tmp = malloc(limit + chunk * 8);
+	size_t mlen = 0, sent = 0, written = 0, n, got, want;
+	struct wn_bufq q;
+	ssize_t r;
+
+	assert_non_null(model);
+	assert_non_null(tmp);
+	assert_int_equal(wn_bufq_init(&q, chunk, limit), 0);
+	for (int i = 0; i < ops; i++) {
+		switch (rnd(&seed) % 8) {
+		case 0:
+		case 1: /* the producer appends */
+			n = rnd(&seed) % (chunk * 3 + 2);
+			fill(tmp, n, written);
+			r = wn_bufq_write(&q, tmp, n);
+			if (r > 0) {
+				memcpy(model + mlen, tmp, (size_t)r);
+				mlen += (size_t)r;
+				written += (size_t)r;
+			}
+			break;
+		case 2: /* acknowledged: consume up to what was sent */
+			n = sent ? rnd(&seed) % (sent + 1) : 0;
+			assert_int_equal(wn_bufq_consume(&q, n), 0);
+			memmove(model, model + n, mlen - n);
+			mlen -= n;
+			sent -= n;
+			break;
+		case 3: /* a rewind, or a jump ahead */
+			sent = rnd(&seed) % (mlen + 1);
+			/* fall through */
+		default: /* send a packet's worth from `sent` */
+			got = flat_at(&q, sent, 1 + (int)(rnd(&seed) % 4), tmp);
+			assert_true(sent + got <= mlen);
+			assert_memory_equal(tmp, model + sent, got);
+			want = rnd(&seed) % (chunk + 2);
+			sent += want < got ? want : got;
+			break;
+		}
+		/* With room for every chunk, the whole rest is described. */
+		if (i % 8 == 0) {
+			uint8_t *all = malloc(mlen + 1);
+			size_t skip = rnd(&seed) % (mlen + 1);
+			struct iovec iov[8];
+			size_t off = 0;
+			int k;
+
+			assert_non_null(all);
+			k = wn_bufq_peek_iov_at(&q, skip, iov, 8);
+			for (int j = 0; j < k; j++) {
+				memcpy(all + off, iov[j].iov_base,
+				       iov[j].iov_len);
+				off += iov[j].iov_len;
+			}
+			if (k < 8)
+				assert_int_equal(off, mlen - skip);
+			assert_memory_equal(all, model + skip, off);
+			free(all);
+		}
+	}
+	wn_bufq_free(&q);
+	free(model);
+	free(tmp);
+}
+
+static void peek_iov_at_cursor(void **state)
+{
+	(void)state;
+	run_sender(16, 200, 0x5eedu, 30000);
+	run_sender(7, 100, 0xfeedu, 30000);
+	run_sender(1, 20, 0xabcu, 10000);
+	run_sender(1024, 8192, 0x31337u, 10000);
+}
+
+/* The cursor survives a consume that ends before it and is dropped by one
+ * that reaches it, by a shrink of an empty queue and by free. */
+static void peek_iov_at_cursor_lifetime(void **state)
+{
+	(void)state;
+	struct wn_bufq q;
+	uint8_t data[64];
+	struct iovec iov[2];
+
+	for (int i = 0; i < 64; i++)
+		data[i] = (uint8_t)i;
+	assert_int_equal(wn_bufq_init(&q, 8, 64), 0);
+	assert_int_equal(wn_bufq_write(&q, data, 64), 64);
+	assert_int_equal(wn_bufq_peek_iov_at(&q, 40, iov, 2), 2);
+	assert_int_equal(((uint8_t *)iov[0].iov_base)[0], 40);
+	assert_int_equal(iov[0].iov_len, 8);
+	/* Consume three whole chunks: the cursor chunk now starts at 16. */
+	assert_int_equal(wn_bufq_consume(&q, 24), 0);
+	assert_int_equal(wn_bufq_peek_iov_at(&q, 17, iov, 1), 1);
+	assert_int_equal(((uint8_t *)iov[0].iov_base)[0], 41);
+	/* A consume into the cursor's chunk drops it. */
+	assert_int_equal(wn_bufq_consume(&q, 20), 0);
+	assert_int_equal(wn_bufq_peek_iov_at(&q, 0, iov, 1), 1);
+	assert_int_equal(((uint8_t *)iov[0].iov_base)[0], 44);
+	/* A rewind below the cursor walks from the head. */
+	assert_int_equal(wn_bufq_peek_iov_at(&q, 15, iov, 1), 1);
+	assert_int_equal(((uint8_t *)iov[0].iov_base)[0], 59);
+	assert_int_equal(wn_bufq_peek_iov_at(&q, 3, iov, 1), 1);
+	assert_int_equal(((uint8_t *)iov[0].iov_base)[0], 47);
+	/* Drained and shrunk, then refilled: fresh chunks, right bytes. */
+	assert_int_equal(wn_bufq_consume(&q, 20), 0);
+	wn_bufq_shrink(&q);
+	assert_int_equal(wn_bufq_chunks(&q), 0);
+	assert_int_equal(wn_bufq_peek_iov_at(&q, 0, iov, 2), 0);
+	assert_int_equal(wn_bufq_write(&q, data + 1, 20), 20);
+	assert_int_equal(wn_bufq_peek_iov_at(&q, 10, iov, 1), 1);
+	assert_int_equal(((uint8_t *)iov[0].iov_base)[0], 11);
+	wn_bufq_free(&q);
+	assert_int_equal(wn_bufq_peek_iov_at(&q, 0, iov, 2), 0);
+	assert_int_equal(wn_bufq_write(&q, data, 9), 9);
+	assert_int_equal(wn_bufq_peek_iov_at(&q, 8, iov, 2), 1);
+	assert_int_equal(((uint8_t *)iov[0].iov_base)[0], 8);
+	wn_bufq_free(&q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -392,6 +534,8 @@ int main(void)
 	    cmocka_unit_test(spares_bounded_and_shrink),
 	    cmocka_unit_test(model_random),
 	    cmocka_unit_test(peek_iov_at_skips),
+	    cmocka_unit_test(peek_iov_at_cursor),
+	    cmocka_unit_test(peek_iov_at_cursor_lifetime),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
