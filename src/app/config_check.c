@@ -1,0 +1,323 @@
+/* Config checks after parsing: required keys and cross-key rules, then the
+ * files a config names (key files, SOCKS5 users-files). */
+#include "app/config_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "app/keyfile.h"
+#include "util/err.h"
+
+/* ---- validation ------------------------------------------------------ */
+
+static bool has(uint64_t mask, unsigned sec, const char *name)
+{
+	const struct keydef *k = find_key(sec, name);
+	return k && (mask & (1ull << key_bit(k)));
+}
+
+static const char *origin_or(const char *origin, const char *dflt)
+{
+	return origin[0] ? origin : dflt;
+}
+
+/* The kcptun engine's settings that only make sense together. */
+static void validate_kcptun(struct wn_config *cfg, struct wn_engine_cfg *e,
+                            const char *o, const char *sec)
+{
+	if (!e->mode_set)
+		snprintf(e->mode, sizeof(e->mode), "fast"); /* kcptun's */
+	if ((e->datashard == 0) != (e->parityshard == 0))
+		wn_config_diag(cfg,
+		               "%s: [%s] datashard and parityshard are both "
+		               "0 (no FEC) or both above 0",
+		               o, sec);
+	if (e->datashard + e->parityshard > 255)
+		wn_config_diag(cfg,
+		               "%s: [%s] datashard + parityshard must not "
+		               "exceed 255",
+		               o, sec);
+}
+
+static void validate_server(struct wn_config *cfg)
+{
+	struct wn_server_cfg *s = &cfg->server;
+	const char *o = origin_or(s->origin, "server");
+	if (s->engine.kind == WN_ENGINE_KCPTUN) {
+		validate_kcptun(cfg, &s->engine, o, "server");
+		if (!has(s->set_mask, SEC_SERVER, "listen"))
+			wn_config_diag(cfg,
+			               "%s: [server] listen is required "
+			               "(e.g. listen = udp://0.0.0.0:29900)",
+			               o);
+		if (!has(s->set_mask, SEC_SERVER, "target"))
+			wn_config_diag(
+			    cfg,
+			    "%s: [server] engine kcptun needs target "
+			    "(kcptun-server's -t): every stream goes "
+			    "there",
+			    o);
+		return;
+	}
+	if (!has(s->set_mask, SEC_SERVER, "listen"))
+		wn_config_diag(cfg,
+		               "%s: [server] listen is required "
+		               "(e.g. listen = udp://0.0.0.0:4433)",
+		               o);
+	if (!has(s->set_mask, SEC_SERVER, "key"))
+		wn_config_diag(cfg,
+		               "%s: [server] key is required (a private key "
+		               "file made by `warren genkey`)",
+		               o);
+	if (!has(s->set_mask, SEC_SERVER, "allow-client"))
+		wn_config_diag(cfg,
+		               "%s: [server] allow-client is required: the "
+		               "server accepts only the client keys it lists",
+		               o);
+	if (!has(s->set_mask, SEC_SERVER, "allow") &&
+	    !has(s->set_mask, SEC_SERVER, "target"))
+		wn_config_diag(cfg,
+		               "%s: [server] needs allow (targets clients may "
+		               "reach) or target (one fixed target); the "
+		               "server is never an open proxy",
+		               o);
+	if (has(s->set_mask, SEC_SERVER, "tls-cert") !=
+	    has(s->set_mask, SEC_SERVER, "tls-key"))
+		wn_config_diag(cfg,
+		               "%s: [server] tls-cert and tls-key go together "
+		               "(or neither, for a generated certificate)",
+		               o);
+	if (has(s->set_mask, SEC_SERVER, "allow") &&
+	    has(s->set_mask, SEC_SERVER, "target"))
+		wn_config_diag(cfg,
+		               "%s: [server] allow and target exclude each "
+		               "other: use target for one fixed target, allow "
+		               "for targets chosen by clients",
+		               o);
+}
+
+static void validate_client(struct wn_config *cfg)
+{
+	struct wn_client_cfg *c = &cfg->client;
+	const char *o = origin_or(c->origin, "client");
+	bool kt = c->engine.kind == WN_ENGINE_KCPTUN;
+	if (kt)
+		validate_kcptun(cfg, &c->engine, o, "client");
+	if (!has(c->set_mask, SEC_CLIENT, "server"))
+		wn_config_diag(cfg,
+		               "%s: [client] server is required (e.g. server "
+		               "= udp://vpn.example.org:4433)",
+		               o);
+	if (!kt && !has(c->set_mask, SEC_CLIENT, "server-key"))
+		wn_config_diag(cfg,
+		               "%s: [client] server-key is required: the "
+		               "server's public key, from `warren pubkey`",
+		               o);
+	if (!kt && !has(c->set_mask, SEC_CLIENT, "key"))
+		wn_config_diag(cfg,
+		               "%s: [client] key is required (a private key "
+		               "file made by `warren genkey`)",
+		               o);
+	if (c->keepalive_ms >= c->dead_peer_timeout_ms)
+		wn_config_diag(cfg,
+		               "%s: [client] keepalive (%ums) must be shorter "
+		               "than dead-peer-timeout (%ums)",
+		               o, c->keepalive_ms, c->dead_peer_timeout_ms);
+	if (kt && cfg->n_socks > 0)
+		wn_config_diag(
+		    cfg,
+		    "%s: [client] engine kcptun cannot carry SOCKS5: "
+		    "kcptun streams name no target (the kcptun "
+		    "server sends every stream to its -t)",
+		    o);
+	if (cfg->n_forwards == 0 && cfg->n_socks == 0)
+		wn_config_diag(
+		    cfg,
+		    "%s: [client] has nothing to do: add a [forward "
+		    "NAME] section, -L LISTEN=TARGET, a [socks5 NAME] "
+		    "section or -D LISTEN",
+		    o);
+}
+
+static bool same_listen(const struct wn_endpoint *a,
+                        const struct wn_endpoint *b)
+{
+	if (a->kind != b->kind)
+		return false;
+	if (a->kind == WN_HOST_UNIX)
+		return strcmp(a->path, b->path) == 0;
+	return a->port == b->port && strcmp(a->host, b->host) == 0;
+}
+
+static void validate_forwards(struct wn_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_forwards; i++) {
+		struct wn_forward_cfg *f = &cfg->forwards[i];
+		if (!has(f->set_mask, SEC_FORWARD, "listen"))
+			wn_config_diag(cfg,
+			               "%s: [forward %s] listen is required",
+			               f->origin, f->name);
+		if (!has(f->set_mask, SEC_FORWARD, "target") &&
+		    cfg->client.engine.kind != WN_ENGINE_KCPTUN)
+			wn_config_diag(cfg,
+			               "%s: [forward %s] target is required "
+			               "(-L LISTEN=TARGET)",
+			               f->origin, f->name);
+		for (size_t j = 0; j < i; j++) {
+			struct wn_forward_cfg *g = &cfg->forwards[j];
+			if (f->has_listen && g->has_listen &&
+			    same_listen(&f->listen, &g->listen))
+				wn_config_diag(
+				    cfg,
+				    "%s: [forward %s] listens on the "
+				    "same address as [forward %s] "
+				    "(%s)",
+				    f->origin, f->name, g->name, g->origin);
+		}
+	}
+}
+
+static void validate_socks(struct wn_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_socks; i++) {
+		struct wn_socks5_cfg *sk = &cfg->socks[i];
+		if (!has(sk->set_mask, SEC_SOCKS5, "listen"))
+			wn_config_diag(cfg,
+			               "%s: [socks5 %s] listen is required",
+			               sk->origin, sk->name);
+		if (!sk->has_listen)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			if (cfg->socks[j].has_listen &&
+			    same_listen(&sk->listen, &cfg->socks[j].listen))
+				wn_config_diag(
+				    cfg,
+				    "%s: [socks5 %s] listens on the same "
+				    "address as [socks5 %s] (%s)",
+				    sk->origin, sk->name, cfg->socks[j].name,
+				    cfg->socks[j].origin);
+		for (size_t j = 0; j < cfg->n_forwards; j++)
+			if (cfg->forwards[j].has_listen &&
+			    same_listen(&sk->listen, &cfg->forwards[j].listen))
+				wn_config_diag(
+				    cfg,
+				    "%s: [socks5 %s] listens on the same "
+				    "address as [forward %s] (%s)",
+				    sk->origin, sk->name, cfg->forwards[j].name,
+				    cfg->forwards[j].origin);
+	}
+}
+
+int wn_config_validate(struct wn_config *cfg, enum wn_role role)
+{
+	size_t before = cfg->n_diags;
+	bool any = cfg->server.present || cfg->client.present ||
+	           cfg->n_forwards > 0 || cfg->n_socks > 0;
+	if (role == WN_ROLE_NONE && !any)
+		wn_config_diag(cfg, "nothing configured: expected a [server] "
+		                    "or [client] section");
+	if (role == WN_ROLE_SERVER ||
+	    (role == WN_ROLE_NONE && cfg->server.present))
+		validate_server(cfg);
+	if (role == WN_ROLE_CLIENT ||
+	    (role == WN_ROLE_NONE && cfg->client.present))
+		validate_client(cfg);
+	if (role != WN_ROLE_SERVER) {
+		validate_forwards(cfg);
+		validate_socks(cfg);
+	}
+	return cfg->n_diags == before && !cfg->oom ? 0 : WN_ECONFIG;
+}
+
+static void load_one(struct wn_config *cfg, const char *sec, const char *origin,
+                     const char *path, struct wn_identity *out)
+{
+	struct wn_identity tmp;
+	char why[256];
+	int rc = wn_keyfile_load(path, out ? out : &tmp, why, sizeof(why));
+	if (rc != 0)
+		wn_config_diag(cfg, "%s: [%s] key: %s: %s", origin, sec, path,
+		               why);
+	wn_identity_wipe(&tmp);
+}
+
+int wn_config_load_keys(struct wn_config *cfg, enum wn_role role,
+                        struct wn_identity *server_id,
+                        struct wn_identity *client_id)
+{
+	size_t before = cfg->n_diags;
+	if ((role == WN_ROLE_SERVER || role == WN_ROLE_NONE) &&
+	    cfg->server.key_path[0])
+		load_one(cfg, "server", cfg->server.key_origin,
+		         cfg->server.key_path, server_id);
+	if ((role == WN_ROLE_CLIENT || role == WN_ROLE_NONE) &&
+	    cfg->client.key_path[0])
+		load_one(cfg, "client", cfg->client.key_origin,
+		         cfg->client.key_path, client_id);
+	return cfg->n_diags == before ? 0 : WN_ECONFIG;
+}
+
+/* Reads one users-file into sk. Lines are "NAME:PASSWORD". */
+static void load_users_file(struct wn_config *cfg, struct wn_socks5_cfg *sk)
+{
+	const char *path = sk->users_file;
+	FILE *f = fopen(path, "r");
+	char line[WN_SOCKS5_CRED_LEN * 2 + 8];
+	struct wn_socks5_user u;
+	const char *why;
+	unsigned lineno = 0;
+	size_t n;
+
+	struct stat st;
+
+	if (!f) {
+		wn_config_diag(cfg, "%s: [socks5 %s] users-file: %s: %s",
+		               sk->users_file_origin, sk->name, path,
+		               strerror(errno));
+		return;
+	}
+	/* Passwords, like private keys, are for the owner's eyes only. */
+	if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) ||
+	    (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		wn_config_diag(cfg,
+		               "%s: [socks5 %s] users-file: %s: not a regular "
+		               "file, or accessible by group or others (mode "
+		               "%04o; run: chmod 600 FILE)",
+		               sk->users_file_origin, sk->name, path,
+		               (unsigned)(st.st_mode & 07777));
+		fclose(f);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		n = strlen(line);
+		if (n == sizeof(line) - 1 && line[n - 1] != '\n') {
+			wn_config_diag(cfg, "%s:%u: line too long", path,
+			               lineno);
+			break;
+		}
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = '\0';
+		if (n == 0 || line[0] == '#')
+			continue;
+		why = NULL;
+		if (wn_cfg_parse_user(line, n, &u, &why) != 0 ||
+		    wn_cfg_add_user(cfg, sk, &u, &why) != 0)
+			wn_config_diag(cfg, "%s:%u: %s", path, lineno, why);
+		memset(&u, 0, sizeof(u));
+	}
+	memset(line, 0, sizeof(line));
+	fclose(f);
+}
+
+int wn_config_load_users(struct wn_config *cfg)
+{
+	size_t before = cfg->n_diags;
+
+	for (size_t i = 0; i < cfg->n_socks; i++)
+		if (cfg->socks[i].users_file[0])
+			load_users_file(cfg, &cfg->socks[i]);
+	return cfg->n_diags == before && !cfg->oom ? 0 : WN_ECONFIG;
+}

@@ -1,0 +1,754 @@
+/* The config schema: the key table, and how each key's value is parsed and
+ * stored into its section. */
+#include "app/config_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/kcpcrypt.h"
+#include "util/err.h"
+#include "util/log.h"
+
+/* ---- schema -------------------------------------------------------- */
+
+/* Passed in the scheme mask of set_endpoint: port 0 (any free port) is
+ * acceptable. Above every WN_SCHEME_* bit. */
+#define PORT_ZERO_OK 0x100u
+
+/* The order is the order of `warren help` and of the set_mask bits. */
+const struct keydef wn_cfg_keys[] = {
+    {SEC_SERVER, "listen", K_LISTEN, F_REPEAT, "udp|tcp|tls://HOST:PORT",
+     "address to receive clients on (repeatable)", 0, 0},
+    {SEC_CLIENT, "server", K_SERVER, F_REPEAT, "udp|tcp|tls://HOST:PORT",
+     "server address; several are tried in order (repeatable)", 0, 0},
+    {SEC_CLIENT, "server-key", K_SERVER_KEY, 0, "PUBKEY",
+     "the server's public key (warren pubkey), pinned", 0, 0},
+    {SEC_SERVER | SEC_CLIENT, "key", K_KEY, 0, "FILE",
+     "this node's private key file (warren genkey; mode 600)", 0, 0},
+    {SEC_SERVER, "allow-client", K_ALLOW_CLIENT, F_REPEAT, "PUBKEY",
+     "public key of a client allowed to connect (repeatable)", 0, 0},
+    {SEC_SERVER, "allow", K_ALLOW, F_REPEAT, "RULE",
+     "targets clients may reach: HOST:PORTS, CIDR:PORTS, [V6/N]:PORTS, "
+     "*.DOMAIN:PORTS, unix:PATH (repeatable)",
+     0, 0},
+    {SEC_SERVER, "target", K_TARGET, 0, "HOST:PORT|unix:PATH",
+     "one fixed target for every stream (instead of allow)", 0, 0},
+    {SEC_SERVER | SEC_CLIENT, "log-level", K_LOG_LEVEL, 0, "LEVEL",
+     "error, warn, info (default), debug or trace", 0, 0},
+    {SEC_SERVER | SEC_CLIENT, "api", K_API, 0, "HOST:PORT",
+     "local HTTP API address (keep it on loopback)", 0, 0},
+    {SEC_SERVER, "idle-timeout", K_IDLE_TIMEOUT, 0, "DURATION",
+     "drop a client session silent for this long (default 30s)", 1000, 3600000},
+    {SEC_CLIENT, "keepalive", K_KEEPALIVE, 0, "DURATION",
+     "send a keepalive when idle this long (default 5s)", 100, 600000},
+    {SEC_CLIENT, "dead-peer-timeout", K_DEAD_PEER, 0, "DURATION",
+     "declare the server gone after this long without an answer "
+     "(default 15s)",
+     1000, 3600000},
+    {SEC_SERVER, "tls-cert", K_TLS_CERT, 0, "FILE",
+     "tls listeners: PEM certificate (default: a generated self-signed "
+     "one)",
+     0, 0},
+    {SEC_SERVER, "tls-key", K_TLS_KEY, 0, "FILE",
+     "tls listeners: the certificate's PEM private key", 0, 0},
+    {SEC_SERVER, "fallback", K_FALLBACK, 0, "404|close|FILE",
+     "tls listeners: answer to a stranger: a web server's 404/400 "
+     "(default), close, or a raw HTTP response file",
+     0, 0},
+    {SEC_SERVER | SEC_CLIENT, "sni", K_SNI, 0, "NAME",
+     "tls: client: the server name sent; server: the generated "
+     "certificate's name",
+     0, 0},
+    {SEC_CLIENT, "rotate-after", K_ROTATE_AFTER, 0, "DURATION",
+     "tcp/tls: replace a carrier connection after this long (default "
+     "never)",
+     1000, 86400000},
+    {SEC_CLIENT, "rotate-bytes", K_ROTATE_BYTES, 0, "SIZE",
+     "tcp/tls: replace a carrier connection after this many bytes "
+     "(e.g. 500M; default never)",
+     0, 0},
+    {SEC_CLIENT, "failover-after", K_FAILOVER_AFTER, 0, "DURATION",
+     "with several servers: move on after this long without progress "
+     "(default 3s)",
+     500, 600000},
+    {SEC_CLIENT, "conns", K_CONNS, 0, "N",
+     "tcp/tls: carrier connections kept up in parallel per server, one "
+     "session over all of them (default 1)",
+     1, 16},
+    {SEC_CLIENT, "probe-interval", K_PROBE_INTERVAL, 0, "DURATION",
+     "with several servers: while on a later one, try the first again "
+     "this often (default 10s)",
+     500, 3600000},
+    {SEC_SERVER | SEC_CLIENT, "padding", K_PADDING, 0, "BYTES",
+     "tcp/tls: after each batch of packets, a padding record of up to "
+     "this many random bytes (default 0: none; at most 32767)",
+     0, 0},
+    {SEC_SERVER, "idle-close", K_IDLE_CLOSE, 0, "DURATION",
+     "tcp/tls: close a carrier connection silent this long (default "
+     "never)",
+     1000, 3600000},
+    {SEC_SERVER, "max-conns", K_MAX_CONNS, 0, "N",
+     "tcp/tls: at most N carrier connections per listener (default 4096)", 0,
+     0},
+    {SEC_SERVER | SEC_CLIENT, "engine", K_ENGINE, 0, "quic|kcp|kcptun",
+     "the tunnel engine; both ends must match (default quic); kcptun: "
+     "kcptun's wire format, to replace either end of a kcptun deployment",
+     0, 0},
+    {SEC_SERVER | SEC_CLIENT, "mode", K_MODE, 0, "MODE",
+     "kcp engine preset: normal, fast, fast2 or fast3 (default; kcptun: "
+     "fast)",
+     0, 0},
+    {SEC_SERVER | SEC_CLIENT, "sndwnd", K_SNDWND, 0, "SEGMENTS",
+     "kcp engine send window in segments (default 512)", 16, 65535},
+    {SEC_SERVER | SEC_CLIENT, "rcvwnd", K_RCVWND, 0, "SEGMENTS",
+     "kcp engine receive window in segments (default 512)", 16, 65535},
+    {SEC_SERVER | SEC_CLIENT, "mtu", K_MTU, 0, "BYTES",
+     "kcp engine packet size on the carrier (default 1432; kcptun: 1350; "
+     "at most 1500, as kcp-go)",
+     576, 1500},
+    {SEC_SERVER | SEC_CLIENT, "max-streams", K_MAX_STREAMS, 0, "N",
+     "concurrent streams per session (default 1024); the server's "
+     "value is the limit",
+     1, 1000000},
+    {SEC_SERVER | SEC_CLIENT, "kcptun-key", K_KCPTUN_KEY, 0, "PASSPHRASE",
+     "kcptun: the pre-shared secret (kcptun's --key; default kcptun's)", 0, 0},
+    {SEC_SERVER | SEC_CLIENT, "crypt", K_CRYPT, 0, "CIPHER",
+     "kcptun: aes (default), aes-128, aes-192, salsa20 or none", 0, 0},
+    {SEC_SERVER | SEC_CLIENT, "nocomp", K_NOCOMP, 0, "yes|no",
+     "kcptun: no snappy compression (default no)", 0, 0},
+    {SEC_SERVER | SEC_CLIENT, "datashard", K_DATASHARD, 0, "N",
+     "kcptun: Reed-Solomon data shards (default 10; 0: no FEC)", 0, 254},
+    {SEC_SERVER | SEC_CLIENT, "parityshard", K_PARITYSHARD, 0, "N",
+     "kcptun: Reed-Solomon parity shards (default 3; 0: no FEC)", 0, 254},
+    {SEC_SERVER | SEC_CLIENT, "smuxver", K_SMUXVER, 0, "1|2",
+     "kcptun: smux version (default 1)", 1, 2},
+    {SEC_FORWARD, "listen", K_LISTEN, 0, "[tcp://]HOST:PORT|unix:PATH",
+     "where the client accepts connections for this forward", 0, 0},
+    {SEC_FORWARD, "target", K_TARGET, 0, "HOST:PORT|unix:PATH",
+     "what the server connects each stream to", 0, 0},
+    {SEC_SOCKS5, "listen", K_LISTEN, 0, "[tcp://]HOST:PORT|unix:PATH",
+     "where the client accepts SOCKS5 connections", 0, 0},
+    {SEC_SOCKS5, "eager", K_EAGER, 0, "yes|no",
+     "answer the SOCKS client at once and send the target with its first "
+     "data (default yes); no: wait for the server's answer",
+     0, 0},
+    {SEC_SOCKS5, "user", K_USER, F_REPEAT, "NAME:PASSWORD",
+     "require username/password authentication (repeatable)", 0, 0},
+    {SEC_SOCKS5, "users-file", K_USERS_FILE, 0, "FILE",
+     "a file of NAME:PASSWORD lines (mode 600: looser is refused), read at "
+     "start",
+     0, 0},
+};
+const size_t wn_cfg_n_keys = sizeof(wn_cfg_keys) / sizeof(wn_cfg_keys[0]);
+
+/* ---- value parsers --------------------------------------------------- */
+
+int wn_duration_parse(const char *s, uint64_t *ms)
+{
+	const char *p = s;
+	uint64_t v = 0;
+	if (*p < '0' || *p > '9')
+		return WN_EINVAL;
+	while (*p >= '0' && *p <= '9') {
+		if (v > 1000000000ull)
+			return WN_EINVAL;
+		v = v * 10 + (uint64_t)(*p - '0');
+		p++;
+	}
+	uint64_t mul;
+	if (strcmp(p, "ms") == 0)
+		mul = 1;
+	else if (strcmp(p, "s") == 0)
+		mul = 1000;
+	else if (strcmp(p, "m") == 0)
+		mul = 60000;
+	else if (strcmp(p, "h") == 0)
+		mul = 3600000;
+	else
+		return WN_EINVAL;
+	*ms = v * mul;
+	return 0;
+}
+
+static void bad(const struct setting *st, const struct keydef *k,
+                const char *value, const char *why)
+{
+	wn_config_diag(st->cfg, "%s: [%s] %s: %s, got \"%s\"", st->origin,
+	               st->secname, k->name, why, value);
+}
+
+static int set_path(const struct setting *st, const struct keydef *k,
+                    const char *v, char *out, char *origin)
+{
+	snprintf(origin, WN_ORIGIN_MAX, "%s", st->origin);
+	if (!*v) {
+		bad(st, k, v, "expected a file path");
+		return WN_EINVAL;
+	}
+	int n;
+	if (v[0] != '/' && st->dir && *st->dir)
+		n = snprintf(out, WN_PATH_MAX, "%s/%s", st->dir, v);
+	else
+		n = snprintf(out, WN_PATH_MAX, "%s", v);
+	if (n < 0 || n >= WN_PATH_MAX) {
+		bad(st, k, v, "path too long");
+		out[0] = '\0';
+		return WN_EINVAL;
+	}
+	return 0;
+}
+
+static int set_pubkey(const struct setting *st, const struct keydef *k,
+                      const char *v, uint8_t out[WN_KEY_LEN])
+{
+	if (wn_pubkey_parse(v, strlen(v), out) != 0) {
+		bad(st, k, v,
+		    "expected a public key: 44 base64 characters as printed "
+		    "by `warren pubkey`");
+		return WN_EINVAL;
+	}
+	return 0;
+}
+
+static int set_endpoint(const struct setting *st, const struct keydef *k,
+                        const char *v, unsigned allowed, enum wn_scheme dflt,
+                        const char *expect, struct wn_endpoint *out)
+{
+	const char *why = NULL;
+	if (wn_endpoint_parse(v, allowed & ~PORT_ZERO_OK, dflt,
+	                      (allowed & PORT_ZERO_OK) ? WN_EP_PORT_ZERO_OK : 0,
+	                      out, &why) != 0) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "expected %s (%s)", expect, why);
+		bad(st, k, v, msg);
+		return WN_EINVAL;
+	}
+	return 0;
+}
+
+static int set_duration(const struct setting *st, const struct keydef *k,
+                        const char *v, uint32_t *out)
+{
+	uint64_t ms;
+	char msg[160];
+	if (wn_duration_parse(v, &ms) != 0) {
+		bad(st, k, v,
+		    "expected a duration with a unit, like 500ms, 30s, 2m or "
+		    "1h");
+		return WN_EINVAL;
+	}
+	if (ms < k->min_ms || ms > k->max_ms) {
+		snprintf(msg, sizeof(msg),
+		         "expected a duration between %ums and %ums", k->min_ms,
+		         k->max_ms);
+		bad(st, k, v, msg);
+		return WN_EINVAL;
+	}
+	*out = (uint32_t)ms;
+	return 0;
+}
+
+/* A count or a size: digits with an optional K, M or G (powers of 1024). */
+static int set_size(const struct setting *st, const struct keydef *k,
+                    const char *v, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	uint64_t mul = 1;
+	if (end == v || errno || v[0] == '-')
+		goto bad;
+	if (*end == 'K' || *end == 'k')
+		mul = 1ull << 10;
+	else if (*end == 'M' || *end == 'm')
+		mul = 1ull << 20;
+	else if (*end == 'G' || *end == 'g')
+		mul = 1ull << 30;
+	if (mul > 1)
+		end++;
+	if (*end || n == 0 || n > max / mul)
+		goto bad;
+	*out = n * mul;
+	return 0;
+bad:
+	bad(st, k, v,
+	    "expected a positive number (a size may end in K, M or G)");
+	return WN_EINVAL;
+}
+
+static int set_name(const struct setting *st, const struct keydef *k,
+                    const char *v, char *out, size_t cap)
+{
+	if (!wn_hostname_valid(v, strlen(v)) || strlen(v) >= cap) {
+		bad(st, k, v, "expected a DNS name");
+		return WN_EINVAL;
+	}
+	snprintf(out, cap, "%s", v);
+	return 0;
+}
+
+static int set_log_level(const struct setting *st, const struct keydef *k,
+                         const char *v, int *out)
+{
+	int lvl = wn_log_level_parse(v);
+	if (lvl < 0) {
+		bad(st, k, v, "expected error, warn, info, debug or trace");
+		return WN_EINVAL;
+	}
+	*out = lvl;
+	return 0;
+}
+
+static int set_uint(const struct setting *st, const struct keydef *k,
+                    const char *v, unsigned *out);
+
+static int set_engine(const struct setting *st, const struct keydef *k,
+                      const char *v, struct wn_engine_cfg *e)
+{
+	if (k->id == K_ENGINE) {
+		if (strcmp(v, "quic") == 0)
+			e->kind = WN_ENGINE_QUIC;
+		else if (strcmp(v, "kcp") == 0)
+			e->kind = WN_ENGINE_KCP;
+		else if (strcmp(v, "kcptun") == 0)
+			e->kind = WN_ENGINE_KCPTUN;
+		else {
+			bad(st, k, v, "expected quic, kcp or kcptun");
+			return WN_EINVAL;
+		}
+		return 0;
+	}
+	switch (k->id) {
+	case K_KCPTUN_KEY:
+		if (strlen(v) > WN_KCPTUN_KEY_MAX) {
+			bad(st, k, v, "expected at most 255 bytes");
+			return WN_EINVAL;
+		}
+		snprintf(e->kcptun_key, sizeof(e->kcptun_key), "%s", v);
+		return 0;
+	case K_CRYPT: {
+		enum wn_kcpcrypt_alg alg;
+		int rc = wn_kcpcrypt_parse(v, &alg);
+		if (rc != 0) {
+			bad(st, k, v,
+			    rc == WN_ENOTSUP
+			        ? "not supported by warren yet: use aes, "
+			          "aes-128, aes-192, salsa20 or none"
+			        : "expected aes, aes-128, aes-192, salsa20 or "
+			          "none");
+			return WN_EINVAL;
+		}
+		snprintf(e->crypt, sizeof(e->crypt), "%s", v);
+		return 0;
+	}
+	case K_NOCOMP:
+		if (!strcmp(v, "yes") || !strcmp(v, "true") ||
+		    !strcmp(v, "on")) {
+			e->nocomp = true;
+		} else if (!strcmp(v, "no") || !strcmp(v, "false") ||
+		           !strcmp(v, "off")) {
+			e->nocomp = false;
+		} else {
+			bad(st, k, v, "expected yes or no");
+			return WN_EINVAL;
+		}
+		return 0;
+	case K_DATASHARD:
+		return set_uint(st, k, v, &e->datashard);
+	case K_PARITYSHARD:
+		return set_uint(st, k, v, &e->parityshard);
+	case K_SMUXVER:
+		return set_uint(st, k, v, &e->smuxver);
+	case K_SNDWND:
+		return set_uint(st, k, v, &e->sndwnd);
+	case K_RCVWND:
+		return set_uint(st, k, v, &e->rcvwnd);
+	case K_MTU:
+		return set_uint(st, k, v, &e->mtu);
+	case K_MAX_STREAMS:
+		return set_uint(st, k, v, &e->max_streams);
+	default:
+		break;
+	}
+	e->mode_set = true;
+	static const char *const modes[] = {"normal", "fast", "fast2", "fast3"};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(v, modes[i]) == 0) {
+			snprintf(e->mode, sizeof(e->mode), "%s", v);
+			return 0;
+		}
+	bad(st, k, v, "expected normal, fast, fast2 or fast3");
+	return WN_EINVAL;
+}
+
+/* A whole number within the key's [min_ms, max_ms] (reused as bounds). */
+static int set_uint(const struct setting *st, const struct keydef *k,
+                    const char *v, unsigned *out)
+{
+	char *end;
+	unsigned long n = strtoul(v, &end, 10);
+	if (*v < '0' || *v > '9' || *end != '\0' || n < k->min_ms ||
+	    n > k->max_ms) {
+		char msg[96];
+		snprintf(msg, sizeof(msg), "expected a number from %u to %u",
+		         k->min_ms, k->max_ms);
+		bad(st, k, v, msg);
+		return WN_EINVAL;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
+#define TARGET_EXPECT "HOST:PORT or unix:PATH"
+#define API_EXPECT "HOST:PORT, e.g. 127.0.0.1:7070"
+#define CARRIER_EXPECT "udp://, tcp:// or tls://HOST:PORT"
+
+static int set_server_key(const struct setting *st, const struct keydef *k,
+                          const char *v)
+{
+	struct wn_server_cfg *s = &st->cfg->server;
+	switch (k->id) {
+	case K_LISTEN: {
+		struct wn_endpoint ep;
+		if (set_endpoint(st, k, v,
+		                 WN_SCHEME_UDP | WN_SCHEME_TCP | WN_SCHEME_TLS,
+		                 WN_SCHEME_NONE, CARRIER_EXPECT, &ep) != 0)
+			return WN_EINVAL;
+		struct wn_endpoint *slot =
+		    grow(st->cfg, &s->listen, &s->n_listen, sizeof(ep));
+		if (slot)
+			*slot = ep;
+		return 0;
+	}
+	case K_KEY:
+		return set_path(st, k, v, s->key_path, s->key_origin);
+	case K_ALLOW_CLIENT: {
+		uint8_t pk[WN_KEY_LEN];
+		if (set_pubkey(st, k, v, pk) != 0)
+			return WN_EINVAL;
+		for (size_t i = 0; i < s->n_allow_client; i++)
+			if (memcmp(s->allow_client[i], pk, WN_KEY_LEN) == 0) {
+				bad(st, k, v,
+				    "this client key is listed twice");
+				return WN_EINVAL;
+			}
+		uint8_t *slot = grow(st->cfg, &s->allow_client,
+		                     &s->n_allow_client, WN_KEY_LEN);
+		if (slot)
+			memcpy(slot, pk, WN_KEY_LEN);
+		return 0;
+	}
+	case K_ALLOW: {
+		struct wn_allow_rule r;
+		const char *why = NULL;
+		if (wn_allow_rule_parse(v, &r, &why) != 0) {
+			bad(st, k, v, why);
+			return WN_EINVAL;
+		}
+		struct wn_allow_rule *slot =
+		    grow(st->cfg, &s->allow, &s->n_allow, sizeof(r));
+		if (slot)
+			*slot = r;
+		return 0;
+	}
+	case K_TARGET:
+		if (set_endpoint(st, k, v, WN_SCHEME_UNIX | WN_SCHEME_TCP,
+		                 WN_SCHEME_TCP, TARGET_EXPECT, &s->target) != 0)
+			return WN_EINVAL;
+		s->has_target = true;
+		return 0;
+	case K_LOG_LEVEL:
+		return set_log_level(st, k, v, &s->log_level);
+	case K_API:
+		if (set_endpoint(st, k, v, WN_SCHEME_TCP, WN_SCHEME_TCP,
+		                 API_EXPECT, &s->api) != 0)
+			return WN_EINVAL;
+		s->has_api = true;
+		return 0;
+	case K_IDLE_TIMEOUT:
+		return set_duration(st, k, v, &s->idle_timeout_ms);
+	case K_TLS_CERT:
+		return set_path(st, k, v, s->tls_cert, s->tls_origin);
+	case K_TLS_KEY:
+		return set_path(st, k, v, s->tls_key, s->tls_origin);
+	case K_FALLBACK:
+		if (strcmp(v, "404") == 0) {
+			s->fallback = WN_CFG_FALLBACK_404;
+			return 0;
+		}
+		if (strcmp(v, "close") == 0) {
+			s->fallback = WN_CFG_FALLBACK_CLOSE;
+			return 0;
+		}
+		s->fallback = WN_CFG_FALLBACK_FILE;
+		return set_path(st, k, v, s->fallback_path, s->tls_origin);
+	case K_SNI:
+		return set_name(st, k, v, s->sni, sizeof(s->sni));
+	case K_IDLE_CLOSE:
+		return set_duration(st, k, v, &s->idle_close_ms);
+	case K_MAX_CONNS: {
+		uint64_t n;
+		if (set_size(st, k, v, 1000000, &n) != 0)
+			return WN_EINVAL;
+		s->max_conns = (uint32_t)n;
+		return 0;
+	}
+	case K_PADDING: {
+		uint64_t n;
+		if (set_size(st, k, v, 32767, &n) != 0)
+			return WN_EINVAL;
+		s->padding = (uint32_t)n;
+		return 0;
+	}
+	case K_ENGINE:
+	case K_MODE:
+	case K_KCPTUN_KEY:
+	case K_CRYPT:
+	case K_NOCOMP:
+	case K_DATASHARD:
+	case K_PARITYSHARD:
+	case K_SMUXVER:
+	case K_SNDWND:
+	case K_RCVWND:
+	case K_MTU:
+	case K_MAX_STREAMS:
+		return set_engine(st, k, v, &s->engine);
+	default:
+		return WN_EINTERNAL;
+	}
+}
+
+static int set_client_key(const struct setting *st, const struct keydef *k,
+                          const char *v)
+{
+	struct wn_client_cfg *c = &st->cfg->client;
+	switch (k->id) {
+	case K_SERVER: {
+		struct wn_endpoint ep;
+		if (set_endpoint(st, k, v,
+		                 WN_SCHEME_UDP | WN_SCHEME_TCP | WN_SCHEME_TLS,
+		                 WN_SCHEME_NONE, CARRIER_EXPECT, &ep) != 0)
+			return WN_EINVAL;
+		struct wn_endpoint *slot =
+		    grow(st->cfg, &c->server, &c->n_server, sizeof(ep));
+		if (slot)
+			*slot = ep;
+		return 0;
+	}
+	case K_SERVER_KEY:
+		if (set_pubkey(st, k, v, c->server_key) != 0)
+			return WN_EINVAL;
+		c->has_server_key = true;
+		return 0;
+	case K_KEY:
+		return set_path(st, k, v, c->key_path, c->key_origin);
+	case K_LOG_LEVEL:
+		return set_log_level(st, k, v, &c->log_level);
+	case K_API:
+		if (set_endpoint(st, k, v, WN_SCHEME_TCP, WN_SCHEME_TCP,
+		                 API_EXPECT, &c->api) != 0)
+			return WN_EINVAL;
+		c->has_api = true;
+		return 0;
+	case K_KEEPALIVE:
+		return set_duration(st, k, v, &c->keepalive_ms);
+	case K_DEAD_PEER:
+		return set_duration(st, k, v, &c->dead_peer_timeout_ms);
+	case K_SNI:
+		return set_name(st, k, v, c->sni, sizeof(c->sni));
+	case K_ROTATE_AFTER:
+		return set_duration(st, k, v, &c->rotate_after_ms);
+	case K_ROTATE_BYTES:
+		return set_size(st, k, v, UINT64_MAX, &c->rotate_bytes);
+	case K_FAILOVER_AFTER:
+		return set_duration(st, k, v, &c->failover_ms);
+	case K_CONNS:
+		return set_uint(st, k, v, &c->conns);
+	case K_PROBE_INTERVAL:
+		return set_duration(st, k, v, &c->probe_ms);
+	case K_PADDING: {
+		uint64_t n;
+		if (set_size(st, k, v, 32767, &n) != 0)
+			return WN_EINVAL;
+		c->padding = (uint32_t)n;
+		return 0;
+	}
+	case K_ENGINE:
+	case K_MODE:
+	case K_KCPTUN_KEY:
+	case K_CRYPT:
+	case K_NOCOMP:
+	case K_DATASHARD:
+	case K_PARITYSHARD:
+	case K_SMUXVER:
+	case K_SNDWND:
+	case K_RCVWND:
+	case K_MTU:
+	case K_MAX_STREAMS:
+		return set_engine(st, k, v, &c->engine);
+	default:
+		return WN_EINTERNAL;
+	}
+}
+
+static int set_forward_key(const struct setting *st, struct wn_forward_cfg *f,
+                           const struct keydef *k, const char *v)
+{
+	switch (k->id) {
+	case K_LISTEN:
+		if (set_endpoint(
+		        st, k, v, WN_SCHEME_TCP | WN_SCHEME_UNIX | PORT_ZERO_OK,
+		        WN_SCHEME_TCP, "[tcp://]HOST:PORT or unix:PATH",
+		        &f->listen) != 0)
+			return WN_EINVAL;
+		f->has_listen = true;
+		return 0;
+	case K_TARGET:
+		if (set_endpoint(st, k, v, WN_SCHEME_UNIX | WN_SCHEME_TCP,
+		                 WN_SCHEME_TCP, TARGET_EXPECT, &f->target) != 0)
+			return WN_EINVAL;
+		f->has_target = true;
+		return 0;
+	default:
+		return WN_EINTERNAL;
+	}
+}
+
+/* "NAME:PASSWORD" into a user; the first ':' splits. */
+int wn_cfg_parse_user(const char *v, size_t n, struct wn_socks5_user *u,
+                      const char **why)
+{
+	const char *colon = memchr(v, ':', n);
+
+	if (!colon || colon == v) {
+		*why = "expected NAME:PASSWORD";
+		return WN_EINVAL;
+	}
+	if ((size_t)(colon - v) > WN_SOCKS5_CRED_LEN ||
+	    n - (size_t)(colon - v) - 1 > WN_SOCKS5_CRED_LEN) {
+		*why = "name and password are at most 255 bytes each";
+		return WN_EINVAL;
+	}
+	memset(u, 0, sizeof(*u));
+	memcpy(u->name, v, (size_t)(colon - v));
+	memcpy(u->pass, colon + 1, n - (size_t)(colon - v) - 1);
+	return 0;
+}
+
+int wn_cfg_add_user(struct wn_config *cfg, struct wn_socks5_cfg *sk,
+                    const struct wn_socks5_user *u, const char **why)
+{
+	struct wn_socks5_user *slot;
+
+	for (size_t i = 0; i < sk->n_users; i++)
+		if (strcmp(sk->users[i].name, u->name) == 0) {
+			*why = "this user is listed twice";
+			return WN_EINVAL;
+		}
+	slot = grow(cfg, &sk->users, &sk->n_users, sizeof(*slot));
+	if (slot)
+		*slot = *u;
+	return 0;
+}
+
+static int set_socks_key(const struct setting *st, struct wn_socks5_cfg *sk,
+                         const struct keydef *k, const char *v)
+{
+	struct wn_socks5_user u;
+	const char *why = NULL;
+	int rc;
+
+	switch (k->id) {
+	case K_LISTEN:
+		if (set_endpoint(
+		        st, k, v, WN_SCHEME_TCP | WN_SCHEME_UNIX | PORT_ZERO_OK,
+		        WN_SCHEME_TCP, "[tcp://]HOST:PORT or unix:PATH",
+		        &sk->listen) != 0)
+			return WN_EINVAL;
+		sk->has_listen = true;
+		return 0;
+	case K_EAGER:
+		if (!strcmp(v, "yes") || !strcmp(v, "true") ||
+		    !strcmp(v, "on")) {
+			sk->eager = true;
+		} else if (!strcmp(v, "no") || !strcmp(v, "false") ||
+		           !strcmp(v, "off")) {
+			sk->eager = false;
+		} else {
+			bad(st, k, v, "expected yes or no");
+			return WN_EINVAL;
+		}
+		return 0;
+	case K_USER:
+		rc = wn_cfg_parse_user(v, strlen(v), &u, &why);
+		if (rc == 0)
+			rc = wn_cfg_add_user(st->cfg, sk, &u, &why);
+		memset(&u, 0, sizeof(u));
+		if (rc != 0) {
+			/* Never echo a password into a diagnostic. */
+			wn_config_diag(st->cfg, "%s: [%s] %s: %s", st->origin,
+			               st->secname, k->name, why);
+			return WN_EINVAL;
+		}
+		return 0;
+	case K_USERS_FILE:
+		return set_path(st, k, v, sk->users_file,
+		                sk->users_file_origin);
+	default:
+		return WN_EINTERNAL;
+	}
+}
+
+/* Applies key=value to one section object, enforcing "set once in files"
+ * for single-valued keys. `sec` is the section kind; fwd or sk is the
+ * section object of a [forward] or [socks5] section. */
+int wn_cfg_apply(const struct setting *st, unsigned sec,
+                 struct wn_forward_cfg *fwd, struct wn_socks5_cfg *sk,
+                 const char *name, const char *v)
+{
+	const struct keydef *k = find_key(sec, name);
+	if (!k) {
+		wn_config_diag(st->cfg, "%s: [%s] unknown key \"%s\"",
+		               st->origin, st->secname, name);
+		return WN_ECONFIG;
+	}
+	uint64_t *set_mask, *file_mask;
+	if (sec == SEC_SERVER) {
+		set_mask = &st->cfg->server.set_mask;
+		file_mask = &st->cfg->server.file_mask;
+	} else if (sec == SEC_CLIENT) {
+		set_mask = &st->cfg->client.set_mask;
+		file_mask = &st->cfg->client.file_mask;
+	} else if (sec == SEC_SOCKS5) {
+		set_mask = &sk->set_mask;
+		file_mask = &sk->file_mask;
+	} else {
+		set_mask = &fwd->set_mask;
+		file_mask = &fwd->file_mask;
+	}
+	uint64_t bit = 1ull << key_bit(k);
+	if (!(k->flags & F_REPEAT) && (*set_mask & bit) && st->from_file &&
+	    (*file_mask & bit)) {
+		wn_config_diag(st->cfg,
+		               "%s: [%s] %s is set twice (it takes one value)",
+		               st->origin, st->secname, k->name);
+		return WN_ECONFIG;
+	}
+	int rc;
+	if (sec == SEC_SERVER)
+		rc = set_server_key(st, k, v);
+	else if (sec == SEC_CLIENT)
+		rc = set_client_key(st, k, v);
+	else if (sec == SEC_SOCKS5)
+		rc = set_socks_key(st, sk, k, v);
+	else
+		rc = set_forward_key(st, fwd, k, v);
+	/* Marked even when the value was bad: it was reported as malformed
+	 * and must not also be reported as missing. */
+	*set_mask |= bit;
+	if (st->from_file)
+		*file_mask |= bit;
+	return rc != 0 ? WN_ECONFIG : 0;
+}
