@@ -640,6 +640,20 @@ static bool earlier(uint32_t now, uint32_t t, uint32_t *best)
 	return false;
 }
 
+/* How long acks may wait after the first of them was queued. The
+ * reference waits `interval`. With ack_every the wait is bounded by a
+ * quarter of the RTT as well: on a path much shorter than `interval` (a
+ * stream carrier on a LAN) acks held for the whole interval would stall
+ * the peer between batches. */
+static uint32_t ack_wait(const struct wn_kcp *k)
+{
+	uint32_t w = k->cfg.interval;
+
+	if (k->cfg.ack_every && k->rx_srtt > 0)
+		w = umin(w, umax((uint32_t)k->rx_srtt / 4, 1));
+	return w;
+}
+
 uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now)
 {
 	uint32_t best = now + WN_KCP_IDLE_MS;
@@ -647,7 +661,8 @@ uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now)
 	/* New data the windows allow, a fast resend, a probe or a window
 	 * update go at once (kcp-go flushes on write too); acks wait for the
 	 * end of their interval batch unless they pile up. */
-	if (k->probe || k->nack >= k->ack_cap / 2)
+	if (k->probe || k->nack >= k->ack_cap / 2 ||
+	    (k->cfg.ack_every && k->nack >= k->cfg.ack_every))
 		return now;
 	bool push = k->resend_lb_set && earlier(now, k->resend_lb, &best);
 	push = push || can_send_new(k) || k->snd_unsent || k->fast_pending;
@@ -658,7 +673,7 @@ uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now)
 		if (earlier(now, wn_kcp_pace_next(k, now), &best))
 			return now;
 	}
-	if (k->nack && earlier(now, k->ack_since + k->cfg.interval, &best))
+	if (k->nack && earlier(now, k->ack_since + ack_wait(k), &best))
 		return now;
 	if (k->probe_armed && k->rmt_wnd == 0 &&
 	    earlier(now, k->ts_probe, &best))
