@@ -16,6 +16,10 @@
 #include "core/kcp_int.h"
 #include "util/err.h"
 
+/* Ack datagrams sent at once after a gap opens (cfg.ack_every): as many
+ * as fast resend needs in every kcptun preset (resend 2). */
+#define ACK_RUSH 2
+
 /* ---- construction ---- */
 
 int wn_kcp_new(const struct wn_kcp_cfg *cfg, wn_kcp_output_fn out, void *ctx,
@@ -58,6 +62,7 @@ int wn_kcp_new(const struct wn_kcp_cfg *cfg, wn_kcp_output_fn out, void *ctx,
 	if (cfg->pacing)
 		wn_kcp_pace_init(k, now);
 	k->current = now;
+	k->rcv_hi = (uint32_t)-1; /* rcv_nxt - 1 */
 	k->free_max = (size_t)cfg->snd_wnd + 2 * (size_t)cfg->rcv_wnd + 64;
 	q_init(&k->snd_queue);
 	q_init(&k->snd_buf);
@@ -295,6 +300,14 @@ static int input_push(struct wn_kcp *k, const struct wn_kcp_hdr *h,
 	if (parse_data(k, h, data) < 0)
 		return WN_ENOMEM;
 	ack_push(k, h->sn, h->ts);
+	if (diff(h->sn, k->rcv_hi) > 0) {
+		/* Segments went missing before this one: the next two ack
+		 * datagrams go at once (fast resend needs two), not after
+		 * a whole batch each. */
+		if (k->cfg.ack_every && diff(h->sn, k->rcv_hi) > 1)
+			k->ack_rush = ACK_RUSH;
+		k->rcv_hi = h->sn;
+	}
 	return 0;
 }
 
@@ -579,6 +592,8 @@ void wn_kcp_flush(struct wn_kcp *k, uint32_t now)
 		h.ts = k->acks[i].ts;
 		out_seg(k, &h, NULL);
 	}
+	if (k->nack && k->ack_rush)
+		k->ack_rush--;
 	k->nack = 0;
 	h.sn = h.ts = 0;
 
@@ -662,7 +677,8 @@ uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now)
 	 * update go at once (kcp-go flushes on write too); acks wait for the
 	 * end of their interval batch unless they pile up. */
 	if (k->probe || k->nack >= k->ack_cap / 2 ||
-	    (k->cfg.ack_every && k->nack >= k->cfg.ack_every))
+	    (k->cfg.ack_every &&
+	     (k->nack >= k->cfg.ack_every || (k->nack && k->ack_rush))))
 		return now;
 	bool push = k->resend_lb_set && earlier(now, k->resend_lb, &best);
 	push = push || can_send_new(k) || k->snd_unsent || k->fast_pending;

@@ -110,7 +110,8 @@ struct wn_kcp_cfg {
 	 * only, wire-compatible): 0, the reference's rule, `interval` after
 	 * the first of them was queued; N, as soon as N are pending, or
 	 * after min(interval, srtt / 4, at least 1 ms) once an RTT has been
-	 * measured (interval before). 1 acks at the first flush. */
+	 * measured (interval before), and the next two flushes after a
+	 * segment beyond a gap arrives. 1 acks at the first flush. */
 	unsigned ack_every;
 };
 

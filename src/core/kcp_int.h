@@ -77,6 +77,11 @@ struct wn_kcp {
 	/* Acks wait for the end of an interval batch that began when the
 	 * first of them was queued. */
 	uint32_t ack_since;
+	/* With cfg.ack_every: the highest sn received, and how many more
+	 * flushes send their acks at once because a gap just opened (the
+	 * sender needs `resend` ack datagrams beyond it to resend early). */
+	uint32_t rcv_hi;
+	unsigned ack_rush;
 	bool dead;
 
 	/* What flush and deadline need without walking snd_buf, which holds
