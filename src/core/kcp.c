@@ -16,6 +16,10 @@
 #include "core/kcp_int.h"
 #include "util/err.h"
 
+/* Ack datagrams sent at once after a gap opens (cfg.ack_every): as many
+ * as fast resend needs in every kcptun preset (resend 2). */
+#define ACK_RUSH 2
+
 /* ---- construction ---- */
 
 int wn_kcp_new(const struct wn_kcp_cfg *cfg, wn_kcp_output_fn out, void *ctx,
@@ -58,6 +62,7 @@ int wn_kcp_new(const struct wn_kcp_cfg *cfg, wn_kcp_output_fn out, void *ctx,
 	if (cfg->pacing)
 		wn_kcp_pace_init(k, now);
 	k->current = now;
+	k->rcv_hi = (uint32_t)-1; /* rcv_nxt - 1 */
 	k->free_max = (size_t)cfg->snd_wnd + 2 * (size_t)cfg->rcv_wnd + 64;
 	q_init(&k->snd_queue);
 	q_init(&k->snd_buf);
@@ -157,7 +162,15 @@ static void shrink_buf(struct wn_kcp *k)
 
 static void snd_release(struct wn_kcp *k, struct seg *s)
 {
+	/* Only a confused peer acknowledges what was never sent; the
+	 * unsent suffix must stay right all the same. */
+	if (s == k->snd_unsent)
+		k->snd_unsent = q_next(&k->snd_buf, s);
 	q_remove(&k->snd_buf, s);
+	if (k->snd_buf.n == 0) {
+		k->resend_lb_set = false;
+		k->fast_pending = false;
+	}
 	k->snd_bytes -= s->len;
 	wn_kcp_pace_acked(k, s->len);
 	wn_kcp_seg_put(k, s);
@@ -198,8 +211,15 @@ static void parse_fastack(struct wn_kcp *k, uint32_t sn, uint32_t ts)
 	Q_FOREACH (s, &k->snd_buf) {
 		if (diff(sn, s->sn) <= 0)
 			break;
-		if (diff(s->ts, ts) <= 0)
+		if (diff(s->ts, ts) <= 0) {
 			s->fastack++;
+			if (fast_due(k, s)) {
+				if (!k->fast_pending ||
+				    diff(s->sn, k->fast_hi) > 0)
+					k->fast_hi = s->sn;
+				k->fast_pending = true;
+			}
+		}
 	}
 }
 
@@ -222,17 +242,33 @@ static int parse_data(struct wn_kcp *k, const struct wn_kcp_hdr *h,
                       const uint8_t *data)
 {
 	struct link *at = k->rcv_buf.head.prev;
-	struct seg *s;
+	struct seg *s, *first = q_first(&k->rcv_buf);
 
-	/* Segments mostly arrive in order: search from the tail. */
-	for (; at != &k->rcv_buf.head; at = at->prev) {
-		struct seg *p = (struct seg *)at;
-		if (p->sn == h->sn) {
-			k->st.drop_dup++;
-			return 0;
+	/* New segments arrive in order and go at the tail; retransmissions
+	 * fill holes, which sit near the head behind up to a window of
+	 * segments: search from the nearer end. */
+	if (first &&
+	    diff(h->sn, first->sn) < diff(q_last(&k->rcv_buf)->sn, h->sn)) {
+		for (at = &k->rcv_buf.head; at->next != &k->rcv_buf.head;
+		     at = at->next) {
+			struct seg *p = (struct seg *)at->next;
+			if (p->sn == h->sn) {
+				k->st.drop_dup++;
+				return 0;
+			}
+			if (diff(p->sn, h->sn) > 0)
+				break;
 		}
-		if (diff(h->sn, p->sn) > 0)
-			break;
+	} else {
+		for (; at != &k->rcv_buf.head; at = at->prev) {
+			struct seg *p = (struct seg *)at;
+			if (p->sn == h->sn) {
+				k->st.drop_dup++;
+				return 0;
+			}
+			if (diff(h->sn, p->sn) > 0)
+				break;
+		}
 	}
 	s = wn_kcp_seg_get(k, h->len);
 	if (!s)
@@ -264,6 +300,14 @@ static int input_push(struct wn_kcp *k, const struct wn_kcp_hdr *h,
 	if (parse_data(k, h, data) < 0)
 		return WN_ENOMEM;
 	ack_push(k, h->sn, h->ts);
+	if (diff(h->sn, k->rcv_hi) > 0) {
+		/* Segments went missing before this one: the next two ack
+		 * datagrams go at once (fast resend needs two), not after
+		 * a whole batch each. */
+		if (k->cfg.ack_every && diff(h->sn, k->rcv_hi) > 1)
+			k->ack_rush = ACK_RUSH;
+		k->rcv_hi = h->sn;
+	}
 	return 0;
 }
 
@@ -441,6 +485,91 @@ static bool seg_due(struct wn_kcp *k, struct seg *s, uint32_t now, bool *lost,
 	return false;
 }
 
+/* Sends s if it is due and the pacer lets it go; returns false if the
+ * pacer held it back (the rest of snd_buf waits too). */
+static bool send_seg(struct wn_kcp *k, struct wn_kcp_hdr *h, struct seg *p,
+                     uint32_t now, bool *lost, bool *fast)
+{
+	if (k->cfg.pacing &&
+	    (p->xmit == 0 || reached(now, p->resendts) || fast_due(k, p)) &&
+	    !wn_kcp_pace_take(k, WN_KCP_OVERHEAD + p->len))
+		return false; /* the rest when the pacer allows */
+	if (!seg_due(k, p, now, lost, fast))
+		return true;
+	p->xmit++;
+	p->ts = now;
+	h->frg = p->frg;
+	h->ts = p->ts;
+	h->sn = p->sn;
+	h->len = p->len;
+	out_seg(k, h, p->data);
+	k->st.out_segs++;
+	if (p->xmit >= k->cfg.dead_link)
+		k->dead = true;
+	return true;
+}
+
+/* Notes the resend time of a segment just sent in resend_lb. */
+static void lb_note(struct wn_kcp *k, const struct seg *p)
+{
+	if (!k->resend_lb_set || diff(p->resendts, k->resend_lb) < 0)
+		k->resend_lb = p->resendts;
+	k->resend_lb_set = true;
+}
+
+/* Some timeout may have expired: walks all of snd_buf in order, sending
+ * what is due, and recomputes the summaries (snd_unsent, resend_lb,
+ * fast_pending) exactly. */
+static void send_all(struct wn_kcp *k, struct wn_kcp_hdr *h, uint32_t now,
+                     bool *lost, bool *fast)
+{
+	bool blocked = false;
+
+	k->resend_lb_set = false;
+	k->fast_pending = false;
+	k->snd_unsent = NULL;
+	Q_FOREACH (p, &k->snd_buf) {
+		if (!blocked && !send_seg(k, h, p, now, lost, fast))
+			blocked = true;
+		if (p->xmit == 0) {
+			if (!k->snd_unsent)
+				k->snd_unsent = p;
+			continue;
+		}
+		lb_note(k, p);
+		if (fast_due(k, p)) {
+			k->fast_pending = true;
+			k->fast_hi = p->sn;
+		}
+	}
+}
+
+/* No timeout has expired (resend_lb is ahead): only segments marked for
+ * fast resend (at most up to fast_hi) and the unsent suffix can be due,
+ * so only they are visited, in the same order as send_all would. */
+static void send_some(struct wn_kcp *k, struct wn_kcp_hdr *h, uint32_t now,
+                      bool *lost, bool *fast)
+{
+	struct seg *p;
+
+	if (k->fast_pending) {
+		for (p = q_first(&k->snd_buf);
+		     p && p != k->snd_unsent && diff(p->sn, k->fast_hi) <= 0;
+		     p = q_next(&k->snd_buf, p)) {
+			if (!send_seg(k, h, p, now, lost, fast))
+				return;
+			lb_note(k, p);
+		}
+		k->fast_pending = false;
+	}
+	for (p = k->snd_unsent; p; p = q_next(&k->snd_buf, p)) {
+		if (!send_seg(k, h, p, now, lost, fast))
+			break;
+		lb_note(k, p);
+	}
+	k->snd_unsent = p;
+}
+
 void wn_kcp_flush(struct wn_kcp *k, uint32_t now)
 {
 	struct wn_kcp_hdr h = {
@@ -470,6 +599,8 @@ void wn_kcp_flush(struct wn_kcp *k, uint32_t now)
 		h.ts = k->acks[i].ts;
 		out_seg(k, &h, NULL);
 	}
+	if (k->nack && k->ack_rush)
+		k->ack_rush--;
 	k->nack = 0;
 	h.sn = h.ts = 0;
 
@@ -493,28 +624,15 @@ void wn_kcp_flush(struct wn_kcp *k, uint32_t now)
 		s->xmit = 0;
 		s->fastack = 0;
 		q_push(&k->snd_buf, s);
+		if (!k->snd_unsent)
+			k->snd_unsent = s;
 	}
 
 	h.cmd = WN_KCP_CMD_PUSH;
-	Q_FOREACH (p, &k->snd_buf) {
-		if (k->cfg.pacing &&
-		    (p->xmit == 0 || reached(now, p->resendts) ||
-		     fast_due(k, p)) &&
-		    !wn_kcp_pace_take(k, WN_KCP_OVERHEAD + p->len))
-			break; /* the rest when the pacer allows */
-		if (!seg_due(k, p, now, &lost, &fast))
-			continue;
-		p->xmit++;
-		p->ts = now;
-		h.frg = p->frg;
-		h.ts = p->ts;
-		h.sn = p->sn;
-		h.len = p->len;
-		out_seg(k, &h, p->data);
-		k->st.out_segs++;
-		if (p->xmit >= k->cfg.dead_link)
-			k->dead = true;
-	}
+	if (k->resend_lb_set && reached(now, k->resend_lb))
+		send_all(k, &h, now, &lost, &fast);
+	else
+		send_some(k, &h, now, &lost, &fast);
 	out_flush(k);
 
 	if (fast) {
@@ -544,6 +662,20 @@ static bool earlier(uint32_t now, uint32_t t, uint32_t *best)
 	return false;
 }
 
+/* How long acks may wait after the first of them was queued. The
+ * reference waits `interval`. With ack_every the wait is bounded by a
+ * quarter of the RTT as well: on a path much shorter than `interval` (a
+ * stream carrier on a LAN) acks held for the whole interval would stall
+ * the peer between batches. */
+static uint32_t ack_wait(const struct wn_kcp *k)
+{
+	uint32_t w = k->cfg.interval;
+
+	if (k->cfg.ack_every && k->rx_srtt > 0)
+		w = umin(w, umax((uint32_t)k->rx_srtt / 4, 1));
+	return w;
+}
+
 uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now)
 {
 	uint32_t best = now + WN_KCP_IDLE_MS;
@@ -551,16 +683,12 @@ uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now)
 	/* New data the windows allow, a fast resend, a probe or a window
 	 * update go at once (kcp-go flushes on write too); acks wait for the
 	 * end of their interval batch unless they pile up. */
-	if (k->probe || k->nack >= k->ack_cap / 2)
+	if (k->probe || k->nack >= k->ack_cap / 2 ||
+	    (k->cfg.ack_every &&
+	     (k->nack >= k->cfg.ack_every || (k->nack && k->ack_rush))))
 		return now;
-	bool push = can_send_new(k);
-	Q_FOREACH (s, &k->snd_buf) {
-		if (push)
-			break;
-		if (s->xmit == 0 || fast_due(k, s) ||
-		    earlier(now, s->resendts, &best))
-			push = true;
-	}
+	bool push = k->resend_lb_set && earlier(now, k->resend_lb, &best);
+	push = push || can_send_new(k) || k->snd_unsent || k->fast_pending;
 	if (push) {
 		/* A paced sender waits for its tokens, not for nothing. */
 		if (!k->cfg.pacing || !k->pace.blocked)
@@ -568,7 +696,7 @@ uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now)
 		if (earlier(now, wn_kcp_pace_next(k, now), &best))
 			return now;
 	}
-	if (k->nack && earlier(now, k->ack_since + k->cfg.interval, &best))
+	if (k->nack && earlier(now, k->ack_since + ack_wait(k), &best))
 		return now;
 	if (k->probe_armed && k->rmt_wnd == 0 &&
 	    earlier(now, k->ts_probe, &best))
@@ -583,6 +711,8 @@ void wn_kcp_kick(struct wn_kcp *k, uint32_t now)
 			continue;
 		s->rto = k->rx_rto;
 		s->resendts = now;
+		k->resend_lb = now;
+		k->resend_lb_set = true;
 	}
 }
 

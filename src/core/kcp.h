@@ -102,14 +102,22 @@ struct wn_kcp_cfg {
 	 * the reference's behaviour; sender-side only, wire-compatible). */
 	unsigned rto_srtt_pct;
 	/* 1: pace PUSH segments at 1.25x (2x in startup) the measured
-	 * delivery rate and keep at most two bandwidth-delay products in
+	 * delivery rate and keep at most three bandwidth-delay products
+	 * (plus `interval` at that rate, for the peer's ack delay) in
 	 * flight (0: off, the reference's bursts; sender-side only). */
 	int pacing;
+	/* When pending acks make wn_kcp_deadline() say "now" (receiver-side
+	 * only, wire-compatible): 0, the reference's rule, `interval` after
+	 * the first of them was queued; N, as soon as N are pending, or
+	 * after min(interval, srtt / 4, at least 1 ms) once an RTT has been
+	 * measured (interval before), and the next two flushes after a
+	 * segment beyond a gap arrives. 1 acks at the first flush. */
+	unsigned ack_every;
 };
 
 /* Fills cfg with the defaults: conv 0, mtu 1400, windows 32/128, nodelay 0,
  * interval 100, resend 0, nc 0, stream 1, dead_link 20, send_limit 4 MiB,
- * no head- or tailroom. */
+ * no head- or tailroom, no RTO floor, no pacing, ack_every 0. */
 void wn_kcp_cfg_default(struct wn_kcp_cfg *cfg);
 
 /* Sets nodelay, interval, resend and nc from a kcptun mode: "normal"
@@ -181,10 +189,13 @@ void wn_kcp_flush(struct wn_kcp *k, uint32_t now);
 
 /* Returns the absolute time (ms, never before now) at which wn_kcp_flush
  * must next be called: now if new data fits the windows, a fast resend is
- * due, a window probe or tell is pending, or acks are piling up; else the
- * earliest of the next RTO expiry, the next window probe and, when acks
- * wait, `interval` after the first of them was queued. With nothing to do:
- * now + WN_KCP_IDLE_MS. */
+ * due, a window probe or tell is pending, or acks are piling up (half the
+ * ack list, or cfg.ack_every); else the earliest of the next RTO expiry
+ * (or an earlier moment at which the core checks it), the next window
+ * probe and, when acks wait, the end of their delay (see cfg.ack_every).
+ * With nothing to do: now + WN_KCP_IDLE_MS. Calling wn_kcp_flush only
+ * when this time is reached sends the same segments as calling it more
+ * often, in fewer, fuller datagrams. */
 uint32_t wn_kcp_deadline(const struct wn_kcp *k, uint32_t now);
 
 /* The path changed (a new carrier connection, failover): every segment

@@ -77,7 +77,28 @@ struct wn_kcp {
 	/* Acks wait for the end of an interval batch that began when the
 	 * first of them was queued. */
 	uint32_t ack_since;
+	/* With cfg.ack_every: the highest sn received, and how many more
+	 * flushes send their acks at once because a gap just opened (the
+	 * sender needs `resend` ack datagrams beyond it to resend early). */
+	uint32_t rcv_hi;
+	unsigned ack_rush;
 	bool dead;
+
+	/* What flush and deadline need without walking snd_buf, which holds
+	 * a whole window (thousands of segments on a long fat path):
+	 *   snd_unsent: the first segment of snd_buf never sent, or NULL
+	 *     (unsent segments are always a suffix of snd_buf);
+	 *   resend_lb: no sent segment's resendts is earlier than this (a
+	 *     lower bound: acks remove segments without raising it; the
+	 *     walk that reaches it recomputes it exactly); only while
+	 *     resend_lb_set;
+	 *   fast_pending: some segment may be due for fast resend, none of
+	 *     them beyond sn fast_hi. */
+	struct seg *snd_unsent;
+	uint32_t resend_lb;
+	bool resend_lb_set;
+	bool fast_pending;
+	uint32_t fast_hi;
 
 	struct queue snd_queue, snd_buf, rcv_buf, rcv_queue;
 	size_t snd_bytes; /* data bytes in snd_queue and snd_buf */
@@ -142,6 +163,12 @@ static inline struct seg *q_first(const struct queue *q)
 static inline struct seg *q_last(const struct queue *q)
 {
 	return q->n ? (struct seg *)q->head.prev : NULL;
+}
+
+/* The segment after s in q, or NULL at the end. */
+static inline struct seg *q_next(const struct queue *q, const struct seg *s)
+{
+	return s->link.next != &q->head ? (struct seg *)s->link.next : NULL;
 }
 
 static inline void q_insert_after(struct queue *q, struct link *at,

@@ -7,9 +7,9 @@
  * a rate derived from what the peer acknowledges, in BBR's manner: the
  * bottleneck bandwidth is the largest delivery-rate sample of the last few
  * round trips; segments go at 2x it while that estimate keeps growing
- * (startup) and at 1.25x after, and at most two estimated
- * bandwidth-delay products stay unacknowledged, so the queue stays
- * bounded.
+ * (startup) and at 1.25x after, and at most three estimated
+ * bandwidth-delay products (plus what the peer's ack delay holds back)
+ * stay unacknowledged, so the queue stays bounded.
  * Loss does not slow it: KCP's users pick it for lossy paths. */
 #include "core/kcp_int.h"
 
@@ -146,8 +146,14 @@ uint32_t wn_kcp_pace_cap(const struct wn_kcp *k)
 
 	if (p->startup || p->btl_bw == 0 || p->min_rtt == 0)
 		return UINT32_MAX;
+	/* The peer may hold its acks for up to `interval` (cfg.ack_every):
+	 * on a path whose RTT is not much longer than that, a cap of a few
+	 * BDPs measured by the shortest RTT sample (the last ack of a batch)
+	 * would stall the sender until each batch arrives, each stall would
+	 * lower the next rate sample, and the rate would spiral down. */
 	uint64_t bdp = p->btl_bw * p->min_rtt / 1000;
-	uint64_t segs = CAP_BDPS * bdp / k->mss;
+	uint64_t held = p->btl_bw * k->cfg.interval / 1000;
+	uint64_t segs = (CAP_BDPS * bdp + held) / k->mss;
 	return segs < CAP_MIN_SEGS
 	           ? CAP_MIN_SEGS
 	           : (segs > UINT32_MAX ? UINT32_MAX : (uint32_t)segs);

@@ -43,8 +43,8 @@ struct wn_kcp_sess_cfg {
 	int idle_on_data;
 };
 
-/* Fills in defaults: KCP preset fast3 in stream mode, smux v2, keepalive
- * 5 s, idle timeout 30 s. */
+/* Fills in defaults: KCP preset fast3 in stream mode, acks batched by 32
+ * (kcp.ack_every), smux v2, keepalive 5 s, idle timeout 30 s. */
 void wn_kcp_sess_cfg_default(struct wn_kcp_sess_cfg *cfg);
 
 struct wn_kcp_sess;
@@ -64,10 +64,10 @@ void wn_kcp_sess_free(struct wn_kcp_sess *s);
 int wn_kcp_sess_input(struct wn_kcp_sess *s, const uint8_t *pkt, size_t len,
                       uint64_t now);
 
-/* Moves smux frames into KCP and lets KCP send what is due (data, acks,
- * retransmissions, probes); sends a keepalive when due; notices a dead
- * peer. Call after input batches, after stream writes, and at the
- * deadline. */
+/* Moves smux frames into KCP and lets KCP send what is due (data, acks
+ * whose batch is complete, retransmissions, probes); sends a keepalive
+ * when due; notices a dead peer. Call after input batches, after stream
+ * writes, and at the deadline. */
 void wn_kcp_sess_run(struct wn_kcp_sess *s, uint64_t now);
 
 /* When wn_kcp_sess_run() must be called next (absolute ms). */

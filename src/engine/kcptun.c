@@ -95,6 +95,9 @@ void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg)
 	    mtu - WN_KCPCRYPT_HEADER - (kt->fec ? WN_KCPGO_FEC_DATA_HDR : 0);
 	cfg->kcp.headroom = KT_HEADROOM;
 	cfg->kcp.tailroom = 0;
+	/* Every run pass acks what arrived, as this profile always has:
+	 * kcp-go peers neither pace nor expect warren's ack batches. */
+	cfg->kcp.ack_every = 1;
 	cfg->smux.version = kt->cfg.smuxver;
 	cfg->smux.compat = 1; /* no RST frames: kcptun's smux has none */
 	if (!cfg->keepalive_ms)

@@ -94,6 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * keeps its meaning). */
 	cfg.pacing = (f >> 4) & 1;
 	cfg.rto_srtt_pct = cfg.pacing ? 200 : 0;
+	/* And a quarter of them batch acks as the engine does. */
+	cfg.ack_every = (f & 3) == 1 ? 4 : 0;
 	cfg.mtu = 50 + take(&s) % 200;
 	cfg.send_limit = 4096;
 	cfg.headroom = cfg.tailroom = 8;

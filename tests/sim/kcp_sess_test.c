@@ -180,6 +180,10 @@ static void sim_init(struct sim *m, const struct link_cfg *lc, const char *mode,
 	cfg.kcp.stream = 1;
 	cfg.kcp.mtu = 1350;
 	cfg.kcp.snd_wnd = cfg.kcp.rcv_wnd = 1024;
+	/* As the engine runs it (kcp.c): paced, with the RTO floor, and
+	 * (the session default) acks batched. */
+	cfg.kcp.pacing = 1;
+	cfg.kcp.rto_srtt_pct = 200;
 	cfg.kcp.headroom = cfg.kcp.tailroom = ROOM;
 	cfg.smux.stream_window = window;
 	cfg.smux.stream_send_limit = SEND_LIMIT;

@@ -565,6 +565,117 @@ static void deadline_exact(void **state)
 	wn_kcp_free(k);
 }
 
+/* ack_every: pending acks are due once that many wait, or after
+ * min(interval, srtt / 4, >= 1 ms), or after interval while no RTT is
+ * known; a flush sends them all in one datagram. */
+static void ack_batches(void **state)
+{
+	(void)state;
+	struct wn_kcp_cfg cfg = cfg_base();
+	struct capture c;
+	uint8_t pkt[128];
+	size_t n;
+	struct wn_kcp *k;
+
+	cfg.nodelay = 1;
+	cfg.interval = 20;
+	cfg.ack_every = 4;
+	k = mk(&cfg, &c, 1000);
+	/* No RTT yet: three acks wait for the interval; the fourth is due. */
+	for (uint32_t sn = 0; sn < 3; sn++) {
+		n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, sn, 0, 990, "a", 1);
+		assert_int_equal(wn_kcp_input(k, pkt, n, 1000 + sn), 0);
+		assert_int_equal(wn_kcp_deadline(k, 1000 + sn), 1020);
+	}
+	n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, 3, 0, 990, "a", 1);
+	assert_int_equal(wn_kcp_input(k, pkt, n, 1005), 0);
+	assert_int_equal(wn_kcp_deadline(k, 1005), 1005);
+	wn_kcp_flush(k, 1005);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(seg_count(c.pkt[0], c.len[0]), 4);
+	assert_int_equal(wn_kcp_deadline(k, 1005), 1005 + WN_KCP_IDLE_MS);
+
+	/* An RTT of 12 ms: one ack waits 3 ms. */
+	assert_int_equal(wn_kcp_send(k, (const uint8_t *)"x", 1), 1);
+	wn_kcp_flush(k, 1010);
+	n = build(pkt, 0x1234, WN_KCP_CMD_ACK, 0, 1, 1010, NULL, 0);
+	assert_int_equal(wn_kcp_input(k, pkt, n, 1022), 0);
+	n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, 4, 0, 1015, "b", 1);
+	assert_int_equal(wn_kcp_input(k, pkt, n, 1030), 0);
+	assert_int_equal(wn_kcp_deadline(k, 1030), 1033);
+	assert_int_equal(wn_kcp_deadline(k, 1033), 1033);
+	/* A short RTT never makes the wait 0; a long one is capped by the
+	 * interval (here 20 ms against srtt / 4 = 25). */
+	wn_kcp_flush(k, 1033);
+	assert_int_equal(wn_kcp_send(k, (const uint8_t *)"y", 1), 1);
+	wn_kcp_flush(k, 1040);
+	for (uint32_t i = 0; i < 30; i++) {
+		n = build(pkt, 0x1234, WN_KCP_CMD_ACK, 1, 2, 1040, NULL, 0);
+		assert_int_equal(wn_kcp_input(k, pkt, n, 1140), 0);
+	}
+	n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, 5, 0, 1100, "c", 1);
+	assert_int_equal(wn_kcp_input(k, pkt, n, 1200), 0);
+	assert_int_equal(wn_kcp_deadline(k, 1200), 1220);
+	wn_kcp_free(k);
+
+	/* ack_every 1: any pending ack is due at once. */
+	cfg.ack_every = 1;
+	k = mk(&cfg, &c, 0);
+	n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, 0, 0, 0, "a", 1);
+	assert_int_equal(wn_kcp_input(k, pkt, n, 0), 0);
+	assert_int_equal(wn_kcp_deadline(k, 0), 0);
+	wn_kcp_free(k);
+}
+
+/* ack_every: a segment beyond a gap makes the next two ack datagrams go
+ * at once (the sender's fast resend counts two), then batching resumes. */
+static void ack_at_once_after_gap(void **state)
+{
+	(void)state;
+	struct wn_kcp_cfg cfg = cfg_base();
+	struct capture c;
+	uint8_t pkt[128];
+	size_t n;
+	struct wn_kcp *k;
+
+	cfg.nodelay = 1;
+	cfg.interval = 20;
+	cfg.ack_every = 8;
+	k = mk(&cfg, &c, 0);
+	/* In order: batched. */
+	n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, 0, 0, 0, "a", 1);
+	assert_int_equal(wn_kcp_input(k, pkt, n, 0), 0);
+	assert_int_equal(wn_kcp_deadline(k, 0), 20);
+	/* sn 1 is missing: 2 and 3 are acked at once, one flush each. */
+	n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, 2, 0, 0, "c", 1);
+	assert_int_equal(wn_kcp_input(k, pkt, n, 1), 0);
+	assert_int_equal(wn_kcp_deadline(k, 1), 1);
+	wn_kcp_flush(k, 1);
+	assert_int_equal(c.n, 1);
+	assert_int_equal(seg_count(c.pkt[0], c.len[0]), 2);
+	n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, 3, 0, 0, "d", 1);
+	assert_int_equal(wn_kcp_input(k, pkt, n, 2), 0);
+	assert_int_equal(wn_kcp_deadline(k, 2), 2);
+	wn_kcp_flush(k, 2);
+	assert_int_equal(c.n, 2);
+	/* The hole filled, more in order: batched again. */
+	for (uint32_t sn = 1; sn < 6; sn += sn == 1 ? 3 : 1) {
+		n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, sn, 0, 0, "e", 1);
+		assert_int_equal(wn_kcp_input(k, pkt, n, 3), 0);
+		assert_int_equal(wn_kcp_deadline(k, 3), 23);
+	}
+	assert_int_equal(c.n, 2);
+	wn_kcp_free(k);
+
+	/* Without ack_every (the reference's rule) a gap changes nothing. */
+	cfg.ack_every = 0;
+	k = mk(&cfg, &c, 0);
+	n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, 5, 0, 0, "f", 1);
+	assert_int_equal(wn_kcp_input(k, pkt, n, 0), 0);
+	assert_int_equal(wn_kcp_deadline(k, 0), 20);
+	wn_kcp_free(k);
+}
+
 /* Runs a lone sender whose every datagram is lost: returns the times of
  * its first `count` transmissions of one segment. */
 static void lone_sender(struct wn_kcp_cfg *cfg, uint32_t *at, int count,
@@ -779,6 +890,8 @@ int main(void)
 	    cmocka_unit_test(malformed_input),
 	    cmocka_unit_test(ack_list_bounded),
 	    cmocka_unit_test(deadline_exact),
+	    cmocka_unit_test(ack_batches),
+	    cmocka_unit_test(ack_at_once_after_gap),
 	    cmocka_unit_test(rto_backoff),
 	    cmocka_unit_test(fast_resend),
 	    cmocka_unit_test(window_probe),
