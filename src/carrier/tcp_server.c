@@ -39,7 +39,7 @@ static void sess_free(struct tsrv *t, struct tsess *ss)
 {
 	wn_cidmap_del(&t->by_tag, ss->tag, sizeof(ss->tag));
 	wn_cidmap_del(&t->by_sid, ss->sid, sizeof(ss->sid));
-	link_del(&ss->link);
+	wn_list_del(&ss->link);
 	t->nsessions--;
 	sodium_memzero(ss, sizeof(*ss));
 	free(ss);
@@ -76,7 +76,7 @@ void tsrv_conn_end(struct tconn *tc, int err, const char *why)
 	if (tc->s.closed)
 		return;
 	sconn_close(&tc->s);
-	link_del(&tc->link);
+	wn_list_del(&tc->link);
 	t->nconns--;
 	if (tc->bound) {
 		tc->bound = false;
@@ -113,9 +113,9 @@ static bool evict_one(struct tsrv *t)
 {
 	struct tsess *oldest = NULL;
 
-	for (struct link *l = t->sessions.next; l != &t->sessions;
+	for (struct wn_list *l = t->sessions.next; l != &t->sessions;
 	     l = l->next) {
-		struct tsess *ss = link_entry(l, struct tsess, link);
+		struct tsess *ss = wn_list_entry(l, struct tsess, link);
 		if (!ss->nconns && (!oldest || ss->last_ms < oldest->last_ms))
 			oldest = ss;
 	}
@@ -146,7 +146,7 @@ static struct tsess *sess_new(struct tsrv *t, const struct wn_preamble *p)
 		free(ss);
 		return NULL;
 	}
-	link_add(&t->sessions, &ss->link);
+	wn_list_add_tail(&t->sessions, &ss->link);
 	t->nsessions++;
 	return ss;
 }
@@ -366,7 +366,7 @@ static void on_accept(uv_stream_t *l, int status)
 	tc->state = TC_PREAMBLE;
 	tc->deadline_ms = now_ms(t) + t->o.preamble_timeout_ms;
 	wn_frame_dec_init(&tc->dec, tc->decbuf, t->o.max_packet);
-	link_add(&t->conns, &tc->link);
+	wn_list_add_tail(&t->conns, &tc->link);
 	t->nconns++;
 	t->handles++;
 	if (uv_accept(l, (uv_stream_t *)&tc->s.tcp) != 0) {
@@ -399,10 +399,10 @@ static void on_reap(struct wn_timer *tm)
 	struct tsrv *t =
 	    (struct tsrv *)((char *)tm - offsetof(struct tsrv, reaper));
 	uint64_t now = now_ms(t);
-	struct link *l, *next;
+	struct wn_list *l, *next;
 
 	for (l = t->conns.next; l != &t->conns; l = next) {
-		struct tconn *tc = link_entry(l, struct tconn, link);
+		struct tconn *tc = wn_list_entry(l, struct tconn, link);
 		next = l->next;
 		if (tc->state != TC_BOUND && tc->state != TC_PADDING &&
 		    now >= tc->deadline_ms)
@@ -427,7 +427,7 @@ static void on_reap(struct wn_timer *tm)
 	 * preambles could be replayed (the clock window), so a replay never
 	 * makes a fresh session out of a dead one. */
 	for (l = t->sessions.next; l != &t->sessions; l = next) {
-		struct tsess *ss = link_entry(l, struct tsess, link);
+		struct tsess *ss = wn_list_entry(l, struct tsess, link);
 		next = l->next;
 		if (!ss->nconns &&
 		    now - ss->last_ms > 2 * WN_PREAMBLE_WINDOW_MS)
@@ -536,10 +536,11 @@ static void srv_close(struct wn_carrier *c)
 	 * connection, the listener and the timer have closed (their close
 	 * callbacks come later in this iteration); sessions go now. */
 	while (t->conns.next != &t->conns)
-		tsrv_conn_end(link_entry(t->conns.next, struct tconn, link),
+		tsrv_conn_end(wn_list_entry(t->conns.next, struct tconn, link),
 		              WN_ECLOSED, "carrier closed");
 	while (t->sessions.next != &t->sessions)
-		sess_free(t, link_entry(t->sessions.next, struct tsess, link));
+		sess_free(t,
+		          wn_list_entry(t->sessions.next, struct tsess, link));
 	wn_cidmap_free(&t->by_tag);
 	wn_cidmap_free(&t->by_sid);
 	uv_close((uv_handle_t *)&t->listener, handle_closed);
@@ -615,8 +616,8 @@ int wn_stream_server_open(struct wn_loop *loop, struct wn_log *log,
 		}
 	}
 	t->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(1000, 5);
-	link_init(&t->conns);
-	link_init(&t->sessions);
+	wn_list_init(&t->conns);
+	wn_list_init(&t->sessions);
 	rc = WN_ENOMEM;
 	if (wn_cidmap_init(&t->by_tag) != 0)
 		goto fail_free;

@@ -12,36 +12,10 @@
 #include "carrier/stream_int.h"
 #include "crypto/preamble.h"
 #include "util/cidmap.h"
+#include "util/list.h"
 #include "util/log.h"
 
 #define LOG_COMP "carrier"
-
-struct link {
-	struct link *prev, *next;
-};
-
-static inline void link_init(struct link *l)
-{
-	l->prev = l->next = l;
-}
-
-static inline void link_add(struct link *head, struct link *n)
-{
-	n->prev = head->prev;
-	n->next = head;
-	head->prev->next = n;
-	head->prev = n;
-}
-
-static inline void link_del(struct link *n)
-{
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = n;
-}
-
-#define link_entry(ptr, type, member) \
-	((type *)((char *)(ptr)-offsetof(type, member)))
 
 enum tconn_state {
 	TC_PREAMBLE, /* waiting for the preamble */
@@ -59,8 +33,8 @@ struct tconn {
 	struct tsrv *srv;
 	struct tsess *sess;
 	enum tconn_state state;
-	bool bound;       /* counted in srv->nbound */
-	struct link link; /* srv->conns */
+	bool bound;          /* counted in srv->nbound */
+	struct wn_list link; /* srv->conns */
 	uint64_t num;
 	uint64_t deadline_ms; /* preamble or hold deadline */
 	size_t skip;          /* padding bytes still to skip */
@@ -85,8 +59,8 @@ struct tsess {
 	struct sockaddr_in6 vaddr; /* the session's address while it has
 	                               connections: its tag and the first
 	                               one's number */
-	uint64_t last_ms; /* last time a connection was bound or ended */
-	struct link link; /* srv->sessions */
+	uint64_t last_ms;    /* last time a connection was bound or ended */
+	struct wn_list link; /* srv->sessions */
 };
 
 struct tsrv {
@@ -104,7 +78,7 @@ struct tsrv {
 	uint16_t port;
 	struct sockaddr_in6 local;
 	struct wn_cidmap by_tag, by_sid;
-	struct link conns, sessions;
+	struct wn_list conns, sessions;
 	size_t nconns, nbound, nsessions;
 	uint64_t conn_seq;
 	uint8_t rbuf[STREAM_RBUF];
