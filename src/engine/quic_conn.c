@@ -1148,8 +1148,9 @@ static void batch_path(ngtcp2_path *p, struct sockaddr_storage *ss,
  * pause. ngtcp2 spaces the next send by (bytes since the last update) /
  * pacing rate and lets a packet go up to 1 ms early anyway (its allowance
  * for event loops), so a pause under 1 ms only costs a timer wakeup: a
- * receiver would wake once more per ACK it sends, for nothing. ngtcp2 keeps counting the bytes until the update, so
- * deferring it loses none: they are paced together later. */
+ * receiver would wake once more per ACK it sends, for nothing. ngtcp2
+ * keeps counting the bytes until the update, so deferring it loses none:
+ * they are paced together later. */
 static void pace(struct qconn *qc, size_t written, ngtcp2_tstamp ts)
 {
 	ngtcp2_conn_stat st;
