@@ -83,8 +83,11 @@ def test_kcp_disallowed_target_is_reset(tunnel):
 RELAY = r"""
 import os, select, socket, sys, time
 # A NAT that rebinds: forwards the client's datagrams to the server from a
-# source port it replaces every `period` seconds, and the answers back.
+# source port it replaces every `period` seconds or `every` datagrams up,
+# whichever comes first (so a fast transfer sees rebinds too), and the
+# answers back.
 listen, server, period = sys.argv[1], sys.argv[2], float(sys.argv[3])
+every = int(sys.argv[5])
 host, port = listen.rsplit(":", 1)
 shost, sport = server.rsplit(":", 1)
 down = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -94,11 +97,13 @@ def new_up():
     s.bind(("0.0.0.0", 0))
     return s
 up, client, changed, rebinds = new_up(), None, time.monotonic(), 0
+sent = 0
 open(sys.argv[4], "w").close()
 while True:
-    if time.monotonic() - changed > period:
+    if time.monotonic() - changed > period or sent >= every:
         up.close()
         up, changed, rebinds = new_up(), time.monotonic(), rebinds + 1
+        sent = 0
         print("rebind", rebinds, up.getsockname(), flush=True)
     r, _, _ = select.select([down, up], [], [], 0.1)
     for s in r:
@@ -106,6 +111,7 @@ while True:
         if s is down:
             client = addr
             up.sendto(data, (shost, int(sport)))
+            sent += 1
         elif client:
             down.sendto(data, client)
 """
@@ -113,13 +119,15 @@ while True:
 
 def test_kcp_session_survives_nat_rebinding(tunnel, procs):
     """The session is bound to keys, not addresses: the client's source
-    port changes every second mid-transfer and no stream notices. (The
-    relay is Python, so the transfer is slow: its size is modest.)"""
+    port changes every second or 4,000 datagrams mid-transfer and no
+    stream notices. (The relay is Python, so the transfer is slow: its
+    size is modest.)"""
     tunnel.target("127.0.0.1:7000")
     s = tunnel.server("--allow", "127.0.0.1:7000", *KCP)
     ready = os.path.join(tunnel.dir, "relay.ready")
     relay = procs.start("nat", [PY, "-c", RELAY, "127.0.0.1:5000",
-                                f"{tunnel.server_ip}:4433", "1.0", ready],
+                                f"{tunnel.server_ip}:4433", "1.0", ready,
+                                "4000"],
                         netns=tunnel.ns_c)
     deadline = time.monotonic() + 10
     while not os.path.exists(ready):
