@@ -242,9 +242,10 @@ void wn_kcp_sess_run(struct wn_kcp_sess *s, uint64_t now)
 	if (s->err)
 		return;
 	pump(s);
-	/* Only when something is due: acks wait for their batch (see
-	 * cfg.kcp.ack_every), everything else is due at once anyway. */
-	if (wn_kcp_deadline(s->kcp, (uint32_t)now) == (uint32_t)now)
+	/* With batch_acks only when something is due: acks wait for their
+	 * batch (see cfg.kcp.ack_every), everything else is due at once. */
+	if (!s->cfg.batch_acks ||
+	    wn_kcp_deadline(s->kcp, (uint32_t)now) == (uint32_t)now)
 		wn_kcp_flush(s->kcp, (uint32_t)now);
 	if (wn_kcp_is_dead(s->kcp))
 		s->err = WN_ETIMEDOUT;

@@ -41,6 +41,14 @@ struct wn_kcp_sess_cfg {
 	 * it no longer has. The engine then does not call
 	 * wn_kcp_sess_touch per packet. */
 	int idle_on_data;
+	/* 1: a run pass flushes KCP only when wn_kcp_deadline() says
+	 * something is due, so acks wait for their batch (kcp.ack_every);
+	 * 0: every run pass flushes. The kcptun profile batches, as kcp-go
+	 * does. The native engine flushes every pass for now: batching
+	 * there stalled some new streams for 0.8-1.7 s (connect + first
+	 * byte p99 on the emulated link) and KCP over a tcp carrier on
+	 * loopback; see docs/ARCHITECTURE.md section 6. */
+	int batch_acks;
 };
 
 /* Fills in defaults: KCP preset fast3 in stream mode, acks batched by 32

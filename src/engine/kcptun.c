@@ -100,6 +100,7 @@ void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg)
 	 * kcp-go sender a decryption and an FEC pass each, and slowed
 	 * kcptun-client -> warren from 55 to 45 Mbit/s (docs). */
 	cfg->kcp.ack_every = 0;
+	cfg->batch_acks = 1;
 	cfg->smux.version = kt->cfg.smuxver;
 	cfg->smux.compat = 1; /* no RST frames: kcptun's smux has none */
 	if (!cfg->keepalive_ms)
