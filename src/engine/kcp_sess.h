@@ -51,8 +51,9 @@ struct wn_kcp_sess_cfg {
 	int batch_acks;
 };
 
-/* Fills in defaults: KCP preset fast3 in stream mode, acks batched by 32
- * (kcp.ack_every), smux v2, keepalive 5 s, idle timeout 30 s. */
+/* Fills in defaults: KCP preset fast3 in stream mode, kcp.ack_every 32
+ * (used only with batch_acks, which is off), smux v2, keepalive 5 s, idle
+ * timeout 30 s. */
 void wn_kcp_sess_cfg_default(struct wn_kcp_sess_cfg *cfg);
 
 struct wn_kcp_sess;
