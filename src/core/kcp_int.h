@@ -53,7 +53,8 @@ struct pacer {
 	uint32_t min_rtt, min_rtt_at;
 	double tokens;      /* bytes we may send now */
 	uint32_t tokens_at; /* ms */
-	bool blocked;       /* a PUSH waited for tokens */
+	bool blocked;       /* a PUSH waited for tokens ... */
+	uint32_t want;      /* ... and needed this many */
 };
 
 struct wn_kcp {

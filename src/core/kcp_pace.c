@@ -10,7 +10,13 @@
  * (startup) and at 1.25x after, and at most three estimated
  * bandwidth-delay products (plus what the peer's ack delay holds back)
  * stay unacknowledged, so the queue stays bounded.
- * Loss does not slow it: KCP's users pick it for lossy paths. */
+ * Loss does not slow it: KCP's users pick it for lossy paths.
+ *
+ * The rate never falls below CAP_MIN_SEGS segments per smoothed RTT (TCP
+ * paces no slower than its initial window per RTT either). Without that
+ * floor, request/response traffic, whose samples measure the application
+ * (a few hundred bytes per round trip), paced its next exchange at that
+ * rate: a 1-byte echo over a 50 ms path waited up to 2.8 s for tokens. */
 #include "core/kcp_int.h"
 
 #define SAMPLE_MIN_MS 10
@@ -52,6 +58,19 @@ void wn_kcp_pace_rtt(struct wn_kcp *k, uint32_t rtt, uint32_t now)
 static double gain(const struct pacer *p)
 {
 	return p->startup ? STARTUP_GAIN : CRUISE_GAIN;
+}
+
+/* Bytes per second the pacer lets out; 0 while there is no estimate. */
+static double rate(const struct wn_kcp *k)
+{
+	const struct pacer *p = &k->pace;
+
+	if (p->btl_bw == 0)
+		return 0;
+	uint32_t srtt = k->rx_srtt > 0 ? (uint32_t)k->rx_srtt : 1;
+	double floor = (double)CAP_MIN_SEGS * k->mss * 1000.0 / srtt;
+	double bw = (double)p->btl_bw;
+	return gain(p) * (bw > floor ? bw : floor);
 }
 
 static void take_sample(struct wn_kcp *k, uint32_t now)
@@ -98,15 +117,15 @@ void wn_kcp_pace_tick(struct wn_kcp *k, uint32_t now, bool app_limited)
 		len = SAMPLE_MIN_MS;
 	if (diff(now, p->sample_start) >= (int32_t)len)
 		take_sample(k, now);
+	double r = rate(k);
 	int32_t dt = diff(now, p->tokens_at);
 	if (dt > 0) {
 		p->tokens_at = now;
-		if (p->btl_bw)
-			p->tokens += gain(p) * (double)p->btl_bw * dt / 1000.0;
+		p->tokens += r * dt / 1000.0;
 	}
 	/* A burst of at most 2 ms at the pacing rate, and at least a few
 	 * datagrams, so one flush can fill a GSO batch. */
-	double burst = gain(p) * (double)p->btl_bw * 2 / 1000.0;
+	double burst = r * 2 / 1000.0;
 	if (burst < 4.0 * k->cfg.mtu)
 		burst = 4.0 * k->cfg.mtu;
 	if (p->tokens > burst)
@@ -121,6 +140,7 @@ bool wn_kcp_pace_take(struct wn_kcp *k, uint32_t bytes)
 		return true; /* no estimate yet: the windows rule */
 	if (p->tokens < bytes) {
 		p->blocked = true;
+		p->want = bytes;
 		return false;
 	}
 	p->tokens -= bytes;
@@ -130,13 +150,15 @@ bool wn_kcp_pace_take(struct wn_kcp *k, uint32_t bytes)
 uint32_t wn_kcp_pace_next(const struct wn_kcp *k, uint32_t now)
 {
 	const struct pacer *p = &k->pace;
-	double rate = gain(p) * (double)p->btl_bw; /* bytes/s */
-	double need = (double)k->cfg.mtu - p->tokens;
+	double r = rate(k);
+	/* Tokens for the segment that was held back, not a whole datagram:
+	 * a small segment on a slow estimate would wait much longer. */
+	double need = (double)p->want - p->tokens;
 
-	if (rate <= 0 || need <= 0)
+	if (r <= 0 || need <= 0)
 		return now;
 	/* Tokens were last counted at tokens_at, not now. */
-	uint32_t ms = (uint32_t)(need * 1000.0 / rate) + 1;
+	uint32_t ms = (uint32_t)(need * 1000.0 / r) + 1;
 	return p->tokens_at + ms;
 }
 

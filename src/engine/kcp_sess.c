@@ -53,6 +53,7 @@ void wn_kcp_sess_cfg_default(struct wn_kcp_sess_cfg *cfg)
 	 * datagrams and sends on the receiver, and as many wakeups on the
 	 * sender (docs/ARCHITECTURE.md, section 6, has the numbers). */
 	cfg->kcp.ack_every = KCP_SESS_ACK_EVERY;
+	cfg->batch_acks = 1;
 	wn_smux_cfg_default(&cfg->smux);
 	cfg->smux.version = 2;
 	cfg->keepalive_ms = 5000;
