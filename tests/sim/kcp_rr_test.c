@@ -36,13 +36,13 @@ struct side {
 struct rr {
 	struct side c, s;
 	uint32_t now;
-	uint32_t sid;        /* the client's current stream */
-	uint32_t started;    /* when it was opened */
-	int answered;        /* its echo arrived */
-	unsigned done;       /* exchanges completed */
+	uint32_t sid;     /* the client's current stream */
+	uint32_t started; /* when it was opened */
+	int answered;     /* its echo arrived */
+	unsigned done;    /* exchanges completed */
 	uint32_t lat[ROUNDS];
-	uint32_t srv_sid;    /* the server's side of the current stream */
-	int srv_pending;     /* bytes the server still has to echo */
+	uint32_t srv_sid; /* the server's side of the current stream */
+	int srv_pending;  /* bytes the server still has to echo */
 	unsigned srv_fins;
 };
 
