@@ -88,11 +88,13 @@ QUICK = dict(t=4, omit=1, lat_conns=50, idle=(1000,), lo_runs=1,
              lo_runs_peers=1)
 
 
-def iperf(ns, host, port, streams, cc, t, omit):
+def iperf(ns, host, port, streams, cc, t, omit, reverse=False):
     """One iperf3 run: (Mbit/s received, bytes sent incl. omitted) or
-    RuntimeError."""
+    RuntimeError. reverse: the server's end sends (iperf3 -R)."""
     argv = ["iperf3", "-c", host, "-p", str(port), "-t", str(t), "-O",
             str(omit), "-J", "--connect-timeout", "5000"]
+    if reverse:
+        argv.append("-R")
     if streams > 1:
         argv += ["-P", str(streams)]
     if cc:
@@ -293,6 +295,7 @@ class Bench:
             "build": os.path.relpath(self.build, ROOT),
             "packages": pkgs,
             "quick": self.args.quick,
+            "reverse": self.args.reverse,
             "params": self.P,
         }
 
@@ -394,7 +397,8 @@ class Bench:
                     for side in ("client", "server")}
             host, port = subj.iperf_addr(env)
             mbit, nbytes = iperf(env.c, host, port, n, subj.cc,
-                                 self.P["t"], self.P["omit"])
+                                 self.P["t"], self.P["omit"],
+                                 self.args.reverse)
             for side in ("client", "server"):
                 v = side_sum(procs, side, counted, cpu_s)
                 if v is not None and cpu0[side] is not None:
@@ -760,6 +764,10 @@ def main():
                     help="comma list of subjects: " + ",".join(names))
     ap.add_argument("--workloads", default=None,
                     help="comma list of: " + ",".join(WORKLOADS))
+    ap.add_argument("--reverse", action="store_true",
+                    help="bulk runs with iperf3 -R: the server's end sends "
+                    "and the client's receives, as in a download through "
+                    "the tunnel")
     ap.add_argument("--keep-logs", action="store_true",
                     help="keep the temporary directory with every "
                     "process's log (its path is printed)")

@@ -17,7 +17,8 @@ def write(R, out, log):
     m = R["meta"]
     stamp = m["date"].replace(" ", "-").replace(":", "")
     base = f"{stamp}-{m['hostname']}" + \
-        ("-quick" if m["quick"] else "")
+        ("-quick" if m["quick"] else "") + \
+        ("-reverse" if m.get("reverse") else "")
     R["plots"] = plots(R, os.path.join(out, base))
     with open(os.path.join(out, base + ".json"), "w") as f:
         json.dump(R, f, indent=1)
@@ -86,8 +87,12 @@ def render_md(R):
              f"{m['nofile']}")
     pk = ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v)
     L.append(f"- Debian packages: {pk}")
-    L.append(f"- {'`--quick`, ' if m['quick'] else ''}iperf3 `-t {P['t']} "
-             f"-O {P['omit']}`; whole run {m.get('duration_s', '?')} s ("
+    rev = m.get("reverse")
+    L.append(f"- {'`--quick`, ' if m['quick'] else ''}"
+             f"{'`--reverse`, ' if rev else ''}iperf3 `-t {P['t']} "
+             f"-O {P['omit']}{' -R' if rev else ''}` (bulk data flows "
+             f"{'server → client' if rev else 'client → server'}); "
+             f"whole run {m.get('duration_s', '?')} s ("
              + ", ".join(f"{k} {v} s" for k, v in R["phase_s"].items())
              + ")")
     L.append("- produced by `bench/run.py` (see `bench/README.md`); "
