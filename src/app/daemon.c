@@ -15,7 +15,7 @@
 #include "app/config.h"
 #include "carrier/stream.h"
 #include "carrier/udp.h"
-#include "engine/kcp.h"
+#include "engine/kcp_engine.h"
 #include "engine/quic.h"
 #include "front/dialer.h"
 #include "front/forward.h"

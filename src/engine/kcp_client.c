@@ -1,11 +1,11 @@
 /* The KCP engine's client: one session at a time, its handshakes and
- * rekeys, failover between paths (see kcp.h). */
+ * rekeys, failover between paths (see kcp_engine.h). */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/kcp_int.h"
+#include "engine/kcp_engine_int.h"
 #include "util/err.h"
 #include "util/rw.h"
 

@@ -1,11 +1,11 @@
 /* The KCP engine's server: sessions by client key (or, for kcptun, by
- * client address), handshakes, roaming (see kcp.h). */
+ * client address), handshakes, roaming (see kcp_engine.h). */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/kcp_int.h"
+#include "engine/kcp_engine_int.h"
 #include "util/err.h"
 #include "util/rw.h"
 

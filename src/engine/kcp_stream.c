@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/kcp_int.h"
+#include "engine/kcp_engine_int.h"
 #include "util/err.h"
 
 static struct kstream *KS(struct wn_stream *s)

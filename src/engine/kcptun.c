@@ -1,7 +1,7 @@
 /* The KCP engine's kcptun profile: kcp-go's packet framing (FEC header,
  * nonce, CRC, cipher) in place of Noise, and the session settings kcptun
  * runs with, so that a warren client can use a kcptun server and a kcptun
- * client a warren server. The endpoints (kcp.c) call in here for every
+ * client a warren server. The endpoints (kcp_engine.c) call in here for every
  * packet they send or receive when ep->kt is set. */
 #include <sodium.h>
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 
 #include "core/kcpgo.h"
 #include "core/rs.h"
-#include "engine/kcp_int.h"
+#include "engine/kcp_engine_int.h"
 #include "util/err.h"
 
 /* Every packet's headroom: crypto header + a data shard's FEC header. */

@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "engine/kcp_sess.h"
+#include "core/kcp_sess.h"
 #include "support/simlink.h"
 #include "util/err.h"
 
@@ -120,7 +120,7 @@ static void rr_init(struct rr *m, double loss, int batch_acks)
 
 	struct wn_kcp_sess_cfg cfg;
 	wn_kcp_sess_cfg_default(&cfg);
-	/* As the engine runs it (src/engine/kcp.c). */
+	/* As the engine runs it (src/engine/kcp_engine.c). */
 	cfg.kcp.conv = 7;
 	cfg.kcp.mtu = 1350;
 	cfg.kcp.snd_wnd = cfg.kcp.rcv_wnd = 1024;

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "engine/kcp_sess.h"
+#include "core/kcp_sess.h"
 #include "support/simlink.h"
 #include "util/err.h"
 

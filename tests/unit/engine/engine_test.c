@@ -13,7 +13,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "engine/kcp.h"
+#include "engine/kcp_engine.h"
 #include "engine/quic.h"
 #include "util/bufq.h"
 #include "util/err.h"

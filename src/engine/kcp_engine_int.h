@@ -1,17 +1,17 @@
-/* Private to the KCP engine: kcp.c (sessions: run pass, sends, end),
+/* Private to the KCP engine: kcp_engine.c (sessions: run pass, sends, end),
  * kcp_client.c and kcp_server.c (the endpoints and their handshakes),
  * kcp_stream.c (streams behind the tunnel API), kcptun.c (the kcptun
  * profile's packet layer). */
-#ifndef WN_ENGINE_KCP_INT_H
-#define WN_ENGINE_KCP_INT_H
+#ifndef WN_ENGINE_KCP_ENGINE_INT_H
+#define WN_ENGINE_KCP_ENGINE_INT_H
 
 #include <stdio.h>
 
 #include "core/kcpgo.h"
 #include "core/streamhdr.h"
 #include "crypto/protect.h"
-#include "engine/kcp.h"
-#include "engine/kcp_sess.h"
+#include "engine/kcp_engine.h"
+#include "core/kcp_sess.h"
 #include "util/cidmap.h"
 #include "util/list.h"
 
@@ -37,7 +37,7 @@ struct kep {
 	uint64_t stream_seq, sess_seq;
 	struct wn_ratelimit rl_drop, rl_err;
 	struct wn_accept_handler ah; /* server */
-	/* The send batch (tx_add/tx_flush in kcp.c): packets of one session,
+	/* The send batch (tx_add/tx_flush in kcp_engine.c): packets of one session,
 	 * flushed at the end of each run pass. */
 	uint8_t *tx;
 	size_t tx_len, tx_seg;
@@ -155,7 +155,7 @@ void ktprof_input(struct ksession *ks, struct wn_carrier *c,
                   const struct sockaddr *from, socklen_t fromlen,
                   const struct wn_kcpgo_pkt *fp);
 
-/* ---- kcp.c: what the client (kcp_client.c) and the server (kcp_server.c)
+/* ---- kcp_engine.c: what the client (kcp_client.c) and the server (kcp_server.c)
  * share ---------------------------------------------------------------- */
 
 static inline uint64_t kep_now(const struct kep *ep)
@@ -195,7 +195,7 @@ void ksession_send_now(struct ksession *ks, const uint8_t *pkt, size_t len);
  * client's confirmation of fresh keys. */
 void ksession_send_empty(struct ksession *ks, uint64_t now);
 
-/* ---- kcp.c ----------------------------------------------------------- */
+/* ---- kcp_engine.c ----------------------------------------------------------- */
 
 /* Sends one finished packet on the session's current path. */
 void ksession_send(struct ksession *ks, const uint8_t *pkt, size_t len);

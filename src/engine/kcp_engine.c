@@ -1,12 +1,12 @@
 /* The KCP engine's sessions: what the client (kcp_client.c) and the server
  * (kcp_server.c) share. A session's run pass, its timer, the send batch and
- * sealing, and its end (see kcp.h and kcp_int.h). */
+ * sealing, and its end (see kcp_engine.h and kcp_engine_int.h). */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/kcp_int.h"
+#include "engine/kcp_engine_int.h"
 #include "util/err.h"
 #include "util/rw.h"
 

@@ -18,8 +18,8 @@
  * disturbing streams, and when nothing is heard for idle_timeout_ms
  * declares the session lost (streams reset with WN_STREAM_SESSION_LOST) and
  * starts a new one; streams opened meanwhile wait for it. */
-#ifndef WN_ENGINE_KCP_H
-#define WN_ENGINE_KCP_H
+#ifndef WN_ENGINE_KCP_ENGINE_H
+#define WN_ENGINE_KCP_ENGINE_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -4,7 +4,7 @@
  * Pure, like the cores it joins (src/core/kcp.h, src/core/smux.h): no I/O,
  * no clock, no loop. Packets and `now` (ms) go in; KCP datagrams come out
  * through the output callback; wn_kcp_sess_deadline() says when to call
- * wn_kcp_sess_run() next. The engine (kcp.c) wraps it with packet
+ * wn_kcp_sess_run() next. The engine (engine/kcp_engine.c) wraps it with packet
  * protection, carriers, timers and the tunnel API; the simulator test joins
  * two of them over a simulated link in virtual time.
  *
@@ -12,8 +12,8 @@
  * queue has room (so a full link stops smux, and smux's per-stream queues
  * stop the front ends); what KCP delivers in order goes straight into smux,
  * whose callbacks (the engine's) see stream events. */
-#ifndef WN_ENGINE_KCP_SESS_H
-#define WN_ENGINE_KCP_SESS_H
+#ifndef WN_CORE_KCP_SESS_H
+#define WN_CORE_KCP_SESS_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/kcp_sess.h"
+#include "core/kcp_sess.h"
 
 #include "core/snappyframe.h"
 #include "util/err.h"
