@@ -9,10 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/container.h"
 #include "util/err.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define LOG_COMP "dial"
 
@@ -194,7 +192,7 @@ static void on_relay_finish(void *ctx, struct wn_relay *r, int err)
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
-	struct lookup *lk = container_of(req, struct lookup, req);
+	struct lookup *lk = wn_container_of(req, struct lookup, req);
 	struct wn_dialer *d = lk->d;
 	struct sockaddr_storage addrs[WN_RELAY_MAX_ADDRS];
 	size_t n;
@@ -395,7 +393,7 @@ const struct wn_accept_handler *wn_dialer_handler(struct wn_dialer *d)
 
 static void free_dialer(struct wn_deferred *dn)
 {
-	free(container_of(dn, struct wn_dialer, free_dn));
+	free(wn_container_of(dn, struct wn_dialer, free_dn));
 }
 
 void wn_dialer_close(struct wn_dialer *d)

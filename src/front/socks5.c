@@ -24,10 +24,8 @@
 
 #include "core/socks5.h"
 #include "front/forward.h"
+#include "util/container.h"
 #include "util/err.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define LOG_COMP "socks"
 /* The confirm status byte that means "connected" (streamhdr.h). */
@@ -123,7 +121,7 @@ static bool check_user(const struct wn_socks5_front *sf,
 
 static void on_timer_closed(struct wn_timer *t)
 {
-	struct sconn *c = container_of(t, struct sconn, timer);
+	struct sconn *c = wn_container_of(t, struct sconn, timer);
 	struct wn_socks5_front *sf = c->sf;
 
 	sodium_memzero(&c->p, sizeof(c->p));
@@ -353,7 +351,7 @@ static void on_hs_read(void *ctx, struct wn_relay *r, ssize_t n)
 
 static void on_timer(struct wn_timer *t)
 {
-	struct sconn *c = container_of(t, struct sconn, timer);
+	struct sconn *c = wn_container_of(t, struct sconn, timer);
 	struct wn_socks5_front *sf = c->sf;
 	struct wn_stream *s = c->s;
 

@@ -35,10 +35,8 @@
 
 #include "engine/engine.h"
 #include "util/bufq.h"
+#include "util/container.h"
 #include "util/err.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define LOG_COMP "conn"
 #define WRITE_IOV_MAX 16
@@ -223,7 +221,7 @@ static void on_sock_closed(uv_handle_t *h)
 
 static void on_timer_closed(struct wn_timer *t)
 {
-	struct wn_relay *r = container_of(t, struct wn_relay, timer);
+	struct wn_relay *r = wn_container_of(t, struct wn_relay, timer);
 
 	r->handles--;
 	maybe_free(r);
@@ -445,7 +443,7 @@ static void delivered(struct wn_relay *r, size_t n)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-	struct wn_relay *r = container_of(req, struct wn_relay, sreq);
+	struct wn_relay *r = wn_container_of(req, struct wn_relay, sreq);
 
 	if (r->state == RS_CLOSED)
 		return;
@@ -497,7 +495,7 @@ static void kick_write(struct wn_relay *r)
 
 static void on_write(uv_write_t *req, int status)
 {
-	struct wn_relay *r = container_of(req, struct wn_relay, wreq);
+	struct wn_relay *r = wn_container_of(req, struct wn_relay, wreq);
 	size_t n = r->inflight;
 
 	r->inflight = 0;
@@ -673,7 +671,7 @@ static void connect_failed(struct wn_relay *r, int uverr)
 
 static void on_connect(uv_connect_t *req, int status)
 {
-	struct wn_relay *r = container_of(req, struct wn_relay, creq);
+	struct wn_relay *r = wn_container_of(req, struct wn_relay, creq);
 
 	if (r->state == RS_CLOSED)
 		return;
@@ -701,7 +699,7 @@ static void connect_next(struct wn_relay *r)
 
 static void on_timer(struct wn_timer *t)
 {
-	struct wn_relay *r = container_of(t, struct wn_relay, timer);
+	struct wn_relay *r = wn_container_of(t, struct wn_relay, timer);
 
 	if (r->state == RS_PENDING || r->state == RS_CONNECTING)
 		finish(r, WN_STREAM_TIMEOUT, "connect timed out");
