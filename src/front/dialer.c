@@ -26,7 +26,7 @@ struct lookup {
 	bool check;                 /* allowed by address: filter the results */
 	uint16_t port;
 	uint64_t stream_id;
-	char peer[sizeof(((struct wn_tunnel *)0)->peer_id)];
+	char peer[WN_TUNNEL_PEER_ID_MAX];
 	char target[WN_HOSTNAME_MAX + 16];
 };
 
@@ -275,10 +275,10 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 	    .log = d->log,
 	    .set = &d->relays,
 	    .side = WN_RELAY_SERVER,
-	    .label = t->peer_id,
+	    .label = wn_tunnel_peer_id(t),
 	    .out_limit = d->out_limit,
 	    .connect_timeout_ms = d->timeout_ms,
-	    .confirm = (s->hdr_flags & WN_OPEN_CONFIRM) != 0,
+	    .confirm = (wn_stream_open_flags(s) & WN_OPEN_CONFIRM) != 0,
 	};
 	struct wn_endpoint tgt;
 	struct lookup *lk = NULL;
@@ -296,8 +296,8 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 		tgt = d->cfg->target;
 		v = V_ALLOW;
 	} else if (!target) {
-		log_denied(d, t->peer_id, wn_stream_id(s), "(default)",
-		           "the server has no default target");
+		log_denied(d, wn_tunnel_peer_id(t), wn_stream_id(s),
+		           "(default)", "the server has no default target");
 		wn_stream_reset(s, WN_STREAM_DENIED);
 		return;
 	} else {
@@ -308,7 +308,7 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 	}
 	wn_endpoint_format(&tgt, text, sizeof(text));
 	if (v == V_DENY) {
-		log_denied(d, t->peer_id, wn_stream_id(s), text,
+		log_denied(d, wn_tunnel_peer_id(t), wn_stream_id(s), text,
 		           "no allow rule matches");
 		wn_stream_reset(s, WN_STREAM_DENIED);
 		return;
@@ -324,7 +324,7 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 		lk->check = v == V_ALLOW_ADDRESSES;
 		lk->port = tgt.port;
 		lk->stream_id = wn_stream_id(s);
-		memcpy(lk->peer, t->peer_id, sizeof(lk->peer));
+		memcpy(lk->peer, wn_tunnel_peer_id(t), sizeof(lk->peer));
 		lk->peer[sizeof(lk->peer) - 1] = '\0';
 		snprintf(lk->target, sizeof(lk->target), "%s", text);
 		o.on_finish = on_relay_finish;

@@ -1,6 +1,6 @@
 /* The dialer (server side): the accept handler an engine hands each new
  * incoming stream to. It applies the server's target policy, connects to
- * the target and hands stream and connection to a relay (src/io/relay.h).
+ * the target and hands stream and connection to a relay (src/front/relay.h).
  *
  * Target policy, from struct wn_server_cfg:
  *  - A fixed target (`target = ...`) is used for every stream, whatever
@@ -53,7 +53,7 @@
 #include "app/config.h"
 #include "engine/engine.h"
 #include "io/loop.h"
-#include "io/relay.h"
+#include "front/relay.h"
 #include "util/log.h"
 
 #define WN_DIALER_CONNECT_TIMEOUT_DEFAULT_MS 10000

@@ -1,7 +1,7 @@
 /* The forward front end (client side): listens on a local TCP address or
  * unix socket and carries each accepted connection through a new tunnel
  * stream to the forward's fixed target. All byte moving is the relay's
- * (src/io/relay.h); this file only listens, accepts and pairs.
+ * (src/front/relay.h); this file only listens, accepts and pairs.
  *
  * Listening:
  *  - TCP: an IP literal binds that address (libuv sets SO_REUSEADDR; an
@@ -27,7 +27,7 @@
 #include "app/config.h"
 #include "engine/tunnel.h"
 #include "io/loop.h"
-#include "io/relay.h"
+#include "front/relay.h"
 #include "util/log.h"
 
 #define WN_FORWARD_MAX_LISTEN 4

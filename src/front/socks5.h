@@ -37,7 +37,7 @@
 #include "app/config.h"
 #include "engine/tunnel.h"
 #include "io/loop.h"
-#include "io/relay.h"
+#include "front/relay.h"
 #include "util/log.h"
 
 #define WN_SOCKS5_HANDSHAKE_TIMEOUT_MS 10000
