@@ -43,6 +43,7 @@
 
 #include "core/addr.h"
 #include "core/policy.h"
+#include "core/socks5.h"
 #include "crypto/key.h"
 
 enum wn_role {
@@ -102,11 +103,7 @@ struct wn_engine_cfg {
 };
 
 /* A SOCKS5 user: name (1..255 bytes) and password (0..255 bytes). */
-#define WN_SOCKS5_CRED_LEN 255
-struct wn_socks5_user {
-	char name[WN_SOCKS5_CRED_LEN + 1];
-	char pass[WN_SOCKS5_CRED_LEN + 1];
-};
+#define WN_SOCKS5_CRED_LEN WN_SOCKS5_CRED_MAX /* struct wn_socks5_user */
 
 struct wn_socks5_cfg {
 	char name[WN_FORWARD_NAME_MAX + 1];

@@ -31,7 +31,7 @@
 /* The confirm status byte that means "connected" (streamhdr.h). */
 #define STATUS_OK 0
 /* A credential as compared: u8 len, 255 bytes padded with zeros, twice. */
-#define CRED_BLOB (2 * (1 + WN_SOCKS5_CRED_LEN))
+#define CRED_BLOB (2 * (1 + WN_SOCKS5_CRED_MAX))
 
 enum phase { P_HANDSHAKE, P_CONFIRM, P_RELAY, P_DONE };
 
@@ -52,7 +52,7 @@ struct wn_socks5_front {
 	struct wn_log *log;
 	struct wn_tunnel *tunnel;
 	struct wn_forward *fwd;
-	char name[WN_FORWARD_NAME_MAX + 1];
+	char name[WN_FRONT_NAME_MAX + 1];
 	bool eager;
 	uint8_t (*creds)[CRED_BLOB]; /* the users, as compared */
 	size_t n_users;
@@ -97,8 +97,8 @@ static void cred_blob(uint8_t out[CRED_BLOB], const char *user, size_t ulen,
 	memset(out, 0, CRED_BLOB);
 	out[0] = (uint8_t)ulen;
 	memcpy(out + 1, user, ulen);
-	out[1 + WN_SOCKS5_CRED_LEN] = (uint8_t)plen;
-	memcpy(out + 2 + WN_SOCKS5_CRED_LEN, pass, plen);
+	out[1 + WN_SOCKS5_CRED_MAX] = (uint8_t)plen;
+	memcpy(out + 2 + WN_SOCKS5_CRED_MAX, pass, plen);
 }
 
 /* Compares against every user, always all of them, in constant time per
@@ -399,65 +399,59 @@ static void on_accept(void *ctx, struct wn_relay *r)
 /* ---- public ----------------------------------------------------------- */
 
 int wn_socks5_front_open(struct wn_loop *loop, struct wn_log *log,
-                         struct wn_tunnel *t, const struct wn_socks5_cfg *cfg,
+                         struct wn_tunnel *t,
                          const struct wn_socks5_front_opts *opts,
                          struct wn_socks5_front **out)
 {
-	struct wn_forward_cfg fc;
 	struct wn_forward_opts fo = {0};
 	struct wn_socks5_front *sf;
 	char text[WN_UNIX_PATH_MAX + 32];
 	size_t i;
 	int rc;
 
-	if (!cfg->has_listen)
-		return WN_EINVAL;
 	if (sodium_init() < 0)
 		return WN_EINTERNAL;
 	sf = calloc(1, sizeof(*sf));
 	if (!sf)
 		return WN_ENOMEM;
-	if (cfg->n_users) {
-		sf->creds = calloc(cfg->n_users, sizeof(*sf->creds));
+	if (opts->n_users) {
+		sf->creds = calloc(opts->n_users, sizeof(*sf->creds));
 		if (!sf->creds) {
 			free(sf);
 			return WN_ENOMEM;
 		}
 	}
-	for (i = 0; i < cfg->n_users; i++)
-		cred_blob(sf->creds[i], cfg->users[i].name,
-		          strlen(cfg->users[i].name), cfg->users[i].pass,
-		          strlen(cfg->users[i].pass));
-	sf->n_users = cfg->n_users;
+	for (i = 0; i < opts->n_users; i++)
+		cred_blob(sf->creds[i], opts->users[i].name,
+		          strlen(opts->users[i].name), opts->users[i].pass,
+		          strlen(opts->users[i].pass));
+	sf->n_users = opts->n_users;
 	sf->loop = loop;
 	sf->log = log;
 	sf->tunnel = t;
-	sf->eager = cfg->eager;
+	sf->eager = opts->eager;
 	snprintf(sf->name, sizeof(sf->name), "%s",
-	         cfg->name[0] ? cfg->name : "socks5");
-	sf->hs_ms = opts && opts->handshake_timeout_ms
-	                ? opts->handshake_timeout_ms
-	                : WN_SOCKS5_HANDSHAKE_TIMEOUT_MS;
-	sf->confirm_ms = opts && opts->confirm_timeout_ms
+	         opts->name && opts->name[0] ? opts->name : "socks5");
+	sf->hs_ms = opts->handshake_timeout_ms ? opts->handshake_timeout_ms
+	                                       : WN_SOCKS5_HANDSHAKE_TIMEOUT_MS;
+	sf->confirm_ms = opts->confirm_timeout_ms
 	                     ? opts->confirm_timeout_ms
 	                     : WN_SOCKS5_CONFIRM_TIMEOUT_MS;
 	sf->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 5);
 
-	memset(&fc, 0, sizeof(fc));
-	memcpy(fc.name, sf->name, sizeof(fc.name));
-	fc.has_listen = true;
-	fc.listen = cfg->listen;
-	fo.out_limit = opts ? opts->out_limit : 0;
-	fo.backlog = opts ? opts->backlog : 0;
+	fo.name = sf->name;
+	fo.listen = opts->listen;
+	fo.out_limit = opts->out_limit;
+	fo.backlog = opts->backlog;
 	fo.on_accept = on_accept;
 	fo.ctx = sf;
-	rc = wn_forward_open(loop, log, t, &fc, &fo, &sf->fwd);
+	rc = wn_forward_open(loop, log, t, &fo, &sf->fwd);
 	if (rc < 0) {
 		front_free(sf);
 		return rc;
 	}
 	WN_LOG(log, WN_LOG_INFO, LOG_COMP, "socks5 %s: on %s, %s, %s", sf->name,
-	       wn_endpoint_format(&cfg->listen, text, sizeof(text)),
+	       wn_endpoint_format(&opts->listen, text, sizeof(text)),
 	       sf->eager ? "eager" : "standard",
 	       sf->n_users ? "username/password" : "no authentication");
 	*out = sf;
