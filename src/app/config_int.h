@@ -89,10 +89,22 @@ static inline const struct keydef *find_key(unsigned sec, const char *name)
 	return NULL;
 }
 
-/* The key's bit number in the set_mask and file_mask of its section. */
+/* The key's bit number in the set_mask and file_mask of its section: its
+ * row in the table, below WN_CFG_KEYS_MAX (asserted in config_keys.c). */
 static inline unsigned key_bit(const struct keydef *k)
 {
 	return (unsigned)(k - wn_cfg_keys);
+}
+
+static inline bool key_in(const struct wn_cfg_keyset *set,
+                          const struct keydef *k)
+{
+	return wn_bitset_test(set->w, key_bit(k));
+}
+
+static inline void key_add(struct wn_cfg_keyset *set, const struct keydef *k)
+{
+	wn_bitset_set(set->w, key_bit(k));
 }
 
 /* Appends one zeroed element of `size` bytes to *arr; returns it or NULL. */

@@ -143,6 +143,10 @@ const struct keydef wn_cfg_keys[] = {
 };
 const size_t wn_cfg_n_keys = sizeof(wn_cfg_keys) / sizeof(wn_cfg_keys[0]);
 
+/* Every row has a bit in a section's struct wn_cfg_keyset. */
+_Static_assert(sizeof(wn_cfg_keys) / sizeof(wn_cfg_keys[0]) <= WN_CFG_KEYS_MAX,
+               "the key table outgrew WN_CFG_KEYS_MAX: raise it");
+
 /* ---- value parsers --------------------------------------------------- */
 
 int wn_duration_parse(const char *s, uint64_t *ms)
@@ -714,7 +718,7 @@ int wn_cfg_apply(const struct setting *st, unsigned sec,
 		               st->origin, st->secname, name);
 		return WN_ECONFIG;
 	}
-	uint64_t *set_mask, *file_mask;
+	struct wn_cfg_keyset *set_mask, *file_mask;
 	if (sec == SEC_SERVER) {
 		set_mask = &st->cfg->server.set_mask;
 		file_mask = &st->cfg->server.file_mask;
@@ -728,9 +732,8 @@ int wn_cfg_apply(const struct setting *st, unsigned sec,
 		set_mask = &fwd->set_mask;
 		file_mask = &fwd->file_mask;
 	}
-	uint64_t bit = 1ull << key_bit(k);
-	if (!(k->flags & F_REPEAT) && (*set_mask & bit) && st->from_file &&
-	    (*file_mask & bit)) {
+	if (!(k->flags & F_REPEAT) && key_in(set_mask, k) && st->from_file &&
+	    key_in(file_mask, k)) {
 		wn_config_diag(st->cfg,
 		               "%s: [%s] %s is set twice (it takes one value)",
 		               st->origin, st->secname, k->name);
@@ -747,8 +750,8 @@ int wn_cfg_apply(const struct setting *st, unsigned sec,
 		rc = set_forward_key(st, fwd, k, v);
 	/* Marked even when the value was bad: it was reported as malformed
 	 * and must not also be reported as missing. */
-	*set_mask |= bit;
+	key_add(set_mask, k);
 	if (st->from_file)
-		*file_mask |= bit;
+		key_add(file_mask, k);
 	return rc != 0 ? WN_ECONFIG : 0;
 }

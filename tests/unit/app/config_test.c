@@ -495,10 +495,27 @@ static void test_parallel_and_probe_keys(void **state)
 	wn_config_free(&cfg);
 }
 
+/* A key set of the config holds bits up to WN_CFG_KEYS_MAX - 1. */
+static void test_cfg_keyset_top_bit(void **state)
+{
+	struct wn_cfg_keyset s;
+	(void)state;
+
+	/* Room for every row the table may have, well past 64. */
+	assert_true(sizeof(s.w) * 8 >= WN_CFG_KEYS_MAX);
+	assert_true(WN_CFG_KEYS_MAX > 64 + 25);
+	memset(&s, 0, sizeof(s));
+	wn_bitset_set(s.w, WN_CFG_KEYS_MAX - 1);
+	assert_true(wn_bitset_test(s.w, WN_CFG_KEYS_MAX - 1));
+	assert_false(wn_bitset_test(s.w, WN_CFG_KEYS_MAX - 2));
+	assert_false(wn_bitset_test(s.w, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_full_config),
+	    cmocka_unit_test(test_cfg_keyset_top_bit),
 	    cmocka_unit_test(test_carrier_keys),
 	    cmocka_unit_test(test_every_problem_reported_with_line),
 	    cmocka_unit_test(test_validation_requires_and_forbids),
