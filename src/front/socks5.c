@@ -1,15 +1,15 @@
 /* The SOCKS5 front end: the handshake on accepted connections, then the
  * relay. See socks5.h for the modes and src/core/socks5.h for the parser.
  *
- * A connection ("sconn") goes through phases:
+ * A connection (struct socks_conn) goes through phases:
  *
  *   HANDSHAKE  reading the greeting, credentials and request (timer: the
  *              handshake timeout)
  *   CONFIRM    standard mode: the stream is open with our handler; waiting
  *              for the server's status byte (timer: the confirm timeout)
  *   RELAY      the relay has socket and stream
- *   DONE       the relay finished; the timer is closing, then sconn is
- *              freed from the timer's close callback
+ *   DONE       the relay finished; the timer is closing, then the
+ *              connection is freed from the timer's close callback
  *
  * The relay owns the socket throughout (it was accepted into one by the
  * forward front end, which also closes every relay when the proxy closes);
@@ -35,7 +35,7 @@
 
 enum phase { P_HANDSHAKE, P_CONFIRM, P_RELAY, P_DONE };
 
-struct sconn {
+struct socks_conn {
 	struct wn_socks5_front *sf;
 	struct wn_relay *r;  /* NULL once the relay finished */
 	struct wn_stream *s; /* ours while in CONFIRM */
@@ -59,7 +59,7 @@ struct wn_socks5_front {
 	uint32_t hs_ms, confirm_ms;
 	struct wn_socks5_front_stats stats;
 	struct wn_ratelimit rl;
-	long conns; /* sconns not yet freed */
+	long conns; /* connections not yet freed */
 	bool closing;
 };
 
@@ -121,7 +121,7 @@ static bool check_user(const struct wn_socks5_front *sf,
 
 static void on_timer_closed(struct wn_timer *t)
 {
-	struct sconn *c = wn_container_of(t, struct sconn, timer);
+	struct socks_conn *c = wn_container_of(t, struct socks_conn, timer);
 	struct wn_socks5_front *sf = c->sf;
 
 	sodium_memzero(&c->p, sizeof(c->p));
@@ -134,7 +134,7 @@ static void on_timer_closed(struct wn_timer *t)
  * by the proxy closing. The one way to DONE. */
 static void on_relay_finish(void *ctx, struct wn_relay *r, int err)
 {
-	struct sconn *c = ctx;
+	struct socks_conn *c = ctx;
 	struct wn_stream *s = c->s;
 
 	(void)r;
@@ -157,14 +157,14 @@ static void count_reply(struct wn_socks5_front *sf, const uint8_t *reply)
 
 /* Sends out (if anything) and closes the connection with a FIN, so the
  * application reads the reply rather than a reset. */
-static void end_with(struct sconn *c, const struct wn_socks5_out *out)
+static void end_with(struct socks_conn *c, const struct wn_socks5_out *out)
 {
 	if (out->len)
 		(void)wn_relay_hs_write(c->r, out->buf, out->len);
 	wn_relay_end(c->r);
 }
 
-static void reply_fail(struct sconn *c, uint8_t rep)
+static void reply_fail(struct socks_conn *c, uint8_t rep)
 {
 	struct wn_socks5_out out;
 
@@ -178,7 +178,7 @@ static void reply_fail(struct sconn *c, uint8_t rep)
 static void on_s_data(void *ctx, struct wn_stream *s, const uint8_t *data,
                       size_t len)
 {
-	struct sconn *c = ctx;
+	struct socks_conn *c = ctx;
 	struct wn_socks5_out out;
 
 	if (c->phase != P_CONFIRM || len == 0)
@@ -212,7 +212,7 @@ static void on_s_data(void *ctx, struct wn_stream *s, const uint8_t *data,
 
 static void on_s_eof(void *ctx, struct wn_stream *s)
 {
-	struct sconn *c = ctx;
+	struct socks_conn *c = ctx;
 
 	/* A FIN before the status byte: no answer is an answer. */
 	c->s = NULL;
@@ -228,7 +228,7 @@ static void on_s_writable(void *ctx, struct wn_stream *s)
 
 static void on_s_closed(void *ctx, struct wn_stream *s, int err)
 {
-	struct sconn *c = ctx;
+	struct socks_conn *c = ctx;
 	uint8_t rep = wn_socks5_rep_for(err == WN_STREAM_OK ? -1 : err);
 
 	(void)s;
@@ -242,7 +242,7 @@ static void on_s_closed(void *ctx, struct wn_stream *s, int err)
 
 /* ---- the handshake ---------------------------------------------------- */
 
-static void do_connect(struct sconn *c)
+static void do_connect(struct socks_conn *c)
 {
 	struct wn_socks5_front *sf = c->sf;
 	struct wn_socks5_out out;
@@ -278,7 +278,7 @@ static void do_connect(struct sconn *c)
 
 static void on_hs_read(void *ctx, struct wn_relay *r, ssize_t n);
 
-static void hs_next(struct sconn *c)
+static void hs_next(struct socks_conn *c)
 {
 	int rc = wn_relay_hs_read(c->r, c->rbuf, wn_socks5_want(&c->p),
 	                          on_hs_read, c);
@@ -287,7 +287,7 @@ static void hs_next(struct sconn *c)
 		wn_relay_close(c->r, WN_STREAM_INTERNAL);
 }
 
-static void handle(struct sconn *c, const uint8_t *data, size_t len)
+static void handle(struct socks_conn *c, const uint8_t *data, size_t len)
 {
 	struct wn_socks5_front *sf = c->sf;
 	struct wn_socks5_out out;
@@ -339,7 +339,7 @@ static void handle(struct sconn *c, const uint8_t *data, size_t len)
 
 static void on_hs_read(void *ctx, struct wn_relay *r, ssize_t n)
 {
-	struct sconn *c = ctx;
+	struct socks_conn *c = ctx;
 
 	if (n < 0) {
 		/* The application left mid-handshake. */
@@ -351,7 +351,7 @@ static void on_hs_read(void *ctx, struct wn_relay *r, ssize_t n)
 
 static void on_timer(struct wn_timer *t)
 {
-	struct sconn *c = wn_container_of(t, struct sconn, timer);
+	struct socks_conn *c = wn_container_of(t, struct socks_conn, timer);
 	struct wn_socks5_front *sf = c->sf;
 	struct wn_stream *s = c->s;
 
@@ -373,7 +373,7 @@ static void on_timer(struct wn_timer *t)
 static void on_accept(void *ctx, struct wn_relay *r)
 {
 	struct wn_socks5_front *sf = ctx;
-	struct sconn *c;
+	struct socks_conn *c;
 
 	if (sf->closing) {
 		wn_relay_close(r, WN_STREAM_ABORTED);
@@ -463,7 +463,7 @@ void wn_socks5_front_close(struct wn_socks5_front *sf)
 	if (sf->closing)
 		return;
 	sf->closing = true;
-	/* Closes every relay: each sconn ends through on_relay_finish. */
+	/* Closes every relay: each socks_conn ends through on_relay_finish. */
 	wn_forward_close(sf->fwd);
 	sf->fwd = NULL;
 	if (sf->conns == 0)
