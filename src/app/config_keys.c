@@ -308,6 +308,22 @@ static int set_log_level(const struct setting *st, const struct keydef *k,
 static int set_uint(const struct setting *st, const struct keydef *k,
                     const char *v, unsigned *out);
 
+/* yes|true|on or no|false|off. */
+static int set_bool(const struct setting *st, const struct keydef *k,
+                    const char *v, bool *out)
+{
+	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on")) {
+		*out = true;
+	} else if (!strcmp(v, "no") || !strcmp(v, "false") ||
+	           !strcmp(v, "off")) {
+		*out = false;
+	} else {
+		bad(st, k, v, "expected yes or no");
+		return WN_EINVAL;
+	}
+	return 0;
+}
+
 static int set_engine(const struct setting *st, const struct keydef *k,
                       const char *v, struct wn_engine_cfg *e)
 {
@@ -348,17 +364,7 @@ static int set_engine(const struct setting *st, const struct keydef *k,
 		return 0;
 	}
 	case K_NOCOMP:
-		if (!strcmp(v, "yes") || !strcmp(v, "true") ||
-		    !strcmp(v, "on")) {
-			e->nocomp = true;
-		} else if (!strcmp(v, "no") || !strcmp(v, "false") ||
-		           !strcmp(v, "off")) {
-			e->nocomp = false;
-		} else {
-			bad(st, k, v, "expected yes or no");
-			return WN_EINVAL;
-		}
-		return 0;
+		return set_bool(st, k, v, &e->nocomp);
 	case K_DATASHARD:
 		return set_uint(st, k, v, &e->datashard);
 	case K_PARITYSHARD:
@@ -674,17 +680,7 @@ static int set_socks_key(const struct setting *st, struct wn_socks5_cfg *sk,
 		sk->has_listen = true;
 		return 0;
 	case K_EAGER:
-		if (!strcmp(v, "yes") || !strcmp(v, "true") ||
-		    !strcmp(v, "on")) {
-			sk->eager = true;
-		} else if (!strcmp(v, "no") || !strcmp(v, "false") ||
-		           !strcmp(v, "off")) {
-			sk->eager = false;
-		} else {
-			bad(st, k, v, "expected yes or no");
-			return WN_EINVAL;
-		}
-		return 0;
+		return set_bool(st, k, v, &sk->eager);
 	case K_USER:
 		rc = wn_cfg_parse_user(v, strlen(v), &u, &why);
 		if (rc == 0)
