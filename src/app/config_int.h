@@ -65,6 +65,17 @@ enum key_id {
 
 #define F_REPEAT 1u
 
+struct keydef;
+struct setting;
+
+/* Parses v into the field at `field` (of the type the parser names), or
+ * records a diagnostic and returns WN_EINVAL (config_keys.c). */
+typedef int (*wn_cfg_value_fn)(const struct setting *st, const struct keydef *k,
+                               const char *v, void *field);
+
+/* Index of a section kind in keydef.off. */
+enum sec_index { SI_SERVER, SI_CLIENT, SI_FORWARD, SI_SOCKS5, SI_N };
+
 struct keydef {
 	unsigned sections;
 	const char *name;
@@ -73,6 +84,11 @@ struct keydef {
 	const char *arg;  /* placeholder for help: "URL", "FILE", ... */
 	const char *help; /* one line */
 	uint32_t min_ms, max_ms;
+	/* A key that is one field: its parser and, per section kind it is
+	 * in, the field's offset in that section's struct. NULL: the key
+	 * needs more than one field, and its section's setter handles it. */
+	wn_cfg_value_fn set;
+	size_t off[SI_N];
 };
 
 /* The key table, defined in config_keys.c. */
