@@ -172,10 +172,6 @@ static inline void kep_key_name(const uint8_t *k, char out[16])
 /* Sends the endpoint's batch of packets (one carrier send). */
 void kep_tx_flush(struct kep *ep);
 
-/* The carrier's recv_done for both roles: nothing to do (each input
- * schedules its session's run pass). */
-void kep_recv_done(void *ctx, struct wn_carrier *c);
-
 /* Creates a session (state KS_HANDSHAKE) for peer_key with KCP
  * conversation conv. NULL on failure. */
 struct ksession *ksession_new(struct kep *ep, const uint8_t *peer_key,

@@ -412,7 +412,6 @@ struct wn_carrier_handler wn_kcp_server_handler(struct wn_kcp_server *s)
 	struct wn_carrier_handler h = {
 	    .ctx = s,
 	    .recv = server_recv,
-	    .recv_done = kep_recv_done,
 	    .writable = server_writable,
 	};
 	return h;
