@@ -165,12 +165,24 @@ static void client_tick(struct kep *ep, struct ksession *ks, uint64_t now)
 	}
 }
 
+/* The largest packet every path takes: a session may move to any. */
+static size_t client_max_pkt(const struct wn_kcp_client *c)
+{
+	size_t m = 0;
+	for (unsigned i = 0; i < c->npaths; i++) {
+		size_t p = wn_carrier_max_packet(c->paths[i].carrier);
+		if (!m || p < m)
+			m = p;
+	}
+	return m;
+}
+
 static struct ksession *client_new_session(struct wn_kcp_client *c)
 {
 	uint8_t conv_b[4];
 	randombytes_buf(conv_b, sizeof(conv_b));
-	struct ksession *ks =
-	    ksession_new(&c->ep, c->server_key, wn_get_u32le(conv_b));
+	struct ksession *ks = ksession_new(
+	    &c->ep, c->server_key, wn_get_u32le(conv_b), client_max_pkt(c));
 	if (!ks)
 		return NULL;
 	randombytes_buf(ks->sess_id, sizeof(ks->sess_id));
