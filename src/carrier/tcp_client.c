@@ -22,11 +22,11 @@
 #define CONNECT_TIMEOUT_MS 10000
 #define PAD_MAX 256 /* preamble padding: 0..PAD_MAX-1 random bytes */
 
-struct tcli;
+struct wn_tcli;
 
-struct cconn {
+struct wn_tcli_conn {
 	struct wn_tcp_link l; /* first */
-	struct tcli *cl;
+	struct wn_tcli *cl;
 	uv_connect_t creq;
 	bool up;
 	bool retiring;     /* being rotated out: replaced when another is up */
@@ -34,7 +34,7 @@ struct cconn {
 	uint64_t drain_ms; /* when it started draining */
 };
 
-struct tcli {
+struct wn_tcli {
 	struct wn_tcp_base b; /* first */
 	struct sockaddr_storage server;
 	socklen_t server_len;
@@ -42,11 +42,12 @@ struct tcli {
 	uint8_t sid[WN_PREAMBLE_SID_LEN];
 	uint8_t secret[WN_PREAMBLE_SECRET_LEN];
 	uint64_t counter;
-	struct cconn *conns[WN_SGROUP_MAX + 1]; /* dialling, up, retiring */
+	struct wn_tcli_conn
+	    *conns[WN_SGROUP_MAX + 1]; /* dialling, up, retiring */
 	size_t nconns;
-	struct cconn *pref; /* sends go here while it is not loaded */
-	bool group_up;      /* announced up: some connection is */
-	bool rotating;      /* a connection is retiring */
+	struct wn_tcli_conn *pref; /* sends go here while it is not loaded */
+	bool group_up;             /* announced up: some connection is */
+	bool rotating;             /* a connection is retiring */
 	bool rotated_once;
 	uint64_t rotated_ms; /* when the last rotation started */
 	struct wn_timer tick;
@@ -58,24 +59,24 @@ struct tcli {
 	char sname[80];
 };
 
-static struct tcli *to_cli(struct wn_carrier *c)
+static struct wn_tcli *to_cli(struct wn_carrier *c)
 {
-	return (struct tcli *)c;
+	return (struct wn_tcli *)c;
 }
 
-static uint64_t now_ms(const struct tcli *t)
+static uint64_t now_ms(const struct wn_tcli *t)
 {
 	return wn_loop_now_ms(t->b.loop);
 }
 
 static void destroy(struct wn_tcp_base *b)
 {
-	struct tcli *t = (struct tcli *)b;
+	struct wn_tcli *t = (struct wn_tcli *)b;
 
 	sodium_memzero(t->secret, sizeof(t->secret));
 }
 
-static void fill(struct tcli *t);
+static void fill(struct wn_tcli *t);
 
 /* Jittered: between 3/4 and 5/4 of d. */
 static uint32_t jitter(uint32_t d)
@@ -83,7 +84,7 @@ static uint32_t jitter(uint32_t d)
 	return d - d / 4 + randombytes_uniform(d / 2 + 1);
 }
 
-static size_t nup(const struct tcli *t)
+static size_t nup(const struct wn_tcli *t)
 {
 	size_t n = 0;
 
@@ -94,7 +95,7 @@ static size_t nup(const struct tcli *t)
 
 /* Connections that hold a slot of the group: dialling or up, not being
  * rotated out. */
-static size_t nactive(const struct tcli *t)
+static size_t nactive(const struct wn_tcli *t)
 {
 	size_t n = 0;
 
@@ -103,7 +104,7 @@ static size_t nactive(const struct tcli *t)
 	return n;
 }
 
-static void unlink_conn(struct tcli *t, struct cconn *cc)
+static void unlink_conn(struct wn_tcli *t, struct wn_tcli_conn *cc)
 {
 	for (size_t i = 0; i < t->nconns; i++)
 		if (t->conns[i] == cc) {
@@ -119,9 +120,9 @@ static void unlink_conn(struct tcli *t, struct cconn *cc)
  * group down when it was the last one up. A connection that carried data
  * is redialled at once (a cut is not a failure); dials that keep failing
  * back off. */
-static void conn_end(struct cconn *cc, int err, const char *why)
+static void conn_end(struct wn_tcli_conn *cc, int err, const char *why)
 {
-	struct tcli *t = cc->cl;
+	struct wn_tcli *t = cc->cl;
 	bool worked = cc->l.s.bytes_in > 0;
 
 	if (cc->l.s.closed)
@@ -161,8 +162,8 @@ static void conn_end(struct cconn *cc, int err, const char *why)
 
 static void on_data(struct wn_tcpconn *s, const uint8_t *p, size_t n)
 {
-	struct cconn *cc = (struct cconn *)s;
-	struct tcli *t = cc->cl;
+	struct wn_tcli_conn *cc = (struct wn_tcli_conn *)s;
+	struct wn_tcli *t = cc->cl;
 
 	t->b.base.stats.recv_calls++;
 	if (wn_tcp_deliver(&cc->l, p, n, (struct sockaddr *)&t->server,
@@ -172,17 +173,17 @@ static void on_data(struct wn_tcpconn *s, const uint8_t *p, size_t n)
 
 static void on_end(struct wn_tcpconn *s, int err)
 {
-	struct cconn *cc = (struct cconn *)s;
+	struct wn_tcli_conn *cc = (struct wn_tcli_conn *)s;
 
 	conn_end(cc, err, cc->draining ? "rotated" : wn_strerror(err));
 }
 
 /* A replacement is up: the retiring connection takes no more packets and
  * closes once what it holds is written. */
-static void retire_done(struct tcli *t)
+static void retire_done(struct wn_tcli *t)
 {
 	for (size_t i = 0; i < t->nconns; i++) {
-		struct cconn *cc = t->conns[i];
+		struct wn_tcli_conn *cc = t->conns[i];
 		if (!cc->retiring || cc->draining)
 			continue;
 		cc->draining = true;
@@ -201,9 +202,9 @@ static void retire_done(struct tcli *t)
  * handshake done): send the preamble. The first connection up gives the
  * group a fresh virtual address and tells the engine; later ones join
  * quietly (the engine's path is unchanged). */
-static void conn_ready(struct cconn *cc)
+static void conn_ready(struct wn_tcli_conn *cc)
 {
-	struct tcli *t = cc->cl;
+	struct wn_tcli *t = cc->cl;
 	struct wn_preamble p;
 	uint8_t seed[32], pad[PAD_MAX], out[WN_PREAMBLE_SEALED + PAD_MAX];
 	int n;
@@ -241,13 +242,13 @@ static void conn_ready(struct cconn *cc)
 
 static void on_tls_up(struct wn_tcpconn *s)
 {
-	conn_ready((struct cconn *)s);
+	conn_ready((struct wn_tcli_conn *)s);
 }
 
 static void on_connect(uv_connect_t *req, int status)
 {
-	struct cconn *cc = req->data;
-	struct tcli *t = cc->cl;
+	struct wn_tcli_conn *cc = req->data;
+	struct wn_tcli *t = cc->cl;
 	gnutls_session_t sess;
 
 	if (cc->l.s.closed)
@@ -277,9 +278,9 @@ static void on_connect(uv_connect_t *req, int status)
 
 /* Dials one connection into a free slot. Returns false when it could not
  * start (the next try waits). */
-static bool dial(struct tcli *t)
+static bool dial(struct wn_tcli *t)
 {
-	struct cconn *cc;
+	struct wn_tcli_conn *cc;
 	int rc;
 
 	cc = wn_tcp_link_new(&t->b, sizeof(*cc), on_data, on_end);
@@ -300,7 +301,7 @@ later:
 
 /* Dials until the group has its conns connections (dialling or up), as
  * far as the backoff allows. */
-static void fill(struct tcli *t)
+static void fill(struct wn_tcli *t)
 {
 	while (!t->b.closed && nactive(t) < t->b.o.conns &&
 	       t->nconns < WN_SGROUP_MAX + 1 && t->redial_at <= now_ms(t))
@@ -311,9 +312,9 @@ static void fill(struct tcli *t)
 /* Rotation: the oldest connection that is due (age or bytes) retires;
  * fill() dials its replacement, and it closes once that is up, so
  * rotation never leaves the group empty. One at a time, staggered. */
-static void rotate(struct tcli *t, uint64_t now)
+static void rotate(struct wn_tcli *t, uint64_t now)
 {
-	struct cconn *due = NULL;
+	struct wn_tcli_conn *due = NULL;
 
 	if (!t->b.o.rotate_after_ms && !t->b.o.rotate_bytes)
 		return;
@@ -322,7 +323,7 @@ static void rotate(struct tcli *t, uint64_t now)
 	                                t->b.o.conns))
 		return;
 	for (size_t i = 0; i < t->nconns; i++) {
-		struct cconn *cc = t->conns[i];
+		struct wn_tcli_conn *cc = t->conns[i];
 		if (cc->up && !cc->retiring &&
 		    wn_sgroup_rotate_due(now - cc->l.s.born_ms,
 		                         cc->l.s.bytes_in + cc->l.s.bytes_out,
@@ -347,15 +348,15 @@ static void rotate(struct tcli *t, uint64_t now)
 
 static void on_tick(struct wn_timer *tm)
 {
-	struct tcli *t =
-	    (struct tcli *)((char *)tm - offsetof(struct tcli, tick));
+	struct wn_tcli *t =
+	    (struct wn_tcli *)((char *)tm - offsetof(struct wn_tcli, tick));
 	uint64_t now = now_ms(t);
-	struct cconn *list[WN_SGROUP_MAX + 1];
+	struct wn_tcli_conn *list[WN_SGROUP_MAX + 1];
 	size_t n = t->nconns;
 
 	memcpy(list, t->conns, n * sizeof(list[0]));
 	for (size_t i = 0; i < n && !t->b.closed; i++) {
-		struct cconn *cc = list[i];
+		struct wn_tcli_conn *cc = list[i];
 		if (cc->l.s.closed)
 			continue;
 		if (!cc->up) {
@@ -385,9 +386,9 @@ static void on_tick(struct wn_timer *tm)
 static int cli_send(struct wn_carrier *c, const struct sockaddr *to,
                     socklen_t tolen, const uint8_t *buf, size_t len, size_t seg)
 {
-	struct tcli *t = to_cli(c);
+	struct wn_tcli *t = to_cli(c);
 	size_t queued[WN_SGROUP_MAX + 1], cur, i;
-	struct cconn *cc;
+	struct wn_tcli_conn *cc;
 	int rc;
 	(void)to;
 	(void)tolen;
@@ -414,7 +415,7 @@ static int cli_send(struct wn_carrier *c, const struct sockaddr *to,
 static int cli_local_addr(const struct wn_carrier *c,
                           struct sockaddr_storage *ss, socklen_t *len)
 {
-	const struct tcli *t = (const struct tcli *)c;
+	const struct wn_tcli *t = (const struct wn_tcli *)c;
 
 	memcpy(ss, &t->vaddr, sizeof(t->vaddr));
 	*len = sizeof(t->vaddr);
@@ -423,13 +424,13 @@ static int cli_local_addr(const struct wn_carrier *c,
 
 static void tick_closed(struct wn_timer *tm)
 {
-	wn_tcp_release(
-	    (struct wn_tcp_base *)((char *)tm - offsetof(struct tcli, tick)));
+	wn_tcp_release((struct wn_tcp_base *)((char *)tm -
+	                                      offsetof(struct wn_tcli, tick)));
 }
 
 static void cli_close(struct wn_carrier *c)
 {
-	struct tcli *t = to_cli(c);
+	struct wn_tcli *t = to_cli(c);
 
 	if (t->b.closed)
 		return;
@@ -454,7 +455,7 @@ static const struct wn_carrier_ops cli_ops = {
     .close = cli_close,
 };
 
-static void name_server(struct tcli *t)
+static void name_server(struct wn_tcli *t)
 {
 	char host[INET6_ADDRSTRLEN] = "?";
 	const struct sockaddr *sa = (const struct sockaddr *)&t->server;
@@ -479,7 +480,7 @@ static int client_open(struct wn_loop *loop, struct wn_log *log, bool tls,
                        const struct wn_carrier_handler *h,
                        struct wn_carrier **out)
 {
-	struct tcli *t;
+	struct wn_tcli *t;
 	int rc;
 
 	if (!loop || !server || !h || !h->recv || !out || !server_pk ||

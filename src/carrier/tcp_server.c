@@ -19,17 +19,17 @@
 #define REAP_MS 500
 #define MAX_SESSIONS 4096
 
-static struct tsrv *to_srv(struct wn_carrier *c)
+static struct wn_tsrv *to_srv(struct wn_carrier *c)
 {
-	return (struct tsrv *)c;
+	return (struct wn_tsrv *)c;
 }
 
 static void destroy(struct wn_tcp_base *b)
 {
-	free(((struct tsrv *)b)->fallback);
+	free(((struct wn_tsrv *)b)->fallback);
 }
 
-static void sess_free(struct tsrv *t, struct tsess *ss)
+static void sess_free(struct wn_tsrv *t, struct wn_tsrv_sess *ss)
 {
 	wn_cidmap_del(&t->by_tag, ss->tag, sizeof(ss->tag));
 	wn_cidmap_del(&t->by_sid, ss->sid, sizeof(ss->sid));
@@ -40,10 +40,10 @@ static void sess_free(struct tsrv *t, struct tsess *ss)
 }
 
 /* Closes a connection; reports its address down if it was bound. */
-void wn_tsrv_conn_end(struct tconn *tc, int err, const char *why)
+void wn_tsrv_conn_end(struct wn_tsrv_conn *tc, int err, const char *why)
 {
-	struct tsrv *t = tc->srv;
-	struct tsess *ss = tc->sess;
+	struct wn_tsrv *t = tc->srv;
+	struct wn_tsrv_sess *ss = tc->sess;
 
 	if (tc->l.s.closed)
 		return;
@@ -82,13 +82,14 @@ void wn_tsrv_conn_end(struct tconn *tc, int err, const char *why)
  * connection. Anyone who knows the server's public key can make sessions
  * (the engine inside rejects them), so a full table must not lock out new
  * clients while such sessions age. Returns true if one was forgotten. */
-static bool evict_one(struct tsrv *t)
+static bool evict_one(struct wn_tsrv *t)
 {
-	struct tsess *oldest = NULL;
+	struct wn_tsrv_sess *oldest = NULL;
 
 	for (struct wn_list *l = t->sessions.next; l != &t->sessions;
 	     l = l->next) {
-		struct tsess *ss = wn_list_entry(l, struct tsess, link);
+		struct wn_tsrv_sess *ss =
+		    wn_list_entry(l, struct wn_tsrv_sess, link);
 		if (!ss->nconns && (!oldest || ss->last_ms < oldest->last_ms))
 			oldest = ss;
 	}
@@ -98,9 +99,10 @@ static bool evict_one(struct tsrv *t)
 	return true;
 }
 
-static struct tsess *sess_new(struct tsrv *t, const struct wn_preamble *p)
+static struct wn_tsrv_sess *sess_new(struct wn_tsrv *t,
+                                     const struct wn_preamble *p)
 {
-	struct tsess *ss;
+	struct wn_tsrv_sess *ss;
 
 	if (t->nsessions >= MAX_SESSIONS && !evict_one(t))
 		return NULL;
@@ -125,11 +127,11 @@ static struct tsess *sess_new(struct tsrv *t, const struct wn_preamble *p)
 }
 
 /* The preamble opened: bind the connection to its session, or hold it. */
-static void bind_conn(struct tconn *tc, const struct wn_preamble *p)
+static void bind_conn(struct wn_tsrv_conn *tc, const struct wn_preamble *p)
 {
-	struct tsrv *t = tc->srv;
-	struct tsess *ss;
-	struct tconn *old = NULL;
+	struct wn_tsrv *t = tc->srv;
+	struct wn_tsrv_sess *ss;
+	struct wn_tsrv_conn *old = NULL;
 	bool first;
 
 	if (!wn_preamble_check_window(p->timestamp_ms, wn_wall_ms())) {
@@ -185,9 +187,9 @@ static void bind_conn(struct tconn *tc, const struct wn_preamble *p)
 }
 
 /* Framed packets: deliver each one from the connection's address. */
-static void deliver(struct tconn *tc, const uint8_t *p, size_t n)
+static void deliver(struct wn_tsrv_conn *tc, const uint8_t *p, size_t n)
 {
-	struct tsrv *t = tc->srv;
+	struct wn_tsrv *t = tc->srv;
 
 	/* Replies follow the client to a connection it uses when the
 	 * preferred one has gone quiet (dead, or dropped). */
@@ -206,8 +208,8 @@ static void deliver(struct tconn *tc, const uint8_t *p, size_t n)
 
 static void on_data(struct wn_tcpconn *s, const uint8_t *p, size_t n)
 {
-	struct tconn *tc = (struct tconn *)s;
-	struct tsrv *t = tc->srv;
+	struct wn_tsrv_conn *tc = (struct wn_tsrv_conn *)s;
+	struct wn_tsrv *t = tc->srv;
 	struct wn_preamble pre;
 	size_t k;
 	int rc;
@@ -266,12 +268,12 @@ static void on_data(struct wn_tcpconn *s, const uint8_t *p, size_t n)
 
 static void on_end(struct wn_tcpconn *s, int err)
 {
-	struct tconn *tc = (struct tconn *)s;
+	struct wn_tsrv_conn *tc = (struct wn_tsrv_conn *)s;
 
 	wn_tsrv_conn_end(tc, err, wn_strerror(err));
 }
 
-static void peer_name(struct tconn *tc)
+static void peer_name(struct wn_tsrv_conn *tc)
 {
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
@@ -293,8 +295,8 @@ static void peer_name(struct tconn *tc)
 
 static void on_accept(uv_stream_t *l, int status)
 {
-	struct tsrv *t = l->data;
-	struct tconn *tc;
+	struct wn_tsrv *t = l->data;
+	struct wn_tsrv_conn *tc;
 
 	if (status < 0 || t->b.closed)
 		return;
@@ -334,13 +336,14 @@ static void on_accept(uv_stream_t *l, int status)
 
 static void on_reap(struct wn_timer *tm)
 {
-	struct tsrv *t =
-	    (struct tsrv *)((char *)tm - offsetof(struct tsrv, reaper));
+	struct wn_tsrv *t =
+	    (struct wn_tsrv *)((char *)tm - offsetof(struct wn_tsrv, reaper));
 	uint64_t now = now_ms(t);
 	struct wn_list *l, *next;
 
 	for (l = t->conns.next; l != &t->conns; l = next) {
-		struct tconn *tc = wn_list_entry(l, struct tconn, link);
+		struct wn_tsrv_conn *tc =
+		    wn_list_entry(l, struct wn_tsrv_conn, link);
 		next = l->next;
 		if (tc->state != TC_BOUND && tc->state != TC_PADDING &&
 		    now >= tc->deadline_ms)
@@ -366,7 +369,8 @@ static void on_reap(struct wn_timer *tm)
 	 * preambles could be replayed (the clock window), so a replay never
 	 * makes a fresh session out of a dead one. */
 	for (l = t->sessions.next; l != &t->sessions; l = next) {
-		struct tsess *ss = wn_list_entry(l, struct tsess, link);
+		struct wn_tsrv_sess *ss =
+		    wn_list_entry(l, struct wn_tsrv_sess, link);
 		next = l->next;
 		if (!ss->nconns &&
 		    now - ss->last_ms > 2 * WN_PREAMBLE_WINDOW_MS)
@@ -379,12 +383,12 @@ static void on_reap(struct wn_timer *tm)
 /* The connection a batch to `to` goes on: its session's by tag (any of
  * the session's addresses, old ones too), then the preferred one unless
  * it is loaded (wn_sgroup_pick); the choice becomes the preferred. */
-static struct tconn *route(struct tsrv *t, const struct sockaddr *to,
-                           socklen_t tolen)
+static struct wn_tsrv_conn *route(struct wn_tsrv *t, const struct sockaddr *to,
+                                  socklen_t tolen)
 {
 	const uint8_t *tag = wn_vaddr_tag(to, tolen);
 	size_t queued[WN_SGROUP_SERVER_MAX], cur, i;
-	struct tsess *ss;
+	struct wn_tsrv_sess *ss;
 
 	if (!tag)
 		return NULL;
@@ -408,8 +412,8 @@ static struct tconn *route(struct tsrv *t, const struct sockaddr *to,
 static int srv_send(struct wn_carrier *c, const struct sockaddr *to,
                     socklen_t tolen, const uint8_t *buf, size_t len, size_t seg)
 {
-	struct tsrv *t = to_srv(c);
-	struct tconn *tc;
+	struct wn_tsrv *t = to_srv(c);
+	struct wn_tsrv_conn *tc;
 	int rc = wn_tcp_send_check(&t->b, buf, len, &seg);
 
 	if (rc != 0)
@@ -421,7 +425,7 @@ static int srv_send(struct wn_carrier *c, const struct sockaddr *to,
 static int srv_local_addr(const struct wn_carrier *c,
                           struct sockaddr_storage *ss, socklen_t *len)
 {
-	const struct tsrv *t = (const struct tsrv *)c;
+	const struct wn_tsrv *t = (const struct wn_tsrv *)c;
 
 	memcpy(ss, &t->local, sizeof(t->local));
 	*len = sizeof(t->local);
@@ -436,12 +440,13 @@ static void handle_closed(uv_handle_t *h)
 static void reaper_closed(struct wn_timer *tm)
 {
 	wn_tcp_release(
-	    (struct wn_tcp_base *)((char *)tm - offsetof(struct tsrv, reaper)));
+	    (struct wn_tcp_base *)((char *)tm -
+	                           offsetof(struct wn_tsrv, reaper)));
 }
 
 static void srv_close(struct wn_carrier *c)
 {
-	struct tsrv *t = to_srv(c);
+	struct wn_tsrv *t = to_srv(c);
 
 	if (t->b.closed)
 		return;
@@ -456,11 +461,11 @@ static void srv_close(struct wn_carrier *c)
 	 * callbacks come later in this iteration); sessions go now. */
 	while (t->conns.next != &t->conns)
 		wn_tsrv_conn_end(
-		    wn_list_entry(t->conns.next, struct tconn, link),
+		    wn_list_entry(t->conns.next, struct wn_tsrv_conn, link),
 		    WN_ECLOSED, "carrier closed");
 	while (t->sessions.next != &t->sessions)
-		sess_free(t,
-		          wn_list_entry(t->sessions.next, struct tsess, link));
+		sess_free(t, wn_list_entry(t->sessions.next,
+		                           struct wn_tsrv_sess, link));
 	wn_cidmap_free(&t->by_tag);
 	wn_cidmap_free(&t->by_sid);
 	uv_close((uv_handle_t *)&t->listener, handle_closed);
@@ -477,12 +482,12 @@ static const struct wn_carrier_ops srv_ops = {
 
 size_t wn_tcp_server_conns(const struct wn_carrier *c)
 {
-	return ((const struct tsrv *)c)->nbound;
+	return ((const struct wn_tsrv *)c)->nbound;
 }
 
 size_t wn_tcp_server_sessions(const struct wn_carrier *c)
 {
-	return ((const struct tsrv *)c)->nsessions;
+	return ((const struct wn_tsrv *)c)->nsessions;
 }
 
 static int server_open(struct wn_loop *loop, struct wn_log *log, bool tls,
@@ -494,7 +499,7 @@ static int server_open(struct wn_loop *loop, struct wn_log *log, bool tls,
 {
 	static const uint8_t local_tag[WN_VADDR_TAG_LEN] = {0};
 	struct sockaddr_storage ss;
-	struct tsrv *t;
+	struct wn_tsrv *t;
 	int rc, slen = sizeof(ss);
 
 	(void)len;

@@ -16,7 +16,7 @@
 
 #define LOG_COMP "carrier"
 
-enum tconn_state {
+enum wn_tsrv_conn_state {
 	TC_PREAMBLE, /* waiting for the preamble */
 	TC_PADDING,  /* skipping the preamble's padding */
 	TC_BOUND,    /* framed packets */
@@ -25,13 +25,13 @@ enum tconn_state {
 	TC_ANSWERED, /* tls: answered; closes when the answer is out */
 };
 
-struct tsess;
+struct wn_tsrv_sess;
 
-struct tconn {
+struct wn_tsrv_conn {
 	struct wn_tcp_link l; /* first */
-	struct tsrv *srv;
-	struct tsess *sess;
-	enum tconn_state state;
+	struct wn_tsrv *srv;
+	struct wn_tsrv_sess *sess;
+	enum wn_tsrv_conn_state state;
 	bool bound;           /* counted in srv->nbound */
 	struct wn_list link;  /* srv->conns */
 	uint64_t deadline_ms; /* preamble or hold deadline */
@@ -44,14 +44,15 @@ struct tconn {
 	char peer[64];
 };
 
-struct tsess {
+struct wn_tsrv_sess {
 	uint8_t tag[WN_VADDR_TAG_LEN];
 	uint8_t sid[WN_PREAMBLE_SID_LEN];
 	uint8_t secret[WN_PREAMBLE_SECRET_LEN];
 	uint64_t counter;
-	struct tconn *conns[WN_SGROUP_SERVER_MAX]; /* bound connections */
+	struct wn_tsrv_conn
+	    *conns[WN_SGROUP_SERVER_MAX]; /* bound connections */
 	size_t nconns;
-	struct tconn *pref;        /* sends go here while it is not loaded */
+	struct wn_tsrv_conn *pref; /* sends go here while it is not loaded */
 	struct sockaddr_in6 vaddr; /* the session's address while it has
 	                               connections: its tag and the first
 	                               one's number */
@@ -59,7 +60,7 @@ struct tsess {
 	struct wn_list link; /* srv->sessions */
 };
 
-struct tsrv {
+struct wn_tsrv {
 	struct wn_tcp_base b; /* first */
 	const struct wn_identity *id;
 	uv_tcp_t listener;
@@ -75,21 +76,21 @@ struct tsrv {
 	uint64_t strangers, replays;
 };
 
-static inline uint64_t now_ms(const struct tsrv *t)
+static inline uint64_t now_ms(const struct wn_tsrv *t)
 {
 	return wn_loop_now_ms(t->b.loop);
 }
 
 /* Closes a connection; reports its session's address down if it was the
  * session's last (tcp_server.c). */
-void wn_tsrv_conn_end(struct tconn *tc, int err, const char *why);
+void wn_tsrv_conn_end(struct wn_tsrv_conn *tc, int err, const char *why);
 
 /* A connection that is not a client's (tcp_stranger.c): tcp holds it in
  * silence for a while, tls answers as a web server would. */
-void wn_tsrv_stranger(struct tconn *tc, const char *why);
+void wn_tsrv_stranger(struct wn_tsrv_conn *tc, const char *why);
 
 /* tls: reads an HTTP request's header, then answers (tcp_stranger.c). */
-void wn_tsrv_http_feed(struct tconn *tc, const uint8_t *p, size_t n);
+void wn_tsrv_http_feed(struct wn_tsrv_conn *tc, const uint8_t *p, size_t n);
 
 /* tls: the first bytes were not TLS (wn_tcpconn's on_not_tls). */
 void wn_tsrv_on_not_tls(struct wn_tcpconn *s, const uint8_t *p, size_t n);

@@ -9,9 +9,9 @@
 #define HOLD_MIN_MS 2000
 #define HOLD_SPAN_MS 4000
 
-static void hold(struct tconn *tc, const char *why)
+static void hold(struct wn_tsrv_conn *tc, const char *why)
 {
-	struct tsrv *t = tc->srv;
+	struct wn_tsrv *t = tc->srv;
 
 	tc->state = TC_STRANGER;
 	tc->deadline_ms =
@@ -23,9 +23,9 @@ static void hold(struct tconn *tc, const char *why)
 }
 
 /* tls: answers a stranger as a web server would, then closes. */
-static void answer(struct tconn *tc, int looked_like_http, int plain)
+static void answer(struct wn_tsrv_conn *tc, int looked_like_http, int plain)
 {
-	struct tsrv *t = tc->srv;
+	struct wn_tsrv *t = tc->srv;
 	char buf[1024];
 	size_t n;
 	int rc;
@@ -60,7 +60,7 @@ static void answer(struct tconn *tc, int looked_like_http, int plain)
 
 /* tls: reads an HTTP request's header (discarding it) until its blank
  * line, then answers. */
-void wn_tsrv_http_feed(struct tconn *tc, const uint8_t *p, size_t n)
+void wn_tsrv_http_feed(struct wn_tsrv_conn *tc, const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		tc->crlf = tc->crlf << 8 | p[i];
@@ -74,7 +74,7 @@ void wn_tsrv_http_feed(struct tconn *tc, const uint8_t *p, size_t n)
 		answer(tc, 0, 0); /* a header this long: 400 */
 }
 
-void wn_tsrv_stranger(struct tconn *tc, const char *why)
+void wn_tsrv_stranger(struct wn_tsrv_conn *tc, const char *why)
 {
 	if (tc->srv->b.tls)
 		answer(tc, 0, 0);
@@ -84,7 +84,7 @@ void wn_tsrv_stranger(struct tconn *tc, const char *why)
 
 void wn_tsrv_on_not_tls(struct wn_tcpconn *s, const uint8_t *p, size_t n)
 {
-	struct tconn *tc = (struct tconn *)s;
+	struct wn_tsrv_conn *tc = (struct wn_tsrv_conn *)s;
 
 	answer(tc, wn_http_looks_like_request(p, n), 1);
 }
