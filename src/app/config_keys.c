@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "carrier/registry.h"
 #include "crypto/kcpcrypt.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -514,7 +515,6 @@ VALUE_FN(v_crypt)
 
 #define TARGET_EXPECT "HOST:PORT or unix:PATH"
 #define API_EXPECT "HOST:PORT, e.g. 127.0.0.1:7070"
-#define CARRIER_EXPECT "udp://, tcp:// or tls://HOST:PORT"
 
 static int set_server_key(const struct setting *st, const struct keydef *k,
                           const char *v)
@@ -523,9 +523,8 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 	switch (k->id) {
 	case K_LISTEN: {
 		struct wn_endpoint ep;
-		if (set_endpoint(st, k, v,
-		                 WN_SCHEME_UDP | WN_SCHEME_TCP | WN_SCHEME_TLS,
-		                 WN_SCHEME_NONE, CARRIER_EXPECT, &ep) != 0)
+		if (set_endpoint(st, k, v, wn_carrier_schemes(), WN_SCHEME_NONE,
+		                 wn_carrier_expect(), &ep) != 0)
 			return WN_EINVAL;
 		struct wn_endpoint *slot =
 		    grow(st->cfg, &s->listen, &s->n_listen, sizeof(ep));
@@ -603,9 +602,8 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 	switch (k->id) {
 	case K_SERVER: {
 		struct wn_endpoint ep;
-		if (set_endpoint(st, k, v,
-		                 WN_SCHEME_UDP | WN_SCHEME_TCP | WN_SCHEME_TLS,
-		                 WN_SCHEME_NONE, CARRIER_EXPECT, &ep) != 0)
+		if (set_endpoint(st, k, v, wn_carrier_schemes(), WN_SCHEME_NONE,
+		                 wn_carrier_expect(), &ep) != 0)
 			return WN_EINVAL;
 		struct wn_endpoint *slot =
 		    grow(st->cfg, &c->server, &c->n_server, sizeof(ep));

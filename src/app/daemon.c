@@ -14,8 +14,7 @@
 #include "app/commands.h"
 #include "app/config.h"
 #include "app/fronts.h"
-#include "carrier/stream.h"
-#include "carrier/udp.h"
+#include "carrier/registry.h"
 #include "engine/kcp_engine.h"
 #include "engine/quic.h"
 #include "front/dialer.h"
@@ -264,28 +263,26 @@ int wn_cmd_server(int argc, char **argv)
 			       "cannot resolve %s", name);
 			return finish(d, 1);
 		}
-		if (sc->listen[i].scheme != WN_SCHEME_UDP) {
-			struct wn_stream_opts so = {
-			    .id = (unsigned)i + 1,
-			    .tls = sc->listen[i].scheme == WN_SCHEME_TLS,
-			    .sni = sc->sni,
-			    .tls_cert = sc->tls_cert[0] ? sc->tls_cert : NULL,
-			    .tls_key = sc->tls_key[0] ? sc->tls_key : NULL,
-			    .fallback = (int)sc->fallback,
-			    .fallback_file = sc->fallback_path,
-			    .idle_close_ms = sc->idle_close_ms,
-			    .max_conns = sc->max_conns,
-			    .pad_max = sc->padding,
-			};
-			rc = wn_stream_server_open(
-			    &d->loop, &d->log, (struct sockaddr *)&ss, len,
-			    &d->id, &so, &h, &d->carriers[d->ncarriers]);
-		} else {
-			struct wn_udp_opts uo = {.id = (unsigned)i + 1};
-			rc = wn_udp_carrier_open(
-			    &d->loop, &d->log, (struct sockaddr *)&ss, len, &uo,
-			    &h, &d->carriers[d->ncarriers]);
-		}
+		const struct wn_carrier_type *ct =
+		    wn_carrier_type_find(sc->listen[i].scheme);
+		struct wn_carrier_conf cf = {
+		    .id = (unsigned)i + 1,
+		    .addr = (struct sockaddr *)&ss,
+		    .addrlen = len,
+		    .ident = &d->id,
+		    .tcp = {
+		        .sni = sc->sni,
+		        .tls_cert = sc->tls_cert[0] ? sc->tls_cert : NULL,
+		        .tls_key = sc->tls_key[0] ? sc->tls_key : NULL,
+		        .fallback = (int)sc->fallback,
+		        .fallback_file = sc->fallback_path,
+		        .idle_close_ms = sc->idle_close_ms,
+		        .max_conns = sc->max_conns,
+		        .pad_max = sc->padding,
+		    }};
+		rc = ct ? ct->open_server(&d->loop, &d->log, &cf, &h,
+		                          &d->carriers[d->ncarriers])
+		        : WN_EINVAL;
 		if (rc != 0) {
 			WN_LOG(&d->log, WN_LOG_ERROR, "main",
 			       "cannot listen on %s: %s", name,
@@ -364,8 +361,8 @@ int wn_cmd_client(int argc, char **argv)
 	size_t nserver = cc->n_server;
 	for (size_t i = 0; i < nserver && i < MAX_CARRIERS; i++) {
 		const struct wn_endpoint *ep = &cc->server[i];
-		struct sockaddr_storage server, local;
-		socklen_t slen, llen;
+		struct sockaddr_storage server;
+		socklen_t slen;
 		char sname[128];
 		wn_endpoint_format(ep, sname, sizeof(sname));
 		if (resolve(ep, &server, &slen) != 0) {
@@ -377,32 +374,25 @@ int wn_cmd_client(int argc, char **argv)
 		    kcp ? wn_kcp_client_handler(d->kcli)
 		        : wn_quic_client_handler(d->cli);
 		struct wn_carrier **slot = &d->carriers[d->ncarriers];
-		if (ep->scheme != WN_SCHEME_UDP) {
-			/* SNI: as configured, else the server's name. */
-			const char *sni = cc->sni[0]                 ? cc->sni
-			                  : ep->kind == WN_HOST_NAME ? ep->host
-			                                             : NULL;
-			struct wn_stream_opts so = {
-			    .id = (unsigned)i + 1,
-			    .tls = ep->scheme == WN_SCHEME_TLS,
-			    .sni = sni,
-			    .rotate_after_ms = cc->rotate_after_ms,
-			    .rotate_bytes = cc->rotate_bytes,
-			    .conns = cc->conns,
-			    .pad_max = cc->padding,
-			};
-			rc = wn_stream_client_open(
-			    &d->loop, &d->log, (struct sockaddr *)&server, slen,
-			    cc->server_key, &so, &h, slot);
-		} else {
-			struct wn_udp_opts uo = {.id = (unsigned)i + 1};
-			rc = wn_udp_wildcard(server.ss_family, &local, &llen);
-			if (rc == 0)
-				rc = wn_udp_carrier_open(
-				    &d->loop, &d->log,
-				    (struct sockaddr *)&local, llen, &uo, &h,
-				    slot);
-		}
+		const struct wn_carrier_type *ct =
+		    wn_carrier_type_find(ep->scheme);
+		struct wn_carrier_conf cf = {
+		    .id = (unsigned)i + 1,
+		    .addr = (struct sockaddr *)&server,
+		    .addrlen = slen,
+		    .server_pk = cc->server_key,
+		    .tcp = {
+		        /* SNI: as configured, else the server's name. */
+		        .sni = cc->sni[0]                 ? cc->sni
+		               : ep->kind == WN_HOST_NAME ? ep->host
+		                                          : NULL,
+		        .rotate_after_ms = cc->rotate_after_ms,
+		        .rotate_bytes = cc->rotate_bytes,
+		        .conns = cc->conns,
+		        .pad_max = cc->padding,
+		    }};
+		rc = ct ? ct->open_client(&d->loop, &d->log, &cf, &h, slot)
+		        : WN_EINVAL;
 		if (rc == 0)
 			d->ncarriers++;
 		if (rc == 0 && kcp)

@@ -1,4 +1,4 @@
-/* Pure decisions of a stream carrier's connection group (group.h). */
+/* Pure decisions of a tcp or tls carrier's connection group (group.h). */
 #include "carrier/group.h"
 
 size_t wn_sgroup_pick(const size_t *queued, size_t n, size_t cur, size_t low)

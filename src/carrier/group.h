@@ -1,4 +1,4 @@
-/* The decisions a stream carrier makes about its connection group, kept
+/* The decisions a tcp or tls carrier makes about its connection group, kept
  * pure (no I/O, no clock: times are passed in, in loop milliseconds) so
  * they are tested on their own (private to src/carrier/).
  *

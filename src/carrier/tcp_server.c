@@ -1,4 +1,4 @@
-/* The tcp carrier, server side (stream.h): a listener whose connections
+/* The tcp and tls carriers, server side (tcp.h): a listener whose connections
  * bind to sessions by their preamble, with virtual peer addresses. A
  * session keeps every connection bound to it (a client may run several in
  * parallel) and answers over them, under one address while any lives. */
@@ -19,23 +19,17 @@
 #define REAP_MS 500
 #define MAX_SESSIONS 4096
 
-static struct tsrv *to_srv(struct wn_carrier *c)
+static struct wn_tsrv *to_srv(struct wn_carrier *c)
 {
-	return (struct tsrv *)c;
+	return (struct wn_tsrv *)c;
 }
 
-/* Drops one reference (a libuv handle); the last frees the carrier. */
-static void release(struct tsrv *t)
+static void destroy(struct wn_tcp_base *b)
 {
-	if (--t->handles > 0)
-		return;
-	if (t->cred)
-		gnutls_certificate_free_credentials(t->cred);
-	free(t->fallback);
-	free(t);
+	free(((struct wn_tsrv *)b)->fallback);
 }
 
-static void sess_free(struct tsrv *t, struct tsess *ss)
+static void sess_free(struct wn_tsrv *t, struct wn_tsrv_sess *ss)
 {
 	wn_cidmap_del(&t->by_tag, ss->tag, sizeof(ss->tag));
 	wn_cidmap_del(&t->by_sid, ss->sid, sizeof(ss->sid));
@@ -45,48 +39,26 @@ static void sess_free(struct tsrv *t, struct tsess *ss)
 	free(ss);
 }
 
-static void conn_freed(struct sconn *s)
-{
-	struct tconn *tc = (struct tconn *)s;
-	struct tsrv *t = tc->srv;
-
-	free(tc->decbuf);
-	free(tc);
-	release(t);
-}
-
-/* A writer that was refused may have been waiting on a connection that
- * is gone or replaced: let it try again (its packets now go to the new
- * connection, or are dropped as lost). */
-static void owe_writable(struct tsrv *t)
-{
-	if (t->want_writable && !t->closed) {
-		t->want_writable = false;
-		if (t->base.h.writable)
-			t->base.h.writable(t->base.h.ctx, &t->base);
-	}
-}
-
 /* Closes a connection; reports its address down if it was bound. */
-void tsrv_conn_end(struct tconn *tc, int err, const char *why)
+void wn_tsrv_conn_end(struct wn_tsrv_conn *tc, int err, const char *why)
 {
-	struct tsrv *t = tc->srv;
-	struct tsess *ss = tc->sess;
+	struct wn_tsrv *t = tc->srv;
+	struct wn_tsrv_sess *ss = tc->sess;
 
-	if (tc->s.closed)
+	if (tc->l.s.closed)
 		return;
-	sconn_close(&tc->s);
+	wn_tcpconn_close(&tc->l.s);
 	wn_list_del(&tc->link);
 	t->nconns--;
 	if (tc->bound) {
 		tc->bound = false;
 		t->nbound--;
-		WN_LOG(t->log, WN_LOG_DEBUG, LOG_COMP,
+		WN_LOG(t->b.log, WN_LOG_DEBUG, LOG_COMP,
 		       "%s: conn %llu from %s: closed: %s (in %llu, out %llu "
 		       "bytes)",
-		       t->base.name, (unsigned long long)tc->num, tc->peer, why,
-		       (unsigned long long)tc->s.bytes_in,
-		       (unsigned long long)tc->s.bytes_out);
+		       t->b.base.name, (unsigned long long)tc->l.num, tc->peer,
+		       why, (unsigned long long)tc->l.s.bytes_in,
+		       (unsigned long long)tc->l.s.bytes_out);
 	}
 	if (ss) {
 		for (size_t i = 0; i < ss->nconns; i++)
@@ -97,10 +69,11 @@ void tsrv_conn_end(struct tconn *tc, int err, const char *why)
 		if (ss->pref == tc)
 			ss->pref = NULL;
 		ss->last_ms = now_ms(t);
-		if (ss->nconns == 0 && !t->closed && t->base.h.state)
-			t->base.h.state(t->base.h.ctx, &t->base,
-			                (struct sockaddr *)&ss->vaddr, 0, err);
-		owe_writable(t);
+		if (ss->nconns == 0 && !t->b.closed && t->b.base.h.state)
+			t->b.base.h.state(t->b.base.h.ctx, &t->b.base,
+			                  (struct sockaddr *)&ss->vaddr,
+			                  WN_CARRIER_DOWN, err);
+		wn_tcp_owe_writable(&t->b);
 	}
 	tc->sess = NULL;
 }
@@ -109,13 +82,14 @@ void tsrv_conn_end(struct tconn *tc, int err, const char *why)
  * connection. Anyone who knows the server's public key can make sessions
  * (the engine inside rejects them), so a full table must not lock out new
  * clients while such sessions age. Returns true if one was forgotten. */
-static bool evict_one(struct tsrv *t)
+static bool evict_one(struct wn_tsrv *t)
 {
-	struct tsess *oldest = NULL;
+	struct wn_tsrv_sess *oldest = NULL;
 
 	for (struct wn_list *l = t->sessions.next; l != &t->sessions;
 	     l = l->next) {
-		struct tsess *ss = wn_list_entry(l, struct tsess, link);
+		struct wn_tsrv_sess *ss =
+		    wn_list_entry(l, struct wn_tsrv_sess, link);
 		if (!ss->nconns && (!oldest || ss->last_ms < oldest->last_ms))
 			oldest = ss;
 	}
@@ -125,9 +99,10 @@ static bool evict_one(struct tsrv *t)
 	return true;
 }
 
-static struct tsess *sess_new(struct tsrv *t, const struct wn_preamble *p)
+static struct wn_tsrv_sess *sess_new(struct wn_tsrv *t,
+                                     const struct wn_preamble *p)
 {
-	struct tsess *ss;
+	struct wn_tsrv_sess *ss;
 
 	if (t->nsessions >= MAX_SESSIONS && !evict_one(t))
 		return NULL;
@@ -152,15 +127,15 @@ static struct tsess *sess_new(struct tsrv *t, const struct wn_preamble *p)
 }
 
 /* The preamble opened: bind the connection to its session, or hold it. */
-static void bind_conn(struct tconn *tc, const struct wn_preamble *p)
+static void bind_conn(struct wn_tsrv_conn *tc, const struct wn_preamble *p)
 {
-	struct tsrv *t = tc->srv;
-	struct tsess *ss;
-	struct tconn *old = NULL;
+	struct wn_tsrv *t = tc->srv;
+	struct wn_tsrv_sess *ss;
+	struct wn_tsrv_conn *old = NULL;
 	bool first;
 
-	if (!wn_preamble_check_window(p->timestamp_ms, wall_ms())) {
-		tsrv_stranger(tc, "preamble outside the clock window");
+	if (!wn_preamble_check_window(p->timestamp_ms, wn_wall_ms())) {
+		wn_tsrv_stranger(tc, "preamble outside the clock window");
 		return;
 	}
 	ss = wn_cidmap_get(&t->by_sid, p->sid, sizeof(p->sid));
@@ -169,14 +144,14 @@ static void bind_conn(struct tconn *tc, const struct wn_preamble *p)
 		        0 ||
 		    p->counter <= ss->counter) {
 			t->replays++;
-			tsrv_stranger(tc, "replayed or forged preamble");
+			wn_tsrv_stranger(tc, "replayed or forged preamble");
 			return;
 		}
 		ss->counter = p->counter;
 	} else {
 		ss = sess_new(t, p);
 		if (!ss) {
-			tsrv_stranger(tc, "session limit reached");
+			wn_tsrv_stranger(tc, "session limit reached");
 			return;
 		}
 	}
@@ -185,13 +160,13 @@ static void bind_conn(struct tconn *tc, const struct wn_preamble *p)
 	if (ss->nconns == WN_SGROUP_SERVER_MAX) {
 		old = ss->conns[0];
 		for (size_t i = 1; i < ss->nconns; i++)
-			if (ss->conns[i]->s.last_rx_ms < old->s.last_rx_ms)
+			if (ss->conns[i]->l.s.last_rx_ms < old->l.s.last_rx_ms)
 				old = ss->conns[i];
-		tsrv_conn_end(old, WN_ECLOSED, "replaced (group full)");
+		wn_tsrv_conn_end(old, WN_ECLOSED, "replaced (group full)");
 	}
 	first = ss->nconns == 0;
 	if (first)
-		stream_vaddr(&ss->vaddr, ss->tag, tc->num, t->port);
+		wn_vaddr_make(&ss->vaddr, ss->tag, tc->l.num, t->port);
 	tc->vaddr = ss->vaddr;
 	tc->sess = ss;
 	tc->state = TC_BOUND;
@@ -199,62 +174,47 @@ static void bind_conn(struct tconn *tc, const struct wn_preamble *p)
 	t->nbound++;
 	ss->conns[ss->nconns++] = tc;
 	ss->last_ms = now_ms(t);
-	WN_LOG(t->log, WN_LOG_DEBUG, LOG_COMP,
+	WN_LOG(t->b.log, WN_LOG_DEBUG, LOG_COMP,
 	       "%s: conn %llu from %s: bound (counter %llu, %zu in session)%s",
-	       t->base.name, (unsigned long long)tc->num, tc->peer,
+	       t->b.base.name, (unsigned long long)tc->l.num, tc->peer,
 	       (unsigned long long)p->counter, ss->nconns,
 	       old ? ", replacing the oldest" : "");
-	if (first && t->base.h.state)
-		t->base.h.state(t->base.h.ctx, &t->base,
-		                (struct sockaddr *)&ss->vaddr, 1, 0);
-	owe_writable(t);
+	if (first && t->b.base.h.state)
+		t->b.base.h.state(t->b.base.h.ctx, &t->b.base,
+		                  (struct sockaddr *)&ss->vaddr, WN_CARRIER_UP,
+		                  0);
+	wn_tcp_owe_writable(&t->b);
 }
 
 /* Framed packets: deliver each one from the connection's address. */
-static void deliver(struct tconn *tc, const uint8_t *p, size_t n)
+static void deliver(struct wn_tsrv_conn *tc, const uint8_t *p, size_t n)
 {
-	struct tsrv *t = tc->srv;
-	size_t off = 0, used, plen;
-	const uint8_t *pkt;
-	int rc;
+	struct wn_tsrv *t = tc->srv;
 
-	while (off < n && !tc->s.closed && !t->closed) {
-		rc = wn_frame_dec_feed(&tc->dec, p + off, n - off, &used, &pkt,
-		                       &plen);
-		off += used;
-		if (rc < 0) {
-			t->base.stats.drops_in++;
-			WN_LOG_RL(t->log, &t->rl, now_ms(t), WN_LOG_INFO,
-			          LOG_COMP, "%s: conn %llu: malformed record",
-			          t->base.name, (unsigned long long)tc->num);
-			tsrv_conn_end(tc, WN_EPROTO, "malformed record");
-			return;
-		}
-		if (rc == 0)
-			break;
-		t->base.stats.pkts_in++;
-		t->base.stats.bytes_in += plen;
-		/* Replies follow the client to a connection it uses when
-		 * the preferred one has gone quiet (dead, or dropped). */
-		if (tc->sess && (!tc->sess->pref ||
-		                 now_ms(t) - tc->sess->pref->s.last_rx_ms >
-		                     t->o.stall_ms / STREAM_ACK_DIV))
-			tc->sess->pref = tc;
-		t->base.h.recv(t->base.h.ctx, &t->base,
-		               (struct sockaddr *)&tc->vaddr, sizeof(tc->vaddr),
-		               (uint8_t *)pkt, plen);
+	/* Replies follow the client to a connection it uses when the
+	 * preferred one has gone quiet (dead, or dropped). */
+	if (n > 0 && tc->sess &&
+	    (!tc->sess->pref || now_ms(t) - tc->sess->pref->l.s.last_rx_ms >
+	                            t->b.o.stall_ms / WN_TCP_ACK_DIV))
+		tc->sess->pref = tc;
+	if (wn_tcp_deliver(&tc->l, p, n, (struct sockaddr *)&tc->vaddr,
+	                   sizeof(tc->vaddr)) != 0) {
+		WN_LOG_RL(t->b.log, &t->b.rl, now_ms(t), WN_LOG_INFO, LOG_COMP,
+		          "%s: conn %llu: malformed record", t->b.base.name,
+		          (unsigned long long)tc->l.num);
+		wn_tsrv_conn_end(tc, WN_EPROTO, "malformed record");
 	}
 }
 
-static void on_data(struct sconn *s, const uint8_t *p, size_t n)
+static void on_data(struct wn_tcpconn *s, const uint8_t *p, size_t n)
 {
-	struct tconn *tc = (struct tconn *)s;
-	struct tsrv *t = tc->srv;
+	struct wn_tsrv_conn *tc = (struct wn_tsrv_conn *)s;
+	struct wn_tsrv *t = tc->srv;
 	struct wn_preamble pre;
 	size_t k;
 	int rc;
 
-	t->base.stats.recv_calls++;
+	t->b.base.stats.recv_calls++;
 	if (tc->state == TC_PREAMBLE) {
 		k = sizeof(tc->pre) - tc->prelen;
 		if (k > n)
@@ -265,12 +225,12 @@ static void on_data(struct sconn *s, const uint8_t *p, size_t n)
 		n -= k;
 		/* Under TLS an HTTP request is told apart from a preamble
 		 * (random bytes) by its first 8 bytes. */
-		if (t->o.tls && tc->prelen >= 8 && tc->prelen - k < 8 &&
+		if (t->b.tls && tc->prelen >= 8 && tc->prelen - k < 8 &&
 		    wn_http_looks_like_request(tc->pre, 8)) {
 			tc->state = TC_HTTP;
-			tsrv_http_feed(tc, tc->pre, tc->prelen);
+			wn_tsrv_http_feed(tc, tc->pre, tc->prelen);
 			if (tc->state == TC_HTTP)
-				tsrv_http_feed(tc, p, n);
+				wn_tsrv_http_feed(tc, p, n);
 			return;
 		}
 		if (tc->prelen < sizeof(tc->pre))
@@ -278,7 +238,7 @@ static void on_data(struct sconn *s, const uint8_t *p, size_t n)
 		rc = wn_preamble_open(tc->pre, tc->prelen, t->id->x_sk,
 		                      t->id->x_pk, &pre);
 		if (rc < 0) {
-			tsrv_stranger(tc, "no valid preamble");
+			wn_tsrv_stranger(tc, "no valid preamble");
 			return;
 		}
 		tc->skip = pre.pad_len;
@@ -300,33 +260,27 @@ static void on_data(struct sconn *s, const uint8_t *p, size_t n)
 	}
 	if (tc->state == TC_BOUND) {
 		deliver(tc, p, n);
-		if (!t->closed && t->base.h.recv_done)
-			t->base.h.recv_done(t->base.h.ctx, &t->base);
 	}
 	if (tc->state == TC_HTTP)
-		tsrv_http_feed(tc, p, n);
+		wn_tsrv_http_feed(tc, p, n);
 	/* TC_STRANGER, TC_ANSWERED: input is read and dropped. */
 }
 
-static void on_end(struct sconn *s, int err)
+static void on_end(struct wn_tcpconn *s, int err)
 {
-	struct tconn *tc = (struct tconn *)s;
+	struct wn_tsrv_conn *tc = (struct wn_tsrv_conn *)s;
 
-	tsrv_conn_end(tc, err, wn_strerror(err));
+	wn_tsrv_conn_end(tc, err, wn_strerror(err));
 }
 
-static void on_drain(struct sconn *s)
-{
-	owe_writable(((struct tconn *)s)->srv);
-}
-
-static void peer_name(struct tconn *tc)
+static void peer_name(struct wn_tsrv_conn *tc)
 {
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 	char host[INET6_ADDRSTRLEN] = "?";
 
-	if (uv_tcp_getpeername(&tc->s.tcp, (struct sockaddr *)&ss, &len) == 0) {
+	if (uv_tcp_getpeername(&tc->l.s.tcp, (struct sockaddr *)&ss, &len) ==
+	    0) {
 		if (ss.ss_family == AF_INET)
 			inet_ntop(AF_INET,
 			          &((struct sockaddr_in *)&ss)->sin_addr, host,
@@ -341,93 +295,82 @@ static void peer_name(struct tconn *tc)
 
 static void on_accept(uv_stream_t *l, int status)
 {
-	struct tsrv *t = l->data;
-	struct tconn *tc;
+	struct wn_tsrv *t = l->data;
+	struct wn_tsrv_conn *tc;
 
-	if (status < 0 || t->closed)
+	if (status < 0 || t->b.closed)
 		return;
-	tc = calloc(1, sizeof(*tc));
+	tc = wn_tcp_link_new(&t->b, sizeof(*tc), on_data, on_end);
 	if (!tc)
 		return;
-	tc->decbuf = malloc(t->o.max_packet);
-	if (!tc->decbuf || sconn_init(&tc->s, t->loop, t->o.queue_limit,
-	                              t->rbuf, sizeof(t->rbuf)) != 0) {
-		free(tc->decbuf);
-		free(tc);
-		return;
-	}
 	tc->srv = t;
-	tc->s.owner = tc;
-	tc->s.on_data = on_data;
-	tc->s.on_end = on_end;
-	tc->s.on_drain = on_drain;
-	tc->s.on_free = conn_freed;
-	tc->num = ++t->conn_seq;
 	tc->state = TC_PREAMBLE;
-	tc->deadline_ms = now_ms(t) + t->o.preamble_timeout_ms;
-	wn_frame_dec_init(&tc->dec, tc->decbuf, t->o.max_packet);
+	tc->deadline_ms = now_ms(t) + t->b.o.preamble_timeout_ms;
 	wn_list_add_tail(&t->conns, &tc->link);
 	t->nconns++;
-	t->handles++;
-	if (uv_accept(l, (uv_stream_t *)&tc->s.tcp) != 0) {
-		tsrv_conn_end(tc, WN_EIO, "accept failed");
+	if (uv_accept(l, (uv_stream_t *)&tc->l.s.tcp) != 0) {
+		wn_tsrv_conn_end(tc, WN_EIO, "accept failed");
 		return;
 	}
 	peer_name(tc);
-	if (t->o.tls) {
+	if (t->b.tls) {
 		gnutls_session_t sess;
-		if (wn_tls_session(&sess, 1, t->cred, NULL) != 0 ||
-		    sconn_tls(&tc->s, sess, t->pbuf, sizeof(t->pbuf)) != 0) {
-			tsrv_conn_end(tc, WN_ECRYPTO, "no TLS session");
+		if (wn_tls_session(&sess, 1, t->b.cred, NULL) != 0 ||
+		    wn_tcpconn_tls(&tc->l.s, sess, t->b.pbuf,
+		                   sizeof(t->b.pbuf)) != 0) {
+			wn_tsrv_conn_end(tc, WN_ECRYPTO, "no TLS session");
 			return;
 		}
-		tc->s.on_not_tls = tsrv_on_not_tls;
+		tc->l.s.on_not_tls = wn_tsrv_on_not_tls;
 	}
-	if (t->nconns > t->o.max_conns) {
-		WN_LOG_RL(t->log, &t->rl, now_ms(t), WN_LOG_WARN, LOG_COMP,
-		          "%s: connection limit (%u) reached", t->base.name,
-		          t->o.max_conns);
-		tsrv_conn_end(tc, WN_EDENIED, "connection limit");
+	if (t->nconns > t->b.o.max_conns) {
+		WN_LOG_RL(t->b.log, &t->b.rl, now_ms(t), WN_LOG_WARN, LOG_COMP,
+		          "%s: connection limit (%u) reached", t->b.base.name,
+		          t->b.o.max_conns);
+		wn_tsrv_conn_end(tc, WN_EDENIED, "connection limit");
 		return;
 	}
-	if (sconn_start(&tc->s) != 0)
-		tsrv_conn_end(tc, WN_EIO, "cannot read");
+	if (wn_tcpconn_start(&tc->l.s) != 0)
+		wn_tsrv_conn_end(tc, WN_EIO, "cannot read");
 }
 
 static void on_reap(struct wn_timer *tm)
 {
-	struct tsrv *t =
-	    (struct tsrv *)((char *)tm - offsetof(struct tsrv, reaper));
+	struct wn_tsrv *t =
+	    (struct wn_tsrv *)((char *)tm - offsetof(struct wn_tsrv, reaper));
 	uint64_t now = now_ms(t);
 	struct wn_list *l, *next;
 
 	for (l = t->conns.next; l != &t->conns; l = next) {
-		struct tconn *tc = wn_list_entry(l, struct tconn, link);
+		struct wn_tsrv_conn *tc =
+		    wn_list_entry(l, struct wn_tsrv_conn, link);
 		next = l->next;
 		if (tc->state != TC_BOUND && tc->state != TC_PADDING &&
 		    now >= tc->deadline_ms)
-			tsrv_conn_end(tc, WN_ETIMEDOUT,
-			              tc->state == TC_PREAMBLE ? "no preamble"
-			                                       : "stranger");
-		else if (tc->state == TC_BOUND && t->o.idle_close_ms &&
-		         now - tc->s.last_rx_ms > t->o.idle_close_ms)
-			tsrv_conn_end(tc, WN_ETIMEDOUT, "idle");
+			wn_tsrv_conn_end(tc, WN_ETIMEDOUT,
+			                 tc->state == TC_PREAMBLE
+			                     ? "no preamble"
+			                     : "stranger");
+		else if (tc->state == TC_BOUND && t->b.o.idle_close_ms &&
+		         now - tc->l.s.last_rx_ms > t->b.o.idle_close_ms)
+			wn_tsrv_conn_end(tc, WN_ETIMEDOUT, "idle");
 		else if (tc->state == TC_BOUND && tc->sess &&
-		         wn_sgroup_silent(now, tc->s.last_rx_ms, t->o.stall_ms,
-		                          tc->sess->nconns))
-			tsrv_conn_end(tc, WN_ETIMEDOUT,
-			              "silent (a sibling lives)");
+		         wn_sgroup_silent(now, tc->l.s.last_rx_ms,
+		                          t->b.o.stall_ms, tc->sess->nconns))
+			wn_tsrv_conn_end(tc, WN_ETIMEDOUT,
+			                 "silent (a sibling lives)");
 		else if (tc->state == TC_BOUND &&
-		         wn_sgroup_ack_due(now, tc->s.last_rx_ms,
-		                           tc->s.last_tx_ms,
-		                           t->o.stall_ms / STREAM_ACK_DIV))
-			(void)sconn_ping(&tc->s);
+		         wn_sgroup_ack_due(now, tc->l.s.last_rx_ms,
+		                           tc->l.s.last_tx_ms,
+		                           t->b.o.stall_ms / WN_TCP_ACK_DIV))
+			(void)wn_tcpconn_ping(&tc->l.s);
 	}
 	/* A session without a connection is remembered as long as its
 	 * preambles could be replayed (the clock window), so a replay never
 	 * makes a fresh session out of a dead one. */
 	for (l = t->sessions.next; l != &t->sessions; l = next) {
-		struct tsess *ss = wn_list_entry(l, struct tsess, link);
+		struct wn_tsrv_sess *ss =
+		    wn_list_entry(l, struct wn_tsrv_sess, link);
 		next = l->next;
 		if (!ss->nconns &&
 		    now - ss->last_ms > 2 * WN_PREAMBLE_WINDOW_MS)
@@ -440,28 +383,26 @@ static void on_reap(struct wn_timer *tm)
 /* The connection a batch to `to` goes on: its session's by tag (any of
  * the session's addresses, old ones too), then the preferred one unless
  * it is loaded (wn_sgroup_pick); the choice becomes the preferred. */
-static struct tconn *route(struct tsrv *t, const struct sockaddr *to,
-                           socklen_t tolen)
+static struct wn_tsrv_conn *route(struct wn_tsrv *t, const struct sockaddr *to,
+                                  socklen_t tolen)
 {
-	const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)to;
+	const uint8_t *tag = wn_vaddr_tag(to, tolen);
 	size_t queued[WN_SGROUP_SERVER_MAX], cur, i;
-	struct tsess *ss;
+	struct wn_tsrv_sess *ss;
 
-	if (!to || to->sa_family != AF_INET6 || tolen < sizeof(*a) ||
-	    a->sin6_addr.s6_addr[0] != 0xfd)
+	if (!tag)
 		return NULL;
-	ss =
-	    wn_cidmap_get(&t->by_tag, &a->sin6_addr.s6_addr[1], STREAM_TAG_LEN);
+	ss = wn_cidmap_get(&t->by_tag, tag, WN_VADDR_TAG_LEN);
 	if (!ss || ss->nconns == 0)
 		return NULL;
 	cur = ss->nconns;
 	for (i = 0; i < ss->nconns; i++) {
-		queued[i] = sconn_queued(&ss->conns[i]->s);
+		queued[i] = wn_tcpconn_queued(&ss->conns[i]->l.s);
 		if (ss->conns[i] == ss->pref)
 			cur = i;
 	}
 	i = wn_sgroup_pick(queued, ss->nconns, cur,
-	                   t->o.queue_limit / WN_SGROUP_LOW_DIV);
+	                   t->b.o.queue_limit / WN_SGROUP_LOW_DIV);
 	if (i == ss->nconns)
 		return NULL;
 	ss->pref = ss->conns[i];
@@ -471,39 +412,20 @@ static struct tconn *route(struct tsrv *t, const struct sockaddr *to,
 static int srv_send(struct wn_carrier *c, const struct sockaddr *to,
                     socklen_t tolen, const uint8_t *buf, size_t len, size_t seg)
 {
-	struct tsrv *t = to_srv(c);
-	struct tconn *tc;
+	struct wn_tsrv *t = to_srv(c);
+	struct wn_tsrv_conn *tc;
+	int rc = wn_tcp_send_check(&t->b, buf, len, &seg);
 
-	if (t->closed)
-		return WN_ECLOSED;
-	if (len == 0 || !buf)
-		return WN_EINVAL;
-	if (seg == 0 || seg > len)
-		seg = len;
-	if (seg > t->o.max_packet)
-		return WN_ERANGE;
+	if (rc != 0)
+		return rc;
 	tc = route(t, to, tolen);
-	if (!tc) {
-		t->base.stats.drops_out += (len + seg - 1) / seg;
-		return WN_EUNREACH;
-	}
-	if (sconn_send_batch(&tc->s, buf, len, seg, t->o.pad_max, t->pad,
-	                     &t->base.stats) != 0) {
-		t->want_writable = true;
-		return WN_EAGAIN;
-	}
-	return 0;
-}
-
-static size_t srv_max_packet(const struct wn_carrier *c)
-{
-	return ((const struct tsrv *)c)->o.max_packet;
+	return wn_tcp_send_on(&t->b, tc ? &tc->l : NULL, buf, len, seg);
 }
 
 static int srv_local_addr(const struct wn_carrier *c,
                           struct sockaddr_storage *ss, socklen_t *len)
 {
-	const struct tsrv *t = (const struct tsrv *)c;
+	const struct wn_tsrv *t = (const struct wn_tsrv *)c;
 
 	memcpy(ss, &t->local, sizeof(t->local));
 	*len = sizeof(t->local);
@@ -512,35 +434,38 @@ static int srv_local_addr(const struct wn_carrier *c,
 
 static void handle_closed(uv_handle_t *h)
 {
-	release(h->data);
+	wn_tcp_release(h->data);
 }
 
 static void reaper_closed(struct wn_timer *tm)
 {
-	release((struct tsrv *)((char *)tm - offsetof(struct tsrv, reaper)));
+	wn_tcp_release(
+	    (struct wn_tcp_base *)((char *)tm -
+	                           offsetof(struct wn_tsrv, reaper)));
 }
 
 static void srv_close(struct wn_carrier *c)
 {
-	struct tsrv *t = to_srv(c);
+	struct wn_tsrv *t = to_srv(c);
 
-	if (t->closed)
+	if (t->b.closed)
 		return;
-	WN_LOG(t->log, WN_LOG_INFO, LOG_COMP,
+	WN_LOG(t->b.log, WN_LOG_INFO, LOG_COMP,
 	       "%s: closed (%zu sessions, %llu strangers, %llu replays)",
-	       t->base.name, t->nsessions, (unsigned long long)t->strangers,
+	       t->b.base.name, t->nsessions, (unsigned long long)t->strangers,
 	       (unsigned long long)t->replays);
-	t->closed = true;
-	memset(&t->base.h, 0, sizeof(t->base.h));
+	t->b.closed = true;
+	memset(&t->b.base.h, 0, sizeof(t->b.base.h));
 	/* The handle count keeps the carrier's memory until every
 	 * connection, the listener and the timer have closed (their close
 	 * callbacks come later in this iteration); sessions go now. */
 	while (t->conns.next != &t->conns)
-		tsrv_conn_end(wn_list_entry(t->conns.next, struct tconn, link),
-		              WN_ECLOSED, "carrier closed");
+		wn_tsrv_conn_end(
+		    wn_list_entry(t->conns.next, struct wn_tsrv_conn, link),
+		    WN_ECLOSED, "carrier closed");
 	while (t->sessions.next != &t->sessions)
-		sess_free(t,
-		          wn_list_entry(t->sessions.next, struct tsess, link));
+		sess_free(t, wn_list_entry(t->sessions.next,
+		                           struct wn_tsrv_sess, link));
 	wn_cidmap_free(&t->by_tag);
 	wn_cidmap_free(&t->by_sid);
 	uv_close((uv_handle_t *)&t->listener, handle_closed);
@@ -549,73 +474,58 @@ static void srv_close(struct wn_carrier *c)
 }
 
 static const struct wn_carrier_ops srv_ops = {
-    .name = "tcp",
     .send = srv_send,
-    .max_packet = srv_max_packet,
+    .max_packet = wn_tcp_max_packet,
     .local_addr = srv_local_addr,
     .close = srv_close,
 };
 
-static const struct wn_carrier_ops srv_tls_ops = {
-    .name = "tls",
-    .send = srv_send,
-    .max_packet = srv_max_packet,
-    .local_addr = srv_local_addr,
-    .close = srv_close,
-};
-
-size_t wn_stream_server_conns(const struct wn_carrier *c)
+size_t wn_tcp_server_conns(const struct wn_carrier *c)
 {
-	return ((const struct tsrv *)c)->nbound;
+	return ((const struct wn_tsrv *)c)->nbound;
 }
 
-size_t wn_stream_server_sessions(const struct wn_carrier *c)
+size_t wn_tcp_server_sessions(const struct wn_carrier *c)
 {
-	return ((const struct tsrv *)c)->nsessions;
+	return ((const struct wn_tsrv *)c)->nsessions;
 }
 
-int wn_stream_server_open(struct wn_loop *loop, struct wn_log *log,
-                          const struct sockaddr *bind_addr, socklen_t len,
-                          const struct wn_identity *id,
-                          const struct wn_stream_opts *opts,
-                          const struct wn_carrier_handler *h,
-                          struct wn_carrier **out)
+static int server_open(struct wn_loop *loop, struct wn_log *log, bool tls,
+                       unsigned id, const struct sockaddr *bind_addr,
+                       socklen_t len, const struct wn_identity *ident,
+                       const struct wn_tcp_opts *opts,
+                       const struct wn_carrier_handler *h,
+                       struct wn_carrier **out)
 {
-	static const uint8_t local_tag[STREAM_TAG_LEN] = {0};
+	static const uint8_t local_tag[WN_VADDR_TAG_LEN] = {0};
 	struct sockaddr_storage ss;
-	struct tsrv *t;
+	struct wn_tsrv *t;
 	int rc, slen = sizeof(ss);
 
-	if (!loop || !bind_addr || !id || !h || !h->recv || !out ||
+	(void)len;
+	if (!loop || !bind_addr || !ident || !h || !h->recv || !out ||
 	    (bind_addr->sa_family != AF_INET &&
 	     bind_addr->sa_family != AF_INET6))
 		return WN_EINVAL;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return WN_ENOMEM;
-	stream_opts_fill(&t->o, opts);
-	t->base.caps = WN_CARRIER_RELIABLE;
-	t->base.h = *h;
-	snprintf(t->base.name, sizeof(t->base.name), "%s#%u",
-	         t->o.tls ? "tls" : "tcp", t->o.id);
-	t->base.ops = t->o.tls ? &srv_tls_ops : &srv_ops;
-	t->loop = loop;
-	t->log = log;
-	t->id = id;
-	if (t->o.tls) {
-		rc = wn_tls_server_creds(log, t->o.tls_cert, t->o.tls_key,
-		                         t->o.sni, &t->cred);
-		if (rc == 0 && t->o.fallback == WN_FALLBACK_FILE)
-			rc = wn_tls_load_answer(log, t->o.fallback_file,
+	wn_tcp_base_init(&t->b, &srv_ops, tls, id, loop, log, opts, h);
+	t->b.destroy = destroy;
+	t->id = ident;
+	if (t->b.tls) {
+		rc = wn_tls_server_creds(log, t->b.o.tls_cert, t->b.o.tls_key,
+		                         t->b.o.sni, &t->b.cred);
+		if (rc == 0 && t->b.o.fallback == WN_FALLBACK_FILE)
+			rc = wn_tls_load_answer(log, t->b.o.fallback_file,
 			                        &t->fallback, &t->fallback_len);
 		if (rc != 0) {
-			if (t->cred)
-				gnutls_certificate_free_credentials(t->cred);
+			if (t->b.cred)
+				gnutls_certificate_free_credentials(t->b.cred);
 			free(t);
 			return rc;
 		}
 	}
-	t->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(1000, 5);
 	wn_list_init(&t->conns);
 	wn_list_init(&t->sessions);
 	rc = WN_ENOMEM;
@@ -629,10 +539,10 @@ int wn_stream_server_open(struct wn_loop *loop, struct wn_log *log,
 		goto fail_sid;
 	}
 	t->listener.data = t;
-	t->handles = 1;
+	t->b.handles = 1;
 	rc = wn_timer_init(loop, &t->reaper, on_reap);
 	if (rc == 0) {
-		t->handles++;
+		t->b.handles++;
 		t->reaper_live = true;
 	}
 	if (rc == 0)
@@ -649,15 +559,15 @@ int wn_stream_server_open(struct wn_loop *loop, struct wn_log *log,
 		rc = wn_timer_start(&t->reaper, REAP_MS, REAP_MS);
 	if (rc != 0) {
 		WN_LOG(log, WN_LOG_ERROR, LOG_COMP, "%s: listen: %s",
-		       t->base.name, wn_strerror(rc));
-		srv_close(&t->base);
+		       t->b.base.name, wn_strerror(rc));
+		srv_close(&t->b.base);
 		return rc;
 	}
 	t->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	stream_vaddr(&t->local, local_tag, 1, t->port);
+	wn_vaddr_make(&t->local, local_tag, 1, t->port);
 	WN_LOG(log, WN_LOG_INFO, LOG_COMP, "%s: listening on port %u",
-	       t->base.name, t->port);
-	*out = &t->base;
+	       t->b.base.name, t->port);
+	*out = &t->b.base;
 	return 0;
 
 fail_sid:
@@ -665,9 +575,31 @@ fail_sid:
 fail_tag:
 	wn_cidmap_free(&t->by_tag);
 fail_free:
-	if (t->cred)
-		gnutls_certificate_free_credentials(t->cred);
+	if (t->b.cred)
+		gnutls_certificate_free_credentials(t->b.cred);
 	free(t->fallback);
 	free(t);
 	return rc;
+}
+
+int wn_tcp_server_open(struct wn_loop *loop, struct wn_log *log, unsigned id,
+                       const struct sockaddr *bind_addr, socklen_t len,
+                       const struct wn_identity *ident,
+                       const struct wn_tcp_opts *opts,
+                       const struct wn_carrier_handler *h,
+                       struct wn_carrier **out)
+{
+	return server_open(loop, log, false, id, bind_addr, len, ident, opts, h,
+	                   out);
+}
+
+int wn_tls_server_open(struct wn_loop *loop, struct wn_log *log, unsigned id,
+                       const struct sockaddr *bind_addr, socklen_t len,
+                       const struct wn_identity *ident,
+                       const struct wn_tcp_opts *opts,
+                       const struct wn_carrier_handler *h,
+                       struct wn_carrier **out)
+{
+	return server_open(loop, log, true, id, bind_addr, len, ident, opts, h,
+	                   out);
 }

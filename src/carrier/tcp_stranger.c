@@ -9,58 +9,58 @@
 #define HOLD_MIN_MS 2000
 #define HOLD_SPAN_MS 4000
 
-static void hold(struct tconn *tc, const char *why)
+static void hold(struct wn_tsrv_conn *tc, const char *why)
 {
-	struct tsrv *t = tc->srv;
+	struct wn_tsrv *t = tc->srv;
 
 	tc->state = TC_STRANGER;
 	tc->deadline_ms =
 	    now_ms(t) + HOLD_MIN_MS + randombytes_uniform(HOLD_SPAN_MS);
 	t->strangers++;
-	WN_LOG_RL(t->log, &t->rl, now_ms(t), WN_LOG_INFO, LOG_COMP,
-	          "%s: conn from %s: %s: held in silence", t->base.name,
+	WN_LOG_RL(t->b.log, &t->b.rl, now_ms(t), WN_LOG_INFO, LOG_COMP,
+	          "%s: conn from %s: %s: held in silence", t->b.base.name,
 	          tc->peer, why);
 }
 
 /* tls: answers a stranger as a web server would, then closes. */
-static void answer(struct tconn *tc, int looked_like_http, int plain)
+static void answer(struct wn_tsrv_conn *tc, int looked_like_http, int plain)
 {
-	struct tsrv *t = tc->srv;
+	struct wn_tsrv *t = tc->srv;
 	char buf[1024];
 	size_t n;
 	int rc;
 
 	tc->state = TC_ANSWERED;
 	t->strangers++;
-	WN_LOG_RL(t->log, &t->rl, now_ms(t), WN_LOG_INFO, LOG_COMP,
+	WN_LOG_RL(t->b.log, &t->b.rl, now_ms(t), WN_LOG_INFO, LOG_COMP,
 	          "%s: conn from %s: %s: answered as a web server",
-	          t->base.name, tc->peer,
+	          t->b.base.name, tc->peer,
 	          plain              ? "plain HTTP"
 	          : looked_like_http ? "HTTP request"
 	                             : "no preamble");
-	if (t->o.fallback == WN_FALLBACK_CLOSE) {
-		tsrv_conn_end(tc, WN_ECLOSED, "stranger");
+	if (t->b.o.fallback == WN_FALLBACK_CLOSE) {
+		wn_tsrv_conn_end(tc, WN_ECLOSED, "stranger");
 		return;
 	}
-	if (t->o.fallback == WN_FALLBACK_FILE && !plain) {
-		rc = sconn_write(&tc->s, t->fallback, t->fallback_len);
+	if (t->b.o.fallback == WN_FALLBACK_FILE && !plain) {
+		rc = wn_tcpconn_write(&tc->l.s, t->fallback, t->fallback_len);
 	} else {
 		n = wn_http_answer(buf, sizeof(buf), looked_like_http, plain,
-		                   (long long)(wall_ms() / 1000));
-		rc = plain ? sconn_write_raw(&tc->s, buf, n)
-		           : sconn_write(&tc->s, buf, n);
+		                   (long long)(wn_wall_ms() / 1000));
+		rc = plain ? wn_tcpconn_write_raw(&tc->l.s, buf, n)
+		           : wn_tcpconn_write(&tc->l.s, buf, n);
 	}
 	if (rc != 0) {
-		tsrv_conn_end(tc, WN_ECLOSED, "stranger");
+		wn_tsrv_conn_end(tc, WN_ECLOSED, "stranger");
 		return;
 	}
-	tc->s.end_when_flushed = true;
+	tc->l.s.end_when_flushed = true;
 	tc->deadline_ms = now_ms(t) + 5000; /* a reader that never reads */
 }
 
 /* tls: reads an HTTP request's header (discarding it) until its blank
  * line, then answers. */
-void tsrv_http_feed(struct tconn *tc, const uint8_t *p, size_t n)
+void wn_tsrv_http_feed(struct wn_tsrv_conn *tc, const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		tc->crlf = tc->crlf << 8 | p[i];
@@ -74,17 +74,17 @@ void tsrv_http_feed(struct tconn *tc, const uint8_t *p, size_t n)
 		answer(tc, 0, 0); /* a header this long: 400 */
 }
 
-void tsrv_stranger(struct tconn *tc, const char *why)
+void wn_tsrv_stranger(struct wn_tsrv_conn *tc, const char *why)
 {
-	if (tc->srv->o.tls)
+	if (tc->srv->b.tls)
 		answer(tc, 0, 0);
 	else
 		hold(tc, why);
 }
 
-void tsrv_on_not_tls(struct sconn *s, const uint8_t *p, size_t n)
+void wn_tsrv_on_not_tls(struct wn_tcpconn *s, const uint8_t *p, size_t n)
 {
-	struct tconn *tc = (struct tconn *)s;
+	struct wn_tsrv_conn *tc = (struct wn_tsrv_conn *)s;
 
 	answer(tc, wn_http_looks_like_request(p, n), 1);
 }

@@ -1,4 +1,4 @@
-/* TLS for the stream carriers (tls.h). */
+/* TLS for the tls carrier (tls.h). */
 #include "carrier/tls.h"
 
 #include <gnutls/crypto.h>

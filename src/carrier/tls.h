@@ -1,4 +1,4 @@
-/* The TLS side of the stream carriers (private to src/carrier/): a
+/* The TLS side of the tls carrier (private to src/carrier/): a
  * certificate for the server (from files, or a generated self-signed one),
  * browser-like sessions, and what the server answers a stranger.
  *

@@ -236,7 +236,6 @@ static bool gso_suspect(int err)
 static void gso_disable(struct udp *u, int err)
 {
 	u->gso = false;
-	u->base.caps &= ~WN_CARRIER_GSO;
 	WN_LOG(u->log, WN_LOG_WARN, LOG_COMP,
 	       "%s: GSO send failed (%s): sending one by one from now on",
 	       u->base.name, strerror(-err));
@@ -420,13 +419,13 @@ static size_t gro_size(struct msghdr *m)
 	return 0;
 }
 
-/* Delivers the packets of one read. Returns how many were delivered. */
-static size_t deliver(struct udp *u, struct mmsghdr *mm)
+/* Delivers the packets of one read. */
+static void deliver(struct udp *u, struct mmsghdr *mm)
 {
 	struct msghdr *m = &mm->msg_hdr;
 	const struct sockaddr *from = m->msg_name;
 	uint8_t *p = m->msg_iov->iov_base;
-	size_t len = mm->msg_len, seg, n, k = 0;
+	size_t len = mm->msg_len, seg, n;
 	char a[80];
 
 	if ((m->msg_flags & MSG_TRUNC) || len == 0) {
@@ -435,7 +434,7 @@ static size_t deliver(struct udp *u, struct mmsghdr *mm)
 		          "%s: %s datagram from %s: dropped", u->base.name,
 		          len ? "oversized" : "empty",
 		          addr_str(from, a, sizeof(a)));
-		return 0;
+		return;
 	}
 	seg = gro_size(m);
 	if (seg == 0 || seg > len)
@@ -446,13 +445,11 @@ static size_t deliver(struct udp *u, struct mmsghdr *mm)
 		u->base.stats.bytes_in += n;
 		u->base.h.recv(u->base.h.ctx, &u->base, from, m->msg_namelen, p,
 		               n);
-		k++;
 		if (u->closed)
 			break;
 		p += n;
 		len -= n;
 	}
-	return k;
 }
 
 /* Errors a read may report that concern one earlier packet or peer (ICMP
@@ -466,7 +463,6 @@ static bool recv_soft_error(int e)
 
 static void do_recv(struct udp *u)
 {
-	size_t delivered = 0;
 	unsigned round, i;
 	int n, e;
 
@@ -497,15 +493,13 @@ static void do_recv(struct udp *u)
 			break;
 		}
 		for (i = 0; i < (unsigned)n; i++) {
-			delivered += deliver(u, &u->rmsg[i]);
+			deliver(u, &u->rmsg[i]);
 			if (u->closed)
 				return;
 		}
 		if ((unsigned)n < u->nslots)
 			break; /* drained: save the EAGAIN round trip */
 	}
-	if (delivered > 0 && u->base.h.recv_done)
-		u->base.h.recv_done(u->base.h.ctx, &u->base);
 }
 
 /* libuv reports POLLERR as UV_EBADF and stops the handle. On an unconnected
@@ -614,7 +608,6 @@ static void udp_close(struct wn_carrier *c)
 }
 
 static const struct wn_carrier_ops udp_ops = {
-    .name = "udp",
     .send = udp_send,
     .max_packet = udp_max_packet,
     .local_addr = udp_local_addr,
@@ -696,6 +689,11 @@ static int init_recv(struct udp *u)
 	return 0;
 }
 
+int wn_udp_gso_on(const struct wn_carrier *c)
+{
+	return to_cudp(c)->gso;
+}
+
 int wn_udp_wildcard(int family, struct sockaddr_storage *ss, socklen_t *len)
 {
 	memset(ss, 0, sizeof(*ss));
@@ -741,6 +739,7 @@ int wn_udp_carrier_open(struct wn_loop *loop, struct wn_log *log,
 	if (!u)
 		return WN_ENOMEM;
 	u->base.ops = &udp_ops;
+	u->base.scheme = "udp";
 	u->base.caps = WN_CARRIER_DATAGRAM;
 	u->base.h = *h;
 	snprintf(u->base.name, sizeof(u->base.name), "udp#%u", opts->id);
@@ -766,8 +765,6 @@ int wn_udp_carrier_open(struct wn_loop *loop, struct wn_log *log,
 		goto fail_close;
 	}
 	set_offloads(u, opts->flags);
-	if (u->gso)
-		u->base.caps |= WN_CARRIER_GSO;
 	if (bind(u->fd, bind_addr, bind_len) < 0) {
 		err = wn_err_from_errno(errno);
 		WN_LOG(log, WN_LOG_ERROR, LOG_COMP, "%s: bind %s: %s",

@@ -9,7 +9,7 @@
  * number of rounds so one busy carrier cannot starve the loop. With UDP_GRO
  * the kernel may hand over several equal-size datagrams coalesced into one
  * read; they are split by the gso_size it reports and delivered one by one
- * through h.recv, in order, then h.recv_done once per readiness event.
+ * through h.recv, in order.
  * Datagrams larger than a receive slot (2 KiB without GRO) are dropped and
  * counted in stats.drops_in: no engine produces them, since max_packet is
  * below that.
@@ -61,7 +61,7 @@
  *     go out without GSO.
  *   - non-blocking and close-on-exec from socket(2).
  *
- * Capabilities: WN_CARRIER_DATAGRAM, plus WN_CARRIER_GSO while GSO is on.
+ * Capabilities: WN_CARRIER_DATAGRAM (see wn_udp_gso_on for GSO).
  * max_packet: the largest UDP payload over a 1500-byte MTU path, 1472 bytes
  * for IPv4 and 1452 for IPv6; engines may use less.
  * The carrier never calls h.state: UDP is always up.
@@ -109,6 +109,10 @@ int wn_udp_carrier_open(struct wn_loop *loop, struct wn_log *log,
                         const struct wn_udp_opts *opts,
                         const struct wn_carrier_handler *h,
                         struct wn_carrier **out);
+
+/* Whether sends use GSO now (probed at open, off for good after a GSO send
+ * failed): for tests and logs. */
+int wn_udp_gso_on(const struct wn_carrier *c);
 
 /* Fills *ss with the wildcard address of `family` (AF_INET or AF_INET6),
  * port 0, and *len with its length: what a client binds. Returns 0 or

@@ -165,12 +165,24 @@ static void client_tick(struct kep *ep, struct ksession *ks, uint64_t now)
 	}
 }
 
+/* The largest packet every path takes: a session may move to any. */
+static size_t client_max_pkt(const struct wn_kcp_client *c)
+{
+	size_t m = 0;
+	for (unsigned i = 0; i < c->npaths; i++) {
+		size_t p = wn_carrier_max_packet(c->paths[i].carrier);
+		if (!m || p < m)
+			m = p;
+	}
+	return m;
+}
+
 static struct ksession *client_new_session(struct wn_kcp_client *c)
 {
 	uint8_t conv_b[4];
 	randombytes_buf(conv_b, sizeof(conv_b));
-	struct ksession *ks =
-	    ksession_new(&c->ep, c->server_key, wn_get_u32le(conv_b));
+	struct ksession *ks = ksession_new(
+	    &c->ep, c->server_key, wn_get_u32le(conv_b), client_max_pkt(c));
 	if (!ks)
 		return NULL;
 	randombytes_buf(ks->sess_id, sizeof(ks->sess_id));
@@ -334,24 +346,18 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 		               pkt + WN_PROTECT_HEADROOM, plen);
 }
 
-void kep_recv_done(void *ctx, struct wn_carrier *c)
-{
-	(void)ctx;
-	(void)c;
-	/* Each input schedules its session's run pass, which flushes the
-	 * acks of the whole batch at the end of the loop iteration. */
-}
-
 /* A stream carrier's new connection is up: what is in flight goes again
  * on it at once (the old connection took it down with it). */
 static void client_state(void *ctx, struct wn_carrier *car,
-                         const struct sockaddr *peer, int up, int err)
+                         const struct sockaddr *peer, enum wn_carrier_state st,
+                         int err)
 {
 	(void)peer;
 	(void)err;
 	struct wn_kcp_client *c = ctx;
 	struct ksession *ks = c->cur;
-	if (!up || !ks || ks->state != KS_UP || ks->carrier != car)
+	if (st != WN_CARRIER_UP || !ks || ks->state != KS_UP ||
+	    ks->carrier != car)
 		return;
 	wn_kcp_sess_kick(ks->core, kep_now(&c->ep));
 	ksession_schedule(ks);
@@ -415,7 +421,6 @@ struct wn_carrier_handler wn_kcp_client_handler(struct wn_kcp_client *c)
 	struct wn_carrier_handler h = {
 	    .ctx = c,
 	    .recv = client_recv,
-	    .recv_done = kep_recv_done,
 	    .writable = client_writable,
 	    .state = client_state,
 	};

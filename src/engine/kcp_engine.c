@@ -143,7 +143,7 @@ static const struct wn_tunnel_ops sess_tunnel_ops = {
 /* Creates a session (state KS_HANDSHAKE) for peer_key with the given KCP
  * conversation id. NULL on failure. */
 struct ksession *ksession_new(struct kep *ep, const uint8_t *peer_key,
-                              uint32_t conv)
+                              uint32_t conv, size_t max_pkt)
 {
 	struct ksession *ks = calloc(1, sizeof(*ks));
 	if (!ks)
@@ -168,8 +168,13 @@ struct ksession *ksession_new(struct kep *ep, const uint8_t *peer_key,
 		wn_kcp_preset(&cfg.kcp, "fast3");
 	cfg.kcp.conv = conv;
 	cfg.kcp.stream = 1;
-	if (ep->o.mtu)
-		cfg.kcp.mtu = ep->o.mtu - WN_PROTECT_OVERHEAD;
+	/* A whole datagram (KCP's plus the protection around it) stays
+	 * within the configured mtu (default: KCP's plus that) and within
+	 * what the carrier takes (carrier.h). */
+	size_t mtu = ep->o.mtu ? ep->o.mtu : cfg.kcp.mtu + WN_PROTECT_OVERHEAD;
+	if (max_pkt && max_pkt < mtu)
+		mtu = max_pkt;
+	cfg.kcp.mtu = (uint32_t)(mtu - WN_PROTECT_OVERHEAD);
 	if (ep->o.snd_wnd)
 		cfg.kcp.snd_wnd = ep->o.snd_wnd;
 	if (ep->o.rcv_wnd)
@@ -185,7 +190,7 @@ struct ksession *ksession_new(struct kep *ep, const uint8_t *peer_key,
 	cfg.keepalive_ms = ep->o.keepalive_ms;
 	cfg.idle_timeout_ms = ep->o.idle_timeout_ms;
 	if (ep->kt)
-		ktprof_sess_cfg(ep, &cfg);
+		ktprof_sess_cfg(ep, &cfg, max_pkt);
 	struct wn_smux_cb cb = kstream_smux_cb(ks);
 	int rc =
 	    wn_kcp_sess_new(&cfg, sess_output, ks, &cb, kep_now(ep), &ks->core);

@@ -53,7 +53,8 @@ struct wn_kcp_engine_opts {
 	struct wn_log *log;           /* borrowed */
 	const struct wn_identity *id; /* borrowed; outlives the engine */
 	char mode[16];                /* KCP preset: normal fast fast2 fast3 */
-	unsigned mtu;              /* carrier packet size; 0: the carrier's */
+	unsigned mtu; /* packet size on the carrier, at most its max_packet;
+	                 0: KCP's default plus the protection (1432) */
 	unsigned snd_wnd, rcv_wnd; /* KCP windows in segments; 0: default */
 	int pacing;                /* pace KCP's sends (core/kcp.h) */
 	unsigned rto_srtt_pct;     /* RTO floor, % of the smoothed RTT */

@@ -129,7 +129,8 @@ void ktprof_free(struct kep *ep);
 
 /* Adjusts a new session's configuration to kcptun's: framing room, smux
  * version and compat mode, keepalive, KCP as kcp-go runs it. */
-void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg);
+void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg,
+                     size_t max_pkt);
 
 /* A new session's FEC state (kcptun with FEC). Returns 0 or WN_ENOMEM. */
 int ktprof_sess_init(struct ksession *ks);
@@ -172,14 +173,12 @@ static inline void kep_key_name(const uint8_t *k, char out[16])
 /* Sends the endpoint's batch of packets (one carrier send). */
 void kep_tx_flush(struct kep *ep);
 
-/* The carrier's recv_done for both roles: nothing to do (each input
- * schedules its session's run pass). */
-void kep_recv_done(void *ctx, struct wn_carrier *c);
-
 /* Creates a session (state KS_HANDSHAKE) for peer_key with KCP
- * conversation conv. NULL on failure. */
+ * conversation conv. Its packets are sized to fit max_pkt, the largest
+ * packet every carrier it may send on takes (wn_carrier_max_packet), and
+ * the configured mtu. NULL on failure. */
 struct ksession *ksession_new(struct kep *ep, const uint8_t *peer_key,
-                              uint32_t conv);
+                              uint32_t conv, size_t max_pkt);
 
 /* Frees a session that never went live (ksession_kill otherwise). */
 void ksession_free(struct ksession *ks);

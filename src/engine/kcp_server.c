@@ -104,12 +104,15 @@ static void server_sess_dead(struct kep *ep, struct ksession *ks)
 }
 
 /* A new session for client i, whose initiation named sess_id and conv. */
-static struct ksession *server_new_session(struct wn_kcp_server *s, size_t i,
+static struct ksession *server_new_session(struct wn_kcp_server *s,
+                                           struct wn_carrier *car, size_t i,
                                            const uint8_t *sess_id,
                                            uint32_t conv)
 {
 	struct kclient *kc = &s->clients[i];
-	struct ksession *ks = ksession_new(&s->ep, kc->key, conv);
+	/* Sized for the carrier its first packet came on, as QUIC's. */
+	struct ksession *ks =
+	    ksession_new(&s->ep, kc->key, conv, wn_carrier_max_packet(car));
 	if (!ks)
 		return NULL;
 	memcpy(ks->sess_id, sess_id, 8);
@@ -202,7 +205,7 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
 			wn_protect_initiation_wipe(&in);
 			return;
 		}
-		ks = server_new_session(s, i, sess_id, conv);
+		ks = server_new_session(s, car, i, sess_id, conv);
 		if (!ks) {
 			wn_protect_initiation_wipe(&in);
 			return;
@@ -271,7 +274,8 @@ static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
 			return;
 		}
 		static const uint8_t nokey[WN_KEY_LEN];
-		ks = ksession_new(&s->ep, nokey, h.conv);
+		ks = ksession_new(&s->ep, nokey, h.conv,
+		                  wn_carrier_max_packet(car));
 		if (!ks)
 			return;
 		if (wn_cidmap_add(&s->by_addr, key, keylen, ks) != 0) {
@@ -412,7 +416,6 @@ struct wn_carrier_handler wn_kcp_server_handler(struct wn_kcp_server *s)
 	struct wn_carrier_handler h = {
 	    .ctx = s,
 	    .recv = server_recv,
-	    .recv_done = kep_recv_done,
 	    .writable = server_writable,
 	};
 	return h;

@@ -85,12 +85,17 @@ void ktprof_free(struct kep *ep)
 	ep->kt = NULL;
 }
 
-void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg)
+void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg,
+                     size_t max_pkt)
 {
 	const struct ktprof *kt = ep->kt;
 	/* kcp-go sizes KCP's MTU so that the whole UDP payload, headers
-	 * included, stays within -mtu. */
+	 * included, stays within -mtu; and within what the carrier takes
+	 * (above kcptun's default on udp, so kcptun's sizes are unchanged
+	 * there). */
 	unsigned mtu = ep->o.mtu ? ep->o.mtu : KT_MTU;
+	if (max_pkt && max_pkt < mtu)
+		mtu = (unsigned)max_pkt;
 	cfg->kcp.mtu =
 	    mtu - WN_KCPCRYPT_HEADER - (kt->fec ? WN_KCPGO_FEC_DATA_HDR : 0);
 	cfg->kcp.headroom = KT_HEADROOM;

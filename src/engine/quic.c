@@ -90,7 +90,7 @@ struct qpath {
 	struct wn_carrier *carrier;
 	struct sockaddr_storage server;
 	socklen_t server_len;
-	int up;           /* datagram carriers: always; others: by state() */
+	int up;           /* from open, or by state() (carrier.h) */
 	uint64_t down_ms; /* when it went down */
 };
 
@@ -251,12 +251,6 @@ static void client_recv(void *ctx, struct wn_carrier *carrier,
 	qconn_read(c->qc, carrier, from, fromlen, pkt, len);
 }
 
-static void noop_recv_done(void *ctx, struct wn_carrier *carrier)
-{
-	(void)ctx;
-	(void)carrier;
-}
-
 static void client_writable(void *ctx, struct wn_carrier *carrier)
 {
 	struct wn_quic_client *c = ctx;
@@ -274,9 +268,11 @@ static void client_writable(void *ctx, struct wn_carrier *carrier)
  * connection going down needs nothing: its packets are lost until the next
  * one comes up, and the idle timeout bounds the wait. */
 static void client_carrier_state(void *ctx, struct wn_carrier *carrier,
-                                 const struct sockaddr *peer, int up, int err)
+                                 const struct sockaddr *peer,
+                                 enum wn_carrier_state st, int err)
 {
 	struct wn_quic_client *c = ctx;
+	int up = st == WN_CARRIER_UP;
 	(void)peer;
 	(void)err;
 	for (size_t i = 0; i < c->npaths; i++)
@@ -306,12 +302,13 @@ static void client_carrier_state(void *ctx, struct wn_carrier *carrier,
 }
 
 static void noop_carrier_state(void *ctx, struct wn_carrier *carrier,
-                               const struct sockaddr *peer, int up, int err)
+                               const struct sockaddr *peer,
+                               enum wn_carrier_state st, int err)
 {
 	(void)ctx;
 	(void)carrier;
 	(void)peer;
-	(void)up;
+	(void)st;
 	(void)err;
 }
 
@@ -364,7 +361,6 @@ struct wn_carrier_handler wn_quic_client_handler(struct wn_quic_client *c)
 	struct wn_carrier_handler h = {
 	    .ctx = c,
 	    .recv = client_recv,
-	    .recv_done = noop_recv_done,
 	    .writable = client_writable,
 	    .state = client_carrier_state,
 	};
@@ -380,8 +376,8 @@ static int add_path(struct wn_quic_client *c, struct wn_carrier *carrier,
 	p->carrier = carrier;
 	memcpy(&p->server, server, len);
 	p->server_len = len;
-	/* A stream carrier is down until it reports a connection. */
-	p->up = (carrier->caps & WN_CARRIER_DATAGRAM) != 0;
+	/* A connected carrier is down until it reports UP (carrier.h). */
+	p->up = wn_carrier_starts_up(carrier);
 	return 0;
 }
 
@@ -473,12 +469,12 @@ int wn_quic_client_go(struct wn_quic_client *c)
 	if (c->npaths == 0)
 		return WN_EINVAL;
 	/* Every path must carry every packet: the smallest carrier sets the
-	 * packet size, and a stream carrier anywhere turns PMTUD off. */
+	 * packet size, and a fixed-MTU carrier anywhere turns PMTUD off. */
 	for (size_t i = 0; i < c->npaths; i++) {
 		size_t m = wn_carrier_max_packet(c->paths[i].carrier);
 		if (!c->ep.max_pkt || m < c->ep.max_pkt)
 			c->ep.max_pkt = m;
-		if (!(c->paths[i].carrier->caps & WN_CARRIER_DATAGRAM))
+		if (c->paths[i].carrier->caps & WN_CARRIER_FIXED_MTU)
 			c->ep.stream_paths = 1;
 	}
 	c->active = 0;
@@ -657,7 +653,6 @@ struct wn_carrier_handler wn_quic_server_handler(struct wn_quic_server *s)
 	struct wn_carrier_handler h = {
 	    .ctx = s,
 	    .recv = server_recv,
-	    .recv_done = noop_recv_done,
 	    .writable = server_writable,
 	    .state = noop_carrier_state,
 	};

@@ -592,8 +592,8 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 	if (ep->max_pkt && ep->max_pkt < maxpkt)
 		maxpkt = ep->max_pkt;
 	s->max_tx_udp_payload_size = maxpkt;
-	if (!(qc->carrier->caps & WN_CARRIER_DATAGRAM) || ep->stream_paths) {
-		/* Stream carriers have no path MTU to discover. */
+	if ((qc->carrier->caps & WN_CARRIER_FIXED_MTU) || ep->stream_paths) {
+		/* Fixed-MTU carriers have no path MTU to discover. */
 		s->no_pmtud = 1;
 		s->no_tx_udp_payload_size_shaping = 1;
 	}

@@ -85,7 +85,7 @@ struct qep {
 	/* client */
 	uint8_t server_key[WN_KEY_LEN];
 	size_t max_pkt;   /* if not 0: no packet larger, on any path */
-	int stream_paths; /* some path is a stream carrier: no PMTUD */
+	int stream_paths; /* some path has a fixed MTU: no PMTUD */
 	/* Hooks from a connection to its endpoint. */
 	void (*conn_up)(struct qep *ep, struct qconn *qc);
 	void (*conn_dead)(struct qep *ep, struct qconn *qc);

@@ -58,7 +58,6 @@ static void deliver(uv_idle_t *h)
 		free(p);
 		p = next;
 	}
-	m->base.h.recv_done(m->base.h.ctx, &m->base);
 	if (!m->head)
 		uv_idle_stop(&m->idle);
 }
@@ -115,7 +114,6 @@ static void mc_close(struct wn_carrier *c)
 }
 
 static const struct wn_carrier_ops mc_ops = {
-    .name = "mem",
     .send = mc_send,
     .max_packet = mc_max_packet,
     .local_addr = mc_local_addr,
@@ -127,6 +125,7 @@ static void mc_init(struct mcar *m, struct wn_loop *loop, const char *ip,
 {
 	memset(m, 0, sizeof(*m));
 	m->base.ops = &mc_ops;
+	m->base.scheme = "mem";
 	m->base.caps = WN_CARRIER_DATAGRAM;
 	m->base.h = h;
 	m->addr.sin_family = AF_INET;

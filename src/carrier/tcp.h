@@ -1,21 +1,21 @@
-/* Stream carriers: tcp and tls. Packets travel over TCP
- * connections that come and go while the session above them lives on: the
- * Turbo Tunnel design.
+/* The tcp carrier, and tls (the same under TLS 1.3): two carrier types
+ * (registry.h). Packets travel over TCP connections that come and go while
+ * the session above them lives on: the Turbo Tunnel design.
  *
  * Each connection starts with a preamble from the client
  * (crypto/preamble.h: a sealed box to the server's key holding a random
  * session id, a session secret and a strictly increasing counter), then
  * carries framed packets both ways (core/frame.h).
  *
- * Client (wn_stream_client_open): dials the server, sends a preamble, and
+ * Client (wn_tcp_client_open): dials the server, sends a preamble, and
  * keeps opts.conns connections (a group; default one) up: when one dies
  * (cut, reset, or stalled: bytes sent and nothing heard for stall_ms) it
  * redials at once, then with jittered exponential backoff (100 ms doubling
  * to 5 s) while dials fail. The group has one virtual local address
- * (fd00::/8, see carrier.h) while any of its connections is up: the first
- * connection up after none gives it a fresh one and is announced with
- * h.state(NULL, up = 1) (the engine reads the new local_addr() and
- * migrates to it); the last one's end is announced down. Connections
+ * (vaddr.h) while any of its connections is up: the first connection up
+ * after none gives it a fresh one and is announced with
+ * h.state(NULL, WN_CARRIER_UP) (a new path: carrier.h's state contract);
+ * the last one's end is announced DOWN. Connections
  * joining or leaving a live group are not announced: to the engine a lost
  * connection is lost packets. Rotation (rotate_after_ms, rotate_bytes)
  * dials the replacement first, one connection at a time (group.h).
@@ -23,7 +23,7 @@
  * datagram link would lose them. Packets arrive from the server address
  * given at open.
  *
- * Server (wn_stream_server_open): listens; a connection whose preamble
+ * Server (wn_tcp_server_open): listens; a connection whose preamble
  * opens with the server's key binds to its session: a new session id makes
  * a new session (the engine above authenticates the client and drops
  * strangers), a known one binds only if the secret matches (constant time)
@@ -31,9 +31,10 @@
  * binds nothing. A bound connection joins its session's group (at most
  * WN_SGROUP_SERVER_MAX; beyond, the member heard from longest ago is
  * closed). While the group has connections the session has one virtual
- * peer address (fd00::/8: a per-session tag and the number of the
- * connection that started the group), reported with h.state(addr, up = 1)
- * when the group starts and down when its last connection ends. Packets
+ * peer address (vaddr.h: a per-session tag and the number of the
+ * connection that started the group), reported with h.state(addr,
+ * WN_CARRIER_UP) when the group starts and DOWN when its last connection
+ * ends. Packets
  * sent to any address of a session go out on one of its connections
  * (group.h: the preferred unless loaded), so an engine that still answers
  * an old address reaches the client anyway ("sessions follow their
@@ -56,13 +57,17 @@
  * follows once it drains or a connection of the group ends.
  *
  * Capabilities: WN_CARRIER_RELIABLE (packets arrive in order, or the
- * connection dies). max_packet is opts.max_packet (default 1472, what a udp
- * carrier sends over IPv4, so a session can move between them).
+ * connection dies), WN_CARRIER_CONNECTED (the state contract above) and
+ * WN_CARRIER_FIXED_MTU. max_packet is opts.max_packet (default 1472, what a
+ * udp carrier sends over IPv4, so a session can move between them).
+ *
+ * Re-entrancy: as in carrier.h. A connection error found inside send()
+ * (a write that cannot start) ends that connection from the loop, later.
  *
  * Lifetime: as in carrier.h; close() closes every connection at once and
  * frees the carrier once libuv is done with its handles. */
-#ifndef WN_CARRIER_STREAM_H
-#define WN_CARRIER_STREAM_H
+#ifndef WN_CARRIER_TCP_H
+#define WN_CARRIER_TCP_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -73,8 +78,7 @@
 #include "io/loop.h"
 #include "util/log.h"
 
-struct wn_stream_opts {
-	unsigned id;        /* logs: "tcp#<id>" */
+struct wn_tcp_opts {
 	size_t max_packet;  /* 0: 1472 */
 	size_t queue_limit; /* write queue per connection; 0: 512 KiB */
 	uint32_t preamble_timeout_ms; /* server; 0: 10 s */
@@ -87,8 +91,7 @@ struct wn_stream_opts {
 	                   (WN_SGROUP_MAX); 0: 1 */
 	uint32_t pad_max; /* after each batch, a padding record of 0..pad_max
 	                     random bytes (at most 32767); 0: none */
-	/* tls: the carrier speaks TLS 1.3 under the preamble and framing */
-	int tls;
+	/* tls only */
 	const char *sni;           /* client: server name sent; server: the
 	                         generated certificate's name (borrowed) */
 	const char *tls_cert;      /* server: PEM files, or both NULL to */
@@ -97,30 +100,43 @@ struct wn_stream_opts {
 	const char *fallback_file; /* with WN_FALLBACK_FILE: read at open */
 };
 
-/* Opens a client carrier to `server` (a real TCP address). server_pk is
- * the server's Ed25519 identity; the preamble is sealed to its X25519 form.
- * loop and log are borrowed. The first dial starts at once. Returns 0,
- * WN_EINVAL (bad address or key) or WN_ENOMEM. */
-int wn_stream_client_open(struct wn_loop *loop, struct wn_log *log,
-                          const struct sockaddr *server, socklen_t len,
-                          const uint8_t server_pk[WN_KEY_LEN],
-                          const struct wn_stream_opts *opts,
-                          const struct wn_carrier_handler *h,
-                          struct wn_carrier **out);
+/* Opens a client carrier to `server` (a real TCP address), named
+ * "tcp#<id>" or "tls#<id>". server_pk is the server's Ed25519 identity;
+ * the preamble is sealed to its X25519 form. loop and log are borrowed.
+ * The first dial starts at once. Returns 0, WN_EINVAL (bad address or
+ * key), WN_ECRYPTO or WN_ENOMEM. */
+int wn_tcp_client_open(struct wn_loop *loop, struct wn_log *log, unsigned id,
+                       const struct sockaddr *server, socklen_t len,
+                       const uint8_t server_pk[WN_KEY_LEN],
+                       const struct wn_tcp_opts *opts,
+                       const struct wn_carrier_handler *h,
+                       struct wn_carrier **out);
+int wn_tls_client_open(struct wn_loop *loop, struct wn_log *log, unsigned id,
+                       const struct sockaddr *server, socklen_t len,
+                       const uint8_t server_pk[WN_KEY_LEN],
+                       const struct wn_tcp_opts *opts,
+                       const struct wn_carrier_handler *h,
+                       struct wn_carrier **out);
 
-/* Opens a server carrier listening on bind_addr. id is the server's
+/* Opens a server carrier listening on bind_addr. ident is the server's
  * identity (borrowed; it must outlive the carrier): preambles are opened
  * with its X25519 key. Returns 0, WN_EADDRINUSE, WN_EINVAL, WN_ENOMEM or
  * another WN_E* code. */
-int wn_stream_server_open(struct wn_loop *loop, struct wn_log *log,
-                          const struct sockaddr *bind_addr, socklen_t len,
-                          const struct wn_identity *id,
-                          const struct wn_stream_opts *opts,
-                          const struct wn_carrier_handler *h,
-                          struct wn_carrier **out);
+int wn_tcp_server_open(struct wn_loop *loop, struct wn_log *log, unsigned id,
+                       const struct sockaddr *bind_addr, socklen_t len,
+                       const struct wn_identity *ident,
+                       const struct wn_tcp_opts *opts,
+                       const struct wn_carrier_handler *h,
+                       struct wn_carrier **out);
+int wn_tls_server_open(struct wn_loop *loop, struct wn_log *log, unsigned id,
+                       const struct sockaddr *bind_addr, socklen_t len,
+                       const struct wn_identity *ident,
+                       const struct wn_tcp_opts *opts,
+                       const struct wn_carrier_handler *h,
+                       struct wn_carrier **out);
 
 /* Server: live bound connections and sessions, for tests and metrics. */
-size_t wn_stream_server_conns(const struct wn_carrier *c);
-size_t wn_stream_server_sessions(const struct wn_carrier *c);
+size_t wn_tcp_server_conns(const struct wn_carrier *c);
+size_t wn_tcp_server_sessions(const struct wn_carrier *c);
 
 #endif

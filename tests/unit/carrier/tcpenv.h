@@ -1,9 +1,8 @@
-/* What the stream carrier's tests share (stream_test.c,
- * streamgroup_test.c): a loop with a real client and server carrier over
+/* What the tcp carrier's tests share (tcp_test.c, tcpgroup_test.c): a loop with a real client and server carrier over
  * loopback, handlers that count what they see, raw sockets that play
  * clients and strangers. Header-only, included by test files only. */
-#ifndef WN_TEST_STREAMENV_H
-#define WN_TEST_STREAMENV_H
+#ifndef WN_TEST_TCPENV_H
+#define WN_TEST_TCPENV_H
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "carrier/stream.h"
+#include "carrier/tcp.h"
 #include "crypto/key.h"
 #include "crypto/preamble.h"
 #include "io/loop.h"
@@ -73,11 +72,12 @@ static inline void on_writable(void *ctx, struct wn_carrier *c)
 }
 
 static inline void on_state(void *ctx, struct wn_carrier *c,
-                            const struct sockaddr *peer, int up, int err)
+                            const struct sockaddr *peer,
+                            enum wn_carrier_state st, int err)
 {
 	struct side *s = ctx;
 	(void)c;
-	if (up) {
+	if (st == WN_CARRIER_UP) {
 		s->ups++;
 		if (peer)
 			memcpy(&s->last_up, peer, sizeof(struct sockaddr_in6));
@@ -96,7 +96,7 @@ static inline struct wn_carrier_handler handler(struct side *s)
 	return h;
 }
 
-static inline int server_open(struct env *e, const struct wn_stream_opts *o)
+static inline int server_open(struct env *e, const struct wn_tcp_opts *o)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET,
 	                        .sin_port = htons(e->port)};
@@ -107,8 +107,8 @@ static inline int server_open(struct env *e, const struct wn_stream_opts *o)
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	memset(&e->srv, 0, sizeof(e->srv));
-	rc = wn_stream_server_open(&e->loop, &e->log, (struct sockaddr *)&a,
-	                           sizeof(a), &e->id, o, &h, &e->srv.c);
+	rc = wn_tcp_server_open(&e->loop, &e->log, 0, (struct sockaddr *)&a,
+	                        sizeof(a), &e->id, o, &h, &e->srv.c);
 	if (rc == 0 && e->port == 0) {
 		assert_int_equal(e->srv.c->ops->local_addr(e->srv.c, &ss, &len),
 		                 0);
@@ -117,7 +117,7 @@ static inline int server_open(struct env *e, const struct wn_stream_opts *o)
 	return rc;
 }
 
-static inline void client_open(struct env *e, const struct wn_stream_opts *o)
+static inline void client_open(struct env *e, const struct wn_tcp_opts *o)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET,
 	                        .sin_port = htons(e->port)};
@@ -125,9 +125,9 @@ static inline void client_open(struct env *e, const struct wn_stream_opts *o)
 
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	memset(&e->cli, 0, sizeof(e->cli));
-	assert_int_equal(wn_stream_client_open(&e->loop, &e->log,
-	                                       (struct sockaddr *)&a, sizeof(a),
-	                                       e->id.ed_pk, o, &h, &e->cli.c),
+	assert_int_equal(wn_tcp_client_open(&e->loop, &e->log, 0,
+	                                    (struct sockaddr *)&a, sizeof(a),
+	                                    e->id.ed_pk, o, &h, &e->cli.c),
 	                 0);
 }
 
@@ -265,7 +265,7 @@ static inline bool saw_eof(struct env *e, void *arg)
 
 static inline bool conns_are(struct env *e, void *arg)
 {
-	return wn_stream_server_conns(e->srv.c) == *(size_t *)arg;
+	return wn_tcp_server_conns(e->srv.c) == *(size_t *)arg;
 }
 
 /* The client's sockets to the server (peer port e->port), up to max. */
@@ -300,7 +300,7 @@ static inline size_t log_count(struct env *e, const char *needle)
 static inline bool group_of(struct env *e, void *arg)
 {
 	int fds[32];
-	return wn_stream_server_conns(e->srv.c) == *(size_t *)arg &&
+	return wn_tcp_server_conns(e->srv.c) == *(size_t *)arg &&
 	       client_fds(e, fds, 32) == *(size_t *)arg;
 }
 

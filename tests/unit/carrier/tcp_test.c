@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "streamenv.h"
+#include "tcpenv.h"
 
 /* ---- a real client and server ----------------------------------------- */
 
@@ -36,8 +36,8 @@ static void test_packets_both_ways(void **state)
 	assert_int_equal(e->srv.nbytes, 10300);
 	assert_int_equal(e->srv.lens[10], 300);
 	assert_int_equal(e->srv.ups, 1);
-	assert_int_equal(wn_stream_server_sessions(e->srv.c), 1);
-	assert_int_equal(wn_stream_server_conns(e->srv.c), 1);
+	assert_int_equal(wn_tcp_server_sessions(e->srv.c), 1);
+	assert_int_equal(wn_tcp_server_conns(e->srv.c), 1);
 	/* The server answers the virtual address it saw. */
 	memcpy(&from, &e->srv.from[0], sizeof(struct sockaddr_in6));
 	assert_memory_equal(&from, &e->srv.last_up,
@@ -93,7 +93,7 @@ static void test_redial_new_address(void **state)
 static void test_padding(void **state)
 {
 	struct env *e = *state;
-	struct wn_stream_opts o = {.pad_max = 3000};
+	struct wn_tcp_opts o = {.pad_max = 3000};
 	uint8_t hello[400];
 	size_t i, n, raw = 0;
 	int fd;
@@ -173,8 +173,8 @@ static void test_forged_and_replayed(void **state)
 	assert_int_equal(e->srv.npkts, 1);
 	assert_int_equal(e->srv.ups, 1);
 	assert_int_equal(e->srv.downs, 0);
-	assert_int_equal(wn_stream_server_conns(e->srv.c), 1);
-	assert_int_equal(wn_stream_server_sessions(e->srv.c), 1);
+	assert_int_equal(wn_tcp_server_conns(e->srv.c), 1);
+	assert_int_equal(wn_tcp_server_sessions(e->srv.c), 1);
 	/* Nobody is answered: strangers are held in silence. */
 	struct eof_wait w1 = {fd1, false}, w3 = {fd3, false};
 	assert_false(saw_eof(e, &w1));
@@ -188,7 +188,7 @@ static void test_forged_and_replayed(void **state)
 	assert_true(wait_n(e, &e->srv.npkts, 2, 5000));
 	assert_int_equal(e->srv.ups, 1);
 	assert_int_equal(e->srv.downs, 0);
-	assert_int_equal(wn_stream_server_conns(e->srv.c), 2);
+	assert_int_equal(wn_tcp_server_conns(e->srv.c), 2);
 	assert_memory_equal(&e->srv.from[0], &e->srv.from[1],
 	                    sizeof(struct sockaddr_in6));
 	/* The first connection goes: the session lives on the second, and
@@ -196,9 +196,9 @@ static void test_forged_and_replayed(void **state)
 	close(fd2);
 	fd2 = -1;
 	uint64_t until = wn_mono_ns() + 5000000000ull;
-	while (wn_stream_server_conns(e->srv.c) != 1 && wn_mono_ns() < until)
+	while (wn_tcp_server_conns(e->srv.c) != 1 && wn_mono_ns() < until)
 		run_for(e, 5);
-	assert_int_equal(wn_stream_server_conns(e->srv.c), 1);
+	assert_int_equal(wn_tcp_server_conns(e->srv.c), 1);
 	assert_int_equal(e->srv.downs, 0);
 	assert_int_equal(
 	    wn_carrier_send(e->srv.c, (struct sockaddr *)&e->srv.from[0],
@@ -232,8 +232,8 @@ static void test_forged_and_replayed(void **state)
 static void test_half_open_reaped(void **state)
 {
 	struct env *e = *state;
-	struct wn_stream_opts o = {.preamble_timeout_ms = 200,
-	                           .idle_close_ms = 300};
+	struct wn_tcp_opts o = {.preamble_timeout_ms = 200,
+	                        .idle_close_ms = 300};
 	uint8_t hello[400];
 	int fd1, fd2;
 
@@ -255,7 +255,7 @@ static void test_half_open_reaped(void **state)
 	struct eof_wait w3 = {fd3, false};
 	assert_true(run_until(e, saw_eof, &w3, 5000));
 	assert_true(wait_n(e, &e->srv.downs, 1, 5000));
-	assert_int_equal(wn_stream_server_conns(e->srv.c), 0);
+	assert_int_equal(wn_tcp_server_conns(e->srv.c), 0);
 	close(fd1);
 	close(fd2);
 	close(fd3);
@@ -266,7 +266,7 @@ static void test_half_open_reaped(void **state)
 static void test_bounded_queue(void **state)
 {
 	struct env *e = *state;
-	struct wn_stream_opts o = {.queue_limit = 64 * 1024};
+	struct wn_tcp_opts o = {.queue_limit = 64 * 1024};
 	uint8_t hello[400];
 	size_t n, sent = 0;
 	int fd, rc = 0;
@@ -321,7 +321,7 @@ static void test_churn_stays_bounded(void **state)
 			close(prev);
 		prev = fd;
 		assert_true(run_until(e, conns_are, &one, 5000));
-		assert_int_equal(wn_stream_server_sessions(e->srv.c), 1);
+		assert_int_equal(wn_tcp_server_sessions(e->srv.c), 1);
 	}
 	assert_int_equal(e->srv.ups, 1);
 	assert_int_equal(e->srv.downs, 0);

@@ -1,5 +1,5 @@
-/* One TCP connection of a stream carrier (sconn.h). */
-#include "carrier/sconn.h"
+/* One TCP connection of a tcp or tls carrier (tcpconn.h). */
+#include "carrier/tcpconn.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -7,15 +7,39 @@
 #include <string.h>
 
 #include "carrier/carrier.h"
-#include "carrier/stream_int.h"
+#include "carrier/tcp_int.h"
 #include "util/err.h"
 
-int sconn_init(struct sconn *s, struct wn_loop *loop, size_t limit,
-               uint8_t *rbuf, size_t rcap)
+static void close_handle(struct wn_tcpconn *s);
+
+/* Reports a failure found inside a wn_tcpconn_* call from the loop. */
+static void fail_later(struct wn_deferred *d)
+{
+	struct wn_tcpconn *s =
+	    (struct wn_tcpconn *)((char *)d -
+	                          offsetof(struct wn_tcpconn, fail_node));
+
+	if (s->closed)
+		close_handle(s); /* the close waited for this node */
+	else
+		s->on_end(s, s->fail_err);
+}
+
+static void fail(struct wn_tcpconn *s, int err)
+{
+	if (s->closed || wn_deferred_pending(&s->fail_node))
+		return;
+	s->fail_err = err;
+	wn_loop_defer(s->loop, &s->fail_node, fail_later);
+}
+
+int wn_tcpconn_init(struct wn_tcpconn *s, struct wn_loop *loop, size_t limit,
+                    uint8_t *rbuf, size_t rcap)
 {
 	int rc;
 
 	s->loop = loop;
+	wn_deferred_init(&s->fail_node);
 	s->rbuf = rbuf;
 	s->rcap = rcap;
 	s->born_ms = s->last_rx_ms = s->last_tx_ms = wn_loop_now_ms(loop);
@@ -32,18 +56,18 @@ int sconn_init(struct sconn *s, struct wn_loop *loop, size_t limit,
 
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
-	struct sconn *s = h->data;
+	struct wn_tcpconn *s = h->data;
 
 	(void)hint;
 	buf->base = (char *)s->rbuf;
 	buf->len = s->rcap;
 }
 
-static void tls_input(struct sconn *s, const uint8_t *p, size_t n);
+static void tls_input(struct wn_tcpconn *s, const uint8_t *p, size_t n);
 
 static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
-	struct sconn *s = st->data;
+	struct wn_tcpconn *s = st->data;
 
 	(void)buf;
 	if (s->closed)
@@ -63,7 +87,7 @@ static void on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 	s->on_end(s, n == UV_EOF ? WN_ECLOSED : wn_err_from_uv((int)n));
 }
 
-int sconn_start(struct sconn *s)
+int wn_tcpconn_start(struct wn_tcpconn *s)
 {
 	int rc;
 
@@ -79,7 +103,7 @@ int sconn_start(struct sconn *s)
  * 22 bytes per record of up to 16 KiB in TLS 1.3 with AES-GCM). */
 #define TLS_SLACK(n) ((n) / 256 + 256)
 
-size_t sconn_space(const struct sconn *s)
+size_t wn_tcpconn_space(const struct wn_tcpconn *s)
 {
 	size_t sp, staged;
 
@@ -95,11 +119,11 @@ size_t sconn_space(const struct sconn *s)
 	return sp > staged ? sp - staged : 0;
 }
 
-static void kick(struct sconn *s);
+static void kick(struct wn_tcpconn *s);
 
 static void on_written(uv_write_t *req, int status)
 {
-	struct sconn *s = req->data;
+	struct wn_tcpconn *s = req->data;
 
 	s->writing = false;
 	if (s->closed)
@@ -125,14 +149,14 @@ static void on_written(uv_write_t *req, int status)
 	}
 }
 
-static void kick(struct sconn *s)
+static void kick(struct wn_tcpconn *s)
 {
-	struct iovec iov[SCONN_IOV];
+	struct iovec iov[WN_TCPCONN_IOV];
 	int n, i, rc;
 
 	if (s->writing || s->closed || wn_bufq_len(&s->out) == 0)
 		return;
-	n = wn_bufq_peek_iov(&s->out, iov, SCONN_IOV);
+	n = wn_bufq_peek_iov(&s->out, iov, WN_TCPCONN_IOV);
 	s->wlen = 0;
 	for (i = 0; i < n; i++) {
 		s->wbufs[i] = uv_buf_init(iov[i].iov_base, iov[i].iov_len);
@@ -142,13 +166,13 @@ static void kick(struct sconn *s)
 	rc = uv_write(&s->wreq, (uv_stream_t *)&s->tcp, s->wbufs, (unsigned)n,
 	              on_written);
 	if (rc < 0) {
-		s->on_end(s, wn_err_from_uv(rc));
+		fail(s, wn_err_from_uv(rc));
 		return;
 	}
 	s->writing = true;
 }
 
-void sconn_put(struct sconn *s, const void *p, size_t n)
+void wn_tcpconn_put(struct wn_tcpconn *s, const void *p, size_t n)
 {
 	if (n == 0)
 		return;
@@ -160,7 +184,7 @@ void sconn_put(struct sconn *s, const void *p, size_t n)
 
 /* Encrypts the staged plaintext into records (GnuTLS pushes them into the
  * write queue). */
-static void tls_seal(struct sconn *s)
+static void tls_seal(struct wn_tcpconn *s)
 {
 	struct iovec iov;
 	ssize_t r;
@@ -174,49 +198,49 @@ static void tls_seal(struct sconn *s)
 		if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
 			continue;
 		if (r < 0) {
-			s->on_end(s, WN_ECRYPTO);
+			fail(s, WN_ECRYPTO);
 			return;
 		}
 		wn_bufq_consume(&s->plain, (size_t)r);
 	}
 }
 
-void sconn_flush(struct sconn *s)
+void wn_tcpconn_flush(struct wn_tcpconn *s)
 {
 	if (s->tls)
 		tls_seal(s);
 	kick(s);
 }
 
-size_t sconn_queued(const struct sconn *s)
+size_t wn_tcpconn_queued(const struct wn_tcpconn *s)
 {
 	return wn_bufq_len(&s->out) + (s->tls ? wn_bufq_len(&s->plain) : 0);
 }
 
-int sconn_ping(struct sconn *s)
+int wn_tcpconn_ping(struct wn_tcpconn *s)
 {
 	uint8_t hdr[WN_FRAME_HDR];
 
 	if (s->closed)
 		return WN_ECLOSED;
-	if (sconn_space(s) < sizeof(hdr))
+	if (wn_tcpconn_space(s) < sizeof(hdr))
 		return WN_EAGAIN;
 	wn_put_u16be(hdr, WN_FRAME_PAD_BIT);
-	sconn_put(s, hdr, sizeof(hdr));
-	sconn_flush(s);
+	wn_tcpconn_put(s, hdr, sizeof(hdr));
+	wn_tcpconn_flush(s);
 	return 0;
 }
 
-int sconn_write(struct sconn *s, const void *p, size_t n)
+int wn_tcpconn_write(struct wn_tcpconn *s, const void *p, size_t n)
 {
 	if (s->closed)
 		return WN_ECLOSED;
-	if (sconn_space(s) < n) {
+	if (wn_tcpconn_space(s) < n) {
 		s->want_drain = true;
 		return WN_EAGAIN;
 	}
-	sconn_put(s, p, n);
-	sconn_flush(s);
+	wn_tcpconn_put(s, p, n);
+	wn_tcpconn_flush(s);
 	return 0;
 }
 
@@ -227,7 +251,7 @@ int sconn_write(struct sconn *s, const void *p, size_t n)
 
 static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *buf, size_t n)
 {
-	struct sconn *s = ptr;
+	struct wn_tcpconn *s = ptr;
 
 	if (s->pull_n == 0) {
 		gnutls_transport_set_errno(s->tls, EAGAIN);
@@ -243,7 +267,7 @@ static ssize_t tls_pull(gnutls_transport_ptr_t ptr, void *buf, size_t n)
 
 static ssize_t tls_push(gnutls_transport_ptr_t ptr, const void *buf, size_t n)
 {
-	struct sconn *s = ptr;
+	struct wn_tcpconn *s = ptr;
 
 	if (wn_bufq_write(&s->out, buf, n) != (ssize_t)n) {
 		gnutls_transport_set_errno(s->tls, ENOBUFS);
@@ -252,10 +276,11 @@ static ssize_t tls_push(gnutls_transport_ptr_t ptr, const void *buf, size_t n)
 	return (ssize_t)n;
 }
 
-int sconn_tls(struct sconn *s, gnutls_session_t tls, uint8_t *pbuf, size_t pcap)
+int wn_tcpconn_tls(struct wn_tcpconn *s, gnutls_session_t tls, uint8_t *pbuf,
+                   size_t pcap)
 {
 	/* The write queue takes ciphertext: its hard limit leaves room for
-	 * record overhead beyond the nominal limit sconn_space reports. */
+	 * record overhead beyond the nominal limit wn_tcpconn_space reports. */
 	s->limit_nominal = s->out.limit;
 	s->out.limit += TLS_SLACK(s->out.limit) + 16384 + 512;
 	if (wn_bufq_init(&s->plain, WN_BUFQ_CHUNK_DEFAULT, s->limit_nominal) !=
@@ -274,7 +299,7 @@ int sconn_tls(struct sconn *s, gnutls_session_t tls, uint8_t *pbuf, size_t pcap)
 
 /* Drives the handshake. Returns 1 when done, 0 when it needs more input,
  * -1 after ending the connection. */
-static int tls_handshake(struct sconn *s)
+static int tls_handshake(struct wn_tcpconn *s)
 {
 	int rc;
 
@@ -297,13 +322,13 @@ static int tls_handshake(struct sconn *s)
 	return s->closed ? -1 : 1;
 }
 
-void sconn_tls_begin(struct sconn *s)
+void wn_tcpconn_tls_begin(struct wn_tcpconn *s)
 {
 	s->pull_n = 0;
 	tls_handshake(s);
 }
 
-static void tls_input(struct sconn *s, const uint8_t *p, size_t n)
+static void tls_input(struct wn_tcpconn *s, const uint8_t *p, size_t n)
 {
 	ssize_t r;
 
@@ -340,7 +365,7 @@ static void tls_input(struct sconn *s, const uint8_t *p, size_t n)
 	kick(s);
 }
 
-int sconn_write_raw(struct sconn *s, const void *p, size_t n)
+int wn_tcpconn_write_raw(struct wn_tcpconn *s, const void *p, size_t n)
 {
 	if (s->closed)
 		return WN_ECLOSED;
@@ -353,7 +378,7 @@ int sconn_write_raw(struct sconn *s, const void *p, size_t n)
 
 static void on_closed(uv_handle_t *h)
 {
-	struct sconn *s = h->data;
+	struct wn_tcpconn *s = h->data;
 
 	if (s->tls) {
 		gnutls_deinit(s->tls);
@@ -364,33 +389,42 @@ static void on_closed(uv_handle_t *h)
 		s->on_free(s);
 }
 
-void sconn_close(struct sconn *s)
+static void close_handle(struct wn_tcpconn *s)
 {
-	if (s->closed)
-		return;
-	s->closed = true;
 	/* A write still in flight is cancelled by uv_close; its callback
 	 * runs before the close callback and sees `closed`. */
 	uv_close((uv_handle_t *)&s->tcp, on_closed);
 }
 
-int sconn_send_batch(struct sconn *s, const uint8_t *buf, size_t len,
-                     size_t seg, uint32_t pad_max, uint8_t *pad,
-                     struct wn_carrier_stats *st)
+void wn_tcpconn_close(struct wn_tcpconn *s)
+{
+	if (s->closed)
+		return;
+	s->closed = true;
+	/* A pending failure report holds the memory: it closes the handle
+	 * when it runs (the deferred list runs before close callbacks, but
+	 * a node deferred from a deferred function waits an iteration). */
+	if (!wn_deferred_pending(&s->fail_node))
+		close_handle(s);
+}
+
+int wn_tcpconn_send_batch(struct wn_tcpconn *s, const uint8_t *buf, size_t len,
+                          size_t seg, uint32_t pad_max, uint8_t *pad,
+                          struct wn_carrier_stats *st)
 {
 	uint8_t hdr[WN_FRAME_HDR];
 	size_t off, n;
 
-	if (sconn_space(s) <
-	    stream_framed_len(len, seg) + STREAM_PAD_SLACK(pad_max)) {
+	if (wn_tcpconn_space(s) <
+	    wn_tcp_framed_len(len, seg) + WN_TCP_PAD_SLACK(pad_max)) {
 		s->want_drain = true;
 		return WN_EAGAIN;
 	}
 	for (off = 0; off < len; off += n) {
 		n = len - off < seg ? len - off : seg;
 		wn_put_u16be(hdr, (uint16_t)n);
-		sconn_put(s, hdr, sizeof(hdr));
-		sconn_put(s, buf + off, n);
+		wn_tcpconn_put(s, hdr, sizeof(hdr));
+		wn_tcpconn_put(s, buf + off, n);
 		st->pkts_out++;
 	}
 	st->bytes_out += len;
@@ -399,9 +433,9 @@ int sconn_send_batch(struct sconn *s, const uint8_t *buf, size_t len,
 		uint32_t np = randombytes_uniform(pad_max + 1);
 		wn_put_u16be(hdr, (uint16_t)(WN_FRAME_PAD_BIT | np));
 		randombytes_buf(pad, np);
-		sconn_put(s, hdr, sizeof(hdr));
-		sconn_put(s, pad, np);
+		wn_tcpconn_put(s, hdr, sizeof(hdr));
+		wn_tcpconn_put(s, pad, np);
 	}
-	sconn_flush(s);
+	wn_tcpconn_flush(s);
 	return 0;
 }

@@ -1,4 +1,4 @@
-/* Tests for the stream carrier's connection groups over loopback: a
+/* Tests for the tcp carrier's connection groups over loopback: a
  * session's connections on the server (bounded, silent members dropped,
  * spill-over to a sibling), and a client with conns = N (one path while
  * any connection lives, max-conns, rotation one at a time, idle members
@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "streamenv.h"
+#include "tcpenv.h"
 
 /* A session's group is bounded: connections that keep coming without the
  * old ones going push out the one heard from longest ago. */
@@ -26,9 +26,9 @@ static void test_group_bounded(void **state)
 		size_t n = make_hello(e, hello, 0x44, 0x45, i + 1);
 		send_all(fds[i], hello, n);
 		assert_true(wait_n(e, &e->srv.npkts, i + 1, 5000));
-		assert_true(wn_stream_server_conns(e->srv.c) <= 32);
+		assert_true(wn_tcp_server_conns(e->srv.c) <= 32);
 	}
-	assert_int_equal(wn_stream_server_conns(e->srv.c), 32);
+	assert_int_equal(wn_tcp_server_conns(e->srv.c), 32);
 	struct eof_wait w0 = {fds[0], false}, w39 = {fds[39], false};
 	assert_true(run_until(e, saw_eof, &w0, 5000));
 	assert_false(saw_eof(e, &w39));
@@ -41,7 +41,7 @@ static void test_group_bounded(void **state)
 static void test_silent_member_dropped(void **state)
 {
 	struct env *e = *state;
-	struct wn_stream_opts o = {.stall_ms = 600};
+	struct wn_tcp_opts o = {.stall_ms = 600};
 	uint8_t hello[400];
 	size_t one = 1;
 
@@ -113,7 +113,7 @@ static void test_spill_over_to_a_sibling(void **state)
 static void test_parallel_group(void **state)
 {
 	struct env *e = *state;
-	struct wn_stream_opts o = {.conns = 4};
+	struct wn_tcp_opts o = {.conns = 4};
 	struct sockaddr_storage a1, a2;
 	socklen_t l1, l2;
 	size_t four = 4;
@@ -123,7 +123,7 @@ static void test_parallel_group(void **state)
 	client_open(e, &o);
 	assert_true(run_until(e, group_of, &four, 5000));
 	assert_int_equal(e->cli.ups, 1);
-	assert_int_equal(wn_stream_server_sessions(e->srv.c), 1);
+	assert_int_equal(wn_tcp_server_sessions(e->srv.c), 1);
 	e->cli.c->ops->local_addr(e->cli.c, &a1, &l1);
 	for (int i = 0; i < 50; i++)
 		assert_int_equal(
@@ -172,7 +172,7 @@ static void test_parallel_group(void **state)
 static void test_max_conns_counts_each(void **state)
 {
 	struct env *e = *state;
-	struct wn_stream_opts so = {.max_conns = 2}, co = {.conns = 4};
+	struct wn_tcp_opts so = {.max_conns = 2}, co = {.conns = 4};
 	size_t two = 2;
 
 	assert_int_equal(server_open(e, &so), 0);
@@ -180,7 +180,7 @@ static void test_max_conns_counts_each(void **state)
 	assert_true(wait_n(e, &e->cli.ups, 1, 5000));
 	assert_true(run_until(e, conns_are, &two, 5000));
 	run_for(e, 1500);
-	assert_int_equal(wn_stream_server_conns(e->srv.c), 2);
+	assert_int_equal(wn_tcp_server_conns(e->srv.c), 2);
 	assert_true(log_count(e, "connection limit (2) reached") >= 1);
 	assert_int_equal(e->cli.ups, 1);
 	assert_int_equal(e->cli.downs, 0);
@@ -193,7 +193,7 @@ static void test_max_conns_counts_each(void **state)
 static void test_rotation_one_at_a_time(void **state)
 {
 	struct env *e = *state;
-	struct wn_stream_opts o = {.conns = 2, .rotate_after_ms = 400};
+	struct wn_tcp_opts o = {.conns = 2, .rotate_after_ms = 400};
 	struct sockaddr_storage a1, a2;
 	socklen_t l1, l2;
 	size_t two = 2, min = 99;
@@ -207,7 +207,7 @@ static void test_rotation_one_at_a_time(void **state)
 		assert_int_equal(
 		    wn_carrier_send(e->cli.c, NULL, 0, pkt, 1000, 1000), 0);
 		run_for(e, 10);
-		size_t n = wn_stream_server_conns(e->srv.c);
+		size_t n = wn_tcp_server_conns(e->srv.c);
 		if (n < min)
 			min = n;
 	}
@@ -227,7 +227,7 @@ static void test_rotation_one_at_a_time(void **state)
 static void test_idle_members_kept(void **state)
 {
 	struct env *e = *state;
-	struct wn_stream_opts o = {.conns = 3, .stall_ms = 1600};
+	struct wn_tcp_opts o = {.conns = 3, .stall_ms = 1600};
 	size_t three = 3;
 
 	assert_int_equal(server_open(e, &o), 0);
