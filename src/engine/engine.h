@@ -42,6 +42,9 @@ struct wn_tunnel_ops {
 struct wn_tunnel {
 	const struct wn_tunnel_ops *ops;
 	char peer_id[16]; /* short hex of the peer's key, for logs */
+	/* Delivered but unconsumed bytes per stream never exceed this (see
+	 * "Receive window" in tunnel.h); 0: unknown. Set by the engine. */
+	size_t recv_window;
 };
 
 /* Server side: how an engine hands a new incoming stream to the dialer.

@@ -387,6 +387,7 @@ int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
 	c->ep.sess_dead = client_sess_dead;
 	c->ep.sess_tick = client_tick;
 	c->tunnel.ops = &client_tunnel_ops;
+	c->tunnel.recv_window = o->stream_window;
 	int rc;
 	if (o->kcptun) {
 		/* kcptun: no keys, the passphrase is in the profile. */

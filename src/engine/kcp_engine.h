@@ -79,6 +79,11 @@ struct wn_kcp_engine_opts {
  * docs/ARCHITECTURE.md); kcptun's own windows are 128/512 without them. */
 void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o);
 
+/* The kcptun profile's defaults (kcptun.c): kcptun's own windows (client
+ * 128/512, server 1024/1024), MTU 1350, mode fast, no pacing, no RTO
+ * floor, 2 MiB stream buffer; the rest as wn_kcp_engine_opts_default. */
+void wn_kcptun_opts_default(struct wn_kcp_engine_opts *o, int server);
+
 /* Counters for logs and metrics. */
 struct wn_kcp_engine_stats {
 	uint64_t sessions_opened, sessions_closed;

@@ -339,6 +339,7 @@ int wn_quic_client_new(const struct wn_quic_opts *o,
 	c->ep.streams_available = client_streams_available;
 	c->ep.path_moved = client_path_moved;
 	c->tunnel.ops = &client_tunnel_ops;
+	c->tunnel.recv_window = o->stream_window_max;
 	snprintf(c->tunnel.peer_id, sizeof(c->tunnel.peer_id), "server");
 	if (ev)
 		c->ev = *ev;

@@ -278,7 +278,8 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 	    .set = &d->relays,
 	    .side = WN_RELAY_SERVER,
 	    .label = t->peer_id,
-	    .out_limit = d->out_limit,
+	    /* A relay holds a whole receive window (tunnel.h). */
+	    .out_limit = d->out_limit ? d->out_limit : wn_tunnel_recv_window(t),
 	    .connect_timeout_ms = d->timeout_ms,
 	    .confirm = (s->hdr_flags & WN_OPEN_CONFIRM) != 0,
 	};
