@@ -130,7 +130,8 @@ int wn_kcp_client_start(struct wn_kcp_client *c, struct wn_carrier *carrier,
  * sends on the next path, and while away from the first it sends a
  * keepalive there every probe_ms. The server answers on the path of the
  * last packet it authenticated, so when the first path works again its
- * answers arrive there and the client moves back. Returns 0 or WN_E*. */
+ * answers arrive there and the client moves back. The policy is
+ * core/failover.h, shared with the QUIC engine. Returns 0 or WN_E*. */
 #define WN_KCP_MAX_PATHS 8
 int wn_kcp_client_add_path(struct wn_kcp_client *c, struct wn_carrier *carrier,
                            const struct sockaddr *server, socklen_t len);
