@@ -14,6 +14,7 @@
 #include "app/cli.h"
 #include "app/commands.h"
 #include "app/config.h"
+#include "app/fronts.h"
 #include "app/node.h"
 #include "carrier/stream.h"
 #include "carrier/udp.h"
@@ -164,8 +165,10 @@ int wn_node_server(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 	if (!n->engine_ops)
 		return WN_EINVAL;
 	/* out_limit 0: each relay holds its tunnel's receive window. */
-	struct wn_dialer_opts dopts = {.out_limit = 0};
-	int rc = wn_dialer_new(loop, log, sc, &dopts, &n->dialer);
+	struct wn_dialer_opts dopts;
+	wn_app_dialer_opts(sc, &dopts);
+	dopts.out_limit = 0;
+	int rc = wn_dialer_new(loop, log, &dopts, &n->dialer);
 	struct wn_engine_conf ec;
 	engine_conf(n, &sc->engine, &ec);
 	ec.idle_timeout_ms = sc->idle_timeout_ms;
@@ -272,19 +275,17 @@ int wn_node_client(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 	size_t out_limit = wn_tunnel_recv_window(tunnel);
 	n->fwd = calloc(cfg->n_forwards ? cfg->n_forwards : 1, sizeof(*n->fwd));
 	for (size_t i = 0; n->fwd && i < cfg->n_forwards; i++) {
-		struct wn_forward_cfg fc = cfg->forwards[i];
-		const struct wn_forward_cfg *f = &fc;
-		if (!fc.has_target) {
-			/* Engine kcptun: the server has the one target, and
-			 * streams carry none; the listen address stands in
-			 * for it in logs. */
-			fc.target = fc.listen;
-			fc.has_target = true;
-		}
+		const struct wn_forward_cfg *f = &cfg->forwards[i];
+		struct wn_forward_opts fopts;
+		wn_app_forward_opts(f, &fopts);
+		/* Engine kcptun: the server has the one target, and streams
+		 * carry none; the listen address stands in for it in logs. */
+		if (!fopts.target)
+			fopts.target = &f->listen;
+		fopts.out_limit = out_limit;
 		char l[128];
 		wn_endpoint_format(&f->listen, l, sizeof(l));
-		struct wn_forward_opts fopts = {.out_limit = out_limit};
-		rc = wn_forward_open(loop, log, tunnel, f, &fopts,
+		rc = wn_forward_open(loop, log, tunnel, &fopts,
 		                     &n->fwd[n->nfwd]);
 		if (rc != 0) {
 			WN_LOG(log, WN_LOG_ERROR, "main",
@@ -297,8 +298,10 @@ int wn_node_client(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 	n->socks = calloc(cfg->n_socks ? cfg->n_socks : 1, sizeof(*n->socks));
 	for (size_t i = 0; n->socks && i < cfg->n_socks; i++) {
 		const struct wn_socks5_cfg *sc = &cfg->socks[i];
-		struct wn_socks5_front_opts so = {.out_limit = out_limit};
-		rc = wn_socks5_front_open(loop, log, tunnel, sc, &so,
+		struct wn_socks5_front_opts so;
+		wn_app_socks5_opts(sc, &so);
+		so.out_limit = out_limit;
+		rc = wn_socks5_front_open(loop, log, tunnel, &so,
 		                          &n->socks[n->nsocks]);
 		if (rc != 0) {
 			char l[128];
