@@ -1,8 +1,8 @@
 /* `warren demo`: a server and a client on loopback with fresh keys, a
  * forward to a built-in echo target, data through it both ways, a summary,
  * a clean exit. Everything runs in this one process and loop, over real
- * UDP and TCP sockets on 127.0.0.1: the same code `warren server` and
- * `warren client` run.
+ * UDP and TCP sockets on 127.0.0.1, wired from configuration by the same
+ * code `warren server` and `warren client` run (node.h).
  *
  *   app --tcp--> forward --QUIC/udp--> dialer --tcp--> echo
  *    ^                                                   |
@@ -16,10 +16,7 @@
 
 #include "app/commands.h"
 #include "app/config.h"
-#include "app/fronts.h"
-#include "carrier/udp.h"
-#include "engine/quic.h"
-#include "front/dialer.h"
+#include "app/node.h"
 #include "front/forward.h"
 #include "util/err.h"
 
@@ -30,12 +27,8 @@ struct demo {
 	struct wn_loop loop;
 	struct wn_log log;
 	struct wn_identity sid, cid;
-	struct wn_config cfg; /* holds the server and forward settings */
-	struct wn_quic_server *srv;
-	struct wn_quic_client *cli;
-	struct wn_dialer *dialer;
-	struct wn_forward *fwd;
-	struct wn_carrier *scar, *ccar;
+	struct wn_config cfg; /* the server's, the client's, the forward */
+	struct wn_node server, client;
 	uv_tcp_t echo_listener;
 	uv_tcp_t app;
 	uv_connect_t connect_req;
@@ -160,18 +153,8 @@ static void finish(struct demo *d, const char *fail)
 		uv_close((uv_handle_t *)&d->app, NULL);
 	if (d->echo_open)
 		uv_close((uv_handle_t *)&d->echo_listener, NULL);
-	if (d->fwd)
-		wn_forward_close(d->fwd);
-	if (d->cli)
-		wn_quic_client_close(d->cli);
-	if (d->srv)
-		wn_quic_server_close(d->srv);
-	if (d->dialer)
-		wn_dialer_close(d->dialer);
-	if (d->ccar)
-		wn_carrier_close(d->ccar);
-	if (d->scar)
-		wn_carrier_close(d->scar);
+	wn_node_close(&d->client);
+	wn_node_close(&d->server);
 }
 
 static void app_write_more(struct demo *d);
@@ -275,7 +258,10 @@ static void guard_fired(uv_timer_t *t)
 static int set(struct demo *d, enum wn_role role, const char *key,
                const char *value)
 {
-	return wn_config_set_flag(&d->cfg, role, key, key, value);
+	int rc = wn_config_set_flag(&d->cfg, role, key, key, value);
+	for (size_t i = 0; rc != 0 && i < d->cfg.n_diags; i++)
+		fprintf(stderr, "warren demo: %s\n", d->cfg.diags[i].text);
+	return rc;
 }
 
 static int setup(struct demo *d)
@@ -297,69 +283,46 @@ static int setup(struct demo *d)
 	char target[64];
 	snprintf(target, sizeof(target), "127.0.0.1:%u", ntohs(echo.sin_port));
 
-	/* The server: allows exactly the echo target to this client. */
-	char ckey[WN_KEY_B64_LEN + 1];
+	/* The server: on an ephemeral udp port, allows exactly the echo
+	 * target to this client. The keys are in memory, not in files, so
+	 * the configuration is not validated (it would ask for key files). */
+	char ckey[WN_KEY_B64_LEN + 1], skey[WN_KEY_B64_LEN + 1];
 	wn_key_encode(d->cid.ed_pk, ckey);
+	wn_key_encode(d->sid.ed_pk, skey);
 	wn_config_init(&d->cfg);
-	if (set(d, WN_ROLE_SERVER, "allow-client", ckey) ||
+	if (set(d, WN_ROLE_SERVER, "listen", "udp://127.0.0.1:1") ||
+	    set(d, WN_ROLE_SERVER, "allow-client", ckey) ||
 	    set(d, WN_ROLE_SERVER, "allow", target))
 		return WN_EINTERNAL;
-	struct wn_quic_opts o;
-	wn_quic_opts_default(&o);
-	/* A relay holds up to a whole stream window (tunnel.h). */
-	struct wn_dialer_opts dopts;
-	wn_app_dialer_opts(&d->cfg.server, &dopts);
-	dopts.out_limit = o.stream_window_max;
-	int rc = wn_dialer_new(&d->loop, &d->log, &dopts, &d->dialer);
-	o.loop = &d->loop;
-	o.log = &d->log;
-	o.id = &d->sid;
-	if (rc == 0)
-		rc = wn_quic_server_new(&o, &d->cid.ed_pk, 1,
-		                        wn_dialer_handler(d->dialer), &d->srv);
-	struct wn_carrier_handler sh;
-	if (rc == 0) {
-		sh = wn_quic_server_handler(d->srv);
-		rc = wn_udp_carrier_open(&d->loop, &d->log,
-		                         (struct sockaddr *)&lo, sizeof(lo),
-		                         NULL, &sh, &d->scar);
-	}
+	/* Any free port: the configuration takes none but a real one. */
+	struct wn_endpoint *listen = &d->cfg.server.listen[0];
+	listen->port = 0;
+	((struct sockaddr_in *)&listen->sa)->sin_port = 0;
+	int rc =
+	    wn_node_server(&d->server, &d->loop, &d->log, &d->sid, &d->cfg);
 	if (rc != 0)
 		return rc;
 	struct sockaddr_storage saddr;
 	socklen_t slen = sizeof(saddr);
-	d->scar->ops->local_addr(d->scar, &saddr, &slen);
+	struct wn_carrier *scar = d->server.carriers[0];
+	scar->ops->local_addr(scar, &saddr, &slen);
 
 	/* The client: one forward on an ephemeral port to the echo. */
-	o.id = &d->cid;
-	rc = wn_quic_client_new(&o, d->sid.ed_pk, NULL, &d->cli);
-	struct wn_carrier_handler ch;
-	if (rc == 0) {
-		struct sockaddr_storage any;
-		socklen_t alen;
-		wn_udp_wildcard(AF_INET, &any, &alen);
-		ch = wn_quic_client_handler(d->cli);
-		rc = wn_udp_carrier_open(&d->loop, &d->log,
-		                         (struct sockaddr *)&any, alen, NULL,
-		                         &ch, &d->ccar);
-	}
-	if (rc != 0)
-		return rc;
+	snprintf(buf, sizeof(buf), "udp://127.0.0.1:%u",
+	         ntohs(((struct sockaddr_in *)&saddr)->sin_port));
+	if (set(d, WN_ROLE_CLIENT, "server", buf) ||
+	    set(d, WN_ROLE_CLIENT, "server-key", skey))
+		return WN_EINTERNAL;
 	snprintf(buf, sizeof(buf), "127.0.0.1:0=%s", target);
 	if (set(d, WN_ROLE_CLIENT, "L", buf))
 		return WN_EINTERNAL;
-	struct wn_forward_opts fopts;
-	wn_app_forward_opts(&d->cfg.forwards[0], &fopts);
-	fopts.out_limit = o.stream_window_max;
-	rc = wn_forward_open(&d->loop, &d->log, wn_quic_client_tunnel(d->cli),
-	                     &fopts, &d->fwd);
+	rc = wn_node_client(&d->client, &d->loop, &d->log, &d->cid, &d->cfg);
 	if (rc != 0)
 		return rc;
-	wn_quic_client_start(d->cli, d->ccar, (struct sockaddr *)&saddr, slen);
 
 	/* The application connects to the forward. */
 	struct sockaddr_storage fwd;
-	wn_forward_sockname(d->fwd, &fwd);
+	wn_forward_sockname(d->client.fwd[0], &fwd);
 	uv_tcp_init(wn_loop_uv(&d->loop), &d->app);
 	d->app_open = 1;
 	d->app.data = d;

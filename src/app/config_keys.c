@@ -161,11 +161,13 @@ const struct keydef wn_cfg_keys[] = {
      "fast)",
      0, 0, AT_BOTH(v_mode, engine)},
     {SEC_SERVER | SEC_CLIENT, "sndwnd", K_SNDWND, 0, "SEGMENTS",
-     "kcp engine send window in segments (default 512)", 16, 65535,
-     AT_BOTH(v_uint, engine.sndwnd)},
+     "kcp engine send window in segments (default 2048; kcptun: 128, "
+     "server 1024)",
+     16, 65535, AT_BOTH(v_uint, engine.sndwnd)},
     {SEC_SERVER | SEC_CLIENT, "rcvwnd", K_RCVWND, 0, "SEGMENTS",
-     "kcp engine receive window in segments (default 512)", 16, 65535,
-     AT_BOTH(v_uint, engine.rcvwnd)},
+     "kcp engine receive window in segments (default 2048; kcptun: 512, "
+     "server 1024)",
+     16, 65535, AT_BOTH(v_uint, engine.rcvwnd)},
     {SEC_SERVER | SEC_CLIENT, "mtu", K_MTU, 0, "BYTES",
      "kcp engine packet size on the carrier (default 1432; kcptun: 1350; "
      "at most 1500, as kcp-go)",

@@ -1,9 +1,10 @@
-/* `warren server` and `warren client`: wiring from configuration to a
- * running loop. Server: udp carriers -> QUIC server -> dialer. Client:
- * forwards and SOCKS5 proxies -> QUIC client -> udp carrier. SIGINT/SIGTERM shut down cleanly
- * (CONNECTION_CLOSE to the peer, every socket closed, exit 0). */
+/* `warren server` and `warren client`, and the node wiring they share with
+ * `warren demo` (node.h): from configuration to a running loop. Server:
+ * carriers -> engine -> dialer. Client: forwards and SOCKS5 proxies ->
+ * engine -> carriers. The engine comes from the engine table by name; this
+ * file names none. SIGINT/SIGTERM shut down cleanly (the engine's goodbye
+ * to the peer, every socket closed, exit 0). */
 #include <netdb.h>
-#include <sodium.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,9 +15,8 @@
 #include "app/commands.h"
 #include "app/config.h"
 #include "app/fronts.h"
+#include "app/node.h"
 #include "carrier/registry.h"
-#include "engine/kcp_engine.h"
-#include "engine/quic.h"
 #include "front/dialer.h"
 #include "front/forward.h"
 #include "front/socks5.h"
@@ -24,30 +24,7 @@
 #include "util/err.h"
 #include "util/log.h"
 
-#define MAX_CARRIERS 16
-
-struct daemon {
-	struct wn_loop loop;
-	struct wn_log log;
-	struct wn_config cfg;
-	struct wn_identity id;
-	uv_signal_t sigint, sigterm;
-	int stopping;
-	/* server: one engine */
-	struct wn_quic_server *srv;
-	struct wn_kcp_server *ksrv;
-	struct wn_kcptun_cfg kt; /* engine kcptun: borrowed by the engine */
-	struct wn_dialer *dialer;
-	/* client: one engine */
-	struct wn_quic_client *cli;
-	struct wn_kcp_client *kcli;
-	struct wn_forward **fwd;
-	size_t nfwd;
-	struct wn_socks5_front **socks;
-	size_t nsocks;
-	struct wn_carrier *carriers[MAX_CARRIERS];
-	size_t ncarriers;
-};
+/* ---- the node --------------------------------------------------------- */
 
 /* Resolves an endpoint to one socket address (the first the resolver
  * gives for names). Returns 0 or WN_EUNREACH. */
@@ -72,29 +49,320 @@ static int resolve(const struct wn_endpoint *ep, struct sockaddr_storage *ss,
 	return 0;
 }
 
+/* The engine's name for the configured kind. */
+static const char *engine_name(enum wn_engine_kind kind)
+{
+	static const char *const names[] = {
+	    [WN_ENGINE_QUIC] = "quic",
+	    [WN_ENGINE_KCP] = "kcp",
+	    [WN_ENGINE_KCPTUN] = "kcptun",
+	};
+	return (size_t)kind < sizeof(names) / sizeof(names[0]) ? names[kind]
+	                                                       : "";
+}
+
+/* The engine-neutral engine configuration: what the user set. */
+static void engine_conf(struct wn_node *n, const struct wn_engine_cfg *e,
+                        struct wn_engine_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->loop = n->loop;
+	c->log = n->log;
+	c->id = n->id;
+	c->mode = e->mode_set ? e->mode : NULL;
+	c->snd_wnd = e->sndwnd;
+	c->rcv_wnd = e->rcvwnd;
+	c->mtu = e->mtu;
+	c->max_streams = e->max_streams;
+	c->crypt = e->crypt;
+	c->passphrase = e->kcptun_key;
+	c->has_fec = 1;
+	c->datashard = e->datashard;
+	c->parityshard = e->parityshard;
+	c->nocomp = e->nocomp;
+	c->smuxver = e->smuxver;
+}
+
+/* Opens the server's i-th listener with handler h, through the carrier
+ * type its scheme names (carrier/registry.h). */
+static int open_listener(struct wn_node *n, const struct wn_server_cfg *sc,
+                         size_t i, const struct sockaddr *ss, socklen_t len,
+                         const struct wn_carrier_handler *h,
+                         struct wn_carrier **out)
+{
+	const struct wn_carrier_type *ct =
+	    wn_carrier_type_find(sc->listen[i].scheme);
+	struct wn_carrier_conf cf = {
+	    .id = (unsigned)i + 1,
+	    .addr = ss,
+	    .addrlen = len,
+	    .ident = n->id,
+	    .tcp = {
+	        .sni = sc->sni,
+	        .tls_cert = sc->tls_cert[0] ? sc->tls_cert : NULL,
+	        .tls_key = sc->tls_key[0] ? sc->tls_key : NULL,
+	        .fallback = (int)sc->fallback,
+	        .fallback_file = sc->fallback_path,
+	        .idle_close_ms = sc->idle_close_ms,
+	        .max_conns = sc->max_conns,
+	        .pad_max = sc->padding,
+	    }};
+	return ct ? ct->open_server(n->loop, n->log, &cf, h, out) : WN_EINVAL;
+}
+
+/* Opens the client's carrier to its i-th server (at address server) with
+ * handler h, through the carrier type its scheme names. */
+static int open_path(struct wn_node *n, const struct wn_client_cfg *cc,
+                     size_t i, const struct sockaddr_storage *server,
+                     socklen_t slen, const struct wn_carrier_handler *h,
+                     struct wn_carrier **out)
+{
+	const struct wn_endpoint *ep = &cc->server[i];
+	const struct wn_carrier_type *ct = wn_carrier_type_find(ep->scheme);
+	struct wn_carrier_conf cf = {
+	    .id = (unsigned)i + 1,
+	    .addr = (const struct sockaddr *)server,
+	    .addrlen = slen,
+	    .server_pk = cc->server_key,
+	    .tcp = {
+	        /* SNI: as configured, else the server's name. */
+	        .sni = cc->sni[0]                 ? cc->sni
+	               : ep->kind == WN_HOST_NAME ? ep->host
+	                                          : NULL,
+	        .rotate_after_ms = cc->rotate_after_ms,
+	        .rotate_bytes = cc->rotate_bytes,
+	        .conns = cc->conns,
+	        .pad_max = cc->padding,
+	    }};
+	return ct ? ct->open_client(n->loop, n->log, &cf, h, out) : WN_EINVAL;
+}
+
+static void node_init(struct wn_node *n, struct wn_loop *loop,
+                      struct wn_log *log, const struct wn_identity *id)
+{
+	memset(n, 0, sizeof(*n));
+	n->loop = loop;
+	n->log = log;
+	n->id = id;
+}
+
+int wn_node_server(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
+                   const struct wn_identity *id, const struct wn_config *cfg)
+{
+	const struct wn_server_cfg *sc = &cfg->server;
+	node_init(n, loop, log, id);
+	n->engine_ops = wn_engine_find(engine_name(sc->engine.kind));
+	if (!n->engine_ops)
+		return WN_EINVAL;
+	/* out_limit 0: each relay holds its tunnel's receive window. */
+	struct wn_dialer_opts dopts;
+	wn_app_dialer_opts(sc, &dopts);
+	dopts.out_limit = 0;
+	int rc = wn_dialer_new(loop, log, &dopts, &n->dialer);
+	struct wn_engine_conf ec;
+	engine_conf(n, &sc->engine, &ec);
+	ec.idle_timeout_ms = sc->idle_timeout_ms;
+	ec.clients = (const uint8_t(*)[WN_KEY_LEN])sc->allow_client;
+	ec.n_clients = sc->n_allow_client;
+	ec.accept = rc == 0 ? wn_dialer_handler(n->dialer) : NULL;
+	if (rc == 0)
+		rc = n->engine_ops->server_new(&ec, &n->engine);
+	if (rc != 0) {
+		WN_LOG(log, WN_LOG_ERROR, "main", "cannot start: %s",
+		       wn_strerror(rc));
+		return rc;
+	}
+	struct wn_carrier_handler h = n->engine_ops->handler(n->engine);
+	for (size_t i = 0; i < sc->n_listen && i < WN_NODE_MAX_CARRIERS; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		char name[128];
+		wn_endpoint_format(&sc->listen[i], name, sizeof(name));
+		if (resolve(&sc->listen[i], &ss, &len) != 0) {
+			WN_LOG(log, WN_LOG_ERROR, "main", "cannot resolve %s",
+			       name);
+			return WN_EUNREACH;
+		}
+		rc = open_listener(n, sc, i, (struct sockaddr *)&ss, len, &h,
+		                   &n->carriers[n->ncarriers]);
+		if (rc != 0) {
+			WN_LOG(log, WN_LOG_ERROR, "main",
+			       "cannot listen on %s: %s", name,
+			       wn_strerror(rc));
+			return rc;
+		}
+		n->ncarriers++;
+		WN_LOG(log, WN_LOG_INFO, "main", "listening on %s", name);
+	}
+	if (!(n->engine_ops->caps & WN_ENGINE_CAP_KEYS)) {
+		char desc[128];
+		n->engine_ops->describe(n->engine, desc, sizeof(desc));
+		WN_LOG(log, WN_LOG_INFO, "main",
+		       "server ready: engine %s, %s, fixed target",
+		       n->engine_ops->name, desc);
+		return 0;
+	}
+	char key[WN_KEY_B64_LEN + 1];
+	wn_key_encode(id->ed_pk, key);
+	WN_LOG(log, WN_LOG_INFO, "main",
+	       "server ready: key %s, engine %s, %zu client key%s, %s", key,
+	       n->engine_ops->name, sc->n_allow_client,
+	       sc->n_allow_client == 1 ? "" : "s",
+	       sc->has_target ? "fixed target" : "targets by allow rules");
+	return 0;
+}
+
+int wn_node_client(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
+                   const struct wn_identity *id, const struct wn_config *cfg)
+{
+	const struct wn_client_cfg *cc = &cfg->client;
+	node_init(n, loop, log, id);
+	n->engine_ops = wn_engine_find(engine_name(cc->engine.kind));
+	if (!n->engine_ops)
+		return WN_EINVAL;
+	struct wn_engine_conf ec;
+	engine_conf(n, &cc->engine, &ec);
+	ec.server_key = cc->server_key;
+	ec.idle_timeout_ms = cc->dead_peer_timeout_ms;
+	ec.keepalive_ms = cc->keepalive_ms;
+	ec.handshake_timeout_ms = cc->dead_peer_timeout_ms;
+	ec.failover_ms = cc->failover_ms;
+	ec.probe_ms = cc->probe_ms;
+	int rc = n->engine_ops->client_new(&ec, &n->engine);
+	if (rc != 0) {
+		WN_LOG(log, WN_LOG_ERROR, "main", "cannot start: %s",
+		       wn_strerror(rc));
+		return rc;
+	}
+	/* One carrier per server address, tried in order (failover). */
+	struct wn_carrier_handler h = n->engine_ops->handler(n->engine);
+	for (size_t i = 0; i < cc->n_server && i < WN_NODE_MAX_CARRIERS; i++) {
+		struct sockaddr_storage server;
+		socklen_t slen;
+		char sname[128];
+		wn_endpoint_format(&cc->server[i], sname, sizeof(sname));
+		if (resolve(&cc->server[i], &server, &slen) != 0) {
+			WN_LOG(log, WN_LOG_ERROR, "main", "cannot resolve %s",
+			       sname);
+			return WN_EUNREACH;
+		}
+		struct wn_carrier **slot = &n->carriers[n->ncarriers];
+		rc = open_path(n, cc, i, &server, slen, &h, slot);
+		if (rc == 0)
+			n->ncarriers++;
+		if (rc == 0)
+			rc = n->engine_ops->add_path(
+			    n->engine, *slot, (struct sockaddr *)&server, slen);
+		if (rc != 0) {
+			WN_LOG(log, WN_LOG_ERROR, "main", "cannot start %s: %s",
+			       sname, wn_strerror(rc));
+			return rc;
+		}
+	}
+	struct wn_tunnel *tunnel = n->engine_ops->tunnel(n->engine);
+	/* A relay must hold a whole stream window of delivered, unconsumed
+	 * data (tunnel.h). */
+	size_t out_limit = wn_tunnel_recv_window(tunnel);
+	n->fwd = calloc(cfg->n_forwards ? cfg->n_forwards : 1, sizeof(*n->fwd));
+	for (size_t i = 0; n->fwd && i < cfg->n_forwards; i++) {
+		const struct wn_forward_cfg *f = &cfg->forwards[i];
+		struct wn_forward_opts fopts;
+		wn_app_forward_opts(f, &fopts);
+		/* Engine kcptun: the server has the one target, and streams
+		 * carry none; the listen address stands in for it in logs. */
+		if (!fopts.target)
+			fopts.target = &f->listen;
+		fopts.out_limit = out_limit;
+		char l[128];
+		wn_endpoint_format(&f->listen, l, sizeof(l));
+		rc = wn_forward_open(loop, log, tunnel, &fopts,
+		                     &n->fwd[n->nfwd]);
+		if (rc != 0) {
+			WN_LOG(log, WN_LOG_ERROR, "main",
+			       "forward %s: cannot listen on %s: %s", f->name,
+			       l, wn_strerror(rc));
+			return rc;
+		}
+		n->nfwd++;
+	}
+	n->socks = calloc(cfg->n_socks ? cfg->n_socks : 1, sizeof(*n->socks));
+	for (size_t i = 0; n->socks && i < cfg->n_socks; i++) {
+		const struct wn_socks5_cfg *sc = &cfg->socks[i];
+		struct wn_socks5_front_opts so;
+		wn_app_socks5_opts(sc, &so);
+		so.out_limit = out_limit;
+		rc = wn_socks5_front_open(loop, log, tunnel, &so,
+		                          &n->socks[n->nsocks]);
+		if (rc != 0) {
+			char l[128];
+			WN_LOG(log, WN_LOG_ERROR, "main",
+			       "socks5 %s: cannot listen on %s: %s", sc->name,
+			       wn_endpoint_format(&sc->listen, l, sizeof(l)),
+			       wn_strerror(rc));
+			return rc;
+		}
+		n->nsocks++;
+	}
+	if (!n->fwd || !n->socks)
+		return WN_ENOMEM;
+	rc = n->engine_ops->go(n->engine);
+	if (rc != 0) {
+		WN_LOG(log, WN_LOG_ERROR, "main", "cannot start: %s",
+		       wn_strerror(rc));
+		return rc;
+	}
+	char name[128];
+	wn_endpoint_format(&cc->server[0], name, sizeof(name));
+	WN_LOG(log, WN_LOG_INFO, "main", "client ready: server %s%s, engine %s",
+	       name, cc->n_server > 1 ? " (and fallbacks)" : "",
+	       n->engine_ops->name);
+	return 0;
+}
+
+void wn_node_close(struct wn_node *n)
+{
+	if (n->closed)
+		return;
+	n->closed = 1;
+	for (size_t i = 0; i < n->nfwd; i++)
+		wn_forward_close(n->fwd[i]);
+	for (size_t i = 0; i < n->nsocks; i++)
+		wn_socks5_front_close(n->socks[i]);
+	if (n->engine)
+		n->engine_ops->close(n->engine);
+	if (n->dialer)
+		wn_dialer_close(n->dialer);
+	/* The engine has said goodbye to its peers by now. */
+	for (size_t i = 0; i < n->ncarriers; i++)
+		wn_carrier_close(n->carriers[i]);
+	free(n->fwd);
+	free(n->socks);
+	n->fwd = NULL;
+	n->socks = NULL;
+	n->engine = NULL;
+	n->dialer = NULL;
+	n->nfwd = n->nsocks = n->ncarriers = 0;
+}
+
+/* ---- the commands ----------------------------------------------------- */
+
+struct daemon {
+	struct wn_loop loop;
+	struct wn_log log;
+	struct wn_config cfg;
+	struct wn_identity id;
+	uv_signal_t sigint, sigterm;
+	int stopping;
+	struct wn_node node;
+};
+
 static void shutdown_daemon(struct daemon *d, const char *why)
 {
 	if (d->stopping)
 		return;
 	d->stopping = 1;
 	WN_LOG(&d->log, WN_LOG_INFO, "main", "shutting down (%s)", why);
-	for (size_t i = 0; i < d->nfwd; i++)
-		wn_forward_close(d->fwd[i]);
-	for (size_t i = 0; i < d->nsocks; i++)
-		wn_socks5_front_close(d->socks[i]);
-	if (d->cli)
-		wn_quic_client_close(d->cli);
-	if (d->kcli)
-		wn_kcp_client_close(d->kcli);
-	if (d->srv)
-		wn_quic_server_close(d->srv);
-	if (d->ksrv)
-		wn_kcp_server_close(d->ksrv);
-	if (d->dialer)
-		wn_dialer_close(d->dialer);
-	/* The engines have sent their CONNECTION_CLOSE by now. */
-	for (size_t i = 0; i < d->ncarriers; i++)
-		wn_carrier_close(d->carriers[i]);
+	wn_node_close(&d->node);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
@@ -145,7 +413,7 @@ static int start_loop(struct daemon *d, int level)
 }
 
 /* Runs the loop (after a failed start: only to close what was opened) and
- * releases everything. Returns rc. */
+ * releases everything. Returns 0 if the node started. */
 static int finish(struct daemon *d, int rc)
 {
 	if (rc != 0)
@@ -153,311 +421,41 @@ static int finish(struct daemon *d, int rc)
 	wn_loop_run(&d->loop);
 	wn_loop_close(&d->loop);
 	wn_identity_wipe(&d->id);
-	sodium_memzero(&d->kt, sizeof(d->kt));
-	free(d->fwd);
-	free(d->socks);
 	wn_config_free(&d->cfg);
 	free(d);
-	return rc;
+	return rc != 0 ? 1 : 0;
 }
 
-static void quic_opts(struct daemon *d, const struct wn_engine_cfg *e,
-                      struct wn_quic_opts *o)
+static int run(enum wn_role role, int argc, char **argv)
 {
-	wn_quic_opts_default(o);
-	o->loop = &d->loop;
-	o->log = &d->log;
-	o->id = &d->id;
-	if (e->max_streams)
-		o->max_streams = e->max_streams;
-}
-
-static void kcp_opts(struct daemon *d, const struct wn_engine_cfg *e,
-                     int server, struct wn_kcp_engine_opts *o)
-{
-	wn_kcp_engine_opts_default(o);
-	o->loop = &d->loop;
-	o->log = &d->log;
-	o->id = &d->id;
-	snprintf(o->mode, sizeof(o->mode), "%s", e->mode);
-	if (e->kind == WN_ENGINE_KCPTUN) {
-		/* kcptun's own defaults: its windows, its MTU, KCP as the
-		 * reference runs it (no pacing, no RTO floor). */
-		struct wn_kcptun_cfg *k = &d->kt;
-		wn_kcptun_cfg_default(k);
-		wn_kcpcrypt_parse(e->crypt, &k->crypt);
-		wn_kcpcrypt_derive(e->kcptun_key, k->key);
-		k->datashard = e->datashard;
-		k->parityshard = e->parityshard;
-		k->nocomp = e->nocomp;
-		k->smuxver = (int)e->smuxver;
-		o->kcptun = k;
-		o->snd_wnd = server ? 1024 : 128;
-		o->rcv_wnd = server ? 1024 : 512;
-		o->mtu = 1350;
-		o->pacing = 0;
-		o->rto_srtt_pct = 0;
-		o->stream_window = 2 * 1024 * 1024; /* kcptun's -streambuf */
+	struct daemon *d = calloc(1, sizeof(*d));
+	if (!d)
+		return 1;
+	if (load(d, role, argc, argv) != 0) {
+		wn_config_free(&d->cfg);
+		free(d);
+		return 1;
 	}
-	if (e->sndwnd)
-		o->snd_wnd = e->sndwnd;
-	if (e->rcvwnd)
-		o->rcv_wnd = e->rcvwnd;
-	if (e->mtu)
-		o->mtu = e->mtu;
-	if (e->max_streams)
-		o->max_streams = e->max_streams;
+	int level = role == WN_ROLE_SERVER ? d->cfg.server.log_level
+	                                   : d->cfg.client.log_level;
+	if (start_loop(d, level) != 0) {
+		wn_config_free(&d->cfg);
+		free(d);
+		return 1;
+	}
+	int rc =
+	    role == WN_ROLE_SERVER
+	        ? wn_node_server(&d->node, &d->loop, &d->log, &d->id, &d->cfg)
+	        : wn_node_client(&d->node, &d->loop, &d->log, &d->id, &d->cfg);
+	return finish(d, rc);
 }
 
 int wn_cmd_server(int argc, char **argv)
 {
-	struct daemon *d = calloc(1, sizeof(*d));
-	if (!d)
-		return 1;
-	if (load(d, WN_ROLE_SERVER, argc, argv) != 0) {
-		wn_config_free(&d->cfg);
-		free(d);
-		return 1;
-	}
-	const struct wn_server_cfg *sc = &d->cfg.server;
-	if (start_loop(d, sc->log_level) != 0) {
-		wn_config_free(&d->cfg);
-		free(d);
-		return 1;
-	}
-	struct wn_quic_opts o;
-	quic_opts(d, &sc->engine, &o);
-	struct wn_kcp_engine_opts ko;
-	kcp_opts(d, &sc->engine, 1, &ko);
-	int kcp = sc->engine.kind != WN_ENGINE_QUIC;
-	/* A relay must be able to hold a whole stream window of delivered,
-	 * unconsumed data (tunnel.h). */
-	struct wn_dialer_opts dopts;
-	wn_app_dialer_opts(sc, &dopts);
-	dopts.out_limit = kcp ? ko.stream_window : o.stream_window_max;
-	int rc = wn_dialer_new(&d->loop, &d->log, &dopts, &d->dialer);
-	o.idle_timeout_ms = ko.idle_timeout_ms = sc->idle_timeout_ms;
-	o.keepalive_ms = ko.keepalive_ms = 0;
-	const uint8_t(*clients)[WN_KEY_LEN] =
-	    (const uint8_t(*)[WN_KEY_LEN])sc->allow_client;
-	if (rc == 0 && kcp)
-		rc = wn_kcp_server_new(&ko, clients, sc->n_allow_client,
-		                       wn_dialer_handler(d->dialer), &d->ksrv);
-	else if (rc == 0)
-		rc = wn_quic_server_new(&o, clients, sc->n_allow_client,
-		                        wn_dialer_handler(d->dialer), &d->srv);
-	if (rc != 0) {
-		WN_LOG(&d->log, WN_LOG_ERROR, "main", "cannot start: %s",
-		       wn_strerror(rc));
-		return finish(d, 1);
-	}
-	struct wn_carrier_handler h = kcp ? wn_kcp_server_handler(d->ksrv)
-	                                  : wn_quic_server_handler(d->srv);
-	for (size_t i = 0; i < sc->n_listen && i < MAX_CARRIERS; i++) {
-		struct sockaddr_storage ss;
-		socklen_t len;
-		char name[128];
-		wn_endpoint_format(&sc->listen[i], name, sizeof(name));
-		if (resolve(&sc->listen[i], &ss, &len) != 0) {
-			WN_LOG(&d->log, WN_LOG_ERROR, "main",
-			       "cannot resolve %s", name);
-			return finish(d, 1);
-		}
-		const struct wn_carrier_type *ct =
-		    wn_carrier_type_find(sc->listen[i].scheme);
-		struct wn_carrier_conf cf = {
-		    .id = (unsigned)i + 1,
-		    .addr = (struct sockaddr *)&ss,
-		    .addrlen = len,
-		    .ident = &d->id,
-		    .tcp = {
-		        .sni = sc->sni,
-		        .tls_cert = sc->tls_cert[0] ? sc->tls_cert : NULL,
-		        .tls_key = sc->tls_key[0] ? sc->tls_key : NULL,
-		        .fallback = (int)sc->fallback,
-		        .fallback_file = sc->fallback_path,
-		        .idle_close_ms = sc->idle_close_ms,
-		        .max_conns = sc->max_conns,
-		        .pad_max = sc->padding,
-		    }};
-		rc = ct ? ct->open_server(&d->loop, &d->log, &cf, &h,
-		                          &d->carriers[d->ncarriers])
-		        : WN_EINVAL;
-		if (rc != 0) {
-			WN_LOG(&d->log, WN_LOG_ERROR, "main",
-			       "cannot listen on %s: %s", name,
-			       wn_strerror(rc));
-			return finish(d, 1);
-		}
-		d->ncarriers++;
-		WN_LOG(&d->log, WN_LOG_INFO, "main", "listening on %s", name);
-	}
-	if (ko.kcptun) {
-		const struct wn_engine_cfg *e = &sc->engine;
-		char fec[32] = "no FEC";
-		if (e->datashard)
-			snprintf(fec, sizeof(fec), "FEC %u+%u", e->datashard,
-			         e->parityshard);
-		WN_LOG(&d->log, WN_LOG_INFO, "main",
-		       "server ready: engine kcptun, crypt %s, mode %s, %s, "
-		       "%s, smux v%u, fixed target",
-		       e->crypt, e->mode, fec,
-		       e->nocomp ? "no compression" : "snappy", e->smuxver);
-		return finish(d, 0);
-	}
-	char key[WN_KEY_B64_LEN + 1];
-	wn_key_encode(d->id.ed_pk, key);
-	WN_LOG(&d->log, WN_LOG_INFO, "main",
-	       "server ready: key %s, engine %s, %zu client key%s, %s", key,
-	       kcp ? (ko.kcptun ? "kcptun" : "kcp") : "quic",
-	       sc->n_allow_client, sc->n_allow_client == 1 ? "" : "s",
-	       sc->has_target ? "fixed target" : "targets by allow rules");
-	return finish(d, 0);
+	return run(WN_ROLE_SERVER, argc, argv);
 }
 
 int wn_cmd_client(int argc, char **argv)
 {
-	struct daemon *d = calloc(1, sizeof(*d));
-	if (!d)
-		return 1;
-	if (load(d, WN_ROLE_CLIENT, argc, argv) != 0) {
-		wn_config_free(&d->cfg);
-		free(d);
-		return 1;
-	}
-	const struct wn_client_cfg *cc = &d->cfg.client;
-	if (start_loop(d, cc->log_level) != 0) {
-		wn_config_free(&d->cfg);
-		free(d);
-		return 1;
-	}
-	char name[128];
-	wn_endpoint_format(&cc->server[0], name, sizeof(name));
-	struct wn_quic_opts o;
-	quic_opts(d, &cc->engine, &o);
-	o.idle_timeout_ms = cc->dead_peer_timeout_ms;
-	o.keepalive_ms = cc->keepalive_ms;
-	o.handshake_timeout_ms = cc->dead_peer_timeout_ms;
-	o.failover_ms = cc->failover_ms;
-	if (cc->probe_ms)
-		o.probe_ms = cc->probe_ms;
-	struct wn_kcp_engine_opts ko;
-	kcp_opts(d, &cc->engine, 0, &ko);
-	ko.idle_timeout_ms = cc->dead_peer_timeout_ms;
-	ko.keepalive_ms = cc->keepalive_ms;
-	if (cc->failover_ms)
-		ko.failover_ms = cc->failover_ms;
-	if (cc->probe_ms)
-		ko.probe_ms = cc->probe_ms;
-	int kcp = cc->engine.kind != WN_ENGINE_QUIC;
-	int rc = kcp ? wn_kcp_client_new(&ko, cc->server_key, NULL, &d->kcli)
-	             : wn_quic_client_new(&o, cc->server_key, NULL, &d->cli);
-	if (rc != 0) {
-		WN_LOG(&d->log, WN_LOG_ERROR, "main", "cannot start: %s",
-		       wn_strerror(rc));
-		return finish(d, 1);
-	}
-	/* One carrier per server address, tried in order (failover). */
-	size_t nserver = cc->n_server;
-	for (size_t i = 0; i < nserver && i < MAX_CARRIERS; i++) {
-		const struct wn_endpoint *ep = &cc->server[i];
-		struct sockaddr_storage server;
-		socklen_t slen;
-		char sname[128];
-		wn_endpoint_format(ep, sname, sizeof(sname));
-		if (resolve(ep, &server, &slen) != 0) {
-			WN_LOG(&d->log, WN_LOG_ERROR, "main",
-			       "cannot resolve %s", sname);
-			return finish(d, 1);
-		}
-		struct wn_carrier_handler h =
-		    kcp ? wn_kcp_client_handler(d->kcli)
-		        : wn_quic_client_handler(d->cli);
-		struct wn_carrier **slot = &d->carriers[d->ncarriers];
-		const struct wn_carrier_type *ct =
-		    wn_carrier_type_find(ep->scheme);
-		struct wn_carrier_conf cf = {
-		    .id = (unsigned)i + 1,
-		    .addr = (struct sockaddr *)&server,
-		    .addrlen = slen,
-		    .server_pk = cc->server_key,
-		    .tcp = {
-		        /* SNI: as configured, else the server's name. */
-		        .sni = cc->sni[0]                 ? cc->sni
-		               : ep->kind == WN_HOST_NAME ? ep->host
-		                                          : NULL,
-		        .rotate_after_ms = cc->rotate_after_ms,
-		        .rotate_bytes = cc->rotate_bytes,
-		        .conns = cc->conns,
-		        .pad_max = cc->padding,
-		    }};
-		rc = ct ? ct->open_client(&d->loop, &d->log, &cf, &h, slot)
-		        : WN_EINVAL;
-		if (rc == 0)
-			d->ncarriers++;
-		if (rc == 0 && kcp)
-			rc = wn_kcp_client_add_path(
-			    d->kcli, *slot, (struct sockaddr *)&server, slen);
-		else if (rc == 0)
-			rc = wn_quic_client_add_path(
-			    d->cli, *slot, (struct sockaddr *)&server, slen);
-		if (rc != 0) {
-			WN_LOG(&d->log, WN_LOG_ERROR, "main",
-			       "cannot start %s: %s", sname, wn_strerror(rc));
-			return finish(d, 1);
-		}
-	}
-	struct wn_tunnel *tunnel =
-	    kcp ? wn_kcp_client_tunnel(d->kcli) : wn_quic_client_tunnel(d->cli);
-	d->fwd =
-	    calloc(d->cfg.n_forwards ? d->cfg.n_forwards : 1, sizeof(*d->fwd));
-	for (size_t i = 0; d->fwd && i < d->cfg.n_forwards; i++) {
-		const struct wn_forward_cfg *f = &d->cfg.forwards[i];
-		struct wn_forward_opts fopts;
-		wn_app_forward_opts(f, &fopts);
-		/* Engine kcptun: the server has the one target, and streams
-		 * carry none; the listen address stands in for it in logs. */
-		if (!fopts.target)
-			fopts.target = &f->listen;
-		fopts.out_limit = kcp ? ko.stream_window : o.stream_window_max;
-		char l[128];
-		wn_endpoint_format(&f->listen, l, sizeof(l));
-		rc = wn_forward_open(&d->loop, &d->log, tunnel, &fopts,
-		                     &d->fwd[d->nfwd]);
-		if (rc != 0) {
-			WN_LOG(&d->log, WN_LOG_ERROR, "main",
-			       "forward %s: cannot listen on %s: %s", f->name,
-			       l, wn_strerror(rc));
-			return finish(d, 1);
-		}
-		d->nfwd++;
-	}
-	d->socks =
-	    calloc(d->cfg.n_socks ? d->cfg.n_socks : 1, sizeof(*d->socks));
-	for (size_t i = 0; d->socks && i < d->cfg.n_socks; i++) {
-		const struct wn_socks5_cfg *sc = &d->cfg.socks[i];
-		struct wn_socks5_front_opts so;
-		wn_app_socks5_opts(sc, &so);
-		so.out_limit = kcp ? ko.stream_window : o.stream_window_max;
-		rc = wn_socks5_front_open(&d->loop, &d->log, tunnel, &so,
-		                          &d->socks[d->nsocks]);
-		if (rc != 0) {
-			char l[128];
-			WN_LOG(&d->log, WN_LOG_ERROR, "main",
-			       "socks5 %s: cannot listen on %s: %s", sc->name,
-			       wn_endpoint_format(&sc->listen, l, sizeof(l)),
-			       wn_strerror(rc));
-			return finish(d, 1);
-		}
-		d->nsocks++;
-	}
-	if (kcp)
-		wn_kcp_client_go(d->kcli);
-	else
-		wn_quic_client_go(d->cli);
-	WN_LOG(&d->log, WN_LOG_INFO, "main",
-	       "client ready: server %s%s, engine %s", name,
-	       nserver > 1 ? " (and fallbacks)" : "",
-	       kcp ? (ko.kcptun ? "kcptun" : "kcp") : "quic");
-	return finish(d, 0);
+	return run(WN_ROLE_CLIENT, argc, argv);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/failover.h"
 #include "engine/kcp_engine_int.h"
 #include "util/err.h"
 #include "util/rw.h"
@@ -27,7 +28,8 @@ struct wn_kcp_client {
 		socklen_t len;
 	} paths[WN_KCP_MAX_PATHS];
 	unsigned npaths, cur_path;
-	uint64_t last_rx_ms, moved_ms, probed_ms;
+	uint64_t last_rx_ms;   /* an authenticated packet */
+	struct wn_failover fo; /* the policy (core/failover.h) */
 	int started, closing;
 	struct wn_deferred dnode; /* free */
 };
@@ -84,7 +86,7 @@ static void client_use_path(struct wn_kcp_client *c, unsigned i, uint64_t now,
 		       c->paths[c->cur_path].carrier->name,
 		       c->paths[i].carrier->name, addr, why);
 	c->cur_path = i;
-	c->moved_ms = now;
+	wn_failover_moved(&c->fo, i, now);
 	struct ksession *ks = c->cur;
 	if (!ks)
 		return;
@@ -96,35 +98,34 @@ static void client_use_path(struct wn_kcp_client *c, unsigned i, uint64_t now,
 	ksession_schedule(ks);
 }
 
-/* Failover for an established session: the next path after failover_ms
- * of silence, and a keepalive on the first path every probe_ms while away
- * from it (its answer, if it comes, brings the client back). */
+/* Failover for an established session, by the failover policy: silence
+ * is no progress (keepalives keep something in flight), the next path is
+ * sent on, and a probe is a keepalive on the first path (its answer, if it
+ * comes, brings the client back: client_heard). */
 static void client_failover(struct wn_kcp_client *c, struct ksession *ks,
                             uint64_t now)
 {
-	const struct wn_kcp_engine_opts *o = &c->ep.o;
 	if (c->npaths < 2 || ks->state != KS_UP)
 		return;
-	if (now - c->last_rx_ms >= o->failover_ms &&
-	    now - c->moved_ms >= o->failover_ms)
-		client_use_path(c, (c->cur_path + 1) % c->npaths, now,
-		                "no answer");
-	if (c->cur_path != 0 && now - c->probed_ms >= o->probe_ms) {
-		c->probed_ms = now;
+	unsigned j;
+	switch (wn_failover_check(&c->fo, now, c->last_rx_ms, 1, &j)) {
+	case WN_FAILOVER_MOVE:
+		client_use_path(c, j, now, "no answer");
+		break;
+	case WN_FAILOVER_PROBE: {
 		uint8_t buf[WN_PROTECT_OVERHEAD];
 		size_t len;
-		const struct kpath *p = &c->paths[0];
+		const struct kpath *p = &c->paths[j];
 		if (wn_protect_seal(&ks->peer, buf, 0, sizeof(buf), now,
 		                    &len) == 0)
 			wn_carrier_send(p->carrier, (struct sockaddr *)&p->addr,
 			                p->len, buf, len, len);
+		break;
 	}
-	uint64_t t = c->last_rx_ms + o->failover_ms;
-	if (t < c->moved_ms + o->failover_ms)
-		t = c->moved_ms + o->failover_ms;
-	if (c->cur_path != 0 && c->probed_ms + o->probe_ms < t)
-		t = c->probed_ms + o->probe_ms;
-	ks->tick_ms = t;
+	case WN_FAILOVER_STAY:
+		break;
+	}
+	ks->tick_ms = wn_failover_next(&c->fo, c->last_rx_ms);
 }
 
 /* The client's part of a run pass: handshake retries with backoff, giving
@@ -147,12 +148,13 @@ static void client_tick(struct kep *ep, struct ksession *ks, uint64_t now)
 		ks->hs_next_ms = now;
 	if (!ks->hs_next_ms || now < ks->hs_next_ms)
 		return;
-	/* Unanswered handshakes try the next path too. */
+	/* Unanswered handshakes try the next path too (no probes: without
+	 * keys there is nothing to probe with). */
+	unsigned j;
 	if (ks->state == KS_HANDSHAKE && c->npaths > 1 &&
-	    now - c->moved_ms >= ep->o.failover_ms &&
-	    now - c->last_rx_ms >= ep->o.failover_ms)
-		client_use_path(c, (c->cur_path + 1) % c->npaths, now,
-		                "no answer to the handshake");
+	    wn_failover_check(&c->fo, now, c->last_rx_ms, 1, &j) ==
+	        WN_FAILOVER_MOVE)
+		client_use_path(c, j, now, "no answer to the handshake");
 	client_send_initiation(ks, now);
 	if (ks->state == KS_HANDSHAKE) {
 		ks->hs_next_ms = now + ks->hs_backoff_ms;
@@ -382,6 +384,7 @@ int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
 	if (!c)
 		return WN_ENOMEM;
 	c->ep.o = *o;
+	wn_failover_init(&c->fo, o->failover_ms, o->probe_ms, kep_now(&c->ep));
 	c->ep.o.kcptun = NULL; /* copied into ep.kt */
 	c->ep.tx = malloc((size_t)KCP_TX_SEGS * KCP_PKT_MAX);
 	if (!c->ep.tx) {
@@ -393,6 +396,7 @@ int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
 	c->ep.sess_dead = client_sess_dead;
 	c->ep.sess_tick = client_tick;
 	c->tunnel.ops = &client_tunnel_ops;
+	c->tunnel.recv_window = o->stream_window;
 	int rc;
 	if (o->kcptun) {
 		/* kcptun: no keys, the passphrase is in the profile. */
@@ -432,6 +436,8 @@ int wn_kcp_client_add_path(struct wn_kcp_client *c, struct wn_carrier *carrier,
 {
 	if (c->npaths == WN_KCP_MAX_PATHS || len > sizeof(c->paths[0].addr))
 		return WN_EINVAL;
+	if (wn_failover_add_path(&c->fo, 1, kep_now(&c->ep)) < 0)
+		return WN_EINVAL;
 	struct kpath *p = &c->paths[c->npaths++];
 	p->carrier = carrier;
 	memcpy(&p->addr, server, len);
@@ -444,7 +450,8 @@ int wn_kcp_client_go(struct wn_kcp_client *c)
 	if (c->npaths == 0)
 		return WN_EINVAL;
 	c->started = 1;
-	c->last_rx_ms = c->moved_ms = c->probed_ms = kep_now(&c->ep);
+	c->last_rx_ms = kep_now(&c->ep);
+	wn_failover_start(&c->fo, c->last_rx_ms);
 	if (!c->cur)
 		c->cur = client_new_session(c);
 	else

@@ -150,6 +150,7 @@ struct ksession *ksession_new(struct kep *ep, const uint8_t *peer_key,
 		return NULL;
 	ks->ep = ep;
 	ks->tunnel.ops = &sess_tunnel_ops;
+	ks->tunnel.recv_window = ep->o.stream_window;
 	ks->id = ++ep->sess_seq;
 	ks->conv = conv;
 	ks->client_index = -1;

@@ -80,6 +80,11 @@ struct wn_kcp_engine_opts {
  * docs/ARCHITECTURE.md); kcptun's own windows are 128/512 without them. */
 void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o);
 
+/* The kcptun profile's defaults (kcptun.c): kcptun's own windows (client
+ * 128/512, server 1024/1024), MTU 1350, mode fast, no pacing, no RTO
+ * floor, 2 MiB stream buffer; the rest as wn_kcp_engine_opts_default. */
+void wn_kcptun_opts_default(struct wn_kcp_engine_opts *o, int server);
+
 /* Counters for logs and metrics. */
 struct wn_kcp_engine_stats {
 	uint64_t sessions_opened, sessions_closed;
@@ -126,7 +131,8 @@ int wn_kcp_client_start(struct wn_kcp_client *c, struct wn_carrier *carrier,
  * sends on the next path, and while away from the first it sends a
  * keepalive there every probe_ms. The server answers on the path of the
  * last packet it authenticated, so when the first path works again its
- * answers arrive there and the client moves back. Returns 0 or WN_E*. */
+ * answers arrive there and the client moves back. The policy is
+ * core/failover.h, shared with the QUIC engine. Returns 0 or WN_E*. */
 #define WN_KCP_MAX_PATHS 8
 int wn_kcp_client_add_path(struct wn_kcp_client *c, struct wn_carrier *carrier,
                            const struct sockaddr *server, socklen_t len);

@@ -4,6 +4,7 @@
  * client a warren server. The endpoints (kcp_engine.c) call in here for every
  * packet they send or receive when ep->kt is set. */
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,21 @@ void wn_kcptun_cfg_default(struct wn_kcptun_cfg *k)
 	k->parityshard = 3;
 	k->nocomp = 0;
 	k->smuxver = 1;
+}
+
+void wn_kcptun_opts_default(struct wn_kcp_engine_opts *o, int server)
+{
+	wn_kcp_engine_opts_default(o);
+	/* kcptun's own settings: its windows (-sndwnd/-rcvwnd, which differ
+	 * between its client and server), its MTU, its mode, KCP as the
+	 * reference runs it (no pacing, no RTO floor) and its -streambuf. */
+	snprintf(o->mode, sizeof(o->mode), "fast");
+	o->snd_wnd = server ? 1024 : 128;
+	o->rcv_wnd = server ? 1024 : 512;
+	o->mtu = KT_MTU;
+	o->pacing = 0;
+	o->rto_srtt_pct = 0;
+	o->stream_window = 2 * 1024 * 1024;
 }
 
 int ktprof_new(struct kep *ep, const struct wn_kcptun_cfg *cfg)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/failover.h"
 #include "engine/quic_int.h"
 #include "util/err.h"
 
@@ -90,8 +91,6 @@ struct qpath {
 	struct wn_carrier *carrier;
 	struct sockaddr_storage server;
 	socklen_t server_len;
-	int up;           /* from open, or by state() (carrier.h) */
-	uint64_t down_ms; /* when it went down */
 };
 
 struct wn_quic_client {
@@ -106,9 +105,9 @@ struct wn_quic_client {
 	struct qpath paths[WN_QUIC_MAX_PATHS];
 	size_t npaths, active;
 	struct wn_timer health; /* failover and probing, with several paths */
-	uint64_t last_probe_ms;
-	struct qconn *qc;     /* current connection, NULL between tries */
-	struct qlist pending; /* streams waiting for a connection */
+	struct wn_failover fo;  /* the policy; the paths' up states */
+	struct qconn *qc;       /* current connection, NULL between tries */
+	struct qlist pending;   /* streams waiting for a connection */
 	struct wn_timer retry;
 	uint32_t backoff_ms;
 	int closing;
@@ -276,12 +275,9 @@ static void client_carrier_state(void *ctx, struct wn_carrier *carrier,
 	(void)peer;
 	(void)err;
 	for (size_t i = 0; i < c->npaths; i++)
-		if (c->paths[i].carrier == carrier) {
-			if (!up && c->paths[i].up)
-				c->paths[i].down_ms =
-				    wn_loop_now_ms(c->ep.o.loop);
-			c->paths[i].up = up;
-		}
+		if (c->paths[i].carrier == carrier)
+			wn_failover_path_state(&c->fo, (unsigned)i, up,
+			                       wn_loop_now_ms(c->ep.o.loop));
 	if (!up || c->closing || carrier != c->carrier)
 		return;
 	if (c->qc && c->qc->state == QC_UP) {
@@ -336,6 +332,9 @@ int wn_quic_client_new(const struct wn_quic_opts *o,
 	c->ep.streams_available = client_streams_available;
 	c->ep.path_moved = client_path_moved;
 	c->tunnel.ops = &client_tunnel_ops;
+	wn_failover_init(&c->fo, o->failover_ms, o->probe_ms,
+	                 wn_loop_now_ms(o->loop));
+	c->tunnel.recv_window = o->stream_window_max;
 	snprintf(c->tunnel.peer_id, sizeof(c->tunnel.peer_id), "server");
 	if (ev)
 		c->ev = *ev;
@@ -377,7 +376,8 @@ static int add_path(struct wn_quic_client *c, struct wn_carrier *carrier,
 	memcpy(&p->server, server, len);
 	p->server_len = len;
 	/* A connected carrier is down until it reports UP (carrier.h). */
-	p->up = wn_carrier_starts_up(carrier);
+	wn_failover_add_path(&c->fo, wn_carrier_starts_up(carrier),
+	                     wn_loop_now_ms(c->ep.o.loop));
 	return 0;
 }
 
@@ -390,34 +390,28 @@ int wn_quic_client_add_path(struct wn_quic_client *c,
 	return add_path(c, carrier, server, len);
 }
 
-/* The current path is failing: move to the next one that is up. */
-static void failover(struct wn_quic_client *c, const char *why)
+/* Moves the connection to path j at once, keeping every stream. */
+static void failover(struct wn_quic_client *c, unsigned j, uint64_t now,
+                     const char *why)
 {
-	for (size_t k = 1; k < c->npaths; k++) {
-		size_t j = (c->active + k) % c->npaths;
-		struct qpath *p = &c->paths[j];
-		if (!p->up)
-			continue;
-		if (qconn_move(c->qc, p->carrier, (struct sockaddr *)&p->server,
-		               p->server_len, 1) != 0)
-			return; /* no spare connection ID yet: next round */
-		WN_LOG(c->ep.o.log, WN_LOG_WARN, "sess",
-		       "moving the session from %s to %s: %s",
-		       c->paths[c->active].carrier->name, p->carrier->name,
-		       why);
-		c->active = j;
-		c->carrier = p->carrier;
-		memcpy(&c->server, &p->server, p->server_len);
-		c->server_len = p->server_len;
-		c->last_probe_ms = wn_loop_now_ms(c->ep.o.loop);
-		return;
-	}
+	struct qpath *p = &c->paths[j];
+	if (qconn_move(c->qc, p->carrier, (struct sockaddr *)&p->server,
+	               p->server_len, 1) != 0)
+		return; /* no spare connection ID yet: next round */
+	WN_LOG(c->ep.o.log, WN_LOG_WARN, "sess",
+	       "moving the session from %s to %s: %s",
+	       c->paths[c->active].carrier->name, p->carrier->name, why);
+	c->active = j;
+	c->carrier = p->carrier;
+	memcpy(&c->server, &p->server, p->server_len);
+	c->server_len = p->server_len;
+	wn_failover_moved(&c->fo, j, now);
 }
 
-/* With several paths: fail over when the active one makes no progress
- * (bytes in flight and nothing heard for failover_ms, or a stream
- * carrier down that long), and probe the first path now and then to move
- * back to it once it works again (ngtcp2 validates it first). */
+/* With several paths, the failover policy (core/failover.h) decides;
+ * making progress is having nothing in flight or hearing the server.
+ * Probing the first path is an ngtcp2 path validation: the connection
+ * moves back to it when the server answers there. */
 static void on_health(struct wn_timer *t)
 {
 	struct wn_quic_client *c =
@@ -425,24 +419,23 @@ static void on_health(struct wn_timer *t)
 	                              offsetof(struct wn_quic_client, health));
 	struct qconn *qc = c->qc;
 	uint64_t now = wn_loop_now_ms(c->ep.o.loop);
-	uint32_t after = c->ep.o.failover_ms;
 	if (!qc || qc->state != QC_UP || c->closing)
 		return;
-	struct qpath *a = &c->paths[c->active];
-	if (!a->up && now - a->down_ms > after) {
-		failover(c, "carrier down");
-		return;
-	}
-	if (now - qc->last_rx_ms > after && qconn_in_flight(qc) > 0) {
-		failover(c, "no answer on this path");
-		return;
-	}
-	if (c->active != 0 && c->paths[0].up &&
-	    now - c->last_probe_ms >= c->ep.o.probe_ms) {
-		c->last_probe_ms = now;
-		qconn_move(qc, c->paths[0].carrier,
-		           (struct sockaddr *)&c->paths[0].server,
-		           c->paths[0].server_len, 0);
+	unsigned j;
+	switch (wn_failover_check(&c->fo, now, qc->last_rx_ms,
+	                          qconn_in_flight(qc) > 0, &j)) {
+	case WN_FAILOVER_MOVE:
+		failover(c, j, now,
+		         c->fo.up[c->active] ? "no answer on this path"
+		                             : "carrier down");
+		break;
+	case WN_FAILOVER_PROBE:
+		qconn_move(qc, c->paths[j].carrier,
+		           (struct sockaddr *)&c->paths[j].server,
+		           c->paths[j].server_len, 0);
+		break;
+	case WN_FAILOVER_STAY:
+		break;
 	}
 }
 
@@ -461,6 +454,8 @@ static void client_path_moved(struct qep *ep, struct qconn *qc,
 			memcpy(&c->server, &c->paths[i].server,
 			       c->paths[i].server_len);
 			c->server_len = c->paths[i].server_len;
+			wn_failover_moved(&c->fo, (unsigned)i,
+			                  wn_loop_now_ms(ep->o.loop));
 		}
 }
 
@@ -478,6 +473,7 @@ int wn_quic_client_go(struct wn_quic_client *c)
 			c->ep.stream_paths = 1;
 	}
 	c->active = 0;
+	wn_failover_start(&c->fo, wn_loop_now_ms(c->ep.o.loop));
 	c->carrier = c->paths[0].carrier;
 	memcpy(&c->server, &c->paths[0].server, c->paths[0].server_len);
 	c->server_len = c->paths[0].server_len;

@@ -88,7 +88,8 @@ int wn_quic_client_start(struct wn_quic_client *c, struct wn_carrier *carrier,
 /* Carrier failover. A client may have several ways to its server, tried
  * in order: wn_quic_client_add_path adds each, then wn_quic_client_go
  * connects (wn_quic_client_start is both, for one path). Connections start
- * on the first path. When
+ * on the first path. The policy is core/failover.h, shared with the KCP
+ * engine; here are its mechanics. When
  * the active path makes no progress (bytes in flight and nothing heard for
  * failover_ms, or its stream carrier down that long) the connection
  * migrates at once to the next path that is up, keeping every stream; while

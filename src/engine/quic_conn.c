@@ -674,6 +674,7 @@ static struct qconn *conn_alloc(struct qep *ep, struct wn_carrier *carrier,
 		return NULL;
 	qc->ep = ep;
 	qc->tunnel.ops = &session_tunnel_ops;
+	qc->tunnel.recv_window = ep->o.stream_window_max;
 	qc->carrier = carrier;
 	qc->id = ++ep->conn_seq;
 	qc->last_rx_ms = wn_loop_now_ms(ep->o.loop);

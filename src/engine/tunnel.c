@@ -31,6 +31,11 @@ const char *wn_stream_err_str(int err)
 	}
 }
 
+size_t wn_tunnel_recv_window(const struct wn_tunnel *t)
+{
+	return t->recv_window;
+}
+
 struct wn_stream *wn_tunnel_open_stream(struct wn_tunnel *t,
                                         const struct wn_endpoint *target,
                                         const struct wn_stream_handler *h)

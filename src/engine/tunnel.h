@@ -38,9 +38,9 @@
  * a reserve need not be followed by a commit.
  *
  * Receive window: delivered but unconsumed bytes never exceed the stream's
- * receive window (for QUIC: wn_quic_opts.stream_window_max), so a front end
- * that queues at least that much never has to drop data; the connection
- * window bounds the sum over a session's streams.
+ * receive window (wn_tunnel_recv_window), so a front end that queues at
+ * least that much never has to drop data; the connection window bounds the
+ * sum over a session's streams.
  *
  * Lifetime: the engine owns streams. The front end's handler is called until
  * the front end calls wn_stream_release() (after which the engine finishes
@@ -143,6 +143,11 @@ void wn_stream_reset(struct wn_stream *s, int err);
 
 /* The front end is done: no more handler calls. */
 void wn_stream_release(struct wn_stream *s);
+
+/* The most delivered, unconsumed data a stream of the tunnel may hold
+ * (its receive window, in bytes); 0 if the engine does not say. A relay's
+ * queue must hold this much. */
+size_t wn_tunnel_recv_window(const struct wn_tunnel *t);
 
 /* Server side: how an engine hands a new incoming stream to the front end
  * that serves it (the dialer). The handler must either set a stream

@@ -166,7 +166,8 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 	    .set = &d->relays,
 	    .side = WN_RELAY_SERVER,
 	    .label = wn_tunnel_peer_id(t),
-	    .out_limit = d->out_limit,
+	    /* A relay holds a whole receive window (tunnel.h). */
+	    .out_limit = d->out_limit ? d->out_limit : wn_tunnel_recv_window(t),
 	    .connect_timeout_ms = d->timeout_ms,
 	    .confirm = (wn_stream_open_flags(s) & WN_OPEN_CONFIRM) != 0,
 	};

@@ -70,7 +70,8 @@ struct wn_dialer_opts {
 	 * the clients' own, under the rules. */
 	const struct wn_endpoint *target;
 	uint32_t connect_timeout_ms; /* 0: the default, 10 s */
-	size_t out_limit;            /* relay queue cap (relay.h); 0: default */
+	size_t out_limit; /* relay queue cap (relay.h); 0: the tunnel's
+	                     receive window, else the relay's default */
 };
 
 struct wn_dialer_stats {
