@@ -277,14 +277,14 @@ struct kstream *kstream_open(struct ksession *ks,
 
 /* ---- smux callbacks ---------------------------------------------------- */
 
-static int cb_open(void *ctx, uint32_t sid)
+static uint32_t cb_open(void *ctx, uint32_t sid)
 {
 	struct ksession *ks = ctx;
 	if (!ks->ep->is_server || ks->state != KS_UP)
-		return -WN_STREAM_DENIED; /* clients take no streams */
+		return WN_STREAM_DENIED; /* clients take no streams */
 	struct kstream *st = stream_alloc(ks, sid, NULL);
 	if (!st)
-		return -WN_STREAM_INTERNAL;
+		return WN_STREAM_INTERNAL;
 	if (ks->ep->kt) {
 		/* kcptun: no header; the dialer's fixed target at once (the
 		 * stream is in smux's table already, so the dialer may act
