@@ -20,16 +20,7 @@ struct wn_stream_ops {
 	void (*release)(struct wn_stream *s);
 };
 
-struct wn_stream {
-	const struct wn_stream_ops *ops;
-	struct wn_stream_handler h; /* h.on_* NULL after release */
-	uint64_t id;
-	/* Server side: the flags of the stream's header (WN_OPEN_*, the
-	 * header's WN_STREAMHDR_F_* bits), set by the engine before it calls
-	 * the accept handler. With WN_OPEN_CONFIRM the accept handler writes
-	 * the status byte WN_STREAMHDR_STATUS_OK first, once connected. */
-	unsigned hdr_flags;
-};
+#include "engine/stream_base.h"
 
 struct wn_tunnel_ops {
 	/* flags: WN_OPEN_*; the engine puts them in the stream header. */
