@@ -1,12 +1,11 @@
 /* What an engine implements behind the tunnel API (tunnel.h).
  *
- * Engines (quic, later kcp) embed struct wn_stream and struct wn_tunnel as
- * the first member of their own stream and session objects and fill in the
- * operations tables; tunnel.c dispatches the public wn_stream_* calls through
- * them. Front ends include tunnel.h only; this header is for engines, and
- * for test doubles that stand in for an engine. The server-side hand-over
- * (struct wn_accept_handler, wn_stream_set_handler) is a front-end contract
- * and lives in tunnel.h. */
+ * Engines (quic, kcp) embed struct wn_stream (src/engine/stream_base.h:
+ * the one implementation of the stream semantics, which they drive through
+ * a small transport table) and struct wn_tunnel as the first member of
+ * their own stream and session objects; tunnel.c dispatches the public
+ * calls. Front ends include tunnel.h only; this header is for engines, and
+ * for test doubles that stand in for an engine. */
 #ifndef WN_ENGINE_ENGINE_H
 #define WN_ENGINE_ENGINE_H
 
