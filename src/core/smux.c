@@ -416,6 +416,28 @@ int wn_smux_reset(struct wn_smux *m, uint32_t sid, uint32_t reason)
 	return 0;
 }
 
+int wn_smux_stop(struct wn_smux *m, uint32_t sid, uint32_t reason)
+{
+	struct wn_smux_stream *s = live(m, sid);
+
+	if (!s)
+		return WN_EINVAL;
+	if (s->flags & WN_SMUX_SF_RESET)
+		return WN_ECLOSED;
+	s->flags |= WN_SMUX_SF_FIN_QUEUED;
+	s->flags &= ~(uint32_t)WN_SMUX_SF_WANT_WR;
+	wn_smuxi_unlink(&s->wr);
+	if (!m->cfg.compat) {
+		s->reason = reason;
+		if (s->flags & WN_SMUX_SF_FIN_SENT)
+			s->flags |= WN_SMUX_SF_RST;
+		else
+			s->flags |= WN_SMUX_SF_STOP;
+	}
+	wn_smuxi_sched(m, s);
+	return 0;
+}
+
 void wn_smux_consumed(struct wn_smux *m, uint32_t sid, size_t n)
 {
 	struct wn_smux_stream *s = live(m, sid);

@@ -66,8 +66,9 @@
 #include "core/smux_frame.h"
 
 /* The reason the core puts in the RST when it refuses a SYN beyond
- * cfg.max_streams: WN_STREAM_INTERNAL (src/engine/tunnel.h), "a resource
- * failure". */
+ * cfg.max_streams. Reasons are the engine's codes, opaque to the core; this
+ * one is the value warren's engine uses for "a resource failure"
+ * (WN_STREAM_INTERNAL, src/engine/tunnel.h). */
 #define WN_SMUX_REASON_LIMIT 1u
 
 struct wn_smux_cfg {
@@ -84,10 +85,11 @@ struct wn_smux_cfg {
 
 struct wn_smux_cb {
 	void *ctx;
-	/* The peer opened sid. Return 0 to accept, or -reason (a negative
-	 * enum wn_stream_err) to refuse: the core then sends an RST with that
-	 * reason (compat: a FIN) and forgets the stream. NULL accepts all. */
-	int (*on_open)(void *ctx, uint32_t sid);
+	/* The peer opened sid. Return 0 to accept, or a reason (nonzero,
+	 * the engine's code; the core does not interpret it) to refuse: the
+	 * core then sends an RST with that reason (compat: a FIN) and forgets
+	 * the stream. NULL accepts all. */
+	uint32_t (*on_open)(void *ctx, uint32_t sid);
 	/* Stream data, in order; valid only during the call. Report the bytes
 	 * with wn_smux_consumed() as they leave the engine's buffers. */
 	void (*on_data)(void *ctx, uint32_t sid, const uint8_t *data,
@@ -169,6 +171,16 @@ int wn_smux_shutdown(struct wn_smux *m, uint32_t sid);
  * delivered for it. Returns 0 (also when already reset, by either side) or
  * WN_EINVAL for an unknown or forgotten sid. The engine still forgets it. */
 int wn_smux_reset(struct wn_smux *m, uint32_t sid, uint32_t reason);
+
+/* We will read nothing more of sid, but our direction finishes: the queued
+ * data and the FIN still go out (this shuts the stream down if it was
+ * not), and then, in the native profile, an RST with reason tells the peer
+ * to stop sending; the peer has all of our direction when it arrives. In
+ * compat mode (smux has no RST) only the FIN goes, as after smux's
+ * Close(). Forget the stream afterwards; what still arrives for it is
+ * dropped. Returns 0, WN_EINVAL for an unknown or forgotten sid, or
+ * WN_ECLOSED after a reset. */
+int wn_smux_stop(struct wn_smux *m, uint32_t sid, uint32_t reason);
 
 /* Reports that n bytes delivered by on_data left the engine's buffers. In
  * v2 this may queue an UPD (see Flow control). Unknown sids are ignored;

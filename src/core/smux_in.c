@@ -46,7 +46,7 @@ static int refuse(struct wn_smux *m, uint32_t sid, uint32_t reason)
 static int on_syn(struct wn_smux *m, uint32_t sid)
 {
 	struct wn_smux_stream *s;
-	int rc = 0;
+	uint32_t rc = 0;
 
 	/* Each side opens ids of its own parity (client odd, server even),
 	 * and 0 is nobody's. smux does not check; a peer that breaks this
@@ -70,10 +70,10 @@ static int on_syn(struct wn_smux *m, uint32_t sid)
 		leave_cb(m);
 	}
 	s = wn_smuxi_find(m, sid);
-	if (rc < 0) {
+	if (rc != 0) {
 		if (s)
 			wn_smuxi_destroy(m, s);
-		return refuse(m, sid, (uint32_t)(-(int64_t)rc));
+		return refuse(m, sid, rc);
 	}
 	if (s && !(s->flags & (WN_SMUX_SF_RESET | WN_SMUX_SF_FORGOTTEN)) &&
 	    m->cfg.version == 2 &&

@@ -47,6 +47,7 @@ enum {
 	WN_SMUX_SF_RESET = 1u << 6,      /* reset by either side */
 	WN_SMUX_SF_FORGOTTEN = 1u << 7,  /* the engine let go of it */
 	WN_SMUX_SF_WANT_WR = 1u << 8,    /* a short write awaits on_writable */
+	WN_SMUX_SF_STOP = 1u << 9,       /* native: an RST follows our FIN */
 };
 
 struct wn_smux_stream {
@@ -63,7 +64,7 @@ struct wn_smux_stream {
 	uint32_t peer_consumed; /* from the peer's latest UPD */
 	uint32_t peer_window;   /* idem; WN_SMUX_INITIAL_WINDOW before */
 	uint32_t upd_incr;      /* consumed since the last UPD was queued */
-	uint32_t reason;        /* of our reset, while SF_RST */
+	uint32_t reason;        /* of our reset, while SF_RST or SF_STOP */
 	uint32_t turn;          /* bytes sent in its current round-robin turn */
 };
 

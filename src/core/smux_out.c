@@ -150,6 +150,13 @@ static int put_data_turn(struct wn_smux *m, struct wn_wr *wr,
 			return WN_ENOSPC;
 		put_hdr(m, wr, WN_SMUX_FIN, s->sid, 0);
 		s->flags |= WN_SMUX_SF_FIN_SENT;
+		/* wn_smux_stop: the RST goes with the next control frames,
+		 * so the peer has all of our direction before it. */
+		if ((s->flags & WN_SMUX_SF_STOP) &&
+		    !(s->flags & WN_SMUX_SF_RESET)) {
+			s->flags &= ~(uint32_t)WN_SMUX_SF_STOP;
+			s->flags |= WN_SMUX_SF_RST;
+		}
 	}
 	return 0;
 }

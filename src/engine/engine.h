@@ -1,12 +1,11 @@
 /* What an engine implements behind the tunnel API (tunnel.h).
  *
- * Engines (quic, later kcp) embed struct wn_stream and struct wn_tunnel as
- * the first member of their own stream and session objects and fill in the
- * operations tables; tunnel.c dispatches the public wn_stream_* calls through
- * them. Front ends include tunnel.h only; this header is for engines, and
- * for test doubles that stand in for an engine. The server-side hand-over
- * (struct wn_accept_handler, wn_stream_set_handler) is a front-end contract
- * and lives in tunnel.h. */
+ * Engines (quic, kcp) embed struct wn_stream (src/engine/stream_base.h:
+ * the one implementation of the stream semantics, which they drive through
+ * a small transport table) and struct wn_tunnel as the first member of
+ * their own stream and session objects; tunnel.c dispatches the public
+ * calls. Front ends include tunnel.h only; this header is for engines, and
+ * for test doubles that stand in for an engine. */
 #ifndef WN_ENGINE_ENGINE_H
 #define WN_ENGINE_ENGINE_H
 
@@ -22,16 +21,7 @@ struct wn_stream_ops {
 	void (*release)(struct wn_stream *s);
 };
 
-struct wn_stream {
-	const struct wn_stream_ops *ops;
-	struct wn_stream_handler h; /* h.on_* NULL after release */
-	uint64_t id;
-	/* Server side: the flags of the stream's header (WN_OPEN_*, the
-	 * header's WN_STREAMHDR_F_* bits), set by the engine before it calls
-	 * the accept handler. With WN_OPEN_CONFIRM the accept handler writes
-	 * the status byte WN_STREAMHDR_STATUS_OK first, once connected. */
-	unsigned hdr_flags;
-};
+#include "engine/stream_base.h"
 
 struct wn_tunnel_ops {
 	/* flags: WN_OPEN_*; the engine puts them in the stream header. */

@@ -48,6 +48,9 @@ struct kep {
 	void (*sess_dead)(struct kep *ep, struct ksession *ks);
 	void (*sess_tick)(struct kep *ep, struct ksession *ks, uint64_t now);
 	struct ktprof *kt; /* the kcptun profile, or NULL (kcptun.c) */
+	/* What the endpoint's streams share (kcp_stream.c sets it up with
+	 * the first stream). */
+	struct wn_stream_env senv;
 };
 
 enum ks_state {
@@ -91,17 +94,12 @@ struct ksession {
 };
 
 struct kstream {
-	struct wn_stream base; /* first */
+	struct wn_stream base; /* first: the stream base owns the semantics */
 	struct kep *ep;
-	struct ksession *ks; /* NULL once closed */
+	struct ksession *ks; /* NULL once ended */
 	uint32_t sid;
-	unsigned fin_wanted : 1, eof : 1, closed : 1, released : 1,
-	    want_writable : 1, hdr_done : 1;
-	int close_err;
 	struct wn_list link;  /* ks->all */
 	struct wn_list wlink; /* ks->blocked */
-	struct wn_deferred dnode;
-	struct wn_streamhdr_acc hdr; /* server: the header as it arrives */
 };
 
 /* ---- kcp_stream.c ---------------------------------------------------- */

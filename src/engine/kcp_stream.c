@@ -23,61 +23,18 @@ static struct kstream *lookup(struct ksession *ks, uint32_t sid)
 	return wn_cidmap_get(&ks->streams, key, 4);
 }
 
-/* ---- bookkeeping ------------------------------------------------------ */
+/* ---- the transport under the stream base ------------------------------ */
 
-static void stream_deferred(struct wn_deferred *node)
+/* Space opened up: kstream_wake_writers checks after each run pass. */
+static void want_writable(struct kstream *st)
 {
-	struct kstream *st = wn_list_entry(node, struct kstream, dnode);
-	if (!st->released && st->base.h.on_closed)
-		st->base.h.on_closed(st->base.h.ctx, &st->base, st->close_err);
-	free(st);
-}
-
-/* Ends a stream for good: detaches it from its session (smux forgets it
- * once its FIN or RST is out) and reports on_closed(err) from the loop. */
-static void stream_finish(struct kstream *st, int err)
-{
-	if (st->closed)
-		return;
-	st->closed = 1;
-	st->close_err = err;
-	struct ksession *ks = st->ks;
-	if (ks) {
-		uint8_t key[4];
-		memcpy(key, &st->sid, 4);
-		wn_cidmap_del(&ks->streams, key, 4);
-		if (ks->core)
-			wn_smux_forget(mux_of(st), st->sid);
-		if (ks->scratch_owner == st)
-			ks->scratch_owner = NULL;
-		ksession_schedule(ks);
-	}
-	if (wn_list_linked(&st->link))
-		wn_list_del(&st->link);
-	if (wn_list_linked(&st->wlink))
-		wn_list_del(&st->wlink);
-	st->ks = NULL;
-	st->ep->stats.streams_closed++;
-	wn_loop_defer(st->ep->o.loop, &st->dnode, stream_deferred);
+	if (!wn_list_linked(&st->wlink))
+		wn_list_add_tail(&st->ks->blocked, &st->wlink);
 }
 
 void kstream_fail(struct kstream *st, int err)
 {
-	stream_finish(st, err);
-}
-
-/* Both directions are done: the stream closes cleanly. */
-static void maybe_done(struct kstream *st)
-{
-	if (!st->closed && st->fin_wanted && st->eof)
-		stream_finish(st, WN_STREAM_OK);
-}
-
-static void want_writable(struct kstream *st)
-{
-	st->want_writable = 1;
-	if (!wn_list_linked(&st->wlink))
-		wn_list_add_tail(&st->ks->blocked, &st->wlink);
+	wn_sb_finish(&st->base, err);
 }
 
 void kstream_wake_writers(struct ksession *ks)
@@ -95,24 +52,20 @@ void kstream_wake_writers(struct ksession *ks)
 		struct kstream *st =
 		    wn_list_entry(todo.next, struct kstream, wlink);
 		wn_list_del(&st->wlink);
-		if (st->closed || !st->ks)
+		if (!st->ks)
 			continue;
 		if (wn_smux_send_space(mux_of(st), st->sid) == 0) {
 			wn_list_add_tail(&ks->blocked, &st->wlink);
 			continue;
 		}
-		st->want_writable = 0;
-		if (!st->released && st->base.h.on_writable)
-			st->base.h.on_writable(st->base.h.ctx, &st->base);
+		wn_sb_writable(&st->base);
 	}
 }
 
-/* ---- the tunnel API --------------------------------------------------- */
-
-static ssize_t ks_write(struct wn_stream *s, const uint8_t *data, size_t len)
+static ssize_t kt_write(struct wn_stream *s, const uint8_t *data, size_t len)
 {
 	struct kstream *st = KS(s);
-	if (st->closed || st->fin_wanted || !st->ks)
+	if (!st->ks)
 		return WN_ECLOSED;
 	ssize_t n = wn_smux_write(mux_of(st), st->sid, data, len);
 	if (n < 0)
@@ -124,10 +77,10 @@ static ssize_t ks_write(struct wn_stream *s, const uint8_t *data, size_t len)
 	return n;
 }
 
-static ssize_t ks_reserve(struct wn_stream *s, uint8_t **ptr)
+static ssize_t kt_reserve(struct wn_stream *s, uint8_t **ptr)
 {
 	struct kstream *st = KS(s);
-	if (st->closed || st->fin_wanted || !st->ks)
+	if (!st->ks)
 		return WN_ECLOSED;
 	size_t space = wn_smux_send_space(mux_of(st), st->sid);
 	if (space == 0) {
@@ -141,79 +94,105 @@ static ssize_t ks_reserve(struct wn_stream *s, uint8_t **ptr)
 	return (ssize_t)(space < KCP_SCRATCH ? space : KCP_SCRATCH);
 }
 
-static int ks_commit(struct wn_stream *s, size_t n)
+static int kt_commit(struct wn_stream *s, size_t n)
 {
 	struct kstream *st = KS(s);
-	if (st->closed || !st->ks)
+	if (!st->ks)
 		return WN_ECLOSED;
 	if (n == 0)
 		return 0;
 	if (st->ks->scratch_owner != st || n > KCP_SCRATCH)
 		return WN_EINVAL;
 	st->ks->scratch_owner = NULL;
-	ssize_t w = ks_write(s, st->ks->scratch, n);
+	ssize_t w = kt_write(s, st->ks->scratch, n);
 	return w == (ssize_t)n ? 0 : WN_EINTERNAL;
 }
 
-static void ks_consumed(struct wn_stream *s, size_t n)
+static void kt_credit(struct wn_stream *s, size_t n)
 {
 	struct kstream *st = KS(s);
-	if (st->closed || !st->ks || n == 0)
+	if (!st->ks)
 		return;
 	wn_smux_consumed(mux_of(st), st->sid, n);
 	ksession_schedule(st->ks);
 }
 
-static int ks_shutdown(struct wn_stream *s)
+static void kt_fin(struct wn_stream *s)
 {
 	struct kstream *st = KS(s);
-	if (st->closed || !st->ks)
-		return WN_ECLOSED;
-	if (st->fin_wanted)
-		return 0;
-	st->fin_wanted = 1;
-	int rc = wn_smux_shutdown(mux_of(st), st->sid);
-	ksession_schedule(st->ks);
-	maybe_done(st);
-	return rc < 0 ? rc : 0;
+	if (st->ks) {
+		(void)wn_smux_shutdown(mux_of(st), st->sid);
+		ksession_schedule(st->ks);
+	}
+	/* smux sends the FIN after the queued data on its own, even once
+	 * the stream is forgotten. */
+	wn_sb_fin_done(s);
 }
 
-static void ks_reset(struct wn_stream *s, int err)
+static void kt_reset(struct wn_stream *s, int err)
 {
 	struct kstream *st = KS(s);
-	if (st->closed)
-		return;
 	if (st->ks)
 		wn_smux_reset(mux_of(st), st->sid, (uint32_t)err);
-	stream_finish(st, err);
 }
 
-static void ks_release(struct wn_stream *s)
+static void kt_stop(struct wn_stream *s, int err)
 {
 	struct kstream *st = KS(s);
-	st->released = 1;
-	memset(&st->base.h, 0, sizeof(st->base.h));
-	if (st->closed)
-		return;
-	if (!st->fin_wanted)
-		ks_reset(s, WN_STREAM_ABORTED);
-	/* Else our FIN is queued; the peer's data is discarded as it comes
-	 * and its FIN ends the stream. */
+	/* Native: smux sends an RST after our FIN, which the peer takes for
+	 * the end of its direction after it has received all of ours.
+	 * kcptun's smux has no RST: the stream ends here as smux's Close()
+	 * ends it, and what the peer still sends is discarded. Either way
+	 * the core finishes alone once it is forgotten. */
+	if (st->ks && !st->ep->kt)
+		wn_smux_stop(mux_of(st), st->sid, (uint32_t)err);
+	wn_sb_finish(s, err);
 }
 
-static const struct wn_stream_ops kstream_ops = {
-    .write = ks_write,
-    .reserve = ks_reserve,
-    .commit = ks_commit,
-    .consumed = ks_consumed,
-    .shutdown = ks_shutdown,
-    .reset = ks_reset,
-    .release = ks_release,
+static void kt_detach(struct wn_stream *s)
+{
+	struct kstream *st = KS(s);
+	struct ksession *ks = st->ks;
+	if (ks) {
+		uint8_t key[4];
+		memcpy(key, &st->sid, 4);
+		wn_cidmap_del(&ks->streams, key, 4);
+		/* smux forgets it once its FIN or RST is out. */
+		if (ks->core)
+			wn_smux_forget(mux_of(st), st->sid);
+		if (ks->scratch_owner == st)
+			ks->scratch_owner = NULL;
+		ksession_schedule(ks);
+	}
+	if (wn_list_linked(&st->link))
+		wn_list_del(&st->link);
+	if (wn_list_linked(&st->wlink))
+		wn_list_del(&st->wlink);
+	st->ks = NULL;
+	st->ep->stats.streams_closed++;
+}
+
+static void kt_free(struct wn_stream *s)
+{
+	free(KS(s));
+}
+
+static const struct wn_sb_transport kstream_transport = {
+    .write = kt_write,
+    .reserve = kt_reserve,
+    .commit = kt_commit,
+    .credit = kt_credit,
+    .fin = kt_fin,
+    .reset = kt_reset,
+    .stop = kt_stop,
+    .detach = kt_detach,
+    .free = kt_free,
 };
 
 static struct kstream *stream_alloc(struct ksession *ks, uint32_t sid,
                                     const struct wn_stream_handler *h)
 {
+	struct kep *ep = ks->ep;
 	struct kstream *st = calloc(1, sizeof(*st));
 	if (!st)
 		return NULL;
@@ -223,16 +202,17 @@ static struct kstream *stream_alloc(struct ksession *ks, uint32_t sid,
 		free(st);
 		return NULL;
 	}
-	st->ep = ks->ep;
+	/* Set up with the first stream, so that the endpoints' constructors
+	 * need not know about the base. */
+	if (!ep->senv.tp)
+		wn_sb_env_init(&ep->senv, &kstream_transport, ep->o.loop,
+		               ep->o.log, ep->is_server ? &ep->ah : NULL);
+	st->ep = ep;
 	st->ks = ks;
 	st->sid = sid;
-	st->base.ops = &kstream_ops;
-	if (h)
-		st->base.h = *h;
-	st->base.id = ++ks->ep->stream_seq;
-	st->hdr_done = 1;
+	wn_sb_init(&st->base, &ep->senv, &ks->tunnel, h);
 	wn_list_add_tail(&ks->all, &st->link);
-	ks->ep->stats.streams_opened++;
+	ep->stats.streams_opened++;
 	return st;
 }
 
@@ -267,8 +247,8 @@ struct kstream *kstream_open(struct ksession *ks,
 	 * trip. A fresh stream's queue always has room for it. */
 	if (wn_smux_write(mux, sid, hdr, (size_t)hl) != hl) {
 		wn_smux_reset(mux, sid, WN_STREAM_INTERNAL);
-		st->released = 1;
-		stream_finish(st, WN_STREAM_INTERNAL);
+		st->base.released = 1;
+		wn_sb_finish(&st->base, WN_STREAM_INTERNAL);
 		return NULL;
 	}
 	ksession_schedule(ks);
@@ -277,110 +257,41 @@ struct kstream *kstream_open(struct ksession *ks,
 
 /* ---- smux callbacks ---------------------------------------------------- */
 
-static int cb_open(void *ctx, uint32_t sid)
+static uint32_t cb_open(void *ctx, uint32_t sid)
 {
 	struct ksession *ks = ctx;
 	if (!ks->ep->is_server || ks->state != KS_UP)
-		return -WN_STREAM_DENIED; /* clients take no streams */
+		return WN_STREAM_DENIED; /* clients take no streams */
 	struct kstream *st = stream_alloc(ks, sid, NULL);
 	if (!st)
-		return -WN_STREAM_INTERNAL;
-	if (ks->ep->kt) {
-		/* kcptun: no header; the dialer's fixed target at once (the
-		 * stream is in smux's table already, so the dialer may act
-		 * on it from here). */
-		ks->ep->ah.on_stream(ks->ep->ah.ctx, &ks->tunnel, &st->base,
-		                     NULL);
-		if (!st->closed && !st->base.h.on_data)
-			ks_reset(&st->base, WN_STREAM_INTERNAL);
-		return 0;
-	}
-	st->hdr_done = 0;
+		return WN_STREAM_INTERNAL;
+	/* kcptun: no header; the dialer's fixed target at once (the stream
+	 * is in smux's table already, so the dialer may act on it from
+	 * here). A refusal resets the stream, which smux sends. */
+	if (ks->ep->kt)
+		(void)wn_sb_accept(&st->base, NULL);
 	return 0;
-}
-
-/* Server side: the first bytes of a client stream are its header. Returns
- * how many of data's bytes were header, or -1 once the stream is gone. */
-static ssize_t take_header(struct ksession *ks, struct kstream *st,
-                           const uint8_t *data, size_t len)
-{
-	struct wn_endpoint target;
-	int dflt = 0;
-	unsigned flags = 0;
-	size_t used = 0;
-	int hl = wn_streamhdr_take(&st->hdr, data, len, &used, &target, &dflt,
-	                           &flags);
-	if (hl < 0 && hl != WN_EAGAIN) {
-		WN_LOG_RL(ks->ep->o.log, &ks->ep->rl_err,
-		          wn_loop_now_ms(ks->ep->o.loop), WN_LOG_INFO, "sock",
-		          "stream %llu from %s: malformed header",
-		          (unsigned long long)st->base.id, ks->tunnel.peer_id);
-		ks_reset(&st->base, WN_STREAM_BAD_HEADER);
-		return -1;
-	}
-	/* Header bytes never reach the front end: credit them now. */
-	wn_smux_consumed(wn_kcp_sess_smux(ks->core), st->sid, used);
-	if (hl == WN_EAGAIN)
-		return (ssize_t)len;
-	st->hdr_done = 1;
-	st->base.hdr_flags = flags;
-	ks->ep->ah.on_stream(ks->ep->ah.ctx, &ks->tunnel, &st->base,
-	                     dflt ? NULL : &target);
-	if (st->closed)
-		return -1;
-	if (!st->base.h.on_data) {
-		ks_reset(&st->base, WN_STREAM_INTERNAL);
-		return -1;
-	}
-	return (ssize_t)used;
 }
 
 static void cb_data(void *ctx, uint32_t sid, const uint8_t *data, size_t len)
 {
-	struct ksession *ks = ctx;
-	struct kstream *st = lookup(ks, sid);
-	if (!st || st->closed)
-		return;
-	if (!st->hdr_done) {
-		ssize_t used = take_header(ks, st, data, len);
-		if (used < 0 || !st->hdr_done)
-			return;
-		data += used;
-		len -= (size_t)used;
-	}
-	if (len == 0)
-		return;
-	if (!st->released && st->base.h.on_data)
-		st->base.h.on_data(st->base.h.ctx, &st->base, data, len);
-	else
-		ks_consumed(&st->base, len); /* nobody reads: discard */
+	struct kstream *st = lookup(ctx, sid);
+	if (st)
+		wn_sb_recv(&st->base, data, len);
 }
 
 static void cb_fin(void *ctx, uint32_t sid)
 {
-	struct ksession *ks = ctx;
-	struct kstream *st = lookup(ks, sid);
-	if (!st || st->closed || st->eof)
-		return;
-	if (!st->hdr_done) {
-		/* A stream that ended before its header was complete. */
-		ks_reset(&st->base, WN_STREAM_BAD_HEADER);
-		return;
-	}
-	st->eof = 1;
-	if (!st->released && st->base.h.on_eof)
-		st->base.h.on_eof(st->base.h.ctx, &st->base);
-	maybe_done(st);
+	struct kstream *st = lookup(ctx, sid);
+	if (st)
+		wn_sb_recv_fin(&st->base);
 }
 
 static void cb_reset(void *ctx, uint32_t sid, uint32_t reason)
 {
-	struct ksession *ks = ctx;
-	struct kstream *st = lookup(ks, sid);
-	if (!st || st->closed)
-		return;
-	stream_finish(st, reason > 0 && reason <= 255 ? (int)reason
-	                                              : WN_STREAM_ABORTED);
+	struct kstream *st = lookup(ctx, sid);
+	if (st)
+		wn_sb_recv_reset(&st->base, reason <= 255 ? (int)reason : 0);
 }
 
 struct wn_smux_cb kstream_smux_cb(struct ksession *ks)

@@ -26,41 +26,16 @@ static void hex8(const uint8_t *k, char out[17])
 	out[16] = '\0';
 }
 
-/* ---- streams: bookkeeping -------------------------------------------- */
+/* ---- streams: the transport under the stream base ------------------- */
 
-static void stream_deferred(struct wn_deferred *node)
+static struct qstream *QS(struct wn_stream *s)
 {
-	struct qstream *qs =
-	    (struct qstream *)((char *)node - offsetof(struct qstream, dnode));
-	if (!qs->released && qs->base.h.on_closed)
-		qs->base.h.on_closed(qs->base.h.ctx, &qs->base, qs->close_err);
-	wn_bufq_free(&qs->sendq);
-	free(qs);
-}
-
-/* Ends a stream for good: unlinks it and reports on_closed(err) from the
- * loop, never from inside the caller. After this the stream touches no
- * connection. */
-static void stream_finish(struct qstream *qs, int err)
-{
-	if (qs->closed)
-		return;
-	qs->closed = 1;
-	qs->close_err = err;
-	if (qlist_linked(&qs->rlink))
-		qlist_del(&qs->rlink);
-	if (qlist_linked(&qs->link))
-		qlist_del(&qs->link);
-	if (qs->qc && qs->sid >= 0 && qs->qc->conn)
-		ngtcp2_conn_set_stream_user_data(qs->qc->conn, qs->sid, NULL);
-	qs->qc = NULL;
-	qs->ep->stats.streams_closed++;
-	wn_loop_defer(qs->ep->o.loop, &qs->dnode, stream_deferred);
+	return (struct qstream *)s;
 }
 
 void qstream_fail(struct qstream *qs, int err)
 {
-	stream_finish(qs, err);
+	wn_sb_finish(&qs->base, err);
 }
 
 static int stream_has_output(const struct qstream *qs)
@@ -71,122 +46,118 @@ static int stream_has_output(const struct qstream *qs)
 
 static void stream_mark_ready(struct qstream *qs)
 {
-	if (qs->closed || !qs->qc || qs->sid < 0)
+	if (!qs->qc || qs->sid < 0)
 		return;
 	if (!qlist_linked(&qs->rlink) && stream_has_output(qs))
 		qlist_add_tail(&qs->qc->ready, &qs->rlink);
 	qconn_schedule(qs->qc);
 }
 
-/* ---- streams: the tunnel API ------------------------------------------ */
-
-static struct qstream *QS(struct wn_stream *s)
-{
-	return (struct qstream *)s;
-}
-
-static ssize_t qs_write(struct wn_stream *s, const uint8_t *data, size_t len)
+static ssize_t qt_write(struct wn_stream *s, const uint8_t *data, size_t len)
 {
 	struct qstream *qs = QS(s);
-	if (qs->closed || qs->fin_wanted)
-		return WN_ECLOSED;
 	ssize_t n = wn_bufq_write(&qs->sendq, data, len);
 	if (n == WN_EAGAIN)
 		n = 0;
-	if (n < 0)
-		return n;
-	if ((size_t)n < len)
-		qs->want_writable = 1;
 	if (n > 0)
 		stream_mark_ready(qs);
 	return n;
 }
 
-static ssize_t qs_reserve(struct wn_stream *s, uint8_t **ptr)
+static ssize_t qt_reserve(struct wn_stream *s, uint8_t **ptr)
 {
-	struct qstream *qs = QS(s);
-	if (qs->closed || qs->fin_wanted)
-		return WN_ECLOSED;
-	ssize_t n = wn_bufq_reserve(&qs->sendq, ptr);
-	if (n == WN_EAGAIN || n == 0) {
-		qs->want_writable = 1;
-		return 0;
-	}
-	return n;
+	ssize_t n = wn_bufq_reserve(&QS(s)->sendq, ptr);
+	return n == WN_EAGAIN ? 0 : n;
 }
 
-static int qs_commit(struct wn_stream *s, size_t n)
+static int qt_commit(struct wn_stream *s, size_t n)
 {
 	struct qstream *qs = QS(s);
-	if (qs->closed)
-		return WN_ECLOSED;
 	int rc = wn_bufq_commit(&qs->sendq, n);
 	if (rc == 0 && n > 0)
 		stream_mark_ready(qs);
 	return rc;
 }
 
-static void qs_consumed(struct wn_stream *s, size_t n)
+static void qt_credit(struct wn_stream *s, size_t n)
 {
 	struct qstream *qs = QS(s);
-	if (qs->closed || !qs->qc || qs->sid < 0 || n == 0)
+	if (!qs->qc || qs->sid < 0)
 		return;
 	ngtcp2_conn_extend_max_stream_offset(qs->qc->conn, qs->sid, n);
 	ngtcp2_conn_extend_max_offset(qs->qc->conn, n);
 	qconn_schedule(qs->qc);
 }
 
-static int qs_shutdown(struct wn_stream *s)
+static void qt_fin(struct wn_stream *s)
 {
 	struct qstream *qs = QS(s);
-	if (qs->closed)
-		return WN_ECLOSED;
+	/* wn_sb_fin_done comes with stream_close, once the FIN is acked. */
 	qs->fin_wanted = 1;
 	stream_mark_ready(qs);
-	return 0;
 }
 
-static void qs_reset(struct wn_stream *s, int err)
+static void qt_reset(struct wn_stream *s, int err)
 {
 	struct qstream *qs = QS(s);
-	if (qs->closed)
+	if (!qs->qc || qs->sid < 0)
 		return;
-	if (!qs->qc || qs->sid < 0) {
-		stream_finish(qs, err);
-		return;
-	}
-	/* stream_close follows once ngtcp2 has sent RESET_STREAM and
-	 * STOP_SENDING; it reports err. */
-	qs->close_err = err;
+	/* RESET_STREAM and STOP_SENDING; ngtcp2 closes the stream once
+	 * they are through, without us (detached). */
 	ngtcp2_conn_shutdown_stream(qs->qc->conn, qs->sid, (uint64_t)err);
 	qconn_schedule(qs->qc);
 }
 
-static void qs_release(struct wn_stream *s)
+static void stop_reading(struct qstream *qs, int err)
+{
+	ngtcp2_conn_shutdown_stream_read(qs->qc->conn, qs->sid, (uint64_t)err);
+	qconn_schedule(qs->qc);
+}
+
+static void qt_stop(struct wn_stream *s, int err)
 {
 	struct qstream *qs = QS(s);
-	qs->released = 1;
-	memset(&qs->base.h, 0, sizeof(qs->base.h));
-	if (qs->closed)
-		return;
-	if (!qs->fin_wanted) {
-		qs_reset(s, WN_STREAM_ABORTED);
-	} else if (!qs->eof && qs->qc && qs->sid >= 0) {
-		/* Our side finishes with its FIN; nobody reads theirs. */
-		ngtcp2_conn_shutdown_stream_read(qs->qc->conn, qs->sid,
-		                                 WN_STREAM_ABORTED);
-		qconn_schedule(qs->qc);
+	(void)err;
+	/* STOP_SENDING once our FIN has left (after_write), as KCP sends
+	 * its RST after the FIN: sent earlier, on a stream the peer has not
+	 * seen yet, it cost the stream its data. */
+	qs->stop_owed = 1;
+	if (qs->qc && qs->sid >= 0 && qs->fin_sent) {
+		qs->stop_owed = 0;
+		stop_reading(qs, WN_STREAM_ABORTED);
 	}
 }
 
-static const struct wn_stream_ops qstream_ops = {
-    .write = qs_write,
-    .reserve = qs_reserve,
-    .commit = qs_commit,
-    .consumed = qs_consumed,
-    .shutdown = qs_shutdown,
-    .reset = qs_reset,
-    .release = qs_release,
+static void qt_detach(struct wn_stream *s)
+{
+	struct qstream *qs = QS(s);
+	if (qlist_linked(&qs->rlink))
+		qlist_del(&qs->rlink);
+	if (qlist_linked(&qs->link))
+		qlist_del(&qs->link);
+	if (qs->qc && qs->sid >= 0 && qs->qc->conn)
+		ngtcp2_conn_set_stream_user_data(qs->qc->conn, qs->sid, NULL);
+	qs->qc = NULL;
+	qs->ep->stats.streams_closed++;
+}
+
+static void qt_free(struct wn_stream *s)
+{
+	struct qstream *qs = QS(s);
+	wn_bufq_free(&qs->sendq);
+	free(qs);
+}
+
+static const struct wn_sb_transport qstream_transport = {
+    .write = qt_write,
+    .reserve = qt_reserve,
+    .commit = qt_commit,
+    .credit = qt_credit,
+    .fin = qt_fin,
+    .reset = qt_reset,
+    .stop = qt_stop,
+    .detach = qt_detach,
+    .free = qt_free,
 };
 
 struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
@@ -195,11 +166,12 @@ struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
 	struct qstream *qs = calloc(1, sizeof(*qs));
 	if (!qs)
 		return NULL;
+	/* Set up with the first stream, so that the endpoints' constructors
+	 * need not know about the base. */
+	if (!ep->senv.tp)
+		wn_sb_env_init(&ep->senv, &qstream_transport, ep->o.loop,
+		               ep->o.log, ep->is_server ? &ep->ah : NULL);
 	qs->ep = ep;
-	qs->base.ops = &qstream_ops;
-	if (h)
-		qs->base.h = *h;
-	qs->base.id = ++ep->stream_seq;
 	qs->sid = -1;
 	if (wn_bufq_init(&qs->sendq, WN_BUFQ_CHUNK_DEFAULT,
 	                 ep->o.stream_send_limit) != 0) {
@@ -216,7 +188,8 @@ struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
 			return NULL;
 		}
 	}
-	qs->hdr_done = 1; /* only server-side streams parse a header */
+	/* Only server-side streams (h NULL) parse a header. */
+	wn_sb_init(&qs->base, &ep->senv, NULL, h);
 	qs->opened_ms = wn_loop_now_ms(ep->o.loop);
 	ep->stats.streams_opened++;
 	return qs;
@@ -289,72 +262,23 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
 	return 0;
 }
 
-/* Server side: the first bytes of a client stream are its header. Returns
- * how many of data's bytes were header, or -1 after resetting the stream. */
-static ssize_t take_header(struct qconn *qc, struct qstream *qs,
-                           const uint8_t *data, size_t len)
-{
-	struct wn_endpoint target;
-	int dflt = 0;
-	unsigned flags = 0;
-	size_t used = 0;
-	int hl = wn_streamhdr_take(&qs->hdr, data, len, &used, &target, &dflt,
-	                           &flags);
-	if (hl == WN_EAGAIN)
-		return (ssize_t)len;
-	if (hl < 0) {
-		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
-		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_INFO, "sock",
-		          "stream %llu from %s: malformed header",
-		          (unsigned long long)qs->base.id, qc->tunnel.peer_id);
-		qs_reset(&qs->base, WN_STREAM_BAD_HEADER);
-		return -1;
-	}
-	qs->hdr_done = 1;
-	/* Header bytes never reach the front end: credit them now. */
-	ngtcp2_conn_extend_max_stream_offset(qc->conn, qs->sid, (uint64_t)hl);
-	ngtcp2_conn_extend_max_offset(qc->conn, (uint64_t)hl);
-	qs->base.hdr_flags = flags;
-	qc->ep->ah.on_stream(qc->ep->ah.ctx, &qc->tunnel, &qs->base,
-	                     dflt ? NULL : &target);
-	if (qs->closed || qs->close_err)
-		return -1;
-	if (!qs->base.h.on_data) {
-		qs_reset(&qs->base, WN_STREAM_INTERNAL);
-		return -1;
-	}
-	return (ssize_t)used;
-}
-
 static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
                                uint64_t offset, const uint8_t *data, size_t len,
                                void *user_data, void *stream_user_data)
 {
 	(void)conn;
 	(void)offset;
-	struct qconn *qc = user_data;
-	struct qstream *qs = stream_user_data;
 	(void)sid;
-	if (!qs || qs->closed)
+	(void)user_data;
+	struct qstream *qs = stream_user_data;
+	if (!qs)
 		return 0;
-	if (!qs->hdr_done) {
-		ssize_t used = take_header(qc, qs, data, len);
-		if (used < 0)
-			return 0;
-		data += used;
-		len -= (size_t)used;
-		if (!qs->hdr_done)
-			return 0;
-	}
-	if (len > 0 && !qs->released && qs->base.h.on_data)
-		qs->base.h.on_data(qs->base.h.ctx, &qs->base, data, len);
-	else if (len > 0)
-		qs_consumed(&qs->base, len); /* nobody reads: discard */
-	if ((flags & NGTCP2_STREAM_DATA_FLAG_FIN) && !qs->closed) {
-		qs->eof = 1;
-		if (!qs->released && qs->base.h.on_eof)
-			qs->base.h.on_eof(qs->base.h.ctx, &qs->base);
-	}
+	/* The base takes the header off, delivers or discards the rest; the
+	 * stream stays in memory until the loop frees it, even if a handler
+	 * ended it. */
+	wn_sb_recv(&qs->base, data, len);
+	if (flags & NGTCP2_STREAM_DATA_FLAG_FIN)
+		wn_sb_recv_fin(&qs->base);
 	return 0;
 }
 
@@ -367,16 +291,14 @@ static int cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t sid,
 	(void)offset;
 	(void)user_data;
 	struct qstream *qs = stream_user_data;
-	if (!qs || qs->closed)
+	/* After the peer's stop our queued data was dropped. */
+	if (!qs || qs->base.ended || qs->base.out == WN_SB_OUT_ABORTED)
 		return 0;
 	/* ngtcp2 reports acknowledged data contiguously from the start. */
 	wn_bufq_consume(&qs->sendq, (size_t)len);
 	qs->sent -= (size_t)len;
-	if (qs->want_writable && wn_bufq_space(&qs->sendq) > 0) {
-		qs->want_writable = 0;
-		if (!qs->released && qs->base.h.on_writable)
-			qs->base.h.on_writable(qs->base.h.ctx, &qs->base);
-	}
+	if (wn_bufq_space(&qs->sendq) > 0)
+		wn_sb_writable(&qs->base);
 	return 0;
 }
 
@@ -395,10 +317,16 @@ static int cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *user_data)
 	}
 	qs->sid = sid;
 	qs->qc = qc;
-	qs->hdr_done = 0;
+	qs->base.tunnel = &qc->tunnel; /* handed to the accept handler */
 	qlist_add_tail(&qc->streams, &qs->link);
 	ngtcp2_conn_set_stream_user_data(conn, sid, qs);
 	return 0;
+}
+
+/* An application error code from the wire as a stream error. */
+static int wire_err(uint64_t code)
+{
+	return code > 0 && code <= 255 ? (int)code : WN_STREAM_ABORTED;
 }
 
 static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
@@ -411,11 +339,15 @@ static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
 		ngtcp2_conn_extend_max_streams_bidi(conn, 1);
 	if (!qs)
 		return 0;
-	int err = qs->close_err;
-	if (!err && (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET))
-		err = app_error_code <= 255 ? (int)app_error_code
-		                            : WN_STREAM_ABORTED;
-	stream_finish(qs, err);
+	if (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) {
+		wn_sb_finish(&qs->base, qs->base.err
+		                            ? qs->base.err
+		                            : wire_err(app_error_code));
+		return 0;
+	}
+	/* Both directions are through: our FIN is acknowledged. */
+	wn_sb_fin_done(&qs->base);
+	wn_sb_finish(&qs->base, qs->base.err);
 	return 0;
 }
 
@@ -423,18 +355,13 @@ static int cb_stream_reset(ngtcp2_conn *conn, int64_t sid, uint64_t final,
                            uint64_t app_error_code, void *user_data,
                            void *stream_user_data)
 {
+	(void)conn;
+	(void)sid;
 	(void) final;
 	(void)user_data;
 	struct qstream *qs = stream_user_data;
-	if (!qs || qs->closed)
-		return 0;
-	/* The peer aborted its direction: abort ours too, so the stream
-	 * closes now and the front end hears why. */
-	if (!qs->close_err)
-		qs->close_err = app_error_code > 0 && app_error_code <= 255
-		                    ? (int)app_error_code
-		                    : WN_STREAM_ABORTED;
-	ngtcp2_conn_shutdown_stream(conn, sid, (uint64_t)qs->close_err);
+	if (qs)
+		wn_sb_recv_reset(&qs->base, wire_err(app_error_code));
 	return 0;
 }
 
@@ -442,8 +369,21 @@ static int cb_stream_stop_sending(ngtcp2_conn *conn, int64_t sid,
                                   uint64_t app_error_code, void *user_data,
                                   void *stream_user_data)
 {
-	return cb_stream_reset(conn, sid, 0, app_error_code, user_data,
-	                       stream_user_data);
+	(void)conn;
+	(void)sid;
+	(void)user_data;
+	struct qstream *qs = stream_user_data;
+	if (!qs || qs->base.ended)
+		return 0;
+	/* ngtcp2 answers with RESET_STREAM on its own; we keep reading. What
+	 * we had queued will never be sent. */
+	wn_bufq_free(&qs->sendq);
+	qs->sent = 0;
+	qs->fin_wanted = 0;
+	if (qlist_linked(&qs->rlink))
+		qlist_del(&qs->rlink);
+	wn_sb_recv_stop(&qs->base, wire_err(app_error_code));
+	return 0;
 }
 
 static int cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t sid,
@@ -455,7 +395,7 @@ static int cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t sid,
 	(void)max_data;
 	(void)user_data;
 	struct qstream *qs = stream_user_data;
-	if (qs && !qs->closed) {
+	if (qs && !qs->base.ended) {
 		qs->blocked_epoch = 0;
 		stream_mark_ready(qs);
 	}
@@ -819,7 +759,7 @@ void qconn_kill(struct qconn *qc, const char *why)
 	while (!qlist_empty(&qc->streams)) {
 		struct qstream *qs =
 		    qlist_entry(qc->streams.next, struct qstream, link);
-		stream_finish(qs, WN_STREAM_SESSION_LOST);
+		wn_sb_finish(&qs->base, WN_STREAM_SESSION_LOST);
 	}
 	qlist_del(&qc->link);
 	if (qc->ep->is_server)
@@ -1103,8 +1043,16 @@ static void after_write(struct qstream *qs, ngtcp2_ssize ndatalen, int fin)
 	if (ndatalen < 0)
 		return;
 	qs->sent += (size_t)ndatalen;
-	if (fin && qs->sent == wn_bufq_len(&qs->sendq))
+	if (fin && qs->sent == wn_bufq_len(&qs->sendq)) {
 		qs->fin_sent = 1;
+		/* Inside the write pass: the next packets of this pass
+		 * carry the STOP_SENDING, no new pass is needed. */
+		if (qs->stop_owed && !qs->base.ended) {
+			qs->stop_owed = 0;
+			ngtcp2_conn_shutdown_stream_read(qs->qc->conn, qs->sid,
+			                                 WN_STREAM_ABORTED);
+		}
+	}
 	/* Round robin: a stream that wrote goes to the back. */
 	if (qlist_linked(&qs->rlink)) {
 		qlist_del(&qs->rlink);

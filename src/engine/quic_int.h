@@ -93,6 +93,8 @@ struct qep {
 	/* The connection now sends on `carrier` (a validated migration). */
 	void (*path_moved)(struct qep *ep, struct qconn *qc,
 	                   struct wn_carrier *carrier);
+	/* What the endpoint's streams share (set up with the first). */
+	struct wn_stream_env senv;
 };
 
 enum qconn_state {
@@ -129,21 +131,18 @@ struct qconn {
 };
 
 struct qstream {
-	struct wn_stream base; /* first */
+	struct wn_stream base; /* first: the stream base owns the semantics */
 	struct qep *ep;
-	struct qconn *qc;     /* NULL while pending or once closed */
+	struct qconn *qc;     /* NULL while pending or once ended */
 	int64_t sid;          /* -1 until attached to a connection */
 	struct wn_bufq sendq; /* unacked and unsent data */
 	size_t sent;          /* bytes at the head of sendq already sent */
 	uint64_t blocked_epoch;
 	uint64_t opened_ms; /* loop time at open, to time out pending */
-	unsigned fin_wanted : 1, fin_sent : 1, eof : 1, closed : 1,
-	    released : 1, want_writable : 1, hdr_done : 1;
-	int close_err;
+	unsigned fin_wanted : 1, fin_sent : 1,
+	    stop_owed : 1;  /* released: STOP_SENDING after our FIN */
 	struct qlist link;  /* conn->streams or the client's pending list */
 	struct qlist rlink; /* conn->ready */
-	struct wn_deferred dnode;
-	struct wn_streamhdr_acc hdr; /* server: the header as it arrives */
 };
 
 /* ---- quic_conn.c ---------------------------------------------------- */

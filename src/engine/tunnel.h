@@ -29,7 +29,8 @@
  *
  * Half-close: wn_stream_shutdown() ends our direction after the queued data
  * (a FIN); on_eof() reports the peer's FIN after its last data. The stream
- * lives until both directions are done, or a reset.
+ * ends with on_closed(WN_STREAM_OK) once both directions have ended, or at
+ * once on a reset from either side, with on_closed(reason).
  *
  * Re-entrancy: no handler function is ever called from inside a wn_stream_*
  * or wn_tunnel_* call; handlers may call any of them (a relay calls
@@ -43,12 +44,29 @@
  * sum over a session's streams.
  *
  * Lifetime: the engine owns streams. The front end's handler is called until
- * the front end calls wn_stream_release() (after which the engine finishes
- * the stream on its own: flushing a FIN, or resetting it if the front end
- * released it with directions still open) or until on_closed(), which is the
- * last call. Release is allowed in any state before on_closed, even right
- * after a reset (on_closed then never comes). on_closed(OK) may come before
- * the front end has consumed everything delivered. Never free anything inside these callbacks except through
+ * the front end calls wn_stream_release() or until on_closed(), the last
+ * call, which comes exactly once (never for a released stream) and always
+ * from the loop. on_closed(OK) may come before the front end has consumed
+ * everything delivered. Release is allowed in any state before on_closed,
+ * even right after a reset (on_closed then never comes); afterwards the
+ * front end makes no more calls on the stream. What release does depends
+ * on which directions are still open (src/engine/stream_base.c implements
+ * it once, for every engine):
+ *  - our direction not shut down: the stream is reset with
+ *    WN_STREAM_ABORTED (what was queued is not what the front end meant to
+ *    send, so it is dropped); the peer gets on_closed(WN_STREAM_ABORTED).
+ *  - ours shut down, the peer's still open: nobody will read the peer's
+ *    data. Our queued data and FIN still go out, and the peer is told to
+ *    stop sending (QUIC STOP_SENDING; KCP an RST after our FIN); what it
+ *    sends meanwhile is discarded. The peer gets all of our data and
+ *    on_eof, then on_closed(WN_STREAM_ABORTED); its writes fail with
+ *    WN_ECLOSED once the stop arrives.
+ *  - both directions ended: the engine finishes on its own (the queued
+ *    data and FIN are still delivered); the peer sees a clean close.
+ * In the kcptun profile smux has no RST: a reset reaches the peer as a FIN
+ * without a reason, and a release after shutdown ends our side as smux's
+ * Close() does (the peer's data is discarded; its stream ends when it
+ * shuts down). Never free anything inside these callbacks except through
  * deferred close. */
 #ifndef WN_ENGINE_TUNNEL_H
 #define WN_ENGINE_TUNNEL_H
@@ -122,7 +140,7 @@ wn_tunnel_open_stream_flags(struct wn_tunnel *t,
 
 /* Copies up to len bytes into the stream's send buffer. Returns the number
  * taken (may be 0 when full: wait for on_writable), or WN_ECLOSED after
- * shutdown or reset. */
+ * shutdown, a reset or the peer's stop. */
 ssize_t wn_stream_write(struct wn_stream *s, const uint8_t *data, size_t len);
 
 /* Zero-copy variant: *ptr receives contiguous free space in the send
@@ -134,14 +152,18 @@ int wn_stream_commit(struct wn_stream *s, size_t n);
 /* Reports that n bytes delivered by on_data have been consumed. */
 void wn_stream_consumed(struct wn_stream *s, size_t n);
 
-/* Ends our sending direction after the data already written (FIN). */
+/* Ends our sending direction after the data already written (FIN).
+ * Returns 0 (also when already shut down), or WN_ECLOSED once the
+ * direction was aborted (a reset, the peer's stop) or the stream ended. */
 int wn_stream_shutdown(struct wn_stream *s);
 
-/* Aborts both directions with a reason. on_closed follows (later in the
- * loop iteration, never from inside this call). */
+/* Aborts both directions with a reason (queued data is dropped); the peer
+ * gets on_closed(err). Our on_closed(err) follows (later in the loop
+ * iteration, never from inside this call) unless we release first. */
 void wn_stream_reset(struct wn_stream *s, int err);
 
-/* The front end is done: no more handler calls. */
+/* The front end is done: no more handler calls, and no more calls from
+ * it. See "Lifetime" above for what happens to directions still open. */
 void wn_stream_release(struct wn_stream *s);
 
 /* The most delivered, unconsumed data a stream of the tunnel may hold

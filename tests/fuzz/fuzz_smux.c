@@ -27,12 +27,12 @@ struct fz {
 	uint8_t junk[8192];
 };
 
-static int fz_open(void *ctx, uint32_t sid)
+static uint32_t fz_open(void *ctx, uint32_t sid)
 {
 	struct fz *f = ctx;
 
 	f->last = sid;
-	return sid % 7 == 0 ? -2 : 0;
+	return sid % 7 == 0 ? 2 : 0;
 }
 
 static void fz_data(void *ctx, uint32_t sid, const uint8_t *d, size_t n)

@@ -52,7 +52,7 @@ static void out_fn(void *ctx, uint8_t *pkt, size_t len)
 	wn_simlink_send(sd->out, pkt, len, sd->rr->now);
 }
 
-static int srv_open(void *ctx, uint32_t sid)
+static uint32_t srv_open(void *ctx, uint32_t sid)
 {
 	struct rr *m = ctx;
 	m->srv_sid = sid;
@@ -82,11 +82,11 @@ static void any_reset(void *ctx, uint32_t sid, uint32_t reason)
 	fail_msg("stream reset with reason %u", reason);
 }
 
-static int cli_open(void *ctx, uint32_t sid)
+static uint32_t cli_open(void *ctx, uint32_t sid)
 {
 	(void)ctx;
 	(void)sid;
-	return -1;
+	return 1;
 }
 
 static void cli_data(void *ctx, uint32_t sid, const uint8_t *d, size_t len)

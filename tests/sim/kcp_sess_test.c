@@ -71,11 +71,11 @@ static void out_fn(void *ctx, uint8_t *pkt, size_t len)
 
 /* Server side: streams arrive in the client's opening order (ids 3, 5,
  * ...), so a stream's index is its position. */
-static int srv_open(void *ctx, uint32_t sid)
+static uint32_t srv_open(void *ctx, uint32_t sid)
 {
 	struct sim *m = ctx;
 	if (m->nrx >= MAX_STREAMS)
-		return -1;
+		return 1;
 	m->rx[m->nrx].sid = sid;
 	m->rx[m->nrx].stalled = m->nrx == m->stall_index;
 	m->nrx++;
@@ -123,11 +123,11 @@ static void srv_reset(void *ctx, uint32_t sid, uint32_t reason)
 	fail_msg("stream reset with reason %u", reason);
 }
 
-static int cli_open(void *ctx, uint32_t sid)
+static uint32_t cli_open(void *ctx, uint32_t sid)
 {
 	(void)ctx;
 	(void)sid;
-	return -1;
+	return 1;
 }
 
 static void cli_data(void *ctx, uint32_t sid, const uint8_t *d, size_t len)

@@ -24,27 +24,23 @@
 struct pt_pair;
 
 struct pt_end {
-	struct wn_stream s; /* first: the engine's stream */
+	struct wn_stream s; /* first: the stream base */
 	struct pt_pair *pair;
 	int idx;
 	struct wn_bufq sendq;
-	size_t unconsumed;  /* delivered to this end, not yet consumed */
+	size_t unconsumed;  /* delivered to this end, not yet credited */
 	ssize_t reserved;   /* size of the last reserve; -1: none */
-	bool fin;           /* this end called shutdown */
-	bool eof_delivered; /* on_eof was delivered to this end */
-	bool want_writable; /* a short write or empty reserve happened */
-	bool released;
-	bool closed; /* on_closed delivered (or reset before accept) */
+	bool fin;           /* the base queued our FIN */
+	bool fin_delivered; /* ... and the pump delivered it */
+	int reset_in;       /* the peer reset: deliver it (0: none) */
+	int stop_in;        /* the peer stopped reading: deliver it */
+	bool ended;         /* detached by the base */
+	bool gone;          /* freed by the base */
 };
 
 struct pt_pair {
 	struct wn_pipetunnel *pt;
 	struct pt_end end[2];
-	uint8_t hdr[WN_STREAMHDR_MAX];
-	int hdrlen;
-	bool accepted;
-	bool reset;
-	int reset_err;
 	struct wn_deferred dn;
 	struct pt_pair *prev, *next;
 };
@@ -58,9 +54,10 @@ struct wn_pipetunnel {
 	struct wn_loop *loop;
 	struct wn_pipetunnel_opts o;
 	struct wn_accept_handler server;
+	struct wn_accept_handler accept; /* counts, checks, then server */
+	struct wn_stream_env env[2];     /* client ends, server ends */
 	struct pt_tunnel client_t, server_t;
 	struct pt_pair *pairs;
-	uint64_t next_id;
 	bool up;
 	bool closing;
 	struct wn_deferred free_dn;
@@ -100,32 +97,7 @@ static void schedule(struct pt_pair *p)
 	wn_loop_defer(p->pt->loop, &p->dn, pump);
 }
 
-static void usable(struct pt_end *e, const char *op)
-{
-	if (e->released)
-		violation("%s on stream %llu (end %d) after release", op,
-		          (unsigned long long)e->s.id, e->idx);
-	if (e->closed)
-		violation("%s on stream %llu (end %d) after on_closed", op,
-		          (unsigned long long)e->s.id, e->idx);
-}
-
-static void do_reset(struct pt_pair *p, int err)
-{
-	int i;
-
-	if (p->reset)
-		return;
-	p->reset = true;
-	p->reset_err = err;
-	for (i = 0; i < 2; i++) {
-		wn_bufq_free(&p->end[i].sendq);
-		p->end[i].want_writable = false;
-	}
-	schedule(p);
-}
-
-/* ---- stream operations ------------------------------------------------ */
+/* ---- the transport under the stream base ------------------------------ */
 
 static void note_sendq(struct pt_end *e)
 {
@@ -135,55 +107,39 @@ static void note_sendq(struct pt_end *e)
 		e->pair->pt->st.max_sendq = n;
 }
 
-static ssize_t op_write(struct wn_stream *s, const uint8_t *data, size_t len)
+static ssize_t tp_write(struct wn_stream *s, const uint8_t *data, size_t len)
 {
 	struct pt_end *e = end_of(s);
 	ssize_t n;
 
-	usable(e, "write");
-	if (e->fin || e->pair->reset)
-		return WN_ECLOSED;
 	e->reserved = -1;
 	if (len == 0)
 		return 0;
 	n = wn_bufq_write(&e->sendq, data, len);
 	if (n < 0)
 		n = 0;
-	if ((size_t)n < len)
-		e->want_writable = true;
 	note_sendq(e);
 	schedule(e->pair);
 	return n;
 }
 
-static ssize_t op_reserve(struct wn_stream *s, uint8_t **ptr)
+static ssize_t tp_reserve(struct wn_stream *s, uint8_t **ptr)
 {
 	struct pt_end *e = end_of(s);
-	ssize_t n;
+	ssize_t n = wn_bufq_reserve(&e->sendq, ptr);
 
-	usable(e, "reserve");
-	if (e->fin || e->pair->reset)
-		return WN_ECLOSED;
-	n = wn_bufq_reserve(&e->sendq, ptr);
 	if (n < 0) {
 		e->reserved = -1;
-		e->want_writable = true;
 		return 0;
 	}
 	e->reserved = n;
 	return n;
 }
 
-static int op_commit(struct wn_stream *s, size_t n)
+static int tp_commit(struct wn_stream *s, size_t n)
 {
 	struct pt_end *e = end_of(s);
 
-	usable(e, "commit");
-	if (e->pair->reset)
-		return WN_ECLOSED;
-	if (e->fin)
-		violation("commit after shutdown on stream %llu",
-		          (unsigned long long)s->id);
 	if (e->reserved < 0 || n > (size_t)e->reserved)
 		violation("commit of %zu bytes on stream %llu, reserve gave "
 		          "%zd",
@@ -196,11 +152,10 @@ static int op_commit(struct wn_stream *s, size_t n)
 	return 0;
 }
 
-static void op_consumed(struct wn_stream *s, size_t n)
+static void tp_credit(struct wn_stream *s, size_t n)
 {
 	struct pt_end *e = end_of(s);
 
-	usable(e, "consumed");
 	if (n > e->unconsumed)
 		violation("consumed %zu bytes on stream %llu end %d, only %zu "
 		          "delivered unconsumed",
@@ -209,69 +164,95 @@ static void op_consumed(struct wn_stream *s, size_t n)
 	schedule(e->pair);
 }
 
-static int op_shutdown(struct wn_stream *s)
+static void tp_fin(struct wn_stream *s)
 {
 	struct pt_end *e = end_of(s);
 
-	usable(e, "shutdown");
-	if (e->fin || e->pair->reset)
-		return WN_ECLOSED;
 	e->fin = true;
 	e->reserved = -1;
-	schedule(e->pair);
-	return 0;
+	schedule(e->pair); /* the pump delivers it, then fin_done */
 }
 
-static void op_reset(struct wn_stream *s, int err)
+static void tp_reset(struct wn_stream *s, int err)
 {
-	struct pt_end *e = end_of(s);
+	struct pt_end *e = end_of(s), *q = peer_of(e);
+	struct wn_pipetunnel *pt = e->pair->pt;
 
-	usable(e, "reset");
 	if (err >= 0 && err < ERRS)
-		e->pair->pt->st.resets[err]++;
-	do_reset(e->pair, err);
-}
-
-static void op_release(struct wn_stream *s)
-{
-	struct pt_end *e = end_of(s);
-
-	usable(e, "release");
-	e->released = true;
-	memset(&e->s.h, 0, sizeof(e->s.h));
-	/* Both directions done: the engine finishes on its own (queued data
-	 * and the FIN still go out). Otherwise it must reset. */
-	if (!e->pair->reset && !(e->fin && e->eof_delivered)) {
-		e->pair->pt->st.released_open++;
-		do_reset(e->pair, WN_STREAM_ABORTED);
-	}
+		pt->st.resets[err]++;
+	if (s->released)
+		pt->st.released_open++;
+	/* Undelivered data is dropped both ways (the peer's when the reset
+	 * reaches it). */
+	wn_bufq_free(&e->sendq);
+	if (!q->ended && !q->reset_in)
+		q->reset_in = err;
 	schedule(e->pair);
 }
 
-static const struct wn_stream_ops pt_stream_ops = {
-    .write = op_write,
-    .reserve = op_reserve,
-    .commit = op_commit,
-    .consumed = op_consumed,
-    .shutdown = op_shutdown,
-    .reset = op_reset,
-    .release = op_release,
+static void tp_stop(struct wn_stream *s, int err)
+{
+	struct pt_end *e = end_of(s), *q = peer_of(e);
+
+	/* Our data and FIN still go; the peer learns at once (as with
+	 * QUIC's STOP_SENDING) and drops what it has queued for us. */
+	if (!q->ended && !q->stop_in)
+		q->stop_in = err;
+	schedule(e->pair);
+}
+
+static void tp_detach(struct wn_stream *s)
+{
+	struct pt_end *e = end_of(s);
+
+	e->ended = true;
+	schedule(e->pair);
+}
+
+static void free_pair(struct pt_pair *p);
+
+static void tp_free(struct wn_stream *s)
+{
+	struct pt_end *e = end_of(s);
+	struct pt_pair *p = e->pair;
+	struct wn_pipetunnel *pt = p->pt;
+
+	/* The base has just told the front end on_closed (unless it let go,
+	 * or never had a handler: a server end refused before accept). */
+	if (!s->released && s->h.on_closed) {
+		if (s->err == WN_STREAM_OK)
+			pt->st.closed_ok++;
+		else if (s->err >= 0 && s->err < ERRS)
+			pt->st.closed_err[s->err]++;
+	}
+	e->gone = true;
+	if (p->end[0].gone && p->end[1].gone && !wn_deferred_pending(&p->dn))
+		free_pair(p);
+}
+
+static void tp_misuse(struct wn_stream *s, const char *what)
+{
+	struct pt_end *e = end_of(s);
+
+	violation("%s on stream %llu (end %d) after %s", what,
+	          (unsigned long long)s->id, e->idx,
+	          s->reported ? "on_closed" : "release");
+}
+
+static const struct wn_sb_transport pt_transport = {
+    .write = tp_write,
+    .reserve = tp_reserve,
+    .commit = tp_commit,
+    .credit = tp_credit,
+    .fin = tp_fin,
+    .reset = tp_reset,
+    .stop = tp_stop,
+    .detach = tp_detach,
+    .free = tp_free,
+    .misuse = tp_misuse,
 };
 
 /* ---- the pump --------------------------------------------------------- */
-
-static bool gone(const struct pt_end *e)
-{
-	return e->released || e->closed;
-}
-
-/* May e's handler be called? */
-static bool callable(const struct pt_end *e)
-{
-	if (gone(e))
-		return false;
-	return e->idx == 0 || e->pair->accepted;
-}
 
 static void free_pair(struct pt_pair *p)
 {
@@ -293,40 +274,31 @@ static void free_pair(struct pt_pair *p)
 	}
 }
 
-static void accept_stream(struct pt_pair *p)
+/* The server side's accept handler, around the test's. */
+static void on_accept(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
+                      const struct wn_endpoint *target)
 {
-	struct wn_pipetunnel *pt = p->pt;
-	struct pt_end *se = &p->end[1];
-	struct wn_endpoint target;
-	int is_default = 0, rc;
-	unsigned flags = 0;
+	struct wn_pipetunnel *pt = ctx;
 
-	p->accepted = true;
 	pt->st.accepted++;
 	if (!pt->server.on_stream)
 		violation("no accept handler for stream %llu",
-		          (unsigned long long)se->s.id);
-	rc = wn_streamhdr_decode_flags(p->hdr, (size_t)p->hdrlen, &target,
-	                               &is_default, &flags);
-	if (rc != p->hdrlen)
-		violation("stream header did not round-trip (%d)", rc);
-	se->s.hdr_flags = flags;
-	pt->server.on_stream(pt->server.ctx, &pt->server_t.t, &se->s,
-	                     is_default ? NULL : &target);
-	if (!p->reset && !se->released && !se->s.h.on_closed)
+		          (unsigned long long)s->id);
+	pt->server.on_stream(pt->server.ctx, t, s, target);
+	if (!end_of(s)->ended && !s->released && !s->h.on_closed)
 		violation("accept handler returned without a handler or a "
 		          "reset on stream %llu",
-		          (unsigned long long)se->s.id);
+		          (unsigned long long)s->id);
 }
 
-/* Move what the receiver's credit allows from src to dst. */
+/* Moves what dst's credit allows from src to dst, then src's FIN. */
 static bool move_data(struct pt_pair *p, struct pt_end *src, struct pt_end *dst)
 {
 	struct wn_pipetunnel *pt = p->pt;
 	size_t credit, n;
 	bool progress = false;
 
-	while (!p->reset && callable(dst) && wn_bufq_len(&src->sendq) > 0) {
+	while (!dst->ended && wn_bufq_len(&src->sendq) > 0) {
 		credit = pt->o.recv_window - dst->unconsumed;
 		if (credit == 0)
 			break;
@@ -339,37 +311,49 @@ static bool move_data(struct pt_pair *p, struct pt_end *src, struct pt_end *dst)
 		dst->unconsumed += n;
 		if (dst->unconsumed > pt->st.max_unconsumed)
 			pt->st.max_unconsumed = dst->unconsumed;
-		dst->s.h.on_data(dst->s.h.ctx, &dst->s, pt->tmp, n);
+		wn_sb_recv(&dst->s, pt->tmp, n);
 		progress = true;
 	}
-	if (!p->reset && callable(src) && src->want_writable &&
-	    wn_bufq_space(&src->sendq) > 0 && !src->fin) {
-		src->want_writable = false;
-		if (src->s.h.on_writable)
-			src->s.h.on_writable(src->s.h.ctx, &src->s);
+	if (!src->ended && src->s.want_writable &&
+	    wn_bufq_space(&src->sendq) > 0) {
+		wn_sb_writable(&src->s);
 		progress = true;
 	}
-	if (!p->reset && callable(dst) && src->fin &&
-	    wn_bufq_len(&src->sendq) == 0 && !dst->eof_delivered) {
-		dst->eof_delivered = true;
-		if (dst->s.h.on_eof)
-			dst->s.h.on_eof(dst->s.h.ctx, &dst->s);
+	if (src->fin && !src->fin_delivered && wn_bufq_len(&src->sendq) == 0 &&
+	    !dst->ended) {
+		src->fin_delivered = true;
+		wn_sb_recv_fin(&dst->s);
+		wn_sb_fin_done(&src->s);
 		progress = true;
 	}
 	return progress;
 }
 
-static void close_end(struct pt_end *e, int err)
+/* Delivers the peer's reset or stop to e. */
+static bool deliver_aborts(struct pt_end *e)
 {
-	struct wn_pipetunnel *pt = e->pair->pt;
+	struct pt_end *q = peer_of(e);
+	int err;
 
-	e->closed = true;
-	if (err == WN_STREAM_OK)
-		pt->st.closed_ok++;
-	else if (err >= 0 && err < ERRS)
-		pt->st.closed_err[err]++;
-	if (e->s.h.on_closed)
-		e->s.h.on_closed(e->s.h.ctx, &e->s, err);
+	if (e->reset_in && !e->ended) {
+		err = e->reset_in;
+		e->reset_in = 0;
+		wn_bufq_free(&e->sendq);
+		wn_sb_recv_reset(&e->s, err);
+		return true;
+	}
+	if (e->stop_in && !e->ended) {
+		err = e->stop_in;
+		e->stop_in = 0;
+		wn_bufq_free(&e->sendq);
+		wn_sb_recv_stop(&e->s, err);
+		/* The answer to the stop, as QUIC's RESET_STREAM: the
+		 * stopping end's reading is over. */
+		if (!q->ended)
+			wn_sb_recv_reset(&q->s, err);
+		return true;
+	}
+	return false;
 }
 
 static void pump(struct wn_deferred *dn)
@@ -379,36 +363,13 @@ static void pump(struct wn_deferred *dn)
 	bool progress = false;
 	int i;
 
-	if (pt->up && !p->accepted && !p->reset) {
-		accept_stream(p);
-		progress = true;
-	}
-	if (pt->up && !p->reset) {
+	if (pt->up) {
 		progress |= move_data(p, &p->end[0], &p->end[1]);
 		progress |= move_data(p, &p->end[1], &p->end[0]);
+		for (i = 0; i < 2; i++)
+			progress |= deliver_aborts(&p->end[i]);
 	}
-	for (i = 0; i < 2; i++) {
-		struct pt_end *e = &p->end[i], *q = peer_of(e);
-
-		if (gone(e))
-			continue;
-		if (p->reset) {
-			/* A stream reset before the server saw it never
-			 * reaches the server. */
-			if (!callable(e)) {
-				e->closed = true;
-				continue;
-			}
-			close_end(e, p->reset_err);
-			progress = true;
-		} else if (callable(e) && e->fin &&
-		           wn_bufq_len(&e->sendq) == 0 && q->eof_delivered &&
-		           e->eof_delivered) {
-			close_end(e, WN_STREAM_OK);
-			progress = true;
-		}
-	}
-	if (gone(&p->end[0]) && gone(&p->end[1])) {
+	if (p->end[0].gone && p->end[1].gone) {
 		/* If a callback deferred the pump again, free on that run. */
 		if (!wn_deferred_pending(&p->dn))
 			free_pair(p);
@@ -427,6 +388,7 @@ static struct wn_stream *open_stream(struct wn_tunnel *t,
 {
 	struct wn_pipetunnel *pt = container_of(t, struct pt_tunnel, t)->pt;
 	struct pt_pair *p;
+	uint8_t hdr[WN_STREAMHDR_MAX];
 	int i, hdrlen;
 	size_t chunk;
 
@@ -437,31 +399,30 @@ static struct wn_stream *open_stream(struct wn_tunnel *t,
 	}
 	if (!h || !h->on_data || !h->on_closed)
 		violation("open_stream without a full handler");
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return NULL;
-	hdrlen =
-	    wn_streamhdr_encode_flags(target, flags, p->hdr, sizeof(p->hdr));
+	hdrlen = wn_streamhdr_encode_flags(target, flags, hdr, sizeof(hdr));
 	if (hdrlen < 0) {
-		free(p);
 		pt->st.refused++;
 		return NULL;
 	}
-	p->hdrlen = hdrlen;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
 	p->pt = pt;
 	chunk = pt->o.send_limit < 4096 ? pt->o.send_limit : 4096;
 	for (i = 0; i < 2; i++) {
 		struct pt_end *e = &p->end[i];
 
-		e->s.ops = &pt_stream_ops;
-		e->s.id = pt->next_id;
 		e->pair = p;
 		e->idx = i;
 		e->reserved = -1;
 		wn_bufq_init(&e->sendq, chunk, pt->o.send_limit);
 	}
-	pt->next_id += 4;
-	p->end[0].s.h = *h;
+	/* The client end's first bytes are the header, as on the wire; the
+	 * server end's base takes it off and calls the accept handler. */
+	wn_sb_init(&p->end[0].s, &pt->env[0], &pt->client_t.t, h);
+	wn_sb_init(&p->end[1].s, &pt->env[1], &pt->server_t.t, NULL);
+	if (wn_bufq_write(&p->end[0].sendq, hdr, (size_t)hdrlen) != hdrlen)
+		violation("send_limit below the stream header's size");
 	wn_deferred_init(&p->dn);
 	p->next = pt->pairs;
 	if (p->next)
@@ -514,6 +475,10 @@ int wn_pipetunnel_new(struct wn_loop *loop,
 	pt->client_t.pt = pt;
 	snprintf(pt->client_t.t.peer_id, sizeof(pt->client_t.t.peer_id),
 	         "5e7e0001");
+	pt->accept.ctx = pt;
+	pt->accept.on_stream = on_accept;
+	wn_sb_env_init(&pt->env[0], &pt_transport, loop, NULL, NULL);
+	wn_sb_env_init(&pt->env[1], &pt_transport, loop, NULL, &pt->accept);
 	pt->server_t.t.ops = &server_ops;
 	pt->server_t.pt = pt;
 	snprintf(pt->server_t.t.peer_id, sizeof(pt->server_t.t.peer_id),
@@ -548,9 +513,11 @@ void wn_pipetunnel_set_up(struct wn_pipetunnel *pt, bool up)
 void wn_pipetunnel_lose(struct wn_pipetunnel *pt)
 {
 	struct pt_pair *p;
+	int i;
 
 	for (p = pt->pairs; p; p = p->next)
-		do_reset(p, WN_STREAM_SESSION_LOST);
+		for (i = 0; i < 2; i++)
+			wn_sb_finish(&p->end[i].s, WN_STREAM_SESSION_LOST);
 }
 
 const struct wn_pipetunnel_stats *

@@ -2,11 +2,13 @@
  *
  * It joins a "client" tunnel, on which front ends open streams, to a
  * "server" side that hands each new stream to a struct wn_accept_handler
- * (the dialer, or a test's scripted peer), on one wn_loop. Its job is to
- * hold front ends to the tunnel.h contract, strictly:
+ * (the dialer, or a test's scripted peer), on one wn_loop. Its streams are
+ * built on the engines' own stream base (src/engine/stream_base.h), so
+ * front ends are held to exactly the rules the engines implement; what is
+ * the double's own is the wire, in memory:
  *
- *  - The target goes through the real stream header encoder and decoder,
- *    so the server sees what the wire would carry (NULL for the default).
+ *  - The client end's first bytes are the real stream header, taken off by
+ *    the base on the server end (NULL target for the default).
  *  - Every handler call is made from a deferred function (wn_loop_defer),
  *    never from inside the API call that caused it; a pump moves data in
  *    steps across loop iterations, as a real engine would.
@@ -14,14 +16,10 @@
  *    (short writes, reserve returning 0, then on_writable); each end may
  *    hold at most recv_window bytes delivered but not yet consumed, and
  *    credit comes back only through wn_stream_consumed.
- *  - Half-close: shutdown delivers on_eof to the peer after its last data.
- *    An end gets on_closed(OK) as soon as its FIN has been delivered and
- *    the peer's EOF has been delivered to it, even if it has not consumed
- *    everything yet (as QUIC may do).
- *  - Reset: both ends get on_closed(err) (unless released); undelivered
- *    data is dropped. Release with a direction still open resets the
- *    stream with WN_STREAM_ABORTED; release after both directions ended
- *    lets the released end's queued data and FIN still reach the peer.
+ *  - A reset reaches the peer on the next pump; undelivered data is
+ *    dropped. A stop (a release after shutdown, tunnel.h) reaches the peer
+ *    at once, as QUIC's STOP_SENDING does, while the stopping end's data
+ *    and FIN still arrive.
  *  - Misuse aborts the test process with a message on stderr: any call on
  *    a stream after release or after its on_closed, commit beyond the last
  *    reserve, consumed beyond what was delivered, an accept handler that

@@ -34,7 +34,7 @@ struct wn_sp_rx *wn_sp_rx(struct wn_sp_side *d, uint32_t sid)
 	return &d->rx[d->nrx++];
 }
 
-static int cb_open(void *ctx, uint32_t sid)
+static uint32_t cb_open(void *ctx, uint32_t sid)
 {
 	struct wn_sp_side *d = ctx;
 

@@ -43,7 +43,7 @@ struct wn_sp_side {
 	size_t ntx;
 	int consume;     /* report data consumed as it arrives */
 	uint32_t stall;  /* ... except on this stream (0: none) */
-	int refuse;      /* on_open returns this */
+	uint32_t refuse; /* on_open returns this (0: accept) */
 	int forget_done; /* forget a stream once both directions ended */
 };
 

@@ -393,7 +393,7 @@ static void run_refuse(int compat)
 	uint32_t sid;
 
 	assert_int_equal(wn_sp_init(&p, &ca, &cb, 11), 0);
-	p.b.refuse = -2; /* WN_STREAM_DENIED */
+	p.b.refuse = 2; /* the engine's reason code */
 	sid = wn_sp_open(&p.a, 5000, 1);
 	assert_int_equal(wn_sp_pump(&p), 0);
 	assert_int_equal(wn_sp_rx(&p.b, sid)->open, 1);
@@ -408,6 +408,40 @@ static void run_refuse(int compat)
 		assert_int_equal(r->reason, 2);
 	}
 	wn_sp_free(&p);
+}
+
+/* wn_smux_stop: the peer gets all of our data and our FIN, then (native)
+ * an RST with the reason; in compat mode only the FIN. */
+static void run_stop(int compat)
+{
+	struct wn_smux_cfg ca = cfg_of(2, 1, compat), cb = cfg_of(2, 0, compat);
+	struct wn_sp p;
+	uint32_t sid;
+
+	assert_int_equal(wn_sp_init(&p, &ca, &cb, 12), 0);
+	sid = wn_sp_open(&p.a, 5000, 0);
+	assert_int_equal(wn_sp_feed(&p.a), 5000);
+	assert_int_equal(wn_smux_stop(p.a.m, sid, 8), 0);
+	assert_int_equal(wn_smux_write(p.a.m, sid, (const uint8_t *)"x", 1),
+	                 WN_ECLOSED);
+	wn_smux_forget(p.a.m, sid);
+	assert_int_equal(wn_sp_pump(&p), 0);
+	struct wn_sp_rx *r = wn_sp_rx(&p.b, sid);
+	assert_int_equal(r->got, 5000);
+	assert_int_equal(r->bad, 0);
+	assert_int_equal(r->fin, 1);
+	assert_int_equal(r->reset, compat ? 0 : 1);
+	if (!compat)
+		assert_int_equal(r->reason, 8);
+	assert_int_equal(wn_smux_nstreams(p.a.m), 0);
+	wn_sp_free(&p);
+}
+
+static void test_stop(void **state)
+{
+	(void)state;
+	run_stop(0);
+	run_stop(1);
 }
 
 static void test_refuse(void **state)
@@ -624,6 +658,7 @@ int main(void)
 	    cmocka_unit_test(test_reset_native_vs_compat),
 	    cmocka_unit_test(test_reset_before_syn),
 	    cmocka_unit_test(test_refuse),
+	    cmocka_unit_test(test_stop),
 	    cmocka_unit_test(test_protocol_errors),
 	    cmocka_unit_test(test_window_overrun),
 	    cmocka_unit_test(test_reentrancy),

@@ -1,6 +1,6 @@
 /* Both engines (QUIC and KCP) end to end in one process: a client and a
- * server engine joined by an in-memory carrier (optionally lossy), no
- * sockets. Every test runs once per engine (cmocka prestate). */
+ * server engine joined by an in-memory carrier (tests/support/memcarrier.h,
+ * optionally lossy), no sockets. Every test runs once per engine (cmocka prestate). */
 #include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,127 +15,9 @@
 
 #include "engine/kcp_engine.h"
 #include "engine/quic.h"
+#include "support/memcarrier.h"
 #include "util/bufq.h"
 #include "util/err.h"
-
-/* ---- an in-memory carrier pair ---------------------------------------- */
-
-struct mpkt {
-	struct mpkt *next;
-	size_t len;
-	uint8_t data[];
-};
-
-struct mcar {
-	struct wn_carrier base;
-	struct mcar *peer;
-	struct sockaddr_in addr;
-	struct mpkt *head, **tail; /* packets on their way to this carrier */
-	uv_idle_t idle;
-	uint32_t loss_per_mille;
-	uint64_t rng;
-	uint64_t delivered, dropped;
-};
-
-static uint32_t rnd(struct mcar *m)
-{
-	m->rng = m->rng * 6364136223846793005ull + 1442695040888963407ull;
-	return (uint32_t)(m->rng >> 33);
-}
-
-static void deliver(uv_idle_t *h)
-{
-	struct mcar *m = h->data;
-	struct mpkt *p = m->head;
-	m->head = NULL;
-	m->tail = &m->head;
-	while (p) {
-		struct mpkt *next = p->next;
-		m->delivered++;
-		m->base.h.recv(m->base.h.ctx, &m->base,
-		               (struct sockaddr *)&m->peer->addr,
-		               sizeof(m->peer->addr), p->data, p->len);
-		free(p);
-		p = next;
-	}
-	if (!m->head)
-		uv_idle_stop(&m->idle);
-}
-
-static int mc_send(struct wn_carrier *c, const struct sockaddr *to,
-                   socklen_t tolen, const uint8_t *buf, size_t len, size_t seg)
-{
-	struct mcar *m = (struct mcar *)c, *dst = m->peer;
-	(void)to;
-	(void)tolen;
-	for (size_t off = 0; off < len; off += seg) {
-		size_t n = len - off < seg ? len - off : seg;
-		if (m->loss_per_mille && rnd(m) % 1000 < m->loss_per_mille) {
-			m->dropped++;
-			continue;
-		}
-		struct mpkt *p = malloc(sizeof(*p) + n);
-		assert_non_null(p);
-		p->next = NULL;
-		p->len = n;
-		memcpy(p->data, buf + off, n);
-		*dst->tail = p;
-		dst->tail = &p->next;
-	}
-	uv_idle_start(&dst->idle, deliver);
-	return 0;
-}
-
-static size_t mc_max_packet(const struct wn_carrier *c)
-{
-	(void)c;
-	return 1452;
-}
-
-static int mc_local_addr(const struct wn_carrier *c,
-                         struct sockaddr_storage *ss, socklen_t *len)
-{
-	const struct mcar *m = (const struct mcar *)c;
-	memcpy(ss, &m->addr, sizeof(m->addr));
-	*len = sizeof(m->addr);
-	return 0;
-}
-
-static void mc_close(struct wn_carrier *c)
-{
-	struct mcar *m = (struct mcar *)c;
-	uv_idle_stop(&m->idle);
-	uv_close((uv_handle_t *)&m->idle, NULL);
-	while (m->head) {
-		struct mpkt *p = m->head;
-		m->head = p->next;
-		free(p);
-	}
-}
-
-static const struct wn_carrier_ops mc_ops = {
-    .send = mc_send,
-    .max_packet = mc_max_packet,
-    .local_addr = mc_local_addr,
-    .close = mc_close,
-};
-
-static void mc_init(struct mcar *m, struct wn_loop *loop, const char *ip,
-                    uint16_t port, struct wn_carrier_handler h)
-{
-	memset(m, 0, sizeof(*m));
-	m->base.ops = &mc_ops;
-	m->base.scheme = "mem";
-	m->base.caps = WN_CARRIER_DATAGRAM;
-	m->base.h = h;
-	m->addr.sin_family = AF_INET;
-	m->addr.sin_port = htons(port);
-	inet_pton(AF_INET, ip, &m->addr.sin_addr);
-	m->tail = &m->head;
-	m->rng = port;
-	uv_idle_init(wn_loop_uv(loop), &m->idle);
-	m->idle.data = m;
-}
 
 /* ---- a server that echoes every stream, and a client that checks it --- */
 
@@ -153,7 +35,7 @@ struct world {
 	struct wn_quic_client *cli;
 	struct wn_kcp_server *ksrv;
 	struct wn_kcp_client *kcli;
-	struct mcar sc, cc;
+	struct wn_memcarrier sc, cc;
 	/* server side */
 	struct wn_endpoint last_target;
 	int streams_accepted;
@@ -360,10 +242,9 @@ static void world_init(struct world *w, void **state, int known_client,
 		sh = wn_quic_server_handler(w->srv);
 		ch = wn_quic_client_handler(w->cli);
 	}
-	mc_init(&w->sc, &w->loop, "10.0.0.2", 4433, sh);
-	mc_init(&w->cc, &w->loop, "10.0.0.1", 50000, ch);
-	w->sc.peer = &w->cc;
-	w->cc.peer = &w->sc;
+	wn_memcarrier_init(&w->sc, &w->loop, "10.0.0.2", 4433, sh);
+	wn_memcarrier_init(&w->cc, &w->loop, "10.0.0.1", 50000, ch);
+	wn_memcarrier_pair(&w->sc, &w->cc);
 	w->sc.loss_per_mille = w->cc.loss_per_mille = loss;
 	struct sockaddr *sa = (struct sockaddr *)&w->sc.addr;
 	if (w->kcp)
@@ -416,8 +297,8 @@ static void world_free(struct world *w)
 	uv_close((uv_handle_t *)&w->guard, NULL);
 	for (int i = 0; i < 3; i++)
 		uv_run(wn_loop_uv(&w->loop), UV_RUN_NOWAIT);
-	mc_close(&w->sc.base);
-	mc_close(&w->cc.base);
+	wn_memcarrier_close(&w->sc);
+	wn_memcarrier_close(&w->cc);
 	assert_int_equal(wn_loop_close(&w->loop), 0);
 	free(w->payload);
 	free(w->echoed);
@@ -436,10 +317,12 @@ static int is_closed(struct world *w)
 	return w->closed;
 }
 
-static void echo_transfer(void **state, size_t len, uint32_t loss)
+static void echo_transfer(void **state, size_t len, uint32_t loss,
+                          uint32_t reorder)
 {
 	struct world w;
 	world_init(&w, state, 1, 1, loss);
+	w.sc.reorder_per_mille = w.cc.reorder_per_mille = reorder;
 	w.payload_len = len;
 	w.payload = malloc(len);
 	w.echoed = malloc(len);
@@ -471,22 +354,29 @@ static void echo_transfer(void **state, size_t len, uint32_t loss)
 	assert_int_equal(w.up, 1);
 	if (loss)
 		assert_true(w.sc.dropped + w.cc.dropped > 0);
+	if (reorder)
+		assert_true(w.sc.reordered + w.cc.reordered > 0);
 	world_free(&w);
 }
 
 static void test_echo_small(void **state)
 {
-	echo_transfer(state, 1000, 0);
+	echo_transfer(state, 1000, 0, 0);
 }
 
 static void test_echo_8mb(void **state)
 {
-	echo_transfer(state, 8u << 20, 0);
+	echo_transfer(state, 8u << 20, 0, 0);
 }
 
 static void test_echo_2mb_with_3pct_loss(void **state)
 {
-	echo_transfer(state, 2u << 20, 30);
+	echo_transfer(state, 2u << 20, 30, 0);
+}
+
+static void test_echo_1mb_reordered(void **state)
+{
+	echo_transfer(state, 1u << 20, 0, 50);
 }
 
 static int is_down(struct world *w)
@@ -573,7 +463,7 @@ static void test_garbage_is_ignored(void **state)
 	for (int i = 0; i < 200; i++) {
 		randombytes_buf(junk, sizeof(junk));
 		size_t n = 1 + (size_t)(randombytes_uniform(sizeof(junk)));
-		mc_send(&w.cc.base, NULL, 0, junk, n, n);
+		wn_carrier_send(&w.cc.base, NULL, 0, junk, n, n);
 	}
 	/* Then a real transfer still works. */
 	w.payload_len = 100000;
@@ -612,6 +502,7 @@ int main(void)
 	    BOTH(test_echo_small),
 	    BOTH(test_echo_8mb),
 	    BOTH(test_echo_2mb_with_3pct_loss),
+	    BOTH(test_echo_1mb_reordered),
 	    BOTH(test_wrong_server_key_refused),
 	    BOTH(test_unknown_client_refused),
 	    BOTH(test_denied_stream_reset_with_reason),

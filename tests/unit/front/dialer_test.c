@@ -426,7 +426,7 @@ static void t_denial_logged(void **state)
 	n = pread(a.log_fd, buf, sizeof(buf) - 1, 0);
 	assert_true(n > 0);
 	buf[n] = '\0';
-	assert_non_null(strstr(buf, "[info] [dial] client c11e0001 stream 0: "
+	assert_non_null(strstr(buf, "[info] [dial] client c11e0001 stream 1: "
 	                            "target tcp://10.1.2.3:8080 denied: no "
 	                            "allow rule matches"));
 	app_finish(&a);

@@ -1,0 +1,206 @@
+/* The stream base: tunnel-stream semantics (tunnel.h), implemented once.
+ *
+ * Every engine (QUIC, KCP and its kcptun profile) and the test double
+ * (tests/support/pipetunnel.c) embeds struct wn_stream as the first member
+ * of its own stream object and supplies a small transport table
+ * (struct wn_sb_transport) that moves bytes, credit, FINs, resets and stops
+ * on its wire. The base owns everything the front end can observe:
+ *
+ *  - half-close as two states, ours (out) and the peer's (in), each changed
+ *    only through one checked transition function (stream_base.c), as
+ *    OpenSSH's nchan.c does with istate/ostate;
+ *  - the release and reset rules (tunnel.h, "Lifetime");
+ *  - the deferred on_closed, exactly once, never for a released stream;
+ *  - server-side header acceptance: the stream header in the first bytes,
+ *    its credit, the accept handler and its "handler or reset" rule;
+ *  - blocked-writer wakeups (on_writable after a short write or an empty
+ *    reserve).
+ *
+ * The states:
+ *
+ *   in:  OPEN --peer FIN--> EOF
+ *        OPEN --released after our shutdown--> DRAIN --peer FIN--> EOF
+ *        any --reset (either side)--> ABORTED
+ *   out: OPEN --shutdown--> FIN --transport has the FIN--> DONE
+ *        any --reset, or the peer's stop--> ABORTED
+ *
+ * The stream ends (on_closed) at once on a reset from either side, when the
+ * transport ends it (wn_sb_finish: session lost, the wire's own close), or
+ * when both directions are over: in EOF or ABORTED and out DONE or ABORTED.
+ * Its error is then WN_STREAM_OK if neither direction was aborted.
+ *
+ * Re-entrancy: the base never calls a handler from inside a wn_stream_*
+ * call, and calls the transport only from inside wn_stream_* and wn_sb_*
+ * calls; a transport function must not call handlers either. The engine
+ * calls the wn_sb_* event functions from its own receive and write paths;
+ * those call handlers (on_data, on_eof, on_writable, the accept handler).
+ *
+ * Ownership: the engine allocates its stream objects and frees them in
+ * transport->free, which the base calls once, from the deferred close,
+ * after on_closed. Until then the base may touch the stream. */
+#ifndef WN_ENGINE_STREAM_BASE_H
+#define WN_ENGINE_STREAM_BASE_H
+
+#include <stdint.h>
+
+#include "core/streamhdr.h"
+#include "engine/tunnel.h"
+#include "io/loop.h"
+#include "util/log.h"
+
+struct wn_accept_handler;
+
+/* The peer's direction. */
+enum wn_sb_in {
+	WN_SB_IN_OPEN,    /* the peer's data goes to on_data */
+	WN_SB_IN_DRAIN,   /* released while the peer still sends: its data is
+	                     discarded (and credited) until its FIN or reset */
+	WN_SB_IN_EOF,     /* the peer's FIN was delivered */
+	WN_SB_IN_ABORTED, /* reset, by either side */
+};
+
+/* Our direction. */
+enum wn_sb_out {
+	WN_SB_OUT_OPEN,    /* writes are taken */
+	WN_SB_OUT_FIN,     /* shut down: the FIN follows the queued data */
+	WN_SB_OUT_DONE,    /* the transport has delivered our FIN (or hands
+	                      it to a core that delivers it on its own) */
+	WN_SB_OUT_ABORTED, /* reset, or the peer asked us to stop sending */
+};
+
+/* What an engine does on its wire for the base. Called only from inside
+ * the base; none of them may call a handler. */
+struct wn_sb_transport {
+	/* Queues up to len bytes of our data (copied). Returns the number
+	 * taken (0 when the send buffer is full: the engine then calls
+	 * wn_sb_writable once there is room), or a negative WN_E* code. */
+	ssize_t (*write)(struct wn_stream *s, const uint8_t *data, size_t len);
+	/* Zero-copy write: contiguous free space at *ptr. Returns its size, 0
+	 * when full (wn_sb_writable follows), or a negative WN_E* code. */
+	ssize_t (*reserve)(struct wn_stream *s, uint8_t **ptr);
+	/* Queues n bytes written at the last reserve's pointer. 0 or WN_E*. */
+	int (*commit)(struct wn_stream *s, size_t n);
+	/* The peer may send n more bytes: they were consumed by the front
+	 * end, or discarded by the base (header bytes, data nobody reads). */
+	void (*credit)(struct wn_stream *s, size_t n);
+	/* Our FIN after the queued data. The engine calls wn_sb_fin_done
+	 * once the FIN is delivered (or owned by a core that delivers it),
+	 * possibly from inside this call. */
+	void (*fin)(struct wn_stream *s);
+	/* Abort both directions on the wire with reason err (queued data is
+	 * dropped). The base ends the stream right after. */
+	void (*reset)(struct wn_stream *s, int err);
+	/* The front end released the stream after its shutdown while the
+	 * peer still sends: our data and FIN still go out, and the peer is
+	 * told to stop sending (reason err) where the wire can say so. The
+	 * engine may end the stream (wn_sb_finish) from inside this call if
+	 * its core finishes the rest alone. */
+	void (*stop)(struct wn_stream *s, int err);
+	/* The stream has ended: unlink it from the session; the engine's
+	 * wire state may go on (a FIN or RST still owed) without it. Called
+	 * once, from inside the call that ended the stream. */
+	void (*detach)(struct wn_stream *s);
+	/* Frees the stream object (after on_closed, from the loop). */
+	void (*free)(struct wn_stream *s);
+	/* Optional (test doubles): a call the contract forbids was made
+	 * (what names it). Engines leave it NULL and the call is refused. */
+	void (*misuse)(struct wn_stream *s, const char *what);
+};
+
+/* What the streams of one engine endpoint share. Owned by the engine, it
+ * outlives its streams. */
+struct wn_stream_env {
+	const struct wn_sb_transport *tp;
+	struct wn_loop *loop;   /* borrowed: the deferred close */
+	struct wn_log *log;     /* borrowed; may be NULL */
+	struct wn_ratelimit rl; /* malformed stream headers */
+	/* Server: where incoming streams go (borrowed; NULL on clients). */
+	const struct wn_accept_handler *ah;
+	uint64_t seq; /* the last stream id handed out */
+};
+
+/* The base part of every engine's stream. Fields are the base's: engines
+ * read them (id, hdr_flags, the states) but change them only through the
+ * wn_sb_* calls. */
+struct wn_stream {
+	/* The public calls' dispatch: the base's table (wn_sb_stream_ops),
+	 * or an engine's own while it is not yet built on the base. */
+	const struct wn_stream_ops *ops;
+	struct wn_stream_env *env;
+	struct wn_tunnel *tunnel;   /* the session it belongs to */
+	struct wn_stream_handler h; /* all NULL after release */
+	uint64_t id;
+	/* Server side: the flags of the stream's header (WN_OPEN_*, the
+	 * header's WN_STREAMHDR_F_* bits), set before the accept handler
+	 * runs. With WN_OPEN_CONFIRM the accept handler writes the status
+	 * byte WN_STREAMHDR_STATUS_OK first, once connected. */
+	unsigned hdr_flags;
+	uint8_t in, out;       /* enum wn_sb_in, enum wn_sb_out */
+	uint8_t released : 1,  /* the front end let go: no handler calls */
+	    ended : 1,         /* on_closed is scheduled (or skipped) */
+	    reported : 1,      /* the deferred close has run */
+	    want_writable : 1, /* a short write or empty reserve happened */
+	    hdr_pending : 1;   /* server: the header has not all arrived */
+	int err;               /* on_closed's reason */
+	struct wn_deferred dnode;
+	struct wn_streamhdr_acc hdr; /* server: the header as it arrives */
+};
+
+/* The tunnel API's stream calls on the base (tunnel.c dispatches). */
+extern const struct wn_stream_ops wn_sb_stream_ops;
+
+/* Sets up env for an engine endpoint. ah may be NULL (clients). */
+void wn_sb_env_init(struct wn_stream_env *env, const struct wn_sb_transport *tp,
+                    struct wn_loop *loop, struct wn_log *log,
+                    const struct wn_accept_handler *ah);
+
+/* Initialises the base of a new stream (zeroed memory) on tunnel t and
+ * gives it the next id. With h (copied) it is an outgoing stream; with h
+ * NULL an incoming one whose first bytes are its header, accepted as they
+ * arrive through wn_sb_recv (or at once, without a header, through
+ * wn_sb_accept). */
+void wn_sb_init(struct wn_stream *s, struct wn_stream_env *env,
+                struct wn_tunnel *t, const struct wn_stream_handler *h);
+
+/* Hands an incoming stream without a header (the kcptun profile: the
+ * dialer's fixed target) to the accept handler now. Returns 0, or -1 if
+ * the stream ended (refused, or no handler set). */
+int wn_sb_accept(struct wn_stream *s, const struct wn_endpoint *target);
+
+/* ---- events from the engine's wire (these call handlers) -------------- */
+
+/* The peer's data, in order (valid during the call). The header of an
+ * incoming stream is taken off first (and credited); the rest goes to
+ * on_data, or is discarded and credited when nobody reads. */
+void wn_sb_recv(struct wn_stream *s, const uint8_t *data, size_t len);
+
+/* The peer's FIN, after its last data. */
+void wn_sb_recv_fin(struct wn_stream *s);
+
+/* The peer aborted its direction with reason err (QUIC RESET_STREAM, an
+ * smux RST). Unless we asked for it (a released stream draining), the
+ * stream is reset: our direction is aborted too and on_closed(err)
+ * follows. */
+void wn_sb_recv_reset(struct wn_stream *s, int err);
+
+/* The peer will read no more (QUIC STOP_SENDING): our direction is
+ * aborted (the engine has dropped its queued data), the peer's goes on;
+ * the stream ends with err once the peer's direction is over too. */
+void wn_sb_recv_stop(struct wn_stream *s, int err);
+
+/* The transport has delivered our FIN (after transport->fin). */
+void wn_sb_fin_done(struct wn_stream *s);
+
+/* There is room in the send buffer again: wakes a writer that got a short
+ * write or an empty reserve. */
+void wn_sb_writable(struct wn_stream *s);
+
+/* Ends the stream with err (session lost, the wire closed it): on_closed
+ * follows from the loop unless released. Idempotent. */
+void wn_sb_finish(struct wn_stream *s, int err);
+
+/* Names for logs and tests. */
+const char *wn_sb_in_name(int in);
+const char *wn_sb_out_name(int out);
+
+#endif

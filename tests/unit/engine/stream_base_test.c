@@ -1,0 +1,447 @@
+/* The stream base's rules, against a transport that only records what it
+ * is asked to do: which wire action each call and each event leads to,
+ * when on_closed comes, and what the base refuses. The contract suite
+ * (stream_contract_test.c) checks the same rules end to end per engine. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine/engine.h"
+#include "util/err.h"
+
+struct rec {
+	struct wn_stream s; /* first */
+	int writes, fins, resets, reset_err, stops, stop_err, detaches, frees;
+	size_t credited;
+	int misuses;
+	size_t room; /* bytes write takes */
+	/* handler calls */
+	int data, eofs, writables, closed, close_err;
+	int fin_done_in_fin; /* report the FIN delivered from inside fin */
+};
+
+static struct rec *R(struct wn_stream *s)
+{
+	return (struct rec *)s;
+}
+
+static ssize_t t_write(struct wn_stream *s, const uint8_t *d, size_t len)
+{
+	(void)d;
+	R(s)->writes++;
+	size_t n = len < R(s)->room ? len : R(s)->room;
+	R(s)->room -= n;
+	return (ssize_t)n;
+}
+
+static ssize_t t_reserve(struct wn_stream *s, uint8_t **ptr)
+{
+	static uint8_t buf[64];
+	*ptr = buf;
+	return R(s)->room < sizeof(buf) ? (ssize_t)R(s)->room
+	                                : (ssize_t)sizeof(buf);
+}
+
+static int t_commit(struct wn_stream *s, size_t n)
+{
+	R(s)->room -= n;
+	return 0;
+}
+
+static void t_credit(struct wn_stream *s, size_t n)
+{
+	R(s)->credited += n;
+}
+
+static void t_fin(struct wn_stream *s)
+{
+	R(s)->fins++;
+	if (R(s)->fin_done_in_fin)
+		wn_sb_fin_done(s);
+}
+
+static void t_reset(struct wn_stream *s, int err)
+{
+	R(s)->resets++;
+	R(s)->reset_err = err;
+}
+
+static void t_stop(struct wn_stream *s, int err)
+{
+	R(s)->stops++;
+	R(s)->stop_err = err;
+}
+
+static void t_detach(struct wn_stream *s)
+{
+	R(s)->detaches++;
+}
+
+static void t_free(struct wn_stream *s)
+{
+	R(s)->frees++; /* the test owns the memory */
+}
+
+static void t_misuse(struct wn_stream *s, const char *what)
+{
+	(void)what;
+	R(s)->misuses++;
+}
+
+static const struct wn_sb_transport tp = {
+    .write = t_write,
+    .reserve = t_reserve,
+    .commit = t_commit,
+    .credit = t_credit,
+    .fin = t_fin,
+    .reset = t_reset,
+    .stop = t_stop,
+    .detach = t_detach,
+    .free = t_free,
+    .misuse = t_misuse,
+};
+
+static void h_data(void *ctx, struct wn_stream *s, const uint8_t *d, size_t len)
+{
+	(void)ctx;
+	(void)d;
+	R(s)->data += (int)len;
+}
+
+static void h_eof(void *ctx, struct wn_stream *s)
+{
+	(void)ctx;
+	R(s)->eofs++;
+}
+
+static void h_writable(void *ctx, struct wn_stream *s)
+{
+	(void)ctx;
+	R(s)->writables++;
+}
+
+static void h_closed(void *ctx, struct wn_stream *s, int err)
+{
+	(void)ctx;
+	R(s)->closed++;
+	R(s)->close_err = err;
+}
+
+static const struct wn_stream_handler H = {
+    .on_data = h_data,
+    .on_eof = h_eof,
+    .on_writable = h_writable,
+    .on_closed = h_closed,
+};
+
+struct t {
+	struct wn_loop loop;
+	struct wn_stream_env env;
+	struct rec r;
+};
+
+static void start(struct t *t)
+{
+	memset(t, 0, sizeof(*t));
+	assert_int_equal(wn_loop_init(&t->loop), 0);
+	wn_sb_env_init(&t->env, &tp, &t->loop, NULL, NULL);
+	wn_sb_init(&t->r.s, &t->env, NULL, &H);
+	t->r.room = 1000;
+}
+
+static void spin(struct t *t)
+{
+	for (int i = 0; i < 3; i++)
+		uv_run(wn_loop_uv(&t->loop), UV_RUN_NOWAIT);
+}
+
+static void stop(struct t *t)
+{
+	spin(t);
+	assert_int_equal(wn_loop_close(&t->loop), 0);
+}
+
+static void test_clean_close_after_both_fins(void **state)
+{
+	(void)state;
+	struct t t;
+	start(&t);
+	assert_int_equal(wn_stream_shutdown(&t.r.s), 0);
+	assert_int_equal(t.r.fins, 1);
+	assert_int_equal(wn_stream_shutdown(&t.r.s), 0); /* idempotent */
+	assert_int_equal(t.r.fins, 1);
+	assert_int_equal(wn_stream_write(&t.r.s, (const uint8_t *)"x", 1),
+	                 WN_ECLOSED);
+	wn_sb_recv_fin(&t.r.s);
+	assert_int_equal(t.r.eofs, 1);
+	assert_int_equal(t.r.detaches, 0); /* our FIN is not out yet */
+	wn_sb_fin_done(&t.r.s);
+	assert_int_equal(t.r.detaches, 1);
+	assert_int_equal(t.r.closed, 0); /* deferred */
+	spin(&t);
+	assert_int_equal(t.r.closed, 1);
+	assert_int_equal(t.r.close_err, WN_STREAM_OK);
+	assert_int_equal(t.r.frees, 1);
+	stop(&t);
+}
+
+static void test_reset_is_deferred_and_once(void **state)
+{
+	(void)state;
+	struct t t;
+	start(&t);
+	wn_stream_reset(&t.r.s, WN_STREAM_REFUSED);
+	assert_int_equal(t.r.resets, 1);
+	assert_int_equal(t.r.reset_err, WN_STREAM_REFUSED);
+	assert_int_equal(t.r.closed, 0);
+	wn_stream_reset(&t.r.s, WN_STREAM_DENIED); /* ended: nothing */
+	wn_sb_recv_reset(&t.r.s, WN_STREAM_DENIED);
+	wn_sb_finish(&t.r.s, WN_STREAM_SESSION_LOST);
+	assert_int_equal(t.r.resets, 1);
+	spin(&t);
+	assert_int_equal(t.r.closed, 1);
+	assert_int_equal(t.r.close_err, WN_STREAM_REFUSED);
+	assert_int_equal(t.r.detaches, 1);
+	assert_int_equal(t.r.frees, 1);
+	stop(&t);
+}
+
+static void test_release_open_resets(void **state)
+{
+	(void)state;
+	struct t t;
+	start(&t);
+	wn_stream_release(&t.r.s);
+	assert_int_equal(t.r.resets, 1);
+	assert_int_equal(t.r.reset_err, WN_STREAM_ABORTED);
+	assert_int_equal(t.r.stops, 0);
+	spin(&t);
+	assert_int_equal(t.r.closed, 0); /* released: never */
+	assert_int_equal(t.r.frees, 1);
+	stop(&t);
+}
+
+static void test_release_after_fin_stops(void **state)
+{
+	(void)state;
+	struct t t;
+	start(&t);
+	assert_int_equal(wn_stream_shutdown(&t.r.s), 0);
+	wn_stream_release(&t.r.s);
+	assert_int_equal(t.r.resets, 0);
+	assert_int_equal(t.r.stops, 1);
+	assert_int_equal(t.r.stop_err, WN_STREAM_ABORTED);
+	assert_int_equal(t.r.s.in, WN_SB_IN_DRAIN);
+	/* What arrives is discarded and credited, the handler is gone. */
+	wn_sb_recv(&t.r.s, (const uint8_t *)"abc", 3);
+	assert_int_equal(t.r.data, 0);
+	assert_int_equal(t.r.credited, 3);
+	/* The peer's answer ends its direction, not ours. */
+	wn_sb_recv_reset(&t.r.s, WN_STREAM_ABORTED);
+	assert_int_equal(t.r.resets, 0);
+	assert_int_equal(t.r.detaches, 0);
+	wn_sb_fin_done(&t.r.s);
+	assert_int_equal(t.r.detaches, 1);
+	spin(&t);
+	assert_int_equal(t.r.closed, 0);
+	stop(&t);
+}
+
+static void test_release_when_done_finishes_alone(void **state)
+{
+	(void)state;
+	struct t t;
+	start(&t);
+	wn_sb_recv_fin(&t.r.s);
+	assert_int_equal(wn_stream_shutdown(&t.r.s), 0);
+	wn_stream_release(&t.r.s);
+	assert_int_equal(t.r.resets + t.r.stops, 0);
+	wn_sb_fin_done(&t.r.s);
+	assert_int_equal(t.r.detaches, 1);
+	spin(&t);
+	assert_int_equal(t.r.closed, 0);
+	assert_int_equal(t.r.frees, 1);
+	stop(&t);
+}
+
+static void test_peer_stop_aborts_ours_only(void **state)
+{
+	(void)state;
+	struct t t;
+	start(&t);
+	t.r.fin_done_in_fin = 1;
+	wn_sb_recv_stop(&t.r.s, WN_STREAM_ABORTED);
+	assert_int_equal(wn_stream_write(&t.r.s, (const uint8_t *)"x", 1),
+	                 WN_ECLOSED);
+	assert_int_equal(wn_stream_shutdown(&t.r.s), WN_ECLOSED);
+	wn_sb_recv(&t.r.s, (const uint8_t *)"ab", 2);
+	assert_int_equal(t.r.data, 2); /* still reading */
+	assert_int_equal(t.r.detaches, 0);
+	wn_sb_recv_fin(&t.r.s);
+	assert_int_equal(t.r.eofs, 1);
+	assert_int_equal(t.r.detaches, 1);
+	spin(&t);
+	assert_int_equal(t.r.closed, 1);
+	assert_int_equal(t.r.close_err, WN_STREAM_ABORTED);
+	stop(&t);
+}
+
+static void test_writable_after_short_write(void **state)
+{
+	(void)state;
+	struct t t;
+	uint8_t buf[10] = {0}, *p;
+	start(&t);
+	t.r.room = 4;
+	wn_sb_writable(&t.r.s); /* nobody waits: no call */
+	assert_int_equal(t.r.writables, 0);
+	assert_int_equal(wn_stream_write(&t.r.s, buf, 10), 4);
+	assert_int_equal(wn_stream_reserve(&t.r.s, &p), 0);
+	t.r.room = 100;
+	wn_sb_writable(&t.r.s);
+	assert_int_equal(t.r.writables, 1);
+	wn_sb_writable(&t.r.s); /* once per short write */
+	assert_int_equal(t.r.writables, 1);
+	wn_stream_reset(&t.r.s, WN_STREAM_INTERNAL);
+	stop(&t);
+}
+
+static void test_calls_after_release_are_refused(void **state)
+{
+	(void)state;
+	struct t t;
+	uint8_t *p;
+	start(&t);
+	wn_stream_release(&t.r.s);
+	assert_int_equal(wn_stream_write(&t.r.s, (const uint8_t *)"x", 1),
+	                 WN_ECLOSED);
+	assert_int_equal(wn_stream_reserve(&t.r.s, &p), WN_ECLOSED);
+	wn_stream_consumed(&t.r.s, 1);
+	wn_stream_release(&t.r.s);
+	assert_int_equal(t.r.misuses, 4);
+	assert_int_equal(t.r.writes, 0);
+	assert_int_equal(t.r.credited, 0);
+	stop(&t);
+}
+
+/* Server side: the header is taken off, credited, and the stream goes to
+ * the accept handler, which must set a handler or reset. */
+struct acc {
+	int calls, mode;
+	struct wn_endpoint target;
+};
+
+static void on_stream(void *ctx, struct wn_tunnel *tn, struct wn_stream *s,
+                      const struct wn_endpoint *target)
+{
+	struct acc *a = ctx;
+	(void)tn;
+	a->calls++;
+	a->target = *target;
+	if (a->mode == 1)
+		wn_stream_reset(s, WN_STREAM_DENIED);
+	else if (a->mode == 0)
+		wn_stream_set_handler(s, &H);
+}
+
+static void run_incoming(int mode, int *resets, int *reset_err, int *data,
+                         size_t *credited)
+{
+	struct t t;
+	struct acc a = {.mode = mode};
+	struct wn_accept_handler ah = {.ctx = &a, .on_stream = on_stream};
+	struct wn_endpoint ep;
+	const char *why;
+	uint8_t buf[WN_STREAMHDR_MAX + 5];
+
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(wn_loop_init(&t.loop), 0);
+	wn_sb_env_init(&t.env, &tp, &t.loop, NULL, &ah);
+	wn_sb_init(&t.r.s, &t.env, NULL, NULL);
+	assert_int_equal(wn_endpoint_parse("10.1.1.1:99", WN_SCHEME_TCP,
+	                                   WN_SCHEME_TCP, 0, &ep, &why),
+	                 0);
+	int hl = wn_streamhdr_encode_flags(&ep, 0, buf, sizeof(buf));
+	assert_true(hl > 2);
+	memcpy(buf + hl, "hello", 5);
+	/* In two pieces: the header split. */
+	wn_sb_recv(&t.r.s, buf, 2);
+	assert_int_equal(a.calls, 0);
+	wn_sb_recv(&t.r.s, buf + 2, (size_t)hl - 2 + 5);
+	assert_int_equal(a.calls, 1);
+	assert_string_equal(a.target.host, "10.1.1.1");
+	assert_int_equal(a.target.port, 99);
+	*resets = t.r.resets;
+	*reset_err = t.r.reset_err;
+	*data = t.r.data;
+	*credited = t.r.credited;
+	assert_int_equal((int)t.r.credited, hl);
+	if (!t.r.s.ended)
+		wn_stream_reset(&t.r.s, WN_STREAM_INTERNAL);
+	stop(&t);
+}
+
+static void test_header_acceptance(void **state)
+{
+	(void)state;
+	int resets, err, data;
+	size_t cr;
+	run_incoming(0, &resets, &err, &data, &cr);
+	assert_int_equal(resets, 0);
+	assert_int_equal(data, 5);
+	run_incoming(1, &resets, &err, &data, &cr);
+	assert_int_equal(resets, 1);
+	assert_int_equal(err, WN_STREAM_DENIED);
+	assert_int_equal(data, 0);
+	run_incoming(2, &resets, &err, &data, &cr);
+	assert_int_equal(resets, 1);
+	assert_int_equal(err, WN_STREAM_INTERNAL);
+	assert_int_equal(data, 0);
+}
+
+static void test_bad_header_and_early_fin(void **state)
+{
+	(void)state;
+	struct t t;
+	struct acc a = {0};
+	struct wn_accept_handler ah = {.ctx = &a, .on_stream = on_stream};
+	static const uint8_t junk[4] = {0xff, 0xff, 0xff, 0xff};
+
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(wn_loop_init(&t.loop), 0);
+	wn_sb_env_init(&t.env, &tp, &t.loop, NULL, &ah);
+	wn_sb_init(&t.r.s, &t.env, NULL, NULL);
+	wn_sb_recv(&t.r.s, junk, sizeof(junk));
+	assert_int_equal(t.r.resets, 1);
+	assert_int_equal(t.r.reset_err, WN_STREAM_BAD_HEADER);
+	assert_int_equal(a.calls, 0);
+	spin(&t);
+
+	memset(&t.r, 0, sizeof(t.r));
+	wn_sb_init(&t.r.s, &t.env, NULL, NULL);
+	wn_sb_recv_fin(&t.r.s);
+	assert_int_equal(t.r.resets, 1);
+	assert_int_equal(t.r.reset_err, WN_STREAM_BAD_HEADER);
+	stop(&t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_clean_close_after_both_fins),
+	    cmocka_unit_test(test_reset_is_deferred_and_once),
+	    cmocka_unit_test(test_release_open_resets),
+	    cmocka_unit_test(test_release_after_fin_stops),
+	    cmocka_unit_test(test_release_when_done_finishes_alone),
+	    cmocka_unit_test(test_peer_stop_aborts_ours_only),
+	    cmocka_unit_test(test_writable_after_short_write),
+	    cmocka_unit_test(test_calls_after_release_are_refused),
+	    cmocka_unit_test(test_header_acceptance),
+	    cmocka_unit_test(test_bad_header_and_early_fin),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
