@@ -38,7 +38,8 @@ const struct keydef wn_cfg_keys[] = {
     {SEC_SERVER | SEC_CLIENT, "log-level", K_LOG_LEVEL, 0, "LEVEL",
      "error, warn, info (default), debug or trace", 0, 0},
     {SEC_SERVER | SEC_CLIENT, "api", K_API, 0, "HOST:PORT",
-     "local HTTP API address (keep it on loopback)", 0, 0},
+     "local HTTP API address: planned, not built yet, so refused for now", 0,
+     0},
     {SEC_SERVER, "idle-timeout", K_IDLE_TIMEOUT, 0, "DURATION",
      "drop a client session silent for this long (default 30s)", 1000, 3600000},
     {SEC_CLIENT, "keepalive", K_KEEPALIVE, 0, "DURATION",
@@ -301,6 +302,19 @@ static int set_log_level(const struct setting *st, const struct keydef *k,
 	return 0;
 }
 
+/* A key whose feature is not built yet: accepting it would make it a
+ * silent no-op, so it is an error until the feature exists. */
+static int refuse_planned(const struct setting *st, const struct keydef *k,
+                          const char *v)
+{
+	(void)v;
+	wn_config_diag(st->cfg,
+	               "%s: [%s] %s: not built yet (the HTTP API is planned: "
+	               "README, Features); remove this key",
+	               st->origin, st->secname, k->name);
+	return WN_EINVAL;
+}
+
 static int set_uint(const struct setting *st, const struct keydef *k,
                     const char *v, unsigned *out);
 
@@ -402,7 +416,6 @@ static int set_uint(const struct setting *st, const struct keydef *k,
 }
 
 #define TARGET_EXPECT "HOST:PORT or unix:PATH"
-#define API_EXPECT "HOST:PORT, e.g. 127.0.0.1:7070"
 #define CARRIER_EXPECT "udp://, tcp:// or tls://HOST:PORT"
 
 static int set_server_key(const struct setting *st, const struct keydef *k,
@@ -462,11 +475,7 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 	case K_LOG_LEVEL:
 		return set_log_level(st, k, v, &s->log_level);
 	case K_API:
-		if (set_endpoint(st, k, v, WN_SCHEME_TCP, WN_SCHEME_TCP,
-		                 API_EXPECT, &s->api) != 0)
-			return WN_EINVAL;
-		s->has_api = true;
-		return 0;
+		return refuse_planned(st, k, v);
 	case K_IDLE_TIMEOUT:
 		return set_duration(st, k, v, &s->idle_timeout_ms);
 	case K_TLS_CERT:
@@ -547,11 +556,7 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 	case K_LOG_LEVEL:
 		return set_log_level(st, k, v, &c->log_level);
 	case K_API:
-		if (set_endpoint(st, k, v, WN_SCHEME_TCP, WN_SCHEME_TCP,
-		                 API_EXPECT, &c->api) != 0)
-			return WN_EINVAL;
-		c->has_api = true;
-		return 0;
+		return refuse_planned(st, k, v);
 	case K_KEEPALIVE:
 		return set_duration(st, k, v, &c->keepalive_ms);
 	case K_DEAD_PEER:
