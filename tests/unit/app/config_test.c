@@ -167,6 +167,49 @@ static void test_api_is_refused_until_built(void **state)
 	wn_config_free(&cfg);
 }
 
+/* A key the configured engine would ignore is refused, naming the key. */
+static void test_engine_keys_of_another_engine(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+
+	assert_int_equal(parse(&cfg, "[client]\nserver = udp://1.1.1.1:1\n"),
+	                 0);
+	assert_int_equal(
+	    wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "--mode", "mode", "fast2"),
+	    0);
+	assert_int_equal(
+	    wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "--crypt", "crypt", "aes"),
+	    0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	expect_diag(&cfg, "[client] mode is a key of engines kcp and kcptun",
+	            "engine quic would ignore it");
+	expect_diag(&cfg, "[client] crypt is a key of engine kcptun",
+	            "engine quic would ignore it");
+	wn_config_free(&cfg);
+
+	/* With engine kcp, mode is its own; crypt still is not. */
+	assert_int_equal(parse(&cfg, "[server]\nengine = kcp\nmode = fast\n"
+	                             "smuxver = 2\n"),
+	                 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg,
+	            "t.conf:1: [server] smuxver is a key of engine kcptun",
+	            "engine kcp would ignore it");
+	for (size_t i = 0; i < cfg.n_diags; i++)
+		assert_null(strstr(cfg.diags[i].text, "] mode"));
+	wn_config_free(&cfg);
+
+	/* With engine kcptun, every one of them applies. */
+	assert_int_equal(parse(&cfg, "[server]\nengine = kcptun\n"
+	                             "listen = udp://0.0.0.0:1\n"
+	                             "target = 127.0.0.1:2\nmode = fast\n"
+	                             "mtu = 1400\ncrypt = none\nsmuxver = 2\n"),
+	                 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), 0);
+	wn_config_free(&cfg);
+}
+
 static void test_validation_requires_and_forbids(void **state)
 {
 	(void)state;
@@ -524,6 +567,7 @@ int main(void)
 	    cmocka_unit_test(test_every_problem_reported_with_line),
 	    cmocka_unit_test(test_validation_requires_and_forbids),
 	    cmocka_unit_test(test_api_is_refused_until_built),
+	    cmocka_unit_test(test_engine_keys_of_another_engine),
 	    cmocka_unit_test(test_malformed_value_is_not_also_missing),
 	    cmocka_unit_test(test_flags_override_and_append),
 	    cmocka_unit_test(test_long_lines_and_nul_bytes),
