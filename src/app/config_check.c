@@ -66,16 +66,30 @@ static void validate_engine_keys(struct wn_config *cfg, uint64_t mask,
 				    "kcp and kcptun; engine quic "
 				    "would ignore it",
 				    o, secname, kcp_keys[i]);
-	if (e->kind != WN_ENGINE_KCPTUN)
-		for (i = 0; i < sizeof(kcptun_keys) / sizeof(kcptun_keys[0]);
+	if (e->kind == WN_ENGINE_KCPTUN) {
+		/* kcptun's only secret is kcptun-key, and its server sends
+		 * every stream to target: warren's keys and rules mean
+		 * nothing there. */
+		static const char *const warren_keys[] = {
+		    "key", "server-key", "allow-client", "allow"};
+		for (i = 0; i < sizeof(warren_keys) / sizeof(warren_keys[0]);
 		     i++)
-			if (has(mask, sec, kcptun_keys[i]))
-				wn_config_diag(cfg,
-				               "%s: [%s] %s is a key of engine "
-				               "kcptun; engine %s would ignore "
-				               "it",
-				               o, secname, kcptun_keys[i],
-				               engine);
+			if (has(mask, sec, warren_keys[i]))
+				wn_config_diag(
+				    cfg,
+				    "%s: [%s] %s: engine kcptun would ignore "
+				    "it (its one secret is kcptun-key; its "
+				    "server sends every stream to target)",
+				    o, secname, warren_keys[i]);
+		return;
+	}
+	for (i = 0; i < sizeof(kcptun_keys) / sizeof(kcptun_keys[0]); i++)
+		if (has(mask, sec, kcptun_keys[i]))
+			wn_config_diag(cfg,
+			               "%s: [%s] %s is a key of engine "
+			               "kcptun; engine %s would ignore "
+			               "it",
+			               o, secname, kcptun_keys[i], engine);
 }
 
 static void validate_server(struct wn_config *cfg)

@@ -208,6 +208,18 @@ static void test_engine_keys_of_another_engine(void **state)
 	                 0);
 	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), 0);
 	wn_config_free(&cfg);
+
+	/* ...but warren's own keys and rules do not. */
+	assert_int_equal(parse(&cfg, "[server]\nengine = kcptun\n"
+	                             "listen = udp://0.0.0.0:1\n"
+	                             "target = 127.0.0.1:2\n"
+	                             "allow = 10.0.0.0/8:22\nkey = s.key\n"),
+	                 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg, "[server] allow: engine kcptun would ignore it",
+	            NULL);
+	expect_diag(&cfg, "[server] key: engine kcptun would ignore it", NULL);
+	wn_config_free(&cfg);
 }
 
 static void test_validation_requires_and_forbids(void **state)
