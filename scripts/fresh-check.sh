@@ -52,7 +52,9 @@ inside_cleanup() {
 
 inside() { # root scope
 	local root=$1 scope=$2 rc=0
-	trap 'inside_cleanup "$root"' EXIT
+	# Global: the trap runs after this function's locals are gone.
+	INSIDE_ROOT=$root
+	trap 'inside_cleanup "$INSIDE_ROOT"' EXIT
 	# Nothing mounted here propagates to the host.
 	mount --make-rprivate /
 	# Its root a mount point: `ip netns exec` remounts / as a slave.
