@@ -94,101 +94,105 @@ fi
 
 # ---- on the host ----
 
-scope=${1:-full}
-case "$scope" in
-demo | quick | full) ;;
-*)
-	echo "usage: $0 [demo|quick|full]" >&2
-	exit 2
-	;;
-esac
-[ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, mounts)"
-src=$(cd "$(dirname "$0")/.." && pwd)
-head=$(git -C "$src" rev-parse HEAD)
-if [ -n "$(git -C "$src" status --porcelain --untracked-files=no)" ]; then
-	log "note: uncommitted changes are not checked (HEAD $head is)"
-fi
-"$src/scripts/deps.sh" fresh
-
-# The host's Debian archives, as its apt is configured: the first URI of a
-# deb entry ending in /debian (and /debian-security, if there is one).
-host_uris() {
-	local f
-	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-		/etc/apt/sources.list.d/*.sources; do
-		[ -f "$f" ] || continue
-		sed -nE -e 's/^deb( \[[^]]*\])? +([a-z+]+:\/\/[^ ]+).*/\2/p' \
-			-e 's/^URIs: *//p' "$f" | tr ' ' '\n'
-	done
-}
-mirror=$(host_uris | grep -E '/debian/?$' | head -n1) ||
-	true
-security=$(host_uris | grep -E '/debian-security/?$' | head -n1) || true
-[ -n "$mirror" ] || die "no Debian archive (URI ending in /debian) in /etc/apt"
-
-mkdir -p "$CACHE/debs"
-tarball=$CACHE/$SUITE-minbase.tar
-exec 9>"$CACHE/lock"
-
-# The cached root: debootstrap minbase plus git (what a user has who just
-# cloned the project), exactly as debootstrap leaves it.
-t_start=$SECONDS
-flock 9
-if [ ! -s "$tarball" ]; then
-	log "no cached root: debootstrap --variant=minbase $SUITE from $mirror"
-	b=$(mktemp -d "$CACHE/build.XXXXXX")
-	debootstrap --variant=minbase --include=git --cache-dir="$CACHE/debs" \
-		"$SUITE" "$b/root" "$mirror" >"$b/debootstrap.log" 2>&1 || {
-		tail -n 30 "$b/debootstrap.log" >&2
-		rm -rf --one-file-system "$b"
-		die "debootstrap failed"
-	}
-	tar -C "$b/root" --numeric-owner -cf "$b/root.tar" .
-	mv "$b/root.tar" "$tarball"
-	rm -rf --one-file-system "$b"
-	log "cached root in $tarball ($((SECONDS - t_start)) s)"
-fi
-flock -u 9
-t_root=$SECONDS
-
-run=$(mktemp -d "$WORK/warren-fresh.XXXXXX")
-root=$run/root
-host_cleanup() {
-	local rc=$?
-	# The namespace is gone by now, and its mounts with it; never delete
-	# through a mount that is somehow still there.
-	if awk -v r="$root" '$5 == r || index($5, r "/") == 1 { f = 1 }
-		END { exit !f }' /proc/self/mountinfo; then
-		log "mounts left under $root; not deleting it"
-	elif [ "${WARREN_FRESH_KEEP:-0}" = 1 ]; then
-		log "kept $root"
-	else
-		rm -rf --one-file-system "$run"
+# All in a function, so bash has read the whole file before it runs any of
+# it: editing the script during a run cannot change that run.
+main() {
+	scope=${1:-full}
+	case "$scope" in
+	demo | quick | full) ;;
+	*)
+		echo "usage: $0 [demo|quick|full]" >&2
+		exit 2
+		;;
+	esac
+	[ "$(id -u)" -eq 0 ] || die "needs root (debootstrap, chroot, mounts)"
+	src=$(cd "$(dirname "$0")/.." && pwd)
+	head=$(git -C "$src" rev-parse HEAD)
+	if [ -n "$(git -C "$src" status --porcelain --untracked-files=no)" ]; then
+		log "note: uncommitted changes are not checked (HEAD $head is)"
 	fi
-	exit "$rc"
-}
-trap host_cleanup EXIT
-mkdir "$root"
-tar -C "$root" --numeric-owner -xf "$tarball"
+	"$src/scripts/deps.sh" fresh
 
-# Make it a machine a user would have after installing Debian 12: the
-# archives the host uses (main, updates, security), Debian's default hosts
-# file (localhost on both 127.0.0.1 and ::1) and a hostname.
-rm -f "$root/etc/apt/sources.list"
-{
-	printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates\n' \
-		"$mirror" "$SUITE" "$SUITE"
-	printf 'Components: main\n'
-	printf 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n'
-	if [ -n "$security" ]; then
-		printf '\nTypes: deb\nURIs: %s\nSuites: %s-security\n' \
-			"$security" "$SUITE"
+	# The host's Debian archives, as its apt is configured: the first URI of a
+	# deb entry ending in /debian (and /debian-security, if there is one).
+	host_uris() {
+		local f
+		for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+			/etc/apt/sources.list.d/*.sources; do
+			[ -f "$f" ] || continue
+			sed -nE -e 's/^deb( \[[^]]*\])? +([a-z+]+:\/\/[^ ]+).*/\2/p' \
+				-e 's/^URIs: *//p' "$f" | tr ' ' '\n'
+		done
+	}
+	mirror=$(host_uris | grep -E '/debian/?$' | head -n1) ||
+		true
+	security=$(host_uris | grep -E '/debian-security/?$' | head -n1) || true
+	[ -n "$mirror" ] || die "no Debian archive (URI ending in /debian) in /etc/apt"
+
+	mkdir -p "$CACHE/debs"
+	tarball=$CACHE/$SUITE-minbase.tar
+	exec 9>"$CACHE/lock"
+
+	# The cached root: debootstrap minbase plus git (what a user has who just
+	# cloned the project), exactly as debootstrap leaves it.
+	t_start=$SECONDS
+	flock 9
+	if [ ! -s "$tarball" ]; then
+		log "no cached root: debootstrap --variant=minbase $SUITE from $mirror"
+		b=$(mktemp -d "$CACHE/build.XXXXXX")
+		debootstrap --variant=minbase --include=git --cache-dir="$CACHE/debs" \
+			"$SUITE" "$b/root" "$mirror" >"$b/debootstrap.log" 2>&1 || {
+			tail -n 30 "$b/debootstrap.log" >&2
+			rm -rf --one-file-system "$b"
+			die "debootstrap failed"
+		}
+		tar -C "$b/root" --numeric-owner -cf "$b/root.tar" .
+		mv "$b/root.tar" "$tarball"
+		rm -rf --one-file-system "$b"
+		log "cached root in $tarball ($((SECONDS - t_start)) s)"
+	fi
+	flock -u 9
+	t_root=$SECONDS
+
+	run=$(mktemp -d "$WORK/warren-fresh.XXXXXX")
+	root=$run/root
+	host_cleanup() {
+		local rc=$?
+		[ "$rc" -eq 0 ] || log "exit $rc"
+		# The namespace is gone by now, and its mounts with it; never delete
+		# through a mount that is somehow still there.
+		if awk -v r="$root" '$5 == r || index($5, r "/") == 1 { f = 1 }
+			END { exit !f }' /proc/self/mountinfo; then
+			log "mounts left under $root; not deleting it"
+		elif [ "${WARREN_FRESH_KEEP:-0}" = 1 ]; then
+			log "kept $root"
+		else
+			rm -rf --one-file-system "$run"
+		fi
+		exit "$rc"
+	}
+	trap host_cleanup EXIT
+	mkdir "$root"
+	tar -C "$root" --numeric-owner -xf "$tarball"
+
+	# Make it a machine a user would have after installing Debian 12: the
+	# archives the host uses (main, updates, security), Debian's default hosts
+	# file (localhost on both 127.0.0.1 and ::1) and a hostname.
+	rm -f "$root/etc/apt/sources.list"
+	{
+		printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates\n' \
+			"$mirror" "$SUITE" "$SUITE"
 		printf 'Components: main\n'
 		printf 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n'
-	fi
-} >"$root/etc/apt/sources.list.d/debian.sources"
-echo "$HOSTNAME_FRESH" >"$root/etc/hostname"
-cat >"$root/etc/hosts" <<EOF
+		if [ -n "$security" ]; then
+			printf '\nTypes: deb\nURIs: %s\nSuites: %s-security\n' \
+				"$security" "$SUITE"
+			printf 'Components: main\n'
+			printf 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n'
+		fi
+	} >"$root/etc/apt/sources.list.d/debian.sources"
+	echo "$HOSTNAME_FRESH" >"$root/etc/hostname"
+	cat >"$root/etc/hosts" <<EOF
 127.0.0.1	localhost
 127.0.1.1	$HOSTNAME_FRESH
 
@@ -197,36 +201,39 @@ cat >"$root/etc/hosts" <<EOF
 ff02::1 ip6-allnodes
 ff02::2 ip6-allrouters
 EOF
-cp /etc/resolv.conf "$root/etc/resolv.conf"
-# The packages apt fetched last time (hard links: same files, no copy); apt
-# still installs every one of them itself.
-cp -al "$CACHE/debs/." "$root/var/cache/apt/archives/" 2>/dev/null ||
-	cp -a "$CACHE/debs/." "$root/var/cache/apt/archives/"
+	cp /etc/resolv.conf "$root/etc/resolv.conf"
+	# The packages apt fetched last time (hard links: same files, no copy); apt
+	# still installs every one of them itself.
+	cp -aln "$CACHE/debs/." "$root/var/cache/apt/archives/" 2>/dev/null ||
+		cp -an "$CACHE/debs/." "$root/var/cache/apt/archives/"
 
-git clone -q --no-checkout "$src" "$root/root/warren"
-git -C "$root/root/warren" checkout -q --detach "$head"
-log "root ready in $((SECONDS - t_root)) s: HEAD $head, scope $scope"
+	git clone -q --no-checkout "$src" "$root/root/warren"
+	git -C "$root/root/warren" checkout -q --detach "$head"
+	log "root ready in $((SECONDS - t_root)) s: HEAD $head, scope $scope"
 
-t_run=$SECONDS
-rc=0
-unshare --mount --uts --ipc --pid --fork --kill-child \
-	"$0" --inside "$root" "$scope" || rc=$?
-log "README commands: exit $rc after $((SECONDS - t_run)) s"
+	t_run=$SECONDS
+	rc=0
+	unshare --mount --uts --ipc --pid --fork --kill-child \
+		"$0" --inside "$root" "$scope" || rc=$?
+	log "README commands: exit $rc after $((SECONDS - t_run)) s"
 
-# Keep what apt fetched for the next run, and a failed run's test logs.
-flock 9
-cp -aln "$root/var/cache/apt/archives/"*.deb "$CACHE/debs/" 2>/dev/null || true
-flock -u 9
-if [ "$rc" -ne 0 ]; then
-	out=$src/build/fresh-check
-	rm -rf "$out"
-	mkdir -p "$out"
-	for d in "$root"/root/warren/build/*/test-logs; do
-		[ -d "$d" ] || continue
-		f=$(basename "$(dirname "$d")")
-		cp -a "$d" "$out/$f"
-	done
-	log "failed; test logs of the fresh root (if any) in $out"
-fi
-log "total $((SECONDS - t_start)) s (root $((t_root - t_start)) s)"
-exit "$rc"
+	# Keep what apt fetched for the next run, and a failed run's test logs.
+	flock 9
+	cp -aln "$root/var/cache/apt/archives/"*.deb "$CACHE/debs/" 2>/dev/null || true
+	flock -u 9
+	if [ "$rc" -ne 0 ]; then
+		out=$src/build/fresh-check
+		rm -rf "$out"
+		mkdir -p "$out"
+		for d in "$root"/root/warren/build/*/test-logs; do
+			[ -d "$d" ] || continue
+			f=$(basename "$(dirname "$d")")
+			cp -a "$d" "$out/$f"
+		done
+		log "failed; test logs of the fresh root (if any) in $out"
+	fi
+	log "total $((SECONDS - t_start)) s (root $((t_root - t_start)) s)"
+	exit "$rc"
+}
+
+main "$@"
