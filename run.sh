@@ -18,11 +18,21 @@ configure_build() { # dir, extra cmake args...
 	cmake --build "$dir" -j "$JOBS"
 }
 
-build_release() { configure_build build/release -DCMAKE_BUILD_TYPE=Release; }
-build_asan() { configure_build build/asan -DCMAKE_BUILD_TYPE=Debug -DWARREN_SANITIZE=ON; }
+# demo, build and install need only scripts/deps.sh build's packages: the
+# tests that need test packages are left out when those are missing
+# (REQUIRE=OFF). test sets REQUIRE=ON, so a missing test tool stops it.
+REQUIRE=OFF
+build_release() {
+	configure_build build/release -DCMAKE_BUILD_TYPE=Release \
+		-DWARREN_REQUIRE_TESTS=$REQUIRE "$@"
+}
+build_asan() {
+	configure_build build/asan -DCMAKE_BUILD_TYPE=Debug -DWARREN_SANITIZE=ON \
+		-DWARREN_REQUIRE_TESTS=$REQUIRE
+}
 build_fuzz() {
 	CC=clang configure_build build/fuzz -DCMAKE_BUILD_TYPE=Debug \
-		-DWARREN_FUZZ=ON -DWARREN_E2E=OFF
+		-DWARREN_FUZZ=ON -DWARREN_E2E=OFF -DWARREN_REQUIRE_TESTS=$REQUIRE
 }
 
 run_ctest() { # dir, extra ctest args...
@@ -45,6 +55,7 @@ build)
 	;;
 test)
 	scripts/deps.sh all
+	REQUIRE=ON
 	build_release
 	build_asan
 	build_fuzz
@@ -59,13 +70,12 @@ test)
 	;;
 install)
 	scripts/deps.sh build
-	cmake -S . -B build/release -DCMAKE_BUILD_TYPE=Release \
-		-DCMAKE_INSTALL_PREFIX="${PREFIX:-/usr/local}" >/dev/null
-	cmake --build build/release -j "$JOBS"
+	build_release -DCMAKE_INSTALL_PREFIX="${PREFIX:-/usr/local}"
 	cmake --install build/release
 	;;
 fuzz)
 	scripts/deps.sh all
+	REQUIRE=ON
 	build_fuzz
 	secs=${1:-60}
 	for f in build/fuzz/tests/fuzz/fuzz_*; do

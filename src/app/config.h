@@ -29,7 +29,9 @@
  * Problems never stop parsing: each one is recorded as a diagnostic with its
  * origin ("FILE:LINE" or "--flag") and what was expected, so `warren check`
  * reports all of them at once. Unknown sections, unknown keys, malformed
- * values and keys set twice in files are all errors.
+ * values and keys set twice in files are all errors. So is api (both
+ * roles): its feature is planned, and a key that does nothing must not be
+ * accepted.
  *
  * Ownership: struct wn_config owns everything it points to; wn_config_free
  * releases it. Parsing does no I/O except reading the config file itself;
@@ -142,8 +144,6 @@ struct wn_server_cfg {
 	bool has_target;
 	struct wn_endpoint target;
 	int log_level;
-	bool has_api;
-	struct wn_endpoint api;
 	uint32_t idle_timeout_ms;
 	/* tcp and tls listeners */
 	char tls_cert[WN_PATH_MAX], tls_key[WN_PATH_MAX];
@@ -168,8 +168,6 @@ struct wn_client_cfg {
 	char key_path[WN_PATH_MAX];
 	char key_origin[WN_ORIGIN_MAX];
 	int log_level;
-	bool has_api;
-	struct wn_endpoint api;
 	uint32_t keepalive_ms;
 	uint32_t dead_peer_timeout_ms;
 	/* tcp and tls servers */

@@ -41,10 +41,64 @@ static void validate_kcptun(struct wn_config *cfg, struct wn_engine_cfg *e,
 		               o, sec);
 }
 
+/* Engine keys the configured engine has no use for: refused rather than
+ * silently ignored (a user setting crypt with engine quic gets no cipher
+ * and should hear so). */
+static void validate_engine_keys(struct wn_config *cfg,
+                                 const struct wn_cfg_keyset *mask, unsigned sec,
+                                 const char *secname,
+                                 const struct wn_engine_cfg *e, const char *o)
+{
+	static const char *const kcp_keys[] = {"mode", "sndwnd", "rcvwnd",
+	                                       "mtu"};
+	static const char *const kcptun_keys[] = {"kcptun-key",  "crypt",
+	                                          "nocomp",      "datashard",
+	                                          "parityshard", "smuxver"};
+	static const char *const names[] = {"quic", "kcp", "kcptun"};
+	const char *engine = names[e->kind];
+	size_t i;
+
+	if (e->kind == WN_ENGINE_QUIC)
+		for (i = 0; i < sizeof(kcp_keys) / sizeof(kcp_keys[0]); i++)
+			if (has(mask, sec, kcp_keys[i]))
+				wn_config_diag(
+				    cfg,
+				    "%s: [%s] %s is a key of engines "
+				    "kcp and kcptun; engine quic "
+				    "would ignore it",
+				    o, secname, kcp_keys[i]);
+	if (e->kind == WN_ENGINE_KCPTUN) {
+		/* kcptun's only secret is kcptun-key, and its server sends
+		 * every stream to target: warren's keys and rules mean
+		 * nothing there. */
+		static const char *const warren_keys[] = {
+		    "key", "server-key", "allow-client", "allow"};
+		for (i = 0; i < sizeof(warren_keys) / sizeof(warren_keys[0]);
+		     i++)
+			if (has(mask, sec, warren_keys[i]))
+				wn_config_diag(
+				    cfg,
+				    "%s: [%s] %s: engine kcptun would ignore "
+				    "it (its one secret is kcptun-key; its "
+				    "server sends every stream to target)",
+				    o, secname, warren_keys[i]);
+		return;
+	}
+	for (i = 0; i < sizeof(kcptun_keys) / sizeof(kcptun_keys[0]); i++)
+		if (has(mask, sec, kcptun_keys[i]))
+			wn_config_diag(cfg,
+			               "%s: [%s] %s is a key of engine "
+			               "kcptun; engine %s would ignore "
+			               "it",
+			               o, secname, kcptun_keys[i], engine);
+}
+
 static void validate_server(struct wn_config *cfg)
 {
 	struct wn_server_cfg *s = &cfg->server;
 	const char *o = origin_or(s->origin, "server");
+	validate_engine_keys(cfg, &s->set_mask, SEC_SERVER, "server",
+	                     &s->engine, o);
 	if (s->engine.kind == WN_ENGINE_KCPTUN) {
 		validate_kcptun(cfg, &s->engine, o, "server");
 		if (!has(&s->set_mask, SEC_SERVER, "listen"))
@@ -103,6 +157,8 @@ static void validate_client(struct wn_config *cfg)
 	struct wn_client_cfg *c = &cfg->client;
 	const char *o = origin_or(c->origin, "client");
 	bool kt = c->engine.kind == WN_ENGINE_KCPTUN;
+	validate_engine_keys(cfg, &c->set_mask, SEC_CLIENT, "client",
+	                     &c->engine, o);
 	if (kt)
 		validate_kcptun(cfg, &c->engine, o, "client");
 	if (!has(&c->set_mask, SEC_CLIENT, "server"))

@@ -96,7 +96,8 @@ const struct keydef wn_cfg_keys[] = {
      "error, warn, info (default), debug or trace", 0, 0,
      AT_BOTH(v_log_level, log_level)},
     {SEC_SERVER | SEC_CLIENT, "api", K_API, 0, "HOST:PORT",
-     "local HTTP API address (keep it on loopback)", 0, 0, CUSTOM},
+     "local HTTP API address: planned, not built yet, so refused for now", 0, 0,
+     CUSTOM},
     {SEC_SERVER, "idle-timeout", K_IDLE_TIMEOUT, 0, "DURATION",
      "drop a client session silent for this long (default 30s)", 1000, 3600000,
      AT_SERVER(v_duration, idle_timeout_ms)},
@@ -374,6 +375,19 @@ static int set_log_level(const struct setting *st, const struct keydef *k,
 	return 0;
 }
 
+/* A key whose feature is not built yet: accepting it would make it a
+ * silent no-op, so it is an error until the feature exists. */
+static int refuse_planned(const struct setting *st, const struct keydef *k,
+                          const char *v)
+{
+	(void)v;
+	wn_config_diag(st->cfg,
+	               "%s: [%s] %s: not built yet (the HTTP API is planned: "
+	               "README, Features); remove this key",
+	               st->origin, st->secname, k->name);
+	return WN_EINVAL;
+}
+
 static int set_uint(const struct setting *st, const struct keydef *k,
                     const char *v, unsigned *out);
 
@@ -516,7 +530,6 @@ VALUE_FN(v_crypt)
 /* ---- keys of several fields, per section ----------------------------- */
 
 #define TARGET_EXPECT "HOST:PORT or unix:PATH"
-#define API_EXPECT "HOST:PORT, e.g. 127.0.0.1:7070"
 
 static int set_server_key(const struct setting *st, const struct keydef *k,
                           const char *v)
@@ -572,11 +585,7 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 		s->has_target = true;
 		return 0;
 	case K_API:
-		if (set_endpoint(st, k, v, WN_SCHEME_TCP, WN_SCHEME_TCP,
-		                 API_EXPECT, &s->api) != 0)
-			return WN_EINVAL;
-		s->has_api = true;
-		return 0;
+		return refuse_planned(st, k, v);
 	case K_TLS_CERT:
 		return set_path(st, k, v, s->tls_cert, s->tls_origin);
 	case K_TLS_KEY:
@@ -621,11 +630,7 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 	case K_KEY:
 		return set_path(st, k, v, c->key_path, c->key_origin);
 	case K_API:
-		if (set_endpoint(st, k, v, WN_SCHEME_TCP, WN_SCHEME_TCP,
-		                 API_EXPECT, &c->api) != 0)
-			return WN_EINVAL;
-		c->has_api = true;
-		return 0;
+		return refuse_planned(st, k, v);
 	default:
 		return WN_EINTERNAL;
 	}

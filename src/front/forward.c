@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "io/tcplisten.h"
 #include "util/err.h"
 
 #define LOG_COMP "fwd"
@@ -237,18 +238,43 @@ static bool same_addr(const struct sockaddr *a, const struct sockaddr *b)
 	              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
 }
 
-/* A name: bind each address it resolves to; those that do not exist on
- * this host (an IPv6 ::1 without IPv6, say) are skipped. */
+/* Takes over a listening socket from wn_tcplisten_open (closed here if
+ * libuv cannot take it). */
+static int adopt_tcp_fd(struct wn_forward *f, int fd)
+{
+	struct fwd_listener *l = add_listener(f);
+	int rc;
+
+	if (!l) {
+		close(fd);
+		return WN_ENOMEM;
+	}
+	rc = uv_tcp_open(&l->u.tcp, fd);
+	if (rc < 0) {
+		close(fd);
+		return wn_err_from_uv(rc);
+	}
+	rc = uv_listen(&l->u.stream, f->backlog, on_connection);
+	if (rc < 0)
+		return wn_err_from_uv(rc);
+	l->bound = true;
+	return 0;
+}
+
+/* A name: listen on each address it resolves to, all on one port (one name
+ * means one port, even with port 0: io/tcplisten.h); those that do not
+ * exist on this host (an IPv6 ::1 without IPv6, say) are skipped. */
 static int listen_tcp_name(struct wn_forward *f)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
 	                         .ai_socktype = SOCK_STREAM,
 	                         .ai_flags = AI_PASSIVE};
 	struct sockaddr_storage seen[WN_FORWARD_MAX_LISTEN];
+	int fds[WN_FORWARD_MAX_LISTEN];
 	uv_getaddrinfo_t req;
 	struct addrinfo *ai;
 	char port[8];
-	int rc, nseen = 0, i, first_err = 0;
+	int rc, nseen = 0, i;
 	bool dup;
 
 	snprintf(port, sizeof(port), "%u", f->listen.port);
@@ -257,7 +283,7 @@ static int listen_tcp_name(struct wn_forward *f)
 	                    port, &hints);
 	if (rc < 0)
 		return wn_err_from_uv(rc);
-	for (ai = req.addrinfo; ai && f->nls < WN_FORWARD_MAX_LISTEN;
+	for (ai = req.addrinfo; ai && nseen < WN_FORWARD_MAX_LISTEN;
 	     ai = ai->ai_next) {
 		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
 			continue;
@@ -266,25 +292,24 @@ static int listen_tcp_name(struct wn_forward *f)
 			    same_addr((struct sockaddr *)&seen[i], ai->ai_addr);
 		if (dup)
 			continue;
+		memset(&seen[nseen], 0, sizeof(seen[nseen]));
 		memcpy(&seen[nseen++], ai->ai_addr, ai->ai_addrlen);
-		rc = listen_tcp_addr(f, ai->ai_addr);
-		if (rc == WN_EUNREACH || rc == WN_ENOTSUP) {
-			/* Not an address of this host: that listener stays
-			 * idle (closed with the others). */
-			if (!first_err)
-				first_err = rc;
-			continue;
-		}
-		if (rc < 0) {
-			uv_freeaddrinfo(req.addrinfo);
-			return rc;
-		}
 	}
 	uv_freeaddrinfo(req.addrinfo);
-	for (i = 0; i < f->nls; i++)
-		if (f->ls[i].bound)
-			return 0;
-	return first_err ? first_err : WN_EUNREACH;
+	if (nseen == 0)
+		return WN_EUNREACH;
+	rc = wn_tcplisten_open(seen, nseen, f->backlog, fds);
+	if (rc < 0)
+		return rc;
+	for (rc = 0, i = 0; i < nseen; i++) {
+		if (fds[i] < 0)
+			continue;
+		if (rc == 0)
+			rc = adopt_tcp_fd(f, fds[i]);
+		else
+			close(fds[i]);
+	}
+	return rc;
 }
 
 int wn_forward_open(struct wn_loop *loop, struct wn_log *log,

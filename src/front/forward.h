@@ -7,8 +7,12 @@
  *  - TCP: an IP literal binds that address (libuv sets SO_REUSEADDR; an
  *    IPv6 wildcard is dual-stack unless the system says otherwise); a name
  *    ("localhost:8080") is resolved once, at open, and every address it
- *    resolves to (up to WN_FORWARD_MAX_LISTEN) is bound; addresses that do
- *    not exist here are skipped as long as one binds.
+ *    resolves to (up to WN_FORWARD_MAX_LISTEN) is bound, all on one port:
+ *    with port 0 the port the system picks for the first address is used
+ *    on the others too (io/tcplisten.h), so localhost:0 is one port on
+ *    127.0.0.1 and ::1. A name's IPv6 addresses listen IPv6-only (its IPv4
+ *    ones are listed on their own). Addresses that do not exist here are
+ *    skipped as long as one binds.
  *  - unix: an existing file at the path is removed first only if it is a
  *    socket nobody listens on (a stale one); a live socket or any other
  *    file makes open fail. The socket file is removed on close if it is
@@ -74,7 +78,7 @@ int wn_forward_open(struct wn_loop *loop, struct wn_log *log,
 void wn_forward_close(struct wn_forward *f);
 
 /* The address of the first TCP listener (to learn a port chosen by the
- * system for port 0). Returns 0, or WN_EINVAL for a unix forward. */
+ * system for port 0; every listener of a name has the same port). Returns 0, or WN_EINVAL for a unix forward. */
 int wn_forward_sockname(const struct wn_forward *f,
                         struct sockaddr_storage *ss);
 

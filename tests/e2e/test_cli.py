@@ -147,6 +147,29 @@ keepalive = soon
     assert "problems found" in err
 
 
+def test_api_is_refused_until_built(warren_bin, tmp_path, keys):
+    # The HTTP API is planned: its key must fail loudly, not be ignored,
+    # both in `warren check` and when the daemon starts.
+    text = good_config(keys).replace("[client]\n",
+                                     "api = 127.0.0.1:7070\n\n[client]\n")
+    line = text.splitlines().index("api = 127.0.0.1:7070") + 1
+    conf = write_conf(tmp_path, text)
+    res = warren(warren_bin, "check", "-c", conf)
+    assert res.returncode == 1
+    assert f"{conf}:{line}: [server] api: not built yet" in res.stderr, \
+        res.stderr
+    res = subprocess.run([warren_bin, "server", "-c", conf],
+                         capture_output=True, text=True, timeout=10)
+    assert res.returncode != 0
+    assert f"{conf}:{line}: [server] api: not built yet" in res.stderr, \
+        res.stderr
+    res = warren(warren_bin, "check", "-c", write_conf(tmp_path,
+                 good_config(keys), "ok.conf"), "--role", "client",
+                 "--api", "127.0.0.1:7070")
+    assert res.returncode == 1
+    assert "--api: [client] api: not built yet" in res.stderr, res.stderr
+
+
 def test_check_refuses_readable_key_file(warren_bin, tmp_path, keys):
     conf = write_conf(tmp_path, good_config(keys))
     os.chmod(tmp_path / "server.key", 0o640)

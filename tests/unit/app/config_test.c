@@ -71,7 +71,6 @@ static void test_full_config(void **state)
 	         "server-key = %s\n"
 	         "key = /abs/client.key\n"
 	         "keepalive = 500ms\n"
-	         "api = 127.0.0.1:7070\n"
 	         "[forward ssh]\n"
 	         "listen = 127.0.0.1:2222\n"
 	         "target = 10.0.0.5:22\n"
@@ -95,7 +94,6 @@ static void test_full_config(void **state)
 	assert_string_equal(cfg.client.key_path, "/abs/client.key");
 	assert_int_equal(cfg.client.keepalive_ms, 500);
 	assert_int_equal(cfg.client.dead_peer_timeout_ms, 15000);
-	assert_true(cfg.client.has_api);
 	assert_int_equal(cfg.n_forwards, 2);
 	assert_string_equal(cfg.forwards[0].name, "ssh");
 	assert_int_equal(cfg.forwards[0].listen.port, 2222);
@@ -143,6 +141,84 @@ static void test_every_problem_reported_with_line(void **state)
 	/* The key in the unknown section is not reported separately. */
 	for (size_t i = 0; i < cfg.n_diags; i++)
 		assert_null(strstr(cfg.diags[i].text, "whatever"));
+	wn_config_free(&cfg);
+}
+
+/* api's feature (the HTTP API) is planned: the key is refused, with its
+ * line, in files and as a flag, rather than accepted and ignored. */
+static void test_api_is_refused_until_built(void **state)
+{
+	(void)state;
+	const char *text = "[server]\n"              /* 1 */
+	                   "api = 127.0.0.1:7070\n"  /* 2 */
+	                   "[client]\n"              /* 3 */
+	                   "api = 127.0.0.1:7071\n"; /* 4 */
+	struct wn_config cfg;
+	assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:2: [server] api", "not built yet");
+	expect_diag(&cfg, "t.conf:4: [client] api", "not built yet");
+	wn_config_free(&cfg);
+
+	assert_int_equal(parse(&cfg, "[client]\n"), 0);
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "--api",
+	                                    "api", "127.0.0.1:7070"),
+	                 WN_ECONFIG);
+	expect_diag(&cfg, "--api", "not built yet");
+	wn_config_free(&cfg);
+}
+
+/* A key the configured engine would ignore is refused, naming the key. */
+static void test_engine_keys_of_another_engine(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+
+	assert_int_equal(parse(&cfg, "[client]\nserver = udp://1.1.1.1:1\n"),
+	                 0);
+	assert_int_equal(
+	    wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "--mode", "mode", "fast2"),
+	    0);
+	assert_int_equal(
+	    wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "--crypt", "crypt", "aes"),
+	    0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	expect_diag(&cfg, "[client] mode is a key of engines kcp and kcptun",
+	            "engine quic would ignore it");
+	expect_diag(&cfg, "[client] crypt is a key of engine kcptun",
+	            "engine quic would ignore it");
+	wn_config_free(&cfg);
+
+	/* With engine kcp, mode is its own; crypt still is not. */
+	assert_int_equal(parse(&cfg, "[server]\nengine = kcp\nmode = fast\n"
+	                             "smuxver = 2\n"),
+	                 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg,
+	            "t.conf:1: [server] smuxver is a key of engine kcptun",
+	            "engine kcp would ignore it");
+	for (size_t i = 0; i < cfg.n_diags; i++)
+		assert_null(strstr(cfg.diags[i].text, "] mode"));
+	wn_config_free(&cfg);
+
+	/* With engine kcptun, every one of them applies. */
+	assert_int_equal(parse(&cfg, "[server]\nengine = kcptun\n"
+	                             "listen = udp://0.0.0.0:1\n"
+	                             "target = 127.0.0.1:2\nmode = fast\n"
+	                             "mtu = 1400\ncrypt = none\nsmuxver = 2\n"),
+	                 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), 0);
+	wn_config_free(&cfg);
+
+	/* ...but warren's own keys and rules do not. */
+	assert_int_equal(parse(&cfg, "[server]\nengine = kcptun\n"
+	                             "listen = udp://0.0.0.0:1\n"
+	                             "target = 127.0.0.1:2\n"
+	                             "allow = 10.0.0.0/8:22\nkey = s.key\n"),
+	                 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg, "[server] allow: engine kcptun would ignore it",
+	            NULL);
+	expect_diag(&cfg, "[server] key: engine kcptun would ignore it", NULL);
 	wn_config_free(&cfg);
 }
 
@@ -625,6 +701,8 @@ int main(void)
 	    cmocka_unit_test(test_carrier_keys),
 	    cmocka_unit_test(test_every_problem_reported_with_line),
 	    cmocka_unit_test(test_validation_requires_and_forbids),
+	    cmocka_unit_test(test_api_is_refused_until_built),
+	    cmocka_unit_test(test_engine_keys_of_another_engine),
 	    cmocka_unit_test(test_malformed_value_is_not_also_missing),
 	    cmocka_unit_test(test_flags_override_and_append),
 	    cmocka_unit_test(test_long_lines_and_nul_bytes),
