@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "util/container.h"
+
 struct wn_list {
 	struct wn_list *prev, *next;
 };
@@ -40,7 +42,6 @@ static inline int wn_list_linked(const struct wn_list *n)
 	return n->next != NULL;
 }
 
-#define wn_list_entry(ptr, type, member) \
-	((type *)((char *)(ptr)-offsetof(type, member)))
+#define wn_list_entry(ptr, type, member) wn_container_of(ptr, type, member)
 
 #endif
