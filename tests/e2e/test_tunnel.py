@@ -83,7 +83,9 @@ def test_200mb_over_lossy_emulated_link(netns, procs, warren_bin, tmp_path,
         assert stats[d]["dropped_loss"] > 100, stats[d]
 
 
-def test_100_concurrent_connections(tunnel):
+@pytest.mark.parametrize("engine", engines())
+def test_100_concurrent_connections(etunnel):
+    tunnel = etunnel
     tunnel.target("127.0.0.1:7000")
     tunnel.server("--allow", "127.0.0.1:7000")
     tunnel.client("127.0.0.1:2000=127.0.0.1:7000")
@@ -103,7 +105,9 @@ def test_unix_sockets_on_both_ends(tunnel, tmp_path):
     assert r["ok"], r
 
 
-def test_half_close_carried_both_ways(tunnel):
+@pytest.mark.parametrize("engine", engines())
+def test_half_close_carried_both_ways(etunnel):
+    tunnel = etunnel
     tunnel.target("127.0.0.1:7000", mode="reply")
     tunnel.server("--allow", "127.0.0.1:7000")
     tunnel.client("127.0.0.1:2000=127.0.0.1:7000")
