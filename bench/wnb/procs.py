@@ -4,16 +4,19 @@ Every process the benchmark starts goes through CLEAN.start, runs in its own
 session, and is killed (SIGTERM, then SIGKILL) by CLEAN.all; every namespace
 goes through CLEAN.add_netns and is deleted by CLEAN.all. Namespaces are
 named wnb-<pid>-*; reap_stale deletes those of runs that no longer exist.
+The mechanics are the e2e tests' own (tests/e2e/nsproc.py); this keeps the
+bench's bookkeeping: one list for the whole run, not one per test.
 """
 
 import os
-import re
-import signal
 import subprocess
 import sys
 import time
 
-PREFIX = f"wnb-{os.getpid()}"
+import nsproc
+
+NETNS_PREFIX = "wnb"
+PREFIX = f"{NETNS_PREFIX}-{os.getpid()}"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -29,49 +32,27 @@ class Cleanup:
 
     def start(self, name, argv, logdir, netns=None, stdin=None):
         """Starts argv (inside netns if given) with its output in
-        logdir/name.log. `ip netns exec` execs the command, so the pid is
-        the program's own."""
-        if netns:
-            argv = ["ip", "netns", "exec", netns] + list(argv)
+        logdir/name.log; a Popen with bench_name and bench_log set."""
         path = os.path.join(logdir, f"{name}.log")
-        logf = open(path, "ab")
-        p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
-                             stdin=stdin if stdin is not None
-                             else subprocess.DEVNULL,
-                             start_new_session=True)
-        logf.close()
+        p = nsproc.spawn(argv, path, netns=netns, stdin=stdin)
         p.bench_name = name
         p.bench_log = path
         self.procs.append(p)
         return p
 
     def stop(self, p, timeout=5.0):
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait()
+        nsproc.stop_group(p, timeout)
         if p in self.procs:
             self.procs.remove(p)
         return p.returncode
 
     def add_netns(self, name):
-        subprocess.run(["ip", "netns", "add", name], check=True)
+        nsproc.netns_add(name)
         self.namespaces.append(name)
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"],
-                       check=True)
         return name
 
     def del_netns(self, name):
-        subprocess.run(["ip", "netns", "del", name], stderr=subprocess.DEVNULL)
+        nsproc.netns_del(name)
         if name in self.namespaces:
             self.namespaces.remove(name)
 
@@ -80,7 +61,7 @@ class Cleanup:
             self.stop(p)
         for ns in list(self.namespaces):
             self.del_netns(ns)
-        for ns in netns_list():
+        for ns in nsproc.netns_list():
             if ns.startswith(PREFIX + "-"):
                 self.del_netns(ns)
 
@@ -88,19 +69,8 @@ class Cleanup:
 CLEAN = Cleanup()
 
 
-def netns_list():
-    res = subprocess.run(["ip", "netns", "list"], capture_output=True,
-                         text=True)
-    return [line.split()[0] for line in res.stdout.splitlines() if line]
-
-
 def reap_stale():
-    for ns in netns_list():
-        m = re.match(r"wnb-(\d+)-", ns)
-        if m and not os.path.exists(f"/proc/{m.group(1)}"):
-            log(f"deleting leftover namespace {ns}")
-            subprocess.run(["ip", "netns", "del", ns],
-                           stderr=subprocess.DEVNULL)
+    nsproc.reap_stale(NETNS_PREFIX, log)
 
 
 def nsrun(ns, argv, timeout=60, **kw):

@@ -15,6 +15,8 @@ import os
 import shutil
 import subprocess
 
+import warren
+
 from .procs import CLEAN, nsrun
 
 IPERF_PORT = 6201  # + the subject's index
@@ -139,30 +141,22 @@ class Warren(Subject):
                     "listen addresses yet")
         return None
 
-    def _engine_args(self):
-        # quic is the default: builds from before --engine run too.
-        a = [] if self.engine == "quic" else ["--engine", self.engine]
-        if self.mode:
-            a += ["--mode", self.mode]
-        # The idle-streams workload opens 10,000 at once; the default
-        # limit is 1,024 per session.
-        return a + ["--max-streams", "12000"]
-
     def start(self, env):
         b = env.bench
         url = f"{self.carrier}://{env.sa}:{env.port(2)}"
-        srv = self._start(env, "server", [
-            b.warren, "server", "--listen", url, "--key", b.skey,
-            "--allow-client", b.cpub,
-            "--allow", f"127.0.0.1:{env.iperf_port}",
-            "--allow", f"127.0.0.1:{ECHO_PORT}",
-            "--log-level", "warn"] + self._engine_args(), "server", env.s)
-        cli = self._start(env, "client", [
-            b.warren, "client", "--server", url, "--server-key", b.spub,
-            "--key", b.ckey,
-            "-L", f"127.0.0.1:{env.port(0)}=127.0.0.1:{env.iperf_port}",
-            "-L", f"127.0.0.1:{env.port(1)}=127.0.0.1:{ECHO_PORT}",
-            "--log-level", "warn"] + self._engine_args(), "client", env.c)
+        # The idle-streams workload opens 10,000 at once; the default
+        # limit is 1,024 per session.
+        common = dict(engine=self.engine, mode=self.mode, log_level="warn",
+                      extra=("--max-streams", "12000"))
+        srv = self._start(env, "server", warren.argv(
+            b.warren, "server", url, key=b.skey, peer_key=b.cpub,
+            allow=(f"127.0.0.1:{env.iperf_port}", f"127.0.0.1:{ECHO_PORT}"),
+            **common), "server", env.s)
+        cli = self._start(env, "client", warren.argv(
+            b.warren, "client", url, key=b.ckey, peer_key=b.spub,
+            forwards=(f"127.0.0.1:{env.port(0)}=127.0.0.1:{env.iperf_port}",
+                      f"127.0.0.1:{env.port(1)}=127.0.0.1:{ECHO_PORT}"),
+            **common), "client", env.c)
         return [srv, cli]
 
 
@@ -315,12 +309,14 @@ class KcptunPair(Subject):
             return f"{bench.warren} not built"
         return Subject.missing(self, bench)
 
-    def _warren_args(self, b):
-        return [b.warren, "--engine", "kcptun", "--kcptun-key",
-                "warren-bench", "--crypt", "aes", "--mode", "fast3",
-                "--nocomp", "yes", "--sndwnd", "1024", "--rcvwnd", "1024",
-                "--datashard", "10", "--parityshard", "3",
-                "--log-level", "warn"]
+    # kcptun-fast3's settings, as warren spells them.
+    WARREN_FLAGS = ("--kcptun-key", "warren-bench", "--crypt", "aes",
+                    "--nocomp", "yes", "--sndwnd", "1024", "--rcvwnd", "1024",
+                    "--datashard", "10", "--parityshard", "3")
+
+    def _warren(self, b, role, url, **kw):
+        return warren.argv(b.warren, role, url, engine="kcptun",
+                           mode="fast3", log_level="warn", **kw)
 
     def start(self, env):
         b, out = env.bench, []
@@ -328,19 +324,17 @@ class KcptunPair(Subject):
         for k, port, tgt in ((0, env.iperf_port, "iperf"),
                              (1, ECHO_PORT, "echo")):
             udp = f"{env.sa}:{env.port(2 + k)}"
-            w = self._warren_args(b)
             if self.warren_side == "server":
-                srv = [w[0], "server"] + w[1:] + [
-                    "--listen", f"udp://{udp}", "--target",
-                    f"127.0.0.1:{port}"]
+                srv = self._warren(b, "server", f"udp://{udp}", extra=(
+                    *self.WARREN_FLAGS, "--target", f"127.0.0.1:{port}"))
                 cli = ["kcptun-client", "-l", f"127.0.0.1:{env.port(k)}",
                        "-r", udp] + kargs
             else:
                 srv = ["kcptun-server", "-l", udp, "-t",
                        f"127.0.0.1:{port}"] + kargs
-                cli = [w[0], "client"] + w[1:] + [
-                    "--server", f"udp://{udp}", "-L",
-                    f"127.0.0.1:{env.port(k)}"]
+                cli = self._warren(b, "client", f"udp://{udp}",
+                                   forwards=(f"127.0.0.1:{env.port(k)}",),
+                                   extra=self.WARREN_FLAGS)
             out.append(self._start(env, f"server-{tgt}", srv, "server",
                                    env.s, tgt))
             out.append(self._start(env, f"client-{tgt}", cli, "client",

@@ -8,18 +8,16 @@ $WARREN_BUILD_DIR/test-logs/<test name>/ when the test fails and deleted when
 it passes.
 """
 
-import itertools
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import nsproc  # noqa: E402
+from nsproc import Netns, Proc, Procs, run  # noqa: E402,F401
 
 SOURCE_DIR = os.environ.get(
     "WARREN_SOURCE_DIR",
@@ -76,106 +74,6 @@ def logdir(request):
     shutil.rmtree(path, ignore_errors=True)
 
 
-def run(argv, check=True, **kw):
-    """Run a short command and return CompletedProcess (text mode)."""
-    kw.setdefault("capture_output", True)
-    kw.setdefault("text", True)
-    kw.setdefault("timeout", 60)
-    res = subprocess.run(argv, **kw)
-    if check and res.returncode != 0:
-        raise AssertionError(
-            f"{argv} exited {res.returncode}\nstdout:{res.stdout}\n"
-            f"stderr:{res.stderr}")
-    return res
-
-
-class Proc:
-    """A process started by `procs`; output goes to <logdir>/<name>.log."""
-
-    def __init__(self, name, popen, logpath):
-        self.name = name
-        self.popen = popen
-        self.logpath = logpath
-
-    @property
-    def pid(self):
-        return self.popen.pid
-
-    def alive(self):
-        return self.popen.poll() is None
-
-    def log(self):
-        with open(self.logpath, "r", errors="replace") as f:
-            return f.read()
-
-    def wait_log(self, needle, timeout=10.0):
-        """Wait until `needle` appears in the log; fail with the log if not."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if needle in self.log():
-                return
-            if not self.alive():
-                break
-            time.sleep(0.05)
-        raise AssertionError(
-            f"{self.name}: {needle!r} not seen in log "
-            f"(alive={self.alive()}):\n{self.log()}")
-
-    def stop(self, sig=signal.SIGTERM, timeout=5.0):
-        """Stop the process and return its exit code."""
-        if self.alive():
-            try:
-                self.popen.send_signal(sig)
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        return self.popen.returncode
-
-
-class Procs:
-    def __init__(self, logdir):
-        self.logdir = logdir
-        self.procs = []
-        self.counter = itertools.count()
-
-    def start(self, name, argv, netns=None, env=None, stdin=None):
-        """Start argv (inside `netns` if given) logging to <name>.log."""
-        if netns is not None:
-            argv = ["ip", "netns", "exec", netns] + list(argv)
-        logpath = os.path.join(self.logdir, f"{name}.log")
-        logf = open(logpath, "ab")
-        full_env = dict(os.environ)
-        if env:
-            full_env.update(env)
-        popen = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
-                                 stdin=stdin if stdin is not None
-                                 else subprocess.DEVNULL,
-                                 env=full_env, start_new_session=True)
-        logf.close()
-        p = Proc(name, popen, logpath)
-        self.procs.append(p)
-        return p
-
-    def cleanup(self):
-        for p in reversed(self.procs):
-            if p.alive():
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 5
-        for p in self.procs:
-            try:
-                p.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.popen.wait()
-
-
 @pytest.fixture
 def procs(logdir):
     """Start processes that are always reaped at the end of the test."""
@@ -192,69 +90,12 @@ needs_root = pytest.mark.skipif(
     not is_root(), reason="needs root (network namespaces, TUN)")
 
 
-def _netns_list():
-    res = run(["ip", "netns", "list"], check=False)
-    return [line.split()[0] for line in res.stdout.splitlines() if line]
-
-
-def _reap_stale_netns():
-    """Delete namespaces of ours whose creating process no longer exists."""
-    for name in _netns_list():
-        parts = name.split("-")
-        if len(parts) < 3 or parts[0] != NETNS_PREFIX:
-            continue
-        try:
-            pid = int(parts[1])
-        except ValueError:
-            continue
-        if pid != os.getpid() and not os.path.exists(f"/proc/{pid}"):
-            run(["ip", "netns", "delete", name], check=False)
-
-
-class Netns:
-    """Creates uniquely named network namespaces and deletes them all."""
-
-    _seq = itertools.count()
-
-    def __init__(self):
-        self.names = []
-
-    def create(self, tag="ns"):
-        name = f"{NETNS_PREFIX}-{os.getpid()}-{next(self._seq)}{tag}"
-        run(["ip", "netns", "add", name])
-        self.names.append(name)
-        self.exec(name, ["ip", "link", "set", "lo", "up"])
-        return name
-
-    def exec(self, ns, argv, check=True, **kw):
-        return run(["ip", "netns", "exec", ns] + list(argv), check=check, **kw)
-
-    def veth(self, ns_a, addr_a, ns_b, addr_b, prefix=24, mtu=None):
-        """Join ns_a and ns_b with a veth pair; addr_* are IPv4 strings."""
-        n = next(self._seq)
-        a, b = f"wnva{n}", f"wnvb{n}"
-        run(["ip", "link", "add", a, "netns", ns_a, "type", "veth", "peer",
-             "name", b, "netns", ns_b])
-        for ns, dev, addr in ((ns_a, a, addr_a), (ns_b, b, addr_b)):
-            self.exec(ns, ["ip", "addr", "add", f"{addr}/{prefix}", "dev",
-                           dev])
-            if mtu:
-                self.exec(ns, ["ip", "link", "set", dev, "mtu", str(mtu)])
-            self.exec(ns, ["ip", "link", "set", dev, "up"])
-        return a, b
-
-    def cleanup(self):
-        for name in reversed(self.names):
-            run(["ip", "netns", "delete", name], check=False)
-        self.names = []
-
-
 @pytest.fixture
 def netns():
     """Factory for network namespaces that are deleted after the test."""
     if not is_root():
         pytest.skip("needs root (network namespaces)")
-    _reap_stale_netns()
-    ns = Netns()
+    nsproc.reap_stale(NETNS_PREFIX)
+    ns = Netns(NETNS_PREFIX)
     yield ns
     ns.cleanup()

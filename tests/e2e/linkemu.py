@@ -151,15 +151,18 @@ class Link:
 
 def make_link(netns, procs, a2b=None, b2a=None, both=None, seed=1, mtu=None,
               ns_a=None, ns_b=None, name="linkemu", extra_args=(),
-              timeout=10.0):
+              timeout=10.0, binary=None):
     """Start warren-linkemu between two namespaces and wait until it is up.
 
     netns, procs: the conftest fixtures. a2b/b2a/both: SPEC strings (a2b
     and b2a apply on top of both). ns_a/ns_b: existing namespaces to use
     instead of new ones. Returns a Link; the emulator is stopped with the
-    test's other processes, or earlier with Link.stop().
+    test's other processes, or earlier with Link.stop(). binary: the
+    warren-linkemu to run (default: the one in the build under test).
     """
-    from conftest import tool_path
+    if binary is None:
+        from conftest import tool_path
+        binary = tool_path("tools", "linkemu", "warren-linkemu")
 
     n = next(_link_seq)
     subnet = n % 256
@@ -172,8 +175,7 @@ def make_link(netns, procs, a2b=None, b2a=None, both=None, seed=1, mtu=None,
     tag = f"{name}-{n}"
     ready = os.path.join(procs.logdir, f"{tag}.ready")
     stats = os.path.join(procs.logdir, f"{tag}.stats.json")
-    argv = [tool_path("tools", "linkemu", "warren-linkemu"),
-            "--a", f"{ns_a}:{dev_a}:{addr_a}/24",
+    argv = [binary, "--a", f"{ns_a}:{dev_a}:{addr_a}/24",
             "--b", f"{ns_b}:{dev_b}:{addr_b}/24",
             "--seed", str(seed), "--ready-file", ready,
             "--stats-file", stats]

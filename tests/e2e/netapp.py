@@ -4,13 +4,22 @@
   serve --listen ADDR --mode echo|reply [--ready FILE]
       echo: send back everything; reply: read to EOF, then answer with the
       sha256 of what was read and close (checks half-close both ways).
-  roundtrip --connect ADDR --bytes N [--conns K] [--seed S]
+  roundtrip --connect ADDR --bytes N [--conns K] [--seed S] [--mixed]
+            [--no-half-close]
       K concurrent connections each send N deterministic bytes through an
-      echo and verify the sha256 of what comes back; prints JSON.
+      echo and verify the sha256 of what comes back; prints JSON. --mixed
+      makes every other block compressible; --no-half-close reads the N
+      bytes back without first shutting down writing (for tunnels without
+      half-close, such as kcptun's smux) and then closes.
   halfclose --connect ADDR --bytes N
       send N bytes, shut down writing, expect the sha256 back (reply mode).
   probe --connect ADDR
       send a little and report how the connection ends and how fast.
+  garbage --to HOST:PORT --looks-like quic|kcp|kcptun [--count N]
+      send N (3,000) random UDP datagrams and report whether anything
+      answered within 2 s: {"answered": bool}. For quic and kcp every third
+      is shaped like the first bytes of the engine's packets; for kcptun
+      all are random, 20 bytes or more, paced (none passes kcptun's CRC).
 
 ADDR is HOST:PORT, [V6]:PORT or unix:PATH. Exit status 0 means verified.
 """
@@ -90,7 +99,8 @@ def serve(args):
         threading.Thread(target=handle, args=(c,), daemon=True).start()
 
 
-def one_roundtrip(addr, size, seed, out, i):
+def one_roundtrip(addr, size, seed, out, i, mixed=False, half_close=True,
+                  timeout=300.0):
     t0 = time.monotonic()
     try:
         s = connect(addr)
@@ -101,17 +111,22 @@ def one_roundtrip(addr, size, seed, out, i):
 
     def sender():
         try:
-            box["sha"] = tcputil.send_payload(s, size, seed)
-            s.shutdown(socket.SHUT_WR)
+            box["sha"] = tcputil.send_payload(s, size, seed, mixed=mixed)
+            if half_close:
+                s.shutdown(socket.SHUT_WR)
         except OSError as e:
             box["error"] = str(e)
 
     t = threading.Thread(target=sender, daemon=True)
     t.start()
-    got = tcputil.recv_all(s, timeout=300)
+    got = tcputil.recv_all(s, timeout=timeout,
+                           limit=None if half_close else size)
     t.join(60)
     s.close()
-    ok = (got.end == "eof" and got.nbytes == size and
+    # With half-close the echo ends with an EOF after the last byte;
+    # without, the read stops at the size sent.
+    want_end = "eof" if half_close else "limit"
+    ok = (got.end == want_end and got.nbytes == size and
           box.get("sha") == got.sha256)
     out[i] = {"ok": ok, "bytes": got.nbytes, "end": got.end,
               "secs": round(time.monotonic() - t0, 3),
@@ -123,7 +138,8 @@ def roundtrip(args):
     t0 = time.monotonic()
     threads = [threading.Thread(target=one_roundtrip,
                                 args=(args.connect, args.bytes,
-                                      args.seed + i, out, i))
+                                      args.seed + i, out, i, args.mixed,
+                                      not args.no_half_close, args.timeout))
                for i in range(args.conns)]
     for t in threads:
         t.start()
@@ -164,6 +180,34 @@ def probe(args):
     return 0
 
 
+def garbage(args):
+    host, port = tcputil.parse_hostport(args.to)
+    s = socket.socket(tcputil.family_of(host), socket.SOCK_DGRAM)
+    for i in range(args.count):
+        if args.looks_like == "kcptun":
+            s.sendto(os.urandom(20 + i % 1400), (host, port))
+            if i % 100 == 0:
+                time.sleep(0.01)
+            continue
+        n = 1 + (i * 37) % 1400
+        pkt = os.urandom(n)
+        if i % 3 == 0 and args.looks_like == "quic":
+            # A QUIC long header with version 1.
+            pkt = bytes([0xc0]) + b"\x00\x00\x00\x01" + pkt
+        elif i % 3 == 0:
+            # A handshake initiation (type 1) or transport packet (type 4).
+            pkt = bytes([1 + (i % 2) * 3, 0, 0, 0]) + os.urandom(max(n, 160))
+        s.sendto(pkt, (host, port))
+    s.settimeout(2.0)
+    try:
+        s.recvfrom(65536)
+        answered = True
+    except (socket.timeout, TimeoutError):
+        answered = False
+    print(json.dumps({"answered": answered}))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -176,6 +220,9 @@ def main():
     a.add_argument("--bytes", type=int, required=True)
     a.add_argument("--conns", type=int, default=1)
     a.add_argument("--seed", type=int, default=1)
+    a.add_argument("--mixed", action="store_true")
+    a.add_argument("--no-half-close", action="store_true")
+    a.add_argument("--timeout", type=float, default=300.0)
     a = sub.add_parser("halfclose")
     a.add_argument("--connect", required=True)
     a.add_argument("--bytes", type=int, required=True)
@@ -183,9 +230,14 @@ def main():
     a = sub.add_parser("probe")
     a.add_argument("--connect", required=True)
     a.add_argument("--timeout", type=float, default=10.0)
+    a = sub.add_parser("garbage")
+    a.add_argument("--to", required=True)
+    a.add_argument("--looks-like", choices=("quic", "kcp", "kcptun"),
+                   required=True)
+    a.add_argument("--count", type=int, default=3000)
     args = p.parse_args()
     return {"serve": serve, "roundtrip": roundtrip, "halfclose": halfclose,
-            "probe": probe}[args.cmd](args) or 0
+            "probe": probe, "garbage": garbage}[args.cmd](args) or 0
 
 
 if __name__ == "__main__":

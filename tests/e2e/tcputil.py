@@ -74,34 +74,41 @@ def rss_bytes(pid):
 
 # ---- payloads --------------------------------------------------------------
 
-def payload_blocks(size, seed=0, block=BLOCK):
+# Every other block of a mixed payload is this, repeated: a compressor
+# meets both random and highly compressible input.
+REPEAT = b"warren! " * (BLOCK // 8)
+
+
+def payload_blocks(size, seed=0, block=BLOCK, mixed=False):
     """Yield `size` bytes of deterministic data in blocks of `block` bytes.
 
     Every block carries its index in its first 8 bytes, so reordered,
-    repeated or dropped blocks change the digest."""
+    repeated or dropped blocks change the digest. With mixed, every odd
+    block is repetitive text instead of random bytes."""
     base = random.Random(seed).randbytes(block)
     index = 0
     while size > 0:
         n = min(block, size)
         head = index.to_bytes(8, "little")
-        yield (head + base[8:n]) if n > 8 else head[:n]
+        body = REPEAT if mixed and index % 2 else base
+        yield (head + body[8:n]) if n > 8 else head[:n]
         size -= n
         index += 1
 
 
-def payload_sha256(size, seed=0):
+def payload_sha256(size, seed=0, mixed=False):
     h = hashlib.sha256()
-    for b in payload_blocks(size, seed):
+    for b in payload_blocks(size, seed, mixed=mixed):
         h.update(b)
     return h.hexdigest()
 
 
-def send_payload(sock, size, seed=0, progress=None):
+def send_payload(sock, size, seed=0, progress=None, mixed=False):
     """sendall() a payload; return its sha256. `progress`, if given, is a
     one-element list kept updated with the number of bytes sent."""
     h = hashlib.sha256()
     sent = 0
-    for b in payload_blocks(size, seed):
+    for b in payload_blocks(size, seed, mixed=mixed):
         sock.sendall(b)
         h.update(b)
         sent += len(b)

@@ -11,7 +11,8 @@ import pytest
 
 from conftest import needs_root, tool_path
 import tcputil
-from test_tunnel import Tunnel
+import warren
+from warren import Tunnel
 
 pytestmark = needs_root
 
@@ -24,21 +25,17 @@ SANITIZED = "asan" in os.environ.get("WARREN_BUILD_DIR", "")
 
 
 def start_server(t, *extra, name="server"):
-    argv = [t.bin, "server", "--listen", f"tcp://{t.server_ip}:4443",
-            "--key", t.key("server"), "--allow-client", t.client_pub,
-            "--log-level", "debug", *extra]
+    argv = warren.argv(t.bin, "server", f"tcp://{t.server_ip}:4443",
+                       key=t.key("server"), peer_key=t.client_pub,
+                       extra=extra)
     p = t.procs.start(name, argv, netns=t.ns_s)
     p.wait_log("server ready")
     return p
 
 
 def start_client(t, server, *forwards, extra=(), name="client"):
-    argv = [t.bin, "client", "--server-key", t.server_pub,
-            "--key", t.key("client"), "--log-level", "debug", *extra]
-    for s in server if isinstance(server, (list, tuple)) else [server]:
-        argv += ["--server", s]
-    for f in forwards:
-        argv += ["-L", f]
+    argv = warren.argv(t.bin, "client", server, key=t.key("client"),
+                       peer_key=t.server_pub, forwards=forwards, extra=extra)
     p = t.procs.start(name, argv, netns=t.ns_c)
     p.wait_log("client ready")
     return p

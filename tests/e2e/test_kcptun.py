@@ -3,15 +3,17 @@ client with kcptun-server, and kcptun-client with a warren server, each
 pair in its own two namespaces; data checked by sha256 (netapp
 roundtrip)."""
 
-import json
 import os
+import re
 import shutil
+import subprocess
 import time
 
 import pytest
 
 from conftest import needs_root
-from test_tunnel import PY, NETAPP
+import warren
+from warren import NETAPP, PY, wait_ready_file
 
 pytestmark = [
     needs_root,
@@ -21,38 +23,6 @@ pytestmark = [
 
 KEY = "correct horse battery staple"
 
-ECHO = r"""
-import hashlib, json, os, socket, sys, threading, time
-host, port = sys.argv[1].rsplit(":", 1)
-size, conns = int(sys.argv[2]), int(sys.argv[3])
-res = [None] * conns
-def one(i):
-    # Half random, half repetitive: both kinds of snappy chunk.
-    data = b"".join(os.urandom(4096) if k % 2 else b"kcptun! " * 512
-                    for k in range(size // 4096 + 1))[:size]
-    s = socket.create_connection((host, int(port)), timeout=60)
-    got = hashlib.sha256()
-    n = 0
-    t = threading.Thread(target=s.sendall, args=(data,), daemon=True)
-    t.start()
-    while n < size:
-        b = s.recv(1 << 16)
-        if not b:
-            break
-        got.update(b)
-        n += len(b)
-    t.join(60)
-    s.close()
-    res[i] = {"ok": n == size and
-              got.digest() == hashlib.sha256(data).digest(), "bytes": n}
-t0 = time.monotonic()
-ts = [threading.Thread(target=one, args=(i,)) for i in range(conns)]
-for t in ts: t.start()
-for t in ts: t.join()
-print(json.dumps({"ok": all(r and r["ok"] for r in res),
-                  "secs": round(time.monotonic() - t0, 3),
-                  "failed": [r for r in res if not (r and r["ok"])][:5]}))
-"""
 PORT = 29900
 
 
@@ -73,10 +43,7 @@ class Pair:
         p = self.procs.start("target", [PY, NETAPP, "serve", "--listen",
                                         listen, "--mode", "echo", "--ready",
                                         ready], netns=self.ns_s)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(ready):
-            assert p.alive() and time.monotonic() < deadline, p.log()
-            time.sleep(0.02)
+        wait_ready_file(p, ready)
         return p
 
     @staticmethod
@@ -90,24 +57,25 @@ class Pair:
 
     @staticmethod
     def warren_flags(crypt, fec, comp, smuxver):
-        return ["--engine", "kcptun", "--kcptun-key", KEY, "--crypt", crypt,
+        return ["--kcptun-key", KEY, "--crypt", crypt,
                 "--datashard", "10" if fec else "0",
                 "--parityshard", "3" if fec else "0",
                 "--nocomp", "no" if comp else "yes",
-                "--smuxver", str(smuxver), "--log-level", "debug"]
+                "--smuxver", str(smuxver)]
 
     def warren_server(self, *flags):
-        p = self.procs.start("warren-server", [
-            self.bin, "server", "--listen",
-            f"udp://{self.server_ip}:{PORT}", "--target", "127.0.0.1:7000",
-            *flags], netns=self.ns_s)
+        p = self.procs.start("warren-server", warren.argv(
+            self.bin, "server", f"udp://{self.server_ip}:{PORT}",
+            engine="kcptun", extra=("--target", "127.0.0.1:7000", *flags)),
+            netns=self.ns_s)
         p.wait_log("server ready")
         return p
 
     def warren_client(self, *flags):
-        p = self.procs.start("warren-client", [
-            self.bin, "client", "--server", f"udp://{self.server_ip}:{PORT}",
-            "-L", "127.0.0.1:2000", *flags], netns=self.ns_c)
+        p = self.procs.start("warren-client", warren.argv(
+            self.bin, "client", f"udp://{self.server_ip}:{PORT}",
+            engine="kcptun", forwards=("127.0.0.1:2000",), extra=flags),
+            netns=self.ns_c)
         p.wait_log("client ready")
         return p
 
@@ -125,17 +93,19 @@ class Pair:
         p.wait_log("listening on")
         return p
 
-    def roundtrip(self, nbytes, conns=1, timeout=300):
+    def roundtrip(self, nbytes, conns=1, timeout=300, check=True):
         """Sends nbytes on each of conns connections and reads the echo
-        back, sha256 compared. No half-close: kcptun closes a stream
-        both ways at the first FIN (smux has no half-close)."""
-        res = self.netns.exec(self.ns_c, [PY, "-c", ECHO, "127.0.0.1:2000",
-                                          str(nbytes), str(conns)],
-                              check=False, timeout=timeout)
-        assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
-        r = json.loads(res.stdout.strip().splitlines()[-1])
-        assert r["ok"], r
-        return r
+        back, sha256 compared; half the blocks are compressible, so both
+        kinds of snappy chunk are carried. No half-close: kcptun closes a
+        stream both ways at the first FIN (smux has no half-close)."""
+        res = self.netns.exec(self.ns_c, [
+            PY, NETAPP, "roundtrip", "--connect", "127.0.0.1:2000",
+            "--bytes", str(nbytes), "--conns", str(conns), "--mixed",
+            "--no-half-close", "--timeout", str(min(timeout, 60))],
+            check=False, timeout=timeout)
+        ok = res.returncode == 0 and '"ok": true' in res.stdout
+        assert ok or not check, f"{res.stdout}\n{res.stderr}"
+        return ok
 
 
 @pytest.fixture
@@ -190,7 +160,6 @@ def snmp_last(path):
 def rebuilt(log):
     """warren's count of data shards rebuilt from parity (logged when a
     kcptun session ends)."""
-    import re
     counts = [int(m) for m in re.findall(r"(\d+) data shards rebuilt", log)]
     assert counts, log
     return max(counts)
@@ -238,19 +207,6 @@ def test_fec_recovers_losses_both_ways(netns, procs, warren_bin, tmp_path,
         assert stats[d]["dropped_loss"] > 50, stats[d]
 
 
-GARBAGE = r"""
-import os, socket, sys, time
-# Random datagrams at the server from a stranger's port: none passes the
-# CRC (2^-32 each).
-host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-for i in range(n):
-    s.sendto(os.urandom(20 + i % 1400), (host, port))
-    if i % 100 == 0:
-        time.sleep(0.01)
-"""
-
-
 def test_bad_packets_are_dropped_and_counted(pair):
     """Garbage, and packets under another key, reach a warren server while
     a kcptun client's stream runs: they are dropped and counted
@@ -259,10 +215,12 @@ def test_bad_packets_are_dropped_and_counted(pair):
     case = ("aes", True, True, 1)
     s = pair.warren_server(*Pair.warren_flags(*case))
     pair.kcptun_client(*Pair.kcptun_flags(*case))
-    import subprocess
+    # Random datagrams at the server from a stranger's port: none passes
+    # the CRC (2^-32 each).
     junk = subprocess.Popen(
-        ["ip", "netns", "exec", pair.ns_c, PY, "-c", GARBAGE,
-         pair.server_ip, str(PORT), "3000"])
+        ["ip", "netns", "exec", pair.ns_c, PY, NETAPP, "garbage", "--to",
+         f"{pair.server_ip}:{PORT}", "--looks-like", "kcptun"],
+        stdout=subprocess.DEVNULL)
     # A second kcptun client with the wrong key, to the same server.
     wrong = pair.procs.start("kcptun-wrongkey", [
         "kcptun-client", "-l", "127.0.0.1:2001",
@@ -275,7 +233,6 @@ def test_bad_packets_are_dropped_and_counted(pair):
     pair.roundtrip(16 << 20)
     assert junk.wait(60) == 0
     s.stop()
-    import re
     m = re.findall(r"(\d+) packets failed the checksum", s.log())
     assert m and int(m[-1]) >= 2900, s.log()
     assert "failed the checksum (another key or crypt?)" in s.log()
@@ -298,10 +255,7 @@ def test_warren_client_survives_kcptun_server_restart(pair):
         netns=pair.ns_s).wait_log("listening on")
     deadline = time.monotonic() + 60
     while True:
-        res = pair.netns.exec(pair.ns_c, [PY, "-c", ECHO, "127.0.0.1:2000",
-                                          str(1 << 16), "1"],
-                              check=False, timeout=90)
-        if res.returncode == 0 and '"ok": true' in res.stdout:
+        if pair.roundtrip(1 << 16, timeout=90, check=False):
             break
         assert time.monotonic() < deadline, w.log()
         time.sleep(1)

@@ -7,7 +7,6 @@ raw socket while another transfer runs."""
 import hashlib
 import os
 import socket
-import statistics
 import struct
 import subprocess
 import time
@@ -15,8 +14,7 @@ import time
 import pytest
 
 from conftest import needs_root
-from linkemu import make_link
-from test_tunnel import PY, Tunnel
+from warren import PY, Tunnel
 
 pytestmark = needs_root
 
@@ -341,32 +339,3 @@ while True:
 assert data.endswith(b"hello through -D\\n"), data
 """], check=False)
     assert res.returncode == 0, res.stderr
-
-
-@pytest.mark.skipif(not os.environ.get("WARREN_MEASURE"),
-                    reason="measurement, not a test: WARREN_MEASURE=1")
-def test_measure_first_byte_over_50ms_rtt(netns, procs, warren_bin,
-                                          tmp_path):
-    """Connect + first byte through the tunnel, eager vs standard, over a
-    25 ms one-way emulated link: 50 sequential curls each, medians printed
-    (and written to socks5-first-byte.txt in the test's log directory)."""
-    link = make_link(netns, procs, both="delay=25ms", seed=3)
-    t = Tunnel(netns, procs, warren_bin, tmp_path, link=link)
-    s = Socks(t, tmp_path, body_mib=1)
-    fmt = "%{time_connect} %{time_starttransfer}\n"
-    results = {}
-    for mode, port in (("eager", EAGER), ("standard", STANDARD)):
-        s.fetch_ok(port)  # the session is up, the path is warm
-        times = []
-        for _ in range(50):
-            rc, out, err = s.curl(port, f"http://localhost:{HTTP_PORT}/",
-                                  extra=("-o", "/dev/null", "-w", fmt))
-            assert rc == 0, err
-            c, fb = map(float, out.split())
-            times.append((fb - c) * 1000)
-        results[mode] = statistics.median(times)
-    line = ("median connect->first byte over 50 ms RTT: eager %.1f ms, "
-            "standard %.1f ms" % (results["eager"], results["standard"]))
-    print(line)
-    with open(os.path.join(procs.logdir, "socks5-first-byte.txt"), "w") as f:
-        f.write(line + "\n")

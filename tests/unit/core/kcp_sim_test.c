@@ -304,9 +304,12 @@ static void transfer_both_ways(void **state)
 	world_free(&w);
 }
 
-/* fast3 at 1% loss over a 50 ms RTT, 100 Mbit/s bottleneck: report the
- * goodput (virtual time); assert only that it completes. */
-static void fast3_goodput(void **state)
+/* fast3 at 1% loss over a 50 ms RTT, 100 Mbit/s bottleneck, from small
+ * windows to wide ones: every byte arrives in order (app() checks each
+ * one), and the loss really was repaired by retransmission. The goodput
+ * of this path is the benchmark's to measure (bench/README.md, warren-kcp
+ * on the 100mbit-25ms-1% link), not this test's. */
+static void fast3_repairs_loss_at_every_window(void **state)
 {
 	(void)state;
 	const unsigned wnds[][2] = {{32, 128}, {128, 512}, {1024, 1024}};
@@ -326,20 +329,12 @@ static void fast3_goodput(void **state)
 		cfg.snd_wnd = wnds[i][0];
 		cfg.rcv_wnd = wnds[i][1];
 		world_init(&w, &cfg, &lc);
-		w.a.total = 16 * MIB;
+		w.a.total = 4 * MIB;
 		run_to_end(&w, 3600 * 1000);
 		wn_kcp_get_stats(w.a.k, &st);
 		wn_simlink_get_stats(w.a.tx, &ls);
-		printf("# fast3 wnd %u/%u, 1%% loss, 50 ms RTT, 100 Mbit/s: "
-		       "16 MiB in %.2f s = %.1f Mbit/s goodput; retrans "
-		       "%.1f%% (fast %llu, rto %llu), queue drops %llu, "
-		       "srtt %u ms\n",
-		       wnds[i][0], wnds[i][1], elapsed(&w) / 1e3,
-		       16.0 * 8 * 1.048576 / (elapsed(&w) / 1e3),
-		       100.0 * st.retrans_segs / st.out_segs,
-		       (unsigned long long)st.fast_retrans,
-		       (unsigned long long)st.lost_segs,
-		       (unsigned long long)ls.queue_drops, st.srtt_ms);
+		assert_true(ls.lost > 0);
+		assert_true(st.retrans_segs > 0);
 		world_free(&w);
 	}
 }
@@ -588,7 +583,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(transfer_matrix),
 	    cmocka_unit_test(transfer_both_ways),
-	    cmocka_unit_test(fast3_goodput),
+	    cmocka_unit_test(fast3_repairs_loss_at_every_window),
 	    cmocka_unit_test(pacing_tames_bursts),
 	    cmocka_unit_test(acks_batched_short_path),
 	    cmocka_unit_test(flow_control),

@@ -1,0 +1,162 @@
+"""Helpers to run warren end to end, shared by the e2e tests and the bench.
+
+- `argv(...)` is the one place warren's command line is assembled from a
+  role, an engine and options; `Tunnel` (tests) and bench/wnb/subjects.py
+  both build their command lines with it.
+- `Tunnel` is a client namespace and a server namespace (a veth pair, or a
+  link from linkemu.make_link), keys for a server, a client and a stranger,
+  and methods that start warren and the applications at both ends.
+- `wait_client_up` waits for a client's n-th tunnel to come up.
+
+This module imports nothing from pytest, so bench/ can import it too (it
+puts tests/e2e on sys.path)."""
+
+import json
+import os
+import subprocess
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NETAPP = os.path.join(HERE, "netapp.py")
+PY = "/usr/bin/python3"
+
+# The engines a general scenario runs on. Tunnel runs KCP in the mode the
+# README recommends.
+ENGINES = ("quic", "kcp")
+TEST_MODE = {"kcp": "fast3"}
+
+
+def engine_args(engine, mode=None):
+    """The flags that select `engine` (and its mode, if any). quic is the
+    default and gets no flag, so builds from before --engine run too."""
+    a = [] if engine == "quic" else ["--engine", engine]
+    if mode:
+        a += ["--mode", mode]
+    return a
+
+
+def argv(binary, role, url, *, key=None, peer_key=None, engine="quic",
+         mode=None, forwards=(), allow=(), log_level="debug", extra=()):
+    """warren's command line for `role` ("server" or "client").
+
+    url is the server's carrier URL (`--listen` for a server, `--server`
+    for a client), or a list of them (a client with several carriers, a
+    server listening on several); key is this end's key file; peer_key is the other end's
+    public key (`--allow-client` for a server, `--server-key` for a
+    client); forwards are `-L` specs (client); allow are `--allow` rules
+    (server). extra comes last, so it can override anything before it."""
+    urls = [url] if isinstance(url, str) else list(url)
+    if role == "server":
+        a = [binary, "server"]
+        for u in urls:
+            a += ["--listen", u]
+        if key:
+            a += ["--key", key]
+        if peer_key:
+            a += ["--allow-client", peer_key]
+        for rule in allow:
+            a += ["--allow", rule]
+    elif role == "client":
+        a = [binary, "client"]
+        for u in urls:
+            a += ["--server", u]
+        if peer_key:
+            a += ["--server-key", peer_key]
+        if key:
+            a += ["--key", key]
+        for f in forwards:
+            a += ["-L", f]
+    else:
+        raise ValueError(f"unknown role {role!r}")
+    if log_level:
+        a += ["--log-level", log_level]
+    return a + engine_args(engine, mode) + list(extra)
+
+
+def wait_client_up(client, n=1, timeout=20.0):
+    """Wait until `client` (a started process) has logged its n-th
+    "connected to server"."""
+    deadline = time.monotonic() + timeout
+    while client.log().count("connected to server") < n:
+        assert time.monotonic() < deadline, client.log()
+        time.sleep(0.05)
+
+
+def wait_ready_file(proc, path, timeout=10.0):
+    """Wait for a helper that signals readiness by creating `path`."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        assert proc.alive() and time.monotonic() < deadline, proc.log()
+        time.sleep(0.02)
+
+
+class Tunnel:
+    """A client namespace and a server namespace, keys, and helpers to start
+    warren (on `engine`) and the applications at both ends."""
+
+    PORT = 4433
+
+    def __init__(self, netns, procs, warren_bin, tmp_path, link=None,
+                 engine="quic"):
+        self.netns, self.procs, self.bin = netns, procs, warren_bin
+        self.engine, self.mode = engine, TEST_MODE.get(engine)
+        self.dir = str(tmp_path)
+        if link is None:
+            self.ns_c = netns.create("c")
+            self.ns_s = netns.create("s")
+            netns.veth(self.ns_c, "10.210.0.1", self.ns_s, "10.210.0.2")
+            self.server_ip = "10.210.0.2"
+        else:
+            self.ns_c, self.ns_s = link.ns_a, link.ns_b
+            self.server_ip = link.addr_b
+        old = os.umask(0o077)
+        try:
+            for name in ("server", "client", "other"):
+                key = subprocess.run([warren_bin, "genkey"], check=True,
+                                     capture_output=True, text=True).stdout
+                with open(os.path.join(self.dir, f"{name}.key"), "w") as f:
+                    f.write(key)
+                setattr(self, f"{name}_pub", subprocess.run(
+                    [warren_bin, "pubkey"], input=key, check=True,
+                    capture_output=True, text=True).stdout.strip())
+        finally:
+            os.umask(old)
+
+    @property
+    def url(self):
+        return f"udp://{self.server_ip}:{self.PORT}"
+
+    def key(self, name):
+        return os.path.join(self.dir, f"{name}.key")
+
+    def server(self, *extra, allow_client=None, name="server", url=None):
+        a = argv(self.bin, "server", url or self.url, key=self.key("server"),
+                 peer_key=allow_client or self.client_pub,
+                 engine=self.engine, mode=self.mode, extra=extra)
+        p = self.procs.start(name, a, netns=self.ns_s)
+        p.wait_log("server ready")
+        return p
+
+    def client(self, *forwards, server_key=None, extra=(), name="client",
+               url=None):
+        a = argv(self.bin, "client", url or self.url, key=self.key("client"),
+                 peer_key=server_key or self.server_pub, engine=self.engine,
+                 mode=self.mode, forwards=forwards, extra=extra)
+        p = self.procs.start(name, a, netns=self.ns_c)
+        p.wait_log("client ready")
+        return p
+
+    def target(self, listen, mode="echo", name="target", ns=None):
+        ready = os.path.join(self.dir, f"{name}.ready")
+        p = self.procs.start(name, [PY, NETAPP, "serve", "--listen", listen,
+                                    "--mode", mode, "--ready", ready],
+                             netns=ns or self.ns_s)
+        wait_ready_file(p, ready)
+        return p
+
+    def app(self, *args, timeout=600, check=True, ns=None):
+        res = self.netns.exec(ns or self.ns_c, [PY, NETAPP, *args],
+                              check=False, timeout=timeout)
+        assert res.returncode == 0 or not check, \
+            f"netapp {args} failed:\n{res.stdout}\n{res.stderr}"
+        return json.loads(res.stdout.strip().splitlines()[-1])
