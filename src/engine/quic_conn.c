@@ -1,6 +1,8 @@
-/* One QUIC connection and its streams: the ngtcp2 callbacks, the stream
- * operations behind the tunnel API, and the write loop that turns ready
- * streams into GSO-shaped packet batches for the carrier. */
+/* One QUIC connection: its life (creation, the transport settings,
+ * closing and dying), the read path, migration between paths and carriers,
+ * and the timer that drives ngtcp2's expiry. The streams are in
+ * quic_stream.c, the ngtcp2 callbacks in quic_cb.c, TLS in quic_tls.c and
+ * the write pass in quic_write.c. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,562 +16,6 @@
 ngtcp2_tstamp qnow(void)
 {
 	return wn_mono_ns();
-}
-
-static void hex8(const uint8_t *k, char out[17])
-{
-	static const char d[] = "0123456789abcdef";
-	for (int i = 0; i < 8; i++) {
-		out[2 * i] = d[k[i] >> 4];
-		out[2 * i + 1] = d[k[i] & 15];
-	}
-	out[16] = '\0';
-}
-
-/* ---- streams: bookkeeping -------------------------------------------- */
-
-static void stream_deferred(struct wn_deferred *node)
-{
-	struct qstream *qs =
-	    (struct qstream *)((char *)node - offsetof(struct qstream, dnode));
-	if (!qs->released && qs->base.h.on_closed)
-		qs->base.h.on_closed(qs->base.h.ctx, &qs->base, qs->close_err);
-	wn_bufq_free(&qs->sendq);
-	free(qs);
-}
-
-/* Ends a stream for good: unlinks it and reports on_closed(err) from the
- * loop, never from inside the caller. After this the stream touches no
- * connection. */
-static void stream_finish(struct qstream *qs, int err)
-{
-	if (qs->closed)
-		return;
-	qs->closed = 1;
-	qs->close_err = err;
-	if (qlist_linked(&qs->rlink))
-		qlist_del(&qs->rlink);
-	if (qlist_linked(&qs->link))
-		qlist_del(&qs->link);
-	if (qs->qc && qs->sid >= 0 && qs->qc->conn)
-		ngtcp2_conn_set_stream_user_data(qs->qc->conn, qs->sid, NULL);
-	qs->qc = NULL;
-	qs->ep->stats.streams_closed++;
-	wn_loop_defer(qs->ep->o.loop, &qs->dnode, stream_deferred);
-}
-
-void qstream_fail(struct qstream *qs, int err)
-{
-	stream_finish(qs, err);
-}
-
-static int stream_has_output(const struct qstream *qs)
-{
-	return wn_bufq_len(&qs->sendq) > qs->sent ||
-	       (qs->fin_wanted && !qs->fin_sent);
-}
-
-static void stream_mark_ready(struct qstream *qs)
-{
-	if (qs->closed || !qs->qc || qs->sid < 0)
-		return;
-	if (!qlist_linked(&qs->rlink) && stream_has_output(qs))
-		qlist_add_tail(&qs->qc->ready, &qs->rlink);
-	qconn_schedule(qs->qc);
-}
-
-/* ---- streams: the tunnel API ------------------------------------------ */
-
-static struct qstream *QS(struct wn_stream *s)
-{
-	return (struct qstream *)s;
-}
-
-static ssize_t qs_write(struct wn_stream *s, const uint8_t *data, size_t len)
-{
-	struct qstream *qs = QS(s);
-	if (qs->closed || qs->fin_wanted)
-		return WN_ECLOSED;
-	ssize_t n = wn_bufq_write(&qs->sendq, data, len);
-	if (n == WN_EAGAIN)
-		n = 0;
-	if (n < 0)
-		return n;
-	if ((size_t)n < len)
-		qs->want_writable = 1;
-	if (n > 0)
-		stream_mark_ready(qs);
-	return n;
-}
-
-static ssize_t qs_reserve(struct wn_stream *s, uint8_t **ptr)
-{
-	struct qstream *qs = QS(s);
-	if (qs->closed || qs->fin_wanted)
-		return WN_ECLOSED;
-	ssize_t n = wn_bufq_reserve(&qs->sendq, ptr);
-	if (n == WN_EAGAIN || n == 0) {
-		qs->want_writable = 1;
-		return 0;
-	}
-	return n;
-}
-
-static int qs_commit(struct wn_stream *s, size_t n)
-{
-	struct qstream *qs = QS(s);
-	if (qs->closed)
-		return WN_ECLOSED;
-	int rc = wn_bufq_commit(&qs->sendq, n);
-	if (rc == 0 && n > 0)
-		stream_mark_ready(qs);
-	return rc;
-}
-
-static void qs_consumed(struct wn_stream *s, size_t n)
-{
-	struct qstream *qs = QS(s);
-	if (qs->closed || !qs->qc || qs->sid < 0 || n == 0)
-		return;
-	ngtcp2_conn_extend_max_stream_offset(qs->qc->conn, qs->sid, n);
-	ngtcp2_conn_extend_max_offset(qs->qc->conn, n);
-	qconn_schedule(qs->qc);
-}
-
-static int qs_shutdown(struct wn_stream *s)
-{
-	struct qstream *qs = QS(s);
-	if (qs->closed)
-		return WN_ECLOSED;
-	qs->fin_wanted = 1;
-	stream_mark_ready(qs);
-	return 0;
-}
-
-static void qs_reset(struct wn_stream *s, int err)
-{
-	struct qstream *qs = QS(s);
-	if (qs->closed)
-		return;
-	if (!qs->qc || qs->sid < 0) {
-		stream_finish(qs, err);
-		return;
-	}
-	/* stream_close follows once ngtcp2 has sent RESET_STREAM and
-	 * STOP_SENDING; it reports err. */
-	qs->close_err = err;
-	ngtcp2_conn_shutdown_stream(qs->qc->conn, qs->sid, (uint64_t)err);
-	qconn_schedule(qs->qc);
-}
-
-static void qs_release(struct wn_stream *s)
-{
-	struct qstream *qs = QS(s);
-	qs->released = 1;
-	memset(&qs->base.h, 0, sizeof(qs->base.h));
-	if (qs->closed)
-		return;
-	if (!qs->fin_wanted) {
-		qs_reset(s, WN_STREAM_ABORTED);
-	} else if (!qs->eof && qs->qc && qs->sid >= 0) {
-		/* Our side finishes with its FIN; nobody reads theirs. */
-		ngtcp2_conn_shutdown_stream_read(qs->qc->conn, qs->sid,
-		                                 WN_STREAM_ABORTED);
-		qconn_schedule(qs->qc);
-	}
-}
-
-static const struct wn_stream_ops qstream_ops = {
-    .write = qs_write,
-    .reserve = qs_reserve,
-    .commit = qs_commit,
-    .consumed = qs_consumed,
-    .shutdown = qs_shutdown,
-    .reset = qs_reset,
-    .release = qs_release,
-};
-
-struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
-                            unsigned flags, const struct wn_stream_handler *h)
-{
-	struct qstream *qs = calloc(1, sizeof(*qs));
-	if (!qs)
-		return NULL;
-	qs->ep = ep;
-	qs->base.ops = &qstream_ops;
-	if (h)
-		qs->base.h = *h;
-	qs->base.id = ++ep->stream_seq;
-	qs->sid = -1;
-	if (wn_bufq_init(&qs->sendq, WN_BUFQ_CHUNK_DEFAULT,
-	                 ep->o.stream_send_limit) != 0) {
-		free(qs);
-		return NULL;
-	}
-	if (target) {
-		uint8_t hdr[WN_STREAMHDR_MAX];
-		int n =
-		    wn_streamhdr_encode_flags(target, flags, hdr, sizeof(hdr));
-		if (n < 0 || wn_bufq_write(&qs->sendq, hdr, (size_t)n) != n) {
-			wn_bufq_free(&qs->sendq);
-			free(qs);
-			return NULL;
-		}
-	}
-	qs->hdr_done = 1; /* only server-side streams parse a header */
-	qs->opened_ms = wn_loop_now_ms(ep->o.loop);
-	ep->stats.streams_opened++;
-	return qs;
-}
-
-int qstream_attach(struct qconn *qc, struct qstream *qs)
-{
-	int64_t sid;
-	int rv = ngtcp2_conn_open_bidi_stream(qc->conn, &sid, qs);
-	if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
-		return WN_EAGAIN;
-	if (rv != 0)
-		return WN_EINTERNAL;
-	qs->sid = sid;
-	qs->qc = qc;
-	if (qlist_linked(&qs->link))
-		qlist_del(&qs->link);
-	qlist_add_tail(&qc->streams, &qs->link);
-	stream_mark_ready(qs);
-	return 0;
-}
-
-/* ---- ngtcp2 callbacks -------------------------------------------------- */
-
-static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
-{
-	(void)ctx;
-	randombytes_buf(dest, len);
-}
-
-static int cb_get_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
-                          size_t cidlen, void *user_data)
-{
-	(void)conn;
-	struct qconn *qc = user_data;
-	randombytes_buf(cid->data, cidlen);
-	cid->datalen = cidlen;
-	if (ngtcp2_crypto_generate_stateless_reset_token(
-	        token, qc->ep->reset_secret, sizeof(qc->ep->reset_secret),
-	        cid) != 0)
-		return NGTCP2_ERR_CALLBACK_FAILURE;
-	if (qc->ep->is_server &&
-	    wn_cidmap_add(&qc->ep->cids, cid->data, cid->datalen, qc) != 0)
-		return NGTCP2_ERR_CALLBACK_FAILURE;
-	return 0;
-}
-
-static int cb_remove_cid(ngtcp2_conn *conn, const ngtcp2_cid *cid,
-                         void *user_data)
-{
-	(void)conn;
-	struct qconn *qc = user_data;
-	if (qc->ep->is_server &&
-	    wn_cidmap_get(&qc->ep->cids, cid->data, cid->datalen) == qc)
-		wn_cidmap_del(&qc->ep->cids, cid->data, cid->datalen);
-	return 0;
-}
-
-static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
-{
-	(void)conn;
-	struct qconn *qc = user_data;
-	if (!qc->peer_ok)
-		return NGTCP2_ERR_CALLBACK_FAILURE;
-	qc->state = QC_UP;
-	char k[17];
-	hex8(qc->peer_key, k);
-	snprintf(qc->tunnel.peer_id, sizeof(qc->tunnel.peer_id), "%.8s", k);
-	qc->ep->conn_up(qc->ep, qc);
-	return 0;
-}
-
-/* Server side: the first bytes of a client stream are its header. Returns
- * how many of data's bytes were header, or -1 after resetting the stream. */
-static ssize_t take_header(struct qconn *qc, struct qstream *qs,
-                           const uint8_t *data, size_t len)
-{
-	struct wn_endpoint target;
-	int dflt = 0;
-	unsigned flags = 0;
-	size_t used = 0;
-	int hl = wn_streamhdr_take(&qs->hdr, data, len, &used, &target, &dflt,
-	                           &flags);
-	if (hl == WN_EAGAIN)
-		return (ssize_t)len;
-	if (hl < 0) {
-		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
-		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_INFO, "sock",
-		          "stream %llu from %s: malformed header",
-		          (unsigned long long)qs->base.id, qc->tunnel.peer_id);
-		qs_reset(&qs->base, WN_STREAM_BAD_HEADER);
-		return -1;
-	}
-	qs->hdr_done = 1;
-	/* Header bytes never reach the front end: credit them now. */
-	ngtcp2_conn_extend_max_stream_offset(qc->conn, qs->sid, (uint64_t)hl);
-	ngtcp2_conn_extend_max_offset(qc->conn, (uint64_t)hl);
-	qs->base.hdr_flags = flags;
-	qc->ep->ah.on_stream(qc->ep->ah.ctx, &qc->tunnel, &qs->base,
-	                     dflt ? NULL : &target);
-	if (qs->closed || qs->close_err)
-		return -1;
-	if (!qs->base.h.on_data) {
-		qs_reset(&qs->base, WN_STREAM_INTERNAL);
-		return -1;
-	}
-	return (ssize_t)used;
-}
-
-static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
-                               uint64_t offset, const uint8_t *data, size_t len,
-                               void *user_data, void *stream_user_data)
-{
-	(void)conn;
-	(void)offset;
-	struct qconn *qc = user_data;
-	struct qstream *qs = stream_user_data;
-	(void)sid;
-	if (!qs || qs->closed)
-		return 0;
-	if (!qs->hdr_done) {
-		ssize_t used = take_header(qc, qs, data, len);
-		if (used < 0)
-			return 0;
-		data += used;
-		len -= (size_t)used;
-		if (!qs->hdr_done)
-			return 0;
-	}
-	if (len > 0 && !qs->released && qs->base.h.on_data)
-		qs->base.h.on_data(qs->base.h.ctx, &qs->base, data, len);
-	else if (len > 0)
-		qs_consumed(&qs->base, len); /* nobody reads: discard */
-	if ((flags & NGTCP2_STREAM_DATA_FLAG_FIN) && !qs->closed) {
-		qs->eof = 1;
-		if (!qs->released && qs->base.h.on_eof)
-			qs->base.h.on_eof(qs->base.h.ctx, &qs->base);
-	}
-	return 0;
-}
-
-static int cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t sid,
-                                       uint64_t offset, uint64_t len,
-                                       void *user_data, void *stream_user_data)
-{
-	(void)conn;
-	(void)sid;
-	(void)offset;
-	(void)user_data;
-	struct qstream *qs = stream_user_data;
-	if (!qs || qs->closed)
-		return 0;
-	/* ngtcp2 reports acknowledged data contiguously from the start. */
-	wn_bufq_consume(&qs->sendq, (size_t)len);
-	qs->sent -= (size_t)len;
-	if (qs->want_writable && wn_bufq_space(&qs->sendq) > 0) {
-		qs->want_writable = 0;
-		if (!qs->released && qs->base.h.on_writable)
-			qs->base.h.on_writable(qs->base.h.ctx, &qs->base);
-	}
-	return 0;
-}
-
-static int cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *user_data)
-{
-	struct qconn *qc = user_data;
-	if (!qc->ep->is_server || !ngtcp2_is_bidi_stream(sid)) {
-		/* Clients take no streams; nobody uses uni streams yet. */
-		ngtcp2_conn_shutdown_stream(conn, sid, WN_STREAM_DENIED);
-		return 0;
-	}
-	struct qstream *qs = qstream_new(qc->ep, NULL, 0, NULL);
-	if (!qs) {
-		ngtcp2_conn_shutdown_stream(conn, sid, WN_STREAM_INTERNAL);
-		return 0;
-	}
-	qs->sid = sid;
-	qs->qc = qc;
-	qs->hdr_done = 0;
-	qlist_add_tail(&qc->streams, &qs->link);
-	ngtcp2_conn_set_stream_user_data(conn, sid, qs);
-	return 0;
-}
-
-static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
-                           uint64_t app_error_code, void *user_data,
-                           void *stream_user_data)
-{
-	struct qconn *qc = user_data;
-	struct qstream *qs = stream_user_data;
-	if (qc->ep->is_server && !ngtcp2_conn_is_local_stream(conn, sid))
-		ngtcp2_conn_extend_max_streams_bidi(conn, 1);
-	if (!qs)
-		return 0;
-	int err = qs->close_err;
-	if (!err && (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET))
-		err = app_error_code <= 255 ? (int)app_error_code
-		                            : WN_STREAM_ABORTED;
-	stream_finish(qs, err);
-	return 0;
-}
-
-static int cb_stream_reset(ngtcp2_conn *conn, int64_t sid, uint64_t final,
-                           uint64_t app_error_code, void *user_data,
-                           void *stream_user_data)
-{
-	(void) final;
-	(void)user_data;
-	struct qstream *qs = stream_user_data;
-	if (!qs || qs->closed)
-		return 0;
-	/* The peer aborted its direction: abort ours too, so the stream
-	 * closes now and the front end hears why. */
-	if (!qs->close_err)
-		qs->close_err = app_error_code > 0 && app_error_code <= 255
-		                    ? (int)app_error_code
-		                    : WN_STREAM_ABORTED;
-	ngtcp2_conn_shutdown_stream(conn, sid, (uint64_t)qs->close_err);
-	return 0;
-}
-
-static int cb_stream_stop_sending(ngtcp2_conn *conn, int64_t sid,
-                                  uint64_t app_error_code, void *user_data,
-                                  void *stream_user_data)
-{
-	return cb_stream_reset(conn, sid, 0, app_error_code, user_data,
-	                       stream_user_data);
-}
-
-static int cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t sid,
-                                     uint64_t max_data, void *user_data,
-                                     void *stream_user_data)
-{
-	(void)conn;
-	(void)sid;
-	(void)max_data;
-	(void)user_data;
-	struct qstream *qs = stream_user_data;
-	if (qs && !qs->closed) {
-		qs->blocked_epoch = 0;
-		stream_mark_ready(qs);
-	}
-	return 0;
-}
-
-static int cb_extend_max_local_streams_bidi(ngtcp2_conn *conn,
-                                            uint64_t max_streams,
-                                            void *user_data)
-{
-	(void)conn;
-	(void)max_streams;
-	struct qconn *qc = user_data;
-	if (qc->state == QC_UP && qc->ep->streams_available)
-		qc->ep->streams_available(qc->ep, qc);
-	return 0;
-}
-
-static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
-                            const uint8_t *data, size_t len, void *user_data)
-{
-	/* Negotiated for the datagram front ends, which do not exist yet. */
-	(void)conn;
-	(void)flags;
-	(void)data;
-	(void)len;
-	(void)user_data;
-	return 0;
-}
-
-static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
-{
-	return ((struct qconn *)ref->user_data)->conn;
-}
-
-/* GnuTLS verify function shared by every session of the credentials: the
- * session pointer leads back to the connection (via ngtcp2's conn_ref). */
-int wn_quic_verify_peer(gnutls_session_t s)
-{
-	ngtcp2_crypto_conn_ref *ref = gnutls_session_get_ptr(s);
-	struct qconn *qc = ref->user_data;
-	struct qep *ep = qc->ep;
-	uint8_t key[WN_KEY_LEN];
-	char got[WN_KEY_B64_LEN + 1], want[WN_KEY_B64_LEN + 1];
-	if (wn_tls_peer_key(s, key) != 0) {
-		snprintf(qc->why, sizeof(qc->why),
-		         "peer presented no Ed25519 raw public key");
-		ep->stats.auth_failures++;
-		return GNUTLS_E_CERTIFICATE_ERROR;
-	}
-	wn_key_encode(key, got);
-	if (ep->is_server) {
-		for (size_t i = 0; i < ep->nclients; i++)
-			if (sodium_memcmp(ep->clients[i], key, WN_KEY_LEN) ==
-			    0) {
-				memcpy(qc->peer_key, key, WN_KEY_LEN);
-				qc->peer_ok = 1;
-				return 0;
-			}
-		snprintf(qc->why, sizeof(qc->why),
-		         "client key %s is not in allow-client", got);
-	} else {
-		if (sodium_memcmp(ep->server_key, key, WN_KEY_LEN) == 0) {
-			memcpy(qc->peer_key, key, WN_KEY_LEN);
-			qc->peer_ok = 1;
-			return 0;
-		}
-		wn_key_encode(ep->server_key, want);
-		snprintf(qc->why, sizeof(qc->why),
-		         "server key mismatch: expected %s, got %s", want, got);
-	}
-	ep->stats.auth_failures++;
-	return GNUTLS_E_CERTIFICATE_ERROR;
-}
-
-static int cb_path_validation(ngtcp2_conn *conn, uint32_t flags,
-                              const ngtcp2_path *path,
-                              ngtcp2_path_validation_result res,
-                              void *user_data);
-
-static void fill_callbacks(ngtcp2_callbacks *cb, int server)
-{
-	memset(cb, 0, sizeof(*cb));
-	if (server) {
-		cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
-	} else {
-		cb->client_initial = ngtcp2_crypto_client_initial_cb;
-		cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
-		cb->extend_max_local_streams_bidi =
-		    cb_extend_max_local_streams_bidi;
-	}
-	cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
-	cb->encrypt = ngtcp2_crypto_encrypt_cb;
-	cb->decrypt = ngtcp2_crypto_decrypt_cb;
-	cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
-	cb->update_key = ngtcp2_crypto_update_key_cb;
-	cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
-	cb->delete_crypto_cipher_ctx =
-	    ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
-	cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
-	cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
-	cb->rand = cb_rand;
-	cb->get_new_connection_id = cb_get_new_cid;
-	cb->remove_connection_id = cb_remove_cid;
-	cb->handshake_completed = cb_handshake_completed;
-	cb->recv_stream_data = cb_recv_stream_data;
-	cb->acked_stream_data_offset = cb_acked_stream_data_offset;
-	cb->stream_open = cb_stream_open;
-	cb->stream_close = cb_stream_close;
-	cb->stream_reset = cb_stream_reset;
-	cb->stream_stop_sending = cb_stream_stop_sending;
-	cb->extend_max_stream_data = cb_extend_max_stream_data;
-	cb->recv_datagram = cb_recv_datagram;
-	cb->path_validation = cb_path_validation;
 }
 
 static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
@@ -616,38 +62,6 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 }
 
 static void on_timer(struct wn_timer *t);
-
-static int conn_setup_tls(struct qconn *qc)
-{
-	struct qep *ep = qc->ep;
-	unsigned flags = (ep->is_server ? GNUTLS_SERVER : GNUTLS_CLIENT) |
-	                 GNUTLS_ENABLE_RAWPK | GNUTLS_NO_END_OF_EARLY_DATA;
-	if (gnutls_init(&qc->tls, flags) < 0)
-		return WN_EINTERNAL;
-	if (gnutls_priority_set_direct(qc->tls, WN_TLS_PRIORITY, NULL) < 0)
-		return WN_EINTERNAL;
-	int rv = ep->is_server
-	             ? ngtcp2_crypto_gnutls_configure_server_session(qc->tls)
-	             : ngtcp2_crypto_gnutls_configure_client_session(qc->tls);
-	if (rv != 0)
-		return WN_EINTERNAL;
-	qc->ref.get_conn = get_conn;
-	qc->ref.user_data = qc;
-	gnutls_session_set_ptr(qc->tls, &qc->ref);
-	if (gnutls_credentials_set(qc->tls, GNUTLS_CRD_CERTIFICATE,
-	                           ep->creds.cred) < 0)
-		return WN_EINTERNAL;
-	if (ep->is_server)
-		gnutls_certificate_server_set_request(qc->tls,
-		                                      GNUTLS_CERT_REQUIRE);
-	gnutls_datum_t alpn = {(unsigned char *)QUIC_ALPN,
-	                       sizeof(QUIC_ALPN) - 1};
-	if (gnutls_alpn_set_protocols(qc->tls, &alpn, 1,
-	                              GNUTLS_ALPN_MANDATORY) < 0)
-		return WN_EINTERNAL;
-	ngtcp2_conn_set_tls_native_handle(qc->conn, qc->tls);
-	return 0;
-}
 
 /* A server session is a tunnel too, but the server opens no streams. */
 static struct wn_stream *no_open_stream(struct wn_tunnel *t,
@@ -718,14 +132,14 @@ struct qconn *qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
 	ngtcp2_callbacks cb;
 	ngtcp2_settings s;
 	ngtcp2_transport_params p;
-	fill_callbacks(&cb, 0);
+	qconn_fill_callbacks(&cb, 0);
 	fill_settings(ep, qc, &s, &p);
 	ngtcp2_path path;
 	path_of(qc, &path);
 	if (ngtcp2_conn_client_new(&qc->conn, &dcid, &scid, &path,
 	                           NGTCP2_PROTO_VER_V1, &cb, &s, &p, NULL,
 	                           qc) != 0 ||
-	    conn_setup_tls(qc) != 0) {
+	    qconn_setup_tls(qc) != 0) {
 		qconn_kill(qc, "cannot set up the connection");
 		return NULL;
 	}
@@ -749,7 +163,7 @@ struct qconn *qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
 	ngtcp2_callbacks cb;
 	ngtcp2_settings s;
 	ngtcp2_transport_params p;
-	fill_callbacks(&cb, 1);
+	qconn_fill_callbacks(&cb, 1);
 	fill_settings(ep, qc, &s, &p);
 	p.original_dcid = hd->dcid;
 	p.stateless_reset_token_present = 1;
@@ -763,7 +177,7 @@ struct qconn *qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
 	path_of(qc, &path);
 	if (ngtcp2_conn_server_new(&qc->conn, &hd->scid, &scid, &path,
 	                           hd->version, &cb, &s, &p, NULL, qc) != 0 ||
-	    conn_setup_tls(qc) != 0 ||
+	    qconn_setup_tls(qc) != 0 ||
 	    wn_cidmap_add(&ep->cids, scid.data, scid.datalen, qc) != 0 ||
 	    wn_cidmap_add(&ep->cids, hd->dcid.data, hd->dcid.datalen, qc) !=
 	        0) {
@@ -786,8 +200,6 @@ static void timer_closed(struct wn_timer *t)
 	free(qc);
 }
 
-static void flush(struct qconn *qc);
-
 static void conn_deferred(struct wn_deferred *node)
 {
 	struct qconn *qc =
@@ -798,7 +210,7 @@ static void conn_deferred(struct wn_deferred *node)
 		wn_timer_close(&qc->timer, timer_closed);
 		return;
 	}
-	flush(qc);
+	qconn_flush(qc);
 }
 
 void qconn_schedule(struct qconn *qc)
@@ -818,7 +230,7 @@ void qconn_kill(struct qconn *qc, const char *why)
 	while (!qlist_empty(&qc->streams)) {
 		struct qstream *qs =
 		    qlist_entry(qc->streams.next, struct qstream, link);
-		stream_finish(qs, WN_STREAM_SESSION_LOST);
+		qstream_fail(qs, WN_STREAM_SESSION_LOST);
 	}
 	qlist_del(&qc->link);
 	if (qc->ep->is_server)
@@ -908,55 +320,6 @@ uint64_t qconn_in_flight(struct qconn *qc)
 	return st.bytes_in_flight;
 }
 
-/* A validated path: when ngtcp2 moved the connection to another
- * carrier's path (a client's probe succeeded, or, on the server, the
- * client moved), that carrier is the connection's now. */
-static int cb_path_validation(ngtcp2_conn *conn, uint32_t flags,
-                              const ngtcp2_path *path,
-                              ngtcp2_path_validation_result res,
-                              void *user_data)
-{
-	struct qconn *qc = user_data;
-	(void)flags;
-	if (res != NGTCP2_PATH_VALIDATION_RESULT_SUCCESS || !path->user_data)
-		return 0;
-	const ngtcp2_path *cur = ngtcp2_conn_get_path(conn);
-	if (cur->user_data != path->user_data ||
-	    path->user_data == qc->carrier ||
-	    path->local.addrlen > sizeof(qc->local) ||
-	    path->remote.addrlen > sizeof(qc->remote))
-		return 0;
-	qc->carrier = path->user_data;
-	memcpy(&qc->local, path->local.addr, path->local.addrlen);
-	qc->llen = (socklen_t)path->local.addrlen;
-	memcpy(&qc->remote, path->remote.addr, path->remote.addrlen);
-	qc->rlen = (socklen_t)path->remote.addrlen;
-	if (qc->ep->path_moved)
-		qc->ep->path_moved(qc->ep, qc, qc->carrier);
-	return 0;
-}
-
-/* Sends a batch to the path ngtcp2 chose for it: ngtcp2 validates a peer's
- * new address before using it, so replies never follow a spoofed or
- * replayed packet's source. */
-static int send_batch(struct qconn *qc, const ngtcp2_path *path,
-                      const uint8_t *buf, size_t len, size_t seg)
-{
-	const struct sockaddr *to = (const struct sockaddr *)&qc->remote;
-	socklen_t tolen = qc->rlen;
-	if (path->remote.addrlen > 0) {
-		to = (const struct sockaddr *)path->remote.addr;
-		tolen = (socklen_t)path->remote.addrlen;
-	}
-	struct wn_carrier *c = path->user_data
-	                           ? (struct wn_carrier *)path->user_data
-	                           : qc->carrier;
-	int rc = wn_carrier_send(c, to, tolen, buf, len, seg);
-	if (rc == WN_EAGAIN)
-		qc->carrier_blocked = 1;
-	return rc;
-}
-
 /* Sends one CONNECTION_CLOSE carrying ccerr, best effort. */
 static void send_close(struct qconn *qc,
                        const ngtcp2_connection_close_error *ccerr)
@@ -968,7 +331,8 @@ static void send_close(struct qconn *qc,
 	    qc->conn, &ps.path, &pi, qc->ep->txbuf, qc->ep->txcap, ccerr,
 	    qnow());
 	if (n > 0)
-		send_batch(qc, &ps.path, qc->ep->txbuf, (size_t)n, (size_t)n);
+		qconn_send_batch(qc, &ps.path, qc->ep->txbuf, (size_t)n,
+		                 (size_t)n);
 }
 
 void qconn_close(struct qconn *qc, const char *why)
@@ -983,7 +347,7 @@ void qconn_close(struct qconn *qc, const char *why)
 
 /* A fatal ngtcp2 error: tell the peer why (TLS alert or transport error),
  * then die. */
-static void conn_fail(struct qconn *qc, int liberr)
+void qconn_fail(struct qconn *qc, int liberr)
 {
 	if (qc->state == QC_DEAD)
 		return;
@@ -1075,44 +439,10 @@ void qconn_read(struct qconn *qc, struct wn_carrier *carrier,
 		qconn_kill(qc, "dropped");
 		return;
 	}
-	conn_fail(qc, rv);
+	qconn_fail(qc, rv);
 }
 
-/* ---- writing ----------------------------------------------------------- */
-
-/* The next stream with output that has not been blocked in this pass. */
-static struct qstream *next_ready(struct qconn *qc)
-{
-	struct qlist *l = qc->ready.next;
-	while (l != &qc->ready) {
-		struct qstream *qs = qlist_entry(l, struct qstream, rlink);
-		l = l->next;
-		if (!stream_has_output(qs)) {
-			qlist_del(&qs->rlink);
-			continue;
-		}
-		if (qs->blocked_epoch != qc->write_epoch)
-			return qs;
-	}
-	return NULL;
-}
-
-static void after_write(struct qstream *qs, ngtcp2_ssize ndatalen, int fin)
-{
-	if (ndatalen < 0)
-		return;
-	qs->sent += (size_t)ndatalen;
-	if (fin && qs->sent == wn_bufq_len(&qs->sendq))
-		qs->fin_sent = 1;
-	/* Round robin: a stream that wrote goes to the back. */
-	if (qlist_linked(&qs->rlink)) {
-		qlist_del(&qs->rlink);
-		if (stream_has_output(qs))
-			qlist_add_tail(&qs->qc->ready, &qs->rlink);
-	}
-}
-
-static void arm_timer(struct qconn *qc)
+void qconn_arm_timer(struct qconn *qc)
 {
 	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(qc->conn);
 	if (exp == UINT64_MAX) {
@@ -1122,161 +452,6 @@ static void arm_timer(struct qconn *qc)
 	ngtcp2_tstamp now = qnow();
 	uint64_t ms = exp <= now ? 0 : (exp - now + MS - 1) / MS;
 	wn_timer_start(&qc->timer, ms, 0);
-}
-
-static int same_remote(const ngtcp2_path *a, const ngtcp2_path *b)
-{
-	return a->user_data == b->user_data &&
-	       a->remote.addrlen == b->remote.addrlen &&
-	       memcmp(a->remote.addr, b->remote.addr, a->remote.addrlen) == 0;
-}
-
-/* Copies the remote address of `from` into storage that outlives the next
- * ngtcp2 write, which overwrites the path storage. */
-static void batch_path(ngtcp2_path *p, struct sockaddr_storage *ss,
-                       const ngtcp2_path *from)
-{
-	size_t n =
-	    from->remote.addrlen <= sizeof(*ss) ? from->remote.addrlen : 0;
-	memcpy(ss, from->remote.addr, n);
-	p->remote.addr = (ngtcp2_sockaddr *)ss;
-	p->remote.addrlen = (ngtcp2_socklen)n;
-	p->user_data = from->user_data;
-}
-
-/* Tells ngtcp2's pacer about the bytes written, once they are worth a
- * pause. ngtcp2 spaces the next send by (bytes since the last update) /
- * pacing rate and lets a packet go up to 1 ms early anyway (its allowance
- * for event loops), so a pause under 1 ms only costs a timer wakeup: a
- * receiver would wake once more per ACK it sends, for nothing. ngtcp2
- * keeps counting the bytes until the update, so deferring it loses none:
- * they are paced together later. */
-static void pace(struct qconn *qc, size_t written, ngtcp2_tstamp ts)
-{
-	ngtcp2_conn_stat st;
-	qc->unpaced += written;
-	if (qc->unpaced == 0)
-		return;
-	ngtcp2_conn_get_conn_stat(qc->conn, &st);
-	if (st.pacing_rate > 0 &&
-	    (double)qc->unpaced < st.pacing_rate * (double)MS)
-		return;
-	ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
-	qc->unpaced = 0;
-}
-
-static void flush(struct qconn *qc)
-{
-	struct qep *ep = qc->ep;
-	if (qc->state == QC_DEAD || qc->carrier_blocked)
-		return;
-	ngtcp2_tstamp ts = qnow();
-	size_t maxpkt = ngtcp2_conn_get_path_max_tx_udp_payload_size(qc->conn);
-	if (maxpkt > wn_carrier_max_packet(qc->carrier))
-		maxpkt = wn_carrier_max_packet(qc->carrier);
-	size_t quantum = ngtcp2_conn_get_send_quantum(qc->conn);
-	if (quantum < maxpkt)
-		quantum = maxpkt;
-	size_t budget = quantum, off = 0, seg = 0, npkts = 0, written = 0;
-	uint8_t *buf = ep->txbuf;
-	qc->write_epoch++;
-	ngtcp2_path_storage ps;
-	ngtcp2_path_storage_zero(&ps);
-	ngtcp2_path bpath; /* where the batch being built goes */
-	struct sockaddr_storage bto;
-	memset(&bpath, 0, sizeof(bpath));
-
-	for (;;) {
-		struct qstream *qs = next_ready(qc);
-		ngtcp2_vec vec[QUIC_SEND_IOV];
-		size_t nvec = 0;
-		int64_t sid = -1;
-		uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-		int fin = 0;
-		if (qs) {
-			/* A packet takes ~1.4 kB and chunks are 16 kB: a few
-			 * iovecs always fill one, even from a chunk's tail. */
-			struct iovec iov[QUIC_SEND_IOV];
-			int n = wn_bufq_peek_iov_at(&qs->sendq, qs->sent, iov,
-			                            QUIC_SEND_IOV);
-			size_t avail = 0;
-			for (int i = 0; i < n; i++) {
-				vec[i].base = iov[i].iov_base;
-				vec[i].len = iov[i].iov_len;
-				avail += iov[i].iov_len;
-			}
-			nvec = (size_t)n;
-			sid = qs->sid;
-			if (qs->fin_wanted &&
-			    qs->sent + avail == wn_bufq_len(&qs->sendq)) {
-				flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-				fin = 1;
-			}
-		}
-		ngtcp2_pkt_info pi;
-		ngtcp2_ssize ndatalen = -1;
-		ngtcp2_ssize nw = ngtcp2_conn_writev_stream(
-		    qc->conn, &ps.path, &pi, buf + off, maxpkt, &ndatalen,
-		    flags, sid, vec, nvec, ts);
-		if (nw < 0) {
-			if (nw == NGTCP2_ERR_WRITE_MORE) {
-				after_write(qs, ndatalen, fin);
-				continue;
-			}
-			if (qs && (nw == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
-			           nw == NGTCP2_ERR_STREAM_SHUT_WR ||
-			           nw == NGTCP2_ERR_STREAM_NOT_FOUND)) {
-				qs->blocked_epoch = qc->write_epoch;
-				continue;
-			}
-			conn_fail(qc, (int)nw);
-			return;
-		}
-		if (qs) {
-			if (ndatalen >= 0)
-				after_write(qs, ndatalen, fin);
-			else
-				qs->blocked_epoch = qc->write_epoch;
-		}
-		if (nw == 0)
-			break;
-		if (npkts > 0 && !same_remote(&bpath, &ps.path)) {
-			/* ngtcp2 switched paths (a probe or a migration):
-			 * what was batched so far goes out alone first. */
-			send_batch(qc, &bpath, buf, off, seg);
-			written += off;
-			memmove(buf, buf + off, (size_t)nw);
-			budget = budget > off ? budget - off : 0;
-			off = 0;
-			npkts = 0;
-		}
-		if (npkts == 0) {
-			seg = (size_t)nw;
-			batch_path(&bpath, &bto, &ps.path);
-		}
-		off += (size_t)nw;
-		npkts++;
-		/* A batch is packets of one size, the last may be shorter. */
-		int short_pkt = (size_t)nw < seg;
-		if (short_pkt || npkts == QUIC_GSO_MAX ||
-		    off + maxpkt > ep->txcap || off >= budget) {
-			int rc = send_batch(qc, &bpath, buf, off, seg);
-			written += off;
-			budget = budget > off ? budget - off : 0;
-			off = 0;
-			npkts = 0;
-			if (rc == WN_EAGAIN || budget == 0)
-				break;
-		}
-	}
-	if (off > 0)
-		send_batch(qc, &bpath, buf, off, seg);
-	written += off;
-	/* ngtcp2 0.12 paces from a 333 ms initial RTT guess, which would hold
-	 * the client's Finished back ~22 ms: pace only after the handshake. */
-	if (ngtcp2_conn_get_handshake_completed(qc->conn))
-		pace(qc, written, ts);
-	arm_timer(qc);
 }
 
 static void on_timer(struct wn_timer *t)
@@ -1294,8 +469,8 @@ static void on_timer(struct wn_timer *t)
 			             : "no answer to the handshake within "
 			               "%u ms",
 			         qc->ep->o.idle_timeout_ms);
-		conn_fail(qc, rv);
+		qconn_fail(qc, rv);
 		return;
 	}
-	flush(qc);
+	qconn_flush(qc);
 }

@@ -1,6 +1,8 @@
 /* Private to the QUIC engine (quic.c: client and server endpoints;
- * quic_conn.c: one connection and its streams). Nothing outside
- * src/engine/quic*.c includes this or ngtcp2. */
+ * quic_conn.c: one connection's life, read path, migration and timer;
+ * quic_cb.c: its ngtcp2 callbacks; quic_tls.c: its TLS session;
+ * quic_write.c: its write pass; quic_stream.c: its streams). Nothing
+ * outside src/engine/quic*.c includes this or ngtcp2. */
 #ifndef WN_ENGINE_QUIC_INT_H
 #define WN_ENGINE_QUIC_INT_H
 
@@ -190,6 +192,38 @@ void qconn_close(struct qconn *qc, const char *why);
  * frees the connection later. Idempotent. */
 void qconn_kill(struct qconn *qc, const char *why);
 
+/* Fails the connection on a fatal ngtcp2 error: tells the peer why (TLS
+ * alert or transport error) when it still can, then kills it. */
+void qconn_fail(struct qconn *qc, int liberr);
+
+/* Arms the connection's timer for ngtcp2's next expiry. */
+void qconn_arm_timer(struct qconn *qc);
+
+/* ---- quic_cb.c ------------------------------------------------------ */
+
+/* Fills the ngtcp2 callback table of a client or a server connection. */
+void qconn_fill_callbacks(ngtcp2_callbacks *cb, int server);
+
+/* ---- quic_tls.c ----------------------------------------------------- */
+
+/* Sets up the connection's GnuTLS session for ngtcp2 (raw public keys,
+ * the warren ALPN). Returns 0 or a WN_E* code. */
+int qconn_setup_tls(struct qconn *qc);
+
+/* ---- quic_write.c --------------------------------------------------- */
+
+/* The write pass: writes what ngtcp2 and the ready streams have, in
+ * GSO-shaped batches, tells the pacer, and re-arms the timer. */
+void qconn_flush(struct qconn *qc);
+
+/* Sends len bytes of seg-sized packets to path (the current carrier and
+ * remote when path names none). Returns wn_carrier_send's result; notes a
+ * blocked carrier. */
+int qconn_send_batch(struct qconn *qc, const ngtcp2_path *path,
+                     const uint8_t *buf, size_t len, size_t seg);
+
+/* ---- quic_stream.c -------------------------------------------------- */
+
 /* A new stream, not attached to any connection; the header for target (if
  * not NULL) is queued as its first bytes. NULL on allocation failure. */
 struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
@@ -202,6 +236,23 @@ int qstream_attach(struct qconn *qc, struct qstream *qs);
 /* Ends a stream that never reached a connection: on_closed(err) follows at
  * the end of the loop iteration. */
 void qstream_fail(struct qstream *qs, int err);
+
+/* Whether the stream has data or a FIN to send. */
+int qstream_has_output(const struct qstream *qs);
+
+/* Puts a stream with output on its connection's ready list and schedules
+ * a write pass. */
+void qstream_mark_ready(struct qstream *qs);
+
+/* The stream's consumed operation: credits n read bytes to the peer. */
+void qstream_consumed(struct wn_stream *s, size_t n);
+
+/* Server side: the first bytes of a client stream are its header. Returns
+ * how many of data's bytes were header, or -1 after resetting the stream. */
+ssize_t qstream_take_header(struct qconn *qc, struct qstream *qs,
+                            const uint8_t *data, size_t len);
+
+/* ---- quic_tls.c, quic_conn.c ---------------------------------------- */
 
 /* GnuTLS verify function for the engine's credentials: checks the peer's
  * raw public key against the pin (client) or the allow list (server). */
