@@ -43,7 +43,7 @@ static int ep_init(struct qep *ep, const struct wn_quic_opts *o, int server)
 	memset(ep, 0, sizeof(*ep));
 	ep->o = *o;
 	ep->is_server = server;
-	qlist_init(&ep->conns);
+	wn_list_init(&ep->conns);
 	ep->rl_drop = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 5);
 	ep->rl_err = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 10);
 	if (sodium_init() < 0)
@@ -76,9 +76,9 @@ static void ep_free(struct qep *ep)
 
 static void ep_kill_all(struct qep *ep, const char *why)
 {
-	while (!qlist_empty(&ep->conns)) {
+	while (!wn_list_empty(&ep->conns)) {
 		struct qconn *qc =
-		    qlist_entry(ep->conns.next, struct qconn, link);
+		    wn_list_entry(ep->conns.next, struct qconn, link);
 		qconn_close(qc, why);
 	}
 }
@@ -107,8 +107,8 @@ struct wn_quic_client {
 	size_t npaths, active;
 	struct wn_timer health; /* failover and probing, with several paths */
 	uint64_t last_probe_ms;
-	struct qconn *qc;     /* current connection, NULL between tries */
-	struct qlist pending; /* streams waiting for a connection */
+	struct qconn *qc;       /* current connection, NULL between tries */
+	struct wn_list pending; /* streams waiting for a connection */
 	struct wn_timer retry;
 	uint32_t backoff_ms;
 	int closing;
@@ -126,9 +126,9 @@ static struct wn_quic_client *CL(struct qep *ep)
 static void client_attach_pending(struct wn_quic_client *c)
 {
 	uint64_t now = wn_loop_now_ms(c->ep.o.loop);
-	struct qlist *l = c->pending.next;
+	struct wn_list *l = c->pending.next;
 	while (l != &c->pending) {
-		struct qstream *qs = qlist_entry(l, struct qstream, link);
+		struct qstream *qs = wn_list_entry(l, struct qstream, link);
 		l = l->next;
 		if (c->qc && c->qc->state == QC_UP) {
 			int rc = qstream_attach(c->qc, qs);
@@ -161,8 +161,7 @@ static void client_connect(struct wn_quic_client *c)
 static void on_retry(struct wn_timer *t)
 {
 	struct wn_quic_client *c =
-	    (struct wn_quic_client *)((char *)t -
-	                              offsetof(struct wn_quic_client, retry));
+	    wn_container_of(t, struct wn_quic_client, retry);
 	client_attach_pending(c); /* time out streams waiting too long */
 	client_connect(c);
 }
@@ -220,17 +219,16 @@ static struct wn_stream *client_open_stream(struct wn_tunnel *t,
                                             const struct wn_stream_handler *h)
 {
 	struct wn_quic_client *c =
-	    (struct wn_quic_client *)((char *)t -
-	                              offsetof(struct wn_quic_client, tunnel));
+	    wn_container_of(t, struct wn_quic_client, tunnel);
 	if (c->closing)
 		return NULL;
 	struct qstream *qs = qstream_new(&c->ep, target, flags, h);
 	if (!qs)
 		return NULL;
-	if (c->qc && c->qc->state == QC_UP && qlist_empty(&c->pending) &&
+	if (c->qc && c->qc->state == QC_UP && wn_list_empty(&c->pending) &&
 	    qstream_attach(c->qc, qs) == 0)
 		return &qs->base;
-	qlist_add_tail(&c->pending, &qs->link);
+	wn_list_add_tail(&c->pending, &qs->link);
 	return &qs->base;
 }
 
@@ -342,7 +340,7 @@ int wn_quic_client_new(const struct wn_quic_opts *o,
 	snprintf(c->tunnel.peer_id, sizeof(c->tunnel.peer_id), "server");
 	if (ev)
 		c->ev = *ev;
-	qlist_init(&c->pending);
+	wn_list_init(&c->pending);
 	c->backoff_ms = BACKOFF_MIN_MS;
 	rc = wn_timer_init(o->loop, &c->retry, on_retry);
 	if (rc != 0) {
@@ -425,8 +423,7 @@ static void failover(struct wn_quic_client *c, const char *why)
 static void on_health(struct wn_timer *t)
 {
 	struct wn_quic_client *c =
-	    (struct wn_quic_client *)((char *)t -
-	                              offsetof(struct wn_quic_client, health));
+	    wn_container_of(t, struct wn_quic_client, health);
 	struct qconn *qc = c->qc;
 	uint64_t now = wn_loop_now_ms(c->ep.o.loop);
 	uint32_t after = c->ep.o.failover_ms;
@@ -517,8 +514,7 @@ const struct wn_quic_stats *wn_quic_client_stats(const struct wn_quic_client *c)
 static void client_retry_closed(struct wn_timer *t)
 {
 	struct wn_quic_client *c =
-	    (struct wn_quic_client *)((char *)t -
-	                              offsetof(struct wn_quic_client, retry));
+	    wn_container_of(t, struct wn_quic_client, retry);
 	ep_free(&c->ep);
 	free(c);
 }
@@ -526,8 +522,7 @@ static void client_retry_closed(struct wn_timer *t)
 static void client_health_closed(struct wn_timer *t)
 {
 	struct wn_quic_client *c =
-	    (struct wn_quic_client *)((char *)t -
-	                              offsetof(struct wn_quic_client, health));
+	    wn_container_of(t, struct wn_quic_client, health);
 	wn_timer_close(&c->retry, client_retry_closed);
 }
 
@@ -538,9 +533,7 @@ static void client_health_closed(struct wn_timer *t)
 static void client_free(struct wn_deferred *node)
 {
 	struct wn_quic_client *c =
-	    (struct wn_quic_client *)((char *)node -
-	                              offsetof(struct wn_quic_client,
-	                                       free_node));
+	    wn_container_of(node, struct wn_quic_client, free_node);
 	wn_timer_close(&c->health, client_health_closed);
 }
 
@@ -549,9 +542,9 @@ void wn_quic_client_close(struct wn_quic_client *c)
 	if (c->closing)
 		return;
 	c->closing = 1;
-	while (!qlist_empty(&c->pending)) {
+	while (!wn_list_empty(&c->pending)) {
 		struct qstream *qs =
-		    qlist_entry(c->pending.next, struct qstream, link);
+		    wn_list_entry(c->pending.next, struct qstream, link);
 		qstream_fail(qs, WN_STREAM_SESSION_LOST);
 	}
 	ep_kill_all(&c->ep, "client shutting down");
@@ -642,9 +635,9 @@ static void server_recv(void *ctx, struct wn_carrier *carrier,
 static void server_writable(void *ctx, struct wn_carrier *carrier)
 {
 	struct wn_quic_server *s = ctx;
-	for (struct qlist *l = s->ep.conns.next; l != &s->ep.conns;
+	for (struct wn_list *l = s->ep.conns.next; l != &s->ep.conns;
 	     l = l->next) {
-		struct qconn *qc = qlist_entry(l, struct qconn, link);
+		struct qconn *qc = wn_list_entry(l, struct qconn, link);
 		if (qc->carrier == carrier && qc->carrier_blocked) {
 			qc->carrier_blocked = 0;
 			qconn_schedule(qc);
@@ -711,8 +704,7 @@ const struct wn_quic_stats *wn_quic_server_stats(const struct wn_quic_server *s)
 static void server_closed(struct wn_timer *t)
 {
 	struct wn_quic_server *s =
-	    (struct wn_quic_server *)((char *)t -
-	                              offsetof(struct wn_quic_server, closer));
+	    wn_container_of(t, struct wn_quic_server, closer);
 	ep_free(&s->ep);
 	free(s);
 }
@@ -722,9 +714,7 @@ static void server_closed(struct wn_timer *t)
 static void server_free(struct wn_deferred *node)
 {
 	struct wn_quic_server *s =
-	    (struct wn_quic_server *)((char *)node -
-	                              offsetof(struct wn_quic_server,
-	                                       free_node));
+	    wn_container_of(node, struct wn_quic_server, free_node);
 	wn_timer_close(&s->closer, server_closed);
 }
 

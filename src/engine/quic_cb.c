@@ -136,7 +136,7 @@ static int cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *user_data)
 	qs->sid = sid;
 	qs->qc = qc;
 	qs->hdr_done = 0;
-	qlist_add_tail(&qc->streams, &qs->link);
+	wn_list_add_tail(&qc->streams, &qs->link);
 	ngtcp2_conn_set_stream_user_data(conn, sid, qs);
 	return 0;
 }

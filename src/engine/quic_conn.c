@@ -91,8 +91,8 @@ static struct qconn *conn_alloc(struct qep *ep, struct wn_carrier *carrier,
 	qc->carrier = carrier;
 	qc->id = ++ep->conn_seq;
 	qc->last_rx_ms = wn_loop_now_ms(ep->o.loop);
-	qlist_init(&qc->streams);
-	qlist_init(&qc->ready);
+	wn_list_init(&qc->streams);
+	wn_list_init(&qc->ready);
 	memcpy(&qc->remote, remote, rlen);
 	qc->rlen = rlen;
 	qc->llen = sizeof(qc->local);
@@ -104,7 +104,7 @@ static struct qconn *conn_alloc(struct qep *ep, struct wn_carrier *carrier,
 		free(qc);
 		return NULL;
 	}
-	qlist_add_tail(&ep->conns, &qc->link);
+	wn_list_add_tail(&ep->conns, &qc->link);
 	ep->stats.conns_opened++;
 	return qc;
 }
@@ -191,8 +191,7 @@ struct qconn *qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
 
 static void timer_closed(struct wn_timer *t)
 {
-	struct qconn *qc =
-	    (struct qconn *)((char *)t - offsetof(struct qconn, timer));
+	struct qconn *qc = wn_container_of(t, struct qconn, timer);
 	if (qc->conn)
 		ngtcp2_conn_del(qc->conn);
 	if (qc->tls)
@@ -202,8 +201,7 @@ static void timer_closed(struct wn_timer *t)
 
 static void conn_deferred(struct wn_deferred *node)
 {
-	struct qconn *qc =
-	    (struct qconn *)((char *)node - offsetof(struct qconn, dnode));
+	struct qconn *qc = wn_container_of(node, struct qconn, dnode);
 	if (qc->state == QC_DEAD) {
 		/* libuv still owns the timer until its close callback, which
 		 * frees the connection. */
@@ -227,12 +225,12 @@ void qconn_kill(struct qconn *qc, const char *why)
 	if (why && !qc->why[0])
 		snprintf(qc->why, sizeof(qc->why), "%s", why);
 	wn_timer_stop(&qc->timer);
-	while (!qlist_empty(&qc->streams)) {
+	while (!wn_list_empty(&qc->streams)) {
 		struct qstream *qs =
-		    qlist_entry(qc->streams.next, struct qstream, link);
+		    wn_list_entry(qc->streams.next, struct qstream, link);
 		qstream_fail(qs, WN_STREAM_SESSION_LOST);
 	}
-	qlist_del(&qc->link);
+	wn_list_del(&qc->link);
 	if (qc->ep->is_server)
 		wn_cidmap_del_value(&qc->ep->cids, qc);
 	qc->ep->stats.conns_closed++;
@@ -456,8 +454,7 @@ void qconn_arm_timer(struct qconn *qc)
 
 static void on_timer(struct wn_timer *t)
 {
-	struct qconn *qc =
-	    (struct qconn *)((char *)t - offsetof(struct qconn, timer));
+	struct qconn *qc = wn_container_of(t, struct qconn, timer);
 	if (qc->state == QC_DEAD)
 		return;
 	int rv = ngtcp2_conn_handle_expiry(qc->conn, qnow());

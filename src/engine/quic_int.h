@@ -2,7 +2,8 @@
  * quic_conn.c: one connection's life, read path, migration and timer;
  * quic_cb.c: its ngtcp2 callbacks; quic_tls.c: its TLS session;
  * quic_write.c: its write pass; quic_stream.c: its streams). Nothing
- * outside src/engine/quic*.c includes this or ngtcp2. */
+ * outside src/engine/quic*.c includes this or ngtcp2.
+ */
 #ifndef WN_ENGINE_QUIC_INT_H
 #define WN_ENGINE_QUIC_INT_H
 
@@ -16,6 +17,7 @@
 #include "engine/quic.h"
 #include "util/bufq.h"
 #include "util/cidmap.h"
+#include "util/list.h"
 
 #define QUIC_SCID_LEN 16
 #define QUIC_DCID_LEN 18
@@ -23,44 +25,6 @@
 #define QUIC_SEND_IOV 4      /* iovecs of stream data offered per packet */
 #define QUIC_ACK_THRESH 8    /* ACK at once after this many packets */
 #define QUIC_ALPN "warren/1" /* also keeps other QUIC clients out */
-
-/* Intrusive doubly linked list. */
-struct qlist {
-	struct qlist *prev, *next;
-};
-
-static inline void qlist_init(struct qlist *l)
-{
-	l->prev = l->next = l;
-}
-
-static inline int qlist_empty(const struct qlist *l)
-{
-	return l->next == l;
-}
-
-static inline void qlist_add_tail(struct qlist *head, struct qlist *n)
-{
-	n->prev = head->prev;
-	n->next = head;
-	head->prev->next = n;
-	head->prev = n;
-}
-
-static inline void qlist_del(struct qlist *n)
-{
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = NULL;
-}
-
-static inline int qlist_linked(const struct qlist *n)
-{
-	return n->next != NULL;
-}
-
-#define qlist_entry(ptr, type, member) \
-	((type *)((char *)(ptr)-offsetof(type, member)))
 
 struct qconn;
 struct qstream;
@@ -76,7 +40,7 @@ struct qep {
 	uint8_t *txbuf;
 	size_t txcap;
 	struct wn_quic_stats stats;
-	struct qlist conns;
+	struct wn_list conns;
 	uint64_t stream_seq, conn_seq;
 	struct wn_ratelimit rl_drop, rl_err;
 	/* server */
@@ -116,9 +80,9 @@ struct qconn {
 	socklen_t llen, rlen;
 	struct wn_timer timer;
 	struct wn_deferred dnode; /* flush, or free once dead */
-	struct qlist link;        /* in ep->conns */
-	struct qlist streams;     /* every attached stream */
-	struct qlist ready;       /* streams with data or a FIN to send */
+	struct wn_list link;      /* in ep->conns */
+	struct wn_list streams;   /* every attached stream */
+	struct wn_list ready;     /* streams with data or a FIN to send */
 	enum qconn_state state;
 	uint64_t write_epoch;
 	uint64_t unpaced; /* bytes written since the last pacing update */
@@ -142,8 +106,8 @@ struct qstream {
 	unsigned fin_wanted : 1, fin_sent : 1, eof : 1, closed : 1,
 	    released : 1, want_writable : 1, hdr_done : 1;
 	int close_err;
-	struct qlist link;  /* conn->streams or the client's pending list */
-	struct qlist rlink; /* conn->ready */
+	struct wn_list link;  /* conn->streams or the client's pending list */
+	struct wn_list rlink; /* conn->ready */
 	struct wn_deferred dnode;
 	struct wn_streamhdr_acc hdr; /* server: the header as it arrives */
 };

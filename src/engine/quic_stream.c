@@ -12,8 +12,7 @@
 
 static void stream_deferred(struct wn_deferred *node)
 {
-	struct qstream *qs =
-	    (struct qstream *)((char *)node - offsetof(struct qstream, dnode));
+	struct qstream *qs = wn_container_of(node, struct qstream, dnode);
 	if (!qs->released && qs->base.h.on_closed)
 		qs->base.h.on_closed(qs->base.h.ctx, &qs->base, qs->close_err);
 	wn_bufq_free(&qs->sendq);
@@ -29,10 +28,10 @@ static void stream_finish(struct qstream *qs, int err)
 		return;
 	qs->closed = 1;
 	qs->close_err = err;
-	if (qlist_linked(&qs->rlink))
-		qlist_del(&qs->rlink);
-	if (qlist_linked(&qs->link))
-		qlist_del(&qs->link);
+	if (wn_list_linked(&qs->rlink))
+		wn_list_del(&qs->rlink);
+	if (wn_list_linked(&qs->link))
+		wn_list_del(&qs->link);
 	if (qs->qc && qs->sid >= 0 && qs->qc->conn)
 		ngtcp2_conn_set_stream_user_data(qs->qc->conn, qs->sid, NULL);
 	qs->qc = NULL;
@@ -55,8 +54,8 @@ void qstream_mark_ready(struct qstream *qs)
 {
 	if (qs->closed || !qs->qc || qs->sid < 0)
 		return;
-	if (!qlist_linked(&qs->rlink) && qstream_has_output(qs))
-		qlist_add_tail(&qs->qc->ready, &qs->rlink);
+	if (!wn_list_linked(&qs->rlink) && qstream_has_output(qs))
+		wn_list_add_tail(&qs->qc->ready, &qs->rlink);
 	qconn_schedule(qs->qc);
 }
 
@@ -214,9 +213,9 @@ int qstream_attach(struct qconn *qc, struct qstream *qs)
 		return WN_EINTERNAL;
 	qs->sid = sid;
 	qs->qc = qc;
-	if (qlist_linked(&qs->link))
-		qlist_del(&qs->link);
-	qlist_add_tail(&qc->streams, &qs->link);
+	if (wn_list_linked(&qs->link))
+		wn_list_del(&qs->link);
+	wn_list_add_tail(&qc->streams, &qs->link);
 	qstream_mark_ready(qs);
 	return 0;
 }

@@ -33,12 +33,12 @@ int qconn_send_batch(struct qconn *qc, const ngtcp2_path *path,
 /* The next stream with output that has not been blocked in this pass. */
 static struct qstream *next_ready(struct qconn *qc)
 {
-	struct qlist *l = qc->ready.next;
+	struct wn_list *l = qc->ready.next;
 	while (l != &qc->ready) {
-		struct qstream *qs = qlist_entry(l, struct qstream, rlink);
+		struct qstream *qs = wn_list_entry(l, struct qstream, rlink);
 		l = l->next;
 		if (!qstream_has_output(qs)) {
-			qlist_del(&qs->rlink);
+			wn_list_del(&qs->rlink);
 			continue;
 		}
 		if (qs->blocked_epoch != qc->write_epoch)
@@ -55,10 +55,10 @@ static void after_write(struct qstream *qs, ngtcp2_ssize ndatalen, int fin)
 	if (fin && qs->sent == wn_bufq_len(&qs->sendq))
 		qs->fin_sent = 1;
 	/* Round robin: a stream that wrote goes to the back. */
-	if (qlist_linked(&qs->rlink)) {
-		qlist_del(&qs->rlink);
+	if (wn_list_linked(&qs->rlink)) {
+		wn_list_del(&qs->rlink);
 		if (qstream_has_output(qs))
-			qlist_add_tail(&qs->qc->ready, &qs->rlink);
+			wn_list_add_tail(&qs->qc->ready, &qs->rlink);
 	}
 }
 
