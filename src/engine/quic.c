@@ -79,7 +79,7 @@ static void ep_kill_all(struct qep *ep, const char *why)
 	while (!wn_list_empty(&ep->conns)) {
 		struct qconn *qc =
 		    wn_list_entry(ep->conns.next, struct qconn, link);
-		qconn_close(qc, why);
+		wn__qconn_close(qc, why);
 	}
 }
 
@@ -131,16 +131,16 @@ static void client_attach_pending(struct wn_quic_client *c)
 		struct qstream *qs = wn_list_entry(l, struct qstream, link);
 		l = l->next;
 		if (c->qc && c->qc->state == QC_UP) {
-			int rc = qstream_attach(c->qc, qs);
+			int rc = wn__qstream_attach(c->qc, qs);
 			if (rc == 0)
 				continue;
 			if (rc != WN_EAGAIN) {
-				qstream_fail(qs, WN_STREAM_INTERNAL);
+				wn__qstream_fail(qs, WN_STREAM_INTERNAL);
 				continue;
 			}
 		}
 		if (now - qs->opened_ms > c->ep.o.idle_timeout_ms)
-			qstream_fail(qs, WN_STREAM_SESSION_LOST);
+			wn__qstream_fail(qs, WN_STREAM_SESSION_LOST);
 	}
 }
 
@@ -148,8 +148,8 @@ static void client_connect(struct wn_quic_client *c)
 {
 	if (c->closing || c->qc)
 		return;
-	c->qc = qconn_new_client(&c->ep, c->carrier,
-	                         (struct sockaddr *)&c->server, c->server_len);
+	c->qc = wn__qconn_new_client(
+	    &c->ep, c->carrier, (struct sockaddr *)&c->server, c->server_len);
 	if (!c->qc) {
 		wn_timer_start(&c->retry, c->backoff_ms, 0);
 		return;
@@ -222,11 +222,11 @@ static struct wn_stream *client_open_stream(struct wn_tunnel *t,
 	    wn_container_of(t, struct wn_quic_client, tunnel);
 	if (c->closing)
 		return NULL;
-	struct qstream *qs = qstream_new(&c->ep, target, flags, h);
+	struct qstream *qs = wn__qstream_new(&c->ep, target, flags, h);
 	if (!qs)
 		return NULL;
 	if (c->qc && c->qc->state == QC_UP && wn_list_empty(&c->pending) &&
-	    qstream_attach(c->qc, qs) == 0)
+	    wn__qstream_attach(c->qc, qs) == 0)
 		return &qs->base;
 	wn_list_add_tail(&c->pending, &qs->link);
 	return &qs->base;
@@ -246,7 +246,7 @@ static void client_recv(void *ctx, struct wn_carrier *carrier,
 		c->ep.stats.pkts_dropped++;
 		return;
 	}
-	qconn_read(c->qc, carrier, from, fromlen, pkt, len);
+	wn__qconn_read(c->qc, carrier, from, fromlen, pkt, len);
 }
 
 static void noop_recv_done(void *ctx, struct wn_carrier *carrier)
@@ -261,7 +261,7 @@ static void client_writable(void *ctx, struct wn_carrier *carrier)
 	(void)carrier;
 	if (c->qc) {
 		c->qc->carrier_blocked = 0;
-		qconn_schedule(c->qc);
+		wn__qconn_schedule(c->qc);
 	}
 }
 
@@ -291,13 +291,13 @@ static void client_carrier_state(void *ctx, struct wn_carrier *carrier,
 		 * on its old path, which the carrier's new connection carries
 		 * just as well: only the fresh RTT and congestion state are
 		 * missed. */
-		qconn_migrate(c->qc);
+		wn__qconn_migrate(c->qc);
 		return;
 	}
 	struct qconn *hs = c->qc;
 	c->qc = NULL; /* a restart, not a failure: client_conn_dead is quiet */
 	if (hs)
-		qconn_kill(hs, "carrier reconnected during the handshake");
+		wn__qconn_kill(hs, "carrier reconnected during the handshake");
 	wn_timer_stop(&c->retry);
 	c->backoff_ms = BACKOFF_MIN_MS;
 	client_connect(c);
@@ -400,8 +400,9 @@ static void failover(struct wn_quic_client *c, const char *why)
 		struct qpath *p = &c->paths[j];
 		if (!p->up)
 			continue;
-		if (qconn_move(c->qc, p->carrier, (struct sockaddr *)&p->server,
-		               p->server_len, 1) != 0)
+		if (wn__qconn_move(c->qc, p->carrier,
+		                   (struct sockaddr *)&p->server, p->server_len,
+		                   1) != 0)
 			return; /* no spare connection ID yet: next round */
 		WN_LOG(c->ep.o.log, WN_LOG_WARN, "sess",
 		       "moving the session from %s to %s: %s",
@@ -434,16 +435,16 @@ static void on_health(struct wn_timer *t)
 		failover(c, "carrier down");
 		return;
 	}
-	if (now - qc->last_rx_ms > after && qconn_in_flight(qc) > 0) {
+	if (now - qc->last_rx_ms > after && wn__qconn_in_flight(qc) > 0) {
 		failover(c, "no answer on this path");
 		return;
 	}
 	if (c->active != 0 && c->paths[0].up &&
 	    now - c->last_probe_ms >= c->ep.o.probe_ms) {
 		c->last_probe_ms = now;
-		qconn_move(qc, c->paths[0].carrier,
-		           (struct sockaddr *)&c->paths[0].server,
-		           c->paths[0].server_len, 0);
+		wn__qconn_move(qc, c->paths[0].carrier,
+		               (struct sockaddr *)&c->paths[0].server,
+		               c->paths[0].server_len, 0);
 	}
 }
 
@@ -545,7 +546,7 @@ void wn_quic_client_close(struct wn_quic_client *c)
 	while (!wn_list_empty(&c->pending)) {
 		struct qstream *qs =
 		    wn_list_entry(c->pending.next, struct qstream, link);
-		qstream_fail(qs, WN_STREAM_SESSION_LOST);
+		wn__qstream_fail(qs, WN_STREAM_SESSION_LOST);
 	}
 	ep_kill_all(&c->ep, "client shutting down");
 	wn_loop_defer(c->ep.o.loop, &c->free_node, client_free);
@@ -623,13 +624,13 @@ static void server_recv(void *ctx, struct wn_carrier *carrier,
 			          "sess", "connection limit reached");
 			return;
 		}
-		qc = qconn_new_server(ep, carrier, from, fromlen, &hd);
+		qc = wn__qconn_new_server(ep, carrier, from, fromlen, &hd);
 		if (!qc) {
 			ep->stats.pkts_dropped++;
 			return;
 		}
 	}
-	qconn_read(qc, carrier, from, fromlen, pkt, len);
+	wn__qconn_read(qc, carrier, from, fromlen, pkt, len);
 }
 
 static void server_writable(void *ctx, struct wn_carrier *carrier)
@@ -640,7 +641,7 @@ static void server_writable(void *ctx, struct wn_carrier *carrier)
 		struct qconn *qc = wn_list_entry(l, struct qconn, link);
 		if (qc->carrier == carrier && qc->carrier_blocked) {
 			qc->carrier_blocked = 0;
-			qconn_schedule(qc);
+			wn__qconn_schedule(qc);
 		}
 	}
 }

@@ -78,7 +78,7 @@ static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
 	if (!qs || qs->closed)
 		return 0;
 	if (!qs->hdr_done) {
-		ssize_t used = qstream_take_header(qc, qs, data, len);
+		ssize_t used = wn__qstream_take_header(qc, qs, data, len);
 		if (used < 0)
 			return 0;
 		data += used;
@@ -89,7 +89,8 @@ static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
 	if (len > 0 && !qs->released && qs->base.h.on_data)
 		qs->base.h.on_data(qs->base.h.ctx, &qs->base, data, len);
 	else if (len > 0)
-		qstream_consumed(&qs->base, len); /* nobody reads: discard */
+		wn__qstream_consumed(&qs->base,
+		                     len); /* nobody reads: discard */
 	if ((flags & NGTCP2_STREAM_DATA_FLAG_FIN) && !qs->closed) {
 		qs->eof = 1;
 		if (!qs->released && qs->base.h.on_eof)
@@ -128,7 +129,7 @@ static int cb_stream_open(ngtcp2_conn *conn, int64_t sid, void *user_data)
 		ngtcp2_conn_shutdown_stream(conn, sid, WN_STREAM_DENIED);
 		return 0;
 	}
-	struct qstream *qs = qstream_new(qc->ep, NULL, 0, NULL);
+	struct qstream *qs = wn__qstream_new(qc->ep, NULL, 0, NULL);
 	if (!qs) {
 		ngtcp2_conn_shutdown_stream(conn, sid, WN_STREAM_INTERNAL);
 		return 0;
@@ -155,7 +156,7 @@ static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
 	if (!err && (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET))
 		err = app_error_code <= 255 ? (int)app_error_code
 		                            : WN_STREAM_ABORTED;
-	qstream_fail(qs, err);
+	wn__qstream_fail(qs, err);
 	return 0;
 }
 
@@ -197,7 +198,7 @@ static int cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t sid,
 	struct qstream *qs = stream_user_data;
 	if (qs && !qs->closed) {
 		qs->blocked_epoch = 0;
-		qstream_mark_ready(qs);
+		wn__qstream_mark_ready(qs);
 	}
 	return 0;
 }
@@ -253,7 +254,7 @@ static int cb_path_validation(ngtcp2_conn *conn, uint32_t flags,
 	return 0;
 }
 
-void qconn_fill_callbacks(ngtcp2_callbacks *cb, int server)
+void wn__qconn_fill_callbacks(ngtcp2_callbacks *cb, int server)
 {
 	memset(cb, 0, sizeof(*cb));
 	if (server) {

@@ -13,7 +13,7 @@
 
 #define MS NGTCP2_MILLISECONDS
 
-ngtcp2_tstamp qnow(void)
+ngtcp2_tstamp wn__quic_now(void)
 {
 	return wn_mono_ns();
 }
@@ -23,7 +23,7 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 {
 	const struct wn_quic_opts *o = &ep->o;
 	ngtcp2_settings_default(s);
-	s->initial_ts = qnow();
+	s->initial_ts = wn__quic_now();
 	s->cc_algo = NGTCP2_CC_ALGO_BBR;
 	s->max_window = o->conn_window_max;
 	s->max_stream_window = o->stream_window_max;
@@ -118,8 +118,9 @@ static void path_of(struct qconn *qc, ngtcp2_path *path)
 	path->user_data = qc->carrier;
 }
 
-struct qconn *qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
-                               const struct sockaddr *remote, socklen_t rlen)
+struct qconn *wn__qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
+                                   const struct sockaddr *remote,
+                                   socklen_t rlen)
 {
 	struct qconn *qc = conn_alloc(ep, carrier, remote, rlen);
 	if (!qc)
@@ -132,27 +133,27 @@ struct qconn *qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
 	ngtcp2_callbacks cb;
 	ngtcp2_settings s;
 	ngtcp2_transport_params p;
-	qconn_fill_callbacks(&cb, 0);
+	wn__qconn_fill_callbacks(&cb, 0);
 	fill_settings(ep, qc, &s, &p);
 	ngtcp2_path path;
 	path_of(qc, &path);
 	if (ngtcp2_conn_client_new(&qc->conn, &dcid, &scid, &path,
 	                           NGTCP2_PROTO_VER_V1, &cb, &s, &p, NULL,
 	                           qc) != 0 ||
-	    qconn_setup_tls(qc) != 0) {
-		qconn_kill(qc, "cannot set up the connection");
+	    wn__qconn_setup_tls(qc) != 0) {
+		wn__qconn_kill(qc, "cannot set up the connection");
 		return NULL;
 	}
 	if (ep->o.keepalive_ms)
 		ngtcp2_conn_set_keep_alive_timeout(
 		    qc->conn, (uint64_t)ep->o.keepalive_ms * MS);
-	qconn_schedule(qc);
+	wn__qconn_schedule(qc);
 	return qc;
 }
 
-struct qconn *qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
-                               const struct sockaddr *remote, socklen_t rlen,
-                               const ngtcp2_pkt_hd *hd)
+struct qconn *wn__qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
+                                   const struct sockaddr *remote,
+                                   socklen_t rlen, const ngtcp2_pkt_hd *hd)
 {
 	struct qconn *qc = conn_alloc(ep, carrier, remote, rlen);
 	if (!qc)
@@ -163,25 +164,25 @@ struct qconn *qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
 	ngtcp2_callbacks cb;
 	ngtcp2_settings s;
 	ngtcp2_transport_params p;
-	qconn_fill_callbacks(&cb, 1);
+	wn__qconn_fill_callbacks(&cb, 1);
 	fill_settings(ep, qc, &s, &p);
 	p.original_dcid = hd->dcid;
 	p.stateless_reset_token_present = 1;
 	if (ngtcp2_crypto_generate_stateless_reset_token(
 	        p.stateless_reset_token, ep->reset_secret,
 	        sizeof(ep->reset_secret), &scid) != 0) {
-		qconn_kill(qc, "cannot set up the connection");
+		wn__qconn_kill(qc, "cannot set up the connection");
 		return NULL;
 	}
 	ngtcp2_path path;
 	path_of(qc, &path);
 	if (ngtcp2_conn_server_new(&qc->conn, &hd->scid, &scid, &path,
 	                           hd->version, &cb, &s, &p, NULL, qc) != 0 ||
-	    qconn_setup_tls(qc) != 0 ||
+	    wn__qconn_setup_tls(qc) != 0 ||
 	    wn_cidmap_add(&ep->cids, scid.data, scid.datalen, qc) != 0 ||
 	    wn_cidmap_add(&ep->cids, hd->dcid.data, hd->dcid.datalen, qc) !=
 	        0) {
-		qconn_kill(qc, "cannot set up the connection");
+		wn__qconn_kill(qc, "cannot set up the connection");
 		return NULL;
 	}
 	return qc;
@@ -208,16 +209,16 @@ static void conn_deferred(struct wn_deferred *node)
 		wn_timer_close(&qc->timer, timer_closed);
 		return;
 	}
-	qconn_flush(qc);
+	wn__qconn_flush(qc);
 }
 
-void qconn_schedule(struct qconn *qc)
+void wn__qconn_schedule(struct qconn *qc)
 {
 	if (qc->state != QC_DEAD)
 		wn_loop_defer(qc->ep->o.loop, &qc->dnode, conn_deferred);
 }
 
-void qconn_kill(struct qconn *qc, const char *why)
+void wn__qconn_kill(struct qconn *qc, const char *why)
 {
 	if (qc->state == QC_DEAD)
 		return;
@@ -228,7 +229,7 @@ void qconn_kill(struct qconn *qc, const char *why)
 	while (!wn_list_empty(&qc->streams)) {
 		struct qstream *qs =
 		    wn_list_entry(qc->streams.next, struct qstream, link);
-		qstream_fail(qs, WN_STREAM_SESSION_LOST);
+		wn__qstream_fail(qs, WN_STREAM_SESSION_LOST);
 	}
 	wn_list_del(&qc->link);
 	if (qc->ep->is_server)
@@ -238,7 +239,7 @@ void qconn_kill(struct qconn *qc, const char *why)
 	wn_loop_defer(qc->ep->o.loop, &qc->dnode, conn_deferred);
 }
 
-int qconn_migrate(struct qconn *qc)
+int wn__qconn_migrate(struct qconn *qc)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -254,8 +255,8 @@ int qconn_migrate(struct qconn *qc)
 	path.remote.addr = (ngtcp2_sockaddr *)&qc->remote;
 	path.remote.addrlen = qc->rlen;
 	path.user_data = NULL;
-	int rv =
-	    ngtcp2_conn_initiate_immediate_migration(qc->conn, &path, qnow());
+	int rv = ngtcp2_conn_initiate_immediate_migration(qc->conn, &path,
+	                                                  wn__quic_now());
 	if (rv != 0) {
 		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
 		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_WARN, "sess",
@@ -267,12 +268,12 @@ int qconn_migrate(struct qconn *qc)
 	memcpy(&qc->local, &ss, len);
 	qc->llen = len;
 	qc->carrier_blocked = 0;
-	qconn_schedule(qc);
+	wn__qconn_schedule(qc);
 	return 0;
 }
 
-int qconn_move(struct qconn *qc, struct wn_carrier *carrier,
-               const struct sockaddr *remote, socklen_t rlen, int immediate)
+int wn__qconn_move(struct qconn *qc, struct wn_carrier *carrier,
+                   const struct sockaddr *remote, socklen_t rlen, int immediate)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
@@ -286,10 +287,10 @@ int qconn_move(struct qconn *qc, struct wn_carrier *carrier,
 	path.remote.addr = (ngtcp2_sockaddr *)remote;
 	path.remote.addrlen = rlen;
 	path.user_data = carrier;
-	int rv = immediate
-	             ? ngtcp2_conn_initiate_immediate_migration(qc->conn, &path,
-	                                                        qnow())
-	             : ngtcp2_conn_initiate_migration(qc->conn, &path, qnow());
+	int rv = immediate ? ngtcp2_conn_initiate_immediate_migration(
+	                         qc->conn, &path, wn__quic_now())
+	                   : ngtcp2_conn_initiate_migration(qc->conn, &path,
+	                                                    wn__quic_now());
 	if (rv != 0) {
 		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
 		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_INFO, "sess",
@@ -307,11 +308,11 @@ int qconn_move(struct qconn *qc, struct wn_carrier *carrier,
 		qc->last_rx_ms = wn_loop_now_ms(qc->ep->o.loop);
 	}
 	qc->carrier_blocked = 0;
-	qconn_schedule(qc);
+	wn__qconn_schedule(qc);
 	return 0;
 }
 
-uint64_t qconn_in_flight(struct qconn *qc)
+uint64_t wn__qconn_in_flight(struct qconn *qc)
 {
 	ngtcp2_conn_stat st;
 	ngtcp2_conn_get_conn_stat(qc->conn, &st);
@@ -327,25 +328,25 @@ static void send_close(struct qconn *qc,
 	ngtcp2_pkt_info pi;
 	ngtcp2_ssize n = ngtcp2_conn_write_connection_close(
 	    qc->conn, &ps.path, &pi, qc->ep->txbuf, qc->ep->txcap, ccerr,
-	    qnow());
+	    wn__quic_now());
 	if (n > 0)
-		qconn_send_batch(qc, &ps.path, qc->ep->txbuf, (size_t)n,
-		                 (size_t)n);
+		wn__qconn_send_batch(qc, &ps.path, qc->ep->txbuf, (size_t)n,
+		                     (size_t)n);
 }
 
-void qconn_close(struct qconn *qc, const char *why)
+void wn__qconn_close(struct qconn *qc, const char *why)
 {
 	if (qc->state == QC_DEAD)
 		return;
 	ngtcp2_connection_close_error ccerr;
 	ngtcp2_connection_close_error_default(&ccerr);
 	send_close(qc, &ccerr);
-	qconn_kill(qc, why);
+	wn__qconn_kill(qc, why);
 }
 
 /* A fatal ngtcp2 error: tell the peer why (TLS alert or transport error),
  * then die. */
-void qconn_fail(struct qconn *qc, int liberr)
+void wn__qconn_fail(struct qconn *qc, int liberr)
 {
 	if (qc->state == QC_DEAD)
 		return;
@@ -356,7 +357,7 @@ void qconn_fail(struct qconn *qc, int liberr)
 		snprintf(why, sizeof(why), "%s", ngtcp2_strerror(liberr));
 	if (liberr == NGTCP2_ERR_IDLE_CLOSE || liberr == NGTCP2_ERR_DRAINING ||
 	    liberr == NGTCP2_ERR_CLOSING || liberr == NGTCP2_ERR_DROP_CONN) {
-		qconn_kill(qc, why);
+		wn__qconn_kill(qc, why);
 		return;
 	}
 	ngtcp2_connection_close_error ccerr;
@@ -368,7 +369,7 @@ void qconn_fail(struct qconn *qc, int liberr)
 		ngtcp2_connection_close_error_set_transport_error_liberr(
 		    &ccerr, liberr, NULL, 0);
 	send_close(qc, &ccerr);
-	qconn_kill(qc, why);
+	wn__qconn_kill(qc, why);
 }
 
 /* Explains a connection the peer closed, from its CONNECTION_CLOSE. */
@@ -397,14 +398,14 @@ static void explain_remote_close(struct qconn *qc)
 	}
 }
 
-void qconn_read(struct qconn *qc, struct wn_carrier *carrier,
-                const struct sockaddr *from, socklen_t fromlen,
-                const uint8_t *pkt, size_t len)
+void wn__qconn_read(struct qconn *qc, struct wn_carrier *carrier,
+                    const struct sockaddr *from, socklen_t fromlen,
+                    const uint8_t *pkt, size_t len)
 {
 	if (qc->state == QC_DEAD)
 		return;
 	/* The current path's local address is the one ngtcp2 knows (a
-	 * stream carrier's may have moved on, see qconn_migrate); other
+	 * stream carrier's may have moved on, see wn__qconn_migrate); other
 	 * carriers' packets arrive on their own paths. */
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -422,32 +423,33 @@ void qconn_read(struct qconn *qc, struct wn_carrier *carrier,
 	path.remote.addrlen = fromlen;
 	path.user_data = carrier;
 	ngtcp2_pkt_info pi = {0};
-	int rv = ngtcp2_conn_read_pkt(qc->conn, &path, &pi, pkt, len, qnow());
+	int rv = ngtcp2_conn_read_pkt(qc->conn, &path, &pi, pkt, len,
+	                              wn__quic_now());
 	if (rv == 0) {
 		qc->last_rx_ms = wn_loop_now_ms(qc->ep->o.loop);
-		qconn_schedule(qc);
+		wn__qconn_schedule(qc);
 		return;
 	}
 	if (rv == NGTCP2_ERR_DRAINING) {
 		explain_remote_close(qc);
-		qconn_kill(qc, NULL);
+		wn__qconn_kill(qc, NULL);
 		return;
 	}
 	if (rv == NGTCP2_ERR_DROP_CONN || rv == NGTCP2_ERR_RETRY) {
-		qconn_kill(qc, "dropped");
+		wn__qconn_kill(qc, "dropped");
 		return;
 	}
-	qconn_fail(qc, rv);
+	wn__qconn_fail(qc, rv);
 }
 
-void qconn_arm_timer(struct qconn *qc)
+void wn__qconn_arm_timer(struct qconn *qc)
 {
 	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(qc->conn);
 	if (exp == UINT64_MAX) {
 		wn_timer_stop(&qc->timer);
 		return;
 	}
-	ngtcp2_tstamp now = qnow();
+	ngtcp2_tstamp now = wn__quic_now();
 	uint64_t ms = exp <= now ? 0 : (exp - now + MS - 1) / MS;
 	wn_timer_start(&qc->timer, ms, 0);
 }
@@ -457,7 +459,7 @@ static void on_timer(struct wn_timer *t)
 	struct qconn *qc = wn_container_of(t, struct qconn, timer);
 	if (qc->state == QC_DEAD)
 		return;
-	int rv = ngtcp2_conn_handle_expiry(qc->conn, qnow());
+	int rv = ngtcp2_conn_handle_expiry(qc->conn, wn__quic_now());
 	if (rv != 0) {
 		if (rv == NGTCP2_ERR_IDLE_CLOSE && !qc->why[0])
 			snprintf(qc->why, sizeof(qc->why),
@@ -466,8 +468,8 @@ static void on_timer(struct wn_timer *t)
 			             : "no answer to the handshake within "
 			               "%u ms",
 			         qc->ep->o.idle_timeout_ms);
-		qconn_fail(qc, rv);
+		wn__qconn_fail(qc, rv);
 		return;
 	}
-	qconn_flush(qc);
+	wn__qconn_flush(qc);
 }

@@ -3,7 +3,13 @@
  * quic_cb.c: its ngtcp2 callbacks; quic_tls.c: its TLS session;
  * quic_write.c: its write pass; quic_stream.c: its streams). Nothing
  * outside src/engine/quic*.c includes this or ngtcp2.
- */
+ *
+ * Naming: a function one quic*.c file calls in another is named wn__q...
+ * (wn__qconn_* for a connection, wn__qstream_* for a stream, wn__quic_*
+ * for the rest), in libuv's uv__ style: the project's prefix says whose
+ * symbol it is in the linked binary, the double underscore that it is the
+ * engine's internal and no API. Functions private to one file are static
+ * and carry no prefix. */
 #ifndef WN_ENGINE_QUIC_INT_H
 #define WN_ENGINE_QUIC_INT_H
 
@@ -115,106 +121,110 @@ struct qstream {
 /* ---- quic_conn.c ---------------------------------------------------- */
 
 /* Creates a client connection to remote over carrier. NULL on failure. */
-struct qconn *qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
-                               const struct sockaddr *remote, socklen_t rlen);
+struct qconn *wn__qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
+                                   const struct sockaddr *remote,
+                                   socklen_t rlen);
 
 /* Creates a server connection for an accepted Initial. NULL on failure. */
-struct qconn *qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
-                               const struct sockaddr *remote, socklen_t rlen,
-                               const ngtcp2_pkt_hd *hd);
+struct qconn *wn__qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
+                                   const struct sockaddr *remote,
+                                   socklen_t rlen, const ngtcp2_pkt_hd *hd);
 
 /* Feeds one packet, received on carrier, to the connection. Kills it on a
  * fatal error. */
-void qconn_read(struct qconn *qc, struct wn_carrier *carrier,
-                const struct sockaddr *from, socklen_t fromlen,
-                const uint8_t *pkt, size_t len);
+void wn__qconn_read(struct qconn *qc, struct wn_carrier *carrier,
+                    const struct sockaddr *from, socklen_t fromlen,
+                    const uint8_t *pkt, size_t len);
 
 /* Asks for a write pass at the end of this loop iteration. */
-void qconn_schedule(struct qconn *qc);
+void wn__qconn_schedule(struct qconn *qc);
 
 /* The carrier's local address changed (a stream carrier's new
  * connection): moves an established connection to the new path at once
  * (ngtcp2_conn_initiate_immediate_migration), which also starts fresh RTT
  * and congestion state for it. Returns 0, or a WN_E* code when it could not
  * migrate (then the connection carries on, on its old path). */
-int qconn_migrate(struct qconn *qc);
+int wn__qconn_migrate(struct qconn *qc);
 
 /* Client: moves the connection to carrier's path (its local address, the
  * server at remote). immediate: at once (the current path is failing);
  * else only once the new path is validated (probing a path to move back
  * to; path_moved reports success). Returns 0 or a WN_E* code. */
-int qconn_move(struct qconn *qc, struct wn_carrier *carrier,
-               const struct sockaddr *remote, socklen_t rlen, int immediate);
+int wn__qconn_move(struct qconn *qc, struct wn_carrier *carrier,
+                   const struct sockaddr *remote, socklen_t rlen,
+                   int immediate);
 
 /* Bytes sent and not yet acknowledged or declared lost. */
-uint64_t qconn_in_flight(struct qconn *qc);
+uint64_t wn__qconn_in_flight(struct qconn *qc);
 
 /* Sends CONNECTION_CLOSE (when possible) and kills the connection. */
-void qconn_close(struct qconn *qc, const char *why);
+void wn__qconn_close(struct qconn *qc, const char *why);
 
 /* Fails every stream with WN_STREAM_SESSION_LOST, tells the endpoint, and
  * frees the connection later. Idempotent. */
-void qconn_kill(struct qconn *qc, const char *why);
+void wn__qconn_kill(struct qconn *qc, const char *why);
 
 /* Fails the connection on a fatal ngtcp2 error: tells the peer why (TLS
  * alert or transport error) when it still can, then kills it. */
-void qconn_fail(struct qconn *qc, int liberr);
+void wn__qconn_fail(struct qconn *qc, int liberr);
 
 /* Arms the connection's timer for ngtcp2's next expiry. */
-void qconn_arm_timer(struct qconn *qc);
+void wn__qconn_arm_timer(struct qconn *qc);
 
 /* ---- quic_cb.c ------------------------------------------------------ */
 
 /* Fills the ngtcp2 callback table of a client or a server connection. */
-void qconn_fill_callbacks(ngtcp2_callbacks *cb, int server);
+void wn__qconn_fill_callbacks(ngtcp2_callbacks *cb, int server);
 
 /* ---- quic_tls.c ----------------------------------------------------- */
 
 /* Sets up the connection's GnuTLS session for ngtcp2 (raw public keys,
  * the warren ALPN). Returns 0 or a WN_E* code. */
-int qconn_setup_tls(struct qconn *qc);
+int wn__qconn_setup_tls(struct qconn *qc);
 
 /* ---- quic_write.c --------------------------------------------------- */
 
 /* The write pass: writes what ngtcp2 and the ready streams have, in
  * GSO-shaped batches, tells the pacer, and re-arms the timer. */
-void qconn_flush(struct qconn *qc);
+void wn__qconn_flush(struct qconn *qc);
 
 /* Sends len bytes of seg-sized packets to path (the current carrier and
  * remote when path names none). Returns wn_carrier_send's result; notes a
  * blocked carrier. */
-int qconn_send_batch(struct qconn *qc, const ngtcp2_path *path,
-                     const uint8_t *buf, size_t len, size_t seg);
+int wn__qconn_send_batch(struct qconn *qc, const ngtcp2_path *path,
+                         const uint8_t *buf, size_t len, size_t seg);
 
 /* ---- quic_stream.c -------------------------------------------------- */
 
 /* A new stream, not attached to any connection; the header for target (if
  * not NULL) is queued as its first bytes. NULL on allocation failure. */
-struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
-                            unsigned flags, const struct wn_stream_handler *h);
+struct qstream *wn__qstream_new(struct qep *ep,
+                                const struct wn_endpoint *target,
+                                unsigned flags,
+                                const struct wn_stream_handler *h);
 
 /* Attaches a pending stream to an established client connection. Returns 0,
  * WN_EAGAIN when the stream limit is reached, or a WN_E* code. */
-int qstream_attach(struct qconn *qc, struct qstream *qs);
+int wn__qstream_attach(struct qconn *qc, struct qstream *qs);
 
 /* Ends a stream that never reached a connection: on_closed(err) follows at
  * the end of the loop iteration. */
-void qstream_fail(struct qstream *qs, int err);
+void wn__qstream_fail(struct qstream *qs, int err);
 
 /* Whether the stream has data or a FIN to send. */
-int qstream_has_output(const struct qstream *qs);
+int wn__qstream_has_output(const struct qstream *qs);
 
 /* Puts a stream with output on its connection's ready list and schedules
  * a write pass. */
-void qstream_mark_ready(struct qstream *qs);
+void wn__qstream_mark_ready(struct qstream *qs);
 
 /* The stream's consumed operation: credits n read bytes to the peer. */
-void qstream_consumed(struct wn_stream *s, size_t n);
+void wn__qstream_consumed(struct wn_stream *s, size_t n);
 
 /* Server side: the first bytes of a client stream are its header. Returns
  * how many of data's bytes were header, or -1 after resetting the stream. */
-ssize_t qstream_take_header(struct qconn *qc, struct qstream *qs,
-                            const uint8_t *data, size_t len);
+ssize_t wn__qstream_take_header(struct qconn *qc, struct qstream *qs,
+                                const uint8_t *data, size_t len);
 
 /* ---- quic_tls.c, quic_conn.c ---------------------------------------- */
 
@@ -223,6 +233,6 @@ ssize_t qstream_take_header(struct qconn *qc, struct qstream *qs,
 int wn_quic_verify_peer(gnutls_session_t s);
 
 /* Monotonic time for ngtcp2, in nanoseconds. */
-ngtcp2_tstamp qnow(void);
+ngtcp2_tstamp wn__quic_now(void);
 
 #endif

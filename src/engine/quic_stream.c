@@ -39,24 +39,24 @@ static void stream_finish(struct qstream *qs, int err)
 	wn_loop_defer(qs->ep->o.loop, &qs->dnode, stream_deferred);
 }
 
-void qstream_fail(struct qstream *qs, int err)
+void wn__qstream_fail(struct qstream *qs, int err)
 {
 	stream_finish(qs, err);
 }
 
-int qstream_has_output(const struct qstream *qs)
+int wn__qstream_has_output(const struct qstream *qs)
 {
 	return wn_bufq_len(&qs->sendq) > qs->sent ||
 	       (qs->fin_wanted && !qs->fin_sent);
 }
 
-void qstream_mark_ready(struct qstream *qs)
+void wn__qstream_mark_ready(struct qstream *qs)
 {
 	if (qs->closed || !qs->qc || qs->sid < 0)
 		return;
-	if (!wn_list_linked(&qs->rlink) && qstream_has_output(qs))
+	if (!wn_list_linked(&qs->rlink) && wn__qstream_has_output(qs))
 		wn_list_add_tail(&qs->qc->ready, &qs->rlink);
-	qconn_schedule(qs->qc);
+	wn__qconn_schedule(qs->qc);
 }
 
 /* ---- streams: the tunnel API ------------------------------------------ */
@@ -79,7 +79,7 @@ static ssize_t qs_write(struct wn_stream *s, const uint8_t *data, size_t len)
 	if ((size_t)n < len)
 		qs->want_writable = 1;
 	if (n > 0)
-		qstream_mark_ready(qs);
+		wn__qstream_mark_ready(qs);
 	return n;
 }
 
@@ -103,18 +103,18 @@ static int qs_commit(struct wn_stream *s, size_t n)
 		return WN_ECLOSED;
 	int rc = wn_bufq_commit(&qs->sendq, n);
 	if (rc == 0 && n > 0)
-		qstream_mark_ready(qs);
+		wn__qstream_mark_ready(qs);
 	return rc;
 }
 
-void qstream_consumed(struct wn_stream *s, size_t n)
+void wn__qstream_consumed(struct wn_stream *s, size_t n)
 {
 	struct qstream *qs = QS(s);
 	if (qs->closed || !qs->qc || qs->sid < 0 || n == 0)
 		return;
 	ngtcp2_conn_extend_max_stream_offset(qs->qc->conn, qs->sid, n);
 	ngtcp2_conn_extend_max_offset(qs->qc->conn, n);
-	qconn_schedule(qs->qc);
+	wn__qconn_schedule(qs->qc);
 }
 
 static int qs_shutdown(struct wn_stream *s)
@@ -123,7 +123,7 @@ static int qs_shutdown(struct wn_stream *s)
 	if (qs->closed)
 		return WN_ECLOSED;
 	qs->fin_wanted = 1;
-	qstream_mark_ready(qs);
+	wn__qstream_mark_ready(qs);
 	return 0;
 }
 
@@ -140,7 +140,7 @@ static void qs_reset(struct wn_stream *s, int err)
 	 * STOP_SENDING; it reports err. */
 	qs->close_err = err;
 	ngtcp2_conn_shutdown_stream(qs->qc->conn, qs->sid, (uint64_t)err);
-	qconn_schedule(qs->qc);
+	wn__qconn_schedule(qs->qc);
 }
 
 static void qs_release(struct wn_stream *s)
@@ -156,7 +156,7 @@ static void qs_release(struct wn_stream *s)
 		/* Our side finishes with its FIN; nobody reads theirs. */
 		ngtcp2_conn_shutdown_stream_read(qs->qc->conn, qs->sid,
 		                                 WN_STREAM_ABORTED);
-		qconn_schedule(qs->qc);
+		wn__qconn_schedule(qs->qc);
 	}
 }
 
@@ -164,14 +164,16 @@ static const struct wn_stream_ops qstream_ops = {
     .write = qs_write,
     .reserve = qs_reserve,
     .commit = qs_commit,
-    .consumed = qstream_consumed,
+    .consumed = wn__qstream_consumed,
     .shutdown = qs_shutdown,
     .reset = qs_reset,
     .release = qs_release,
 };
 
-struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
-                            unsigned flags, const struct wn_stream_handler *h)
+struct qstream *wn__qstream_new(struct qep *ep,
+                                const struct wn_endpoint *target,
+                                unsigned flags,
+                                const struct wn_stream_handler *h)
 {
 	struct qstream *qs = calloc(1, sizeof(*qs));
 	if (!qs)
@@ -203,7 +205,7 @@ struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
 	return qs;
 }
 
-int qstream_attach(struct qconn *qc, struct qstream *qs)
+int wn__qstream_attach(struct qconn *qc, struct qstream *qs)
 {
 	int64_t sid;
 	int rv = ngtcp2_conn_open_bidi_stream(qc->conn, &sid, qs);
@@ -216,14 +218,14 @@ int qstream_attach(struct qconn *qc, struct qstream *qs)
 	if (wn_list_linked(&qs->link))
 		wn_list_del(&qs->link);
 	wn_list_add_tail(&qc->streams, &qs->link);
-	qstream_mark_ready(qs);
+	wn__qstream_mark_ready(qs);
 	return 0;
 }
 
 /* Server side: the first bytes of a client stream are its header. Returns
  * how many of data's bytes were header, or -1 after resetting the stream. */
-ssize_t qstream_take_header(struct qconn *qc, struct qstream *qs,
-                            const uint8_t *data, size_t len)
+ssize_t wn__qstream_take_header(struct qconn *qc, struct qstream *qs,
+                                const uint8_t *data, size_t len)
 {
 	struct wn_endpoint target;
 	int dflt = 0;

@@ -53,7 +53,7 @@ int wn_quic_verify_peer(gnutls_session_t s)
 	return GNUTLS_E_CERTIFICATE_ERROR;
 }
 
-int qconn_setup_tls(struct qconn *qc)
+int wn__qconn_setup_tls(struct qconn *qc)
 {
 	struct qep *ep = qc->ep;
 	unsigned flags = (ep->is_server ? GNUTLS_SERVER : GNUTLS_CLIENT) |

@@ -12,8 +12,8 @@
 /* Sends a batch to the path ngtcp2 chose for it: ngtcp2 validates a peer's
  * new address before using it, so replies never follow a spoofed or
  * replayed packet's source. */
-int qconn_send_batch(struct qconn *qc, const ngtcp2_path *path,
-                     const uint8_t *buf, size_t len, size_t seg)
+int wn__qconn_send_batch(struct qconn *qc, const ngtcp2_path *path,
+                         const uint8_t *buf, size_t len, size_t seg)
 {
 	const struct sockaddr *to = (const struct sockaddr *)&qc->remote;
 	socklen_t tolen = qc->rlen;
@@ -37,7 +37,7 @@ static struct qstream *next_ready(struct qconn *qc)
 	while (l != &qc->ready) {
 		struct qstream *qs = wn_list_entry(l, struct qstream, rlink);
 		l = l->next;
-		if (!qstream_has_output(qs)) {
+		if (!wn__qstream_has_output(qs)) {
 			wn_list_del(&qs->rlink);
 			continue;
 		}
@@ -57,7 +57,7 @@ static void after_write(struct qstream *qs, ngtcp2_ssize ndatalen, int fin)
 	/* Round robin: a stream that wrote goes to the back. */
 	if (wn_list_linked(&qs->rlink)) {
 		wn_list_del(&qs->rlink);
-		if (qstream_has_output(qs))
+		if (wn__qstream_has_output(qs))
 			wn_list_add_tail(&qs->qc->ready, &qs->rlink);
 	}
 }
@@ -103,12 +103,12 @@ static void pace(struct qconn *qc, size_t written, ngtcp2_tstamp ts)
 	qc->unpaced = 0;
 }
 
-void qconn_flush(struct qconn *qc)
+void wn__qconn_flush(struct qconn *qc)
 {
 	struct qep *ep = qc->ep;
 	if (qc->state == QC_DEAD || qc->carrier_blocked)
 		return;
-	ngtcp2_tstamp ts = qnow();
+	ngtcp2_tstamp ts = wn__quic_now();
 	size_t maxpkt = ngtcp2_conn_get_path_max_tx_udp_payload_size(qc->conn);
 	if (maxpkt > wn_carrier_max_packet(qc->carrier))
 		maxpkt = wn_carrier_max_packet(qc->carrier);
@@ -167,7 +167,7 @@ void qconn_flush(struct qconn *qc)
 				qs->blocked_epoch = qc->write_epoch;
 				continue;
 			}
-			qconn_fail(qc, (int)nw);
+			wn__qconn_fail(qc, (int)nw);
 			return;
 		}
 		if (qs) {
@@ -181,7 +181,7 @@ void qconn_flush(struct qconn *qc)
 		if (npkts > 0 && !same_remote(&bpath, &ps.path)) {
 			/* ngtcp2 switched paths (a probe or a migration):
 			 * what was batched so far goes out alone first. */
-			qconn_send_batch(qc, &bpath, buf, off, seg);
+			wn__qconn_send_batch(qc, &bpath, buf, off, seg);
 			written += off;
 			memmove(buf, buf + off, (size_t)nw);
 			budget = budget > off ? budget - off : 0;
@@ -198,7 +198,8 @@ void qconn_flush(struct qconn *qc)
 		int short_pkt = (size_t)nw < seg;
 		if (short_pkt || npkts == QUIC_GSO_MAX ||
 		    off + maxpkt > ep->txcap || off >= budget) {
-			int rc = qconn_send_batch(qc, &bpath, buf, off, seg);
+			int rc =
+			    wn__qconn_send_batch(qc, &bpath, buf, off, seg);
 			written += off;
 			budget = budget > off ? budget - off : 0;
 			off = 0;
@@ -208,11 +209,11 @@ void qconn_flush(struct qconn *qc)
 		}
 	}
 	if (off > 0)
-		qconn_send_batch(qc, &bpath, buf, off, seg);
+		wn__qconn_send_batch(qc, &bpath, buf, off, seg);
 	written += off;
 	/* ngtcp2 0.12 paces from a 333 ms initial RTT guess, which would hold
 	 * the client's Finished back ~22 ms: pace only after the handshake. */
 	if (ngtcp2_conn_get_handshake_completed(qc->conn))
 		pace(qc, written, ts);
-	qconn_arm_timer(qc);
+	wn__qconn_arm_timer(qc);
 }
