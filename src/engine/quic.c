@@ -125,7 +125,7 @@ static struct wn_quic_client *CL(struct qep *ep)
  * fails those that waited longer than the idle timeout. */
 static void client_attach_pending(struct wn_quic_client *c)
 {
-	uint64_t now = wn_loop_now_ms(c->ep.o.loop);
+	uint64_t now = wn__quic_now_ms(&c->ep);
 	struct wn_list *l = c->pending.next;
 	while (l != &c->pending) {
 		struct qstream *qs = wn_list_entry(l, struct qstream, link);
@@ -200,7 +200,7 @@ static void client_conn_dead(struct qep *ep, struct qconn *qc)
 		    '-', qc->tunnel.peer_id[0] ? qc->tunnel.peer_id : "server",
 		    0, why);
 	} else if (!c->closing) {
-		WN_LOG_RL(ep->o.log, &ep->rl_err, wn_loop_now_ms(ep->o.loop),
+		WN_LOG_RL(ep->o.log, &ep->rl_err, wn__quic_now_ms(ep),
 		          WN_LOG_WARN, "sess", "cannot connect: %s", why);
 	}
 	c->up = 0;
@@ -280,8 +280,7 @@ static void client_carrier_state(void *ctx, struct wn_carrier *carrier,
 	for (size_t i = 0; i < c->npaths; i++)
 		if (c->paths[i].carrier == carrier) {
 			if (!up && c->paths[i].up)
-				c->paths[i].down_ms =
-				    wn_loop_now_ms(c->ep.o.loop);
+				c->paths[i].down_ms = wn__quic_now_ms(&c->ep);
 			c->paths[i].up = up;
 		}
 	if (!up || c->closing || carrier != c->carrier)
@@ -412,7 +411,7 @@ static void failover(struct wn_quic_client *c, const char *why)
 		c->carrier = p->carrier;
 		memcpy(&c->server, &p->server, p->server_len);
 		c->server_len = p->server_len;
-		c->last_probe_ms = wn_loop_now_ms(c->ep.o.loop);
+		c->last_probe_ms = wn__quic_now_ms(&c->ep);
 		return;
 	}
 }
@@ -426,7 +425,7 @@ static void on_health(struct wn_timer *t)
 	struct wn_quic_client *c =
 	    wn_container_of(t, struct wn_quic_client, health);
 	struct qconn *qc = c->qc;
-	uint64_t now = wn_loop_now_ms(c->ep.o.loop);
+	uint64_t now = wn__quic_now_ms(&c->ep);
 	uint32_t after = c->ep.o.failover_ms;
 	if (!qc || qc->state != QC_UP || c->closing)
 		return;
@@ -587,7 +586,7 @@ static void server_conn_dead(struct qep *ep, struct qconn *qc)
 		char addr[64];
 		wn_sockaddr_format((struct sockaddr *)&qc->remote, addr,
 		                   sizeof(addr));
-		WN_LOG_RL(ep->o.log, &ep->rl_err, wn_loop_now_ms(ep->o.loop),
+		WN_LOG_RL(ep->o.log, &ep->rl_err, wn__quic_now_ms(ep),
 		          WN_LOG_WARN, "sess", "refused %s: %s", addr, qc->why);
 	}
 }
@@ -619,9 +618,9 @@ static void server_recv(void *ctx, struct wn_carrier *carrier,
 		if (ep->stats.conns_opened - ep->stats.conns_closed >=
 		    SERVER_MAX_CONNS) {
 			ep->stats.pkts_dropped++;
-			WN_LOG_RL(ep->o.log, &ep->rl_drop,
-			          wn_loop_now_ms(ep->o.loop), WN_LOG_WARN,
-			          "sess", "connection limit reached");
+			WN_LOG_RL(ep->o.log, &ep->rl_drop, wn__quic_now_ms(ep),
+			          WN_LOG_WARN, "sess",
+			          "connection limit reached");
 			return;
 		}
 		qc = wn__qconn_new_server(ep, carrier, from, fromlen, &hd);

@@ -13,17 +13,12 @@
 
 #define MS NGTCP2_MILLISECONDS
 
-ngtcp2_tstamp wn__quic_now(void)
-{
-	return wn_mono_ns();
-}
-
 static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
                           ngtcp2_transport_params *p)
 {
 	const struct wn_quic_opts *o = &ep->o;
 	ngtcp2_settings_default(s);
-	s->initial_ts = wn__quic_now();
+	s->initial_ts = wn__quic_now(ep);
 	s->cc_algo = NGTCP2_CC_ALGO_BBR;
 	s->max_window = o->conn_window_max;
 	s->max_stream_window = o->stream_window_max;
@@ -90,7 +85,7 @@ static struct qconn *conn_alloc(struct qep *ep, struct wn_carrier *carrier,
 	qc->tunnel.ops = &session_tunnel_ops;
 	qc->carrier = carrier;
 	qc->id = ++ep->conn_seq;
-	qc->last_rx_ms = wn_loop_now_ms(ep->o.loop);
+	qc->last_rx_ms = wn__quic_now_ms(ep);
 	wn_list_init(&qc->streams);
 	wn_list_init(&qc->ready);
 	memcpy(&qc->remote, remote, rlen);
@@ -256,10 +251,10 @@ int wn__qconn_migrate(struct qconn *qc)
 	path.remote.addrlen = qc->rlen;
 	path.user_data = NULL;
 	int rv = ngtcp2_conn_initiate_immediate_migration(qc->conn, &path,
-	                                                  wn__quic_now());
+	                                                  wn__quic_now(qc->ep));
 	if (rv != 0) {
 		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
-		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_WARN, "sess",
+		          wn__quic_now_ms(qc->ep), WN_LOG_WARN, "sess",
 		          "cannot migrate to the carrier's new path: %s; "
 		          "staying on the old one",
 		          ngtcp2_strerror(rv));
@@ -288,12 +283,12 @@ int wn__qconn_move(struct qconn *qc, struct wn_carrier *carrier,
 	path.remote.addrlen = rlen;
 	path.user_data = carrier;
 	int rv = immediate ? ngtcp2_conn_initiate_immediate_migration(
-	                         qc->conn, &path, wn__quic_now())
-	                   : ngtcp2_conn_initiate_migration(qc->conn, &path,
-	                                                    wn__quic_now());
+	                         qc->conn, &path, wn__quic_now(qc->ep))
+	                   : ngtcp2_conn_initiate_migration(
+	                         qc->conn, &path, wn__quic_now(qc->ep));
 	if (rv != 0) {
 		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
-		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_INFO, "sess",
+		          wn__quic_now_ms(qc->ep), WN_LOG_INFO, "sess",
 		          "cannot move to %s: %s", carrier->name,
 		          ngtcp2_strerror(rv));
 		return rv == NGTCP2_ERR_CONN_ID_BLOCKED ? WN_EAGAIN
@@ -305,7 +300,7 @@ int wn__qconn_move(struct qconn *qc, struct wn_carrier *carrier,
 		qc->llen = len;
 		memcpy(&qc->remote, remote, rlen);
 		qc->rlen = rlen;
-		qc->last_rx_ms = wn_loop_now_ms(qc->ep->o.loop);
+		qc->last_rx_ms = wn__quic_now_ms(qc->ep);
 	}
 	qc->carrier_blocked = 0;
 	wn__qconn_schedule(qc);
@@ -328,7 +323,7 @@ static void send_close(struct qconn *qc,
 	ngtcp2_pkt_info pi;
 	ngtcp2_ssize n = ngtcp2_conn_write_connection_close(
 	    qc->conn, &ps.path, &pi, qc->ep->txbuf, qc->ep->txcap, ccerr,
-	    wn__quic_now());
+	    wn__quic_now(qc->ep));
 	if (n > 0)
 		wn__qconn_send_batch(qc, &ps.path, qc->ep->txbuf, (size_t)n,
 		                     (size_t)n);
@@ -424,9 +419,9 @@ void wn__qconn_read(struct qconn *qc, struct wn_carrier *carrier,
 	path.user_data = carrier;
 	ngtcp2_pkt_info pi = {0};
 	int rv = ngtcp2_conn_read_pkt(qc->conn, &path, &pi, pkt, len,
-	                              wn__quic_now());
+	                              wn__quic_now(qc->ep));
 	if (rv == 0) {
-		qc->last_rx_ms = wn_loop_now_ms(qc->ep->o.loop);
+		qc->last_rx_ms = wn__quic_now_ms(qc->ep);
 		wn__qconn_schedule(qc);
 		return;
 	}
@@ -442,14 +437,13 @@ void wn__qconn_read(struct qconn *qc, struct wn_carrier *carrier,
 	wn__qconn_fail(qc, rv);
 }
 
-void wn__qconn_arm_timer(struct qconn *qc)
+void wn__qconn_arm_timer(struct qconn *qc, ngtcp2_tstamp now)
 {
 	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(qc->conn);
 	if (exp == UINT64_MAX) {
 		wn_timer_stop(&qc->timer);
 		return;
 	}
-	ngtcp2_tstamp now = wn__quic_now();
 	uint64_t ms = exp <= now ? 0 : (exp - now + MS - 1) / MS;
 	wn_timer_start(&qc->timer, ms, 0);
 }
@@ -459,7 +453,8 @@ static void on_timer(struct wn_timer *t)
 	struct qconn *qc = wn_container_of(t, struct qconn, timer);
 	if (qc->state == QC_DEAD)
 		return;
-	int rv = ngtcp2_conn_handle_expiry(qc->conn, wn__quic_now());
+	ngtcp2_tstamp now = wn__quic_now(qc->ep);
+	int rv = ngtcp2_conn_handle_expiry(qc->conn, now);
 	if (rv != 0) {
 		if (rv == NGTCP2_ERR_IDLE_CLOSE && !qc->why[0])
 			snprintf(qc->why, sizeof(qc->why),
@@ -471,5 +466,5 @@ static void on_timer(struct wn_timer *t)
 		wn__qconn_fail(qc, rv);
 		return;
 	}
-	wn__qconn_flush(qc);
+	wn__qconn_flush_at(qc, now);
 }

@@ -168,8 +168,8 @@ void wn__qconn_kill(struct qconn *qc, const char *why);
  * alert or transport error) when it still can, then kills it. */
 void wn__qconn_fail(struct qconn *qc, int liberr);
 
-/* Arms the connection's timer for ngtcp2's next expiry. */
-void wn__qconn_arm_timer(struct qconn *qc);
+/* Arms the connection's timer for ngtcp2's next expiry, as seen at now. */
+void wn__qconn_arm_timer(struct qconn *qc, ngtcp2_tstamp now);
 
 /* ---- quic_cb.c ------------------------------------------------------ */
 
@@ -187,6 +187,9 @@ int wn__qconn_setup_tls(struct qconn *qc);
 /* The write pass: writes what ngtcp2 and the ready streams have, in
  * GSO-shaped batches, tells the pacer, and re-arms the timer. */
 void wn__qconn_flush(struct qconn *qc);
+
+/* The write pass at a time the caller already read from the clock. */
+void wn__qconn_flush_at(struct qconn *qc, ngtcp2_tstamp now);
 
 /* Sends len bytes of seg-sized packets to path (the current carrier and
  * remote when path names none). Returns wn_carrier_send's result; notes a
@@ -232,7 +235,21 @@ ssize_t wn__qstream_take_header(struct qconn *qc, struct qstream *qs,
  * raw public key against the pin (client) or the allow list (server). */
 int wn_quic_verify_peer(gnutls_session_t s);
 
-/* Monotonic time for ngtcp2, in nanoseconds. */
-ngtcp2_tstamp wn__quic_now(void);
+/* The engine's clock (wn_quic_opts.clock_ns), in nanoseconds for ngtcp2.
+ * Each event (a packet in, a write pass, the timer) reads it once and
+ * passes the time down. Without an injected clock this is the direct call
+ * it always was: no indirect call on the packet path. */
+static inline ngtcp2_tstamp wn__quic_now(const struct qep *ep)
+{
+	return ep->o.clock_ns ? ep->o.clock_ns(ep->o.clock_ctx) : wn_mono_ns();
+}
+
+/* The same clock in milliseconds, for the engine's own bookkeeping;
+ * without an injected clock, the loop's cached time (no clock read). */
+static inline uint64_t wn__quic_now_ms(const struct qep *ep)
+{
+	return ep->o.clock_ns ? ep->o.clock_ns(ep->o.clock_ctx) / 1000000
+	                      : wn_loop_now_ms(ep->o.loop);
+}
 
 #endif

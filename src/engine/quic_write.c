@@ -105,10 +105,16 @@ static void pace(struct qconn *qc, size_t written, ngtcp2_tstamp ts)
 
 void wn__qconn_flush(struct qconn *qc)
 {
+	if (qc->state == QC_DEAD || qc->carrier_blocked)
+		return;
+	wn__qconn_flush_at(qc, wn__quic_now(qc->ep));
+}
+
+void wn__qconn_flush_at(struct qconn *qc, ngtcp2_tstamp ts)
+{
 	struct qep *ep = qc->ep;
 	if (qc->state == QC_DEAD || qc->carrier_blocked)
 		return;
-	ngtcp2_tstamp ts = wn__quic_now();
 	size_t maxpkt = ngtcp2_conn_get_path_max_tx_udp_payload_size(qc->conn);
 	if (maxpkt > wn_carrier_max_packet(qc->carrier))
 		maxpkt = wn_carrier_max_packet(qc->carrier);
@@ -215,5 +221,5 @@ void wn__qconn_flush(struct qconn *qc)
 	 * the client's Finished back ~22 ms: pace only after the handshake. */
 	if (ngtcp2_conn_get_handshake_completed(qc->conn))
 		pace(qc, written, ts);
-	wn__qconn_arm_timer(qc);
+	wn__qconn_arm_timer(qc, ts);
 }
