@@ -200,7 +200,7 @@ struct qstream *wn__qstream_new(struct qep *ep,
 		}
 	}
 	qs->hdr_done = 1; /* only server-side streams parse a header */
-	qs->opened_ms = wn_loop_now_ms(ep->o.loop);
+	qs->opened_ms = wn__quic_now_ms(ep);
 	ep->stats.streams_opened++;
 	return qs;
 }
@@ -237,7 +237,7 @@ ssize_t wn__qstream_take_header(struct qconn *qc, struct qstream *qs,
 		return (ssize_t)len;
 	if (hl < 0) {
 		WN_LOG_RL(qc->ep->o.log, &qc->ep->rl_err,
-		          wn_loop_now_ms(qc->ep->o.loop), WN_LOG_INFO, "sock",
+		          wn__quic_now_ms(qc->ep), WN_LOG_INFO, "sock",
 		          "stream %llu from %s: malformed header",
 		          (unsigned long long)qs->base.id, qc->tunnel.peer_id);
 		qs_reset(&qs->base, WN_STREAM_BAD_HEADER);
