@@ -16,6 +16,7 @@
 
 #include "app/commands.h"
 #include "app/config.h"
+#include "app/fronts.h"
 #include "carrier/udp.h"
 #include "engine/quic.h"
 #include "front/dialer.h"
@@ -306,10 +307,10 @@ static int setup(struct demo *d)
 	struct wn_quic_opts o;
 	wn_quic_opts_default(&o);
 	/* A relay holds up to a whole stream window (tunnel.h). */
-	struct wn_dialer_opts dopts = {.out_limit = o.stream_window_max};
-	struct wn_forward_opts fopts = {.out_limit = o.stream_window_max};
-	int rc = wn_dialer_new(&d->loop, &d->log, &d->cfg.server, &dopts,
-	                       &d->dialer);
+	struct wn_dialer_opts dopts;
+	wn_app_dialer_opts(&d->cfg.server, &dopts);
+	dopts.out_limit = o.stream_window_max;
+	int rc = wn_dialer_new(&d->loop, &d->log, &dopts, &d->dialer);
 	o.loop = &d->loop;
 	o.log = &d->log;
 	o.id = &d->sid;
@@ -347,8 +348,11 @@ static int setup(struct demo *d)
 	snprintf(buf, sizeof(buf), "127.0.0.1:0=%s", target);
 	if (set(d, WN_ROLE_CLIENT, "L", buf))
 		return WN_EINTERNAL;
+	struct wn_forward_opts fopts;
+	wn_app_forward_opts(&d->cfg.forwards[0], &fopts);
+	fopts.out_limit = o.stream_window_max;
 	rc = wn_forward_open(&d->loop, &d->log, wn_quic_client_tunnel(d->cli),
-	                     &d->cfg.forwards[0], &fopts, &d->fwd);
+	                     &fopts, &d->fwd);
 	if (rc != 0)
 		return rc;
 	wn_quic_client_start(d->cli, d->ccar, (struct sockaddr *)&saddr, slen);

@@ -43,7 +43,9 @@
 
 #include "core/addr.h"
 #include "core/policy.h"
+#include "core/socks5.h"
 #include "crypto/key.h"
+#include "util/bitset.h"
 
 enum wn_role {
 	WN_ROLE_NONE = 0,
@@ -57,6 +59,15 @@ enum wn_role {
 /* Origin of a setting, for diagnostics: "FILE:LINE" or "--flag". */
 #define WN_ORIGIN_MAX 512
 
+/* The most rows the key table (config_keys.c) may have; config_keys.c
+ * asserts at compile time that the table fits. */
+#define WN_CFG_KEYS_MAX 128
+
+/* Which keys of one section are set: one bit per key-table row. */
+struct wn_cfg_keyset {
+	uint64_t w[WN_BITSET_WORDS(WN_CFG_KEYS_MAX)];
+};
+
 struct wn_diag {
 	char *text; /* "ORIGIN: [section] key: message" */
 };
@@ -65,10 +76,10 @@ struct wn_forward_cfg {
 	char name[WN_FORWARD_NAME_MAX + 1];
 	char origin[WN_ORIGIN_MAX]; /* where the forward was declared */
 	bool has_listen, has_target;
-	struct wn_endpoint listen; /* tcp or unix */
-	struct wn_endpoint target; /* HOST:PORT or unix:PATH */
-	uint64_t set_mask;         /* keys set so far (schema index bits) */
-	uint64_t file_mask;        /* of those, keys set by a file */
+	struct wn_endpoint listen;      /* tcp or unix */
+	struct wn_endpoint target;      /* HOST:PORT or unix:PATH */
+	struct wn_cfg_keyset set_mask;  /* keys set so far */
+	struct wn_cfg_keyset file_mask; /* of those, keys set by a file */
 };
 
 enum wn_cfg_fallback {
@@ -102,11 +113,7 @@ struct wn_engine_cfg {
 };
 
 /* A SOCKS5 user: name (1..255 bytes) and password (0..255 bytes). */
-#define WN_SOCKS5_CRED_LEN 255
-struct wn_socks5_user {
-	char name[WN_SOCKS5_CRED_LEN + 1];
-	char pass[WN_SOCKS5_CRED_LEN + 1];
-};
+#define WN_SOCKS5_CRED_LEN WN_SOCKS5_CRED_MAX /* struct wn_socks5_user */
 
 struct wn_socks5_cfg {
 	char name[WN_FORWARD_NAME_MAX + 1];
@@ -118,7 +125,7 @@ struct wn_socks5_cfg {
 	size_t n_users;               /* none: no authentication */
 	char users_file[WN_PATH_MAX]; /* "" if none; read by load_users */
 	char users_file_origin[WN_ORIGIN_MAX];
-	uint64_t set_mask, file_mask;
+	struct wn_cfg_keyset set_mask, file_mask;
 };
 
 struct wn_server_cfg {
@@ -148,7 +155,7 @@ struct wn_server_cfg {
 	uint32_t max_conns;     /* 0: the carrier's default */
 	uint32_t padding;       /* padding record after each batch; 0: none */
 	struct wn_engine_cfg engine;
-	uint64_t set_mask, file_mask;
+	struct wn_cfg_keyset set_mask, file_mask;
 };
 
 struct wn_client_cfg {
@@ -174,7 +181,7 @@ struct wn_client_cfg {
 	uint32_t probe_ms; /* several servers: try the first this often */
 	uint32_t padding;  /* padding record after each batch */
 	struct wn_engine_cfg engine;
-	uint64_t set_mask, file_mask;
+	struct wn_cfg_keyset set_mask, file_mask;
 };
 
 struct wn_config {

@@ -12,10 +12,10 @@
 
 /* ---- validation ------------------------------------------------------ */
 
-static bool has(uint64_t mask, unsigned sec, const char *name)
+static bool has(const struct wn_cfg_keyset *set, unsigned sec, const char *name)
 {
 	const struct keydef *k = find_key(sec, name);
-	return k && (mask & (1ull << key_bit(k)));
+	return k && key_in(set, k);
 }
 
 static const char *origin_or(const char *origin, const char *dflt)
@@ -47,12 +47,12 @@ static void validate_server(struct wn_config *cfg)
 	const char *o = origin_or(s->origin, "server");
 	if (s->engine.kind == WN_ENGINE_KCPTUN) {
 		validate_kcptun(cfg, &s->engine, o, "server");
-		if (!has(s->set_mask, SEC_SERVER, "listen"))
+		if (!has(&s->set_mask, SEC_SERVER, "listen"))
 			wn_config_diag(cfg,
 			               "%s: [server] listen is required "
 			               "(e.g. listen = udp://0.0.0.0:29900)",
 			               o);
-		if (!has(s->set_mask, SEC_SERVER, "target"))
+		if (!has(&s->set_mask, SEC_SERVER, "target"))
 			wn_config_diag(
 			    cfg,
 			    "%s: [server] engine kcptun needs target "
@@ -61,36 +61,36 @@ static void validate_server(struct wn_config *cfg)
 			    o);
 		return;
 	}
-	if (!has(s->set_mask, SEC_SERVER, "listen"))
+	if (!has(&s->set_mask, SEC_SERVER, "listen"))
 		wn_config_diag(cfg,
 		               "%s: [server] listen is required "
 		               "(e.g. listen = udp://0.0.0.0:4433)",
 		               o);
-	if (!has(s->set_mask, SEC_SERVER, "key"))
+	if (!has(&s->set_mask, SEC_SERVER, "key"))
 		wn_config_diag(cfg,
 		               "%s: [server] key is required (a private key "
 		               "file made by `warren genkey`)",
 		               o);
-	if (!has(s->set_mask, SEC_SERVER, "allow-client"))
+	if (!has(&s->set_mask, SEC_SERVER, "allow-client"))
 		wn_config_diag(cfg,
 		               "%s: [server] allow-client is required: the "
 		               "server accepts only the client keys it lists",
 		               o);
-	if (!has(s->set_mask, SEC_SERVER, "allow") &&
-	    !has(s->set_mask, SEC_SERVER, "target"))
+	if (!has(&s->set_mask, SEC_SERVER, "allow") &&
+	    !has(&s->set_mask, SEC_SERVER, "target"))
 		wn_config_diag(cfg,
 		               "%s: [server] needs allow (targets clients may "
 		               "reach) or target (one fixed target); the "
 		               "server is never an open proxy",
 		               o);
-	if (has(s->set_mask, SEC_SERVER, "tls-cert") !=
-	    has(s->set_mask, SEC_SERVER, "tls-key"))
+	if (has(&s->set_mask, SEC_SERVER, "tls-cert") !=
+	    has(&s->set_mask, SEC_SERVER, "tls-key"))
 		wn_config_diag(cfg,
 		               "%s: [server] tls-cert and tls-key go together "
 		               "(or neither, for a generated certificate)",
 		               o);
-	if (has(s->set_mask, SEC_SERVER, "allow") &&
-	    has(s->set_mask, SEC_SERVER, "target"))
+	if (has(&s->set_mask, SEC_SERVER, "allow") &&
+	    has(&s->set_mask, SEC_SERVER, "target"))
 		wn_config_diag(cfg,
 		               "%s: [server] allow and target exclude each "
 		               "other: use target for one fixed target, allow "
@@ -105,17 +105,17 @@ static void validate_client(struct wn_config *cfg)
 	bool kt = c->engine.kind == WN_ENGINE_KCPTUN;
 	if (kt)
 		validate_kcptun(cfg, &c->engine, o, "client");
-	if (!has(c->set_mask, SEC_CLIENT, "server"))
+	if (!has(&c->set_mask, SEC_CLIENT, "server"))
 		wn_config_diag(cfg,
 		               "%s: [client] server is required (e.g. server "
 		               "= udp://vpn.example.org:4433)",
 		               o);
-	if (!kt && !has(c->set_mask, SEC_CLIENT, "server-key"))
+	if (!kt && !has(&c->set_mask, SEC_CLIENT, "server-key"))
 		wn_config_diag(cfg,
 		               "%s: [client] server-key is required: the "
 		               "server's public key, from `warren pubkey`",
 		               o);
-	if (!kt && !has(c->set_mask, SEC_CLIENT, "key"))
+	if (!kt && !has(&c->set_mask, SEC_CLIENT, "key"))
 		wn_config_diag(cfg,
 		               "%s: [client] key is required (a private key "
 		               "file made by `warren genkey`)",
@@ -155,11 +155,11 @@ static void validate_forwards(struct wn_config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_forwards; i++) {
 		struct wn_forward_cfg *f = &cfg->forwards[i];
-		if (!has(f->set_mask, SEC_FORWARD, "listen"))
+		if (!has(&f->set_mask, SEC_FORWARD, "listen"))
 			wn_config_diag(cfg,
 			               "%s: [forward %s] listen is required",
 			               f->origin, f->name);
-		if (!has(f->set_mask, SEC_FORWARD, "target") &&
+		if (!has(&f->set_mask, SEC_FORWARD, "target") &&
 		    cfg->client.engine.kind != WN_ENGINE_KCPTUN)
 			wn_config_diag(cfg,
 			               "%s: [forward %s] target is required "
@@ -183,7 +183,7 @@ static void validate_socks(struct wn_config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_socks; i++) {
 		struct wn_socks5_cfg *sk = &cfg->socks[i];
-		if (!has(sk->set_mask, SEC_SOCKS5, "listen"))
+		if (!has(&sk->set_mask, SEC_SOCKS5, "listen"))
 			wn_config_diag(cfg,
 			               "%s: [socks5 %s] listen is required",
 			               sk->origin, sk->name);

@@ -65,6 +65,17 @@ enum key_id {
 
 #define F_REPEAT 1u
 
+struct keydef;
+struct setting;
+
+/* Parses v into the field at `field` (of the type the parser names), or
+ * records a diagnostic and returns WN_EINVAL (config_keys.c). */
+typedef int (*wn_cfg_value_fn)(const struct setting *st, const struct keydef *k,
+                               const char *v, void *field);
+
+/* Index of a section kind in keydef.off. */
+enum sec_index { SI_SERVER, SI_CLIENT, SI_FORWARD, SI_SOCKS5, SI_N };
+
 struct keydef {
 	unsigned sections;
 	const char *name;
@@ -73,6 +84,11 @@ struct keydef {
 	const char *arg;  /* placeholder for help: "URL", "FILE", ... */
 	const char *help; /* one line */
 	uint32_t min_ms, max_ms;
+	/* A key that is one field: its parser and, per section kind it is
+	 * in, the field's offset in that section's struct. NULL: the key
+	 * needs more than one field, and its section's setter handles it. */
+	wn_cfg_value_fn set;
+	size_t off[SI_N];
 };
 
 /* The key table, defined in config_keys.c. */
@@ -89,10 +105,22 @@ static inline const struct keydef *find_key(unsigned sec, const char *name)
 	return NULL;
 }
 
-/* The key's bit number in the set_mask and file_mask of its section. */
+/* The key's bit number in the set_mask and file_mask of its section: its
+ * row in the table, below WN_CFG_KEYS_MAX (asserted in config_keys.c). */
 static inline unsigned key_bit(const struct keydef *k)
 {
 	return (unsigned)(k - wn_cfg_keys);
+}
+
+static inline bool key_in(const struct wn_cfg_keyset *set,
+                          const struct keydef *k)
+{
+	return wn_bitset_test(set->w, key_bit(k));
+}
+
+static inline void key_add(struct wn_cfg_keyset *set, const struct keydef *k)
+{
+	wn_bitset_set(set->w, key_bit(k));
 }
 
 /* Appends one zeroed element of `size` bytes to *arr; returns it or NULL. */

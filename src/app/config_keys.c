@@ -17,131 +17,201 @@
  * acceptable. Above every WN_SCHEME_* bit. */
 #define PORT_ZERO_OK 0x100u
 
-/* The order is the order of `warren help` and of the set_mask bits. */
+/* Value parsers for keys that are one field: each names the field type
+ * it writes (v_NAME_t), which the table's offsets are checked against. */
+typedef uint32_t v_duration_t; /* milliseconds within [min_ms, max_ms] */
+typedef unsigned v_uint_t;     /* a whole number within [min_ms, max_ms] */
+typedef bool v_bool_t;
+typedef int v_log_level_t;
+typedef char v_hostname_t[WN_HOSTNAME_MAX + 1];
+typedef uint32_t v_size32_t; /* a size up to max_ms */
+typedef uint64_t v_size64_t; /* a size */
+typedef enum wn_engine_kind v_engine_kind_t;
+typedef struct wn_engine_cfg v_mode_t; /* sets mode and mode_set */
+typedef char v_kcptun_key_t[WN_KCPTUN_KEY_MAX + 1];
+typedef char v_crypt_t[16];
+
+#define VALUE_FN(name)                                                    \
+	static int name(const struct setting *st, const struct keydef *k, \
+	                const char *v, void *field)
+VALUE_FN(v_duration);
+VALUE_FN(v_uint);
+VALUE_FN(v_bool);
+VALUE_FN(v_log_level);
+VALUE_FN(v_hostname);
+VALUE_FN(v_size32);
+VALUE_FN(v_size64);
+VALUE_FN(v_engine_kind);
+VALUE_FN(v_mode);
+VALUE_FN(v_kcptun_key);
+VALUE_FN(v_crypt);
+
+/* offsetof(type, f), which fails to compile unless f has type T (a
+ * negative array size), so a row cannot point a parser at a field of
+ * another type. */
+#define FIELD(type, f, T)                                   \
+	(offsetof(type, f) +                                \
+	 0 * sizeof(char[__builtin_types_compatible_p(      \
+	                     __typeof__(((type *)0)->f), T) \
+	                     ? 1                            \
+	                     : -1]))
+
+/* The tail of a table row: the parser and where the field is, per
+ * section kind; CUSTOM for keys their section's setter handles. */
+// clang-format off
+#define CUSTOM NULL, {0}
+#define AT_SERVER(fn, f) \
+	fn, {[SI_SERVER] = FIELD(struct wn_server_cfg, f, fn##_t)}
+#define AT_CLIENT(fn, f) \
+	fn, {[SI_CLIENT] = FIELD(struct wn_client_cfg, f, fn##_t)}
+#define AT_BOTH(fn, f) \
+	fn, {[SI_SERVER] = FIELD(struct wn_server_cfg, f, fn##_t), \
+	     [SI_CLIENT] = FIELD(struct wn_client_cfg, f, fn##_t)}
+#define AT_SOCKS5(fn, f) \
+	fn, {[SI_SOCKS5] = FIELD(struct wn_socks5_cfg, f, fn##_t)}
+// clang-format on
+
+/* The order is the order of `warren help` and of the set_mask bits. A key
+ * that is one field of its sections is one row: name, help, bounds, parser
+ * and field. */
 const struct keydef wn_cfg_keys[] = {
     {SEC_SERVER, "listen", K_LISTEN, F_REPEAT, "udp|tcp|tls://HOST:PORT",
-     "address to receive clients on (repeatable)", 0, 0},
+     "address to receive clients on (repeatable)", 0, 0, CUSTOM},
     {SEC_CLIENT, "server", K_SERVER, F_REPEAT, "udp|tcp|tls://HOST:PORT",
-     "server address; several are tried in order (repeatable)", 0, 0},
+     "server address; several are tried in order (repeatable)", 0, 0, CUSTOM},
     {SEC_CLIENT, "server-key", K_SERVER_KEY, 0, "PUBKEY",
-     "the server's public key (warren pubkey), pinned", 0, 0},
+     "the server's public key (warren pubkey), pinned", 0, 0, CUSTOM},
     {SEC_SERVER | SEC_CLIENT, "key", K_KEY, 0, "FILE",
-     "this node's private key file (warren genkey; mode 600)", 0, 0},
+     "this node's private key file (warren genkey; mode 600)", 0, 0, CUSTOM},
     {SEC_SERVER, "allow-client", K_ALLOW_CLIENT, F_REPEAT, "PUBKEY",
-     "public key of a client allowed to connect (repeatable)", 0, 0},
+     "public key of a client allowed to connect (repeatable)", 0, 0, CUSTOM},
     {SEC_SERVER, "allow", K_ALLOW, F_REPEAT, "RULE",
      "targets clients may reach: HOST:PORTS, CIDR:PORTS, [V6/N]:PORTS, "
      "*.DOMAIN:PORTS, unix:PATH (repeatable)",
-     0, 0},
+     0, 0, CUSTOM},
     {SEC_SERVER, "target", K_TARGET, 0, "HOST:PORT|unix:PATH",
-     "one fixed target for every stream (instead of allow)", 0, 0},
+     "one fixed target for every stream (instead of allow)", 0, 0, CUSTOM},
     {SEC_SERVER | SEC_CLIENT, "log-level", K_LOG_LEVEL, 0, "LEVEL",
-     "error, warn, info (default), debug or trace", 0, 0},
+     "error, warn, info (default), debug or trace", 0, 0,
+     AT_BOTH(v_log_level, log_level)},
     {SEC_SERVER | SEC_CLIENT, "api", K_API, 0, "HOST:PORT",
-     "local HTTP API address (keep it on loopback)", 0, 0},
+     "local HTTP API address (keep it on loopback)", 0, 0, CUSTOM},
     {SEC_SERVER, "idle-timeout", K_IDLE_TIMEOUT, 0, "DURATION",
-     "drop a client session silent for this long (default 30s)", 1000, 3600000},
+     "drop a client session silent for this long (default 30s)", 1000, 3600000,
+     AT_SERVER(v_duration, idle_timeout_ms)},
     {SEC_CLIENT, "keepalive", K_KEEPALIVE, 0, "DURATION",
-     "send a keepalive when idle this long (default 5s)", 100, 600000},
+     "send a keepalive when idle this long (default 5s)", 100, 600000,
+     AT_CLIENT(v_duration, keepalive_ms)},
     {SEC_CLIENT, "dead-peer-timeout", K_DEAD_PEER, 0, "DURATION",
      "declare the server gone after this long without an answer "
      "(default 15s)",
-     1000, 3600000},
+     1000, 3600000, AT_CLIENT(v_duration, dead_peer_timeout_ms)},
     {SEC_SERVER, "tls-cert", K_TLS_CERT, 0, "FILE",
      "tls listeners: PEM certificate (default: a generated self-signed "
      "one)",
-     0, 0},
+     0, 0, CUSTOM},
     {SEC_SERVER, "tls-key", K_TLS_KEY, 0, "FILE",
-     "tls listeners: the certificate's PEM private key", 0, 0},
+     "tls listeners: the certificate's PEM private key", 0, 0, CUSTOM},
     {SEC_SERVER, "fallback", K_FALLBACK, 0, "404|close|FILE",
      "tls listeners: answer to a stranger: a web server's 404/400 "
      "(default), close, or a raw HTTP response file",
-     0, 0},
+     0, 0, CUSTOM},
     {SEC_SERVER | SEC_CLIENT, "sni", K_SNI, 0, "NAME",
      "tls: client: the server name sent; server: the generated "
      "certificate's name",
-     0, 0},
+     0, 0, AT_BOTH(v_hostname, sni)},
     {SEC_CLIENT, "rotate-after", K_ROTATE_AFTER, 0, "DURATION",
      "tcp/tls: replace a carrier connection after this long (default "
      "never)",
-     1000, 86400000},
+     1000, 86400000, AT_CLIENT(v_duration, rotate_after_ms)},
     {SEC_CLIENT, "rotate-bytes", K_ROTATE_BYTES, 0, "SIZE",
      "tcp/tls: replace a carrier connection after this many bytes "
      "(e.g. 500M; default never)",
-     0, 0},
+     0, 0, AT_CLIENT(v_size64, rotate_bytes)},
     {SEC_CLIENT, "failover-after", K_FAILOVER_AFTER, 0, "DURATION",
      "with several servers: move on after this long without progress "
      "(default 3s)",
-     500, 600000},
+     500, 600000, AT_CLIENT(v_duration, failover_ms)},
     {SEC_CLIENT, "conns", K_CONNS, 0, "N",
      "tcp/tls: carrier connections kept up in parallel per server, one "
      "session over all of them (default 1)",
-     1, 16},
+     1, 16, AT_CLIENT(v_uint, conns)},
     {SEC_CLIENT, "probe-interval", K_PROBE_INTERVAL, 0, "DURATION",
      "with several servers: while on a later one, try the first again "
      "this often (default 10s)",
-     500, 3600000},
+     500, 3600000, AT_CLIENT(v_duration, probe_ms)},
     {SEC_SERVER | SEC_CLIENT, "padding", K_PADDING, 0, "BYTES",
      "tcp/tls: after each batch of packets, a padding record of up to "
      "this many random bytes (default 0: none; at most 32767)",
-     0, 0},
+     0, 32767, AT_BOTH(v_size32, padding)},
     {SEC_SERVER, "idle-close", K_IDLE_CLOSE, 0, "DURATION",
      "tcp/tls: close a carrier connection silent this long (default "
      "never)",
-     1000, 3600000},
+     1000, 3600000, AT_SERVER(v_duration, idle_close_ms)},
     {SEC_SERVER, "max-conns", K_MAX_CONNS, 0, "N",
      "tcp/tls: at most N carrier connections per listener (default 4096)", 0,
-     0},
+     1000000, AT_SERVER(v_size32, max_conns)},
     {SEC_SERVER | SEC_CLIENT, "engine", K_ENGINE, 0, "quic|kcp|kcptun",
      "the tunnel engine; both ends must match (default quic); kcptun: "
      "kcptun's wire format, to replace either end of a kcptun deployment",
-     0, 0},
+     0, 0, AT_BOTH(v_engine_kind, engine.kind)},
     {SEC_SERVER | SEC_CLIENT, "mode", K_MODE, 0, "MODE",
      "kcp engine preset: normal, fast, fast2 or fast3 (default; kcptun: "
      "fast)",
-     0, 0},
+     0, 0, AT_BOTH(v_mode, engine)},
     {SEC_SERVER | SEC_CLIENT, "sndwnd", K_SNDWND, 0, "SEGMENTS",
-     "kcp engine send window in segments (default 512)", 16, 65535},
+     "kcp engine send window in segments (default 512)", 16, 65535,
+     AT_BOTH(v_uint, engine.sndwnd)},
     {SEC_SERVER | SEC_CLIENT, "rcvwnd", K_RCVWND, 0, "SEGMENTS",
-     "kcp engine receive window in segments (default 512)", 16, 65535},
+     "kcp engine receive window in segments (default 512)", 16, 65535,
+     AT_BOTH(v_uint, engine.rcvwnd)},
     {SEC_SERVER | SEC_CLIENT, "mtu", K_MTU, 0, "BYTES",
      "kcp engine packet size on the carrier (default 1432; kcptun: 1350; "
      "at most 1500, as kcp-go)",
-     576, 1500},
+     576, 1500, AT_BOTH(v_uint, engine.mtu)},
     {SEC_SERVER | SEC_CLIENT, "max-streams", K_MAX_STREAMS, 0, "N",
      "concurrent streams per session (default 1024); the server's "
      "value is the limit",
-     1, 1000000},
+     1, 1000000, AT_BOTH(v_uint, engine.max_streams)},
     {SEC_SERVER | SEC_CLIENT, "kcptun-key", K_KCPTUN_KEY, 0, "PASSPHRASE",
-     "kcptun: the pre-shared secret (kcptun's --key; default kcptun's)", 0, 0},
+     "kcptun: the pre-shared secret (kcptun's --key; default kcptun's)", 0, 0,
+     AT_BOTH(v_kcptun_key, engine.kcptun_key)},
     {SEC_SERVER | SEC_CLIENT, "crypt", K_CRYPT, 0, "CIPHER",
-     "kcptun: aes (default), aes-128, aes-192, salsa20 or none", 0, 0},
+     "kcptun: aes (default), aes-128, aes-192, salsa20 or none", 0, 0,
+     AT_BOTH(v_crypt, engine.crypt)},
     {SEC_SERVER | SEC_CLIENT, "nocomp", K_NOCOMP, 0, "yes|no",
-     "kcptun: no snappy compression (default no)", 0, 0},
+     "kcptun: no snappy compression (default no)", 0, 0,
+     AT_BOTH(v_bool, engine.nocomp)},
     {SEC_SERVER | SEC_CLIENT, "datashard", K_DATASHARD, 0, "N",
-     "kcptun: Reed-Solomon data shards (default 10; 0: no FEC)", 0, 254},
+     "kcptun: Reed-Solomon data shards (default 10; 0: no FEC)", 0, 254,
+     AT_BOTH(v_uint, engine.datashard)},
     {SEC_SERVER | SEC_CLIENT, "parityshard", K_PARITYSHARD, 0, "N",
-     "kcptun: Reed-Solomon parity shards (default 3; 0: no FEC)", 0, 254},
+     "kcptun: Reed-Solomon parity shards (default 3; 0: no FEC)", 0, 254,
+     AT_BOTH(v_uint, engine.parityshard)},
     {SEC_SERVER | SEC_CLIENT, "smuxver", K_SMUXVER, 0, "1|2",
-     "kcptun: smux version (default 1)", 1, 2},
+     "kcptun: smux version (default 1)", 1, 2, AT_BOTH(v_uint, engine.smuxver)},
     {SEC_FORWARD, "listen", K_LISTEN, 0, "[tcp://]HOST:PORT|unix:PATH",
-     "where the client accepts connections for this forward", 0, 0},
+     "where the client accepts connections for this forward", 0, 0, CUSTOM},
     {SEC_FORWARD, "target", K_TARGET, 0, "HOST:PORT|unix:PATH",
-     "what the server connects each stream to", 0, 0},
+     "what the server connects each stream to", 0, 0, CUSTOM},
     {SEC_SOCKS5, "listen", K_LISTEN, 0, "[tcp://]HOST:PORT|unix:PATH",
-     "where the client accepts SOCKS5 connections", 0, 0},
+     "where the client accepts SOCKS5 connections", 0, 0, CUSTOM},
     {SEC_SOCKS5, "eager", K_EAGER, 0, "yes|no",
      "answer the SOCKS client at once and send the target with its first "
      "data (default yes); no: wait for the server's answer",
-     0, 0},
+     0, 0, AT_SOCKS5(v_bool, eager)},
     {SEC_SOCKS5, "user", K_USER, F_REPEAT, "NAME:PASSWORD",
-     "require username/password authentication (repeatable)", 0, 0},
+     "require username/password authentication (repeatable)", 0, 0, CUSTOM},
     {SEC_SOCKS5, "users-file", K_USERS_FILE, 0, "FILE",
      "a file of NAME:PASSWORD lines (mode 600: looser is refused), read at "
      "start",
-     0, 0},
+     0, 0, CUSTOM},
 };
 const size_t wn_cfg_n_keys = sizeof(wn_cfg_keys) / sizeof(wn_cfg_keys[0]);
+
+/* Every row has a bit in a section's struct wn_cfg_keyset. */
+_Static_assert(sizeof(wn_cfg_keys) / sizeof(wn_cfg_keys[0]) <= WN_CFG_KEYS_MAX,
+               "the key table outgrew WN_CFG_KEYS_MAX: raise it");
 
 /* ---- value parsers --------------------------------------------------- */
 
@@ -304,83 +374,20 @@ static int set_log_level(const struct setting *st, const struct keydef *k,
 static int set_uint(const struct setting *st, const struct keydef *k,
                     const char *v, unsigned *out);
 
-static int set_engine(const struct setting *st, const struct keydef *k,
-                      const char *v, struct wn_engine_cfg *e)
+/* yes|true|on or no|false|off. */
+static int set_bool(const struct setting *st, const struct keydef *k,
+                    const char *v, bool *out)
 {
-	if (k->id == K_ENGINE) {
-		if (strcmp(v, "quic") == 0)
-			e->kind = WN_ENGINE_QUIC;
-		else if (strcmp(v, "kcp") == 0)
-			e->kind = WN_ENGINE_KCP;
-		else if (strcmp(v, "kcptun") == 0)
-			e->kind = WN_ENGINE_KCPTUN;
-		else {
-			bad(st, k, v, "expected quic, kcp or kcptun");
-			return WN_EINVAL;
-		}
-		return 0;
+	if (!strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "on")) {
+		*out = true;
+	} else if (!strcmp(v, "no") || !strcmp(v, "false") ||
+	           !strcmp(v, "off")) {
+		*out = false;
+	} else {
+		bad(st, k, v, "expected yes or no");
+		return WN_EINVAL;
 	}
-	switch (k->id) {
-	case K_KCPTUN_KEY:
-		if (strlen(v) > WN_KCPTUN_KEY_MAX) {
-			bad(st, k, v, "expected at most 255 bytes");
-			return WN_EINVAL;
-		}
-		snprintf(e->kcptun_key, sizeof(e->kcptun_key), "%s", v);
-		return 0;
-	case K_CRYPT: {
-		enum wn_kcpcrypt_alg alg;
-		int rc = wn_kcpcrypt_parse(v, &alg);
-		if (rc != 0) {
-			bad(st, k, v,
-			    rc == WN_ENOTSUP
-			        ? "not supported by warren yet: use aes, "
-			          "aes-128, aes-192, salsa20 or none"
-			        : "expected aes, aes-128, aes-192, salsa20 or "
-			          "none");
-			return WN_EINVAL;
-		}
-		snprintf(e->crypt, sizeof(e->crypt), "%s", v);
-		return 0;
-	}
-	case K_NOCOMP:
-		if (!strcmp(v, "yes") || !strcmp(v, "true") ||
-		    !strcmp(v, "on")) {
-			e->nocomp = true;
-		} else if (!strcmp(v, "no") || !strcmp(v, "false") ||
-		           !strcmp(v, "off")) {
-			e->nocomp = false;
-		} else {
-			bad(st, k, v, "expected yes or no");
-			return WN_EINVAL;
-		}
-		return 0;
-	case K_DATASHARD:
-		return set_uint(st, k, v, &e->datashard);
-	case K_PARITYSHARD:
-		return set_uint(st, k, v, &e->parityshard);
-	case K_SMUXVER:
-		return set_uint(st, k, v, &e->smuxver);
-	case K_SNDWND:
-		return set_uint(st, k, v, &e->sndwnd);
-	case K_RCVWND:
-		return set_uint(st, k, v, &e->rcvwnd);
-	case K_MTU:
-		return set_uint(st, k, v, &e->mtu);
-	case K_MAX_STREAMS:
-		return set_uint(st, k, v, &e->max_streams);
-	default:
-		break;
-	}
-	e->mode_set = true;
-	static const char *const modes[] = {"normal", "fast", "fast2", "fast3"};
-	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
-		if (strcmp(v, modes[i]) == 0) {
-			snprintf(e->mode, sizeof(e->mode), "%s", v);
-			return 0;
-		}
-	bad(st, k, v, "expected normal, fast, fast2 or fast3");
-	return WN_EINVAL;
+	return 0;
 }
 
 /* A whole number within the key's [min_ms, max_ms] (reused as bounds). */
@@ -400,6 +407,110 @@ static int set_uint(const struct setting *st, const struct keydef *k,
 	*out = (unsigned)n;
 	return 0;
 }
+
+/* ---- one-field keys (the table's parsers) ---------------------------- */
+
+VALUE_FN(v_duration)
+{
+	return set_duration(st, k, v, field);
+}
+
+VALUE_FN(v_uint)
+{
+	return set_uint(st, k, v, field);
+}
+
+VALUE_FN(v_bool)
+{
+	return set_bool(st, k, v, field);
+}
+
+VALUE_FN(v_log_level)
+{
+	return set_log_level(st, k, v, field);
+}
+
+VALUE_FN(v_hostname)
+{
+	return set_name(st, k, v, field, sizeof(v_hostname_t));
+}
+
+VALUE_FN(v_size32)
+{
+	uint64_t n;
+
+	if (set_size(st, k, v, k->max_ms, &n) != 0)
+		return WN_EINVAL;
+	*(v_size32_t *)field = (uint32_t)n;
+	return 0;
+}
+
+VALUE_FN(v_size64)
+{
+	return set_size(st, k, v, UINT64_MAX, field);
+}
+
+VALUE_FN(v_engine_kind)
+{
+	v_engine_kind_t *kind = field;
+
+	if (strcmp(v, "quic") == 0)
+		*kind = WN_ENGINE_QUIC;
+	else if (strcmp(v, "kcp") == 0)
+		*kind = WN_ENGINE_KCP;
+	else if (strcmp(v, "kcptun") == 0)
+		*kind = WN_ENGINE_KCPTUN;
+	else {
+		bad(st, k, v, "expected quic, kcp or kcptun");
+		return WN_EINVAL;
+	}
+	return 0;
+}
+
+VALUE_FN(v_mode)
+{
+	static const char *const modes[] = {"normal", "fast", "fast2", "fast3"};
+	struct wn_engine_cfg *e = field;
+
+	e->mode_set = true;
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+		if (strcmp(v, modes[i]) == 0) {
+			snprintf(e->mode, sizeof(e->mode), "%s", v);
+			return 0;
+		}
+	bad(st, k, v, "expected normal, fast, fast2 or fast3");
+	return WN_EINVAL;
+}
+
+VALUE_FN(v_kcptun_key)
+{
+	if (strlen(v) > WN_KCPTUN_KEY_MAX) {
+		bad(st, k, v, "expected at most 255 bytes");
+		return WN_EINVAL;
+	}
+	snprintf(field, sizeof(v_kcptun_key_t), "%s", v);
+	return 0;
+}
+
+VALUE_FN(v_crypt)
+{
+	enum wn_kcpcrypt_alg alg;
+	int rc = wn_kcpcrypt_parse(v, &alg);
+
+	if (rc != 0) {
+		bad(st, k, v,
+		    rc == WN_ENOTSUP
+		        ? "not supported by warren yet: use aes, "
+		          "aes-128, aes-192, salsa20 or none"
+		        : "expected aes, aes-128, aes-192, salsa20 or "
+		          "none");
+		return WN_EINVAL;
+	}
+	snprintf(field, sizeof(v_crypt_t), "%s", v);
+	return 0;
+}
+
+/* ---- keys of several fields, per section ----------------------------- */
 
 #define TARGET_EXPECT "HOST:PORT or unix:PATH"
 #define API_EXPECT "HOST:PORT, e.g. 127.0.0.1:7070"
@@ -459,16 +570,12 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 			return WN_EINVAL;
 		s->has_target = true;
 		return 0;
-	case K_LOG_LEVEL:
-		return set_log_level(st, k, v, &s->log_level);
 	case K_API:
 		if (set_endpoint(st, k, v, WN_SCHEME_TCP, WN_SCHEME_TCP,
 		                 API_EXPECT, &s->api) != 0)
 			return WN_EINVAL;
 		s->has_api = true;
 		return 0;
-	case K_IDLE_TIMEOUT:
-		return set_duration(st, k, v, &s->idle_timeout_ms);
 	case K_TLS_CERT:
 		return set_path(st, k, v, s->tls_cert, s->tls_origin);
 	case K_TLS_KEY:
@@ -484,37 +591,6 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 		}
 		s->fallback = WN_CFG_FALLBACK_FILE;
 		return set_path(st, k, v, s->fallback_path, s->tls_origin);
-	case K_SNI:
-		return set_name(st, k, v, s->sni, sizeof(s->sni));
-	case K_IDLE_CLOSE:
-		return set_duration(st, k, v, &s->idle_close_ms);
-	case K_MAX_CONNS: {
-		uint64_t n;
-		if (set_size(st, k, v, 1000000, &n) != 0)
-			return WN_EINVAL;
-		s->max_conns = (uint32_t)n;
-		return 0;
-	}
-	case K_PADDING: {
-		uint64_t n;
-		if (set_size(st, k, v, 32767, &n) != 0)
-			return WN_EINVAL;
-		s->padding = (uint32_t)n;
-		return 0;
-	}
-	case K_ENGINE:
-	case K_MODE:
-	case K_KCPTUN_KEY:
-	case K_CRYPT:
-	case K_NOCOMP:
-	case K_DATASHARD:
-	case K_PARITYSHARD:
-	case K_SMUXVER:
-	case K_SNDWND:
-	case K_RCVWND:
-	case K_MTU:
-	case K_MAX_STREAMS:
-		return set_engine(st, k, v, &s->engine);
 	default:
 		return WN_EINTERNAL;
 	}
@@ -544,50 +620,12 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 		return 0;
 	case K_KEY:
 		return set_path(st, k, v, c->key_path, c->key_origin);
-	case K_LOG_LEVEL:
-		return set_log_level(st, k, v, &c->log_level);
 	case K_API:
 		if (set_endpoint(st, k, v, WN_SCHEME_TCP, WN_SCHEME_TCP,
 		                 API_EXPECT, &c->api) != 0)
 			return WN_EINVAL;
 		c->has_api = true;
 		return 0;
-	case K_KEEPALIVE:
-		return set_duration(st, k, v, &c->keepalive_ms);
-	case K_DEAD_PEER:
-		return set_duration(st, k, v, &c->dead_peer_timeout_ms);
-	case K_SNI:
-		return set_name(st, k, v, c->sni, sizeof(c->sni));
-	case K_ROTATE_AFTER:
-		return set_duration(st, k, v, &c->rotate_after_ms);
-	case K_ROTATE_BYTES:
-		return set_size(st, k, v, UINT64_MAX, &c->rotate_bytes);
-	case K_FAILOVER_AFTER:
-		return set_duration(st, k, v, &c->failover_ms);
-	case K_CONNS:
-		return set_uint(st, k, v, &c->conns);
-	case K_PROBE_INTERVAL:
-		return set_duration(st, k, v, &c->probe_ms);
-	case K_PADDING: {
-		uint64_t n;
-		if (set_size(st, k, v, 32767, &n) != 0)
-			return WN_EINVAL;
-		c->padding = (uint32_t)n;
-		return 0;
-	}
-	case K_ENGINE:
-	case K_MODE:
-	case K_KCPTUN_KEY:
-	case K_CRYPT:
-	case K_NOCOMP:
-	case K_DATASHARD:
-	case K_PARITYSHARD:
-	case K_SMUXVER:
-	case K_SNDWND:
-	case K_RCVWND:
-	case K_MTU:
-	case K_MAX_STREAMS:
-		return set_engine(st, k, v, &c->engine);
 	default:
 		return WN_EINTERNAL;
 	}
@@ -669,18 +707,6 @@ static int set_socks_key(const struct setting *st, struct wn_socks5_cfg *sk,
 			return WN_EINVAL;
 		sk->has_listen = true;
 		return 0;
-	case K_EAGER:
-		if (!strcmp(v, "yes") || !strcmp(v, "true") ||
-		    !strcmp(v, "on")) {
-			sk->eager = true;
-		} else if (!strcmp(v, "no") || !strcmp(v, "false") ||
-		           !strcmp(v, "off")) {
-			sk->eager = false;
-		} else {
-			bad(st, k, v, "expected yes or no");
-			return WN_EINVAL;
-		}
-		return 0;
 	case K_USER:
 		rc = wn_cfg_parse_user(v, strlen(v), &u, &why);
 		if (rc == 0)
@@ -714,7 +740,7 @@ int wn_cfg_apply(const struct setting *st, unsigned sec,
 		               st->origin, st->secname, name);
 		return WN_ECONFIG;
 	}
-	uint64_t *set_mask, *file_mask;
+	struct wn_cfg_keyset *set_mask, *file_mask;
 	if (sec == SEC_SERVER) {
 		set_mask = &st->cfg->server.set_mask;
 		file_mask = &st->cfg->server.file_mask;
@@ -728,16 +754,25 @@ int wn_cfg_apply(const struct setting *st, unsigned sec,
 		set_mask = &fwd->set_mask;
 		file_mask = &fwd->file_mask;
 	}
-	uint64_t bit = 1ull << key_bit(k);
-	if (!(k->flags & F_REPEAT) && (*set_mask & bit) && st->from_file &&
-	    (*file_mask & bit)) {
+	if (!(k->flags & F_REPEAT) && key_in(set_mask, k) && st->from_file &&
+	    key_in(file_mask, k)) {
 		wn_config_diag(st->cfg,
 		               "%s: [%s] %s is set twice (it takes one value)",
 		               st->origin, st->secname, k->name);
 		return WN_ECONFIG;
 	}
 	int rc;
-	if (sec == SEC_SERVER)
+	if (k->set) {
+		enum sec_index si = sec == SEC_SERVER   ? SI_SERVER
+		                    : sec == SEC_CLIENT ? SI_CLIENT
+		                    : sec == SEC_SOCKS5 ? SI_SOCKS5
+		                                        : SI_FORWARD;
+		void *obj = si == SI_SERVER   ? (void *)&st->cfg->server
+		            : si == SI_CLIENT ? (void *)&st->cfg->client
+		            : si == SI_SOCKS5 ? (void *)sk
+		                              : (void *)fwd;
+		rc = k->set(st, k, v, (char *)obj + k->off[si]);
+	} else if (sec == SEC_SERVER)
 		rc = set_server_key(st, k, v);
 	else if (sec == SEC_CLIENT)
 		rc = set_client_key(st, k, v);
@@ -747,8 +782,8 @@ int wn_cfg_apply(const struct setting *st, unsigned sec,
 		rc = set_forward_key(st, fwd, k, v);
 	/* Marked even when the value was bad: it was reported as malformed
 	 * and must not also be reported as missing. */
-	*set_mask |= bit;
+	key_add(set_mask, k);
 	if (st->from_file)
-		*file_mask |= bit;
+		key_add(file_mask, k);
 	return rc != 0 ? WN_ECONFIG : 0;
 }

@@ -13,6 +13,7 @@
 #include "app/cli.h"
 #include "app/commands.h"
 #include "app/config.h"
+#include "app/fronts.h"
 #include "carrier/stream.h"
 #include "carrier/udp.h"
 #include "engine/kcp_engine.h"
@@ -232,9 +233,10 @@ int wn_cmd_server(int argc, char **argv)
 	int kcp = sc->engine.kind != WN_ENGINE_QUIC;
 	/* A relay must be able to hold a whole stream window of delivered,
 	 * unconsumed data (tunnel.h). */
-	struct wn_dialer_opts dopts = {.out_limit = kcp ? ko.stream_window
-	                                                : o.stream_window_max};
-	int rc = wn_dialer_new(&d->loop, &d->log, sc, &dopts, &d->dialer);
+	struct wn_dialer_opts dopts;
+	wn_app_dialer_opts(sc, &dopts);
+	dopts.out_limit = kcp ? ko.stream_window : o.stream_window_max;
+	int rc = wn_dialer_new(&d->loop, &d->log, &dopts, &d->dialer);
 	o.idle_timeout_ms = ko.idle_timeout_ms = sc->idle_timeout_ms;
 	o.keepalive_ms = ko.keepalive_ms = 0;
 	const uint8_t(*clients)[WN_KEY_LEN] =
@@ -420,20 +422,17 @@ int wn_cmd_client(int argc, char **argv)
 	d->fwd =
 	    calloc(d->cfg.n_forwards ? d->cfg.n_forwards : 1, sizeof(*d->fwd));
 	for (size_t i = 0; d->fwd && i < d->cfg.n_forwards; i++) {
-		struct wn_forward_cfg fc = d->cfg.forwards[i];
-		const struct wn_forward_cfg *f = &fc;
-		if (!fc.has_target) {
-			/* Engine kcptun: the server has the one target, and
-			 * streams carry none; the listen address stands in
-			 * for it in logs. */
-			fc.target = fc.listen;
-			fc.has_target = true;
-		}
+		const struct wn_forward_cfg *f = &d->cfg.forwards[i];
+		struct wn_forward_opts fopts;
+		wn_app_forward_opts(f, &fopts);
+		/* Engine kcptun: the server has the one target, and streams
+		 * carry none; the listen address stands in for it in logs. */
+		if (!fopts.target)
+			fopts.target = &f->listen;
+		fopts.out_limit = kcp ? ko.stream_window : o.stream_window_max;
 		char l[128];
 		wn_endpoint_format(&f->listen, l, sizeof(l));
-		struct wn_forward_opts fopts = {
-		    .out_limit = kcp ? ko.stream_window : o.stream_window_max};
-		rc = wn_forward_open(&d->loop, &d->log, tunnel, f, &fopts,
+		rc = wn_forward_open(&d->loop, &d->log, tunnel, &fopts,
 		                     &d->fwd[d->nfwd]);
 		if (rc != 0) {
 			WN_LOG(&d->log, WN_LOG_ERROR, "main",
@@ -447,9 +446,10 @@ int wn_cmd_client(int argc, char **argv)
 	    calloc(d->cfg.n_socks ? d->cfg.n_socks : 1, sizeof(*d->socks));
 	for (size_t i = 0; d->socks && i < d->cfg.n_socks; i++) {
 		const struct wn_socks5_cfg *sc = &d->cfg.socks[i];
-		struct wn_socks5_front_opts so = {
-		    .out_limit = kcp ? ko.stream_window : o.stream_window_max};
-		rc = wn_socks5_front_open(&d->loop, &d->log, tunnel, sc, &so,
+		struct wn_socks5_front_opts so;
+		wn_app_socks5_opts(sc, &so);
+		so.out_limit = kcp ? ko.stream_window : o.stream_window_max;
+		rc = wn_socks5_front_open(&d->loop, &d->log, tunnel, &so,
 		                          &d->socks[d->nsocks]);
 		if (rc != 0) {
 			char l[128];

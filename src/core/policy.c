@@ -247,3 +247,108 @@ bool wn_allow_rule_match(const struct wn_allow_rule *r,
 		return false;
 	}
 }
+
+/* ---- the verdict over a rule list ------------------------------------ */
+
+void wn_policy_unmap_v4(struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
+	struct sockaddr_in a4 = {.sin_family = AF_INET};
+
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
+		return;
+	a4.sin_port = a6->sin6_port;
+	memcpy(&a4.sin_addr, &a6->sin6_addr.s6_addr[12], 4);
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &a4, sizeof(a4));
+}
+
+/* 0.0.0.0 and :: are no target anyone means; connecting to them reaches
+ * this host, which no rule for "any address" should imply. */
+static bool unspecified(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+		       htonl(INADDR_ANY);
+	if (ss->ss_family == AF_INET6)
+		return IN6_IS_ADDR_UNSPECIFIED(
+		    &((const struct sockaddr_in6 *)ss)->sin6_addr);
+	return true;
+}
+
+enum wn_verdict wn_policy_judge(const struct wn_allow_rule *rules, size_t n,
+                                const struct wn_endpoint *t)
+{
+	bool by_address = false;
+	size_t i;
+
+	if (t->kind == WN_HOST_IP && unspecified(&t->sa))
+		return WN_VERDICT_DENY;
+	for (i = 0; i < n; i++) {
+		const struct wn_allow_rule *r = &rules[i];
+
+		if (wn_allow_rule_match(r, t))
+			return WN_VERDICT_ALLOW;
+		if (t->kind == WN_HOST_NAME &&
+		    (r->kind == WN_RULE_CIDR4 || r->kind == WN_RULE_CIDR6) &&
+		    t->port >= r->port_lo && t->port <= r->port_hi)
+			by_address = true;
+	}
+	return by_address ? WN_VERDICT_ALLOW_ADDRESSES : WN_VERDICT_DENY;
+}
+
+bool wn_policy_address_allowed(const struct wn_allow_rule *rules, size_t n,
+                               const struct sockaddr_storage *ss)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (wn_allow_rule_match_sa(&rules[i],
+		                           (const struct sockaddr *)ss))
+			return true;
+	return false;
+}
+
+static bool same_address(const struct sockaddr_storage *a,
+                         const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET)
+		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
+		              &((const struct sockaddr_in *)b)->sin_addr,
+		              4) == 0;
+	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+	              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
+}
+
+size_t wn_policy_addresses(const struct wn_allow_rule *rules, size_t nrules,
+                           const struct addrinfo *res, uint16_t port,
+                           bool check, struct sockaddr_storage *out, size_t max)
+{
+	const struct addrinfo *ai;
+	struct sockaddr_storage ss;
+	size_t n = 0, i;
+	bool dup;
+
+	for (ai = res; ai && n < max; ai = ai->ai_next) {
+		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+		    ai->ai_addrlen > sizeof(ss))
+			continue;
+		memset(&ss, 0, sizeof(ss));
+		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+		if (ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = htons(port);
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
+		wn_policy_unmap_v4(&ss);
+		if (unspecified(&ss) ||
+		    (check && !wn_policy_address_allowed(rules, nrules, &ss)))
+			continue;
+		for (dup = false, i = 0; i < n && !dup; i++)
+			dup = same_address(&out[i], &ss);
+		if (!dup)
+			out[n++] = ss;
+	}
+	return n;
+}

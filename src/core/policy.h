@@ -12,12 +12,19 @@
  *                directly in DIR
  *
  * Pure: matching a DNS name against an address rule is false here; the
- * dialer checks the resolved address separately. */
+ * dialer checks the resolved address separately (wn_policy_addresses).
+ *
+ * The verdict over a rule list (wn_policy_judge and the helpers below it)
+ * is the server's whole target policy as front/dialer.h describes it; the
+ * dialer only resolves and connects. */
 #ifndef WN_CORE_POLICY_H
 #define WN_CORE_POLICY_H
 
+#include <netdb.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "core/addr.h"
 
@@ -52,5 +59,39 @@ bool wn_allow_rule_match(const struct wn_allow_rule *r,
  * are allowed by the rule; used by the dialer after resolving a name. */
 bool wn_allow_rule_match_sa(const struct wn_allow_rule *r,
                             const struct sockaddr *sa);
+
+/* What the rules say about a requested target. */
+enum wn_verdict {
+	WN_VERDICT_DENY,
+	WN_VERDICT_ALLOW, /* allowed as requested (by name, for a name) */
+	/* A name that no name rule allows but an address rule covers the
+	 * port of: resolve it and use only the addresses rules allow. */
+	WN_VERDICT_ALLOW_ADDRESSES,
+};
+
+/* The verdict of rules[0..n) on target t (IPv4-mapped addresses already
+ * unmapped, wn_policy_unmap_v4). The unspecified addresses 0.0.0.0 and ::
+ * are denied whatever the rules: connecting to them reaches this host,
+ * which no rule for "any address" should imply. */
+enum wn_verdict wn_policy_judge(const struct wn_allow_rule *rules, size_t n,
+                                const struct wn_endpoint *t);
+
+/* True if some rule of rules[0..n) allows the address and port ss. */
+bool wn_policy_address_allowed(const struct wn_allow_rule *rules, size_t n,
+                               const struct sockaddr_storage *ss);
+
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) reaches the IPv4 address:
+ * rewrites ss in place to that AF_INET address (port kept), so it is
+ * judged and connected to as such. Other addresses are left alone. */
+void wn_policy_unmap_v4(struct sockaddr_storage *ss);
+
+/* The usable addresses of a name lookup result, in resolver order: port
+ * set, IPv4-mapped addresses unmapped, duplicates and unspecified
+ * addresses dropped, and with check (WN_VERDICT_ALLOW_ADDRESSES) only those
+ * rules[0..n) allow. Returns how many (at most max) were stored in out. */
+size_t wn_policy_addresses(const struct wn_allow_rule *rules, size_t n,
+                           const struct addrinfo *res, uint16_t port,
+                           bool check, struct sockaddr_storage *out,
+                           size_t max);
 
 #endif

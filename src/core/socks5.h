@@ -76,6 +76,13 @@
 #define WN_SOCKS5_OUT_MAX 10
 #define WN_SOCKS5_CRED_MAX 255
 
+/* A user of username/password authentication (RFC 1929): name (1..255
+ * bytes) and password (0..255 bytes), NUL-terminated. */
+struct wn_socks5_user {
+	char name[WN_SOCKS5_CRED_MAX + 1];
+	char pass[WN_SOCKS5_CRED_MAX + 1];
+};
+
 enum wn_socks5_state {
 	WN_SOCKS5_GREETING,
 	WN_SOCKS5_AUTH,

@@ -4,7 +4,9 @@
  * the first member of their own stream and session objects and fill in the
  * operations tables; tunnel.c dispatches the public wn_stream_* calls through
  * them. Front ends include tunnel.h only; this header is for engines, and
- * for test doubles that stand in for an engine. */
+ * for test doubles that stand in for an engine. The server-side hand-over
+ * (struct wn_accept_handler, wn_stream_set_handler) is a front-end contract
+ * and lives in tunnel.h. */
 #ifndef WN_ENGINE_ENGINE_H
 #define WN_ENGINE_ENGINE_H
 
@@ -41,23 +43,7 @@ struct wn_tunnel_ops {
 
 struct wn_tunnel {
 	const struct wn_tunnel_ops *ops;
-	char peer_id[16]; /* short hex of the peer's key, for logs */
+	char peer_id[WN_TUNNEL_PEER_ID_MAX]; /* short hex of the peer's key */
 };
-
-/* Server side: how an engine hands a new incoming stream to the dialer.
- * The handler must either set a stream handler (wn_stream_set_handler) and
- * carry on, or wn_stream_reset it, before returning. */
-struct wn_accept_handler {
-	void *ctx;
-	void (*on_stream)(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
-	                  const struct wn_endpoint *target);
-};
-
-/* Sets the handler of a stream handed over by on_stream. */
-static inline void wn_stream_set_handler(struct wn_stream *s,
-                                         const struct wn_stream_handler *h)
-{
-	s->h = *h;
-}
 
 #endif

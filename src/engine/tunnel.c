@@ -85,3 +85,19 @@ uint64_t wn_stream_id(const struct wn_stream *s)
 {
 	return s->id;
 }
+
+unsigned wn_stream_open_flags(const struct wn_stream *s)
+{
+	return s->hdr_flags;
+}
+
+void wn_stream_set_handler(struct wn_stream *s,
+                           const struct wn_stream_handler *h)
+{
+	s->h = *h;
+}
+
+const char *wn_tunnel_peer_id(const struct wn_tunnel *t)
+{
+	return t->peer_id;
+}

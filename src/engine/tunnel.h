@@ -144,7 +144,36 @@ void wn_stream_reset(struct wn_stream *s, int err);
 /* The front end is done: no more handler calls. */
 void wn_stream_release(struct wn_stream *s);
 
+/* Server side: how an engine hands a new incoming stream to the front end
+ * that serves it (the dialer). The handler must either set a stream
+ * handler (wn_stream_set_handler) and carry on, or wn_stream_reset the
+ * stream, before returning; until a handler is set the engine holds the
+ * stream's data and EOF. target is NULL for a stream that asked for the
+ * server's default target. */
+struct wn_accept_handler {
+	void *ctx;
+	void (*on_stream)(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
+	                  const struct wn_endpoint *target);
+};
+
+/* Sets the handler of a stream handed over by on_stream, or takes over a
+ * stream (a relay taking one its owner opened): h is copied and called from
+ * now on instead of the previous handler. */
+void wn_stream_set_handler(struct wn_stream *s,
+                           const struct wn_stream_handler *h);
+
+/* Server side: the WN_OPEN_* flags the client opened the stream with (its
+ * header's flags), known when on_stream is called. With WN_OPEN_CONFIRM
+ * the front end writes the status byte WN_STREAMHDR_STATUS_OK first, once
+ * the target is connected. */
+unsigned wn_stream_open_flags(const struct wn_stream *s);
+
 /* The engine's id of a stream, for logs ("stream 7"). */
 uint64_t wn_stream_id(const struct wn_stream *s);
+
+/* The short hex of a tunnel's peer key, for logs (NUL-terminated, at most
+ * WN_TUNNEL_PEER_ID_MAX bytes with the NUL). */
+#define WN_TUNNEL_PEER_ID_MAX 16
+const char *wn_tunnel_peer_id(const struct wn_tunnel *t);
 
 #endif

@@ -9,10 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/container.h"
 #include "util/err.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define LOG_COMP "dial"
 
@@ -28,14 +26,17 @@ struct lookup {
 	bool check;                 /* allowed by address: filter the results */
 	uint16_t port;
 	uint64_t stream_id;
-	char peer[sizeof(((struct wn_tunnel *)0)->peer_id)];
+	char peer[WN_TUNNEL_PEER_ID_MAX];
 	char target[WN_HOSTNAME_MAX + 16];
 };
 
 struct wn_dialer {
 	struct wn_loop *loop;
 	struct wn_log *log;
-	const struct wn_server_cfg *cfg;
+	const struct wn_allow_rule *allow; /* borrowed */
+	size_t n_allow;
+	bool has_target;
+	struct wn_endpoint target;
 	struct wn_accept_handler handler;
 	uint32_t timeout_ms;
 	size_t out_limit;
@@ -46,120 +47,6 @@ struct wn_dialer {
 	struct wn_deferred free_dn;
 	bool closing;
 };
-
-enum verdict {
-	V_DENY,
-	V_ALLOW,           /* allowed as requested (by name for a name) */
-	V_ALLOW_ADDRESSES, /* a name: only its addresses that rules allow */
-};
-
-/* ---- policy (pure) ---------------------------------------------------- */
-
-/* IPv4-mapped IPv6 reaches the IPv4 address: judge and use it as such. */
-static void unmap_v4(struct sockaddr_storage *ss)
-{
-	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
-	struct sockaddr_in a4 = {.sin_family = AF_INET};
-
-	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
-		return;
-	a4.sin_port = a6->sin6_port;
-	memcpy(&a4.sin_addr, &a6->sin6_addr.s6_addr[12], 4);
-	memset(ss, 0, sizeof(*ss));
-	memcpy(ss, &a4, sizeof(a4));
-}
-
-/* 0.0.0.0 and :: are no target anyone means; connecting to them reaches
- * this host, which no rule for "any address" should imply. */
-static bool unspecified(const struct sockaddr_storage *ss)
-{
-	if (ss->ss_family == AF_INET)
-		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
-		       htonl(INADDR_ANY);
-	if (ss->ss_family == AF_INET6)
-		return IN6_IS_ADDR_UNSPECIFIED(
-		    &((const struct sockaddr_in6 *)ss)->sin6_addr);
-	return true;
-}
-
-static enum verdict judge(const struct wn_server_cfg *cfg,
-                          const struct wn_endpoint *t)
-{
-	bool by_address = false;
-	size_t i;
-
-	if (t->kind == WN_HOST_IP && unspecified(&t->sa))
-		return V_DENY;
-	for (i = 0; i < cfg->n_allow; i++) {
-		const struct wn_allow_rule *r = &cfg->allow[i];
-
-		if (wn_allow_rule_match(r, t))
-			return V_ALLOW;
-		if (t->kind == WN_HOST_NAME &&
-		    (r->kind == WN_RULE_CIDR4 || r->kind == WN_RULE_CIDR6) &&
-		    t->port >= r->port_lo && t->port <= r->port_hi)
-			by_address = true;
-	}
-	return by_address ? V_ALLOW_ADDRESSES : V_DENY;
-}
-
-static bool address_allowed(const struct wn_server_cfg *cfg,
-                            const struct sockaddr_storage *ss)
-{
-	size_t i;
-
-	for (i = 0; i < cfg->n_allow; i++)
-		if (wn_allow_rule_match_sa(&cfg->allow[i],
-		                           (const struct sockaddr *)ss))
-			return true;
-	return false;
-}
-
-static bool same_address(const struct sockaddr_storage *a,
-                         const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET)
-		return memcmp(&((const struct sockaddr_in *)a)->sin_addr,
-		              &((const struct sockaddr_in *)b)->sin_addr,
-		              4) == 0;
-	return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
-	              &((const struct sockaddr_in6 *)b)->sin6_addr, 16) == 0;
-}
-
-/* The usable addresses of a lookup result, in resolver order: port set,
- * duplicates and unspecified addresses dropped, and with check only those
- * the rules allow. Returns how many were stored in out. */
-static size_t collect(const struct wn_server_cfg *cfg,
-                      const struct addrinfo *res, uint16_t port, bool check,
-                      struct sockaddr_storage *out, size_t max)
-{
-	const struct addrinfo *ai;
-	struct sockaddr_storage ss;
-	size_t n = 0, i;
-	bool dup;
-
-	for (ai = res; ai && n < max; ai = ai->ai_next) {
-		if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
-		    ai->ai_addrlen > sizeof(ss))
-			continue;
-		memset(&ss, 0, sizeof(ss));
-		memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-		if (ss.ss_family == AF_INET)
-			((struct sockaddr_in *)&ss)->sin_port = htons(port);
-		else
-			((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
-		unmap_v4(&ss);
-		if (unspecified(&ss) || (check && !address_allowed(cfg, &ss)))
-			continue;
-		for (dup = false, i = 0; i < n && !dup; i++)
-			dup = same_address(&out[i], &ss);
-		if (!dup)
-			out[n++] = ss;
-	}
-	return n;
-}
 
 /* ---- dialing ---------------------------------------------------------- */
 
@@ -194,7 +81,7 @@ static void on_relay_finish(void *ctx, struct wn_relay *r, int err)
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
-	struct lookup *lk = container_of(req, struct lookup, req);
+	struct lookup *lk = wn_container_of(req, struct lookup, req);
 	struct wn_dialer *d = lk->d;
 	struct sockaddr_storage addrs[WN_RELAY_MAX_ADDRS];
 	size_t n;
@@ -212,8 +99,9 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 			wn_relay_close(lk->relay, WN_STREAM_UNREACHABLE);
 		} else {
 			d->stats.resolved++;
-			n = collect(d->cfg, res, lk->port, lk->check, addrs,
-			            WN_RELAY_MAX_ADDRS);
+			n = wn_policy_addresses(d->allow, d->n_allow, res,
+			                        lk->port, lk->check, addrs,
+			                        WN_RELAY_MAX_ADDRS);
 			if (n == 0) {
 				log_denied(d, lk->peer, lk->stream_id,
 				           lk->target,
@@ -277,15 +165,15 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 	    .log = d->log,
 	    .set = &d->relays,
 	    .side = WN_RELAY_SERVER,
-	    .label = t->peer_id,
+	    .label = wn_tunnel_peer_id(t),
 	    .out_limit = d->out_limit,
 	    .connect_timeout_ms = d->timeout_ms,
-	    .confirm = (s->hdr_flags & WN_OPEN_CONFIRM) != 0,
+	    .confirm = (wn_stream_open_flags(s) & WN_OPEN_CONFIRM) != 0,
 	};
 	struct wn_endpoint tgt;
 	struct lookup *lk = NULL;
 	struct wn_relay *r;
-	enum verdict v;
+	enum wn_verdict v;
 	char text[WN_UNIX_PATH_MAX + 32];
 	int rc;
 
@@ -294,23 +182,23 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 		wn_stream_reset(s, WN_STREAM_ABORTED);
 		return;
 	}
-	if (d->cfg->has_target) {
-		tgt = d->cfg->target;
-		v = V_ALLOW;
+	if (d->has_target) {
+		tgt = d->target;
+		v = WN_VERDICT_ALLOW;
 	} else if (!target) {
-		log_denied(d, t->peer_id, wn_stream_id(s), "(default)",
-		           "the server has no default target");
+		log_denied(d, wn_tunnel_peer_id(t), wn_stream_id(s),
+		           "(default)", "the server has no default target");
 		wn_stream_reset(s, WN_STREAM_DENIED);
 		return;
 	} else {
 		tgt = *target;
 		if (tgt.kind == WN_HOST_IP)
-			unmap_v4(&tgt.sa);
-		v = judge(d->cfg, &tgt);
+			wn_policy_unmap_v4(&tgt.sa);
+		v = wn_policy_judge(d->allow, d->n_allow, &tgt);
 	}
 	wn_endpoint_format(&tgt, text, sizeof(text));
-	if (v == V_DENY) {
-		log_denied(d, t->peer_id, wn_stream_id(s), text,
+	if (v == WN_VERDICT_DENY) {
+		log_denied(d, wn_tunnel_peer_id(t), wn_stream_id(s), text,
 		           "no allow rule matches");
 		wn_stream_reset(s, WN_STREAM_DENIED);
 		return;
@@ -323,10 +211,10 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 			return;
 		}
 		lk->busy = true;
-		lk->check = v == V_ALLOW_ADDRESSES;
+		lk->check = v == WN_VERDICT_ALLOW_ADDRESSES;
 		lk->port = tgt.port;
 		lk->stream_id = wn_stream_id(s);
-		memcpy(lk->peer, t->peer_id, sizeof(lk->peer));
+		memcpy(lk->peer, wn_tunnel_peer_id(t), sizeof(lk->peer));
 		lk->peer[sizeof(lk->peer) - 1] = '\0';
 		snprintf(lk->target, sizeof(lk->target), "%s", text);
 		o.on_finish = on_relay_finish;
@@ -365,7 +253,6 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 /* ---- public ----------------------------------------------------------- */
 
 int wn_dialer_new(struct wn_loop *loop, struct wn_log *log,
-                  const struct wn_server_cfg *cfg,
                   const struct wn_dialer_opts *opts, struct wn_dialer **out)
 {
 	struct wn_dialer *d = calloc(1, sizeof(*d));
@@ -374,13 +261,17 @@ int wn_dialer_new(struct wn_loop *loop, struct wn_log *log,
 		return WN_ENOMEM;
 	d->loop = loop;
 	d->log = log;
-	d->cfg = cfg;
+	d->allow = opts->allow;
+	d->n_allow = opts->n_allow;
+	d->has_target = opts->target != NULL;
+	if (opts->target)
+		d->target = *opts->target;
 	d->handler.ctx = d;
 	d->handler.on_stream = on_stream;
-	d->timeout_ms = opts && opts->connect_timeout_ms
+	d->timeout_ms = opts->connect_timeout_ms
 	                    ? opts->connect_timeout_ms
 	                    : WN_DIALER_CONNECT_TIMEOUT_DEFAULT_MS;
-	d->out_limit = opts ? opts->out_limit : 0;
+	d->out_limit = opts->out_limit;
 	d->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 10);
 	wn_relay_set_init(&d->relays);
 	wn_deferred_init(&d->free_dn);
@@ -395,7 +286,7 @@ const struct wn_accept_handler *wn_dialer_handler(struct wn_dialer *d)
 
 static void free_dialer(struct wn_deferred *dn)
 {
-	free(container_of(dn, struct wn_dialer, free_dn));
+	free(wn_container_of(dn, struct wn_dialer, free_dn));
 }
 
 void wn_dialer_close(struct wn_dialer *d)

@@ -1,8 +1,9 @@
 /* The dialer (server side): the accept handler an engine hands each new
  * incoming stream to. It applies the server's target policy, connects to
- * the target and hands stream and connection to a relay (src/io/relay.h).
+ * the target and hands stream and connection to a relay (src/front/relay.h).
  *
- * Target policy, from struct wn_server_cfg:
+ * Target policy, from struct wn_dialer_opts (the verdict itself is
+ * src/core/policy.h's wn_policy_judge):
  *  - A fixed target (`target = ...`) is used for every stream, whatever
  *    the client asked; it is the operator's own choice, so no allow rule is
  *    consulted. A name is resolved and its addresses are tried in order.
@@ -50,10 +51,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "app/config.h"
-#include "engine/engine.h"
+#include "core/addr.h"
+#include "core/policy.h"
+#include "engine/tunnel.h"
+#include "front/relay.h"
 #include "io/loop.h"
-#include "io/relay.h"
 #include "util/log.h"
 
 #define WN_DIALER_CONNECT_TIMEOUT_DEFAULT_MS 10000
@@ -61,6 +63,12 @@
 struct wn_dialer;
 
 struct wn_dialer_opts {
+	/* The allow rules (borrowed: they must outlive the dialer). */
+	const struct wn_allow_rule *allow;
+	size_t n_allow;
+	/* The fixed target of every stream (copied), or NULL: targets are
+	 * the clients' own, under the rules. */
+	const struct wn_endpoint *target;
 	uint32_t connect_timeout_ms; /* 0: the default, 10 s */
 	size_t out_limit;            /* relay queue cap (relay.h); 0: default */
 };
@@ -72,11 +80,10 @@ struct wn_dialer_stats {
 	uint64_t resolve_failures; /* name lookups that failed */
 };
 
-/* Creates a dialer for the server configuration cfg, which is borrowed
- * and must outlive the dialer. loop and log are borrowed; opts may be NULL.
- * Returns 0 and *out, or WN_ENOMEM. */
+/* Creates a dialer with the policy and tuning of opts (copied; the rules
+ * it points to are borrowed). loop and log are borrowed. Returns 0 and
+ * *out, or WN_ENOMEM. */
 int wn_dialer_new(struct wn_loop *loop, struct wn_log *log,
-                  const struct wn_server_cfg *cfg,
                   const struct wn_dialer_opts *opts, struct wn_dialer **out);
 
 /* The accept handler to give the engine; valid until wn_dialer_close. */

@@ -31,7 +31,7 @@ struct wn_forward {
 	struct wn_loop *loop;
 	struct wn_log *log;
 	struct wn_tunnel *tunnel;
-	char name[WN_FORWARD_NAME_MAX + 1];
+	char name[WN_FRONT_NAME_MAX + 1];
 	struct wn_endpoint listen, target;
 	enum wn_relay_sock kind;
 	struct fwd_listener ls[WN_FORWARD_MAX_LISTEN];
@@ -288,15 +288,14 @@ static int listen_tcp_name(struct wn_forward *f)
 }
 
 int wn_forward_open(struct wn_loop *loop, struct wn_log *log,
-                    struct wn_tunnel *t, const struct wn_forward_cfg *cfg,
-                    const struct wn_forward_opts *opts, struct wn_forward **out)
+                    struct wn_tunnel *t, const struct wn_forward_opts *opts,
+                    struct wn_forward **out)
 {
 	struct wn_forward *f;
 	char text[WN_UNIX_PATH_MAX + 32], tgt[WN_UNIX_PATH_MAX + 32];
 	int rc;
 
-	if (!cfg->has_listen ||
-	    (!cfg->has_target && !(opts && opts->on_accept)))
+	if (!opts->target && !opts->on_accept)
 		return WN_EINVAL;
 	f = calloc(1, sizeof(*f));
 	if (!f)
@@ -304,19 +303,17 @@ int wn_forward_open(struct wn_loop *loop, struct wn_log *log,
 	f->loop = loop;
 	f->log = log;
 	f->tunnel = t;
-	memcpy(f->name, cfg->name, sizeof(f->name));
-	f->name[sizeof(f->name) - 1] = '\0';
-	if (!f->name[0])
-		snprintf(f->name, sizeof(f->name), "forward");
-	f->listen = cfg->listen;
-	f->target = cfg->target;
+	snprintf(f->name, sizeof(f->name), "%s",
+	         opts->name && opts->name[0] ? opts->name : "forward");
+	f->listen = opts->listen;
+	if (opts->target)
+		f->target = *opts->target;
 	f->kind =
-	    cfg->listen.kind == WN_HOST_UNIX ? WN_RELAY_PIPE : WN_RELAY_TCP;
-	f->out_limit = opts ? opts->out_limit : 0;
-	f->backlog =
-	    opts && opts->backlog > 0 ? opts->backlog : BACKLOG_DEFAULT;
-	f->on_accept = opts ? opts->on_accept : NULL;
-	f->accept_ctx = opts ? opts->ctx : NULL;
+	    opts->listen.kind == WN_HOST_UNIX ? WN_RELAY_PIPE : WN_RELAY_TCP;
+	f->out_limit = opts->out_limit;
+	f->backlog = opts->backlog > 0 ? opts->backlog : BACKLOG_DEFAULT;
+	f->on_accept = opts->on_accept;
+	f->accept_ctx = opts->ctx;
 	f->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 5);
 	wn_relay_set_init(&f->relays);
 

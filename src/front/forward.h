@@ -1,7 +1,7 @@
 /* The forward front end (client side): listens on a local TCP address or
  * unix socket and carries each accepted connection through a new tunnel
  * stream to the forward's fixed target. All byte moving is the relay's
- * (src/io/relay.h); this file only listens, accepts and pairs.
+ * (src/front/relay.h); this file only listens, accepts and pairs.
  *
  * Listening:
  *  - TCP: an IP literal binds that address (libuv sets SO_REUSEADDR; an
@@ -24,13 +24,16 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "app/config.h"
+#include "core/addr.h"
 #include "engine/tunnel.h"
+#include "front/relay.h"
 #include "io/loop.h"
-#include "io/relay.h"
 #include "util/log.h"
 
 #define WN_FORWARD_MAX_LISTEN 4
+
+/* Longest front-end name kept for logs (longer ones are cut). */
+#define WN_FRONT_NAME_MAX 63
 
 struct wn_forward;
 
@@ -42,22 +45,26 @@ struct wn_forward;
 typedef void (*wn_forward_accept_fn)(void *ctx, struct wn_relay *r);
 
 struct wn_forward_opts {
+	const char *name;          /* for logs; copied; NULL: "forward" */
+	struct wn_endpoint listen; /* tcp (IP or name) or unix */
+	/* Where every accepted connection's stream goes (copied); NULL only
+	 * with on_accept. */
+	const struct wn_endpoint *target;
 	size_t out_limit; /* relay queue cap (relay.h); 0: default */
 	int backlog;      /* listen backlog; 0: 128 */
-	wn_forward_accept_fn on_accept; /* NULL: stream to cfg->target */
+	wn_forward_accept_fn on_accept; /* NULL: stream to target */
 	void *ctx;                      /* for on_accept */
 };
 
-/* Starts listening as cfg says (cfg is copied; its target is not needed
- * with opts->on_accept). Streams are opened on t,
- * which is borrowed: it must outlive the forward (close the forward
- * first). loop and log are borrowed too; opts may be NULL for defaults.
+/* Starts listening on opts->listen (opts is copied). Streams are opened on
+ * t, which is borrowed: it must outlive the forward (close the forward
+ * first). loop and log are borrowed too. WN_EINVAL without a target or
+ * on_accept.
  * Returns 0 and *out, or a WN_E* code (WN_EADDRINUSE, WN_EEXIST for a
  * non-socket file in the way, WN_EUNREACH if a name does not resolve, ...)
  * with nothing for the caller to clean up. */
 int wn_forward_open(struct wn_loop *loop, struct wn_log *log,
-                    struct wn_tunnel *t, const struct wn_forward_cfg *cfg,
-                    const struct wn_forward_opts *opts,
+                    struct wn_tunnel *t, const struct wn_forward_opts *opts,
                     struct wn_forward **out);
 
 /* Stops listening, resets every live connection (and its stream, with

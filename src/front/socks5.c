@@ -1,15 +1,15 @@
 /* The SOCKS5 front end: the handshake on accepted connections, then the
  * relay. See socks5.h for the modes and src/core/socks5.h for the parser.
  *
- * A connection ("sconn") goes through phases:
+ * A connection (struct socks_conn) goes through phases:
  *
  *   HANDSHAKE  reading the greeting, credentials and request (timer: the
  *              handshake timeout)
  *   CONFIRM    standard mode: the stream is open with our handler; waiting
  *              for the server's status byte (timer: the confirm timeout)
  *   RELAY      the relay has socket and stream
- *   DONE       the relay finished; the timer is closing, then sconn is
- *              freed from the timer's close callback
+ *   DONE       the relay finished; the timer is closing, then the
+ *              connection is freed from the timer's close callback
  *
  * The relay owns the socket throughout (it was accepted into one by the
  * forward front end, which also closes every relay when the proxy closes);
@@ -24,20 +24,18 @@
 
 #include "core/socks5.h"
 #include "front/forward.h"
+#include "util/container.h"
 #include "util/err.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define LOG_COMP "socks"
 /* The confirm status byte that means "connected" (streamhdr.h). */
 #define STATUS_OK 0
 /* A credential as compared: u8 len, 255 bytes padded with zeros, twice. */
-#define CRED_BLOB (2 * (1 + WN_SOCKS5_CRED_LEN))
+#define CRED_BLOB (2 * (1 + WN_SOCKS5_CRED_MAX))
 
 enum phase { P_HANDSHAKE, P_CONFIRM, P_RELAY, P_DONE };
 
-struct sconn {
+struct socks_conn {
 	struct wn_socks5_front *sf;
 	struct wn_relay *r;  /* NULL once the relay finished */
 	struct wn_stream *s; /* ours while in CONFIRM */
@@ -54,14 +52,14 @@ struct wn_socks5_front {
 	struct wn_log *log;
 	struct wn_tunnel *tunnel;
 	struct wn_forward *fwd;
-	char name[WN_FORWARD_NAME_MAX + 1];
+	char name[WN_FRONT_NAME_MAX + 1];
 	bool eager;
 	uint8_t (*creds)[CRED_BLOB]; /* the users, as compared */
 	size_t n_users;
 	uint32_t hs_ms, confirm_ms;
 	struct wn_socks5_front_stats stats;
 	struct wn_ratelimit rl;
-	long conns; /* sconns not yet freed */
+	long conns; /* connections not yet freed */
 	bool closing;
 };
 
@@ -99,8 +97,8 @@ static void cred_blob(uint8_t out[CRED_BLOB], const char *user, size_t ulen,
 	memset(out, 0, CRED_BLOB);
 	out[0] = (uint8_t)ulen;
 	memcpy(out + 1, user, ulen);
-	out[1 + WN_SOCKS5_CRED_LEN] = (uint8_t)plen;
-	memcpy(out + 2 + WN_SOCKS5_CRED_LEN, pass, plen);
+	out[1 + WN_SOCKS5_CRED_MAX] = (uint8_t)plen;
+	memcpy(out + 2 + WN_SOCKS5_CRED_MAX, pass, plen);
 }
 
 /* Compares against every user, always all of them, in constant time per
@@ -123,7 +121,7 @@ static bool check_user(const struct wn_socks5_front *sf,
 
 static void on_timer_closed(struct wn_timer *t)
 {
-	struct sconn *c = container_of(t, struct sconn, timer);
+	struct socks_conn *c = wn_container_of(t, struct socks_conn, timer);
 	struct wn_socks5_front *sf = c->sf;
 
 	sodium_memzero(&c->p, sizeof(c->p));
@@ -136,7 +134,7 @@ static void on_timer_closed(struct wn_timer *t)
  * by the proxy closing. The one way to DONE. */
 static void on_relay_finish(void *ctx, struct wn_relay *r, int err)
 {
-	struct sconn *c = ctx;
+	struct socks_conn *c = ctx;
 	struct wn_stream *s = c->s;
 
 	(void)r;
@@ -159,14 +157,14 @@ static void count_reply(struct wn_socks5_front *sf, const uint8_t *reply)
 
 /* Sends out (if anything) and closes the connection with a FIN, so the
  * application reads the reply rather than a reset. */
-static void end_with(struct sconn *c, const struct wn_socks5_out *out)
+static void end_with(struct socks_conn *c, const struct wn_socks5_out *out)
 {
 	if (out->len)
 		(void)wn_relay_hs_write(c->r, out->buf, out->len);
 	wn_relay_end(c->r);
 }
 
-static void reply_fail(struct sconn *c, uint8_t rep)
+static void reply_fail(struct socks_conn *c, uint8_t rep)
 {
 	struct wn_socks5_out out;
 
@@ -180,7 +178,7 @@ static void reply_fail(struct sconn *c, uint8_t rep)
 static void on_s_data(void *ctx, struct wn_stream *s, const uint8_t *data,
                       size_t len)
 {
-	struct sconn *c = ctx;
+	struct socks_conn *c = ctx;
 	struct wn_socks5_out out;
 
 	if (c->phase != P_CONFIRM || len == 0)
@@ -214,7 +212,7 @@ static void on_s_data(void *ctx, struct wn_stream *s, const uint8_t *data,
 
 static void on_s_eof(void *ctx, struct wn_stream *s)
 {
-	struct sconn *c = ctx;
+	struct socks_conn *c = ctx;
 
 	/* A FIN before the status byte: no answer is an answer. */
 	c->s = NULL;
@@ -230,7 +228,7 @@ static void on_s_writable(void *ctx, struct wn_stream *s)
 
 static void on_s_closed(void *ctx, struct wn_stream *s, int err)
 {
-	struct sconn *c = ctx;
+	struct socks_conn *c = ctx;
 	uint8_t rep = wn_socks5_rep_for(err == WN_STREAM_OK ? -1 : err);
 
 	(void)s;
@@ -244,7 +242,7 @@ static void on_s_closed(void *ctx, struct wn_stream *s, int err)
 
 /* ---- the handshake ---------------------------------------------------- */
 
-static void do_connect(struct sconn *c)
+static void do_connect(struct socks_conn *c)
 {
 	struct wn_socks5_front *sf = c->sf;
 	struct wn_socks5_out out;
@@ -280,7 +278,7 @@ static void do_connect(struct sconn *c)
 
 static void on_hs_read(void *ctx, struct wn_relay *r, ssize_t n);
 
-static void hs_next(struct sconn *c)
+static void hs_next(struct socks_conn *c)
 {
 	int rc = wn_relay_hs_read(c->r, c->rbuf, wn_socks5_want(&c->p),
 	                          on_hs_read, c);
@@ -289,7 +287,7 @@ static void hs_next(struct sconn *c)
 		wn_relay_close(c->r, WN_STREAM_INTERNAL);
 }
 
-static void handle(struct sconn *c, const uint8_t *data, size_t len)
+static void handle(struct socks_conn *c, const uint8_t *data, size_t len)
 {
 	struct wn_socks5_front *sf = c->sf;
 	struct wn_socks5_out out;
@@ -341,7 +339,7 @@ static void handle(struct sconn *c, const uint8_t *data, size_t len)
 
 static void on_hs_read(void *ctx, struct wn_relay *r, ssize_t n)
 {
-	struct sconn *c = ctx;
+	struct socks_conn *c = ctx;
 
 	if (n < 0) {
 		/* The application left mid-handshake. */
@@ -353,7 +351,7 @@ static void on_hs_read(void *ctx, struct wn_relay *r, ssize_t n)
 
 static void on_timer(struct wn_timer *t)
 {
-	struct sconn *c = container_of(t, struct sconn, timer);
+	struct socks_conn *c = wn_container_of(t, struct socks_conn, timer);
 	struct wn_socks5_front *sf = c->sf;
 	struct wn_stream *s = c->s;
 
@@ -375,7 +373,7 @@ static void on_timer(struct wn_timer *t)
 static void on_accept(void *ctx, struct wn_relay *r)
 {
 	struct wn_socks5_front *sf = ctx;
-	struct sconn *c;
+	struct socks_conn *c;
 
 	if (sf->closing) {
 		wn_relay_close(r, WN_STREAM_ABORTED);
@@ -401,65 +399,59 @@ static void on_accept(void *ctx, struct wn_relay *r)
 /* ---- public ----------------------------------------------------------- */
 
 int wn_socks5_front_open(struct wn_loop *loop, struct wn_log *log,
-                         struct wn_tunnel *t, const struct wn_socks5_cfg *cfg,
+                         struct wn_tunnel *t,
                          const struct wn_socks5_front_opts *opts,
                          struct wn_socks5_front **out)
 {
-	struct wn_forward_cfg fc;
 	struct wn_forward_opts fo = {0};
 	struct wn_socks5_front *sf;
 	char text[WN_UNIX_PATH_MAX + 32];
 	size_t i;
 	int rc;
 
-	if (!cfg->has_listen)
-		return WN_EINVAL;
 	if (sodium_init() < 0)
 		return WN_EINTERNAL;
 	sf = calloc(1, sizeof(*sf));
 	if (!sf)
 		return WN_ENOMEM;
-	if (cfg->n_users) {
-		sf->creds = calloc(cfg->n_users, sizeof(*sf->creds));
+	if (opts->n_users) {
+		sf->creds = calloc(opts->n_users, sizeof(*sf->creds));
 		if (!sf->creds) {
 			free(sf);
 			return WN_ENOMEM;
 		}
 	}
-	for (i = 0; i < cfg->n_users; i++)
-		cred_blob(sf->creds[i], cfg->users[i].name,
-		          strlen(cfg->users[i].name), cfg->users[i].pass,
-		          strlen(cfg->users[i].pass));
-	sf->n_users = cfg->n_users;
+	for (i = 0; i < opts->n_users; i++)
+		cred_blob(sf->creds[i], opts->users[i].name,
+		          strlen(opts->users[i].name), opts->users[i].pass,
+		          strlen(opts->users[i].pass));
+	sf->n_users = opts->n_users;
 	sf->loop = loop;
 	sf->log = log;
 	sf->tunnel = t;
-	sf->eager = cfg->eager;
+	sf->eager = opts->eager;
 	snprintf(sf->name, sizeof(sf->name), "%s",
-	         cfg->name[0] ? cfg->name : "socks5");
-	sf->hs_ms = opts && opts->handshake_timeout_ms
-	                ? opts->handshake_timeout_ms
-	                : WN_SOCKS5_HANDSHAKE_TIMEOUT_MS;
-	sf->confirm_ms = opts && opts->confirm_timeout_ms
+	         opts->name && opts->name[0] ? opts->name : "socks5");
+	sf->hs_ms = opts->handshake_timeout_ms ? opts->handshake_timeout_ms
+	                                       : WN_SOCKS5_HANDSHAKE_TIMEOUT_MS;
+	sf->confirm_ms = opts->confirm_timeout_ms
 	                     ? opts->confirm_timeout_ms
 	                     : WN_SOCKS5_CONFIRM_TIMEOUT_MS;
 	sf->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 5);
 
-	memset(&fc, 0, sizeof(fc));
-	memcpy(fc.name, sf->name, sizeof(fc.name));
-	fc.has_listen = true;
-	fc.listen = cfg->listen;
-	fo.out_limit = opts ? opts->out_limit : 0;
-	fo.backlog = opts ? opts->backlog : 0;
+	fo.name = sf->name;
+	fo.listen = opts->listen;
+	fo.out_limit = opts->out_limit;
+	fo.backlog = opts->backlog;
 	fo.on_accept = on_accept;
 	fo.ctx = sf;
-	rc = wn_forward_open(loop, log, t, &fc, &fo, &sf->fwd);
+	rc = wn_forward_open(loop, log, t, &fo, &sf->fwd);
 	if (rc < 0) {
 		front_free(sf);
 		return rc;
 	}
 	WN_LOG(log, WN_LOG_INFO, LOG_COMP, "socks5 %s: on %s, %s, %s", sf->name,
-	       wn_endpoint_format(&cfg->listen, text, sizeof(text)),
+	       wn_endpoint_format(&opts->listen, text, sizeof(text)),
 	       sf->eager ? "eager" : "standard",
 	       sf->n_users ? "username/password" : "no authentication");
 	*out = sf;
@@ -471,7 +463,7 @@ void wn_socks5_front_close(struct wn_socks5_front *sf)
 	if (sf->closing)
 		return;
 	sf->closing = true;
-	/* Closes every relay: each sconn ends through on_relay_finish. */
+	/* Closes every relay: each socks_conn ends through on_relay_finish. */
 	wn_forward_close(sf->fwd);
 	sf->fwd = NULL;
 	if (sf->conns == 0)

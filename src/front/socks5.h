@@ -34,10 +34,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "app/config.h"
+#include "core/addr.h"
+#include "core/socks5.h"
 #include "engine/tunnel.h"
+#include "front/relay.h"
 #include "io/loop.h"
-#include "io/relay.h"
 #include "util/log.h"
 
 #define WN_SOCKS5_HANDSHAKE_TIMEOUT_MS 10000
@@ -46,6 +47,12 @@
 struct wn_socks5_front;
 
 struct wn_socks5_front_opts {
+	const char *name;          /* for logs; copied; NULL: "socks5" */
+	struct wn_endpoint listen; /* tcp (IP or name) or unix */
+	bool eager;                /* answer at once (see above) */
+	/* Username/password users (copied); none: no authentication. */
+	const struct wn_socks5_user *users;
+	size_t n_users;
 	size_t out_limit;              /* relay queue cap; 0: default */
 	int backlog;                   /* 0: the forward's default */
 	uint32_t handshake_timeout_ms; /* accept to request; 0: 10 s */
@@ -62,12 +69,12 @@ struct wn_socks5_front_stats {
 	uint64_t replies[9];     /* replies sent, by SOCKS5 reply code */
 };
 
-/* Starts a SOCKS5 proxy as cfg says (copied, users included). Streams are
+/* Starts a SOCKS5 proxy as opts says (copied, users included). Streams are
  * opened on t, which is borrowed and must outlive the proxy; loop and log
- * are borrowed; opts may be NULL. Returns 0 and *out, or a WN_E* code
- * (as wn_forward_open) with nothing to clean up. */
+ * are borrowed. Returns 0 and *out, or a WN_E* code (as wn_forward_open)
+ * with nothing to clean up. */
 int wn_socks5_front_open(struct wn_loop *loop, struct wn_log *log,
-                         struct wn_tunnel *t, const struct wn_socks5_cfg *cfg,
+                         struct wn_tunnel *t,
                          const struct wn_socks5_front_opts *opts,
                          struct wn_socks5_front **out);
 

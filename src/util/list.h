@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "util/container.h"
+
 struct wn_list {
 	struct wn_list *prev, *next;
 };
@@ -39,12 +41,6 @@ static inline int wn_list_linked(const struct wn_list *n)
 {
 	return n->next != NULL;
 }
-
-/* The struct of the given type that holds *ptr as its member `member`:
- * how an embedded node (a list link, a timer, a deferred call) leads back
- * to its owner. */
-#define wn_container_of(ptr, type, member) \
-	((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define wn_list_entry(ptr, type, member) wn_container_of(ptr, type, member)
 

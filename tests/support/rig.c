@@ -27,7 +27,6 @@ void wn_rig_init(struct wn_rig *r, const struct wn_pipetunnel_opts *po,
 	            log_fd >= 0 ? log_fd : 2);
 	if (wn_pipetunnel_new(&r->loop, po, NULL, &r->pt) != 0)
 		die("pipetunnel", "new");
-	r->scfg.allow = r->rules;
 	snprintf(r->dir, sizeof(r->dir), "/tmp/wn-rig-XXXXXX");
 	if (!mkdtemp(r->dir))
 		die("mkdtemp", r->dir);
@@ -37,10 +36,10 @@ void wn_rig_allow(struct wn_rig *r, const char *rule)
 {
 	const char *why;
 
-	if (r->scfg.n_allow == WN_RIG_MAX_RULES ||
-	    wn_allow_rule_parse(rule, &r->rules[r->scfg.n_allow], &why) != 0)
+	if (r->n_rules == WN_RIG_MAX_RULES ||
+	    wn_allow_rule_parse(rule, &r->rules[r->n_rules], &why) != 0)
 		die("allow rule", rule);
-	r->scfg.n_allow++;
+	r->n_rules++;
 }
 
 void wn_rig_fixed_target(struct wn_rig *r, const char *target)
@@ -48,14 +47,21 @@ void wn_rig_fixed_target(struct wn_rig *r, const char *target)
 	const char *why;
 
 	if (wn_endpoint_parse(target, WN_SCHEME_TCP | WN_SCHEME_UNIX,
-	                      WN_SCHEME_TCP, 0, &r->scfg.target, &why) != 0)
+	                      WN_SCHEME_TCP, 0, &r->target, &why) != 0)
 		die("target", target);
-	r->scfg.has_target = true;
+	r->has_target = true;
 }
 
 void wn_rig_dialer(struct wn_rig *r, const struct wn_dialer_opts *o)
 {
-	if (wn_dialer_new(&r->loop, &r->log, &r->scfg, o, &r->dialer) != 0)
+	struct wn_dialer_opts d = {0};
+
+	if (o)
+		d = *o;
+	d.allow = r->rules;
+	d.n_allow = r->n_rules;
+	d.target = r->has_target ? &r->target : NULL;
+	if (wn_dialer_new(&r->loop, &r->log, &d, &r->dialer) != 0)
 		die("dialer", "new");
 	wn_pipetunnel_set_server(r->pt, wn_dialer_handler(r->dialer));
 }
@@ -63,23 +69,25 @@ void wn_rig_dialer(struct wn_rig *r, const struct wn_dialer_opts *o)
 struct wn_forward *wn_rig_forward(struct wn_rig *r, const char *listen,
                                   const char *target, int *err)
 {
-	struct wn_forward_cfg cfg;
+	struct wn_forward_opts o = {0};
+	struct wn_endpoint tgt;
 	struct wn_forward *f = NULL;
 	const char *why;
+	char name[16];
 	int rc;
 
-	memset(&cfg, 0, sizeof(cfg));
-	snprintf(cfg.name, sizeof(cfg.name), "fwd%d", r->nfwd);
+	snprintf(name, sizeof(name), "fwd%d", r->nfwd);
+	o.name = name;
 	if (wn_endpoint_parse(listen, WN_SCHEME_TCP | WN_SCHEME_UNIX,
-	                      WN_SCHEME_TCP, WN_EP_PORT_ZERO_OK, &cfg.listen,
+	                      WN_SCHEME_TCP, WN_EP_PORT_ZERO_OK, &o.listen,
 	                      &why) != 0)
 		die("listen", listen);
 	if (wn_endpoint_parse(target, WN_SCHEME_TCP | WN_SCHEME_UNIX,
-	                      WN_SCHEME_TCP, 0, &cfg.target, &why) != 0)
+	                      WN_SCHEME_TCP, 0, &tgt, &why) != 0)
 		die("target", target);
-	cfg.has_listen = cfg.has_target = true;
-	rc = wn_forward_open(&r->loop, &r->log, wn_pipetunnel_client(r->pt),
-	                     &cfg, NULL, &f);
+	o.target = &tgt;
+	rc = wn_forward_open(&r->loop, &r->log, wn_pipetunnel_client(r->pt), &o,
+	                     &f);
 	if (err)
 		*err = rc;
 	else if (rc != 0)

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "app/config.h"
+#include "core/policy.h"
 #include "front/dialer.h"
 #include "front/forward.h"
 #include "io/loop.h"
@@ -27,8 +27,11 @@ struct wn_rig {
 	struct wn_loop loop;
 	struct wn_log log;
 	struct wn_pipetunnel *pt;
-	struct wn_server_cfg scfg;
+	/* The server's policy, as the dialer takes it. */
 	struct wn_allow_rule rules[WN_RIG_MAX_RULES];
+	size_t n_rules;
+	bool has_target;
+	struct wn_endpoint target;
 	struct wn_dialer *dialer;
 	struct wn_forward *fwd[WN_RIG_MAX_FORWARDS];
 	int nfwd;
@@ -46,8 +49,9 @@ void wn_rig_allow(struct wn_rig *r, const char *rule);
 /* Set the server's fixed target. */
 void wn_rig_fixed_target(struct wn_rig *r, const char *target);
 
-/* Create the dialer from the configuration and make it the pipetunnel's
- * accept handler. */
+/* Create the dialer with the rules and target set so far (o may be NULL,
+ * else its tuning is used; its policy fields are ignored) and make it the
+ * pipetunnel's accept handler. */
 void wn_rig_dialer(struct wn_rig *r, const struct wn_dialer_opts *o);
 
 /* Open a forward LISTEN -> TARGET; returns the forward or NULL with *err

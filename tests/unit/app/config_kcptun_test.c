@@ -114,11 +114,35 @@ static void test_kcptun_defaults_and_refusals(void **state)
 	wn_config_free(&cfg);
 }
 
+/* nocomp takes the same yes/no words as every boolean key. */
+static void test_nocomp_words(void **state)
+{
+	static const char *const yes[] = {"yes", "true", "on"};
+	static const char *const no[] = {"no", "false", "off"};
+	(void)state;
+	for (size_t i = 0; i < 3; i++) {
+		struct wn_config cfg;
+		wn_config_init(&cfg);
+		set(&cfg, WN_ROLE_CLIENT, "nocomp", yes[i]);
+		assert_true(cfg.client.engine.nocomp);
+		set(&cfg, WN_ROLE_CLIENT, "nocomp", no[i]);
+		assert_false(cfg.client.engine.nocomp);
+		assert_int_equal(cfg.n_diags, 0);
+		wn_config_free(&cfg);
+	}
+	struct wn_config cfg;
+	wn_config_init(&cfg);
+	set(&cfg, WN_ROLE_CLIENT, "nocomp", "maybe");
+	assert_true(has_diag(&cfg, "expected yes or no"));
+	wn_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_client_in_kcptun_terms),
 	    cmocka_unit_test(test_kcptun_defaults_and_refusals),
+	    cmocka_unit_test(test_nocomp_words),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

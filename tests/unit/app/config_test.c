@@ -495,10 +495,133 @@ static void test_parallel_and_probe_keys(void **state)
 	wn_config_free(&cfg);
 }
 
+/* A key set of the config holds bits up to WN_CFG_KEYS_MAX - 1. */
+static void test_cfg_keyset_top_bit(void **state)
+{
+	struct wn_cfg_keyset s;
+	(void)state;
+
+	/* Room for every row the table may have, well past 64. */
+	assert_true(sizeof(s.w) * 8 >= WN_CFG_KEYS_MAX);
+	assert_true(WN_CFG_KEYS_MAX > 64 + 25);
+	memset(&s, 0, sizeof(s));
+	wn_bitset_set(s.w, WN_CFG_KEYS_MAX - 1);
+	assert_true(wn_bitset_test(s.w, WN_CFG_KEYS_MAX - 1));
+	assert_false(wn_bitset_test(s.w, WN_CFG_KEYS_MAX - 2));
+	assert_false(wn_bitset_test(s.w, 0));
+}
+
+/* Every one-field key lands in its own field, in each section it is in
+ * (the key table carries the field's offset per section). */
+static void flag(struct wn_config *cfg, enum wn_role role, const char *key,
+                 const char *v)
+{
+	char f[64];
+	snprintf(f, sizeof(f), "--%s", key);
+	int rc = wn_config_set_flag(cfg, role, f, key, v);
+	if (rc != 0)
+		fail_msg("%s=%s: %s", key, v,
+		         cfg->n_diags ? cfg->diags[cfg->n_diags - 1].text : "");
+}
+
+static void check_engine(const struct wn_engine_cfg *e, unsigned base)
+{
+	assert_int_equal(e->kind, WN_ENGINE_KCPTUN);
+	assert_string_equal(e->mode, "fast2");
+	assert_true(e->mode_set);
+	assert_int_equal(e->sndwnd, base + 1);
+	assert_int_equal(e->rcvwnd, base + 2);
+	assert_int_equal(e->mtu, base + 600);
+	assert_int_equal(e->max_streams, base + 4);
+	assert_string_equal(e->kcptun_key,
+	                    base == 200 ? "k-client" : "k-server");
+	assert_string_equal(e->crypt, base == 200 ? "salsa20" : "none");
+	assert_true(e->nocomp);
+	assert_int_equal(e->datashard, base + 5);
+	assert_int_equal(e->parityshard, base + 6);
+	assert_int_equal(e->smuxver, 2);
+}
+
+static void test_table_fields(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char n[32];
+	wn_config_init(&cfg);
+	for (int i = 0; i < 2; i++) {
+		enum wn_role r = i ? WN_ROLE_CLIENT : WN_ROLE_SERVER;
+		unsigned base = i ? 200 : 100;
+		flag(&cfg, r, "log-level", i ? "trace" : "error");
+		flag(&cfg, r, "sni", i ? "client.example" : "server.example");
+		snprintf(n, sizeof(n), "%u", 1000 + base);
+		flag(&cfg, r, "padding", n);
+		flag(&cfg, r, "engine", "kcptun");
+		flag(&cfg, r, "mode", "fast2");
+#define NUM(key, v)                                          \
+	do {                                                 \
+		snprintf(n, sizeof(n), "%u", (unsigned)(v)); \
+		flag(&cfg, r, key, n);                       \
+	} while (0)
+		NUM("sndwnd", base + 1);
+		NUM("rcvwnd", base + 2);
+		NUM("mtu", base + 600);
+		NUM("max-streams", base + 4);
+		NUM("datashard", base + 5);
+		NUM("parityshard", base + 6);
+#undef NUM
+		flag(&cfg, r, "kcptun-key", i ? "k-client" : "k-server");
+		flag(&cfg, r, "crypt", i ? "salsa20" : "none");
+		flag(&cfg, r, "nocomp", "yes");
+		flag(&cfg, r, "smuxver", "2");
+	}
+	flag(&cfg, WN_ROLE_SERVER, "idle-timeout", "7s");
+	flag(&cfg, WN_ROLE_SERVER, "idle-close", "8s");
+	flag(&cfg, WN_ROLE_SERVER, "max-conns", "9");
+	flag(&cfg, WN_ROLE_CLIENT, "keepalive", "1s");
+	flag(&cfg, WN_ROLE_CLIENT, "dead-peer-timeout", "2s");
+	flag(&cfg, WN_ROLE_CLIENT, "rotate-after", "3s");
+	flag(&cfg, WN_ROLE_CLIENT, "rotate-bytes", "4K");
+	flag(&cfg, WN_ROLE_CLIENT, "failover-after", "5s");
+	flag(&cfg, WN_ROLE_CLIENT, "conns", "6");
+	flag(&cfg, WN_ROLE_CLIENT, "probe-interval", "10s");
+	assert_int_equal(cfg.n_diags, 0);
+
+	const struct wn_server_cfg *s = &cfg.server;
+	const struct wn_client_cfg *c = &cfg.client;
+	assert_int_equal(s->log_level, WN_LOG_ERROR);
+	assert_int_equal(c->log_level, WN_LOG_TRACE);
+	assert_string_equal(s->sni, "server.example");
+	assert_string_equal(c->sni, "client.example");
+	assert_int_equal(s->padding, 1100);
+	assert_int_equal(c->padding, 1200);
+	check_engine(&s->engine, 100);
+	check_engine(&c->engine, 200);
+	assert_int_equal(s->idle_timeout_ms, 7000);
+	assert_int_equal(s->idle_close_ms, 8000);
+	assert_int_equal(s->max_conns, 9);
+	assert_int_equal(c->keepalive_ms, 1000);
+	assert_int_equal(c->dead_peer_timeout_ms, 2000);
+	assert_int_equal(c->rotate_after_ms, 3000);
+	assert_int_equal(c->rotate_bytes, 4096);
+	assert_int_equal(c->failover_ms, 5000);
+	assert_int_equal(c->conns, 6);
+	assert_int_equal(c->probe_ms, 10000);
+	/* Bounds come from the row too. */
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_SERVER, "--padding",
+	                                    "padding", "32768"),
+	                 WN_ECONFIG);
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_SERVER, "--max-conns",
+	                                    "max-conns", "1000001"),
+	                 WN_ECONFIG);
+	wn_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_full_config),
+	    cmocka_unit_test(test_table_fields),
+	    cmocka_unit_test(test_cfg_keyset_top_bit),
 	    cmocka_unit_test(test_carrier_keys),
 	    cmocka_unit_test(test_every_problem_reported_with_line),
 	    cmocka_unit_test(test_validation_requires_and_forbids),

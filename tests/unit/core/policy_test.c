@@ -1,3 +1,5 @@
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -110,6 +112,162 @@ static void test_bad_rules(void **state)
 	}
 }
 
+/* ---- the verdict over a rule list (the dialer's policy) --------------- */
+
+static struct wn_endpoint target(const char *s)
+{
+	struct wn_endpoint t;
+	const char *why = NULL;
+	if (wn_endpoint_parse(s, WN_SCHEME_TCP | WN_SCHEME_UNIX, WN_SCHEME_TCP,
+	                      0, &t, &why) != 0)
+		fail_msg("target %s rejected: %s", s, why);
+	return t;
+}
+
+static enum wn_verdict judge(const char *const *rules, size_t n,
+                             const char *tgt)
+{
+	struct wn_allow_rule r[8];
+	struct wn_endpoint t = target(tgt);
+
+	assert_true(n <= 8);
+	for (size_t i = 0; i < n; i++)
+		r[i] = rule(rules[i]);
+	if (t.kind == WN_HOST_IP)
+		wn_policy_unmap_v4(&t.sa);
+	return wn_policy_judge(r, n, &t);
+}
+
+static void test_judge(void **state)
+{
+	static const char *const rules[] = {"db.internal:5432",
+	                                    "10.0.0.0/8:80-90", "[::1]:22"};
+	(void)state;
+	/* Names: a name rule allows outright; an address rule covering the
+	 * port allows only the addresses it resolves to; else deny. */
+	assert_int_equal(judge(rules, 3, "db.internal:5432"), WN_VERDICT_ALLOW);
+	assert_int_equal(judge(rules, 3, "web.example:80"),
+	                 WN_VERDICT_ALLOW_ADDRESSES);
+	assert_int_equal(judge(rules, 3, "web.example:91"), WN_VERDICT_DENY);
+	assert_int_equal(judge(rules, 3, "db.internal:5433"), WN_VERDICT_DENY);
+	/* Literals: matched by the address rules. */
+	assert_int_equal(judge(rules, 3, "10.9.9.9:85"), WN_VERDICT_ALLOW);
+	assert_int_equal(judge(rules, 3, "11.0.0.1:85"), WN_VERDICT_DENY);
+	assert_int_equal(judge(rules, 3, "[::1]:22"), WN_VERDICT_ALLOW);
+	/* No rules: default deny. */
+	assert_int_equal(judge(rules, 0, "10.9.9.9:85"), WN_VERDICT_DENY);
+}
+
+static void test_judge_unspecified_and_mapped(void **state)
+{
+	static const char *const any[] = {"*:*", "0.0.0.0/0:*", "[::]/0:*"};
+	static const char *const v6[] = {"[::]/0:*"};
+	(void)state;
+	/* "Any address" never means this host through 0.0.0.0 or ::. */
+	assert_int_equal(judge(any, 3, "0.0.0.0:80"), WN_VERDICT_DENY);
+	assert_int_equal(judge(any, 3, "[::]:80"), WN_VERDICT_DENY);
+	/* An IPv4-mapped address is judged as the IPv4 address it reaches,
+	 * so a rule for all of IPv6 does not open IPv4 loopback. */
+	assert_int_equal(judge(v6, 1, "[::ffff:127.0.0.1]:80"),
+	                 WN_VERDICT_DENY);
+	assert_int_equal(judge(v6, 1, "[::2]:80"), WN_VERDICT_ALLOW);
+	assert_int_equal(judge(any, 3, "[::ffff:0.0.0.0]:80"), WN_VERDICT_DENY);
+}
+
+static void test_unmap_v4(void **state)
+{
+	struct wn_endpoint t = target("[::ffff:192.0.2.7]:443");
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)&t.sa;
+	struct wn_endpoint u = target("[2001:db8::1]:443");
+	struct sockaddr_storage before = u.sa;
+	(void)state;
+
+	wn_policy_unmap_v4(&t.sa);
+	assert_int_equal(t.sa.ss_family, AF_INET);
+	assert_int_equal(ntohs(a4->sin_port), 443);
+	assert_int_equal(ntohl(a4->sin_addr.s_addr), 0xc0000207);
+	wn_policy_unmap_v4(&u.sa);
+	assert_memory_equal(&u.sa, &before, sizeof(before));
+}
+
+/* An addrinfo list as a resolver returns it, from address literals. */
+struct ai_list {
+	struct addrinfo ai[8];
+	struct sockaddr_storage sa[8];
+};
+
+static struct addrinfo *ai_list(struct ai_list *l, const char *const *ips,
+                                size_t n)
+{
+	memset(l, 0, sizeof(*l));
+	for (size_t i = 0; i < n; i++) {
+		struct addrinfo *ai = &l->ai[i];
+
+		if (strchr(ips[i], ':')) {
+			struct sockaddr_in6 *a =
+			    (struct sockaddr_in6 *)&l->sa[i];
+			a->sin6_family = AF_INET6;
+			assert_int_equal(
+			    inet_pton(AF_INET6, ips[i], &a->sin6_addr), 1);
+			ai->ai_addrlen = sizeof(*a);
+		} else {
+			struct sockaddr_in *a = (struct sockaddr_in *)&l->sa[i];
+			a->sin_family = AF_INET;
+			assert_int_equal(
+			    inet_pton(AF_INET, ips[i], &a->sin_addr), 1);
+			ai->ai_addrlen = sizeof(*a);
+		}
+		ai->ai_family = l->sa[i].ss_family;
+		ai->ai_addr = (struct sockaddr *)&l->sa[i];
+		ai->ai_next = i + 1 < n ? &l->ai[i + 1] : NULL;
+	}
+	return &l->ai[0];
+}
+
+static const char *addr_text(const struct sockaddr_storage *ss, char *buf)
+{
+	const void *a =
+	    ss->ss_family == AF_INET
+	        ? (const void *)&((const struct sockaddr_in *)ss)->sin_addr
+	        : (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+	return inet_ntop(ss->ss_family, a, buf, INET6_ADDRSTRLEN);
+}
+
+static void test_addresses(void **state)
+{
+	static const char *const ips[] = {"10.1.1.1",        "0.0.0.0",
+	                                  "::ffff:10.1.1.1", "192.0.2.1",
+	                                  "10.2.2.2",        "::"};
+	struct wn_allow_rule r = rule("10.0.0.0/8:80");
+	struct sockaddr_storage out[8];
+	struct ai_list l;
+	char buf[INET6_ADDRSTRLEN];
+	size_t n;
+	(void)state;
+
+	/* Allowed by name: every usable address, in order, port set, the
+	 * mapped duplicate and the unspecified ones dropped. */
+	n = wn_policy_addresses(&r, 1, ai_list(&l, ips, 6), 80, false, out, 8);
+	assert_int_equal(n, 3);
+	assert_string_equal(addr_text(&out[0], buf), "10.1.1.1");
+	assert_string_equal(addr_text(&out[1], buf), "192.0.2.1");
+	assert_string_equal(addr_text(&out[2], buf), "10.2.2.2");
+	assert_int_equal(ntohs(((struct sockaddr_in *)&out[2])->sin_port), 80);
+	/* Allowed by address: only those a rule allows. */
+	n = wn_policy_addresses(&r, 1, ai_list(&l, ips, 6), 80, true, out, 8);
+	assert_int_equal(n, 2);
+	assert_string_equal(addr_text(&out[0], buf), "10.1.1.1");
+	assert_string_equal(addr_text(&out[1], buf), "10.2.2.2");
+	/* The port is part of the check, and max bounds the output. */
+	assert_int_equal(
+	    wn_policy_addresses(&r, 1, ai_list(&l, ips, 6), 81, true, out, 8),
+	    0);
+	assert_int_equal(
+	    wn_policy_addresses(&r, 1, ai_list(&l, ips, 6), 80, false, out, 1),
+	    1);
+	assert_true(wn_policy_address_allowed(&r, 1, &out[0]));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -117,6 +275,10 @@ int main(void)
 	    cmocka_unit_test(test_names_and_wildcards),
 	    cmocka_unit_test(test_unix_rules),
 	    cmocka_unit_test(test_bad_rules),
+	    cmocka_unit_test(test_judge),
+	    cmocka_unit_test(test_judge_unspecified_and_mapped),
+	    cmocka_unit_test(test_unmap_v4),
+	    cmocka_unit_test(test_addresses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

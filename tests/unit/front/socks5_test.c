@@ -35,8 +35,8 @@ struct fx {
 static void fx_init(struct fx *f, bool eager, const char *user, uint32_t hs_ms,
                     enum wn_np_mode mode)
 {
-	struct wn_socks5_cfg cfg;
-	struct wn_socks5_front_opts o = {.handshake_timeout_ms = hs_ms};
+	struct wn_socks5_front_opts o = {.name = "t",
+	                                 .handshake_timeout_ms = hs_ms};
 	struct sockaddr_storage ss;
 	const char *why;
 
@@ -48,22 +48,19 @@ static void fx_init(struct fx *f, bool eager, const char *user, uint32_t hs_ms,
 	f->srv.greet_len = 3000;
 	assert_int_equal(
 	    wn_np_server_tcp(&f->srv, &f->r.loop, "127.0.0.1", mode), 0);
-	memset(&cfg, 0, sizeof(cfg));
-	snprintf(cfg.name, sizeof(cfg.name), "t");
 	assert_int_equal(wn_endpoint_parse("127.0.0.1:0", WN_SCHEME_TCP,
 	                                   WN_SCHEME_TCP, WN_EP_PORT_ZERO_OK,
-	                                   &cfg.listen, &why),
+	                                   &o.listen, &why),
 	                 0);
-	cfg.has_listen = true;
-	cfg.eager = eager;
+	o.eager = eager;
 	struct wn_socks5_user u = {"alice", "pw"};
 	if (user) {
-		cfg.users = &u;
-		cfg.n_users = 1;
+		o.users = &u;
+		o.n_users = 1;
 	}
 	assert_int_equal(wn_socks5_front_open(&f->r.loop, &f->r.log,
-	                                      wn_pipetunnel_client(f->r.pt),
-	                                      &cfg, &o, &f->sf),
+	                                      wn_pipetunnel_client(f->r.pt), &o,
+	                                      &f->sf),
 	                 0);
 	assert_int_equal(wn_socks5_front_sockname(f->sf, &ss), 0);
 	f->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);

@@ -11,10 +11,8 @@
 #include <cmocka.h>
 
 #include "io/loop.h"
+#include "util/container.h"
 #include "util/err.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* An ordered record of what happened, to assert on. */
 struct evlog {
@@ -51,7 +49,7 @@ struct obj {
 
 static void obj_freed(struct wn_timer *t)
 {
-	struct obj *o = container_of(t, struct obj, timer);
+	struct obj *o = wn_container_of(t, struct obj, timer);
 
 	note(o->log, "freed");
 	free(o);
@@ -59,7 +57,7 @@ static void obj_freed(struct wn_timer *t)
 
 static void obj_finish(struct wn_deferred *dn)
 {
-	struct obj *o = container_of(dn, struct obj, dn);
+	struct obj *o = wn_container_of(dn, struct obj, dn);
 
 	note(o->log, "deferred");
 	wn_timer_close(&o->timer, obj_freed);
@@ -77,7 +75,7 @@ static void obj_close(struct obj *o)
 
 static void obj_on_timer(struct wn_timer *t)
 {
-	struct obj *o = container_of(t, struct obj, timer);
+	struct obj *o = wn_container_of(t, struct obj, timer);
 
 	note(o->log, "cb-enter");
 	obj_close(o);
@@ -142,7 +140,7 @@ struct counter {
 
 static void count_a(struct wn_deferred *dn)
 {
-	struct counter *c = container_of(dn, struct counter, dn);
+	struct counter *c = wn_container_of(dn, struct counter, dn);
 
 	c->runs++;
 	note(c->log, "a");
@@ -155,7 +153,7 @@ static void count_a(struct wn_deferred *dn)
 
 static void count_b(struct wn_deferred *dn)
 {
-	struct counter *c = container_of(dn, struct counter, dn);
+	struct counter *c = wn_container_of(dn, struct counter, dn);
 
 	note(c->log, "b");
 }
@@ -196,7 +194,7 @@ struct named {
 
 static void say(struct wn_deferred *dn)
 {
-	struct named *x = container_of(dn, struct named, dn);
+	struct named *x = wn_container_of(dn, struct named, dn);
 
 	note(x->log, x->name);
 }
@@ -264,7 +262,7 @@ struct stopper {
 
 static void stop_from_timer(struct wn_timer *t)
 {
-	struct stopper *s = container_of(t, struct stopper, timer);
+	struct stopper *s = wn_container_of(t, struct stopper, timer);
 
 	wn_loop_stop(s->loop);
 	wn_loop_defer(s->loop, &s->later.dn, say);

@@ -23,22 +23,21 @@
  *
  * Everything that ends the relay goes through finish(), which is idempotent
  * and never frees: after it, callbacks that libuv still delivers (cancelled
- * writes, shutdowns, connects) see CLOSED and return. */
-#include "io/relay.h"
+ * writes, shutdowns) see CLOSED and return.
+ *
+ * The socket itself (accepting, connecting across addresses, closing with a
+ * reset, handshake reads and writes) is src/io/sock.h's; this file owns what
+ * passes between socket and stream. */
+#include "front/relay.h"
 
-#include <arpa/inet.h>
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 
-#include "engine/engine.h"
 #include "util/bufq.h"
+#include "util/container.h"
 #include "util/err.h"
-
-#define container_of(ptr, type, member) \
-	((type *)((char *)(ptr)-offsetof(type, member)))
 
 #define LOG_COMP "conn"
 #define WRITE_IOV_MAX 16
@@ -95,21 +94,12 @@ struct wn_relay {
 	struct wn_stream *stream;
 	struct wn_stream_handler h;
 
-	union {
-		uv_handle_t handle;
-		uv_stream_t stream;
-		uv_tcp_t tcp;
-		uv_pipe_t pipe;
-	} sock;
-	uv_connect_t creq;
+	struct wn_sock sock; /* its handle's data is the relay */
 	uv_write_t wreq;
 	uv_shutdown_t sreq;
 	struct wn_timer timer;
 	int handles;     /* initialised handles whose close cb is pending */
-	bool sock_live;  /* sock initialised and not closing */
 	bool timer_live; /* timer initialised and not closing */
-	bool connected;  /* accepted, or connect succeeded */
-	bool reading;
 	bool up_blocked; /* reading stopped: the stream's buffer was full */
 	bool down_eof;   /* the stream's EOF arrived */
 	bool shut_sent, shut_done;
@@ -117,8 +107,6 @@ struct wn_relay {
 	bool confirm; /* write the status byte once connected (server) */
 
 	/* A handshake read in progress (client, before a stream). */
-	uint8_t *hs_buf;
-	size_t hs_len;
 	wn_relay_hs_fn hs_cb;
 	void *hs_ctx;
 
@@ -130,11 +118,6 @@ struct wn_relay {
 	size_t out_max;
 	uint64_t up_bytes, down_bytes;
 	uint32_t connect_timeout_ms;
-
-	struct sockaddr_storage addrs[WN_RELAY_MAX_ADDRS];
-	size_t naddrs, next_addr;
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	int connect_err; /* most telling WN_E* connect failure so far */
 
 	char id[64];
 	char desc[256];
@@ -198,56 +181,20 @@ static void maybe_free(struct wn_relay *r)
 	free(r);
 }
 
-static void connect_next(struct wn_relay *r);
-
-static void on_sock_closed(uv_handle_t *h)
+static void on_sock_closed(void *ctx)
 {
-	struct wn_relay *r = h->data;
+	struct wn_relay *r = ctx;
 
 	r->handles--;
-	/* Closed to retry the connect on a fresh socket (a failed connect
-	 * leaves the old one unusable, and the next address may be of
-	 * another family). */
-	if (r->state == RS_CONNECTING) {
-		/* Cannot fail: without a family libuv creates no socket
-		 * until connect. */
-		uv_tcp_init(wn_loop_uv(r->loop), &r->sock.tcp);
-		r->sock.handle.data = r;
-		r->sock_live = true;
-		r->handles++;
-		connect_next(r);
-		return;
-	}
 	maybe_free(r);
 }
 
 static void on_timer_closed(struct wn_timer *t)
 {
-	struct wn_relay *r = container_of(t, struct wn_relay, timer);
+	struct wn_relay *r = wn_container_of(t, struct wn_relay, timer);
 
 	r->handles--;
 	maybe_free(r);
-}
-
-/* Close the socket; with rst, make a TCP peer see a reset, not an EOF. */
-static void close_sock(struct wn_relay *r, bool rst)
-{
-	uv_os_fd_t fd;
-	struct linger lg = {1, 0};
-
-	if (!r->sock_live)
-		return;
-	r->sock_live = false;
-	if (rst && r->kind == WN_RELAY_TCP && r->connected) {
-		if (uv_tcp_close_reset(&r->sock.tcp, on_sock_closed) == 0)
-			return;
-		/* libuv refuses while a shutdown is pending; a reset is still
-		 * what the peer must see. */
-		if (uv_fileno(&r->sock.handle, &fd) == 0)
-			(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg,
-			                 sizeof(lg));
-	}
-	uv_close(&r->sock.handle, on_sock_closed);
 }
 
 /* The one way out. err is the reason (WN_STREAM_OK: both directions ended
@@ -274,7 +221,7 @@ static void finish(struct wn_relay *r, int err, const char *why)
 		r->timer_live = false;
 		wn_timer_close(&r->timer, on_timer_closed);
 	}
-	close_sock(r, err != WN_STREAM_OK);
+	wn_sock_close(&r->sock, err != WN_STREAM_OK);
 
 	set->live--;
 	if (r->prev)
@@ -333,10 +280,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 
 static void stop_reading(struct wn_relay *r)
 {
-	if (r->reading) {
-		uv_read_stop(&r->sock.stream);
-		r->reading = false;
-	}
+	wn_sock_read_stop(&r->sock);
 }
 
 static void check_done(struct wn_relay *r)
@@ -356,22 +300,6 @@ static void on_sock_eof(struct wn_relay *r)
 	} else if (move(r, RS_BOTH_CLOSED, "socket eof")) {
 		check_done(r);
 	}
-}
-
-/* libuv reports EOF without a read when poll says HUP after a partial
- * read, which is also what a reset after data looks like; the socket's
- * pending error tells them apart, so a reset is never taken for a clean
- * half-close. Returns a negative libuv code, or 0. */
-static int pending_error(struct wn_relay *r)
-{
-	uv_os_fd_t fd;
-	int err = 0;
-	socklen_t len = sizeof(err);
-
-	if (r->kind != WN_RELAY_TCP || uv_fileno(&r->sock.handle, &fd) != 0 ||
-	    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-		return 0;
-	return err ? -err : 0;
 }
 
 static void on_read(uv_stream_t *sk, ssize_t nread, const uv_buf_t *buf)
@@ -399,7 +327,10 @@ static void on_read(uv_stream_t *sk, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	if (nread == UV_EOF) {
-		rc = pending_error(r);
+		/* libuv reports EOF without a read when poll says HUP after
+		 * a partial read, which is also what a reset after data looks
+		 * like: a reset is never taken for a clean half-close. */
+		rc = wn_sock_pending_error(&r->sock);
 		if (rc < 0)
 			fail_sock(r, rc, "read");
 		else
@@ -413,14 +344,14 @@ static void start_reading(struct wn_relay *r)
 {
 	int rc;
 
-	if (r->reading || (r->state != RS_OPEN && r->state != RS_DOWN_CLOSED))
+	if (r->sock.reading ||
+	    (r->state != RS_OPEN && r->state != RS_DOWN_CLOSED))
 		return;
-	rc = uv_read_start(&r->sock.stream, on_alloc, on_read);
+	rc = wn_sock_read_start(&r->sock, on_alloc, on_read);
 	if (rc < 0) {
 		fail_sock(r, rc, "read");
 		return;
 	}
-	r->reading = true;
 	r->up_blocked = false;
 }
 
@@ -445,7 +376,7 @@ static void delivered(struct wn_relay *r, size_t n)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-	struct wn_relay *r = container_of(req, struct wn_relay, sreq);
+	struct wn_relay *r = wn_container_of(req, struct wn_relay, sreq);
 
 	if (r->state == RS_CLOSED)
 		return;
@@ -468,12 +399,13 @@ static void kick_write(struct wn_relay *r)
 	size_t sum = 0;
 	int n, i, rc;
 
-	if (!r->connected || r->inflight || r->state == RS_CLOSED)
+	if (!r->sock.connected || r->inflight || r->state == RS_CLOSED)
 		return;
 	if (wn_bufq_len(&r->outq) == 0) {
 		if (!r->down_eof || r->shut_sent)
 			return;
-		rc = uv_shutdown(&r->sreq, &r->sock.stream, on_shutdown);
+		rc = uv_shutdown(&r->sreq, wn_sock_stream(&r->sock),
+		                 on_shutdown);
 		if (rc < 0) {
 			fail_sock(r, rc, "shutdown");
 			return;
@@ -487,7 +419,8 @@ static void kick_write(struct wn_relay *r)
 		    uv_buf_init(iov[i].iov_base, (unsigned)iov[i].iov_len);
 		sum += iov[i].iov_len;
 	}
-	rc = uv_write(&r->wreq, &r->sock.stream, bufs, (unsigned)n, on_write);
+	rc = uv_write(&r->wreq, wn_sock_stream(&r->sock), bufs, (unsigned)n,
+	              on_write);
 	if (rc < 0) {
 		fail_sock(r, rc, "write");
 		return;
@@ -497,7 +430,7 @@ static void kick_write(struct wn_relay *r)
 
 static void on_write(uv_write_t *req, int status)
 {
-	struct wn_relay *r = container_of(req, struct wn_relay, wreq);
+	struct wn_relay *r = wn_container_of(req, struct wn_relay, wreq);
 	size_t n = r->inflight;
 
 	r->inflight = 0;
@@ -539,9 +472,9 @@ static void on_data(void *ctx, struct wn_stream *s, const uint8_t *data,
 		return;
 	/* Fast path: nothing queued, so the socket may take the data
 	 * directly without a copy into the queue. */
-	if (r->connected && !r->inflight && wn_bufq_len(&r->outq) == 0) {
+	if (r->sock.connected && !r->inflight && wn_bufq_len(&r->outq) == 0) {
 		b = uv_buf_init((char *)data, (unsigned)len);
-		rc = uv_try_write(&r->sock.stream, &b, 1);
+		rc = uv_try_write(wn_sock_stream(&r->sock), &b, 1);
 		if (rc < 0 && rc != UV_EAGAIN) {
 			fail_sock(r, rc, "write");
 			return;
@@ -626,11 +559,8 @@ static void on_closed(void *ctx, struct wn_stream *s, int err)
 
 static void on_connected(struct wn_relay *r)
 {
-	r->connected = true;
 	if (r->timer_live)
 		wn_timer_stop(&r->timer);
-	if (r->kind == WN_RELAY_TCP)
-		uv_tcp_nodelay(&r->sock.tcp, 1);
 	if (!move(r, RS_OPEN, "connected"))
 		return;
 	if (r->confirm && r->stream) {
@@ -650,58 +580,27 @@ static void on_connected(struct wn_relay *r)
 	kick_write(r);
 }
 
-static void connect_failed(struct wn_relay *r, int uverr)
+/* The socket tried every address: status is 0 or the most telling
+ * failure. */
+static void on_connect(void *ctx, int status)
 {
-	int werr = wn_err_from_uv(uverr);
+	struct wn_relay *r = ctx;
 	char why[128];
-
-	/* A refusal says the most (something is there and says no), so it
-	 * wins over failures of other addresses of the same target. */
-	if (r->connect_err != WN_ECONNREFUSED)
-		r->connect_err = werr;
-	WN_LOG(r->log, WN_LOG_DEBUG, LOG_COMP, "%s: connect failed: %s", r->id,
-	       wn_strerror(werr));
-	if (r->kind == WN_RELAY_TCP && r->next_addr < r->naddrs) {
-		r->sock_live = false;
-		uv_close(&r->sock.handle, on_sock_closed);
-		return;
-	}
-	r->set->totals.socket_errors++;
-	snprintf(why, sizeof(why), "connect: %s", wn_strerror(r->connect_err));
-	finish(r, wn_relay_stream_err(r->side, true, r->connect_err), why);
-}
-
-static void on_connect(uv_connect_t *req, int status)
-{
-	struct wn_relay *r = container_of(req, struct wn_relay, creq);
 
 	if (r->state == RS_CLOSED)
 		return;
-	if (status < 0) {
-		connect_failed(r, status);
+	if (status == 0) {
+		on_connected(r);
 		return;
 	}
-	on_connected(r);
-}
-
-static void connect_next(struct wn_relay *r)
-{
-	const struct sockaddr *sa;
-	int rc;
-
-	if (r->kind == WN_RELAY_PIPE) {
-		uv_pipe_connect(&r->creq, &r->sock.pipe, r->path, on_connect);
-		return;
-	}
-	sa = (const struct sockaddr *)&r->addrs[r->next_addr++];
-	rc = uv_tcp_connect(&r->creq, &r->sock.tcp, sa, on_connect);
-	if (rc < 0)
-		connect_failed(r, rc);
+	r->set->totals.socket_errors++;
+	snprintf(why, sizeof(why), "connect: %s", wn_strerror(status));
+	finish(r, wn_relay_stream_err(r->side, true, status), why);
 }
 
 static void on_timer(struct wn_timer *t)
 {
-	struct wn_relay *r = container_of(t, struct wn_relay, timer);
+	struct wn_relay *r = wn_container_of(t, struct wn_relay, timer);
 
 	if (r->state == RS_PENDING || r->state == RS_CONNECTING)
 		finish(r, WN_STREAM_TIMEOUT, "connect timed out");
@@ -736,16 +635,11 @@ int wn_relay_new(const struct wn_relay_opts *o, struct wn_relay **out)
 	                               : WN_RELAY_OUT_LIMIT_DEFAULT);
 	if (rc < 0)
 		goto fail;
-	if (o->sock == WN_RELAY_TCP)
-		rc = uv_tcp_init(wn_loop_uv(o->loop), &r->sock.tcp);
-	else
-		rc = uv_pipe_init(wn_loop_uv(o->loop), &r->sock.pipe, 0);
-	if (rc < 0) {
-		rc = wn_err_from_uv(rc);
+	rc = wn_sock_init(&r->sock, o->loop,
+	                  o->sock == WN_RELAY_TCP ? WN_SOCK_TCP : WN_SOCK_PIPE,
+	                  o->log, r->id, on_sock_closed, r);
+	if (rc < 0)
 		goto fail;
-	}
-	r->sock.handle.data = r;
-	r->sock_live = true;
 	r->handles = 1;
 	r->state = RS_NEW;
 	r->side = o->side;
@@ -757,7 +651,6 @@ int wn_relay_new(const struct wn_relay_opts *o, struct wn_relay **out)
 	r->ctx = o->ctx;
 	r->connect_timeout_ms = o->connect_timeout_ms;
 	r->confirm = o->confirm;
-	r->connect_err = WN_EUNREACH;
 	r->h = (struct wn_stream_handler){r, on_data, on_eof, on_writable,
 	                                  on_closed};
 	snprintf(r->id, sizeof(r->id), "%s", o->label ? o->label : "relay");
@@ -777,43 +670,9 @@ fail:
 
 int wn_relay_accept(struct wn_relay *r, uv_stream_t *listener)
 {
-	int rc;
-
-	if (r->state != RS_NEW || r->connected)
+	if (r->state != RS_NEW)
 		return WN_EINVAL;
-	rc = uv_accept(listener, &r->sock.stream);
-	if (rc < 0)
-		return wn_err_from_uv(rc);
-	r->connected = true;
-	if (r->kind == WN_RELAY_TCP)
-		uv_tcp_nodelay(&r->sock.tcp, 1);
-	return 0;
-}
-
-/* "ADDR:PORT" of a peer, "[V6]:PORT", or the socket kind. */
-static void peer_text(struct wn_relay *r, char *buf, size_t cap)
-{
-	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-	char host[INET6_ADDRSTRLEN];
-	const void *addr;
-	uint16_t port;
-
-	snprintf(buf, cap, "%s", r->kind == WN_RELAY_TCP ? "tcp" : "unix");
-	if (r->kind != WN_RELAY_TCP ||
-	    uv_tcp_getpeername(&r->sock.tcp, (struct sockaddr *)&ss, &len) != 0)
-		return;
-	if (ss.ss_family == AF_INET) {
-		addr = &((struct sockaddr_in *)&ss)->sin_addr;
-		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	} else {
-		addr = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
-	if (!inet_ntop(ss.ss_family, addr, host, sizeof(host)))
-		return;
-	snprintf(buf, cap, ss.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host,
-	         port);
+	return wn_sock_accept(&r->sock, listener);
 }
 
 /* The stream is known: name the relay after it and log the '+' line. */
@@ -836,8 +695,7 @@ static void hs_stop(struct wn_relay *r)
 	if (!r->hs_cb)
 		return;
 	r->hs_cb = NULL;
-	r->hs_buf = NULL;
-	stop_reading(r);
+	wn_sock_read_stop(&r->sock);
 }
 
 static void describe(struct wn_relay *r, const struct wn_endpoint *target)
@@ -846,7 +704,7 @@ static void describe(struct wn_relay *r, const struct wn_endpoint *target)
 
 	if (r->desc[0])
 		return;
-	peer_text(r, peer, sizeof(peer));
+	wn_sock_peer_text(&r->sock, peer, sizeof(peer));
 	if (target)
 		wn_endpoint_format(target, tgt, sizeof(tgt));
 	else
@@ -859,7 +717,7 @@ int wn_relay_open(struct wn_relay *r, struct wn_tunnel *t,
 {
 	struct wn_stream *s;
 
-	if (r->state != RS_NEW || !r->connected)
+	if (r->state != RS_NEW || !r->sock.connected)
 		return WN_EINVAL;
 	s = wn_tunnel_open_stream(t, target, &r->h);
 	if (!s) {
@@ -879,7 +737,7 @@ int wn_relay_attach(struct wn_relay *r, struct wn_stream *s,
                     const struct wn_endpoint *target, const uint8_t *pending,
                     size_t len)
 {
-	if (r->state != RS_NEW || !r->connected)
+	if (r->state != RS_NEW || !r->sock.connected)
 		return WN_EINVAL;
 	hs_stop(r);
 	wn_stream_set_handler(s, &r->h);
@@ -893,29 +751,16 @@ int wn_relay_attach(struct wn_relay *r, struct wn_stream *s,
 	return 0;
 }
 
-static void hs_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* The socket's handshake read finished: hand it to the owner. */
+static void hs_done(void *ctx, ssize_t n)
 {
-	struct wn_relay *r = h->data;
-
-	/* Without a pending read, a zero-length buffer: libuv then reports
-	 * UV_ENOBUFS, which hs_on_read ignores. */
-	buf->base = (char *)r->hs_buf;
-	buf->len = r->hs_buf ? r->hs_len : 0;
-}
-
-static void hs_on_read(uv_stream_t *sk, ssize_t nread, const uv_buf_t *buf)
-{
-	struct wn_relay *r = sk->data;
+	struct wn_relay *r = ctx;
 	wn_relay_hs_fn cb = r->hs_cb;
 
-	if (r->state == RS_CLOSED || !cb || nread == 0 || nread == UV_ENOBUFS)
+	r->hs_cb = NULL;
+	if (r->state == RS_CLOSED || !cb)
 		return;
-	hs_stop(r);
-	if (nread > 0)
-		cb(r->hs_ctx, r, nread);
-	else
-		cb(r->hs_ctx, r,
-		   nread == UV_EOF ? WN_ECLOSED : wn_err_from_uv((int)nread));
+	cb(r->hs_ctx, r, n);
 }
 
 int wn_relay_hs_read(struct wn_relay *r, uint8_t *buf, size_t len,
@@ -923,36 +768,22 @@ int wn_relay_hs_read(struct wn_relay *r, uint8_t *buf, size_t len,
 {
 	int rc;
 
-	if (r->state != RS_NEW || !r->connected || r->hs_cb || !len || !cb)
+	if (r->state != RS_NEW || !r->sock.connected || r->hs_cb || !len || !cb)
 		return WN_EINVAL;
-	r->hs_buf = buf;
-	r->hs_len = len;
 	r->hs_cb = cb;
 	r->hs_ctx = ctx;
-	if (r->reading)
-		return 0;
-	rc = uv_read_start(&r->sock.stream, hs_alloc, hs_on_read);
-	if (rc < 0) {
+	rc = wn_sock_read_some(&r->sock, buf, len, hs_done);
+	if (rc < 0)
 		r->hs_cb = NULL;
-		r->hs_buf = NULL;
-		return wn_err_from_uv(rc);
-	}
-	r->reading = true;
-	return 0;
+	return rc;
 }
 
 int wn_relay_hs_write(struct wn_relay *r, const uint8_t *data, size_t len)
 {
-	uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-	int rc;
-
-	if (r->state == RS_CLOSED || !r->connected || r->inflight ||
+	if (r->state == RS_CLOSED || !r->sock.connected || r->inflight ||
 	    wn_bufq_len(&r->outq) > 0 || r->down_bytes > 0)
 		return WN_EINVAL;
-	rc = uv_try_write(&r->sock.stream, &b, 1);
-	if (rc == UV_EAGAIN || (rc >= 0 && (size_t)rc < len))
-		return WN_EAGAIN;
-	return rc < 0 ? wn_err_from_uv(rc) : 0;
+	return wn_sock_write_now(&r->sock, data, len);
 }
 
 void wn_relay_set_finish(struct wn_relay *r, wn_relay_finish_fn fn, void *ctx)
@@ -995,27 +826,19 @@ void wn_relay_adopt(struct wn_relay *r, struct wn_stream *s)
 int wn_relay_connect(struct wn_relay *r, const struct sockaddr_storage *addrs,
                      size_t n, const char *path)
 {
-	size_t i;
+	bool usable =
+	    r->kind == WN_RELAY_TCP
+	        ? addrs && n > 0
+	        : path && path[0] && strlen(path) < sizeof(r->sock.path);
 
-	if (r->state != RS_PENDING)
+	/* Checked before the move, so a refusal leaves the relay unchanged;
+	 * wn_sock_connect then accepts what it is given. */
+	if (r->state != RS_PENDING || !usable)
 		return WN_EINVAL;
-	if (r->kind == WN_RELAY_TCP) {
-		if (!addrs || n == 0)
-			return WN_EINVAL;
-		if (n > WN_RELAY_MAX_ADDRS)
-			n = WN_RELAY_MAX_ADDRS;
-		for (i = 0; i < n; i++)
-			r->addrs[i] = addrs[i];
-		r->naddrs = n;
-		r->next_addr = 0;
-	} else {
-		if (!path || !path[0] || strlen(path) >= sizeof(r->path))
-			return WN_EINVAL;
-		memcpy(r->path, path, strlen(path) + 1);
-	}
 	if (!move(r, RS_CONNECTING, "connecting"))
 		return 0;
-	connect_next(r);
+	if (wn_sock_connect(&r->sock, addrs, n, path, on_connect) < 0)
+		finish(r, WN_STREAM_INTERNAL, "cannot connect");
 	return 0;
 }
 

@@ -28,9 +28,14 @@
  * later, from the close callback of its last libuv handle (loop.h's rule),
  * so it is never freed inside one of its own callbacks. Owners keep pointers
  * to their relays only until on_finish (or until the set says they are
- * gone). */
-#ifndef WN_IO_RELAY_H
-#define WN_IO_RELAY_H
+ * gone).
+ *
+ * Layering: the relay sits above the tunnel API (it is the front ends' data
+ * path, so it lives in src/front/) and on top of src/io/sock.h, which owns
+ * the socket: accepting, connecting across addresses, closing with a
+ * reset, and the handshake reads and writes behind wn_relay_hs_*. */
+#ifndef WN_FRONT_RELAY_H
+#define WN_FRONT_RELAY_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -40,6 +45,7 @@
 
 #include "engine/tunnel.h"
 #include "io/loop.h"
+#include "io/sock.h"
 #include "util/log.h"
 
 struct wn_relay;
@@ -57,7 +63,7 @@ enum wn_relay_sock {
 };
 
 /* At most this many addresses are tried by wn_relay_connect. */
-#define WN_RELAY_MAX_ADDRS 8
+#define WN_RELAY_MAX_ADDRS WN_SOCK_MAX_ADDRS
 
 /* Default cap of the stream -> socket queue. It must be at least the
  * engine's per-stream receive window: the engine never delivers more than

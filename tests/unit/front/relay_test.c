@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "io/relay.h"
+#include "front/relay.h"
 #include "support/netpeer.h"
 #include "support/pipetunnel.h"
 #include "util/err.h"

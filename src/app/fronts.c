@@ -1,0 +1,33 @@
+/* Config sections to front-end options. See fronts.h. */
+#include "app/fronts.h"
+
+#include <string.h>
+
+void wn_app_dialer_opts(const struct wn_server_cfg *sc,
+                        struct wn_dialer_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->allow = sc->allow;
+	o->n_allow = sc->n_allow;
+	o->target = sc->has_target ? &sc->target : NULL;
+}
+
+void wn_app_forward_opts(const struct wn_forward_cfg *fc,
+                         struct wn_forward_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->name = fc->name;
+	o->listen = fc->listen;
+	o->target = fc->has_target ? &fc->target : NULL;
+}
+
+void wn_app_socks5_opts(const struct wn_socks5_cfg *sk,
+                        struct wn_socks5_front_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->name = sk->name;
+	o->listen = sk->listen;
+	o->eager = sk->eager;
+	o->users = sk->users;
+	o->n_users = sk->n_users;
+}
