@@ -44,7 +44,7 @@ static int ep_init(struct qep *ep, const struct wn_quic_opts *o, int server)
 	memset(ep, 0, sizeof(*ep));
 	ep->o = *o;
 	ep->is_server = server;
-	qlist_init(&ep->conns);
+	wn_list_init(&ep->conns);
 	ep->rl_drop = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 5);
 	ep->rl_err = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 10);
 	if (sodium_init() < 0)
@@ -77,10 +77,10 @@ static void ep_free(struct qep *ep)
 
 static void ep_kill_all(struct qep *ep, const char *why)
 {
-	while (!qlist_empty(&ep->conns)) {
+	while (!wn_list_empty(&ep->conns)) {
 		struct qconn *qc =
-		    qlist_entry(ep->conns.next, struct qconn, link);
-		qconn_close(qc, why);
+		    wn_list_entry(ep->conns.next, struct qconn, link);
+		wn__qconn_close(qc, why);
 	}
 }
 
@@ -107,7 +107,7 @@ struct wn_quic_client {
 	struct wn_timer health; /* failover and probing, with several paths */
 	struct wn_failover fo;  /* the policy; the paths' up states */
 	struct qconn *qc;       /* current connection, NULL between tries */
-	struct qlist pending;   /* streams waiting for a connection */
+	struct wn_list pending; /* streams waiting for a connection */
 	struct wn_timer retry;
 	uint32_t backoff_ms;
 	int closing;
@@ -124,22 +124,22 @@ static struct wn_quic_client *CL(struct qep *ep)
  * fails those that waited longer than the idle timeout. */
 static void client_attach_pending(struct wn_quic_client *c)
 {
-	uint64_t now = wn_loop_now_ms(c->ep.o.loop);
-	struct qlist *l = c->pending.next;
+	uint64_t now = wn__quic_now_ms(&c->ep);
+	struct wn_list *l = c->pending.next;
 	while (l != &c->pending) {
-		struct qstream *qs = qlist_entry(l, struct qstream, link);
+		struct qstream *qs = wn_list_entry(l, struct qstream, link);
 		l = l->next;
 		if (c->qc && c->qc->state == QC_UP) {
-			int rc = qstream_attach(c->qc, qs);
+			int rc = wn__qstream_attach(c->qc, qs);
 			if (rc == 0)
 				continue;
 			if (rc != WN_EAGAIN) {
-				qstream_fail(qs, WN_STREAM_INTERNAL);
+				wn__qstream_fail(qs, WN_STREAM_INTERNAL);
 				continue;
 			}
 		}
 		if (now - qs->opened_ms > c->ep.o.idle_timeout_ms)
-			qstream_fail(qs, WN_STREAM_SESSION_LOST);
+			wn__qstream_fail(qs, WN_STREAM_SESSION_LOST);
 	}
 }
 
@@ -147,8 +147,8 @@ static void client_connect(struct wn_quic_client *c)
 {
 	if (c->closing || c->qc)
 		return;
-	c->qc = qconn_new_client(&c->ep, c->carrier,
-	                         (struct sockaddr *)&c->server, c->server_len);
+	c->qc = wn__qconn_new_client(
+	    &c->ep, c->carrier, (struct sockaddr *)&c->server, c->server_len);
 	if (!c->qc) {
 		wn_timer_start(&c->retry, c->backoff_ms, 0);
 		return;
@@ -160,8 +160,7 @@ static void client_connect(struct wn_quic_client *c)
 static void on_retry(struct wn_timer *t)
 {
 	struct wn_quic_client *c =
-	    (struct wn_quic_client *)((char *)t -
-	                              offsetof(struct wn_quic_client, retry));
+	    wn_container_of(t, struct wn_quic_client, retry);
 	client_attach_pending(c); /* time out streams waiting too long */
 	client_connect(c);
 }
@@ -200,7 +199,7 @@ static void client_conn_dead(struct qep *ep, struct qconn *qc)
 		    '-', qc->tunnel.peer_id[0] ? qc->tunnel.peer_id : "server",
 		    0, why);
 	} else if (!c->closing) {
-		WN_LOG_RL(ep->o.log, &ep->rl_err, wn_loop_now_ms(ep->o.loop),
+		WN_LOG_RL(ep->o.log, &ep->rl_err, wn__quic_now_ms(ep),
 		          WN_LOG_WARN, "sess", "cannot connect: %s", why);
 	}
 	c->up = 0;
@@ -219,17 +218,16 @@ static struct wn_stream *client_open_stream(struct wn_tunnel *t,
                                             const struct wn_stream_handler *h)
 {
 	struct wn_quic_client *c =
-	    (struct wn_quic_client *)((char *)t -
-	                              offsetof(struct wn_quic_client, tunnel));
+	    wn_container_of(t, struct wn_quic_client, tunnel);
 	if (c->closing)
 		return NULL;
-	struct qstream *qs = qstream_new(&c->ep, target, flags, h);
+	struct qstream *qs = wn__qstream_new(&c->ep, target, flags, h);
 	if (!qs)
 		return NULL;
-	if (c->qc && c->qc->state == QC_UP && qlist_empty(&c->pending) &&
-	    qstream_attach(c->qc, qs) == 0)
+	if (c->qc && c->qc->state == QC_UP && wn_list_empty(&c->pending) &&
+	    wn__qstream_attach(c->qc, qs) == 0)
 		return &qs->base;
-	qlist_add_tail(&c->pending, &qs->link);
+	wn_list_add_tail(&c->pending, &qs->link);
 	return &qs->base;
 }
 
@@ -247,7 +245,7 @@ static void client_recv(void *ctx, struct wn_carrier *carrier,
 		c->ep.stats.pkts_dropped++;
 		return;
 	}
-	qconn_read(c->qc, carrier, from, fromlen, pkt, len);
+	wn__qconn_read(c->qc, carrier, from, fromlen, pkt, len);
 }
 
 static void client_writable(void *ctx, struct wn_carrier *carrier)
@@ -256,7 +254,7 @@ static void client_writable(void *ctx, struct wn_carrier *carrier)
 	(void)carrier;
 	if (c->qc) {
 		c->qc->carrier_blocked = 0;
-		qconn_schedule(c->qc);
+		wn__qconn_schedule(c->qc);
 	}
 }
 
@@ -277,7 +275,7 @@ static void client_carrier_state(void *ctx, struct wn_carrier *carrier,
 	for (size_t i = 0; i < c->npaths; i++)
 		if (c->paths[i].carrier == carrier)
 			wn_failover_path_state(&c->fo, (unsigned)i, up,
-			                       wn_loop_now_ms(c->ep.o.loop));
+			                       wn__quic_now_ms(&c->ep));
 	if (!up || c->closing || carrier != c->carrier)
 		return;
 	if (c->qc && c->qc->state == QC_UP) {
@@ -285,13 +283,13 @@ static void client_carrier_state(void *ctx, struct wn_carrier *carrier,
 		 * on its old path, which the carrier's new connection carries
 		 * just as well: only the fresh RTT and congestion state are
 		 * missed. */
-		qconn_migrate(c->qc);
+		wn__qconn_migrate(c->qc);
 		return;
 	}
 	struct qconn *hs = c->qc;
 	c->qc = NULL; /* a restart, not a failure: client_conn_dead is quiet */
 	if (hs)
-		qconn_kill(hs, "carrier reconnected during the handshake");
+		wn__qconn_kill(hs, "carrier reconnected during the handshake");
 	wn_timer_stop(&c->retry);
 	c->backoff_ms = BACKOFF_MIN_MS;
 	client_connect(c);
@@ -333,12 +331,12 @@ int wn_quic_client_new(const struct wn_quic_opts *o,
 	c->ep.path_moved = client_path_moved;
 	c->tunnel.ops = &client_tunnel_ops;
 	wn_failover_init(&c->fo, o->failover_ms, o->probe_ms,
-	                 wn_loop_now_ms(o->loop));
+	                 wn__quic_now_ms(&c->ep));
 	c->tunnel.recv_window = o->stream_window_max;
 	snprintf(c->tunnel.peer_id, sizeof(c->tunnel.peer_id), "server");
 	if (ev)
 		c->ev = *ev;
-	qlist_init(&c->pending);
+	wn_list_init(&c->pending);
 	c->backoff_ms = BACKOFF_MIN_MS;
 	rc = wn_timer_init(o->loop, &c->retry, on_retry);
 	if (rc != 0) {
@@ -377,7 +375,7 @@ static int add_path(struct wn_quic_client *c, struct wn_carrier *carrier,
 	p->server_len = len;
 	/* A connected carrier is down until it reports UP (carrier.h). */
 	wn_failover_add_path(&c->fo, wn_carrier_starts_up(carrier),
-	                     wn_loop_now_ms(c->ep.o.loop));
+	                     wn__quic_now_ms(&c->ep));
 	return 0;
 }
 
@@ -395,8 +393,8 @@ static void failover(struct wn_quic_client *c, unsigned j, uint64_t now,
                      const char *why)
 {
 	struct qpath *p = &c->paths[j];
-	if (qconn_move(c->qc, p->carrier, (struct sockaddr *)&p->server,
-	               p->server_len, 1) != 0)
+	if (wn__qconn_move(c->qc, p->carrier, (struct sockaddr *)&p->server,
+	                   p->server_len, 1) != 0)
 		return; /* no spare connection ID yet: next round */
 	WN_LOG(c->ep.o.log, WN_LOG_WARN, "sess",
 	       "moving the session from %s to %s: %s",
@@ -415,24 +413,23 @@ static void failover(struct wn_quic_client *c, unsigned j, uint64_t now,
 static void on_health(struct wn_timer *t)
 {
 	struct wn_quic_client *c =
-	    (struct wn_quic_client *)((char *)t -
-	                              offsetof(struct wn_quic_client, health));
+	    wn_container_of(t, struct wn_quic_client, health);
 	struct qconn *qc = c->qc;
-	uint64_t now = wn_loop_now_ms(c->ep.o.loop);
+	uint64_t now = wn__quic_now_ms(&c->ep);
 	if (!qc || qc->state != QC_UP || c->closing)
 		return;
 	unsigned j;
 	switch (wn_failover_check(&c->fo, now, qc->last_rx_ms,
-	                          qconn_in_flight(qc) > 0, &j)) {
+	                          wn__qconn_in_flight(qc) > 0, &j)) {
 	case WN_FAILOVER_MOVE:
 		failover(c, j, now,
 		         c->fo.up[c->active] ? "no answer on this path"
 		                             : "carrier down");
 		break;
 	case WN_FAILOVER_PROBE:
-		qconn_move(qc, c->paths[j].carrier,
-		           (struct sockaddr *)&c->paths[j].server,
-		           c->paths[j].server_len, 0);
+		wn__qconn_move(qc, c->paths[j].carrier,
+		               (struct sockaddr *)&c->paths[j].server,
+		               c->paths[j].server_len, 0);
 		break;
 	case WN_FAILOVER_STAY:
 		break;
@@ -455,7 +452,7 @@ static void client_path_moved(struct qep *ep, struct qconn *qc,
 			       c->paths[i].server_len);
 			c->server_len = c->paths[i].server_len;
 			wn_failover_moved(&c->fo, (unsigned)i,
-			                  wn_loop_now_ms(ep->o.loop));
+			                  wn__quic_now_ms(ep));
 		}
 }
 
@@ -473,7 +470,7 @@ int wn_quic_client_go(struct wn_quic_client *c)
 			c->ep.stream_paths = 1;
 	}
 	c->active = 0;
-	wn_failover_start(&c->fo, wn_loop_now_ms(c->ep.o.loop));
+	wn_failover_start(&c->fo, wn__quic_now_ms(&c->ep));
 	c->carrier = c->paths[0].carrier;
 	memcpy(&c->server, &c->paths[0].server, c->paths[0].server_len);
 	c->server_len = c->paths[0].server_len;
@@ -509,8 +506,7 @@ const struct wn_quic_stats *wn_quic_client_stats(const struct wn_quic_client *c)
 static void client_retry_closed(struct wn_timer *t)
 {
 	struct wn_quic_client *c =
-	    (struct wn_quic_client *)((char *)t -
-	                              offsetof(struct wn_quic_client, retry));
+	    wn_container_of(t, struct wn_quic_client, retry);
 	ep_free(&c->ep);
 	free(c);
 }
@@ -518,8 +514,7 @@ static void client_retry_closed(struct wn_timer *t)
 static void client_health_closed(struct wn_timer *t)
 {
 	struct wn_quic_client *c =
-	    (struct wn_quic_client *)((char *)t -
-	                              offsetof(struct wn_quic_client, health));
+	    wn_container_of(t, struct wn_quic_client, health);
 	wn_timer_close(&c->retry, client_retry_closed);
 }
 
@@ -530,9 +525,7 @@ static void client_health_closed(struct wn_timer *t)
 static void client_free(struct wn_deferred *node)
 {
 	struct wn_quic_client *c =
-	    (struct wn_quic_client *)((char *)node -
-	                              offsetof(struct wn_quic_client,
-	                                       free_node));
+	    wn_container_of(node, struct wn_quic_client, free_node);
 	wn_timer_close(&c->health, client_health_closed);
 }
 
@@ -541,10 +534,10 @@ void wn_quic_client_close(struct wn_quic_client *c)
 	if (c->closing)
 		return;
 	c->closing = 1;
-	while (!qlist_empty(&c->pending)) {
+	while (!wn_list_empty(&c->pending)) {
 		struct qstream *qs =
-		    qlist_entry(c->pending.next, struct qstream, link);
-		qstream_fail(qs, WN_STREAM_SESSION_LOST);
+		    wn_list_entry(c->pending.next, struct qstream, link);
+		wn__qstream_fail(qs, WN_STREAM_SESSION_LOST);
 	}
 	ep_kill_all(&c->ep, "client shutting down");
 	wn_loop_defer(c->ep.o.loop, &c->free_node, client_free);
@@ -585,7 +578,7 @@ static void server_conn_dead(struct qep *ep, struct qconn *qc)
 		char addr[64];
 		wn_sockaddr_format((struct sockaddr *)&qc->remote, addr,
 		                   sizeof(addr));
-		WN_LOG_RL(ep->o.log, &ep->rl_err, wn_loop_now_ms(ep->o.loop),
+		WN_LOG_RL(ep->o.log, &ep->rl_err, wn__quic_now_ms(ep),
 		          WN_LOG_WARN, "sess", "refused %s: %s", addr, qc->why);
 	}
 }
@@ -617,29 +610,29 @@ static void server_recv(void *ctx, struct wn_carrier *carrier,
 		if (ep->stats.conns_opened - ep->stats.conns_closed >=
 		    SERVER_MAX_CONNS) {
 			ep->stats.pkts_dropped++;
-			WN_LOG_RL(ep->o.log, &ep->rl_drop,
-			          wn_loop_now_ms(ep->o.loop), WN_LOG_WARN,
-			          "sess", "connection limit reached");
+			WN_LOG_RL(ep->o.log, &ep->rl_drop, wn__quic_now_ms(ep),
+			          WN_LOG_WARN, "sess",
+			          "connection limit reached");
 			return;
 		}
-		qc = qconn_new_server(ep, carrier, from, fromlen, &hd);
+		qc = wn__qconn_new_server(ep, carrier, from, fromlen, &hd);
 		if (!qc) {
 			ep->stats.pkts_dropped++;
 			return;
 		}
 	}
-	qconn_read(qc, carrier, from, fromlen, pkt, len);
+	wn__qconn_read(qc, carrier, from, fromlen, pkt, len);
 }
 
 static void server_writable(void *ctx, struct wn_carrier *carrier)
 {
 	struct wn_quic_server *s = ctx;
-	for (struct qlist *l = s->ep.conns.next; l != &s->ep.conns;
+	for (struct wn_list *l = s->ep.conns.next; l != &s->ep.conns;
 	     l = l->next) {
-		struct qconn *qc = qlist_entry(l, struct qconn, link);
+		struct qconn *qc = wn_list_entry(l, struct qconn, link);
 		if (qc->carrier == carrier && qc->carrier_blocked) {
 			qc->carrier_blocked = 0;
-			qconn_schedule(qc);
+			wn__qconn_schedule(qc);
 		}
 	}
 }
@@ -702,8 +695,7 @@ const struct wn_quic_stats *wn_quic_server_stats(const struct wn_quic_server *s)
 static void server_closed(struct wn_timer *t)
 {
 	struct wn_quic_server *s =
-	    (struct wn_quic_server *)((char *)t -
-	                              offsetof(struct wn_quic_server, closer));
+	    wn_container_of(t, struct wn_quic_server, closer);
 	ep_free(&s->ep);
 	free(s);
 }
@@ -713,9 +705,7 @@ static void server_closed(struct wn_timer *t)
 static void server_free(struct wn_deferred *node)
 {
 	struct wn_quic_server *s =
-	    (struct wn_quic_server *)((char *)node -
-	                              offsetof(struct wn_quic_server,
-	                                       free_node));
+	    wn_container_of(node, struct wn_quic_server, free_node);
 	wn_timer_close(&s->closer, server_closed);
 }
 

@@ -47,6 +47,13 @@ struct wn_quic_opts {
 	                         without progress (default 3 s) */
 	uint32_t probe_ms;    /* client: try the first path again this often
 	                         while on another (default 10 s) */
+	/* The engine's one clock, in nanoseconds: every timestamp ngtcp2 sees
+	 * and every millisecond the engine keeps (last packet, stream waits,
+	 * failover) comes from it. NULL: wn_mono_ns, with milliseconds from
+	 * the loop's cached time (both libuv's monotonic clock). A test runs
+	 * the engine in virtual time with its own. */
+	uint64_t (*clock_ns)(void *ctx);
+	void *clock_ctx;
 };
 
 /* Fills in defaults (loop, log and id stay NULL). */

@@ -1,6 +1,15 @@
 /* Private to the QUIC engine (quic.c: client and server endpoints;
- * quic_conn.c: one connection and its streams). Nothing outside
- * src/engine/quic*.c includes this or ngtcp2. */
+ * quic_conn.c: one connection's life, read path, migration and timer;
+ * quic_cb.c: its ngtcp2 callbacks; quic_tls.c: its TLS session;
+ * quic_write.c: its write pass; quic_stream.c: its streams). Nothing
+ * outside src/engine/quic*.c includes this or ngtcp2.
+ *
+ * Naming: a function one quic*.c file calls in another is named wn__q...
+ * (wn__qconn_* for a connection, wn__qstream_* for a stream, wn__quic_*
+ * for the rest), in libuv's uv__ style: the project's prefix says whose
+ * symbol it is in the linked binary, the double underscore that it is the
+ * engine's internal and no API. Functions private to one file are static
+ * and carry no prefix. */
 #ifndef WN_ENGINE_QUIC_INT_H
 #define WN_ENGINE_QUIC_INT_H
 
@@ -14,6 +23,7 @@
 #include "engine/quic.h"
 #include "util/bufq.h"
 #include "util/cidmap.h"
+#include "util/list.h"
 
 #define QUIC_SCID_LEN 16
 #define QUIC_DCID_LEN 18
@@ -21,44 +31,6 @@
 #define QUIC_SEND_IOV 4      /* iovecs of stream data offered per packet */
 #define QUIC_ACK_THRESH 8    /* ACK at once after this many packets */
 #define QUIC_ALPN "warren/1" /* also keeps other QUIC clients out */
-
-/* Intrusive doubly linked list. */
-struct qlist {
-	struct qlist *prev, *next;
-};
-
-static inline void qlist_init(struct qlist *l)
-{
-	l->prev = l->next = l;
-}
-
-static inline int qlist_empty(const struct qlist *l)
-{
-	return l->next == l;
-}
-
-static inline void qlist_add_tail(struct qlist *head, struct qlist *n)
-{
-	n->prev = head->prev;
-	n->next = head;
-	head->prev->next = n;
-	head->prev = n;
-}
-
-static inline void qlist_del(struct qlist *n)
-{
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = NULL;
-}
-
-static inline int qlist_linked(const struct qlist *n)
-{
-	return n->next != NULL;
-}
-
-#define qlist_entry(ptr, type, member) \
-	((type *)((char *)(ptr)-offsetof(type, member)))
 
 struct qconn;
 struct qstream;
@@ -74,7 +46,7 @@ struct qep {
 	uint8_t *txbuf;
 	size_t txcap;
 	struct wn_quic_stats stats;
-	struct qlist conns;
+	struct wn_list conns;
 	uint64_t stream_seq, conn_seq;
 	struct wn_ratelimit rl_drop, rl_err;
 	/* server */
@@ -116,9 +88,9 @@ struct qconn {
 	socklen_t llen, rlen;
 	struct wn_timer timer;
 	struct wn_deferred dnode; /* flush, or free once dead */
-	struct qlist link;        /* in ep->conns */
-	struct qlist streams;     /* every attached stream */
-	struct qlist ready;       /* streams with data or a FIN to send */
+	struct wn_list link;      /* in ep->conns */
+	struct wn_list streams;   /* every attached stream */
+	struct wn_list ready;     /* streams with data or a FIN to send */
 	enum qconn_state state;
 	uint64_t write_epoch;
 	uint64_t unpaced; /* bytes written since the last pacing update */
@@ -140,73 +112,135 @@ struct qstream {
 	uint64_t blocked_epoch;
 	uint64_t opened_ms; /* loop time at open, to time out pending */
 	unsigned fin_wanted : 1, fin_sent : 1,
-	    stop_owed : 1;  /* released: STOP_SENDING after our FIN */
-	struct qlist link;  /* conn->streams or the client's pending list */
-	struct qlist rlink; /* conn->ready */
+	    stop_owed : 1;    /* released: STOP_SENDING after our FIN */
+	struct wn_list link;  /* conn->streams or the client's pending list */
+	struct wn_list rlink; /* conn->ready */
 };
 
 /* ---- quic_conn.c ---------------------------------------------------- */
 
 /* Creates a client connection to remote over carrier. NULL on failure. */
-struct qconn *qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
-                               const struct sockaddr *remote, socklen_t rlen);
+struct qconn *wn__qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
+                                   const struct sockaddr *remote,
+                                   socklen_t rlen);
 
 /* Creates a server connection for an accepted Initial. NULL on failure. */
-struct qconn *qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
-                               const struct sockaddr *remote, socklen_t rlen,
-                               const ngtcp2_pkt_hd *hd);
+struct qconn *wn__qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
+                                   const struct sockaddr *remote,
+                                   socklen_t rlen, const ngtcp2_pkt_hd *hd);
 
 /* Feeds one packet, received on carrier, to the connection. Kills it on a
  * fatal error. */
-void qconn_read(struct qconn *qc, struct wn_carrier *carrier,
-                const struct sockaddr *from, socklen_t fromlen,
-                const uint8_t *pkt, size_t len);
+void wn__qconn_read(struct qconn *qc, struct wn_carrier *carrier,
+                    const struct sockaddr *from, socklen_t fromlen,
+                    const uint8_t *pkt, size_t len);
 
 /* Asks for a write pass at the end of this loop iteration. */
-void qconn_schedule(struct qconn *qc);
+void wn__qconn_schedule(struct qconn *qc);
 
 /* The carrier's local address changed (a stream carrier's new
  * connection): moves an established connection to the new path at once
  * (ngtcp2_conn_initiate_immediate_migration), which also starts fresh RTT
  * and congestion state for it. Returns 0, or a WN_E* code when it could not
  * migrate (then the connection carries on, on its old path). */
-int qconn_migrate(struct qconn *qc);
+int wn__qconn_migrate(struct qconn *qc);
 
 /* Client: moves the connection to carrier's path (its local address, the
  * server at remote). immediate: at once (the current path is failing);
  * else only once the new path is validated (probing a path to move back
  * to; path_moved reports success). Returns 0 or a WN_E* code. */
-int qconn_move(struct qconn *qc, struct wn_carrier *carrier,
-               const struct sockaddr *remote, socklen_t rlen, int immediate);
+int wn__qconn_move(struct qconn *qc, struct wn_carrier *carrier,
+                   const struct sockaddr *remote, socklen_t rlen,
+                   int immediate);
 
 /* Bytes sent and not yet acknowledged or declared lost. */
-uint64_t qconn_in_flight(struct qconn *qc);
+uint64_t wn__qconn_in_flight(struct qconn *qc);
 
 /* Sends CONNECTION_CLOSE (when possible) and kills the connection. */
-void qconn_close(struct qconn *qc, const char *why);
+void wn__qconn_close(struct qconn *qc, const char *why);
 
 /* Fails every stream with WN_STREAM_SESSION_LOST, tells the endpoint, and
  * frees the connection later. Idempotent. */
-void qconn_kill(struct qconn *qc, const char *why);
+void wn__qconn_kill(struct qconn *qc, const char *why);
+
+/* Fails the connection on a fatal ngtcp2 error: tells the peer why (TLS
+ * alert or transport error) when it still can, then kills it. */
+void wn__qconn_fail(struct qconn *qc, int liberr);
+
+/* Arms the connection's timer for ngtcp2's next expiry, as seen at now. */
+void wn__qconn_arm_timer(struct qconn *qc, ngtcp2_tstamp now);
+
+/* ---- quic_cb.c ------------------------------------------------------ */
+
+/* Fills the ngtcp2 callback table of a client or a server connection. */
+void wn__qconn_fill_callbacks(ngtcp2_callbacks *cb, int server);
+
+/* ---- quic_tls.c ----------------------------------------------------- */
+
+/* Sets up the connection's GnuTLS session for ngtcp2 (raw public keys,
+ * the warren ALPN). Returns 0 or a WN_E* code. */
+int wn__qconn_setup_tls(struct qconn *qc);
+
+/* ---- quic_write.c --------------------------------------------------- */
+
+/* The write pass: writes what ngtcp2 and the ready streams have, in
+ * GSO-shaped batches, tells the pacer, and re-arms the timer. */
+void wn__qconn_flush(struct qconn *qc);
+
+/* The write pass at a time the caller already read from the clock. */
+void wn__qconn_flush_at(struct qconn *qc, ngtcp2_tstamp now);
+
+/* Sends len bytes of seg-sized packets to path (the current carrier and
+ * remote when path names none). Returns wn_carrier_send's result; notes a
+ * blocked carrier. */
+int wn__qconn_send_batch(struct qconn *qc, const ngtcp2_path *path,
+                         const uint8_t *buf, size_t len, size_t seg);
+
+/* ---- quic_stream.c -------------------------------------------------- */
 
 /* A new stream, not attached to any connection; the header for target (if
  * not NULL) is queued as its first bytes. NULL on allocation failure. */
-struct qstream *qstream_new(struct qep *ep, const struct wn_endpoint *target,
-                            unsigned flags, const struct wn_stream_handler *h);
+struct qstream *wn__qstream_new(struct qep *ep,
+                                const struct wn_endpoint *target,
+                                unsigned flags,
+                                const struct wn_stream_handler *h);
 
 /* Attaches a pending stream to an established client connection. Returns 0,
  * WN_EAGAIN when the stream limit is reached, or a WN_E* code. */
-int qstream_attach(struct qconn *qc, struct qstream *qs);
+int wn__qstream_attach(struct qconn *qc, struct qstream *qs);
 
 /* Ends a stream that never reached a connection: on_closed(err) follows at
  * the end of the loop iteration. */
-void qstream_fail(struct qstream *qs, int err);
+void wn__qstream_fail(struct qstream *qs, int err);
+
+/* Whether the stream has data or a FIN to send. */
+int wn__qstream_has_output(const struct qstream *qs);
+
+/* Puts a stream with output on its connection's ready list and schedules
+ * a write pass. */
+void wn__qstream_mark_ready(struct qstream *qs);
+
+/* ---- quic_tls.c, quic_conn.c ---------------------------------------- */
 
 /* GnuTLS verify function for the engine's credentials: checks the peer's
  * raw public key against the pin (client) or the allow list (server). */
 int wn_quic_verify_peer(gnutls_session_t s);
 
-/* Monotonic time for ngtcp2, in nanoseconds. */
-ngtcp2_tstamp qnow(void);
+/* The engine's clock (wn_quic_opts.clock_ns), in nanoseconds for ngtcp2.
+ * Each event (a packet in, a write pass, the timer) reads it once and
+ * passes the time down. Without an injected clock this is the direct call
+ * it always was: no indirect call on the packet path. */
+static inline ngtcp2_tstamp wn__quic_now(const struct qep *ep)
+{
+	return ep->o.clock_ns ? ep->o.clock_ns(ep->o.clock_ctx) : wn_mono_ns();
+}
+
+/* The same clock in milliseconds, for the engine's own bookkeeping;
+ * without an injected clock, the loop's cached time (no clock read). */
+static inline uint64_t wn__quic_now_ms(const struct qep *ep)
+{
+	return ep->o.clock_ns ? ep->o.clock_ns(ep->o.clock_ctx) / 1000000
+	                      : wn_loop_now_ms(ep->o.loop);
+}
 
 #endif

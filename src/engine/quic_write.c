@@ -1,0 +1,233 @@
+/* A QUIC connection's write pass: ready streams, round robin, become
+ * packets, batched for GSO (one size a batch, one path a batch) and handed
+ * to the carrier, with ngtcp2's pacer told about them. This is where
+ * DATAGRAM frames will join the stream data. */
+#include <string.h>
+
+#include "engine/quic_int.h"
+#include "util/err.h"
+
+#define MS NGTCP2_MILLISECONDS
+
+/* Sends a batch to the path ngtcp2 chose for it: ngtcp2 validates a peer's
+ * new address before using it, so replies never follow a spoofed or
+ * replayed packet's source. */
+int wn__qconn_send_batch(struct qconn *qc, const ngtcp2_path *path,
+                         const uint8_t *buf, size_t len, size_t seg)
+{
+	const struct sockaddr *to = (const struct sockaddr *)&qc->remote;
+	socklen_t tolen = qc->rlen;
+	if (path->remote.addrlen > 0) {
+		to = (const struct sockaddr *)path->remote.addr;
+		tolen = (socklen_t)path->remote.addrlen;
+	}
+	struct wn_carrier *c = path->user_data
+	                           ? (struct wn_carrier *)path->user_data
+	                           : qc->carrier;
+	int rc = wn_carrier_send(c, to, tolen, buf, len, seg);
+	if (rc == WN_EAGAIN)
+		qc->carrier_blocked = 1;
+	return rc;
+}
+
+/* The next stream with output that has not been blocked in this pass. */
+static struct qstream *next_ready(struct qconn *qc)
+{
+	struct wn_list *l = qc->ready.next;
+	while (l != &qc->ready) {
+		struct qstream *qs = wn_list_entry(l, struct qstream, rlink);
+		l = l->next;
+		if (!wn__qstream_has_output(qs)) {
+			wn_list_del(&qs->rlink);
+			continue;
+		}
+		if (qs->blocked_epoch != qc->write_epoch)
+			return qs;
+	}
+	return NULL;
+}
+
+static void after_write(struct qstream *qs, ngtcp2_ssize ndatalen, int fin)
+{
+	if (ndatalen < 0)
+		return;
+	qs->sent += (size_t)ndatalen;
+	if (fin && qs->sent == wn_bufq_len(&qs->sendq)) {
+		qs->fin_sent = 1;
+		/* Inside the write pass: the next packets of this pass
+		 * carry the STOP_SENDING, no new pass is needed. */
+		if (qs->stop_owed && !qs->base.ended) {
+			qs->stop_owed = 0;
+			ngtcp2_conn_shutdown_stream_read(qs->qc->conn, qs->sid,
+			                                 WN_STREAM_ABORTED);
+		}
+	}
+	/* Round robin: a stream that wrote goes to the back. */
+	if (wn_list_linked(&qs->rlink)) {
+		wn_list_del(&qs->rlink);
+		if (wn__qstream_has_output(qs))
+			wn_list_add_tail(&qs->qc->ready, &qs->rlink);
+	}
+}
+
+static int same_remote(const ngtcp2_path *a, const ngtcp2_path *b)
+{
+	return a->user_data == b->user_data &&
+	       a->remote.addrlen == b->remote.addrlen &&
+	       memcmp(a->remote.addr, b->remote.addr, a->remote.addrlen) == 0;
+}
+
+/* Copies the remote address of `from` into storage that outlives the next
+ * ngtcp2 write, which overwrites the path storage. */
+static void batch_path(ngtcp2_path *p, struct sockaddr_storage *ss,
+                       const ngtcp2_path *from)
+{
+	size_t n =
+	    from->remote.addrlen <= sizeof(*ss) ? from->remote.addrlen : 0;
+	memcpy(ss, from->remote.addr, n);
+	p->remote.addr = (ngtcp2_sockaddr *)ss;
+	p->remote.addrlen = (ngtcp2_socklen)n;
+	p->user_data = from->user_data;
+}
+
+/* Tells ngtcp2's pacer about the bytes written, once they are worth a
+ * pause. ngtcp2 spaces the next send by (bytes since the last update) /
+ * pacing rate and lets a packet go up to 1 ms early anyway (its allowance
+ * for event loops), so a pause under 1 ms only costs a timer wakeup: a
+ * receiver would wake once more per ACK it sends, for nothing. ngtcp2
+ * keeps counting the bytes until the update, so deferring it loses none:
+ * they are paced together later. */
+static void pace(struct qconn *qc, size_t written, ngtcp2_tstamp ts)
+{
+	ngtcp2_conn_stat st;
+	qc->unpaced += written;
+	if (qc->unpaced == 0)
+		return;
+	ngtcp2_conn_get_conn_stat(qc->conn, &st);
+	if (st.pacing_rate > 0 &&
+	    (double)qc->unpaced < st.pacing_rate * (double)MS)
+		return;
+	ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
+	qc->unpaced = 0;
+}
+
+void wn__qconn_flush(struct qconn *qc)
+{
+	if (qc->state == QC_DEAD || qc->carrier_blocked)
+		return;
+	wn__qconn_flush_at(qc, wn__quic_now(qc->ep));
+}
+
+void wn__qconn_flush_at(struct qconn *qc, ngtcp2_tstamp ts)
+{
+	struct qep *ep = qc->ep;
+	if (qc->state == QC_DEAD || qc->carrier_blocked)
+		return;
+	size_t maxpkt = ngtcp2_conn_get_path_max_tx_udp_payload_size(qc->conn);
+	if (maxpkt > wn_carrier_max_packet(qc->carrier))
+		maxpkt = wn_carrier_max_packet(qc->carrier);
+	size_t quantum = ngtcp2_conn_get_send_quantum(qc->conn);
+	if (quantum < maxpkt)
+		quantum = maxpkt;
+	size_t budget = quantum, off = 0, seg = 0, npkts = 0, written = 0;
+	uint8_t *buf = ep->txbuf;
+	qc->write_epoch++;
+	ngtcp2_path_storage ps;
+	ngtcp2_path_storage_zero(&ps);
+	ngtcp2_path bpath; /* where the batch being built goes */
+	struct sockaddr_storage bto;
+	memset(&bpath, 0, sizeof(bpath));
+
+	for (;;) {
+		struct qstream *qs = next_ready(qc);
+		ngtcp2_vec vec[QUIC_SEND_IOV];
+		size_t nvec = 0;
+		int64_t sid = -1;
+		uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+		int fin = 0;
+		if (qs) {
+			/* A packet takes ~1.4 kB and chunks are 16 kB: a few
+			 * iovecs always fill one, even from a chunk's tail. */
+			struct iovec iov[QUIC_SEND_IOV];
+			int n = wn_bufq_peek_iov_at(&qs->sendq, qs->sent, iov,
+			                            QUIC_SEND_IOV);
+			size_t avail = 0;
+			for (int i = 0; i < n; i++) {
+				vec[i].base = iov[i].iov_base;
+				vec[i].len = iov[i].iov_len;
+				avail += iov[i].iov_len;
+			}
+			nvec = (size_t)n;
+			sid = qs->sid;
+			if (qs->fin_wanted &&
+			    qs->sent + avail == wn_bufq_len(&qs->sendq)) {
+				flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+				fin = 1;
+			}
+		}
+		ngtcp2_pkt_info pi;
+		ngtcp2_ssize ndatalen = -1;
+		ngtcp2_ssize nw = ngtcp2_conn_writev_stream(
+		    qc->conn, &ps.path, &pi, buf + off, maxpkt, &ndatalen,
+		    flags, sid, vec, nvec, ts);
+		if (nw < 0) {
+			if (nw == NGTCP2_ERR_WRITE_MORE) {
+				after_write(qs, ndatalen, fin);
+				continue;
+			}
+			if (qs && (nw == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
+			           nw == NGTCP2_ERR_STREAM_SHUT_WR ||
+			           nw == NGTCP2_ERR_STREAM_NOT_FOUND)) {
+				qs->blocked_epoch = qc->write_epoch;
+				continue;
+			}
+			wn__qconn_fail(qc, (int)nw);
+			return;
+		}
+		if (qs) {
+			if (ndatalen >= 0)
+				after_write(qs, ndatalen, fin);
+			else
+				qs->blocked_epoch = qc->write_epoch;
+		}
+		if (nw == 0)
+			break;
+		if (npkts > 0 && !same_remote(&bpath, &ps.path)) {
+			/* ngtcp2 switched paths (a probe or a migration):
+			 * what was batched so far goes out alone first. */
+			wn__qconn_send_batch(qc, &bpath, buf, off, seg);
+			written += off;
+			memmove(buf, buf + off, (size_t)nw);
+			budget = budget > off ? budget - off : 0;
+			off = 0;
+			npkts = 0;
+		}
+		if (npkts == 0) {
+			seg = (size_t)nw;
+			batch_path(&bpath, &bto, &ps.path);
+		}
+		off += (size_t)nw;
+		npkts++;
+		/* A batch is packets of one size, the last may be shorter. */
+		int short_pkt = (size_t)nw < seg;
+		if (short_pkt || npkts == QUIC_GSO_MAX ||
+		    off + maxpkt > ep->txcap || off >= budget) {
+			int rc =
+			    wn__qconn_send_batch(qc, &bpath, buf, off, seg);
+			written += off;
+			budget = budget > off ? budget - off : 0;
+			off = 0;
+			npkts = 0;
+			if (rc == WN_EAGAIN || budget == 0)
+				break;
+		}
+	}
+	if (off > 0)
+		wn__qconn_send_batch(qc, &bpath, buf, off, seg);
+	written += off;
+	/* ngtcp2 0.12 paces from a 333 ms initial RTT guess, which would hold
+	 * the client's Finished back ~22 ms: pace only after the handshake. */
+	if (ngtcp2_conn_get_handshake_completed(qc->conn))
+		pace(qc, written, ts);
+	wn__qconn_arm_timer(qc, ts);
+}
