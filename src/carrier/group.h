@@ -22,9 +22,9 @@
 #define WN_SGROUP_SERVER_MAX (2 * WN_SGROUP_MAX)
 /* The preferred connection keeps the batches while at most its write
  * queue's limit over WN_SGROUP_LOW_DIV is queued. Half: spilling over
- * reorders packets by the queue's delay, which cost QUIC over one
- * stream 87.6 -> 50.8 Mbit/s on a 100 Mbit/s, 50 ms RTT link at
- * 64 KiB of a 512 KiB queue, and nearly nothing at half of it. */
+ * reorders packets by the queue's delay, which costs a single QUIC stream
+ * dearly at an eighth of the queue and nearly nothing at half of it
+ * (docs/performance.md, "Parallel connections and the spill-over mark"). */
 #define WN_SGROUP_LOW_DIV 2
 #define WN_SGROUP_NONE ((size_t)-1) /* in wn_sgroup_pick: cannot send */
 

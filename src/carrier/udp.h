@@ -1,8 +1,8 @@
 /* The udp carrier: one UDP socket, one datagram per packet.
  *
  * It owns its socket (socket(2) under a uv_poll_t) instead of using uv_udp,
- * because libuv 1.44 has no UDP GSO/GRO, and GSO/GRO is what lifts a QUIC
- * path from ~290 to ~900 MiB/s on loopback (shared/research/deps.md).
+ * because libuv 1.44 has no UDP GSO/GRO, and a QUIC path's throughput
+ * depends on them (docs/performance.md, "udp: GSO and GRO").
  *
  * Receive. Each readiness event drains the socket with recvmmsg(2) into
  * buffers allocated once at open (no per-packet allocation), for a bounded

@@ -16,7 +16,8 @@
  * paces no slower than its initial window per RTT either). Without that
  * floor, request/response traffic, whose samples measure the application
  * (a few hundred bytes per round trip), paced its next exchange at that
- * rate: a 1-byte echo over a 50 ms path waited up to 2.8 s for tokens. */
+ * rate, and held a 1-byte echo for seconds (docs/performance.md, "The
+ * pacer's floor"). */
 #include "core/kcp_int.h"
 
 #define SAMPLE_MIN_MS 10

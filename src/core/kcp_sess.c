@@ -49,9 +49,9 @@ void wn_kcp_sess_cfg_default(struct wn_kcp_sess_cfg *cfg)
 	cfg->kcp.dead_link = KCP_SESS_DEAD_LINK;
 	/* Acks wait until 32 are pending (a bit over half a datagram) or
 	 * min(interval, srtt / 4) has passed, instead of one ack datagram
-	 * per receive batch: at ~8,600 packets/s that was as many sealed
-	 * datagrams and sends on the receiver, and as many wakeups on the
-	 * sender (docs/ARCHITECTURE.md, section 6, has the numbers). */
+	 * per receive batch, which cost the receiver a sealed datagram and a
+	 * send, and the sender a wakeup, for nearly every data datagram
+	 * (docs/performance.md, "Ack batching"). */
 	cfg->kcp.ack_every = KCP_SESS_ACK_EVERY;
 	cfg->batch_acks = 1;
 	wn_smux_cfg_default(&cfg->smux);

@@ -43,9 +43,9 @@ struct wn_kcp_sess_cfg {
 	int idle_on_data;
 	/* 1: a run pass flushes KCP only when wn_kcp_deadline() says
 	 * something is due, so acks wait for their batch (kcp.ack_every);
-	 * 0: every run pass flushes (one ack datagram per receive batch, at
-	 * about twice the CPU per MB). Both the native engine and the kcptun
-	 * profile batch, as kcp-go does. */
+	 * 0: every run pass flushes (one ack datagram per receive batch:
+	 * docs/performance.md, "Per-packet cost: batched acks"). Both the
+	 * native engine and the kcptun profile batch, as kcp-go does. */
 	int batch_acks;
 };
 

@@ -18,8 +18,8 @@
 /* Drained streams that may keep their send-queue chunks for reuse, at
  * most: the least recently drained beyond it give theirs back at each pull.
  * Freeing at every drain would make a busy stream malloc and free a chunk
- * per frame, which glibc answers with brk calls and page faults (measured:
- * 100 streams through two cores went from 7.8 to 0.6 GB/s). */
+ * per frame, which glibc answers with brk calls and page faults
+ * (docs/performance.md, "smux: chunk reuse"). */
 #define WN_SMUX_DRAINED_MAX 256
 
 /* Refusals (RST or FIN for a SYN we did not accept) waiting to be sent, at

@@ -76,8 +76,9 @@ struct wn_kcp_engine_opts {
 /* Fills in defaults (loop, log and id stay NULL): fast3, windows
  * 2048/2048, pacing on, RTO at least twice the smoothed RTT, idle 15 s,
  * keepalive 5 s, 4 MiB stream window. The windows, the pacing and the RTO
- * floor are what a 100 Mbit/s, 50 ms path with loss needs (measured in
- * docs/ARCHITECTURE.md); kcptun's own windows are 128/512 without them. */
+ * floor are what a long path with loss needs (docs/performance.md,
+ * "Sending: RTO floor, pacer, windows"); kcptun's own windows are 128/512
+ * without them. */
 void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o);
 
 /* The kcptun profile's defaults (kcptun.c): kcptun's own windows (client

@@ -118,8 +118,8 @@ void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg,
 	cfg->kcp.tailroom = 0;
 	/* Acks wait for the interval, as kcp-go's do (kcptun leaves
 	 * --acknodelay off): an ack datagram per packet received costs a
-	 * kcp-go sender a decryption and an FEC pass each, and slowed
-	 * kcptun-client -> warren from 55 to 45 Mbit/s (docs). */
+	 * kcp-go sender a decryption and an FEC pass each (docs/performance.md,
+	 * "Interval acks"). */
 	cfg->kcp.ack_every = 0;
 	cfg->batch_acks = 1;
 	cfg->smux.version = kt->cfg.smuxver;
