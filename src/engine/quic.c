@@ -22,14 +22,14 @@ void wn_quic_opts_default(struct wn_quic_opts *o)
 	o->idle_timeout_ms = 15000;
 	o->keepalive_ms = 5000;
 	o->handshake_timeout_ms = 10000;
-	/* One stream must keep a lossy 100 Mbit/s x 50 ms path full: at 5%
-	 * loss every round trip has holes, and until a hole is repaired
-	 * (one more round trip, or two when the repair is lost too) the
-	 * receiver cannot extend the window and the sender keeps everything
-	 * after it. 1 MiB (1.7 BDP) held one stream to 55-65 Mbit/s there;
+	/* One stream must keep a long, lossy path full: with loss every
+	 * round trip has holes, and until a hole is repaired (one more round
+	 * trip, or two when the repair is lost too) the receiver cannot
+	 * extend the window and the sender keeps everything after it.
 	 * ngtcp2's autotuning grows a window only while it is being used up
 	 * within 2 RTT, which a stalled stream is not. Only credit: nothing
-	 * is allocated until data arrives. */
+	 * is allocated until data arrives. The size: docs/performance.md,
+	 * "Stream windows 8 MiB". */
 	o->stream_send_limit = 8u << 20;
 	o->stream_window = 8u << 20;
 	o->stream_window_max = 16u << 20;

@@ -23,11 +23,10 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 	s->max_window = o->conn_window_max;
 	s->max_stream_window = o->stream_window_max;
 	s->handshake_timeout = (uint64_t)o->handshake_timeout_ms * MS;
-	/* ngtcp2's default ACKs every 2nd packet: at 100 Mbit/s that is
-	 * ~4,000 ACKs a second for the sender to wake up for, and BBR's
-	 * bandwidth estimate from them came out several times the link
-	 * rate (see docs/ARCHITECTURE.md, section 5). max_ack_delay still bounds
-	 * the wait when fewer packets come. */
+	/* ngtcp2's default ACKs every 2nd packet, which wakes the sender
+	 * that often and inflated BBR's bandwidth estimate well above the
+	 * link rate (docs/performance.md, "ACK threshold 8"). max_ack_delay
+	 * still bounds the wait when fewer packets come. */
 	s->ack_thresh = QUIC_ACK_THRESH;
 	size_t maxpkt = wn_carrier_max_packet(qc->carrier);
 	if (ep->max_pkt && ep->max_pkt < maxpkt)
