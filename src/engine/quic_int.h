@@ -96,7 +96,7 @@ struct qconn {
 	uint64_t unpaced; /* bytes written since the last pacing update */
 	uint64_t id;
 	int carrier_blocked; /* wait for the carrier's writable() */
-	uint64_t last_rx_ms; /* loop time of the last packet taken */
+	uint64_t last_rx_ms; /* engine time of the last packet taken */
 	int peer_ok;
 	uint8_t peer_key[WN_KEY_LEN];
 	char why[160]; /* why it died, for logs */
@@ -110,7 +110,7 @@ struct qstream {
 	struct wn_bufq sendq; /* unacked and unsent data */
 	size_t sent;          /* bytes at the head of sendq already sent */
 	uint64_t blocked_epoch;
-	uint64_t opened_ms; /* loop time at open, to time out pending */
+	uint64_t opened_ms; /* engine time at open, to time out pending */
 	unsigned fin_wanted : 1, fin_sent : 1,
 	    stop_owed : 1;    /* released: STOP_SENDING after our FIN */
 	struct wn_list link;  /* conn->streams or the client's pending list */
