@@ -34,7 +34,7 @@ struct kep {
 	struct wn_kcp_engine_opts o;
 	int is_server;
 	struct wn_kcp_engine_stats stats;
-	uint64_t stream_seq, sess_seq;
+	uint64_t sess_seq;
 	struct wn_ratelimit rl_drop, rl_err;
 	struct wn_accept_handler ah; /* server */
 	/* The send batch (tx_add/tx_flush in kcp_engine.c): packets of one session,

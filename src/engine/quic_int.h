@@ -47,7 +47,7 @@ struct qep {
 	size_t txcap;
 	struct wn_quic_stats stats;
 	struct wn_list conns;
-	uint64_t stream_seq, conn_seq;
+	uint64_t conn_seq;
 	struct wn_ratelimit rl_drop, rl_err;
 	/* server */
 	struct wn_cidmap cids;
