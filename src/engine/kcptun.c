@@ -16,6 +16,9 @@
 /* Every packet's headroom: crypto header + a data shard's FEC header. */
 #define KT_HEADROOM (WN_KCPCRYPT_HEADER + WN_KCPGO_FEC_DATA_HDR)
 
+/* kcptun's --key default (sic). */
+#define KT_DEFAULT_PASSPHRASE "it's a secrect"
+
 /* kcptun's -mtu default. */
 #define KT_MTU 1350
 
@@ -37,7 +40,7 @@ void wn_kcptun_cfg_default(struct wn_kcptun_cfg *k)
 {
 	memset(k, 0, sizeof(*k));
 	k->crypt = WN_KCPCRYPT_AES;
-	wn_kcpcrypt_derive("it's a secrect", k->key);
+	wn_kcpcrypt_derive(KT_DEFAULT_PASSPHRASE, k->key);
 	k->datashard = 10;
 	k->parityshard = 3;
 	k->nocomp = 0;
@@ -59,6 +62,25 @@ void wn_kcptun_opts_default(struct wn_kcp_engine_opts *o, int server)
 	o->stream_window = 2 * 1024 * 1024;
 }
 
+/* A server whose key everyone knows (kcptun's default) or that has none
+ * (crypt none) serves anyone; the configuration refuses that unless the
+ * user insisted (kcptun-insecure), and then the log says it once. */
+static void warn_if_open(struct kep *ep, const struct wn_kcptun_cfg *cfg)
+{
+	uint8_t dflt[WN_KCPCRYPT_KEY];
+	wn_kcpcrypt_derive(KT_DEFAULT_PASSPHRASE, dflt);
+	const char *why = NULL;
+	if (cfg->crypt == WN_KCPCRYPT_NONE)
+		why = "crypt none";
+	else if (sodium_memcmp(dflt, cfg->key, sizeof(dflt)) == 0)
+		why = "kcptun's default key";
+	if (why)
+		WN_LOG(ep->o.log, WN_LOG_WARN, "sess",
+		       "kcptun server with %s: anyone can use it to reach its "
+		       "target",
+		       why);
+}
+
 int ktprof_new(struct kep *ep, const struct wn_kcptun_cfg *cfg)
 {
 	if (cfg->smuxver != 1 && cfg->smuxver != 2)
@@ -69,6 +91,8 @@ int ktprof_new(struct kep *ep, const struct wn_kcptun_cfg *cfg)
 	if (!kt)
 		return WN_ENOMEM;
 	kt->cfg = *cfg;
+	if (ep->is_server)
+		warn_if_open(ep, cfg);
 	int rc = wn_kcpcrypt_init(&kt->crypt, cfg->crypt, cfg->key);
 	if (rc != 0) {
 		free(kt);
