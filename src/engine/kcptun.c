@@ -161,21 +161,31 @@ void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg,
 		cfg->recv_pause = ep->o.stream_window / 4;
 }
 
-int ktprof_sess_init(struct ksession *ks)
+/* A session's FEC state comes when first needed, so that it costs little
+ * until it carries something. ks's FEC encoder, made with its first packet. NULL without FEC, or
+ * without memory (that packet is dropped: KCP sends it again). */
+static struct wn_kcpgo_enc *fec_encoder(struct ksession *ks)
 {
 	const struct ktprof *kt = ks->ep->kt;
-	if (!kt->fec)
-		return 0;
-	int rc =
+	if (!ks->fec_enc &&
 	    wn_kcpgo_enc_new(kt->rs, kt->cfg.datashard, kt->cfg.parityshard,
-	                     kt->max_shard, WN_KCPCRYPT_HEADER, &ks->fec_enc);
-	if (rc == 0)
-		rc = wn_kcpgo_dec_new(kt->rs, kt->cfg.datashard,
-		                      kt->cfg.parityshard, kt->max_shard,
-		                      &ks->fec_dec);
-	if (rc != 0)
-		ktprof_sess_free(ks);
-	return rc;
+	                     kt->max_shard, WN_KCPCRYPT_HEADER,
+	                     &ks->fec_enc) != 0)
+		ks->fec_enc = NULL;
+	return ks->fec_enc;
+}
+
+/* ks's FEC decoder, made with the peer's first parity shard (until then
+ * there is nothing to rebuild from). NULL without FEC or memory. */
+static struct wn_kcpgo_dec *fec_decoder(struct ksession *ks,
+                                        const struct wn_kcpgo_pkt *fp)
+{
+	const struct ktprof *kt = ks->ep->kt;
+	if (!ks->fec_dec && kt->fec && fp->kind == WN_KCPGO_PARITY &&
+	    wn_kcpgo_dec_new(kt->rs, kt->cfg.datashard, kt->cfg.parityshard,
+	                     kt->max_shard, &ks->fec_dec) != 0)
+		ks->fec_dec = NULL;
+	return ks->fec_dec;
 }
 
 void ktprof_sess_free(struct ksession *ks)
@@ -197,11 +207,13 @@ static void seal_send(struct ksession *ks, uint8_t *p, size_t n)
 
 void ktprof_output(struct ksession *ks, uint8_t *pkt, size_t len)
 {
-	if (!ks->fec_enc) {
+	if (!ks->ep->kt->fec) {
 		seal_send(ks, pkt - WN_KCPCRYPT_HEADER,
 		          len + WN_KCPCRYPT_HEADER);
 		return;
 	}
+	if (!fec_encoder(ks))
+		return;
 	int np = wn_kcpgo_enc_data(ks->fec_enc, pkt, len);
 	seal_send(ks, pkt - KT_HEADROOM, len + KT_HEADROOM);
 	for (int i = 0; i < np; i++) {
@@ -262,7 +274,8 @@ void ktprof_input(struct ksession *ks, struct wn_carrier *c,
 	struct kep *ep = ks->ep;
 	if (fp->kind != WN_KCPGO_PARITY)
 		ksession_input(ks, c, from, fromlen, fp->kcp, fp->kcp_len);
-	if (fp->kind == WN_KCPGO_RAW || !ks->fec_dec || ks->state == KS_DEAD)
+	if (fp->kind == WN_KCPGO_RAW || ks->state == KS_DEAD ||
+	    !fec_decoder(ks, fp))
 		return;
 	struct rebuilt r = {ks, c, from, fromlen};
 	int n = wn_kcpgo_dec_input(ks->fec_dec, fp, on_rebuilt, &r);
