@@ -44,8 +44,10 @@ HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from wnb import nethelp, report  # noqa: E402
+from wnb import report  # noqa: E402
 from linkemu import make_link  # noqa: E402
+from tcputil import format_hostport, wait_file  # noqa: E402
+from warren import NETAPP  # noqa: E402
 from wnb.procs import (CLEAN, PREFIX, BenchNetns, BenchProcs,  # noqa: E402
                        cpu_s, hwm_kib, log, nsrun, pss_kib, reap_stale, tail)
 from wnb.subjects import (ECHO_PORT, Env, all_subjects,  # noqa: E402
@@ -342,10 +344,15 @@ class Bench:
     def servers_up(self, s, tag):
         """The echo server in namespace s (iperf3 servers are per
         subject)."""
-        echo = CLEAN.start(f"{tag}-echo", [PYTHON, HERE, "_echo",
-                                           str(ECHO_PORT)], self.tmp,
-                           netns=s)
-        time.sleep(0.3)
+        ready = os.path.join(self.tmp, f"{tag}-echo.ready")
+        echo = CLEAN.start(f"{tag}-echo", [
+            PYTHON, NETAPP, "serve", "--listen", f"0.0.0.0:{ECHO_PORT}",
+            "--mode", "echo", "--ready", ready], self.tmp, netns=s)
+        try:
+            wait_file(ready)
+        except AssertionError:
+            raise RuntimeError("the echo server did not come up:\n" +
+                               tail(echo.bench_log)) from None
         return [echo]
 
     def iperf_up(self, env):
@@ -378,7 +385,8 @@ class Bench:
             time.sleep(0.3)
             return procs
         host, port = subj.echo_addr(env)
-        res = nsrun(env.c, [PYTHON, HERE, "_probe", host, str(port), "20"],
+        res = nsrun(env.c, [PYTHON, NETAPP, "wait", "--connect",
+                            format_hostport(host, port), "--timeout", "20"],
                     timeout=40)
         if res.returncode != 0:
             logs = "".join(f"\n{pr.p.bench_name}:\n{tail(pr.p.bench_log)}"
@@ -434,8 +442,9 @@ class Bench:
     def latency(self, subj, env):
         host, port = subj.echo_addr(env)
         n = self.P["lat_conns"]
-        res = nsrun(env.c, [PYTHON, HERE, "_latency", host, str(port),
-                            str(n)], timeout=n * 12 + 30)
+        res = nsrun(env.c, [PYTHON, NETAPP, "latency", "--connect",
+                            format_hostport(host, port), "--count", str(n)],
+                    timeout=n * 12 + 30)
         try:
             d = json.loads(res.stdout)
         except ValueError:
@@ -571,7 +580,9 @@ class Bench:
             host, port = subj.echo_addr(env)
             helper = CLEAN.start(
                 f"{env.tag}-idle-{subj.name}-{n}",
-                [PYTHON, HERE, "_idle", host, str(port), str(n), "5"],
+                [PYTHON, NETAPP, "idle", "--connect",
+                 format_hostport(host, port), "--conns", str(n),
+                 "--stall", "5"],
                 self.tmp, netns=env.c, stdin=subprocess.PIPE)
             line = wait_line(helper.bench_log, helper, 60 + n * 0.05)
             if line is None:
@@ -736,18 +747,6 @@ def emu_summary(st):
 
 
 def main():
-    if len(sys.argv) > 1 and sys.argv[1].startswith("_"):
-        cmd, rest = sys.argv[1], sys.argv[2:]
-        if cmd == "_echo":
-            return nethelp.echo(int(rest[0]))
-        if cmd == "_latency":
-            return nethelp.latency(rest[0], int(rest[1]), int(rest[2]))
-        if cmd == "_probe":
-            return nethelp.probe(rest[0], int(rest[1]), float(rest[2]))
-        if cmd == "_idle":
-            return nethelp.idle(rest[0], int(rest[1]), int(rest[2]),
-                                float(rest[3]))
-        sys.exit(f"unknown helper {cmd}")
     names = [s.name for s in all_subjects()]
     ap = argparse.ArgumentParser(
         description="warren vs kernel TCP and other tunnels, on emulated "
