@@ -24,6 +24,10 @@
       answered within 2 s: {"answered": bool}. For quic and kcp every third
       is shaped like the first bytes of the engine's packets; for kcptun
       all are random, 20 bytes or more, paced (none passes kcptun's CRC).
+  quiet --connect ADDR --secs S
+      through an echo: 1 KiB there and back, S seconds of silence on the
+      open connection, 1 KiB again; prints {"ok": both came back whole,
+      "first", "second": what each exchange got back (bytes, or the error)}.
   latency --connect ADDR --count N
       N times, one after the other: connect, send one byte, read its echo;
       prints {"ms": [connect + first byte, per success], "failed": n}.
@@ -351,6 +355,28 @@ def idle(args):
     return 0
 
 
+def quiet(args):
+    out = {}
+    try:
+        s = connect(args.connect)
+    except OSError as e:
+        print(json.dumps({"ok": False, "first": f"connect: {e}"}))
+        return 1
+    for i, name in enumerate(("first", "second")):
+        if i:
+            time.sleep(args.secs)
+        data = os.urandom(1024)
+        try:
+            got = tcputil.exchange(s, data, timeout=10.0)
+            out[name] = len(got) if got == data else f"{len(got)} wrong"
+        except OSError as e:
+            out[name] = str(e) or type(e).__name__
+    s.close()
+    out["ok"] = out["first"] == 1024 and out["second"] == 1024
+    print(json.dumps(out))
+    return 0 if out["ok"] else 1
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -378,6 +404,9 @@ def main():
     a.add_argument("--looks-like", choices=("quic", "kcp", "kcptun"),
                    required=True)
     a.add_argument("--count", type=int, default=3000)
+    a = sub.add_parser("quiet")
+    a.add_argument("--connect", required=True)
+    a.add_argument("--secs", type=float, required=True)
     a = sub.add_parser("latency")
     a.add_argument("--connect", required=True)
     a.add_argument("--count", type=int, required=True)
@@ -391,7 +420,8 @@ def main():
     a.add_argument("--stall", type=float, default=5.0)
     args = p.parse_args()
     return {"serve": serve, "roundtrip": roundtrip, "halfclose": halfclose,
-            "probe": probe, "garbage": garbage, "latency": latency,
+            "probe": probe, "garbage": garbage, "quiet": quiet,
+            "latency": latency,
             "wait": wait, "idle": idle}[args.cmd](args) or 0
 
 

@@ -176,8 +176,11 @@ class Tunnel:
         p.wait_log("server ready")
         return p
 
-    def client(self, *forwards, server_key=None, extra=(), name="client",
-               url=None):
+    def client(self, *forwards, server_key=None, kcptun_key=None, extra=(),
+               name="client", url=None):
+        """Starts a client with `forwards` (`-L` specs) that trusts the
+        server's key (or server_key); on kcptun, with KCPTUN_KEY (or
+        kcptun_key)."""
         url = url or self.url
         if self.kcptun:
             if server_key:
@@ -192,7 +195,7 @@ class Tunnel:
                 listens.append(listen)
             a = argv(self.bin, "client", url, engine="kcptun",
                      mode=self.mode, forwards=listens,
-                     kcptun_key=KCPTUN_KEY, extra=extra)
+                     kcptun_key=kcptun_key or KCPTUN_KEY, extra=extra)
         else:
             a = argv(self.bin, "client", url, key=self.key("client"),
                      peer_key=server_key or self.server_pub,
