@@ -60,18 +60,18 @@
  *     wn_protect_consume_response; then send something at once (an empty
  *     seal is a keepalive). Type 4 goes to wn_protect_open. Data goes out
  *     through wn_protect_seal; WN_EAGAIN means no keys: queue and handshake.
- *   server: wn_protect_responder_init once. A type 1 packet (after a
- *     per-address rate limit) goes to wn_protect_responder_consume; on
- *     success look up in.static_pk among the allowed clients, compare
- *     in.timestamp with the last accepted one for that key, find or create
- *     that client's peer (wn_protect_peer_init, responder, with index
- *     callbacks into the server's index table), wn_protect_respond, store
- *     the timestamp, send the response. Type 4 packets go to the peer found
- *     by receiver index, wn_protect_open; replies go out with
- *     wn_protect_seal. Types 2 and 3 are dropped. Under
- *     load (see crypto/hsadmit.h), wn_protect_responder_check first: an
- *     initiation without a valid mac2 gets wn_protect_cookie_reply and no
- *     DH; one with it is budgeted per source address.
+ *   server: wn_protect_responder_init once. A type 1 packet goes first to
+ *     wn_protect_responder_check (mac1, mac2; no DH), then to the
+ *     admission policy (crypto/hsadmit.h), which says: drop it, answer it
+ *     with wn_protect_cookie_reply (under load, no valid mac2: no DH), or
+ *     go on. Going on, wn_protect_responder_consume; on success look up
+ *     in.static_pk among the allowed clients, compare in.timestamp with
+ *     the last accepted one for that key, find or create that client's
+ *     peer (wn_protect_peer_init, responder, with index callbacks into the
+ *     server's index table), wn_protect_respond, store the timestamp, send
+ *     the response. Type 4 packets go to the peer found by receiver index,
+ *     wn_protect_open; replies go out with wn_protect_seal. Types 2 and 3
+ *     are dropped.
  *   client, cookies: a type 3 packet goes to wn_protect_consume_cookie;
  *     when it says retry, initiate again at once.
  *   both: wn_protect_tick at wn_protect_next_expiry frees expired keys;
