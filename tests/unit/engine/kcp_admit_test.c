@@ -225,11 +225,55 @@ static void test_many_initiations_replayed(void **state)
 	world_free(&w);
 }
 
+/* Under load as without it, an initiation that fails mac1 (a prober who
+ * does not know the server's key) gets no answer at all: cookie replies
+ * go only to those who know it. */
+static void test_stranger_gets_nothing_under_load(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w, FLOOD);
+	run_until_up(&w);
+	assert_int_equal(w.up, 1);
+	/* Keep the server under load: a few more unseen replays spend what
+	 * the rate has added since the flood. */
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	sa.sin_addr.s_addr = htonl(0x0c000001u);
+	sa.sin_port = htons(4000);
+	for (int i = 300; i < 350; i++) {
+		uint8_t pkt[WN_PROTECT_INITIATION_MAX];
+		memcpy(pkt, w.cap[i], w.cap_len[i]);
+		w.sh.recv(w.sh.ctx, &w.sc.base, (struct sockaddr *)&sa,
+		          sizeof(sa), pkt, w.cap_len[i]);
+	}
+	uint64_t sent = w.sc.sent,
+	         cookies = wn_kcp_server_stats(w.ksrv)->cookies;
+	for (int i = 0; i < 100; i++) {
+		uint8_t pkt[WN_PROTECT_INITIATION_MAX];
+		size_t len = w.cap_len[i];
+		memcpy(pkt, w.cap[i], len);
+		pkt[len - 2 * WN_PROTECT_MAC_LEN] ^= 1; /* mac1 */
+		w.sh.recv(w.sh.ctx, &w.sc.base, (struct sockaddr *)&sa,
+		          sizeof(sa), pkt, len);
+	}
+	assert_int_equal(w.sc.sent, sent);
+	assert_int_equal(wn_kcp_server_stats(w.ksrv)->cookies, cookies);
+	/* An unseen valid one from there does get a cookie: the load is
+	 * real. */
+	uint8_t pkt[WN_PROTECT_INITIATION_MAX];
+	memcpy(pkt, w.cap[FLOOD - 1], w.cap_len[FLOOD - 1]);
+	w.sh.recv(w.sh.ctx, &w.sc.base, (struct sockaddr *)&sa, sizeof(sa), pkt,
+	          w.cap_len[FLOOD - 1]);
+	assert_int_equal(wn_kcp_server_stats(w.ksrv)->cookies, cookies + 1);
+	world_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_one_initiation_replayed),
 	    cmocka_unit_test(test_many_initiations_replayed),
+	    cmocka_unit_test(test_stranger_gets_nothing_under_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
