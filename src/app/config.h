@@ -31,7 +31,10 @@
  * reports all of them at once. Unknown sections, unknown keys, malformed
  * values and keys set twice in files are all errors. So is api (both
  * roles): its feature is planned, and a key that does nothing must not be
- * accepted.
+ * accepted. For the same reason wn_config_validate refuses keys the rest of
+ * the configuration leaves without effect (carrier keys with no endpoint
+ * of that carrier, failover keys with one server, another engine's keys,
+ * a forward target with engine kcptun), naming each key's line or flag.
  *
  * Ownership: struct wn_config owns everything it points to; wn_config_free
  * releases it. Parsing does no I/O except reading the config file itself;
@@ -156,6 +159,7 @@ struct wn_server_cfg {
 	uint32_t padding;       /* padding record after each batch; 0: none */
 	struct wn_engine_cfg engine;
 	struct wn_cfg_keyset set_mask, file_mask;
+	uint32_t key_line[WN_CFG_KEYS_MAX]; /* see wn_client_cfg */
 };
 
 struct wn_client_cfg {
@@ -180,6 +184,10 @@ struct wn_client_cfg {
 	uint32_t padding;  /* padding record after each batch */
 	struct wn_engine_cfg engine;
 	struct wn_cfg_keyset set_mask, file_mask;
+	/* Per key-table row: the config file line that last set the key, 0
+	 * when a flag did (or nothing), for diagnostics of cross-key rules;
+	 * the file is the one in origin. */
+	uint32_t key_line[WN_CFG_KEYS_MAX];
 };
 
 struct wn_config {

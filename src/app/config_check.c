@@ -93,14 +93,146 @@ static void validate_engine_keys(struct wn_config *cfg,
 			               o, secname, kcptun_keys[i], engine);
 }
 
+/* Where key `name` of a section was set, for a diagnostic: "FILE:LINE"
+ * (the file of the section's origin), or "--NAME" for a flag. */
+static const char *key_at(char *buf, size_t cap, const char *sec_origin,
+                          const uint32_t *key_line, unsigned sec,
+                          const char *name)
+{
+	const struct keydef *k = find_key(sec, name);
+	const char *colon = strrchr(sec_origin, ':');
+	uint32_t line = k ? key_line[key_bit(k)] : 0;
+
+	if (line && colon)
+		snprintf(buf, cap, "%.*s:%u", (int)(colon - sec_origin),
+		         sec_origin, (unsigned)line);
+	else
+		snprintf(buf, cap, "--%s", name);
+	return buf;
+}
+
+/* The carriers the endpoints use: bits of WN_SCHEME_*. */
+static unsigned schemes_of(const struct wn_endpoint *eps, size_t n)
+{
+	unsigned m = 0;
+
+	for (size_t i = 0; i < n; i++)
+		m |= (unsigned)eps[i].scheme;
+	return m;
+}
+
+/* Keys of one carrier kind, set while no endpoint of the section uses
+ * that carrier: each would be a silent no-op, so each is refused. */
+static void refuse_without(struct wn_config *cfg,
+                           const struct wn_cfg_keyset *mask,
+                           const uint32_t *key_line, unsigned sec,
+                           const char *secname, const char *o,
+                           const char *const *keys, size_t n, const char *why)
+{
+	char at[WN_ORIGIN_MAX + 16];
+
+	for (size_t i = 0; i < n; i++)
+		if (has(mask, sec, keys[i]))
+			wn_config_diag(
+			    cfg, "%s: [%s] %s: %s; remove it",
+			    key_at(at, sizeof(at), o, key_line, sec, keys[i]),
+			    secname, keys[i], why);
+}
+
+#define NKEYS(a) (sizeof(a) / sizeof(a[0]))
+
+/* The server's carrier knobs against its listeners. */
+static void validate_server_carriers(struct wn_config *cfg, const char *o)
+{
+	static const char *const tls_keys[] = {"tls-cert", "tls-key",
+	                                       "fallback", "sni"};
+	static const char *const stream_keys[] = {"idle-close", "max-conns",
+	                                          "padding"};
+	struct wn_server_cfg *s = &cfg->server;
+	unsigned m = schemes_of(s->listen, s->n_listen);
+	char at[WN_ORIGIN_MAX + 16];
+
+	if (!(m & WN_SCHEME_TLS))
+		refuse_without(cfg, &s->set_mask, s->key_line, SEC_SERVER,
+		               "server", o, tls_keys, NKEYS(tls_keys),
+		               "a key of tls listeners, and no listen is "
+		               "tls://");
+	else if (has(&s->set_mask, SEC_SERVER, "sni") &&
+	         has(&s->set_mask, SEC_SERVER, "tls-cert"))
+		wn_config_diag(
+		    cfg,
+		    "%s: [server] sni: names only the generated "
+		    "certificate, and tls-cert replaces it; remove "
+		    "sni (the certificate names itself)",
+		    key_at(at, sizeof(at), o, s->key_line, SEC_SERVER, "sni"));
+	if (!(m & (WN_SCHEME_TCP | WN_SCHEME_TLS)))
+		refuse_without(cfg, &s->set_mask, s->key_line, SEC_SERVER,
+		               "server", o, stream_keys, NKEYS(stream_keys),
+		               "a key of tcp/tls listeners, and every listen "
+		               "is udp://");
+}
+
+/* The client's carrier and failover knobs against its servers. */
+static void validate_client_carriers(struct wn_config *cfg, const char *o)
+{
+	static const char *const tls_keys[] = {"sni"};
+	static const char *const stream_keys[] = {
+	    "rotate-after", "rotate-bytes", "conns", "padding"};
+	static const char *const several_keys[] = {"failover-after",
+	                                           "probe-interval"};
+	struct wn_client_cfg *c = &cfg->client;
+	unsigned m = schemes_of(c->server, c->n_server);
+
+	if (!(m & WN_SCHEME_TLS))
+		refuse_without(cfg, &c->set_mask, c->key_line, SEC_CLIENT,
+		               "client", o, tls_keys, NKEYS(tls_keys),
+		               "a key of tls servers, and no server is "
+		               "tls://");
+	if (!(m & (WN_SCHEME_TCP | WN_SCHEME_TLS)))
+		refuse_without(cfg, &c->set_mask, c->key_line, SEC_CLIENT,
+		               "client", o, stream_keys, NKEYS(stream_keys),
+		               "a key of tcp/tls servers, and every server "
+		               "is udp://");
+	if (c->n_server <= 1)
+		refuse_without(cfg, &c->set_mask, c->key_line, SEC_CLIENT,
+		               "client", o, several_keys, NKEYS(several_keys),
+		               "takes effect with several servers (failover), "
+		               "and one is configured");
+}
+
+/* Engine kcptun has no identity keys: a tcp/tls carrier would seal its
+ * preambles to the all-zero key, which anyone can forge. kcptun itself
+ * runs over UDP only. */
+static void refuse_kcptun_streams(struct wn_config *cfg,
+                                  const struct wn_endpoint *eps, size_t n,
+                                  const char *o, const char *secname,
+                                  const char *key)
+{
+	char name[128];
+
+	for (size_t i = 0; i < n; i++)
+		if (eps[i].scheme != WN_SCHEME_UDP) {
+			wn_endpoint_format(&eps[i], name, sizeof(name));
+			wn_config_diag(
+			    cfg,
+			    "%s: [%s] %s %s: engine kcptun runs over udp:// "
+			    "only (a tcp/tls carrier needs warren's keys, "
+			    "which kcptun has none of)",
+			    o, secname, key, name);
+		}
+}
+
 static void validate_server(struct wn_config *cfg)
 {
 	struct wn_server_cfg *s = &cfg->server;
 	const char *o = origin_or(s->origin, "server");
 	validate_engine_keys(cfg, &s->set_mask, SEC_SERVER, "server",
 	                     &s->engine, o);
+	validate_server_carriers(cfg, o);
 	if (s->engine.kind == WN_ENGINE_KCPTUN) {
 		validate_kcptun(cfg, &s->engine, o, "server");
+		refuse_kcptun_streams(cfg, s->listen, s->n_listen, o, "server",
+		                      "listen");
 		if (!has(&s->set_mask, SEC_SERVER, "listen"))
 			wn_config_diag(cfg,
 			               "%s: [server] listen is required "
@@ -159,8 +291,12 @@ static void validate_client(struct wn_config *cfg)
 	bool kt = c->engine.kind == WN_ENGINE_KCPTUN;
 	validate_engine_keys(cfg, &c->set_mask, SEC_CLIENT, "client",
 	                     &c->engine, o);
-	if (kt)
+	validate_client_carriers(cfg, o);
+	if (kt) {
 		validate_kcptun(cfg, &c->engine, o, "client");
+		refuse_kcptun_streams(cfg, c->server, c->n_server, o, "client",
+		                      "server");
+	}
 	if (!has(&c->set_mask, SEC_CLIENT, "server"))
 		wn_config_diag(cfg,
 		               "%s: [client] server is required (e.g. server "
@@ -221,6 +357,17 @@ static void validate_forwards(struct wn_config *cfg)
 			               "%s: [forward %s] target is required "
 			               "(-L LISTEN=TARGET)",
 			               f->origin, f->name);
+		/* kcptun streams name no target: one here would be
+		 * ignored. */
+		if (has(&f->set_mask, SEC_FORWARD, "target") &&
+		    cfg->client.engine.kind == WN_ENGINE_KCPTUN)
+			wn_config_diag(
+			    cfg,
+			    "%s: [forward %s] target: engine kcptun "
+			    "streams carry no target (the kcptun "
+			    "server sends each to its own); remove it "
+			    "(-L LISTEN)",
+			    f->origin, f->name);
 		for (size_t j = 0; j < i; j++) {
 			struct wn_forward_cfg *g = &cfg->forwards[j];
 			if (f->has_listen && g->has_listen &&

@@ -147,6 +147,7 @@ struct setting {
 	const char *secname; /* "server", "client", "forward NAME" */
 	const char *dir;     /* base for relative paths, or NULL */
 	bool from_file;
+	unsigned line; /* the file line, with from_file */
 };
 
 /* Applies key=value to one section object, enforcing "set once in files"

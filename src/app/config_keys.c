@@ -790,5 +790,11 @@ int wn_cfg_apply(const struct setting *st, unsigned sec,
 	key_add(set_mask, k);
 	if (st->from_file)
 		key_add(file_mask, k);
+	if (sec == SEC_SERVER)
+		st->cfg->server.key_line[key_bit(k)] =
+		    st->from_file ? st->line : 0;
+	else if (sec == SEC_CLIENT)
+		st->cfg->client.key_line[key_bit(k)] =
+		    st->from_file ? st->line : 0;
 	return rc != 0 ? WN_ECONFIG : 0;
 }

@@ -303,6 +303,7 @@ static int handler(void *user, const char *section, const char *name,
 	    .secname = p->secname,
 	    .dir = p->dir,
 	    .from_file = true,
+	    .line = p->line,
 	};
 	(void)section; /* the reader tracks sections with their lines */
 	struct wn_forward_cfg *f =

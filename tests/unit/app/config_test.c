@@ -222,6 +222,128 @@ static void test_engine_keys_of_another_engine(void **state)
 	wn_config_free(&cfg);
 }
 
+/* Asserts that no diagnostic contains needle. */
+static void expect_no_diag(const struct wn_config *cfg, const char *needle)
+{
+	for (size_t i = 0; i < cfg->n_diags; i++)
+		if (strstr(cfg->diags[i].text, needle))
+			fail_msg("unexpected diagnostic: %s",
+			         cfg->diags[i].text);
+}
+
+/* Carrier knobs with no carrier of theirs, and failover knobs with one
+ * server, would be silent no-ops: each is refused at its own line. */
+static void test_noop_carrier_keys_refused(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char text[1024];
+
+	snprintf(text, sizeof(text),
+	         "[server]\n"                      /* 1 */
+	         "listen = udp://0.0.0.0:4433\n"   /* 2 */
+	         "key = k\n"                       /* 3 */
+	         "allow-client = %s\n"             /* 4 */
+	         "allow = 10.0.0.0/8:22\n"         /* 5 */
+	         "tls-cert = c.pem\n"              /* 6 */
+	         "tls-key = k.pem\n"               /* 7 */
+	         "fallback = close\n"              /* 8 */
+	         "sni = www.example.org\n"         /* 9 */
+	         "idle-close = 1m\n"               /* 10 */
+	         "max-conns = 10\n"                /* 11 */
+	         "padding = 100\n"                 /* 12 */
+	         "[client]\n"                      /* 13 */
+	         "server = udp://192.0.2.1:4433\n" /* 14 */
+	         "server-key = %s\n"               /* 15 */
+	         "key = k\n"                       /* 16 */
+	         "sni = cdn.example.com\n"         /* 17 */
+	         "rotate-after = 1m\n"             /* 18 */
+	         "rotate-bytes = 1M\n"             /* 19 */
+	         "conns = 2\n"                     /* 20 */
+	         "padding = 100\n"                 /* 21 */
+	         "failover-after = 1s\n"           /* 22 */
+	         "probe-interval = 5s\n"           /* 23 */
+	         "[forward f]\nlisten = 127.0.0.1:1\ntarget = 10.0.0.1:2\n",
+	         pk1, pk2);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_NONE), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:6: [server] tls-cert:", "no listen is tls");
+	expect_diag(&cfg, "t.conf:7: [server] tls-key:", "no listen is tls");
+	expect_diag(&cfg, "t.conf:8: [server] fallback:", "no listen is tls");
+	expect_diag(&cfg, "t.conf:9: [server] sni:", "no listen is tls");
+	expect_diag(&cfg, "t.conf:10: [server] idle-close:", "udp://");
+	expect_diag(&cfg, "t.conf:11: [server] max-conns:", "udp://");
+	expect_diag(&cfg, "t.conf:12: [server] padding:", "udp://");
+	expect_diag(&cfg, "t.conf:17: [client] sni:", "no server is tls");
+	expect_diag(&cfg, "t.conf:18: [client] rotate-after:", "udp://");
+	expect_diag(&cfg, "t.conf:19: [client] rotate-bytes:", "udp://");
+	expect_diag(&cfg, "t.conf:20: [client] conns:", "udp://");
+	expect_diag(&cfg, "t.conf:21: [client] padding:", "udp://");
+	expect_diag(&cfg,
+	            "t.conf:22: [client] failover-after:", "several servers");
+	expect_diag(&cfg,
+	            "t.conf:23: [client] probe-interval:", "several servers");
+	/* A flag that set the key is named as the flag. */
+	assert_int_equal(
+	    wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "--conns", "conns", "3"),
+	    0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	expect_diag(&cfg, "--conns: [client] conns:", "udp://");
+	wn_config_free(&cfg);
+
+	/* With their carriers (tcp carries the stream keys, tls the tls
+	 * keys) and two servers, every key applies. */
+	snprintf(text, sizeof(text),
+	         "[server]\n"
+	         "listen = tcp://0.0.0.0:8080\n"
+	         "listen = tls://0.0.0.0:443\n"
+	         "key = k\nallow-client = %s\nallow = 10.0.0.0/8:22\n"
+	         "fallback = close\nsni = www.example.org\n"
+	         "idle-close = 1m\nmax-conns = 10\npadding = 100\n"
+	         "[client]\n"
+	         "server = tls://192.0.2.1:443\n"
+	         "server = udp://192.0.2.1:4433\n"
+	         "server-key = %s\nkey = k\n"
+	         "sni = cdn.example.com\nrotate-after = 1m\n"
+	         "rotate-bytes = 1M\nconns = 2\npadding = 100\n"
+	         "failover-after = 1s\nprobe-interval = 5s\n"
+	         "[forward f]\nlisten = 127.0.0.1:1\ntarget = 10.0.0.1:2\n",
+	         pk1, pk2);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_NONE), 0);
+	wn_config_free(&cfg);
+
+	/* A tcp carrier alone has no tls keys. */
+	snprintf(text, sizeof(text),
+	         "[server]\nlisten = tcp://0.0.0.0:8080\n"
+	         "key = k\nallow-client = %s\nallow = 10.0.0.0/8:22\n"
+	         "fallback = close\npadding = 100\n"
+	         "[client]\nserver = tcp://192.0.2.1:443\n"
+	         "server-key = %s\nkey = k\nsni = cdn.example.com\n"
+	         "conns = 2\n"
+	         "[forward f]\nlisten = 127.0.0.1:1\ntarget = 10.0.0.1:2\n",
+	         pk1, pk2);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_NONE), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:6: [server] fallback:", "no listen is tls");
+	expect_diag(&cfg, "t.conf:12: [client] sni:", "no server is tls");
+	expect_no_diag(&cfg, "padding");
+	expect_no_diag(&cfg, "conns");
+	wn_config_free(&cfg);
+
+	/* A given certificate makes sni (the generated certificate's
+	 * name) a no-op. */
+	snprintf(text, sizeof(text),
+	         "[server]\nlisten = tls://0.0.0.0:443\n"
+	         "key = k\nallow-client = %s\nallow = 10.0.0.0/8:22\n"
+	         "tls-cert = c.pem\ntls-key = k.pem\nsni = www.example.org\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:8: [server] sni:", "tls-cert replaces it");
+	wn_config_free(&cfg);
+}
+
 static void test_validation_requires_and_forbids(void **state)
 {
 	(void)state;
@@ -696,6 +818,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_full_config),
+	    cmocka_unit_test(test_noop_carrier_keys_refused),
 	    cmocka_unit_test(test_table_fields),
 	    cmocka_unit_test(test_cfg_keyset_top_bit),
 	    cmocka_unit_test(test_carrier_keys),
