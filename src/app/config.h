@@ -16,9 +16,11 @@
  *                               rotate-after, rotate-bytes, failover-after,
  *                               conns, probe-interval, padding, and the
  *                               kcptun keys as [server]
- *   [forward NAME]        keys: listen, target (client side port forwards)
- *   [socks5 NAME]         keys: listen, eager, user, users-file (client
- *                               side SOCKS5 proxies)
+ *   [forward NAME]        keys: listen, target, socket-mode (client side
+ *                               port forwards)
+ *   [socks5 NAME]         keys: listen, eager, user, users-file,
+ *                               unauthenticated, socket-mode (client side
+ *                               SOCKS5 proxies)
  *
  * Every key is also a command-line flag of its role (`--server-key X`,
  * `--allow X`), the client's `-L LISTEN=TARGET` adds a forward and its
@@ -83,6 +85,7 @@ struct wn_forward_cfg {
 	bool has_listen, has_target;
 	struct wn_endpoint listen;      /* tcp or unix */
 	struct wn_endpoint target;      /* HOST:PORT or unix:PATH */
+	unsigned socket_mode;           /* unix listen's mode; 0: 0600 */
 	struct wn_cfg_keyset set_mask;  /* keys set so far */
 	struct wn_cfg_keyset file_mask; /* of those, keys set by a file */
 };
@@ -128,6 +131,8 @@ struct wn_socks5_cfg {
 	bool eager;                /* default true: answer at once */
 	struct wn_socks5_user *users;
 	size_t n_users;               /* none: no authentication */
+	bool unauthenticated;         /* no users off loopback: allowed */
+	unsigned socket_mode;         /* unix listen's mode; 0: 0600 */
 	char users_file[WN_PATH_MAX]; /* "" if none; read by load_users */
 	char users_file_origin[WN_ORIGIN_MAX];
 	struct wn_cfg_keyset set_mask, file_mask;

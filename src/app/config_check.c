@@ -3,6 +3,7 @@
 #include "app/config_int.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -357,6 +358,12 @@ static void validate_forwards(struct wn_config *cfg)
 			               "%s: [forward %s] target is required "
 			               "(-L LISTEN=TARGET)",
 			               f->origin, f->name);
+		if (has(&f->set_mask, SEC_FORWARD, "socket-mode") &&
+		    f->has_listen && f->listen.kind != WN_HOST_UNIX)
+			wn_config_diag(cfg,
+			               "%s: [forward %s] socket-mode: a key of "
+			               "unix:PATH listeners; remove it",
+			               f->origin, f->name);
 		/* kcptun streams name no target: one here would be
 		 * ignored. */
 		if (has(&f->set_mask, SEC_FORWARD, "target") &&
@@ -382,6 +389,53 @@ static void validate_forwards(struct wn_config *cfg)
 	}
 }
 
+static bool loopback_ip(const struct wn_endpoint *ep)
+{
+	const struct sockaddr_storage *ss = &ep->sa;
+
+	if (ep->kind != WN_HOST_IP)
+		return false;
+	if (ss->ss_family == AF_INET)
+		return ((const uint8_t *)&((const struct sockaddr_in *)ss)
+		            ->sin_addr)[0] == 127;
+	return ss->ss_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(
+	           &((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* SOCKS5 authentication against where the proxy listens. A name is
+ * checked when it is resolved, at listen time (front/forward.h). */
+static void validate_socks_auth(struct wn_config *cfg,
+                                const struct wn_socks5_cfg *sk)
+{
+	bool users = has(&sk->set_mask, SEC_SOCKS5, "user") ||
+	             has(&sk->set_mask, SEC_SOCKS5, "users-file");
+	bool unauth = has(&sk->set_mask, SEC_SOCKS5, "unauthenticated");
+	char l[128];
+
+	wn_endpoint_format(&sk->listen, l, sizeof(l));
+	if (unauth && (users || sk->listen.kind == WN_HOST_UNIX ||
+	               loopback_ip(&sk->listen)))
+		wn_config_diag(cfg,
+		               "%s: [socks5 %s] unauthenticated: %s, so it "
+		               "changes nothing; remove it",
+		               sk->origin, sk->name,
+		               users ? "the proxy has users"
+		               : sk->listen.kind == WN_HOST_UNIX
+		                   ? "a unix listener is not checked (its "
+		                     "socket-mode guards it)"
+		                   : "the listen address is loopback");
+	else if (!users && !sk->unauthenticated &&
+	         sk->listen.kind == WN_HOST_IP && !loopback_ip(&sk->listen))
+		wn_config_diag(
+		    cfg,
+		    "%s: [socks5 %s] listen %s without users: anyone who "
+		    "can reach it could use the tunnel; add user or "
+		    "users-file, listen on loopback or a unix socket, or "
+		    "set unauthenticated = yes in a [socks5] section",
+		    sk->origin, sk->name, l);
+}
+
 static void validate_socks(struct wn_config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_socks; i++) {
@@ -392,6 +446,13 @@ static void validate_socks(struct wn_config *cfg)
 			               sk->origin, sk->name);
 		if (!sk->has_listen)
 			continue;
+		validate_socks_auth(cfg, sk);
+		if (has(&sk->set_mask, SEC_SOCKS5, "socket-mode") &&
+		    sk->listen.kind != WN_HOST_UNIX)
+			wn_config_diag(cfg,
+			               "%s: [socks5 %s] socket-mode: a key of "
+			               "unix:PATH listeners; remove it",
+			               sk->origin, sk->name);
 		for (size_t j = 0; j < i; j++)
 			if (cfg->socks[j].has_listen &&
 			    same_listen(&sk->listen, &cfg->socks[j].listen))

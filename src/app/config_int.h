@@ -61,6 +61,8 @@ enum key_id {
 	K_USERS_FILE,
 	K_CONNS,
 	K_PROBE_INTERVAL,
+	K_SOCKET_MODE,
+	K_UNAUTHENTICATED,
 };
 
 #define F_REPEAT 1u

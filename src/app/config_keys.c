@@ -31,6 +31,7 @@ typedef enum wn_engine_kind v_engine_kind_t;
 typedef struct wn_engine_cfg v_mode_t; /* sets mode and mode_set */
 typedef char v_kcptun_key_t[WN_KCPTUN_KEY_MAX + 1];
 typedef char v_crypt_t[16];
+typedef unsigned v_filemode_t; /* permission bits, written in octal */
 
 #define VALUE_FN(name)                                                    \
 	static int name(const struct setting *st, const struct keydef *k, \
@@ -46,6 +47,7 @@ VALUE_FN(v_engine_kind);
 VALUE_FN(v_mode);
 VALUE_FN(v_kcptun_key);
 VALUE_FN(v_crypt);
+VALUE_FN(v_filemode);
 
 /* offsetof(type, f), which fails to compile unless f has type T (a
  * negative array size), so a row cannot point a parser at a field of
@@ -204,6 +206,21 @@ const struct keydef wn_cfg_keys[] = {
      "answer the SOCKS client at once and send the target with its first "
      "data (default yes); no: wait for the server's answer",
      0, 0, AT_SOCKS5(v_bool, eager)},
+    {SEC_SOCKS5, "unauthenticated", K_UNAUTHENTICATED, 0, "yes|no",
+     "without users, listen beyond loopback anyway (default no: refused, "
+     "as anyone who reaches it could use the tunnel)",
+     0, 0, AT_SOCKS5(v_bool, unauthenticated)},
+    {SEC_FORWARD | SEC_SOCKS5,
+     "socket-mode",
+     K_SOCKET_MODE,
+     0,
+     "OCTAL",
+     "unix:PATH listen: the socket file's mode, e.g. 0660 (default 0600)",
+     0,
+     0,
+     v_filemode,
+     {[SI_FORWARD] = FIELD(struct wn_forward_cfg, socket_mode, v_filemode_t),
+      [SI_SOCKS5] = FIELD(struct wn_socks5_cfg, socket_mode, v_filemode_t)}},
     {SEC_SOCKS5, "user", K_USER, F_REPEAT, "NAME:PASSWORD",
      "require username/password authentication (repeatable)", 0, 0, CUSTOM},
     {SEC_SOCKS5, "users-file", K_USERS_FILE, 0, "FILE",
@@ -524,6 +541,24 @@ VALUE_FN(v_crypt)
 		return WN_EINVAL;
 	}
 	snprintf(field, sizeof(v_crypt_t), "%s", v);
+	return 0;
+}
+
+VALUE_FN(v_filemode)
+{
+	char *end;
+	unsigned long m = strtoul(v, &end, 8);
+
+	/* The owner keeps read and write: a socket it cannot connect to
+	 * would serve nobody. */
+	if (*v < '0' || *v > '7' || *end != '\0' || m > 0777 ||
+	    (m & 0600) != 0600) {
+		bad(st, k, v,
+		    "expected permission bits in octal with the owner's "
+		    "read and write, like 0600 or 0660");
+		return WN_EINVAL;
+	}
+	*(v_filemode_t *)field = (unsigned)m;
 	return 0;
 }
 

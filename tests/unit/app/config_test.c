@@ -344,6 +344,86 @@ static void test_noop_carrier_keys_refused(void **state)
 	wn_config_free(&cfg);
 }
 
+/* A SOCKS5 proxy without users beyond loopback is refused unless
+ * unauthenticated = yes says so; socket-mode is for unix listeners;
+ * neither key is accepted where it would change nothing. */
+static void test_socks5_exposure_and_socket_mode(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char text[1024];
+
+	snprintf(text, sizeof(text),
+	         "[client]\nserver = udp://192.0.2.1:1\nserver-key = %s\n"
+	         "key = k\n"
+	         "[socks5 open]\nlisten = 0.0.0.0:1080\n"
+	         "[socks5 ok]\nlisten = 0.0.0.0:1081\nunauthenticated = yes\n"
+	         "[socks5 users]\nlisten = [::]:1082\nuser = a:b\n"
+	         "[socks5 lo]\nlisten = 127.0.0.1:1083\n"
+	         "[socks5 u]\nlisten = unix:/run/s.sock\nsocket-mode = 0660\n"
+	         "[forward f]\nlisten = unix:/run/f.sock\ntarget = 10.0.0.1:2\n"
+	         "socket-mode = 0640\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	assert_int_equal(cfg.n_diags, 1);
+	expect_diag(&cfg,
+	            "[socks5 open] listen tcp://0.0.0.0:1080 without users",
+	            "unauthenticated = yes");
+	assert_true(cfg.socks[1].unauthenticated);
+	assert_int_equal(cfg.socks[4].socket_mode, 0660);
+	assert_int_equal(cfg.forwards[0].socket_mode, 0640);
+	wn_config_free(&cfg);
+
+	/* -D takes the defaults: no users, so loopback or unix only. */
+	assert_int_equal(parse(&cfg, "[client]\n"), 0);
+	assert_int_equal(
+	    wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "-D", "D", "0.0.0.0:1080"),
+	    0);
+	assert_int_equal(
+	    wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "-D", "D", "[::1]:1080"),
+	    0);
+	wn_config_validate(&cfg, WN_ROLE_CLIENT);
+	expect_diag(&cfg,
+	            "-D: [socks5 D1] listen tcp://0.0.0.0:1080 without users",
+	            NULL);
+	expect_no_diag(&cfg, "[socks5 D2]");
+	wn_config_free(&cfg);
+
+	/* Where they would do nothing, and malformed modes. */
+	snprintf(text, sizeof(text),
+	         "[client]\nserver = udp://192.0.2.1:1\nserver-key = %s\n"
+	         "key = k\n"
+	         "[socks5 a]\nlisten = 0.0.0.0:1\nuser = a:b\n"
+	         "unauthenticated = yes\n"
+	         "[socks5 b]\nlisten = 127.0.0.1:2\nunauthenticated = yes\n"
+	         "[socks5 c]\nlisten = unix:/run/c.sock\n"
+	         "unauthenticated = yes\n"
+	         "[socks5 d]\nlisten = 127.0.0.1:3\nsocket-mode = 0600\n"
+	         "[forward f]\nlisten = 127.0.0.1:4\ntarget = 10.0.0.1:2\n"
+	         "socket-mode = 0600\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	expect_diag(&cfg, "[socks5 a] unauthenticated:", "has users");
+	expect_diag(&cfg, "[socks5 b] unauthenticated:", "loopback");
+	expect_diag(&cfg, "[socks5 c] unauthenticated:", "unix");
+	expect_diag(&cfg, "[socks5 d] socket-mode:", "unix:PATH");
+	expect_diag(&cfg, "[forward f] socket-mode:", "unix:PATH");
+	wn_config_free(&cfg);
+	static const char *const bad[] = {"0400",  "1777", "9",
+	                                  "0o600", "",     "0800"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "[forward f]\nlisten = unix:/run/f.sock\n"
+		         "target = 10.0.0.1:2\nsocket-mode = %s\n",
+		         bad[i]);
+		assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+		expect_diag(&cfg, "t.conf:4: [forward f] socket-mode", "octal");
+		wn_config_free(&cfg);
+	}
+}
+
 static void test_validation_requires_and_forbids(void **state)
 {
 	(void)state;
@@ -819,6 +899,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_full_config),
 	    cmocka_unit_test(test_noop_carrier_keys_refused),
+	    cmocka_unit_test(test_socks5_exposure_and_socket_mode),
 	    cmocka_unit_test(test_table_fields),
 	    cmocka_unit_test(test_cfg_keyset_top_bit),
 	    cmocka_unit_test(test_carrier_keys),
