@@ -205,6 +205,10 @@ struct wn_config {
 	struct wn_diag *diags;
 	size_t n_diags;
 	bool oom; /* an allocation failed: diagnostics may be incomplete */
+	/* While wn_config_parse_file parses: the file's permission bits, so
+	 * that secrets written inline (user, kcptun-key) get the mode check
+	 * a users-file gets. -1 otherwise. */
+	int parsing_mode;
 };
 
 /* Initializes an empty config with every default set. */

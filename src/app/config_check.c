@@ -3,10 +3,13 @@
 #include "app/config_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "app/keyfile.h"
 #include "util/err.h"
@@ -527,7 +530,10 @@ int wn_config_load_keys(struct wn_config *cfg, enum wn_role role,
 static void load_users_file(struct wn_config *cfg, struct wn_socks5_cfg *sk)
 {
 	const char *path = sk->users_file;
-	FILE *f = fopen(path, "r");
+	/* Non-blocking open, as for key files (keyfile.c): a FIFO must be
+	 * refused by the S_ISREG check, not hang start-up. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
 	char line[WN_SOCKS5_CRED_LEN * 2 + 8];
 	struct wn_socks5_user u;
 	const char *why;
@@ -540,6 +546,8 @@ static void load_users_file(struct wn_config *cfg, struct wn_socks5_cfg *sk)
 		wn_config_diag(cfg, "%s: [socks5 %s] users-file: %s: %s",
 		               sk->users_file_origin, sk->name, path,
 		               strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return;
 	}
 	/* Passwords, like private keys, are for the owner's eyes only. */
@@ -570,9 +578,9 @@ static void load_users_file(struct wn_config *cfg, struct wn_socks5_cfg *sk)
 		if (wn_cfg_parse_user(line, n, &u, &why) != 0 ||
 		    wn_cfg_add_user(cfg, sk, &u, &why) != 0)
 			wn_config_diag(cfg, "%s:%u: %s", path, lineno, why);
-		memset(&u, 0, sizeof(u));
+		sodium_memzero(&u, sizeof(u));
 	}
-	memset(line, 0, sizeof(line));
+	sodium_memzero(line, sizeof(line));
 	fclose(f);
 }
 

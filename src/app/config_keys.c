@@ -3,9 +3,11 @@
 #include "app/config_int.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "carrier/registry.h"
 #include "crypto/kcpcrypt.h"
@@ -751,7 +753,7 @@ static int set_socks_key(const struct setting *st, struct wn_socks5_cfg *sk,
 		rc = wn_cfg_parse_user(v, strlen(v), &u, &why);
 		if (rc == 0)
 			rc = wn_cfg_add_user(st->cfg, sk, &u, &why);
-		memset(&u, 0, sizeof(u));
+		sodium_memzero(&u, sizeof(u));
 		if (rc != 0) {
 			/* Never echo a password into a diagnostic. */
 			wn_config_diag(st->cfg, "%s: [%s] %s: %s", st->origin,
@@ -820,6 +822,19 @@ int wn_cfg_apply(const struct setting *st, unsigned sec,
 		rc = set_socks_key(st, sk, k, v);
 	else
 		rc = set_forward_key(st, fwd, k, v);
+	/* A secret written into a config file gets the mode check a
+	 * users-file or key file gets. */
+	if (rc == 0 && st->from_file && st->cfg->parsing_mode >= 0 &&
+	    (st->cfg->parsing_mode & (S_IRWXG | S_IRWXO)) &&
+	    (k->id == K_USER || k->id == K_KCPTUN_KEY)) {
+		wn_config_diag(st->cfg,
+		               "%s: [%s] %s: a secret in a file accessible by "
+		               "group or others (mode %04o; run: chmod 600 "
+		               "FILE)",
+		               st->origin, st->secname, k->name,
+		               (unsigned)st->cfg->parsing_mode);
+		rc = WN_EKEYPERM;
+	}
 	/* Marked even when the value was bad: it was reported as malformed
 	 * and must not also be reported as missing. */
 	key_add(set_mask, k);

@@ -66,6 +66,8 @@ listen = 127.0.0.1:{AUTH}
 user = alice:s3cret
 users-file = users
 """)
+        # It holds a password (user =): owner only, as a users-file.
+        os.chmod(conf, 0o600)
         users = tmp_path / "users"
         users.write_text("# name:password\nbob:hunter2:with:colons\n")
         os.chmod(users, 0o600)

@@ -733,6 +733,61 @@ static void test_socks5_sections(void **state)
 	wn_config_free(&cfg);
 }
 
+/* Secrets inside a config file (user, kcptun-key) get the users-file's
+ * mode check; a users-file that is a FIFO is refused, not waited on. */
+static void test_inline_secrets_and_fifo(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char dir[] = "/tmp/wn-cfgmode-XXXXXX", path[256], fifo[64];
+	static const char *const texts[] = {
+	    "[socks5 s]\nlisten = 127.0.0.1:1\nuser = alice:s3cret\n",
+	    "[client]\nengine = kcptun\nkcptun-key = s3cret\n",
+	};
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/w.conf", dir);
+	for (size_t i = 0; i < 2; i++) {
+		f = fopen(path, "w");
+		assert_non_null(f);
+		fputs(texts[i], f);
+		fclose(f);
+		assert_int_equal(chmod(path, 0644), 0);
+		wn_config_init(&cfg);
+		assert_int_equal(wn_config_parse_file(&cfg, path), WN_ECONFIG);
+		expect_diag(&cfg, "w.conf:3:", "chmod 600");
+		wn_config_free(&cfg);
+		assert_int_equal(chmod(path, 0600), 0);
+		wn_config_init(&cfg);
+		assert_int_equal(wn_config_parse_file(&cfg, path), 0);
+		wn_config_free(&cfg);
+	}
+	/* A config file without secrets may be readable by others. */
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("[socks5 s]\nlisten = 127.0.0.1:1\n", f);
+	fclose(f);
+	assert_int_equal(chmod(path, 0644), 0);
+	wn_config_init(&cfg);
+	assert_int_equal(wn_config_parse_file(&cfg, path), 0);
+	wn_config_free(&cfg);
+	unlink(path);
+
+	snprintf(fifo, sizeof(fifo), "%s/users", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	snprintf(path, sizeof(path),
+	         "[socks5 s]\nlisten = 127.0.0.1:1\nusers-file = %s\n", fifo);
+	assert_int_equal(parse(&cfg, path), 0);
+	alarm(5);
+	assert_int_equal(wn_config_load_users(&cfg), WN_ECONFIG);
+	alarm(0);
+	expect_diag(&cfg, "users-file", "not a regular file");
+	wn_config_free(&cfg);
+	unlink(fifo);
+	rmdir(dir);
+}
+
 /* conns and probe-interval: defaults, values, bounds. */
 static void test_parallel_and_probe_keys(void **state)
 {
@@ -913,6 +968,7 @@ int main(void)
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_describe_lists_every_flag),
 	    cmocka_unit_test(test_socks5_sections),
+	    cmocka_unit_test(test_inline_secrets_and_fifo),
 	    cmocka_unit_test(test_parallel_and_probe_keys),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
