@@ -41,16 +41,16 @@ int wn_cmd_genkey(int argc, char **argv)
 	wn_key_encode(id.seed, b64);
 	wn_identity_wipe(&id);
 	b64[WN_KEY_B64_LEN] = '\n';
-	size_t off = 0;
-	while (off < sizeof(b64)) {
-		ssize_t n = write(STDOUT_FILENO, b64 + off, sizeof(b64) - off);
+	size_t off = 0, len = WN_KEY_B64_LEN + 1; /* the key and '\n' */
+	while (off < len) {
+		ssize_t n = write(STDOUT_FILENO, b64 + off, len - off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
 		off += (size_t)n;
 	}
-	int ok = off == sizeof(b64);
+	int ok = off == len;
 	sodium_memzero(b64, sizeof(b64));
 	if (!ok) {
 		fprintf(stderr, "warren genkey: cannot write: %s\n",
