@@ -304,7 +304,9 @@ def test_dash_d_flag(netns, procs, warren_bin, tmp_path):
     procs.start("http", [PY, "-m", "http.server", "--bind", "127.0.0.1",
                          "--directory", str(www), str(HTTP_PORT)],
                 netns=t.ns_s)
-    t.server("--allow", f"localhost:{HTTP_PORT}")
+    # localhost resolves to loopback, which only a rule naming the address
+    # opens (a name rule never does).
+    t.server("--allow", f"127.0.0.1:{HTTP_PORT}")
     sock = str(tmp_path / "socks.sock")
     argv = [t.bin, "client", "--server", f"udp://{t.server_ip}:4433",
             "--server-key", t.server_pub, "--key", t.key("client"),
