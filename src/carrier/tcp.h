@@ -40,8 +40,10 @@
  * an old address reaches the client anyway ("sessions follow their
  * packets"). Members are kept alive and dead ones dropped by the rules in
  * group.h.
- * Anything that is not a valid preamble is held open in silence for a
- * random 2 to 6 s, its input discarded, then closed (tcp), or answered as
+ * Anything that is not a valid preamble is held open in silence until
+ * the connection's preamble deadline (random, counted from accept, so the
+ * same whether 114 bytes or 115 came), its input discarded, then closed
+ * (tcp), or answered as
  * a web server would (tls: see tls.h and opts.fallback): an HTTP request
  * gets a 404 once its header is in, anything else a 400, a plain HTTP
  * request to the TLS port the 400 web servers give it. Connections without a

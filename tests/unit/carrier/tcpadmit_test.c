@@ -164,6 +164,33 @@ static void test_source_limit(void **state)
 	close(good);
 }
 
+/* L1: a stranger is closed at its connection's preamble deadline, whether
+ * it sent less than a preamble's 115 bytes or more: the close does not
+ * show where the preamble ends. */
+static void test_strangers_closed_alike(void **state)
+{
+	struct env *e = *state;
+	struct wn_tcp_opts o = {.preamble_timeout_ms = 300};
+	static uint8_t junk[200];
+	int shorter, longer;
+	uint64_t t0 = wn_mono_ns();
+
+	assert_int_equal(server_open(e, &o), 0);
+	memset(junk, 'x', sizeof(junk));
+	shorter = raw_connect(e);
+	send_all(shorter, junk, 114);
+	longer = raw_connect(e);
+	send_all(longer, junk, sizeof(junk));
+	assert_true(closed_soon(e, shorter, 2000));
+	assert_true(closed_soon(e, longer, 2000));
+	/* The deadline's random part is at most a quarter: both by 300 ms
+	 * and the reaper's tick. */
+	assert_true(wn_mono_ns() - t0 < 900000000ull);
+	assert_true(log_count(e, "held in silence") >= 1);
+	close(shorter);
+	close(longer);
+}
+
 /* One session: a hello on a fresh connection, its packet delivered, the
  * connection closed again. Returns the hello's bytes in out. */
 static size_t one_session(struct env *e, uint8_t *out, uint8_t id)
@@ -288,6 +315,8 @@ int main(void)
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_source_limit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_eviction_respects_age, setup,
+	                                    teardown),
+	    cmocka_unit_test_setup_teardown(test_strangers_closed_alike, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_accept_survives_alloc_failure,
 	                                    setup, teardown),
