@@ -269,6 +269,8 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
 	    0)
 		return;
 	s->ep.stats.handshakes++;
+	/* A listed client's fresh initiation: tell the carrier (carrier.h). */
+	wn_carrier_authenticated(car, from, fromlen);
 	ks->carrier = car;
 	memcpy(&ks->remote, from, fromlen);
 	ks->rlen = fromlen;

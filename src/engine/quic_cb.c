@@ -59,6 +59,10 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
 	if (!qc->peer_ok)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	qc->state = QC_UP;
+	/* The client proved its key: tell the carrier (carrier.h). */
+	if (qc->ep->is_server)
+		wn_carrier_authenticated(
+		    qc->carrier, (struct sockaddr *)&qc->remote, qc->rlen);
 	char k[17];
 	hex8(qc->peer_key, k);
 	snprintf(qc->tunnel.peer_id, sizeof(qc->tunnel.peer_id), "%.8s", k);
@@ -241,6 +245,12 @@ static int cb_path_validation(ngtcp2_conn *conn, uint32_t flags,
 	(void)flags;
 	if (res != NGTCP2_PATH_VALIDATION_RESULT_SUCCESS || !path->user_data)
 		return 0;
+	/* The answer came under the connection's keys: the peer on that
+	 * path is the client (carrier.h's authentication hint). */
+	if (qc->ep->is_server)
+		wn_carrier_authenticated(
+		    path->user_data, (const struct sockaddr *)path->remote.addr,
+		    (socklen_t)path->remote.addrlen);
 	const ngtcp2_path *cur = ngtcp2_conn_get_path(conn);
 	if (cur->user_data != path->user_data ||
 	    path->user_data == qc->carrier ||

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "io/sock.h"
 #include "io/tcplisten.h"
 #include "util/err.h"
 
@@ -90,10 +91,11 @@ static void on_connection(uv_stream_t *server, int status)
 	rc = wn_relay_new(&o, &r);
 	if (rc < 0) {
 		/* libuv keeps the connection pending (and stops accepting)
-		 * until it is accepted; with no memory there is nothing better
-		 * to do than to say so. */
+		 * until it is accepted: take it and close it. */
 		WN_LOG_RL(f->log, &f->rl, wn_loop_now_ms(f->loop), WN_LOG_ERROR,
-		          LOG_COMP, "forward %s: %s", f->name, wn_strerror(rc));
+		          LOG_COMP, "forward %s: %s: connection refused",
+		          f->name, wn_strerror(rc));
+		(void)wn_sock_refuse(server);
 		return;
 	}
 	rc = wn_relay_accept(r, server);
