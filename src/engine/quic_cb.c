@@ -20,8 +20,11 @@ static void hex8(const uint8_t *k, char out[17])
 
 static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
 {
-	(void)ctx;
-	randombytes_buf(dest, len);
+	const struct qep *ep = ctx->native_handle;
+	if (ep->o.rand)
+		ep->o.rand(ep->o.rand_ctx, dest, len);
+	else
+		randombytes_buf(dest, len);
 }
 
 static int cb_get_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
@@ -139,6 +142,8 @@ static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
 {
 	struct qconn *qc = user_data;
 	struct qstream *qs = stream_user_data;
+	qc->ep->stats.stream_pkts_lost +=
+	    ngtcp2_conn_get_stream_loss_count(conn, sid);
 	if (qc->ep->is_server && !ngtcp2_conn_is_local_stream(conn, sid))
 		ngtcp2_conn_extend_max_streams_bidi(conn, 1);
 	if (!qs)

@@ -170,6 +170,12 @@ void wn__qconn_fail(struct qconn *qc, int liberr);
 /* Arms the connection's timer for ngtcp2's next expiry, as seen at now. */
 void wn__qconn_arm_timer(struct qconn *qc, ngtcp2_tstamp now);
 
+/* Virtual time (an injected clock): the endpoint's earliest ngtcp2
+ * deadline over its connections, in the clock's nanoseconds (UINT64_MAX:
+ * none), and the handling of every deadline due at the clock's now. */
+uint64_t wn__quic_ep_next_expiry(const struct qep *ep);
+void wn__quic_ep_expire(struct qep *ep);
+
 /* ---- quic_cb.c ------------------------------------------------------ */
 
 /* Fills the ngtcp2 callback table of a client or a server connection. */
