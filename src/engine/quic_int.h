@@ -96,6 +96,7 @@ struct qconn {
 	uint64_t unpaced; /* bytes written since the last pacing update */
 	uint64_t id;
 	int carrier_blocked; /* wait for the carrier's writable() */
+	int stops_owed;      /* a released stream's FIN left in this pass */
 	uint64_t last_rx_ms; /* engine time of the last packet taken */
 	int peer_ok;
 	uint8_t peer_key[WN_KEY_LEN];
