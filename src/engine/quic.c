@@ -543,6 +543,16 @@ void wn_quic_client_close(struct wn_quic_client *c)
 	wn_loop_defer(c->ep.o.loop, &c->free_node, client_free);
 }
 
+uint64_t wn_quic_client_next_expiry(const struct wn_quic_client *c)
+{
+	return wn__quic_ep_next_expiry(&c->ep);
+}
+
+void wn_quic_client_expire(struct wn_quic_client *c)
+{
+	wn__quic_ep_expire(&c->ep);
+}
+
 /* ---- server ---------------------------------------------------------- */
 
 struct wn_quic_server {
@@ -716,4 +726,14 @@ void wn_quic_server_close(struct wn_quic_server *s)
 	s->closing = 1;
 	ep_kill_all(&s->ep, "server shutting down");
 	wn_loop_defer(s->ep.o.loop, &s->free_node, server_free);
+}
+
+uint64_t wn_quic_server_next_expiry(const struct wn_quic_server *s)
+{
+	return wn__quic_ep_next_expiry(&s->ep);
+}
+
+void wn_quic_server_expire(struct wn_quic_server *s)
+{
+	wn__quic_ep_expire(&s->ep);
 }

@@ -54,6 +54,12 @@ struct wn_quic_opts {
 	 * the engine in virtual time with its own. */
 	uint64_t (*clock_ns)(void *ctx);
 	void *clock_ctx;
+	/* ngtcp2's randomness for non-cryptographic choices (BBR's probing
+	 * phase, which changes timing). NULL: libsodium. A virtual-time test
+	 * passes a seeded one so that a seed always gives the same run. Keys,
+	 * connection IDs and tokens always come from libsodium. */
+	void (*rand)(void *ctx, uint8_t *buf, size_t len);
+	void *rand_ctx;
 };
 
 /* Fills in defaults (loop, log and id stay NULL). */
@@ -65,6 +71,9 @@ struct wn_quic_stats {
 	uint64_t streams_opened, streams_closed;
 	uint64_t pkts_dropped; /* not for any connection, or unparseable */
 	uint64_t auth_failures;
+	/* Packets with stream data that ngtcp2 declared lost (so sent
+	 * again), summed over the streams that closed. */
+	uint64_t stream_pkts_lost;
 };
 
 /* ---- client ---------------------------------------------------------- */
@@ -152,5 +161,21 @@ wn_quic_server_stats(const struct wn_quic_server *s);
 /* Closes every connection and frees the server at the end of the loop
  * iteration. Carriers are the caller's to close afterwards. */
 void wn_quic_server_close(struct wn_quic_server *s);
+
+/* ---- virtual time ---------------------------------------------------- */
+
+/* Virtual time. With an injected clock the engine arms no loop timer for
+ * its connections' deadlines (the loop's time is not the clock's): the
+ * clock's owner reads the earliest deadline with wn_quic_*_next_expiry
+ * (in the clock's nanoseconds; UINT64_MAX: none), moves its clock there
+ * and calls wn_quic_*_expire, which handles every deadline due then and
+ * runs the write passes. Packets in and deferred work still come through
+ * the carrier's handler and the loop, read at the clock's now. The client's
+ * reconnect backoff and its multi-path health check stay on loop timers:
+ * a virtual-time run uses one path and expects no reconnect. */
+uint64_t wn_quic_client_next_expiry(const struct wn_quic_client *c);
+void wn_quic_client_expire(struct wn_quic_client *c);
+uint64_t wn_quic_server_next_expiry(const struct wn_quic_server *s);
+void wn_quic_server_expire(struct wn_quic_server *s);
 
 #endif

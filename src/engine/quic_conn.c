@@ -19,6 +19,7 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 	const struct wn_quic_opts *o = &ep->o;
 	ngtcp2_settings_default(s);
 	s->initial_ts = wn__quic_now(ep);
+	s->rand_ctx.native_handle = ep; /* cb_rand reads the endpoint's */
 	s->cc_algo = NGTCP2_CC_ALGO_BBR;
 	s->max_window = o->conn_window_max;
 	s->max_stream_window = o->stream_window_max;
@@ -439,6 +440,11 @@ void wn__qconn_read(struct qconn *qc, struct wn_carrier *carrier,
 
 void wn__qconn_arm_timer(struct qconn *qc, ngtcp2_tstamp now)
 {
+	/* An injected clock is not the loop's: a loop timer would fire at a
+	 * moment unrelated to it. Its owner reads the deadline and calls
+	 * wn__quic_ep_expire instead. */
+	if (qc->ep->o.clock_ns)
+		return;
 	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(qc->conn);
 	if (exp == UINT64_MAX) {
 		wn_timer_stop(&qc->timer);
@@ -448,12 +454,10 @@ void wn__qconn_arm_timer(struct qconn *qc, ngtcp2_tstamp now)
 	wn_timer_start(&qc->timer, ms, 0);
 }
 
-static void on_timer(struct wn_timer *t)
+/* ngtcp2's expiry at now: retransmission, ACK, pacing, idle and
+ * handshake timeouts, keepalive; then a write pass. */
+static void expire(struct qconn *qc, ngtcp2_tstamp now)
 {
-	struct qconn *qc = wn_container_of(t, struct qconn, timer);
-	if (qc->state == QC_DEAD)
-		return;
-	ngtcp2_tstamp now = wn__quic_now(qc->ep);
 	int rv = ngtcp2_conn_handle_expiry(qc->conn, now);
 	if (rv != 0) {
 		if (rv == NGTCP2_ERR_IDLE_CLOSE && !qc->why[0])
@@ -467,4 +471,40 @@ static void on_timer(struct wn_timer *t)
 		return;
 	}
 	wn__qconn_flush_at(qc, now);
+}
+
+static void on_timer(struct wn_timer *t)
+{
+	struct qconn *qc = wn_container_of(t, struct qconn, timer);
+	if (qc->state == QC_DEAD)
+		return;
+	expire(qc, wn__quic_now(qc->ep));
+}
+
+uint64_t wn__quic_ep_next_expiry(const struct qep *ep)
+{
+	uint64_t next = UINT64_MAX;
+	for (const struct wn_list *l = ep->conns.next; l != &ep->conns;
+	     l = l->next) {
+		const struct qconn *qc =
+		    wn_list_entry(l, const struct qconn, link);
+		uint64_t exp = ngtcp2_conn_get_expiry(qc->conn);
+		if (exp < next)
+			next = exp;
+	}
+	return next;
+}
+
+void wn__quic_ep_expire(struct qep *ep)
+{
+	ngtcp2_tstamp now = wn__quic_now(ep);
+	struct wn_list *l = ep->conns.next;
+	while (l != &ep->conns) {
+		struct qconn *qc = wn_list_entry(l, struct qconn, link);
+		/* A connection that dies leaves the list: step past it
+		 * first. Only this one can die here. */
+		l = l->next;
+		if (ngtcp2_conn_get_expiry(qc->conn) <= now)
+			expire(qc, now);
+	}
 }

@@ -96,6 +96,7 @@ struct qconn {
 	uint64_t unpaced; /* bytes written since the last pacing update */
 	uint64_t id;
 	int carrier_blocked; /* wait for the carrier's writable() */
+	int stops_owed;      /* a released stream's FIN left in this pass */
 	uint64_t last_rx_ms; /* engine time of the last packet taken */
 	int peer_ok;
 	uint8_t peer_key[WN_KEY_LEN];
@@ -169,6 +170,12 @@ void wn__qconn_fail(struct qconn *qc, int liberr);
 
 /* Arms the connection's timer for ngtcp2's next expiry, as seen at now. */
 void wn__qconn_arm_timer(struct qconn *qc, ngtcp2_tstamp now);
+
+/* Virtual time (an injected clock): the endpoint's earliest ngtcp2
+ * deadline over its connections, in the clock's nanoseconds (UINT64_MAX:
+ * none), and the handling of every deadline due at the clock's now. */
+uint64_t wn__quic_ep_next_expiry(const struct qep *ep);
+void wn__quic_ep_expire(struct qep *ep);
 
 /* ---- quic_cb.c ------------------------------------------------------ */
 
