@@ -65,6 +65,7 @@ struct wn_quic_stats {
 	uint64_t streams_opened, streams_closed;
 	uint64_t pkts_dropped; /* not for any connection, or unparseable */
 	uint64_t auth_failures;
+	uint64_t retries_sent; /* server: Retry packets (address validation) */
 };
 
 /* ---- client ---------------------------------------------------------- */
