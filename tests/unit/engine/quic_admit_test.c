@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "engine/quic.h"
 #include "util/err.h"
@@ -477,6 +478,67 @@ static void test_slots_come_back(void **state)
 	world_free(&w);
 }
 
+/* A well-formed Initial header (the payload is noise: it does not
+ * decrypt) to a fresh DCID, with token tok[0, toklen), padded to 1200
+ * bytes as a client's first datagram must be. Returns its length. */
+static size_t fake_initial(uint8_t *b, const uint8_t *tok, size_t toklen)
+{
+	size_t n = 0;
+	b[n++] = 0xc0; /* long header, fixed bit, Initial, 1-byte PN */
+	b[n++] = 0;
+	b[n++] = 0;
+	b[n++] = 0;
+	b[n++] = 1; /* QUIC v1 */
+	b[n++] = 18;
+	randombytes_buf(b + n, 18);
+	n += 18;
+	b[n++] = 16;
+	randombytes_buf(b + n, 16);
+	n += 16;
+	assert_true(toklen < 64);
+	b[n++] = (uint8_t)toklen;
+	memcpy(b + n, tok, toklen);
+	n += toklen;
+	size_t rest = 1200 - n - 2;
+	b[n++] = (uint8_t)(0x40 | rest >> 8);
+	b[n++] = (uint8_t)rest;
+	randombytes_buf(b + n, rest);
+	return n + rest;
+}
+
+/* Initials from strangers: no token, a token shaped like a proof that is
+ * not one, a token shaped like a Retry token that this server did not
+ * issue. None gets an answer, and none gets as far as a connection (no
+ * ngtcp2 or TLS state, no slot). */
+static void test_bad_tokens_make_no_state(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init(&w);
+	struct client *c = add_client(&w, "10.8.0.1", 5000, w.sid.ed_pk, 0);
+	run_until_up(&w, c);
+	uint64_t opened = wn_quic_server_stats(w.srv)->conns_opened;
+	uint64_t sent = w.hub.sent_bytes, rx = c->port.rx_bytes;
+	uint8_t pkt[1200], tok[60];
+	struct wn_carrier_handler h = w.hub.base.h;
+	struct sockaddr_in from;
+	set_addr(&from, "10.8.1.1", 5555);
+	for (int i = 0; i < 60; i++) {
+		size_t toklen = i % 3 == 0 ? 0 : i % 3 == 1 ? 20 : 58;
+		randombytes_buf(tok, sizeof(tok));
+		if (toklen == 58)
+			tok[0] = 0xb6; /* NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY */
+		size_t n = fake_initial(pkt, tok, toklen);
+		h.recv(h.ctx, &w.hub.base, (struct sockaddr *)&from,
+		       sizeof(from), pkt, n);
+	}
+	run_for(&w, 100);
+	assert_int_equal(wn_quic_server_stats(w.srv)->conns_opened, opened);
+	/* Whatever the server sent went to its real client. */
+	assert_int_equal(w.hub.sent_bytes - sent, c->port.rx_bytes - rx);
+	world_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -484,6 +546,7 @@ int main(void)
 	    cmocka_unit_test(test_flood_gets_retry_and_client_connects),
 	    cmocka_unit_test(test_prefix_cap),
 	    cmocka_unit_test(test_slots_come_back),
+	    cmocka_unit_test(test_bad_tokens_make_no_state),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
