@@ -1,131 +1,192 @@
-/* Per-source-prefix counts with a cap (prefixlimit.h): an open-addressing
- * table with linear probing and backward-shift deletion, so it needs no
- * tombstones and never degrades after churn. */
+/* Per-prefix token buckets in a fixed table (see prefixlimit.h). */
 #include "core/prefixlimit.h"
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/err.h"
 
+/* Slots one prefix may sit in: its hash's slot and the next ones. */
+#define PROBE 8
+
+/* Tokens are kept in thousandths, so that slow rates refill smoothly. */
+#define MILLI 1000u
+
+#define KEY_LEN 17 /* family byte + 16 address bytes, masked */
+
 struct wn_prefixlimit_slot {
-	struct wn_prefix p;
-	uint32_t n; /* 0: empty */
+	uint8_t key[KEY_LEN];
+	uint8_t used;
+	uint32_t tokens; /* milli-tokens at `at` */
+	uint64_t at;     /* ms of the last refill */
 };
 
-void wn_prefix_of(const struct sockaddr *sa, socklen_t len,
-                  struct wn_prefix *out)
+void wn_prefixlimit_cfg_default(struct wn_prefixlimit_cfg *cfg,
+                                uint32_t rate_per_s, uint32_t burst,
+                                size_t slots)
 {
-	memset(out, 0, sizeof(*out));
-	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-		out->b[0] = 4;
-		memcpy(out->b + 1, &a->sin_addr, 3);
-	} else if (sa->sa_family == AF_INET6 &&
-	           len >= sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-			out->b[0] = 4;
-			memcpy(out->b + 1, a->sin6_addr.s6_addr + 12, 3);
-		} else {
-			out->b[0] = 6;
-			memcpy(out->b + 1, a->sin6_addr.s6_addr, 8);
-		}
-	}
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->rate_per_s = rate_per_s;
+	cfg->burst = burst;
+	cfg->slots = slots;
+	cfg->v4_bits = 24;
+	cfg->v6_bits = 64;
 }
 
-int wn_prefixlimit_init(struct wn_prefixlimit *t, size_t slots,
-                        uint32_t max_per, uint64_t seed)
+int wn_prefixlimit_init(struct wn_prefixlimit *pl,
+                        const struct wn_prefixlimit_cfg *cfg)
 {
-	memset(t, 0, sizeof(*t));
-	if (slots == 0 || max_per == 0 || slots > ((size_t)1 << 30))
+	memset(pl, 0, sizeof(*pl));
+	if (cfg->rate_per_s < 1 || cfg->burst < 1 ||
+	    cfg->burst > UINT32_MAX / MILLI ||
+	    cfg->rate_per_s > UINT32_MAX / MILLI || cfg->v4_bits < 1 ||
+	    cfg->v4_bits > 32 || cfg->v6_bits < 1 || cfg->v6_bits > 128 ||
+	    cfg->slots > ((size_t)1 << 24))
 		return WN_EINVAL;
-	size_t n = 1;
-	while (n < slots)
-		n <<= 1;
-	t->slot = calloc(n, sizeof(*t->slot));
-	if (!t->slot)
+	size_t n = 16;
+	while (n < cfg->slots)
+		n *= 2;
+	pl->slot = calloc(n, sizeof(*pl->slot));
+	if (!pl->slot)
 		return WN_ENOMEM;
-	t->mask = n - 1;
-	t->max_per = max_per;
-	t->seed = seed;
+	pl->cfg = *cfg;
+	pl->mask = n - 1;
 	return 0;
 }
 
-void wn_prefixlimit_free(struct wn_prefixlimit *t)
+void wn_prefixlimit_free(struct wn_prefixlimit *pl)
 {
-	free(t->slot);
-	t->slot = NULL;
+	free(pl->slot);
+	pl->slot = NULL;
 }
 
-/* FNV-1a over the seed and the prefix, then a 64-bit finaliser so that
- * every bit of the prefix reaches the low bits the mask keeps. */
-static size_t hash(const struct wn_prefixlimit *t, const struct wn_prefix *p)
+/* Keeps the first `bits` bits of a[0, len), zeroing the rest. */
+static void mask_bits(uint8_t *a, size_t len, unsigned bits)
 {
-	uint64_t h = 0xcbf29ce484222325ull ^ t->seed;
-	for (size_t i = 0; i < WN_PREFIX_LEN; i++)
-		h = (h ^ p->b[i]) * 0x100000001b3ull;
+	for (size_t i = 0; i < len; i++) {
+		if (bits >= 8) {
+			bits -= 8;
+			continue;
+		}
+		a[i] &= (uint8_t)(0xFF << (8 - bits));
+		bits = 0;
+	}
+}
+
+/* sa's prefix as a table key. Returns its family (AF_INET for mapped
+ * IPv6). */
+static int prefix_key(const struct wn_prefixlimit *pl,
+                      const struct sockaddr *sa, uint8_t key[KEY_LEN])
+{
+	memset(key, 0, KEY_LEN);
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+			key[0] = AF_INET;
+			memcpy(key + 1, a->sin6_addr.s6_addr + 12, 4);
+			mask_bits(key + 1, 4, pl->cfg.v4_bits);
+			return AF_INET;
+		}
+		key[0] = AF_INET6;
+		memcpy(key + 1, a->sin6_addr.s6_addr, 16);
+		mask_bits(key + 1, 16, pl->cfg.v6_bits);
+		return AF_INET6;
+	}
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+		key[0] = AF_INET;
+		memcpy(key + 1, &a->sin_addr, 4);
+		mask_bits(key + 1, 4, pl->cfg.v4_bits);
+		return AF_INET;
+	}
+	key[0] = 0xFF;
+	return 0;
+}
+
+/* A keyed mix of the key (FNV-1a over seeded bytes, then a 64-bit
+ * finaliser): strangers without the seed cannot aim at one probe run. */
+static uint64_t key_hash(uint64_t seed, const uint8_t key[KEY_LEN])
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ seed;
+	for (size_t i = 0; i < KEY_LEN; i++) {
+		h ^= key[i];
+		h *= 0x100000001b3ull;
+	}
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;
 	h *= 0xc4ceb9fe1a85ec53ull;
 	h ^= h >> 33;
-	return (size_t)h & t->mask;
+	return h;
 }
 
-/* The slot holding p, or the empty slot where it would go. */
-static size_t find(const struct wn_prefixlimit *t, const struct wn_prefix *p)
+/* Brings s's bucket up to now. */
+static void refill(const struct wn_prefixlimit *pl,
+                   struct wn_prefixlimit_slot *s, uint64_t now)
 {
-	size_t i = hash(t, p);
-	while (t->slot[i].n && memcmp(&t->slot[i].p, p, sizeof(*p)) != 0)
-		i = (i + 1) & t->mask;
-	return i;
-}
-
-int wn_prefixlimit_take(struct wn_prefixlimit *t, const struct wn_prefix *p)
-{
-	/* One slot always stays empty, which ends every probe. */
-	size_t i = find(t, p);
-	struct wn_prefixlimit_slot *s = &t->slot[i];
-	if (s->n) {
-		if (s->n >= t->max_per)
-			return WN_EAGAIN;
-		s->n++;
-		return 0;
+	uint64_t full = (uint64_t)pl->cfg.burst * MILLI;
+	if (now > s->at) {
+		uint64_t add = (now - s->at) * pl->cfg.rate_per_s;
+		uint64_t t = s->tokens + add;
+		s->tokens = (uint32_t)(t > full ? full : t);
 	}
-	if (t->used + 1 > t->mask)
-		return WN_EAGAIN;
-	s->p = *p;
-	s->n = 1;
-	t->used++;
-	return 0;
+	s->at = now;
 }
 
-void wn_prefixlimit_release(struct wn_prefixlimit *t, const struct wn_prefix *p)
+bool wn_prefixlimit_take(struct wn_prefixlimit *pl, const struct sockaddr *sa,
+                         uint64_t now)
 {
-	size_t i = find(t, p);
-	if (!t->slot[i].n || --t->slot[i].n)
-		return;
-	t->used--;
-	/* Backward shift: move later entries of the probe run into the
-	 * hole when their home slot is not between the hole and them. */
-	size_t hole = i, j = i;
-	for (;;) {
-		j = (j + 1) & t->mask;
-		if (!t->slot[j].n)
+	uint8_t key[KEY_LEN];
+	prefix_key(pl, sa, key);
+	const uint32_t full = pl->cfg.burst * MILLI;
+	size_t at = (size_t)key_hash(pl->cfg.seed, key) & pl->mask;
+	struct wn_prefixlimit_slot *s = NULL, *spare = NULL;
+	for (size_t i = 0; i < PROBE; i++) {
+		struct wn_prefixlimit_slot *c = &pl->slot[(at + i) & pl->mask];
+		if (c->used && memcmp(c->key, key, KEY_LEN) == 0) {
+			s = c;
 			break;
-		size_t home = hash(t, &t->slot[j].p);
-		if (((j - home) & t->mask) >= ((j - hole) & t->mask)) {
-			t->slot[hole] = t->slot[j];
-			t->slot[j].n = 0;
-			hole = j;
 		}
+		if (c->used)
+			refill(pl, c, now);
+		/* An empty slot, or a full bucket (it forgets nothing), or
+		 * failing those the fullest one. */
+		if (!spare || !c->used ||
+		    (spare->used && c->tokens > spare->tokens))
+			spare = c;
 	}
+	if (!s) {
+		s = spare;
+		if (s->used && s->tokens < full)
+			pl->evicted++;
+		memcpy(s->key, key, KEY_LEN);
+		s->used = 1;
+		s->tokens = full;
+		s->at = now;
+	}
+	refill(pl, s, now);
+	if (s->tokens < MILLI) {
+		pl->denied++;
+		return false;
+	}
+	s->tokens -= MILLI;
+	return true;
 }
 
-uint32_t wn_prefixlimit_count(const struct wn_prefixlimit *t,
-                              const struct wn_prefix *p)
+char *wn_prefixlimit_format(const struct wn_prefixlimit *pl,
+                            const struct sockaddr *sa, char *out, size_t cap)
 {
-	return t->slot[find(t, p)].n;
+	uint8_t key[KEY_LEN];
+	int fam = prefix_key(pl, sa, key);
+	char a[INET6_ADDRSTRLEN];
+	if (fam == AF_INET && inet_ntop(AF_INET, key + 1, a, sizeof(a)))
+		snprintf(out, cap, "%s/%u", a, pl->cfg.v4_bits);
+	else if (fam == AF_INET6 && inet_ntop(AF_INET6, key + 1, a, sizeof(a)))
+		snprintf(out, cap, "%s/%u", a, pl->cfg.v6_bits);
+	else
+		snprintf(out, cap, "(other)");
+	return out;
 }

@@ -1,65 +1,70 @@
-/* Per-source-prefix counts with a cap: how many of something (half-open
- * handshakes, say) each network holds at once, in a table of fixed size.
+/* Rate limits per source prefix: a token bucket for each IPv4 /24 and each
+ * IPv6 /64 (prefix lengths configurable) that something costly is done
+ * for, such as a new session or connection, in a table of fixed size.
  *
- * A prefix is an IPv4 /24 or an IPv6 /64 (an IPv4-mapped IPv6 address
- * counts as IPv4): one host, or one small network behind one NAT, can
- * hold at most max_per of the items at a time, however many source
- * addresses it uses inside its prefix.
+ * The table holds `slots` prefixes. A prefix is looked up in a short probe
+ * run from a seeded hash of it; a prefix not there takes a slot in the run
+ * that holds nothing (or whose bucket has refilled, which forgets
+ * nothing), else the slot with the most tokens, whose prefix then starts
+ * afresh. So memory is fixed, a lookup costs at most the probe run, and a
+ * stranger cycling through prefixes can at worst give some prefix a fresh
+ * burst, never take tokens from one it does not send from.
  *
- * The table has `slots` entries, allocated once; an entry exists while its
- * count is above 0. When the table is full, a new prefix is refused (the
- * caller sizes it above its global cap on the items, so that a full table
- * means the global cap is reached anyway). Probing is linear from a seeded
- * hash, so a chosen set of colliding prefixes costs at most one pass over
- * the table.
+ * IPv4-mapped IPv6 addresses count as the IPv4 address. Other families
+ * share one bucket.
  *
- * Pure: no I/O, no clock; memory only at init. */
+ * Pure: no I/O, no clock (times are passed in, in ms), no randomness (the
+ * seed is passed in: give it random bytes, so that strangers cannot aim
+ * prefixes at one probe run). */
 #ifndef WN_CORE_PREFIXLIMIT_H
 #define WN_CORE_PREFIXLIMIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define WN_PREFIX_LEN 9 /* family tag, then up to 8 bytes of prefix */
-
-struct wn_prefix {
-	uint8_t b[WN_PREFIX_LEN];
+struct wn_prefixlimit_cfg {
+	uint32_t rate_per_s; /* tokens a prefix earns per second (>= 1) */
+	uint32_t burst;      /* tokens a prefix holds at most (>= 1) */
+	size_t slots;        /* prefixes tracked at once (rounded up to a
+	                        power of two, at least 16) */
+	unsigned v4_bits;    /* IPv4 prefix length, 1..32 (24) */
+	unsigned v6_bits;    /* IPv6 prefix length, 1..128 (64) */
+	uint64_t seed;       /* random: the probe hash's key */
 };
 
-/* The prefix of sa (len bytes): /24 for IPv4, /64 for IPv6. Any other
- * family maps to one all-zero prefix. */
-void wn_prefix_of(const struct sockaddr *sa, socklen_t len,
-                  struct wn_prefix *out);
+/* Fills in rate, burst and slots as given, /24 and /64, seed 0. */
+void wn_prefixlimit_cfg_default(struct wn_prefixlimit_cfg *cfg,
+                                uint32_t rate_per_s, uint32_t burst,
+                                size_t slots);
 
 struct wn_prefixlimit_slot;
 
 struct wn_prefixlimit {
-	struct wn_prefixlimit_slot *slot;
-	size_t mask; /* slots - 1 */
-	size_t used;
-	uint32_t max_per;
-	uint64_t seed;
+	struct wn_prefixlimit_cfg cfg;
+	struct wn_prefixlimit_slot *slot; /* [mask + 1] */
+	size_t mask;
+	uint64_t denied, evicted; /* counters, for logs and tests */
 };
 
-/* Makes a table of `slots` entries (rounded up to a power of two) letting
- * each prefix hold max_per items. seed randomises the hash. Returns 0 or
- * WN_ENOMEM / WN_EINVAL (slots or max_per 0). */
-int wn_prefixlimit_init(struct wn_prefixlimit *t, size_t slots,
-                        uint32_t max_per, uint64_t seed);
+/* Sets up pl (the caller's memory) from cfg (copied). Returns 0, WN_EINVAL
+ * for a rate, burst or prefix length out of range, or WN_ENOMEM. */
+int wn_prefixlimit_init(struct wn_prefixlimit *pl,
+                        const struct wn_prefixlimit_cfg *cfg);
 
-void wn_prefixlimit_free(struct wn_prefixlimit *t);
+/* Frees pl's table (pl itself is the caller's). */
+void wn_prefixlimit_free(struct wn_prefixlimit *pl);
 
-/* Takes one item for p. Returns 0, or WN_EAGAIN (and changes nothing) when
- * p already holds max_per or the table has no room for a new prefix. */
-int wn_prefixlimit_take(struct wn_prefixlimit *t, const struct wn_prefix *p);
+/* Takes a token from the bucket of sa's prefix at time now (ms, never
+ * going back). Returns true if there was one (go ahead), false if the
+ * prefix is over its rate (refuse; counted in pl->denied). */
+bool wn_prefixlimit_take(struct wn_prefixlimit *pl, const struct sockaddr *sa,
+                         uint64_t now);
 
-/* Gives back one item p took (a prefix holding none is left alone). */
-void wn_prefixlimit_release(struct wn_prefixlimit *t,
-                            const struct wn_prefix *p);
-
-/* Items p holds now. */
-uint32_t wn_prefixlimit_count(const struct wn_prefixlimit *t,
-                              const struct wn_prefix *p);
+/* Writes sa's prefix as text ("10.1.2.0/24", "2001:db8::/64") for logs;
+ * returns out. */
+char *wn_prefixlimit_format(const struct wn_prefixlimit *pl,
+                            const struct sockaddr *sa, char *out, size_t cap);
 
 #endif

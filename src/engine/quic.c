@@ -571,7 +571,7 @@ struct wn_quic_server {
 	/* Admission: handshaking connections, in all and per prefix, and
 	 * those of them whose address is not validated. */
 	size_t halfopen, unvalidated;
-	struct wn_prefixlimit pfx_halfopen, pfx_unvalidated;
+	struct wn_prefixcount pfx_halfopen, pfx_unvalidated;
 	/* Retry token secrets: the current one and the one before it. */
 	uint8_t retry_secret[2][32];
 	uint64_t retry_rotated_ms;
@@ -591,11 +591,11 @@ static void admit_release(struct wn_quic_server *s, struct qconn *qc)
 {
 	if (qc->admit & QC_ADMIT_HALFOPEN) {
 		s->halfopen--;
-		wn_prefixlimit_release(&s->pfx_halfopen, &qc->prefix);
+		wn_prefixcount_release(&s->pfx_halfopen, &qc->prefix);
 	}
 	if (qc->admit & QC_ADMIT_UNVALIDATED) {
 		s->unvalidated--;
-		wn_prefixlimit_release(&s->pfx_unvalidated, &qc->prefix);
+		wn_prefixcount_release(&s->pfx_unvalidated, &qc->prefix);
 	}
 	qc->admit = 0;
 }
@@ -725,31 +725,31 @@ static struct qconn *server_admit(struct wn_quic_server *s,
 	if (ep->stats.conns_opened - ep->stats.conns_closed >=
 	        SERVER_MAX_CONNS ||
 	    s->halfopen >= SERVER_MAX_HALFOPEN ||
-	    wn_prefixlimit_count(&s->pfx_halfopen, &pfx) >=
+	    wn_prefixcount_count(&s->pfx_halfopen, &pfx) >=
 	        SERVER_PREFIX_HALFOPEN) {
 		WN_LOG_RL(ep->o.log, &ep->rl_drop, now_ms, WN_LOG_WARN, "sess",
 		          "connection limit reached");
 		return NULL;
 	}
 	if (!validated && (s->unvalidated >= SERVER_MAX_UNVALIDATED ||
-	                   wn_prefixlimit_count(&s->pfx_unvalidated, &pfx) >=
+	                   wn_prefixcount_count(&s->pfx_unvalidated, &pfx) >=
 	                       SERVER_PREFIX_UNVALIDATED)) {
 		retry_rotate(s, now_ms);
 		send_retry(s, carrier, from, fromlen, &hd, now);
 		return NULL;
 	}
-	if (wn_prefixlimit_take(&s->pfx_halfopen, &pfx) != 0)
+	if (wn_prefixcount_take(&s->pfx_halfopen, &pfx) != 0)
 		return NULL;
-	if (!validated && wn_prefixlimit_take(&s->pfx_unvalidated, &pfx) != 0) {
-		wn_prefixlimit_release(&s->pfx_halfopen, &pfx);
+	if (!validated && wn_prefixcount_take(&s->pfx_unvalidated, &pfx) != 0) {
+		wn_prefixcount_release(&s->pfx_halfopen, &pfx);
 		return NULL;
 	}
 	struct qconn *qc = wn__qconn_new_server(ep, carrier, from, fromlen, &hd,
 	                                        validated ? &odcid : NULL);
 	if (!qc) {
-		wn_prefixlimit_release(&s->pfx_halfopen, &pfx);
+		wn_prefixcount_release(&s->pfx_halfopen, &pfx);
 		if (!validated)
-			wn_prefixlimit_release(&s->pfx_unvalidated, &pfx);
+			wn_prefixcount_release(&s->pfx_unvalidated, &pfx);
 		return NULL;
 	}
 	qc->prefix = pfx;
@@ -839,20 +839,20 @@ int wn_quic_server_new(const struct wn_quic_opts *o,
 	s->retry_rotated_ms = wn__quic_now_ms(&s->ep);
 	uint64_t seed;
 	randombytes_buf(&seed, sizeof(seed));
-	rc = wn_prefixlimit_init(&s->pfx_halfopen, SERVER_PREFIX_SLOTS,
+	rc = wn_prefixcount_init(&s->pfx_halfopen, SERVER_PREFIX_SLOTS,
 	                         SERVER_PREFIX_HALFOPEN, seed);
 	if (rc == 0) {
-		rc = wn_prefixlimit_init(&s->pfx_unvalidated,
+		rc = wn_prefixcount_init(&s->pfx_unvalidated,
 		                         SERVER_PREFIX_SLOTS,
 		                         SERVER_PREFIX_UNVALIDATED, seed);
 		if (rc != 0)
-			wn_prefixlimit_free(&s->pfx_halfopen);
+			wn_prefixcount_free(&s->pfx_halfopen);
 	}
 	if (rc == 0) {
 		rc = wn_timer_init(o->loop, &s->closer, NULL);
 		if (rc != 0) {
-			wn_prefixlimit_free(&s->pfx_halfopen);
-			wn_prefixlimit_free(&s->pfx_unvalidated);
+			wn_prefixcount_free(&s->pfx_halfopen);
+			wn_prefixcount_free(&s->pfx_unvalidated);
 		}
 	}
 	if (rc != 0) {
@@ -878,8 +878,8 @@ static void server_closed(struct wn_timer *t)
 {
 	struct wn_quic_server *s =
 	    wn_container_of(t, struct wn_quic_server, closer);
-	wn_prefixlimit_free(&s->pfx_halfopen);
-	wn_prefixlimit_free(&s->pfx_unvalidated);
+	wn_prefixcount_free(&s->pfx_halfopen);
+	wn_prefixcount_free(&s->pfx_unvalidated);
 	ep_free(&s->ep);
 	free(s);
 }

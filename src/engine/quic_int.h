@@ -18,7 +18,7 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
-#include "core/prefixlimit.h"
+#include "core/prefixcount.h"
 #include "core/streamhdr.h"
 #include "crypto/quicproof.h"
 #include "crypto/tls_rawpk.h"
