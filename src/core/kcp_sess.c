@@ -64,12 +64,23 @@ void wn_kcp_sess_cfg_default(struct wn_kcp_sess_cfg *cfg)
 }
 
 /* Every datagram KCP sends passes here: sending anything counts as a
- * keepalive. */
+ * keepalive, unless the peer judges us by stream bytes alone
+ * (idle_on_data): then only smux bytes sent count (see sent_stream), or
+ * a side that only acks its peer's keepalives would never send one. */
 static void sess_output(void *ctx, uint8_t *pkt, size_t len)
 {
 	struct wn_kcp_sess *s = ctx;
-	s->last_tx = s->now;
+	if (!s->cfg.idle_on_data)
+		s->last_tx = s->now;
 	s->out(s->out_ctx, pkt, len);
+}
+
+/* smux bytes went into KCP: with idle_on_data, what keeps the peer's
+ * judgement of us alive. */
+static void sent_stream(struct wn_kcp_sess *s)
+{
+	if (s->cfg.idle_on_data)
+		s->last_tx = s->now;
 }
 
 int wn_kcp_sess_new(const struct wn_kcp_sess_cfg *cfg, wn_kcp_output_fn out,
@@ -203,6 +214,7 @@ static void pump_compressed(struct wn_kcp_sess *s)
 			s->err = WN_EINTERNAL;
 			return;
 		}
+		sent_stream(s);
 	}
 }
 
@@ -228,6 +240,7 @@ static void pump(struct wn_kcp_sess *s)
 			s->err = WN_EINTERNAL;
 			return;
 		}
+		sent_stream(s);
 	}
 }
 

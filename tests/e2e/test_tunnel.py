@@ -250,15 +250,7 @@ def test_client_notices_dead_server_and_reconnects(etunnel):
 
 # A warren kcptun server sends no smux keepalive while it sends KCP acks
 # (src/core/kcp_sess.c: any datagram sent counts as a keepalive), but the
-# kcptun profile judges its peer by stream bytes alone (idle_on_data), so
-# a warren client drops an idle session, and its streams, after 30 s.
-KCPTUN_IDLE_BUG = ("warren's kcptun server sends no keepalive while it "
-                   "acks the client's: an idle session dies after 30 s")
-
-
-@pytest.mark.parametrize("engine", [
-    *engines(), pytest.param("kcptun", id="kcptun", marks=pytest.mark.xfail(
-        strict=True, reason=KCPTUN_IDLE_BUG))])
+@pytest.mark.parametrize("engine", engines(kcptun=True))
 def test_idle_stream_outlives_silence(etunnel):
     """A stream that stays silent for longer than the dead-peer timeout
     still carries data afterwards, on the session it started on: the
