@@ -18,7 +18,11 @@
  * Server: accepts connections from the listed client keys only; each
  * client's connection is a tunnel; new streams go to the accept handler
  * (the dialer). Packets that are not QUIC for one of its connections, or an
- * Initial that starts one, are dropped without an answer. */
+ * Initial that starts one with the client's proof of the server key in its
+ * token (crypto/quicproof.h; the client always sends it) or with a Retry
+ * token it issued, are dropped without an answer. Past the caps on
+ * unvalidated handshakes a proven Initial gets a Retry (quic.c,
+ * server_admit; docs/wire-format.md section 1). */
 #ifndef WN_ENGINE_QUIC_H
 #define WN_ENGINE_QUIC_H
 
@@ -74,6 +78,7 @@ struct wn_quic_stats {
 	/* Packets with stream data that ngtcp2 declared lost (so sent
 	 * again), summed over the streams that closed. */
 	uint64_t stream_pkts_lost;
+	uint64_t retries_sent; /* server: Retry packets (address validation) */
 };
 
 /* ---- client ---------------------------------------------------------- */

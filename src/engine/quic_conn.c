@@ -131,6 +131,15 @@ struct qconn *wn__qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
 	ngtcp2_transport_params p;
 	wn__qconn_fill_callbacks(&cb, 0);
 	fill_settings(ep, qc, &s, &p);
+	/* The proof that this client knows the server's key, without which
+	 * the server does not answer (crypto/quicproof.h). ngtcp2 copies it
+	 * into every Initial until a Retry replaces it with the server's
+	 * token. */
+	uint8_t proof[WN_QPROOF_LEN];
+	wn_qproof_make(proof, ep->proof_key, NGTCP2_PROTO_VER_V1, dcid.data,
+	               dcid.datalen, wn_wall_ms() / 1000);
+	s.token.base = proof;
+	s.token.len = sizeof(proof);
 	ngtcp2_path path;
 	path_of(qc, &path);
 	if (ngtcp2_conn_client_new(&qc->conn, &dcid, &scid, &path,
@@ -149,7 +158,8 @@ struct qconn *wn__qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
 
 struct qconn *wn__qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
                                    const struct sockaddr *remote,
-                                   socklen_t rlen, const ngtcp2_pkt_hd *hd)
+                                   socklen_t rlen, const ngtcp2_pkt_hd *hd,
+                                   const ngtcp2_cid *odcid)
 {
 	struct qconn *qc = conn_alloc(ep, carrier, remote, rlen);
 	if (!qc)
@@ -163,6 +173,16 @@ struct qconn *wn__qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
 	wn__qconn_fill_callbacks(&cb, 1);
 	fill_settings(ep, qc, &s, &p);
 	p.original_dcid = hd->dcid;
+	if (odcid) {
+		/* After a Retry: the transport parameters name both IDs (RFC
+		 * 9000, 7.3), and the token, which ngtcp2 then requires in
+		 * every Initial of this connection, lifts the
+		 * anti-amplification limit: the address is validated. */
+		p.original_dcid = *odcid;
+		p.retry_scid = hd->dcid;
+		p.retry_scid_present = 1;
+		s.token = hd->token;
+	}
 	p.stateless_reset_token_present = 1;
 	if (ngtcp2_crypto_generate_stateless_reset_token(
 	        p.stateless_reset_token, ep->reset_secret,
@@ -454,6 +474,16 @@ void wn__qconn_arm_timer(struct qconn *qc, ngtcp2_tstamp now)
 	wn_timer_start(&qc->timer, ms, 0);
 }
 
+/* A server answers only clients that prove they know its key, so a client
+ * with the wrong key hears nothing: say so where the silence is logged. */
+static const char *hint(const struct qconn *qc)
+{
+	return qc->ep->is_server || qc->state == QC_UP
+	           ? ""
+	           : " (is the server key right? the server answers only "
+	             "clients that know it)";
+}
+
 /* ngtcp2's expiry at now: retransmission, ACK, pacing, idle and
  * handshake timeouts, keepalive; then a write pass. */
 static void expire(struct qconn *qc, ngtcp2_tstamp now)
@@ -465,8 +495,12 @@ static void expire(struct qconn *qc, ngtcp2_tstamp now)
 			         qc->state == QC_UP
 			             ? "no answer for %u ms (idle timeout)"
 			             : "no answer to the handshake within "
-			               "%u ms",
-			         qc->ep->o.idle_timeout_ms);
+			               "%u ms%s",
+			         qc->ep->o.idle_timeout_ms, hint(qc));
+		else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT && !qc->why[0])
+			snprintf(qc->why, sizeof(qc->why),
+			         "no answer to the handshake within %u ms%s",
+			         qc->ep->o.handshake_timeout_ms, hint(qc));
 		wn__qconn_fail(qc, rv);
 		return;
 	}

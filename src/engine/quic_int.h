@@ -18,7 +18,9 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include "core/prefixcount.h"
 #include "core/streamhdr.h"
+#include "crypto/quicproof.h"
 #include "crypto/tls_rawpk.h"
 #include "engine/quic.h"
 #include "util/bufq.h"
@@ -43,6 +45,10 @@ struct qep {
 	struct wn_tls_creds creds;
 	int is_server;
 	uint8_t reset_secret[32];
+	/* The key of the proof of the server key in a client's first Initial
+	 * token (crypto/quicproof.h): the client's from the server key it
+	 * pins, the server's from its own. */
+	uint8_t proof_key[WN_QPROOF_KEY_LEN];
 	uint8_t *txbuf;
 	size_t txcap;
 	struct wn_quic_stats stats;
@@ -100,6 +106,10 @@ struct qconn {
 	uint64_t last_rx_ms; /* engine time of the last packet taken */
 	int peer_ok;
 	uint8_t peer_key[WN_KEY_LEN];
+	/* Server: what admission counts this connection as until its
+	 * handshake ends (QC_ADMIT_* bits, quic.c), and its source prefix. */
+	unsigned admit;
+	struct wn_prefix prefix;
 	char why[160]; /* why it died, for logs */
 };
 
@@ -125,10 +135,14 @@ struct qconn *wn__qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
                                    const struct sockaddr *remote,
                                    socklen_t rlen);
 
-/* Creates a server connection for an accepted Initial. NULL on failure. */
+/* Creates a server connection for an accepted Initial. odcid: NULL for an
+ * Initial admitted on the client's proof alone; after a Retry, the DCID of
+ * the client's first Initial, from the verified Retry token in hd (the
+ * address is then validated). NULL on failure. */
 struct qconn *wn__qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
                                    const struct sockaddr *remote,
-                                   socklen_t rlen, const ngtcp2_pkt_hd *hd);
+                                   socklen_t rlen, const ngtcp2_pkt_hd *hd,
+                                   const ngtcp2_cid *odcid);
 
 /* Feeds one packet, received on carrier, to the connection. Kills it on a
  * fatal error. */
