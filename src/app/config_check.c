@@ -142,6 +142,30 @@ static const char *key_at(char *buf, size_t cap, const char *sec_origin,
 	return buf;
 }
 
+/* kcptun judges a dead peer as kcptun's smux does, by a 30 s keepalive
+ * timeout (a kcptun peer pings only every 10 s): a shorter timeout would
+ * drop idle sessions a kcptun peer keeps, so it is refused rather than
+ * quietly raised. */
+#define KCPTUN_MIN_TIMEOUT_MS 30000
+
+static void refuse_short_kcptun_timeout(struct wn_config *cfg,
+                                        const struct wn_cfg_keyset *mask,
+                                        const uint32_t *key_line, unsigned sec,
+                                        const char *secname, const char *o,
+                                        const char *name, uint32_t ms)
+{
+	char at[300];
+
+	if (!has(mask, sec, name) || ms >= KCPTUN_MIN_TIMEOUT_MS)
+		return;
+	wn_config_diag(cfg,
+	               "%s: [%s] %s = %ums: engine kcptun needs at least "
+	               "30s (kcptun's smux keepalive timeout; its peers "
+	               "ping every 10 s)",
+	               key_at(at, sizeof(at), o, key_line, sec, name), secname,
+	               name, ms);
+}
+
 /* The carriers the endpoints use: bits of WN_SCHEME_*. */
 static unsigned schemes_of(const struct wn_endpoint *eps, size_t n)
 {
@@ -263,6 +287,9 @@ static void validate_server(struct wn_config *cfg)
 	if (s->engine.kind == WN_ENGINE_KCPTUN) {
 		validate_kcptun(cfg, &s->engine, o, "server");
 		validate_kcptun_secret(cfg, &s->engine, o);
+		refuse_short_kcptun_timeout(cfg, &s->set_mask, s->key_line,
+		                            SEC_SERVER, "server", o,
+		                            "idle-timeout", s->idle_timeout_ms);
 		refuse_kcptun_streams(cfg, s->listen, s->n_listen, o, "server",
 		                      "listen");
 		if (!has(&s->set_mask, SEC_SERVER, "listen"))
@@ -344,6 +371,10 @@ static void validate_client(struct wn_config *cfg)
 		               "%s: [client] key is required (a private key "
 		               "file made by `warren genkey`)",
 		               o);
+	if (kt)
+		refuse_short_kcptun_timeout(
+		    cfg, &c->set_mask, c->key_line, SEC_CLIENT, "client", o,
+		    "dead-peer-timeout", c->dead_peer_timeout_ms);
 	if (c->keepalive_ms >= c->dead_peer_timeout_ms)
 		wn_config_diag(cfg,
 		               "%s: [client] keepalive (%ums) must be shorter "

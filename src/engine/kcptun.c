@@ -152,7 +152,9 @@ void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg,
 		cfg->keepalive_ms = KT_KEEPALIVE_MS;
 	cfg->compress = !kt->cfg.nocomp;
 	cfg->idle_on_data = 1;
-	/* smux's keepalive timeout, kcptun's judge of a dead peer. */
+	/* smux's keepalive timeout, kcptun's judge of a dead peer. The
+	 * configuration refuses less (config_check.c); this floor is for
+	 * callers that bypass it. */
 	if (cfg->idle_timeout_ms < KT_IDLE_MS)
 		cfg->idle_timeout_ms = KT_IDLE_MS;
 	/* v1: a quarter of a stream's window, so one read past the pause

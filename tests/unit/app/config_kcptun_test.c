@@ -147,6 +147,51 @@ static void test_kcptun_defaults_and_refusals(void **state)
 	wn_config_free(&cfg);
 }
 
+/* kcptun's peers ping every 10 s and judge a peer dead after 30 s: a
+ * shorter timeout is refused, naming the key, not quietly raised. */
+static void test_kcptun_timeouts_at_least_30s(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	wn_config_init(&cfg);
+	set(&cfg, WN_ROLE_CLIENT, "engine", "kcptun");
+	set(&cfg, WN_ROLE_CLIENT, "server", "udp://192.0.2.1:29900");
+	set(&cfg, WN_ROLE_CLIENT, "L", "127.0.0.1:2000");
+	set(&cfg, WN_ROLE_CLIENT, "dead-peer-timeout", "10s");
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	assert_true(has_diag(&cfg, "--dead-peer-timeout: [client] "
+	                           "dead-peer-timeout = 10000ms: engine "
+	                           "kcptun needs at least 30s"));
+	wn_config_free(&cfg);
+
+	wn_config_init(&cfg);
+	set(&cfg, WN_ROLE_CLIENT, "engine", "kcptun");
+	set(&cfg, WN_ROLE_CLIENT, "server", "udp://192.0.2.1:29900");
+	set(&cfg, WN_ROLE_CLIENT, "L", "127.0.0.1:2000");
+	set(&cfg, WN_ROLE_CLIENT, "dead-peer-timeout", "30s");
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), 0);
+	wn_config_free(&cfg);
+
+	wn_config_init(&cfg);
+	set(&cfg, WN_ROLE_SERVER, "engine", "kcptun");
+	set(&cfg, WN_ROLE_SERVER, "listen", "udp://0.0.0.0:29900");
+	set(&cfg, WN_ROLE_SERVER, "target", "127.0.0.1:22");
+	set(&cfg, WN_ROLE_SERVER, "kcptun-key", "s3cret");
+	set(&cfg, WN_ROLE_SERVER, "idle-timeout", "5s");
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	assert_true(has_diag(&cfg, "[server] idle-timeout = 5000ms: engine "
+	                           "kcptun needs at least 30s"));
+	wn_config_free(&cfg);
+
+	/* Other engines take short timeouts. */
+	wn_config_init(&cfg);
+	set(&cfg, WN_ROLE_CLIENT, "engine", "kcp");
+	set(&cfg, WN_ROLE_CLIENT, "dead-peer-timeout", "3s");
+	wn_config_validate(&cfg, WN_ROLE_CLIENT);
+	assert_false(has_diag(&cfg, "needs at least 30s"));
+	wn_config_free(&cfg);
+}
+
 /* nocomp takes the same yes/no words as every boolean key. */
 static void test_nocomp_words(void **state)
 {
@@ -176,6 +221,7 @@ int main(void)
 	    cmocka_unit_test(test_client_in_kcptun_terms),
 	    cmocka_unit_test(test_kcptun_defaults_and_refusals),
 	    cmocka_unit_test(test_nocomp_words),
+	    cmocka_unit_test(test_kcptun_timeouts_at_least_30s),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
