@@ -1,8 +1,33 @@
-/* Private to the QUIC engine (quic.c: client and server endpoints;
+/* The QUIC engine: ngtcp2 0.12 + GnuTLS, behind this one module (a later move
+ * to ngtcp2 1.x touches src/engine/quic*.c only). Its public face is its
+ * row of the engine table, wn_quic_engine (engine_ops.h); this header is
+ * private to it.
+ *
+ * TLS 1.3 with the node identities as raw public keys pinned on both sides:
+ * the client accepts only the server key it was given, the server only the
+ * client keys it lists. One QUIC bidirectional stream per tunnelled stream;
+ * DATAGRAM frames are negotiated for the datagram front ends.
+ *
+ * The engine runs over any carrier (carrier.h). The application opens the
+ * carrier with the engine's handler (wn_engine_handler) and hands it over.
+ *
+ * Client: keeps one connection to the server up. Keepalive PINGs every
+ * keepalive_ms; if nothing is heard for idle_timeout_ms the connection is
+ * declared dead, its streams are reset (WN_STREAM_SESSION_LOST), and the
+ * client reconnects with backoff; streams opened meanwhile wait, buffered,
+ * for the next connection.
+ *
+ * Server: accepts connections from the listed client keys only; each
+ * client's connection is a tunnel; new streams go to the accept handler
+ * (the dialer). Packets that are not QUIC for one of its connections, or an
+ * Initial that starts one, are dropped without an answer.
+ *
+ * Private to the QUIC engine (quic.c: client and server endpoints;
  * quic_conn.c: one connection's life, read path, migration and timer;
  * quic_cb.c: its ngtcp2 callbacks; quic_tls.c: its TLS session;
  * quic_write.c: its write pass; quic_stream.c: its streams). Nothing
- * outside src/engine/quic*.c includes this or ngtcp2.
+ * outside src/engine/quic*.c includes this or ngtcp2, but for unit tests
+ * of the engine's defaults.
  *
  * Naming: a function one quic*.c file calls in another is named wn__q...
  * (wn__qconn_* for a connection, wn__qstream_* for a stream, wn__quic_*
@@ -20,10 +45,12 @@
 
 #include "core/streamhdr.h"
 #include "crypto/tls_rawpk.h"
-#include "engine/quic.h"
+#include "engine/engine_ops.h"
+#include "io/loop.h"
 #include "util/bufq.h"
 #include "util/cidmap.h"
 #include "util/list.h"
+#include "util/log.h"
 
 #define QUIC_SCID_LEN 16
 #define QUIC_DCID_LEN 18
@@ -31,6 +58,66 @@
 #define QUIC_SEND_IOV 4      /* iovecs of stream data offered per packet */
 #define QUIC_ACK_THRESH 8    /* ACK at once after this many packets */
 #define QUIC_ALPN "warren/1" /* also keeps other QUIC clients out */
+
+struct wn_quic_opts {
+	struct wn_loop *loop;         /* borrowed */
+	struct wn_log *log;           /* borrowed */
+	const struct wn_identity *id; /* borrowed; outlives the engine */
+	uint32_t idle_timeout_ms;     /* dead after this long without packets */
+	uint32_t keepalive_ms;        /* client: PING when idle; 0: none */
+	uint32_t handshake_timeout_ms; /* client: give up a connect attempt */
+	size_t stream_send_limit; /* bytes buffered per stream, unacked incl. */
+	uint64_t stream_window;   /* initial receive window per stream */
+	uint64_t stream_window_max; /* autotuning limit per stream */
+	uint64_t conn_window_max;   /* autotuning limit per connection */
+	uint64_t max_streams;       /* concurrent streams per connection */
+	uint32_t failover_ms; /* client, several paths: move after this long
+	                         without progress (default 3 s) */
+	uint32_t probe_ms;    /* client: try the first path again this often
+	                         while on another (default 10 s) */
+	/* The engine's one clock, in nanoseconds: every timestamp ngtcp2 sees
+	 * and every millisecond the engine keeps (last packet, stream waits,
+	 * failover) comes from it. NULL: wn_mono_ns, with milliseconds from
+	 * the loop's cached time (both libuv's monotonic clock). A test runs
+	 * the engine in virtual time with its own. */
+	uint64_t (*clock_ns)(void *ctx);
+	void *clock_ctx;
+};
+
+/* Fills in defaults (loop, log and id stay NULL). */
+void wn_quic_opts_default(struct wn_quic_opts *o);
+
+/* Counters for logs and metrics. */
+struct wn_quic_stats {
+	uint64_t conns_opened, conns_closed;
+	uint64_t streams_opened, streams_closed;
+	uint64_t pkts_dropped; /* not for any connection, or unparseable */
+	uint64_t auth_failures;
+};
+
+/* Carrier failover. A client may have several ways to its server, tried
+ * in order: add_path adds each, then go connects (engine_ops.h).
+ * Connections start on the first path. The policy is core/failover.h,
+ * shared with the KCP engine; here are its mechanics. When the active
+ * path makes no progress (bytes in flight and nothing heard for
+ * failover_ms, or its stream carrier down that long) the connection
+ * migrates at once to the next path that is up, keeping every stream; while
+ * not on the first path it probes the first every probe_ms (ngtcp2 path
+ * validation) and moves back when it answers. Packets never exceed the
+ * smallest carrier's max_packet. */
+#define WN_QUIC_MAX_PATHS 8
+
+/* The constructors behind the engine's row (wn_quic_engine), from full
+ * options instead of the engine-neutral configuration: for a test that
+ * sets what that configuration has no field for (clock_ns). conf gives the
+ * keys, the accept handler and the events; its tuning is ignored. Return
+ * 0 or a WN_E* code. */
+int wn__quic_client_new(const struct wn_quic_opts *o,
+                        const struct wn_engine_conf *conf,
+                        struct wn_engine **out);
+int wn__quic_server_new(const struct wn_quic_opts *o,
+                        const struct wn_engine_conf *conf,
+                        struct wn_engine **out);
 
 struct qconn;
 struct qstream;
