@@ -42,13 +42,12 @@ static struct wn_kcp_client *client_of(struct kep *ep)
 
 static struct wn_kcp_client *engine_client(struct wn_engine *e)
 {
-	return client_of(wn_container_of(e, struct kep, base));
+	return client_of(kep_of(e));
 }
 
 static const struct wn_kcp_client *cengine_client(const struct wn_engine *e)
 {
-	return (const struct wn_kcp_client *)wn_container_of(
-	    e, const struct kep, base);
+	return (const struct wn_kcp_client *)kep_cof(e);
 }
 
 /* Sends an initiation for ks: the first, a retry, or a rekey. Its payload
@@ -387,9 +386,8 @@ static void client_writable(void *ctx, struct wn_carrier *c)
 
 static const struct wn_engine_ops client_ops;
 
-static int client_create(const struct wn_kcp_engine_opts *o,
-                         const struct wn_engine_conf *conf,
-                         struct wn_engine **out)
+int kep_client_create(const struct wn_kcp_engine_opts *o,
+                      const struct wn_engine_conf *conf, struct wn_engine **out)
 {
 	const uint8_t *server_key = conf->server_key;
 	const struct wn_engine_events *ev = conf->events;
@@ -445,7 +443,7 @@ int kep_client_new(const struct wn_engine_type *t,
 	struct wn_kcptun_cfg kt;
 	int rc = kep_opts_from(t, conf, 0, &o, &kt);
 	if (rc == 0)
-		rc = client_create(&o, conf, out);
+		rc = kep_client_create(&o, conf, out);
 	/* The engine keeps its own copy of the profile's key. */
 	sodium_memzero(&kt, sizeof(kt));
 	return rc;

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "engine/kcp_engine_int.h"
-#include "util/container.h"
 #include "util/err.h"
 #include "util/rw.h"
 
@@ -102,8 +101,7 @@ void kep_describe_init(struct kep *ep, const struct wn_kcp_engine_opts *o)
 
 void kep_describe(const struct wn_engine *e, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "%s",
-	         wn_container_of(e, const struct kep, base)->desc);
+	snprintf(buf, cap, "%s", kep_cof(e)->desc);
 }
 
 void kep_stats(const struct kep *ep, uint64_t live, struct wn_engine_stats *out)

@@ -271,6 +271,29 @@ int kep_client_new(const struct wn_engine_type *t,
 int kep_server_new(const struct wn_engine_type *t,
                    const struct wn_engine_conf *conf, struct wn_engine **out);
 
+/* The same from full options instead of the engine-neutral
+ * configuration's tuning (o->kcptun: the profile, copied), for the rows
+ * and for a test that sets what that configuration has no field for.
+ * conf gives the keys, the accept handler and the events. */
+int kep_client_create(const struct wn_kcp_engine_opts *o,
+                      const struct wn_engine_conf *conf,
+                      struct wn_engine **out);
+int kep_server_create(const struct wn_kcp_engine_opts *o,
+                      const struct wn_engine_conf *conf,
+                      struct wn_engine **out);
+
+/* The endpoint behind an engine handle, a client's or a server's (its
+ * counters in ->stats, for tests too). */
+static inline struct kep *kep_of(struct wn_engine *e)
+{
+	return wn_container_of(e, struct kep, base);
+}
+
+static inline const struct kep *kep_cof(const struct wn_engine *e)
+{
+	return wn_container_of(e, const struct kep, base);
+}
+
 /* ---- kcp_engine.c: what the client (kcp_client.c) and the server (kcp_server.c)
  * share ---------------------------------------------------------------- */
 

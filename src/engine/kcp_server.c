@@ -47,13 +47,12 @@ static struct wn_kcp_server *server_of(struct kep *ep)
 
 static struct wn_kcp_server *engine_server(struct wn_engine *e)
 {
-	return server_of(wn_container_of(e, struct kep, base));
+	return server_of(kep_of(e));
 }
 
 static const struct wn_kcp_server *cengine_server(const struct wn_engine *e)
 {
-	return (const struct wn_kcp_server *)wn_container_of(
-	    e, const struct kep, base);
+	return (const struct wn_kcp_server *)kep_cof(e);
 }
 
 static int srv_index_add(void *ctx, uint32_t index, struct wn_protect_peer *p)
@@ -360,9 +359,8 @@ static void server_writable(void *ctx, struct wn_carrier *c)
 
 static const struct wn_engine_ops server_ops;
 
-static int server_create(const struct wn_kcp_engine_opts *o,
-                         const struct wn_engine_conf *conf,
-                         struct wn_engine **out)
+int kep_server_create(const struct wn_kcp_engine_opts *o,
+                      const struct wn_engine_conf *conf, struct wn_engine **out)
 {
 	const uint8_t(*clients)[WN_KEY_LEN] = conf->clients;
 	size_t n = conf->n_clients;
@@ -436,7 +434,7 @@ int kep_server_new(const struct wn_engine_type *t,
 	struct wn_kcptun_cfg kt;
 	int rc = kep_opts_from(t, conf, 1, &o, &kt);
 	if (rc == 0)
-		rc = server_create(&o, conf, out);
+		rc = kep_server_create(&o, conf, out);
 	/* The engine keeps its own copy of the profile's key. */
 	sodium_memzero(&kt, sizeof(kt));
 	return rc;

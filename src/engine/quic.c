@@ -135,8 +135,7 @@ struct qpath {
 };
 
 struct wn_quic_client {
-	struct qep ep;         /* first */
-	struct wn_engine base; /* the engine table's handle */
+	struct qep ep; /* first */
 	struct wn_tunnel tunnel;
 	struct wn_engine_events ev;
 	/* The carrier and server address connections start on (the active
@@ -164,12 +163,12 @@ static struct wn_quic_client *CL(struct qep *ep)
 
 static struct wn_quic_client *client_of(struct wn_engine *e)
 {
-	return wn_container_of(e, struct wn_quic_client, base);
+	return CL(wn__quic_ep(e));
 }
 
 static const struct wn_quic_client *cclient_of(const struct wn_engine *e)
 {
-	return wn_container_of(e, const struct wn_quic_client, base);
+	return (const struct wn_quic_client *)wn__quic_cep(e);
 }
 
 /* Moves pending streams onto the connection while it has stream credit;
@@ -381,7 +380,7 @@ int wn__quic_client_new(const struct wn_quic_opts *o,
 		return rc;
 	}
 	memcpy(c->ep.server_key, server_key, WN_KEY_LEN);
-	c->base.ops = &client_ops;
+	c->ep.base.ops = &client_ops;
 	c->ep.conn_up = client_conn_up;
 	c->ep.conn_dead = client_conn_dead;
 	c->ep.streams_available = client_streams_available;
@@ -406,7 +405,7 @@ int wn__quic_client_new(const struct wn_quic_opts *o,
 		wn_timer_close(&c->retry, client_retry_closed);
 		return rc;
 	}
-	*out = &c->base;
+	*out = &c->ep.base;
 	return 0;
 }
 
@@ -628,8 +627,7 @@ static const struct wn_engine_ops client_ops = {
 /* ---- server ---------------------------------------------------------- */
 
 struct wn_quic_server {
-	struct qep ep;         /* first */
-	struct wn_engine base; /* the engine table's handle */
+	struct qep ep; /* first */
 	size_t live;
 	struct wn_deferred free_node;
 	struct wn_timer closer; /* orders the final free after connections' */
@@ -643,12 +641,12 @@ static struct wn_quic_server *SV(struct qep *ep)
 
 static struct wn_quic_server *server_of(struct wn_engine *e)
 {
-	return wn_container_of(e, struct wn_quic_server, base);
+	return SV(wn__quic_ep(e));
 }
 
 static const struct wn_quic_server *cserver_of(const struct wn_engine *e)
 {
-	return wn_container_of(e, const struct wn_quic_server, base);
+	return (const struct wn_quic_server *)wn__quic_cep(e);
 }
 
 static void server_conn_up(struct qep *ep, struct qconn *qc)
@@ -770,7 +768,7 @@ int wn__quic_server_new(const struct wn_quic_opts *o,
 	memcpy(s->ep.clients, clients, n * WN_KEY_LEN);
 	s->ep.nclients = n;
 	s->ep.ah = *ah;
-	s->base.ops = &server_ops;
+	s->ep.base.ops = &server_ops;
 	s->ep.conn_up = server_conn_up;
 	s->ep.conn_dead = server_conn_dead;
 	rc = wn_timer_init(o->loop, &s->closer, NULL);
@@ -779,7 +777,7 @@ int wn__quic_server_new(const struct wn_quic_opts *o,
 		free(s);
 		return rc;
 	}
-	*out = &s->base;
+	*out = &s->ep.base;
 	return 0;
 }
 

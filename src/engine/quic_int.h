@@ -126,6 +126,7 @@ struct qstream;
  * the transmit buffer and the hooks that tell the endpoint about its
  * connections. */
 struct qep {
+	struct wn_engine base; /* the engine table's handle (engine_ops.h) */
 	struct wn_quic_opts o;
 	struct wn_tls_creds creds;
 	int is_server;
@@ -203,6 +204,19 @@ struct qstream {
 	struct wn_list link;  /* conn->streams or the client's pending list */
 	struct wn_list rlink; /* conn->ready */
 };
+
+/* The endpoint behind an engine handle, a client's or a server's: for the
+ * engine's files, and for a test of its internals (the counters in
+ * ep->stats, a virtual clock's deadlines). */
+static inline struct qep *wn__quic_ep(struct wn_engine *e)
+{
+	return wn_container_of(e, struct qep, base);
+}
+
+static inline const struct qep *wn__quic_cep(const struct wn_engine *e)
+{
+	return wn_container_of(e, const struct qep, base);
+}
 
 /* ---- quic_conn.c ---------------------------------------------------- */
 
