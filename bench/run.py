@@ -44,9 +44,12 @@ HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from wnb import nethelp, report  # noqa: E402
-from wnb.procs import (CLEAN, PREFIX, cpu_s, hwm_kib, log,  # noqa: E402
-                       nsrun, pss_kib, reap_stale, tail)
+from wnb import report  # noqa: E402
+from linkemu import make_link  # noqa: E402
+from tcputil import format_hostport, wait_file  # noqa: E402
+from warren import NETAPP  # noqa: E402
+from wnb.procs import (CLEAN, PREFIX, BenchNetns, BenchProcs,  # noqa: E402
+                       cpu_s, hwm_kib, log, nsrun, pss_kib, reap_stale, tail)
 from wnb.subjects import (ECHO_PORT, Env, all_subjects,  # noqa: E402
                           warren_carriers)
 
@@ -302,10 +305,12 @@ class Bench:
     # -- namespaces and servers ---------------------------------------------
 
     def link_up(self, i, link):
+        """The link's two namespaces, joined by a veth pair or by the
+        emulator (linkemu.make_link, the tests' own). Returns c, s, the
+        server's address, and the linkemu.Link (None for a veth pair)."""
         c = CLEAN.add_netns(f"{PREFIX}-c{i}")
         s = CLEAN.add_netns(f"{PREFIX}-s{i}")
         ca, sa = f"10.202.{i + 1}.1", f"10.202.{i + 1}.2"
-        emu, stats = None, None
         if link["spec"] is None:
             subprocess.run(["ip", "-n", c, "link", "add", "wnbc", "type",
                             "veth", "peer", "name", "wnbs", "netns", s],
@@ -315,29 +320,39 @@ class Bench:
                                 "dev", dev], check=True)
                 subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"],
                                check=True)
-        else:
-            ready = os.path.join(self.tmp, f"emu{i}.ready")
-            stats = os.path.join(self.tmp, f"emu{i}.stats.json")
-            emu = CLEAN.start(f"linkemu{i}", [
-                self.emu, "--a", f"{c}:wnbc:{ca}/24",
-                "--b", f"{s}:wnbs:{sa}/24", "--both", link["spec"],
-                "--seed", "1", "--ready-file", ready, "--stats-file", stats],
-                self.tmp)
-            deadline = time.monotonic() + 10
-            while not os.path.exists(ready):
-                if emu.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("linkemu did not come up:\n" +
-                                       tail(emu.bench_log))
-                time.sleep(0.02)
-        return c, s, sa, emu, stats
+            return c, s, sa, None
+        try:
+            emu = make_link(BenchNetns(), BenchProcs(self.tmp),
+                            both=link["spec"], seed=1, ns_a=c, ns_b=s,
+                            addrs=(ca, sa), name=f"linkemu{i}",
+                            binary=self.emu)
+        except AssertionError as e:
+            raise RuntimeError(str(e)) from None
+        return c, s, sa, emu
+
+    def link_down(self, emu):
+        """Stops the emulator; its counters, summarized (empty if it
+        failed)."""
+        try:
+            st = emu.stop()
+        except (AssertionError, OSError, ValueError) as e:
+            log(f"linkemu: {str(e).splitlines()[0]}")
+            st = {}
+        CLEAN.stop(emu.proc.popen)
+        return emu_summary(st)
 
     def servers_up(self, s, tag):
         """The echo server in namespace s (iperf3 servers are per
         subject)."""
-        echo = CLEAN.start(f"{tag}-echo", [PYTHON, HERE, "_echo",
-                                           str(ECHO_PORT)], self.tmp,
-                           netns=s)
-        time.sleep(0.3)
+        ready = os.path.join(self.tmp, f"{tag}-echo.ready")
+        echo = CLEAN.start(f"{tag}-echo", [
+            PYTHON, NETAPP, "serve", "--listen", f"0.0.0.0:{ECHO_PORT}",
+            "--mode", "echo", "--ready", ready], self.tmp, netns=s)
+        try:
+            wait_file(ready)
+        except AssertionError:
+            raise RuntimeError("the echo server did not come up:\n" +
+                               tail(echo.bench_log)) from None
         return [echo]
 
     def iperf_up(self, env):
@@ -370,7 +385,8 @@ class Bench:
             time.sleep(0.3)
             return procs
         host, port = subj.echo_addr(env)
-        res = nsrun(env.c, [PYTHON, HERE, "_probe", host, str(port), "20"],
+        res = nsrun(env.c, [PYTHON, NETAPP, "wait", "--connect",
+                            format_hostport(host, port), "--timeout", "20"],
                     timeout=40)
         if res.returncode != 0:
             logs = "".join(f"\n{pr.p.bench_name}:\n{tail(pr.p.bench_log)}"
@@ -426,8 +442,9 @@ class Bench:
     def latency(self, subj, env):
         host, port = subj.echo_addr(env)
         n = self.P["lat_conns"]
-        res = nsrun(env.c, [PYTHON, HERE, "_latency", host, str(port),
-                            str(n)], timeout=n * 12 + 30)
+        res = nsrun(env.c, [PYTHON, NETAPP, "latency", "--connect",
+                            format_hostport(host, port), "--count", str(n)],
+                    timeout=n * 12 + 30)
         try:
             d = json.loads(res.stdout)
         except ValueError:
@@ -440,7 +457,7 @@ class Bench:
     def run_link(self, i, link, subjects, R, workloads):
         name = link["name"]
         log(f"link {name} ({link['spec'] or 'veth pair, no emulator'})")
-        c, s, sa, emu, stats = self.link_up(i, link)
+        c, s, sa, emu = self.link_up(i, link)
         tag = f"l{i}"
         started = {}
         procs = []
@@ -507,8 +524,7 @@ class Bench:
             for p in procs:
                 CLEAN.stop(p)
             if emu is not None:
-                CLEAN.stop(emu)
-                R["link_stats"][name] = read_emu_stats(stats)
+                R["link_stats"][name] = self.link_down(emu)
             CLEAN.del_netns(c)
             CLEAN.del_netns(s)
 
@@ -564,7 +580,9 @@ class Bench:
             host, port = subj.echo_addr(env)
             helper = CLEAN.start(
                 f"{env.tag}-idle-{subj.name}-{n}",
-                [PYTHON, HERE, "_idle", host, str(port), str(n), "5"],
+                [PYTHON, NETAPP, "idle", "--connect",
+                 format_hostport(host, port), "--conns", str(n),
+                 "--stall", "5"],
                 self.tmp, netns=env.c, stdin=subprocess.PIPE)
             line = wait_line(helper.bench_log, helper, 60 + n * 0.05)
             if line is None:
@@ -606,7 +624,7 @@ class Bench:
         log("idle streams (veth pair, fresh processes per count)")
         link = dict(name="idle", spec=None)
         i = len(LINKS)
-        c, s, sa, _, _ = self.link_up(i, link)
+        c, s, sa, _ = self.link_up(i, link)
         tag = "idle"
         procs = []
         try:
@@ -718,12 +736,8 @@ def read1(path):
         return "?"
 
 
-def read_emu_stats(path):
-    try:
-        with open(path) as f:
-            st = json.load(f)
-    except (OSError, ValueError, TypeError):
-        return {}
+def emu_summary(st):
+    """The report's view of the emulator's counters (Link.stop())."""
     a2b = st.get("a2b", {})
     pin = a2b.get("packets_in", 0)
     lost = a2b.get("dropped_loss", 0) + a2b.get("dropped_burst", 0)
@@ -733,18 +747,6 @@ def read_emu_stats(path):
 
 
 def main():
-    if len(sys.argv) > 1 and sys.argv[1].startswith("_"):
-        cmd, rest = sys.argv[1], sys.argv[2:]
-        if cmd == "_echo":
-            return nethelp.echo(int(rest[0]))
-        if cmd == "_latency":
-            return nethelp.latency(rest[0], int(rest[1]), int(rest[2]))
-        if cmd == "_probe":
-            return nethelp.probe(rest[0], int(rest[1]), float(rest[2]))
-        if cmd == "_idle":
-            return nethelp.idle(rest[0], int(rest[1]), int(rest[2]),
-                                float(rest[3]))
-        sys.exit(f"unknown helper {cmd}")
     names = [s.name for s in all_subjects()]
     ap = argparse.ArgumentParser(
         description="warren vs kernel TCP and other tunnels, on emulated "

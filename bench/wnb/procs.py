@@ -6,6 +6,9 @@ goes through CLEAN.add_netns and is deleted by CLEAN.all. Namespaces are
 named wnb-<pid>-*; reap_stale deletes those of runs that no longer exist.
 The mechanics are the e2e tests' own (tests/e2e/nsproc.py); this keeps the
 bench's bookkeeping: one list for the whole run, not one per test.
+BenchNetns and BenchProcs are the e2e helpers' `netns` and `procs` on that
+bookkeeping, so the bench calls those helpers (linkemu.make_link) as the
+tests do.
 """
 
 import os
@@ -30,11 +33,11 @@ class Cleanup:
         self.procs = []
         self.namespaces = []
 
-    def start(self, name, argv, logdir, netns=None, stdin=None):
+    def start(self, name, argv, logdir, netns=None, stdin=None, env=None):
         """Starts argv (inside netns if given) with its output in
         logdir/name.log; a Popen with bench_name and bench_log set."""
         path = os.path.join(logdir, f"{name}.log")
-        p = nsproc.spawn(argv, path, netns=netns, stdin=stdin)
+        p = nsproc.spawn(argv, path, netns=netns, stdin=stdin, env=env)
         p.bench_name = name
         p.bench_log = path
         self.procs.append(p)
@@ -67,6 +70,32 @@ class Cleanup:
 
 
 CLEAN = Cleanup()
+
+
+class BenchNetns:
+    """The e2e helpers' `netns` (nsproc.Netns's create and exec) on CLEAN:
+    namespaces are PREFIX-TAG and deleted by CLEAN.all."""
+
+    def create(self, tag="ns"):
+        return CLEAN.add_netns(f"{PREFIX}-{tag}")
+
+    def exec(self, ns, argv, check=True, **kw):
+        return nsproc.run(["ip", "netns", "exec", ns] + list(argv),
+                          check=check, **kw)
+
+
+class BenchProcs:
+    """The e2e helpers' `procs` (nsproc.Procs's start and logdir) on CLEAN:
+    processes log to logdir and are ended by CLEAN.all (or CLEAN.stop on
+    the returned Proc's popen)."""
+
+    def __init__(self, logdir):
+        self.logdir = logdir
+
+    def start(self, name, argv, netns=None, env=None, stdin=None):
+        p = CLEAN.start(name, argv, self.logdir, netns=netns, stdin=stdin,
+                        env=env)
+        return nsproc.Proc(name, p, p.bench_log)
 
 
 def reap_stale():

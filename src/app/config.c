@@ -56,7 +56,7 @@ void wn_config_init(struct wn_config *cfg)
 	for (size_t i = 0; i < 2; i++) {
 		snprintf(es[i]->crypt, sizeof(es[i]->crypt), "aes");
 		snprintf(es[i]->kcptun_key, sizeof(es[i]->kcptun_key),
-		         "it's a secrect"); /* kcptun's default, sic */
+		         WN_KCPTUN_DEFAULT_KEY);
 		es[i]->datashard = 10;
 		es[i]->parityshard = 3;
 		es[i]->smuxver = 1;

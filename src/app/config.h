@@ -98,6 +98,7 @@ enum wn_engine_kind {
 };
 
 #define WN_KCPTUN_KEY_MAX 255
+#define WN_KCPTUN_DEFAULT_KEY "it's a secrect" /* kcptun's, sic */
 
 struct wn_engine_cfg {
 	enum wn_engine_kind kind;
@@ -112,6 +113,9 @@ struct wn_engine_cfg {
 	unsigned datashard, parityshard;        /* default 10, 3 */
 	unsigned smuxver;                       /* default 1 */
 	bool mode_set;                          /* mode given explicitly */
+	/* server: run with kcptun's default key or crypt none, which any
+	 * stranger can speak (refused otherwise) */
+	bool kcptun_insecure;
 };
 
 /* A SOCKS5 user: name (1..255 bytes) and password (0..255 bytes). */

@@ -41,6 +41,33 @@ static void validate_kcptun(struct wn_config *cfg, struct wn_engine_cfg *e,
 		               o, sec);
 }
 
+/* A kcptun server is only as private as its key: kcptun's default one is
+ * printed in kcptun's documentation, and crypt none has no key at all.
+ * Either way any stranger can reach target through the server, and spoofed
+ * packets make it open sessions. Refused unless the user says so. */
+static void validate_kcptun_secret(struct wn_config *cfg,
+                                   const struct wn_engine_cfg *e, const char *o)
+{
+	if (e->kcptun_insecure)
+		return;
+	if (strcmp(e->crypt, "none") == 0)
+		wn_config_diag(
+		    cfg,
+		    "%s: [server] crypt = none: packets carry only a "
+		    "checksum, so anyone can use this server to "
+		    "reach target; pick a cipher, or set "
+		    "kcptun-insecure = yes to serve anyway",
+		    o);
+	else if (strcmp(e->kcptun_key, WN_KCPTUN_DEFAULT_KEY) == 0)
+		wn_config_diag(cfg,
+		               "%s: [server] kcptun-key is kcptun's default, "
+		               "which everyone knows, so anyone can use this "
+		               "server to reach target; set kcptun-key to a "
+		               "secret both ends share, or kcptun-insecure = "
+		               "yes to serve anyway",
+		               o);
+}
+
 /* Engine keys the configured engine has no use for: refused rather than
  * silently ignored (a user setting crypt with engine quic gets no cipher
  * and should hear so). */
@@ -51,9 +78,9 @@ static void validate_engine_keys(struct wn_config *cfg,
 {
 	static const char *const kcp_keys[] = {"mode", "sndwnd", "rcvwnd",
 	                                       "mtu"};
-	static const char *const kcptun_keys[] = {"kcptun-key",  "crypt",
-	                                          "nocomp",      "datashard",
-	                                          "parityshard", "smuxver"};
+	static const char *const kcptun_keys[] = {
+	    "kcptun-key",  "crypt",   "nocomp",         "datashard",
+	    "parityshard", "smuxver", "kcptun-insecure"};
 	static const char *const names[] = {"quic", "kcp", "kcptun"};
 	const char *engine = names[e->kind];
 	size_t i;
@@ -101,6 +128,7 @@ static void validate_server(struct wn_config *cfg)
 	                     &s->engine, o);
 	if (s->engine.kind == WN_ENGINE_KCPTUN) {
 		validate_kcptun(cfg, &s->engine, o, "server");
+		validate_kcptun_secret(cfg, &s->engine, o);
 		if (!has(&s->set_mask, SEC_SERVER, "listen"))
 			wn_config_diag(cfg,
 			               "%s: [server] listen is required "

@@ -194,6 +194,10 @@ const struct keydef wn_cfg_keys[] = {
      AT_BOTH(v_uint, engine.parityshard)},
     {SEC_SERVER | SEC_CLIENT, "smuxver", K_SMUXVER, 0, "1|2",
      "kcptun: smux version (default 1)", 1, 2, AT_BOTH(v_uint, engine.smuxver)},
+    {SEC_SERVER, "kcptun-insecure", K_KCPTUN_INSECURE, 0, "yes|no",
+     "kcptun: serve with kcptun's default key or crypt none, which anyone "
+     "can speak (default no: refused)",
+     0, 0, AT_SERVER(v_bool, engine.kcptun_insecure)},
     {SEC_FORWARD, "listen", K_LISTEN, 0, "[tcp://]HOST:PORT|unix:PATH",
      "where the client accepts connections for this forward", 0, 0, CUSTOM},
     {SEC_FORWARD, "target", K_TARGET, 0, "HOST:PORT|unix:PATH",

@@ -31,9 +31,12 @@ struct wn_kcp_sess {
 	uint64_t last_in; /* the last KCP datagram that parsed */
 	int err;
 	int in_input; /* guards against re-entering input from callbacks */
-	struct wn_snappy_dec *dec; /* cfg.compress: the peer's stream */
-	uint8_t *zbuf;             /* cfg.compress: one encoded chunk */
-	int zstarted;              /* the stream identifier went out */
+	/* cfg.compress: the peer's stream, made when its first bytes come;
+	 * one encoded chunk, made when we first send. A session costs
+	 * little until it carries something. */
+	struct wn_snappy_dec *dec;
+	uint8_t *zbuf;
+	int zstarted; /* the stream identifier went out */
 	uint8_t buf[SESS_BUF];
 };
 
@@ -61,12 +64,23 @@ void wn_kcp_sess_cfg_default(struct wn_kcp_sess_cfg *cfg)
 }
 
 /* Every datagram KCP sends passes here: sending anything counts as a
- * keepalive. */
+ * keepalive, unless the peer judges us by stream bytes alone
+ * (idle_on_data): then only smux bytes sent count (see sent_stream), or
+ * a side that only acks its peer's keepalives would never send one. */
 static void sess_output(void *ctx, uint8_t *pkt, size_t len)
 {
 	struct wn_kcp_sess *s = ctx;
-	s->last_tx = s->now;
+	if (!s->cfg.idle_on_data)
+		s->last_tx = s->now;
 	s->out(s->out_ctx, pkt, len);
+}
+
+/* smux bytes went into KCP: with idle_on_data, what keeps the peer's
+ * judgement of us alive. */
+static void sent_stream(struct wn_kcp_sess *s)
+{
+	if (s->cfg.idle_on_data)
+		s->last_tx = s->now;
 }
 
 int wn_kcp_sess_new(const struct wn_kcp_sess_cfg *cfg, wn_kcp_output_fn out,
@@ -83,12 +97,6 @@ int wn_kcp_sess_new(const struct wn_kcp_sess_cfg *cfg, wn_kcp_output_fn out,
 	int rc = wn_kcp_new(&cfg->kcp, sess_output, s, (uint32_t)now, &s->kcp);
 	if (rc == 0)
 		rc = wn_smux_new(&cfg->smux, cb, &s->mux);
-	if (rc == 0 && cfg->compress) {
-		rc = wn_snappy_dec_new(&s->dec);
-		s->zbuf = malloc(wn_snappy_encode_bound(WN_SNAPPY_BLOCK));
-		if (rc == 0 && !s->zbuf)
-			rc = WN_ENOMEM;
-	}
 	if (rc != 0) {
 		wn_kcp_sess_free(s);
 		return rc;
@@ -150,7 +158,7 @@ static void drain(struct wn_kcp_sess *s)
 	s->in_input = 1;
 	/* Decompression multiplies what one read delivers: smaller reads
 	 * keep the overshoot past recv_pause small. */
-	size_t cap = s->dec ? sizeof(s->buf) / 4 : sizeof(s->buf);
+	size_t cap = s->cfg.compress ? sizeof(s->buf) / 4 : sizeof(s->buf);
 	for (;;) {
 		if (s->cfg.recv_pause &&
 		    wn_smux_recv_pending(s->mux) >= s->cfg.recv_pause)
@@ -161,6 +169,11 @@ static void drain(struct wn_kcp_sess *s)
 			break;
 		if (s->cfg.idle_on_data)
 			s->last_rx = s->now;
+		if (s->cfg.compress && !s->dec &&
+		    wn_snappy_dec_new(&s->dec) != 0) {
+			s->err = WN_ENOMEM;
+			break;
+		}
 		if (s->dec)
 			rc = wn_snappy_dec_input(s->dec, s->buf, (size_t)n,
 			                         to_smux, s);
@@ -188,6 +201,11 @@ static void pump_compressed(struct wn_kcp_sess *s)
 		size_t n = wn_smux_pull(s->mux, s->buf, want);
 		if (n == 0)
 			return;
+		if (!s->zbuf && !(s->zbuf = malloc(wn_snappy_encode_bound(
+		                      WN_SNAPPY_BLOCK)))) {
+			s->err = WN_ENOMEM;
+			return;
+		}
 		size_t z =
 		    wn_snappy_encode(&s->zstarted, s->buf, n, s->zbuf,
 		                     wn_snappy_encode_bound(WN_SNAPPY_BLOCK));
@@ -196,13 +214,14 @@ static void pump_compressed(struct wn_kcp_sess *s)
 			s->err = WN_EINTERNAL;
 			return;
 		}
+		sent_stream(s);
 	}
 }
 
 /* Pulls smux frames into KCP while KCP has room. */
 static void pump(struct wn_kcp_sess *s)
 {
-	if (s->dec) {
+	if (s->cfg.compress) {
 		pump_compressed(s);
 		return;
 	}
@@ -221,6 +240,7 @@ static void pump(struct wn_kcp_sess *s)
 			s->err = WN_EINTERNAL;
 			return;
 		}
+		sent_stream(s);
 	}
 }
 

@@ -39,7 +39,9 @@ struct wn_kcp_sess_cfg {
 	 * alive, not any KCP packet, as smux's keepalive timeout judges:
 	 * kcptun, where a restarted peer keeps answering in KCP a session
 	 * it no longer has. The engine then does not call
-	 * wn_kcp_sess_touch per packet. */
+	 * wn_kcp_sess_touch per packet. For the same reason only smux bytes
+	 * sent count as our keepalive (not KCP acks): a ping goes out when
+	 * none were sent for keepalive_ms. */
 	int idle_on_data;
 	/* 1: a run pass flushes KCP only when wn_kcp_deadline() says
 	 * something is due, so acks wait for their batch (kcp.ack_every);

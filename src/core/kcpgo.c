@@ -182,17 +182,32 @@ struct dec_group {
 /* Shard kinds remembered for detecting the peer's shard counts. */
 #define DEC_OBS 64
 
+/* A retune is tried at most once per this many shards, and after one
+ * succeeded the next waits this many times more: a peer that keeps
+ * changing its counts (or a stranger with the key steering them) costs
+ * a detection pass and a new codec now and then, not per packet. */
+#define DEC_TRY_EVERY 8
+#define DEC_RETUNE_GAP (16 * DEC_OBS)
+
+/* Observations needed before the first retune: fewer can fit a group size
+ * the peer does not use, and a wrong switch would stick for a gap. */
+#define DEC_OBS_MIN (DEC_OBS / 2)
+
 struct wn_kcpgo_dec {
-	const struct wn_rs *rs; /* the configured codec, or own */
-	struct wn_rs *own;      /* after a retune: ours */
+	const struct wn_rs *rs;    /* the configured codec, or own */
+	struct wn_rs *own;         /* after a retune: ours */
+	struct wn_rs_cache *cache; /* rs's inverted matrices, made lazily */
 	unsigned ds, ps, shards;
+	unsigned lim_ds, lim_ps; /* the largest counts a retune accepts */
 	size_t max_shard;
 	struct dec_group g[DEC_GROUPS];
 	uint8_t **ptrs; /* [shards] scratch for wn_rs_reconstruct */
 	uint32_t obs_seq[DEC_OBS];
 	uint8_t obs_parity[DEC_OBS];
-	unsigned obs_n; /* observations so far (the ring keeps DEC_OBS) */
+	uint64_t obs_n;    /* observations so far (the ring keeps DEC_OBS) */
+	uint64_t next_try; /* obs_n before which no retune is tried */
 	uint64_t retunes;
+	uint64_t inversions; /* by caches a retune dropped */
 };
 
 static void groups_free(struct wn_kcpgo_dec *d)
@@ -238,6 +253,10 @@ int wn_kcpgo_dec_new(const struct wn_rs *rs, unsigned datashard,
 		return WN_ENOMEM;
 	d->rs = rs;
 	d->max_shard = max_shard;
+	d->lim_ds =
+	    datashard > WN_KCPGO_DETECT_MAX ? datashard : WN_KCPGO_DETECT_MAX;
+	d->lim_ps = parityshard > WN_KCPGO_DETECT_MAX ? parityshard
+	                                              : WN_KCPGO_DETECT_MAX;
 	if (groups_setup(d, datashard, parityshard) != 0) {
 		wn_kcpgo_dec_free(d);
 		return WN_ENOMEM;
@@ -251,6 +270,7 @@ void wn_kcpgo_dec_free(struct wn_kcpgo_dec *d)
 	if (!d)
 		return;
 	groups_free(d);
+	wn_rs_cache_free(d->cache);
 	wn_rs_free(d->own);
 	free(d);
 }
@@ -264,10 +284,17 @@ void wn_kcpgo_dec_shards(const struct wn_kcpgo_dec *d, unsigned *datashard,
 		*retunes = d->retunes;
 }
 
-/* Finds the smallest group size T (2..255) and data count consistent with
- * the remembered shards: every data shard's seqid % T below every parity
- * shard's, the observations spanning at least two groups. Returns 0 with
- * *ds / *ps, or WN_EAGAIN. */
+uint64_t wn_kcpgo_dec_inversions(const struct wn_kcpgo_dec *d)
+{
+	return d->inversions +
+	       (d->cache ? wn_rs_cache_inversions(d->cache) : 0);
+}
+
+/* Finds the smallest group size T (2 .. lim_ds + lim_ps) and data count
+ * consistent with the remembered shards: every data shard's seqid % T
+ * below every parity shard's, the observations spanning at least two
+ * groups. Returns 0 with *ds / *ps, or WN_EAGAIN (also when the counts
+ * found exceed lim_ds / lim_ps). */
 static int detect(const struct wn_kcpgo_dec *d, unsigned *ds, unsigned *ps)
 {
 	unsigned n = d->obs_n < DEC_OBS ? d->obs_n : DEC_OBS;
@@ -278,7 +305,7 @@ static int detect(const struct wn_kcpgo_dec *d, unsigned *ds, unsigned *ps)
 		if (d->obs_seq[i] > hi)
 			hi = d->obs_seq[i];
 	}
-	for (unsigned t = 2; t <= WN_KCPGO_SHARDS_MAX; t++) {
+	for (unsigned t = 2; t <= d->lim_ds + d->lim_ps; t++) {
 		if (n == 0 || hi - lo < 2 * t)
 			break;
 		unsigned min_par = t, max_data = 0;
@@ -295,6 +322,8 @@ static int detect(const struct wn_kcpgo_dec *d, unsigned *ds, unsigned *ps)
 			}
 		}
 		if (seen_data && min_par < t && max_data < min_par) {
+			if (min_par > d->lim_ds || t - min_par > d->lim_ps)
+				return WN_EAGAIN;
 			*ds = min_par;
 			*ps = t - min_par;
 			return 0;
@@ -309,6 +338,9 @@ static int detect(const struct wn_kcpgo_dec *d, unsigned *ds, unsigned *ps)
 static void retune(struct wn_kcpgo_dec *d)
 {
 	unsigned ds, ps;
+	if (d->obs_n < DEC_OBS_MIN || d->obs_n < d->next_try)
+		return;
+	d->next_try = d->obs_n + DEC_TRY_EVERY;
 	if (detect(d, &ds, &ps) != 0 || (ds == d->ds && ps == d->ps))
 		return;
 	struct wn_rs *rs;
@@ -322,9 +354,14 @@ static void retune(struct wn_kcpgo_dec *d)
 		return;
 	}
 	wn_rs_free(d->own);
+	if (d->cache)
+		d->inversions += wn_rs_cache_inversions(d->cache);
+	wn_rs_cache_free(d->cache);
+	d->cache = NULL; /* its matrices were the old codec's */
 	d->own = rs;
 	d->rs = rs;
 	d->retunes++;
+	d->next_try = d->obs_n + DEC_RETUNE_GAP;
 }
 
 /* Rebuilds g's missing data shards; returns how many, or WN_EPROTO. */
@@ -338,7 +375,9 @@ static int dec_rebuild(struct wn_kcpgo_dec *d, struct dec_group *g,
 		if (g->present[i] && i < d->ds)
 			memset(d->ptrs[i] + g->len[i], 0, L - g->len[i]);
 	}
-	if (wn_rs_reconstruct(d->rs, d->ptrs, g->present, L) != 0)
+	if (!d->cache && wn_rs_cache_new(d->ds, &d->cache) != 0)
+		return WN_EPROTO; /* no memory: this group is not rebuilt */
+	if (wn_rs_reconstruct(d->rs, d->cache, d->ptrs, g->present, L) != 0)
 		return WN_EPROTO;
 	int n = 0, bad = 0;
 	for (unsigned i = 0; i < d->ds; i++) {

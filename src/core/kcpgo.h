@@ -31,6 +31,10 @@
 #define WN_KCPGO_FEC_DATA 0xF1
 #define WN_KCPGO_FEC_PARITY 0xF2
 #define WN_KCPGO_SHARDS_MAX 255 /* datashard + parityshard */
+/* The most data (and, separately, parity) shards a decoder adapts to
+ * unless it was configured for more: a group's rebuild inverts a
+ * datashard x datashard matrix, so the peer must not choose 253. */
+#define WN_KCPGO_DETECT_MAX 32
 
 /* What a received packet (after the crypto header) holds. */
 enum wn_kcpgo_kind {
@@ -115,7 +119,12 @@ typedef void (*wn_kcpgo_kcp_fn)(void *ctx, const uint8_t *kcp, size_t len);
  * guess: when a shard arrives in the other kind's slot, the decoder looks
  * at the last 64 shards' seqids and kinds for the smallest group size
  * they fit (over at least two groups) and switches to it, with a codec
- * of its own, as kcp-go's decoder adapts to its peer. */
+ * of its own, as kcp-go's decoder adapts to its peer. It adapts only to
+ * counts up to max(datashard, WN_KCPGO_DETECT_MAX) data and
+ * max(parityshard, WN_KCPGO_DETECT_MAX) parity shards, tries at most once
+ * every 8 shards (after the first 32), and after switching waits 1,024 shards before the next
+ * switch. Rebuilds reuse the inverted matrix of a recent erasure pattern
+ * (src/core/rs.h, wn_rs_cache). */
 int wn_kcpgo_dec_new(const struct wn_rs *rs, unsigned datashard,
                      unsigned parityshard, size_t max_shard,
                      struct wn_kcpgo_dec **out);
@@ -126,6 +135,11 @@ void wn_kcpgo_dec_free(struct wn_kcpgo_dec *d);
  * them (retunes may be NULL). */
 void wn_kcpgo_dec_shards(const struct wn_kcpgo_dec *d, unsigned *datashard,
                          unsigned *parityshard, uint64_t *retunes);
+
+/* How many matrices the decoder's rebuilds have inverted (the rest came
+ * from its cache). */
+uint64_t wn_kcpgo_dec_inversions(const struct wn_kcpgo_dec *d);
+
 /* Feeds a DATA or PARITY packet (p from wn_kcpgo_parse; borrowed). Calls
  * out for each data shard rebuilt. Returns how many were rebuilt (>= 0),
  * or WN_EPROTO when the shard does not fit (longer than max_shard, a

@@ -176,15 +176,93 @@ void wn_rs_encode(const struct wn_rs *rs, const uint8_t *const *data,
 	}
 }
 
-int wn_rs_reconstruct(const struct wn_rs *rs, uint8_t *const *shards,
-                      const uint8_t *present, size_t len)
+struct rs_slot {
+	uint64_t used; /* when last used (the cache's clock); 0: empty */
+	uint8_t *rows; /* [data] the present shards the rebuild used */
+	uint8_t *inv;  /* [data][data] their sub-matrix's inverse */
+};
+
+struct wn_rs_cache {
+	unsigned data;
+	uint64_t clock, inversions;
+	struct rs_slot slot[WN_RS_CACHE_SLOTS];
+	uint8_t *work; /* [data][data]: the sub-matrix, destroyed by invert */
+	uint8_t *mem;
+};
+
+int wn_rs_cache_new(unsigned data, struct wn_rs_cache **out)
+{
+	if (data < 1 || data >= WN_RS_SHARDS_MAX)
+		return WN_EINVAL;
+	struct wn_rs_cache *c = calloc(1, sizeof(*c));
+	size_t dd = (size_t)data * data;
+	size_t per = data + dd;
+	if (!c || !(c->mem = malloc(dd + WN_RS_CACHE_SLOTS * per))) {
+		free(c);
+		return WN_ENOMEM;
+	}
+	c->data = data;
+	c->work = c->mem;
+	for (unsigned i = 0; i < WN_RS_CACHE_SLOTS; i++) {
+		c->slot[i].rows = c->mem + dd + i * per;
+		c->slot[i].inv = c->slot[i].rows + data;
+	}
+	*out = c;
+	return 0;
+}
+
+void wn_rs_cache_free(struct wn_rs_cache *c)
+{
+	if (!c)
+		return;
+	free(c->mem);
+	free(c);
+}
+
+uint64_t wn_rs_cache_inversions(const struct wn_rs_cache *c)
+{
+	return c->inversions;
+}
+
+/* The inverse of the sub-matrix of rs's rows `rows` (n of them): from the
+ * cache if this pattern is there, else inverted into the least recently
+ * used slot. NULL if the rows are singular (never, for an MDS code). */
+static const uint8_t *cache_inverse(const struct wn_rs *rs,
+                                    struct wn_rs_cache *c, const uint8_t *rows)
 {
 	unsigned n = rs->data;
-	unsigned rows[WN_RS_SHARDS_MAX];
+	struct rs_slot *lru = &c->slot[0];
+	c->clock++;
+	for (unsigned i = 0; i < WN_RS_CACHE_SLOTS; i++) {
+		struct rs_slot *s = &c->slot[i];
+		if (s->used && memcmp(s->rows, rows, n) == 0) {
+			s->used = c->clock;
+			return s->inv;
+		}
+		if (s->used < lru->used)
+			lru = s;
+	}
+	for (unsigned r = 0; r < n; r++)
+		memcpy(c->work + (size_t)r * n, rs->m + (size_t)rows[r] * n, n);
+	c->inversions++;
+	lru->used = 0;
+	if (invert(rs, c->work, lru->inv, n) != 0)
+		return NULL;
+	memcpy(lru->rows, rows, n);
+	lru->used = c->clock;
+	return lru->inv;
+}
+
+int wn_rs_reconstruct(const struct wn_rs *rs, struct wn_rs_cache *cache,
+                      uint8_t *const *shards, const uint8_t *present,
+                      size_t len)
+{
+	unsigned n = rs->data;
+	uint8_t rows[WN_RS_SHARDS_MAX];
 	unsigned have = 0, missing = 0;
 	for (unsigned i = 0; i < rs->total && have < n; i++)
 		if (present[i])
-			rows[have++] = i;
+			rows[have++] = (uint8_t)i;
 	for (unsigned i = 0; i < n; i++)
 		missing += !present[i];
 	if (missing == 0)
@@ -193,25 +271,24 @@ int wn_rs_reconstruct(const struct wn_rs *rs, uint8_t *const *shards,
 		return WN_EAGAIN;
 	/* The received shards are sub * data, sub being their rows of the
 	 * encoding matrix: data = sub^-1 * received. */
-	uint8_t *sub = malloc((size_t)n * n), *inv = malloc((size_t)n * n);
-	int rc = WN_ENOMEM;
-	if (!sub || !inv)
-		goto out;
-	for (unsigned r = 0; r < n; r++)
-		memcpy(sub + (size_t)r * n, rs->m + (size_t)rows[r] * n, n);
-	rc = invert(rs, sub, inv, n);
-	if (rc != 0)
-		goto out;
-	for (unsigned i = 0; i < n; i++) {
-		if (present[i])
-			continue;
-		memset(shards[i], 0, len);
-		for (unsigned k = 0; k < n; k++)
-			mul_add(rs, inv[(size_t)i * n + k], shards[rows[k]],
-			        shards[i], len);
+	struct wn_rs_cache *own = NULL;
+	if (!cache || cache->data != n) {
+		int rc = wn_rs_cache_new(n, &own);
+		if (rc != 0)
+			return rc;
+		cache = own;
 	}
-out:
-	free(sub);
-	free(inv);
-	return rc;
+	const uint8_t *inv = cache_inverse(rs, cache, rows);
+	if (inv) {
+		for (unsigned i = 0; i < n; i++) {
+			if (present[i])
+				continue;
+			memset(shards[i], 0, len);
+			for (unsigned k = 0; k < n; k++)
+				mul_add(rs, inv[(size_t)i * n + k],
+				        shards[rows[k]], shards[i], len);
+		}
+	}
+	wn_rs_cache_free(own);
+	return inv ? 0 : WN_EINVAL;
 }

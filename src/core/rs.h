@@ -37,13 +37,33 @@ uint8_t wn_rs_coef(const struct wn_rs *rs, unsigned r, unsigned c);
 void wn_rs_encode(const struct wn_rs *rs, const uint8_t *const *data,
                   uint8_t *const *parity, size_t len);
 
+/* Inverted decoding matrices for the last few erasure patterns (which
+ * shards a group's rebuild used), so that groups losing the same shards
+ * skip the O(data^3) inversion. One cache serves one codec: it is created
+ * for rs's data count and must not be used with another codec. Owned by
+ * the caller (a decoder keeps one; codecs stay shareable). */
+#define WN_RS_CACHE_SLOTS 4
+
+struct wn_rs_cache;
+
+/* Creates a cache for a codec with `data` data shards. Returns 0,
+ * WN_EINVAL or WN_ENOMEM. */
+int wn_rs_cache_new(unsigned data, struct wn_rs_cache **out);
+
+void wn_rs_cache_free(struct wn_rs_cache *c);
+
+/* How many matrices rebuilds through c have inverted (cache misses). */
+uint64_t wn_rs_cache_inversions(const struct wn_rs_cache *c);
+
 /* Rebuilds missing data shards. shards[0 .. data+parity-1] each point to
  * len bytes; present[i] says whether shard i was received. The missing
  * data shards' buffers are overwritten with their contents (parity
- * shards are not rebuilt). Returns 0, or WN_EAGAIN when fewer than
- * `data` shards are present. */
-int wn_rs_reconstruct(const struct wn_rs *rs, uint8_t *const *shards,
-                      const uint8_t *present, size_t len);
+ * shards are not rebuilt). cache (may be NULL: nothing kept) supplies and
+ * keeps the inverted matrix of this erasure pattern. Returns 0,
+ * WN_EAGAIN when fewer than `data` shards are present, or WN_ENOMEM. */
+int wn_rs_reconstruct(const struct wn_rs *rs, struct wn_rs_cache *cache,
+                      uint8_t *const *shards, const uint8_t *present,
+                      size_t len);
 
 /* GF(2^8) product, for tests. */
 uint8_t wn_rs_mul(const struct wn_rs *rs, uint8_t a, uint8_t b);

@@ -117,9 +117,17 @@ struct wn_snappy_dec {
 	uint8_t type;
 	int seen_id;
 	int err;
-	uint8_t chunk[CHUNK_MAX];
-	uint8_t block[WN_SNAPPY_BLOCK];
+	/* Both grow as the peer's stream needs them, so a session that has
+	 * carried little costs little: the chunk buffer to the longest chunk
+	 * body received so far (as its bytes arrive, not as its header
+	 * claims), the block on the first compressed chunk. */
+	uint8_t *chunk;
+	size_t chunk_cap;
+	uint8_t *block; /* [WN_SNAPPY_BLOCK] */
 };
+
+/* The chunk buffer's first size: a stream identifier, smux headers. */
+#define CHUNK_INIT 256
 
 int wn_snappy_dec_new(struct wn_snappy_dec **d)
 {
@@ -129,7 +137,35 @@ int wn_snappy_dec_new(struct wn_snappy_dec **d)
 
 void wn_snappy_dec_free(struct wn_snappy_dec *d)
 {
+	if (!d)
+		return;
+	free(d->chunk);
+	free(d->block);
 	free(d);
+}
+
+size_t wn_snappy_dec_footprint(const struct wn_snappy_dec *d)
+{
+	return sizeof(*d) + d->chunk_cap + (d->block ? WN_SNAPPY_BLOCK : 0);
+}
+
+/* Makes room for n body bytes in the chunk buffer (n <= CHUNK_MAX),
+ * doubling. Returns 0 or WN_ENOMEM. */
+static int chunk_room(struct wn_snappy_dec *d, size_t n)
+{
+	if (n <= d->chunk_cap)
+		return 0;
+	size_t cap = d->chunk_cap ? d->chunk_cap : CHUNK_INIT;
+	while (cap < n)
+		cap *= 2;
+	if (cap > CHUNK_MAX)
+		cap = CHUNK_MAX;
+	uint8_t *p = realloc(d->chunk, cap);
+	if (!p)
+		return WN_ENOMEM;
+	d->chunk = p;
+	d->chunk_cap = cap;
+	return 0;
 }
 
 static int skippable(uint8_t type)
@@ -154,6 +190,8 @@ static int finish_chunk(struct wn_snappy_dec *d, wn_snappy_out_fn out,
 	size_t n = d->len - 4;
 	if (d->type == T_COMPRESSED) {
 		size_t ulen;
+		if (!d->block && !(d->block = malloc(WN_SNAPPY_BLOCK)))
+			return WN_ENOMEM;
 		if (snappy_uncompressed_length((const char *)data, n, &ulen) !=
 		        SNAPPY_OK ||
 		    ulen > WN_SNAPPY_BLOCK ||
@@ -206,8 +244,11 @@ int wn_snappy_dec_input(struct wn_snappy_dec *d, const uint8_t *p, size_t n,
 			if (take > n)
 				take = n;
 			/* Skipped chunks are counted, not kept. */
-			if (!skippable(d->type))
+			if (!skippable(d->type)) {
+				if (chunk_room(d, d->have + take) != 0)
+					return WN_ENOMEM;
 				memcpy(d->chunk + d->have, p, take);
+			}
 			d->have += take;
 			p += take;
 			n -= take;

@@ -44,16 +44,22 @@ typedef int (*wn_snappy_out_fn)(void *ctx, const uint8_t *data, size_t len);
 
 struct wn_snappy_dec;
 
-/* Creates a decoder (about 150 KiB: one chunk and one block). Returns 0
- * or WN_ENOMEM. */
+/* Creates a decoder. It starts small and grows with the stream, to about
+ * 140 KiB at most: its chunk buffer to the longest chunk body received
+ * (as the bytes arrive), a 64 KiB block with the first compressed chunk.
+ * Returns 0 or WN_ENOMEM. */
 int wn_snappy_dec_new(struct wn_snappy_dec **d);
 
 void wn_snappy_dec_free(struct wn_snappy_dec *d);
 
+/* The bytes d holds now, itself included. */
+size_t wn_snappy_dec_footprint(const struct wn_snappy_dec *d);
+
 /* Feeds stream bytes (split anywhere; borrowed). Calls out for every data
  * chunk completed. Returns 0, WN_EPROTO for a corrupt stream (no
  * identifier first, an unskippable reserved chunk, a data chunk too long,
- * a bad block, a CRC mismatch: sticky), or out's negative return. */
+ * a bad block, a CRC mismatch: sticky), WN_ENOMEM when its buffers
+ * cannot grow, or out's negative return. */
 int wn_snappy_dec_input(struct wn_snappy_dec *d, const uint8_t *p, size_t n,
                         wn_snappy_out_fn out, void *ctx);
 

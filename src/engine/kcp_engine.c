@@ -284,8 +284,6 @@ struct ksession *ksession_new(struct kep *ep, const uint8_t *peer_key,
 	struct wn_smux_cb cb = kstream_smux_cb(ks);
 	int rc =
 	    wn_kcp_sess_new(&cfg, sess_output, ks, &cb, kep_now(ep), &ks->core);
-	if (rc == 0 && ep->kt)
-		rc = ktprof_sess_init(ks);
 	if (rc == 0)
 		rc = wn_timer_init(ep->o.loop, &ks->timer, sess_timer_cb);
 	if (rc != 0) {

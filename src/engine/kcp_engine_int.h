@@ -237,10 +237,8 @@ void ktprof_free(struct kep *ep);
 void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg,
                      size_t max_pkt);
 
-/* A new session's FEC state (kcptun with FEC). Returns 0 or WN_ENOMEM. */
-int ktprof_sess_init(struct ksession *ks);
-
-/* Frees it. */
+/* Frees a session's FEC state (made as it is first needed: the encoder
+ * with the first packet sent, the decoder with the first parity shard). */
 void ktprof_sess_free(struct ksession *ks);
 
 /* KCP's output in the kcptun profile: FEC header, nonce, CRC, cipher; then

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/prefixlimit.h"
 #include "engine/kcp_engine_int.h"
 #include "util/err.h"
 #include "util/rw.h"
@@ -25,8 +26,17 @@ struct kclient {
 #define HS_RATE_PER_S 200
 #define HS_BURST 400
 
+/* kcptun: new sessions per source prefix (/24, /64). A kcptun client opens
+ * one session (or --conn of them) and a new one when it restarts, so this
+ * is far above what clients behind one prefix need, and it stops one
+ * source (or one spoofing a neighbourhood) from filling the table. */
+#define KT_NEW_PER_S 8
+#define KT_NEW_BURST 32
+#define KT_LIMIT_SLOTS 4096
+
 struct wn_kcp_server {
-	struct kep ep; /* first */
+	struct kep ep;                /* first */
+	struct wn_prefixlimit kt_new; /* kcptun: new sessions per prefix */
 	double hs_tokens;
 	uint64_t hs_refill_ms;
 	struct wn_protect_responder resp;
@@ -278,6 +288,25 @@ static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
 	}
 	uint64_t now = kep_now(&s->ep);
 	if (!ks) {
+		/* A client's first packet starts its KCP stream (sn 0); acks,
+		 * probes and later segments from an unknown address belong
+		 * to no session here. */
+		if (h.cmd != WN_KCP_CMD_PUSH || h.sn != 0) {
+			s->ep.stats.pkts_dropped++;
+			return;
+		}
+		if (!wn_prefixlimit_take(&s->kt_new, from, now)) {
+			s->ep.stats.pkts_dropped++;
+			char pfx[64];
+			WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN,
+			          "sess",
+			          "new sessions from %s come too fast: "
+			          "dropping some (%llu so far)",
+			          wn_prefixlimit_format(&s->kt_new, from, pfx,
+			                                sizeof(pfx)),
+			          (unsigned long long)s->kt_new.denied);
+			return;
+		}
 		if (s->nsessions >= s->ep.o.max_sessions) {
 			WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN,
 			          "sess", "session refused: %zu sessions live",
@@ -395,9 +424,18 @@ int kep_server_create(const struct wn_kcp_engine_opts *o,
 	if (wn_cidmap_init(&s->by_addr) != 0)
 		goto fail_map;
 	if (o->kcptun) {
-		rc = ktprof_new(&s->ep, o->kcptun);
+		struct wn_prefixlimit_cfg lc;
+		wn_prefixlimit_cfg_default(&lc, KT_NEW_PER_S, KT_NEW_BURST,
+		                           KT_LIMIT_SLOTS);
+		randombytes_buf(&lc.seed, sizeof(lc.seed));
+		rc = wn_prefixlimit_init(&s->kt_new, &lc);
 		if (rc != 0)
 			goto fail_addr;
+		rc = ktprof_new(&s->ep, o->kcptun);
+		if (rc != 0) {
+			wn_prefixlimit_free(&s->kt_new);
+			goto fail_addr;
+		}
 		s->ep.o.kcptun = NULL; /* copied into ep.kt */
 		*out = &s->ep.base;
 		return 0;
@@ -469,6 +507,7 @@ static void server_deferred_free(struct wn_deferred *node)
 	wn_protect_responder_wipe(&s->resp);
 	wn_cidmap_free(&s->by_index);
 	wn_cidmap_free(&s->by_addr);
+	wn_prefixlimit_free(&s->kt_new);
 	ktprof_free(&s->ep);
 	sodium_memzero(s->clients, s->nclients * sizeof(*s->clients));
 	free(s->clients);

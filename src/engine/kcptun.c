@@ -16,6 +16,9 @@
 /* Every packet's headroom: crypto header + a data shard's FEC header. */
 #define KT_HEADROOM (WN_KCPCRYPT_HEADER + WN_KCPGO_FEC_DATA_HDR)
 
+/* kcptun's --key default (sic). */
+#define KT_DEFAULT_PASSPHRASE "it's a secrect"
+
 /* kcptun's -mtu default. */
 #define KT_MTU 1350
 
@@ -37,7 +40,7 @@ void wn_kcptun_cfg_default(struct wn_kcptun_cfg *k)
 {
 	memset(k, 0, sizeof(*k));
 	k->crypt = WN_KCPCRYPT_AES;
-	wn_kcpcrypt_derive("it's a secrect", k->key);
+	wn_kcpcrypt_derive(KT_DEFAULT_PASSPHRASE, k->key);
 	k->datashard = 10;
 	k->parityshard = 3;
 	k->nocomp = 0;
@@ -59,6 +62,25 @@ void wn_kcptun_opts_default(struct wn_kcp_engine_opts *o, int server)
 	o->stream_window = 2 * 1024 * 1024;
 }
 
+/* A server whose key everyone knows (kcptun's default) or that has none
+ * (crypt none) serves anyone; the configuration refuses that unless the
+ * user insisted (kcptun-insecure), and then the log says it once. */
+static void warn_if_open(struct kep *ep, const struct wn_kcptun_cfg *cfg)
+{
+	uint8_t dflt[WN_KCPCRYPT_KEY];
+	wn_kcpcrypt_derive(KT_DEFAULT_PASSPHRASE, dflt);
+	const char *why = NULL;
+	if (cfg->crypt == WN_KCPCRYPT_NONE)
+		why = "crypt none";
+	else if (sodium_memcmp(dflt, cfg->key, sizeof(dflt)) == 0)
+		why = "kcptun's default key";
+	if (why)
+		WN_LOG(ep->o.log, WN_LOG_WARN, "sess",
+		       "kcptun server with %s: anyone can use it to reach its "
+		       "target",
+		       why);
+}
+
 int ktprof_new(struct kep *ep, const struct wn_kcptun_cfg *cfg)
 {
 	if (cfg->smuxver != 1 && cfg->smuxver != 2)
@@ -69,6 +91,8 @@ int ktprof_new(struct kep *ep, const struct wn_kcptun_cfg *cfg)
 	if (!kt)
 		return WN_ENOMEM;
 	kt->cfg = *cfg;
+	if (ep->is_server)
+		warn_if_open(ep, cfg);
 	int rc = wn_kcpcrypt_init(&kt->crypt, cfg->crypt, cfg->key);
 	if (rc != 0) {
 		free(kt);
@@ -137,21 +161,31 @@ void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg,
 		cfg->recv_pause = ep->o.stream_window / 4;
 }
 
-int ktprof_sess_init(struct ksession *ks)
+/* A session's FEC state comes when first needed, so that it costs little
+ * until it carries something. ks's FEC encoder, made with its first packet. NULL without FEC, or
+ * without memory (that packet is dropped: KCP sends it again). */
+static struct wn_kcpgo_enc *fec_encoder(struct ksession *ks)
 {
 	const struct ktprof *kt = ks->ep->kt;
-	if (!kt->fec)
-		return 0;
-	int rc =
+	if (!ks->fec_enc &&
 	    wn_kcpgo_enc_new(kt->rs, kt->cfg.datashard, kt->cfg.parityshard,
-	                     kt->max_shard, WN_KCPCRYPT_HEADER, &ks->fec_enc);
-	if (rc == 0)
-		rc = wn_kcpgo_dec_new(kt->rs, kt->cfg.datashard,
-		                      kt->cfg.parityshard, kt->max_shard,
-		                      &ks->fec_dec);
-	if (rc != 0)
-		ktprof_sess_free(ks);
-	return rc;
+	                     kt->max_shard, WN_KCPCRYPT_HEADER,
+	                     &ks->fec_enc) != 0)
+		ks->fec_enc = NULL;
+	return ks->fec_enc;
+}
+
+/* ks's FEC decoder, made with the peer's first parity shard (until then
+ * there is nothing to rebuild from). NULL without FEC or memory. */
+static struct wn_kcpgo_dec *fec_decoder(struct ksession *ks,
+                                        const struct wn_kcpgo_pkt *fp)
+{
+	const struct ktprof *kt = ks->ep->kt;
+	if (!ks->fec_dec && kt->fec && fp->kind == WN_KCPGO_PARITY &&
+	    wn_kcpgo_dec_new(kt->rs, kt->cfg.datashard, kt->cfg.parityshard,
+	                     kt->max_shard, &ks->fec_dec) != 0)
+		ks->fec_dec = NULL;
+	return ks->fec_dec;
 }
 
 void ktprof_sess_free(struct ksession *ks)
@@ -173,11 +207,13 @@ static void seal_send(struct ksession *ks, uint8_t *p, size_t n)
 
 void ktprof_output(struct ksession *ks, uint8_t *pkt, size_t len)
 {
-	if (!ks->fec_enc) {
+	if (!ks->ep->kt->fec) {
 		seal_send(ks, pkt - WN_KCPCRYPT_HEADER,
 		          len + WN_KCPCRYPT_HEADER);
 		return;
 	}
+	if (!fec_encoder(ks))
+		return;
 	int np = wn_kcpgo_enc_data(ks->fec_enc, pkt, len);
 	seal_send(ks, pkt - KT_HEADROOM, len + KT_HEADROOM);
 	for (int i = 0; i < np; i++) {
@@ -238,7 +274,8 @@ void ktprof_input(struct ksession *ks, struct wn_carrier *c,
 	struct kep *ep = ks->ep;
 	if (fp->kind != WN_KCPGO_PARITY)
 		ksession_input(ks, c, from, fromlen, fp->kcp, fp->kcp_len);
-	if (fp->kind == WN_KCPGO_RAW || !ks->fec_dec || ks->state == KS_DEAD)
+	if (fp->kind == WN_KCPGO_RAW || ks->state == KS_DEAD ||
+	    !fec_decoder(ks, fp))
 		return;
 	struct rebuilt r = {ks, c, from, fromlen};
 	int n = wn_kcpgo_dec_input(ks->fec_dec, fp, on_rebuilt, &r);

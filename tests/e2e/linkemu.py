@@ -10,7 +10,10 @@ warren-linkemu process that impairs each direction as told by a SPEC (see
     stats["a2b"]["dropped_loss"]
 
 Each link gets its own /24 from 10.201.0.0/16 (10.201.N.1 in A, 10.201.N.2 in
-B) and its own device names, so several links can share a namespace.
+B; `addrs` picks others) and its own device names, so several links can
+share a namespace. The bench sets up its emulated links with make_link too
+(bench/run.py), through the same `netns`/`procs` interface
+(bench/wnb/procs.py adapts it to the bench's bookkeeping).
 
 The module is also a small command line tool run inside namespaces by the
 helpers below (`python3 linkemu.py udp-sink|udp-send|ping ...`): a paced,
@@ -151,12 +154,14 @@ class Link:
 
 def make_link(netns, procs, a2b=None, b2a=None, both=None, seed=1, mtu=None,
               ns_a=None, ns_b=None, name="linkemu", extra_args=(),
-              timeout=10.0, binary=None):
+              timeout=10.0, binary=None, addrs=None):
     """Start warren-linkemu between two namespaces and wait until it is up.
 
-    netns, procs: the conftest fixtures. a2b/b2a/both: SPEC strings (a2b
-    and b2a apply on top of both). ns_a/ns_b: existing namespaces to use
-    instead of new ones. Returns a Link; the emulator is stopped with the
+    netns, procs: the conftest fixtures (or anything with their create/exec
+    and start/logdir). a2b/b2a/both: SPEC strings (a2b and b2a apply on top
+    of both). ns_a/ns_b: existing namespaces to use instead of new ones.
+    addrs: (A, B), two IPv4 addresses of one /24, instead of the link's own
+    10.201.N.1 and .2. Returns a Link; the emulator is stopped with the
     test's other processes, or earlier with Link.stop(). binary: the
     warren-linkemu to run (default: the one in the build under test).
     """
@@ -170,7 +175,7 @@ def make_link(netns, procs, a2b=None, b2a=None, both=None, seed=1, mtu=None,
         ns_a = netns.create(f"la{n}")
     if ns_b is None:
         ns_b = netns.create(f"lb{n}")
-    addr_a, addr_b = f"10.201.{subnet}.1", f"10.201.{subnet}.2"
+    addr_a, addr_b = addrs or (f"10.201.{subnet}.1", f"10.201.{subnet}.2")
     dev_a, dev_b = f"wle{n}a", f"wle{n}b"
     tag = f"{name}-{n}"
     ready = os.path.join(procs.logdir, f"{tag}.ready")

@@ -1,9 +1,13 @@
 """Applications at both ends of a tunnel, run inside test namespaces with
-`ip netns exec ... /usr/bin/python3 netapp.py COMMAND ...`.
+`ip netns exec ... /usr/bin/python3 netapp.py COMMAND ...`; the bench
+(bench/run.py) runs them too.
 
   serve --listen ADDR --mode echo|reply [--ready FILE]
-      echo: send back everything; reply: read to EOF, then answer with the
-      sha256 of what was read and close (checks half-close both ways).
+      echo: send back everything, and end writing after the peer's EOF;
+      reply: read to EOF, then answer with the sha256 of what was read and
+      close (checks half-close both ways). One thread and epoll, with at
+      most 1 MiB queued per connection: it carries bulk transfers and holds
+      10,000 idle connections as easily as one.
   roundtrip --connect ADDR --bytes N [--conns K] [--seed S] [--mixed]
             [--no-half-close]
       K concurrent connections each send N deterministic bytes through an
@@ -20,6 +24,23 @@
       answered within 2 s: {"answered": bool}. For quic and kcp every third
       is shaped like the first bytes of the engine's packets; for kcptun
       all are random, 20 bytes or more, paced (none passes kcptun's CRC).
+  quiet --connect ADDR --secs S
+      through an echo: 1 KiB there and back, S seconds of silence on the
+      open connection, 1 KiB again; prints {"ok": both came back whole,
+      "first", "second": what each exchange got back (bytes, or the error)}.
+  latency --connect ADDR --count N
+      N times, one after the other: connect, send one byte, read its echo;
+      prints {"ms": [connect + first byte, per success], "failed": n}.
+  wait --connect ADDR --timeout T [--accept]
+      until an echo answers one byte (every 0.2 s, for T seconds); exit
+      status 0 if it did. --accept: until a connection is accepted (any
+      server, not only an echo).
+  idle --connect ADDR --conns N --stall S
+      opens up to N connections one after the other, each proven end to
+      end by one echoed byte and then left open and silent; stops at the
+      first that fails or gets no echo within S seconds (a stream limit).
+      Prints {"wanted", "up", "stopped", "open_s"}, then holds every
+      connection until a line arrives on stdin.
 
 ADDR is HOST:PORT, [V6]:PORT or unix:PATH. Exit status 0 means verified.
 """
@@ -28,6 +49,7 @@ import argparse
 import hashlib
 import json
 import os
+import selectors
 import socket
 import sys
 import threading
@@ -53,6 +75,21 @@ def connect(text, timeout=10.0):
     return s
 
 
+# How much a served connection may have queued to send before the server
+# stops reading from it: the peer's own flow control does the rest.
+SERVE_QUEUE = 1 << 20
+
+
+class _Served:
+    """One connection of `serve`: what is queued for it, whether its peer
+    has ended writing, and (reply mode) the digest of what it sent."""
+
+    def __init__(self, sock, reply):
+        self.sock, self.out, self.eof = sock, bytearray(), False
+        self.sha = hashlib.sha256() if reply else None
+        self.events = 0
+
+
 def serve(args):
     fam, addr = sockaddr(args.listen)
     ls = socket.socket(fam, socket.SOCK_STREAM)
@@ -64,39 +101,76 @@ def serve(args):
     else:
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(addr)
-    ls.listen(256)
+    ls.listen(4096)
+    ls.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(ls, selectors.EVENT_READ, None)
     if args.ready:
         with open(args.ready + ".tmp", "w") as f:
             f.write("ready\n")
         os.rename(args.ready + ".tmp", args.ready)
     print("ready", flush=True)
 
-    def handle(c):
-        try:
-            if args.mode == "echo":
-                while True:
-                    data = c.recv(1 << 16)
-                    if not data:
-                        break
-                    c.sendall(data)
-                c.shutdown(socket.SHUT_WR)
-            else:
-                h = hashlib.sha256()
-                while True:
-                    data = c.recv(1 << 16)
-                    if not data:
-                        break
-                    h.update(data)
-                c.sendall((h.hexdigest() + "\n").encode())
-                c.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
-        finally:
-            c.close()
+    def close(c):
+        sel.unregister(c.sock)
+        c.sock.close()
+
+    def step(c, readable):
+        """Reads what is there (unless enough is queued), sends what is
+        queued, ends writing once the peer has and all is sent."""
+        if readable and not c.eof and len(c.out) < SERVE_QUEUE:
+            try:
+                data = c.sock.recv(1 << 16)
+            except (BlockingIOError, InterruptedError):
+                data = None
+            if data:
+                if c.sha:
+                    c.sha.update(data)
+                else:
+                    c.out += data
+            elif data is not None:
+                c.eof = True
+                if c.sha:
+                    c.out += (c.sha.hexdigest() + "\n").encode()
+        if c.out:
+            try:
+                del c.out[:c.sock.send(c.out)]
+            except (BlockingIOError, InterruptedError):
+                pass
+        if c.eof and not c.out:
+            c.sock.shutdown(socket.SHUT_WR)
+            close(c)
+            return
+        want = 0
+        if not c.eof and len(c.out) < SERVE_QUEUE:
+            want |= selectors.EVENT_READ
+        if c.out:
+            want |= selectors.EVENT_WRITE
+        if want != c.events:
+            sel.modify(c.sock, want, c)
+            c.events = want
 
     while True:
-        c, _ = ls.accept()
-        threading.Thread(target=handle, args=(c,), daemon=True).start()
+        for key, ev in sel.select():
+            if key.data is None:
+                while True:
+                    try:
+                        sock, _ = ls.accept()
+                    except (BlockingIOError, InterruptedError):
+                        break
+                    except OSError:
+                        break  # EMFILE: try again on the next event
+                    sock.setblocking(False)
+                    nodelay(sock)
+                    c = _Served(sock, args.mode == "reply")
+                    c.events = selectors.EVENT_READ
+                    sel.register(sock, c.events, c)
+                continue
+            c = key.data
+            try:
+                step(c, ev & selectors.EVENT_READ)
+            except OSError:
+                close(c)
 
 
 def one_roundtrip(addr, size, seed, out, i, mixed=False, half_close=True,
@@ -208,6 +282,101 @@ def garbage(args):
     return 0
 
 
+def nodelay(s):
+    if s.family != socket.AF_UNIX:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def one_ttfb(addr, timeout):
+    """Connects, sends one byte and reads its echo; returns the ms taken."""
+    t0 = time.monotonic()
+    s = connect(addr, timeout)
+    try:
+        nodelay(s)
+        if tcputil.exchange(s, b"x", timeout) != b"x":
+            raise OSError("no echo")
+        return (time.monotonic() - t0) * 1000.0
+    finally:
+        s.close()
+
+
+def latency(args):
+    ms, failed = [], 0
+    for _ in range(args.count):
+        try:
+            ms.append(one_ttfb(args.connect, 10.0))
+        except OSError:
+            failed += 1
+    print(json.dumps({"ms": ms, "failed": failed}))
+    return 0
+
+
+def wait(args):
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        try:
+            if args.accept:
+                connect(args.connect, 2.0).close()
+            else:
+                one_ttfb(args.connect, 2.0)
+            print("ok")
+            return 0
+        except OSError:
+            time.sleep(0.2)
+    return 1
+
+
+def idle(args):
+    socks, result = [], {"wanted": args.conns, "up": 0, "stopped": None}
+    t0 = time.monotonic()
+    for i in range(args.conns):
+        s = None
+        try:
+            s = connect(args.connect, args.stall)
+            nodelay(s)
+            d = tcputil.exchange(s, b"x", args.stall)
+            if d != b"x":
+                raise OSError("connection closed before the echo" if not d
+                              else "wrong echo")
+        except OSError as e:
+            if s is not None:
+                s.close()
+            what = "no echo within %.0f s" % args.stall \
+                if isinstance(e, socket.timeout) else str(e)
+            result["stopped"] = f"connection {i + 1}: {what}"
+            break
+        socks.append(s)
+    result["up"] = len(socks)
+    result["open_s"] = round(time.monotonic() - t0, 2)
+    print(json.dumps(result), flush=True)
+    sys.stdin.readline()
+    for s in socks:
+        s.close()
+    return 0
+
+
+def quiet(args):
+    out = {}
+    try:
+        s = connect(args.connect)
+    except OSError as e:
+        print(json.dumps({"ok": False, "first": f"connect: {e}"}))
+        return 1
+    for i, name in enumerate(("first", "second")):
+        if i:
+            time.sleep(args.secs)
+        data = os.urandom(1024)
+        try:
+            got = tcputil.exchange(s, data, timeout=10.0)
+            out[name] = len(got) if got == data else f"{len(got)} wrong"
+        except OSError as e:
+            out[name] = str(e) or type(e).__name__
+    s.close()
+    out["ok"] = out["first"] == 1024 and out["second"] == 1024
+    print(json.dumps(out))
+    return 0 if out["ok"] else 1
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -235,9 +404,25 @@ def main():
     a.add_argument("--looks-like", choices=("quic", "kcp", "kcptun"),
                    required=True)
     a.add_argument("--count", type=int, default=3000)
+    a = sub.add_parser("quiet")
+    a.add_argument("--connect", required=True)
+    a.add_argument("--secs", type=float, required=True)
+    a = sub.add_parser("latency")
+    a.add_argument("--connect", required=True)
+    a.add_argument("--count", type=int, required=True)
+    a = sub.add_parser("wait")
+    a.add_argument("--connect", required=True)
+    a.add_argument("--timeout", type=float, default=20.0)
+    a.add_argument("--accept", action="store_true")
+    a = sub.add_parser("idle")
+    a.add_argument("--connect", required=True)
+    a.add_argument("--conns", type=int, required=True)
+    a.add_argument("--stall", type=float, default=5.0)
     args = p.parse_args()
     return {"serve": serve, "roundtrip": roundtrip, "halfclose": halfclose,
-            "probe": probe, "garbage": garbage}[args.cmd](args) or 0
+            "probe": probe, "garbage": garbage, "quiet": quiet,
+            "latency": latency,
+            "wait": wait, "idle": idle}[args.cmd](args) or 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 carrier, through the project's connection-cutting proxy, checked by
 sha256 with no stream error."""
 
+import json
 import os
 import re
 import shutil
@@ -12,7 +13,9 @@ import pytest
 from conftest import needs_root, tool_path
 import tcputil
 import warren
-from warren import Tunnel
+from warren import HERE, PY, Tunnel
+
+TLSPROBE = os.path.join(HERE, "tlsprobe.py")
 
 pytestmark = needs_root
 
@@ -205,51 +208,11 @@ def test_parallel_conns_survive_cuts(tunnel, engine, scheme):
     stop_clean(c, s)
 
 
-PROBE = r"""
-import json, socket, ssl, sys, time
-host, port, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-raw = socket.create_connection((host, port), timeout=20)
-out = {}
-if mode in ("plain", "rawgarbage"):
-    raw.sendall(b"GET / HTTP/1.1\r\nHost: www.example.org\r\n\r\n")
-    s = raw
-else:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["h2", "http/1.1"])
-    s = ctx.wrap_socket(raw, server_hostname="www.example.org")
-    out["version"] = s.version()
-    out["alpn"] = s.selected_alpn_protocol()
-    cert = s.getpeercert(binary_form=True)
-    out["cert"] = len(cert or b"")
-    if mode == "http":
-        s.sendall(b"GET /index.html HTTP/1.1\r\nHost: www.example.org\r\n"
-                  b"User-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n")
-    elif mode == "garbage":
-        s.sendall(bytes(range(256)) * 2)
-if mode == "rawgarbage":
-    raw.sendall(bytes(range(256)) * 2)
-data = b""
-t0 = time.monotonic()
-try:
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-except (ConnectionResetError, ssl.SSLError, socket.timeout) as e:
-    out["error"] = type(e).__name__
-out["secs"] = round(time.monotonic() - t0, 3)
-out["answer"] = data.decode("latin-1")
-print(json.dumps(out))
-"""
-
-
 def probe(t, port, mode):
-    import json
-    res = t.netns.exec(t.ns_c, ["/usr/bin/python3", "-c", PROBE,
-                                t.server_ip, str(port), mode], timeout=60)
+    """What a stranger in the client namespace sees at the server's port
+    (tests/e2e/tlsprobe.py)."""
+    res = t.netns.exec(t.ns_c, [PY, TLSPROBE, t.server_ip, str(port), mode],
+                       timeout=60)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 

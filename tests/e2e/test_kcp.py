@@ -5,12 +5,11 @@ target, dead server, strangers) run on every engine in test_tunnel.py."""
 
 import hashlib
 import os
-import time
 
 import pytest
 
 from conftest import needs_root
-from warren import HERE, PY, Tunnel, wait_ready_file
+from warren import HERE, NETAPP, PY, Tunnel, wait_ready_file
 
 pytestmark = needs_root
 
@@ -55,12 +54,9 @@ def test_kcp_socks5_both_modes(tunnel, tmp_path):
     tunnel.procs.start("http", [PY, "-m", "http.server", "--bind",
                                 "127.0.0.1", "--directory", str(www), "8000"],
                        netns=tunnel.ns_s)
-    deadline = time.monotonic() + 10
-    while tunnel.netns.exec(tunnel.ns_s, [PY, "-c", "import socket; "
-                            "socket.create_connection(('127.0.0.1', 8000))"],
-                            check=False).returncode != 0:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    tunnel.netns.exec(tunnel.ns_s, [PY, NETAPP, "wait", "--connect",
+                                    "127.0.0.1:8000", "--accept",
+                                    "--timeout", "10"], timeout=20)
     tunnel.server("--allow", "127.0.0.1:8000-8001")
     conf = tmp_path / "client.conf"
     conf.write_text(f"""

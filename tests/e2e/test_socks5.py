@@ -5,16 +5,17 @@ and unreachable targets, username/password, and malformed requests from a
 raw socket while another transfer runs."""
 
 import hashlib
+import json
 import os
-import socket
-import struct
 import subprocess
 import time
 
 import pytest
 
 from conftest import needs_root
-from warren import PY, Tunnel
+from warren import HERE, NETAPP, PY, Tunnel
+
+SOCKSCLIENT = os.path.join(HERE, "socksclient.py")
 
 pytestmark = needs_root
 
@@ -81,16 +82,11 @@ users-file = users
         self.client.wait_log("client ready")
 
     def wait_port(self, ns, port, timeout=10.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            res = self.t.netns.exec(ns, [PY, "-c", f"""
-import socket
-socket.create_connection(("127.0.0.1", {port}), timeout=1).close()
-"""], check=False)
-            if res.returncode == 0:
-                return
-            assert time.monotonic() < deadline, res.stderr
-            time.sleep(0.05)
+        res = self.t.netns.exec(ns, [PY, NETAPP, "wait", "--connect",
+                                     f"127.0.0.1:{port}", "--accept",
+                                     "--timeout", str(timeout)],
+                                check=False, timeout=timeout + 10)
+        assert res.returncode == 0, res.stdout + res.stderr
 
     def curl(self, proxy_port, url, hostname=True, user=None, extra=(),
              timeout=120):
@@ -149,7 +145,7 @@ def test_denied_target(socks):
     assert rc != 0, err
     assert body == b""
     # A name no rule allows is denied without a lookup.
-    rc, body, err = socks.curl(STANDARD, f"http://example.invalid:80/")
+    rc, body, err = socks.curl(STANDARD, "http://example.invalid:80/")
     assert rc == CURL_PROXY_ERROR, err
     assert "(2)" in err or "not allowed" in err, err
 
@@ -179,88 +175,20 @@ def test_username_password(socks):
     assert rc == CURL_PROXY_ERROR, err
 
 
-RAW = r"""
-import json, socket, struct, sys, time
-port = int(sys.argv[1])
-def conn():
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    return s
-def rest(s, timeout=5):
-    s.settimeout(timeout)
-    out = b""
-    try:
-        while True:
-            b = s.recv(4096)
-            if not b:
-                return out, "eof"
-            out += b
-    except ConnectionResetError:
-        return out, "reset"
-    except socket.timeout:
-        return out, "open"
-res = {}
-s = conn(); s.sendall(b"\x04\x01\x00\x50\x7f\x00\x00\x01user\x00")
-res["socks4"] = rest(s)
-s = conn(); s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-res["http"] = rest(s)
-s = conn(); s.sendall(b"\x05\x01\x00"); s.recv(2)
-s.sendall(b"\x05\x01\x00\x02\x01\x02\x03\x04\x00\x50")
-res["bad_atyp"] = rest(s)
-s = conn(); s.sendall(b"\x05\x01\x00"); s.recv(2)
-s.sendall(b"\x05\x02\x00\x01\x7f\x00\x00\x01\x00\x50")
-res["bind"] = rest(s)
-s = conn(); s.sendall(b"\x05\x01\x00"); s.recv(2)
-s.sendall(b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
-res["udp"] = rest(s)
-s = conn(); s.sendall(b"\x05\x01\x00"); s.recv(2)
-s.sendall(b"\x05\x01\x00\x03\xff" + b"a" * 255 + b"\x00\x50")
-res["huge_name"] = rest(s)
-# nmethods 255 but only 3 given, then silence: the proxy waits for the
-# rest (bounded by the handshake timeout), never reads past it.
-s = conn(); s.sendall(b"\x05\xff\x00\x01\x02")
-res["short_methods"] = rest(s, timeout=1)
-s = conn(); s.sendall(b"\x05\xff" + bytes(range(255)) + b"\x00" * 300)
-res["junk_after"] = rest(s, timeout=1)
-print(json.dumps({k: [v[0].hex(), v[1]] for k, v in res.items()}))
-"""
-
-SLOW = r"""
-import socket, sys, time
-port = int(sys.argv[1])
-socks = []
-for i in range(20):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(b"\x05")  # a partial greeting, then nothing
-    socks.append(s)
-t0 = time.monotonic()
-ends = []
-for s in socks:
-    s.settimeout(30)
-    try:
-        b = s.recv(1)
-        ends.append("eof" if not b else "data")
-    except ConnectionResetError:
-        ends.append("reset")
-    except socket.timeout:
-        ends.append("open")
-print(",".join(sorted(set(ends))), round(time.monotonic() - t0, 1))
-"""
-
-
 def test_malformed_requests_disturb_nothing(socks):
-    import json
-
     # A long transfer through the same proxy runs meanwhile.
     bg = subprocess.Popen(
         ["ip", "netns", "exec", socks.t.ns_c, "curl", "-sS", "-o", "-",
          "--limit-rate", "1M", "--socks5-hostname", f"127.0.0.1:{EAGER}",
          f"http://localhost:{HTTP_PORT}/file.bin"], stdout=subprocess.PIPE)
     slow = subprocess.Popen(
-        ["ip", "netns", "exec", socks.t.ns_c, PY, "-c", SLOW, str(EAGER)],
+        ["ip", "netns", "exec", socks.t.ns_c, PY, SOCKSCLIENT,
+         "partial-greetings", str(EAGER)],
         stdout=subprocess.PIPE, text=True)
     try:
         for port in (EAGER, STANDARD):
-            res = socks.t.netns.exec(socks.t.ns_c, [PY, "-c", RAW, str(port)],
+            res = socks.t.netns.exec(socks.t.ns_c, [PY, SOCKSCLIENT,
+                                                    "malformed", str(port)],
                                      timeout=60)
             r = {k: (bytes.fromhex(v[0]), v[1]) for k, v in
                  json.loads(res.stdout).items()}
@@ -321,21 +249,7 @@ def test_dash_d_flag(netns, procs, warren_bin, tmp_path):
         time.sleep(0.1)
     assert res.stdout == "hello through -D\n", res.stderr
     # The unix socket proxy speaks SOCKS5 too.
-    res = netns.exec(t.ns_c, [PY, "-c", f"""
-import socket
-s = socket.socket(socket.AF_UNIX)
-s.connect({sock!r})
-s.sendall(b"\\x05\\x01\\x00")
-assert s.recv(2) == b"\\x05\\x00"
-s.sendall(b"\\x05\\x01\\x00\\x03\\x09localhost" + ({HTTP_PORT}).to_bytes(2, "big"))
-assert s.recv(10)[:2] == b"\\x05\\x00"
-s.sendall(b"GET /x HTTP/1.0\\r\\n\\r\\n")
-data = b""
-while True:
-    b = s.recv(4096)
-    if not b:
-        break
-    data += b
-assert data.endswith(b"hello through -D\\n"), data
-"""], check=False)
+    res = netns.exec(t.ns_c, [PY, SOCKSCLIENT, "fetch", f"unix:{sock}",
+                              "localhost", str(HTTP_PORT), "/x"], check=False)
     assert res.returncode == 0, res.stderr
+    assert res.stdout.endswith("hello through -D\n"), res.stdout

@@ -5,7 +5,9 @@
   both build their command lines with it.
 - `Tunnel` is a client namespace and a server namespace (a veth pair, or a
   link from linkemu.make_link), keys for a server, a client and a stranger,
-  and methods that start warren and the applications at both ends.
+  and methods that start warren and the applications at both ends, on any
+  engine: on kcptun (no keys, no allow rules, one fixed target) it maps
+  the same calls onto kcptun's terms.
 - `wait_client_up` waits for a client's n-th tunnel to come up.
 
 This module imports nothing from pytest, so bench/ can import it too (it
@@ -25,6 +27,10 @@ PY = "/usr/bin/python3"
 ENGINES = ("quic", "kcp")
 TEST_MODE = {"kcp": "fast3"}
 
+# The passphrase of kcptun-profile tunnels (a non-default one, so a test
+# proves both ends were given it).
+KCPTUN_KEY = "warren e2e kcptun passphrase"
+
 
 def engine_args(engine, mode=None):
     """The flags that select `engine` (and its mode, if any). quic is the
@@ -36,7 +42,8 @@ def engine_args(engine, mode=None):
 
 
 def argv(binary, role, url, *, key=None, peer_key=None, engine="quic",
-         mode=None, forwards=(), allow=(), log_level="debug", extra=()):
+         mode=None, forwards=(), allow=(), target=None, kcptun_key=None,
+         log_level="debug", extra=()):
     """warren's command line for `role` ("server" or "client").
 
     url is the server's carrier URL (`--listen` for a server, `--server`
@@ -44,7 +51,9 @@ def argv(binary, role, url, *, key=None, peer_key=None, engine="quic",
     server listening on several); key is this end's key file; peer_key is the other end's
     public key (`--allow-client` for a server, `--server-key` for a
     client); forwards are `-L` specs (client); allow are `--allow` rules
-    (server). extra comes last, so it can override anything before it."""
+    (server); target is a kcptun-profile server's one `--target`;
+    kcptun_key is the kcptun profile's `--kcptun-key`. extra comes last, so
+    it can override anything before it."""
     urls = [url] if isinstance(url, str) else list(url)
     if role == "server":
         a = [binary, "server"]
@@ -56,6 +65,8 @@ def argv(binary, role, url, *, key=None, peer_key=None, engine="quic",
             a += ["--allow-client", peer_key]
         for rule in allow:
             a += ["--allow", rule]
+        if target:
+            a += ["--target", target]
     elif role == "client":
         a = [binary, "client"]
         for u in urls:
@@ -68,6 +79,8 @@ def argv(binary, role, url, *, key=None, peer_key=None, engine="quic",
             a += ["-L", f]
     else:
         raise ValueError(f"unknown role {role!r}")
+    if kcptun_key:
+        a += ["--kcptun-key", kcptun_key]
     if log_level:
         a += ["--log-level", log_level]
     return a + engine_args(engine, mode) + list(extra)
@@ -92,7 +105,14 @@ def wait_ready_file(proc, path, timeout=10.0):
 
 class Tunnel:
     """A client namespace and a server namespace, keys, and helpers to start
-    warren (on `engine`) and the applications at both ends."""
+    warren (on `engine`) and the applications at both ends.
+
+    The same calls work on every engine. On kcptun, whose protocol has no
+    keys, no allow rules and one target fixed by the server: both ends get
+    KCPTUN_KEY instead of key files, the server's one allow rule becomes
+    its `--target`, and a forward `LISTEN=TARGET` becomes `LISTEN` (a
+    kcptun stream carries no target), TARGET having to be the server's. A
+    scenario that needs more than that does not fit kcptun."""
 
     PORT = 4433
 
@@ -101,6 +121,7 @@ class Tunnel:
         self.netns, self.procs, self.bin = netns, procs, warren_bin
         self.engine, self.mode = engine, TEST_MODE.get(engine)
         self.dir = str(tmp_path)
+        self.kcptun_target = None
         if link is None:
             self.ns_c = netns.create("c")
             self.ns_s = netns.create("s")
@@ -129,19 +150,57 @@ class Tunnel:
     def key(self, name):
         return os.path.join(self.dir, f"{name}.key")
 
-    def server(self, *extra, allow_client=None, name="server", url=None):
-        a = argv(self.bin, "server", url or self.url, key=self.key("server"),
-                 peer_key=allow_client or self.client_pub,
-                 engine=self.engine, mode=self.mode, extra=extra)
+    @property
+    def kcptun(self):
+        return self.engine == "kcptun"
+
+    def server(self, *extra, allow=(), allow_client=None, name="server",
+               url=None):
+        """Starts a server allowing `allow` (rules; on kcptun exactly one
+        address, its target) and the client's key (or allow_client)."""
+        url = url or self.url
+        if self.kcptun:
+            if len(allow) != 1 or allow_client:
+                raise ValueError("kcptun serves one target and has no "
+                                 "client keys")
+            self.kcptun_target = allow[0]
+            a = argv(self.bin, "server", url, engine="kcptun",
+                     mode=self.mode, target=allow[0], kcptun_key=KCPTUN_KEY,
+                     extra=extra)
+        else:
+            a = argv(self.bin, "server", url, key=self.key("server"),
+                     peer_key=allow_client or self.client_pub,
+                     engine=self.engine, mode=self.mode, allow=allow,
+                     extra=extra)
         p = self.procs.start(name, a, netns=self.ns_s)
         p.wait_log("server ready")
         return p
 
-    def client(self, *forwards, server_key=None, extra=(), name="client",
-               url=None):
-        a = argv(self.bin, "client", url or self.url, key=self.key("client"),
-                 peer_key=server_key or self.server_pub, engine=self.engine,
-                 mode=self.mode, forwards=forwards, extra=extra)
+    def client(self, *forwards, server_key=None, kcptun_key=None, extra=(),
+               name="client", url=None):
+        """Starts a client with `forwards` (`-L` specs) that trusts the
+        server's key (or server_key); on kcptun, with KCPTUN_KEY (or
+        kcptun_key)."""
+        url = url or self.url
+        if self.kcptun:
+            if server_key:
+                raise ValueError("kcptun has no server key")
+            listens = []
+            for f in forwards:
+                listen, _, target = f.partition("=")
+                if target and target != self.kcptun_target:
+                    raise ValueError(f"kcptun forwards to the server's one "
+                                     f"target {self.kcptun_target}, not "
+                                     f"{target}")
+                listens.append(listen)
+            a = argv(self.bin, "client", url, engine="kcptun",
+                     mode=self.mode, forwards=listens,
+                     kcptun_key=kcptun_key or KCPTUN_KEY, extra=extra)
+        else:
+            a = argv(self.bin, "client", url, key=self.key("client"),
+                     peer_key=server_key or self.server_pub,
+                     engine=self.engine, mode=self.mode, forwards=forwards,
+                     extra=extra)
         p = self.procs.start(name, a, netns=self.ns_c)
         p.wait_log("client ready")
         return p

@@ -204,7 +204,8 @@ static void test_engine_keys_of_another_engine(void **state)
 	assert_int_equal(parse(&cfg, "[server]\nengine = kcptun\n"
 	                             "listen = udp://0.0.0.0:1\n"
 	                             "target = 127.0.0.1:2\nmode = fast\n"
-	                             "mtu = 1400\ncrypt = none\nsmuxver = 2\n"),
+	                             "mtu = 1400\ncrypt = none\nsmuxver = 2\n"
+	                             "kcptun-insecure = yes\n"),
 	                 0);
 	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), 0);
 	wn_config_free(&cfg);
@@ -219,6 +220,67 @@ static void test_engine_keys_of_another_engine(void **state)
 	expect_diag(&cfg, "[server] allow: engine kcptun would ignore it",
 	            NULL);
 	expect_diag(&cfg, "[server] key: engine kcptun would ignore it", NULL);
+	wn_config_free(&cfg);
+}
+
+/* A kcptun server with kcptun's default key, or with crypt none, serves
+ * anyone: refused, saying why, unless kcptun-insecure = yes. A client
+ * may use them (it is the server that would be open). */
+static void test_kcptun_server_needs_a_secret(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	const char *base = "[server]\nengine = kcptun\n"
+	                   "listen = udp://0.0.0.0:1\ntarget = 127.0.0.1:2\n";
+	char text[512];
+
+	assert_int_equal(parse(&cfg, base), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg, "[server] kcptun-key is kcptun's default",
+	            "kcptun-insecure = yes");
+	wn_config_free(&cfg);
+
+	/* Written out, the default is the default all the same. */
+	snprintf(text, sizeof(text), "%skcptun-key = it's a secrect\n", base);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg, "[server] kcptun-key is kcptun's default", NULL);
+	wn_config_free(&cfg);
+
+	snprintf(text, sizeof(text), "%skcptun-key = s3cret\ncrypt = none\n",
+	         base);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg, "[server] crypt = none", "kcptun-insecure = yes");
+	wn_config_free(&cfg);
+
+	snprintf(text, sizeof(text), "%skcptun-key = s3cret\n", base);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), 0);
+	wn_config_free(&cfg);
+
+	snprintf(text, sizeof(text), "%skcptun-insecure = yes\n", base);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), 0);
+	assert_true(cfg.server.engine.kcptun_insecure);
+	wn_config_free(&cfg);
+
+	/* The acknowledgement is a kcptun server's key only. */
+	assert_int_equal(parse(&cfg, "[server]\nengine = kcp\n"
+	                             "listen = udp://0.0.0.0:1\n"
+	                             "target = 127.0.0.1:2\n"
+	                             "kcptun-insecure = yes\n"),
+	                 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg, "[server] kcptun-insecure is a key of engine kcptun",
+	            NULL);
+	wn_config_free(&cfg);
+
+	assert_int_equal(parse(&cfg, "[client]\nengine = kcptun\n"
+	                             "server = udp://1.1.1.1:1\n"
+	                             "[forward a]\nlisten = 127.0.0.1:3\n"),
+	                 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), 0);
 	wn_config_free(&cfg);
 }
 
@@ -700,6 +762,7 @@ int main(void)
 	    cmocka_unit_test(test_cfg_keyset_top_bit),
 	    cmocka_unit_test(test_carrier_keys),
 	    cmocka_unit_test(test_every_problem_reported_with_line),
+	    cmocka_unit_test(test_kcptun_server_needs_a_secret),
 	    cmocka_unit_test(test_validation_requires_and_forbids),
 	    cmocka_unit_test(test_api_is_refused_until_built),
 	    cmocka_unit_test(test_engine_keys_of_another_engine),

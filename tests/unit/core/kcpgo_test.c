@@ -166,11 +166,12 @@ static void test_groups(void **state)
 }
 
 /* A peer sending 4+2 to a decoder configured for kcptun's 10+3: it finds
- * the peer's counts from the shards' seqids and rebuilds with them. */
+ * the peer's counts from the shards' seqids (once 32 are in) and rebuilds
+ * with them. */
 static void test_detects_peer_shard_counts(void **state)
 {
 	(void)state;
-	enum { DS = 4, PS = 2, ROOM = 20, GROUPS = 12 };
+	enum { DS = 4, PS = 2, ROOM = 20, GROUPS = 16 };
 	struct wn_rs *rs4, *rs10;
 	assert_int_equal(wn_rs_new(DS, PS, &rs4), 0);
 	assert_int_equal(wn_rs_new(10, 3, &rs10), 0);
@@ -228,6 +229,150 @@ static void test_detects_peer_shard_counts(void **state)
 	wn_rs_free(rs10);
 }
 
+/* A shard with only its seqid and kind mattering: data carries a size
+ * field of 4 (two KCP bytes), parity is as long. */
+static int feed_shard(struct wn_kcpgo_dec *d, uint32_t seqid, int parity)
+{
+	static uint8_t sh[4] = {4, 0, 0, 0};
+	struct wn_kcpgo_pkt p = {
+	    .kind = parity ? WN_KCPGO_PARITY : WN_KCPGO_DATA,
+	    .seqid = seqid,
+	    .shard = sh,
+	    .shard_len = sizeof(sh),
+	};
+	struct got g = {0};
+	return wn_kcpgo_dec_input(d, &p, collect, &g);
+}
+
+/* Shards of `groups` groups of ds+ps from seqid base on: a few data shards
+ * of each (enough to rule out every smaller group size) and its first and
+ * last parity shard. Returns the seqid after them. */
+static uint32_t steer(struct wn_kcpgo_dec *d, uint32_t base, unsigned ds,
+                      unsigned ps, unsigned groups)
+{
+	const unsigned T = ds + ps;
+	const unsigned data[] = {0, ds / 3, ds / 2 - 1, ds - 3, ds - 2, ds - 1};
+	for (unsigned g = 0; g < groups; g++, base += T) {
+		for (size_t k = 0; k < sizeof(data) / sizeof(data[0]); k++)
+			(void)feed_shard(d, base + data[k], 0);
+		(void)feed_shard(d, base + ds, 1);
+		(void)feed_shard(d, base + T - 1, 1);
+	}
+	return base;
+}
+
+/* A peer (or a stranger with the key) whose shards say 200+2 does not
+ * make the decoder rebuild with 200x200 matrices: it keeps its counts.
+ * Counts within the bound are still adopted. */
+static void test_detect_is_bounded(void **state)
+{
+	(void)state;
+	struct wn_rs *rs;
+	assert_int_equal(wn_rs_new(10, 3, &rs), 0);
+	struct wn_kcpgo_dec *d;
+	assert_int_equal(wn_kcpgo_dec_new(rs, 10, 3, 202, &d), 0);
+	(void)steer(d, 0, 200, 2, 40);
+	unsigned ds, ps;
+	uint64_t retunes;
+	wn_kcpgo_dec_shards(d, &ds, &ps, &retunes);
+	assert_int_equal(ds, 10);
+	assert_int_equal(ps, 3);
+	assert_int_equal(retunes, 0);
+	wn_kcpgo_dec_free(d);
+
+	assert_int_equal(wn_kcpgo_dec_new(rs, 10, 3, 202, &d), 0);
+	(void)steer(d, 0, 30, 2, 40);
+	wn_kcpgo_dec_shards(d, &ds, &ps, &retunes);
+	assert_int_equal(ds, 30);
+	assert_int_equal(ps, 2);
+	assert_int_equal(retunes, 1);
+	wn_kcpgo_dec_free(d);
+	wn_rs_free(rs);
+}
+
+/* A peer flipping between two shard counts every couple of hundred
+ * shards gets a retune now and then, not one per flip. */
+static void test_retunes_are_rate_limited(void **state)
+{
+	(void)state;
+	struct wn_rs *rs;
+	assert_int_equal(wn_rs_new(10, 3, &rs), 0);
+	struct wn_kcpgo_dec *d;
+	assert_int_equal(wn_kcpgo_dec_new(rs, 10, 3, 202, &d), 0);
+	uint32_t seq = 0;
+	for (int round = 0; round < 20; round++) {
+		seq = steer(d, seq, 30, 2, 12);
+		seq = (seq + 5) / 6 * 6; /* a group boundary for 4+2 */
+		for (int g = 0; g < 16; g++)
+			for (unsigned i = 0; i < 6; i++)
+				(void)feed_shard(d, seq++, i >= 4);
+		seq = (seq + 31) / 32 * 32;
+	}
+	unsigned ds, ps;
+	uint64_t retunes;
+	wn_kcpgo_dec_shards(d, &ds, &ps, &retunes);
+	assert_true(retunes >= 1);
+	assert_true(retunes <= 5);
+	wn_kcpgo_dec_free(d);
+	wn_rs_free(rs);
+}
+
+/* Groups that lose the same shards reuse one inverted matrix: 30 groups
+ * of 10+3 losing data shards 3 and 7, then 30 alternating between that
+ * and losing shard 5 alone, cost two inversions in all. */
+static void test_rebuild_reuses_inverse(void **state)
+{
+	(void)state;
+	enum { DS = 10, PS = 3, ROOM = 20 };
+	struct wn_rs *rs;
+	assert_int_equal(wn_rs_new(DS, PS, &rs), 0);
+	struct wn_kcpgo_enc *e;
+	struct wn_kcpgo_dec *d;
+	assert_int_equal(wn_kcpgo_enc_new(rs, DS, PS, 202, ROOM, &e), 0);
+	assert_int_equal(wn_kcpgo_dec_new(rs, DS, PS, 202, &d), 0);
+	struct got *g = calloc(1, sizeof(*g));
+	int rebuilt = 0;
+	for (int grp = 0; grp < 60; grp++) {
+		static uint8_t pkts[DS + PS][ROOM + 8 + 200];
+		size_t plen[DS + PS];
+		for (int i = 0; i < DS; i++) {
+			uint8_t *kcp = pkts[i] + ROOM + 8;
+			memset(kcp, 'A' + i, 30);
+			kcp[0] = (uint8_t)grp;
+			wn_kcpgo_enc_data(e, kcp, 30);
+			plen[i] = 38;
+		}
+		for (int j = 0; j < PS; j++) {
+			size_t n;
+			uint8_t *p = wn_kcpgo_enc_parity(e, (unsigned)j, &n);
+			memcpy(pkts[DS + j] + ROOM, p, n);
+			plen[DS + j] = n;
+		}
+		int alone = grp >= 30 && grp % 2;
+		for (int i = 0; i < DS + PS; i++) {
+			if (alone ? i == 5 : (i == 3 || i == 7))
+				continue;
+			struct wn_kcpgo_pkt p;
+			assert_int_equal(
+			    wn_kcpgo_parse(pkts[i] + ROOM, plen[i], &p), 0);
+			g->n = 0;
+			int r = wn_kcpgo_dec_input(d, &p, collect, g);
+			assert_true(r >= 0);
+			for (int k = 0; k < r; k++) {
+				assert_int_equal(g->len[k], 30);
+				assert_int_equal(g->kcp[k][0], grp);
+			}
+			rebuilt += r;
+		}
+	}
+	assert_int_equal(rebuilt, 30 * 2 + 15 * 2 + 15);
+	assert_int_equal(wn_kcpgo_dec_inversions(d), 2);
+	free(g);
+	wn_kcpgo_dec_free(d);
+	wn_kcpgo_enc_free(e);
+	wn_rs_free(rs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -236,6 +381,9 @@ int main(void)
 	    cmocka_unit_test(test_seqid_wrap),
 	    cmocka_unit_test(test_groups),
 	    cmocka_unit_test(test_detects_peer_shard_counts),
+	    cmocka_unit_test(test_detect_is_bounded),
+	    cmocka_unit_test(test_retunes_are_rate_limited),
+	    cmocka_unit_test(test_rebuild_reuses_inverse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

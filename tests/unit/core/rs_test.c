@@ -83,7 +83,7 @@ static void test_10_3_erasures(void **state)
 				memset(work[i], 0xEE, L);
 			sh[i] = work[i];
 		}
-		int rc = wn_rs_reconstruct(rs, sh, present, L);
+		int rc = wn_rs_reconstruct(rs, NULL, sh, present, L);
 		if (lost > P) {
 			assert_int_equal(rc, WN_EAGAIN);
 			continue;

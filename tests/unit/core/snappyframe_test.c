@@ -137,12 +137,51 @@ static void test_corruption(void **state)
 	feed_expect(id, sizeof(id), WN_EPROTO);
 }
 
+/* A decoder costs what its stream has needed: small after a short chunk,
+ * no more after a long header whose body has not come, the block only
+ * with the first compressed chunk. */
+static void test_decoder_grows_with_stream(void **state)
+{
+	(void)state;
+	struct wn_snappy_dec *d;
+	assert_int_equal(wn_snappy_dec_new(&d), 0);
+	struct sink *k = calloc(1, sizeof(*k));
+	static uint8_t enc[80000];
+	int started = 0;
+	static const uint8_t hello[] = "hello, kcptun";
+	size_t n =
+	    wn_snappy_encode(&started, hello, sizeof(hello), enc, sizeof(enc));
+	assert_int_equal(wn_snappy_dec_input(d, enc, n, collect, k), 0);
+	assert_true(wn_snappy_dec_footprint(d) < 1024);
+	/* An uncompressed chunk's header claiming 65540 bytes, and 10 of
+	 * them. */
+	const uint8_t big[] = {0x01, 0x04, 0x00, 0x01, 1, 2, 3,
+	                       4,    5,    6,    7,    8, 9, 10};
+	assert_int_equal(wn_snappy_dec_input(d, big, sizeof(big), collect, k),
+	                 0);
+	assert_true(wn_snappy_dec_footprint(d) < 1024);
+	wn_snappy_dec_free(d);
+
+	static uint8_t text[65536];
+	for (size_t i = 0; i < sizeof(text); i++)
+		text[i] = (uint8_t) "compressible "[i % 13];
+	assert_int_equal(wn_snappy_dec_new(&d), 0);
+	started = 0;
+	n = wn_snappy_encode(&started, text, sizeof(text), enc, sizeof(enc));
+	k->len = 0;
+	assert_int_equal(wn_snappy_dec_input(d, enc, n, collect, k), 0);
+	assert_true(wn_snappy_dec_footprint(d) >= WN_SNAPPY_BLOCK);
+	free(k);
+	wn_snappy_dec_free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_crc32c),
 	    cmocka_unit_test(test_round_trips),
 	    cmocka_unit_test(test_corruption),
+	    cmocka_unit_test(test_decoder_grows_with_stream),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
