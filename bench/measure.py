@@ -150,7 +150,7 @@ def socks5_first_byte(run, args):
         f.write("hello\n")
     run.procs.start("http", [PY, "-m", "http.server", "--bind", "127.0.0.1",
                              "--directory", www, "8000"], netns=t.ns_s)
-    t.server("--allow", "localhost:8000")
+    t.server("--allow", "127.0.0.1:8000")  # loopback: named by address
     conf = os.path.join(t.dir, "client.conf")
     with open(conf, "w") as f:
         f.write(f"""

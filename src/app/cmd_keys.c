@@ -4,6 +4,7 @@
  *   warren pubkey < server.key      (prints the public key: the identity)
  */
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -34,11 +35,23 @@ int wn_cmd_genkey(int argc, char **argv)
 		fprintf(stderr, "warren genkey: cannot get randomness\n");
 		return 1;
 	}
-	char b64[WN_KEY_B64_LEN + 1];
+	/* Written with write(2), not stdio, so no copy of the key stays in
+	 * stdout's buffer. */
+	char b64[WN_KEY_B64_LEN + 2];
 	wn_key_encode(id.seed, b64);
 	wn_identity_wipe(&id);
-	int ok = printf("%s\n", b64) > 0 && fflush(stdout) == 0;
-	memset(b64, 0, sizeof(b64));
+	b64[WN_KEY_B64_LEN] = '\n';
+	size_t off = 0, len = WN_KEY_B64_LEN + 1; /* the key and '\n' */
+	while (off < len) {
+		ssize_t n = write(STDOUT_FILENO, b64 + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+	int ok = off == len;
+	sodium_memzero(b64, sizeof(b64));
 	if (!ok) {
 		fprintf(stderr, "warren genkey: cannot write: %s\n",
 		        strerror(errno));
@@ -73,7 +86,7 @@ int wn_cmd_pubkey(int argc, char **argv)
 	struct wn_identity id;
 	int rc =
 	    len < sizeof(buf) ? wn_keyfile_parse(buf, len, &id) : WN_EINVAL;
-	memset(buf, 0, sizeof(buf));
+	sodium_memzero(buf, sizeof(buf));
 	if (rc != 0) {
 		fprintf(stderr,
 		        "warren pubkey: stdin does not hold one private key "

@@ -3,6 +3,7 @@
  * config_parse.c, checks in config_check.c. */
 #include "app/config_int.h"
 
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,7 @@ void wn_config_diag(struct wn_config *cfg, const char *fmt, ...)
 void wn_config_init(struct wn_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->parsing_mode = -1;
 	cfg->server.log_level = WN_LOG_INFO;
 	cfg->server.idle_timeout_ms = 30000;
 	cfg->client.log_level = WN_LOG_INFO;
@@ -73,9 +75,9 @@ void wn_config_free(struct wn_config *cfg)
 	for (size_t i = 0; i < cfg->n_socks; i++) {
 		/* Passwords do not linger in freed memory. */
 		if (cfg->socks[i].users)
-			memset(cfg->socks[i].users, 0,
-			       cfg->socks[i].n_users *
-			           sizeof(*cfg->socks[i].users));
+			sodium_memzero(cfg->socks[i].users,
+			               cfg->socks[i].n_users *
+			                   sizeof(*cfg->socks[i].users));
 		free(cfg->socks[i].users);
 	}
 	free(cfg->socks);

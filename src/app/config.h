@@ -16,9 +16,11 @@
  *                               rotate-after, rotate-bytes, failover-after,
  *                               conns, probe-interval, padding, and the
  *                               kcptun keys as [server]
- *   [forward NAME]        keys: listen, target (client side port forwards)
- *   [socks5 NAME]         keys: listen, eager, user, users-file (client
- *                               side SOCKS5 proxies)
+ *   [forward NAME]        keys: listen, target, socket-mode (client side
+ *                               port forwards)
+ *   [socks5 NAME]         keys: listen, eager, user, users-file,
+ *                               unauthenticated, socket-mode (client side
+ *                               SOCKS5 proxies)
  *
  * Every key is also a command-line flag of its role (`--server-key X`,
  * `--allow X`), the client's `-L LISTEN=TARGET` adds a forward and its
@@ -31,7 +33,10 @@
  * reports all of them at once. Unknown sections, unknown keys, malformed
  * values and keys set twice in files are all errors. So is api (both
  * roles): its feature is planned, and a key that does nothing must not be
- * accepted.
+ * accepted. For the same reason wn_config_validate refuses keys the rest of
+ * the configuration leaves without effect (carrier keys with no endpoint
+ * of that carrier, failover keys with one server, another engine's keys,
+ * a forward target with engine kcptun), naming each key's line or flag.
  *
  * Ownership: struct wn_config owns everything it points to; wn_config_free
  * releases it. Parsing does no I/O except reading the config file itself;
@@ -80,6 +85,7 @@ struct wn_forward_cfg {
 	bool has_listen, has_target;
 	struct wn_endpoint listen;      /* tcp or unix */
 	struct wn_endpoint target;      /* HOST:PORT or unix:PATH */
+	unsigned socket_mode;           /* unix listen's mode; 0: 0600 */
 	struct wn_cfg_keyset set_mask;  /* keys set so far */
 	struct wn_cfg_keyset file_mask; /* of those, keys set by a file */
 };
@@ -129,6 +135,8 @@ struct wn_socks5_cfg {
 	bool eager;                /* default true: answer at once */
 	struct wn_socks5_user *users;
 	size_t n_users;               /* none: no authentication */
+	bool unauthenticated;         /* no users off loopback: allowed */
+	unsigned socket_mode;         /* unix listen's mode; 0: 0600 */
 	char users_file[WN_PATH_MAX]; /* "" if none; read by load_users */
 	char users_file_origin[WN_ORIGIN_MAX];
 	struct wn_cfg_keyset set_mask, file_mask;
@@ -160,6 +168,7 @@ struct wn_server_cfg {
 	uint32_t padding;       /* padding record after each batch; 0: none */
 	struct wn_engine_cfg engine;
 	struct wn_cfg_keyset set_mask, file_mask;
+	uint32_t key_line[WN_CFG_KEYS_MAX]; /* see wn_client_cfg */
 };
 
 struct wn_client_cfg {
@@ -184,6 +193,10 @@ struct wn_client_cfg {
 	uint32_t padding;  /* padding record after each batch */
 	struct wn_engine_cfg engine;
 	struct wn_cfg_keyset set_mask, file_mask;
+	/* Per key-table row: the config file line that last set the key, 0
+	 * when a flag did (or nothing), for diagnostics of cross-key rules;
+	 * the file is the one in origin. */
+	uint32_t key_line[WN_CFG_KEYS_MAX];
 };
 
 struct wn_config {
@@ -196,6 +209,10 @@ struct wn_config {
 	struct wn_diag *diags;
 	size_t n_diags;
 	bool oom; /* an allocation failed: diagnostics may be incomplete */
+	/* While wn_config_parse_file parses: the file's permission bits, so
+	 * that secrets written inline (user, kcptun-key) get the mode check
+	 * a users-file gets. -1 otherwise. */
+	int parsing_mode;
 };
 
 /* Initializes an empty config with every default set. */

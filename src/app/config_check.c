@@ -3,9 +3,13 @@
 #include "app/config_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "app/keyfile.h"
 #include "util/err.h"
@@ -120,15 +124,147 @@ static void validate_engine_keys(struct wn_config *cfg,
 			               o, secname, kcptun_keys[i], engine);
 }
 
+/* Where key `name` of a section was set, for a diagnostic: "FILE:LINE"
+ * (the file of the section's origin), or "--NAME" for a flag. */
+static const char *key_at(char *buf, size_t cap, const char *sec_origin,
+                          const uint32_t *key_line, unsigned sec,
+                          const char *name)
+{
+	const struct keydef *k = find_key(sec, name);
+	const char *colon = strrchr(sec_origin, ':');
+	uint32_t line = k ? key_line[key_bit(k)] : 0;
+
+	if (line && colon)
+		snprintf(buf, cap, "%.*s:%u", (int)(colon - sec_origin),
+		         sec_origin, (unsigned)line);
+	else
+		snprintf(buf, cap, "--%s", name);
+	return buf;
+}
+
+/* The carriers the endpoints use: bits of WN_SCHEME_*. */
+static unsigned schemes_of(const struct wn_endpoint *eps, size_t n)
+{
+	unsigned m = 0;
+
+	for (size_t i = 0; i < n; i++)
+		m |= (unsigned)eps[i].scheme;
+	return m;
+}
+
+/* Keys of one carrier kind, set while no endpoint of the section uses
+ * that carrier: each would be a silent no-op, so each is refused. */
+static void refuse_without(struct wn_config *cfg,
+                           const struct wn_cfg_keyset *mask,
+                           const uint32_t *key_line, unsigned sec,
+                           const char *secname, const char *o,
+                           const char *const *keys, size_t n, const char *why)
+{
+	char at[WN_ORIGIN_MAX + 16];
+
+	for (size_t i = 0; i < n; i++)
+		if (has(mask, sec, keys[i]))
+			wn_config_diag(
+			    cfg, "%s: [%s] %s: %s; remove it",
+			    key_at(at, sizeof(at), o, key_line, sec, keys[i]),
+			    secname, keys[i], why);
+}
+
+#define NKEYS(a) (sizeof(a) / sizeof(a[0]))
+
+/* The server's carrier knobs against its listeners. */
+static void validate_server_carriers(struct wn_config *cfg, const char *o)
+{
+	static const char *const tls_keys[] = {"tls-cert", "tls-key",
+	                                       "fallback", "sni"};
+	static const char *const stream_keys[] = {"idle-close", "max-conns",
+	                                          "padding"};
+	struct wn_server_cfg *s = &cfg->server;
+	unsigned m = schemes_of(s->listen, s->n_listen);
+	char at[WN_ORIGIN_MAX + 16];
+
+	if (!(m & WN_SCHEME_TLS))
+		refuse_without(cfg, &s->set_mask, s->key_line, SEC_SERVER,
+		               "server", o, tls_keys, NKEYS(tls_keys),
+		               "a key of tls listeners, and no listen is "
+		               "tls://");
+	else if (has(&s->set_mask, SEC_SERVER, "sni") &&
+	         has(&s->set_mask, SEC_SERVER, "tls-cert"))
+		wn_config_diag(
+		    cfg,
+		    "%s: [server] sni: names only the generated "
+		    "certificate, and tls-cert replaces it; remove "
+		    "sni (the certificate names itself)",
+		    key_at(at, sizeof(at), o, s->key_line, SEC_SERVER, "sni"));
+	if (!(m & (WN_SCHEME_TCP | WN_SCHEME_TLS)))
+		refuse_without(cfg, &s->set_mask, s->key_line, SEC_SERVER,
+		               "server", o, stream_keys, NKEYS(stream_keys),
+		               "a key of tcp/tls listeners, and every listen "
+		               "is udp://");
+}
+
+/* The client's carrier and failover knobs against its servers. */
+static void validate_client_carriers(struct wn_config *cfg, const char *o)
+{
+	static const char *const tls_keys[] = {"sni"};
+	static const char *const stream_keys[] = {
+	    "rotate-after", "rotate-bytes", "conns", "padding"};
+	static const char *const several_keys[] = {"failover-after",
+	                                           "probe-interval"};
+	struct wn_client_cfg *c = &cfg->client;
+	unsigned m = schemes_of(c->server, c->n_server);
+
+	if (!(m & WN_SCHEME_TLS))
+		refuse_without(cfg, &c->set_mask, c->key_line, SEC_CLIENT,
+		               "client", o, tls_keys, NKEYS(tls_keys),
+		               "a key of tls servers, and no server is "
+		               "tls://");
+	if (!(m & (WN_SCHEME_TCP | WN_SCHEME_TLS)))
+		refuse_without(cfg, &c->set_mask, c->key_line, SEC_CLIENT,
+		               "client", o, stream_keys, NKEYS(stream_keys),
+		               "a key of tcp/tls servers, and every server "
+		               "is udp://");
+	if (c->n_server <= 1)
+		refuse_without(cfg, &c->set_mask, c->key_line, SEC_CLIENT,
+		               "client", o, several_keys, NKEYS(several_keys),
+		               "takes effect with several servers (failover), "
+		               "and one is configured");
+}
+
+/* Engine kcptun has no identity keys: a tcp/tls carrier would seal its
+ * preambles to the all-zero key, which anyone can forge. kcptun itself
+ * runs over UDP only. */
+static void refuse_kcptun_streams(struct wn_config *cfg,
+                                  const struct wn_endpoint *eps, size_t n,
+                                  const char *o, const char *secname,
+                                  const char *key)
+{
+	char name[128];
+
+	for (size_t i = 0; i < n; i++)
+		if (eps[i].scheme != WN_SCHEME_UDP) {
+			wn_endpoint_format(&eps[i], name, sizeof(name));
+			wn_config_diag(
+			    cfg,
+			    "%s: [%s] %s %s: engine kcptun runs over udp:// "
+			    "only (a tcp/tls carrier needs warren's keys, "
+			    "which kcptun has none of)",
+			    o, secname, key, name);
+		}
+}
+
 static void validate_server(struct wn_config *cfg)
 {
 	struct wn_server_cfg *s = &cfg->server;
 	const char *o = origin_or(s->origin, "server");
 	validate_engine_keys(cfg, &s->set_mask, SEC_SERVER, "server",
 	                     &s->engine, o);
+	validate_server_carriers(cfg, o);
 	if (s->engine.kind == WN_ENGINE_KCPTUN) {
 		validate_kcptun(cfg, &s->engine, o, "server");
 		validate_kcptun_secret(cfg, &s->engine, o);
+		refuse_kcptun_streams(cfg, s->listen, s->n_listen, o, "server",
+		                      "listen");
 		if (!has(&s->set_mask, SEC_SERVER, "listen"))
 			wn_config_diag(cfg,
 			               "%s: [server] listen is required "
@@ -187,8 +323,12 @@ static void validate_client(struct wn_config *cfg)
 	bool kt = c->engine.kind == WN_ENGINE_KCPTUN;
 	validate_engine_keys(cfg, &c->set_mask, SEC_CLIENT, "client",
 	                     &c->engine, o);
-	if (kt)
+	validate_client_carriers(cfg, o);
+	if (kt) {
 		validate_kcptun(cfg, &c->engine, o, "client");
+		refuse_kcptun_streams(cfg, c->server, c->n_server, o, "client",
+		                      "server");
+	}
 	if (!has(&c->set_mask, SEC_CLIENT, "server"))
 		wn_config_diag(cfg,
 		               "%s: [client] server is required (e.g. server "
@@ -249,6 +389,23 @@ static void validate_forwards(struct wn_config *cfg)
 			               "%s: [forward %s] target is required "
 			               "(-L LISTEN=TARGET)",
 			               f->origin, f->name);
+		if (has(&f->set_mask, SEC_FORWARD, "socket-mode") &&
+		    f->has_listen && f->listen.kind != WN_HOST_UNIX)
+			wn_config_diag(cfg,
+			               "%s: [forward %s] socket-mode: a key of "
+			               "unix:PATH listeners; remove it",
+			               f->origin, f->name);
+		/* kcptun streams name no target: one here would be
+		 * ignored. */
+		if (has(&f->set_mask, SEC_FORWARD, "target") &&
+		    cfg->client.engine.kind == WN_ENGINE_KCPTUN)
+			wn_config_diag(
+			    cfg,
+			    "%s: [forward %s] target: engine kcptun "
+			    "streams carry no target (the kcptun "
+			    "server sends each to its own); remove it "
+			    "(-L LISTEN)",
+			    f->origin, f->name);
 		for (size_t j = 0; j < i; j++) {
 			struct wn_forward_cfg *g = &cfg->forwards[j];
 			if (f->has_listen && g->has_listen &&
@@ -263,6 +420,53 @@ static void validate_forwards(struct wn_config *cfg)
 	}
 }
 
+static bool loopback_ip(const struct wn_endpoint *ep)
+{
+	const struct sockaddr_storage *ss = &ep->sa;
+
+	if (ep->kind != WN_HOST_IP)
+		return false;
+	if (ss->ss_family == AF_INET)
+		return ((const uint8_t *)&((const struct sockaddr_in *)ss)
+		            ->sin_addr)[0] == 127;
+	return ss->ss_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(
+	           &((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/* SOCKS5 authentication against where the proxy listens. A name is
+ * checked when it is resolved, at listen time (front/forward.h). */
+static void validate_socks_auth(struct wn_config *cfg,
+                                const struct wn_socks5_cfg *sk)
+{
+	bool users = has(&sk->set_mask, SEC_SOCKS5, "user") ||
+	             has(&sk->set_mask, SEC_SOCKS5, "users-file");
+	bool unauth = has(&sk->set_mask, SEC_SOCKS5, "unauthenticated");
+	char l[128];
+
+	wn_endpoint_format(&sk->listen, l, sizeof(l));
+	if (unauth && (users || sk->listen.kind == WN_HOST_UNIX ||
+	               loopback_ip(&sk->listen)))
+		wn_config_diag(cfg,
+		               "%s: [socks5 %s] unauthenticated: %s, so it "
+		               "changes nothing; remove it",
+		               sk->origin, sk->name,
+		               users ? "the proxy has users"
+		               : sk->listen.kind == WN_HOST_UNIX
+		                   ? "a unix listener is not checked (its "
+		                     "socket-mode guards it)"
+		                   : "the listen address is loopback");
+	else if (!users && !sk->unauthenticated &&
+	         sk->listen.kind == WN_HOST_IP && !loopback_ip(&sk->listen))
+		wn_config_diag(
+		    cfg,
+		    "%s: [socks5 %s] listen %s without users: anyone who "
+		    "can reach it could use the tunnel; add user or "
+		    "users-file, listen on loopback or a unix socket, or "
+		    "set unauthenticated = yes in a [socks5] section",
+		    sk->origin, sk->name, l);
+}
+
 static void validate_socks(struct wn_config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_socks; i++) {
@@ -273,6 +477,13 @@ static void validate_socks(struct wn_config *cfg)
 			               sk->origin, sk->name);
 		if (!sk->has_listen)
 			continue;
+		validate_socks_auth(cfg, sk);
+		if (has(&sk->set_mask, SEC_SOCKS5, "socket-mode") &&
+		    sk->listen.kind != WN_HOST_UNIX)
+			wn_config_diag(cfg,
+			               "%s: [socks5 %s] socket-mode: a key of "
+			               "unix:PATH listeners; remove it",
+			               sk->origin, sk->name);
 		for (size_t j = 0; j < i; j++)
 			if (cfg->socks[j].has_listen &&
 			    same_listen(&sk->listen, &cfg->socks[j].listen))
@@ -347,7 +558,10 @@ int wn_config_load_keys(struct wn_config *cfg, enum wn_role role,
 static void load_users_file(struct wn_config *cfg, struct wn_socks5_cfg *sk)
 {
 	const char *path = sk->users_file;
-	FILE *f = fopen(path, "r");
+	/* Non-blocking open, as for key files (keyfile.c): a FIFO must be
+	 * refused by the S_ISREG check, not hang start-up. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
 	char line[WN_SOCKS5_CRED_LEN * 2 + 8];
 	struct wn_socks5_user u;
 	const char *why;
@@ -360,6 +574,8 @@ static void load_users_file(struct wn_config *cfg, struct wn_socks5_cfg *sk)
 		wn_config_diag(cfg, "%s: [socks5 %s] users-file: %s: %s",
 		               sk->users_file_origin, sk->name, path,
 		               strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return;
 	}
 	/* Passwords, like private keys, are for the owner's eyes only. */
@@ -390,9 +606,9 @@ static void load_users_file(struct wn_config *cfg, struct wn_socks5_cfg *sk)
 		if (wn_cfg_parse_user(line, n, &u, &why) != 0 ||
 		    wn_cfg_add_user(cfg, sk, &u, &why) != 0)
 			wn_config_diag(cfg, "%s:%u: %s", path, lineno, why);
-		memset(&u, 0, sizeof(u));
+		sodium_memzero(&u, sizeof(u));
 	}
-	memset(line, 0, sizeof(line));
+	sodium_memzero(line, sizeof(line));
 	fclose(f);
 }
 

@@ -62,6 +62,8 @@ enum key_id {
 	K_USERS_FILE,
 	K_CONNS,
 	K_PROBE_INTERVAL,
+	K_SOCKET_MODE,
+	K_UNAUTHENTICATED,
 };
 
 #define F_REPEAT 1u
@@ -148,6 +150,7 @@ struct setting {
 	const char *secname; /* "server", "client", "forward NAME" */
 	const char *dir;     /* base for relative paths, or NULL */
 	bool from_file;
+	unsigned line; /* the file line, with from_file */
 };
 
 /* Applies key=value to one section object, enforcing "set once in files"

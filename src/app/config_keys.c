@@ -3,9 +3,11 @@
 #include "app/config_int.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "carrier/registry.h"
 #include "crypto/kcpcrypt.h"
@@ -31,6 +33,7 @@ typedef enum wn_engine_kind v_engine_kind_t;
 typedef struct wn_engine_cfg v_mode_t; /* sets mode and mode_set */
 typedef char v_kcptun_key_t[WN_KCPTUN_KEY_MAX + 1];
 typedef char v_crypt_t[16];
+typedef unsigned v_filemode_t; /* permission bits, written in octal */
 
 #define VALUE_FN(name)                                                    \
 	static int name(const struct setting *st, const struct keydef *k, \
@@ -46,6 +49,7 @@ VALUE_FN(v_engine_kind);
 VALUE_FN(v_mode);
 VALUE_FN(v_kcptun_key);
 VALUE_FN(v_crypt);
+VALUE_FN(v_filemode);
 
 /* offsetof(type, f), which fails to compile unless f has type T (a
  * negative array size), so a row cannot point a parser at a field of
@@ -208,6 +212,21 @@ const struct keydef wn_cfg_keys[] = {
      "answer the SOCKS client at once and send the target with its first "
      "data (default yes); no: wait for the server's answer",
      0, 0, AT_SOCKS5(v_bool, eager)},
+    {SEC_SOCKS5, "unauthenticated", K_UNAUTHENTICATED, 0, "yes|no",
+     "without users, listen beyond loopback anyway (default no: refused, "
+     "as anyone who reaches it could use the tunnel)",
+     0, 0, AT_SOCKS5(v_bool, unauthenticated)},
+    {SEC_FORWARD | SEC_SOCKS5,
+     "socket-mode",
+     K_SOCKET_MODE,
+     0,
+     "OCTAL",
+     "unix:PATH listen: the socket file's mode, e.g. 0660 (default 0600)",
+     0,
+     0,
+     v_filemode,
+     {[SI_FORWARD] = FIELD(struct wn_forward_cfg, socket_mode, v_filemode_t),
+      [SI_SOCKS5] = FIELD(struct wn_socks5_cfg, socket_mode, v_filemode_t)}},
     {SEC_SOCKS5, "user", K_USER, F_REPEAT, "NAME:PASSWORD",
      "require username/password authentication (repeatable)", 0, 0, CUSTOM},
     {SEC_SOCKS5, "users-file", K_USERS_FILE, 0, "FILE",
@@ -531,6 +550,24 @@ VALUE_FN(v_crypt)
 	return 0;
 }
 
+VALUE_FN(v_filemode)
+{
+	char *end;
+	unsigned long m = strtoul(v, &end, 8);
+
+	/* The owner keeps read and write: a socket it cannot connect to
+	 * would serve nobody. */
+	if (*v < '0' || *v > '7' || *end != '\0' || m > 0777 ||
+	    (m & 0600) != 0600) {
+		bad(st, k, v,
+		    "expected permission bits in octal with the owner's "
+		    "read and write, like 0600 or 0660");
+		return WN_EINVAL;
+	}
+	*(v_filemode_t *)field = (unsigned)m;
+	return 0;
+}
+
 /* ---- keys of several fields, per section ----------------------------- */
 
 #define TARGET_EXPECT "HOST:PORT or unix:PATH"
@@ -720,7 +757,7 @@ static int set_socks_key(const struct setting *st, struct wn_socks5_cfg *sk,
 		rc = wn_cfg_parse_user(v, strlen(v), &u, &why);
 		if (rc == 0)
 			rc = wn_cfg_add_user(st->cfg, sk, &u, &why);
-		memset(&u, 0, sizeof(u));
+		sodium_memzero(&u, sizeof(u));
 		if (rc != 0) {
 			/* Never echo a password into a diagnostic. */
 			wn_config_diag(st->cfg, "%s: [%s] %s: %s", st->origin,
@@ -789,10 +826,29 @@ int wn_cfg_apply(const struct setting *st, unsigned sec,
 		rc = set_socks_key(st, sk, k, v);
 	else
 		rc = set_forward_key(st, fwd, k, v);
+	/* A secret written into a config file gets the mode check a
+	 * users-file or key file gets. */
+	if (rc == 0 && st->from_file && st->cfg->parsing_mode >= 0 &&
+	    (st->cfg->parsing_mode & (S_IRWXG | S_IRWXO)) &&
+	    (k->id == K_USER || k->id == K_KCPTUN_KEY)) {
+		wn_config_diag(st->cfg,
+		               "%s: [%s] %s: a secret in a file accessible by "
+		               "group or others (mode %04o; run: chmod 600 "
+		               "FILE)",
+		               st->origin, st->secname, k->name,
+		               (unsigned)st->cfg->parsing_mode);
+		rc = WN_EKEYPERM;
+	}
 	/* Marked even when the value was bad: it was reported as malformed
 	 * and must not also be reported as missing. */
 	key_add(set_mask, k);
 	if (st->from_file)
 		key_add(file_mask, k);
+	if (sec == SEC_SERVER)
+		st->cfg->server.key_line[key_bit(k)] =
+		    st->from_file ? st->line : 0;
+	else if (sec == SEC_CLIENT)
+		st->cfg->client.key_line[key_bit(k)] =
+		    st->from_file ? st->line : 0;
 	return rc != 0 ? WN_ECONFIG : 0;
 }

@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <ini.h>
 #include <stdarg.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "util/err.h"
 
@@ -303,6 +305,7 @@ static int handler(void *user, const char *section, const char *name,
 	    .secname = p->secname,
 	    .dir = p->dir,
 	    .from_file = true,
+	    .line = p->line,
 	};
 	(void)section; /* the reader tracks sections with their lines */
 	struct wn_forward_cfg *f =
@@ -335,11 +338,15 @@ int wn_config_parse_string(struct wn_config *cfg, const char *name,
 int wn_config_parse_file(struct wn_config *cfg, const char *path)
 {
 	FILE *f = fopen(path, "rb");
+	struct stat st;
 	if (!f) {
 		int err = errno;
 		wn_config_diag(cfg, "%s: cannot open: %s", path, strerror(err));
 		return wn_err_from_errno(err);
 	}
+	cfg->parsing_mode = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)
+	                        ? (int)(st.st_mode & 07777)
+	                        : -1;
 	size_t cap = 8192, len = 0;
 	char *buf = malloc(cap);
 	size_t n;
@@ -378,6 +385,9 @@ int wn_config_parse_file(struct wn_config *cfg, const char *path)
 		*slash = '\0';
 	int rc =
 	    wn_config_parse_string(cfg, path, slash ? dir : NULL, buf, len);
+	cfg->parsing_mode = -1;
+	/* The text may hold passwords and passphrases. */
+	sodium_memzero(buf, len);
 	free(buf);
 	return rc;
 }

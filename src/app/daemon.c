@@ -17,9 +17,11 @@
 #include "app/fronts.h"
 #include "app/node.h"
 #include "carrier/registry.h"
+#include "carrier/tcp.h"
 #include "front/dialer.h"
 #include "front/forward.h"
 #include "front/socks5.h"
+#include "io/fdlimit.h"
 #include "io/loop.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -87,7 +89,7 @@ static void engine_conf(struct wn_node *n, const struct wn_engine_cfg *e,
  * type its scheme names (carrier/registry.h). */
 static int open_listener(struct wn_node *n, const struct wn_server_cfg *sc,
                          size_t i, const struct sockaddr *ss, socklen_t len,
-                         const struct wn_carrier_handler *h,
+                         uint32_t max_conns, const struct wn_carrier_handler *h,
                          struct wn_carrier **out)
 {
 	const struct wn_carrier_type *ct =
@@ -104,7 +106,7 @@ static int open_listener(struct wn_node *n, const struct wn_server_cfg *sc,
 	        .fallback = (int)sc->fallback,
 	        .fallback_file = sc->fallback_path,
 	        .idle_close_ms = sc->idle_close_ms,
-	        .max_conns = sc->max_conns,
+	        .max_conns = max_conns,
 	        .pad_max = sc->padding,
 	    }};
 	return ct ? ct->open_server(n->loop, n->log, &cf, h, out) : WN_EINVAL;
@@ -135,6 +137,37 @@ static int open_path(struct wn_node *n, const struct wn_client_cfg *cc,
 	        .pad_max = cc->padding,
 	    }};
 	return ct ? ct->open_client(n->loop, n->log, &cf, h, out) : WN_EINVAL;
+}
+
+/* Each connection-holding listener's connection limit: the configured
+ * max-conns, or the default, clipped to the listeners' share of the fd
+ * limit (io/fdlimit.h), so strangers can never take the fds the dialer
+ * needs. */
+static uint32_t listener_conns(struct wn_log *log,
+                               const struct wn_server_cfg *sc)
+{
+	uint64_t nofile = wn_fdlimit_get();
+	uint32_t want = sc->max_conns ? sc->max_conns : WN_TCP_MAX_CONNS;
+	uint32_t share;
+	size_t n = 0;
+
+	for (size_t i = 0; i < sc->n_listen; i++) {
+		const struct wn_carrier_type *ct =
+		    wn_carrier_type_find(sc->listen[i].scheme);
+		if (ct && (ct->caps & WN_CARRIER_CONNECTED))
+			n++;
+	}
+	if (n == 0 || nofile == 0)
+		return want;
+	share = wn_fdlimit_share(nofile, n);
+	if (want <= share)
+		return want;
+	if (sc->max_conns)
+		WN_LOG(log, WN_LOG_WARN, "main",
+		       "max-conns %u: the fd limit (%llu) leaves room for %u "
+		       "per listener; using %u",
+		       sc->max_conns, (unsigned long long)nofile, share, share);
+	return share;
 }
 
 static void node_init(struct wn_node *n, struct wn_loop *loop,
@@ -173,6 +206,7 @@ int wn_node_server(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 		return rc;
 	}
 	struct wn_carrier_handler h = wn_engine_handler(n->engine);
+	uint32_t max_conns = listener_conns(log, sc);
 	for (size_t i = 0; i < sc->n_listen && i < WN_NODE_MAX_CARRIERS; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len;
@@ -183,8 +217,8 @@ int wn_node_server(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 			       name);
 			return WN_EUNREACH;
 		}
-		rc = open_listener(n, sc, i, (struct sockaddr *)&ss, len, &h,
-		                   &n->carriers[n->ncarriers]);
+		rc = open_listener(n, sc, i, (struct sockaddr *)&ss, len,
+		                   max_conns, &h, &n->carriers[n->ncarriers]);
 		if (rc != 0) {
 			WN_LOG(log, WN_LOG_ERROR, "main",
 			       "cannot listen on %s: %s", name,
@@ -402,6 +436,7 @@ static int start_loop(struct daemon *d, int level)
 		return 1;
 	}
 	wn_log_init(&d->log, level, STDERR_FILENO);
+	(void)wn_fdlimit_raise(&d->log);
 	uv_signal_init(wn_loop_uv(&d->loop), &d->sigint);
 	uv_signal_init(wn_loop_uv(&d->loop), &d->sigterm);
 	d->sigint.data = d->sigterm.data = d;

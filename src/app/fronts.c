@@ -19,6 +19,7 @@ void wn_app_forward_opts(const struct wn_forward_cfg *fc,
 	o->name = fc->name;
 	o->listen = fc->listen;
 	o->target = fc->has_target ? &fc->target : NULL;
+	o->unix_mode = fc->socket_mode;
 }
 
 void wn_app_socks5_opts(const struct wn_socks5_cfg *sk,
@@ -30,4 +31,6 @@ void wn_app_socks5_opts(const struct wn_socks5_cfg *sk,
 	o->eager = sk->eager;
 	o->users = sk->users;
 	o->n_users = sk->n_users;
+	o->unauthenticated = sk->unauthenticated;
+	o->unix_mode = sk->socket_mode;
 }

@@ -33,7 +33,11 @@ int wn_keyfile_parse(const char *text, size_t len, struct wn_identity *id)
 int wn_keyfile_load(const char *path, struct wn_identity *id, char *why,
                     size_t why_cap)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+	 * writer for ever, before the S_ISREG check below could refuse it.
+	 * Reads of a regular file ignore the flag. Symlinks are followed:
+	 * the mode checked is that of the file they name. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0) {
 		int err = errno;
 		snprintf(why, why_cap, "cannot open key file: %s",

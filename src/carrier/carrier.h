@@ -53,6 +53,20 @@
  *   - recv()'s pkt is valid only during the call (the engine may modify it
  *     in place, e.g. to decrypt) and must not be passed to send().
  *
+ * Authentication hint. A carrier never looks inside packets, so it cannot
+ * tell a client from a stranger; only the engine can. The engine calls
+ * wn_carrier_authenticated(c, peer) when a packet from peer passed its
+ * authentication (a handshake that proved a listed client's key, or a
+ * packet that opened under a session's keys), at least once for each new
+ * peer address it sees authenticated (a server's UP names a fresh one),
+ * not for every packet. A carrier that admits peers before they prove
+ * anything, at a cost (the tcp and tls servers: a connection, an fd and a
+ * session slot for anyone who knows the server's public key), closes a
+ * peer that no packet authenticated soon enough (tcp.h: auth_timeout_ms).
+ * Carriers without that cost (udp, clients) leave the operation NULL. It
+ * never calls the handler, may be called from inside one, and costs a
+ * lookup.
+ *
  * Lifetime: the creator owns the carrier and ends it with ops->close(), after
  * which no handler function is called; the memory is freed later by the loop
  * (deferred close). */
@@ -117,6 +131,11 @@ struct wn_carrier_ops {
 	/* Stops the carrier: no handler calls after this returns; memory is
 	 * released at the end of the loop iteration. */
 	void (*close)(struct wn_carrier *c);
+	/* The engine authenticated a packet from peer (see "Authentication
+	 * hint"); an address the carrier does not know is ignored. May be
+	 * NULL. */
+	void (*authenticated)(struct wn_carrier *c, const struct sockaddr *peer,
+	                      socklen_t len);
 };
 
 /* Counters every carrier keeps (read by the metrics endpoint). */
@@ -154,6 +173,15 @@ static inline size_t wn_carrier_max_packet(const struct wn_carrier *c)
 static inline int wn_carrier_starts_up(const struct wn_carrier *c)
 {
 	return !(c->caps & WN_CARRIER_CONNECTED);
+}
+
+/* The engine's authentication hint (a no-op for carriers without one). */
+static inline void wn_carrier_authenticated(struct wn_carrier *c,
+                                            const struct sockaddr *peer,
+                                            socklen_t len)
+{
+	if (c->ops->authenticated)
+		c->ops->authenticated(c, peer, len);
 }
 
 static inline void wn_carrier_close(struct wn_carrier *c)

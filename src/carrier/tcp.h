@@ -40,8 +40,10 @@
  * an old address reaches the client anyway ("sessions follow their
  * packets"). Members are kept alive and dead ones dropped by the rules in
  * group.h.
- * Anything that is not a valid preamble is held open in silence for a
- * random 2 to 6 s, its input discarded, then closed (tcp), or answered as
+ * Anything that is not a valid preamble is held open in silence until
+ * the connection's preamble deadline (random, counted from accept, so the
+ * same whether 114 bytes or 115 came), its input discarded, then closed
+ * (tcp), or answered as
  * a web server would (tls: see tls.h and opts.fallback): an HTTP request
  * gets a 404 once its header is in, anything else a 400, a plain HTTP
  * request to the TLS port the 400 web servers give it. Connections without a
@@ -78,15 +80,28 @@
 #include "io/loop.h"
 #include "util/log.h"
 
+/* A server's connection limit when max_conns is 0. */
+#define WN_TCP_MAX_CONNS 4096
+
 struct wn_tcp_opts {
 	size_t max_packet;  /* 0: 1472 */
 	size_t queue_limit; /* write queue per connection; 0: 512 KiB */
-	uint32_t preamble_timeout_ms; /* server; 0: 10 s */
+	uint32_t preamble_timeout_ms; /* server: preamble and its padding
+	                                 in by (less a random part of up to
+	                                 a quarter); 0: 5 s */
+	uint32_t auth_timeout_ms;     /* server: a new session carries a packet
+	                                 the engine authenticated within
+	                                 this (carrier.h), or its connections
+	                                 are closed; 0: 5 s */
 	uint32_t idle_close_ms;       /* close a silent connection; 0: never */
 	uint32_t stall_ms;            /* client: sent, nothing heard; 0: 8 s */
 	uint32_t rotate_after_ms;     /* client: replace after; 0: never */
 	uint64_t rotate_bytes;        /* client: replace after; 0: never */
 	uint32_t max_conns;           /* server: connections; 0: 4096 */
+	uint32_t max_sessions;        /* server: sessions remembered; 0: 4096 */
+	uint32_t source_conns;        /* server: connections not yet
+	                                 authenticated per source /24 or /64;
+	                                 0: 32 */
 	uint32_t conns;   /* client: parallel connections per session, 1..16
 	                   (WN_SGROUP_MAX); 0: 1 */
 	uint32_t pad_max; /* after each batch, a padding record of 0..pad_max
@@ -138,5 +153,9 @@ int wn_tls_server_open(struct wn_loop *loop, struct wn_log *log, unsigned id,
 /* Server: live bound connections and sessions, for tests and metrics. */
 size_t wn_tcp_server_conns(const struct wn_carrier *c);
 size_t wn_tcp_server_sessions(const struct wn_carrier *c);
+
+/* Server, fault injection for tests: the next n accepted connections find
+ * no memory for their state, as when allocation fails. */
+void wn_tcp_server_fail_allocs(struct wn_carrier *c, unsigned n);
 
 #endif

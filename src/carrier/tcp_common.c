@@ -19,8 +19,14 @@ static void opts_fill(struct wn_tcp_opts *o, const struct wn_tcp_opts *in)
 		o->preamble_timeout_ms = WN_TCP_PREAMBLE_TIMEOUT_MS;
 	if (o->stall_ms == 0)
 		o->stall_ms = WN_TCP_STALL_MS;
+	if (o->auth_timeout_ms == 0)
+		o->auth_timeout_ms = WN_TCP_AUTH_TIMEOUT_MS;
 	if (o->max_conns == 0)
 		o->max_conns = WN_TCP_MAX_CONNS;
+	if (o->max_sessions == 0)
+		o->max_sessions = WN_TCP_MAX_SESSIONS;
+	if (o->source_conns == 0)
+		o->source_conns = WN_TCP_SOURCE_CONNS;
 	if (o->conns == 0)
 		o->conns = 1;
 	if (o->conns > WN_SGROUP_MAX)

@@ -25,9 +25,18 @@
 
 #define WN_TCP_MAX_PACKET 1472 /* the largest a udp carrier sends (IPv4) */
 #define WN_TCP_QUEUE_LIMIT (512 * 1024)
-#define WN_TCP_PREAMBLE_TIMEOUT_MS 10000
+#define WN_TCP_PREAMBLE_TIMEOUT_MS 5000
+#define WN_TCP_AUTH_TIMEOUT_MS 5000
+#define WN_TCP_MAX_SESSIONS 4096
+#define WN_TCP_SOURCE_CONNS 32
+/* TCP keepalive on every carrier connection: a peer that vanished without
+ * a FIN or RST (a host that lost power, a NAT that forgot the mapping) is
+ * found within idle + interval * count seconds, whatever the layers above
+ * do. */
+#define WN_TCP_KEEPALIVE_IDLE_S 60
+#define WN_TCP_KEEPALIVE_INTVL_S 10
+#define WN_TCP_KEEPALIVE_CNT 6
 #define WN_TCP_STALL_MS 8000
-#define WN_TCP_MAX_CONNS 4096
 #define WN_TCP_RBUF (64 * 1024)
 #define WN_TCP_PBUF (16384 + 256) /* tls: one decrypted record */
 /* Connection groups (group.h): the client pings a connection that sent

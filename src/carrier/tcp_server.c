@@ -13,11 +13,11 @@
 #include "carrier/tcp_server_int.h"
 #include "carrier/tls.h"
 #include "crypto/preamble.h"
+#include "io/sock.h"
 #include "util/cidmap.h"
 #include "util/err.h"
 
 #define REAP_MS 500
-#define MAX_SESSIONS 4096
 
 static struct wn_tsrv *to_srv(struct wn_carrier *c)
 {
@@ -27,6 +27,15 @@ static struct wn_tsrv *to_srv(struct wn_carrier *c)
 static void destroy(struct wn_tcp_base *b)
 {
 	free(((struct wn_tsrv *)b)->fallback);
+}
+
+/* The connection has proved itself (or is gone): its source's count drops. */
+static void src_release(struct wn_tsrv_conn *tc)
+{
+	if (tc->src_counted) {
+		tc->src_counted = false;
+		wn_srclimit_put(&tc->srv->srcs, tc->src);
+	}
 }
 
 static void sess_free(struct wn_tsrv *t, struct wn_tsrv_sess *ss)
@@ -50,6 +59,7 @@ void wn_tsrv_conn_end(struct wn_tsrv_conn *tc, int err, const char *why)
 	wn_tcpconn_close(&tc->l.s);
 	wn_list_del(&tc->link);
 	t->nconns--;
+	src_release(tc);
 	if (tc->bound) {
 		tc->bound = false;
 		t->nbound--;
@@ -78,10 +88,17 @@ void wn_tsrv_conn_end(struct wn_tsrv_conn *tc, int err, const char *why)
 	tc->sess = NULL;
 }
 
-/* The table is full: forgets the session idle longest, if one has no
- * connection. Anyone who knows the server's public key can make sessions
- * (the engine inside rejects them), so a full table must not lock out new
- * clients while such sessions age. Returns true if one was forgotten. */
+/* The table is full: forgets the session idle longest among those that
+ * have no connection and never carried an authenticated packet. Anyone who
+ * knows the server's public key can make sessions (the engine inside
+ * rejects them), so a full table must not lock out new clients while such
+ * sessions age. A client's session is never forgotten early: it must stay
+ * for as long as its preambles could be replayed (the reaper forgets it
+ * after twice the clock window), or a recorded preamble replayed after the
+ * eviction would make a fresh session with the client's id and secret,
+ * which the client's next connection would then join. With only such
+ * sessions in the table a new one is refused instead. Returns true if one
+ * was forgotten. */
 static bool evict_one(struct wn_tsrv *t)
 {
 	struct wn_tsrv_sess *oldest = NULL;
@@ -90,7 +107,8 @@ static bool evict_one(struct wn_tsrv *t)
 	     l = l->next) {
 		struct wn_tsrv_sess *ss =
 		    wn_list_entry(l, struct wn_tsrv_sess, link);
-		if (!ss->nconns && (!oldest || ss->last_ms < oldest->last_ms))
+		if (!ss->nconns && !ss->authed &&
+		    (!oldest || ss->last_ms < oldest->last_ms))
 			oldest = ss;
 	}
 	if (!oldest)
@@ -104,7 +122,7 @@ static struct wn_tsrv_sess *sess_new(struct wn_tsrv *t,
 {
 	struct wn_tsrv_sess *ss;
 
-	if (t->nsessions >= MAX_SESSIONS && !evict_one(t))
+	if (t->nsessions >= t->b.o.max_sessions && !evict_one(t))
 		return NULL;
 	ss = calloc(1, sizeof(*ss));
 	if (!ss)
@@ -112,6 +130,7 @@ static struct wn_tsrv_sess *sess_new(struct wn_tsrv *t,
 	memcpy(ss->sid, p->sid, sizeof(ss->sid));
 	memcpy(ss->secret, p->secret, sizeof(ss->secret));
 	ss->counter = p->counter;
+	ss->born_ms = now_ms(t);
 	do
 		randombytes_buf(ss->tag, sizeof(ss->tag));
 	while (wn_cidmap_get(&t->by_tag, ss->tag, sizeof(ss->tag)));
@@ -174,6 +193,9 @@ static void bind_conn(struct wn_tsrv_conn *tc, const struct wn_preamble *p)
 	t->nbound++;
 	ss->conns[ss->nconns++] = tc;
 	ss->last_ms = now_ms(t);
+	/* Knowing the secret of a session a client proved is proof enough. */
+	if (ss->authed)
+		src_release(tc);
 	WN_LOG(t->b.log, WN_LOG_DEBUG, LOG_COMP,
 	       "%s: conn %llu from %s: bound (counter %llu, %zu in session)%s",
 	       t->b.base.name, (unsigned long long)tc->l.num, tc->peer,
@@ -273,6 +295,7 @@ static void on_end(struct wn_tcpconn *s, int err)
 	wn_tsrv_conn_end(tc, err, wn_strerror(err));
 }
 
+/* Names the peer for logs and finds its source prefix. */
 static void peer_name(struct wn_tsrv_conn *tc)
 {
 	struct sockaddr_storage ss;
@@ -281,6 +304,7 @@ static void peer_name(struct wn_tsrv_conn *tc)
 
 	if (uv_tcp_getpeername(&tc->l.s.tcp, (struct sockaddr *)&ss, &len) ==
 	    0) {
+		tc->src = wn_srclimit_key((struct sockaddr *)&ss);
 		if (ss.ss_family == AF_INET)
 			inet_ntop(AF_INET,
 			          &((struct sockaddr_in *)&ss)->sin_addr, host,
@@ -296,16 +320,32 @@ static void peer_name(struct wn_tsrv_conn *tc)
 static void on_accept(uv_stream_t *l, int status)
 {
 	struct wn_tsrv *t = l->data;
-	struct wn_tsrv_conn *tc;
+	struct wn_tsrv_conn *tc = NULL;
+	uint32_t pt = t->b.o.preamble_timeout_ms;
 
 	if (status < 0 || t->b.closed)
 		return;
-	tc = wn_tcp_link_new(&t->b, sizeof(*tc), on_data, on_end);
-	if (!tc)
+	if (t->fail_allocs > 0)
+		t->fail_allocs--;
+	else
+		tc = wn_tcp_link_new(&t->b, sizeof(*tc), on_data, on_end);
+	if (!tc) {
+		/* libuv stops polling a listener whose connection is left
+		 * pending: take it and close it. If even that finds no
+		 * memory, the reaper tries again. */
+		WN_LOG_RL(t->b.log, &t->b.rl, now_ms(t), WN_LOG_WARN, LOG_COMP,
+		          "%s: out of memory: connection refused",
+		          t->b.base.name);
+		if (wn_sock_refuse(l) != 0)
+			t->accept_stalled = true;
 		return;
+	}
 	tc->srv = t;
 	tc->state = TC_PREAMBLE;
-	tc->deadline_ms = now_ms(t) + t->b.o.preamble_timeout_ms;
+	/* A real client sends its preamble in its first flight (under TLS
+	 * right after the handshake); the random part keeps the deadline
+	 * from being a fingerprint. */
+	tc->deadline_ms = now_ms(t) + pt - randombytes_uniform(pt / 4 + 1);
 	wn_list_add_tail(&t->conns, &tc->link);
 	t->nconns++;
 	if (uv_accept(l, (uv_stream_t *)&tc->l.s.tcp) != 0) {
@@ -313,6 +353,25 @@ static void on_accept(uv_stream_t *l, int status)
 		return;
 	}
 	peer_name(tc);
+	if (t->nconns > t->b.o.max_conns) {
+		WN_LOG_RL(t->b.log, &t->b.rl, now_ms(t), WN_LOG_WARN, LOG_COMP,
+		          "%s: connection limit (%u) reached", t->b.base.name,
+		          t->b.o.max_conns);
+		wn_tsrv_conn_end(tc, WN_EDENIED, "connection limit");
+		return;
+	}
+	/* Until it proves itself a connection counts against its source,
+	 * so one host or network cannot hold every slot. */
+	if (!wn_srclimit_take(&t->srcs, tc->src)) {
+		t->source_limited++;
+		WN_LOG_RL(t->b.log, &t->b.rl, now_ms(t), WN_LOG_WARN, LOG_COMP,
+		          "%s: conn from %s: too many unproved connections "
+		          "from its network (%u)",
+		          t->b.base.name, tc->peer, t->b.o.source_conns);
+		wn_tsrv_conn_end(tc, WN_EDENIED, "source limit");
+		return;
+	}
+	tc->src_counted = true;
 	if (t->b.tls) {
 		gnutls_session_t sess;
 		if (wn_tls_session(&sess, 1, t->b.cred, NULL) != 0 ||
@@ -322,13 +381,6 @@ static void on_accept(uv_stream_t *l, int status)
 			return;
 		}
 		tc->l.s.on_not_tls = wn_tsrv_on_not_tls;
-	}
-	if (t->nconns > t->b.o.max_conns) {
-		WN_LOG_RL(t->b.log, &t->b.rl, now_ms(t), WN_LOG_WARN, LOG_COMP,
-		          "%s: connection limit (%u) reached", t->b.base.name,
-		          t->b.o.max_conns);
-		wn_tsrv_conn_end(tc, WN_EDENIED, "connection limit");
-		return;
 	}
 	if (wn_tcpconn_start(&tc->l.s) != 0)
 		wn_tsrv_conn_end(tc, WN_EIO, "cannot read");
@@ -341,18 +393,34 @@ static void on_reap(struct wn_timer *tm)
 	uint64_t now = now_ms(t);
 	struct wn_list *l, *next;
 
+	if (t->accept_stalled && !t->b.closed) {
+		t->accept_stalled = false;
+		on_accept((uv_stream_t *)&t->listener, 0);
+	}
+	/* Every state has a deadline: the preamble's (its padding
+	 * included), a stranger's hold, an answer's flush; and a bound
+	 * connection's session must carry an authenticated packet soon. */
 	for (l = t->conns.next; l != &t->conns; l = next) {
 		struct wn_tsrv_conn *tc =
 		    wn_list_entry(l, struct wn_tsrv_conn, link);
 		next = l->next;
-		if (tc->state != TC_BOUND && tc->state != TC_PADDING &&
-		    now >= tc->deadline_ms)
-			wn_tsrv_conn_end(tc, WN_ETIMEDOUT,
-			                 tc->state == TC_PREAMBLE
-			                     ? "no preamble"
-			                     : "stranger");
-		else if (tc->state == TC_BOUND && t->b.o.idle_close_ms &&
-		         now - tc->l.s.last_rx_ms > t->b.o.idle_close_ms)
+		if (tc->state != TC_BOUND && now >= tc->deadline_ms)
+			wn_tsrv_conn_end(
+			    tc, WN_ETIMEDOUT,
+			    tc->state == TC_PREAMBLE  ? "no preamble"
+			    : tc->state == TC_PADDING ? "no padding"
+			                              : "stranger");
+		else if (tc->sess && !tc->sess->authed &&
+		         now - tc->sess->born_ms >= t->b.o.auth_timeout_ms) {
+			t->unauthed++;
+			WN_LOG_RL(
+			    t->b.log, &t->b.rl, now, WN_LOG_INFO, LOG_COMP,
+			    "%s: conn from %s: no authenticated packet "
+			    "within %u ms",
+			    t->b.base.name, tc->peer, t->b.o.auth_timeout_ms);
+			wn_tsrv_conn_end(tc, WN_ETIMEDOUT, "not authenticated");
+		} else if (tc->state == TC_BOUND && t->b.o.idle_close_ms &&
+		           now - tc->l.s.last_rx_ms > t->b.o.idle_close_ms)
 			wn_tsrv_conn_end(tc, WN_ETIMEDOUT, "idle");
 		else if (tc->state == TC_BOUND && tc->sess &&
 		         wn_sgroup_silent(now, tc->l.s.last_rx_ms,
@@ -422,6 +490,23 @@ static int srv_send(struct wn_carrier *c, const struct sockaddr *to,
 	return wn_tcp_send_on(&t->b, tc ? &tc->l : NULL, buf, len, seg);
 }
 
+static void srv_authenticated(struct wn_carrier *c, const struct sockaddr *peer,
+                              socklen_t len)
+{
+	struct wn_tsrv *t = to_srv(c);
+	const uint8_t *tag = wn_vaddr_tag(peer, len);
+	struct wn_tsrv_sess *ss;
+
+	if (!tag || t->b.closed)
+		return;
+	ss = wn_cidmap_get(&t->by_tag, tag, WN_VADDR_TAG_LEN);
+	if (!ss || ss->authed)
+		return;
+	ss->authed = true;
+	for (size_t i = 0; i < ss->nconns; i++)
+		src_release(ss->conns[i]);
+}
+
 static int srv_local_addr(const struct wn_carrier *c,
                           struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -451,9 +536,11 @@ static void srv_close(struct wn_carrier *c)
 	if (t->b.closed)
 		return;
 	WN_LOG(t->b.log, WN_LOG_INFO, LOG_COMP,
-	       "%s: closed (%zu sessions, %llu strangers, %llu replays)",
+	       "%s: closed (%zu sessions, %llu strangers, %llu replays, %llu "
+	       "never authenticated, %llu over their source's limit)",
 	       t->b.base.name, t->nsessions, (unsigned long long)t->strangers,
-	       (unsigned long long)t->replays);
+	       (unsigned long long)t->replays, (unsigned long long)t->unauthed,
+	       (unsigned long long)t->source_limited);
 	t->b.closed = true;
 	memset(&t->b.base.h, 0, sizeof(t->b.base.h));
 	/* The handle count keeps the carrier's memory until every
@@ -468,6 +555,7 @@ static void srv_close(struct wn_carrier *c)
 		                           struct wn_tsrv_sess, link));
 	wn_cidmap_free(&t->by_tag);
 	wn_cidmap_free(&t->by_sid);
+	wn_srclimit_free(&t->srcs);
 	uv_close((uv_handle_t *)&t->listener, handle_closed);
 	if (t->reaper_live)
 		wn_timer_close(&t->reaper, reaper_closed);
@@ -478,6 +566,7 @@ static const struct wn_carrier_ops srv_ops = {
     .max_packet = wn_tcp_max_packet,
     .local_addr = srv_local_addr,
     .close = srv_close,
+    .authenticated = srv_authenticated,
 };
 
 size_t wn_tcp_server_conns(const struct wn_carrier *c)
@@ -488,6 +577,11 @@ size_t wn_tcp_server_conns(const struct wn_carrier *c)
 size_t wn_tcp_server_sessions(const struct wn_carrier *c)
 {
 	return ((const struct wn_tsrv *)c)->nsessions;
+}
+
+void wn_tcp_server_fail_allocs(struct wn_carrier *c, unsigned n)
+{
+	to_srv(c)->fail_allocs = n;
 }
 
 static int server_open(struct wn_loop *loop, struct wn_log *log, bool tls,
@@ -533,6 +627,9 @@ static int server_open(struct wn_loop *loop, struct wn_log *log, bool tls,
 		goto fail_free;
 	if (wn_cidmap_init(&t->by_sid) != 0)
 		goto fail_tag;
+	if (wn_srclimit_init(&t->srcs, t->b.o.max_conns, t->b.o.source_conns) !=
+	    0)
+		goto fail_sid;
 	rc = uv_tcp_init(wn_loop_uv(loop), &t->listener);
 	if (rc < 0) {
 		rc = wn_err_from_uv(rc);
@@ -540,6 +637,14 @@ static int server_open(struct wn_loop *loop, struct wn_log *log, bool tls,
 	}
 	t->listener.data = t;
 	t->b.handles = 1;
+	/* The reaper runs often enough for the shortest deadline. */
+	t->reap_ms = REAP_MS;
+	if (t->reap_ms > t->b.o.preamble_timeout_ms / 4)
+		t->reap_ms = t->b.o.preamble_timeout_ms / 4;
+	if (t->reap_ms > t->b.o.auth_timeout_ms / 4)
+		t->reap_ms = t->b.o.auth_timeout_ms / 4;
+	if (t->reap_ms < 10)
+		t->reap_ms = 10;
 	rc = wn_timer_init(loop, &t->reaper, on_reap);
 	if (rc == 0) {
 		t->b.handles++;
@@ -556,7 +661,7 @@ static int server_open(struct wn_loop *loop, struct wn_log *log, bool tls,
 		rc = wn_err_from_uv(uv_tcp_getsockname(
 		    &t->listener, (struct sockaddr *)&ss, &slen));
 	if (rc == 0)
-		rc = wn_timer_start(&t->reaper, REAP_MS, REAP_MS);
+		rc = wn_timer_start(&t->reaper, t->reap_ms, t->reap_ms);
 	if (rc != 0) {
 		WN_LOG(log, WN_LOG_ERROR, LOG_COMP, "%s: listen: %s",
 		       t->b.base.name, wn_strerror(rc));
@@ -571,6 +676,7 @@ static int server_open(struct wn_loop *loop, struct wn_log *log, bool tls,
 	return 0;
 
 fail_sid:
+	wn_srclimit_free(&t->srcs);
 	wn_cidmap_free(&t->by_sid);
 fail_tag:
 	wn_cidmap_free(&t->by_tag);

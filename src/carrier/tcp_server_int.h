@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "carrier/srclimit.h"
 #include "carrier/tcp_int.h"
 #include "crypto/preamble.h"
 #include "util/cidmap.h"
@@ -34,7 +35,9 @@ struct wn_tsrv_conn {
 	enum wn_tsrv_conn_state state;
 	bool bound;           /* counted in srv->nbound */
 	struct wn_list link;  /* srv->conns */
-	uint64_t deadline_ms; /* preamble or hold deadline */
+	uint64_t deadline_ms; /* preamble (and padding) or hold deadline */
+	wn_srckey src;        /* the peer's source prefix */
+	bool src_counted;     /* counted in srv->srcs: not proved yet */
 	size_t skip;          /* padding bytes still to skip */
 	struct sockaddr_in6 vaddr;
 	uint8_t pre[WN_PREAMBLE_SEALED];
@@ -56,7 +59,11 @@ struct wn_tsrv_sess {
 	struct sockaddr_in6 vaddr; /* the session's address while it has
 	                               connections: its tag and the first
 	                               one's number */
-	uint64_t last_ms;    /* last time a connection was bound or ended */
+	uint64_t last_ms; /* last time a connection was bound or ended */
+	uint64_t born_ms;
+	/* The engine authenticated a packet from it (carrier.h): a client's,
+	 * not a stranger's who only knows the server's public key. */
+	bool authed;
 	struct wn_list link; /* srv->sessions */
 };
 
@@ -71,9 +78,13 @@ struct wn_tsrv {
 	struct wn_cidmap by_tag, by_sid;
 	struct wn_list conns, sessions;
 	size_t nconns, nbound, nsessions;
-	char *fallback; /* tls, WN_FALLBACK_FILE: the answer */
+	struct wn_srclimit srcs; /* unproved connections per source */
+	uint32_t reap_ms;
+	bool accept_stalled;  /* a connection is pending, not yet taken */
+	unsigned fail_allocs; /* fault injection (wn_tcp_server_fail_allocs) */
+	char *fallback;       /* tls, WN_FALLBACK_FILE: the answer */
 	size_t fallback_len;
-	uint64_t strangers, replays;
+	uint64_t strangers, replays, unauthed, source_limited;
 };
 
 static inline uint64_t now_ms(const struct wn_tsrv *t)

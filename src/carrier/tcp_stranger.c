@@ -6,16 +6,21 @@
 #include "carrier/tls.h"
 #include "util/err.h"
 
-#define HOLD_MIN_MS 2000
-#define HOLD_SPAN_MS 4000
+/* A stranger is held until the connection's preamble deadline (random,
+ * from accept: tcp_server.c), whatever it sent: a hold that started at
+ * the 115th byte would show a prober where the preamble ends. One found
+ * out after that deadline (a preamble that arrived just in time, then
+ * failed) is held for a random short while. */
+#define HOLD_LATE_MS 2000
 
 static void hold(struct wn_tsrv_conn *tc, const char *why)
 {
 	struct wn_tsrv *t = tc->srv;
 
 	tc->state = TC_STRANGER;
-	tc->deadline_ms =
-	    now_ms(t) + HOLD_MIN_MS + randombytes_uniform(HOLD_SPAN_MS);
+	if (tc->deadline_ms <= now_ms(t))
+		tc->deadline_ms =
+		    now_ms(t) + 1 + randombytes_uniform(HOLD_LATE_MS);
 	t->strangers++;
 	WN_LOG_RL(t->b.log, &t->b.rl, now_ms(t), WN_LOG_INFO, LOG_COMP,
 	          "%s: conn from %s: %s: held in silence", t->b.base.name,

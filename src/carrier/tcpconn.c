@@ -8,6 +8,7 @@
 
 #include "carrier/carrier.h"
 #include "carrier/tcp_int.h"
+#include "io/sock.h"
 #include "util/err.h"
 
 static void close_handle(struct wn_tcpconn *s);
@@ -92,6 +93,10 @@ int wn_tcpconn_start(struct wn_tcpconn *s)
 	int rc;
 
 	uv_tcp_nodelay(&s->tcp, 1);
+	/* Without keepalive a peer that vanished silently holds the
+	 * connection (and its fd) for ever when nothing is sent on it. */
+	(void)wn_sock_keepalive(&s->tcp, WN_TCP_KEEPALIVE_IDLE_S,
+	                        WN_TCP_KEEPALIVE_INTVL_S, WN_TCP_KEEPALIVE_CNT);
 	rc = uv_read_start((uv_stream_t *)&s->tcp, on_alloc, on_read);
 	if (rc < 0)
 		return wn_err_from_uv(rc);

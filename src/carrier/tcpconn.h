@@ -93,8 +93,8 @@ void wn_tcpconn_tls_begin(struct wn_tcpconn *s);
 int wn_tcpconn_init(struct wn_tcpconn *s, struct wn_loop *loop, size_t limit,
                     uint8_t *rbuf, size_t rcap);
 
-/* Starts reading (after connect or accept); sets TCP_NODELAY. Returns 0 or
- * a WN_E* code. */
+/* Starts reading (after connect or accept); sets TCP_NODELAY and TCP
+ * keepalive (WN_TCP_KEEPALIVE_*). Returns 0 or a WN_E* code. */
 int wn_tcpconn_start(struct wn_tcpconn *s);
 
 /* Room in the write queue. */

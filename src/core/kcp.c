@@ -287,6 +287,13 @@ static int parse_data(struct wn_kcp *k, const struct wn_kcp_hdr *h,
 static int input_push(struct wn_kcp *k, const struct wn_kcp_hdr *h,
                       const uint8_t *data)
 {
+	if (h->len > k->mss) {
+		/* No sender of ours writes one, and storing it would cost its
+		 * whole length for as long as it waits in rcv_buf. Dropped
+		 * unacknowledged, like a segment that never arrived. */
+		k->st.drop_large++;
+		return 0;
+	}
 	if (diff(h->sn, k->rcv_nxt + k->cfg.rcv_wnd) >= 0) {
 		k->st.drop_window++;
 		return 0;

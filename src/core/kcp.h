@@ -150,7 +150,9 @@ void wn_kcp_free(struct wn_kcp *k);
  * message mode a frg the receive window could never reassemble. Segments
  * before the bad one have been processed; the rest is dropped and counted.
  * A PUSH outside the receive window is dropped and counted (drop_window),
- * not an error. WN_ENOMEM if a segment could not be stored (it is not
+ * not an error; so is a PUSH longer than mss (drop_large), which is not
+ * acknowledged either: both ends must use the same mtu, or the receiver
+ * the larger. WN_ENOMEM if a segment could not be stored (it is not
  * acknowledged, so the peer sends it again). */
 int wn_kcp_input(struct wn_kcp *k, const uint8_t *pkt, size_t len,
                  uint32_t now);
@@ -226,6 +228,8 @@ struct wn_kcp_stats {
 	uint64_t ack_overflow; /* acks not queued: the ack list was full */
 	uint64_t probes_sent;  /* WASK segments sent */
 	uint64_t seg_allocs;   /* segment mallocs (free list misses) */
+	uint64_t seg_mem;      /* bytes of segment memory held now */
+	uint64_t drop_large;   /* PUSH longer than mss */
 	uint32_t seg_spare;    /* segments on the free list now */
 	uint32_t rmt_wnd;      /* the peer's last advertised window */
 };

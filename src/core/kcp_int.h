@@ -258,7 +258,8 @@ uint32_t wn_kcp_pace_next(const struct wn_kcp *k, uint32_t now);
 
 /* Returns a segment able to hold len bytes (zeroed header, cap set), or
  * NULL. Segments of up to mss bytes come from the free list if it has one;
- * every malloc is counted in seg_allocs. */
+ * otherwise a data segment gets max(len, mss) bytes and an empty one none.
+ * Every malloc is counted in seg_allocs, its bytes in seg_mem. */
 struct seg *wn_kcp_seg_get(struct wn_kcp *k, uint32_t len);
 
 /* Returns a segment to the free list (bounded), or frees it. */

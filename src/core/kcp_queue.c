@@ -11,9 +11,13 @@
 struct seg *wn_kcp_seg_get(struct wn_kcp *k, uint32_t len)
 {
 	struct seg *s;
-	uint32_t cap = umax(len, k->mss);
+	/* Data segments get a whole mss so they can be reused from the free
+	 * list; an empty one (a zero-length message) needs only its header,
+	 * so a peer's empty segments cost it what they cost us. */
+	uint32_t cap = len ? umax(len, k->mss) : 0;
 
-	if (cap == k->mss && k->free) {
+	if (len <= k->mss && k->free) {
+		cap = k->mss;
 		s = (struct seg *)k->free;
 		k->free = s->link.next;
 		k->nfree--;
@@ -22,6 +26,7 @@ struct seg *wn_kcp_seg_get(struct wn_kcp *k, uint32_t len)
 		if (!s)
 			return NULL;
 		k->st.seg_allocs++;
+		k->st.seg_mem += sizeof(*s) + cap;
 	}
 	memset(s, 0, sizeof(*s));
 	s->cap = cap;
@@ -35,6 +40,7 @@ void wn_kcp_seg_put(struct wn_kcp *k, struct seg *s)
 		k->free = &s->link;
 		k->nfree++;
 	} else {
+		k->st.seg_mem -= sizeof(*s) + s->cap;
 		free(s);
 	}
 }
@@ -44,6 +50,7 @@ void wn_kcp_shrink(struct wn_kcp *k)
 	while (k->free) {
 		struct link *l = k->free;
 		k->free = l->next;
+		k->st.seg_mem -= sizeof(struct seg) + k->mss;
 		free(l);
 	}
 	k->nfree = 0;

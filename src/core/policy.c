@@ -276,7 +276,55 @@ static bool unspecified(const struct sockaddr_storage *ss)
 	return true;
 }
 
+static bool same_address(const struct sockaddr_storage *a,
+                         const struct sockaddr_storage *b);
+
+bool wn_policy_guarded(const struct sockaddr_storage *ss,
+                       const struct wn_policy_self *self)
+{
+	static const uint8_t ll6[2] = {0xfe, 0x80};
+	size_t i;
+
+	if (ss->ss_family == AF_INET) {
+		const uint8_t *a =
+		    (const uint8_t *)&((const struct sockaddr_in *)ss)
+		        ->sin_addr;
+		/* 0/8 is "this network", 127/8 loopback, 169.254/16
+		 * link-local (cloud metadata services live there). */
+		if (a[0] == 0 || a[0] == 127 || (a[0] == 169 && a[1] == 254))
+			return true;
+	} else if (ss->ss_family == AF_INET6) {
+		const struct in6_addr *a6 =
+		    &((const struct sockaddr_in6 *)ss)->sin6_addr;
+		if (IN6_IS_ADDR_UNSPECIFIED(a6) || IN6_IS_ADDR_LOOPBACK(a6) ||
+		    prefix_match(ll6, a6->s6_addr, 10))
+			return true;
+	} else {
+		return true;
+	}
+	for (i = 0; self && i < self->n; i++)
+		if (same_address(&self->addrs[i], ss))
+			return true;
+	return false;
+}
+
+bool wn_policy_address_explicit(const struct wn_allow_rule *rules, size_t n,
+                                const struct sockaddr_storage *ss)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((rules[i].kind == WN_RULE_CIDR4 ||
+		     rules[i].kind == WN_RULE_CIDR6) &&
+		    rules[i].prefix > 0 &&
+		    wn_allow_rule_match_sa(&rules[i],
+		                           (const struct sockaddr *)ss))
+			return true;
+	return false;
+}
+
 enum wn_verdict wn_policy_judge(const struct wn_allow_rule *rules, size_t n,
+                                const struct wn_policy_self *self,
                                 const struct wn_endpoint *t)
 {
 	bool by_address = false;
@@ -284,6 +332,12 @@ enum wn_verdict wn_policy_judge(const struct wn_allow_rule *rules, size_t n,
 
 	if (t->kind == WN_HOST_IP && unspecified(&t->sa))
 		return WN_VERDICT_DENY;
+	/* This host and its neighbours on the link: only a rule that names
+	 * the address opens them, never `*` or a /0. */
+	if (t->kind == WN_HOST_IP && wn_policy_guarded(&t->sa, self))
+		return wn_policy_address_explicit(rules, n, &t->sa)
+		           ? WN_VERDICT_ALLOW
+		           : WN_VERDICT_DENY;
 	for (i = 0; i < n; i++) {
 		const struct wn_allow_rule *r = &rules[i];
 
@@ -323,9 +377,13 @@ static bool same_address(const struct sockaddr_storage *a,
 }
 
 size_t wn_policy_addresses(const struct wn_allow_rule *rules, size_t nrules,
+                           const struct wn_policy_self *self,
                            const struct addrinfo *res, uint16_t port,
-                           bool check, struct sockaddr_storage *out, size_t max)
+                           enum wn_policy_use use, struct sockaddr_storage *out,
+                           size_t max)
 {
+	bool check = use == WN_POLICY_BY_ADDRESS;
+	bool guard = use != WN_POLICY_FIXED;
 	const struct addrinfo *ai;
 	struct sockaddr_storage ss;
 	size_t n = 0, i;
@@ -342,7 +400,12 @@ size_t wn_policy_addresses(const struct wn_allow_rule *rules, size_t nrules,
 		else
 			((struct sockaddr_in6 *)&ss)->sin6_port = htons(port);
 		wn_policy_unmap_v4(&ss);
+		/* A name rule, or a check by a broad address rule, never
+		 * reaches a guarded address: the name's owner (or anyone
+		 * who controls its DNS) chooses what it resolves to. */
 		if (unspecified(&ss) ||
+		    (guard && wn_policy_guarded(&ss, self) &&
+		     !wn_policy_address_explicit(rules, nrules, &ss)) ||
 		    (check && !wn_policy_address_allowed(rules, nrules, &ss)))
 			continue;
 		for (dup = false, i = 0; i < n && !dup; i++)

@@ -69,11 +69,36 @@ enum wn_verdict {
 	WN_VERDICT_ALLOW_ADDRESSES,
 };
 
+/* The addresses the server itself answers on (its interfaces'), which a
+ * broad rule must not reach; see wn_policy_guarded. addrs is borrowed;
+ * NULL with n 0 for none. */
+struct wn_policy_self {
+	const struct sockaddr_storage *addrs;
+	size_t n;
+};
+
+/* True if ss is in the default deny list: 0.0.0.0/8 and :: (this host),
+ * loopback (127.0.0.0/8, ::1), link-local (169.254.0.0/16, fe80::/10) or
+ * one of self's addresses (ports are ignored). Such an address is reached
+ * only through a rule that names it: wn_policy_address_explicit. Private
+ * ranges (RFC 1918, fc00::/7) are not in the list: a tunnel to a home or
+ * office network exists to reach them. */
+bool wn_policy_guarded(const struct sockaddr_storage *ss,
+                       const struct wn_policy_self *self);
+
+/* True if some CIDR rule of rules[0..n) narrower than /0 (an address or a
+ * block written out, not `*`, 0.0.0.0/0 or ::/0) covers the address and
+ * port ss: the only rules that let a guarded address through. */
+bool wn_policy_address_explicit(const struct wn_allow_rule *rules, size_t n,
+                                const struct sockaddr_storage *ss);
+
 /* The verdict of rules[0..n) on target t (IPv4-mapped addresses already
  * unmapped, wn_policy_unmap_v4). The unspecified addresses 0.0.0.0 and ::
  * are denied whatever the rules: connecting to them reaches this host,
- * which no rule for "any address" should imply. */
+ * which no rule for "any address" should imply. A guarded address literal
+ * (wn_policy_guarded) is allowed only by an explicit address rule. */
 enum wn_verdict wn_policy_judge(const struct wn_allow_rule *rules, size_t n,
+                                const struct wn_policy_self *self,
                                 const struct wn_endpoint *t);
 
 /* True if some rule of rules[0..n) allows the address and port ss. */
@@ -85,13 +110,23 @@ bool wn_policy_address_allowed(const struct wn_allow_rule *rules, size_t n,
  * judged and connected to as such. Other addresses are left alone. */
 void wn_policy_unmap_v4(struct sockaddr_storage *ss);
 
+/* Why a looked-up name is being connected to, which decides the filter. */
+enum wn_policy_use {
+	WN_POLICY_FIXED,      /* the operator's fixed target: no guard */
+	WN_POLICY_BY_NAME,    /* a name rule allowed it (WN_VERDICT_ALLOW) */
+	WN_POLICY_BY_ADDRESS, /* WN_VERDICT_ALLOW_ADDRESSES */
+};
+
 /* The usable addresses of a name lookup result, in resolver order: port
  * set, IPv4-mapped addresses unmapped, duplicates and unspecified
- * addresses dropped, and with check (WN_VERDICT_ALLOW_ADDRESSES) only those
- * rules[0..n) allow. Returns how many (at most max) were stored in out. */
+ * addresses dropped; unless use is WN_POLICY_FIXED, guarded addresses
+ * (wn_policy_guarded) dropped too unless an explicit address rule covers
+ * them; and for WN_POLICY_BY_ADDRESS only those rules[0..n) allow. Returns
+ * how many (at most max) were stored in out. */
 size_t wn_policy_addresses(const struct wn_allow_rule *rules, size_t n,
+                           const struct wn_policy_self *self,
                            const struct addrinfo *res, uint16_t port,
-                           bool check, struct sockaddr_storage *out,
+                           enum wn_policy_use use, struct sockaddr_storage *out,
                            size_t max);
 
 #endif

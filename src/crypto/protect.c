@@ -38,7 +38,7 @@ static void mac1_write(const uint8_t key[32], uint8_t *msg, size_t len)
 	                           32);
 }
 
-/* Checks the trailing mac1 of pkt[0, len) (len > 16). */
+/* Checks the mac1 at the end of pkt[0, len) (len > 16). */
 static bool mac1_ok(const uint8_t key[32], const uint8_t *pkt, size_t len)
 {
 	uint8_t mac[WN_PROTECT_MAC_LEN];
@@ -46,6 +46,56 @@ static bool mac1_ok(const uint8_t key[32], const uint8_t *pkt, size_t len)
 
 	crypto_generichash_blake2b(mac, sizeof(mac), pkt, body, key, 32);
 	return sodium_memcmp(mac, pkt + body, sizeof(mac)) == 0;
+}
+
+/* ---- Cookies and mac2 ---- */
+
+static void cookie_key(uint8_t key[WN_NOISE_KEYLEN],
+                       const uint8_t pk[WN_NOISE_DHLEN])
+{
+	crypto_generichash_blake2b_state st;
+
+	crypto_generichash_blake2b_init(&st, NULL, 0, WN_NOISE_KEYLEN);
+	crypto_generichash_blake2b_update(&st, (const uint8_t *)"cookie--", 8);
+	crypto_generichash_blake2b_update(&st, pk, WN_NOISE_DHLEN);
+	crypto_generichash_blake2b_final(&st, key, WN_NOISE_KEYLEN);
+}
+
+/* The cookie of an address under a secret. */
+static void cookie_make(uint8_t cookie[WN_PROTECT_COOKIE_LEN],
+                        const uint8_t secret[32], const uint8_t *addr,
+                        size_t alen)
+{
+	crypto_generichash_blake2b(cookie, WN_PROTECT_COOKIE_LEN, addr, alen,
+	                           secret, 32);
+}
+
+/* mac2 of an initiation body[0, len), everything before mac2. */
+static void mac2_make(uint8_t mac[WN_PROTECT_MAC_LEN],
+                      const uint8_t cookie[WN_PROTECT_COOKIE_LEN],
+                      const uint8_t *body, size_t len)
+{
+	crypto_generichash_blake2b(mac, WN_PROTECT_MAC_LEN, body, len, cookie,
+	                           WN_PROTECT_COOKIE_LEN);
+}
+
+/* Draws a new secret when the current one is due, keeping the previous
+ * one for a second period so that every cookie lives a full period. */
+static void secret_rotate(struct wn_protect_responder *r, uint64_t now)
+{
+	if (r->has_secret && now >= r->secret_ms &&
+	    now - r->secret_ms < WN_PROTECT_COOKIE_SECRET_MS)
+		return;
+	bool recent = r->has_secret && now >= r->secret_ms &&
+	              now - r->secret_ms < 2 * WN_PROTECT_COOKIE_SECRET_MS;
+	if (recent)
+		memcpy(r->prev_secret, r->secret, sizeof(r->secret));
+	else
+		sodium_memzero(r->prev_secret, sizeof(r->prev_secret));
+	r->has_prev = recent;
+	r->env.random(r->env.ctx, r->secret, sizeof(r->secret));
+	r->secret_ms = now;
+	r->has_secret = true;
 }
 
 /* ---- Timestamps ---- */
@@ -168,6 +218,7 @@ int wn_protect_peer_init(struct wn_protect_peer *p, bool initiator,
 	memcpy(p->remote_pk, remote_pk, WN_NOISE_DHLEN);
 	mac1_key(p->mac1_send, remote_pk);
 	mac1_key(p->mac1_recv, local_pk);
+	cookie_key(p->cookie_key, remote_pk);
 	return 0;
 }
 
@@ -203,14 +254,18 @@ int wn_protect_classify(const uint8_t *pkt, size_t len, uint8_t *type,
 		wn_rd_u32le(&rd); /* sender index */
 		*receiver_index = wn_rd_u32le(&rd);
 		break;
+	case WN_PROTECT_MSG_COOKIE:
+		if (len != WN_PROTECT_COOKIE_REPLY_LEN)
+			return WN_EPROTO;
+		*receiver_index = wn_rd_u32le(&rd);
+		break;
 	case WN_PROTECT_MSG_TRANSPORT:
 		if (len < WN_PROTECT_OVERHEAD)
 			return WN_EPROTO;
 		*receiver_index = wn_rd_u32le(&rd);
 		break;
 	default:
-		/* Includes the reserved cookie reply and any nonzero
-		 * reserved byte. */
+		/* Includes any nonzero reserved byte. */
 		return WN_EPROTO;
 	}
 	*type = (uint8_t)t;
@@ -390,18 +445,65 @@ int wn_protect_initiate(struct wn_protect_peer *p, const uint8_t *payload,
 	wn_put_u32le(out, WN_PROTECT_MSG_INITIATION);
 	wn_put_u32le(out + 4, index);
 	rc = wn_noise_ik_write(&p->hs, inner, sizeof(ts) + plen, out + 8,
-	                       cap - 8 - WN_PROTECT_MAC_LEN, &n);
+	                       cap - 8 - 2 * WN_PROTECT_MAC_LEN, &n);
 	if (rc)
 		goto fail;
-	mac1_write(p->mac1_send, out, 8 + n);
+	n += 8;
+	mac1_write(p->mac1_send, out, n);
+	memcpy(p->hs_mac1, out + n, WN_PROTECT_MAC_LEN);
+	n += WN_PROTECT_MAC_LEN;
+	p->hs_mac2 = p->has_cookie && now >= p->cookie_ms &&
+	             now - p->cookie_ms < WN_PROTECT_COOKIE_USE_MS;
+	if (p->hs_mac2)
+		mac2_make(out + n, p->cookie, out, n);
+	else
+		memset(out + n, 0, WN_PROTECT_MAC_LEN);
+	p->cookie_retried = false;
 	memcpy(p->last_ts, ts, sizeof(ts));
-	*len = 8 + n + WN_PROTECT_MAC_LEN;
+	*len = n + WN_PROTECT_MAC_LEN;
 	sodium_memzero(inner, sizeof(inner));
 	return 0;
 fail:
 	hs_drop(p);
 	sodium_memzero(inner, sizeof(inner));
 	return rc;
+}
+
+int wn_protect_consume_cookie(struct wn_protect_peer *p, const uint8_t *pkt,
+                              size_t len, uint64_t now, bool *retry)
+{
+	uint8_t cookie[WN_PROTECT_COOKIE_LEN];
+	uint32_t receiver;
+	uint8_t type;
+
+	*retry = false;
+	if (!p->initiator || !p->hs_pending)
+		return WN_EPROTO;
+	if (wn_protect_classify(pkt, len, &type, &receiver) != 0 ||
+	    type != WN_PROTECT_MSG_COOKIE || receiver != p->hs_index)
+		return WN_EPROTO;
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(
+	        cookie, NULL, NULL, pkt + 8 + WN_PROTECT_COOKIE_NONCE_LEN,
+	        WN_PROTECT_COOKIE_LEN + WN_PROTECT_MAC_LEN, p->hs_mac1,
+	        WN_PROTECT_MAC_LEN, pkt + 8, p->cookie_key) != 0)
+		return WN_ECRYPTO;
+	bool same = p->has_cookie &&
+	            sodium_memcmp(cookie, p->cookie, sizeof(cookie)) == 0;
+	memcpy(p->cookie, cookie, sizeof(cookie));
+	sodium_memzero(cookie, sizeof(cookie));
+	p->cookie_ms = now;
+	p->has_cookie = true;
+	/* A reply to an initiation that already carried this cookie's mac2
+	 * would only repeat itself. */
+	if ((p->hs_mac2 && same) || p->cookie_retried)
+		return 0;
+	if (p->cookie_retry_ms && now >= p->cookie_retry_ms &&
+	    now - p->cookie_retry_ms < WN_PROTECT_COOKIE_RETRY_MS)
+		return 0;
+	p->cookie_retried = true;
+	p->cookie_retry_ms = now;
+	*retry = true;
+	return 0;
 }
 
 int wn_protect_consume_response(struct wn_protect_peer *p, const uint8_t *pkt,
@@ -467,12 +569,75 @@ int wn_protect_responder_init(struct wn_protect_responder *r,
 	memcpy(r->local_sk, local_sk, WN_NOISE_DHLEN);
 	memcpy(r->local_pk, local_pk, WN_NOISE_DHLEN);
 	mac1_key(r->mac1_recv, local_pk);
+	cookie_key(r->cookie_key, local_pk);
 	return 0;
 }
 
 void wn_protect_responder_wipe(struct wn_protect_responder *r)
 {
 	sodium_memzero(r, sizeof(*r));
+}
+
+int wn_protect_responder_check(struct wn_protect_responder *r,
+                               const uint8_t *pkt, size_t len,
+                               const uint8_t *addr, size_t alen, uint64_t now,
+                               bool *mac2_ok)
+{
+	uint8_t cookie[WN_PROTECT_COOKIE_LEN], mac[WN_PROTECT_MAC_LEN];
+	static const uint8_t zero[WN_PROTECT_MAC_LEN];
+	size_t body = len - WN_PROTECT_MAC_LEN;
+	uint32_t unused;
+	uint8_t type;
+
+	*mac2_ok = false;
+	if (wn_protect_classify(pkt, len, &type, &unused) != 0 ||
+	    type != WN_PROTECT_MSG_INITIATION)
+		return WN_EPROTO;
+	if (!mac1_ok(r->mac1_recv, pkt, body))
+		return WN_ECRYPTO;
+	secret_rotate(r, now);
+	/* No cookie: nothing to compute. */
+	if (sodium_memcmp(pkt + body, zero, sizeof(zero)) == 0)
+		return 0;
+	for (int i = 0; i < 2 && !*mac2_ok; i++) {
+		if (i == 1 && !r->has_prev)
+			break;
+		cookie_make(cookie, i ? r->prev_secret : r->secret, addr, alen);
+		mac2_make(mac, cookie, pkt, body);
+		*mac2_ok = sodium_memcmp(mac, pkt + body, sizeof(mac)) == 0;
+	}
+	sodium_memzero(cookie, sizeof(cookie));
+	return 0;
+}
+
+int wn_protect_cookie_reply(struct wn_protect_responder *r, const uint8_t *pkt,
+                            size_t len, const uint8_t *addr, size_t alen,
+                            uint64_t now, uint8_t *out, size_t cap,
+                            size_t *olen)
+{
+	uint8_t cookie[WN_PROTECT_COOKIE_LEN];
+	uint32_t unused;
+	uint8_t type;
+
+	if (wn_protect_classify(pkt, len, &type, &unused) != 0 ||
+	    type != WN_PROTECT_MSG_INITIATION)
+		return WN_EPROTO;
+	if (cap < WN_PROTECT_COOKIE_REPLY_LEN)
+		return WN_ENOSPC;
+	secret_rotate(r, now);
+	cookie_make(cookie, r->secret, addr, alen);
+	wn_put_u32le(out, WN_PROTECT_MSG_COOKIE);
+	memcpy(out + 4, pkt + 4, 4); /* their sender index */
+	r->env.random(r->env.ctx, out + 8, WN_PROTECT_COOKIE_NONCE_LEN);
+	/* Bound to the initiation's mac1, so that only its sender, who
+	 * knows that mac1, can use the cookie. */
+	crypto_aead_xchacha20poly1305_ietf_encrypt(
+	    out + 8 + WN_PROTECT_COOKIE_NONCE_LEN, NULL, cookie, sizeof(cookie),
+	    pkt + len - 2 * WN_PROTECT_MAC_LEN, WN_PROTECT_MAC_LEN, NULL,
+	    out + 8, r->cookie_key);
+	sodium_memzero(cookie, sizeof(cookie));
+	*olen = WN_PROTECT_COOKIE_REPLY_LEN;
+	return 0;
 }
 
 void wn_protect_initiation_wipe(struct wn_protect_initiation *in)
@@ -497,7 +662,7 @@ int wn_protect_responder_consume(const struct wn_protect_responder *r,
 		return WN_EPROTO;
 	/* mac1 before anything costly: a sender who does not know our
 	 * public key is dropped here. */
-	if (!mac1_ok(r->mac1_recv, pkt, len))
+	if (!mac1_ok(r->mac1_recv, pkt, len - WN_PROTECT_MAC_LEN))
 		return WN_ECRYPTO;
 
 	r->env.random(r->env.ctx, e_sk, sizeof(e_sk));
@@ -506,7 +671,7 @@ int wn_protect_responder_consume(const struct wn_protect_responder *r,
 	sodium_memzero(e_sk, sizeof(e_sk));
 	if (rc == 0)
 		rc = wn_noise_ik_read(&in->hs, pkt + 8,
-		                      len - 8 - WN_PROTECT_MAC_LEN, inner,
+		                      len - 8 - 2 * WN_PROTECT_MAC_LEN, inner,
 		                      sizeof(inner), &n);
 	if (rc == 0 && n < WN_PROTECT_TIMESTAMP_LEN)
 		rc = WN_EPROTO; /* the length check makes this impossible */

@@ -9,10 +9,10 @@
  * except the TAI64N timestamp, which is big-endian by its definition.
  *
  *   1 initiation  type u32 | sender_index u32 | ephemeral 32 | static 32+16
- *                 | (timestamp 12 | payload 0..32) + 16 | mac1 16
+ *                 | (timestamp 12 | payload 0..32) + 16 | mac1 16 | mac2 16
  *   2 response    type u32 | sender_index u32 | receiver_index u32
  *                 | ephemeral 32 | empty + 16 | mac1 16
- *   3 cookie      reserved, not implemented (see below)
+ *   3 cookie      type u32 | receiver_index u32 | nonce 24 | cookie 16 + 16
  *   4 transport   type u32 | receiver_index u32 | counter u64
  *                 | ChaCha20-Poly1305(plaintext) + 16
  *
@@ -24,10 +24,21 @@
  * static X25519 public key), over the message bytes before it. The server
  * checks it before any public-key work and drops the message silently if it
  * fails: a prober who does not know the server's public key gets no answer
- * and costs it no DH. There is no cookie reply (WireGuard's type 3, which
- * makes a flooding sender prove its address): under load, the engine should
- * rate-limit initiations per source address before calling
- * wn_protect_responder_consume.
+ * and costs it no DH.
+ *
+ * Cookies, as WireGuard's: a server under load answers an initiation
+ * without a valid mac2 with a cookie reply instead of doing the DH work
+ * (wn_protect_cookie_reply). The cookie is BLAKE2b-128 keyed with a random
+ * server secret that changes every WN_PROTECT_COOKIE_SECRET_MS, over the
+ * sender's address; it travels under XChaCha20-Poly1305 keyed with
+ * BLAKE2b-256("cookie--" || server static public key), with the
+ * initiation's mac1 as associated data, so only the sender of that
+ * initiation can use it. The client then sends initiations with mac2 =
+ * BLAKE2b-128 keyed with the cookie over the message bytes before mac2
+ * (zero when it has no cookie): a valid mac2 proves the sender receives at
+ * its address, so the engine can budget per source. mac2 checks accept the
+ * current and the previous secret, so a cookie works for at least
+ * WN_PROTECT_COOKIE_SECRET_MS.
  *
  * Each side names a keypair by a random 32-bit local index; the other side
  * writes it as receiver_index, so the receiver finds the keys without trial
@@ -49,15 +60,20 @@
  *     wn_protect_consume_response; then send something at once (an empty
  *     seal is a keepalive). Type 4 goes to wn_protect_open. Data goes out
  *     through wn_protect_seal; WN_EAGAIN means no keys: queue and handshake.
- *   server: wn_protect_responder_init once. A type 1 packet (after a
- *     per-address rate limit) goes to wn_protect_responder_consume; on
- *     success look up in.static_pk among the allowed clients, compare
- *     in.timestamp with the last accepted one for that key, find or create
- *     that client's peer (wn_protect_peer_init, responder, with index
- *     callbacks into the server's index table), wn_protect_respond, store
- *     the timestamp, send the response. Type 4 packets go to the peer found
- *     by receiver index, wn_protect_open; replies go out with
- *     wn_protect_seal. Types 2 and 3 are dropped.
+ *   server: wn_protect_responder_init once. A type 1 packet goes first to
+ *     wn_protect_responder_check (mac1, mac2; no DH), then to the
+ *     admission policy (crypto/hsadmit.h), which says: drop it, answer it
+ *     with wn_protect_cookie_reply (under load, no valid mac2: no DH), or
+ *     go on. Going on, wn_protect_responder_consume; on success look up
+ *     in.static_pk among the allowed clients, compare in.timestamp with
+ *     the last accepted one for that key, find or create that client's
+ *     peer (wn_protect_peer_init, responder, with index callbacks into the
+ *     server's index table), wn_protect_respond, store the timestamp, send
+ *     the response. Type 4 packets go to the peer found by receiver index,
+ *     wn_protect_open; replies go out with wn_protect_seal. Types 2 and 3
+ *     are dropped.
+ *   client, cookies: a type 3 packet goes to wn_protect_consume_cookie;
+ *     when it says retry, initiate again at once.
  *   both: wn_protect_tick at wn_protect_next_expiry frees expired keys;
  *     wn_protect_peer_wipe when the session ends.
  *
@@ -80,7 +96,7 @@
 
 #define WN_PROTECT_MSG_INITIATION 1
 #define WN_PROTECT_MSG_RESPONSE 2
-#define WN_PROTECT_MSG_COOKIE 3 /* reserved, never sent or accepted */
+#define WN_PROTECT_MSG_COOKIE 3
 #define WN_PROTECT_MSG_TRANSPORT 4
 
 #define WN_PROTECT_MAC_LEN 16
@@ -88,11 +104,22 @@
 #define WN_PROTECT_PAYLOAD_MAX 32   /* caller payload in an initiation */
 #define WN_PROTECT_INITIATION_MIN                             \
 	(8 + WN_NOISE_IK_MSG1_LEN(WN_PROTECT_TIMESTAMP_LEN) + \
-	 WN_PROTECT_MAC_LEN) /* 132 */
+	 2 * WN_PROTECT_MAC_LEN) /* 148 */
 #define WN_PROTECT_INITIATION_MAX \
-	(WN_PROTECT_INITIATION_MIN + WN_PROTECT_PAYLOAD_MAX) /* 164 */
+	(WN_PROTECT_INITIATION_MIN + WN_PROTECT_PAYLOAD_MAX) /* 180 */
 #define WN_PROTECT_RESPONSE_LEN \
 	(12 + WN_NOISE_IK_MSG2_LEN(0) + WN_PROTECT_MAC_LEN) /* 76 */
+#define WN_PROTECT_COOKIE_LEN 16
+#define WN_PROTECT_COOKIE_NONCE_LEN 24
+#define WN_PROTECT_COOKIE_REPLY_LEN                                \
+	(8 + WN_PROTECT_COOKIE_NONCE_LEN + WN_PROTECT_COOKIE_LEN + \
+	 WN_PROTECT_MAC_LEN) /* 64 */
+/* The server's cookie secret changes this often; the client uses a cookie
+ * for a little less, so that it never sends one the server has forgotten. */
+#define WN_PROTECT_COOKIE_SECRET_MS 120000
+#define WN_PROTECT_COOKIE_USE_MS (WN_PROTECT_COOKIE_SECRET_MS - 5000)
+/* Cookie replies make the client send again at once at most this often. */
+#define WN_PROTECT_COOKIE_RETRY_MS 1000
 
 /* Transport packets: the plaintext sits between a 16-byte header and the
  * 16-byte tag, so a caller that leaves this room seals and opens in
@@ -161,6 +188,13 @@ struct wn_protect_peer {
 	uint32_t hs_index;
 	uint64_t hs_started_ms;
 	uint8_t last_ts[WN_PROTECT_TIMESTAMP_LEN]; /* last one sent */
+	/* Initiator: the cookie for mac2 (see wn_protect_consume_cookie). */
+	uint8_t cookie_key[WN_NOISE_KEYLEN];
+	uint8_t cookie[WN_PROTECT_COOKIE_LEN];
+	uint64_t cookie_ms, cookie_retry_ms;
+	bool has_cookie, cookie_retried;
+	uint8_t hs_mac1[WN_PROTECT_MAC_LEN]; /* the pending initiation's */
+	bool hs_mac2; /* it carried a mac2 from the current cookie */
 };
 
 /* The server's handshake front door: its key and mac1 key. Private. */
@@ -168,6 +202,10 @@ struct wn_protect_responder {
 	struct wn_protect_env env;
 	uint8_t local_sk[WN_NOISE_DHLEN], local_pk[WN_NOISE_DHLEN];
 	uint8_t mac1_recv[32];
+	uint8_t cookie_key[WN_NOISE_KEYLEN];
+	uint8_t secret[32], prev_secret[32]; /* cookie secrets */
+	uint64_t secret_ms;                  /* when secret was drawn */
+	bool has_secret, has_prev;
 };
 
 /* A checked initiation, waiting for the caller's decision. Holds the
@@ -259,6 +297,18 @@ int wn_protect_initiate(struct wn_protect_peer *p, const uint8_t *payload,
                         size_t plen, uint64_t unix_ms, uint64_t now,
                         uint8_t *out, size_t cap, size_t *len);
 
+/* Consumes a cookie reply pkt[0, len) to the pending handshake: keeps the
+ * cookie for the mac2 of the initiations sent in the next
+ * WN_PROTECT_COOKIE_USE_MS. *retry says whether to send a new initiation
+ * now: when the pending one lacked a mac2 from this cookie, at most once
+ * per pending handshake and per WN_PROTECT_COOKIE_RETRY_MS (so forged or
+ * repeated replies cannot make the client send at their rate); otherwise
+ * the normal retry timer applies. Returns 0, WN_EPROTO (malformed, no
+ * handshake pending for its index) or WN_ECRYPTO (not for our last
+ * initiation, or forged). */
+int wn_protect_consume_cookie(struct wn_protect_peer *p, const uint8_t *pkt,
+                              size_t len, uint64_t now, bool *retry);
+
 /* Consumes the server's response pkt[0, len) to the pending handshake. On
  * success the new keypair becomes current at once (the old current becomes
  * previous) and the caller should send a transport packet soon, an empty
@@ -281,8 +331,30 @@ int wn_protect_responder_init(struct wn_protect_responder *r,
 /* Wipes the responder's keys. */
 void wn_protect_responder_wipe(struct wn_protect_responder *r);
 
+/* The cheap checks of an initiation pkt[0, len) from the address whose
+ * bytes are addr[0, alen) (the engine's encoding of address and port):
+ * type and length, mac1, and whether mac2 is a valid cookie MAC for that
+ * address (*mac2_ok). No public-key work. Rotates the cookie secret when
+ * it is due (env.random). Returns 0, WN_EPROTO (malformed) or WN_ECRYPTO
+ * (mac1 failed: drop silently). */
+int wn_protect_responder_check(struct wn_protect_responder *r,
+                               const uint8_t *pkt, size_t len,
+                               const uint8_t *addr, size_t alen, uint64_t now,
+                               bool *mac2_ok);
+
+/* Writes the cookie reply to initiation pkt[0, len) (which passed
+ * wn_protect_responder_check) from address addr[0, alen) into out (cap >=
+ * WN_PROTECT_COOKIE_REPLY_LEN); *olen gets its length. Returns 0,
+ * WN_EPROTO or WN_ENOSPC. It is smaller than the initiation, so it
+ * amplifies nothing. */
+int wn_protect_cookie_reply(struct wn_protect_responder *r, const uint8_t *pkt,
+                            size_t len, const uint8_t *addr, size_t alen,
+                            uint64_t now, uint8_t *out, size_t cap,
+                            size_t *olen);
+
 /* Checks an initiation pkt[0, len): mac1 first (no public-key work when it
- * fails), then the Noise message. On success fills *in: the client's static
+ * fails), then the Noise message; mac2 is the caller's business
+ * (wn_protect_responder_check). On success fills *in: the client's static
  * key, its timestamp and payload, and the handshake to continue. The caller
  * then decides: is static_pk an allowed client, and is the timestamp newer
  * than the last one accepted from that key (wn_protect_timestamp_after; the

@@ -344,6 +344,20 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 		ksession_schedule(ks);
 		return;
 	}
+	if (type == WN_PROTECT_MSG_COOKIE) {
+		/* The server is under load and wants proof of our address:
+		 * the next initiations carry the cookie's mac2. */
+		bool retry;
+		if (wn_protect_consume_cookie(&ks->peer, pkt, len, now,
+		                              &retry) != 0) {
+			c->ep.stats.pkts_dropped++;
+			return;
+		}
+		c->ep.stats.cookies++;
+		if (retry)
+			client_send_initiation(ks, now);
+		return;
+	}
 	if (type != WN_PROTECT_MSG_TRANSPORT) {
 		c->ep.stats.pkts_dropped++;
 		return;

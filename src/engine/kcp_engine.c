@@ -428,6 +428,7 @@ void ksession_input(struct ksession *ks, struct wn_carrier *c,
 		ks->carrier = c;
 		memcpy(&ks->remote, from, fromlen);
 		ks->rlen = fromlen;
+		wn_carrier_authenticated(c, from, fromlen); /* carrier.h */
 	}
 	uint64_t now = kep_now(ks->ep);
 	if (!ks->ep->kt)

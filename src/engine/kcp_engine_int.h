@@ -103,6 +103,7 @@ struct wn_kcp_engine_stats {
 	uint64_t handshakes, rekeys;
 	uint64_t pkts_dropped; /* failed authentication, replays, unknown */
 	uint64_t auth_failures;
+	uint64_t cookies; /* server: cookie replies sent; client: received */
 	/* kcptun profile: */
 	uint64_t csum_errors;   /* CRC or decryption failed (InCsumErrors) */
 	uint64_t fec_dropped;   /* malformed FEC shards */

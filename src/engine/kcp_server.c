@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/prefixlimit.h"
+#include "crypto/hsadmit.h"
 #include "engine/kcp_engine_int.h"
 #include "util/err.h"
 #include "util/rw.h"
@@ -20,12 +21,6 @@ struct kclient {
 	struct ksession *sess; /* its live session, if any */
 };
 
-/* Handshakes that pass mac1 cost the server two DH operations each (about
- * half a millisecond): without WireGuard's cookie reply, a token bucket
- * caps them. */
-#define HS_RATE_PER_S 200
-#define HS_BURST 400
-
 /* kcptun: new sessions per source prefix (/24, /64). A kcptun client opens
  * one session (or --conn of them) and a new one when it restarts, so this
  * is far above what clients behind one prefix need, and it stops one
@@ -36,9 +31,8 @@ struct kclient {
 
 struct wn_kcp_server {
 	struct kep ep;                /* first */
+	struct wn_hsadmit adm;        /* which initiations cost us DH work */
 	struct wn_prefixlimit kt_new; /* kcptun: new sessions per prefix */
-	double hs_tokens;
-	uint64_t hs_refill_ms;
 	struct wn_protect_responder resp;
 	struct kclient *clients;
 	size_t nclients;
@@ -160,22 +154,65 @@ static struct ksession *server_new_session(struct wn_kcp_server *s,
 	return ks;
 }
 
+/* The source of a packet for per-source budgets: the address without
+ * the port, IPv6 by its /64 (one host's usual share). */
+static size_t source_key(const uint8_t *akey, size_t alen,
+                         uint8_t out[WN_HSADMIT_SRC_KEY_MAX])
+{
+	size_t n = alen == 19 ? 8 : alen - 3;
+	out[0] = akey[0];
+	memcpy(out + 1, akey + 3, n);
+	return 1 + n;
+}
+
+/* Whether an initiation that passed mac1 may cost us the DH work (see
+ * crypto/hsadmit.h); answers it with a cookie reply under load. */
+static int server_admit(struct wn_kcp_server *s, struct wn_carrier *car,
+                        const struct sockaddr *from, socklen_t fromlen,
+                        const uint8_t *pkt, size_t len, uint64_t now)
+{
+	uint8_t akey[WN_CID_MAX], skey[WN_HSADMIT_SRC_KEY_MAX];
+	size_t alen = addr_key(from, akey);
+	bool mac2;
+	if (wn_protect_responder_check(&s->resp, pkt, len, akey, alen, now,
+	                               &mac2) != 0)
+		return -1; /* a stranger: not a word */
+	size_t slen = source_key(akey, alen, skey);
+	switch (wn_hsadmit_check(&s->adm, pkt + len - 2 * WN_PROTECT_MAC_LEN,
+	                         skey, slen, mac2, now)) {
+	case WN_HSADMIT_GO:
+		return 0;
+	case WN_HSADMIT_COOKIE: {
+		uint8_t out[WN_PROTECT_COOKIE_REPLY_LEN];
+		size_t olen;
+		if (wn_protect_cookie_reply(&s->resp, pkt, len, akey, alen, now,
+		                            out, sizeof(out), &olen) == 0 &&
+		    wn_carrier_send(car, from, fromlen, out, olen, olen) == 0)
+			s->ep.stats.cookies++;
+		WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN, "sess",
+		          "many handshakes: answering with cookies");
+		return -1;
+	}
+	case WN_HSADMIT_LIMIT:
+		WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN, "sess",
+		          "too many handshakes from one source: dropping some");
+		return -1;
+	case WN_HSADMIT_REPLAY:
+		break;
+	}
+	return -1;
+}
+
 /* A handshake initiation: answered only for a listed client, with a
- * timestamp newer than its last, that proved it knows our key. Anything
- * else is dropped without a word. */
+ * timestamp newer than its last, that proved it knows our key and that
+ * server_admit let through. Anything else is dropped without a word. */
 static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
                               const struct sockaddr *from, socklen_t fromlen,
                               const uint8_t *pkt, size_t len)
 {
 	uint64_t now = kep_now(&s->ep);
-	s->hs_tokens += (double)(now - s->hs_refill_ms) * HS_RATE_PER_S / 1000;
-	s->hs_refill_ms = now;
-	if (s->hs_tokens > HS_BURST)
-		s->hs_tokens = HS_BURST;
-	if (s->hs_tokens < 1) {
+	if (server_admit(s, car, from, fromlen, pkt, len, now) != 0) {
 		s->ep.stats.pkts_dropped++;
-		WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN, "sess",
-		          "too many handshakes: dropping some");
 		return;
 	}
 	struct wn_protect_initiation in;
@@ -183,7 +220,6 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
 		s->ep.stats.pkts_dropped++;
 		return;
 	}
-	s->hs_tokens -= 1; /* it passed mac1: it cost us the DH work */
 	size_t i;
 	for (i = 0; i < s->nclients; i++)
 		if (sodium_memcmp(s->clients[i].x, in.static_pk, WN_KEY_LEN) ==
@@ -244,6 +280,8 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
 	    0)
 		return;
 	s->ep.stats.handshakes++;
+	/* A listed client's fresh initiation: tell the carrier (carrier.h). */
+	wn_carrier_authenticated(car, from, fromlen);
 	ks->carrier = car;
 	memcpy(&ks->remote, from, fromlen);
 	ks->rlen = fromlen;
@@ -413,8 +451,9 @@ int kep_server_create(const struct wn_kcp_engine_opts *o,
 	s->ep.rl_drop = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
 	s->ep.rl_err = (struct wn_ratelimit)WN_RATELIMIT_INIT(5000, 5);
 	s->ep.sess_dead = server_sess_dead;
-	s->hs_tokens = HS_BURST;
-	s->hs_refill_ms = wn_loop_now_ms(o->loop);
+	uint8_t hkey[16];
+	randombytes_buf(hkey, sizeof(hkey));
+	wn_hsadmit_init(&s->adm, hkey, wn_loop_now_ms(o->loop));
 	wn_list_init(&s->sessions);
 	wn_deferred_init(&s->dnode);
 	int rc = WN_ENOMEM;

@@ -17,6 +17,25 @@
 #define BACKOFF_MIN_MS 200
 #define BACKOFF_MAX_MS 5000
 #define SERVER_MAX_CONNS 4096
+/* Address validation (docs/wire-format.md, "Initial token"). A handshake
+ * admitted on the client's proof alone may come from a spoofed address (a
+ * replayed Initial): at most SERVER_MAX_UNVALIDATED of those at once, and
+ * SERVER_PREFIX_UNVALIDATED per source prefix; past either, a proven
+ * Initial gets a Retry instead, and only an address that answers it
+ * starts a handshake. Handshakes of any kind are capped in all and per
+ * prefix; past those caps Initials are dropped. */
+#define SERVER_MAX_HALFOPEN 1024
+#define SERVER_MAX_UNVALIDATED 64
+#define SERVER_PREFIX_HALFOPEN 32
+#define SERVER_PREFIX_UNVALIDATED 4
+#define SERVER_PREFIX_SLOTS 2048 /* > SERVER_MAX_HALFOPEN: never full */
+/* A Retry token is good this long after the Retry; its secret is replaced
+ * this often (the previous one still verifies, so no token in flight is
+ * lost to a rotation). */
+#define RETRY_TOKEN_TIMEOUT_MS 10000
+#define RETRY_SECRET_MS (10 * 60 * 1000)
+#define QC_ADMIT_HALFOPEN 1u
+#define QC_ADMIT_UNVALIDATED 2u
 
 void wn_quic_opts_default(struct wn_quic_opts *o)
 {
@@ -381,6 +400,7 @@ int wn__quic_client_new(const struct wn_quic_opts *o,
 	}
 	memcpy(c->ep.server_key, server_key, WN_KEY_LEN);
 	c->ep.base.ops = &client_ops;
+	wn_qproof_key(c->ep.proof_key, server_key);
 	c->ep.conn_up = client_conn_up;
 	c->ep.conn_dead = client_conn_dead;
 	c->ep.streams_available = client_streams_available;
@@ -629,6 +649,13 @@ static const struct wn_engine_ops client_ops = {
 struct wn_quic_server {
 	struct qep ep; /* first */
 	size_t live;
+	/* Admission: handshaking connections, in all and per prefix, and
+	 * those of them whose address is not validated. */
+	size_t halfopen, unvalidated;
+	struct wn_prefixcount pfx_halfopen, pfx_unvalidated;
+	/* Retry token secrets: the current one and the one before it. */
+	uint8_t retry_secret[2][32];
+	uint64_t retry_rotated_ms;
 	struct wn_deferred free_node;
 	struct wn_timer closer; /* orders the final free after connections' */
 	int closing;
@@ -649,9 +676,25 @@ static const struct wn_quic_server *cserver_of(const struct wn_engine *e)
 	return (const struct wn_quic_server *)wn__quic_cep(e);
 }
 
+/* The handshake ended (done or dead): the connection no longer counts
+ * against the admission caps. */
+static void admit_release(struct wn_quic_server *s, struct qconn *qc)
+{
+	if (qc->admit & QC_ADMIT_HALFOPEN) {
+		s->halfopen--;
+		wn_prefixcount_release(&s->pfx_halfopen, &qc->prefix);
+	}
+	if (qc->admit & QC_ADMIT_UNVALIDATED) {
+		s->unvalidated--;
+		wn_prefixcount_release(&s->pfx_unvalidated, &qc->prefix);
+	}
+	qc->admit = 0;
+}
+
 static void server_conn_up(struct qep *ep, struct qconn *qc)
 {
 	struct wn_quic_server *s = SV(ep);
+	admit_release(s, qc);
 	s->live++;
 	wn_log_event(ep->o.log, WN_LOG_INFO, "sess", '+', qc->tunnel.peer_id,
 	             (long)s->live, "client connected");
@@ -660,6 +703,7 @@ static void server_conn_up(struct qep *ep, struct qconn *qc)
 static void server_conn_dead(struct qep *ep, struct qconn *qc)
 {
 	struct wn_quic_server *s = SV(ep);
+	admit_release(s, qc);
 	if (qc->peer_ok && qc->tunnel.peer_id[0]) {
 		s->live--;
 		wn_log_event(ep->o.log, WN_LOG_INFO, "sess", '-',
@@ -672,6 +716,138 @@ static void server_conn_dead(struct qep *ep, struct qconn *qc)
 		WN_LOG_RL(ep->o.log, &ep->rl_err, wn__quic_now_ms(ep),
 		          WN_LOG_WARN, "sess", "refused %s: %s", addr, qc->why);
 	}
+}
+
+/* Replaces the Retry token secret every RETRY_SECRET_MS, keeping the
+ * previous one for tokens issued just before. */
+static void retry_rotate(struct wn_quic_server *s, uint64_t now_ms)
+{
+	if (now_ms - s->retry_rotated_ms < RETRY_SECRET_MS)
+		return;
+	memcpy(s->retry_secret[1], s->retry_secret[0], 32);
+	randombytes_buf(s->retry_secret[0], 32);
+	s->retry_rotated_ms = now_ms;
+}
+
+/* Answers a proven Initial with a Retry: a fresh server connection ID
+ * and a token that binds the client's address and its first DCID. */
+static void send_retry(struct wn_quic_server *s, struct wn_carrier *carrier,
+                       const struct sockaddr *from, socklen_t fromlen,
+                       const ngtcp2_pkt_hd *hd, ngtcp2_tstamp now)
+{
+	struct qep *ep = &s->ep;
+	ngtcp2_cid scid;
+	scid.datalen = QUIC_SCID_LEN;
+	randombytes_buf(scid.data, scid.datalen);
+	uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+	ngtcp2_ssize tl = ngtcp2_crypto_generate_retry_token(
+	    token, s->retry_secret[0], sizeof(s->retry_secret[0]), hd->version,
+	    (const ngtcp2_sockaddr *)from, fromlen, &scid, &hd->dcid, now);
+	if (tl < 0)
+		return;
+	ngtcp2_ssize n = ngtcp2_crypto_write_retry(
+	    ep->txbuf, ep->txcap, hd->version, &hd->scid, &scid, &hd->dcid,
+	    token, (size_t)tl);
+	if (n <= 0)
+		return;
+	if (wn_carrier_send(carrier, from, fromlen, ep->txbuf, (size_t)n,
+	                    (size_t)n) == 0)
+		ep->stats.retries_sent++;
+}
+
+/* Checks a Retry token with the current secret, then the previous one;
+ * fills odcid (the client's first DCID) on success. */
+static int retry_verify(struct wn_quic_server *s, const ngtcp2_pkt_hd *hd,
+                        const struct sockaddr *from, socklen_t fromlen,
+                        ngtcp2_tstamp now, ngtcp2_cid *odcid)
+{
+	for (int i = 0; i < 2; i++)
+		if (ngtcp2_crypto_verify_retry_token(
+		        odcid, hd->token.base, hd->token.len,
+		        s->retry_secret[i], sizeof(s->retry_secret[i]),
+		        hd->version, (const ngtcp2_sockaddr *)from, fromlen,
+		        &hd->dcid,
+		        (ngtcp2_duration)RETRY_TOKEN_TIMEOUT_MS *
+		            NGTCP2_MILLISECONDS,
+		        now) == 0)
+			return 0;
+	return WN_ECRYPTO;
+}
+
+/* A packet for no connection: starts one if it is a client Initial that
+ * passes admission. In order, cheapest first: the Initial must carry
+ * either the client's proof of the server key (a MAC, checked in constant
+ * time) or a Retry token this server issued to that address; anything
+ * else is dropped without a word, before any TLS or connection state.
+ * Then the caps: past the unvalidated ones a proof earns a Retry, past
+ * the others the Initial is dropped. Returns the new connection, or NULL
+ * for a packet that was dropped (or answered with a Retry). */
+static struct qconn *server_admit(struct wn_quic_server *s,
+                                  struct wn_carrier *carrier,
+                                  const struct sockaddr *from,
+                                  socklen_t fromlen, const uint8_t *pkt,
+                                  size_t len)
+{
+	struct qep *ep = &s->ep;
+	ngtcp2_pkt_hd hd;
+	/* ngtcp2_accept only parses the long header (no keys, no state). */
+	if (!(pkt[0] & 0x80) || ngtcp2_accept(&hd, pkt, len) != 0 ||
+	    hd.type != NGTCP2_PKT_INITIAL || hd.token.len == 0)
+		return NULL;
+	ngtcp2_tstamp now = wn__quic_now(ep);
+	uint64_t now_ms = wn__quic_now_ms(ep);
+	ngtcp2_cid odcid;
+	int validated;
+	if (hd.token.len == WN_QPROOF_LEN) {
+		if (wn_qproof_check(ep->proof_key, hd.token.base, hd.token.len,
+		                    hd.version, hd.dcid.data, hd.dcid.datalen,
+		                    wn_wall_ms() / 1000) != 0)
+			return NULL;
+		validated = 0;
+	} else {
+		retry_rotate(s, now_ms);
+		if (hd.token.base[0] != NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY ||
+		    retry_verify(s, &hd, from, fromlen, now, &odcid) != 0)
+			return NULL;
+		validated = 1;
+	}
+	struct wn_prefix pfx;
+	wn_prefix_of(from, fromlen, &pfx);
+	if (ep->stats.conns_opened - ep->stats.conns_closed >=
+	        SERVER_MAX_CONNS ||
+	    s->halfopen >= SERVER_MAX_HALFOPEN ||
+	    wn_prefixcount_count(&s->pfx_halfopen, &pfx) >=
+	        SERVER_PREFIX_HALFOPEN) {
+		WN_LOG_RL(ep->o.log, &ep->rl_drop, now_ms, WN_LOG_WARN, "sess",
+		          "connection limit reached");
+		return NULL;
+	}
+	if (!validated && (s->unvalidated >= SERVER_MAX_UNVALIDATED ||
+	                   wn_prefixcount_count(&s->pfx_unvalidated, &pfx) >=
+	                       SERVER_PREFIX_UNVALIDATED)) {
+		retry_rotate(s, now_ms);
+		send_retry(s, carrier, from, fromlen, &hd, now);
+		return NULL;
+	}
+	if (wn_prefixcount_take(&s->pfx_halfopen, &pfx) != 0)
+		return NULL;
+	if (!validated && wn_prefixcount_take(&s->pfx_unvalidated, &pfx) != 0) {
+		wn_prefixcount_release(&s->pfx_halfopen, &pfx);
+		return NULL;
+	}
+	struct qconn *qc = wn__qconn_new_server(ep, carrier, from, fromlen, &hd,
+	                                        validated ? &odcid : NULL);
+	if (!qc) {
+		wn_prefixcount_release(&s->pfx_halfopen, &pfx);
+		if (!validated)
+			wn_prefixcount_release(&s->pfx_unvalidated, &pfx);
+		return NULL;
+	}
+	qc->prefix = pfx;
+	qc->admit = QC_ADMIT_HALFOPEN | (validated ? 0 : QC_ADMIT_UNVALIDATED);
+	s->halfopen++;
+	s->unvalidated += !validated;
+	return qc;
 }
 
 static void server_recv(void *ctx, struct wn_carrier *carrier,
@@ -692,21 +868,7 @@ static void server_recv(void *ctx, struct wn_carrier *carrier,
 	}
 	struct qconn *qc = wn_cidmap_get(&ep->cids, vc.dcid, vc.dcidlen);
 	if (!qc) {
-		ngtcp2_pkt_hd hd;
-		if (!(pkt[0] & 0x80) || ngtcp2_accept(&hd, pkt, len) != 0 ||
-		    hd.type != NGTCP2_PKT_INITIAL) {
-			ep->stats.pkts_dropped++;
-			return;
-		}
-		if (ep->stats.conns_opened - ep->stats.conns_closed >=
-		    SERVER_MAX_CONNS) {
-			ep->stats.pkts_dropped++;
-			WN_LOG_RL(ep->o.log, &ep->rl_drop, wn__quic_now_ms(ep),
-			          WN_LOG_WARN, "sess",
-			          "connection limit reached");
-			return;
-		}
-		qc = wn__qconn_new_server(ep, carrier, from, fromlen, &hd);
+		qc = server_admit(s, carrier, from, fromlen, pkt, len);
 		if (!qc) {
 			ep->stats.pkts_dropped++;
 			return;
@@ -771,7 +933,27 @@ int wn__quic_server_new(const struct wn_quic_opts *o,
 	s->ep.base.ops = &server_ops;
 	s->ep.conn_up = server_conn_up;
 	s->ep.conn_dead = server_conn_dead;
-	rc = wn_timer_init(o->loop, &s->closer, NULL);
+	wn_qproof_key(s->ep.proof_key, o->id->ed_pk);
+	randombytes_buf(s->retry_secret, sizeof(s->retry_secret));
+	s->retry_rotated_ms = wn__quic_now_ms(&s->ep);
+	uint64_t seed;
+	randombytes_buf(&seed, sizeof(seed));
+	rc = wn_prefixcount_init(&s->pfx_halfopen, SERVER_PREFIX_SLOTS,
+	                         SERVER_PREFIX_HALFOPEN, seed);
+	if (rc == 0) {
+		rc = wn_prefixcount_init(&s->pfx_unvalidated,
+		                         SERVER_PREFIX_SLOTS,
+		                         SERVER_PREFIX_UNVALIDATED, seed);
+		if (rc != 0)
+			wn_prefixcount_free(&s->pfx_halfopen);
+	}
+	if (rc == 0) {
+		rc = wn_timer_init(o->loop, &s->closer, NULL);
+		if (rc != 0) {
+			wn_prefixcount_free(&s->pfx_halfopen);
+			wn_prefixcount_free(&s->pfx_unvalidated);
+		}
+	}
 	if (rc != 0) {
 		ep_free(&s->ep);
 		free(s);
@@ -805,6 +987,8 @@ static void server_closed(struct wn_timer *t)
 {
 	struct wn_quic_server *s =
 	    wn_container_of(t, struct wn_quic_server, closer);
+	wn_prefixcount_free(&s->pfx_halfopen);
+	wn_prefixcount_free(&s->pfx_unvalidated);
 	ep_free(&s->ep);
 	free(s);
 }

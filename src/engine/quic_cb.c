@@ -20,8 +20,11 @@ static void hex8(const uint8_t *k, char out[17])
 
 static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
 {
-	(void)ctx;
-	randombytes_buf(dest, len);
+	const struct qep *ep = ctx->native_handle;
+	if (ep->o.rand)
+		ep->o.rand(ep->o.rand_ctx, dest, len);
+	else
+		randombytes_buf(dest, len);
 }
 
 static int cb_get_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
@@ -59,6 +62,10 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
 	if (!qc->peer_ok)
 		return NGTCP2_ERR_CALLBACK_FAILURE;
 	qc->state = QC_UP;
+	/* The client proved its key: tell the carrier (carrier.h). */
+	if (qc->ep->is_server)
+		wn_carrier_authenticated(
+		    qc->carrier, (struct sockaddr *)&qc->remote, qc->rlen);
 	char k[17];
 	hex8(qc->peer_key, k);
 	snprintf(qc->tunnel.peer_id, sizeof(qc->tunnel.peer_id), "%.8s", k);
@@ -139,6 +146,8 @@ static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
 {
 	struct qconn *qc = user_data;
 	struct qstream *qs = stream_user_data;
+	qc->ep->stats.stream_pkts_lost +=
+	    ngtcp2_conn_get_stream_loss_count(conn, sid);
 	if (qc->ep->is_server && !ngtcp2_conn_is_local_stream(conn, sid))
 		ngtcp2_conn_extend_max_streams_bidi(conn, 1);
 	if (!qs)
@@ -169,26 +178,12 @@ static int cb_stream_reset(ngtcp2_conn *conn, int64_t sid, uint64_t final,
 	return 0;
 }
 
-static int cb_stream_stop_sending(ngtcp2_conn *conn, int64_t sid,
-                                  uint64_t app_error_code, void *user_data,
-                                  void *stream_user_data)
-{
-	(void)conn;
-	(void)sid;
-	(void)user_data;
-	struct qstream *qs = stream_user_data;
-	if (!qs || qs->base.ended)
-		return 0;
-	/* ngtcp2 answers with RESET_STREAM on its own; we keep reading. What
-	 * we had queued will never be sent. */
-	wn_bufq_free(&qs->sendq);
-	qs->sent = 0;
-	qs->fin_wanted = 0;
-	if (wn_list_linked(&qs->rlink))
-		wn_list_del(&qs->rlink);
-	wn_sb_recv_stop(&qs->base, wire_err(app_error_code));
-	return 0;
-}
+/* No stream_stop_sending callback: ngtcp2 0.12 calls it when our own
+ * STOP_SENDING goes out (after ngtcp2_conn_shutdown_stream_read), not when
+ * the peer's arrives. Treated as the peer's, it aborted our direction and
+ * freed data still unacknowledged. The peer's STOP_SENDING has no callback
+ * in 0.12: ngtcp2 answers it with RESET_STREAM itself, and the stream ends
+ * in stream_close with the peer's code once both directions are done. */
 
 static int cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t sid,
                                      uint64_t max_data, void *user_data,
@@ -241,6 +236,12 @@ static int cb_path_validation(ngtcp2_conn *conn, uint32_t flags,
 	(void)flags;
 	if (res != NGTCP2_PATH_VALIDATION_RESULT_SUCCESS || !path->user_data)
 		return 0;
+	/* The answer came under the connection's keys: the peer on that
+	 * path is the client (carrier.h's authentication hint). */
+	if (qc->ep->is_server)
+		wn_carrier_authenticated(
+		    path->user_data, (const struct sockaddr *)path->remote.addr,
+		    (socklen_t)path->remote.addrlen);
 	const ngtcp2_path *cur = ngtcp2_conn_get_path(conn);
 	if (cur->user_data != path->user_data ||
 	    path->user_data == qc->carrier ||
@@ -287,7 +288,6 @@ void wn__qconn_fill_callbacks(ngtcp2_callbacks *cb, int server)
 	cb->stream_open = cb_stream_open;
 	cb->stream_close = cb_stream_close;
 	cb->stream_reset = cb_stream_reset;
-	cb->stream_stop_sending = cb_stream_stop_sending;
 	cb->extend_max_stream_data = cb_extend_max_stream_data;
 	cb->recv_datagram = cb_recv_datagram;
 	cb->path_validation = cb_path_validation;

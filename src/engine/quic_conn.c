@@ -19,6 +19,7 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 	const struct wn_quic_opts *o = &ep->o;
 	ngtcp2_settings_default(s);
 	s->initial_ts = wn__quic_now(ep);
+	s->rand_ctx.native_handle = ep; /* cb_rand reads the endpoint's */
 	s->cc_algo = NGTCP2_CC_ALGO_BBR;
 	s->max_window = o->conn_window_max;
 	s->max_stream_window = o->stream_window_max;
@@ -130,6 +131,15 @@ struct qconn *wn__qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
 	ngtcp2_transport_params p;
 	wn__qconn_fill_callbacks(&cb, 0);
 	fill_settings(ep, qc, &s, &p);
+	/* The proof that this client knows the server's key, without which
+	 * the server does not answer (crypto/quicproof.h). ngtcp2 copies it
+	 * into every Initial until a Retry replaces it with the server's
+	 * token. */
+	uint8_t proof[WN_QPROOF_LEN];
+	wn_qproof_make(proof, ep->proof_key, NGTCP2_PROTO_VER_V1, dcid.data,
+	               dcid.datalen, wn_wall_ms() / 1000);
+	s.token.base = proof;
+	s.token.len = sizeof(proof);
 	ngtcp2_path path;
 	path_of(qc, &path);
 	if (ngtcp2_conn_client_new(&qc->conn, &dcid, &scid, &path,
@@ -148,7 +158,8 @@ struct qconn *wn__qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
 
 struct qconn *wn__qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
                                    const struct sockaddr *remote,
-                                   socklen_t rlen, const ngtcp2_pkt_hd *hd)
+                                   socklen_t rlen, const ngtcp2_pkt_hd *hd,
+                                   const ngtcp2_cid *odcid)
 {
 	struct qconn *qc = conn_alloc(ep, carrier, remote, rlen);
 	if (!qc)
@@ -162,6 +173,16 @@ struct qconn *wn__qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
 	wn__qconn_fill_callbacks(&cb, 1);
 	fill_settings(ep, qc, &s, &p);
 	p.original_dcid = hd->dcid;
+	if (odcid) {
+		/* After a Retry: the transport parameters name both IDs (RFC
+		 * 9000, 7.3), and the token, which ngtcp2 then requires in
+		 * every Initial of this connection, lifts the
+		 * anti-amplification limit: the address is validated. */
+		p.original_dcid = *odcid;
+		p.retry_scid = hd->dcid;
+		p.retry_scid_present = 1;
+		s.token = hd->token;
+	}
 	p.stateless_reset_token_present = 1;
 	if (ngtcp2_crypto_generate_stateless_reset_token(
 	        p.stateless_reset_token, ep->reset_secret,
@@ -439,6 +460,11 @@ void wn__qconn_read(struct qconn *qc, struct wn_carrier *carrier,
 
 void wn__qconn_arm_timer(struct qconn *qc, ngtcp2_tstamp now)
 {
+	/* An injected clock is not the loop's: a loop timer would fire at a
+	 * moment unrelated to it. Its owner reads the deadline and calls
+	 * wn__quic_ep_expire instead. */
+	if (qc->ep->o.clock_ns)
+		return;
 	ngtcp2_tstamp exp = ngtcp2_conn_get_expiry(qc->conn);
 	if (exp == UINT64_MAX) {
 		wn_timer_stop(&qc->timer);
@@ -448,12 +474,20 @@ void wn__qconn_arm_timer(struct qconn *qc, ngtcp2_tstamp now)
 	wn_timer_start(&qc->timer, ms, 0);
 }
 
-static void on_timer(struct wn_timer *t)
+/* A server answers only clients that prove they know its key, so a client
+ * with the wrong key hears nothing: say so where the silence is logged. */
+static const char *hint(const struct qconn *qc)
 {
-	struct qconn *qc = wn_container_of(t, struct qconn, timer);
-	if (qc->state == QC_DEAD)
-		return;
-	ngtcp2_tstamp now = wn__quic_now(qc->ep);
+	return qc->ep->is_server || qc->state == QC_UP
+	           ? ""
+	           : " (is the server key right? the server answers only "
+	             "clients that know it)";
+}
+
+/* ngtcp2's expiry at now: retransmission, ACK, pacing, idle and
+ * handshake timeouts, keepalive; then a write pass. */
+static void expire(struct qconn *qc, ngtcp2_tstamp now)
+{
 	int rv = ngtcp2_conn_handle_expiry(qc->conn, now);
 	if (rv != 0) {
 		if (rv == NGTCP2_ERR_IDLE_CLOSE && !qc->why[0])
@@ -461,10 +495,50 @@ static void on_timer(struct wn_timer *t)
 			         qc->state == QC_UP
 			             ? "no answer for %u ms (idle timeout)"
 			             : "no answer to the handshake within "
-			               "%u ms",
-			         qc->ep->o.idle_timeout_ms);
+			               "%u ms%s",
+			         qc->ep->o.idle_timeout_ms, hint(qc));
+		else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT && !qc->why[0])
+			snprintf(qc->why, sizeof(qc->why),
+			         "no answer to the handshake within %u ms%s",
+			         qc->ep->o.handshake_timeout_ms, hint(qc));
 		wn__qconn_fail(qc, rv);
 		return;
 	}
 	wn__qconn_flush_at(qc, now);
+}
+
+static void on_timer(struct wn_timer *t)
+{
+	struct qconn *qc = wn_container_of(t, struct qconn, timer);
+	if (qc->state == QC_DEAD)
+		return;
+	expire(qc, wn__quic_now(qc->ep));
+}
+
+uint64_t wn__quic_ep_next_expiry(const struct qep *ep)
+{
+	uint64_t next = UINT64_MAX;
+	for (const struct wn_list *l = ep->conns.next; l != &ep->conns;
+	     l = l->next) {
+		const struct qconn *qc =
+		    wn_list_entry(l, const struct qconn, link);
+		uint64_t exp = ngtcp2_conn_get_expiry(qc->conn);
+		if (exp < next)
+			next = exp;
+	}
+	return next;
+}
+
+void wn__quic_ep_expire(struct qep *ep)
+{
+	ngtcp2_tstamp now = wn__quic_now(ep);
+	struct wn_list *l = ep->conns.next;
+	while (l != &ep->conns) {
+		struct qconn *qc = wn_list_entry(l, struct qconn, link);
+		/* A connection that dies leaves the list: step past it
+		 * first. Only this one can die here. */
+		l = l->next;
+		if (ngtcp2_conn_get_expiry(qc->conn) <= now)
+			expire(qc, now);
+	}
 }

@@ -20,7 +20,11 @@
  * Server: accepts connections from the listed client keys only; each
  * client's connection is a tunnel; new streams go to the accept handler
  * (the dialer). Packets that are not QUIC for one of its connections, or an
- * Initial that starts one, are dropped without an answer.
+ * Initial that starts one with the client's proof of the server key in its
+ * token (crypto/quicproof.h; the client always sends it) or with a Retry
+ * token it issued, are dropped without an answer. Past the caps on
+ * unvalidated handshakes a proven Initial gets a Retry (quic.c,
+ * server_admit; docs/wire-format.md section 1).
  *
  * Private to the QUIC engine (quic.c: client and server endpoints;
  * quic_conn.c: one connection's life, read path, migration and timer;
@@ -43,7 +47,9 @@
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
+#include "core/prefixcount.h"
 #include "core/streamhdr.h"
+#include "crypto/quicproof.h"
 #include "crypto/tls_rawpk.h"
 #include "engine/engine_ops.h"
 #include "io/loop.h"
@@ -82,6 +88,12 @@ struct wn_quic_opts {
 	 * the engine in virtual time with its own. */
 	uint64_t (*clock_ns)(void *ctx);
 	void *clock_ctx;
+	/* ngtcp2's randomness for non-cryptographic choices (BBR's probing
+	 * phase, which changes timing). NULL: libsodium. A virtual-time test
+	 * passes a seeded one so that a seed always gives the same run. Keys,
+	 * connection IDs and tokens always come from libsodium. */
+	void (*rand)(void *ctx, uint8_t *buf, size_t len);
+	void *rand_ctx;
 };
 
 /* Fills in defaults (loop, log and id stay NULL). */
@@ -93,6 +105,10 @@ struct wn_quic_stats {
 	uint64_t streams_opened, streams_closed;
 	uint64_t pkts_dropped; /* not for any connection, or unparseable */
 	uint64_t auth_failures;
+	/* Packets with stream data that ngtcp2 declared lost (so sent
+	 * again), summed over the streams that closed. */
+	uint64_t stream_pkts_lost;
+	uint64_t retries_sent; /* server: Retry packets (address validation) */
 };
 
 /* Carrier failover. A client may have several ways to its server, tried
@@ -131,6 +147,10 @@ struct qep {
 	struct wn_tls_creds creds;
 	int is_server;
 	uint8_t reset_secret[32];
+	/* The key of the proof of the server key in a client's first Initial
+	 * token (crypto/quicproof.h): the client's from the server key it
+	 * pins, the server's from its own. */
+	uint8_t proof_key[WN_QPROOF_KEY_LEN];
 	uint8_t *txbuf;
 	size_t txcap;
 	struct wn_quic_stats stats;
@@ -184,9 +204,14 @@ struct qconn {
 	uint64_t unpaced; /* bytes written since the last pacing update */
 	uint64_t id;
 	int carrier_blocked; /* wait for the carrier's writable() */
+	int stops_owed;      /* a released stream's FIN left in this pass */
 	uint64_t last_rx_ms; /* engine time of the last packet taken */
 	int peer_ok;
 	uint8_t peer_key[WN_KEY_LEN];
+	/* Server: what admission counts this connection as until its
+	 * handshake ends (QC_ADMIT_* bits, quic.c), and its source prefix. */
+	unsigned admit;
+	struct wn_prefix prefix;
 	char why[160]; /* why it died, for logs */
 };
 
@@ -225,10 +250,14 @@ struct qconn *wn__qconn_new_client(struct qep *ep, struct wn_carrier *carrier,
                                    const struct sockaddr *remote,
                                    socklen_t rlen);
 
-/* Creates a server connection for an accepted Initial. NULL on failure. */
+/* Creates a server connection for an accepted Initial. odcid: NULL for an
+ * Initial admitted on the client's proof alone; after a Retry, the DCID of
+ * the client's first Initial, from the verified Retry token in hd (the
+ * address is then validated). NULL on failure. */
 struct qconn *wn__qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
                                    const struct sockaddr *remote,
-                                   socklen_t rlen, const ngtcp2_pkt_hd *hd);
+                                   socklen_t rlen, const ngtcp2_pkt_hd *hd,
+                                   const ngtcp2_cid *odcid);
 
 /* Feeds one packet, received on carrier, to the connection. Kills it on a
  * fatal error. */
@@ -270,6 +299,20 @@ void wn__qconn_fail(struct qconn *qc, int liberr);
 
 /* Arms the connection's timer for ngtcp2's next expiry, as seen at now. */
 void wn__qconn_arm_timer(struct qconn *qc, ngtcp2_tstamp now);
+
+/* Virtual time. With an injected clock the engine arms no loop timer for
+ * its connections' deadlines (the loop's time is not the clock's): the
+ * clock's owner, a test, reads the endpoint's earliest ngtcp2 deadline
+ * over its connections with wn__quic_ep_next_expiry (in the clock's
+ * nanoseconds; UINT64_MAX: none), moves its clock there and calls
+ * wn__quic_ep_expire, which handles every deadline due then and runs the
+ * write passes; wn__quic_ep(e) gives the endpoint of a client or a
+ * server. Packets in and deferred work still come through the carrier's
+ * handler and the loop, read at the clock's now. The client's reconnect
+ * backoff and its multi-path health check stay on loop timers: a
+ * virtual-time run uses one path and expects no reconnect. */
+uint64_t wn__quic_ep_next_expiry(const struct qep *ep);
+void wn__quic_ep_expire(struct qep *ep);
 
 /* ---- quic_cb.c ------------------------------------------------------ */
 

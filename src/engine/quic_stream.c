@@ -129,6 +129,11 @@ static void qt_free(struct wn_stream *s)
 	free(qs);
 }
 
+static uint64_t qt_now_ms(const struct wn_stream *s)
+{
+	return wn__quic_now_ms(((const struct qstream *)s)->ep);
+}
+
 static const struct wn_sb_transport qstream_transport = {
     .write = qt_write,
     .reserve = qt_reserve,
@@ -139,6 +144,7 @@ static const struct wn_sb_transport qstream_transport = {
     .stop = qt_stop,
     .detach = qt_detach,
     .free = qt_free,
+    .now_ms = qt_now_ms,
 };
 
 struct qstream *wn__qstream_new(struct qep *ep,

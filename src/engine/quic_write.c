@@ -54,13 +54,13 @@ static void after_write(struct qstream *qs, ngtcp2_ssize ndatalen, int fin)
 	qs->sent += (size_t)ndatalen;
 	if (fin && qs->sent == wn_bufq_len(&qs->sendq)) {
 		qs->fin_sent = 1;
-		/* Inside the write pass: the next packets of this pass
-		 * carry the STOP_SENDING, no new pass is needed. */
-		if (qs->stop_owed && !qs->base.ended) {
-			qs->stop_owed = 0;
-			ngtcp2_conn_shutdown_stream_read(qs->qc->conn, qs->sid,
-			                                 WN_STREAM_ABORTED);
-		}
+		/* Not here: the packet being built may still be open
+		 * (NGTCP2_ERR_WRITE_MORE), and ngtcp2 0.12 files a frame
+		 * queued meanwhile under that packet, so the STOP_SENDING
+		 * would count as sent and never leave. The pass sends it
+		 * once its packets are done (send_owed_stops). */
+		if (qs->stop_owed)
+			qs->qc->stops_owed = 1;
 	}
 	/* Round robin: a stream that wrote goes to the back. */
 	if (wn_list_linked(&qs->rlink)) {
@@ -109,6 +109,24 @@ static void pace(struct qconn *qc, size_t written, ngtcp2_tstamp ts)
 		return;
 	ngtcp2_conn_update_pkt_tx_time(qc->conn, ts);
 	qc->unpaced = 0;
+}
+
+/* Streams released after our FIN whose FIN has now left: ask the peer to
+ * stop (quic_stream.c, qt_stop) and make another pass carry it. Only
+ * between packets, and only in a pass that sent such a FIN. */
+static void send_owed_stops(struct qconn *qc)
+{
+	qc->stops_owed = 0;
+	for (struct wn_list *l = qc->streams.next; l != &qc->streams;
+	     l = l->next) {
+		struct qstream *qs = wn_list_entry(l, struct qstream, link);
+		if (qs->stop_owed && qs->fin_sent && !qs->base.ended) {
+			qs->stop_owed = 0;
+			ngtcp2_conn_shutdown_stream_read(qc->conn, qs->sid,
+			                                 WN_STREAM_ABORTED);
+			wn__qconn_schedule(qc);
+		}
+	}
 }
 
 void wn__qconn_flush(struct qconn *qc)
@@ -229,5 +247,7 @@ void wn__qconn_flush_at(struct qconn *qc, ngtcp2_tstamp ts)
 	 * the client's Finished back ~22 ms: pace only after the handshake. */
 	if (ngtcp2_conn_get_handshake_completed(qc->conn))
 		pace(qc, written, ts);
+	if (qc->stops_owed)
+		send_owed_stops(qc);
 	wn__qconn_arm_timer(qc, ts);
 }

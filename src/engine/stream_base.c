@@ -307,6 +307,13 @@ int wn_sb_accept(struct wn_stream *s, const struct wn_endpoint *target)
 	return accept_now(s, target);
 }
 
+/* The engine's time, for rate limits. */
+static uint64_t now_ms(const struct wn_stream *s)
+{
+	return s->env->tp->now_ms ? s->env->tp->now_ms(s)
+	                          : wn_loop_now_ms(s->env->loop);
+}
+
 /* Server side: the first bytes of a client stream are its header. Returns
  * how many of data's bytes were header, or -1 once the stream has ended. */
 static ssize_t take_header(struct wn_stream *s, const uint8_t *data, size_t len)
@@ -319,9 +326,8 @@ static ssize_t take_header(struct wn_stream *s, const uint8_t *data, size_t len)
 	                           &flags);
 
 	if (hl < 0 && hl != WN_EAGAIN) {
-		WN_LOG_RL(s->env->log, &s->env->rl,
-		          wn_loop_now_ms(s->env->loop), WN_LOG_INFO, "sock",
-		          "stream %llu from %s: malformed header",
+		WN_LOG_RL(s->env->log, &s->env->rl, now_ms(s), WN_LOG_INFO,
+		          "sock", "stream %llu from %s: malformed header",
 		          (unsigned long long)s->id,
 		          s->tunnel ? s->tunnel->peer_id : "?");
 		do_reset(s, WN_STREAM_BAD_HEADER);

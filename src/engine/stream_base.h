@@ -102,6 +102,10 @@ struct wn_sb_transport {
 	void (*detach)(struct wn_stream *s);
 	/* Frees the stream object (after on_closed, from the loop). */
 	void (*free)(struct wn_stream *s);
+	/* Optional: the engine's time in milliseconds (its one clock, which
+	 * may be a test's virtual one), for the base's rate-limited logs.
+	 * NULL: the loop's cached time, which is the KCP engine's clock. */
+	uint64_t (*now_ms)(const struct wn_stream *s);
 	/* Optional (test doubles): a call the contract forbids was made
 	 * (what names it). Engines leave it NULL and the call is refused. */
 	void (*misuse)(struct wn_stream *s, const char *what);

@@ -3,6 +3,7 @@
 #include "front/dialer.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netdb.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +15,13 @@
 
 #define LOG_COMP "dial"
 
+/* The server's own addresses kept for the guard (policy.h), and how
+ * often they are re-read: interfaces come and go (DHCP, VPNs), and a
+ * refresh is one getifaddrs per that many seconds at most, on a stream's
+ * arrival, never per packet. */
+#define SELF_MAX 64
+#define SELF_REFRESH_MS 5000
+
 /* A name lookup in progress. It lives until both the lookup has completed
  * (libuv owns req until then, even if cancelled) and its relay has
  * finished, whichever comes last. */
@@ -23,7 +31,7 @@ struct lookup {
 	struct wn_relay *relay;     /* NULL once the relay has finished */
 	struct lookup *prev, *next; /* in d->lookups while busy */
 	bool busy;                  /* the lookup has not completed */
-	bool check;                 /* allowed by address: filter the results */
+	enum wn_policy_use use;     /* which filter the results take */
 	uint16_t port;
 	uint64_t stream_id;
 	char peer[WN_TUNNEL_PEER_ID_MAX];
@@ -46,7 +54,42 @@ struct wn_dialer {
 	struct wn_ratelimit rl;
 	struct wn_deferred free_dn;
 	bool closing;
+	struct sockaddr_storage self[SELF_MAX]; /* own interface addresses */
+	size_t n_self;
+	uint64_t self_read_ms; /* when self was read; 0: never */
 };
+
+/* The guard's view of this host, re-read when older than
+ * SELF_REFRESH_MS. If getifaddrs fails, the last list stays (loopback,
+ * link-local and unspecified are guarded without it). */
+static struct wn_policy_self own_addresses(struct wn_dialer *d)
+{
+	uint64_t now = wn_loop_now_ms(d->loop);
+	struct ifaddrs *ifs, *ifa;
+	size_t n = 0;
+
+	if (d->self_read_ms == 0 || now - d->self_read_ms >= SELF_REFRESH_MS) {
+		d->self_read_ms = now ? now : 1;
+		if (getifaddrs(&ifs) == 0) {
+			for (ifa = ifs; ifa && n < SELF_MAX;
+			     ifa = ifa->ifa_next) {
+				if (!ifa->ifa_addr ||
+				    (ifa->ifa_addr->sa_family != AF_INET &&
+				     ifa->ifa_addr->sa_family != AF_INET6))
+					continue;
+				memset(&d->self[n], 0, sizeof(d->self[n]));
+				memcpy(&d->self[n], ifa->ifa_addr,
+				       ifa->ifa_addr->sa_family == AF_INET
+				           ? sizeof(struct sockaddr_in)
+				           : sizeof(struct sockaddr_in6));
+				n++;
+			}
+			freeifaddrs(ifs);
+			d->n_self = n;
+		}
+	}
+	return (struct wn_policy_self){.addrs = d->self, .n = d->n_self};
+}
 
 /* ---- dialing ---------------------------------------------------------- */
 
@@ -90,33 +133,37 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 		lookup_unlink(d, lk);
 	/* Without a dialer there is no relay either (closing ended it). */
 	if (d && lk->relay) {
+		struct wn_policy_self self = own_addresses(d);
+
+		n = 0;
 		if (status < 0) {
 			d->stats.resolve_failures++;
 			WN_LOG(d->log, WN_LOG_DEBUG, LOG_COMP,
 			       "client %s stream %llu: %s: %s", lk->peer,
 			       (unsigned long long)lk->stream_id, lk->target,
 			       uv_strerror(status));
-			wn_relay_close(lk->relay, WN_STREAM_UNREACHABLE);
 		} else {
 			d->stats.resolved++;
-			n = wn_policy_addresses(d->allow, d->n_allow, res,
-			                        lk->port, lk->check, addrs,
+			n = wn_policy_addresses(d->allow, d->n_allow, &self,
+			                        res, lk->port, lk->use, addrs,
 			                        WN_RELAY_MAX_ADDRS);
-			if (n == 0) {
-				log_denied(d, lk->peer, lk->stream_id,
-				           lk->target,
-				           lk->check ? "resolves to no allowed "
-				                       "address"
-				                     : "resolves to no usable "
-				                       "address");
-				wn_relay_close(lk->relay,
-				               lk->check
-				                   ? WN_STREAM_DENIED
-				                   : WN_STREAM_UNREACHABLE);
-			} else if (wn_relay_connect(lk->relay, addrs, n, NULL) <
-			           0) {
-				wn_relay_close(lk->relay, WN_STREAM_INTERNAL);
-			}
+		}
+		/* Not resolving and resolving only to refused addresses
+		 * end alike (DENIED), so a reset never tells the client
+		 * what the server's resolver knows (dialer.h). The
+		 * operator's fixed target is no client's question: it
+		 * just could not be reached. */
+		if (n == 0 && lk->use == WN_POLICY_FIXED) {
+			wn_relay_close(lk->relay, WN_STREAM_UNREACHABLE);
+		} else if (n == 0) {
+			log_denied(d, lk->peer, lk->stream_id, lk->target,
+			           status < 0 ? "does not resolve"
+			           : lk->use == WN_POLICY_BY_ADDRESS
+			               ? "resolves to no allowed address"
+			               : "resolves to no usable address");
+			wn_relay_close(lk->relay, WN_STREAM_DENIED);
+		} else if (wn_relay_connect(lk->relay, addrs, n, NULL) < 0) {
+			wn_relay_close(lk->relay, WN_STREAM_INTERNAL);
 		}
 	}
 	if (res)
@@ -175,6 +222,7 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 	struct lookup *lk = NULL;
 	struct wn_relay *r;
 	enum wn_verdict v;
+	bool guarded = false;
 	char text[WN_UNIX_PATH_MAX + 32];
 	int rc;
 
@@ -195,12 +243,18 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 		tgt = *target;
 		if (tgt.kind == WN_HOST_IP)
 			wn_policy_unmap_v4(&tgt.sa);
-		v = wn_policy_judge(d->allow, d->n_allow, &tgt);
+		struct wn_policy_self self = own_addresses(d);
+
+		v = wn_policy_judge(d->allow, d->n_allow, &self, &tgt);
+		guarded =
+		    tgt.kind == WN_HOST_IP && wn_policy_guarded(&tgt.sa, &self);
 	}
 	wn_endpoint_format(&tgt, text, sizeof(text));
 	if (v == WN_VERDICT_DENY) {
 		log_denied(d, wn_tunnel_peer_id(t), wn_stream_id(s), text,
-		           "no allow rule matches");
+		           guarded ? "this host or link-local: only an address "
+		                     "rule naming it allows it"
+		                   : "no allow rule matches");
 		wn_stream_reset(s, WN_STREAM_DENIED);
 		return;
 	}
@@ -212,7 +266,10 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 			return;
 		}
 		lk->busy = true;
-		lk->check = v == WN_VERDICT_ALLOW_ADDRESSES;
+		lk->use = d->has_target ? WN_POLICY_FIXED
+		          : v == WN_VERDICT_ALLOW_ADDRESSES
+		              ? WN_POLICY_BY_ADDRESS
+		              : WN_POLICY_BY_NAME;
 		lk->port = tgt.port;
 		lk->stream_id = wn_stream_id(s);
 		memcpy(lk->peer, wn_tunnel_peer_id(t), sizeof(lk->peer));

@@ -5,8 +5,9 @@
  * Target policy, from struct wn_dialer_opts (the verdict itself is
  * src/core/policy.h's wn_policy_judge):
  *  - A fixed target (`target = ...`) is used for every stream, whatever
- *    the client asked; it is the operator's own choice, so no allow rule is
- *    consulted. A name is resolved and its addresses are tried in order.
+ *    the client asked; it is the operator's own choice, so no allow rule
+ *    (and no guard, below) is consulted; a lookup that fails resets the
+ *    stream with WN_STREAM_UNREACHABLE. A name is resolved and its addresses are tried in order.
  *  - Otherwise the requested target must be allowed (default deny); a
  *    stream with no target of its own (the header's "default target") is
  *    denied, since there is no default.
@@ -18,20 +19,33 @@
  *     * DNS name, two ways:
  *        (a) allowed by name: a NAME, *.SUFFIX or * rule matches name and
  *            port. The name is resolved and every address it resolves to
- *            may be used: the operator trusted the name.
+ *            may be used, except guarded ones (below).
  *        (b) allowed by address: no name rule matches, but an address rule
  *            (CIDR) covers the port. The name is resolved and only the
  *            resolved addresses that some rule allows (address and port)
- *            are tried, in resolver order; if none is allowed the stream
- *            is denied. Names matching neither way are denied without a
- *            lookup, so the server is no DNS oracle for its clients.
+ *            are tried, in resolver order, guarded ones again excepted.
+ *            Names matching neither way are denied without a lookup.
+ *     * Guarded addresses (wn_policy_guarded): this host (0.0.0.0/8, ::,
+ *       loopback, every address of the server's own interfaces, re-read
+ *       at most every few seconds) and link-local (169.254.0.0/16, where
+ *       cloud metadata services answer, and fe80::/10). Whether reached as
+ *       a literal or through a name, only an address rule narrower than
+ *       /0 that covers the address and port opens them (127.0.0.1:5432,
+ *       10.0.0.0/8:*); a name rule, `*` or 0.0.0.0/0 never do. Private
+ *       ranges (RFC 1918, fc00::/7) are not guarded: reaching the network
+ *       behind the server is what a tunnel is for.
+ *    A looked-up name that yields no address to try, whatever the reason
+ *    (it does not resolve, or resolves only to addresses the rules or the
+ *    guard refuse), is reset with the one code WN_STREAM_DENIED, so the
+ *    reset tells a client nothing about the server's DNS: the server is no
+ *    DNS oracle. The server's log says which it was (at debug).
  *    A denied stream is reset with WN_STREAM_DENIED and logged at info
  *    (rate-limited) with the client's id, the stream and the target.
  *  - Connecting: the relay tries the addresses in order, within the
  *    connect timeout, which runs from the stream's arrival and so also
  *    bounds name resolution. Failures reset the stream: WN_STREAM_REFUSED
  *    (any address refused), WN_STREAM_TIMEOUT, WN_STREAM_UNREACHABLE (no
- *    route, no such unix socket, name did not resolve).
+ *    route, no such unix socket).
  *  - Confirming: a stream whose header carries the confirm flag
  *    (WN_OPEN_CONFIRM, SOCKS5 standard mode) gets the status byte 0 as its
  *    first reverse byte once the target is connected; failures reset it

@@ -3,6 +3,7 @@
 #include "front/forward.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "io/sock.h"
 #include "io/tcplisten.h"
 #include "util/err.h"
 
@@ -34,6 +36,8 @@ struct wn_forward {
 	struct wn_tunnel *tunnel;
 	char name[WN_FRONT_NAME_MAX + 1];
 	struct wn_endpoint listen, target;
+	unsigned unix_mode;
+	bool loopback_only;
 	enum wn_relay_sock kind;
 	struct fwd_listener ls[WN_FORWARD_MAX_LISTEN];
 	int nls;
@@ -87,10 +91,11 @@ static void on_connection(uv_stream_t *server, int status)
 	rc = wn_relay_new(&o, &r);
 	if (rc < 0) {
 		/* libuv keeps the connection pending (and stops accepting)
-		 * until it is accepted; with no memory there is nothing better
-		 * to do than to say so. */
+		 * until it is accepted: take it and close it. */
 		WN_LOG_RL(f->log, &f->rl, wn_loop_now_ms(f->loop), WN_LOG_ERROR,
-		          LOG_COMP, "forward %s: %s", f->name, wn_strerror(rc));
+		          LOG_COMP, "forward %s: %s: connection refused",
+		          f->name, wn_strerror(rc));
+		(void)wn_sock_refuse(server);
 		return;
 	}
 	rc = wn_relay_accept(r, server);
@@ -203,6 +208,11 @@ static int listen_unix(struct wn_forward *f)
 		f->dev = st.st_dev;
 		f->ino = st.st_ino;
 	}
+	/* Bound but not listening yet, so nobody connects under the
+	 * umask's mode: whoever may connect gets the stream into the
+	 * tunnel, so the default is the owner only. */
+	if (chmod(f->listen.path, f->unix_mode) != 0)
+		return wn_err_from_errno(errno);
 	rc = uv_listen(&l->u.stream, f->backlog, on_connection);
 	if (rc < 0)
 		return wn_err_from_uv(rc);
@@ -210,11 +220,36 @@ static int listen_unix(struct wn_forward *f)
 	return 0;
 }
 
+static bool loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET)
+		return ((const uint8_t *)&((const struct sockaddr_in *)sa)
+		            ->sin_addr)[0] == 127;
+	return sa->sa_family == AF_INET6 &&
+	       IN6_IS_ADDR_LOOPBACK(
+	           &((const struct sockaddr_in6 *)sa)->sin6_addr);
+}
+
+/* With loopback_only, an address others can reach is refused. */
+static int check_loopback(struct wn_forward *f, const struct sockaddr *sa)
+{
+	if (!f->loopback_only || loopback(sa))
+		return 0;
+	WN_LOG(f->log, WN_LOG_ERROR, LOG_COMP,
+	       "%s: refusing to listen beyond loopback without "
+	       "authentication: add users, or set unauthenticated = yes",
+	       f->name);
+	return WN_EPERM;
+}
+
 static int listen_tcp_addr(struct wn_forward *f, const struct sockaddr *sa)
 {
-	struct fwd_listener *l = add_listener(f);
-	int rc;
+	struct fwd_listener *l;
+	int rc = check_loopback(f, sa);
 
+	if (rc < 0)
+		return rc;
+	l = add_listener(f);
 	if (!l)
 		return WN_ENOMEM;
 	rc = uv_tcp_bind(&l->u.tcp, sa, 0);
@@ -298,6 +333,9 @@ static int listen_tcp_name(struct wn_forward *f)
 	uv_freeaddrinfo(req.addrinfo);
 	if (nseen == 0)
 		return WN_EUNREACH;
+	for (i = 0; i < nseen; i++)
+		if ((rc = check_loopback(f, (struct sockaddr *)&seen[i])) < 0)
+			return rc;
 	rc = wn_tcplisten_open(seen, nseen, f->backlog, fds);
 	if (rc < 0)
 		return rc;
@@ -339,6 +377,8 @@ int wn_forward_open(struct wn_loop *loop, struct wn_log *log,
 	f->backlog = opts->backlog > 0 ? opts->backlog : BACKLOG_DEFAULT;
 	f->on_accept = opts->on_accept;
 	f->accept_ctx = opts->ctx;
+	f->unix_mode = opts->unix_mode ? opts->unix_mode & 07777 : 0600;
+	f->loopback_only = opts->loopback_only;
 	f->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 5);
 	wn_relay_set_init(&f->relays);
 

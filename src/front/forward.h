@@ -25,6 +25,7 @@
 #ifndef WN_FRONT_FORWARD_H
 #define WN_FRONT_FORWARD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
@@ -58,6 +59,13 @@ struct wn_forward_opts {
 	int backlog;      /* listen backlog; 0: 128 */
 	wn_forward_accept_fn on_accept; /* NULL: stream to target */
 	void *ctx;                      /* for on_accept */
+	/* A unix listener's socket file mode, set before it listens (so no
+	 * connection ever sees the umask's); 0: 0600, the owner only. */
+	unsigned unix_mode;
+	/* Listen on loopback addresses only (127.0.0.0/8, ::1): any other
+	 * address, literal or resolved from a name, is refused with
+	 * WN_EPERM (SOCKS5 without users, socks5.h). */
+	bool loopback_only;
 };
 
 /* Starts listening on opts->listen (opts is copied). Streams are opened on
@@ -65,7 +73,8 @@ struct wn_forward_opts {
  * first). loop and log are borrowed too. WN_EINVAL without a target or
  * on_accept.
  * Returns 0 and *out, or a WN_E* code (WN_EADDRINUSE, WN_EEXIST for a
- * non-socket file in the way, WN_EUNREACH if a name does not resolve, ...)
+ * non-socket file in the way, WN_EUNREACH if a name does not resolve,
+ * WN_EPERM for a non-loopback address with loopback_only, ...)
  * with nothing for the caller to clean up. */
 int wn_forward_open(struct wn_loop *loop, struct wn_log *log,
                     struct wn_tunnel *t, const struct wn_forward_opts *opts,

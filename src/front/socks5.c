@@ -445,6 +445,8 @@ int wn_socks5_front_open(struct wn_loop *loop, struct wn_log *log,
 	fo.backlog = opts->backlog;
 	fo.on_accept = on_accept;
 	fo.ctx = sf;
+	fo.unix_mode = opts->unix_mode;
+	fo.loopback_only = opts->n_users == 0 && !opts->unauthenticated;
 	rc = wn_forward_open(loop, log, t, &fo, &sf->fwd);
 	if (rc < 0) {
 		front_free(sf);

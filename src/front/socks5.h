@@ -57,6 +57,11 @@ struct wn_socks5_front_opts {
 	int backlog;                   /* 0: the forward's default */
 	uint32_t handshake_timeout_ms; /* accept to request; 0: 10 s */
 	uint32_t confirm_timeout_ms;   /* standard mode's wait; 0: 30 s */
+	/* Without users the proxy takes anyone who can reach it, so it
+	 * listens on loopback only (other addresses: WN_EPERM) unless
+	 * this is set. */
+	bool unauthenticated;
+	unsigned unix_mode; /* as wn_forward_opts: 0 is 0600 */
 };
 
 struct wn_socks5_front_stats {

@@ -142,6 +142,11 @@ uint64_t wn_wall_ms(void)
 	return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
+bool wn_loop_has_deferred(const struct wn_loop *loop)
+{
+	return loop->head != NULL;
+}
+
 void wn_deferred_init(struct wn_deferred *node)
 {
 	node->next = NULL;

@@ -85,6 +85,10 @@ uint64_t wn_mono_ns(void);
 /* Wall-clock time: milliseconds since the Unix epoch (0 if unavailable). */
 uint64_t wn_wall_ms(void);
 
+/* True while deferred work is pending (for a caller that drives the loop
+ * itself, one iteration at a time, as a virtual-time test does). */
+bool wn_loop_has_deferred(const struct wn_loop *loop);
+
 /* Make node idle (not pending). */
 void wn_deferred_init(struct wn_deferred *node);
 

@@ -3,7 +3,11 @@
 #include "io/sock.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/container.h"
@@ -55,6 +59,58 @@ int wn_sock_accept(struct wn_sock *s, uv_stream_t *listener)
 	s->connected = true;
 	if (s->kind == WN_SOCK_TCP)
 		uv_tcp_nodelay(&s->h.tcp, 1);
+	return 0;
+}
+
+union refused {
+	uv_handle_t handle;
+	uv_stream_t stream;
+	uv_tcp_t tcp;
+	uv_pipe_t pipe;
+};
+
+static void refused_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+int wn_sock_refuse(uv_stream_t *listener)
+{
+	union refused *r = malloc(sizeof(*r));
+	int rc;
+
+	if (!r)
+		return WN_ENOMEM;
+	if (listener->type == UV_NAMED_PIPE)
+		rc = uv_pipe_init(listener->loop, &r->pipe, 0);
+	else
+		rc = uv_tcp_init(listener->loop, &r->tcp);
+	if (rc < 0) {
+		free(r);
+		return wn_err_from_uv(rc);
+	}
+	rc = uv_accept(listener, &r->stream);
+	uv_close(&r->handle, refused_closed);
+	return rc < 0 ? wn_err_from_uv(rc) : 0;
+}
+
+int wn_sock_keepalive(uv_tcp_t *h, unsigned idle_s, unsigned intvl_s,
+                      unsigned cnt)
+{
+	uv_os_fd_t fd;
+	int v, rc = uv_tcp_keepalive(h, 1, idle_s);
+
+	if (rc < 0)
+		return wn_err_from_uv(rc);
+	rc = uv_fileno((uv_handle_t *)h, &fd);
+	if (rc < 0)
+		return wn_err_from_uv(rc);
+	v = (int)intvl_s;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v, sizeof(v)) != 0)
+		return wn_err_from_errno(errno);
+	v = (int)cnt;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v, sizeof(v)) != 0)
+		return wn_err_from_errno(errno);
 	return 0;
 }
 

@@ -103,6 +103,21 @@ int wn_sock_init(struct wn_sock *s, struct wn_loop *loop,
  * or a WN_E* code. Sets TCP_NODELAY on TCP. */
 int wn_sock_accept(struct wn_sock *s, uv_stream_t *listener);
 
+/* Takes the connection pending on listener (TCP or pipe) and closes it at
+ * once: what an accept callback does when it cannot serve one (out of
+ * memory). libuv stops polling a listener whose callback left a connection
+ * pending, so a callback that just returned would stop accepting for good.
+ * Needs a small allocation of its own (freed when the handle has closed);
+ * returns 0, or WN_ENOMEM or another WN_E* code when the connection could
+ * not be taken (it is still pending: call again later). */
+int wn_sock_refuse(uv_stream_t *listener);
+
+/* Turns on TCP keepalive on h: the first probe after idle_s seconds
+ * without traffic, then one every intvl_s, the connection dropped after
+ * cnt unanswered ones. Returns 0 or a WN_E* code. */
+int wn_sock_keepalive(uv_tcp_t *h, unsigned idle_s, unsigned intvl_s,
+                      unsigned cnt);
+
 /* Connects: for TCP to addrs[0..n) in order (copied, at most
  * WN_SOCK_MAX_ADDRS used) until one answers, for a pipe to path. cb
  * follows once (possibly from inside this call, when the last address

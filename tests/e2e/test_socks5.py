@@ -67,6 +67,8 @@ listen = 127.0.0.1:{AUTH}
 user = alice:s3cret
 users-file = users
 """)
+        # It holds a password (user =): owner only, as a users-file.
+        os.chmod(conf, 0o600)
         users = tmp_path / "users"
         users.write_text("# name:password\nbob:hunter2:with:colons\n")
         os.chmod(users, 0o600)
@@ -230,7 +232,9 @@ def test_dash_d_flag(netns, procs, warren_bin, tmp_path):
     procs.start("http", [PY, "-m", "http.server", "--bind", "127.0.0.1",
                          "--directory", str(www), str(HTTP_PORT)],
                 netns=t.ns_s)
-    t.server("--allow", f"localhost:{HTTP_PORT}")
+    # localhost resolves to loopback, which only a rule naming the address
+    # opens (a name rule never does).
+    t.server("--allow", f"127.0.0.1:{HTTP_PORT}")
     sock = str(tmp_path / "socks.sock")
     argv = [t.bin, "client", "--server", f"udp://{t.server_ip}:4433",
             "--server-key", t.server_pub, "--key", t.key("client"),

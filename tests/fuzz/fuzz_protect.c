@@ -2,11 +2,13 @@
  * can reach it. The first input byte picks the target, the rest is the
  * packet:
  *
- *   0  the server's front door (wn_protect_responder_consume), and
- *      wn_protect_respond if the initiation is from the known client
+ *   0  the server's front door (wn_protect_responder_check and, if it
+ *      passes, wn_protect_cookie_reply; wn_protect_responder_consume),
+ *      and wn_protect_respond if the initiation is from the known client
  *   1  the server's established peer (wn_protect_open)
  *   2  the client's established peer (wn_protect_open)
- *   3  a client with a handshake pending (wn_protect_consume_response)
+ *   3  a client with a handshake pending (wn_protect_consume_response,
+ *      wn_protect_consume_cookie)
  *
  * Every packet also goes through wn_protect_classify. Nothing may crash;
  * what opens must be exactly as long as the packet minus the overhead.
@@ -16,6 +18,7 @@
  * as a seed: build this file with -DWN_FUZZ_PROTECT_GEN and a main is
  * added that writes them into the directory named by its argument
  * (tests/fuzz/corpus/protect/). */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,10 +177,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t len = size - 1;
 
 	if (wn_protect_classify(pkt, len, &type, &index) == 0 &&
-	    (type == 0 || type == WN_PROTECT_MSG_COOKIE || type > 4))
+	    (type == 0 || type > 4))
 		abort();
 	switch (data[0] & 3) {
 	case 0: {
+		static const uint8_t addr[7] = {2, 0x1f, 0x90, 10, 0, 0, 1};
+		bool mac2;
+		uint8_t cookie[WN_PROTECT_COOKIE_REPLY_LEN];
+		if (wn_protect_responder_check(&f->server, pkt, len, addr,
+		                               sizeof(addr), T0, &mac2) == 0 &&
+		    (wn_protect_cookie_reply(&f->server, pkt, len, addr,
+		                             sizeof(addr), T0, cookie,
+		                             sizeof(cookie), &rlen) != 0 ||
+		     rlen != WN_PROTECT_COOKIE_REPLY_LEN || rlen >= len))
+			abort();
 		if (wn_protect_responder_consume(&f->server, pkt, len, &in))
 			break;
 		if (in.payload_len > WN_PROTECT_PAYLOAD_MAX)
@@ -202,7 +215,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 3: {
 		struct wn_protect_peer c = f->pending;
+		bool retry;
 		wn_protect_consume_response(&c, pkt, len, T0 + 1);
+		wn_protect_consume_cookie(&c, pkt, len, T0 + 1, &retry);
 		wn_protect_peer_wipe(&c);
 		break;
 	}

@@ -106,6 +106,39 @@ static void test_kcptun_defaults_and_refusals(void **state)
 	assert_true(has_diag(&cfg, "cannot carry SOCKS5"));
 	wn_config_free(&cfg);
 
+	/* kcptun streams carry no target: a forward's would be ignored. */
+	wn_config_init(&cfg);
+	set(&cfg, WN_ROLE_CLIENT, "engine", "kcptun");
+	set(&cfg, WN_ROLE_CLIENT, "server", "udp://192.0.2.1:29900");
+	set(&cfg, WN_ROLE_CLIENT, "L", "127.0.0.1:2000=10.0.0.1:22");
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	assert_true(has_diag(&cfg, "[forward L1] target: engine kcptun"));
+	wn_config_free(&cfg);
+
+	/* No identity keys, so no tcp/tls carrier (its preambles would be
+	 * sealed to the all-zero key): udp only, on both ends. */
+	wn_config_init(&cfg);
+	set(&cfg, WN_ROLE_SERVER, "engine", "kcptun");
+	set(&cfg, WN_ROLE_SERVER, "listen", "udp://0.0.0.0:29900");
+	set(&cfg, WN_ROLE_SERVER, "listen", "tcp://0.0.0.0:29901");
+	set(&cfg, WN_ROLE_SERVER, "listen", "tls://0.0.0.0:29902");
+	set(&cfg, WN_ROLE_SERVER, "target", "127.0.0.1:22");
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	assert_true(has_diag(&cfg, "listen tcp://0.0.0.0:29901: engine "
+	                           "kcptun runs over udp:// only"));
+	assert_true(has_diag(&cfg, "listen tls://0.0.0.0:29902: engine "
+	                           "kcptun runs over udp:// only"));
+	assert_false(has_diag(&cfg, "udp://0.0.0.0:29900: engine"));
+	wn_config_free(&cfg);
+	wn_config_init(&cfg);
+	set(&cfg, WN_ROLE_CLIENT, "engine", "kcptun");
+	set(&cfg, WN_ROLE_CLIENT, "server", "tcp://192.0.2.1:29900");
+	set(&cfg, WN_ROLE_CLIENT, "L", "127.0.0.1:2000");
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	assert_true(has_diag(&cfg, "server tcp://192.0.2.1:29900: engine "
+	                           "kcptun runs over udp:// only"));
+	wn_config_free(&cfg);
+
 	/* Other engines still need -L LISTEN=TARGET. */
 	wn_config_init(&cfg);
 	set(&cfg, WN_ROLE_CLIENT, "L", "127.0.0.1:2000");

@@ -284,6 +284,208 @@ static void test_kcptun_server_needs_a_secret(void **state)
 	wn_config_free(&cfg);
 }
 
+/* Asserts that no diagnostic contains needle. */
+static void expect_no_diag(const struct wn_config *cfg, const char *needle)
+{
+	for (size_t i = 0; i < cfg->n_diags; i++)
+		if (strstr(cfg->diags[i].text, needle))
+			fail_msg("unexpected diagnostic: %s",
+			         cfg->diags[i].text);
+}
+
+/* Carrier knobs with no carrier of theirs, and failover knobs with one
+ * server, would be silent no-ops: each is refused at its own line. */
+static void test_noop_carrier_keys_refused(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char text[1024];
+
+	snprintf(text, sizeof(text),
+	         "[server]\n"                      /* 1 */
+	         "listen = udp://0.0.0.0:4433\n"   /* 2 */
+	         "key = k\n"                       /* 3 */
+	         "allow-client = %s\n"             /* 4 */
+	         "allow = 10.0.0.0/8:22\n"         /* 5 */
+	         "tls-cert = c.pem\n"              /* 6 */
+	         "tls-key = k.pem\n"               /* 7 */
+	         "fallback = close\n"              /* 8 */
+	         "sni = www.example.org\n"         /* 9 */
+	         "idle-close = 1m\n"               /* 10 */
+	         "max-conns = 10\n"                /* 11 */
+	         "padding = 100\n"                 /* 12 */
+	         "[client]\n"                      /* 13 */
+	         "server = udp://192.0.2.1:4433\n" /* 14 */
+	         "server-key = %s\n"               /* 15 */
+	         "key = k\n"                       /* 16 */
+	         "sni = cdn.example.com\n"         /* 17 */
+	         "rotate-after = 1m\n"             /* 18 */
+	         "rotate-bytes = 1M\n"             /* 19 */
+	         "conns = 2\n"                     /* 20 */
+	         "padding = 100\n"                 /* 21 */
+	         "failover-after = 1s\n"           /* 22 */
+	         "probe-interval = 5s\n"           /* 23 */
+	         "[forward f]\nlisten = 127.0.0.1:1\ntarget = 10.0.0.1:2\n",
+	         pk1, pk2);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_NONE), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:6: [server] tls-cert:", "no listen is tls");
+	expect_diag(&cfg, "t.conf:7: [server] tls-key:", "no listen is tls");
+	expect_diag(&cfg, "t.conf:8: [server] fallback:", "no listen is tls");
+	expect_diag(&cfg, "t.conf:9: [server] sni:", "no listen is tls");
+	expect_diag(&cfg, "t.conf:10: [server] idle-close:", "udp://");
+	expect_diag(&cfg, "t.conf:11: [server] max-conns:", "udp://");
+	expect_diag(&cfg, "t.conf:12: [server] padding:", "udp://");
+	expect_diag(&cfg, "t.conf:17: [client] sni:", "no server is tls");
+	expect_diag(&cfg, "t.conf:18: [client] rotate-after:", "udp://");
+	expect_diag(&cfg, "t.conf:19: [client] rotate-bytes:", "udp://");
+	expect_diag(&cfg, "t.conf:20: [client] conns:", "udp://");
+	expect_diag(&cfg, "t.conf:21: [client] padding:", "udp://");
+	expect_diag(&cfg,
+	            "t.conf:22: [client] failover-after:", "several servers");
+	expect_diag(&cfg,
+	            "t.conf:23: [client] probe-interval:", "several servers");
+	/* A flag that set the key is named as the flag. */
+	assert_int_equal(
+	    wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "--conns", "conns", "3"),
+	    0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	expect_diag(&cfg, "--conns: [client] conns:", "udp://");
+	wn_config_free(&cfg);
+
+	/* With their carriers (tcp carries the stream keys, tls the tls
+	 * keys) and two servers, every key applies. */
+	snprintf(text, sizeof(text),
+	         "[server]\n"
+	         "listen = tcp://0.0.0.0:8080\n"
+	         "listen = tls://0.0.0.0:443\n"
+	         "key = k\nallow-client = %s\nallow = 10.0.0.0/8:22\n"
+	         "fallback = close\nsni = www.example.org\n"
+	         "idle-close = 1m\nmax-conns = 10\npadding = 100\n"
+	         "[client]\n"
+	         "server = tls://192.0.2.1:443\n"
+	         "server = udp://192.0.2.1:4433\n"
+	         "server-key = %s\nkey = k\n"
+	         "sni = cdn.example.com\nrotate-after = 1m\n"
+	         "rotate-bytes = 1M\nconns = 2\npadding = 100\n"
+	         "failover-after = 1s\nprobe-interval = 5s\n"
+	         "[forward f]\nlisten = 127.0.0.1:1\ntarget = 10.0.0.1:2\n",
+	         pk1, pk2);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_NONE), 0);
+	wn_config_free(&cfg);
+
+	/* A tcp carrier alone has no tls keys. */
+	snprintf(text, sizeof(text),
+	         "[server]\nlisten = tcp://0.0.0.0:8080\n"
+	         "key = k\nallow-client = %s\nallow = 10.0.0.0/8:22\n"
+	         "fallback = close\npadding = 100\n"
+	         "[client]\nserver = tcp://192.0.2.1:443\n"
+	         "server-key = %s\nkey = k\nsni = cdn.example.com\n"
+	         "conns = 2\n"
+	         "[forward f]\nlisten = 127.0.0.1:1\ntarget = 10.0.0.1:2\n",
+	         pk1, pk2);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_NONE), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:6: [server] fallback:", "no listen is tls");
+	expect_diag(&cfg, "t.conf:12: [client] sni:", "no server is tls");
+	expect_no_diag(&cfg, "padding");
+	expect_no_diag(&cfg, "conns");
+	wn_config_free(&cfg);
+
+	/* A given certificate makes sni (the generated certificate's
+	 * name) a no-op. */
+	snprintf(text, sizeof(text),
+	         "[server]\nlisten = tls://0.0.0.0:443\n"
+	         "key = k\nallow-client = %s\nallow = 10.0.0.0/8:22\n"
+	         "tls-cert = c.pem\ntls-key = k.pem\nsni = www.example.org\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:8: [server] sni:", "tls-cert replaces it");
+	wn_config_free(&cfg);
+}
+
+/* A SOCKS5 proxy without users beyond loopback is refused unless
+ * unauthenticated = yes says so; socket-mode is for unix listeners;
+ * neither key is accepted where it would change nothing. */
+static void test_socks5_exposure_and_socket_mode(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char text[1024];
+
+	snprintf(text, sizeof(text),
+	         "[client]\nserver = udp://192.0.2.1:1\nserver-key = %s\n"
+	         "key = k\n"
+	         "[socks5 open]\nlisten = 0.0.0.0:1080\n"
+	         "[socks5 ok]\nlisten = 0.0.0.0:1081\nunauthenticated = yes\n"
+	         "[socks5 users]\nlisten = [::]:1082\nuser = a:b\n"
+	         "[socks5 lo]\nlisten = 127.0.0.1:1083\n"
+	         "[socks5 u]\nlisten = unix:/run/s.sock\nsocket-mode = 0660\n"
+	         "[forward f]\nlisten = unix:/run/f.sock\ntarget = 10.0.0.1:2\n"
+	         "socket-mode = 0640\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	assert_int_equal(cfg.n_diags, 1);
+	expect_diag(&cfg,
+	            "[socks5 open] listen tcp://0.0.0.0:1080 without users",
+	            "unauthenticated = yes");
+	assert_true(cfg.socks[1].unauthenticated);
+	assert_int_equal(cfg.socks[4].socket_mode, 0660);
+	assert_int_equal(cfg.forwards[0].socket_mode, 0640);
+	wn_config_free(&cfg);
+
+	/* -D takes the defaults: no users, so loopback or unix only. */
+	assert_int_equal(parse(&cfg, "[client]\n"), 0);
+	assert_int_equal(
+	    wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "-D", "D", "0.0.0.0:1080"),
+	    0);
+	assert_int_equal(
+	    wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "-D", "D", "[::1]:1080"),
+	    0);
+	wn_config_validate(&cfg, WN_ROLE_CLIENT);
+	expect_diag(&cfg,
+	            "-D: [socks5 D1] listen tcp://0.0.0.0:1080 without users",
+	            NULL);
+	expect_no_diag(&cfg, "[socks5 D2]");
+	wn_config_free(&cfg);
+
+	/* Where they would do nothing, and malformed modes. */
+	snprintf(text, sizeof(text),
+	         "[client]\nserver = udp://192.0.2.1:1\nserver-key = %s\n"
+	         "key = k\n"
+	         "[socks5 a]\nlisten = 0.0.0.0:1\nuser = a:b\n"
+	         "unauthenticated = yes\n"
+	         "[socks5 b]\nlisten = 127.0.0.1:2\nunauthenticated = yes\n"
+	         "[socks5 c]\nlisten = unix:/run/c.sock\n"
+	         "unauthenticated = yes\n"
+	         "[socks5 d]\nlisten = 127.0.0.1:3\nsocket-mode = 0600\n"
+	         "[forward f]\nlisten = 127.0.0.1:4\ntarget = 10.0.0.1:2\n"
+	         "socket-mode = 0600\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	expect_diag(&cfg, "[socks5 a] unauthenticated:", "has users");
+	expect_diag(&cfg, "[socks5 b] unauthenticated:", "loopback");
+	expect_diag(&cfg, "[socks5 c] unauthenticated:", "unix");
+	expect_diag(&cfg, "[socks5 d] socket-mode:", "unix:PATH");
+	expect_diag(&cfg, "[forward f] socket-mode:", "unix:PATH");
+	wn_config_free(&cfg);
+	static const char *const bad[] = {"0400",  "1777", "9",
+	                                  "0o600", "",     "0800"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "[forward f]\nlisten = unix:/run/f.sock\n"
+		         "target = 10.0.0.1:2\nsocket-mode = %s\n",
+		         bad[i]);
+		assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+		expect_diag(&cfg, "t.conf:4: [forward f] socket-mode", "octal");
+		wn_config_free(&cfg);
+	}
+}
+
 static void test_validation_requires_and_forbids(void **state)
 {
 	(void)state;
@@ -593,6 +795,61 @@ static void test_socks5_sections(void **state)
 	wn_config_free(&cfg);
 }
 
+/* Secrets inside a config file (user, kcptun-key) get the users-file's
+ * mode check; a users-file that is a FIFO is refused, not waited on. */
+static void test_inline_secrets_and_fifo(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char dir[] = "/tmp/wn-cfgmode-XXXXXX", path[256], fifo[64];
+	static const char *const texts[] = {
+	    "[socks5 s]\nlisten = 127.0.0.1:1\nuser = alice:s3cret\n",
+	    "[client]\nengine = kcptun\nkcptun-key = s3cret\n",
+	};
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/w.conf", dir);
+	for (size_t i = 0; i < 2; i++) {
+		f = fopen(path, "w");
+		assert_non_null(f);
+		fputs(texts[i], f);
+		fclose(f);
+		assert_int_equal(chmod(path, 0644), 0);
+		wn_config_init(&cfg);
+		assert_int_equal(wn_config_parse_file(&cfg, path), WN_ECONFIG);
+		expect_diag(&cfg, "w.conf:3:", "chmod 600");
+		wn_config_free(&cfg);
+		assert_int_equal(chmod(path, 0600), 0);
+		wn_config_init(&cfg);
+		assert_int_equal(wn_config_parse_file(&cfg, path), 0);
+		wn_config_free(&cfg);
+	}
+	/* A config file without secrets may be readable by others. */
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("[socks5 s]\nlisten = 127.0.0.1:1\n", f);
+	fclose(f);
+	assert_int_equal(chmod(path, 0644), 0);
+	wn_config_init(&cfg);
+	assert_int_equal(wn_config_parse_file(&cfg, path), 0);
+	wn_config_free(&cfg);
+	unlink(path);
+
+	snprintf(fifo, sizeof(fifo), "%s/users", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	snprintf(path, sizeof(path),
+	         "[socks5 s]\nlisten = 127.0.0.1:1\nusers-file = %s\n", fifo);
+	assert_int_equal(parse(&cfg, path), 0);
+	alarm(5);
+	assert_int_equal(wn_config_load_users(&cfg), WN_ECONFIG);
+	alarm(0);
+	expect_diag(&cfg, "users-file", "not a regular file");
+	wn_config_free(&cfg);
+	unlink(fifo);
+	rmdir(dir);
+}
+
 /* conns and probe-interval: defaults, values, bounds. */
 static void test_parallel_and_probe_keys(void **state)
 {
@@ -758,6 +1015,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_full_config),
+	    cmocka_unit_test(test_noop_carrier_keys_refused),
+	    cmocka_unit_test(test_socks5_exposure_and_socket_mode),
 	    cmocka_unit_test(test_table_fields),
 	    cmocka_unit_test(test_cfg_keyset_top_bit),
 	    cmocka_unit_test(test_carrier_keys),
@@ -772,6 +1031,7 @@ int main(void)
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_describe_lists_every_flag),
 	    cmocka_unit_test(test_socks5_sections),
+	    cmocka_unit_test(test_inline_secrets_and_fifo),
 	    cmocka_unit_test(test_parallel_and_probe_keys),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);

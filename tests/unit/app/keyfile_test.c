@@ -105,11 +105,31 @@ static void test_parse_tolerates_blanks(void **state)
 	assert_int_equal(wn_keyfile_parse(k, strlen(k), &id), 0);
 }
 
+/* A FIFO in the key file's place is refused at once: opening it for
+ * reading must not wait for a writer (the alarm turns a hang into a
+ * failure). */
+static void test_fifo_refused_without_hanging(void **state)
+{
+	(void)state;
+	struct wn_identity id;
+	char path[128], why[256] = "";
+
+	snprintf(path, sizeof(path), "%s/fifo.key", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(5);
+	assert_int_equal(wn_keyfile_load(path, &id, why, sizeof(why)),
+	                 WN_EINVAL);
+	alarm(0);
+	assert_non_null(strstr(why, "not a regular file"));
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_load_good_key),
 	    cmocka_unit_test(test_loose_permissions_refused),
+	    cmocka_unit_test(test_fifo_refused_without_hanging),
 	    cmocka_unit_test(test_bad_content_and_missing_file),
 	    cmocka_unit_test(test_parse_tolerates_blanks),
 	};

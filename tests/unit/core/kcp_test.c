@@ -442,6 +442,55 @@ static void malformed_input(void **state)
 	wn_kcp_free(k);
 }
 
+/* Segment memory follows what a peer sends, not what it claims: a PUSH
+ * longer than mss is dropped unacknowledged (it would cost its whole
+ * length while it waits in the receive buffer), and an empty PUSH costs a
+ * header, not mss bytes. */
+static void segment_size_bounds(void **state)
+{
+	(void)state;
+	struct wn_kcp_cfg cfg = cfg_base();
+	struct wn_kcp_stats st;
+	struct capture c;
+	static uint8_t pkt[64 * 1024], big[64 * 1024];
+	size_t n, mss = cfg.mtu - WN_KCP_OVERHEAD;
+	struct wn_kcp *k = mk(&cfg, &c, 0);
+
+	/* sn 0 stays missing, so everything below waits in rcv_buf. */
+	n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, 1, 0, 0, big, mss + 1);
+	assert_int_equal(wn_kcp_input(k, pkt, n, 1), 0);
+	n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, 2, 0, 0, big,
+	          sizeof(big) - WN_KCP_OVERHEAD);
+	assert_int_equal(wn_kcp_input(k, pkt, n, 1), 0);
+	wn_kcp_get_stats(k, &st);
+	assert_int_equal(st.drop_large, 2);
+	assert_int_equal(st.seg_mem, 0);
+	wn_kcp_flush(k, 200);
+	assert_int_equal(c.n, 0); /* not acknowledged */
+
+	/* A full-size one is fine and costs one mss. */
+	n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, 3, 0, 0, big, mss);
+	assert_int_equal(wn_kcp_input(k, pkt, n, 2), 0);
+	wn_kcp_get_stats(k, &st);
+	assert_int_equal(st.drop_large, 2);
+	uint64_t one = st.seg_mem;
+	assert_true(one >= mss && one < mss + 128);
+
+	/* A hundred empty ones cost a header each. */
+	for (uint32_t sn = 4; sn < 104; sn++) {
+		n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, sn, 0, 0, NULL, 0);
+		assert_int_equal(wn_kcp_input(k, pkt, n, 3), 0);
+	}
+	wn_kcp_get_stats(k, &st);
+	assert_true(st.seg_mem - one <= 100 * 128);
+
+	/* Once sn 0 arrives, everything is delivered in order. */
+	n = build(pkt, 0x1234, WN_KCP_CMD_PUSH, 0, 0, 0, "a", 1);
+	assert_int_equal(wn_kcp_input(k, pkt, n, 4), 0);
+	assert_int_equal(wn_kcp_readable(k), 1);
+	wn_kcp_free(k);
+}
+
 /* Acks below rcv_nxt are left to una, except the last (the RTT sample);
  * those above it name the holes' neighbours and all go. */
 static void acks_above_una_only(void **state)
@@ -892,6 +941,7 @@ int main(void)
 	    cmocka_unit_test(message_fragments),
 	    cmocka_unit_test(stream_partial_reads),
 	    cmocka_unit_test(malformed_input),
+	    cmocka_unit_test(segment_size_bounds),
 	    cmocka_unit_test(ack_list_bounded),
 	    cmocka_unit_test(deadline_exact),
 	    cmocka_unit_test(ack_batches),

@@ -124,6 +124,22 @@ static struct wn_endpoint target(const char *s)
 	return t;
 }
 
+/* The server's own addresses in the tests below: one IPv4, one IPv6. */
+static struct sockaddr_storage self_addrs[2];
+static const struct wn_policy_self self = {.addrs = self_addrs, .n = 2};
+
+static void self_init(void)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&self_addrs[0];
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&self_addrs[1];
+
+	a4->sin_family = AF_INET;
+	assert_int_equal(inet_pton(AF_INET, "203.0.113.5", &a4->sin_addr), 1);
+	a4->sin_port = htons(4433); /* the guard ignores ports */
+	a6->sin6_family = AF_INET6;
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::5", &a6->sin6_addr), 1);
+}
+
 static enum wn_verdict judge(const char *const *rules, size_t n,
                              const char *tgt)
 {
@@ -135,7 +151,8 @@ static enum wn_verdict judge(const char *const *rules, size_t n,
 		r[i] = rule(rules[i]);
 	if (t.kind == WN_HOST_IP)
 		wn_policy_unmap_v4(&t.sa);
-	return wn_policy_judge(r, n, &t);
+	self_init();
+	return wn_policy_judge(r, n, &self, &t);
 }
 
 static void test_judge(void **state)
@@ -172,6 +189,75 @@ static void test_judge_unspecified_and_mapped(void **state)
 	                 WN_VERDICT_DENY);
 	assert_int_equal(judge(v6, 1, "[::2]:80"), WN_VERDICT_ALLOW);
 	assert_int_equal(judge(any, 3, "[::ffff:0.0.0.0]:80"), WN_VERDICT_DENY);
+}
+
+static bool guarded(const char *tgt)
+{
+	struct wn_endpoint t = target(tgt);
+
+	self_init();
+	return wn_policy_guarded(&t.sa, &self);
+}
+
+/* The default deny list: this host, loopback, link-local and the
+ * server's own addresses; private ranges and the rest are not in it. */
+static void test_guarded(void **state)
+{
+	(void)state;
+	assert_true(guarded("127.0.0.1:80"));
+	assert_true(guarded("127.255.0.9:80"));
+	assert_true(guarded("0.0.0.0:80"));
+	assert_true(guarded("0.1.2.3:80"));
+	assert_true(guarded("169.254.169.254:80"));
+	assert_true(guarded("[::1]:80"));
+	assert_true(guarded("[::]:80"));
+	assert_true(guarded("[fe80::1]:80"));
+	assert_true(guarded("[febf::1]:80"));
+	assert_true(guarded("203.0.113.5:22"));
+	assert_true(guarded("[2001:db8::5]:22"));
+	assert_false(guarded("128.0.0.1:80"));
+	assert_false(guarded("169.253.1.1:80"));
+	assert_false(guarded("[fec0::1]:80"));
+	assert_false(guarded("[::2]:80"));
+	assert_false(guarded("203.0.113.6:22"));
+	assert_false(guarded("10.0.0.1:22"));
+	assert_false(guarded("192.168.1.1:22"));
+	assert_false(guarded("172.16.0.1:22"));
+	assert_false(guarded("[fd00::1]:22"));
+	assert_false(guarded("8.8.8.8:53"));
+}
+
+/* Broad rules (`*`, /0) never reach a guarded address literal; a rule
+ * that names the address (or a block narrower than /0 covering it and
+ * the port) does. */
+static void test_judge_guarded(void **state)
+{
+	static const char *const broad[] = {"*:*", "0.0.0.0/0:*", "[::]/0:*"};
+	static const char *const lo[] = {"*:*", "127.0.0.1:5432"};
+	static const char *const net[] = {"127.0.0.0/8:*", "169.254.0.0/16:80",
+	                                  "203.0.113.0/24:22", "[fe80::/10]:*"};
+	(void)state;
+	assert_int_equal(judge(broad, 3, "127.0.0.1:5432"), WN_VERDICT_DENY);
+	assert_int_equal(judge(broad, 3, "[::1]:5432"), WN_VERDICT_DENY);
+	assert_int_equal(judge(broad, 3, "169.254.169.254:80"),
+	                 WN_VERDICT_DENY);
+	assert_int_equal(judge(broad, 3, "[fe80::1]:22"), WN_VERDICT_DENY);
+	assert_int_equal(judge(broad, 3, "203.0.113.5:22"), WN_VERDICT_DENY);
+	assert_int_equal(judge(broad, 3, "[2001:db8::5]:22"), WN_VERDICT_DENY);
+	assert_int_equal(judge(broad, 3, "[::ffff:127.0.0.1]:22"),
+	                 WN_VERDICT_DENY);
+	/* The rest of the world and private ranges stay open to them. */
+	assert_int_equal(judge(broad, 3, "192.168.1.10:22"), WN_VERDICT_ALLOW);
+	assert_int_equal(judge(broad, 3, "203.0.113.6:22"), WN_VERDICT_ALLOW);
+	/* A rule naming the address opens it, for its ports only. */
+	assert_int_equal(judge(lo, 2, "127.0.0.1:5432"), WN_VERDICT_ALLOW);
+	assert_int_equal(judge(lo, 2, "127.0.0.1:5433"), WN_VERDICT_DENY);
+	assert_int_equal(judge(lo, 2, "127.0.0.2:5432"), WN_VERDICT_DENY);
+	assert_int_equal(judge(net, 4, "127.0.0.9:1"), WN_VERDICT_ALLOW);
+	assert_int_equal(judge(net, 4, "169.254.169.254:80"), WN_VERDICT_ALLOW);
+	assert_int_equal(judge(net, 4, "169.254.169.254:81"), WN_VERDICT_DENY);
+	assert_int_equal(judge(net, 4, "203.0.113.5:22"), WN_VERDICT_ALLOW);
+	assert_int_equal(judge(net, 4, "[fe80::1]:7"), WN_VERDICT_ALLOW);
 }
 
 static void test_unmap_v4(void **state)
@@ -247,25 +333,63 @@ static void test_addresses(void **state)
 
 	/* Allowed by name: every usable address, in order, port set, the
 	 * mapped duplicate and the unspecified ones dropped. */
-	n = wn_policy_addresses(&r, 1, ai_list(&l, ips, 6), 80, false, out, 8);
+	n = wn_policy_addresses(&r, 1, NULL, ai_list(&l, ips, 6), 80,
+	                        WN_POLICY_BY_NAME, out, 8);
 	assert_int_equal(n, 3);
 	assert_string_equal(addr_text(&out[0], buf), "10.1.1.1");
 	assert_string_equal(addr_text(&out[1], buf), "192.0.2.1");
 	assert_string_equal(addr_text(&out[2], buf), "10.2.2.2");
 	assert_int_equal(ntohs(((struct sockaddr_in *)&out[2])->sin_port), 80);
 	/* Allowed by address: only those a rule allows. */
-	n = wn_policy_addresses(&r, 1, ai_list(&l, ips, 6), 80, true, out, 8);
+	n = wn_policy_addresses(&r, 1, NULL, ai_list(&l, ips, 6), 80,
+	                        WN_POLICY_BY_ADDRESS, out, 8);
 	assert_int_equal(n, 2);
 	assert_string_equal(addr_text(&out[0], buf), "10.1.1.1");
 	assert_string_equal(addr_text(&out[1], buf), "10.2.2.2");
 	/* The port is part of the check, and max bounds the output. */
-	assert_int_equal(
-	    wn_policy_addresses(&r, 1, ai_list(&l, ips, 6), 81, true, out, 8),
-	    0);
-	assert_int_equal(
-	    wn_policy_addresses(&r, 1, ai_list(&l, ips, 6), 80, false, out, 1),
-	    1);
+	assert_int_equal(wn_policy_addresses(&r, 1, NULL, ai_list(&l, ips, 6),
+	                                     81, WN_POLICY_BY_ADDRESS, out, 8),
+	                 0);
+	assert_int_equal(wn_policy_addresses(&r, 1, NULL, ai_list(&l, ips, 6),
+	                                     80, WN_POLICY_BY_NAME, out, 1),
+	                 1);
 	assert_true(wn_policy_address_allowed(&r, 1, &out[0]));
+}
+
+/* A name (whatever rule allowed it) never resolves its way to a guarded
+ * address: only an explicit address rule covering it lets it through. */
+static void test_addresses_guarded(void **state)
+{
+	static const char *const ips[] = {"127.0.0.1",   "::1",
+	                                  "169.254.1.1", "fe80::1",
+	                                  "203.0.113.5", "192.168.1.1"};
+	struct wn_allow_rule any[2] = {rule("*:*"), rule("0.0.0.0/0:*")};
+	struct wn_allow_rule named[2] = {rule("*:*"), rule("127.0.0.1:80")};
+	struct sockaddr_storage out[8];
+	struct ai_list l;
+	char buf[INET6_ADDRSTRLEN];
+	size_t n;
+	(void)state;
+
+	self_init();
+	/* By a name rule, or checked against a /0: only the private one. */
+	n = wn_policy_addresses(any, 2, &self, ai_list(&l, ips, 6), 80,
+	                        WN_POLICY_BY_NAME, out, 8);
+	assert_int_equal(n, 1);
+	assert_string_equal(addr_text(&out[0], buf), "192.168.1.1");
+	n = wn_policy_addresses(&any[1], 1, &self, ai_list(&l, ips, 6), 80,
+	                        WN_POLICY_BY_ADDRESS, out, 8);
+	assert_int_equal(n, 1);
+	assert_string_equal(addr_text(&out[0], buf), "192.168.1.1");
+	/* An explicit rule opens its address and port, nothing else. */
+	n = wn_policy_addresses(named, 2, &self, ai_list(&l, ips, 6), 80,
+	                        WN_POLICY_BY_NAME, out, 8);
+	assert_int_equal(n, 2);
+	assert_string_equal(addr_text(&out[0], buf), "127.0.0.1");
+	assert_string_equal(addr_text(&out[1], buf), "192.168.1.1");
+	n = wn_policy_addresses(named, 2, &self, ai_list(&l, ips, 6), 81,
+	                        WN_POLICY_BY_NAME, out, 8);
+	assert_int_equal(n, 1);
 }
 
 int main(void)
@@ -277,8 +401,11 @@ int main(void)
 	    cmocka_unit_test(test_bad_rules),
 	    cmocka_unit_test(test_judge),
 	    cmocka_unit_test(test_judge_unspecified_and_mapped),
+	    cmocka_unit_test(test_guarded),
+	    cmocka_unit_test(test_judge_guarded),
 	    cmocka_unit_test(test_unmap_v4),
 	    cmocka_unit_test(test_addresses),
+	    cmocka_unit_test(test_addresses_guarded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

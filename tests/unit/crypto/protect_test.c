@@ -535,6 +535,8 @@ static void test_expiry_at_reject_after_time(void **state)
 
 /* Recomputes the mac1 of a handshake message for the receiver's key pk,
  * so that a tampered message reaches the Noise layer. */
+/* Rewrites the mac1 that ends pkt[0, len) (an initiation's: pass the
+ * length without its mac2). */
 static void remac(uint8_t *pkt, size_t len, const uint8_t pk[32])
 {
 	uint8_t key[32], in[40];
@@ -558,17 +560,19 @@ static void test_bit_flips_rejected(void **state)
 	                                     2, WALL, T0, init, sizeof(init),
 	                                     &len),
 	                 0);
-	for (size_t i = 0; i < len * 8; i++) {
+	/* Everything up to mac2, which is the admission's business
+	 * (test_cookie_*). */
+	for (size_t i = 0; i < (len - 16) * 8; i++) {
 		memcpy(bad, init, len);
 		bad[i / 8] ^= (uint8_t)(1u << (i % 8));
 		assert_int_not_equal(
 		    wn_protect_responder_consume(&r.server, bad, len, &in), 0);
 	}
 	/* With a valid mac1, the Noise layer refuses the same flips. */
-	for (size_t i = 8 * 8; i < (len - 16) * 8; i++) {
+	for (size_t i = 8 * 8; i < (len - 32) * 8; i++) {
 		memcpy(bad, init, len);
 		bad[i / 8] ^= (uint8_t)(1u << (i % 8));
-		remac(bad, len, r.sk.pk);
+		remac(bad, len - 16, r.sk.pk);
 		assert_int_equal(
 		    wn_protect_responder_consume(&r.server, bad, len, &in),
 		    WN_ECRYPTO);
@@ -616,6 +620,155 @@ static void test_bit_flips_rejected(void **state)
 	rig_wipe(&r);
 }
 
+/* The cookie exchange: an initiation without mac2 under load gets a
+ * cookie reply; the client takes it, retries at once, and its next
+ * initiation carries a mac2 the server accepts for that address only,
+ * under the current and the previous secret. */
+static void test_cookie_exchange(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_init(&r);
+	static const uint8_t addr[] = {2, 0x1f, 0x90, 10, 0, 0, 1};
+	static const uint8_t other[] = {2, 0x1f, 0x91, 10, 0, 0, 1};
+	uint8_t init[WN_PROTECT_INITIATION_MAX], reply[128], resp[128];
+	size_t len, olen, rlen;
+	bool mac2, retry;
+
+	assert_int_equal(wn_protect_initiate(&r.client, NULL, 0, WALL, T0, init,
+	                                     sizeof(init), &len),
+	                 0);
+	assert_int_equal(wn_protect_responder_check(&r.server, init, len, addr,
+	                                            sizeof(addr), T0, &mac2),
+	                 0);
+	assert_false(mac2);
+	/* mac1 is checked first: one flipped bit and nothing else counts. */
+	init[20] ^= 1;
+	assert_int_equal(wn_protect_responder_check(&r.server, init, len, addr,
+	                                            sizeof(addr), T0, &mac2),
+	                 WN_ECRYPTO);
+	init[20] ^= 1;
+	assert_int_equal(wn_protect_cookie_reply(&r.server, init, len, addr,
+	                                         sizeof(addr), T0, reply,
+	                                         sizeof(reply), &olen),
+	                 0);
+	assert_int_equal(olen, WN_PROTECT_COOKIE_REPLY_LEN);
+	assert_true(olen < len); /* no amplification */
+	/* Tampered replies are refused and change nothing. */
+	for (size_t i = 0; i < olen * 8; i++) {
+		uint8_t bad[128];
+		memcpy(bad, reply, olen);
+		bad[i / 8] ^= (uint8_t)(1u << (i % 8));
+		assert_int_not_equal(
+		    wn_protect_consume_cookie(&r.client, bad, olen, T0, &retry),
+		    0);
+		assert_false(retry);
+	}
+	assert_int_equal(
+	    wn_protect_consume_cookie(&r.client, reply, olen, T0, &retry), 0);
+	assert_true(retry);
+	/* The same reply again does not make the client send again. */
+	assert_int_equal(
+	    wn_protect_consume_cookie(&r.client, reply, olen, T0, &retry), 0);
+	assert_false(retry);
+
+	assert_int_equal(wn_protect_initiate(&r.client, NULL, 0, WALL + 1,
+	                                     T0 + 1, init, sizeof(init), &len),
+	                 0);
+	/* The old reply names the old initiation, and is bound to its
+	 * mac1 even with the new one's index written in. */
+	assert_int_equal(
+	    wn_protect_consume_cookie(&r.client, reply, olen, T0 + 1, &retry),
+	    WN_EPROTO);
+	memcpy(reply + 4, init + 4, 4);
+	assert_int_equal(
+	    wn_protect_consume_cookie(&r.client, reply, olen, T0 + 1, &retry),
+	    WN_ECRYPTO);
+	assert_int_equal(wn_protect_responder_check(&r.server, init, len, addr,
+	                                            sizeof(addr), T0 + 1,
+	                                            &mac2),
+	                 0);
+	assert_true(mac2);
+	assert_int_equal(wn_protect_responder_check(&r.server, init, len, other,
+	                                            sizeof(other), T0 + 1,
+	                                            &mac2),
+	                 0);
+	assert_false(mac2); /* another address (here: port) */
+	/* mac2 changed: still no valid mac2, and mac1 still holds. */
+	init[len - 1] ^= 1;
+	assert_int_equal(wn_protect_responder_check(&r.server, init, len, addr,
+	                                            sizeof(addr), T0 + 1,
+	                                            &mac2),
+	                 0);
+	assert_false(mac2);
+	init[len - 1] ^= 1;
+	/* One rotation later the previous secret still takes it; two, no. */
+	uint64_t t1 = T0 + WN_PROTECT_COOKIE_SECRET_MS + 10;
+	assert_int_equal(wn_protect_responder_check(&r.server, init, len, addr,
+	                                            sizeof(addr), t1, &mac2),
+	                 0);
+	assert_true(mac2);
+	assert_int_equal(wn_protect_responder_check(
+	                     &r.server, init, len, addr, sizeof(addr),
+	                     t1 + WN_PROTECT_COOKIE_SECRET_MS + 10, &mac2),
+	                 0);
+	assert_false(mac2);
+	/* The handshake itself goes on as ever. */
+	assert_int_equal(server_answer(&r, init, len, T0 + 1, resp, &rlen), 0);
+	assert_int_equal(
+	    wn_protect_consume_response(&r.client, resp, rlen, T0 + 1), 0);
+
+	/* The client stops using a cookie before the server forgets it. */
+	assert_int_equal(wn_protect_initiate(&r.client, NULL, 0, WALL + 2,
+	                                     T0 + WN_PROTECT_COOKIE_USE_MS,
+	                                     init, sizeof(init), &len),
+	                 0);
+	static const uint8_t zero[WN_PROTECT_MAC_LEN];
+	assert_memory_equal(init + len - WN_PROTECT_MAC_LEN, zero,
+	                    sizeof(zero));
+	rig_wipe(&r);
+}
+
+/* Cookie replies that keep coming (forged by someone who knows the
+ * server's public key, or repeated) make the client send at most one
+ * extra initiation per pending handshake and per
+ * WN_PROTECT_COOKIE_RETRY_MS. */
+static void test_cookie_retry_bounded(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_init(&r);
+	uint8_t init[WN_PROTECT_INITIATION_MAX], reply[128];
+	size_t len, olen;
+	bool retry;
+	int retries = 0;
+	uint64_t now = T0;
+	for (int i = 0; i < 100; i++, now += 10) {
+		assert_int_equal(wn_protect_initiate(&r.client, NULL, 0,
+		                                     WALL + now, now, init,
+		                                     sizeof(init), &len),
+		                 0);
+		/* A different address each time gives a different cookie. */
+		uint8_t addr[7] = {2, 0, 0, 10, 0, 0, (uint8_t)i};
+		assert_int_equal(wn_protect_cookie_reply(
+		                     &r.server, init, len, addr, sizeof(addr),
+		                     now, reply, sizeof(reply), &olen),
+		                 0);
+		assert_int_equal(wn_protect_consume_cookie(&r.client, reply,
+		                                           olen, now, &retry),
+		                 0);
+		retries += retry;
+	}
+	/* 100 replies over one second: the first, and one after 1000 ms. */
+	assert_true(retries <= 2);
+	assert_true(retries >= 1);
+	/* Not an initiator, or nothing pending: refused. */
+	assert_int_equal(
+	    wn_protect_consume_cookie(&r.speer, reply, olen, now, &retry),
+	    WN_EPROTO);
+	rig_wipe(&r);
+}
+
 static void test_lengths_and_types(void **state)
 {
 	(void)state;
@@ -625,7 +778,12 @@ static void test_lengths_and_types(void **state)
 	assert_int_equal(wn_protect_classify(pkt, 0, &type, &idx), WN_EPROTO);
 	assert_int_equal(wn_protect_classify(NULL, 0, &type, &idx), WN_EPROTO);
 	pkt[0] = WN_PROTECT_MSG_COOKIE;
-	assert_int_equal(wn_protect_classify(pkt, 64, &type, &idx), WN_EPROTO);
+	pkt[4] = 9;
+	assert_int_equal(wn_protect_classify(pkt, 63, &type, &idx), WN_EPROTO);
+	assert_int_equal(wn_protect_classify(pkt, 65, &type, &idx), WN_EPROTO);
+	assert_int_equal(wn_protect_classify(pkt, 64, &type, &idx), 0);
+	assert_int_equal(idx, 9);
+	assert_int_equal(WN_PROTECT_COOKIE_REPLY_LEN, 64);
 	pkt[0] = WN_PROTECT_MSG_TRANSPORT;
 	pkt[4] = 7;
 	assert_int_equal(wn_protect_classify(pkt, 31, &type, &idx), WN_EPROTO);
@@ -642,7 +800,7 @@ static void test_lengths_and_types(void **state)
 	assert_int_equal(wn_protect_classify(pkt, WN_PROTECT_INITIATION_MAX + 1,
 	                                     &type, &idx),
 	                 WN_EPROTO);
-	assert_int_equal(WN_PROTECT_INITIATION_MIN, 132);
+	assert_int_equal(WN_PROTECT_INITIATION_MIN, 148);
 	assert_int_equal(WN_PROTECT_RESPONSE_LEN, 76);
 
 	struct rig r;
@@ -801,6 +959,8 @@ int main(void)
 	    cmocka_unit_test(test_lost_response_and_retry),
 	    cmocka_unit_test(test_expiry_at_reject_after_time),
 	    cmocka_unit_test(test_bit_flips_rejected),
+	    cmocka_unit_test(test_cookie_exchange),
+	    cmocka_unit_test(test_cookie_retry_bounded),
 	    cmocka_unit_test(test_lengths_and_types),
 	    cmocka_unit_test(test_timestamps),
 	    cmocka_unit_test(test_bench),

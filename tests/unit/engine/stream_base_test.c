@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -429,6 +431,68 @@ static void test_bad_header_and_early_fin(void **state)
 	stop(&t);
 }
 
+/* The engine's clock, as the transport reports it. */
+static uint64_t engine_ms;
+
+static uint64_t t_now(const struct wn_stream *s)
+{
+	(void)s;
+	return engine_ms;
+}
+
+static size_t count_lines(int fd)
+{
+	char buf[4096];
+	size_t n = 0;
+	ssize_t got;
+	while ((got = read(fd, buf, sizeof(buf))) > 0)
+		for (ssize_t i = 0; i < got; i++)
+			n += buf[i] == '\n';
+	return n;
+}
+
+/* The malformed-header log is rate-limited on the engine's clock (the
+ * transport's now_ms), not the loop's: the loop's time stands still here
+ * while the engine's moves past the window, and only the engine's opens
+ * it again. */
+static void test_bad_header_log_on_engine_clock(void **state)
+{
+	(void)state;
+	struct wn_loop loop;
+	struct wn_stream_env env;
+	struct wn_log log;
+	struct acc a = {0};
+	struct wn_accept_handler ah = {.ctx = &a, .on_stream = on_stream};
+	static const uint8_t junk[4] = {0xff, 0xff, 0xff, 0xff};
+	struct wn_sb_transport ctp = tp;
+	struct rec r[8];
+	int fds[2];
+
+	ctp.now_ms = t_now;
+	memset(r, 0, sizeof(r));
+	assert_int_equal(pipe2(fds, O_NONBLOCK), 0);
+	assert_int_equal(wn_loop_init(&loop), 0);
+	wn_log_init(&log, WN_LOG_INFO, fds[1]);
+	wn_sb_env_init(&env, &ctp, &loop, &log, &ah);
+	engine_ms = 100000;
+	for (int i = 0; i < 7; i++) {
+		wn_sb_init(&r[i].s, &env, NULL, NULL);
+		wn_sb_recv(&r[i].s, junk, sizeof(junk));
+		assert_int_equal(r[i].reset_err, WN_STREAM_BAD_HEADER);
+	}
+	size_t burst = count_lines(fds[0]);
+	assert_true(burst > 0 && burst < 7); /* limited */
+	engine_ms += 60000;
+	wn_sb_init(&r[7].s, &env, NULL, NULL);
+	wn_sb_recv(&r[7].s, junk, sizeof(junk));
+	assert_true(count_lines(fds[0]) > 0); /* a new window */
+	for (int i = 0; i < 3; i++)
+		uv_run(wn_loop_uv(&loop), UV_RUN_NOWAIT);
+	assert_int_equal(wn_loop_close(&loop), 0);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -442,6 +506,7 @@ int main(void)
 	    cmocka_unit_test(test_calls_after_release_are_refused),
 	    cmocka_unit_test(test_header_acceptance),
 	    cmocka_unit_test(test_bad_header_and_early_fin),
+	    cmocka_unit_test(test_bad_header_log_on_engine_clock),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

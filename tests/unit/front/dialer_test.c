@@ -235,7 +235,8 @@ static void t_unspecified_denied(void **state)
 
 /* ---- names ------------------------------------------------------------ */
 
-/* Allowed by name: resolved and connected, whatever the address. */
+/* Allowed by name: resolved and connected, whatever the address, unless
+ * it is guarded (loopback here: it takes a rule naming 127.0.0.1). */
 static void t_name_allowed_by_name(void **state)
 {
 	struct app a;
@@ -246,6 +247,7 @@ static void t_name_allowed_by_name(void **state)
 	wn_rig_allow(&a.r,
 	             port_rule(rule, sizeof(rule), "LocalHost", a.srv.port));
 	wn_rig_allow(&a.r, "10.0.0.0/8:*"); /* irrelevant to a name match */
+	wn_rig_allow(&a.r, "127.0.0.1:*");  /* opens the guarded address */
 	wn_rig_dialer(&a.r, NULL);
 	expect_echo(&a, port_rule(tgt, sizeof(tgt), "localhost", a.srv.port));
 	assert_int_equal(wn_dialer_get_stats(a.r.dialer)->resolved, 1);
@@ -311,6 +313,8 @@ static void t_name_denied_without_lookup(void **state)
 	app_finish(&a);
 }
 
+/* A name that does not resolve ends as one that resolves only to refused
+ * addresses: DENIED both (the reset is no DNS oracle). */
 static void t_name_does_not_resolve(void **state)
 {
 	const char *rules[] = {"*.invalid:*", NULL};
@@ -319,8 +323,73 @@ static void t_name_does_not_resolve(void **state)
 	app_init(&a, rules, false);
 	wn_rig_dialer(&a.r, NULL);
 	app_open(&a, "no-such-host.invalid:80", 100);
-	assert_int_equal(app_run(&a, 15000), WN_STREAM_UNREACHABLE);
+	assert_int_equal(app_run(&a, 15000), WN_STREAM_DENIED);
 	assert_int_equal(wn_dialer_get_stats(a.r.dialer)->resolve_failures, 1);
+	app_finish(&a);
+}
+
+/* Allowed only by an address rule: a name that does not resolve and a
+ * name that resolves outside the rules get the same reset. */
+static void t_lookup_no_oracle(void **state)
+{
+	const char *rules[] = {"10.0.0.0/8:*", NULL};
+	struct app a;
+	int missing, outside;
+
+	app_init(&a, rules, false);
+	wn_rig_dialer(&a.r, NULL);
+	app_open(&a, "no-such-host.invalid:80", 100);
+	missing = app_run(&a, 15000);
+	memset(&a.st, 0, sizeof(a.st));
+	app_open(&a, "localhost:80", 100);
+	outside = app_run(&a, 15000);
+	assert_int_equal(missing, WN_STREAM_DENIED);
+	assert_int_equal(outside, WN_STREAM_DENIED);
+	assert_int_equal(wn_dialer_get_stats(a.r.dialer)->resolve_failures, 1);
+	assert_int_equal(wn_dialer_get_stats(a.r.dialer)->resolved, 1);
+	app_finish(&a);
+}
+
+/* Loopback through broad rules: a name rule, `*`, *:PORT and /0 reach
+ * neither 127.0.0.1 as a literal nor a name resolving to it (localhost);
+ * nothing connects. A rule naming the address opens it. */
+static void t_broad_rules_never_reach_loopback(void **state)
+{
+	struct app a;
+	char rule[64], tgt[64];
+
+	app_init(&a, NULL, false);
+	app_target(&a, WN_NP_ECHO);
+	wn_rig_allow(&a.r,
+	             port_rule(rule, sizeof(rule), "localhost", a.srv.port));
+	wn_rig_allow(&a.r, port_rule(rule, sizeof(rule), "*", a.srv.port));
+	wn_rig_allow(&a.r, "*:*");
+	wn_rig_allow(&a.r, "0.0.0.0/0:*");
+	wn_rig_allow(&a.r, "[::]/0:*");
+	wn_rig_dialer(&a.r, NULL);
+	app_open(&a, port_rule(tgt, sizeof(tgt), "localhost", a.srv.port), 100);
+	assert_int_equal(app_run(&a, 5000), WN_STREAM_DENIED);
+	memset(&a.st, 0, sizeof(a.st));
+	app_open(&a, port_rule(tgt, sizeof(tgt), "127.0.0.1", a.srv.port), 100);
+	assert_int_equal(app_run(&a, 5000), WN_STREAM_DENIED);
+	memset(&a.st, 0, sizeof(a.st));
+	app_open(&a, port_rule(tgt, sizeof(tgt), "[::1]", a.srv.port), 100);
+	assert_int_equal(app_run(&a, 5000), WN_STREAM_DENIED);
+	memset(&a.st, 0, sizeof(a.st));
+	app_open(&a, "169.254.169.254:80", 100);
+	assert_int_equal(app_run(&a, 5000), WN_STREAM_DENIED);
+	assert_int_equal(a.srv.accepted, 0);
+	assert_int_equal(wn_dialer_get_stats(a.r.dialer)->denied, 4);
+	app_finish(&a);
+
+	app_init(&a, NULL, false);
+	app_target(&a, WN_NP_ECHO);
+	wn_rig_allow(&a.r, "*:*");
+	wn_rig_allow(&a.r,
+	             port_rule(rule, sizeof(rule), "127.0.0.1", a.srv.port));
+	wn_rig_dialer(&a.r, NULL);
+	expect_echo(&a, port_rule(tgt, sizeof(tgt), "localhost", a.srv.port));
+	assert_int_equal(a.srv.accepted, 1);
 	app_finish(&a);
 }
 
@@ -492,6 +561,8 @@ int main(void)
 	    cmocka_unit_test(t_name_allowed_by_address),
 	    cmocka_unit_test(t_name_resolves_outside),
 	    cmocka_unit_test(t_name_denied_without_lookup),
+	    cmocka_unit_test(t_lookup_no_oracle),
+	    cmocka_unit_test(t_broad_rules_never_reach_loopback),
 	    cmocka_unit_test(t_name_does_not_resolve),
 	    cmocka_unit_test(t_unix_rules),
 	    cmocka_unit_test(t_refused),

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -394,6 +395,91 @@ static void reply_codes(void **state)
 	assert_int_equal(wn_socks5_rep_for(WN_STREAM_SESSION_LOST), 1);
 }
 
+/* Opens a SOCKS5 front on listen (no users unless user is set); returns
+ * its result, closing the front again if it opened. */
+static int try_open(struct wn_rig *r, const char *listen, bool user,
+                    bool unauthenticated, unsigned unix_mode)
+{
+	struct wn_socks5_front_opts o = {.name = "t",
+	                                 .unauthenticated = unauthenticated,
+	                                 .unix_mode = unix_mode};
+	struct wn_socks5_user u = {"alice", "pw"};
+	struct wn_socks5_front *sf;
+	const char *why;
+	int rc;
+
+	assert_int_equal(wn_endpoint_parse(listen,
+	                                   WN_SCHEME_TCP | WN_SCHEME_UNIX,
+	                                   WN_SCHEME_TCP, WN_EP_PORT_ZERO_OK,
+	                                   &o.listen, &why),
+	                 0);
+	if (user) {
+		o.users = &u;
+		o.n_users = 1;
+	}
+	rc = wn_socks5_front_open(&r->loop, &r->log,
+	                          wn_pipetunnel_client(r->pt), &o, &sf);
+	if (rc == 0)
+		wn_socks5_front_close(sf);
+	return rc;
+}
+
+/* Without users the proxy is anyone's way into the tunnel: it listens on
+ * loopback only, unless told otherwise or given users. */
+static void no_users_loopback_only(void **state)
+{
+	struct wn_rig r;
+	(void)state;
+
+	wn_rig_init(&r, NULL, -1);
+	assert_int_equal(try_open(&r, "0.0.0.0:0", false, false, 0), WN_EPERM);
+	assert_int_equal(try_open(&r, "[::]:0", false, false, 0), WN_EPERM);
+	assert_int_equal(try_open(&r, "127.0.0.1:0", false, false, 0), 0);
+	assert_int_equal(try_open(&r, "localhost:0", false, false, 0), 0);
+	assert_int_equal(try_open(&r, "0.0.0.0:0", true, false, 0), 0);
+	assert_int_equal(try_open(&r, "0.0.0.0:0", false, true, 0), 0);
+	assert_int_equal(wn_rig_finish(&r), 0);
+}
+
+/* A unix listener's socket file is the owner's alone (or the configured
+ * mode), whatever the umask. */
+static void unix_socket_mode(void **state)
+{
+	struct wn_rig r;
+	char path[128], listen[160];
+	struct wn_socks5_front_opts o = {.name = "t"};
+	struct wn_socks5_front *sf;
+	struct stat st;
+	const char *why;
+	mode_t old = umask(0);
+	(void)state;
+
+	wn_rig_init(&r, NULL, -1);
+	wn_rig_path(&r, "s.sock", path, sizeof(path));
+	snprintf(listen, sizeof(listen), "unix:%s", path);
+	assert_int_equal(wn_endpoint_parse(listen, WN_SCHEME_UNIX,
+	                                   WN_SCHEME_TCP, 0, &o.listen, &why),
+	                 0);
+	assert_int_equal(wn_socks5_front_open(&r.loop, &r.log,
+	                                      wn_pipetunnel_client(r.pt), &o,
+	                                      &sf),
+	                 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	wn_socks5_front_close(sf);
+	wn_np_run_for(&r.loop, 50);
+	o.unix_mode = 0660;
+	assert_int_equal(wn_socks5_front_open(&r.loop, &r.log,
+	                                      wn_pipetunnel_client(r.pt), &o,
+	                                      &sf),
+	                 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0660);
+	wn_socks5_front_close(sf);
+	umask(old);
+	assert_int_equal(wn_rig_finish(&r), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -405,6 +491,8 @@ int main(void)
 	    cmocka_unit_test(handshake_timeout),
 	    cmocka_unit_test(close_with_work_in_flight),
 	    cmocka_unit_test(reply_codes),
+	    cmocka_unit_test(no_users_loopback_only),
+	    cmocka_unit_test(unix_socket_mode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

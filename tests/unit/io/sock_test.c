@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -31,6 +33,7 @@ struct fx {
 	int accepted;
 	int peer_status; /* last read status of the peer: 0, UV_EOF, ... */
 	bool peer_reset;
+	int refuse; /* connections to refuse (wn_sock_refuse) before one */
 };
 
 static void on_connect(void *ctx, int status)
@@ -86,6 +89,11 @@ static void on_peer(uv_stream_t *l, int status)
 	struct fx *f = l->data;
 
 	assert_int_equal(status, 0);
+	if (f->refuse > 0) {
+		f->refuse--;
+		assert_int_equal(wn_sock_refuse(l), 0);
+		return;
+	}
 	assert_false(f->peer_open);
 	uv_tcp_init(wn_loop_uv(&f->loop), &f->peer);
 	f->peer.data = f;
@@ -350,6 +358,40 @@ static void t_close_rst(void **state)
 	}
 }
 
+/* An accept callback that cannot serve a connection refuses it: the
+ * client sees it closed, and the listener goes on accepting (libuv stops
+ * polling a listener whose callback left a connection pending). */
+static void t_refuse_keeps_listening(void **state)
+{
+	struct fx *f = fx_new();
+	struct sockaddr_in sin;
+	int fds[3];
+	char b[8];
+
+	(void)state;
+	fx_listen(f);
+	f->refuse = 2;
+	uv_ip4_addr("127.0.0.1", f->port, &sin);
+	for (int i = 0; i < 3; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		assert_int_equal(
+		    connect(fds[i], (struct sockaddr *)&sin, sizeof(sin)), 0);
+	}
+	/* Polled, not run once: a listener that stopped would block. */
+	for (int i = 0; i < 2000 && f->accepted < 1; i++) {
+		uv_run(wn_loop_uv(&f->loop), UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+	assert_int_equal(f->accepted, 1);
+	assert_int_equal(f->refuse, 0);
+	for (int i = 0; i < 2; i++) {
+		assert_true(recv(fds[i], b, sizeof(b), 0) <= 0);
+		close(fds[i]);
+	}
+	close(fds[2]);
+	fx_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,6 +402,7 @@ int main(void)
 	    cmocka_unit_test(t_close_while_connecting),
 	    cmocka_unit_test(t_read_some),
 	    cmocka_unit_test(t_close_rst),
+	    cmocka_unit_test(t_refuse_keeps_listening),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
