@@ -184,8 +184,8 @@ int wn_node_server(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 {
 	const struct wn_server_cfg *sc = &cfg->server;
 	node_init(n, loop, log, id);
-	n->engine_ops = wn_engine_find(engine_name(sc->engine.kind));
-	if (!n->engine_ops)
+	n->engine_type = wn_engine_find(engine_name(sc->engine.kind));
+	if (!n->engine_type)
 		return WN_EINVAL;
 	/* out_limit 0: each relay holds its tunnel's receive window. */
 	struct wn_dialer_opts dopts;
@@ -199,13 +199,13 @@ int wn_node_server(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 	ec.n_clients = sc->n_allow_client;
 	ec.accept = rc == 0 ? wn_dialer_handler(n->dialer) : NULL;
 	if (rc == 0)
-		rc = n->engine_ops->server_new(&ec, &n->engine);
+		rc = wn_engine_server_new(n->engine_type, &ec, &n->engine);
 	if (rc != 0) {
 		WN_LOG(log, WN_LOG_ERROR, "main", "cannot start: %s",
 		       wn_strerror(rc));
 		return rc;
 	}
-	struct wn_carrier_handler h = n->engine_ops->handler(n->engine);
+	struct wn_carrier_handler h = wn_engine_handler(n->engine);
 	uint32_t max_conns = listener_conns(log, sc);
 	for (size_t i = 0; i < sc->n_listen && i < WN_NODE_MAX_CARRIERS; i++) {
 		struct sockaddr_storage ss;
@@ -228,19 +228,19 @@ int wn_node_server(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 		n->ncarriers++;
 		WN_LOG(log, WN_LOG_INFO, "main", "listening on %s", name);
 	}
-	if (!(n->engine_ops->caps & WN_ENGINE_CAP_KEYS)) {
+	if (!(n->engine_type->caps & WN_ENGINE_CAP_KEYS)) {
 		char desc[128];
-		n->engine_ops->describe(n->engine, desc, sizeof(desc));
+		wn_engine_describe(n->engine, desc, sizeof(desc));
 		WN_LOG(log, WN_LOG_INFO, "main",
 		       "server ready: engine %s, %s, fixed target",
-		       n->engine_ops->name, desc);
+		       n->engine_type->name, desc);
 		return 0;
 	}
 	char key[WN_KEY_B64_LEN + 1];
 	wn_key_encode(id->ed_pk, key);
 	WN_LOG(log, WN_LOG_INFO, "main",
 	       "server ready: key %s, engine %s, %zu client key%s, %s", key,
-	       n->engine_ops->name, sc->n_allow_client,
+	       n->engine_type->name, sc->n_allow_client,
 	       sc->n_allow_client == 1 ? "" : "s",
 	       sc->has_target ? "fixed target" : "targets by allow rules");
 	return 0;
@@ -251,8 +251,8 @@ int wn_node_client(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 {
 	const struct wn_client_cfg *cc = &cfg->client;
 	node_init(n, loop, log, id);
-	n->engine_ops = wn_engine_find(engine_name(cc->engine.kind));
-	if (!n->engine_ops)
+	n->engine_type = wn_engine_find(engine_name(cc->engine.kind));
+	if (!n->engine_type)
 		return WN_EINVAL;
 	struct wn_engine_conf ec;
 	engine_conf(n, &cc->engine, &ec);
@@ -262,14 +262,14 @@ int wn_node_client(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 	ec.handshake_timeout_ms = cc->dead_peer_timeout_ms;
 	ec.failover_ms = cc->failover_ms;
 	ec.probe_ms = cc->probe_ms;
-	int rc = n->engine_ops->client_new(&ec, &n->engine);
+	int rc = wn_engine_client_new(n->engine_type, &ec, &n->engine);
 	if (rc != 0) {
 		WN_LOG(log, WN_LOG_ERROR, "main", "cannot start: %s",
 		       wn_strerror(rc));
 		return rc;
 	}
 	/* One carrier per server address, tried in order (failover). */
-	struct wn_carrier_handler h = n->engine_ops->handler(n->engine);
+	struct wn_carrier_handler h = wn_engine_handler(n->engine);
 	for (size_t i = 0; i < cc->n_server && i < WN_NODE_MAX_CARRIERS; i++) {
 		struct sockaddr_storage server;
 		socklen_t slen;
@@ -285,7 +285,7 @@ int wn_node_client(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 		if (rc == 0)
 			n->ncarriers++;
 		if (rc == 0)
-			rc = n->engine_ops->add_path(
+			rc = wn_engine_add_path(
 			    n->engine, *slot, (struct sockaddr *)&server, slen);
 		if (rc != 0) {
 			WN_LOG(log, WN_LOG_ERROR, "main", "cannot start %s: %s",
@@ -293,7 +293,7 @@ int wn_node_client(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 			return rc;
 		}
 	}
-	struct wn_tunnel *tunnel = n->engine_ops->tunnel(n->engine);
+	struct wn_tunnel *tunnel = wn_engine_tunnel(n->engine);
 	/* A relay must hold a whole stream window of delivered, unconsumed
 	 * data (tunnel.h). */
 	size_t out_limit = wn_tunnel_recv_window(tunnel);
@@ -339,7 +339,7 @@ int wn_node_client(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 	}
 	if (!n->fwd || !n->socks)
 		return WN_ENOMEM;
-	rc = n->engine_ops->go(n->engine);
+	rc = wn_engine_go(n->engine);
 	if (rc != 0) {
 		WN_LOG(log, WN_LOG_ERROR, "main", "cannot start: %s",
 		       wn_strerror(rc));
@@ -349,7 +349,7 @@ int wn_node_client(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 	wn_endpoint_format(&cc->server[0], name, sizeof(name));
 	WN_LOG(log, WN_LOG_INFO, "main", "client ready: server %s%s, engine %s",
 	       name, cc->n_server > 1 ? " (and fallbacks)" : "",
-	       n->engine_ops->name);
+	       n->engine_type->name);
 	return 0;
 }
 
@@ -363,7 +363,7 @@ void wn_node_close(struct wn_node *n)
 	for (size_t i = 0; i < n->nsocks; i++)
 		wn_socks5_front_close(n->socks[i]);
 	if (n->engine)
-		n->engine_ops->close(n->engine);
+		wn_engine_close(n->engine);
 	if (n->dialer)
 		wn_dialer_close(n->dialer);
 	/* The engine has said goodbye to its peers by now. */

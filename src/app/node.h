@@ -26,7 +26,7 @@ struct wn_node {
 	struct wn_loop *loop;         /* borrowed */
 	struct wn_log *log;           /* borrowed */
 	const struct wn_identity *id; /* borrowed */
-	const struct wn_engine_ops *engine_ops;
+	const struct wn_engine_type *engine_type;
 	struct wn_engine *engine;
 	struct wn_dialer *dialer; /* server */
 	struct wn_forward **fwd;  /* client */

@@ -1,15 +1,15 @@
-/* The engine registry: every engine's table, by name. */
+/* The engine registry: every engine type's row, by name. */
 #include <string.h>
 
 #include "engine/engine_ops.h"
 
-static const struct wn_engine_ops *const engines[] = {
-    &wn_quic_engine_ops,
-    &wn_kcp_engine_ops,
-    &wn_kcptun_engine_ops,
+static const struct wn_engine_type *const engines[] = {
+    &wn_quic_engine,
+    &wn_kcp_engine,
+    &wn_kcptun_engine,
 };
 
-const struct wn_engine_ops *wn_engine_find(const char *name)
+const struct wn_engine_type *wn_engine_find(const char *name)
 {
 	for (size_t i = 0; name && i < sizeof(engines) / sizeof(engines[0]);
 	     i++)

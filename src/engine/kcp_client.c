@@ -1,5 +1,6 @@
 /* The KCP engine's client: one session at a time, its handshakes and
- * rekeys, failover between paths (see kcp_engine.h). */
+ * rekeys, failover between paths (see kcp_engine_int.h); the client's
+ * engine operations (engine_ops.h). */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,7 @@
 struct wn_kcp_client {
 	struct kep ep;           /* first: sessions reach it through ks->ep */
 	struct wn_tunnel tunnel; /* stable: opens streams on the session */
-	struct wn_kcp_client_events ev;
+	struct wn_engine_events ev;
 	uint8_t server_key[WN_KEY_LEN];
 	uint8_t server_x[WN_KEY_LEN]; /* its X25519 form */
 	struct ksession *cur;         /* the session being set up, or up */
@@ -37,6 +38,16 @@ struct wn_kcp_client {
 static struct wn_kcp_client *client_of(struct kep *ep)
 {
 	return (struct wn_kcp_client *)ep;
+}
+
+static struct wn_kcp_client *engine_client(struct wn_engine *e)
+{
+	return client_of(kep_of(e));
+}
+
+static const struct wn_kcp_client *cengine_client(const struct wn_engine *e)
+{
+	return (const struct wn_kcp_client *)kep_cof(e);
 }
 
 /* Sends an initiation for ks: the first, a retry, or a rekey. Its payload
@@ -387,17 +398,22 @@ static void client_writable(void *ctx, struct wn_carrier *c)
 		ksession_schedule(cl->cur);
 }
 
-int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
-                      const uint8_t server_key[WN_KEY_LEN],
-                      const struct wn_kcp_client_events *ev,
-                      struct wn_kcp_client **out)
+static const struct wn_engine_ops client_ops;
+
+int kep_client_create(const struct wn_kcp_engine_opts *o,
+                      const struct wn_engine_conf *conf, struct wn_engine **out)
 {
-	if (!o->loop || !o->log || (!o->id && !o->kcptun))
+	const uint8_t *server_key = conf->server_key;
+	const struct wn_engine_events *ev = conf->events;
+	if (!o->loop || !o->log || (!o->id && !o->kcptun) ||
+	    (!server_key && !o->kcptun))
 		return WN_EINVAL;
 	struct wn_kcp_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return WN_ENOMEM;
 	c->ep.o = *o;
+	c->ep.base.ops = &client_ops;
+	kep_describe_init(&c->ep, o);
 	wn_failover_init(&c->fo, o->failover_ms, o->probe_ms, kep_now(&c->ep));
 	c->ep.o.kcptun = NULL; /* copied into ep.kt */
 	c->ep.tx = malloc((size_t)KCP_TX_SEGS * KCP_PKT_MAX);
@@ -430,12 +446,26 @@ int wn_kcp_client_new(const struct wn_kcp_engine_opts *o,
 	if (ev)
 		c->ev = *ev;
 	wn_deferred_init(&c->dnode);
-	*out = c;
+	*out = &c->ep.base;
 	return 0;
 }
 
-struct wn_carrier_handler wn_kcp_client_handler(struct wn_kcp_client *c)
+int kep_client_new(const struct wn_engine_type *t,
+                   const struct wn_engine_conf *conf, struct wn_engine **out)
 {
+	struct wn_kcp_engine_opts o;
+	struct wn_kcptun_cfg kt;
+	int rc = kep_opts_from(t, conf, 0, &o, &kt);
+	if (rc == 0)
+		rc = kep_client_create(&o, conf, out);
+	/* The engine keeps its own copy of the profile's key. */
+	sodium_memzero(&kt, sizeof(kt));
+	return rc;
+}
+
+static struct wn_carrier_handler client_handler(struct wn_engine *e)
+{
+	struct wn_kcp_client *c = engine_client(e);
 	struct wn_carrier_handler h = {
 	    .ctx = c,
 	    .recv = client_recv,
@@ -445,9 +475,10 @@ struct wn_carrier_handler wn_kcp_client_handler(struct wn_kcp_client *c)
 	return h;
 }
 
-int wn_kcp_client_add_path(struct wn_kcp_client *c, struct wn_carrier *carrier,
+static int client_add_path(struct wn_engine *e, struct wn_carrier *carrier,
                            const struct sockaddr *server, socklen_t len)
 {
+	struct wn_kcp_client *c = engine_client(e);
 	if (c->npaths == WN_KCP_MAX_PATHS || len > sizeof(c->paths[0].addr))
 		return WN_EINVAL;
 	if (wn_failover_add_path(&c->fo, 1, kep_now(&c->ep)) < 0)
@@ -459,8 +490,9 @@ int wn_kcp_client_add_path(struct wn_kcp_client *c, struct wn_carrier *carrier,
 	return 0;
 }
 
-int wn_kcp_client_go(struct wn_kcp_client *c)
+static int client_go(struct wn_engine *e)
 {
+	struct wn_kcp_client *c = engine_client(e);
 	if (c->npaths == 0)
 		return WN_EINVAL;
 	c->started = 1;
@@ -473,27 +505,20 @@ int wn_kcp_client_go(struct wn_kcp_client *c)
 	return c->cur ? 0 : WN_ENOMEM;
 }
 
-int wn_kcp_client_start(struct wn_kcp_client *c, struct wn_carrier *carrier,
-                        const struct sockaddr *server, socklen_t len)
+static struct wn_tunnel *client_tunnel(struct wn_engine *e)
 {
-	int rc = wn_kcp_client_add_path(c, carrier, server, len);
-	return rc != 0 ? rc : wn_kcp_client_go(c);
+	return &engine_client(e)->tunnel;
 }
 
-struct wn_tunnel *wn_kcp_client_tunnel(struct wn_kcp_client *c)
+static int client_is_up(const struct wn_engine *e)
 {
-	return &c->tunnel;
-}
-
-int wn_kcp_client_is_up(const struct wn_kcp_client *c)
-{
+	const struct wn_kcp_client *c = cengine_client(e);
 	return c->cur && c->cur->state == KS_UP;
 }
 
-const struct wn_kcp_engine_stats *
-wn_kcp_client_stats(const struct wn_kcp_client *c)
+static void client_stats(const struct wn_engine *e, struct wn_engine_stats *out)
 {
-	return &c->ep.stats;
+	kep_stats(&cengine_client(e)->ep, (uint64_t)client_is_up(e), out);
 }
 
 static void client_deferred_free(struct wn_deferred *node)
@@ -505,8 +530,9 @@ static void client_deferred_free(struct wn_deferred *node)
 	free(c);
 }
 
-void wn_kcp_client_close(struct wn_kcp_client *c)
+static void client_close(struct wn_engine *e)
 {
+	struct wn_kcp_client *c = engine_client(e);
 	if (c->closing)
 		return;
 	c->closing = 1;
@@ -521,3 +547,14 @@ void wn_kcp_client_close(struct wn_kcp_client *c)
 	/* Deferred after the session's own free. */
 	wn_loop_defer(c->ep.o.loop, &c->dnode, client_deferred_free);
 }
+
+static const struct wn_engine_ops client_ops = {
+    .handler = client_handler,
+    .add_path = client_add_path,
+    .go = client_go,
+    .tunnel = client_tunnel,
+    .is_up = client_is_up,
+    .stats = client_stats,
+    .describe = kep_describe,
+    .close = client_close,
+};

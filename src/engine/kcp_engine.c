@@ -1,6 +1,8 @@
 /* The KCP engine's sessions: what the client (kcp_client.c) and the server
  * (kcp_server.c) share. A session's run pass, its timer, the send batch and
- * sealing, and its end (see kcp_engine.h and kcp_engine_int.h). */
+ * sealing, and its end (see kcp_engine_int.h); the engine's options from
+ * the engine-neutral configuration, and its two rows of the engine table
+ * (engine_ops.h), at the end. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,93 @@ void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o)
 	o->max_sessions = 4096;
 	o->failover_ms = 3000;
 	o->probe_ms = 10000;
+}
+
+int kep_opts_from(const struct wn_engine_type *t,
+                  const struct wn_engine_conf *c, int server,
+                  struct wn_kcp_engine_opts *o, struct wn_kcptun_cfg *kt)
+{
+	int kcptun = t == &wn_kcptun_engine;
+	if (kcptun)
+		wn_kcptun_opts_default(o, server);
+	else
+		wn_kcp_engine_opts_default(o);
+	o->loop = c->loop;
+	o->log = c->log;
+	o->id = c->id;
+	if (c->mode)
+		snprintf(o->mode, sizeof(o->mode), "%s", c->mode);
+	if (c->snd_wnd)
+		o->snd_wnd = c->snd_wnd;
+	if (c->rcv_wnd)
+		o->rcv_wnd = c->rcv_wnd;
+	if (c->mtu)
+		o->mtu = c->mtu;
+	if (c->max_streams)
+		o->max_streams = c->max_streams;
+	if (c->idle_timeout_ms)
+		o->idle_timeout_ms = c->idle_timeout_ms;
+	o->keepalive_ms = server            ? 0
+	                  : c->keepalive_ms ? c->keepalive_ms
+	                                    : o->keepalive_ms;
+	if (c->failover_ms)
+		o->failover_ms = c->failover_ms;
+	if (c->probe_ms)
+		o->probe_ms = c->probe_ms;
+	if (c->stream_send_limit)
+		o->stream_send_limit = c->stream_send_limit;
+	if (c->stream_window)
+		o->stream_window = c->stream_window;
+	if (!kcptun)
+		return 0;
+	wn_kcptun_cfg_default(kt);
+	if (c->crypt && wn_kcpcrypt_parse(c->crypt, &kt->crypt) != 0)
+		return WN_EINVAL;
+	if (c->passphrase)
+		wn_kcpcrypt_derive(c->passphrase, kt->key);
+	if (c->has_fec) {
+		kt->datashard = c->datashard;
+		kt->parityshard = c->parityshard;
+	}
+	kt->nocomp = c->nocomp;
+	if (c->smuxver)
+		kt->smuxver = (int)c->smuxver;
+	o->kcptun = kt;
+	return 0;
+}
+
+void kep_describe_init(struct kep *ep, const struct wn_kcp_engine_opts *o)
+{
+	const struct wn_kcptun_cfg *kt = o->kcptun;
+	ep->desc[0] = '\0';
+	if (!kt)
+		return;
+	char fec[32] = "no FEC";
+	if (kt->datashard)
+		snprintf(fec, sizeof(fec), "FEC %u+%u", kt->datashard,
+		         kt->parityshard);
+	snprintf(ep->desc, sizeof(ep->desc),
+	         "crypt %s, mode %s, %s, %s, smux v%d",
+	         wn_kcpcrypt_name(kt->crypt), o->mode, fec,
+	         kt->nocomp ? "no compression" : "snappy", kt->smuxver);
+}
+
+void kep_describe(const struct wn_engine *e, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s", kep_cof(e)->desc);
+}
+
+void kep_stats(const struct kep *ep, uint64_t live, struct wn_engine_stats *out)
+{
+	const struct wn_kcp_engine_stats *s = &ep->stats;
+	memset(out, 0, sizeof(*out));
+	out->sessions = live;
+	out->sessions_opened = s->sessions_opened;
+	out->sessions_closed = s->sessions_closed;
+	out->streams_opened = s->streams_opened;
+	out->streams_closed = s->streams_closed;
+	out->pkts_dropped = s->pkts_dropped;
+	out->auth_failures = s->auth_failures;
 }
 
 /* Hands the batch of sealed packets to its session's carrier in one send
@@ -360,3 +449,21 @@ void ksession_send_empty(struct ksession *ks, uint64_t now)
 	if (wn_protect_seal(&ks->peer, buf, 0, sizeof(buf), now, &len) == 0)
 		ksession_send_now(ks, buf, len);
 }
+
+/* ---- the engine's rows ----------------------------------------------- */
+
+const struct wn_engine_type wn_kcp_engine = {
+    .name = "kcp",
+    .caps = WN_ENGINE_CAP_KEYS | WN_ENGINE_CAP_TARGETS,
+    .client_new = kep_client_new,
+    .server_new = kep_server_new,
+};
+
+/* kcptun: no identities (the passphrase is the secret) and no target in
+ * the streams (the server has one). Datagrams: never (kcptun has none). */
+const struct wn_engine_type wn_kcptun_engine = {
+    .name = "kcptun",
+    .caps = 0,
+    .client_new = kep_client_new,
+    .server_new = kep_server_new,
+};

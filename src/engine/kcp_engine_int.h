@@ -1,7 +1,32 @@
-/* Private to the KCP engine: kcp_engine.c (sessions: run pass, sends, end),
+/* The KCP engine: the Turbo Tunnel stack. KCP ARQ (src/core/kcp.h) carries
+ * an smux session (src/core/smux.h) whose streams are the tunnel's streams;
+ * every KCP datagram is protected with Noise IK keys (src/crypto/protect.h):
+ * WireGuard-style transport packets naming their session by receiver index.
+ *
+ * Sessions are bound to keys, not addresses: the server answers a session
+ * at the address its last authenticated packet came from, so a client
+ * whose address or port changes (NAT rebinding, another carrier) keeps its
+ * session and its streams. The server answers nothing to a packet that
+ * does not prove knowledge of its public key (mac1), and nothing to a
+ * client key it does not list.
+ *
+ * Like the QUIC engine, it runs over any carrier: the application opens the
+ * carrier with the engine's handler and hands it over. Its public face is
+ * its two rows of the engine table (engine_ops.h): wn_kcp_engine, and
+ * wn_kcptun_engine for the kcptun profile; this header is private to it.
+ *
+ * Client: one session at a time. It handshakes (retrying with backoff),
+ * keeps the session alive with keepalives, rekeys every two minutes without
+ * disturbing streams, and when nothing is heard for idle_timeout_ms
+ * declares the session lost (streams reset with WN_STREAM_SESSION_LOST) and
+ * starts a new one; streams opened meanwhile wait for it.
+ *
+ * Private to the KCP engine: kcp_engine.c (sessions: run pass, sends, end;
+ * the options from the engine-neutral configuration, and the rows),
  * kcp_client.c and kcp_server.c (the endpoints and their handshakes),
  * kcp_stream.c (streams behind the tunnel API), kcptun.c (the kcptun
- * profile's packet layer). */
+ * profile's packet layer). Unit tests of the engine's defaults include it
+ * too. */
 #ifndef WN_ENGINE_KCP_ENGINE_INT_H
 #define WN_ENGINE_KCP_ENGINE_INT_H
 
@@ -9,11 +34,92 @@
 
 #include "core/kcpgo.h"
 #include "core/streamhdr.h"
+#include "crypto/kcpcrypt.h"
 #include "crypto/protect.h"
-#include "engine/kcp_engine.h"
+#include "engine/engine_ops.h"
 #include "core/kcp_sess.h"
 #include "util/cidmap.h"
 #include "util/list.h"
+
+/* The kcptun profile: kcp-go's framing instead of Noise, so that either end
+ * can be kcptun (see src/engine/kcptun.c). No identities: the passphrase
+ * is the only secret, sessions are keyed by the client's address and conv,
+ * and streams carry no target header (the server sends every stream to its
+ * fixed target, as kcptun-server -t does). */
+struct wn_kcptun_cfg {
+	enum wn_kcpcrypt_alg crypt;
+	uint8_t key[WN_KCPCRYPT_KEY];    /* wn_kcpcrypt_derive(passphrase) */
+	unsigned datashard, parityshard; /* FEC; 0/0: off */
+	int nocomp;                      /* 1: no snappy stream */
+	int smuxver;                     /* 1 or 2 */
+};
+
+/* kcptun's defaults: aes, key "it's a secrect", 10/3, compression, smux
+ * v1. */
+void wn_kcptun_cfg_default(struct wn_kcptun_cfg *k);
+
+struct wn_kcp_engine_opts {
+	struct wn_loop *loop;         /* borrowed */
+	struct wn_log *log;           /* borrowed */
+	const struct wn_identity *id; /* borrowed; outlives the engine */
+	char mode[16];                /* KCP preset: normal fast fast2 fast3 */
+	unsigned mtu; /* packet size on the carrier, at most its max_packet;
+	                 0: KCP's default plus the protection (1432) */
+	unsigned snd_wnd, rcv_wnd; /* KCP windows in segments; 0: default */
+	int pacing;                /* pace KCP's sends (core/kcp.h) */
+	unsigned rto_srtt_pct;     /* RTO floor, % of the smoothed RTT */
+	uint32_t idle_timeout_ms;  /* dead after this long without packets */
+	uint32_t keepalive_ms;     /* client: keepalive when idle; 0: none */
+	size_t stream_send_limit;  /* bytes queued per stream */
+	uint32_t stream_window;    /* smux v2 receive window per stream */
+	unsigned max_streams;      /* concurrent streams per session */
+	unsigned max_sessions;     /* server: live sessions */
+	uint32_t failover_ms;      /* client: next path after this long without
+	                              an authenticated packet */
+	uint32_t probe_ms;         /* client: on a fallback path, try the first
+	                              again this often */
+	/* Borrowed, NULL for the native profile: kcptun's framing instead
+	 * of Noise (id is then not needed). */
+	const struct wn_kcptun_cfg *kcptun;
+};
+
+/* Fills in defaults (loop, log and id stay NULL): fast3, windows
+ * 2048/2048, pacing on, RTO at least twice the smoothed RTT, idle 15 s,
+ * keepalive 5 s, 4 MiB stream window. The windows, the pacing and the RTO
+ * floor are what a long path with loss needs (docs/performance.md,
+ * "Sending: RTO floor, pacer, windows"); kcptun's own windows are 128/512
+ * without them. */
+void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o);
+
+/* The kcptun profile's defaults (kcptun.c): kcptun's own windows (client
+ * 128/512, server 1024/1024), MTU 1350, mode fast, no pacing, no RTO
+ * floor, 2 MiB stream buffer; the rest as wn_kcp_engine_opts_default. */
+void wn_kcptun_opts_default(struct wn_kcp_engine_opts *o, int server);
+
+/* Counters for logs and metrics. */
+struct wn_kcp_engine_stats {
+	uint64_t sessions_opened, sessions_closed;
+	uint64_t streams_opened, streams_closed;
+	uint64_t handshakes, rekeys;
+	uint64_t pkts_dropped; /* failed authentication, replays, unknown */
+	uint64_t auth_failures;
+	uint64_t cookies; /* server: cookie replies sent; client: received */
+	/* kcptun profile: */
+	uint64_t csum_errors;   /* CRC or decryption failed (InCsumErrors) */
+	uint64_t fec_dropped;   /* malformed FEC shards */
+	uint64_t fec_parity;    /* parity shards received */
+	uint64_t fec_recovered; /* data shards rebuilt from parity */
+};
+
+/* Paths. A client adds paths to the server (a carrier and the server's
+ * address on it), in order of preference; up to WN_KCP_MAX_PATHS. With
+ * more than one, the client fails over: after failover_ms without an
+ * authenticated packet it sends on the next path, and while away from the
+ * first it sends a keepalive there every probe_ms. The server answers on the path of the
+ * last packet it authenticated, so when the first path works again its
+ * answers arrive there and the client moves back. The policy is
+ * core/failover.h, shared with the QUIC engine. */
+#define WN_KCP_MAX_PATHS 8
 
 /* The handshake payload: version u8, session id 8, conv u32 LE
  * (docs/wire-format.md, "KCP engine session"). */
@@ -31,6 +137,7 @@
 struct ksession;
 
 struct kep {
+	struct wn_engine base; /* the engine table's handle (engine_ops.h) */
 	struct wn_kcp_engine_opts o;
 	int is_server;
 	struct wn_kcp_engine_stats stats;
@@ -48,6 +155,7 @@ struct kep {
 	void (*sess_dead)(struct kep *ep, struct ksession *ks);
 	void (*sess_tick)(struct kep *ep, struct ksession *ks, uint64_t now);
 	struct ktprof *kt; /* the kcptun profile, or NULL (kcptun.c) */
+	char desc[96];     /* kcptun: what a kcptun peer must match */
 	/* What the endpoint's streams share (kcp_stream.c sets it up with
 	 * the first stream). */
 	struct wn_stream_env senv;
@@ -152,6 +260,39 @@ void ktprof_input(struct ksession *ks, struct wn_carrier *c,
                   const struct sockaddr *from, socklen_t fromlen,
                   const struct wn_kcpgo_pkt *fp);
 
+/* ---- kcp_client.c, kcp_server.c: the constructors behind the rows ----- */
+
+/* Create a client or a server of the KCP engine, in the profile of t
+ * (wn_kcp_engine or wn_kcptun_engine), as the rows' client_new and
+ * server_new. */
+int kep_client_new(const struct wn_engine_type *t,
+                   const struct wn_engine_conf *conf, struct wn_engine **out);
+int kep_server_new(const struct wn_engine_type *t,
+                   const struct wn_engine_conf *conf, struct wn_engine **out);
+
+/* The same from full options instead of the engine-neutral
+ * configuration's tuning (o->kcptun: the profile, copied), for the rows
+ * and for a test that sets what that configuration has no field for.
+ * conf gives the keys, the accept handler and the events. */
+int kep_client_create(const struct wn_kcp_engine_opts *o,
+                      const struct wn_engine_conf *conf,
+                      struct wn_engine **out);
+int kep_server_create(const struct wn_kcp_engine_opts *o,
+                      const struct wn_engine_conf *conf,
+                      struct wn_engine **out);
+
+/* The endpoint behind an engine handle, a client's or a server's (its
+ * counters in ->stats, for tests too). */
+static inline struct kep *kep_of(struct wn_engine *e)
+{
+	return wn_container_of(e, struct kep, base);
+}
+
+static inline const struct kep *kep_cof(const struct wn_engine *e)
+{
+	return wn_container_of(e, const struct kep, base);
+}
+
 /* ---- kcp_engine.c: what the client (kcp_client.c) and the server (kcp_server.c)
  * share ---------------------------------------------------------------- */
 
@@ -165,6 +306,23 @@ static inline void kep_key_name(const uint8_t *k, char out[16])
 {
 	snprintf(out, 16, "%02x%02x%02x%02x", k[0], k[1], k[2], k[3]);
 }
+
+/* The options of a client or server of profile t: the profile's defaults,
+ * then what conf set; for kcptun also the profile itself, into *kt, which
+ * o->kcptun then points at (the engine copies it; the caller wipes it).
+ * Returns 0 or WN_EINVAL. */
+int kep_opts_from(const struct wn_engine_type *t,
+                  const struct wn_engine_conf *conf, int server,
+                  struct wn_kcp_engine_opts *o, struct wn_kcptun_cfg *kt);
+
+/* Sets ep->desc from the options (kcptun: the profile's settings). */
+void kep_describe_init(struct kep *ep, const struct wn_kcp_engine_opts *o);
+
+/* The engine operations a client and a server share: describe, and the
+ * counters as the table reports them (live: the sessions up). */
+void kep_describe(const struct wn_engine *e, char *buf, size_t cap);
+void kep_stats(const struct kep *ep, uint64_t live,
+               struct wn_engine_stats *out);
 
 /* Sends the endpoint's batch of packets (one carrier send). */
 void kep_tx_flush(struct kep *ep);

@@ -1,5 +1,6 @@
 /* The KCP engine's server: sessions by client key (or, for kcptun, by
- * client address), handshakes, roaming (see kcp_engine.h). */
+ * client address), handshakes, roaming (see kcp_engine_int.h); the
+ * server's engine operations (engine_ops.h). */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,16 @@ struct wn_kcp_server {
 static struct wn_kcp_server *server_of(struct kep *ep)
 {
 	return (struct wn_kcp_server *)ep;
+}
+
+static struct wn_kcp_server *engine_server(struct wn_engine *e)
+{
+	return server_of(kep_of(e));
+}
+
+static const struct wn_kcp_server *cengine_server(const struct wn_engine *e)
+{
+	return (const struct wn_kcp_server *)kep_cof(e);
 }
 
 static int srv_index_add(void *ctx, uint32_t index, struct wn_protect_peer *p)
@@ -413,11 +424,14 @@ static void server_writable(void *ctx, struct wn_carrier *c)
 	}
 }
 
-int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
-                      const uint8_t (*clients)[WN_KEY_LEN], size_t n,
-                      const struct wn_accept_handler *ah,
-                      struct wn_kcp_server **out)
+static const struct wn_engine_ops server_ops;
+
+int kep_server_create(const struct wn_kcp_engine_opts *o,
+                      const struct wn_engine_conf *conf, struct wn_engine **out)
 {
+	const uint8_t(*clients)[WN_KEY_LEN] = conf->clients;
+	size_t n = conf->n_clients;
+	const struct wn_accept_handler *ah = conf->accept;
 	if (!o->loop || !o->log || (!o->id && !o->kcptun) || !ah ||
 	    !ah->on_stream)
 		return WN_EINVAL;
@@ -425,6 +439,8 @@ int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
 	if (!s)
 		return WN_ENOMEM;
 	s->ep.o = *o;
+	s->ep.base.ops = &server_ops;
+	kep_describe_init(&s->ep, o);
 	s->ep.tx = malloc((size_t)KCP_TX_SEGS * KCP_PKT_MAX);
 	if (!s->ep.tx) {
 		free(s);
@@ -460,7 +476,7 @@ int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
 			goto fail_addr;
 		}
 		s->ep.o.kcptun = NULL; /* copied into ep.kt */
-		*out = s;
+		*out = &s->ep.base;
 		return 0;
 	}
 	s->nclients = n;
@@ -475,7 +491,7 @@ int wn_kcp_server_new(const struct wn_kcp_engine_opts *o,
 	    wn_protect_responder_init(&s->resp, o->id->x_sk, o->id->x_pk, &env);
 	if (rc != 0)
 		goto fail_addr;
-	*out = s;
+	*out = &s->ep.base;
 	return 0;
 fail_addr:
 	wn_cidmap_free(&s->by_addr);
@@ -488,8 +504,22 @@ fail:
 	return rc;
 }
 
-struct wn_carrier_handler wn_kcp_server_handler(struct wn_kcp_server *s)
+int kep_server_new(const struct wn_engine_type *t,
+                   const struct wn_engine_conf *conf, struct wn_engine **out)
 {
+	struct wn_kcp_engine_opts o;
+	struct wn_kcptun_cfg kt;
+	int rc = kep_opts_from(t, conf, 1, &o, &kt);
+	if (rc == 0)
+		rc = kep_server_create(&o, conf, out);
+	/* The engine keeps its own copy of the profile's key. */
+	sodium_memzero(&kt, sizeof(kt));
+	return rc;
+}
+
+static struct wn_carrier_handler server_handler(struct wn_engine *e)
+{
+	struct wn_kcp_server *s = engine_server(e);
 	struct wn_carrier_handler h = {
 	    .ctx = s,
 	    .recv = server_recv,
@@ -498,15 +528,15 @@ struct wn_carrier_handler wn_kcp_server_handler(struct wn_kcp_server *s)
 	return h;
 }
 
-size_t wn_kcp_server_sessions(const struct wn_kcp_server *s)
+static int server_is_up(const struct wn_engine *e)
 {
-	return s->nsessions;
+	return cengine_server(e)->nsessions > 0;
 }
 
-const struct wn_kcp_engine_stats *
-wn_kcp_server_stats(const struct wn_kcp_server *s)
+static void server_stats(const struct wn_engine *e, struct wn_engine_stats *out)
 {
-	return &s->ep.stats;
+	const struct wn_kcp_server *s = cengine_server(e);
+	kep_stats(&s->ep, s->nsessions, out);
 }
 
 static void server_deferred_free(struct wn_deferred *node)
@@ -524,8 +554,9 @@ static void server_deferred_free(struct wn_deferred *node)
 	free(s);
 }
 
-void wn_kcp_server_close(struct wn_kcp_server *s)
+static void server_close(struct wn_engine *e)
 {
+	struct wn_kcp_server *s = engine_server(e);
 	if (s->closing)
 		return;
 	s->closing = 1;
@@ -539,3 +570,11 @@ void wn_kcp_server_close(struct wn_kcp_server *s)
 	}
 	wn_loop_defer(s->ep.o.loop, &s->dnode, server_deferred_free);
 }
+
+static const struct wn_engine_ops server_ops = {
+    .handler = server_handler,
+    .is_up = server_is_up,
+    .stats = server_stats,
+    .describe = kep_describe,
+    .close = server_close,
+};

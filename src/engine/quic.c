@@ -1,7 +1,9 @@
 /* The QUIC endpoints: a client that keeps one verified connection to its
  * server up (reconnecting with backoff, holding new streams while down), and
  * a server that routes packets to connections by connection ID and accepts
- * new ones. One connection's machinery is in quic_conn.c. */
+ * new ones; each implements the engine operations (engine_ops.h), and the
+ * engine's row, wn_quic_engine, is at the end. One connection's machinery
+ * is in quic_conn.c. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,45 @@ void wn_quic_opts_default(struct wn_quic_opts *o)
 	o->max_streams = 1024;
 	o->failover_ms = 3000;
 	o->probe_ms = 10000;
+}
+
+/* The engine's options: its defaults, then what the configuration set. */
+static void opts_from(const struct wn_engine_conf *c, int server,
+                      struct wn_quic_opts *o)
+{
+	wn_quic_opts_default(o);
+	o->loop = c->loop;
+	o->log = c->log;
+	o->id = c->id;
+	if (c->max_streams)
+		o->max_streams = c->max_streams;
+	if (c->idle_timeout_ms)
+		o->idle_timeout_ms = c->idle_timeout_ms;
+	o->keepalive_ms = server            ? 0
+	                  : c->keepalive_ms ? c->keepalive_ms
+	                                    : o->keepalive_ms;
+	if (c->handshake_timeout_ms)
+		o->handshake_timeout_ms = c->handshake_timeout_ms;
+	if (c->failover_ms)
+		o->failover_ms = c->failover_ms;
+	if (c->probe_ms)
+		o->probe_ms = c->probe_ms;
+	if (c->stream_send_limit)
+		o->stream_send_limit = c->stream_send_limit;
+	/* The most a stream delivers unconsumed is the autotuning limit; the
+	 * initial window stays below it. */
+	if (c->stream_window) {
+		o->stream_window_max = c->stream_window;
+		if (o->stream_window > o->stream_window_max)
+			o->stream_window = o->stream_window_max;
+	}
+}
+
+static void no_description(const struct wn_engine *e, char *buf, size_t cap)
+{
+	(void)e;
+	if (cap)
+		buf[0] = '\0';
 }
 
 static int ep_init(struct qep *ep, const struct wn_quic_opts *o, int server)
@@ -115,7 +156,7 @@ struct qpath {
 struct wn_quic_client {
 	struct qep ep; /* first */
 	struct wn_tunnel tunnel;
-	struct wn_quic_client_events ev;
+	struct wn_engine_events ev;
 	/* The carrier and server address connections start on (the active
 	 * path's). */
 	struct wn_carrier *carrier;
@@ -137,6 +178,16 @@ struct wn_quic_client {
 static struct wn_quic_client *CL(struct qep *ep)
 {
 	return (struct wn_quic_client *)ep;
+}
+
+static struct wn_quic_client *client_of(struct wn_engine *e)
+{
+	return CL(wn__quic_ep(e));
+}
+
+static const struct wn_quic_client *cclient_of(const struct wn_engine *e)
+{
+	return (const struct wn_quic_client *)wn__quic_cep(e);
 }
 
 /* Moves pending streams onto the connection while it has stream credit;
@@ -329,12 +380,16 @@ static void on_health(struct wn_timer *t);
 static void client_retry_closed(struct wn_timer *t);
 static void client_path_moved(struct qep *ep, struct qconn *qc,
                               struct wn_carrier *carrier);
+static const struct wn_engine_ops client_ops;
 
-int wn_quic_client_new(const struct wn_quic_opts *o,
-                       const uint8_t server_key[WN_KEY_LEN],
-                       const struct wn_quic_client_events *ev,
-                       struct wn_quic_client **out)
+int wn__quic_client_new(const struct wn_quic_opts *o,
+                        const struct wn_engine_conf *conf,
+                        struct wn_engine **out)
 {
+	const uint8_t *server_key = conf->server_key;
+	const struct wn_engine_events *ev = conf->events;
+	if (!server_key)
+		return WN_EINVAL;
 	struct wn_quic_client *c = calloc(1, sizeof(*c));
 	if (!c)
 		return WN_ENOMEM;
@@ -344,6 +399,7 @@ int wn_quic_client_new(const struct wn_quic_opts *o,
 		return rc;
 	}
 	memcpy(c->ep.server_key, server_key, WN_KEY_LEN);
+	c->ep.base.ops = &client_ops;
 	wn_qproof_key(c->ep.proof_key, server_key);
 	c->ep.conn_up = client_conn_up;
 	c->ep.conn_dead = client_conn_dead;
@@ -369,12 +425,22 @@ int wn_quic_client_new(const struct wn_quic_opts *o,
 		wn_timer_close(&c->retry, client_retry_closed);
 		return rc;
 	}
-	*out = c;
+	*out = &c->ep.base;
 	return 0;
 }
 
-struct wn_carrier_handler wn_quic_client_handler(struct wn_quic_client *c)
+static int client_new(const struct wn_engine_type *t,
+                      const struct wn_engine_conf *conf, struct wn_engine **out)
 {
+	(void)t;
+	struct wn_quic_opts o;
+	opts_from(conf, 0, &o);
+	return wn__quic_client_new(&o, conf, out);
+}
+
+static struct wn_carrier_handler client_handler(struct wn_engine *e)
+{
+	struct wn_quic_client *c = client_of(e);
 	struct wn_carrier_handler h = {
 	    .ctx = c,
 	    .recv = client_recv,
@@ -384,9 +450,12 @@ struct wn_carrier_handler wn_quic_client_handler(struct wn_quic_client *c)
 	return h;
 }
 
-static int add_path(struct wn_quic_client *c, struct wn_carrier *carrier,
-                    const struct sockaddr *server, socklen_t len)
+static int client_add_path(struct wn_engine *e, struct wn_carrier *carrier,
+                           const struct sockaddr *server, socklen_t len)
 {
+	struct wn_quic_client *c = client_of(e);
+	if (c->ep.conn_seq > 0)
+		return WN_EINVAL; /* only before the first connection */
 	if (len > sizeof(c->server) || c->npaths == WN_QUIC_MAX_PATHS)
 		return WN_EINVAL;
 	struct qpath *p = &c->paths[c->npaths++];
@@ -397,15 +466,6 @@ static int add_path(struct wn_quic_client *c, struct wn_carrier *carrier,
 	wn_failover_add_path(&c->fo, wn_carrier_starts_up(carrier),
 	                     wn__quic_now_ms(&c->ep));
 	return 0;
-}
-
-int wn_quic_client_add_path(struct wn_quic_client *c,
-                            struct wn_carrier *carrier,
-                            const struct sockaddr *server, socklen_t len)
-{
-	if (c->ep.conn_seq > 0)
-		return WN_EINVAL; /* only before the first connection */
-	return add_path(c, carrier, server, len);
 }
 
 /* Moves the connection to path j at once, keeping every stream. */
@@ -476,8 +536,9 @@ static void client_path_moved(struct qep *ep, struct qconn *qc,
 		}
 }
 
-int wn_quic_client_go(struct wn_quic_client *c)
+static int client_go(struct wn_engine *e)
 {
+	struct wn_quic_client *c = client_of(e);
 	if (c->npaths == 0)
 		return WN_EINVAL;
 	/* Every path must carry every packet: the smallest carrier sets the
@@ -501,26 +562,34 @@ int wn_quic_client_go(struct wn_quic_client *c)
 	return 0;
 }
 
-int wn_quic_client_start(struct wn_quic_client *c, struct wn_carrier *carrier,
-                         const struct sockaddr *server, socklen_t len)
+static struct wn_tunnel *client_tunnel(struct wn_engine *e)
 {
-	int rc = wn_quic_client_add_path(c, carrier, server, len);
-	return rc ? rc : wn_quic_client_go(c);
+	return &client_of(e)->tunnel;
 }
 
-struct wn_tunnel *wn_quic_client_tunnel(struct wn_quic_client *c)
+static int client_is_up(const struct wn_engine *e)
 {
-	return &c->tunnel;
+	return cclient_of(e)->up;
 }
 
-int wn_quic_client_is_up(const struct wn_quic_client *c)
+/* The engine's counters as the table reports them. */
+static void stats_out(const struct wn_quic_stats *s, uint64_t live,
+                      struct wn_engine_stats *out)
 {
-	return c->up;
+	memset(out, 0, sizeof(*out));
+	out->sessions = live;
+	out->sessions_opened = s->conns_opened;
+	out->sessions_closed = s->conns_closed;
+	out->streams_opened = s->streams_opened;
+	out->streams_closed = s->streams_closed;
+	out->pkts_dropped = s->pkts_dropped;
+	out->auth_failures = s->auth_failures;
 }
 
-const struct wn_quic_stats *wn_quic_client_stats(const struct wn_quic_client *c)
+static void client_stats(const struct wn_engine *e, struct wn_engine_stats *out)
 {
-	return &c->ep.stats;
+	const struct wn_quic_client *c = cclient_of(e);
+	stats_out(&c->ep.stats, (uint64_t)c->up, out);
 }
 
 static void client_retry_closed(struct wn_timer *t)
@@ -549,8 +618,9 @@ static void client_free(struct wn_deferred *node)
 	wn_timer_close(&c->health, client_health_closed);
 }
 
-void wn_quic_client_close(struct wn_quic_client *c)
+static void client_close(struct wn_engine *e)
 {
+	struct wn_quic_client *c = client_of(e);
 	if (c->closing)
 		return;
 	c->closing = 1;
@@ -563,15 +633,16 @@ void wn_quic_client_close(struct wn_quic_client *c)
 	wn_loop_defer(c->ep.o.loop, &c->free_node, client_free);
 }
 
-uint64_t wn_quic_client_next_expiry(const struct wn_quic_client *c)
-{
-	return wn__quic_ep_next_expiry(&c->ep);
-}
-
-void wn_quic_client_expire(struct wn_quic_client *c)
-{
-	wn__quic_ep_expire(&c->ep);
-}
+static const struct wn_engine_ops client_ops = {
+    .handler = client_handler,
+    .add_path = client_add_path,
+    .go = client_go,
+    .tunnel = client_tunnel,
+    .is_up = client_is_up,
+    .stats = client_stats,
+    .describe = no_description,
+    .close = client_close,
+};
 
 /* ---- server ---------------------------------------------------------- */
 
@@ -593,6 +664,16 @@ struct wn_quic_server {
 static struct wn_quic_server *SV(struct qep *ep)
 {
 	return (struct wn_quic_server *)ep;
+}
+
+static struct wn_quic_server *server_of(struct wn_engine *e)
+{
+	return SV(wn__quic_ep(e));
+}
+
+static const struct wn_quic_server *cserver_of(const struct wn_engine *e)
+{
+	return (const struct wn_quic_server *)wn__quic_cep(e);
 }
 
 /* The handshake ended (done or dead): the connection no longer counts
@@ -809,8 +890,9 @@ static void server_writable(void *ctx, struct wn_carrier *carrier)
 	}
 }
 
-struct wn_carrier_handler wn_quic_server_handler(struct wn_quic_server *s)
+static struct wn_carrier_handler server_handler(struct wn_engine *e)
 {
+	struct wn_quic_server *s = server_of(e);
 	struct wn_carrier_handler h = {
 	    .ctx = s,
 	    .recv = server_recv,
@@ -820,11 +902,17 @@ struct wn_carrier_handler wn_quic_server_handler(struct wn_quic_server *s)
 	return h;
 }
 
-int wn_quic_server_new(const struct wn_quic_opts *o,
-                       const uint8_t (*clients)[WN_KEY_LEN], size_t n,
-                       const struct wn_accept_handler *ah,
-                       struct wn_quic_server **out)
+static const struct wn_engine_ops server_ops;
+
+int wn__quic_server_new(const struct wn_quic_opts *o,
+                        const struct wn_engine_conf *conf,
+                        struct wn_engine **out)
 {
+	const uint8_t(*clients)[WN_KEY_LEN] = conf->clients;
+	size_t n = conf->n_clients;
+	const struct wn_accept_handler *ah = conf->accept;
+	if (!ah || !ah->on_stream)
+		return WN_EINVAL;
 	struct wn_quic_server *s = calloc(1, sizeof(*s));
 	if (!s)
 		return WN_ENOMEM;
@@ -842,6 +930,7 @@ int wn_quic_server_new(const struct wn_quic_opts *o,
 	memcpy(s->ep.clients, clients, n * WN_KEY_LEN);
 	s->ep.nclients = n;
 	s->ep.ah = *ah;
+	s->ep.base.ops = &server_ops;
 	s->ep.conn_up = server_conn_up;
 	s->ep.conn_dead = server_conn_dead;
 	wn_qproof_key(s->ep.proof_key, o->id->ed_pk);
@@ -870,18 +959,28 @@ int wn_quic_server_new(const struct wn_quic_opts *o,
 		free(s);
 		return rc;
 	}
-	*out = s;
+	*out = &s->ep.base;
 	return 0;
 }
 
-size_t wn_quic_server_sessions(const struct wn_quic_server *s)
+static int server_new(const struct wn_engine_type *t,
+                      const struct wn_engine_conf *conf, struct wn_engine **out)
 {
-	return s->live;
+	(void)t;
+	struct wn_quic_opts o;
+	opts_from(conf, 1, &o);
+	return wn__quic_server_new(&o, conf, out);
 }
 
-const struct wn_quic_stats *wn_quic_server_stats(const struct wn_quic_server *s)
+static int server_is_up(const struct wn_engine *e)
 {
-	return &s->ep.stats;
+	return cserver_of(e)->live > 0;
+}
+
+static void server_stats(const struct wn_engine *e, struct wn_engine_stats *out)
+{
+	const struct wn_quic_server *s = cserver_of(e);
+	stats_out(&s->ep.stats, s->live, out);
 }
 
 static void server_closed(struct wn_timer *t)
@@ -903,8 +1002,9 @@ static void server_free(struct wn_deferred *node)
 	wn_timer_close(&s->closer, server_closed);
 }
 
-void wn_quic_server_close(struct wn_quic_server *s)
+static void server_close(struct wn_engine *e)
 {
+	struct wn_quic_server *s = server_of(e);
 	if (s->closing)
 		return;
 	s->closing = 1;
@@ -912,12 +1012,19 @@ void wn_quic_server_close(struct wn_quic_server *s)
 	wn_loop_defer(s->ep.o.loop, &s->free_node, server_free);
 }
 
-uint64_t wn_quic_server_next_expiry(const struct wn_quic_server *s)
-{
-	return wn__quic_ep_next_expiry(&s->ep);
-}
+static const struct wn_engine_ops server_ops = {
+    .handler = server_handler,
+    .is_up = server_is_up,
+    .stats = server_stats,
+    .describe = no_description,
+    .close = server_close,
+};
 
-void wn_quic_server_expire(struct wn_quic_server *s)
-{
-	wn__quic_ep_expire(&s->ep);
-}
+/* ---- the engine's row ------------------------------------------------ */
+
+const struct wn_engine_type wn_quic_engine = {
+    .name = "quic",
+    .caps = WN_ENGINE_CAP_DATAGRAM | WN_ENGINE_CAP_KEYS | WN_ENGINE_CAP_TARGETS,
+    .client_new = client_new,
+    .server_new = server_new,
+};

@@ -1,8 +1,37 @@
-/* Private to the QUIC engine (quic.c: client and server endpoints;
+/* The QUIC engine: ngtcp2 0.12 + GnuTLS, behind this one module (a later move
+ * to ngtcp2 1.x touches src/engine/quic*.c only). Its public face is its
+ * row of the engine table, wn_quic_engine (engine_ops.h); this header is
+ * private to it.
+ *
+ * TLS 1.3 with the node identities as raw public keys pinned on both sides:
+ * the client accepts only the server key it was given, the server only the
+ * client keys it lists. One QUIC bidirectional stream per tunnelled stream;
+ * DATAGRAM frames are negotiated for the datagram front ends.
+ *
+ * The engine runs over any carrier (carrier.h). The application opens the
+ * carrier with the engine's handler (wn_engine_handler) and hands it over.
+ *
+ * Client: keeps one connection to the server up. Keepalive PINGs every
+ * keepalive_ms; if nothing is heard for idle_timeout_ms the connection is
+ * declared dead, its streams are reset (WN_STREAM_SESSION_LOST), and the
+ * client reconnects with backoff; streams opened meanwhile wait, buffered,
+ * for the next connection.
+ *
+ * Server: accepts connections from the listed client keys only; each
+ * client's connection is a tunnel; new streams go to the accept handler
+ * (the dialer). Packets that are not QUIC for one of its connections, or an
+ * Initial that starts one with the client's proof of the server key in its
+ * token (crypto/quicproof.h; the client always sends it) or with a Retry
+ * token it issued, are dropped without an answer. Past the caps on
+ * unvalidated handshakes a proven Initial gets a Retry (quic.c,
+ * server_admit; docs/wire-format.md section 1).
+ *
+ * Private to the QUIC engine (quic.c: client and server endpoints;
  * quic_conn.c: one connection's life, read path, migration and timer;
  * quic_cb.c: its ngtcp2 callbacks; quic_tls.c: its TLS session;
  * quic_write.c: its write pass; quic_stream.c: its streams). Nothing
- * outside src/engine/quic*.c includes this or ngtcp2.
+ * outside src/engine/quic*.c includes this or ngtcp2, but for unit tests
+ * of the engine's defaults.
  *
  * Naming: a function one quic*.c file calls in another is named wn__q...
  * (wn__qconn_* for a connection, wn__qstream_* for a stream, wn__quic_*
@@ -22,10 +51,12 @@
 #include "core/streamhdr.h"
 #include "crypto/quicproof.h"
 #include "crypto/tls_rawpk.h"
-#include "engine/quic.h"
+#include "engine/engine_ops.h"
+#include "io/loop.h"
 #include "util/bufq.h"
 #include "util/cidmap.h"
 #include "util/list.h"
+#include "util/log.h"
 
 #define QUIC_SCID_LEN 16
 #define QUIC_DCID_LEN 18
@@ -34,6 +65,76 @@
 #define QUIC_ACK_THRESH 8    /* ACK at once after this many packets */
 #define QUIC_ALPN "warren/1" /* also keeps other QUIC clients out */
 
+struct wn_quic_opts {
+	struct wn_loop *loop;         /* borrowed */
+	struct wn_log *log;           /* borrowed */
+	const struct wn_identity *id; /* borrowed; outlives the engine */
+	uint32_t idle_timeout_ms;     /* dead after this long without packets */
+	uint32_t keepalive_ms;        /* client: PING when idle; 0: none */
+	uint32_t handshake_timeout_ms; /* client: give up a connect attempt */
+	size_t stream_send_limit; /* bytes buffered per stream, unacked incl. */
+	uint64_t stream_window;   /* initial receive window per stream */
+	uint64_t stream_window_max; /* autotuning limit per stream */
+	uint64_t conn_window_max;   /* autotuning limit per connection */
+	uint64_t max_streams;       /* concurrent streams per connection */
+	uint32_t failover_ms; /* client, several paths: move after this long
+	                         without progress (default 3 s) */
+	uint32_t probe_ms;    /* client: try the first path again this often
+	                         while on another (default 10 s) */
+	/* The engine's one clock, in nanoseconds: every timestamp ngtcp2 sees
+	 * and every millisecond the engine keeps (last packet, stream waits,
+	 * failover) comes from it. NULL: wn_mono_ns, with milliseconds from
+	 * the loop's cached time (both libuv's monotonic clock). A test runs
+	 * the engine in virtual time with its own. */
+	uint64_t (*clock_ns)(void *ctx);
+	void *clock_ctx;
+	/* ngtcp2's randomness for non-cryptographic choices (BBR's probing
+	 * phase, which changes timing). NULL: libsodium. A virtual-time test
+	 * passes a seeded one so that a seed always gives the same run. Keys,
+	 * connection IDs and tokens always come from libsodium. */
+	void (*rand)(void *ctx, uint8_t *buf, size_t len);
+	void *rand_ctx;
+};
+
+/* Fills in defaults (loop, log and id stay NULL). */
+void wn_quic_opts_default(struct wn_quic_opts *o);
+
+/* Counters for logs and metrics. */
+struct wn_quic_stats {
+	uint64_t conns_opened, conns_closed;
+	uint64_t streams_opened, streams_closed;
+	uint64_t pkts_dropped; /* not for any connection, or unparseable */
+	uint64_t auth_failures;
+	/* Packets with stream data that ngtcp2 declared lost (so sent
+	 * again), summed over the streams that closed. */
+	uint64_t stream_pkts_lost;
+	uint64_t retries_sent; /* server: Retry packets (address validation) */
+};
+
+/* Carrier failover. A client may have several ways to its server, tried
+ * in order: add_path adds each, then go connects (engine_ops.h).
+ * Connections start on the first path. The policy is core/failover.h,
+ * shared with the KCP engine; here are its mechanics. When the active
+ * path makes no progress (bytes in flight and nothing heard for
+ * failover_ms, or its stream carrier down that long) the connection
+ * migrates at once to the next path that is up, keeping every stream; while
+ * not on the first path it probes the first every probe_ms (ngtcp2 path
+ * validation) and moves back when it answers. Packets never exceed the
+ * smallest carrier's max_packet. */
+#define WN_QUIC_MAX_PATHS 8
+
+/* The constructors behind the engine's row (wn_quic_engine), from full
+ * options instead of the engine-neutral configuration: for a test that
+ * sets what that configuration has no field for (clock_ns). conf gives the
+ * keys, the accept handler and the events; its tuning is ignored. Return
+ * 0 or a WN_E* code. */
+int wn__quic_client_new(const struct wn_quic_opts *o,
+                        const struct wn_engine_conf *conf,
+                        struct wn_engine **out);
+int wn__quic_server_new(const struct wn_quic_opts *o,
+                        const struct wn_engine_conf *conf,
+                        struct wn_engine **out);
+
 struct qconn;
 struct qstream;
 
@@ -41,6 +142,7 @@ struct qstream;
  * the transmit buffer and the hooks that tell the endpoint about its
  * connections. */
 struct qep {
+	struct wn_engine base; /* the engine table's handle (engine_ops.h) */
 	struct wn_quic_opts o;
 	struct wn_tls_creds creds;
 	int is_server;
@@ -128,6 +230,19 @@ struct qstream {
 	struct wn_list rlink; /* conn->ready */
 };
 
+/* The endpoint behind an engine handle, a client's or a server's: for the
+ * engine's files, and for a test of its internals (the counters in
+ * ep->stats, a virtual clock's deadlines). */
+static inline struct qep *wn__quic_ep(struct wn_engine *e)
+{
+	return wn_container_of(e, struct qep, base);
+}
+
+static inline const struct qep *wn__quic_cep(const struct wn_engine *e)
+{
+	return wn_container_of(e, const struct qep, base);
+}
+
 /* ---- quic_conn.c ---------------------------------------------------- */
 
 /* Creates a client connection to remote over carrier. NULL on failure. */
@@ -185,9 +300,17 @@ void wn__qconn_fail(struct qconn *qc, int liberr);
 /* Arms the connection's timer for ngtcp2's next expiry, as seen at now. */
 void wn__qconn_arm_timer(struct qconn *qc, ngtcp2_tstamp now);
 
-/* Virtual time (an injected clock): the endpoint's earliest ngtcp2
- * deadline over its connections, in the clock's nanoseconds (UINT64_MAX:
- * none), and the handling of every deadline due at the clock's now. */
+/* Virtual time. With an injected clock the engine arms no loop timer for
+ * its connections' deadlines (the loop's time is not the clock's): the
+ * clock's owner, a test, reads the endpoint's earliest ngtcp2 deadline
+ * over its connections with wn__quic_ep_next_expiry (in the clock's
+ * nanoseconds; UINT64_MAX: none), moves its clock there and calls
+ * wn__quic_ep_expire, which handles every deadline due then and runs the
+ * write passes; wn__quic_ep(e) gives the endpoint of a client or a
+ * server. Packets in and deferred work still come through the carrier's
+ * handler and the loop, read at the clock's now. The client's reconnect
+ * backoff and its multi-path health check stay on loop timers: a
+ * virtual-time run uses one path and expects no reconnect. */
 uint64_t wn__quic_ep_next_expiry(const struct qep *ep);
 void wn__quic_ep_expire(struct qep *ep);
 

@@ -7,7 +7,7 @@
  * packets were lost and stream data sent again.
  *
  * Time only moves when the test moves it: to the next link delivery or
- * the engines' next deadline (wn_quic_*_next_expiry), whichever comes
+ * the engines' next deadline (wn__quic_ep_next_expiry), whichever comes
  * first. Nothing sleeps, so tens of seconds of virtual time take little
  * wall time. The randomness that changes timing (the links', and ngtcp2's
  * non-cryptographic choices through wn_quic_opts.rand) is seeded; keys and
@@ -25,7 +25,7 @@
 #include <cmocka.h>
 
 #include "core/addr.h"
-#include "engine/quic.h"
+#include "engine/quic_int.h"
 #include "io/loop.h"
 #include "support/simcarrier.h"
 #include "support/simlink.h"
@@ -65,8 +65,8 @@ struct sim {
 	uint64_t now; /* virtual ns, the engines' clock */
 	struct wn_simlink *c2s, *s2c;
 	struct wn_simcarrier cc, sc;
-	struct wn_quic_client *cli;
-	struct wn_quic_server *srv;
+	struct wn_engine *cli;
+	struct wn_engine *srv;
 	struct end ce[NSTREAMS], se[NSTREAMS];
 	uint64_t bytes; /* per stream and direction */
 	unsigned closed;
@@ -203,8 +203,8 @@ static uint64_t next_event(struct sim *m)
 		t = min64(t, w);
 	if (wn_simcarrier_next(&m->sc, &w))
 		t = min64(t, w);
-	t = min64(t, wn_quic_client_next_expiry(m->cli));
-	t = min64(t, wn_quic_server_next_expiry(m->srv));
+	t = min64(t, wn__quic_ep_next_expiry(wn__quic_ep(m->cli)));
+	t = min64(t, wn__quic_ep_next_expiry(wn__quic_ep(m->srv)));
 	return t;
 }
 
@@ -236,20 +236,24 @@ static void sim_run(const struct wn_simlink_cfg *link, uint64_t bytes,
 	o.rand = vrand;
 	o.rand_ctx = m->s2c;
 	struct wn_accept_handler ah = {.ctx = m, .on_stream = on_stream};
-	assert_int_equal(wn_quic_server_new(&o, &m->cid.ed_pk, 1, &ah, &m->srv),
-	                 0);
+	struct wn_engine_conf sconf = {
+	    .clients = (const uint8_t(*)[WN_KEY_LEN])m->cid.ed_pk,
+	    .n_clients = 1,
+	    .accept = &ah};
+	assert_int_equal(wn__quic_server_new(&o, &sconf, &m->srv), 0);
 	o.id = &m->cid;
 	o.rand_ctx = m->c2s;
-	assert_int_equal(wn_quic_client_new(&o, m->sid.ed_pk, NULL, &m->cli),
-	                 0);
+	struct wn_engine_conf cconf = {.server_key = m->sid.ed_pk};
+	assert_int_equal(wn__quic_client_new(&o, &cconf, &m->cli), 0);
 	wn_simcarrier_init(&m->sc, "10.0.0.2", 4433, "10.0.0.1", 50000, m->s2c,
-	                   m->c2s, &m->now, wn_quic_server_handler(m->srv));
+	                   m->c2s, &m->now, wn_engine_handler(m->srv));
 	wn_simcarrier_init(&m->cc, "10.0.0.1", 50000, "10.0.0.2", 4433, m->c2s,
-	                   m->s2c, &m->now, wn_quic_client_handler(m->cli));
-	assert_int_equal(wn_quic_client_start(m->cli, &m->cc.base,
-	                                      wn_simcarrier_addr(&m->sc),
-	                                      sizeof(m->sc.addr)),
+	                   m->s2c, &m->now, wn_engine_handler(m->cli));
+	assert_int_equal(wn_engine_add_path(m->cli, &m->cc.base,
+	                                    wn_simcarrier_addr(&m->sc),
+	                                    sizeof(m->sc.addr)),
 	                 0);
+	assert_int_equal(wn_engine_go(m->cli), 0);
 
 	/* Streams opened before the connection is up wait for it. */
 	for (unsigned i = 0; i < NSTREAMS; i++) {
@@ -273,8 +277,8 @@ static void sim_run(const struct wn_simlink_cfg *link, uint64_t bytes,
 		    .on_writable = on_writable,
 		    .on_closed = on_closed,
 		};
-		e->s = wn_tunnel_open_stream(wn_quic_client_tunnel(m->cli),
-		                             &target, &h);
+		e->s = wn_tunnel_open_stream(wn_engine_tunnel(m->cli), &target,
+		                             &h);
 		assert_non_null(e->s);
 		pump(e);
 	}
@@ -290,10 +294,10 @@ static void sim_run(const struct wn_simlink_cfg *link, uint64_t bytes,
 		wn_simcarrier_deliver(&m->cc);
 		wn_simcarrier_deliver(&m->sc);
 		settle(m);
-		if (wn_quic_client_next_expiry(m->cli) <= m->now)
-			wn_quic_client_expire(m->cli);
-		if (wn_quic_server_next_expiry(m->srv) <= m->now)
-			wn_quic_server_expire(m->srv);
+		if (wn__quic_ep_next_expiry(wn__quic_ep(m->cli)) <= m->now)
+			wn__quic_ep_expire(wn__quic_ep(m->cli));
+		if (wn__quic_ep_next_expiry(wn__quic_ep(m->srv)) <= m->now)
+			wn__quic_ep_expire(wn__quic_ep(m->srv));
 		settle(m);
 	}
 
@@ -311,13 +315,15 @@ static void sim_run(const struct wn_simlink_cfg *link, uint64_t bytes,
 	}
 	wn_simlink_get_stats(m->c2s, &out->c2s);
 	wn_simlink_get_stats(m->s2c, &out->s2c);
-	out->lost_cli = wn_quic_client_stats(m->cli)->stream_pkts_lost;
-	out->lost_srv = wn_quic_server_stats(m->srv)->stream_pkts_lost;
-	assert_true(wn_quic_client_is_up(m->cli));
-	assert_int_equal(wn_quic_server_sessions(m->srv), 1);
+	out->lost_cli = wn__quic_ep(m->cli)->stats.stream_pkts_lost;
+	out->lost_srv = wn__quic_ep(m->srv)->stats.stream_pkts_lost;
+	assert_true(wn_engine_is_up(m->cli));
+	struct wn_engine_stats st;
+	wn_engine_stats(m->srv, &st);
+	assert_int_equal(st.sessions, 1);
 
-	wn_quic_client_close(m->cli);
-	wn_quic_server_close(m->srv);
+	wn_engine_close(m->cli);
+	wn_engine_close(m->srv);
 	settle(m);
 	m->cc.base.ops->close(&m->cc.base);
 	m->sc.base.ops->close(&m->sc.base);

@@ -64,6 +64,10 @@ static int mc_send(struct wn_carrier *c, const struct sockaddr *to,
 	for (size_t off = 0; off < len; off += seg) {
 		size_t n = len - off < seg ? len - off : seg;
 		m->sent++;
+		if (n > m->largest)
+			m->largest = n;
+		if (n > m->max_packet)
+			m->oversized++;
 		if (m->loss_per_mille && rnd(m) % 1000 < m->loss_per_mille) {
 			m->dropped++;
 			continue;

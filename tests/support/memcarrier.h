@@ -34,6 +34,11 @@ struct wn_memcarrier {
 	uint32_t reorder_per_mille; /* idem */
 	uint64_t rng;
 	uint64_t sent, delivered, dropped, reordered;
+	/* Packets above max_packet are counted, and delivered anyway: an
+	 * engine that ignores the limit fails its test's assertions instead
+	 * of stalling. */
+	size_t largest; /* the largest packet handed to send */
+	uint64_t oversized;
 };
 
 /* Initialises m (any memory) as a carrier at ip:port whose packets go to

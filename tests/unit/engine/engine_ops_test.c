@@ -1,6 +1,7 @@
 /* The engine table (engine/engine_ops.h): lookup by name, capabilities,
- * each engine's own defaults behind one configuration, and the tunnel
- * reporting its receive window. */
+ * the client's and the server's operations, each engine's own defaults
+ * behind one configuration (read from the engines' private headers), and
+ * the tunnel reporting its receive window. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,8 +13,8 @@
 
 #include "app/config.h"
 #include "engine/engine_ops.h"
-#include "engine/kcp_engine.h"
-#include "engine/quic.h"
+#include "engine/kcp_engine_int.h"
+#include "engine/quic_int.h"
 #include "util/err.h"
 
 static void test_find_by_name(void **state)
@@ -21,12 +22,11 @@ static void test_find_by_name(void **state)
 	(void)state;
 	const char *names[] = {"quic", "kcp", "kcptun"};
 	for (size_t i = 0; i < 3; i++) {
-		const struct wn_engine_ops *e = wn_engine_find(names[i]);
+		const struct wn_engine_type *e = wn_engine_find(names[i]);
 		assert_non_null(e);
 		assert_string_equal(e->name, names[i]);
 		assert_non_null(e->client_new);
 		assert_non_null(e->server_new);
-		assert_non_null(e->close);
 	}
 	assert_null(wn_engine_find("tcp"));
 	assert_null(wn_engine_find(""));
@@ -104,6 +104,16 @@ static void test_help_states_the_engines_defaults(void **state)
 	assert_non_null(strstr(buf, want));
 }
 
+static void on_stream_unused(void *ctx, struct wn_tunnel *t,
+                             struct wn_stream *s,
+                             const struct wn_endpoint *target)
+{
+	(void)ctx;
+	(void)t;
+	(void)target;
+	wn_stream_reset(s, WN_STREAM_DENIED);
+}
+
 /* A client built through the table, its tunnel's receive window. */
 static size_t client_window(const char *engine, unsigned mtu)
 {
@@ -113,7 +123,7 @@ static size_t client_window(const char *engine, unsigned mtu)
 	assert_int_equal(wn_loop_init(&loop), 0);
 	wn_log_init(&log, WN_LOG_ERROR, STDERR_FILENO);
 	assert_int_equal(wn_identity_generate(&id), 0);
-	const struct wn_engine_ops *ops = wn_engine_find(engine);
+	const struct wn_engine_type *t = wn_engine_find(engine);
 	struct wn_engine_conf c = {
 	    .loop = &loop,
 	    .log = &log,
@@ -122,14 +132,19 @@ static size_t client_window(const char *engine, unsigned mtu)
 	    .mtu = mtu,
 	};
 	struct wn_engine *e = NULL;
-	assert_int_equal(ops->client_new(&c, &e), 0);
-	assert_ptr_equal(e->ops, ops);
-	assert_false(ops->is_up(e));
+	assert_int_equal(wn_engine_client_new(t, &c, &e), 0);
+	/* A client's table has every operation. */
+	assert_non_null(e->ops->handler);
+	assert_non_null(e->ops->add_path);
+	assert_non_null(e->ops->go);
+	assert_non_null(e->ops->tunnel);
+	assert_non_null(e->ops->close);
+	assert_false(wn_engine_is_up(e));
 	struct wn_engine_stats st;
-	ops->stats(e, &st);
+	wn_engine_stats(e, &st);
 	assert_int_equal(st.sessions_opened, 0);
-	size_t w = wn_tunnel_recv_window(ops->tunnel(e));
-	ops->close(e);
+	size_t w = wn_tunnel_recv_window(wn_engine_tunnel(e));
+	wn_engine_close(e);
 	wn_loop_run(&loop);
 	wn_loop_close(&loop);
 	wn_identity_wipe(&id);
@@ -160,10 +175,54 @@ static void test_bad_kcptun_cipher_is_refused(void **state)
 	struct wn_engine_conf c = {
 	    .loop = &loop, .log = &log, .crypt = "rot13"};
 	struct wn_engine *e = NULL;
-	assert_int_equal(wn_kcptun_engine_ops.client_new(&c, &e), WN_EINVAL);
+	assert_int_equal(wn_engine_client_new(&wn_kcptun_engine, &c, &e),
+	                 WN_EINVAL);
 	assert_null(e);
 	wn_loop_run(&loop);
 	wn_loop_close(&loop);
+}
+
+/* A server built through the table: its table has no client operations,
+ * and the wrappers answer for them; it is up only with a session. */
+static void test_server_operations(void **state)
+{
+	(void)state;
+	const char *names[] = {"quic", "kcp", "kcptun"};
+	for (size_t i = 0; i < 3; i++) {
+		struct wn_loop loop;
+		struct wn_log log;
+		struct wn_identity id;
+		assert_int_equal(wn_loop_init(&loop), 0);
+		wn_log_init(&log, WN_LOG_ERROR, STDERR_FILENO);
+		assert_int_equal(wn_identity_generate(&id), 0);
+		struct wn_accept_handler ah = {.on_stream = on_stream_unused};
+		struct wn_engine_conf c = {
+		    .loop = &loop,
+		    .log = &log,
+		    .id = &id,
+		    .clients = &id.ed_pk,
+		    .n_clients = 1,
+		    .accept = &ah,
+		};
+		struct wn_engine *e = NULL;
+		assert_int_equal(
+		    wn_engine_server_new(wn_engine_find(names[i]), &c, &e), 0);
+		assert_null(e->ops->add_path);
+		assert_null(e->ops->go);
+		assert_null(e->ops->tunnel);
+		assert_null(wn_engine_tunnel(e));
+		assert_int_equal(wn_engine_add_path(e, NULL, NULL, 0),
+		                 WN_EINVAL);
+		assert_int_equal(wn_engine_go(e), 0);
+		assert_false(wn_engine_is_up(e));
+		struct wn_engine_stats st;
+		wn_engine_stats(e, &st);
+		assert_int_equal(st.sessions, 0);
+		wn_engine_close(e);
+		wn_loop_run(&loop);
+		wn_loop_close(&loop);
+		wn_identity_wipe(&id);
+	}
 }
 
 int main(void)
@@ -175,6 +234,7 @@ int main(void)
 	    cmocka_unit_test(test_help_states_the_engines_defaults),
 	    cmocka_unit_test(test_tunnel_reports_its_receive_window),
 	    cmocka_unit_test(test_bad_kcptun_cipher_is_refused),
+	    cmocka_unit_test(test_server_operations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,7 +17,7 @@
 #include <sodium.h>
 
 #include "crypto/protect.h"
-#include "engine/kcp_engine.h"
+#include "engine/kcp_engine_int.h"
 #include "support/memcarrier.h"
 #include "util/err.h"
 
@@ -28,8 +28,8 @@ struct world {
 	struct wn_loop loop;
 	struct wn_log log;
 	struct wn_identity sid, cid;
-	struct wn_kcp_server *ksrv;
-	struct wn_kcp_client *kcli;
+	struct wn_engine *ksrv;
+	struct wn_engine *kcli;
 	struct wn_memcarrier sc, cc;
 	struct wn_carrier_handler sh; /* the server's own handler */
 	/* captured initiations of the client, replayed by the attacker */
@@ -141,24 +141,29 @@ static void world_init(struct world *w, int ncap)
 	ko.keepalive_ms = 1000;
 	ko.id = &w->sid;
 	struct wn_accept_handler ah = {.ctx = w, .on_stream = on_stream};
-	assert_int_equal(
-	    wn_kcp_server_new(&ko, &w->cid.ed_pk, 1, &ah, &w->ksrv), 0);
+	struct wn_engine_conf sconf = {
+	    .clients = (const uint8_t(*)[WN_KEY_LEN])w->cid.ed_pk,
+	    .n_clients = 1,
+	    .accept = &ah};
+	assert_int_equal(kep_server_create(&ko, &sconf, &w->ksrv), 0);
 	ko.id = &w->cid;
-	struct wn_kcp_client_events ev = {
+	struct wn_engine_events ev = {
 	    .ctx = w, .on_up = on_up, .on_down = on_down};
-	assert_int_equal(wn_kcp_client_new(&ko, w->sid.ed_pk, &ev, &w->kcli),
-	                 0);
-	w->sh = wn_kcp_server_handler(w->ksrv);
+	struct wn_engine_conf cconf = {.server_key = w->sid.ed_pk,
+	                               .events = &ev};
+	assert_int_equal(kep_client_create(&ko, &cconf, &w->kcli), 0);
+	w->sh = wn_engine_handler(w->ksrv);
 	struct wn_carrier_handler shim = {
 	    .ctx = w, .recv = shim_recv, .writable = shim_writable};
 	wn_memcarrier_init(&w->sc, &w->loop, "10.0.0.2", 4433, shim);
 	wn_memcarrier_init(&w->cc, &w->loop, "10.0.0.1", 50000,
-	                   wn_kcp_client_handler(w->kcli));
+	                   wn_engine_handler(w->kcli));
 	wn_memcarrier_pair(&w->sc, &w->cc);
 	struct sockaddr *sa = (struct sockaddr *)&w->sc.addr;
 	assert_int_equal(
-	    wn_kcp_client_start(w->kcli, &w->cc.base, sa, sizeof(w->sc.addr)),
+	    wn_engine_add_path(w->kcli, &w->cc.base, sa, sizeof(w->sc.addr)),
 	    0);
+	assert_int_equal(wn_engine_go(w->kcli), 0);
 	uv_timer_init(wn_loop_uv(&w->loop), &w->guard);
 	w->guard.data = w;
 	/* Long enough for the client's retries at 1, 2 and 4 s. */
@@ -167,8 +172,8 @@ static void world_init(struct world *w, int ncap)
 
 static void world_free(struct world *w)
 {
-	wn_kcp_client_close(w->kcli);
-	wn_kcp_server_close(w->ksrv);
+	wn_engine_close(w->kcli);
+	wn_engine_close(w->ksrv);
 	uv_close((uv_handle_t *)&w->guard, NULL);
 	for (int i = 0; i < 3; i++)
 		uv_run(wn_loop_uv(&w->loop), UV_RUN_NOWAIT);
@@ -196,7 +201,7 @@ static void test_one_initiation_replayed(void **state)
 	run_until_up(&w);
 	assert_int_equal(w.up, 1);
 	assert_true(w.floods >= 1);
-	const struct wn_kcp_engine_stats *st = wn_kcp_server_stats(w.ksrv);
+	const struct wn_kcp_engine_stats *st = &kep_of(w.ksrv)->stats;
 	assert_true(st->pkts_dropped >= FLOOD - 1);
 	/* The first copy was examined and refused; no other one was. */
 	assert_true(st->auth_failures <= (uint64_t)w.floods);
@@ -216,12 +221,12 @@ static void test_many_initiations_replayed(void **state)
 	assert_int_equal(w.up, 1);
 	uv_update_time(wn_loop_uv(&w.loop));
 	uint64_t ms = wn_loop_now_ms(&w.loop) - t0;
-	const struct wn_kcp_engine_stats *st = wn_kcp_server_stats(w.ksrv);
+	const struct wn_kcp_engine_stats *st = &kep_of(w.ksrv)->stats;
 	/* The DH work went only on the budget above the load mark and on
 	 * what the global rate (200/s) added meanwhile. */
 	assert_true(st->auth_failures <= 200 + 200 * ms / 1000 + 2);
 	assert_true(st->cookies >= FLOOD - 200);
-	assert_true(wn_kcp_client_stats(w.kcli)->cookies >= 1);
+	assert_true(kep_of(w.kcli)->stats.cookies >= 1);
 	world_free(&w);
 }
 
@@ -246,8 +251,7 @@ static void test_stranger_gets_nothing_under_load(void **state)
 		w.sh.recv(w.sh.ctx, &w.sc.base, (struct sockaddr *)&sa,
 		          sizeof(sa), pkt, w.cap_len[i]);
 	}
-	uint64_t sent = w.sc.sent,
-	         cookies = wn_kcp_server_stats(w.ksrv)->cookies;
+	uint64_t sent = w.sc.sent, cookies = kep_of(w.ksrv)->stats.cookies;
 	for (int i = 0; i < 100; i++) {
 		uint8_t pkt[WN_PROTECT_INITIATION_MAX];
 		size_t len = w.cap_len[i];
@@ -257,14 +261,14 @@ static void test_stranger_gets_nothing_under_load(void **state)
 		          sizeof(sa), pkt, len);
 	}
 	assert_int_equal(w.sc.sent, sent);
-	assert_int_equal(wn_kcp_server_stats(w.ksrv)->cookies, cookies);
+	assert_int_equal(kep_of(w.ksrv)->stats.cookies, cookies);
 	/* An unseen valid one from there does get a cookie: the load is
 	 * real. */
 	uint8_t pkt[WN_PROTECT_INITIATION_MAX];
 	memcpy(pkt, w.cap[FLOOD - 1], w.cap_len[FLOOD - 1]);
 	w.sh.recv(w.sh.ctx, &w.sc.base, (struct sockaddr *)&sa, sizeof(sa), pkt,
 	          w.cap_len[FLOOD - 1]);
-	assert_int_equal(wn_kcp_server_stats(w.ksrv)->cookies, cookies + 1);
+	assert_int_equal(kep_of(w.ksrv)->stats.cookies, cookies + 1);
 	world_free(&w);
 }
 

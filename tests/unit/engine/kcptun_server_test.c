@@ -24,7 +24,8 @@
 #include "core/kcpgo.h"
 #include "core/snappyframe.h"
 #include "crypto/kcpcrypt.h"
-#include "engine/kcp_engine.h"
+#include "engine/engine_ops.h"
+#include "engine/kcp_engine_int.h"
 #include "util/err.h"
 
 struct stubcar {
@@ -88,7 +89,7 @@ struct rig {
 	struct wn_kcptun_cfg kt;
 	struct wn_kcpcrypt crypt;
 	struct stubcar car;
-	struct wn_kcp_server *srv;
+	struct wn_engine *srv;
 	struct wn_carrier_handler h;
 	uint32_t seqid;
 };
@@ -102,23 +103,33 @@ static void rig_init(struct rig *r)
 	wn_kcpcrypt_derive("kcptun server test", r->kt.key);
 	assert_int_equal(wn_kcpcrypt_init(&r->crypt, r->kt.crypt, r->kt.key),
 	                 0);
-	struct wn_kcp_engine_opts o;
-	wn_kcptun_opts_default(&o, 1);
-	o.loop = &r->loop;
-	o.log = &r->log;
-	o.kcptun = &r->kt;
 	struct wn_accept_handler ah = {.ctx = r, .on_stream = on_stream};
-	assert_int_equal(wn_kcp_server_new(&o, NULL, 0, &ah, &r->srv), 0);
+	struct wn_engine_conf c = {
+	    .loop = &r->loop,
+	    .log = &r->log,
+	    .accept = &ah,
+	    .passphrase = "kcptun server test",
+	};
+	assert_int_equal(wn_engine_server_new(&wn_kcptun_engine, &c, &r->srv),
+	                 0);
 	r->car.base.ops = &sc_ops;
 	r->car.base.scheme = "stub";
 	r->car.base.caps = WN_CARRIER_DATAGRAM;
-	r->h = wn_kcp_server_handler(r->srv);
+	r->h = wn_engine_handler(r->srv);
 	r->car.base.h = r->h;
+}
+
+/* Live sessions on the server. */
+static uint64_t sessions(const struct rig *r)
+{
+	struct wn_engine_stats st;
+	wn_engine_stats(r->srv, &st);
+	return st.sessions;
 }
 
 static void rig_free(struct rig *r)
 {
-	wn_kcp_server_close(r->srv);
+	wn_engine_close(r->srv);
 	wn_kcpcrypt_wipe(&r->crypt);
 	assert_int_equal(wn_loop_close(&r->loop), 0);
 }
@@ -188,9 +199,9 @@ static void test_session_starts_with_sn0(void **state)
 	send_seg(&r, "10.0.0.1", 4000, 0x11, WN_KCP_CMD_ACK, 0);
 	send_seg(&r, "10.0.0.1", 4000, 0x11, WN_KCP_CMD_WASK, 0);
 	send_seg(&r, "10.0.0.1", 4000, 0x11, WN_KCP_CMD_PUSH, 7);
-	assert_int_equal(wn_kcp_server_sessions(r.srv), 0);
+	assert_int_equal(sessions(&r), 0);
 	send_seg(&r, "10.0.0.1", 4000, 0x11, WN_KCP_CMD_PUSH, 0);
-	assert_int_equal(wn_kcp_server_sessions(r.srv), 1);
+	assert_int_equal(sessions(&r), 1);
 	rig_free(&r);
 }
 
@@ -207,9 +218,9 @@ static void test_new_sessions_per_prefix(void **state)
 		send_seg(&r, ip, (uint16_t)(5000 + i), 0x100 + i,
 		         WN_KCP_CMD_PUSH, 0);
 	}
-	assert_int_equal(wn_kcp_server_sessions(r.srv), 32);
+	assert_int_equal(sessions(&r), 32);
 	send_seg(&r, "10.9.10.1", 5000, 0x999, WN_KCP_CMD_PUSH, 0);
-	assert_int_equal(wn_kcp_server_sessions(r.srv), 33);
+	assert_int_equal(sessions(&r), 33);
 	rig_free(&r);
 }
 
@@ -242,7 +253,7 @@ static void test_session_memory(void **state)
 		snprintf(ip, sizeof(ip), "10.%u.%u.1", 20 + i / 200, i % 200);
 		send_seg(&r, ip, 6000, 0x200 + i, WN_KCP_CMD_PUSH, 0);
 	}
-	assert_int_equal(wn_kcp_server_sessions(r.srv), N);
+	assert_int_equal(sessions(&r), N);
 	size_t per = (heap_in_use() - base) / N;
 	print_message("kcptun server: %zu bytes per session after one packet\n",
 	              per);

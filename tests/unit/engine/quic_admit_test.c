@@ -18,7 +18,7 @@
 #include <cmocka.h>
 #include <sodium.h>
 
-#include "engine/quic.h"
+#include "engine/quic_int.h"
 #include "util/err.h"
 
 #define MAX_PORTS 160
@@ -185,7 +185,7 @@ static const struct wn_carrier_ops port_ops = {
 /* ---- the world: one server, clients on ports -------------------------- */
 
 struct client {
-	struct wn_quic_client *q;
+	struct wn_engine *q;
 	struct port port;
 	int up, closed;
 	char down_why[200];
@@ -195,7 +195,7 @@ struct world {
 	struct wn_loop loop;
 	struct wn_log log;
 	struct wn_identity sid, cid, other;
-	struct wn_quic_server *srv;
+	struct wn_engine *srv;
 	struct hub hub;
 	struct client cl[MAX_PORTS];
 	size_t ncl;
@@ -253,13 +253,16 @@ static void world_init(struct world *w)
 	struct wn_quic_opts so = w->o;
 	so.handshake_timeout_ms = 60000;
 	so.idle_timeout_ms = 60000;
-	assert_int_equal(
-	    wn_quic_server_new(&so, &w->cid.ed_pk, 1, &ah, &w->srv), 0);
+	struct wn_engine_conf sconf = {
+	    .clients = (const uint8_t(*)[WN_KEY_LEN])w->cid.ed_pk,
+	    .n_clients = 1,
+	    .accept = &ah};
+	assert_int_equal(wn__quic_server_new(&so, &sconf, &w->srv), 0);
 	struct hub *hub = &w->hub;
 	hub->base.ops = &hub_ops;
 	hub->base.scheme = "mem";
 	hub->base.caps = WN_CARRIER_DATAGRAM;
-	hub->base.h = wn_quic_server_handler(w->srv);
+	hub->base.h = wn_engine_handler(w->srv);
 	snprintf(hub->base.name, sizeof(hub->base.name), "hub");
 	set_addr(&hub->addr, "10.0.0.2", 4433);
 	hub->tail = &hub->head;
@@ -287,15 +290,30 @@ static struct client *add_client(struct world *w, const char *ip, uint16_t port,
 	w->hub.ports[w->hub.nports++] = p;
 	struct wn_quic_opts o = w->o;
 	o.id = &w->cid;
-	struct wn_quic_client_events ev = {
+	struct wn_engine_events ev = {
 	    .ctx = c, .on_up = on_up, .on_down = on_down};
-	assert_int_equal(wn_quic_client_new(&o, server_key, &ev, &c->q), 0);
-	p->base.h = wn_quic_client_handler(c->q);
-	assert_int_equal(wn_quic_client_start(c->q, &p->base,
-	                                      (struct sockaddr *)&w->hub.addr,
-	                                      sizeof(w->hub.addr)),
+	struct wn_engine_conf cconf = {.server_key = server_key, .events = &ev};
+	assert_int_equal(wn__quic_client_new(&o, &cconf, &c->q), 0);
+	p->base.h = wn_engine_handler(c->q);
+	assert_int_equal(wn_engine_add_path(c->q, &p->base,
+	                                    (struct sockaddr *)&w->hub.addr,
+	                                    sizeof(w->hub.addr)),
 	                 0);
+	assert_int_equal(wn_engine_go(c->q), 0);
 	return c;
+}
+
+/* The server's counters and its live sessions. */
+static const struct wn_quic_stats *server_stats(struct wn_engine *srv)
+{
+	return &wn__quic_ep(srv)->stats;
+}
+
+static size_t server_sessions(struct wn_engine *srv)
+{
+	struct wn_engine_stats st;
+	wn_engine_stats(srv, &st);
+	return (size_t)st.sessions;
 }
 
 static void tick(uv_timer_t *t)
@@ -321,8 +339,8 @@ static void run_for(struct world *w, uint64_t ms)
 /* Runs until c is up and the server counts its session. */
 static void run_until_up(struct world *w, struct client *c)
 {
-	size_t n = wn_quic_server_sessions(w->srv) + 1;
-	while ((!c->up || wn_quic_server_sessions(w->srv) < n) && !w->timed_out)
+	size_t n = server_sessions(w->srv) + 1;
+	while ((!c->up || server_sessions(w->srv) < n) && !w->timed_out)
 		uv_run(wn_loop_uv(&w->loop), UV_RUN_ONCE);
 	assert_false(w->timed_out);
 }
@@ -331,8 +349,8 @@ static void world_free(struct world *w)
 {
 	for (size_t i = 0; i < w->ncl; i++)
 		if (!w->cl[i].closed)
-			wn_quic_client_close(w->cl[i].q);
-	wn_quic_server_close(w->srv);
+			wn_engine_close(w->cl[i].q);
+	wn_engine_close(w->srv);
 	uv_close((uv_handle_t *)&w->guard, NULL);
 	for (int i = 0; i < 3; i++)
 		uv_run(wn_loop_uv(&w->loop), UV_RUN_NOWAIT);
@@ -348,9 +366,8 @@ static void world_free(struct world *w)
 
 static uint64_t half_open(struct world *w)
 {
-	const struct wn_quic_stats *st = wn_quic_server_stats(w->srv);
-	return st->conns_opened - st->conns_closed -
-	       wn_quic_server_sessions(w->srv);
+	const struct wn_quic_stats *st = server_stats(w->srv);
+	return st->conns_opened - st->conns_closed - server_sessions(w->srv);
 }
 
 /* ---- tests ------------------------------------------------------------ */
@@ -368,8 +385,8 @@ static void test_stranger_gets_nothing(void **state)
 	assert_int_equal(c->up, 0);
 	assert_int_equal(c->port.rx_pkts, 0);
 	assert_int_equal(w.hub.sent_bytes, 0);
-	assert_true(wn_quic_server_stats(w.srv)->pkts_dropped >= 2);
-	assert_int_equal(wn_quic_server_stats(w.srv)->conns_opened, 0);
+	assert_true(server_stats(w.srv)->pkts_dropped >= 2);
+	assert_int_equal(server_stats(w.srv)->conns_opened, 0);
 	/* It never saw the server's key: it says it heard nothing, and no
 	 * key appears in what it says. */
 	char key[WN_KEY_B64_LEN + 1];
@@ -379,7 +396,7 @@ static void test_stranger_gets_nothing(void **state)
 	/* A client with the right key, from the same address, connects. */
 	c = add_client(&w, "10.1.0.1", 5001, w.sid.ed_pk, 0);
 	run_until_up(&w, c);
-	assert_int_equal(wn_quic_server_stats(w.srv)->retries_sent, 0);
+	assert_int_equal(server_stats(w.srv)->retries_sent, 0);
 	world_free(&w);
 }
 
@@ -400,7 +417,7 @@ static void test_flood_gets_retry_and_client_connects(void **state)
 	}
 	run_for(&w, 200);
 	assert_int_equal(half_open(&w), 64);
-	const struct wn_quic_stats *st = wn_quic_server_stats(w.srv);
+	const struct wn_quic_stats *st = server_stats(w.srv);
 	assert_true(st->retries_sent >= 36);
 	uint64_t retry_bytes = 0, retries = 0;
 	for (size_t i = 0; i < w.ncl; i++) {
@@ -419,7 +436,7 @@ static void test_flood_gets_retry_and_client_connects(void **state)
 	struct client *c = add_client(&w, "10.3.0.1", 7000, w.sid.ed_pk, 0);
 	run_until_up(&w, c);
 	assert_true(c->port.rx_retries >= 1);
-	assert_int_equal(wn_quic_server_sessions(w.srv), 1);
+	assert_int_equal(server_sessions(w.srv), 1);
 	/* The cap held throughout: the real client's handshake was the
 	 * only one past it, and it was validated. */
 	assert_true(half_open(&w) <= 64);
@@ -442,7 +459,7 @@ static void test_prefix_cap(void **state)
 	add_client(&w, "10.5.0.1", 6000, w.sid.ed_pk, 1);
 	run_for(&w, 200);
 	assert_int_equal(half_open(&w), 5);
-	assert_true(wn_quic_server_stats(w.srv)->retries_sent >= 6);
+	assert_true(server_stats(w.srv)->retries_sent >= 6);
 	assert_int_equal(w.cl[10].port.rx_retries, 0);
 	struct client *c = add_client(&w, "10.4.4.200", 7000, w.sid.ed_pk, 0);
 	run_until_up(&w, c);
@@ -469,18 +486,18 @@ static void test_slots_come_back(void **state)
 	}
 	run_for(&w, 200);
 	assert_int_equal(half_open(&w), 64);
-	assert_int_equal(wn_quic_server_stats(w.srv)->retries_sent, 0);
+	assert_int_equal(server_stats(w.srv)->retries_sent, 0);
 	for (size_t i = 0; i < w.ncl; i++) {
-		wn_quic_client_close(w.cl[i].q);
+		wn_engine_close(w.cl[i].q);
 		w.cl[i].closed = 1;
 	}
 	run_for(&w, 3500); /* their CONNECTION_CLOSE ends the handshakes */
 	assert_int_equal(half_open(&w), 0);
-	uint64_t retries = wn_quic_server_stats(w.srv)->retries_sent;
+	uint64_t retries = server_stats(w.srv)->retries_sent;
 	struct client *c = add_client(&w, "10.6.6.99", 7000, w.sid.ed_pk, 0);
 	run_until_up(&w, c);
 	assert_int_equal(c->port.rx_retries, 0);
-	assert_int_equal(wn_quic_server_stats(w.srv)->retries_sent, retries);
+	assert_int_equal(server_stats(w.srv)->retries_sent, retries);
 	world_free(&w);
 }
 
@@ -523,7 +540,7 @@ static void test_bad_tokens_make_no_state(void **state)
 	world_init(&w);
 	struct client *c = add_client(&w, "10.8.0.1", 5000, w.sid.ed_pk, 0);
 	run_until_up(&w, c);
-	uint64_t opened = wn_quic_server_stats(w.srv)->conns_opened;
+	uint64_t opened = server_stats(w.srv)->conns_opened;
 	uint64_t sent = w.hub.sent_bytes, rx = c->port.rx_bytes;
 	uint8_t pkt[1200], tok[60];
 	struct wn_carrier_handler h = w.hub.base.h;
@@ -539,7 +556,7 @@ static void test_bad_tokens_make_no_state(void **state)
 		       sizeof(from), pkt, n);
 	}
 	run_for(&w, 100);
-	assert_int_equal(wn_quic_server_stats(w.srv)->conns_opened, opened);
+	assert_int_equal(server_stats(w.srv)->conns_opened, opened);
 	/* Whatever the server sent went to its real client. */
 	assert_int_equal(w.hub.sent_bytes - sent, c->port.rx_bytes - rx);
 	world_free(&w);

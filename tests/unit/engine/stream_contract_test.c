@@ -1,8 +1,9 @@
 /* The tunnel-stream contract (src/engine/tunnel.h), checked against every
  * engine: the same scenarios run on the pipetunnel test double, on the KCP
  * engine (native and in the kcptun profile) and on the QUIC engine, the
- * engines over the in-memory carrier (tests/support/memcarrier.h). Every
- * scenario runs once per engine (cmocka prestate).
+ * engines built through the engine table over the in-memory carrier
+ * (tests/support/enginepair.h). Every scenario runs once per engine
+ * (cmocka prestate).
  *
  * What every scenario also checks, through the recording handlers: no
  * handler is called from inside a wn_stream_* call (each call the test
@@ -24,9 +25,7 @@
 
 #include <cmocka.h>
 
-#include "engine/kcp_engine.h"
-#include "engine/quic.h"
-#include "support/memcarrier.h"
+#include "support/enginepair.h"
 #include "support/pipetunnel.h"
 #include "util/err.h"
 
@@ -61,15 +60,7 @@ struct end {
 
 struct fx {
 	enum kind kind;
-	struct wn_loop loop;
-	struct wn_log log;
-	struct wn_identity sid, cid;
-	struct wn_kcptun_cfg kt;
-	struct wn_quic_server *qsrv;
-	struct wn_quic_client *qcli;
-	struct wn_kcp_server *ksrv;
-	struct wn_kcp_client *kcli;
-	struct wn_memcarrier sc, cc;
+	struct wn_enginepair p; /* the engines, or (PIPE) the loop only */
 	struct wn_pipetunnel *pt;
 	struct wn_tunnel *tunnel;
 	struct end cli, srv;
@@ -80,8 +71,6 @@ struct fx {
 	int refuse_err;
 	int have_target;
 	struct wn_endpoint target;
-	uv_timer_t guard;
-	int timed_out;
 };
 
 enum { ACCEPT_OK, ACCEPT_RESET, ACCEPT_NO_HANDLER };
@@ -247,107 +236,40 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 	pump_tx(&fx->srv);
 }
 
-static void guard_fired(uv_timer_t *t)
-{
-	struct fx *fx = t->data;
-	fx->timed_out = 1;
-}
-
 /* ---- the engines -------------------------------------------------------- */
 
-static void setup_engines(struct fx *fx)
-{
-	struct wn_accept_handler ah = {.ctx = fx, .on_stream = on_stream};
-	struct wn_carrier_handler sh, ch;
-
-	if (fx->kind == QUIC) {
-		struct wn_quic_opts o;
-		wn_quic_opts_default(&o);
-		o.loop = &fx->loop;
-		o.log = &fx->log;
-		o.idle_timeout_ms = 5000;
-		o.handshake_timeout_ms = 5000;
-		o.stream_send_limit = SENDBUF;
-		o.stream_window = WINDOW;
-		o.stream_window_max = WINDOW;
-		o.id = &fx->sid;
-		assert_int_equal(
-		    wn_quic_server_new(&o, &fx->cid.ed_pk, 1, &ah, &fx->qsrv),
-		    0);
-		o.id = &fx->cid;
-		assert_int_equal(
-		    wn_quic_client_new(&o, fx->sid.ed_pk, NULL, &fx->qcli), 0);
-		sh = wn_quic_server_handler(fx->qsrv);
-		ch = wn_quic_client_handler(fx->qcli);
-	} else {
-		struct wn_kcp_engine_opts o;
-		wn_kcp_engine_opts_default(&o);
-		o.loop = &fx->loop;
-		o.log = &fx->log;
-		o.idle_timeout_ms = 5000;
-		o.stream_send_limit = SENDBUF;
-		o.stream_window = WINDOW;
-		o.id = &fx->sid;
-		if (fx->kind == KCPTUN) {
-			wn_kcptun_cfg_default(&fx->kt);
-			o.kcptun = &fx->kt;
-			o.id = NULL;
-		}
-		assert_int_equal(wn_kcp_server_new(&o, &fx->cid.ed_pk,
-		                                   fx->kind == KCPTUN ? 0 : 1,
-		                                   &ah, &fx->ksrv),
-		                 0);
-		if (fx->kind != KCPTUN)
-			o.id = &fx->cid;
-		assert_int_equal(
-		    wn_kcp_client_new(&o, fx->sid.ed_pk, NULL, &fx->kcli), 0);
-		sh = wn_kcp_server_handler(fx->ksrv);
-		ch = wn_kcp_client_handler(fx->kcli);
-	}
-	wn_memcarrier_init(&fx->sc, &fx->loop, "10.0.0.2", 4433, sh);
-	wn_memcarrier_init(&fx->cc, &fx->loop, "10.0.0.1", 50000, ch);
-	wn_memcarrier_pair(&fx->sc, &fx->cc);
-	const struct sockaddr *sa = wn_memcarrier_addr(&fx->sc);
-	if (fx->kind == QUIC) {
-		assert_int_equal(wn_quic_client_start(fx->qcli, &fx->cc.base,
-		                                      sa, sizeof(fx->sc.addr)),
-		                 0);
-		fx->tunnel = wn_quic_client_tunnel(fx->qcli);
-	} else {
-		assert_int_equal(wn_kcp_client_start(fx->kcli, &fx->cc.base, sa,
-		                                     sizeof(fx->sc.addr)),
-		                 0);
-		fx->tunnel = wn_kcp_client_tunnel(fx->kcli);
-	}
-}
+static const char *const engine_names[] = {
+    [PIPE] = NULL, [KCP] = "kcp", [KCPTUN] = "kcptun", [QUIC] = "quic"};
 
 static int fx_setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
 	fx->kind = *(const enum kind *)*state;
-	assert_int_equal(wn_loop_init(&fx->loop), 0);
-	wn_log_init(&fx->log, WN_LOG_WARN, STDERR_FILENO);
+	wn_enginepair_init(&fx->p, engine_names[fx->kind], 20000);
 	fx->cli.fx = fx->srv.fx = fx;
 	fx->cli.dir = 0;
 	fx->srv.dir = 1;
 	fx->cli.consume = fx->srv.consume = 1;
+	struct wn_accept_handler ah = {.ctx = fx, .on_stream = on_stream};
 	if (fx->kind == PIPE) {
 		struct wn_pipetunnel_opts po = {.send_limit = SENDBUF,
 		                                .recv_window = WINDOW};
-		struct wn_accept_handler ah = {.ctx = fx,
-		                               .on_stream = on_stream};
 		assert_int_equal(
-		    wn_pipetunnel_new(&fx->loop, &po, &ah, &fx->pt), 0);
+		    wn_pipetunnel_new(&fx->p.loop, &po, &ah, &fx->pt), 0);
 		fx->tunnel = wn_pipetunnel_client(fx->pt);
 	} else {
-		assert_int_equal(wn_identity_generate(&fx->sid), 0);
-		assert_int_equal(wn_identity_generate(&fx->cid), 0);
-		setup_engines(fx);
+		fx->p.accept = ah;
+		struct wn_engine_conf *cs[] = {&fx->p.sconf, &fx->p.cconf};
+		for (size_t i = 0; i < 2; i++) {
+			cs[i]->idle_timeout_ms = 5000;
+			cs[i]->handshake_timeout_ms = 5000;
+			cs[i]->stream_send_limit = SENDBUF;
+			cs[i]->stream_window = WINDOW;
+		}
+		wn_enginepair_start(&fx->p);
+		fx->tunnel = fx->p.tunnel;
 	}
-	uv_timer_init(wn_loop_uv(&fx->loop), &fx->guard);
-	fx->guard.data = fx;
-	uv_timer_start(&fx->guard, guard_fired, 20000, 0);
 	*state = fx;
 	return 0;
 }
@@ -355,53 +277,20 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
 	struct fx *fx = *state;
-
-	if (fx->pt) {
+	if (fx->pt)
 		wn_pipetunnel_close(fx->pt);
-	} else if (fx->kind == QUIC) {
-		wn_quic_client_close(fx->qcli);
-		wn_quic_server_close(fx->qsrv);
-	} else {
-		wn_kcp_client_close(fx->kcli);
-		wn_kcp_server_close(fx->ksrv);
-	}
-	uv_close((uv_handle_t *)&fx->guard, NULL);
-	for (int i = 0; i < 4; i++)
-		uv_run(wn_loop_uv(&fx->loop), UV_RUN_NOWAIT);
-	if (!fx->pt) {
-		wn_memcarrier_close(&fx->sc);
-		wn_memcarrier_close(&fx->cc);
-	}
-	assert_int_equal(wn_loop_close(&fx->loop), 0);
+	wn_enginepair_finish(&fx->p);
 	free(fx);
 	return 0;
 }
 
 /* Runs the loop until cond holds; fails the test at the guard timer. */
-#define RUN_UNTIL(fx, cond)                                           \
-	do {                                                          \
-		while (!(cond) && !(fx)->timed_out)                   \
-			uv_run(wn_loop_uv(&(fx)->loop), UV_RUN_ONCE); \
-		assert_false((fx)->timed_out);                        \
-	} while (0)
-
-static void run_for_fired(uv_timer_t *t)
-{
-	*(int *)t->data = 1;
-}
+#define RUN_UNTIL(fx, cond) WN_ENGINEPAIR_RUN_UNTIL(&(fx)->p, cond)
 
 /* Runs the loop for ms of real time. */
 static void run_for(struct fx *fx, uint64_t ms)
 {
-	uv_timer_t t;
-	int done = 0;
-	uv_timer_init(wn_loop_uv(&fx->loop), &t);
-	t.data = &done;
-	uv_timer_start(&t, run_for_fired, ms, 0);
-	while (!done && !fx->timed_out)
-		uv_run(wn_loop_uv(&fx->loop), UV_RUN_ONCE);
-	uv_close((uv_handle_t *)&t, NULL);
-	uv_run(wn_loop_uv(&fx->loop), UV_RUN_NOWAIT);
+	wn_enginepair_run_for(&fx->p, ms);
 }
 
 /* Opens the client's stream to 10.9.9.9:7 and starts its sender. */
@@ -416,6 +305,36 @@ static void open_client(struct fx *fx)
 	fx->cli.s = CALL(fx, wn_tunnel_open_stream(fx->tunnel, &target, &h));
 	assert_non_null(fx->cli.s);
 	pump_tx(&fx->cli);
+}
+
+/* Sets what each end sends (bytes, then a FIN if fin) and opens the
+ * client's stream. */
+static void start(struct fx *fx, uint64_t cli_bytes, int cli_fin,
+                  uint64_t srv_bytes, int srv_fin)
+{
+	fx->cli.tx_total = cli_bytes;
+	fx->cli.tx_fin = cli_fin;
+	fx->srv.tx_total = srv_bytes;
+	fx->srv.tx_fin = srv_fin;
+	open_client(fx);
+}
+
+/* Runs until both ends are closed, and both cleanly. */
+static void both_close_ok(struct fx *fx)
+{
+	RUN_UNTIL(fx, fx->cli.closed && fx->srv.closed);
+	assert_int_equal(fx->cli.close_err, WN_STREAM_OK);
+	assert_int_equal(fx->srv.close_err, WN_STREAM_OK);
+}
+
+/* The server's end ends with what it sends after our end is gone: kcptun's
+ * smux has no RST, so its stream ends only when it finishes. */
+static void srv_finishes_ok(struct fx *fx)
+{
+	fx->srv.tx_fin = 1;
+	pump_tx(&fx->srv);
+	RUN_UNTIL(fx, fx->srv.closed);
+	assert_int_equal(fx->srv.close_err, WN_STREAM_OK);
 }
 
 /* What holds after every scenario. */
@@ -451,18 +370,12 @@ static int is_kcptun(const struct fx *fx)
 static void t_transfer_both_ways(void **state)
 {
 	struct fx *fx = *state;
-	fx->cli.tx_total = 300000;
-	fx->cli.tx_fin = 1;
-	fx->srv.tx_total = 200000;
-	fx->srv.tx_fin = 1;
-	open_client(fx);
-	RUN_UNTIL(fx, fx->cli.closed && fx->srv.closed);
+	start(fx, 300000, 1, 200000, 1);
+	both_close_ok(fx);
 	assert_int_equal(fx->srv.got, 300000);
 	assert_int_equal(fx->cli.got, 200000);
 	assert_int_equal(fx->cli.eof, 1);
 	assert_int_equal(fx->srv.eof, 1);
-	assert_int_equal(fx->cli.close_err, WN_STREAM_OK);
-	assert_int_equal(fx->srv.close_err, WN_STREAM_OK);
 	assert_int_equal(fx->accepted, 1);
 	if (is_kcptun(fx)) {
 		assert_false(fx->have_target); /* the server's fixed one */
@@ -478,9 +391,7 @@ static void t_transfer_both_ways(void **state)
 static void t_half_close_client_first(void **state)
 {
 	struct fx *fx = *state;
-	fx->cli.tx_total = 50000;
-	fx->cli.tx_fin = 1;
-	open_client(fx);
+	start(fx, 50000, 1, 0, 0);
 	RUN_UNTIL(fx, fx->srv.eof);
 	assert_int_equal(fx->srv.got, 50000);
 	run_for(fx, 20);
@@ -489,10 +400,8 @@ static void t_half_close_client_first(void **state)
 	fx->srv.tx_total = 100000;
 	fx->srv.tx_fin = 1;
 	pump_tx(&fx->srv);
-	RUN_UNTIL(fx, fx->cli.closed && fx->srv.closed);
+	both_close_ok(fx);
 	assert_int_equal(fx->cli.got, 100000);
-	assert_int_equal(fx->cli.close_err, WN_STREAM_OK);
-	assert_int_equal(fx->srv.close_err, WN_STREAM_OK);
 	check_all(fx);
 }
 
@@ -500,10 +409,7 @@ static void t_half_close_client_first(void **state)
 static void t_half_close_server_first(void **state)
 {
 	struct fx *fx = *state;
-	fx->srv.tx_total = 50000;
-	fx->srv.tx_fin = 1;
-	fx->cli.tx_total = 1000;
-	open_client(fx);
+	start(fx, 1000, 0, 50000, 1);
 	RUN_UNTIL(fx, fx->cli.eof);
 	assert_int_equal(fx->cli.got, 50000);
 	run_for(fx, 20);
@@ -511,10 +417,8 @@ static void t_half_close_server_first(void **state)
 	fx->cli.tx_total += 50000;
 	fx->cli.tx_fin = 1;
 	pump_tx(&fx->cli);
-	RUN_UNTIL(fx, fx->cli.closed && fx->srv.closed);
+	both_close_ok(fx);
 	assert_int_equal(fx->srv.got, 51000);
-	assert_int_equal(fx->cli.close_err, WN_STREAM_OK);
-	assert_int_equal(fx->srv.close_err, WN_STREAM_OK);
 	check_all(fx);
 }
 
@@ -522,14 +426,10 @@ static void t_half_close_server_first(void **state)
 static void t_both_fins(void **state)
 {
 	struct fx *fx = *state;
-	fx->cli.tx_fin = 1;
-	fx->srv.tx_fin = 1;
-	open_client(fx);
-	RUN_UNTIL(fx, fx->cli.closed && fx->srv.closed);
+	start(fx, 0, 1, 0, 1);
+	both_close_ok(fx);
 	assert_int_equal(fx->cli.eof, 1);
 	assert_int_equal(fx->srv.eof, 1);
-	assert_int_equal(fx->cli.close_err, WN_STREAM_OK);
-	assert_int_equal(fx->srv.close_err, WN_STREAM_OK);
 	check_all(fx);
 }
 
@@ -537,17 +437,13 @@ static void t_both_fins(void **state)
 static void t_release_open(void **state)
 {
 	struct fx *fx = *state;
-	fx->cli.tx_total = 10000;
-	open_client(fx);
+	start(fx, 10000, 0, 0, 0);
 	RUN_UNTIL(fx, fx->srv.got == 10000);
 	release(&fx->cli);
 	if (is_kcptun(fx)) {
 		/* The reset arrives as a FIN. */
 		RUN_UNTIL(fx, fx->srv.eof);
-		fx->srv.tx_fin = 1;
-		pump_tx(&fx->srv);
-		RUN_UNTIL(fx, fx->srv.closed);
-		assert_int_equal(fx->srv.close_err, WN_STREAM_OK);
+		srv_finishes_ok(fx);
 	} else {
 		RUN_UNTIL(fx, fx->srv.closed);
 		assert_int_equal(fx->srv.close_err, WN_STREAM_ABORTED);
@@ -561,19 +457,14 @@ static void t_release_open(void **state)
 static void t_release_after_fin(void **state)
 {
 	struct fx *fx = *state;
-	fx->cli.tx_total = 20000;
-	fx->cli.tx_fin = 1;
-	open_client(fx);
+	start(fx, 20000, 1, 0, 0);
 	assert_int_equal(fx->cli.shut, 1);
 	release(&fx->cli);
 	RUN_UNTIL(fx, fx->srv.eof);
 	assert_int_equal(fx->srv.got, 20000);
 	if (is_kcptun(fx)) {
 		/* No RST in smux v1: the server ends when it finishes. */
-		fx->srv.tx_fin = 1;
-		pump_tx(&fx->srv);
-		RUN_UNTIL(fx, fx->srv.closed);
-		assert_int_equal(fx->srv.close_err, WN_STREAM_OK);
+		srv_finishes_ok(fx);
 	} else {
 		RUN_UNTIL(fx, fx->srv.closed);
 		assert_int_equal(fx->srv.close_err, WN_STREAM_ABORTED);
@@ -589,10 +480,7 @@ static void t_release_after_fin_peer_sending(void **state)
 	struct fx *fx = *state;
 	if (is_kcptun(fx))
 		skip(); /* the server would send into the void for ever */
-	fx->srv.tx_total = 64u << 20;
-	fx->cli.tx_total = 20000;
-	fx->cli.tx_fin = 1;
-	open_client(fx);
+	start(fx, 20000, 1, 64u << 20, 0);
 	RUN_UNTIL(fx, fx->cli.got > 0);
 	release(&fx->cli);
 	RUN_UNTIL(fx, fx->srv.closed);
@@ -609,12 +497,8 @@ static void t_release_after_fin_peer_sending(void **state)
 static void t_release_when_done(void **state)
 {
 	struct fx *fx = *state;
-	fx->cli.tx_total = 5000;
-	fx->cli.tx_fin = 1;
 	fx->cli.release_on_eof = 1;
-	fx->srv.tx_total = 5000;
-	fx->srv.tx_fin = 1;
-	open_client(fx);
+	start(fx, 5000, 1, 5000, 1);
 	RUN_UNTIL(fx, fx->srv.closed && fx->cli.released);
 	assert_int_equal(fx->cli.got, 5000);
 	assert_int_equal(fx->srv.got, 5000);
@@ -626,8 +510,7 @@ static void t_release_when_done(void **state)
 static void t_release_after_reset(void **state)
 {
 	struct fx *fx = *state;
-	fx->cli.tx_total = 1000;
-	open_client(fx);
+	start(fx, 1000, 0, 0, 0);
 	RUN_UNTIL(fx, fx->srv.got == 1000);
 	CALLV(fx, wn_stream_reset(fx->cli.s, WN_STREAM_REFUSED));
 	release(&fx->cli);
@@ -647,9 +530,7 @@ static void t_reset_client(void **state)
 	struct fx *fx = *state;
 	if (is_kcptun(fx))
 		skip(); /* no RST, no reason */
-	fx->cli.tx_total = 1000;
-	fx->srv.tx_total = 1000;
-	open_client(fx);
+	start(fx, 1000, 0, 1000, 0);
 	RUN_UNTIL(fx, fx->srv.got == 1000 && fx->cli.got == 1000);
 	CALLV(fx, wn_stream_reset(fx->cli.s, WN_STREAM_REFUSED));
 	assert_int_equal(fx->cli.closed, 0); /* deferred */
@@ -668,10 +549,9 @@ static void t_reset_server(void **state)
 	struct fx *fx = *state;
 	if (is_kcptun(fx))
 		skip();
-	fx->cli.tx_total = 100000;
 	fx->srv.reset_at = 1000;
 	fx->srv.reset_err = WN_STREAM_TARGET_RESET;
-	open_client(fx);
+	start(fx, 100000, 0, 0, 0);
 	RUN_UNTIL(fx, fx->cli.closed && fx->srv.closed);
 	assert_int_equal(fx->cli.close_err, WN_STREAM_TARGET_RESET);
 	assert_int_equal(fx->srv.close_err, WN_STREAM_TARGET_RESET);
@@ -684,8 +564,7 @@ static void t_header_refused(void **state)
 	struct fx *fx = *state;
 	fx->accept_mode = ACCEPT_RESET;
 	fx->refuse_err = WN_STREAM_DENIED;
-	fx->cli.tx_total = 100;
-	open_client(fx);
+	start(fx, 100, 0, 0, 0);
 	if (is_kcptun(fx)) {
 		RUN_UNTIL(fx, fx->cli.eof); /* a FIN, no reason */
 	} else {
@@ -704,8 +583,7 @@ static void t_accept_without_handler(void **state)
 	if (fx->kind == PIPE || is_kcptun(fx))
 		skip();
 	fx->accept_mode = ACCEPT_NO_HANDLER;
-	fx->cli.tx_total = 100;
-	open_client(fx);
+	start(fx, 100, 0, 0, 0);
 	RUN_UNTIL(fx, fx->cli.closed);
 	assert_int_equal(fx->cli.close_err, WN_STREAM_INTERNAL);
 	check_all(fx);
@@ -721,9 +599,7 @@ static void t_backpressure(void **state)
 	 * KCP's queues and windows fill first, as in kcp-go). */
 	const uint64_t total = is_kcptun(fx) ? 16u << 20 : 4u << 20;
 	fx->srv.consume = 0;
-	fx->cli.tx_total = total;
-	fx->cli.tx_fin = 1;
-	open_client(fx);
+	start(fx, total, 1, 0, 0);
 	run_for(fx, 300);
 	assert_true(fx->cli.blocked);
 	assert_true(fx->cli.tx_off < total);
@@ -740,9 +616,7 @@ static void t_backpressure(void **state)
 	assert_true(fx->cli.writable >= 1);
 	fx->srv.tx_fin = 1;
 	pump_tx(&fx->srv);
-	RUN_UNTIL(fx, fx->cli.closed && fx->srv.closed);
-	assert_int_equal(fx->cli.close_err, WN_STREAM_OK);
-	assert_int_equal(fx->srv.close_err, WN_STREAM_OK);
+	both_close_ok(fx);
 	check_all(fx);
 }
 

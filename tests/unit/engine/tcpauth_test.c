@@ -73,7 +73,7 @@ static void run_ms(struct wn_loop *loop, unsigned ms)
 static void test_engine_keeps_its_connection(void **state)
 {
 	const char *name = *state;
-	const struct wn_engine_ops *ops = wn_engine_find(name);
+	const struct wn_engine_type *t = wn_engine_find(name);
 	struct wn_identity sid, cid;
 	uint8_t seed[32];
 	struct wn_loop loop;
@@ -89,7 +89,7 @@ static void test_engine_keeps_its_connection(void **state)
 	struct sockaddr_storage ss;
 	socklen_t sl;
 
-	assert_non_null(ops);
+	assert_non_null(t);
 	assert_non_null(logf);
 	assert_int_equal(wn_loop_init(&loop), 0);
 	wn_log_init(&log, WN_LOG_DEBUG, fileno(logf));
@@ -105,8 +105,8 @@ static void test_engine_keeps_its_connection(void **state)
 	                                (const uint8_t(*)[WN_KEY_LEN])cid.ed_pk,
 	                            .n_clients = 1,
 	                            .accept = &ah};
-	assert_int_equal(ops->server_new(&sc, &seng), 0);
-	w.inner = ops->handler(seng);
+	assert_int_equal(wn_engine_server_new(t, &sc, &seng), 0);
+	w.inner = wn_engine_handler(seng);
 	struct wn_carrier_handler wh = {.ctx = &w,
 	                                .recv = w_recv,
 	                                .writable = w_writable,
@@ -121,29 +121,30 @@ static void test_engine_keeps_its_connection(void **state)
 
 	struct wn_engine_conf cc = {
 	    .loop = &loop, .log = &log, .id = &cid, .server_key = sid.ed_pk};
-	assert_int_equal(ops->client_new(&cc, &ceng), 0);
-	struct wn_carrier_handler ch = ops->handler(ceng);
+	assert_int_equal(wn_engine_client_new(t, &cc, &ceng), 0);
+	struct wn_carrier_handler ch = wn_engine_handler(ceng);
 	assert_int_equal(wn_tcp_client_open(&loop, &log, 1,
 	                                    (struct sockaddr *)&a, sizeof(a),
 	                                    sid.ed_pk, NULL, &ch, &ccar),
 	                 0);
 	assert_int_equal(
-	    ops->add_path(ceng, ccar, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(ops->go(ceng), 0);
+	    wn_engine_add_path(ceng, ccar, (struct sockaddr *)&a, sizeof(a)),
+	    0);
+	assert_int_equal(wn_engine_go(ceng), 0);
 
 	uint64_t end = wn_mono_ns() + 5000000000ull;
-	while (!ops->is_up(ceng) && wn_mono_ns() < end)
+	while (!wn_engine_is_up(ceng) && wn_mono_ns() < end)
 		run_ms(&loop, 5);
-	assert_true(ops->is_up(ceng));
+	assert_true(wn_engine_is_up(ceng));
 	/* Several auth timeouts later: the same one connection. */
 	run_ms(&loop, 4 * AUTH_MS);
-	assert_true(ops->is_up(ceng));
+	assert_true(wn_engine_is_up(ceng));
 	assert_int_equal(w.ups, 1);
 	assert_int_equal(w.downs, 0);
 	assert_int_equal(wn_tcp_server_conns(scar), 1);
 
-	ops->close(ceng);
-	ops->close(seng);
+	wn_engine_close(ceng);
+	wn_engine_close(seng);
 	run_ms(&loop, 50);
 	wn_carrier_close(ccar);
 	wn_carrier_close(scar);
