@@ -42,12 +42,12 @@ static struct wn_kcp_client *client_of(struct kep *ep)
 
 static struct wn_kcp_client *engine_client(struct wn_engine *e)
 {
-	return client_of(kep_of(e));
+	return client_of(wn__kep_of(e));
 }
 
 static const struct wn_kcp_client *cengine_client(const struct wn_engine *e)
 {
-	return (const struct wn_kcp_client *)kep_cof(e);
+	return (const struct wn_kcp_client *)wn__kep_cof(e);
 }
 
 /* Sends an initiation for ks: the first, a retry, or a rekey. Its payload
@@ -69,7 +69,7 @@ static void client_send_initiation(struct ksession *ks, uint64_t now)
 		return;
 	}
 	ks->ep->stats.handshakes++;
-	ksession_send_now(ks, pkt, len);
+	wn__ksession_send_now(ks, pkt, len);
 }
 
 static int client_has_streams(const struct ksession *ks)
@@ -106,7 +106,7 @@ static void client_use_path(struct wn_kcp_client *c, unsigned i, uint64_t now,
 	ks->rlen = c->paths[i].len;
 	if (ks->state == KS_UP)
 		wn_kcp_sess_kick(ks->core, now);
-	ksession_schedule(ks);
+	wn__ksession_schedule(ks);
 }
 
 /* Failover for an established session, by the failover policy: silence
@@ -151,7 +151,7 @@ static void client_tick(struct kep *ep, struct ksession *ks, uint64_t now)
 		return; /* kcptun: no handshakes */
 	if (ks->state == KS_HANDSHAKE && client_has_streams(ks) &&
 	    now - ks->created_ms >= ep->o.idle_timeout_ms) {
-		ksession_kill(ks, "the server does not answer");
+		wn__ksession_kill(ks, "the server does not answer");
 		return;
 	}
 	if (ks->state == KS_UP && !ks->hs_next_ms &&
@@ -194,12 +194,12 @@ static struct ksession *client_new_session(struct wn_kcp_client *c)
 {
 	uint8_t conv_b[4];
 	randombytes_buf(conv_b, sizeof(conv_b));
-	struct ksession *ks = ksession_new(
+	struct ksession *ks = wn__ksession_new(
 	    &c->ep, c->server_key, wn_get_u32le(conv_b), client_max_pkt(c));
 	if (!ks)
 		return NULL;
 	randombytes_buf(ks->sess_id, sizeof(ks->sess_id));
-	ks->created_ms = kep_now(&c->ep);
+	ks->created_ms = wn__kep_now(&c->ep);
 	const struct kpath *p = &c->paths[c->cur_path];
 	ks->carrier = p->carrier;
 	memcpy(&ks->remote, &p->addr, p->len);
@@ -215,21 +215,21 @@ static struct ksession *client_new_session(struct wn_kcp_client *c)
 		             ks->tunnel.peer_id, 1, "kcptun session");
 		if (c->ev.on_up)
 			c->ev.on_up(c->ev.ctx);
-		ksession_schedule(ks);
+		wn__ksession_schedule(ks);
 		return ks;
 	}
 	struct wn_protect_env env = {.random = wn_protect_random_sodium};
 	const struct wn_identity *id = c->ep.o.id;
 	if (wn_protect_peer_init(&ks->peer, true, id->x_sk, id->x_pk,
 	                         c->server_x, &env) != 0) {
-		ksession_free(ks);
+		wn__ksession_free(ks);
 		return NULL;
 	}
 	ks->peer_live = 1;
 	ks->state = KS_HANDSHAKE;
 	ks->hs_backoff_ms = HS_RETRY_FIRST_MS;
 	ks->hs_next_ms = ks->created_ms; /* at the first run pass */
-	ksession_schedule(ks);
+	wn__ksession_schedule(ks);
 	return ks;
 }
 
@@ -251,12 +251,12 @@ static struct wn_stream *client_open_stream(struct wn_tunnel *t,
 	    c->started) {
 		/* The first stream to wait: it waits idle_timeout_ms from
 		 * now, and the handshake is tried again at once. */
-		ks->created_ms = kep_now(&c->ep);
+		ks->created_ms = wn__kep_now(&c->ep);
 		ks->hs_next_ms = ks->created_ms;
 		ks->hs_backoff_ms = HS_RETRY_FIRST_MS;
-		ksession_schedule(ks);
+		wn__ksession_schedule(ks);
 	}
-	struct kstream *st = kstream_open(ks, target, flags, h);
+	struct kstream *st = wn__kstream_open(ks, target, flags, h);
 	return st ? &st->base : NULL;
 }
 
@@ -271,7 +271,7 @@ static void client_sess_dead(struct kep *ep, struct ksession *ks)
 		wn_log_event(ep->o.log, c->closing ? WN_LOG_INFO : WN_LOG_WARN,
 		             "sess", '-', ks->tunnel.peer_id, 0, ks->why);
 	else if (!c->closing)
-		WN_LOG_RL(ep->o.log, &ep->rl_err, kep_now(ep), WN_LOG_WARN,
+		WN_LOG_RL(ep->o.log, &ep->rl_err, wn__kep_now(ep), WN_LOG_WARN,
 		          "sess", "cannot connect: %s", ks->why);
 	if (c->cur == ks)
 		c->cur = NULL;
@@ -309,10 +309,10 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 	uint32_t idx;
 	if (c->ep.kt && ks && !c->closing) {
 		struct wn_kcpgo_pkt fp;
-		if (ktprof_open(&c->ep, from, pkt, len, &fp) != 0)
+		if (wn__ktprof_open(&c->ep, from, pkt, len, &fp) != 0)
 			return;
-		client_heard(c, car, kep_now(&c->ep));
-		ktprof_input(ks, car, from, fromlen, &fp);
+		client_heard(c, car, wn__kep_now(&c->ep));
+		wn__ktprof_input(ks, car, from, fromlen, &fp);
 		return;
 	}
 	if (!ks || c->closing ||
@@ -320,7 +320,7 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 		c->ep.stats.pkts_dropped++;
 		return;
 	}
-	uint64_t now = kep_now(&c->ep);
+	uint64_t now = wn__kep_now(&c->ep);
 	if (type == WN_PROTECT_MSG_RESPONSE) {
 		if (wn_protect_consume_response(&ks->peer, pkt, len, now) !=
 		    0) {
@@ -329,8 +329,8 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 		}
 		client_heard(c, car, now);
 		ks->hs_next_ms = 0;
-		ksession_send_empty(ks,
-		                    now); /* confirms the keys to the server */
+		wn__ksession_send_empty(
+		    ks, now); /* confirms the keys to the server */
 		if (ks->state == KS_HANDSHAKE) {
 			ks->state = KS_UP;
 			ks->was_up = 1;
@@ -341,7 +341,7 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 			if (c->ev.on_up)
 				c->ev.on_up(c->ev.ctx);
 		}
-		ksession_schedule(ks);
+		wn__ksession_schedule(ks);
 		return;
 	}
 	if (type == WN_PROTECT_MSG_COOKIE) {
@@ -369,8 +369,8 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 	}
 	client_heard(c, car, now);
 	if (ks->state == KS_UP)
-		ksession_input(ks, car, from, fromlen,
-		               pkt + WN_PROTECT_HEADROOM, plen);
+		wn__ksession_input(ks, car, from, fromlen,
+		                   pkt + WN_PROTECT_HEADROOM, plen);
 }
 
 /* A stream carrier's new connection is up: what is in flight goes again
@@ -386,8 +386,8 @@ static void client_state(void *ctx, struct wn_carrier *car,
 	if (st != WN_CARRIER_UP || !ks || ks->state != KS_UP ||
 	    ks->carrier != car)
 		return;
-	wn_kcp_sess_kick(ks->core, kep_now(&c->ep));
-	ksession_schedule(ks);
+	wn_kcp_sess_kick(ks->core, wn__kep_now(&c->ep));
+	wn__ksession_schedule(ks);
 }
 
 static void client_writable(void *ctx, struct wn_carrier *c)
@@ -395,13 +395,14 @@ static void client_writable(void *ctx, struct wn_carrier *c)
 	(void)c;
 	struct wn_kcp_client *cl = ctx;
 	if (cl->cur)
-		ksession_schedule(cl->cur);
+		wn__ksession_schedule(cl->cur);
 }
 
 static const struct wn_engine_ops client_ops;
 
-int kep_client_create(const struct wn_kcp_engine_opts *o,
-                      const struct wn_engine_conf *conf, struct wn_engine **out)
+int wn__kep_client_create(const struct wn_kcp_engine_opts *o,
+                          const struct wn_engine_conf *conf,
+                          struct wn_engine **out)
 {
 	const uint8_t *server_key = conf->server_key;
 	const struct wn_engine_events *ev = conf->events;
@@ -413,8 +414,9 @@ int kep_client_create(const struct wn_kcp_engine_opts *o,
 		return WN_ENOMEM;
 	c->ep.o = *o;
 	c->ep.base.ops = &client_ops;
-	kep_describe_init(&c->ep, o);
-	wn_failover_init(&c->fo, o->failover_ms, o->probe_ms, kep_now(&c->ep));
+	wn__kep_describe_init(&c->ep, o);
+	wn_failover_init(&c->fo, o->failover_ms, o->probe_ms,
+	                 wn__kep_now(&c->ep));
 	c->ep.o.kcptun = NULL; /* copied into ep.kt */
 	c->ep.tx = malloc((size_t)KCP_TX_SEGS * KCP_PKT_MAX);
 	if (!c->ep.tx) {
@@ -430,11 +432,11 @@ int kep_client_create(const struct wn_kcp_engine_opts *o,
 	int rc;
 	if (o->kcptun) {
 		/* kcptun: no keys, the passphrase is in the profile. */
-		rc = ktprof_new(&c->ep, o->kcptun);
+		rc = wn__ktprof_new(&c->ep, o->kcptun);
 		snprintf(c->tunnel.peer_id, sizeof(c->tunnel.peer_id),
 		         "kcptun");
 	} else {
-		kep_key_name(server_key, c->tunnel.peer_id);
+		wn__kep_key_name(server_key, c->tunnel.peer_id);
 		memcpy(c->server_key, server_key, WN_KEY_LEN);
 		rc = wn_pubkey_to_x25519(server_key, c->server_x);
 	}
@@ -450,14 +452,15 @@ int kep_client_create(const struct wn_kcp_engine_opts *o,
 	return 0;
 }
 
-int kep_client_new(const struct wn_engine_type *t,
-                   const struct wn_engine_conf *conf, struct wn_engine **out)
+int wn__kep_client_new(const struct wn_engine_type *t,
+                       const struct wn_engine_conf *conf,
+                       struct wn_engine **out)
 {
 	struct wn_kcp_engine_opts o;
 	struct wn_kcptun_cfg kt;
-	int rc = kep_opts_from(t, conf, 0, &o, &kt);
+	int rc = wn__kep_opts_from(t, conf, 0, &o, &kt);
 	if (rc == 0)
-		rc = kep_client_create(&o, conf, out);
+		rc = wn__kep_client_create(&o, conf, out);
 	/* The engine keeps its own copy of the profile's key. */
 	sodium_memzero(&kt, sizeof(kt));
 	return rc;
@@ -481,7 +484,7 @@ static int client_add_path(struct wn_engine *e, struct wn_carrier *carrier,
 	struct wn_kcp_client *c = engine_client(e);
 	if (c->npaths == WN_KCP_MAX_PATHS || len > sizeof(c->paths[0].addr))
 		return WN_EINVAL;
-	if (wn_failover_add_path(&c->fo, 1, kep_now(&c->ep)) < 0)
+	if (wn_failover_add_path(&c->fo, 1, wn__kep_now(&c->ep)) < 0)
 		return WN_EINVAL;
 	struct kpath *p = &c->paths[c->npaths++];
 	p->carrier = carrier;
@@ -496,12 +499,12 @@ static int client_go(struct wn_engine *e)
 	if (c->npaths == 0)
 		return WN_EINVAL;
 	c->started = 1;
-	c->last_rx_ms = kep_now(&c->ep);
+	c->last_rx_ms = wn__kep_now(&c->ep);
 	wn_failover_start(&c->fo, c->last_rx_ms);
 	if (!c->cur)
 		c->cur = client_new_session(c);
 	else
-		ksession_schedule(c->cur);
+		wn__ksession_schedule(c->cur);
 	return c->cur ? 0 : WN_ENOMEM;
 }
 
@@ -518,14 +521,14 @@ static int client_is_up(const struct wn_engine *e)
 
 static void client_stats(const struct wn_engine *e, struct wn_engine_stats *out)
 {
-	kep_stats(&cengine_client(e)->ep, (uint64_t)client_is_up(e), out);
+	wn__kep_stats(&cengine_client(e)->ep, (uint64_t)client_is_up(e), out);
 }
 
 static void client_deferred_free(struct wn_deferred *node)
 {
 	struct wn_kcp_client *c =
 	    wn_list_entry(node, struct wn_kcp_client, dnode);
-	ktprof_free(&c->ep);
+	wn__ktprof_free(&c->ep);
 	free(c->ep.tx);
 	free(c);
 }
@@ -540,9 +543,9 @@ static void client_close(struct wn_engine *e)
 		/* Flush what is queued (FINs, resets) before going. */
 		struct ksession *ks = c->cur;
 		if (ks->state == KS_UP)
-			wn_kcp_sess_run(ks->core, kep_now(&c->ep));
-		kep_tx_flush(&c->ep);
-		ksession_kill(ks, "client closed");
+			wn_kcp_sess_run(ks->core, wn__kep_now(&c->ep));
+		wn__kep_tx_flush(&c->ep);
+		wn__ksession_kill(ks, "client closed");
 	}
 	/* Deferred after the session's own free. */
 	wn_loop_defer(c->ep.o.loop, &c->dnode, client_deferred_free);
@@ -555,6 +558,6 @@ static const struct wn_engine_ops client_ops = {
     .tunnel = client_tunnel,
     .is_up = client_is_up,
     .stats = client_stats,
-    .describe = kep_describe,
+    .describe = wn__kep_describe,
     .close = client_close,
 };

@@ -30,9 +30,9 @@ void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o)
 	o->probe_ms = 10000;
 }
 
-int kep_opts_from(const struct wn_engine_type *t,
-                  const struct wn_engine_conf *c, int server,
-                  struct wn_kcp_engine_opts *o, struct wn_kcptun_cfg *kt)
+int wn__kep_opts_from(const struct wn_engine_type *t,
+                      const struct wn_engine_conf *c, int server,
+                      struct wn_kcp_engine_opts *o, struct wn_kcptun_cfg *kt)
 {
 	int kcptun = t == &wn_kcptun_engine;
 	if (kcptun)
@@ -83,7 +83,7 @@ int kep_opts_from(const struct wn_engine_type *t,
 	return 0;
 }
 
-void kep_describe_init(struct kep *ep, const struct wn_kcp_engine_opts *o)
+void wn__kep_describe_init(struct kep *ep, const struct wn_kcp_engine_opts *o)
 {
 	const struct wn_kcptun_cfg *kt = o->kcptun;
 	ep->desc[0] = '\0';
@@ -99,12 +99,13 @@ void kep_describe_init(struct kep *ep, const struct wn_kcp_engine_opts *o)
 	         kt->nocomp ? "no compression" : "snappy", kt->smuxver);
 }
 
-void kep_describe(const struct wn_engine *e, char *buf, size_t cap)
+void wn__kep_describe(const struct wn_engine *e, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "%s", kep_cof(e)->desc);
+	snprintf(buf, cap, "%s", wn__kep_cof(e)->desc);
 }
 
-void kep_stats(const struct kep *ep, uint64_t live, struct wn_engine_stats *out)
+void wn__kep_stats(const struct kep *ep, uint64_t live,
+                   struct wn_engine_stats *out)
 {
 	const struct wn_kcp_engine_stats *s = &ep->stats;
 	memset(out, 0, sizeof(*out));
@@ -120,7 +121,7 @@ void kep_stats(const struct kep *ep, uint64_t live, struct wn_engine_stats *out)
 /* Hands the batch of sealed packets to its session's carrier in one send
  * (one sendmsg with UDP GSO on the udp carrier). A full carrier drops it:
  * KCP retransmits, as after a loss. */
-void kep_tx_flush(struct kep *ep)
+void wn__kep_tx_flush(struct kep *ep)
 {
 	struct ksession *ks = ep->tx_ks;
 	if (ep->tx_n == 0)
@@ -131,7 +132,7 @@ void kep_tx_flush(struct kep *ep)
 		    wn_carrier_send(ks->carrier, (struct sockaddr *)&ks->remote,
 		                    ks->rlen, ep->tx, ep->tx_len, ep->tx_seg);
 	if (rc != 0)
-		WN_LOG_RL(ep->o.log, &ep->rl_err, kep_now(ep), WN_LOG_DEBUG,
+		WN_LOG_RL(ep->o.log, &ep->rl_err, wn__kep_now(ep), WN_LOG_DEBUG,
 		          "sess", "session %llu: %u packets dropped: %s",
 		          (unsigned long long)ks->id, ep->tx_n,
 		          wn_strerror(rc));
@@ -149,7 +150,7 @@ static void tx_add(struct ksession *ks, const uint8_t *pkt, size_t len)
 	if (ep->tx_n &&
 	    (ep->tx_ks != ks || len > ep->tx_seg ||
 	     ep->tx_len % ep->tx_seg != 0 || ep->tx_n == KCP_TX_SEGS))
-		kep_tx_flush(ep);
+		wn__kep_tx_flush(ep);
 	if (len > KCP_PKT_MAX)
 		return;
 	if (ep->tx_n == 0) {
@@ -162,13 +163,13 @@ static void tx_add(struct ksession *ks, const uint8_t *pkt, size_t len)
 }
 
 /* Sends one packet at once (handshakes, keepalives), after the batch. */
-void ksession_send_now(struct ksession *ks, const uint8_t *pkt, size_t len)
+void wn__ksession_send_now(struct ksession *ks, const uint8_t *pkt, size_t len)
 {
 	tx_add(ks, pkt, len);
-	kep_tx_flush(ks->ep);
+	wn__kep_tx_flush(ks->ep);
 }
 
-void ksession_send(struct ksession *ks, const uint8_t *pkt, size_t len)
+void wn__ksession_send(struct ksession *ks, const uint8_t *pkt, size_t len)
 {
 	tx_add(ks, pkt, len);
 }
@@ -179,13 +180,13 @@ static void sess_output(void *ctx, uint8_t *pkt, size_t len)
 {
 	struct ksession *ks = ctx;
 	if (ks->ep->kt) {
-		ktprof_output(ks, pkt, len);
+		wn__ktprof_output(ks, pkt, len);
 		return;
 	}
 	size_t plen;
 	uint8_t *buf = pkt - WN_PROTECT_HEADROOM;
 	if (wn_protect_seal(&ks->peer, buf, len, len + WN_PROTECT_OVERHEAD,
-	                    kep_now(ks->ep), &plen) != 0)
+	                    wn__kep_now(ks->ep), &plen) != 0)
 		return; /* no usable keys: the handshake will follow */
 	tx_add(ks, buf, plen);
 }
@@ -200,11 +201,11 @@ static void sess_free_timer(struct wn_timer *t)
 	free(ks);
 }
 
-void ksession_free(struct ksession *ks)
+void wn__ksession_free(struct ksession *ks)
 {
 	wn_kcp_sess_free(ks->core);
 	ks->core = NULL;
-	ktprof_sess_free(ks);
+	wn__ktprof_sess_free(ks);
 	if (ks->peer_live)
 		wn_protect_peer_wipe(&ks->peer);
 	ks->peer_live = 0;
@@ -221,7 +222,7 @@ static struct wn_stream *sess_open_stream(struct wn_tunnel *t,
                                           const struct wn_stream_handler *h)
 {
 	struct ksession *ks = (struct ksession *)t;
-	struct kstream *st = kstream_open(ks, target, flags, h);
+	struct kstream *st = wn__kstream_open(ks, target, flags, h);
 	return st ? &st->base : NULL;
 }
 
@@ -231,8 +232,8 @@ static const struct wn_tunnel_ops sess_tunnel_ops = {
 
 /* Creates a session (state KS_HANDSHAKE) for peer_key with the given KCP
  * conversation id. NULL on failure. */
-struct ksession *ksession_new(struct kep *ep, const uint8_t *peer_key,
-                              uint32_t conv, size_t max_pkt)
+struct ksession *wn__ksession_new(struct kep *ep, const uint8_t *peer_key,
+                                  uint32_t conv, size_t max_pkt)
 {
 	struct ksession *ks = calloc(1, sizeof(*ks));
 	if (!ks)
@@ -244,7 +245,7 @@ struct ksession *ksession_new(struct kep *ep, const uint8_t *peer_key,
 	ks->conv = conv;
 	ks->client_index = -1;
 	memcpy(ks->peer_key, peer_key, WN_KEY_LEN);
-	kep_key_name(peer_key, ks->tunnel.peer_id);
+	wn__kep_key_name(peer_key, ks->tunnel.peer_id);
 	wn_list_init(&ks->all);
 	wn_list_init(&ks->blocked);
 	wn_deferred_init(&ks->dnode);
@@ -280,14 +281,14 @@ struct ksession *ksession_new(struct kep *ep, const uint8_t *peer_key,
 	cfg.keepalive_ms = ep->o.keepalive_ms;
 	cfg.idle_timeout_ms = ep->o.idle_timeout_ms;
 	if (ep->kt)
-		ktprof_sess_cfg(ep, &cfg, max_pkt);
-	struct wn_smux_cb cb = kstream_smux_cb(ks);
-	int rc =
-	    wn_kcp_sess_new(&cfg, sess_output, ks, &cb, kep_now(ep), &ks->core);
+		wn__ktprof_sess_cfg(ep, &cfg, max_pkt);
+	struct wn_smux_cb cb = wn__kstream_smux_cb(ks);
+	int rc = wn_kcp_sess_new(&cfg, sess_output, ks, &cb, wn__kep_now(ep),
+	                         &ks->core);
 	if (rc == 0)
 		rc = wn_timer_init(ep->o.loop, &ks->timer, sess_timer_cb);
 	if (rc != 0) {
-		ktprof_sess_free(ks);
+		wn__ktprof_sess_free(ks);
 		wn_kcp_sess_free(ks->core);
 		wn_cidmap_free(&ks->streams);
 		free(ks);
@@ -302,12 +303,12 @@ static void sess_deferred(struct wn_deferred *node);
 
 /* The session is over: every stream fails with SESSION_LOST, the endpoint
  * hears of it, and the memory goes at the end of the iteration. */
-void ksession_kill(struct ksession *ks, const char *why)
+void wn__ksession_kill(struct ksession *ks, const char *why)
 {
 	if (ks->state == KS_DEAD)
 		return;
 	if (ks->ep->tx_ks == ks)
-		kep_tx_flush(ks->ep);
+		wn__kep_tx_flush(ks->ep);
 	ks->state = KS_DEAD;
 	snprintf(ks->why, sizeof(ks->why), "%s", why);
 	struct wn_kcp_stats ks_st;
@@ -343,7 +344,7 @@ void ksession_kill(struct ksession *ks, const char *why)
 	while (!wn_list_empty(&ks->all)) {
 		struct kstream *st =
 		    wn_list_entry(ks->all.next, struct kstream, link);
-		kstream_fail(st, WN_STREAM_SESSION_LOST);
+		wn__kstream_fail(st, WN_STREAM_SESSION_LOST);
 	}
 	wn_timer_stop(&ks->timer);
 	ks->ep->stats.sessions_closed++;
@@ -373,7 +374,7 @@ static void sess_run(struct ksession *ks)
 {
 	if (ks->state == KS_DEAD)
 		return;
-	uint64_t now = kep_now(ks->ep);
+	uint64_t now = wn__kep_now(ks->ep);
 	wn_protect_tick(&ks->peer, now);
 	if (ks->ep->sess_tick)
 		ks->ep->sess_tick(ks->ep, ks, now);
@@ -381,15 +382,15 @@ static void sess_run(struct ksession *ks)
 		return;
 	if (ks->state == KS_UP) {
 		wn_kcp_sess_run(ks->core, now);
-		kep_tx_flush(ks->ep);
+		wn__kep_tx_flush(ks->ep);
 		int err = wn_kcp_sess_error(ks->core);
 		if (err) {
-			ksession_kill(ks, err == WN_ETIMEDOUT
-			                      ? "no answer from the peer"
-			                      : "protocol error");
+			wn__ksession_kill(ks, err == WN_ETIMEDOUT
+			                          ? "no answer from the peer"
+			                          : "protocol error");
 			return;
 		}
-		kstream_wake_writers(ks);
+		wn__kstream_wake_writers(ks);
 	}
 	if (ks->state != KS_DEAD)
 		arm_timer(ks, now);
@@ -400,12 +401,12 @@ static void sess_deferred(struct wn_deferred *node)
 {
 	struct ksession *ks = wn_list_entry(node, struct ksession, dnode);
 	if (ks->state == KS_DEAD)
-		ksession_free(ks);
+		wn__ksession_free(ks);
 	else
 		sess_run(ks);
 }
 
-void ksession_schedule(struct ksession *ks)
+void wn__ksession_schedule(struct ksession *ks)
 {
 	if (ks->state != KS_DEAD)
 		wn_loop_defer(ks->ep->o.loop, &ks->dnode, sess_deferred);
@@ -417,9 +418,9 @@ static void sess_timer_cb(struct wn_timer *t)
 }
 
 /* An authenticated transport packet for ks arrived from `from` over c. */
-void ksession_input(struct ksession *ks, struct wn_carrier *c,
-                    const struct sockaddr *from, socklen_t fromlen,
-                    const uint8_t *pt, size_t ptlen)
+void wn__ksession_input(struct ksession *ks, struct wn_carrier *c,
+                        const struct sockaddr *from, socklen_t fromlen,
+                        const uint8_t *pt, size_t ptlen)
 {
 	/* Sessions follow their packets: answer where the last
 	 * authenticated one came from (roaming, failover). */
@@ -430,24 +431,24 @@ void ksession_input(struct ksession *ks, struct wn_carrier *c,
 		ks->rlen = fromlen;
 		wn_carrier_authenticated(c, from, fromlen); /* carrier.h */
 	}
-	uint64_t now = kep_now(ks->ep);
+	uint64_t now = wn__kep_now(ks->ep);
 	if (!ks->ep->kt)
 		wn_kcp_sess_touch(ks->core, now);
 	if (ptlen == 0)
 		return; /* a keepalive */
 	wn_kcp_sess_input(ks->core, pt, ptlen, now);
-	ksession_schedule(ks);
+	wn__ksession_schedule(ks);
 }
 
 /* Seals and sends an empty transport packet: a keepalive, and the
  * client's confirmation of fresh keys (the server sends with them only
  * after one arrives). */
-void ksession_send_empty(struct ksession *ks, uint64_t now)
+void wn__ksession_send_empty(struct ksession *ks, uint64_t now)
 {
 	uint8_t buf[WN_PROTECT_OVERHEAD];
 	size_t len;
 	if (wn_protect_seal(&ks->peer, buf, 0, sizeof(buf), now, &len) == 0)
-		ksession_send_now(ks, buf, len);
+		wn__ksession_send_now(ks, buf, len);
 }
 
 /* ---- the engine's rows ----------------------------------------------- */
@@ -455,8 +456,8 @@ void ksession_send_empty(struct ksession *ks, uint64_t now)
 const struct wn_engine_type wn_kcp_engine = {
     .name = "kcp",
     .caps = WN_ENGINE_CAP_KEYS | WN_ENGINE_CAP_TARGETS,
-    .client_new = kep_client_new,
-    .server_new = kep_server_new,
+    .client_new = wn__kep_client_new,
+    .server_new = wn__kep_server_new,
 };
 
 /* kcptun: no identities (the passphrase is the secret) and no target in
@@ -464,6 +465,6 @@ const struct wn_engine_type wn_kcp_engine = {
 const struct wn_engine_type wn_kcptun_engine = {
     .name = "kcptun",
     .caps = 0,
-    .client_new = kep_client_new,
-    .server_new = kep_server_new,
+    .client_new = wn__kep_client_new,
+    .server_new = wn__kep_server_new,
 };

@@ -213,82 +213,85 @@ struct kstream {
 /* ---- kcp_stream.c ---------------------------------------------------- */
 
 /* The smux callbacks that route stream events of ks to its kstreams. */
-struct wn_smux_cb kstream_smux_cb(struct ksession *ks);
+struct wn_smux_cb wn__kstream_smux_cb(struct ksession *ks);
 
 /* Client: opens a stream to target on ks. NULL when ks takes no more. */
-struct kstream *kstream_open(struct ksession *ks,
-                             const struct wn_endpoint *target, unsigned flags,
-                             const struct wn_stream_handler *h);
+struct kstream *wn__kstream_open(struct ksession *ks,
+                                 const struct wn_endpoint *target,
+                                 unsigned flags,
+                                 const struct wn_stream_handler *h);
 
 /* Ends a stream with err (on_closed from the loop). */
-void kstream_fail(struct kstream *st, int err);
+void wn__kstream_fail(struct kstream *st, int err);
 
 /* After a run pass: wakes streams whose short write now has room. */
-void kstream_wake_writers(struct ksession *ks);
+void wn__kstream_wake_writers(struct ksession *ks);
 
 /* ---- kcptun.c --------------------------------------------------------- */
 
 /* Sets up ep's kcptun profile from cfg (copied). Returns 0 or WN_ENOMEM. */
-int ktprof_new(struct kep *ep, const struct wn_kcptun_cfg *cfg);
+int wn__ktprof_new(struct kep *ep, const struct wn_kcptun_cfg *cfg);
 
-void ktprof_free(struct kep *ep);
+void wn__ktprof_free(struct kep *ep);
 
 /* Adjusts a new session's configuration to kcptun's: framing room, smux
  * version and compat mode, keepalive, KCP as kcp-go runs it. */
-void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg,
-                     size_t max_pkt);
+void wn__ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg,
+                         size_t max_pkt);
 
 /* Frees a session's FEC state (made as it is first needed: the encoder
  * with the first packet sent, the decoder with the first parity shard). */
-void ktprof_sess_free(struct ksession *ks);
+void wn__ktprof_sess_free(struct ksession *ks);
 
 /* KCP's output in the kcptun profile: FEC header, nonce, CRC, cipher; then
  * sends it, and after every datashard packets the group's parity. pkt
  * has the profile's headroom before it. */
-void ktprof_output(struct ksession *ks, uint8_t *pkt, size_t len);
+void wn__ktprof_output(struct ksession *ks, uint8_t *pkt, size_t len);
 
 /* Opens a packet received from `from` in place (decrypt, CRC, FEC
  * header; a failure is logged, rate-limited). Returns 0
  * with its parts in *fp (pointing into pkt), or a negative code after
  * which the packet is dropped (and counted in ep->stats). */
-int ktprof_open(struct kep *ep, const struct sockaddr *from, uint8_t *pkt,
-                size_t len, struct wn_kcpgo_pkt *fp);
+int wn__ktprof_open(struct kep *ep, const struct sockaddr *from, uint8_t *pkt,
+                    size_t len, struct wn_kcpgo_pkt *fp);
 
 /* Hands an opened packet to ks: KCP segments to the session, FEC shards
  * to its decoder (and what it rebuilds to the session). */
-void ktprof_input(struct ksession *ks, struct wn_carrier *c,
-                  const struct sockaddr *from, socklen_t fromlen,
-                  const struct wn_kcpgo_pkt *fp);
+void wn__ktprof_input(struct ksession *ks, struct wn_carrier *c,
+                      const struct sockaddr *from, socklen_t fromlen,
+                      const struct wn_kcpgo_pkt *fp);
 
 /* ---- kcp_client.c, kcp_server.c: the constructors behind the rows ----- */
 
 /* Create a client or a server of the KCP engine, in the profile of t
  * (wn_kcp_engine or wn_kcptun_engine), as the rows' client_new and
  * server_new. */
-int kep_client_new(const struct wn_engine_type *t,
-                   const struct wn_engine_conf *conf, struct wn_engine **out);
-int kep_server_new(const struct wn_engine_type *t,
-                   const struct wn_engine_conf *conf, struct wn_engine **out);
+int wn__kep_client_new(const struct wn_engine_type *t,
+                       const struct wn_engine_conf *conf,
+                       struct wn_engine **out);
+int wn__kep_server_new(const struct wn_engine_type *t,
+                       const struct wn_engine_conf *conf,
+                       struct wn_engine **out);
 
 /* The same from full options instead of the engine-neutral
  * configuration's tuning (o->kcptun: the profile, copied), for the rows
  * and for a test that sets what that configuration has no field for.
  * conf gives the keys, the accept handler and the events. */
-int kep_client_create(const struct wn_kcp_engine_opts *o,
-                      const struct wn_engine_conf *conf,
-                      struct wn_engine **out);
-int kep_server_create(const struct wn_kcp_engine_opts *o,
-                      const struct wn_engine_conf *conf,
-                      struct wn_engine **out);
+int wn__kep_client_create(const struct wn_kcp_engine_opts *o,
+                          const struct wn_engine_conf *conf,
+                          struct wn_engine **out);
+int wn__kep_server_create(const struct wn_kcp_engine_opts *o,
+                          const struct wn_engine_conf *conf,
+                          struct wn_engine **out);
 
 /* The endpoint behind an engine handle, a client's or a server's (its
  * counters in ->stats, for tests too). */
-static inline struct kep *kep_of(struct wn_engine *e)
+static inline struct kep *wn__kep_of(struct wn_engine *e)
 {
 	return wn_container_of(e, struct kep, base);
 }
 
-static inline const struct kep *kep_cof(const struct wn_engine *e)
+static inline const struct kep *wn__kep_cof(const struct wn_engine *e)
 {
 	return wn_container_of(e, const struct kep, base);
 }
@@ -296,13 +299,13 @@ static inline const struct kep *kep_cof(const struct wn_engine *e)
 /* ---- kcp_engine.c: what the client (kcp_client.c) and the server (kcp_server.c)
  * share ---------------------------------------------------------------- */
 
-static inline uint64_t kep_now(const struct kep *ep)
+static inline uint64_t wn__kep_now(const struct kep *ep)
 {
 	return wn_loop_now_ms(ep->o.loop);
 }
 
 /* A key's short name for logs: its first four bytes in hex. */
-static inline void kep_key_name(const uint8_t *k, char out[16])
+static inline void wn__kep_key_name(const uint8_t *k, char out[16])
 {
 	snprintf(out, 16, "%02x%02x%02x%02x", k[0], k[1], k[2], k[3]);
 }
@@ -311,56 +314,56 @@ static inline void kep_key_name(const uint8_t *k, char out[16])
  * then what conf set; for kcptun also the profile itself, into *kt, which
  * o->kcptun then points at (the engine copies it; the caller wipes it).
  * Returns 0 or WN_EINVAL. */
-int kep_opts_from(const struct wn_engine_type *t,
-                  const struct wn_engine_conf *conf, int server,
-                  struct wn_kcp_engine_opts *o, struct wn_kcptun_cfg *kt);
+int wn__kep_opts_from(const struct wn_engine_type *t,
+                      const struct wn_engine_conf *conf, int server,
+                      struct wn_kcp_engine_opts *o, struct wn_kcptun_cfg *kt);
 
 /* Sets ep->desc from the options (kcptun: the profile's settings). */
-void kep_describe_init(struct kep *ep, const struct wn_kcp_engine_opts *o);
+void wn__kep_describe_init(struct kep *ep, const struct wn_kcp_engine_opts *o);
 
 /* The engine operations a client and a server share: describe, and the
  * counters as the table reports them (live: the sessions up). */
-void kep_describe(const struct wn_engine *e, char *buf, size_t cap);
-void kep_stats(const struct kep *ep, uint64_t live,
-               struct wn_engine_stats *out);
+void wn__kep_describe(const struct wn_engine *e, char *buf, size_t cap);
+void wn__kep_stats(const struct kep *ep, uint64_t live,
+                   struct wn_engine_stats *out);
 
 /* Sends the endpoint's batch of packets (one carrier send). */
-void kep_tx_flush(struct kep *ep);
+void wn__kep_tx_flush(struct kep *ep);
 
 /* Creates a session (state KS_HANDSHAKE) for peer_key with KCP
  * conversation conv. Its packets are sized to fit max_pkt, the largest
  * packet every carrier it may send on takes (wn_carrier_max_packet), and
  * the configured mtu. NULL on failure. */
-struct ksession *ksession_new(struct kep *ep, const uint8_t *peer_key,
-                              uint32_t conv, size_t max_pkt);
+struct ksession *wn__ksession_new(struct kep *ep, const uint8_t *peer_key,
+                                  uint32_t conv, size_t max_pkt);
 
-/* Frees a session that never went live (ksession_kill otherwise). */
-void ksession_free(struct ksession *ks);
+/* Frees a session that never went live (wn__ksession_kill otherwise). */
+void wn__ksession_free(struct ksession *ks);
 
 /* Ends a session: its streams fail with SESSION_LOST, the endpoint's
  * sess_dead hook runs, the memory goes at the end of the iteration. */
-void ksession_kill(struct ksession *ks, const char *why);
+void wn__ksession_kill(struct ksession *ks, const char *why);
 
 /* Sends one packet at once (handshakes), after the pending batch. */
-void ksession_send_now(struct ksession *ks, const uint8_t *pkt, size_t len);
+void wn__ksession_send_now(struct ksession *ks, const uint8_t *pkt, size_t len);
 
 /* Seals and sends an empty transport packet: a keepalive, and the
  * client's confirmation of fresh keys. */
-void ksession_send_empty(struct ksession *ks, uint64_t now);
+void wn__ksession_send_empty(struct ksession *ks, uint64_t now);
 
 /* ---- kcp_engine.c ----------------------------------------------------------- */
 
 /* Sends one finished packet on the session's current path. */
-void ksession_send(struct ksession *ks, const uint8_t *pkt, size_t len);
+void wn__ksession_send(struct ksession *ks, const uint8_t *pkt, size_t len);
 
 /* An authenticated (kcptun: checksummed) packet's KCP segments for ks,
  * from `from` over c: the session answers there now. */
-void ksession_input(struct ksession *ks, struct wn_carrier *c,
-                    const struct sockaddr *from, socklen_t fromlen,
-                    const uint8_t *pt, size_t ptlen);
+void wn__ksession_input(struct ksession *ks, struct wn_carrier *c,
+                        const struct sockaddr *from, socklen_t fromlen,
+                        const uint8_t *pt, size_t ptlen);
 
 /* Asks for a run pass (smux -> KCP -> carrier) at the end of the loop
  * iteration. */
-void ksession_schedule(struct ksession *ks);
+void wn__ksession_schedule(struct ksession *ks);
 
 #endif

@@ -51,12 +51,12 @@ static struct wn_kcp_server *server_of(struct kep *ep)
 
 static struct wn_kcp_server *engine_server(struct wn_engine *e)
 {
-	return server_of(kep_of(e));
+	return server_of(wn__kep_of(e));
 }
 
 static const struct wn_kcp_server *cengine_server(const struct wn_engine *e)
 {
-	return (const struct wn_kcp_server *)kep_cof(e);
+	return (const struct wn_kcp_server *)wn__kep_cof(e);
 }
 
 static int srv_index_add(void *ctx, uint32_t index, struct wn_protect_peer *p)
@@ -127,7 +127,7 @@ static struct ksession *server_new_session(struct wn_kcp_server *s,
 	struct kclient *kc = &s->clients[i];
 	/* Sized for the carrier its first packet came on, as QUIC's. */
 	struct ksession *ks =
-	    ksession_new(&s->ep, kc->key, conv, wn_carrier_max_packet(car));
+	    wn__ksession_new(&s->ep, kc->key, conv, wn_carrier_max_packet(car));
 	if (!ks)
 		return NULL;
 	memcpy(ks->sess_id, sess_id, 8);
@@ -141,13 +141,13 @@ static struct ksession *server_new_session(struct wn_kcp_server *s,
 	const struct wn_identity *id = s->ep.o.id;
 	if (wn_protect_peer_init(&ks->peer, false, id->x_sk, id->x_pk, kc->x,
 	                         &env) != 0) {
-		ksession_free(ks);
+		wn__ksession_free(ks);
 		return NULL;
 	}
 	ks->peer_live = 1;
 	ks->state = KS_UP;
 	ks->was_up = 1;
-	ks->created_ms = kep_now(&s->ep);
+	ks->created_ms = wn__kep_now(&s->ep);
 	wn_list_add_tail(&s->sessions, &ks->link);
 	s->nsessions++;
 	kc->sess = ks;
@@ -210,7 +210,7 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
                               const struct sockaddr *from, socklen_t fromlen,
                               const uint8_t *pkt, size_t len)
 {
-	uint64_t now = kep_now(&s->ep);
+	uint64_t now = wn__kep_now(&s->ep);
 	if (server_admit(s, car, from, fromlen, pkt, len, now) != 0) {
 		s->ep.stats.pkts_dropped++;
 		return;
@@ -250,7 +250,7 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
 	if (ks && (memcmp(ks->sess_id, sess_id, 8) != 0 || ks->conv != conv)) {
 		/* The client started over (a restart, or it gave up on
 		 * us): its old session is gone for good. */
-		ksession_kill(ks, "replaced by a new session");
+		wn__ksession_kill(ks, "replaced by a new session");
 		ks = NULL;
 	}
 	if (!ks) {
@@ -286,7 +286,7 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
 	memcpy(&ks->remote, from, fromlen);
 	ks->rlen = fromlen;
 	wn_kcp_sess_touch(ks->core, now);
-	ksession_send_now(ks, out, olen);
+	wn__ksession_send_now(ks, out, olen);
 }
 
 /* kcptun: sessions are found by the client's address, as kcp-go's listener
@@ -298,7 +298,7 @@ static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
                            uint8_t *pkt, size_t len)
 {
 	struct wn_kcpgo_pkt fp;
-	if (ktprof_open(&s->ep, from, pkt, len, &fp) != 0)
+	if (wn__ktprof_open(&s->ep, from, pkt, len, &fp) != 0)
 		return;
 	uint8_t key[WN_CID_MAX];
 	size_t keylen = addr_key(from, key);
@@ -307,7 +307,7 @@ static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
 	if (fp.kind == WN_KCPGO_PARITY) {
 		/* No conv inside: only for a session we have. */
 		if (ks)
-			ktprof_input(ks, car, from, fromlen, &fp);
+			wn__ktprof_input(ks, car, from, fromlen, &fp);
 		else
 			s->ep.stats.pkts_dropped++;
 		return;
@@ -321,10 +321,10 @@ static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
 			s->ep.stats.pkts_dropped++;
 			return;
 		}
-		ksession_kill(ks, "replaced by a new session");
+		wn__ksession_kill(ks, "replaced by a new session");
 		ks = NULL;
 	}
-	uint64_t now = kep_now(&s->ep);
+	uint64_t now = wn__kep_now(&s->ep);
 	if (!ks) {
 		/* A client's first packet starts its KCP stream (sn 0); acks,
 		 * probes and later segments from an unknown address belong
@@ -352,12 +352,12 @@ static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
 			return;
 		}
 		static const uint8_t nokey[WN_KEY_LEN];
-		ks = ksession_new(&s->ep, nokey, h.conv,
-		                  wn_carrier_max_packet(car));
+		ks = wn__ksession_new(&s->ep, nokey, h.conv,
+		                      wn_carrier_max_packet(car));
 		if (!ks)
 			return;
 		if (wn_cidmap_add(&s->by_addr, key, keylen, ks) != 0) {
-			ksession_free(ks);
+			wn__ksession_free(ks);
 			return;
 		}
 		char addr[64];
@@ -375,7 +375,7 @@ static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
 		wn_log_event(s->ep.o.log, WN_LOG_INFO, "sess", '+',
 		             ks->tunnel.peer_id, (long)s->nsessions, addr);
 	}
-	ktprof_input(ks, car, from, fromlen, &fp);
+	wn__ktprof_input(ks, car, from, fromlen, &fp);
 }
 
 static void server_recv(void *ctx, struct wn_carrier *car,
@@ -406,11 +406,13 @@ static void server_recv(void *ctx, struct wn_carrier *car,
 	                          : NULL;
 	size_t plen;
 	if (!ks || ks->state == KS_DEAD ||
-	    wn_protect_open(&ks->peer, pkt, len, kep_now(&s->ep), &plen) != 0) {
+	    wn_protect_open(&ks->peer, pkt, len, wn__kep_now(&s->ep), &plen) !=
+	        0) {
 		s->ep.stats.pkts_dropped++;
 		return;
 	}
-	ksession_input(ks, car, from, fromlen, pkt + WN_PROTECT_HEADROOM, plen);
+	wn__ksession_input(ks, car, from, fromlen, pkt + WN_PROTECT_HEADROOM,
+	                   plen);
 }
 
 static void server_writable(void *ctx, struct wn_carrier *c)
@@ -420,14 +422,15 @@ static void server_writable(void *ctx, struct wn_carrier *c)
 	     n = n->next) {
 		struct ksession *ks = wn_list_entry(n, struct ksession, link);
 		if (ks->carrier == c)
-			ksession_schedule(ks);
+			wn__ksession_schedule(ks);
 	}
 }
 
 static const struct wn_engine_ops server_ops;
 
-int kep_server_create(const struct wn_kcp_engine_opts *o,
-                      const struct wn_engine_conf *conf, struct wn_engine **out)
+int wn__kep_server_create(const struct wn_kcp_engine_opts *o,
+                          const struct wn_engine_conf *conf,
+                          struct wn_engine **out)
 {
 	const uint8_t(*clients)[WN_KEY_LEN] = conf->clients;
 	size_t n = conf->n_clients;
@@ -440,7 +443,7 @@ int kep_server_create(const struct wn_kcp_engine_opts *o,
 		return WN_ENOMEM;
 	s->ep.o = *o;
 	s->ep.base.ops = &server_ops;
-	kep_describe_init(&s->ep, o);
+	wn__kep_describe_init(&s->ep, o);
 	s->ep.tx = malloc((size_t)KCP_TX_SEGS * KCP_PKT_MAX);
 	if (!s->ep.tx) {
 		free(s);
@@ -470,7 +473,7 @@ int kep_server_create(const struct wn_kcp_engine_opts *o,
 		rc = wn_prefixlimit_init(&s->kt_new, &lc);
 		if (rc != 0)
 			goto fail_addr;
-		rc = ktprof_new(&s->ep, o->kcptun);
+		rc = wn__ktprof_new(&s->ep, o->kcptun);
 		if (rc != 0) {
 			wn_prefixlimit_free(&s->kt_new);
 			goto fail_addr;
@@ -504,14 +507,15 @@ fail:
 	return rc;
 }
 
-int kep_server_new(const struct wn_engine_type *t,
-                   const struct wn_engine_conf *conf, struct wn_engine **out)
+int wn__kep_server_new(const struct wn_engine_type *t,
+                       const struct wn_engine_conf *conf,
+                       struct wn_engine **out)
 {
 	struct wn_kcp_engine_opts o;
 	struct wn_kcptun_cfg kt;
-	int rc = kep_opts_from(t, conf, 1, &o, &kt);
+	int rc = wn__kep_opts_from(t, conf, 1, &o, &kt);
 	if (rc == 0)
-		rc = kep_server_create(&o, conf, out);
+		rc = wn__kep_server_create(&o, conf, out);
 	/* The engine keeps its own copy of the profile's key. */
 	sodium_memzero(&kt, sizeof(kt));
 	return rc;
@@ -536,7 +540,7 @@ static int server_is_up(const struct wn_engine *e)
 static void server_stats(const struct wn_engine *e, struct wn_engine_stats *out)
 {
 	const struct wn_kcp_server *s = cengine_server(e);
-	kep_stats(&s->ep, s->nsessions, out);
+	wn__kep_stats(&s->ep, s->nsessions, out);
 }
 
 static void server_deferred_free(struct wn_deferred *node)
@@ -547,7 +551,7 @@ static void server_deferred_free(struct wn_deferred *node)
 	wn_cidmap_free(&s->by_index);
 	wn_cidmap_free(&s->by_addr);
 	wn_prefixlimit_free(&s->kt_new);
-	ktprof_free(&s->ep);
+	wn__ktprof_free(&s->ep);
 	sodium_memzero(s->clients, s->nclients * sizeof(*s->clients));
 	free(s->clients);
 	free(s->ep.tx);
@@ -564,9 +568,9 @@ static void server_close(struct wn_engine *e)
 		struct ksession *ks =
 		    wn_list_entry(s->sessions.next, struct ksession, link);
 		if (ks->state == KS_UP)
-			wn_kcp_sess_run(ks->core, kep_now(&s->ep));
-		kep_tx_flush(&s->ep);
-		ksession_kill(ks, "server closed");
+			wn_kcp_sess_run(ks->core, wn__kep_now(&s->ep));
+		wn__kep_tx_flush(&s->ep);
+		wn__ksession_kill(ks, "server closed");
 	}
 	wn_loop_defer(s->ep.o.loop, &s->dnode, server_deferred_free);
 }
@@ -575,6 +579,6 @@ static const struct wn_engine_ops server_ops = {
     .handler = server_handler,
     .is_up = server_is_up,
     .stats = server_stats,
-    .describe = kep_describe,
+    .describe = wn__kep_describe,
     .close = server_close,
 };

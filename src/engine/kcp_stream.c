@@ -25,19 +25,19 @@ static struct kstream *lookup(struct ksession *ks, uint32_t sid)
 
 /* ---- the transport under the stream base ------------------------------ */
 
-/* Space opened up: kstream_wake_writers checks after each run pass. */
+/* Space opened up: wn__kstream_wake_writers checks after each run pass. */
 static void want_writable(struct kstream *st)
 {
 	if (!wn_list_linked(&st->wlink))
 		wn_list_add_tail(&st->ks->blocked, &st->wlink);
 }
 
-void kstream_fail(struct kstream *st, int err)
+void wn__kstream_fail(struct kstream *st, int err)
 {
 	wn_sb_finish(&st->base, err);
 }
 
-void kstream_wake_writers(struct ksession *ks)
+void wn__kstream_wake_writers(struct ksession *ks)
 {
 	/* Handlers may write (and block again) or close streams: take the
 	 * list first. */
@@ -73,7 +73,7 @@ static ssize_t kt_write(struct wn_stream *s, const uint8_t *data, size_t len)
 	if ((size_t)n < len)
 		want_writable(st);
 	if (n > 0)
-		ksession_schedule(st->ks);
+		wn__ksession_schedule(st->ks);
 	return n;
 }
 
@@ -114,7 +114,7 @@ static void kt_credit(struct wn_stream *s, size_t n)
 	if (!st->ks)
 		return;
 	wn_smux_consumed(mux_of(st), st->sid, n);
-	ksession_schedule(st->ks);
+	wn__ksession_schedule(st->ks);
 }
 
 static void kt_fin(struct wn_stream *s)
@@ -122,7 +122,7 @@ static void kt_fin(struct wn_stream *s)
 	struct kstream *st = KS(s);
 	if (st->ks) {
 		(void)wn_smux_shutdown(mux_of(st), st->sid);
-		ksession_schedule(st->ks);
+		wn__ksession_schedule(st->ks);
 	}
 	/* smux sends the FIN after the queued data on its own, even once
 	 * the stream is forgotten. */
@@ -162,7 +162,7 @@ static void kt_detach(struct wn_stream *s)
 			wn_smux_forget(mux_of(st), st->sid);
 		if (ks->scratch_owner == st)
 			ks->scratch_owner = NULL;
-		ksession_schedule(ks);
+		wn__ksession_schedule(ks);
 	}
 	if (wn_list_linked(&st->link))
 		wn_list_del(&st->link);
@@ -177,7 +177,7 @@ static void kt_free(struct wn_stream *s)
 	free(KS(s));
 }
 
-static const struct wn_sb_transport kstream_transport = {
+static const struct wn_sb_transport wn__kstream_transport = {
     .write = kt_write,
     .reserve = kt_reserve,
     .commit = kt_commit,
@@ -205,7 +205,7 @@ static struct kstream *stream_alloc(struct ksession *ks, uint32_t sid,
 	/* Set up with the first stream, so that the endpoints' constructors
 	 * need not know about the base. */
 	if (!ep->senv.tp)
-		wn_sb_env_init(&ep->senv, &kstream_transport, ep->o.loop,
+		wn_sb_env_init(&ep->senv, &wn__kstream_transport, ep->o.loop,
 		               ep->o.log, ep->is_server ? &ep->ah : NULL);
 	st->ep = ep;
 	st->ks = ks;
@@ -216,9 +216,10 @@ static struct kstream *stream_alloc(struct ksession *ks, uint32_t sid,
 	return st;
 }
 
-struct kstream *kstream_open(struct ksession *ks,
-                             const struct wn_endpoint *target, unsigned flags,
-                             const struct wn_stream_handler *h)
+struct kstream *wn__kstream_open(struct ksession *ks,
+                                 const struct wn_endpoint *target,
+                                 unsigned flags,
+                                 const struct wn_stream_handler *h)
 {
 	if (ks->state == KS_DEAD)
 		return NULL;
@@ -240,7 +241,7 @@ struct kstream *kstream_open(struct ksession *ks,
 		return NULL;
 	}
 	if (ks->ep->kt) {
-		ksession_schedule(ks);
+		wn__ksession_schedule(ks);
 		return st;
 	}
 	/* The header goes first, in the same flight as the SYN: no round
@@ -251,7 +252,7 @@ struct kstream *kstream_open(struct ksession *ks,
 		wn_sb_finish(&st->base, WN_STREAM_INTERNAL);
 		return NULL;
 	}
-	ksession_schedule(ks);
+	wn__ksession_schedule(ks);
 	return st;
 }
 
@@ -294,7 +295,7 @@ static void cb_reset(void *ctx, uint32_t sid, uint32_t reason)
 		wn_sb_recv_reset(&st->base, reason <= 255 ? (int)reason : 0);
 }
 
-struct wn_smux_cb kstream_smux_cb(struct ksession *ks)
+struct wn_smux_cb wn__kstream_smux_cb(struct ksession *ks)
 {
 	struct wn_smux_cb cb = {
 	    .ctx = ks,
@@ -302,7 +303,7 @@ struct wn_smux_cb kstream_smux_cb(struct ksession *ks)
 	    .on_data = cb_data,
 	    .on_fin = cb_fin,
 	    .on_reset = cb_reset,
-	    .on_writable = NULL, /* kstream_wake_writers polls instead */
+	    .on_writable = NULL, /* wn__kstream_wake_writers polls instead */
 	};
 	return cb;
 }

@@ -81,7 +81,7 @@ static void warn_if_open(struct kep *ep, const struct wn_kcptun_cfg *cfg)
 		       why);
 }
 
-int ktprof_new(struct kep *ep, const struct wn_kcptun_cfg *cfg)
+int wn__ktprof_new(struct kep *ep, const struct wn_kcptun_cfg *cfg)
 {
 	if (cfg->smuxver != 1 && cfg->smuxver != 2)
 		return WN_EINVAL;
@@ -114,7 +114,7 @@ int ktprof_new(struct kep *ep, const struct wn_kcptun_cfg *cfg)
 	return 0;
 }
 
-void ktprof_free(struct kep *ep)
+void wn__ktprof_free(struct kep *ep)
 {
 	if (!ep->kt)
 		return;
@@ -125,8 +125,8 @@ void ktprof_free(struct kep *ep)
 	ep->kt = NULL;
 }
 
-void ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg,
-                     size_t max_pkt)
+void wn__ktprof_sess_cfg(struct kep *ep, struct wn_kcp_sess_cfg *cfg,
+                         size_t max_pkt)
 {
 	const struct ktprof *kt = ep->kt;
 	/* kcp-go sizes KCP's MTU so that the whole UDP payload, headers
@@ -190,7 +190,7 @@ static struct wn_kcpgo_dec *fec_decoder(struct ksession *ks,
 	return ks->fec_dec;
 }
 
-void ktprof_sess_free(struct ksession *ks)
+void wn__ktprof_sess_free(struct ksession *ks)
 {
 	wn_kcpgo_enc_free(ks->fec_enc);
 	wn_kcpgo_dec_free(ks->fec_dec);
@@ -204,10 +204,10 @@ static void seal_send(struct ksession *ks, uint8_t *p, size_t n)
 	uint8_t nonce[WN_KCPCRYPT_NONCE];
 	randombytes_buf(nonce, sizeof(nonce));
 	wn_kcpcrypt_seal(&ks->ep->kt->crypt, p, n, nonce);
-	ksession_send(ks, p, n);
+	wn__ksession_send(ks, p, n);
 }
 
-void ktprof_output(struct ksession *ks, uint8_t *pkt, size_t len)
+void wn__ktprof_output(struct ksession *ks, uint8_t *pkt, size_t len)
 {
 	if (!ks->ep->kt->fec) {
 		seal_send(ks, pkt - WN_KCPCRYPT_HEADER,
@@ -227,8 +227,8 @@ void ktprof_output(struct ksession *ks, uint8_t *pkt, size_t len)
 	}
 }
 
-int ktprof_open(struct kep *ep, const struct sockaddr *from, uint8_t *pkt,
-                size_t len, struct wn_kcpgo_pkt *fp)
+int wn__ktprof_open(struct kep *ep, const struct sockaddr *from, uint8_t *pkt,
+                    size_t len, struct wn_kcpgo_pkt *fp)
 {
 	struct ktprof *kt = ep->kt;
 	int rc = wn_kcpcrypt_open(&kt->crypt, pkt, len);
@@ -266,16 +266,16 @@ struct rebuilt {
 static void on_rebuilt(void *ctx, const uint8_t *kcp, size_t len)
 {
 	struct rebuilt *r = ctx;
-	ksession_input(r->ks, r->c, r->from, r->fromlen, kcp, len);
+	wn__ksession_input(r->ks, r->c, r->from, r->fromlen, kcp, len);
 }
 
-void ktprof_input(struct ksession *ks, struct wn_carrier *c,
-                  const struct sockaddr *from, socklen_t fromlen,
-                  const struct wn_kcpgo_pkt *fp)
+void wn__ktprof_input(struct ksession *ks, struct wn_carrier *c,
+                      const struct sockaddr *from, socklen_t fromlen,
+                      const struct wn_kcpgo_pkt *fp)
 {
 	struct kep *ep = ks->ep;
 	if (fp->kind != WN_KCPGO_PARITY)
-		ksession_input(ks, c, from, fromlen, fp->kcp, fp->kcp_len);
+		wn__ksession_input(ks, c, from, fromlen, fp->kcp, fp->kcp_len);
 	if (fp->kind == WN_KCPGO_RAW || ks->state == KS_DEAD ||
 	    !fec_decoder(ks, fp))
 		return;

@@ -145,13 +145,13 @@ static void world_init(struct world *w, int ncap)
 	    .clients = (const uint8_t(*)[WN_KEY_LEN])w->cid.ed_pk,
 	    .n_clients = 1,
 	    .accept = &ah};
-	assert_int_equal(kep_server_create(&ko, &sconf, &w->ksrv), 0);
+	assert_int_equal(wn__kep_server_create(&ko, &sconf, &w->ksrv), 0);
 	ko.id = &w->cid;
 	struct wn_engine_events ev = {
 	    .ctx = w, .on_up = on_up, .on_down = on_down};
 	struct wn_engine_conf cconf = {.server_key = w->sid.ed_pk,
 	                               .events = &ev};
-	assert_int_equal(kep_client_create(&ko, &cconf, &w->kcli), 0);
+	assert_int_equal(wn__kep_client_create(&ko, &cconf, &w->kcli), 0);
 	w->sh = wn_engine_handler(w->ksrv);
 	struct wn_carrier_handler shim = {
 	    .ctx = w, .recv = shim_recv, .writable = shim_writable};
@@ -201,7 +201,7 @@ static void test_one_initiation_replayed(void **state)
 	run_until_up(&w);
 	assert_int_equal(w.up, 1);
 	assert_true(w.floods >= 1);
-	const struct wn_kcp_engine_stats *st = &kep_of(w.ksrv)->stats;
+	const struct wn_kcp_engine_stats *st = &wn__kep_of(w.ksrv)->stats;
 	assert_true(st->pkts_dropped >= FLOOD - 1);
 	/* The first copy was examined and refused; no other one was. */
 	assert_true(st->auth_failures <= (uint64_t)w.floods);
@@ -221,12 +221,12 @@ static void test_many_initiations_replayed(void **state)
 	assert_int_equal(w.up, 1);
 	uv_update_time(wn_loop_uv(&w.loop));
 	uint64_t ms = wn_loop_now_ms(&w.loop) - t0;
-	const struct wn_kcp_engine_stats *st = &kep_of(w.ksrv)->stats;
+	const struct wn_kcp_engine_stats *st = &wn__kep_of(w.ksrv)->stats;
 	/* The DH work went only on the budget above the load mark and on
 	 * what the global rate (200/s) added meanwhile. */
 	assert_true(st->auth_failures <= 200 + 200 * ms / 1000 + 2);
 	assert_true(st->cookies >= FLOOD - 200);
-	assert_true(kep_of(w.kcli)->stats.cookies >= 1);
+	assert_true(wn__kep_of(w.kcli)->stats.cookies >= 1);
 	world_free(&w);
 }
 
@@ -251,7 +251,7 @@ static void test_stranger_gets_nothing_under_load(void **state)
 		w.sh.recv(w.sh.ctx, &w.sc.base, (struct sockaddr *)&sa,
 		          sizeof(sa), pkt, w.cap_len[i]);
 	}
-	uint64_t sent = w.sc.sent, cookies = kep_of(w.ksrv)->stats.cookies;
+	uint64_t sent = w.sc.sent, cookies = wn__kep_of(w.ksrv)->stats.cookies;
 	for (int i = 0; i < 100; i++) {
 		uint8_t pkt[WN_PROTECT_INITIATION_MAX];
 		size_t len = w.cap_len[i];
@@ -261,14 +261,14 @@ static void test_stranger_gets_nothing_under_load(void **state)
 		          sizeof(sa), pkt, len);
 	}
 	assert_int_equal(w.sc.sent, sent);
-	assert_int_equal(kep_of(w.ksrv)->stats.cookies, cookies);
+	assert_int_equal(wn__kep_of(w.ksrv)->stats.cookies, cookies);
 	/* An unseen valid one from there does get a cookie: the load is
 	 * real. */
 	uint8_t pkt[WN_PROTECT_INITIATION_MAX];
 	memcpy(pkt, w.cap[FLOOD - 1], w.cap_len[FLOOD - 1]);
 	w.sh.recv(w.sh.ctx, &w.sc.base, (struct sockaddr *)&sa, sizeof(sa), pkt,
 	          w.cap_len[FLOOD - 1]);
-	assert_int_equal(kep_of(w.ksrv)->stats.cookies, cookies + 1);
+	assert_int_equal(wn__kep_of(w.ksrv)->stats.cookies, cookies + 1);
 	world_free(&w);
 }
 
