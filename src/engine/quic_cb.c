@@ -152,6 +152,10 @@ static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
 		ngtcp2_conn_extend_max_streams_bidi(conn, 1);
 	if (!qs)
 		return 0;
+	if (qs->lingering) {
+		wn__qstream_unlinger(qs); /* ngtcp2 is done with its data */
+		return 0;
+	}
 	if (flags & NGTCP2_STREAM_CLOSE_FLAG_APP_ERROR_CODE_SET) {
 		wn_sb_finish(&qs->base, qs->base.err
 		                            ? qs->base.err

@@ -88,6 +88,7 @@ static struct qconn *conn_alloc(struct qep *ep, struct wn_carrier *carrier,
 	qc->id = ++ep->conn_seq;
 	qc->last_rx_ms = wn__quic_now_ms(ep);
 	wn_list_init(&qc->streams);
+	wn_list_init(&qc->lingering);
 	wn_list_init(&qc->ready);
 	memcpy(&qc->remote, remote, rlen);
 	qc->rlen = rlen;
@@ -246,6 +247,15 @@ void wn__qconn_kill(struct qconn *qc, const char *why)
 		struct qstream *qs =
 		    wn_list_entry(qc->streams.next, struct qstream, link);
 		wn_sb_finish(&qs->base, WN_STREAM_SESSION_LOST);
+	}
+	/* A dead connection writes nothing more: its lingering streams'
+	 * data can go (ngtcp2_conn_del, later, calls no stream callback;
+	 * the user data is cleared all the same). */
+	while (!wn_list_empty(&qc->lingering)) {
+		struct qstream *qs =
+		    wn_list_entry(qc->lingering.next, struct qstream, link);
+		ngtcp2_conn_set_stream_user_data(qc->conn, qs->sid, NULL);
+		wn__qstream_unlinger(qs);
 	}
 	wn_list_del(&qc->link);
 	if (qc->ep->is_server)

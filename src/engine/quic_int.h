@@ -198,7 +198,12 @@ struct qconn {
 	struct wn_deferred dnode; /* flush, or free once dead */
 	struct wn_list link;      /* in ep->conns */
 	struct wn_list streams;   /* every attached stream */
-	struct wn_list ready;     /* streams with data or a FIN to send */
+	/* Ended streams whose sent data ngtcp2 may still retransmit: ngtcp2
+	 * keeps pointers into a stream's data until it is acknowledged or
+	 * the stream closes, so sendq lives until cb_stream_close (or the
+	 * connection's death). */
+	struct wn_list lingering;
+	struct wn_list ready; /* streams with data or a FIN to send */
 	enum qconn_state state;
 	uint64_t write_epoch;
 	uint64_t unpaced; /* bytes written since the last pacing update */
@@ -225,8 +230,11 @@ struct qstream {
 	uint64_t blocked_epoch;
 	uint64_t opened_ms; /* engine time at open, to time out pending */
 	unsigned fin_wanted : 1, fin_sent : 1,
-	    stop_owed : 1;    /* released: STOP_SENDING after our FIN */
-	struct wn_list link;  /* conn->streams or the client's pending list */
+	    stop_owed : 1, /* released: STOP_SENDING after our FIN */
+	    lingering : 1, /* ended, but ngtcp2 may still read sendq */
+	    free_owed : 1; /* the base freed it while lingering */
+	/* conn->streams, conn->lingering or the client's pending list */
+	struct wn_list link;
 	struct wn_list rlink; /* conn->ready */
 };
 
@@ -359,6 +367,10 @@ void wn__qstream_fail(struct qstream *qs, int err);
 
 /* Whether the stream has data or a FIN to send. */
 int wn__qstream_has_output(const struct qstream *qs);
+
+/* ngtcp2 is done with a lingering stream (it closed, or its connection
+ * died): frees its data, and the stream if the base already freed it. */
+void wn__qstream_unlinger(struct qstream *qs);
 
 /* Puts a stream with output on its connection's ready list and schedules
  * a write pass. */

@@ -112,19 +112,42 @@ static void qt_stop(struct wn_stream *s, int err)
 static void qt_detach(struct wn_stream *s)
 {
 	struct qstream *qs = QS(s);
+	struct qconn *qc = qs->qc;
 	if (wn_list_linked(&qs->rlink))
 		wn_list_del(&qs->rlink);
 	if (wn_list_linked(&qs->link))
 		wn_list_del(&qs->link);
-	if (qs->qc && qs->sid >= 0 && qs->qc->conn)
-		ngtcp2_conn_set_stream_user_data(qs->qc->conn, qs->sid, NULL);
+	if (qc && qs->sid >= 0 && qc->conn && qc->state != QC_DEAD &&
+	    qs->sent > 0) {
+		/* ngtcp2 may still resend what it has of sendq (it keeps
+		 * pointers, not copies): keep it until the stream closes. The
+		 * user data stays so that cb_stream_close finds it; the base
+		 * has ended, so every other callback ignores it. */
+		qs->lingering = 1;
+		wn_list_add_tail(&qc->lingering, &qs->link);
+	} else if (qc && qs->sid >= 0 && qc->conn) {
+		ngtcp2_conn_set_stream_user_data(qc->conn, qs->sid, NULL);
+	}
 	qs->qc = NULL;
 	qs->ep->stats.streams_closed++;
+}
+
+void wn__qstream_unlinger(struct qstream *qs)
+{
+	wn_list_del(&qs->link);
+	qs->lingering = 0;
+	wn_bufq_free(&qs->sendq);
+	if (qs->free_owed)
+		free(qs);
 }
 
 static void qt_free(struct wn_stream *s)
 {
 	struct qstream *qs = QS(s);
+	if (qs->lingering) {
+		qs->free_owed = 1; /* wn__qstream_unlinger frees it */
+		return;
+	}
 	wn_bufq_free(&qs->sendq);
 	free(qs);
 }
