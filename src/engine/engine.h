@@ -11,6 +11,8 @@
 
 #include "engine/tunnel.h"
 
+struct wn_flows;
+
 struct wn_stream_ops {
 	ssize_t (*write)(struct wn_stream *s, const uint8_t *data, size_t len);
 	ssize_t (*reserve)(struct wn_stream *s, uint8_t **ptr);
@@ -37,6 +39,9 @@ struct wn_tunnel {
 	/* Delivered but unconsumed bytes per stream never exceed this (see
 	 * "Receive window" in tunnel.h); 0: unknown. Set by the engine. */
 	size_t recv_window;
+	/* The session's datagram flows (src/engine/flow_base.h), created by
+	 * an engine that carries datagrams; NULL: it does not. */
+	struct wn_flows *flows;
 };
 
 #endif

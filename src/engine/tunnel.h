@@ -3,8 +3,8 @@
  *
  * A tunnel is the client's secure session to its server (kept up across
  * reconnects by the engine), or, on the server, one client's session. It
- * carries streams (reliable, ordered byte streams, each to one target) and,
- * later, datagrams.
+ * carries streams (reliable, ordered byte streams, each to one target) and
+ * flows of datagrams (unreliable, each flow to one target).
  *
  * Streams
  * -------
@@ -26,6 +26,31 @@
  *    leave its own buffer (written to its socket). The engine grants the peer
  *    more flow-control credit only for consumed bytes, so a slow reader
  *    stops the sender instead of filling memory.
+ *
+ * Datagrams (flows)
+ * -----------------
+ * A flow carries unreliable datagrams both ways between a front end and
+ * one target: the datagram counterpart of a stream. The client opens a
+ * flow with a target; the target travels with the flow's datagrams until
+ * the server has acknowledged the flow, so opening costs no round trip.
+ * Datagrams may be lost, duplicated or reordered, never truncated or
+ * corrupted: a datagram arrives whole or not at all. One that is larger
+ * than wn_tunnel_max_datagram() now is refused (WN_EMSGSIZE, counted),
+ * one sent while the tunnel is down or its queue full is dropped
+ * (counted). Sending never blocks and never waits for streams, nor
+ * streams for datagrams. Datagrams larger than one packet of the engine
+ * travel as two fragments and are reassembled (with a small bounded
+ * buffer and a timeout) before on_datagram.
+ *
+ * A flow ends when the front end closes it (wn_flow_close: the peer gets
+ * on_flow_closed(WN_STREAM_OK)), when the server refuses its target
+ * (on_flow_closed(WN_STREAM_DENIED), ...), when the engine evicts it (too
+ * many flows: the least recently used goes), or when the tunnel is gone
+ * for good. Idle flows are the front ends' to reap: the base keeps no
+ * timers. Re-entrancy and lifetime follow the stream rules: no handler
+ * is called from inside a wn_flow_* or wn_tunnel_* call, on_flow_closed is
+ * the last call and comes once (never after wn_flow_close), and the flow
+ * pointer is invalid after either.
  *
  * Half-close: wn_stream_shutdown() ends our direction after the queued data
  * (a FIN); on_eof() reports the peer's FIN after its last data. The stream
@@ -171,6 +196,67 @@ void wn_stream_release(struct wn_stream *s);
  * queue must hold this much. */
 size_t wn_tunnel_recv_window(const struct wn_tunnel *t);
 
+/* ---- datagrams ----------------------------------------------------- */
+
+struct wn_flow;
+
+struct wn_flow_handler {
+	void *ctx;
+	/* One whole datagram from the peer (valid only during the call). */
+	void (*on_datagram)(void *ctx, struct wn_flow *f, const uint8_t *data,
+	                    size_t len);
+	/* The flow ended (err as for streams: WN_STREAM_OK when the peer
+	 * closed it, WN_STREAM_DENIED when the server refused its target,
+	 * WN_STREAM_SESSION_LOST, ...). Last call. */
+	void (*on_flow_closed)(void *ctx, struct wn_flow *f, int err);
+};
+
+/* Whether the tunnel carries datagrams at all (the kcptun profile does
+ * not): a datagram front end checks this at startup. */
+int wn_tunnel_has_datagrams(const struct wn_tunnel *t);
+
+/* The largest datagram wn_flow_send takes right now, in bytes (it changes
+ * with the carrier and the path); 0 while the tunnel is down or carries no
+ * datagrams. */
+size_t wn_tunnel_max_datagram(const struct wn_tunnel *t);
+
+/* Opens a flow to target (client side; target is a WN_SCHEME_UDP
+ * endpoint, or NULL for the server's default UDP target). Returns the flow,
+ * owned by the engine until on_flow_closed or wn_flow_close, or NULL when
+ * the tunnel carries no datagrams or has no room for another flow. */
+struct wn_flow *wn_tunnel_open_flow(struct wn_tunnel *t,
+                                    const struct wn_endpoint *target,
+                                    const struct wn_flow_handler *h);
+
+/* Sends one datagram (copied). Returns 0 when it was handed to the engine
+ * (which may still drop it under congestion, and counts that),
+ * WN_EMSGSIZE when it is larger than wn_tunnel_max_datagram(), WN_EAGAIN
+ * when it was dropped now (tunnel down, queue full), WN_ECLOSED after the
+ * flow ended. Every drop is counted in the flow's statistics. */
+int wn_flow_send(struct wn_flow *f, const uint8_t *data, size_t len);
+
+/* The front end is done with the flow: the peer is told (best effort),
+ * no handler is called again, and the front end makes no more calls on
+ * it. */
+void wn_flow_close(struct wn_flow *f);
+
+/* Sets the handler of a flow handed over by on_flow (server side). */
+void wn_flow_set_handler(struct wn_flow *f, const struct wn_flow_handler *h);
+
+/* The engine's id of a flow, for logs ("flow 3"). */
+uint64_t wn_flow_id(const struct wn_flow *f);
+
+/* What a flow has carried and dropped, for logs and metrics. */
+struct wn_flow_stats {
+	uint64_t dgrams_out, bytes_out; /* sent by us (handed to the engine) */
+	uint64_t dgrams_in, bytes_in;   /* delivered to on_datagram */
+	uint64_t drop_size;   /* too large to send, or reassembled too large */
+	uint64_t drop_queue;  /* tunnel down, or the engine's queue full */
+	uint64_t drop_policy; /* refused by the server's policy */
+	uint64_t frag_lost;   /* fragments whose other half never came */
+};
+void wn_flow_stats(const struct wn_flow *f, struct wn_flow_stats *out);
+
 /* Server side: how an engine hands a new incoming stream to the front end
  * that serves it (the dialer). The handler must either set a stream
  * handler (wn_stream_set_handler) and carry on, or wn_stream_reset the
@@ -181,7 +267,20 @@ struct wn_accept_handler {
 	void *ctx;
 	void (*on_stream)(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 	                  const struct wn_endpoint *target);
+	/* A new incoming flow, with its first datagram still held (it is
+	 * delivered to the handler set here, right after on_flow returns).
+	 * As for streams: set a handler (wn_flow_set_handler) or refuse
+	 * (wn_flow_refuse) before returning. target is NULL for the
+	 * server's default UDP target. NULL: this server takes no flows
+	 * (they are refused with WN_STREAM_DENIED). */
+	void (*on_flow)(void *ctx, struct wn_tunnel *t, struct wn_flow *f,
+	                const struct wn_endpoint *target);
 };
+
+/* Server side, inside on_flow: refuses the flow with a reason (told to
+ * the client, which gets on_flow_closed(err)); the flow is gone on
+ * return. */
+void wn_flow_refuse(struct wn_flow *f, int err);
 
 /* Sets the handler of a stream handed over by on_stream, or takes over a
  * stream (a relay taking one its owner opened): h is copied and called from

@@ -33,7 +33,8 @@
 	X(WN_EEXIST, -20, "already exists")                              \
 	X(WN_ENOTSUP, -21, "not supported")                              \
 	X(WN_ERANGE, -22, "value out of range")                          \
-	X(WN_EINTERNAL, -23, "internal error")
+	X(WN_EINTERNAL, -23, "internal error")                           \
+	X(WN_EMSGSIZE, -24, "message too long")
 
 enum wn_err {
 #define WN_ERR_ENUM_(name, value, msg) name = value,

@@ -162,8 +162,10 @@ static struct fx *fx_new(enum wn_relay_side side,
 	struct fx *f = calloc(1, sizeof(*f));
 	struct wn_pipetunnel_opts o = {
 	    .send_limit = SENDBUF, .recv_window = WINDOW, .chunk = 4096};
-	struct wn_accept_handler ah = {
-	    f, side == WN_RELAY_CLIENT ? peer_on_stream : relay_on_stream};
+	struct wn_accept_handler ah = {.ctx = f,
+	                               .on_stream = side == WN_RELAY_CLIENT
+	                                                ? peer_on_stream
+	                                                : relay_on_stream};
 	const char *lvl = getenv("WN_TEST_LOG");
 
 	assert_non_null(f);
