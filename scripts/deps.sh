@@ -18,13 +18,15 @@ BUILD_PKGS=(gcc make cmake pkg-config libc6-dev
 	libjansson-dev libmicrohttpd-dev)
 # Test programs: cmocka (unit, sim), pytest (e2e), clang (libFuzzer),
 # clang-format (style), and what the e2e tests run: ip, ping, iperf3, curl,
-# kcptun-client/-server, man (test_install). socat and procps are for
+# kcptun-client/-server, man (test_install), and for datagrams dnsmasq and
+# dig (DNS through UDP forwards) and userspace WireGuard (wireguard-go, wg:
+# the kernel may have no WireGuard module). socat and procps are for
 # debugging a run by hand.
 TEST_PKGS=(libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev
 	clang-format iproute2 iputils-ping socat iperf3 procps curl kcptun
-	man-db)
+	man-db dnsmasq-base bind9-dnsutils wireguard-go wireguard-tools)
 BENCH_PKGS=(iperf3 iproute2 socat stunnel4 openssl kcptun shadowsocks-libev
-	python3 python3-matplotlib)
+	python3 python3-matplotlib wireguard-go wireguard-tools)
 FRESH_PKGS=(debootstrap git)
 
 case "${1:-all}" in
