@@ -106,7 +106,8 @@ struct wn_tunnel;
 struct wn_stream;
 
 /* Why a stream was reset. Travels on the wire as the application error code
- * (QUIC RESET_STREAM / STOP_SENDING); values are stable. */
+ * (QUIC RESET_STREAM / STOP_SENDING), and as a flow's CLOSE reason; values
+ * are stable. */
 enum wn_stream_err {
 	WN_STREAM_OK = 0,           /* not an error */
 	WN_STREAM_INTERNAL = 1,     /* a bug or resource failure */
@@ -118,6 +119,8 @@ enum wn_stream_err {
 	WN_STREAM_BAD_HEADER = 7,   /* malformed stream header */
 	WN_STREAM_ABORTED = 8,      /* the other side's application aborted */
 	WN_STREAM_SESSION_LOST = 9, /* the tunnel itself was lost */
+	WN_STREAM_EVICTED = 10,     /* too many flows: the least recently
+	                             * used was ended (flows only) */
 };
 
 /* A short description of a stream error ("target not allowed"). */
