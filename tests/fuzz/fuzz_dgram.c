@@ -35,7 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (h < 0 || (size_t)h != wn_dgram_hdr_len(&m) ||
 	    (size_t)h + m.payload_len > sizeof(buf))
 		abort();
-	memcpy(buf + h, m.payload, m.payload_len);
+	if (m.payload_len)
+		memcpy(buf + h, m.payload, m.payload_len);
 	if (wn_dgram_decode(buf, (size_t)h + m.payload_len, &m2) < 0)
 		abort();
 	same(&m, &m2);
