@@ -216,7 +216,10 @@ size_t wn_fb_max_datagram(const struct wn_flows *fl)
 		return 0;
 	size_t m = fl->tp.max_msg(fl);
 	uint64_t hi = fl->next_id > fl->id_hi ? fl->next_id : fl->id_hi;
-	return m ? cap_dgram(m, wn_varint_len(hi)) : 0;
+	size_t idl = wn_varint_len(hi);
+	/* Once every id is used (next_id past the varint range) no flow
+	 * opens again; the longest id is 8 bytes. */
+	return m ? cap_dgram(m, idl ? idl : 8) : 0;
 }
 
 /* Counts a failed message send against f and returns the API's code. */

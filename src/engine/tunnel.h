@@ -210,7 +210,9 @@ struct wn_flow_handler {
 	                    size_t len);
 	/* The flow ended (err as for streams: WN_STREAM_OK when the peer
 	 * closed it, WN_STREAM_DENIED when the server refused its target,
-	 * WN_STREAM_SESSION_LOST, ...). Last call. */
+	 * WN_STREAM_EVICTED when either end's flow table was full and this
+	 * flow its least recently used, WN_STREAM_SESSION_LOST, ...). Last
+	 * call. */
 	void (*on_flow_closed)(void *ctx, struct wn_flow *f, int err);
 };
 
@@ -220,7 +222,8 @@ int wn_tunnel_has_datagrams(const struct wn_tunnel *t);
 
 /* The largest datagram wn_flow_send takes right now, in bytes (it changes
  * with the carrier and the path); 0 while the tunnel is down or carries no
- * datagrams. */
+ * datagrams. The same for every flow, acknowledged or not (a target still
+ * travelling costs no size: docs/wire-format.md, "Datagram flows"). */
 size_t wn_tunnel_max_datagram(const struct wn_tunnel *t);
 
 /* Opens a flow to target (client side; target is a WN_SCHEME_UDP

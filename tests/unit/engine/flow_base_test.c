@@ -540,6 +540,10 @@ static void sizes_at(size_t max_msg, const char *target)
 		wn_flow_close(f);
 		pump(e);
 	}
+	/* The target went alone only when it could not ride beside the
+	 * first datagram: a long name on a small message. */
+	assert_int_equal(e->c2s.sent_type[WN_DGRAM_OPEN] > 0,
+	                 max_msg == 800 && strlen(target) > 200);
 	assert_true(e->c2s.largest <= max_msg);
 	assert_true(e->s2c.largest <= max_msg);
 	struct wn_flows_stats ss;
