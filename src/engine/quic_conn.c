@@ -212,9 +212,10 @@ struct qconn *wn__qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
 static void timer_closed(struct wn_timer *t)
 {
 	struct qconn *qc = wn_container_of(t, struct qconn, timer);
-	/* A server connection's flows go with it (wn_fb_finish ran when it
-	 * died); a client's belong to the client. */
-	if (qc->ep->is_server && qc->tunnel.flows)
+	/* A server connection's flows (only a server's connection has them
+	 * in its tunnel) go with it: wn_fb_finish ran when it died. Not
+	 * qc->ep: the endpoint may be gone by now. */
+	if (qc->tunnel.flows)
 		wn_fb_free(qc->tunnel.flows);
 	wn__qdgram_free(qc);
 	if (qc->conn)
@@ -267,7 +268,7 @@ void wn__qconn_kill(struct qconn *qc, const char *why)
 	/* Queued datagrams are dropped with the connection; the server's
 	 * flows end with their session, the client's wait for the next. */
 	qc->dg_count = 0;
-	if (qc->ep->is_server && qc->tunnel.flows)
+	if (qc->tunnel.flows)
 		wn_fb_finish(qc->tunnel.flows, WN_STREAM_SESSION_LOST);
 	qc->flows = NULL;
 	wn_list_del(&qc->link);
