@@ -6,7 +6,7 @@
  * TLS 1.3 with the node identities as raw public keys pinned on both sides:
  * the client accepts only the server key it was given, the server only the
  * client keys it lists. One QUIC bidirectional stream per tunnelled stream;
- * DATAGRAM frames are negotiated for the datagram front ends.
+ * one DATAGRAM frame (RFC 9221) per flow message of the flow base.
  *
  * The engine runs over any carrier (carrier.h). The application opens the
  * carrier with the engine's handler (wn_engine_handler) and hands it over.
@@ -29,7 +29,8 @@
  * Private to the QUIC engine (quic.c: client and server endpoints;
  * quic_conn.c: one connection's life, read path, migration and timer;
  * quic_cb.c: its ngtcp2 callbacks; quic_tls.c: its TLS session;
- * quic_write.c: its write pass; quic_stream.c: its streams). Nothing
+ * quic_write.c: its write pass; quic_stream.c: its streams;
+ * quic_dgram.c: its datagrams, the flow base's transport). Nothing
  * outside src/engine/quic*.c includes this or ngtcp2, but for unit tests
  * of the engine's defaults.
  *
