@@ -32,7 +32,7 @@ struct wn_engine_ops;
 struct wn_engine_type;
 
 /* Capabilities (struct wn_engine_type.caps). */
-#define WN_ENGINE_CAP_DATAGRAM 0x1u /* tunnel datagrams (quic) */
+#define WN_ENGINE_CAP_DATAGRAM 0x1u /* tunnel datagrams (quic, kcp) */
 #define WN_ENGINE_CAP_KEYS 0x2u     /* node identities pin both ends */
 #define WN_ENGINE_CAP_TARGETS 0x4u  /* streams name their target */
 
