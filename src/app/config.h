@@ -112,6 +112,9 @@ struct wn_engine_cfg {
 	unsigned sndwnd, rcvwnd; /* kcp windows in segments; 0: default */
 	unsigned mtu;         /* kcp packet size on the carrier; 0: default */
 	unsigned max_streams; /* concurrent streams per session; 0: default */
+	/* send budget: bytes buffered for sending per session and over all
+	 * sessions before relays stop reading (stream_base.h); 0: default */
+	uint64_t session_buffer, total_buffer;
 	/* kcptun engine, in kcptun's terms: */
 	char crypt[16];                         /* default "aes" */
 	char kcptun_key[WN_KCPTUN_KEY_MAX + 1]; /* kcptun's --key */

@@ -124,6 +124,23 @@ static void validate_engine_keys(struct wn_config *cfg,
 			               o, secname, kcptun_keys[i], engine);
 }
 
+/* The send budget must leave room for what one stream may always buffer
+ * (WN_SB_FLOOR in src/engine/stream_base.h); the total holds a session. */
+static void validate_buffers(struct wn_config *cfg, const char *secname,
+                             const struct wn_engine_cfg *e, const char *o)
+{
+	const uint64_t floor = 64 * 1024;
+
+	if (e->session_buffer && e->session_buffer < floor)
+		wn_config_diag(cfg,
+		               "%s: [%s] session-buffer must be at least 64K",
+		               o, secname);
+	if (e->total_buffer && e->total_buffer < floor)
+		wn_config_diag(cfg,
+		               "%s: [%s] total-buffer must be at least 64K", o,
+		               secname);
+}
+
 /* Where key `name` of a section was set, for a diagnostic: "FILE:LINE"
  * (the file of the section's origin), or "--NAME" for a flag. */
 static const char *key_at(char *buf, size_t cap, const char *sec_origin,
@@ -283,6 +300,7 @@ static void validate_server(struct wn_config *cfg)
 	const char *o = origin_or(s->origin, "server");
 	validate_engine_keys(cfg, &s->set_mask, SEC_SERVER, "server",
 	                     &s->engine, o);
+	validate_buffers(cfg, "server", &s->engine, o);
 	validate_server_carriers(cfg, o);
 	if (s->engine.kind == WN_ENGINE_KCPTUN) {
 		validate_kcptun(cfg, &s->engine, o, "server");
@@ -350,6 +368,7 @@ static void validate_client(struct wn_config *cfg)
 	bool kt = c->engine.kind == WN_ENGINE_KCPTUN;
 	validate_engine_keys(cfg, &c->set_mask, SEC_CLIENT, "client",
 	                     &c->engine, o);
+	validate_buffers(cfg, "client", &c->engine, o);
 	validate_client_carriers(cfg, o);
 	if (kt) {
 		validate_kcptun(cfg, &c->engine, o, "client");

@@ -181,6 +181,13 @@ const struct keydef wn_cfg_keys[] = {
      "concurrent streams per session (default 1024); the server's "
      "value is the limit",
      1, 1000000, AT_BOTH(v_uint, engine.max_streams)},
+    {SEC_SERVER | SEC_CLIENT, "session-buffer", K_SESSION_BUFFER, 0, "SIZE",
+     "most stream data one session buffers for sending before the "
+     "tunnel stops reading its sockets (default 32M; at least 64K)",
+     0, 0, AT_BOTH(v_size64, engine.session_buffer)},
+    {SEC_SERVER | SEC_CLIENT, "total-buffer", K_TOTAL_BUFFER, 0, "SIZE",
+     "the same over every session together (default 256M; at least 64K)", 0, 0,
+     AT_BOTH(v_size64, engine.total_buffer)},
     {SEC_SERVER | SEC_CLIENT, "kcptun-key", K_KCPTUN_KEY, 0, "PASSPHRASE",
      "kcptun: the pre-shared secret (kcptun's --key; default kcptun's)", 0, 0,
      AT_BOTH(v_kcptun_key, engine.kcptun_key)},

@@ -76,6 +76,8 @@ static void engine_conf(struct wn_node *n, const struct wn_engine_cfg *e,
 	c->rcv_wnd = e->rcvwnd;
 	c->mtu = e->mtu;
 	c->max_streams = e->max_streams;
+	c->session_buffer = (size_t)e->session_buffer;
+	c->total_buffer = (size_t)e->total_buffer;
 	c->crypt = e->crypt;
 	c->passphrase = e->kcptun_key;
 	c->has_fec = 1;

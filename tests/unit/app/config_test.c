@@ -167,6 +167,32 @@ static void test_api_is_refused_until_built(void **state)
 	wn_config_free(&cfg);
 }
 
+/* A send budget smaller than what one stream may always buffer is
+ * refused; the sizes reach the engine configuration. */
+static void test_buffer_budget_keys(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+
+	assert_int_equal(parse(&cfg, "[client]\nserver = udp://1.1.1.1:1\n"
+	                             "session-buffer = 8K\n"
+	                             "total-buffer = 1G\n"),
+	                 0);
+	assert_int_equal(cfg.client.engine.session_buffer, 8u << 10);
+	assert_int_equal(cfg.client.engine.total_buffer, 1ull << 30);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	expect_diag(&cfg, "[client] session-buffer must be at least 64K", NULL);
+	for (size_t i = 0; i < cfg.n_diags; i++)
+		assert_null(strstr(cfg.diags[i].text, "total-buffer"));
+	wn_config_free(&cfg);
+
+	assert_int_equal(parse(&cfg, "[client]\nserver = udp://1.1.1.1:1\n"
+	                             "total-buffer = 0\n"),
+	                 WN_ECONFIG);
+	expect_diag(&cfg, "[client] total-buffer", "positive number");
+	wn_config_free(&cfg);
+}
+
 /* A key the configured engine would ignore is refused, naming the key. */
 static void test_engine_keys_of_another_engine(void **state)
 {
@@ -928,6 +954,8 @@ static void check_engine(const struct wn_engine_cfg *e, unsigned base)
 	assert_int_equal(e->rcvwnd, base + 2);
 	assert_int_equal(e->mtu, base + 600);
 	assert_int_equal(e->max_streams, base + 4);
+	assert_int_equal(e->session_buffer, (uint64_t)(base + 7) << 20);
+	assert_int_equal(e->total_buffer, (uint64_t)(base + 8) << 20);
 	assert_string_equal(e->kcptun_key,
 	                    base == 200 ? "k-client" : "k-server");
 	assert_string_equal(e->crypt, base == 200 ? "salsa20" : "none");
@@ -964,6 +992,10 @@ static void test_table_fields(void **state)
 		NUM("datashard", base + 5);
 		NUM("parityshard", base + 6);
 #undef NUM
+		snprintf(n, sizeof(n), "%uM", base + 7);
+		flag(&cfg, r, "session-buffer", n);
+		snprintf(n, sizeof(n), "%uM", base + 8);
+		flag(&cfg, r, "total-buffer", n);
 		flag(&cfg, r, "kcptun-key", i ? "k-client" : "k-server");
 		flag(&cfg, r, "crypt", i ? "salsa20" : "none");
 		flag(&cfg, r, "nocomp", "yes");
@@ -1025,6 +1057,7 @@ int main(void)
 	    cmocka_unit_test(test_validation_requires_and_forbids),
 	    cmocka_unit_test(test_api_is_refused_until_built),
 	    cmocka_unit_test(test_engine_keys_of_another_engine),
+	    cmocka_unit_test(test_buffer_budget_keys),
 	    cmocka_unit_test(test_malformed_value_is_not_also_missing),
 	    cmocka_unit_test(test_flags_override_and_append),
 	    cmocka_unit_test(test_long_lines_and_nul_bytes),
