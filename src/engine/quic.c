@@ -300,6 +300,9 @@ static struct wn_stream *client_open_stream(struct wn_tunnel *t,
 	struct qstream *qs = wn__qstream_new(&c->ep, target, flags, h);
 	if (!qs)
 		return NULL;
+	/* The client's one session, kept across connections: its streams
+	 * share its send budget (stream_base.h). */
+	qs->base.tunnel = t;
 	if (c->qc && c->qc->state == QC_UP && wn_list_empty(&c->pending) &&
 	    wn__qstream_attach(c->qc, qs) == 0)
 		return &qs->base;

@@ -5,7 +5,8 @@
  * under the session budget plus the per-stream floor. Then a stream the
  * client does read still moves while the others hold the budget (no
  * stream waits for ever on others), and once the client reads everything,
- * every stream's data arrives intact and in order.
+ * every stream's data arrives intact and in order. The same the other way:
+ * the client's fast sockets to targets the server does not read.
  *
  * What the server holds is measured from outside the engine: the bytes
  * the fast targets wrote into their streams minus the bytes the client
@@ -295,11 +296,218 @@ static void t_kcp(void **state)
 	run_engine("kcp");
 }
 
+/* ---- the other direction: the client's fast sockets ------------------ */
+
+/* A client stream fed as the client's relay feeds it from a local socket
+ * that always has data; the server's target does not read until told. */
+struct writer {
+	struct wn_stream *s;
+	uint64_t wrote;
+	int closed, close_err;
+};
+
+struct sink {
+	struct wn_stream *s;
+	uint64_t got, consumed;
+	int eof, bad;
+};
+
+static struct writer WR[NSTREAMS];
+static struct sink SK[NSTREAMS];
+static int NSK, SINK_READING;
+static uint64_t CLI_WROTE;
+
+static void wr_fill(struct writer *w)
+{
+	while (w->s && w->wrote < PER_STREAM) {
+		uint8_t *p;
+		ssize_t n = wn_stream_reserve(w->s, &p);
+		if (n <= 0)
+			return;
+		if ((uint64_t)n > PER_STREAM - w->wrote)
+			n = (ssize_t)(PER_STREAM - w->wrote);
+		for (ssize_t i = 0; i < n; i++)
+			p[i] = pat(w->wrote + (uint64_t)i);
+		assert_int_equal(wn_stream_commit(w->s, (size_t)n), 0);
+		w->wrote += (uint64_t)n;
+		CLI_WROTE += (uint64_t)n;
+	}
+	if (w->s && w->wrote == PER_STREAM)
+		wn_stream_shutdown(w->s);
+}
+
+static void wr_data(void *ctx, struct wn_stream *s, const uint8_t *d,
+                    size_t len)
+{
+	(void)ctx;
+	(void)d;
+	wn_stream_consumed(s, len);
+}
+
+static void wr_eof(void *ctx, struct wn_stream *s)
+{
+	(void)ctx;
+	(void)s;
+}
+
+static void wr_writable(void *ctx, struct wn_stream *s)
+{
+	(void)s;
+	wr_fill(ctx);
+}
+
+static void wr_closed(void *ctx, struct wn_stream *s, int err)
+{
+	struct writer *w = ctx;
+	(void)s;
+	w->s = NULL;
+	w->closed = 1;
+	w->close_err = err;
+}
+
+static void sk_consume(struct sink *k)
+{
+	if (k->s && k->got > k->consumed) {
+		wn_stream_consumed(k->s, (size_t)(k->got - k->consumed));
+		k->consumed = k->got;
+	}
+}
+
+static void sk_data(void *ctx, struct wn_stream *s, const uint8_t *d,
+                    size_t len)
+{
+	struct sink *k = ctx;
+	(void)s;
+	for (size_t i = 0; i < len; i++)
+		if (d[i] != pat(k->got + i))
+			k->bad = 1;
+	k->got += len;
+	if (SINK_READING)
+		sk_consume(k);
+}
+
+static void sk_eof(void *ctx, struct wn_stream *s)
+{
+	struct sink *k = ctx;
+	k->eof = 1;
+	wn_stream_shutdown(s);
+}
+
+static void sk_writable(void *ctx, struct wn_stream *s)
+{
+	(void)ctx;
+	(void)s;
+}
+
+static void sk_closed(void *ctx, struct wn_stream *s, int err)
+{
+	struct sink *k = ctx;
+	(void)s;
+	(void)err;
+	k->s = NULL;
+}
+
+static void on_sink_stream(void *ctx, struct wn_tunnel *tn, struct wn_stream *s,
+                           const struct wn_endpoint *target)
+{
+	(void)ctx;
+	(void)tn;
+	(void)target;
+	assert_true(NSK < NSTREAMS);
+	struct sink *k = &SK[NSK++];
+	k->s = s;
+	struct wn_stream_handler h = {k, sk_data, sk_eof, sk_writable,
+	                              sk_closed};
+	wn_stream_set_handler(s, &h);
+}
+
+static uint64_t server_got(void)
+{
+	uint64_t sum = 0;
+	for (int i = 0; i < NSK; i++)
+		sum += SK[i].got;
+	return sum;
+}
+
+static void run_upstream(const char *engine)
+{
+	static struct wn_enginepair p;
+	uint64_t held_max = 0, last = UINT64_MAX;
+
+	memset(WR, 0, sizeof(WR));
+	memset(SK, 0, sizeof(SK));
+	NSK = 0;
+	SINK_READING = 0;
+	CLI_WROTE = 0;
+	wn_enginepair_init(&p, engine, 120000);
+	p.sconf.stream_send_limit = SEND_LIMIT;
+	p.cconf.stream_send_limit = SEND_LIMIT;
+	p.sconf.stream_window = CLIENT_WINDOW;
+	p.accept.on_stream = on_sink_stream;
+	wn_enginepair_start(&p);
+	WN_ENGINEPAIR_RUN_UNTIL(&p, p.ups > 0);
+
+	struct wn_endpoint ep;
+	const char *why;
+	assert_int_equal(wn_endpoint_parse("target.example:80", WN_SCHEME_TCP,
+	                                   WN_SCHEME_TCP, 0, &ep, &why),
+	                 0);
+	for (int i = 0; i < NSTREAMS; i++) {
+		struct wn_stream_handler h = {&WR[i], wr_data, wr_eof,
+		                              wr_writable, wr_closed};
+		WR[i].s = wn_tunnel_open_stream(p.tunnel, &ep, &h);
+		assert_non_null(WR[i].s);
+		wr_fill(&WR[i]);
+	}
+	for (int round = 0; round < 200; round++) {
+		wn_enginepair_run_for(&p, 20);
+		uint64_t held = CLI_WROTE - server_got();
+		if (held > held_max)
+			held_max = held;
+		if (CLI_WROTE == last && round > 10)
+			break;
+		last = CLI_WROTE;
+	}
+	print_message("%s: client held at most %llu bytes for %d streams "
+	              "the server does not read\n",
+	              engine, (unsigned long long)held_max, NSTREAMS);
+	assert_true(held_max <= SESSION_BUDGET + NSTREAMS * FLOOR + SLACK);
+
+	SINK_READING = 1;
+	for (int i = 0; i < NSK; i++)
+		sk_consume(&SK[i]);
+	for (int i = 0; i < NSTREAMS; i++) {
+		WN_ENGINEPAIR_RUN_UNTIL(&p, WR[i].closed);
+		assert_int_equal(WR[i].close_err, WN_STREAM_OK);
+	}
+	assert_int_equal(NSK, NSTREAMS);
+	for (int i = 0; i < NSK; i++) {
+		assert_int_equal(SK[i].got, PER_STREAM);
+		assert_true(SK[i].eof);
+		assert_false(SK[i].bad);
+	}
+	wn_enginepair_finish(&p);
+}
+
+static void t_quic_upstream(void **state)
+{
+	(void)state;
+	run_upstream("quic");
+}
+
+static void t_kcp_upstream(void **state)
+{
+	(void)state;
+	run_upstream("kcp");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(t_quic),
 	    cmocka_unit_test(t_kcp),
+	    cmocka_unit_test(t_quic_upstream),
+	    cmocka_unit_test(t_kcp_upstream),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
