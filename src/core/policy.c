@@ -355,6 +355,23 @@ bool wn_policy_guarded(const struct sockaddr_storage *ss,
 	return false;
 }
 
+/* wn_policy_address_explicit over the rules of one protocol only. */
+static bool explicit_for(const struct wn_allow_rule *rules, size_t n,
+                         const struct sockaddr_storage *ss, bool udp)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (rules[i].udp == udp &&
+		    (rules[i].kind == WN_RULE_CIDR4 ||
+		     rules[i].kind == WN_RULE_CIDR6) &&
+		    rules[i].prefix > 0 &&
+		    wn_allow_rule_match_sa(&rules[i],
+		                           (const struct sockaddr *)ss))
+			return true;
+	return false;
+}
+
 bool wn_policy_address_explicit(const struct wn_allow_rule *rules, size_t n,
                                 const struct sockaddr_storage *ss)
 {
@@ -382,7 +399,8 @@ enum wn_verdict wn_policy_judge(const struct wn_allow_rule *rules, size_t n,
 	/* This host and its neighbours on the link: only a rule that names
 	 * the address opens them, never `*` or a /0. */
 	if (t->kind == WN_HOST_IP && wn_policy_guarded(&t->sa, self))
-		return wn_policy_address_explicit(rules, n, &t->sa)
+		return explicit_for(rules, n, &t->sa,
+		                    t->scheme == WN_SCHEME_UDP)
 		           ? WN_VERDICT_ALLOW
 		           : WN_VERDICT_DENY;
 	for (i = 0; i < n; i++) {

@@ -16,8 +16,9 @@
  *
  * Streams and datagrams are allowed separately: a rule without udp://
  * allows streams only and never a flow, a udp:// rule allows flows only
- * and never a stream. wn_allow_rule_match enforces it by the target's
- * scheme (WN_SCHEME_UDP for a flow's target); the address-level functions
+ * and never a stream. wn_allow_rule_match and wn_policy_judge enforce it by
+ * the target's scheme (WN_SCHEME_UDP for a flow's target), also for the
+ * rule that opens a guarded address; the address-level functions
  * (wn_policy_address_explicit, wn_policy_address_allowed,
  * wn_policy_addresses) see no target and so must be given the rules of
  * one protocol: wn_policy_split separates a configured list.

@@ -468,6 +468,16 @@ static void test_udp_rules(void **state)
 	                 WN_VERDICT_ALLOW);
 	assert_int_equal(judge_any(udp, 2, "udp://127.0.0.1:53"),
 	                 WN_VERDICT_DENY);
+	/* ...and the rule naming a guarded address opens it for its own
+	 * protocol only, also in a mixed list. */
+	assert_int_equal(judge_any(guard, 1, "127.0.0.1:53"), WN_VERDICT_DENY);
+	{
+		static const char *const tcp_lo[] = {"127.0.0.1:53"};
+		assert_int_equal(judge_any(tcp_lo, 1, "udp://127.0.0.1:53"),
+		                 WN_VERDICT_DENY);
+		assert_int_equal(judge_any(tcp_lo, 1, "127.0.0.1:53"),
+		                 WN_VERDICT_ALLOW);
+	}
 }
 
 static void test_split(void **state)
