@@ -348,7 +348,8 @@ int wn_node_client(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 		wn_endpoint_format(&uc->listen, l, sizeof(l));
 		/* Config checks refuse engine kcptun with UDP forwards; this
 		 * is the engine's own word on it. */
-		if (!(n->engine_type->caps & WN_ENGINE_CAP_DATAGRAM)) {
+		if (!(n->engine_type->caps & WN_ENGINE_CAP_DATAGRAM) ||
+		    !wn_tunnel_has_datagrams(tunnel)) {
 			WN_LOG(log, WN_LOG_ERROR, "main",
 			       "udp %s: engine %s carries no datagrams: use "
 			       "engine quic or kcp for UDP forwards",

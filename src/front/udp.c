@@ -252,6 +252,11 @@ static void on_recv(void *ctx, const uint8_t *data, size_t len, bool truncated,
 	}
 	if (truncated || len > max) {
 		u->stats.drop_size++;
+		WN_LOG_RL(u->log, &u->rl_err, wn_loop_now_ms(u->loop),
+		          WN_LOG_INFO, LOG_COMP,
+		          "%s: dropped a datagram of %s%zu bytes: the tunnel "
+		          "carries at most %zu now",
+		          u->name, truncated ? "over " : "", len, max);
 		return;
 	}
 	hash = addr_hash(u, src);
