@@ -45,6 +45,7 @@ void wn_config_init(struct wn_config *cfg)
 	cfg->server.log_level = WN_LOG_INFO;
 	cfg->server.idle_timeout_ms = 30000;
 	cfg->server.udp_idle_ms = WN_UDP_IDLE_DEFAULT_MS;
+	cfg->server.udp_conns = 1;
 	cfg->client.log_level = WN_LOG_INFO;
 	cfg->client.failover_ms = 3000;
 	cfg->client.conns = 1;

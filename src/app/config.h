@@ -7,7 +7,8 @@
  *                               log-level, api, idle-timeout, engine, mode,
  *                               sndwnd, rcvwnd, mtu, max-streams, tls-cert,
  *                               tls-key, fallback, sni, idle-close,
- *                               max-conns, padding, and for engine kcptun:
+ *                               max-conns, padding, udp-idle,
+ *                               udp-connections, and for engine kcptun:
  *                               kcptun-key, crypt, nocomp, datashard,
  *                               parityshard, smuxver
  *   [client]              keys: server, server-key, key, log-level, api,
@@ -169,6 +170,7 @@ struct wn_server_cfg {
 	size_t n_allow;
 	size_t n_allow_udp;
 	uint32_t udp_idle_ms; /* the dialer reaps flows silent this long */
+	unsigned udp_conns;   /* sockets per flow toward its target */
 	bool has_target;
 	struct wn_endpoint target;
 	int log_level;

@@ -67,6 +67,7 @@ enum key_id {
 	K_UNAUTHENTICATED,
 	K_UDP_IDLE,
 	K_MAX_FLOWS,
+	K_UDP_CONNECTIONS,
 };
 
 #define F_REPEAT 1u

@@ -245,6 +245,10 @@ const struct keydef wn_cfg_keys[] = {
      v_duration,
      {[SI_SERVER] = FIELD(struct wn_server_cfg, udp_idle_ms, v_duration_t),
       [SI_FORWARD] = FIELD(struct wn_forward_cfg, udp_idle_ms, v_duration_t)}},
+    {SEC_SERVER, "udp-connections", K_UDP_CONNECTIONS, 0, "N",
+     "UDP sockets per flow toward its target, datagrams spread round-robin "
+     "(Tonel's --udp-connections; default 1)",
+     1, 16, AT_SERVER(v_uint, udp_conns)},
     {SEC_UDP, "max-flows", K_MAX_FLOWS, 0, "N",
      "UDP flows (client source addresses) at once; past it the oldest idle "
      "flow is evicted (default 1024)",

@@ -13,6 +13,7 @@ void wn_app_dialer_opts(const struct wn_server_cfg *sc,
 	o->udp_allow = sc->allow + o->n_allow;
 	o->n_udp_allow = sc->n_allow_udp;
 	o->udp_idle_ms = sc->udp_idle_ms;
+	o->udp_conns = sc->udp_conns;
 	o->target = sc->has_target ? &sc->target : NULL;
 }
 

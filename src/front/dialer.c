@@ -333,6 +333,7 @@ int wn_dialer_new(struct wn_loop *loop, struct wn_log *log,
 	    .allow = opts->udp_allow,
 	    .n_allow = opts->n_udp_allow,
 	    .idle_ms = opts->udp_idle_ms,
+	    .conns = opts->udp_conns,
 	    .self = udp_self,
 	    .self_ctx = d,
 	};

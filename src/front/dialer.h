@@ -93,6 +93,7 @@ struct wn_dialer_opts {
 	const struct wn_allow_rule *udp_allow;
 	size_t n_udp_allow;
 	uint32_t udp_idle_ms;
+	unsigned udp_conns; /* sockets per flow (udpdial.h); 0: 1 */
 };
 
 struct wn_dialer_stats {

@@ -27,9 +27,11 @@ struct pend {
 struct dflow {
 	struct wn_udpdial *ud;
 	struct wn_flow *flow;
-	struct wn_dgram_sock *sock; /* NULL until the target is known */
-	struct lookup *lk;          /* the name lookup in progress */
-	struct wn_list lru;         /* in ud->lru */
+	/* Connected toward the target; none until it is known. */
+	struct wn_dgram_sock *socks[WN_UDPDIAL_MAX_CONNS];
+	unsigned nsocks, rr;
+	struct lookup *lk;  /* the name lookup in progress */
+	struct wn_list lru; /* in ud->lru */
 	uint64_t last_ms;
 	struct pend pend[WN_UDPDIAL_PENDING];
 	unsigned npend;
@@ -52,6 +54,7 @@ struct wn_udpdial {
 	const struct wn_allow_rule *allow;
 	size_t n_allow;
 	uint32_t idle_ms;
+	unsigned conns;
 	wn_udpdial_self_fn self;
 	void *self_ctx;
 	struct wn_dgram_rx *rx;
@@ -86,8 +89,8 @@ static void free_flow(struct dflow *df)
 
 	if (df->lk)
 		df->lk->df = NULL; /* the lookup frees itself */
-	if (df->sock)
-		wn_dgram_close(df->sock);
+	for (unsigned i = 0; i < df->nsocks; i++)
+		wn_dgram_close(df->socks[i]);
 	drop_pending(df);
 	wn_list_del(&df->lru);
 	ud->stats.flows--;
@@ -146,7 +149,9 @@ static void to_target(struct dflow *df, const uint8_t *data, size_t len)
 {
 	struct wn_udpdial *ud = df->ud;
 
-	if (wn_dgram_send(df->sock, data, len, NULL, 0) == 0) {
+	struct wn_dgram_sock *s = df->socks[df->rr++ % df->nsocks];
+
+	if (wn_dgram_send(s, data, len, NULL, 0) == 0) {
 		ud->stats.dgrams_out++;
 		ud->stats.bytes_out += len;
 	} else {
@@ -169,9 +174,16 @@ static int connect_flow(struct dflow *df, const struct sockaddr_storage *ss)
 	    .ctx = df,
 	};
 	unsigned i;
-	int rc = wn_dgram_open(ud->loop, ud->log, &o, &df->sock);
+	int rc = 0;
 
-	if (rc < 0)
+	for (i = 0; i < ud->conns && rc == 0; i++) {
+		rc = wn_dgram_open(ud->loop, ud->log, &o,
+		                   &df->socks[df->nsocks]);
+		if (rc == 0)
+			df->nsocks++;
+	}
+	/* As many as the host gave us (at least one) serve the flow. */
+	if (df->nsocks == 0)
 		return rc;
 	for (i = 0; i < df->npend; i++)
 		to_target(df, df->pend[i].data, df->pend[i].len);
@@ -190,7 +202,7 @@ static void on_datagram(void *ctx, struct wn_flow *f, const uint8_t *data,
 
 	(void)f;
 	touch(df);
-	if (df->sock) {
+	if (df->nsocks) {
 		to_target(df, data, len);
 		return;
 	}
@@ -387,6 +399,9 @@ int wn_udpdial_new(struct wn_loop *loop, struct wn_log *log,
 	ud->allow = o->allow;
 	ud->n_allow = o->n_allow;
 	ud->idle_ms = o->idle_ms ? o->idle_ms : WN_UDPDIAL_IDLE_DEFAULT_MS;
+	ud->conns = o->conns == 0                     ? 1
+	            : o->conns > WN_UDPDIAL_MAX_CONNS ? WN_UDPDIAL_MAX_CONNS
+	                                              : o->conns;
 	ud->self = o->self;
 	ud->self_ctx = o->self_ctx;
 	ud->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 10);

@@ -14,7 +14,10 @@
  *
  * Relay: one connected UDP socket per flow toward the first allowed
  * address (a connected socket takes replies from the target only and
- * costs no lookup per datagram). Datagrams from the client go out as they
+ * costs no lookup per datagram), or conns of them (Tonel's
+ * --udp-connections: a target that spreads load by source port, such as a
+ * server with SO_REUSEPORT workers, sees several): the flow's datagrams
+ * go out round-robin over them and replies on any go back on the flow. Datagrams from the client go out as they
  * come; the target's go back on the flow (wn_flow_send), whole or not at
  * all. A flow silent both ways for idle_ms is closed (one timer for all
  * flows, walking them from the least recently active).
@@ -35,6 +38,7 @@
 
 #define WN_UDPDIAL_IDLE_DEFAULT_MS 60000
 #define WN_UDPDIAL_PENDING 4
+#define WN_UDPDIAL_MAX_CONNS 16
 
 struct wn_udpdial;
 
@@ -47,6 +51,7 @@ struct wn_udpdial_opts {
 	const struct wn_allow_rule *allow;
 	size_t n_allow;
 	uint32_t idle_ms; /* 0: WN_UDPDIAL_IDLE_DEFAULT_MS */
+	unsigned conns;   /* sockets per flow, 1..WN_UDPDIAL_MAX_CONNS; 0: 1 */
 	wn_udpdial_self_fn self;
 	void *self_ctx;
 };

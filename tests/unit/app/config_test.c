@@ -1129,10 +1129,17 @@ static void test_udp_allow_rules(void **state)
 	         "allow = 10.0.0.0/8:22\n"
 	         "allow = udp://*.example:53\n"
 	         "allow = tcp://db.internal:5432\n"
-	         "udp-idle = 2m\n",
+	         "udp-idle = 2m\n"
+	         "udp-connections = 4\n",
 	         pk1);
 	assert_int_equal(parse(&cfg, text), 0);
 	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), 0);
+	assert_int_equal(cfg.server.udp_conns, 4);
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_SERVER,
+	                                    "--udp-connections",
+	                                    "udp-connections", "17"),
+	                 WN_ECONFIG);
+	expect_diag(&cfg, "udp-connections", "from 1 to 16");
 	/* Stream rules first, then the udp ones, each in order. */
 	assert_int_equal(cfg.server.n_allow, 4);
 	assert_int_equal(cfg.server.n_allow_udp, 2);
@@ -1168,9 +1175,10 @@ static void test_udp_allow_rules(void **state)
 	                 WN_ECONFIG);
 	expect_diag(&cfg, "--allow", "no unix sockets");
 	wn_config_free(&cfg);
-	/* The default flow idle time on the server. */
+	/* The defaults of the server's flows: a minute idle, one socket. */
 	wn_config_init(&cfg);
 	assert_int_equal(cfg.server.udp_idle_ms, 60000);
+	assert_int_equal(cfg.server.udp_conns, 1);
 	wn_config_free(&cfg);
 }
 

@@ -36,6 +36,8 @@ struct echo {
 	struct sockaddr_in addr;
 	uint64_t got;
 	size_t last_len;
+	uint16_t ports[8]; /* distinct source ports seen, up to 8 */
+	unsigned nports;
 };
 
 static void on_echo(uv_poll_t *p, int status, int events)
@@ -56,6 +58,15 @@ static void on_echo(uv_poll_t *p, int status, int events)
 			break;
 		e->got++;
 		e->last_len = (size_t)n;
+		{
+			uint16_t port =
+			    ntohs(((struct sockaddr_in *)&from)->sin_port);
+			unsigned i;
+			for (i = 0; i < e->nports && e->ports[i] != port; i++)
+				;
+			if (i == e->nports && e->nports < 8)
+				e->ports[e->nports++] = port;
+		}
 		(void)sendto(e->fd, buf, (size_t)n, 0, (struct sockaddr *)&from,
 		             fl);
 	}
@@ -118,10 +129,12 @@ static void t_rule(struct t *t, const char *fmt)
 }
 
 /* The server (udp rules only, idle_ms) and a udp forward to the echo. */
+static unsigned t_conns; /* the server's udp-connections for t_start */
+
 static void t_start(struct t *t, uint32_t idle_ms, unsigned max_flows,
                     uint16_t target_port)
 {
-	struct wn_dialer_opts d = {0};
+	struct wn_dialer_opts d = {.udp_conns = t_conns};
 	struct wn_udp_front_opts o = {0};
 	const char *why;
 	char tgt[64];
@@ -385,6 +398,35 @@ static void test_stream_rule_never_allows_udp(void **state)
 	t_finish(&t);
 }
 
+static void test_udp_connections_round_robin(void **state)
+{
+	struct t t;
+	static struct wait_recv w;
+	uint8_t b[100];
+	int fd;
+
+	(void)state;
+	t_init(&t, NULL);
+	t_rule(&t, "udp://127.0.0.1:%u");
+	t_conns = 3;
+	t_start(&t, 0, 0, 0);
+	t_conns = 0;
+	fd = app_socket();
+	w.fd = fd;
+	for (unsigned i = 0; i < 6; i++) {
+		fill(b, sizeof(b), i);
+		app_send(&t, fd, b, sizeof(b));
+		/* Replies on every socket come back on the one flow. */
+		assert_true(wn_np_run_until(&t.loop, got_reply, &w, 3000));
+		assert_memory_equal(w.buf, b, sizeof(b));
+	}
+	/* One flow, three sockets toward the target, used in turn. */
+	assert_int_equal(t.echo.got, 6);
+	assert_int_equal(t.echo.nports, 3);
+	close(fd);
+	t_finish(&t);
+}
+
 static void test_no_datagrams_no_front(void **state)
 {
 	struct wn_pipetunnel_opts po = {.no_flows = true};
@@ -414,6 +456,7 @@ int main(void)
 	    cmocka_unit_test(test_cap_evicts_oldest_and_idle_reaps),
 	    cmocka_unit_test(test_disallowed_target_gets_nothing),
 	    cmocka_unit_test(test_stream_rule_never_allows_udp),
+	    cmocka_unit_test(test_udp_connections_round_robin),
 	    cmocka_unit_test(test_no_datagrams_no_front),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
