@@ -89,6 +89,10 @@ struct wn_engine_stats {
 	uint64_t streams_opened, streams_closed;
 	uint64_t pkts_dropped; /* not for any session, or unparseable */
 	uint64_t auth_failures;
+	/* Datagram messages the engine took and then dropped: its bounded
+	 * queue was full (the oldest goes), or the path could no longer
+	 * carry one that size. */
+	uint64_t dgrams_drop_queue, dgrams_drop_size;
 };
 
 /* A running engine: a client or a server. Engines embed it in their
