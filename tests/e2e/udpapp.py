@@ -85,14 +85,15 @@ def ports(a):
 
 def flood(a):
     to = hostport(a.to)
+    # The probe first, so its descriptor stays below select()'s limit.
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
     socks = []
     for i in range(a.sources):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.bind((f"127.0.0.{2 + i % 249}", 0))
         s.setblocking(False)
         socks.append(s)
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe.bind(("127.0.0.1", 0))
     data = b"x" * 64
     sent = probes = answered = 0
     end = time.monotonic() + a.seconds
