@@ -352,12 +352,14 @@ static void validate_server(struct wn_config *cfg)
 		               "%s: [server] tls-cert and tls-key go together "
 		               "(or neither, for a generated certificate)",
 		               o);
-	if (has(&s->set_mask, SEC_SERVER, "allow") &&
+	/* target fixes streams only; udp:// rules may stand beside it. */
+	if (s->n_allow > s->n_allow_udp &&
 	    has(&s->set_mask, SEC_SERVER, "target"))
 		wn_config_diag(cfg,
 		               "%s: [server] allow and target exclude each "
 		               "other: use target for one fixed target, allow "
-		               "for targets chosen by clients",
+		               "for targets chosen by clients (udp:// rules "
+		               "may stand beside target)",
 		               o);
 }
 
@@ -406,12 +408,13 @@ static void validate_client(struct wn_config *cfg)
 		    "kcptun streams name no target (the kcptun "
 		    "server sends every stream to its -t)",
 		    o);
-	if (cfg->n_forwards == 0 && cfg->n_socks == 0)
+	if (cfg->n_forwards == 0 && cfg->n_socks == 0 && cfg->n_udps == 0)
 		wn_config_diag(
 		    cfg,
 		    "%s: [client] has nothing to do: add a [forward "
 		    "NAME] section, -L LISTEN=TARGET, a [socks5 NAME] "
-		    "section or -D LISTEN",
+		    "section, -D LISTEN, a [udp NAME] section or -U "
+		    "LISTEN=TARGET",
 		    o);
 }
 
@@ -465,6 +468,42 @@ static void validate_forwards(struct wn_config *cfg)
 				    "%s: [forward %s] listens on the "
 				    "same address as [forward %s] "
 				    "(%s)",
+				    f->origin, f->name, g->name, g->origin);
+		}
+	}
+}
+
+/* UDP forwards: complete, each on its own address, and only with an engine
+ * that carries datagrams (engine kcptun has none: kcptun's wire format has
+ * no datagram channel, WN_ENGINE_CAP_DATAGRAM). */
+static void validate_udps(struct wn_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_udps; i++) {
+		struct wn_forward_cfg *f = &cfg->udps[i];
+		if (!has(&f->set_mask, SEC_UDP, "listen"))
+			wn_config_diag(cfg, "%s: [udp %s] listen is required",
+			               f->origin, f->name);
+		if (!has(&f->set_mask, SEC_UDP, "target"))
+			wn_config_diag(cfg,
+			               "%s: [udp %s] target is required "
+			               "(-U LISTEN=TARGET)",
+			               f->origin, f->name);
+		if (cfg->client.engine.kind == WN_ENGINE_KCPTUN)
+			wn_config_diag(
+			    cfg,
+			    "%s: [udp %s] engine kcptun carries no "
+			    "datagrams (kcptun's wire format has only "
+			    "streams): use engine quic or kcp for UDP "
+			    "forwards",
+			    f->origin, f->name);
+		for (size_t j = 0; j < i; j++) {
+			struct wn_forward_cfg *g = &cfg->udps[j];
+			if (f->has_listen && g->has_listen &&
+			    same_listen(&f->listen, &g->listen))
+				wn_config_diag(
+				    cfg,
+				    "%s: [udp %s] listens on the same "
+				    "address as [udp %s] (%s)",
 				    f->origin, f->name, g->name, g->origin);
 		}
 	}
@@ -572,6 +611,7 @@ int wn_config_validate(struct wn_config *cfg, enum wn_role role)
 	if (role != WN_ROLE_SERVER) {
 		validate_forwards(cfg);
 		validate_socks(cfg);
+		validate_udps(cfg);
 	}
 	return cfg->n_diags == before && !cfg->oom ? 0 : WN_ECONFIG;
 }
