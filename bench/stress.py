@@ -30,7 +30,6 @@ figure in the report, marked MISSED.
 """
 
 import argparse
-import atexit
 import datetime
 import json
 import os
@@ -49,11 +48,11 @@ HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
 
-import wnb  # noqa: E402,F401  (puts tests/e2e on the path)
+import wnb  # noqa: F401,E402 (puts tests/e2e on the path)
 from linkemu import make_link  # noqa: E402
 import warren  # noqa: E402
 from tcputil import wait_file  # noqa: E402
-from wnb.procs import (CLEAN, PREFIX, BenchProcs, BenchNetns,  # noqa: E402
+from wnb.procs import (CLEAN, PREFIX, run_guarded, BenchProcs, BenchNetns,  # noqa: E402
                        log, nsrun, reap_stale, tail)
 
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") \
@@ -225,23 +224,23 @@ class Stress:
         # Spoofed sources are not on the stranger side's interface, so the
         # server's replies wait for ARP that never comes: the output hook
         # counts them before that, which is what the server tried to send.
-        rules = f"""
-table ip wnstress {{
-  counter to_strangers {{}}
-  counter to_strangers_udp {{}}
-  counter to_strangers_tcp_data {{}}
-  counter from_strangers {{}}
-  chain out {{
+        rules = """
+table ip wnstress {
+  counter to_strangers {}
+  counter to_strangers_udp {}
+  counter to_strangers_tcp_data {}
+  counter from_strangers {}
+  chain out {
     type filter hook output priority 0; policy accept;
     oifname "wnss" counter name to_strangers
     oifname "wnss" meta l4proto udp counter name to_strangers_udp
     oifname "wnss" tcp flags & (syn|rst) == 0 ip length > 52 counter name to_strangers_tcp_data
-  }}
-  chain in {{
+  }
+  chain in {
     type filter hook input priority 0; policy accept;
     iifname "wnss" counter name from_strangers
-  }}
-}}
+  }
+}
 """
         subprocess.run(["ip", "netns", "exec", s, "nft", "-f", "-"],
                        input=rules, text=True, check=True)
@@ -896,21 +895,7 @@ def main():
     ap.add_argument("--keep-logs", action="store_true")
     args = ap.parse_args()
 
-    def on_signal(sig, frame):
-        raise SystemExit(128 + sig)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-    atexit.register(CLEAN.all)
-    s = Stress(args)
-    try:
-        s.run()
-    finally:
-        CLEAN.all()
-        if args.keep_logs:
-            log(f"logs kept in {s.tmp}")
-        else:
-            shutil.rmtree(s.tmp, ignore_errors=True)
-    return 0
+    return run_guarded(Stress(args), args.keep_logs)
 
 
 if __name__ == "__main__":
