@@ -353,8 +353,8 @@ int wn_node_client(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 		if (!(n->engine_type->caps & WN_ENGINE_CAP_DATAGRAM) ||
 		    !wn_tunnel_has_datagrams(tunnel)) {
 			WN_LOG(log, WN_LOG_ERROR, "main",
-			       "udp %s: engine %s carries no datagrams: use "
-			       "engine quic or kcp for UDP forwards",
+			       "udp %s: engine %s carries no datagrams, so "
+			       "it cannot serve UDP forwards",
 			       uc->name, n->engine_type->name);
 			return WN_ENOTSUP;
 		}
