@@ -73,6 +73,9 @@ struct wn_engine_conf {
 	unsigned snd_wnd, rcv_wnd; /* kcp windows, segments */
 	unsigned mtu;              /* kcp packet size on the carrier */
 	unsigned max_streams;      /* concurrent streams per session */
+	/* send budget (stream_base.h): bytes buffered for sending per session
+	 * and over all sessions before relays stop reading; 0: default */
+	size_t session_buffer, total_buffer;
 	/* kcptun profile, in kcptun's terms */
 	const char *crypt;      /* aes, aes-128, aes-192, salsa20, none */
 	const char *passphrase; /* kcptun's --key */

@@ -26,6 +26,8 @@ void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o)
 	o->stream_send_limit = 1024 * 1024;
 	o->stream_window = 4 * 1024 * 1024;
 	o->max_streams = 1024;
+	o->session_buffer = WN_SB_SESSION_LIMIT_DEFAULT;
+	o->total_buffer = WN_SB_TOTAL_LIMIT_DEFAULT;
 	o->max_sessions = 4096;
 	o->failover_ms = 3000;
 	o->probe_ms = 10000;
@@ -66,6 +68,10 @@ int wn__kep_opts_from(const struct wn_engine_type *t,
 		o->stream_send_limit = c->stream_send_limit;
 	if (c->stream_window)
 		o->stream_window = c->stream_window;
+	if (c->session_buffer)
+		o->session_buffer = c->session_buffer;
+	if (c->total_buffer)
+		o->total_buffer = c->total_buffer;
 	if (!kcptun)
 		return 0;
 	wn_kcptun_cfg_default(kt);
@@ -484,6 +490,8 @@ static void sess_run(struct ksession *ks)
 			return;
 		}
 		wn__kstream_wake_writers(ks);
+		/* What smux handed to KCP leaves the send budget. */
+		wn_sb_sync(&ks->tunnel);
 	}
 	if (ks->state != KS_DEAD)
 		arm_timer(ks, now);

@@ -82,6 +82,8 @@ struct wn_kcp_engine_opts {
 	size_t stream_send_limit;  /* bytes queued per stream */
 	uint32_t stream_window;    /* smux v2 receive window per stream */
 	unsigned max_streams;      /* concurrent streams per session */
+	size_t session_buffer;     /* send budget per session (stream_base.h) */
+	size_t total_buffer;       /* send budget over the endpoint */
 	unsigned max_sessions;     /* server: live sessions */
 	uint32_t failover_ms;      /* client: next path after this long without
 	                              an authenticated packet */

@@ -56,6 +56,8 @@ void wn_quic_opts_default(struct wn_quic_opts *o)
 	o->stream_window_max = 16u << 20;
 	o->conn_window_max = 64u << 20;
 	o->max_streams = 1024;
+	o->session_buffer = WN_SB_SESSION_LIMIT_DEFAULT;
+	o->total_buffer = WN_SB_TOTAL_LIMIT_DEFAULT;
 	o->failover_ms = 3000;
 	o->probe_ms = 10000;
 }
@@ -83,6 +85,10 @@ static void opts_from(const struct wn_engine_conf *c, int server,
 		o->probe_ms = c->probe_ms;
 	if (c->stream_send_limit)
 		o->stream_send_limit = c->stream_send_limit;
+	if (c->session_buffer)
+		o->session_buffer = c->session_buffer;
+	if (c->total_buffer)
+		o->total_buffer = c->total_buffer;
 	/* The most a stream delivers unconsumed is the autotuning limit; the
 	 * initial window stays below it. */
 	if (c->stream_window) {
@@ -299,6 +305,9 @@ static struct wn_stream *client_open_stream(struct wn_tunnel *t,
 	struct qstream *qs = wn__qstream_new(&c->ep, target, flags, h);
 	if (!qs)
 		return NULL;
+	/* The client's one session, kept across connections: its streams
+	 * share its send budget (stream_base.h). */
+	qs->base.tunnel = t;
 	if (c->qc && c->qc->state == QC_UP && wn_list_empty(&c->pending) &&
 	    wn__qstream_attach(c->qc, qs) == 0)
 		return &qs->base;

@@ -108,6 +108,7 @@ static int cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t sid,
 	/* ngtcp2 reports acknowledged data contiguously from the start. */
 	wn_bufq_consume(&qs->sendq, (size_t)len);
 	qs->sent -= (size_t)len;
+	wn_sb_sent(&qs->base, (size_t)len);
 	if (wn_bufq_space(&qs->sendq) > 0)
 		wn_sb_writable(&qs->base);
 	return 0;

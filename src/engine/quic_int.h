@@ -87,9 +87,11 @@ struct wn_quic_opts {
 	uint64_t stream_window_max; /* autotuning limit per stream */
 	uint64_t conn_window_max;   /* autotuning limit per connection */
 	uint64_t max_streams;       /* concurrent streams per connection */
-	uint32_t failover_ms; /* client, several paths: move after this long
+	size_t session_buffer; /* send budget per connection (stream_base.h) */
+	size_t total_buffer;   /* send budget over the endpoint */
+	uint32_t failover_ms;  /* client, several paths: move after this long
 	                         without progress (default 3 s) */
-	uint32_t probe_ms;    /* client: try the first path again this often
+	uint32_t probe_ms;     /* client: try the first path again this often
 	                         while on another (default 10 s) */
 	/* The engine's one clock, in nanoseconds: every timestamp ngtcp2 sees
 	 * and every millisecond the engine keeps (last packet, stream waits,

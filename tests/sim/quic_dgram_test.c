@@ -26,6 +26,7 @@
 #include "core/addr.h"
 #include "engine/quic_int.h"
 #include "io/loop.h"
+#include "support/quicpair.h"
 #include "support/simcarrier.h"
 #include "support/simlink.h"
 #include "util/err.h"
@@ -77,13 +78,7 @@ static void tally_add(struct tally *t, const uint8_t *d, size_t len)
 }
 
 struct sim {
-	struct wn_loop loop;
-	struct wn_log log;
-	struct wn_identity sid, cid;
-	uint64_t now;
-	struct wn_simlink *c2s, *s2c;
-	struct wn_simcarrier cc, sc;
-	struct wn_engine *cli, *srv;
+	struct wn_quicpair q;  /* both ends, their links and the clock */
 	struct wn_flow *cflow; /* the client's flow */
 	struct wn_flow *sflow; /* the server's current one */
 	unsigned server_flows; /* on_flow calls */
@@ -95,58 +90,14 @@ struct sim {
 	int s_shut, s_eof, s_closed, s_err;
 };
 
-static uint64_t vclock(void *ctx)
-{
-	return ((struct sim *)ctx)->now;
-}
-
-static void vrand(void *ctx, uint8_t *buf, size_t len)
-{
-	struct wn_simlink *l = ctx;
-	for (size_t i = 0; i < len; i++)
-		buf[i] = (uint8_t)wn_simlink_rand(l);
-}
-
 static void settle(struct sim *m)
 {
-	do
-		uv_run(wn_loop_uv(&m->loop), UV_RUN_NOWAIT);
-	while (wn_loop_has_deferred(&m->loop));
+	wn_quicpair_settle(&m->q);
 }
 
-static uint64_t min64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
-
-/* Moves time to the next event (or by step_ns at most, when step_ns is
- * not 0) and runs what is due. Returns false when nothing at all is due
- * (only the client's reconnect timer, a loop timer, can be pending). */
 static bool step(struct sim *m, uint64_t step_ns)
 {
-	/* Work the test queued (a datagram's write pass) happens now. */
-	settle(m);
-	uint64_t t = UINT64_MAX, w;
-	if (wn_simcarrier_next(&m->cc, &w))
-		t = min64(t, w);
-	if (wn_simcarrier_next(&m->sc, &w))
-		t = min64(t, w);
-	t = min64(t, wn__quic_ep_next_expiry(wn__quic_ep(m->cli)));
-	t = min64(t, wn__quic_ep_next_expiry(wn__quic_ep(m->srv)));
-	if (step_ns && (t == UINT64_MAX || t > m->now + step_ns))
-		t = m->now + step_ns;
-	if (t == UINT64_MAX)
-		return false;
-	m->now = t > m->now ? t : m->now + 1000;
-	wn_simcarrier_deliver(&m->cc);
-	wn_simcarrier_deliver(&m->sc);
-	settle(m);
-	if (wn__quic_ep_next_expiry(wn__quic_ep(m->cli)) <= m->now)
-		wn__quic_ep_expire(wn__quic_ep(m->cli));
-	if (wn__quic_ep_next_expiry(wn__quic_ep(m->srv)) <= m->now)
-		wn__quic_ep_expire(wn__quic_ep(m->srv));
-	settle(m);
-	return true;
+	return wn_quicpair_step(&m->q, step_ns);
 }
 
 /* ---- flows ------------------------------------------------------------ */
@@ -284,58 +235,23 @@ static struct sim *sim_new(const struct wn_simlink_cfg *link, size_t max_pkt)
 {
 	struct sim *m = calloc(1, sizeof(*m));
 	assert_non_null(m);
-	m->now = START_NS;
-	assert_int_equal(wn_loop_init(&m->loop), 0);
-	wn_log_init(&m->log, getenv("DG_DEBUG") ? WN_LOG_DEBUG : WN_LOG_WARN,
-	            STDERR_FILENO);
-	assert_int_equal(wn_identity_generate(&m->sid), 0);
-	assert_int_equal(wn_identity_generate(&m->cid), 0);
-	struct wn_simlink_cfg lc = *link;
-	m->c2s = wn_simlink_new(&lc);
-	lc.seed = link->seed * 31 + 7;
-	m->s2c = wn_simlink_new(&lc);
-
-	struct wn_quic_opts o;
-	wn_quic_opts_default(&o);
-	o.loop = &m->loop;
-	o.log = &m->log;
-	o.clock_ns = vclock;
-	o.clock_ctx = m;
-	o.id = &m->sid;
-	o.rand = vrand;
-	o.rand_ctx = m->s2c;
 	static struct wn_accept_handler ah;
 	ah = (struct wn_accept_handler){
 	    .ctx = m, .on_stream = on_stream, .on_flow = on_flow};
-	struct wn_engine_conf sconf = {
-	    .clients = (const uint8_t(*)[WN_KEY_LEN])m->cid.ed_pk,
-	    .n_clients = 1,
-	    .accept = &ah};
-	assert_int_equal(wn__quic_server_new(&o, &sconf, &m->srv), 0);
-	o.id = &m->cid;
-	o.rand_ctx = m->c2s;
-	struct wn_engine_conf cconf = {.server_key = m->sid.ed_pk};
-	assert_int_equal(wn__quic_client_new(&o, &cconf, &m->cli), 0);
-	wn_simcarrier_init(&m->sc, "10.0.0.2", 4433, "10.0.0.1", 50000, m->s2c,
-	                   m->c2s, &m->now, wn_engine_handler(m->srv));
-	wn_simcarrier_init(&m->cc, "10.0.0.1", 50000, "10.0.0.2", 4433, m->c2s,
-	                   m->s2c, &m->now, wn_engine_handler(m->cli));
-	m->sc.max_packet = max_pkt;
-	m->cc.max_packet = max_pkt;
+	wn_quicpair_init(&m->q, link, START_NS,
+	                 getenv("DG_DEBUG") ? WN_LOG_DEBUG : WN_LOG_WARN, &ah);
+	m->q.sc.max_packet = max_pkt;
+	m->q.cc.max_packet = max_pkt;
 	/* A path other than ngtcp2's 1200-byte start is a fixed one, as a
 	 * stream carrier's is (no path MTU discovery to wait for). */
 	if (max_pkt != 1200) {
-		m->sc.base.caps |= WN_CARRIER_FIXED_MTU;
-		m->cc.base.caps |= WN_CARRIER_FIXED_MTU;
+		m->q.sc.base.caps |= WN_CARRIER_FIXED_MTU;
+		m->q.cc.base.caps |= WN_CARRIER_FIXED_MTU;
 	}
-	assert_int_equal(wn_engine_add_path(m->cli, &m->cc.base,
-	                                    wn_simcarrier_addr(&m->sc),
-	                                    sizeof(m->sc.addr)),
-	                 0);
-	struct wn_tunnel *t = wn_engine_tunnel(m->cli);
+	struct wn_tunnel *t = wn_engine_tunnel(m->q.cli);
 	assert_true(wn_tunnel_has_datagrams(t));
 	assert_int_equal(wn_tunnel_max_datagram(t), 0); /* not up yet */
-	assert_int_equal(wn_engine_go(m->cli), 0);
+	wn_quicpair_connect(&m->q);
 
 	struct wn_endpoint target;
 	const char *why;
@@ -348,25 +264,16 @@ static struct sim *sim_new(const struct wn_simlink_cfg *link, size_t max_pkt)
 	m->cflow = wn_tunnel_open_flow(t, &target, &h);
 	assert_non_null(m->cflow);
 	settle(m);
-	while (!wn_engine_is_up(m->cli)) {
+	while (!wn_engine_is_up(m->q.cli)) {
 		assert_true(step(m, 0));
-		assert_true(m->now < START_NS + 10000 * NS_PER_MS);
+		assert_true(m->q.now < START_NS + 10000 * NS_PER_MS);
 	}
 	return m;
 }
 
 static void sim_free(struct sim *m)
 {
-	wn_engine_close(m->cli);
-	wn_engine_close(m->srv);
-	settle(m);
-	m->cc.base.ops->close(&m->cc.base);
-	m->sc.base.ops->close(&m->sc.base);
-	assert_int_equal(wn_loop_close(&m->loop), 0);
-	wn_simlink_free(m->c2s);
-	wn_simlink_free(m->s2c);
-	wn_identity_wipe(&m->sid);
-	wn_identity_wipe(&m->cid);
+	wn_quicpair_free(&m->q);
 	free(m);
 }
 
@@ -388,9 +295,9 @@ static void send_sized(struct sim *m, size_t len)
 /* Runs for ms of virtual time. */
 static void run_for(struct sim *m, uint64_t ms)
 {
-	uint64_t end = m->now + ms * NS_PER_MS;
-	while (m->now < end)
-		step(m, end - m->now);
+	uint64_t end = m->q.now + ms * NS_PER_MS;
+	while (m->q.now < end)
+		step(m, end - m->q.now);
 }
 
 /* The short header (1 + DCID + 4-byte packet number) and AEAD tag (16),
@@ -409,7 +316,7 @@ static void sizes_over(size_t max_pkt)
 {
 	struct sim *m = sim_new(&clean, max_pkt);
 	run_for(m, 3000); /* path MTU discovery */
-	struct qconn *cq = only_conn(m->cli);
+	struct qconn *cq = only_conn(m->q.cli);
 	size_t mm = wn__qdgram_max(cq);
 	size_t path = ngtcp2_conn_get_path_max_tx_udp_payload_size(cq->conn);
 	if (path > max_pkt)
@@ -417,15 +324,15 @@ static void sizes_over(size_t max_pkt)
 	assert_int_equal(
 	    mm, expected_max(path, ngtcp2_conn_get_dcid(cq->conn)->datalen));
 	print_message("path %zu: max_msg %zu, max datagram %zu\n", path, mm,
-	              wn_tunnel_max_datagram(wn_engine_tunnel(m->cli)));
-	assert_true(wn_tunnel_max_datagram(wn_engine_tunnel(m->cli)) >= 1500);
+	              wn_tunnel_max_datagram(wn_engine_tunnel(m->q.cli)));
+	assert_true(wn_tunnel_max_datagram(wn_engine_tunnel(m->q.cli)) >= 1500);
 
 	/* A message of exactly max_msg fits one packet and leaves (the
 	 * server's flow base drops it as malformed: it is not a flow
 	 * message); one byte more is refused up front. */
 	static uint8_t raw[QUIC_DGRAM_SLOT + 1];
 	memset(raw, 0xff, sizeof(raw));
-	struct qep *cep = wn__quic_ep(m->cli), *sep = wn__quic_ep(m->srv);
+	struct qep *cep = wn__quic_ep(m->q.cli), *sep = wn__quic_ep(m->q.srv);
 	uint64_t sent0 = cep->stats.dgrams_sent;
 	uint64_t recv0 = sep->stats.dgrams_recv;
 	assert_int_equal(wn__qdgram_queue(cq, raw, mm + 1), WN_EMSGSIZE);
@@ -455,7 +362,7 @@ static void sizes_over(size_t max_pkt)
 	assert_int_equal(m->at_cli.bad, 0);
 	assert_int_equal(m->server_flows, 1);
 	struct wn_engine_stats st;
-	wn_engine_stats(m->cli, &st);
+	wn_engine_stats(m->q.cli, &st);
 	assert_int_equal(st.dgrams_drop_queue, 0);
 	assert_int_equal(st.dgrams_drop_size, 0);
 	sim_free(m);
@@ -498,7 +405,7 @@ static void t_loss(void **state)
 	                 0);
 	struct wn_stream_handler h = {
 	    .ctx = m, .on_writable = cs_writable, .on_closed = cs_closed};
-	m->cs = wn_tunnel_open_stream(wn_engine_tunnel(m->cli), &target, &h);
+	m->cs = wn_tunnel_open_stream(wn_engine_tunnel(m->q.cli), &target, &h);
 	assert_non_null(m->cs);
 	s_pump(m);
 	unsigned sent = 0;
@@ -511,7 +418,7 @@ static void t_loss(void **state)
 		run_for(m, 10);
 	}
 	run_for(m, 2000);
-	while (!m->s_closed && m->now < START_NS + 120000 * NS_PER_MS)
+	while (!m->s_closed && m->q.now < START_NS + 120000 * NS_PER_MS)
 		step(m, 0);
 	print_message("loss: %llu of %u at the server, %llu echoed back\n",
 	              (unsigned long long)m->at_srv.total, sent,
@@ -524,7 +431,7 @@ static void t_loss(void **state)
 	/* The last hundred kept coming (nothing stalled). */
 	assert_true(m->at_cli.total - late0 >= 60);
 	struct wn_simlink_stats ls;
-	wn_simlink_get_stats(m->c2s, &ls);
+	wn_simlink_get_stats(m->q.c2s, &ls);
 	assert_true(ls.lost > 0);
 	assert_true(m->s_closed);
 	assert_int_equal(m->s_err, WN_STREAM_OK);
@@ -555,20 +462,20 @@ static void t_flood(void **state)
 	                 0);
 	struct wn_stream_handler h = {
 	    .ctx = m, .on_writable = cs_writable, .on_closed = cs_closed};
-	m->cs = wn_tunnel_open_stream(wn_engine_tunnel(m->cli), &target, &h);
+	m->cs = wn_tunnel_open_stream(wn_engine_tunnel(m->q.cli), &target, &h);
 	assert_non_null(m->cs);
 	s_pump(m);
-	uint64_t t0 = m->now;
+	uint64_t t0 = m->q.now;
 	unsigned sent = 0;
 	/* 64 datagrams of 1200 bytes every millisecond: ~600 Mbit/s. */
-	while (!m->s_closed && m->now < t0 + 60000 * NS_PER_MS) {
+	while (!m->s_closed && m->q.now < t0 + 60000 * NS_PER_MS) {
 		for (unsigned k = 0; k < 64 && m->cflow; k++, sent++)
 			send_sized(m, 1200);
 		run_for(m, 1);
 	}
-	uint64_t took_ms = (m->now - t0) / NS_PER_MS;
+	uint64_t took_ms = (m->q.now - t0) / NS_PER_MS;
 	struct wn_engine_stats st;
-	wn_engine_stats(m->cli, &st);
+	wn_engine_stats(m->q.cli, &st);
 	print_message("flood: stream done in %llu ms; %u datagrams offered, "
 	              "%llu arrived, %llu dropped by the queue\n",
 	              (unsigned long long)took_ms, sent,
@@ -587,8 +494,8 @@ static void t_flood(void **state)
 	assert_true(st.dgrams_drop_queue > 0);
 	/* Every datagram offered was sent, dropped by the queue, or is
 	 * still queued. */
-	struct qconn *cq = only_conn(m->cli);
-	struct qep *cep = wn__quic_ep(m->cli);
+	struct qconn *cq = only_conn(m->q.cli);
+	struct qep *cep = wn__quic_ep(m->q.cli);
 	/* A 1200-byte datagram is two messages on a 1200-byte path. */
 	unsigned per = wn__qdgram_max(cq) < 1300 ? 2 : 1;
 	assert_int_equal(cep->stats.dgrams_sent + st.dgrams_drop_queue +
@@ -608,19 +515,19 @@ static void t_reconnect(void **state)
 	assert_int_equal(m->at_cli.total, 1);
 	assert_int_equal(m->server_flows, 1);
 
-	wn__qconn_close(only_conn(m->cli), "test: drop the connection");
+	wn__qconn_close(only_conn(m->q.cli), "test: drop the connection");
 	settle(m);
-	assert_false(wn_engine_is_up(m->cli));
-	assert_int_equal(wn_tunnel_max_datagram(wn_engine_tunnel(m->cli)), 0);
+	assert_false(wn_engine_is_up(m->q.cli));
+	assert_int_equal(wn_tunnel_max_datagram(wn_engine_tunnel(m->q.cli)), 0);
 	assert_int_equal(wn_flow_send(m->cflow, (const uint8_t *)"x", 1),
 	                 WN_EAGAIN);
 	/* The reconnect backoff is a loop timer, in the loop's real time. */
 	uint64_t guard = 0;
-	while (!wn_engine_is_up(m->cli)) {
+	while (!wn_engine_is_up(m->q.cli)) {
 		if (!step(m, 0))
-			uv_run(wn_loop_uv(&m->loop), UV_RUN_ONCE);
+			uv_run(wn_loop_uv(&m->q.loop), UV_RUN_ONCE);
 		assert_true(++guard < 100000);
-		assert_true(m->now < START_NS + 60000 * NS_PER_MS);
+		assert_true(m->q.now < START_NS + 60000 * NS_PER_MS);
 	}
 	assert_non_null(m->cflow);
 	assert_false(m->cflow_closed);
