@@ -6,11 +6,7 @@ counted, as the client logs it); 1,000 source ports leaving at most
 max-flows flows, all reaped after udp-idle; a target no udp:// rule allows
 getting nothing; a flood from many source addresses while another flow
 keeps working. Both engines that carry datagrams (quic, kcp); engine
-kcptun is refused at start.
-
-Until an engine carries datagrams on this build (WN_ENGINE_CAP_DATAGRAM:
-the qdgram and kdgram work), its client stops at start saying so, and
-these tests skip with that reason."""
+kcptun is refused at start."""
 
 import os
 import re
@@ -50,8 +46,8 @@ def echo_count(path):
 
 
 def udp_client(t, *specs, extra=(), conf=None, name="client"):
-    """Starts a client with -U specs (or a config file); skips the test
-    when this build's engine carries no datagrams yet."""
+    """Starts a client with -U specs (or a config file) and waits until it
+    is ready."""
     a = argv(t.bin, "client", t.url, key=t.key("client"),
              peer_key=t.server_pub, engine=t.engine, mode=t.mode,
              extra=extra)
@@ -62,9 +58,6 @@ def udp_client(t, *specs, extra=(), conf=None, name="client"):
     p = t.procs.start(name, a, netns=t.ns_c)
     deadline = time.monotonic() + 15
     while "client ready" not in p.log():
-        if "carries no datagrams" in p.log():
-            pytest.skip(f"engine {t.engine} carries no datagrams on this "
-                        "build yet (QUIC/KCP datagram support not merged)")
         assert p.alive() and time.monotonic() < deadline, p.log()
         time.sleep(0.05)
     return p
