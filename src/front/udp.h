@@ -12,11 +12,27 @@
  *    walks the flows from the least recently active, so a flow lives at
  *    most idle_ms plus a quarter of it after its last datagram; no timer
  *    per flow.
- *  - At most max_flows flows at once: a datagram from a new source address
- *    when the table is full evicts the least recently active flow (the one
- *    idle longest) first. A flood of source addresses therefore costs a
- *    bounded table and pushes out only flows idler than every flooding
- *    one.
+ *  - At most max_flows flows at once. A datagram from a new source
+ *    address when the table is full takes the place of another flow, or
+ *    is dropped (drop_full), by two rules (udp.c, pick_victim):
+ *    fairness between source hosts (an IPv4 address, an IPv6 /64): while
+ *    another host holds at least two flows more than the newcomer's, the
+ *    newcomer takes the slot of that host's flow idle longest, so a host
+ *    with many source ports is held to its fair share once others want
+ *    slots; otherwise room is made among the newcomer's host's own flows
+ *    (among all when every host holds at most one): the one idle longest
+ *    that is not established, else an established one silent for
+ *    WN_UDP_FRONT_PROTECT_MS. A flow is established once its source sent
+ *    again after a reply (a flow in use both ways; a request answered
+ *    once, as DNS, is not). So a flood of new sources costs a bounded
+ *    table and never pushes out established flows in use: while all are,
+ *    the newcomers wait. For one host sending one-shot requests from many
+ *    ports this is least recently used eviction, as before.
+ *  - At most WN_UDP_FRONT_EVICT_RATE evictions a second (max_flows when
+ *    that is more), in a token bucket as deep: each new flow costs the
+ *    server a socket, so a flood of new sources, which would replace a
+ *    flow per datagram, costs the server a bounded rate; the datagrams
+ *    beyond it are dropped here (drop_full).
  *  - A flow the server refuses (on_flow_closed(WN_STREAM_DENIED)) is logged
  *    once (rate-limited over all flows) with the target; its source address
  *    stays in the table as refused, so its further datagrams are dropped
@@ -50,6 +66,12 @@
 #define WN_UDP_FRONT_IDLE_DEFAULT_MS 60000
 #define WN_UDP_FRONT_MAX_FLOWS_DEFAULT 1024
 #define WN_UDP_REAP_MIN_MS 100
+/* An established flow (see above) silent for less than this is in use:
+ * a new source does not take its place (at most udp-idle). */
+#define WN_UDP_FRONT_PROTECT_MS 2000
+/* Evictions a second at most (and in one burst), or max_flows when that
+ * is more. */
+#define WN_UDP_FRONT_EVICT_RATE 2048
 
 struct wn_udp_front;
 
@@ -60,6 +82,9 @@ struct wn_udp_front_opts {
 	struct wn_endpoint target; /* every flow's target (copied) */
 	uint32_t idle_ms;          /* 0: WN_UDP_FRONT_IDLE_DEFAULT_MS */
 	unsigned max_flows;        /* 0: WN_UDP_FRONT_MAX_FLOWS_DEFAULT */
+	/* Evictions a second at most (0: WN_UDP_FRONT_EVICT_RATE, or
+	 * max_flows when more); not a configuration key: tests set it. */
+	unsigned evict_rate;
 };
 
 /* The forward's counters; datagrams and bytes "up" went from the
@@ -79,6 +104,7 @@ struct wn_udp_front_stats {
 	uint64_t drop_tunnel; /* tunnel down or its queue full */
 	uint64_t drop_policy; /* from a source whose flow was refused */
 	uint64_t drop_reply;  /* the local socket did not take a reply */
+	uint64_t drop_full;   /* from a new source, every slot in use */
 };
 
 /* Binds opts->listen and starts forwarding (opts is copied). t, loop and

@@ -176,15 +176,23 @@ static void t_finish(struct t *t)
 	assert_int_equal(wn_loop_close(&t->loop), 0);
 }
 
-static int app_socket(void)
+/* A socket of an application on host 127.0.0.HOST (all of 127/8 is
+ * loopback). */
+static int app_socket_on(unsigned host)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET,
-	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	                        .sin_addr.s_addr =
+	                            htonl((INADDR_LOOPBACK & ~0xffu) | host)};
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
 
 	assert_true(fd >= 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	return fd;
+}
+
+static int app_socket(void)
+{
+	return app_socket_on(1);
 }
 
 static void app_send(struct t *t, int fd, const uint8_t *buf, size_t len)
@@ -313,6 +321,130 @@ static void test_cap_evicts_oldest_and_idle_reaps(void **state)
 	                 0);
 	for (int i = 0; i < N; i++)
 		close(fds[i]);
+	t_finish(&t);
+}
+
+/* One exchange on fd: a datagram out, its echo back. */
+static void exchange(struct t *t, int fd, unsigned seed)
+{
+	static struct wait_recv w;
+	uint8_t b[24];
+
+	fill(b, sizeof(b), seed);
+	app_send(t, fd, b, sizeof(b));
+	w.fd = fd;
+	assert_true(wn_np_run_until(&t->loop, got_reply, &w, 3000));
+	assert_int_equal(w.n, sizeof(b));
+	assert_memory_equal(w.buf, b, sizeof(b));
+}
+
+/* A flood of one-shot source ports from another host, many times the
+ * cap: the flow of a host holding one flow is never the one evicted, so
+ * it keeps its flow (no new flow opens for it) and its answers. */
+static void test_flood_from_another_host_keeps_a_flow(void **state)
+{
+	enum { CAP = 8, FLOOD = 40 };
+	struct t t;
+	struct wn_udp_front_stats st;
+	int probe, fds[FLOOD];
+
+	(void)state;
+	t_init(&t, NULL);
+	t_rule(&t, "udp://127.0.0.1:%u");
+	t_start(&t, 30000, CAP, 0);
+	probe = app_socket_on(1);
+	exchange(&t, probe, 1);
+	for (int i = 0; i < FLOOD; i++) {
+		fds[i] = app_socket_on(2);
+		exchange(&t, fds[i], 100 + (unsigned)i);
+	}
+	wn_udp_front_stats(t.front, &st);
+	assert_int_equal(st.flows, CAP);
+	assert_int_equal(st.flows_opened, 1 + FLOOD);
+	assert_int_equal(st.flows_evicted, 1 + FLOOD - CAP);
+	/* The probe's flow is the one idle longest, and still it stays. */
+	exchange(&t, probe, 2);
+	wn_udp_front_stats(t.front, &st);
+	assert_int_equal(st.flows_opened, 1 + FLOOD);
+	assert_int_equal(st.drop_full, 0);
+	for (int i = 0; i < FLOOD; i++)
+		close(fds[i]);
+	close(probe);
+	t_finish(&t);
+}
+
+/* The same from the probe's own host: an established flow (its source
+ * sent again after a reply) in use is never evicted by new sources,
+ * which push out only each other (one-shot requests are not
+ * established). */
+static void test_flood_keeps_established_flows(void **state)
+{
+	enum { CAP = 8, FLOOD = 40 };
+	struct t t;
+	struct wn_udp_front_stats st;
+	int probe, fds[FLOOD];
+
+	(void)state;
+	t_init(&t, NULL);
+	t_rule(&t, "udp://127.0.0.1:%u");
+	t_start(&t, 30000, CAP, 0);
+	probe = app_socket();
+	exchange(&t, probe, 1);
+	exchange(&t, probe, 2);
+	for (int i = 0; i < FLOOD; i++) {
+		fds[i] = app_socket();
+		exchange(&t, fds[i], 100 + (unsigned)i);
+	}
+	exchange(&t, probe, 3);
+	wn_udp_front_stats(t.front, &st);
+	assert_int_equal(st.flows_opened, 1 + FLOOD);
+	assert_int_equal(st.flows_evicted, 1 + FLOOD - CAP);
+	assert_int_equal(st.drop_full, 0);
+	for (int i = 0; i < FLOOD; i++)
+		close(fds[i]);
+	close(probe);
+	t_finish(&t);
+}
+
+/* A table full of established flows in use takes no newcomer: its
+ * datagrams are dropped and counted, and never reach the target, until
+ * the flows have been silent a while. */
+static void test_full_of_flows_in_use_drops_newcomers(void **state)
+{
+	enum { CAP = 4 };
+	struct t t;
+	struct wn_udp_front_stats st;
+	int fds[CAP], late;
+	uint8_t b[8] = {7};
+	uint64_t got;
+
+	(void)state;
+	t_init(&t, NULL);
+	t_rule(&t, "udp://127.0.0.1:%u");
+	t_start(&t, 1000, CAP, 0);
+	for (int i = 0; i < CAP; i++) {
+		fds[i] = app_socket();
+		exchange(&t, fds[i], (unsigned)i);
+		exchange(&t, fds[i], 10 + (unsigned)i);
+	}
+	late = app_socket();
+	got = t.echo.got;
+	app_send(&t, late, b, sizeof(b));
+	app_send(&t, late, b, sizeof(b));
+	wn_np_run_for(&t.loop, 100);
+	wn_udp_front_stats(t.front, &st);
+	assert_int_equal(st.drop_full, 2);
+	assert_int_equal(st.flows_evicted, 0);
+	assert_int_equal(st.flows, CAP);
+	assert_int_equal(t.echo.got, got);
+	/* Silent past the protection (udp-idle here): room again. */
+	wn_np_run_for(&t.loop, 1100);
+	exchange(&t, late, 99);
+	wn_udp_front_stats(t.front, &st);
+	assert_int_equal(st.drop_full, 2);
+	for (int i = 0; i < CAP; i++)
+		close(fds[i]);
+	close(late);
 	t_finish(&t);
 }
 
@@ -454,6 +586,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_sizes_intact_and_max_plus_one_dropped),
 	    cmocka_unit_test(test_cap_evicts_oldest_and_idle_reaps),
+	    cmocka_unit_test(test_flood_from_another_host_keeps_a_flow),
+	    cmocka_unit_test(test_flood_keeps_established_flows),
+	    cmocka_unit_test(test_full_of_flows_in_use_drops_newcomers),
 	    cmocka_unit_test(test_disallowed_target_gets_nothing),
 	    cmocka_unit_test(test_stream_rule_never_allows_udp),
 	    cmocka_unit_test(test_udp_connections_round_robin),
