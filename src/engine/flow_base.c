@@ -24,6 +24,9 @@
  * messages costs a bounded number of replies. */
 #define FB_REPLY_WINDOW_MS 1000
 #define FB_REPLY_BURST 256
+/* An established flow (see establish) silent for less than this is in
+ * use: a new flow does not take its place when the table is full. */
+#define FB_PROTECT_MS 2000
 /* The largest datagram a flow carries (a UDP payload's limit). */
 #define FB_DGRAM_MAX 65535
 
@@ -32,9 +35,11 @@ struct wn_flow {
 	uint64_t id;
 	struct wn_flow_handler h;
 	struct wn_list lru; /* on fl->lru while live; most recent at the tail */
+	struct wn_list fresh; /* on fl->fresh while live and not established */
 	struct wn_deferred dnode;
 	struct wn_flow_stats st;
 	uint64_t last_ack_ms; /* server: when we last sent ACK */
+	uint64_t last_ms;     /* the last datagram either way */
 	int err;              /* why it ended */
 	uint8_t ended;        /* out of the table; on_flow_closed pending */
 	uint8_t released;     /* the front end is done: no handler calls */
@@ -42,7 +47,9 @@ struct wn_flow {
 	uint8_t acked;     /* client: the server took it; targets stop */
 	uint8_t accepting; /* server: inside on_flow */
 	uint8_t refused;   /* server: wn_flow_refuse inside on_flow */
-	uint16_t tgt_len;  /* client: what we send; server: what came */
+	uint8_t seen_in, seen_out; /* a datagram came, went */
+	uint8_t established;       /* see establish() */
+	uint16_t tgt_len;          /* client: what we send; server: what came */
 	uint8_t tgt[WN_DGRAM_TARGET_MAX];
 };
 
@@ -58,8 +65,9 @@ struct wn_flows {
 	size_t live;
 	struct wn_cidmap map; /* flow id (8 bytes) -> struct wn_flow */
 	struct wn_list lru;
-	uint64_t next_id; /* client: the next flow id */
-	uint64_t id_hi;   /* the highest flow id seen or given */
+	struct wn_list fresh; /* the live flows not established, LRU first */
+	uint64_t next_id;     /* client: the next flow id */
+	uint64_t id_hi;       /* the highest flow id seen or given */
 	uint16_t next_dgram;
 	uint8_t finished;
 	uint8_t freeing;
@@ -71,6 +79,9 @@ struct wn_flows {
 	uint64_t reply_win_ms;
 	uint32_t reply_used;
 	struct wn_ratelimit rl;
+	/* Flows opening and closing: one line each while they come slowly;
+	 * a flood of new flows (one per datagram) costs a few lines. */
+	struct wn_ratelimit rl_life;
 	struct wn_flows_stats st;
 	/* A reassembled datagram: index 0's body (target, payload), then
 	 * index 1's payload. */
@@ -96,15 +107,36 @@ static struct wn_flow *lookup(const struct wn_flows *fl, uint64_t id)
 	return wn_cidmap_get(&fl->map, key, sizeof(key));
 }
 
-static void touch(struct wn_flow *f)
-{
-	wn_list_del(&f->lru);
-	wn_list_add_tail(&f->fl->lru, &f->lru);
-}
-
 static uint64_t now_ms(const struct wn_flows *fl)
 {
 	return fl->tp.now_ms(fl);
+}
+
+/* A datagram went (out) or came (in) on f at now. A flow is established
+ * once a datagram moves after both directions have carried one (a
+ * request, its answer, and more: as conntrack's "assured"); a request
+ * answered once (DNS) is not. Established flows in use keep their place
+ * when the table is full (make_room). */
+static void touch(struct wn_flow *f, int out, uint64_t now)
+{
+	struct wn_flows *fl = f->fl;
+
+	f->last_ms = now;
+	wn_list_del(&f->lru);
+	wn_list_add_tail(&fl->lru, &f->lru);
+	if (f->established)
+		return;
+	if (f->seen_in && f->seen_out) {
+		f->established = 1;
+		wn_list_del(&f->fresh);
+		return;
+	}
+	if (out)
+		f->seen_out = 1;
+	else
+		f->seen_in = 1;
+	wn_list_del(&f->fresh);
+	wn_list_add_tail(&fl->fresh, &f->fresh);
 }
 
 static void free_all(struct wn_flows *fl)
@@ -147,12 +179,15 @@ static void end_flow(struct wn_flow *f, int err)
 	id_key(f->id, key);
 	wn_cidmap_del(&fl->map, key, sizeof(key));
 	wn_list_del(&f->lru);
+	if (!f->established)
+		wn_list_del(&f->fresh);
 	fl->live--;
 	fl->st.flows_closed++;
 	if (fl->frag)
 		wn_dgfrag_drop_flow(fl->frag, f->id);
-	WN_LOG(fl->log, WN_LOG_DEBUG, LOG_COMP, "flow %llu: closed: %s",
-	       (unsigned long long)f->id, wn_stream_err_str(err));
+	WN_LOG_RL(fl->log, &fl->rl_life, now_ms(fl), WN_LOG_DEBUG, LOG_COMP,
+	          "flow %llu: closed: %s", (unsigned long long)f->id,
+	          wn_stream_err_str(err));
 	fl->pending++;
 	wn_loop_defer(fl->loop, &f->dnode, closed_deferred);
 }
@@ -338,25 +373,46 @@ int wn_flow_send(struct wn_flow *f, const uint8_t *data, size_t len)
 sent:
 	CNT(f, dgrams_out, 1);
 	CNT(f, bytes_out, len);
-	touch(f);
+	touch(f, 1, now_ms(fl));
 	return 0;
 }
 
 /* ---- the flow table ------------------------------------------------------ */
 
-/* Makes room for one more flow: the least recently used goes. */
-static void make_room(struct wn_flows *fl)
+/* Makes room for one more flow at the cap: the least recently used of
+ * the flows not established goes, else an established one silent for
+ * FB_PROTECT_MS. Returns 0, or WN_EAGAIN when every flow is established
+ * and in use: a flood of new flows never pushes out flows in use. */
+static int make_room(struct wn_flows *fl)
 {
+	uint64_t now = now_ms(fl);
+
 	while (fl->live >= fl->max_flows && !wn_list_empty(&fl->lru)) {
-		struct wn_flow *v =
-		    wn_list_entry(fl->lru.next, struct wn_flow, lru);
-		WN_LOG_RL(fl->log, &fl->rl, now_ms(fl), WN_LOG_INFO, LOG_COMP,
+		struct wn_flow *v;
+		if (!wn_list_empty(&fl->fresh)) {
+			v = wn_list_entry(fl->fresh.next, struct wn_flow,
+			                  fresh);
+		} else {
+			v = wn_list_entry(fl->lru.next, struct wn_flow, lru);
+			if (now - v->last_ms < FB_PROTECT_MS &&
+			    now >= v->last_ms) {
+				fl->st.flows_refused++;
+				WN_LOG_RL(fl->log, &fl->rl, now, WN_LOG_INFO,
+				          LOG_COMP,
+				          "%zu flows (the cap), all in use: a "
+				          "new flow refused",
+				          fl->live);
+				return WN_EAGAIN;
+			}
+		}
+		WN_LOG_RL(fl->log, &fl->rl, now, WN_LOG_INFO, LOG_COMP,
 		          "flow %llu: evicted (%zu flows, the cap)",
 		          (unsigned long long)v->id, fl->live);
 		send_ctrl(fl, v->id, WN_DGRAM_CLOSE, WN_STREAM_EVICTED);
 		fl->st.flows_evicted++;
 		end_flow(v, WN_STREAM_EVICTED);
 	}
+	return 0;
 }
 
 static struct wn_flow *flow_new(struct wn_flows *fl, uint64_t id)
@@ -374,7 +430,9 @@ static struct wn_flow *flow_new(struct wn_flows *fl, uint64_t id)
 		free(f);
 		return NULL;
 	}
+	f->last_ms = now_ms(fl);
 	wn_list_add_tail(&fl->lru, &f->lru);
+	wn_list_add_tail(&fl->fresh, &f->fresh);
 	fl->live++;
 	fl->st.flows_opened++;
 	if (id > fl->id_hi)
@@ -393,7 +451,8 @@ struct wn_flow *wn_fb_open_flow(struct wn_flows *fl,
 	int n = wn_dgram_target_encode(target, tgt, sizeof(tgt));
 	if (n <= 0)
 		return NULL;
-	make_room(fl);
+	if (make_room(fl) < 0)
+		return NULL;
 	struct wn_flow *f = flow_new(fl, fl->next_id);
 	if (!f)
 		return NULL;
@@ -402,8 +461,8 @@ struct wn_flow *wn_fb_open_flow(struct wn_flows *fl,
 	f->tgt_len = (uint16_t)n;
 	f->h = *h;
 	f->has_handler = 1;
-	WN_LOG(fl->log, WN_LOG_DEBUG, LOG_COMP, "flow %llu: opened",
-	       (unsigned long long)f->id);
+	WN_LOG_RL(fl->log, &fl->rl_life, now_ms(fl), WN_LOG_DEBUG, LOG_COMP,
+	          "flow %llu: opened", (unsigned long long)f->id);
 	return f;
 }
 
@@ -462,7 +521,7 @@ static void deliver(struct wn_flow *f, const uint8_t *p, size_t len)
 		return;
 	CNT(f, dgrams_in, 1);
 	CNT(f, bytes_in, len);
-	touch(f);
+	touch(f, 0, now_ms(f->fl));
 	if (f->has_handler && f->h.on_datagram)
 		f->h.on_datagram(f->h.ctx, f, p, len);
 }
@@ -480,7 +539,12 @@ static void accept_flow(struct wn_flows *fl, uint64_t id, const uint8_t *tgt,
 		bad_msg(fl, now, "bad target");
 		return;
 	}
-	make_room(fl);
+	if (make_room(fl) < 0) {
+		/* Told, so its client stops sending on it; it may try again
+		 * (its next datagram carries the target again). */
+		send_ctrl(fl, id, WN_DGRAM_CLOSE, WN_STREAM_EVICTED);
+		return;
+	}
 	struct wn_flow *f = flow_new(fl, id);
 	if (!f) {
 		fl->st.drop_queue++;
@@ -515,8 +579,8 @@ static void accept_flow(struct wn_flows *fl, uint64_t id, const uint8_t *tgt,
 		wn_flow_refuse(f, WN_STREAM_INTERNAL);
 		return;
 	}
-	WN_LOG(fl->log, WN_LOG_DEBUG, LOG_COMP, "flow %llu: accepted",
-	       (unsigned long long)id);
+	WN_LOG_RL(fl->log, &fl->rl_life, now, WN_LOG_DEBUG, LOG_COMP,
+	          "flow %llu: accepted", (unsigned long long)id);
 	send_ctrl(fl, id, WN_DGRAM_ACK, 0);
 	f->last_ack_ms = now;
 	if (has_dgram)
@@ -723,8 +787,10 @@ struct wn_flows *wn_fb_new(const struct wn_fb_transport *tp, void *ctx,
 	}
 	fl->max_flows = max_flows ? max_flows : FB_DEFAULT_MAX_FLOWS;
 	wn_list_init(&fl->lru);
+	wn_list_init(&fl->fresh);
 	wn_deferred_init(&fl->dnode);
 	fl->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(1000, 5);
+	fl->rl_life = (struct wn_ratelimit)WN_RATELIMIT_INIT(1000, 20);
 	return fl;
 }
 

@@ -15,8 +15,11 @@
  *  - splitting a datagram larger than one message into two fragments and
  *    reassembling them (src/core/dgfrag.h: a small bounded buffer per
  *    session, fragments time out);
- *  - the flow table: ids, the cap on flows per session with the least
- *    recently used evicted, the server's accept handler (on_flow) and its
+ *  - the flow table: ids, the cap on flows per session (at the cap the
+ *    least recently used flow not established is evicted, else an
+ *    established one silent for a while; while every flow is established
+ *    and in use, a new one is refused with WN_STREAM_EVICTED), the
+ *    server's accept handler (on_flow) and its
  *    "handler or refuse" rule, the deferred on_flow_closed;
  *  - per-flow and per-session counters.
  *
@@ -65,6 +68,7 @@ struct wn_fb_transport {
 /* Totals over a session's flows (and what matched no flow). */
 struct wn_flows_stats {
 	uint64_t flows_opened, flows_closed, flows_evicted;
+	uint64_t flows_refused; /* new ones, when every slot was in use */
 	uint64_t dgrams_out, bytes_out, dgrams_in, bytes_in;
 	uint64_t drop_size, drop_queue, drop_policy, frag_lost;
 	uint64_t bad_msgs;     /* malformed messages from the peer */

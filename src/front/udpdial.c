@@ -63,6 +63,7 @@ struct wn_udpdial {
 	bool closing;
 	struct wn_udpdial_stats stats;
 	struct wn_ratelimit rl;
+	struct wn_ratelimit rl_life; /* flows ending: a flood is a few lines */
 };
 
 static struct wn_policy_self own(struct wn_udpdial *ud)
@@ -227,8 +228,9 @@ static void on_flow_closed(void *ctx, struct wn_flow *f, int err)
 	struct dflow *df = ctx;
 
 	(void)f;
-	WN_LOG(df->ud->log, WN_LOG_DEBUG, LOG_COMP, "client %s flow to %s: %s",
-	       df->peer, df->target, wn_stream_err_str(err));
+	WN_LOG_RL(df->ud->log, &df->ud->rl_life, wn_loop_now_ms(df->ud->loop),
+	          WN_LOG_DEBUG, LOG_COMP, "client %s flow to %s: %s", df->peer,
+	          df->target, wn_stream_err_str(err));
 	df->flow = NULL;
 	free_flow(df);
 }
@@ -405,6 +407,7 @@ int wn_udpdial_new(struct wn_loop *loop, struct wn_log *log,
 	ud->self = o->self;
 	ud->self_ctx = o->self_ctx;
 	ud->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 10);
+	ud->rl_life = (struct wn_ratelimit)WN_RATELIMIT_INIT(1000, 20);
 	wn_list_init(&ud->lru);
 	rc = wn_dgram_rx_new(&ud->rx);
 	if (rc < 0) {

@@ -717,6 +717,74 @@ static void test_eviction_at_cap(void **state)
 	stop(e);
 }
 
+/* At the server's cap, new flows push out only flows not established
+ * (one-shot exchanges, one-way senders); established flows in use keep
+ * their place, and when every flow is one, a new flow is refused (its
+ * client told) until one has been silent a while. */
+static void test_established_flows_keep_their_place(void **state)
+{
+	(void)state;
+	struct env *e = start(0, 4);
+	struct rec c[12];
+	struct wn_flows_stats ss;
+	e->echo = 1;
+	/* Flows 0 and 1: request, answer, request again: established. */
+	for (int i = 0; i < 2; i++) {
+		assert_non_null(open_flow(e, &c[i], "10.0.0.9:53"));
+		for (int k = 0; k < 2; k++) {
+			assert_int_equal(send_(e, c[i].f, "q", 1), 0);
+			pump(e);
+		}
+		assert_int_equal(c[i].ndg, 2);
+	}
+	/* A flood of one-shot flows, each answered once. */
+	for (int i = 2; i < 10; i++) {
+		assert_non_null(open_flow(e, &c[i], "10.0.0.9:53"));
+		assert_int_equal(send_(e, c[i].f, "x", 1), 0);
+		pump(e);
+		assert_int_equal(c[i].ndg, 1);
+		e->now += 10;
+	}
+	wn_fb_stats(e->srv, &ss);
+	assert_true(ss.flows_evicted == 6);
+	assert_int_equal(c[0].closed, 0);
+	assert_int_equal(c[1].closed, 0);
+	for (int i = 2; i < 8; i++)
+		assert_int_equal(c[i].err, WN_STREAM_EVICTED);
+	/* Both established flows still carry datagrams. */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(send_(e, c[i].f, "q", 1), 0);
+		pump(e);
+		assert_int_equal(c[i].ndg, 3);
+	}
+	/* Now all four established and in use: a new flow is refused. */
+	for (int i = 8; i < 10; i++) {
+		assert_int_equal(send_(e, c[i].f, "y", 1), 0);
+		pump(e);
+	}
+	unsigned acc = e->accepted;
+	assert_non_null(open_flow(e, &c[10], "10.0.0.9:53"));
+	assert_int_equal(send_(e, c[10].f, "z", 1), 0);
+	pump(e);
+	wn_fb_stats(e->srv, &ss);
+	assert_true(ss.flows_refused == 1);
+	assert_int_equal(e->accepted, acc);
+	assert_int_equal(c[10].closed, 1);
+	assert_int_equal(c[10].err, WN_STREAM_EVICTED);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(c[i].closed, 0);
+	/* Silent long enough, the one idle longest makes room. */
+	e->now += 2000;
+	assert_non_null(open_flow(e, &c[11], "10.0.0.9:53"));
+	assert_int_equal(send_(e, c[11].f, "z", 1), 0);
+	pump(e);
+	assert_int_equal(e->accepted, acc + 1);
+	assert_int_equal(c[11].ndg, 1);
+	assert_int_equal(c[0].closed, 1);
+	assert_int_equal(c[0].err, WN_STREAM_EVICTED);
+	stop(e);
+}
+
 static void test_close_both_ways(void **state)
 {
 	(void)state;
@@ -881,6 +949,7 @@ int main(void)
 	    cmocka_unit_test(test_too_large_and_down),
 	    cmocka_unit_test(test_fragment_timeout_and_flood),
 	    cmocka_unit_test(test_eviction_at_cap),
+	    cmocka_unit_test(test_established_flows_keep_their_place),
 	    cmocka_unit_test(test_close_both_ways),
 	    cmocka_unit_test(test_finish),
 	    cmocka_unit_test(test_malformed_is_counted_and_harmless),
