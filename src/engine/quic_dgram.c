@@ -4,8 +4,10 @@
  * frames received, which go to the flow base (flow_base.h). One flow
  * message is one DATAGRAM frame; the flow base splits what is larger.
  *
- * The queue is a ring of preallocated slots: sending a datagram copies it
- * into the next slot and costs no allocation. Datagrams are unreliable,
+ * The queue is a byte ring allocated once: sending a datagram copies it
+ * in after the last message, in its own length (a message that does not
+ * fit before the end starts again at the front), and costs no
+ * allocation. Datagrams are unreliable,
  * so a full queue (the path is congested, or the front end sends faster
  * than the path carries) drops its oldest message to take the newest:
  * fresh datagrams matter more to the protocols carried (games, VoIP,
@@ -15,6 +17,12 @@
 
 #include "engine/quic_int.h"
 #include "util/err.h"
+
+struct qdgram_ring {
+	uint32_t off[QUIC_DGRAM_SLOTS];
+	uint16_t len[QUIC_DGRAM_SLOTS];
+	uint8_t bytes[QUIC_DGRAM_BYTES];
+};
 
 /* The short header's fixed part: the first byte, then the packet number
  * at its longest (ngtcp2 picks 1..4 bytes), then the AEAD tag. */
@@ -66,6 +74,36 @@ size_t wn__qdgram_max(struct qconn *qc)
 	return m < QUIC_DGRAM_SLOT ? m : QUIC_DGRAM_SLOT;
 }
 
+/* Where a message of len bytes goes in the ring, if it fits beside what
+ * is queued. The bytes in use run from the oldest message's start to
+ * dg_wr, wrapping at the end (whose unused tail is skipped). */
+static int room(struct qconn *qc, size_t len, uint32_t *at)
+{
+	if (qc->dg_count == 0) {
+		*at = 0;
+		return 1;
+	}
+	if (qc->dg_count == QUIC_DGRAM_SLOTS)
+		return 0;
+	uint32_t head = qc->dg->off[qc->dg_head];
+	if (qc->dg_wr > head) {
+		if (QUIC_DGRAM_BYTES - qc->dg_wr >= len) {
+			*at = qc->dg_wr;
+			return 1;
+		}
+		if (head >= len) {
+			*at = 0;
+			return 1;
+		}
+		return 0;
+	}
+	if (head - qc->dg_wr >= len) {
+		*at = qc->dg_wr;
+		return 1;
+	}
+	return 0;
+}
+
 int wn__qdgram_queue(struct qconn *qc, const uint8_t *msg, size_t len)
 {
 	if (qc->state != QC_UP)
@@ -75,18 +113,21 @@ int wn__qdgram_queue(struct qconn *qc, const uint8_t *msg, size_t len)
 		return WN_EAGAIN;
 	if (len > max)
 		return WN_EMSGSIZE;
-	if (!qc->dg_buf) {
-		qc->dg_buf = malloc((size_t)QUIC_DGRAM_SLOTS * QUIC_DGRAM_SLOT);
-		if (!qc->dg_buf)
+	if (!qc->dg) {
+		qc->dg = malloc(sizeof(*qc->dg));
+		if (!qc->dg)
 			return WN_EAGAIN;
 	}
-	if (qc->dg_count == QUIC_DGRAM_SLOTS) {
+	uint32_t at;
+	while (!room(qc, len, &at)) {
 		wn__qdgram_pop(qc);
 		qc->ep->stats.dgrams_drop_queue++;
 	}
 	unsigned i = (qc->dg_head + qc->dg_count) % QUIC_DGRAM_SLOTS;
-	memcpy(qc->dg_buf + (size_t)i * QUIC_DGRAM_SLOT, msg, len);
-	qc->dg_len[i] = (uint16_t)len;
+	memcpy(qc->dg->bytes + at, msg, len);
+	qc->dg->off[i] = at;
+	qc->dg->len[i] = (uint16_t)len;
+	qc->dg_wr = at + (uint32_t)len;
 	qc->dg_count++;
 	wn__qconn_schedule(qc);
 	return 0;
@@ -96,8 +137,8 @@ const uint8_t *wn__qdgram_head(const struct qconn *qc, size_t *len)
 {
 	if (qc->dg_count == 0)
 		return NULL;
-	*len = qc->dg_len[qc->dg_head];
-	return qc->dg_buf + (size_t)qc->dg_head * QUIC_DGRAM_SLOT;
+	*len = qc->dg->len[qc->dg_head];
+	return qc->dg->bytes + qc->dg->off[qc->dg_head];
 }
 
 void wn__qdgram_pop(struct qconn *qc)
@@ -110,8 +151,8 @@ void wn__qdgram_pop(struct qconn *qc)
 
 void wn__qdgram_free(struct qconn *qc)
 {
-	free(qc->dg_buf);
-	qc->dg_buf = NULL;
+	free(qc->dg);
+	qc->dg = NULL;
 	qc->dg_count = 0;
 }
 

@@ -66,11 +66,16 @@
 #define QUIC_SEND_IOV 4      /* iovecs of stream data offered per packet */
 #define QUIC_ACK_THRESH 8    /* ACK at once after this many packets */
 #define QUIC_ALPN "warren/1" /* also keeps other QUIC clients out */
-/* The datagram queue of a connection (quic_dgram.c): this many slots of
- * QUIC_DGRAM_SLOT bytes each, allocated with its first datagram. A slot
- * holds a flow message whole: 1500 bytes of datagram with its flow header
- * and target fit one, so a carrier with large packets needs no fragments. */
-#define QUIC_DGRAM_SLOTS 64
+/* The datagram queue of a connection (quic_dgram.c), allocated with its
+ * first datagram: a ring of QUIC_DGRAM_BYTES holding at most
+ * QUIC_DGRAM_SLOTS messages, each stored in its own length. It takes a
+ * whole receive burst of the front ends (io/dgram.h reads up to 256
+ * datagrams per wakeup) of small or mid-sized datagrams before the write
+ * pass runs. The largest message is QUIC_DGRAM_SLOT: 1500 bytes of
+ * datagram with its flow header and target fit one, so a carrier with
+ * large packets needs no fragments. */
+#define QUIC_DGRAM_SLOTS 1024
+#define QUIC_DGRAM_BYTES (256 * 1024)
 #define QUIC_DGRAM_SLOT 2048
 /* The advertised max_datagram_frame_size: any frame a packet can hold. */
 #define QUIC_DGRAM_FRAME_MAX 65535
@@ -152,6 +157,7 @@ int wn__quic_server_new(const struct wn_quic_opts *o,
                         struct wn_engine **out);
 
 struct qconn;
+struct qdgram_ring; /* quic_dgram.c */
 struct qstream;
 
 /* What the client and the server share: configuration, TLS credentials,
@@ -237,13 +243,14 @@ struct qconn {
 	 * (in tunnel.flows, created when the handshake ends), or the
 	 * client's, which outlive its connections. NULL: none yet. */
 	struct wn_flows *flows;
-	/* Flow messages waiting for the write pass: a ring of
-	 * QUIC_DGRAM_SLOTS slots (quic_dgram.c). dg_turn: the next packet
-	 * starts with a datagram even though streams have data, so that
-	 * neither waits behind the other (quic_write.c). */
-	uint8_t *dg_buf;
-	uint16_t dg_len[QUIC_DGRAM_SLOTS];
+	/* Flow messages waiting for the write pass: a ring (quic_dgram.c);
+	 * dg_head and dg_count index its messages, dg_wr is where the next
+	 * one's bytes go. dg_turn: the next packet starts with a datagram
+	 * even though streams have data, so that neither waits behind the
+	 * other (quic_write.c). */
+	struct qdgram_ring *dg;
 	unsigned dg_head, dg_count;
+	uint32_t dg_wr;
 	int dg_turn;
 	char why[160]; /* why it died, for logs */
 };

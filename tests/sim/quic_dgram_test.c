@@ -504,6 +504,30 @@ static void t_flood(void **state)
 	sim_free(m);
 }
 
+/* One receive burst of a front end (io/dgram.h reads up to 256
+ * datagrams a wakeup) queued before any write pass: the queue takes it
+ * whole, and every datagram arrives. */
+static void t_burst(void **state)
+{
+	(void)state;
+	struct sim *m = sim_new(&clean, 1452);
+	send_sized(m, 1);
+	run_for(m, 100);
+	uint64_t at0 = m->at_srv.total;
+	for (unsigned k = 0; k < 256; k++)
+		send_sized(m, 1);
+	run_for(m, 500);
+	struct wn_engine_stats st;
+	wn_engine_stats(m->q.cli, &st);
+	print_message("burst: %llu of 256 arrived, %llu dropped by the "
+	              "queue\n",
+	              (unsigned long long)(m->at_srv.total - at0),
+	              (unsigned long long)st.dgrams_drop_queue);
+	assert_int_equal(st.dgrams_drop_queue, 0);
+	assert_int_equal(m->at_srv.total - at0, 256);
+	sim_free(m);
+}
+
 /* A reconnect: the client's flow, kept, works on the new connection (its
  * target travels again and the server takes it as a new flow). */
 static void t_reconnect(void **state)
@@ -545,7 +569,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(t_sizes_1200), cmocka_unit_test(t_sizes_1452),
 	    cmocka_unit_test(t_loss),       cmocka_unit_test(t_flood),
-	    cmocka_unit_test(t_reconnect),
+	    cmocka_unit_test(t_reconnect),  cmocka_unit_test(t_burst),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
