@@ -231,6 +231,9 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 
 /* ---- the rig ------------------------------------------------------------ */
 
+/* Set: sim_new leaves path MTU discovery on whatever max_pkt is. */
+static int sim_pmtud;
+
 static struct sim *sim_new(const struct wn_simlink_cfg *link, size_t max_pkt)
 {
 	struct sim *m = calloc(1, sizeof(*m));
@@ -244,7 +247,7 @@ static struct sim *sim_new(const struct wn_simlink_cfg *link, size_t max_pkt)
 	m->q.cc.max_packet = max_pkt;
 	/* A path other than ngtcp2's 1200-byte start is a fixed one, as a
 	 * stream carrier's is (no path MTU discovery to wait for). */
-	if (max_pkt != 1200) {
+	if (max_pkt != 1200 && !sim_pmtud) {
 		m->q.sc.base.caps |= WN_CARRIER_FIXED_MTU;
 		m->q.cc.base.caps |= WN_CARRIER_FIXED_MTU;
 	}
@@ -528,6 +531,28 @@ static void t_burst(void **state)
 	sim_free(m);
 }
 
+/* Path MTU discovery on a carrier that takes 1452 bytes: the path grows
+ * past ngtcp2's 1200-byte start, so a 1200-byte datagram travels whole
+ * (one message, no fragments). */
+static void t_pmtud(void **state)
+{
+	(void)state;
+	sim_pmtud = 1;
+	struct sim *m = sim_new(&clean, 1452);
+	sim_pmtud = 0;
+	for (unsigned r = 0; r < 30; r++) {
+		send_sized(m, 1);
+		run_for(m, 100);
+	}
+	struct qconn *cq = only_conn(m->q.cli);
+	size_t path = ngtcp2_conn_get_path_max_tx_udp_payload_size(cq->conn);
+	print_message("pmtud: path %zu, max_msg %zu\n", path,
+	              wn__qdgram_max(cq));
+	assert_true(path > 1200);
+	assert_true(wn__qdgram_max(cq) >= 1200 + 16);
+	sim_free(m);
+}
+
 /* A reconnect: the client's flow, kept, works on the new connection (its
  * target travels again and the server takes it as a new flow). */
 static void t_reconnect(void **state)
@@ -570,6 +595,7 @@ int main(void)
 	    cmocka_unit_test(t_sizes_1200), cmocka_unit_test(t_sizes_1452),
 	    cmocka_unit_test(t_loss),       cmocka_unit_test(t_flood),
 	    cmocka_unit_test(t_reconnect),  cmocka_unit_test(t_burst),
+	    cmocka_unit_test(t_pmtud),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
