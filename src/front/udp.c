@@ -739,6 +739,9 @@ int wn_udp_front_open(struct wn_loop *loop, struct wn_log *log,
 	so.bind_len = sl;
 	so.rx = u->rx;
 	so.batch_send = true;
+	/* Every application's datagrams queue here while the loop works. */
+	so.rcvbuf = WN_UDP_FRONT_SOCKBUF;
+	so.sndbuf = WN_UDP_FRONT_SOCKBUF;
 	so.on_recv = on_recv;
 	so.ctx = u;
 	rc = wn_dgram_open(loop, log, &so, &u->sock);

@@ -72,6 +72,9 @@
 /* Evictions a second at most (and in one burst), or max_flows when that
  * is more. */
 #define WN_UDP_FRONT_EVICT_RATE 2048
+/* The listening socket's receive and send buffers, in bytes: a few
+ * milliseconds of a busy loop at a gigabit (io/dgram.h). */
+#define WN_UDP_FRONT_SOCKBUF (4 << 20)
 
 struct wn_udp_front;
 

@@ -16,6 +16,10 @@
 
 #define LOG_COMP "udpdial"
 #define REAP_MIN_MS 100
+/* A flow socket's receive buffer: a target's burst of replies waits there
+ * while the loop works (io/dgram.h); the kernel charges only what is
+ * queued, so idle flows cost nothing for it. */
+#define FLOW_RCVBUF (1 << 20)
 
 struct lookup;
 
@@ -171,6 +175,7 @@ static int connect_flow(struct dflow *df, const struct sockaddr_storage *ss)
 	    .peer_len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
 	                                         : sizeof(struct sockaddr_in6),
 	    .rx = ud->rx,
+	    .rcvbuf = FLOW_RCVBUF,
 	    .on_recv = on_target,
 	    .ctx = df,
 	};

@@ -252,6 +252,16 @@ void wn_dgram_close(struct wn_dgram_sock *s)
 	uv_close((uv_handle_t *)&s->poll, on_closed);
 }
 
+/* A socket buffer of size bytes, past the system's maximum where we may;
+ * best effort (the default stays when both are refused). */
+static void set_buf(int fd, int force_opt, int opt, int size)
+{
+	if (size <= 0)
+		return;
+	if (setsockopt(fd, SOL_SOCKET, force_opt, &size, sizeof(size)) < 0)
+		(void)setsockopt(fd, SOL_SOCKET, opt, &size, sizeof(size));
+}
+
 int wn_dgram_open(struct wn_loop *loop, struct wn_log *log,
                   const struct wn_dgram_opts *o, struct wn_dgram_sock **out)
 {
@@ -288,6 +298,8 @@ int wn_dgram_open(struct wn_loop *loop, struct wn_log *log,
 		rc = wn_err_from_errno(errno);
 		goto fail;
 	}
+	set_buf(s->fd, SO_RCVBUFFORCE, SO_RCVBUF, o->rcvbuf);
+	set_buf(s->fd, SO_SNDBUFFORCE, SO_SNDBUF, o->sndbuf);
 	if (o->bind && bind(s->fd, o->bind, o->bind_len) < 0) {
 		rc = wn_err_from_errno(errno);
 		goto fail_fd;

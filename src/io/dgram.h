@@ -19,6 +19,12 @@
  * and counted: waiting would delay everything behind it for nothing UDP
  * promises.
  *
+ * Buffers: at rate the kernel's receive buffer is the queue in front of
+ * the loop; its default (about 200 KiB, some 90 datagrams of 1200 bytes
+ * as the kernel counts them) overflows in a millisecond's stall at 100k
+ * datagrams a second, so owners that take bursts ask for more
+ * (opts.rcvbuf).
+ *
  * Lifetime: wn_dgram_close stops every callback at once and frees the
  * socket from the loop later; no callback runs after it. */
 #ifndef WN_IO_DGRAM_H
@@ -64,6 +70,11 @@ struct wn_dgram_opts {
 	socklen_t peer_len;
 	struct wn_dgram_rx *rx; /* borrowed scratch; must outlive it */
 	bool batch_send;        /* collect sends for sendmmsg */
+	/* Socket buffers in bytes (0: the kernel's default). Asked with
+	 * SO_RCVBUFFORCE/SO_SNDBUFFORCE first, which work past the system's
+	 * maximum with CAP_NET_ADMIN, else with SO_RCVBUF/SO_SNDBUF, which
+	 * the kernel caps at net.core.rmem_max/wmem_max. */
+	int rcvbuf, sndbuf;
 	wn_dgram_recv_fn on_recv;
 	void *ctx;
 };
