@@ -27,12 +27,16 @@ FWD = 5353
 ENGINES = ("quic", "kcp")
 
 
-def start_echo(t, port, name):
+def start_echo(t, port, name, count=True):
+    """An echo in the server namespace; with count, it writes how many
+    datagrams it got to a file after each one, which holds it to a few
+    thousand a second."""
     ready = os.path.join(t.dir, f"{name}.ready")
-    count = os.path.join(t.dir, f"{name}.count")
+    count = os.path.join(t.dir, f"{name}.count") if count else None
     p = t.procs.start(name, [PY, UDPAPP, "echo", "--listen",
                              f"127.0.0.1:{port}", "--ready", ready,
-                             "--count", count], netns=t.ns_s)
+                             *(["--count", count] if count else [])],
+                      netns=t.ns_s)
     wait_ready_file(p, ready)
     return count
 
@@ -162,14 +166,12 @@ def test_disallowed_target_gets_nothing(tun):
 
 
 @needs_root
-@pytest.mark.xfail(reason="open finding (quic, 19:47): under a 2,000-source "
-                   "flood of ~75k datagrams/s the probe flow got no answers "
-                   "at all; not yet known whether the tunnel's datagram "
-                   "queue (drop oldest), the flow caps or the front end "
-                   "starve it", strict=False)
 def test_flood_of_sources_keeps_other_flows(tun):
     t = tun
-    start_echo(t, ECHO_PORT, "echo")
+    # Without the count file: an echo writing it after every datagram
+    # answers a few thousand a second, so the flood alone, sent straight
+    # to it without warren, starves the probe there.
+    start_echo(t, ECHO_PORT, "echo", count=False)
     t.server("--allow", f"udp://127.0.0.1:{ECHO_PORT}")
     conf = os.path.join(t.dir, "client.conf")
     with open(conf, "w") as f:
@@ -185,9 +187,13 @@ def test_flood_of_sources_keeps_other_flows(tun):
     r = app(t, "flood", "--to", f"127.0.0.1:{FWD}", "--sources", "2000",
             "--seconds", "4")
     assert r["probes"] >= 20, r
-    # The probe flow is the most recently active one whenever a flooding
-    # source needs room, so it is never the one evicted.
+    # The flood comes from 249 other hosts, whose flows make room among
+    # themselves (fairness between hosts), and the probe's flow is
+    # established (it sent again after a reply), which new sources never
+    # push out while it is in use; the flood replaces flows only as fast
+    # as the forward allows, so the server is not buried under new flows.
     assert r["answered"] >= 0.8 * r["probes"], r
+    assert "replaced as fast as allowed" in c.log()
     assert rss_kib() - r0 < 64 * 1024, (r0, rss_kib())
 
 
