@@ -27,7 +27,11 @@
  *
  * Time: the base takes the engine's clock through the transport (now_ms),
  * so a test's virtual clock drives fragment timeouts. It arms no timers:
- * expired fragments are dropped when the buffer is next used. */
+ * expired fragments are dropped when the buffer is next used.
+ *
+ * After wn_fb_finish the base calls the transport no more, so an engine
+ * may free its session (then wn_fb_free) while front ends still hold
+ * flows whose on_flow_closed is pending. */
 #ifndef WN_ENGINE_FLOW_BASE_H
 #define WN_ENGINE_FLOW_BASE_H
 
@@ -102,5 +106,20 @@ void wn_fb_finish(struct wn_flows *fl, int err);
 void wn_fb_free(struct wn_flows *fl);
 
 void wn_fb_stats(const struct wn_flows *fl, struct wn_flows_stats *out);
+
+/* ---- for tunnel.c (the wn_tunnel_* flow calls) -------------------------- */
+
+/* wn_tunnel_open_flow on a tunnel with flows (client side; NULL on a
+ * server's, after wn_fb_finish, or for a target a flow cannot carry). */
+struct wn_flow *wn_fb_open_flow(struct wn_flows *fl,
+                                const struct wn_endpoint *target,
+                                const struct wn_flow_handler *h);
+
+/* wn_tunnel_max_datagram on a tunnel with flows: what wn_flow_send takes
+ * now on a flow the server has acknowledged. A flow not yet acknowledged
+ * takes the same: its target rides in the first fragment, or travels
+ * alone just before the datagram when there is no room for it
+ * (docs/wire-format.md, "Datagram flows"). */
+size_t wn_fb_max_datagram(const struct wn_flows *fl);
 
 #endif

@@ -1,6 +1,8 @@
 /* Dispatch of the tunnel API to the engine behind each stream. */
 #include "engine/engine.h"
 
+#include "engine/flow_base.h"
+
 #include "util/err.h"
 
 const char *wn_stream_err_str(int err)
@@ -26,6 +28,8 @@ const char *wn_stream_err_str(int err)
 		return "aborted by the peer";
 	case WN_STREAM_SESSION_LOST:
 		return "tunnel lost";
+	case WN_STREAM_EVICTED:
+		return "evicted: too many flows";
 	default:
 		return "unknown reason";
 	}
@@ -105,4 +109,24 @@ void wn_stream_set_handler(struct wn_stream *s,
 const char *wn_tunnel_peer_id(const struct wn_tunnel *t)
 {
 	return t->peer_id;
+}
+
+/* ---- datagrams: the flow base (flow_base.c) implements the wn_flow_*
+ * calls for every engine; a tunnel without flows carries none. */
+
+int wn_tunnel_has_datagrams(const struct wn_tunnel *t)
+{
+	return t->flows != NULL;
+}
+
+size_t wn_tunnel_max_datagram(const struct wn_tunnel *t)
+{
+	return t->flows ? wn_fb_max_datagram(t->flows) : 0;
+}
+
+struct wn_flow *wn_tunnel_open_flow(struct wn_tunnel *t,
+                                    const struct wn_endpoint *target,
+                                    const struct wn_flow_handler *h)
+{
+	return t->flows ? wn_fb_open_flow(t->flows, target, h) : NULL;
 }

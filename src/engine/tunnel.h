@@ -106,7 +106,8 @@ struct wn_tunnel;
 struct wn_stream;
 
 /* Why a stream was reset. Travels on the wire as the application error code
- * (QUIC RESET_STREAM / STOP_SENDING); values are stable. */
+ * (QUIC RESET_STREAM / STOP_SENDING), and as a flow's CLOSE reason; values
+ * are stable. */
 enum wn_stream_err {
 	WN_STREAM_OK = 0,           /* not an error */
 	WN_STREAM_INTERNAL = 1,     /* a bug or resource failure */
@@ -118,6 +119,8 @@ enum wn_stream_err {
 	WN_STREAM_BAD_HEADER = 7,   /* malformed stream header */
 	WN_STREAM_ABORTED = 8,      /* the other side's application aborted */
 	WN_STREAM_SESSION_LOST = 9, /* the tunnel itself was lost */
+	WN_STREAM_EVICTED = 10,     /* too many flows: the least recently
+	                             * used was ended (flows only) */
 };
 
 /* A short description of a stream error ("target not allowed"). */
@@ -207,7 +210,9 @@ struct wn_flow_handler {
 	                    size_t len);
 	/* The flow ended (err as for streams: WN_STREAM_OK when the peer
 	 * closed it, WN_STREAM_DENIED when the server refused its target,
-	 * WN_STREAM_SESSION_LOST, ...). Last call. */
+	 * WN_STREAM_EVICTED when either end's flow table was full and this
+	 * flow its least recently used, WN_STREAM_SESSION_LOST, ...). Last
+	 * call. */
 	void (*on_flow_closed)(void *ctx, struct wn_flow *f, int err);
 };
 
@@ -217,7 +222,8 @@ int wn_tunnel_has_datagrams(const struct wn_tunnel *t);
 
 /* The largest datagram wn_flow_send takes right now, in bytes (it changes
  * with the carrier and the path); 0 while the tunnel is down or carries no
- * datagrams. */
+ * datagrams. The same for every flow, acknowledged or not (a target still
+ * travelling costs no size: docs/wire-format.md, "Datagram flows"). */
 size_t wn_tunnel_max_datagram(const struct wn_tunnel *t);
 
 /* Opens a flow to target (client side; target is a WN_SCHEME_UDP

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/streamhdr.h"
+#include "engine/flow_base.h"
 #include "util/bufq.h"
 #include "util/err.h"
 
@@ -50,6 +51,16 @@ struct pt_tunnel {
 	struct wn_pipetunnel *pt;
 };
 
+/* One direction of the datagram link: a ring of messages. */
+struct pt_dir {
+	struct wn_pipetunnel *pt;
+	int to_server;
+	size_t head, n;
+	size_t *len;
+	uint8_t *q; /* dgram_queue slots of dgram_max_msg bytes */
+	uint64_t count;
+};
+
 struct wn_pipetunnel {
 	struct wn_loop *loop;
 	struct wn_pipetunnel_opts o;
@@ -62,7 +73,13 @@ struct wn_pipetunnel {
 	bool closing;
 	struct wn_deferred free_dn;
 	struct wn_pipetunnel_stats st;
-	uint8_t *tmp; /* one on_data chunk; pumps never nest */
+	uint8_t *tmp;              /* one on_data chunk; pumps never nest */
+	struct wn_flows *flows[2]; /* client, server; NULL: no_flows */
+	struct pt_dir dir[2];      /* [0] to the server, [1] to the client */
+	size_t dgram_cap;          /* slot size */
+	struct wn_deferred dgram_dn;
+	bool free_after_pump;
+	uint8_t *dgram_tmp;
 };
 
 static void violation(const char *fmt, ...)
@@ -254,6 +271,27 @@ static const struct wn_sb_transport pt_transport = {
 
 /* ---- the pump --------------------------------------------------------- */
 
+static void dgram_free(struct wn_pipetunnel *pt)
+{
+	for (int i = 0; i < 2; i++) {
+		free(pt->dir[i].q);
+		free(pt->dir[i].len);
+	}
+	free(pt->dgram_tmp);
+}
+
+/* Frees pt, or lets the datagram pump do it if it is still due to run. */
+static void pt_free_now(struct wn_pipetunnel *pt)
+{
+	if (wn_deferred_pending(&pt->dgram_dn)) {
+		pt->free_after_pump = true;
+		return;
+	}
+	dgram_free(pt);
+	free(pt->tmp);
+	free(pt);
+}
+
 static void free_pair(struct pt_pair *p)
 {
 	struct wn_pipetunnel *pt = p->pt;
@@ -268,10 +306,8 @@ static void free_pair(struct pt_pair *p)
 	wn_bufq_free(&p->end[1].sendq);
 	free(p);
 	pt->st.live--;
-	if (pt->closing && !pt->pairs) {
-		free(pt->tmp);
-		free(pt);
-	}
+	if (pt->closing && !pt->pairs)
+		pt_free_now(pt);
 }
 
 /* The server side's accept handler, around the test's. */
@@ -379,6 +415,144 @@ static void pump(struct wn_deferred *dn)
 		schedule(p);
 }
 
+/* ---- datagrams: the flow base over an in-memory link -------------------- */
+
+static void dgram_pump(struct wn_deferred *dn)
+{
+	struct wn_pipetunnel *pt =
+	    container_of(dn, struct wn_pipetunnel, dgram_dn);
+
+	if (pt->free_after_pump) {
+		pt->free_after_pump = false;
+		pt_free_now(pt);
+		return;
+	}
+	if (!pt->up)
+		return;
+	/* What is queued now goes now, one direction after the other; what
+	 * handlers send meanwhile goes on the next run. */
+	size_t batch[2] = {pt->dir[0].n, pt->dir[1].n};
+	for (int i = 0; i < 2; i++) {
+		struct pt_dir *d = &pt->dir[i];
+		for (size_t k = 0; k < batch[i] && d->n; k++) {
+			size_t slot = d->head;
+			size_t len = d->len[slot];
+			memcpy(pt->dgram_tmp, d->q + slot * pt->dgram_cap, len);
+			d->head = (d->head + 1) % pt->o.dgram_queue;
+			d->n--;
+			d->count++;
+			if (pt->o.dgram_drop_every &&
+			    d->count % pt->o.dgram_drop_every == 0) {
+				pt->st.dgram_lost++;
+				continue;
+			}
+			pt->st.dgram_msgs[i]++;
+			struct wn_flows *dst = pt->flows[i ? 0 : 1];
+			if (dst)
+				wn_fb_recv(dst, pt->dgram_tmp, len);
+			if (pt->free_after_pump || !pt->up)
+				break;
+		}
+	}
+	if (pt->free_after_pump) {
+		pt->free_after_pump = false;
+		pt_free_now(pt);
+		return;
+	}
+	if (pt->up && (pt->dir[0].n || pt->dir[1].n))
+		wn_loop_defer(pt->loop, &pt->dgram_dn, dgram_pump);
+}
+
+static int dg_send(struct wn_flows *fl, const uint8_t *msg, size_t len)
+{
+	struct pt_dir *d = wn_fb_ctx(fl);
+	struct wn_pipetunnel *pt = d->pt;
+
+	if (!pt->up)
+		return WN_EAGAIN;
+	if (len > pt->dgram_cap || len > pt->o.dgram_max_msg)
+		return WN_EMSGSIZE;
+	if (d->n == pt->o.dgram_queue) {
+		pt->st.dgram_full++;
+		return WN_EAGAIN;
+	}
+	size_t slot = (d->head + d->n) % pt->o.dgram_queue;
+	memcpy(d->q + slot * pt->dgram_cap, msg, len);
+	d->len[slot] = len;
+	d->n++;
+	wn_loop_defer(pt->loop, &pt->dgram_dn, dgram_pump);
+	return 0;
+}
+
+static size_t dg_max_msg(const struct wn_flows *fl)
+{
+	const struct pt_dir *d = wn_fb_ctx(fl);
+	return d->pt->up ? d->pt->o.dgram_max_msg : 0;
+}
+
+static uint64_t dg_now(const struct wn_flows *fl)
+{
+	const struct pt_dir *d = wn_fb_ctx(fl);
+	return wn_loop_now_ms(d->pt->loop);
+}
+
+static const struct wn_fb_transport dg_transport = {
+    .send = dg_send, .max_msg = dg_max_msg, .now_ms = dg_now};
+
+/* The server side's flow accept handler, around the test's. */
+static void on_accept_flow(void *ctx, struct wn_tunnel *t, struct wn_flow *f,
+                           const struct wn_endpoint *target)
+{
+	struct wn_pipetunnel *pt = ctx;
+
+	pt->st.flows_accepted++;
+	if (!pt->server.on_flow) {
+		wn_flow_refuse(f, WN_STREAM_DENIED);
+		return;
+	}
+	pt->server.on_flow(pt->server.ctx, t, f, target);
+}
+
+static int dgram_new_server(struct wn_pipetunnel *pt)
+{
+	pt->flows[1] = wn_fb_new(&dg_transport, &pt->dir[1], pt->loop, NULL,
+	                         &pt->server_t.t, &pt->accept, pt->o.max_flows);
+	if (!pt->flows[1])
+		return WN_ENOMEM;
+	pt->server_t.t.flows = pt->flows[1];
+	return 0;
+}
+
+static int dgram_init(struct wn_pipetunnel *pt)
+{
+	if (!pt->o.dgram_max_msg)
+		pt->o.dgram_max_msg = 1150;
+	if (!pt->o.dgram_queue)
+		pt->o.dgram_queue = 64;
+	pt->dgram_cap = pt->o.dgram_max_msg;
+	wn_deferred_init(&pt->dgram_dn);
+	for (int i = 0; i < 2; i++) {
+		struct pt_dir *d = &pt->dir[i];
+		d->pt = pt;
+		d->to_server = i == 0;
+		d->q = malloc(pt->o.dgram_queue * pt->dgram_cap);
+		d->len = calloc(pt->o.dgram_queue, sizeof(*d->len));
+		if (!d->q || !d->len)
+			return WN_ENOMEM;
+	}
+	pt->dgram_tmp = malloc(pt->dgram_cap);
+	if (!pt->dgram_tmp)
+		return WN_ENOMEM;
+	if (pt->o.no_flows)
+		return 0;
+	pt->flows[0] = wn_fb_new(&dg_transport, &pt->dir[0], pt->loop, NULL,
+	                         &pt->client_t.t, NULL, pt->o.max_flows);
+	if (!pt->flows[0])
+		return WN_ENOMEM;
+	pt->client_t.t.flows = pt->flows[0];
+	return dgram_new_server(pt);
+}
+
 /* ---- tunnels ---------------------------------------------------------- */
 
 static struct wn_stream *open_stream(struct wn_tunnel *t,
@@ -483,10 +657,37 @@ int wn_pipetunnel_new(struct wn_loop *loop,
 	pt->server_t.pt = pt;
 	snprintf(pt->server_t.t.peer_id, sizeof(pt->server_t.t.peer_id),
 	         "c11e0001");
+	pt->accept.on_flow = on_accept_flow;
 	pt->up = !pt->o.down;
 	wn_deferred_init(&pt->free_dn);
+	if (dgram_init(pt) < 0) {
+		for (int i = 0; i < 2; i++)
+			if (pt->flows[i]) {
+				wn_fb_finish(pt->flows[i], WN_STREAM_INTERNAL);
+				wn_fb_free(pt->flows[i]);
+			}
+		/* The flow states' frees are deferred; pt's memory is not
+		 * theirs. */
+		dgram_free(pt);
+		free(pt->tmp);
+		free(pt);
+		return WN_ENOMEM;
+	}
 	*out = pt;
 	return 0;
+}
+
+struct wn_tunnel *wn_pipetunnel_server(struct wn_pipetunnel *pt)
+{
+	return &pt->server_t.t;
+}
+
+void wn_pipetunnel_set_max_msg(struct wn_pipetunnel *pt, size_t max_msg)
+{
+	if (max_msg > pt->dgram_cap)
+		violation("max_msg %zu above the link's %zu", max_msg,
+		          pt->dgram_cap);
+	pt->o.dgram_max_msg = max_msg;
 }
 
 void wn_pipetunnel_set_server(struct wn_pipetunnel *pt,
@@ -505,9 +706,12 @@ void wn_pipetunnel_set_up(struct wn_pipetunnel *pt, bool up)
 	struct pt_pair *p;
 
 	pt->up = up;
-	if (up)
+	if (up) {
 		for (p = pt->pairs; p; p = p->next)
 			schedule(p);
+		if (pt->dir[0].n || pt->dir[1].n)
+			wn_loop_defer(pt->loop, &pt->dgram_dn, dgram_pump);
+	}
 }
 
 void wn_pipetunnel_lose(struct wn_pipetunnel *pt)
@@ -518,6 +722,17 @@ void wn_pipetunnel_lose(struct wn_pipetunnel *pt)
 	for (p = pt->pairs; p; p = p->next)
 		for (i = 0; i < 2; i++)
 			wn_sb_finish(&p->end[i].s, WN_STREAM_SESSION_LOST);
+	if (pt->flows[1] && !pt->closing) {
+		/* A new session: the server's flow state is new, what was in
+		 * flight is gone, and the client's targets travel again. */
+		wn_fb_finish(pt->flows[1], WN_STREAM_SESSION_LOST);
+		wn_fb_free(pt->flows[1]);
+		pt->flows[1] = pt->server_t.t.flows = NULL;
+		pt->dir[0].n = pt->dir[1].n = 0;
+		if (dgram_new_server(pt) < 0)
+			violation("out of memory for the server's flows");
+		wn_fb_session_changed(pt->flows[0]);
+	}
 }
 
 const struct wn_pipetunnel_stats *
@@ -528,17 +743,22 @@ wn_pipetunnel_stats(const struct wn_pipetunnel *pt)
 
 static void free_pt(struct wn_deferred *dn)
 {
-	struct wn_pipetunnel *pt =
-	    container_of(dn, struct wn_pipetunnel, free_dn);
-
-	free(pt->tmp);
-	free(pt);
+	pt_free_now(container_of(dn, struct wn_pipetunnel, free_dn));
 }
 
 void wn_pipetunnel_close(struct wn_pipetunnel *pt)
 {
 	pt->closing = true;
 	wn_pipetunnel_lose(pt);
+	for (int i = 0; i < 2; i++) {
+		if (pt->flows[i]) {
+			wn_fb_finish(pt->flows[i], WN_STREAM_SESSION_LOST);
+			wn_fb_free(pt->flows[i]);
+			pt->flows[i] = NULL;
+		}
+		pt->dir[i].n = 0;
+	}
+	pt->client_t.t.flows = pt->server_t.t.flows = NULL;
 	if (!pt->pairs)
 		wn_loop_defer(pt->loop, &pt->free_dn, free_pt);
 }

@@ -25,6 +25,17 @@
  *    reserve, consumed beyond what was delivered, an accept handler that
  *    returns without setting a handler or resetting the stream.
  *
+ * Datagrams: unless no_flows, each tunnel has flows (the engines' own flow
+ * base, src/engine/flow_base.h), the server's handed to the accept
+ * handler's on_flow (none: refused, WN_STREAM_DENIED). Messages cross an
+ * in-memory link of dgram_queue messages each way of at most dgram_max_msg
+ * bytes, delivered from a deferred pump; a full queue drops (the base
+ * counts WN_EAGAIN), dgram_drop_every loses every Nth message, and nothing
+ * moves while the tunnel is down (max_datagram is then 0). A lost session
+ * (wn_pipetunnel_lose) ends the server's flows and gives it a new flow
+ * state, while the client's flows stay (their targets travel again), as
+ * an engine keeps the client tunnel's flows across reconnects.
+ *
  * Streams opened while the tunnel is down wait (with their data) until it
  * is up. Ownership: the pipetunnel owns its streams; it is freed by
  * wn_pipetunnel_close (after its last stream is gone). */
@@ -41,11 +52,16 @@
 struct wn_pipetunnel;
 
 struct wn_pipetunnel_opts {
-	size_t send_limit;  /* per end send buffer; 0: 64 KiB */
-	size_t recv_window; /* per end flow-control window; 0: 64 KiB */
-	size_t chunk;       /* most bytes per on_data call; 0: 16 KiB */
-	size_t max_streams; /* live streams beyond which open fails; 0: any */
-	bool down;          /* start disconnected */
+	size_t send_limit;    /* per end send buffer; 0: 64 KiB */
+	size_t recv_window;   /* per end flow-control window; 0: 64 KiB */
+	size_t chunk;         /* most bytes per on_data call; 0: 16 KiB */
+	size_t max_streams;   /* live streams beyond which open fails; 0: any */
+	bool down;            /* start disconnected */
+	bool no_flows;        /* carry no datagrams (as the kcptun profile) */
+	size_t dgram_max_msg; /* largest flow message; 0: 1150 */
+	size_t dgram_queue;   /* messages in flight each way; 0: 64 */
+	unsigned dgram_drop_every; /* lose every Nth message; 0: none */
+	unsigned max_flows;        /* per side; 0: the base's default */
 };
 
 struct wn_pipetunnel_stats {
@@ -59,6 +75,10 @@ struct wn_pipetunnel_stats {
 	uint64_t closed_err[16]; /* ends told on_closed(err), by err */
 	uint64_t resets[16];     /* wn_stream_reset calls, by err */
 	uint64_t released_open;  /* releases that had to reset the stream */
+	uint64_t flows_accepted; /* flows handed to the accept handler */
+	uint64_t dgram_msgs[2];  /* flow messages carried: [0] to the server */
+	uint64_t dgram_lost;     /* lost by dgram_drop_every */
+	uint64_t dgram_full;     /* refused: the link's queue was full */
 };
 
 /* Creates a pipetunnel; server (copied; may be NULL and set later with
@@ -80,6 +100,12 @@ void wn_pipetunnel_set_up(struct wn_pipetunnel *pt, bool up);
 
 /* Loses the session: every stream is reset with WN_STREAM_SESSION_LOST. */
 void wn_pipetunnel_lose(struct wn_pipetunnel *pt);
+
+/* The server tunnel (the one the accept handler sees). */
+struct wn_tunnel *wn_pipetunnel_server(struct wn_pipetunnel *pt);
+
+/* Changes the largest flow message (what max_datagram derives from). */
+void wn_pipetunnel_set_max_msg(struct wn_pipetunnel *pt, size_t max_msg);
 
 /* Counters, live. */
 const struct wn_pipetunnel_stats *
