@@ -844,10 +844,11 @@ int wn_socks5_front_open(struct wn_loop *loop, struct wn_log *log,
 		front_free(sf);
 		return rc;
 	}
-	WN_LOG(log, WN_LOG_INFO, LOG_COMP, "socks5 %s: on %s, %s, %s", sf->name,
-	       wn_endpoint_format(&opts->listen, text, sizeof(text)),
+	WN_LOG(log, WN_LOG_INFO, LOG_COMP, "socks5 %s: on %s, %s, %s%s",
+	       sf->name, wn_endpoint_format(&opts->listen, text, sizeof(text)),
 	       sf->eager ? "eager" : "standard",
-	       sf->n_users ? "username/password" : "no authentication");
+	       sf->n_users ? "username/password" : "no authentication",
+	       wn_tunnel_has_datagrams(t) ? ", UDP ASSOCIATE" : "");
 	*out = sf;
 	return 0;
 }

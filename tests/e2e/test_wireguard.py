@@ -12,13 +12,11 @@ data, see wgnet.WgPair.transfer_sha256).
 The warren runs are skipped, with the reason, while the build under test
 has no UDP forward (`-U`) yet."""
 
-import subprocess
-
 import pytest
 
 from conftest import needs_root
 from linkemu import make_link
-from warren import Tunnel
+from warren import Tunnel, has_udp_forward
 from wgnet import WG_MTU, WG_PORT, wg_pair
 
 pytestmark = needs_root
@@ -49,15 +47,6 @@ def _check_wireguard(pair):
     assert res["ok"], res
 
 
-def _warren_supports_udp_forward(warren_bin):
-    """Whether the client takes -U (it refuses an option it does not know
-    as an "unexpected argument", before it needs any other setting)."""
-    res = subprocess.run([warren_bin, "client", "-U",
-                          "127.0.0.1:1=127.0.0.1:2"],
-                         capture_output=True, text=True, timeout=10)
-    return "-U: unexpected argument" not in res.stdout + res.stderr
-
-
 def test_wireguard_direct(netns, procs):
     """The control: WireGuard straight over the emulated link."""
     link = make_link(netns, procs, both=LINK)
@@ -73,7 +62,7 @@ def test_wireguard_over_warren(netns, procs, warren_bin, tmp_path, engine,
     """WireGuard's UDP through a warren UDP forward: A's WireGuard talks to
     the forward on A's loopback, warren's server sends to WireGuard B on
     B's loopback, and B answers through the flow warren opened."""
-    if not _warren_supports_udp_forward(warren_bin):
+    if not has_udp_forward(warren_bin):
         pytest.skip("warren has no UDP forward (-U) yet: the udp front end "
                     "and the engines' datagrams (issue 17) are not built")
     link = make_link(netns, procs, both=LINK)
@@ -82,8 +71,13 @@ def test_wireguard_over_warren(netns, procs, warren_bin, tmp_path, engine,
     url = f"{carrier}://{tunnel.server_ip}:{tunnel.PORT}"
     target = f"127.0.0.1:{WG_PORT}"
     tunnel.server(allow=[f"udp://{target}"], url=url)
-    tunnel.client(extra=["-U", f"127.0.0.1:{FORWARD_PORT}={target}"],
-                  url=url)
+    try:
+        tunnel.client(extra=["-U", f"127.0.0.1:{FORWARD_PORT}={target}"],
+                      url=url)
+    except AssertionError as e:
+        if "datagram" in str(e):
+            pytest.skip(f"the {engine} engine carries no datagrams yet")
+        raise
     pair = wg_pair(netns, procs, link.ns_a, link.ns_b,
                    endpoint_a=("127.0.0.1", FORWARD_PORT))
     _check_wireguard(pair)

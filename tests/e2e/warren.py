@@ -86,6 +86,15 @@ def argv(binary, role, url, *, key=None, peer_key=None, engine="quic",
     return a + engine_args(engine, mode) + list(extra)
 
 
+def has_udp_forward(binary):
+    """Whether this warren has the udp front end (`-U`) and with it the
+    server's udp:// allow rules: a client refuses an option it does not
+    know as an "unexpected argument" before it needs any other setting."""
+    res = subprocess.run([binary, "client", "-U", "127.0.0.1:1=127.0.0.1:2"],
+                         capture_output=True, text=True, timeout=10)
+    return "-U: unexpected argument" not in res.stdout + res.stderr
+
+
 def wait_client_up(client, n=1, timeout=20.0):
     """Wait until `client` (a started process) has logged its n-th
     "connected to server"."""
