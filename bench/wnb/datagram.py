@@ -100,7 +100,12 @@ def _warren_up(b, procs, ns_c, ns_s, server_ip, engine, carrier, port):
         deadline = time.monotonic() + 15
         while want not in p.log():
             if not p.alive() or time.monotonic() > deadline:
-                last = (p.log().strip().splitlines() or ["?"])[-1]
+                # The line that says why: one naming an error or
+                # datagrams, else the last.
+                lines = p.log().strip().splitlines() or ["?"]
+                why = [x for x in lines if "error" in x.lower() or
+                       "datagram" in x.lower()]
+                last = (why or lines)[-1]
                 CLEAN.stop(srv.popen)
                 CLEAN.stop(cli.popen)
                 raise RuntimeError(f"{p.name}: {last[:200]}")
@@ -128,9 +133,9 @@ def _links(bench, R, P):
             started = []
             try:
                 if engine:
-                    started = _warren_up(bench, procs, link.ns_a,
-                                         link.ns_b, link.addr_b, engine,
-                                         carrier, 4433 + i)
+                    started = list(_warren_up(bench, procs, link.ns_a,
+                                              link.ns_b, link.addr_b,
+                                              engine, carrier, 4433 + i))
                     endpoint = ("127.0.0.1", FORWARD_PORT)
                 else:
                     endpoint = (link.addr_b, WG_PORT)
@@ -268,7 +273,9 @@ def render_md(R, L):
             med = sorted(v)[len(v) // 2] if v else None
             u = c.get("udp") or {}
             rel = f"{100 * med / dmed:.0f}%" if med and dmed else ""
-            err = f" ({c['errors'][0][:60]})" if c.get("errors") else ""
+            # The reason, without the log line's time and level.
+            err = f" ({c['errors'][0].rsplit('] ', 1)[-1][:80]})" \
+                if c.get("errors") else ""
             L.append(f"| {name} | {case}{err} | "
                      f"{'' if med is None else med} | {rel} | "
                      f"{u.get('lost_pct', '')}% | {u.get('jitter_ms', '')} | "
@@ -286,7 +293,8 @@ def render_md(R, L):
           "|---|---:|---:|---:|---:|"]
     for engine, c in lo.items():
         if c.get("errors") and "delivered" not in c:
-            L.append(f"| {engine} | error: {c['errors'][0][:80]} | | | |")
+            why = c["errors"][0].rsplit("] ", 1)[-1][:80]
+            L.append(f"| {engine} | error: {why} | | | |")
             continue
         L.append(f"| {engine} | {c.get('offered_pps')} | "
                  f"{c.get('delivered_pps')} | {c.get('loss_pct')}% | "
