@@ -25,7 +25,6 @@ deleted by the next run. A missing peer is skipped with a note.
 """
 
 import argparse
-import atexit
 import datetime
 import json
 import os
@@ -33,7 +32,6 @@ import platform
 import resource
 import select
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -49,7 +47,7 @@ from wnb import datagram, report  # noqa: E402
 from linkemu import make_link  # noqa: E402
 from tcputil import format_hostport, wait_file  # noqa: E402
 from warren import NETAPP  # noqa: E402
-from wnb.procs import (CLEAN, PREFIX, BenchNetns, BenchProcs,  # noqa: E402
+from wnb.procs import (CLEAN, PREFIX, run_guarded, BenchNetns, BenchProcs,  # noqa: E402
                        cpu_s, hwm_kib, log, nsrun, pss_kib, reap_stale, tail)
 from wnb.subjects import (ECHO_PORT, Env, all_subjects,  # noqa: E402
                           warren_carriers)
@@ -780,21 +778,7 @@ def main():
                     "process's log (its path is printed)")
     args = ap.parse_args()
 
-    def on_signal(sig, frame):
-        raise SystemExit(128 + sig)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
-    atexit.register(CLEAN.all)
-    b = Bench(args)
-    try:
-        b.run()
-    finally:
-        CLEAN.all()
-        if args.keep_logs:
-            log(f"logs kept in {b.tmp}")
-        else:
-            shutil.rmtree(b.tmp, ignore_errors=True)
-    return 0
+    return run_guarded(Bench(args), args.keep_logs)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ bookkeeping, so the bench calls those helpers (linkemu.make_link) as the
 tests do.
 """
 
+import atexit
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -70,6 +73,26 @@ class Cleanup:
 
 
 CLEAN = Cleanup()
+
+
+def run_guarded(runner, keep_logs):
+    """Runs runner.run() with every process and namespace cleaned up on
+    any exit (a signal, an exception, the end), then removes runner.tmp,
+    the run's log directory, unless keep_logs. Returns 0."""
+    def on_signal(sig, frame):
+        raise SystemExit(128 + sig)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    atexit.register(CLEAN.all)
+    try:
+        runner.run()
+    finally:
+        CLEAN.all()
+        if keep_logs:
+            log(f"logs kept in {runner.tmp}")
+        else:
+            shutil.rmtree(runner.tmp, ignore_errors=True)
+    return 0
 
 
 class BenchNetns:

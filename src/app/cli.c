@@ -44,7 +44,8 @@ int wn_cli_load(struct wn_config *cfg, enum wn_role role, int argc, char **argv,
 		}
 		char key[64];
 		const char *value = NULL;
-		if (strcmp(a, "-L") == 0 || strcmp(a, "-D") == 0) {
+		if (strcmp(a, "-L") == 0 || strcmp(a, "-D") == 0 ||
+		    strcmp(a, "-U") == 0) {
 			snprintf(key, sizeof(key), "%s", a + 1);
 		} else if (strncmp(a, "--", 2) == 0 && a[2]) {
 			const char *eq = strchr(a + 2, '=');

@@ -44,6 +44,8 @@ void wn_config_init(struct wn_config *cfg)
 	cfg->parsing_mode = -1;
 	cfg->server.log_level = WN_LOG_INFO;
 	cfg->server.idle_timeout_ms = 30000;
+	cfg->server.udp_idle_ms = WN_UDP_IDLE_DEFAULT_MS;
+	cfg->server.udp_conns = 1;
 	cfg->client.log_level = WN_LOG_INFO;
 	cfg->client.failover_ms = 3000;
 	cfg->client.conns = 1;
@@ -72,6 +74,7 @@ void wn_config_free(struct wn_config *cfg)
 	free(cfg->server.allow);
 	free(cfg->client.server);
 	free(cfg->forwards);
+	free(cfg->udps);
 	for (size_t i = 0; i < cfg->n_socks; i++) {
 		/* Passwords do not linger in freed memory. */
 		if (cfg->socks[i].users)
@@ -85,6 +88,23 @@ void wn_config_free(struct wn_config *cfg)
 		free(cfg->diags[i].text);
 	free(cfg->diags);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* A new UDP forward with its defaults; NULL when out of memory. */
+struct wn_forward_cfg *wn_cfg_new_udp(struct wn_config *cfg, const char *name,
+                                      const char *origin)
+{
+	struct wn_forward_cfg *u =
+	    grow(cfg, &cfg->udps, &cfg->n_udps, sizeof(*u));
+
+	if (!u)
+		return NULL;
+	snprintf(u->name, sizeof(u->name), "%s", name);
+	snprintf(u->origin, sizeof(u->origin), "%s", origin);
+	u->udp = true;
+	u->udp_idle_ms = WN_UDP_IDLE_DEFAULT_MS;
+	u->max_flows = WN_UDP_MAX_FLOWS_DEFAULT;
+	return u;
 }
 
 /* A new SOCKS5 proxy with its defaults; NULL when out of memory. */
@@ -110,7 +130,8 @@ bool wn_config_is_flag(enum wn_role role, const char *key)
 	               : role == WN_ROLE_CLIENT ? SEC_CLIENT
 	                                        : 0;
 	if (role == WN_ROLE_CLIENT &&
-	    (strcmp(key, "L") == 0 || strcmp(key, "D") == 0))
+	    (strcmp(key, "L") == 0 || strcmp(key, "D") == 0 ||
+	     strcmp(key, "U") == 0))
 		return true;
 	return sec && find_key(sec, key) != NULL;
 }
@@ -156,6 +177,40 @@ static int add_cli_forward(struct wn_config *cfg, const char *flag,
 	return rc;
 }
 
+/* -U LISTEN=TARGET: a UDP forward named U1, U2, ... with the defaults. The
+ * first '=' splits, as for -L. */
+static int add_cli_udp(struct wn_config *cfg, const char *flag,
+                       const char *spec)
+{
+	char name[16], secname[WN_FORWARD_NAME_MAX + 16], listen[1024];
+	const char *eq = strchr(spec, '=');
+	struct wn_forward_cfg *u;
+	int rc;
+
+	if (!eq || eq == spec || !eq[1]) {
+		wn_config_diag(cfg,
+		               "%s: expected LISTEN=TARGET, e.g. "
+		               "127.0.0.1:5353=10.0.0.9:53, got \"%s\"",
+		               flag, spec);
+		return WN_ECONFIG;
+	}
+	unsigned idx = 0;
+	for (size_t i = 0; i < cfg->n_udps; i++)
+		if (cfg->udps[i].name[0] == 'U')
+			idx++;
+	snprintf(name, sizeof(name), "U%u", idx + 1);
+	u = wn_cfg_new_udp(cfg, name, flag);
+	if (!u)
+		return WN_ENOMEM;
+	snprintf(secname, sizeof(secname), "udp %s", name);
+	struct setting st = {.cfg = cfg, .origin = flag, .secname = secname};
+	snprintf(listen, sizeof(listen), "%.*s", (int)(eq - spec), spec);
+	rc = wn_cfg_apply(&st, SEC_UDP, u, NULL, "listen", listen);
+	if (wn_cfg_apply(&st, SEC_UDP, u, NULL, "target", eq + 1) != 0)
+		rc = WN_ECONFIG;
+	return rc;
+}
+
 /* -D LISTEN: a SOCKS5 proxy named D1, D2, ... with the defaults. */
 static int add_cli_socks(struct wn_config *cfg, const char *flag,
                          const char *listen)
@@ -181,6 +236,10 @@ int wn_config_set_flag(struct wn_config *cfg, enum wn_role role,
 {
 	if (role == WN_ROLE_CLIENT && strcmp(key, "L") == 0)
 		return add_cli_forward(cfg, flag, value);
+	if (role == WN_ROLE_CLIENT && strcmp(key, "U") == 0) {
+		cfg->client.present = true;
+		return add_cli_udp(cfg, flag, value);
+	}
 	if (role == WN_ROLE_CLIENT && strcmp(key, "D") == 0) {
 		cfg->client.present = true;
 		return add_cli_socks(cfg, flag, value);
@@ -237,6 +296,14 @@ size_t wn_config_describe(enum wn_role role, char *buf, size_t cap)
 		             "-D [tcp://|unix:]LISTEN",
 		             "a SOCKS5 proxy on LISTEN, eager, no "
 		             "authentication (repeatable)");
+		if (n > 0)
+			len += (size_t)n;
+		n = snprintf(buf + (len < cap ? len : cap),
+		             len < cap ? cap - len : 0, "  %-38s %s\n",
+		             "-U [udp://]LISTEN=TARGET",
+		             "forward UDP datagrams on LISTEN to TARGET via "
+		             "the server, one flow per source address "
+		             "(repeatable)");
 		if (n > 0)
 			len += (size_t)n;
 	}

@@ -7,7 +7,8 @@
  *                               log-level, api, idle-timeout, engine, mode,
  *                               sndwnd, rcvwnd, mtu, max-streams, tls-cert,
  *                               tls-key, fallback, sni, idle-close,
- *                               max-conns, padding, and for engine kcptun:
+ *                               max-conns, padding, udp-idle,
+ *                               udp-connections, and for engine kcptun:
  *                               kcptun-key, crypt, nocomp, datashard,
  *                               parityshard, smuxver
  *   [client]              keys: server, server-key, key, log-level, api,
@@ -21,10 +22,13 @@
  *   [socks5 NAME]         keys: listen, eager, user, users-file,
  *                               unauthenticated, socket-mode (client side
  *                               SOCKS5 proxies)
+ *   [udp NAME]            keys: listen, target, udp-idle, max-flows
+ *                               (client side UDP forwards)
  *
  * Every key is also a command-line flag of its role (`--server-key X`,
  * `--allow X`), the client's `-L LISTEN=TARGET` adds a forward and its
- * `-D LISTEN` a SOCKS5 proxy with the defaults (eager, no authentication). Flags are
+ * `-D LISTEN` a SOCKS5 proxy with the defaults, `-U LISTEN=TARGET` a UDP
+ * forward (eager, no authentication). Flags are
  * applied after files: a flag replaces a single-valued key set in a file and
  * adds to a repeatable one.
  *
@@ -63,6 +67,10 @@ enum wn_role {
 #define WN_PATH_MAX 4096
 #define WN_FORWARD_NAME_MAX 63
 
+/* Defaults of a UDP forward ([udp NAME], -U) and the server's flows. */
+#define WN_UDP_IDLE_DEFAULT_MS 60000
+#define WN_UDP_MAX_FLOWS_DEFAULT 1024
+
 /* Origin of a setting, for diagnostics: "FILE:LINE" or "--flag". */
 #define WN_ORIGIN_MAX 512
 
@@ -83,10 +91,15 @@ struct wn_forward_cfg {
 	char name[WN_FORWARD_NAME_MAX + 1];
 	char origin[WN_ORIGIN_MAX]; /* where the forward was declared */
 	bool has_listen, has_target;
-	struct wn_endpoint listen;      /* tcp or unix */
-	struct wn_endpoint target;      /* HOST:PORT or unix:PATH */
-	unsigned socket_mode;           /* unix listen's mode; 0: 0600 */
-	struct wn_cfg_keyset set_mask;  /* keys set so far */
+	struct wn_endpoint listen; /* tcp or unix */
+	struct wn_endpoint target; /* HOST:PORT or unix:PATH */
+	unsigned socket_mode;      /* unix listen's mode; 0: 0600 */
+	/* [udp NAME] sections and -U (in wn_config.udps): listen is udp,
+	 * target HOST:PORT. */
+	bool udp;
+	uint32_t udp_idle_ms;          /* a flow silent this long is reaped */
+	unsigned max_flows;            /* flows at once; the oldest idle goes */
+	struct wn_cfg_keyset set_mask; /* keys set so far */
 	struct wn_cfg_keyset file_mask; /* of those, keys set by a file */
 };
 
@@ -112,6 +125,9 @@ struct wn_engine_cfg {
 	unsigned sndwnd, rcvwnd; /* kcp windows in segments; 0: default */
 	unsigned mtu;         /* kcp packet size on the carrier; 0: default */
 	unsigned max_streams; /* concurrent streams per session; 0: default */
+	/* send budget: bytes buffered for sending per session and over all
+	 * sessions before relays stop reading (stream_base.h); 0: default */
+	uint64_t session_buffer, total_buffer;
 	/* kcptun engine, in kcptun's terms: */
 	char crypt[16];                         /* default "aes" */
 	char kcptun_key[WN_KCPTUN_KEY_MAX + 1]; /* kcptun's --key */
@@ -151,8 +167,13 @@ struct wn_server_cfg {
 	char key_origin[WN_ORIGIN_MAX];
 	uint8_t (*allow_client)[WN_KEY_LEN];
 	size_t n_allow_client;
+	/* The stream rules first, then the n_allow_udp udp:// rules
+	 * (wn_policy_split keeps them so as they are added). */
 	struct wn_allow_rule *allow;
 	size_t n_allow;
+	size_t n_allow_udp;
+	uint32_t udp_idle_ms; /* the dialer reaps flows silent this long */
+	unsigned udp_conns;   /* sockets per flow toward its target */
 	bool has_target;
 	struct wn_endpoint target;
 	int log_level;
@@ -206,6 +227,8 @@ struct wn_config {
 	size_t n_forwards;
 	struct wn_socks5_cfg *socks;
 	size_t n_socks;
+	struct wn_forward_cfg *udps; /* UDP forwards (udp set) */
+	size_t n_udps;
 	struct wn_diag *diags;
 	size_t n_diags;
 	bool oom; /* an allocation failed: diagnostics may be incomplete */
@@ -232,8 +255,9 @@ int wn_config_parse_string(struct wn_config *cfg, const char *name,
 int wn_config_parse_file(struct wn_config *cfg, const char *path);
 
 /* Applies one setting from the command line to the role's section (or, for
- * role client and key "L", adds a forward "LISTEN=TARGET"; key "D" adds a
- * SOCKS5 proxy listening on the value). `flag` is the
+ * role client and key "L", adds a forward "LISTEN=TARGET"; key "U" a UDP
+ * forward "LISTEN=TARGET"; key "D" adds a SOCKS5 proxy listening on the
+ * value). `flag` is the
  * flag as written, for diagnostics. Returns 0 or WN_ECONFIG. */
 int wn_config_set_flag(struct wn_config *cfg, enum wn_role role,
                        const char *flag, const char *key, const char *value);

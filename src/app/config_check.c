@@ -124,6 +124,23 @@ static void validate_engine_keys(struct wn_config *cfg,
 			               o, secname, kcptun_keys[i], engine);
 }
 
+/* The send budget must leave room for what one stream may always buffer
+ * (WN_SB_FLOOR in src/engine/stream_base.h); the total holds a session. */
+static void validate_buffers(struct wn_config *cfg, const char *secname,
+                             const struct wn_engine_cfg *e, const char *o)
+{
+	const uint64_t floor = 64 * 1024;
+
+	if (e->session_buffer && e->session_buffer < floor)
+		wn_config_diag(cfg,
+		               "%s: [%s] session-buffer must be at least 64K",
+		               o, secname);
+	if (e->total_buffer && e->total_buffer < floor)
+		wn_config_diag(cfg,
+		               "%s: [%s] total-buffer must be at least 64K", o,
+		               secname);
+}
+
 /* Where key `name` of a section was set, for a diagnostic: "FILE:LINE"
  * (the file of the section's origin), or "--NAME" for a flag. */
 static const char *key_at(char *buf, size_t cap, const char *sec_origin,
@@ -283,6 +300,7 @@ static void validate_server(struct wn_config *cfg)
 	const char *o = origin_or(s->origin, "server");
 	validate_engine_keys(cfg, &s->set_mask, SEC_SERVER, "server",
 	                     &s->engine, o);
+	validate_buffers(cfg, "server", &s->engine, o);
 	validate_server_carriers(cfg, o);
 	if (s->engine.kind == WN_ENGINE_KCPTUN) {
 		validate_kcptun(cfg, &s->engine, o, "server");
@@ -334,12 +352,14 @@ static void validate_server(struct wn_config *cfg)
 		               "%s: [server] tls-cert and tls-key go together "
 		               "(or neither, for a generated certificate)",
 		               o);
-	if (has(&s->set_mask, SEC_SERVER, "allow") &&
+	/* target fixes streams only; udp:// rules may stand beside it. */
+	if (s->n_allow > s->n_allow_udp &&
 	    has(&s->set_mask, SEC_SERVER, "target"))
 		wn_config_diag(cfg,
 		               "%s: [server] allow and target exclude each "
 		               "other: use target for one fixed target, allow "
-		               "for targets chosen by clients",
+		               "for targets chosen by clients (udp:// rules "
+		               "may stand beside target)",
 		               o);
 }
 
@@ -350,6 +370,7 @@ static void validate_client(struct wn_config *cfg)
 	bool kt = c->engine.kind == WN_ENGINE_KCPTUN;
 	validate_engine_keys(cfg, &c->set_mask, SEC_CLIENT, "client",
 	                     &c->engine, o);
+	validate_buffers(cfg, "client", &c->engine, o);
 	validate_client_carriers(cfg, o);
 	if (kt) {
 		validate_kcptun(cfg, &c->engine, o, "client");
@@ -387,12 +408,13 @@ static void validate_client(struct wn_config *cfg)
 		    "kcptun streams name no target (the kcptun "
 		    "server sends every stream to its -t)",
 		    o);
-	if (cfg->n_forwards == 0 && cfg->n_socks == 0)
+	if (cfg->n_forwards == 0 && cfg->n_socks == 0 && cfg->n_udps == 0)
 		wn_config_diag(
 		    cfg,
 		    "%s: [client] has nothing to do: add a [forward "
 		    "NAME] section, -L LISTEN=TARGET, a [socks5 NAME] "
-		    "section or -D LISTEN",
+		    "section, -D LISTEN, a [udp NAME] section or -U "
+		    "LISTEN=TARGET",
 		    o);
 }
 
@@ -446,6 +468,42 @@ static void validate_forwards(struct wn_config *cfg)
 				    "%s: [forward %s] listens on the "
 				    "same address as [forward %s] "
 				    "(%s)",
+				    f->origin, f->name, g->name, g->origin);
+		}
+	}
+}
+
+/* UDP forwards: complete, each on its own address, and only with an engine
+ * that carries datagrams (engine kcptun has none: kcptun's wire format has
+ * no datagram channel, WN_ENGINE_CAP_DATAGRAM). */
+static void validate_udps(struct wn_config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_udps; i++) {
+		struct wn_forward_cfg *f = &cfg->udps[i];
+		if (!has(&f->set_mask, SEC_UDP, "listen"))
+			wn_config_diag(cfg, "%s: [udp %s] listen is required",
+			               f->origin, f->name);
+		if (!has(&f->set_mask, SEC_UDP, "target"))
+			wn_config_diag(cfg,
+			               "%s: [udp %s] target is required "
+			               "(-U LISTEN=TARGET)",
+			               f->origin, f->name);
+		if (cfg->client.engine.kind == WN_ENGINE_KCPTUN)
+			wn_config_diag(
+			    cfg,
+			    "%s: [udp %s] engine kcptun carries no "
+			    "datagrams (kcptun's wire format has only "
+			    "streams): use engine quic or kcp for UDP "
+			    "forwards",
+			    f->origin, f->name);
+		for (size_t j = 0; j < i; j++) {
+			struct wn_forward_cfg *g = &cfg->udps[j];
+			if (f->has_listen && g->has_listen &&
+			    same_listen(&f->listen, &g->listen))
+				wn_config_diag(
+				    cfg,
+				    "%s: [udp %s] listens on the same "
+				    "address as [udp %s] (%s)",
 				    f->origin, f->name, g->name, g->origin);
 		}
 	}
@@ -553,6 +611,7 @@ int wn_config_validate(struct wn_config *cfg, enum wn_role role)
 	if (role != WN_ROLE_SERVER) {
 		validate_forwards(cfg);
 		validate_socks(cfg);
+		validate_udps(cfg);
 	}
 	return cfg->n_diags == before && !cfg->oom ? 0 : WN_ECONFIG;
 }

@@ -19,6 +19,7 @@ enum sec_bit {
 	SEC_CLIENT = 2,
 	SEC_FORWARD = 4,
 	SEC_SOCKS5 = 8,
+	SEC_UDP = 16, /* [udp NAME]: a struct wn_forward_cfg, at SI_FORWARD */
 };
 
 enum key_id {
@@ -50,6 +51,8 @@ enum key_id {
 	K_RCVWND,
 	K_MTU,
 	K_MAX_STREAMS,
+	K_SESSION_BUFFER,
+	K_TOTAL_BUFFER,
 	K_KCPTUN_KEY,
 	K_CRYPT,
 	K_NOCOMP,
@@ -64,6 +67,9 @@ enum key_id {
 	K_PROBE_INTERVAL,
 	K_SOCKET_MODE,
 	K_UNAUTHENTICATED,
+	K_UDP_IDLE,
+	K_MAX_FLOWS,
+	K_UDP_CONNECTIONS,
 };
 
 #define F_REPEAT 1u
@@ -171,6 +177,12 @@ int wn_cfg_parse_user(const char *v, size_t n, struct wn_socks5_user *u,
  * (config_keys.c). */
 int wn_cfg_add_user(struct wn_config *cfg, struct wn_socks5_cfg *sk,
                     const struct wn_socks5_user *u, const char **why);
+
+/* Appends a new UDP forward with its defaults, named `name`, declared at
+ * `origin` (both copied). Returns it, owned by cfg, or NULL when out of
+ * memory (config.c). */
+struct wn_forward_cfg *wn_cfg_new_udp(struct wn_config *cfg, const char *name,
+                                      const char *origin);
 
 /* Appends a new SOCKS5 proxy with its defaults, named `name`, declared at
  * `origin` (both copied). Returns it, owned by cfg, or NULL when out of

@@ -72,6 +72,8 @@ VALUE_FN(v_filemode);
 #define AT_BOTH(fn, f) \
 	fn, {[SI_SERVER] = FIELD(struct wn_server_cfg, f, fn##_t), \
 	     [SI_CLIENT] = FIELD(struct wn_client_cfg, f, fn##_t)}
+#define AT_FORWARD(fn, f) \
+	fn, {[SI_FORWARD] = FIELD(struct wn_forward_cfg, f, fn##_t)}
 #define AT_SOCKS5(fn, f) \
 	fn, {[SI_SOCKS5] = FIELD(struct wn_socks5_cfg, f, fn##_t)}
 // clang-format on
@@ -92,7 +94,8 @@ const struct keydef wn_cfg_keys[] = {
      "public key of a client allowed to connect (repeatable)", 0, 0, CUSTOM},
     {SEC_SERVER, "allow", K_ALLOW, F_REPEAT, "RULE",
      "targets clients may reach: HOST:PORTS, CIDR:PORTS, [V6/N]:PORTS, "
-     "*.DOMAIN:PORTS, unix:PATH (repeatable)",
+     "*.DOMAIN:PORTS, unix:PATH; udp://HOST:PORTS for UDP flows "
+     "(repeatable)",
      0, 0, CUSTOM},
     {SEC_SERVER, "target", K_TARGET, 0, "HOST:PORT|unix:PATH",
      "one fixed target for every stream (instead of allow)", 0, 0, CUSTOM},
@@ -181,6 +184,13 @@ const struct keydef wn_cfg_keys[] = {
      "concurrent streams per session (default 1024); the server's "
      "value is the limit",
      1, 1000000, AT_BOTH(v_uint, engine.max_streams)},
+    {SEC_SERVER | SEC_CLIENT, "session-buffer", K_SESSION_BUFFER, 0, "SIZE",
+     "most stream data one session buffers for sending before the "
+     "tunnel stops reading its sockets (default 32M; at least 64K)",
+     0, 0, AT_BOTH(v_size64, engine.session_buffer)},
+    {SEC_SERVER | SEC_CLIENT, "total-buffer", K_TOTAL_BUFFER, 0, "SIZE",
+     "the same over every session together (default 256M; at least 64K)", 0, 0,
+     AT_BOTH(v_size64, engine.total_buffer)},
     {SEC_SERVER | SEC_CLIENT, "kcptun-key", K_KCPTUN_KEY, 0, "PASSPHRASE",
      "kcptun: the pre-shared secret (kcptun's --key; default kcptun's)", 0, 0,
      AT_BOTH(v_kcptun_key, engine.kcptun_key)},
@@ -227,6 +237,29 @@ const struct keydef wn_cfg_keys[] = {
      v_filemode,
      {[SI_FORWARD] = FIELD(struct wn_forward_cfg, socket_mode, v_filemode_t),
       [SI_SOCKS5] = FIELD(struct wn_socks5_cfg, socket_mode, v_filemode_t)}},
+    {SEC_UDP, "listen", K_LISTEN, 0, "[udp://]HOST:PORT",
+     "where the client receives datagrams for this UDP forward", 0, 0, CUSTOM},
+    {SEC_UDP, "target", K_TARGET, 0, "HOST:PORT",
+     "where the server sends each flow's datagrams", 0, 0, CUSTOM},
+    {SEC_SERVER | SEC_UDP,
+     "udp-idle",
+     K_UDP_IDLE,
+     0,
+     "DURATION",
+     "reap a UDP flow silent this long (default 60s)",
+     1000,
+     3600000,
+     v_duration,
+     {[SI_SERVER] = FIELD(struct wn_server_cfg, udp_idle_ms, v_duration_t),
+      [SI_FORWARD] = FIELD(struct wn_forward_cfg, udp_idle_ms, v_duration_t)}},
+    {SEC_SERVER, "udp-connections", K_UDP_CONNECTIONS, 0, "N",
+     "UDP sockets per flow toward its target, datagrams spread round-robin "
+     "(Tonel's --udp-connections; default 1)",
+     1, 16, AT_SERVER(v_uint, udp_conns)},
+    {SEC_UDP, "max-flows", K_MAX_FLOWS, 0, "N",
+     "UDP flows (client source addresses) at once; past it the oldest idle "
+     "flow is evicted (default 1024)",
+     1, 1000000, AT_FORWARD(v_uint, max_flows)},
     {SEC_SOCKS5, "user", K_USER, F_REPEAT, "NAME:PASSWORD",
      "require username/password authentication (repeatable)", 0, 0, CUSTOM},
     {SEC_SOCKS5, "users-file", K_USERS_FILE, 0, "FILE",
@@ -615,8 +648,13 @@ static int set_server_key(const struct setting *st, const struct keydef *k,
 		}
 		struct wn_allow_rule *slot =
 		    grow(st->cfg, &s->allow, &s->n_allow, sizeof(r));
-		if (slot)
+		if (slot) {
 			*slot = r;
+			/* The dialer takes each protocol's rules as one
+			 * list (core/policy.h). */
+			s->n_allow_udp =
+			    s->n_allow - wn_policy_split(s->allow, s->n_allow);
+		}
 		return 0;
 	}
 	case K_TARGET:
@@ -680,6 +718,22 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 static int set_forward_key(const struct setting *st, struct wn_forward_cfg *f,
                            const struct keydef *k, const char *v)
 {
+	if (f->udp && k->id == K_LISTEN) {
+		if (set_endpoint(st, k, v, WN_SCHEME_UDP | PORT_ZERO_OK,
+		                 WN_SCHEME_UDP, "[udp://]HOST:PORT",
+		                 &f->listen) != 0)
+			return WN_EINVAL;
+		f->has_listen = true;
+		return 0;
+	}
+	if (f->udp && k->id == K_TARGET) {
+		/* The flow's target travels as a udp endpoint. */
+		if (set_endpoint(st, k, v, WN_SCHEME_UDP, WN_SCHEME_UDP,
+		                 "HOST:PORT", &f->target) != 0)
+			return WN_EINVAL;
+		f->has_target = true;
+		return 0;
+	}
 	switch (k->id) {
 	case K_LISTEN:
 		if (set_endpoint(
@@ -809,6 +863,7 @@ int wn_cfg_apply(const struct setting *st, unsigned sec,
 	}
 	int rc;
 	if (k->set) {
+		/* [udp NAME] is a struct wn_forward_cfg too. */
 		enum sec_index si = sec == SEC_SERVER   ? SI_SERVER
 		                    : sec == SEC_CLIENT ? SI_CLIENT
 		                    : sec == SEC_SOCKS5 ? SI_SOCKS5

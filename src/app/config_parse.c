@@ -110,6 +110,37 @@ static void open_socks_section(struct parse *p, const char *sname)
 	snprintf(p->secname, sizeof(p->secname), "socks5 %s", sname);
 }
 
+static void open_udp_section(struct parse *p, const char *uname)
+{
+	char origin[WN_ORIGIN_MAX];
+
+	while (*uname == ' ')
+		uname++;
+	if (!*uname) {
+		perr(p, "a udp section needs a name: [udp NAME]");
+		return;
+	}
+	if (!forward_name_valid(uname)) {
+		perr(p,
+		     "udp name \"%s\" must be 1-63 letters, digits, '-', "
+		     "'_' or '.'",
+		     uname);
+		return;
+	}
+	for (size_t i = 0; i < p->cfg->n_udps; i++)
+		if (strcmp(p->cfg->udps[i].name, uname) == 0) {
+			perr(p, "section [udp %s] appears twice (first at %s)",
+			     uname, p->cfg->udps[i].origin);
+			return;
+		}
+	snprintf(origin, sizeof(origin), "%s:%u", p->name, p->line);
+	if (!wn_cfg_new_udp(p->cfg, uname, origin))
+		return;
+	p->sec = SEC_UDP;
+	p->fwd_idx = p->cfg->n_udps - 1;
+	snprintf(p->secname, sizeof(p->secname), "udp %s", uname);
+}
+
 static void open_section(struct parse *p, const char *s, size_t n)
 {
 	char name[128];
@@ -182,9 +213,14 @@ static void open_section(struct parse *p, const char *s, size_t n)
 		open_socks_section(p, name + 6);
 		return;
 	}
+	if (strncmp(name, "udp", 3) == 0 &&
+	    (name[3] == '\0' || name[3] == ' ')) {
+		open_udp_section(p, name + 3);
+		return;
+	}
 	perr(p,
 	     "unknown section [%s] (expected [server], [client], "
-	     "[forward NAME] or [socks5 NAME])",
+	     "[forward NAME], [socks5 NAME] or [udp NAME])",
 	     name);
 }
 
@@ -309,7 +345,9 @@ static int handler(void *user, const char *section, const char *name,
 	};
 	(void)section; /* the reader tracks sections with their lines */
 	struct wn_forward_cfg *f =
-	    p->sec == SEC_FORWARD ? &p->cfg->forwards[p->fwd_idx] : NULL;
+	    p->sec == SEC_FORWARD ? &p->cfg->forwards[p->fwd_idx]
+	    : p->sec == SEC_UDP   ? &p->cfg->udps[p->fwd_idx]
+	                          : NULL;
 	struct wn_socks5_cfg *sk =
 	    p->sec == SEC_SOCKS5 ? &p->cfg->socks[p->socks_idx] : NULL;
 	wn_cfg_apply(&st, p->sec, f, sk, name, value);

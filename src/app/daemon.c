@@ -21,6 +21,7 @@
 #include "front/dialer.h"
 #include "front/forward.h"
 #include "front/socks5.h"
+#include "front/udp.h"
 #include "io/fdlimit.h"
 #include "io/loop.h"
 #include "util/err.h"
@@ -76,6 +77,8 @@ static void engine_conf(struct wn_node *n, const struct wn_engine_cfg *e,
 	c->rcv_wnd = e->rcvwnd;
 	c->mtu = e->mtu;
 	c->max_streams = e->max_streams;
+	c->session_buffer = (size_t)e->session_buffer;
+	c->total_buffer = (size_t)e->total_buffer;
 	c->crypt = e->crypt;
 	c->passphrase = e->kcptun_key;
 	c->has_fec = 1;
@@ -337,7 +340,35 @@ int wn_node_client(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 		}
 		n->nsocks++;
 	}
-	if (!n->fwd || !n->socks)
+	n->udps = calloc(cfg->n_udps ? cfg->n_udps : 1, sizeof(*n->udps));
+	for (size_t i = 0; n->udps && i < cfg->n_udps; i++) {
+		const struct wn_forward_cfg *uc = &cfg->udps[i];
+		struct wn_udp_front_opts uo;
+		char l[128];
+
+		wn_app_udp_opts(uc, &uo);
+		wn_endpoint_format(&uc->listen, l, sizeof(l));
+		/* Config checks refuse engine kcptun with UDP forwards; this
+		 * is the engine's own word on it. */
+		if (!(n->engine_type->caps & WN_ENGINE_CAP_DATAGRAM) ||
+		    !wn_tunnel_has_datagrams(tunnel)) {
+			WN_LOG(log, WN_LOG_ERROR, "main",
+			       "udp %s: engine %s carries no datagrams, so "
+			       "it cannot serve UDP forwards",
+			       uc->name, n->engine_type->name);
+			return WN_ENOTSUP;
+		}
+		rc = wn_udp_front_open(loop, log, tunnel, &uo,
+		                       &n->udps[n->nudps]);
+		if (rc != 0) {
+			WN_LOG(log, WN_LOG_ERROR, "main",
+			       "udp %s: cannot listen on %s: %s", uc->name, l,
+			       wn_strerror(rc));
+			return rc;
+		}
+		n->nudps++;
+	}
+	if (!n->fwd || !n->socks || !n->udps)
 		return WN_ENOMEM;
 	rc = wn_engine_go(n->engine);
 	if (rc != 0) {
@@ -362,6 +393,9 @@ void wn_node_close(struct wn_node *n)
 		wn_forward_close(n->fwd[i]);
 	for (size_t i = 0; i < n->nsocks; i++)
 		wn_socks5_front_close(n->socks[i]);
+	/* Flows belong to the engine: their front ends go first. */
+	for (size_t i = 0; i < n->nudps; i++)
+		wn_udp_front_close(n->udps[i]);
 	if (n->engine)
 		wn_engine_close(n->engine);
 	if (n->dialer)
@@ -371,8 +405,11 @@ void wn_node_close(struct wn_node *n)
 		wn_carrier_close(n->carriers[i]);
 	free(n->fwd);
 	free(n->socks);
+	free(n->udps);
 	n->fwd = NULL;
 	n->socks = NULL;
+	n->udps = NULL;
+	n->nudps = 0;
 	n->engine = NULL;
 	n->dialer = NULL;
 	n->nfwd = n->nsocks = n->ncarriers = 0;

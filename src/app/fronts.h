@@ -10,6 +10,7 @@
 #include "front/dialer.h"
 #include "front/forward.h"
 #include "front/socks5.h"
+#include "front/udp.h"
 
 /* sc is borrowed by *o (its allow rules), and so by the dialer. */
 void wn_app_dialer_opts(const struct wn_server_cfg *sc,
@@ -19,6 +20,11 @@ void wn_app_dialer_opts(const struct wn_server_cfg *sc,
  * target in fc (engine kcptun) o->target is NULL. */
 void wn_app_forward_opts(const struct wn_forward_cfg *fc,
                          struct wn_forward_opts *o);
+
+/* A [udp NAME] section (fc->udp): fc is borrowed by *o until
+ * wn_udp_front_open, which copies it. */
+void wn_app_udp_opts(const struct wn_forward_cfg *fc,
+                     struct wn_udp_front_opts *o);
 
 /* sk is borrowed by *o until wn_socks5_front_open, which copies it. */
 void wn_app_socks5_opts(const struct wn_socks5_cfg *sk,

@@ -1,7 +1,8 @@
 /* A warren node: the wiring from configuration to a running server or
  * client in a loop, shared by `warren server`, `warren client` and
- * `warren demo` (daemon.c). Server: carriers -> engine -> dialer. Client:
- * forwards and SOCKS5 proxies -> engine -> one carrier per server address
+ * `warren demo` (daemon.c). Server: carriers -> engine -> dialer (streams
+ * and UDP flows). Client: forwards, SOCKS5 proxies and UDP forwards ->
+ * engine -> one carrier per server address
  * (failover, in order). The engine is the configuration's, looked up in
  * the engine table (engine/engine_ops.h). */
 #ifndef WN_APP_NODE_H
@@ -21,6 +22,7 @@
 struct wn_dialer;
 struct wn_forward;
 struct wn_socks5_front;
+struct wn_udp_front;
 
 struct wn_node {
 	struct wn_loop *loop;         /* borrowed */
@@ -33,6 +35,8 @@ struct wn_node {
 	size_t nfwd;
 	struct wn_socks5_front **socks; /* client */
 	size_t nsocks;
+	struct wn_udp_front **udps; /* client */
+	size_t nudps;
 	struct wn_carrier *carriers[WN_NODE_MAX_CARRIERS];
 	size_t ncarriers;
 	int closed;

@@ -78,8 +78,34 @@ static int parse_cidr(char *h, int family, struct wn_allow_rule *r)
 	return 0;
 }
 
+static int parse_host_rule(const char *s, struct wn_allow_rule *r,
+                           const char **why);
+
 int wn_allow_rule_parse(const char *s, struct wn_allow_rule *r,
                         const char **why)
+{
+	bool udp = false;
+	int rc;
+
+	if (strncasecmp(s, "udp://", 6) == 0) {
+		udp = true;
+		s += 6;
+	} else if (strncasecmp(s, "tcp://", 6) == 0) {
+		s += 6;
+	}
+	rc = parse_host_rule(s, r, why);
+	if (rc == 0 && udp &&
+	    (r->kind == WN_RULE_UNIX || r->kind == WN_RULE_UNIX_DIR)) {
+		*why = "a udp:// rule takes HOST:PORTS (no unix sockets)";
+		return WN_EINVAL;
+	}
+	r->udp = udp;
+	return rc;
+}
+
+/* HOST:PORTS or unix:PATH, without a scheme. */
+static int parse_host_rule(const char *s, struct wn_allow_rule *r,
+                           const char **why)
 {
 	memset(r, 0, sizeof(*r));
 	size_t len = strlen(s);
@@ -214,6 +240,9 @@ bool wn_allow_rule_match_sa(const struct wn_allow_rule *r,
 bool wn_allow_rule_match(const struct wn_allow_rule *r,
                          const struct wn_endpoint *t)
 {
+	/* Streams and datagrams are allowed separately. */
+	if (r->udp != (t->scheme == WN_SCHEME_UDP))
+		return false;
 	if (t->kind == WN_HOST_UNIX) {
 		if (r->kind == WN_RULE_UNIX)
 			return strcmp(r->text, t->path) == 0;
@@ -249,6 +278,24 @@ bool wn_allow_rule_match(const struct wn_allow_rule *r,
 }
 
 /* ---- the verdict over a rule list ------------------------------------ */
+
+size_t wn_policy_split(struct wn_allow_rule *rules, size_t n)
+{
+	size_t streams = 0, i, j;
+	struct wn_allow_rule tmp;
+
+	/* An insertion pass keeps each protocol's order (rules are few and
+	 * this runs once, at startup). */
+	for (i = 0; i < n; i++) {
+		if (rules[i].udp)
+			continue;
+		tmp = rules[i];
+		for (j = i; j > streams; j--)
+			rules[j] = rules[j - 1];
+		rules[streams++] = tmp;
+	}
+	return streams;
+}
 
 void wn_policy_unmap_v4(struct sockaddr_storage *ss)
 {
@@ -308,6 +355,23 @@ bool wn_policy_guarded(const struct sockaddr_storage *ss,
 	return false;
 }
 
+/* wn_policy_address_explicit over the rules of one protocol only. */
+static bool explicit_for(const struct wn_allow_rule *rules, size_t n,
+                         const struct sockaddr_storage *ss, bool udp)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (rules[i].udp == udp &&
+		    (rules[i].kind == WN_RULE_CIDR4 ||
+		     rules[i].kind == WN_RULE_CIDR6) &&
+		    rules[i].prefix > 0 &&
+		    wn_allow_rule_match_sa(&rules[i],
+		                           (const struct sockaddr *)ss))
+			return true;
+	return false;
+}
+
 bool wn_policy_address_explicit(const struct wn_allow_rule *rules, size_t n,
                                 const struct sockaddr_storage *ss)
 {
@@ -335,7 +399,8 @@ enum wn_verdict wn_policy_judge(const struct wn_allow_rule *rules, size_t n,
 	/* This host and its neighbours on the link: only a rule that names
 	 * the address opens them, never `*` or a /0. */
 	if (t->kind == WN_HOST_IP && wn_policy_guarded(&t->sa, self))
-		return wn_policy_address_explicit(rules, n, &t->sa)
+		return explicit_for(rules, n, &t->sa,
+		                    t->scheme == WN_SCHEME_UDP)
 		           ? WN_VERDICT_ALLOW
 		           : WN_VERDICT_DENY;
 	for (i = 0; i < n; i++) {
@@ -344,6 +409,7 @@ enum wn_verdict wn_policy_judge(const struct wn_allow_rule *rules, size_t n,
 		if (wn_allow_rule_match(r, t))
 			return WN_VERDICT_ALLOW;
 		if (t->kind == WN_HOST_NAME &&
+		    r->udp == (t->scheme == WN_SCHEME_UDP) &&
 		    (r->kind == WN_RULE_CIDR4 || r->kind == WN_RULE_CIDR6) &&
 		    t->port >= r->port_lo && t->port <= r->port_hi)
 			by_address = true;

@@ -10,6 +10,18 @@
  *                PORTS is N, N-M or *
  *   unix:PATH    that unix socket; unix:/DIR/ followed by a star: any socket
  *                directly in DIR
+ *   tcp://HOST:PORTS   the same as HOST:PORTS, written out
+ *   udp://HOST:PORTS   datagram flows (the udp front end, SOCKS5 UDP) to
+ *                      HOST:PORTS, HOST as above (no unix sockets)
+ *
+ * Streams and datagrams are allowed separately: a rule without udp://
+ * allows streams only and never a flow, a udp:// rule allows flows only
+ * and never a stream. wn_allow_rule_match and wn_policy_judge enforce it by
+ * the target's scheme (WN_SCHEME_UDP for a flow's target), also for the
+ * rule that opens a guarded address; the address-level functions
+ * (wn_policy_address_explicit, wn_policy_address_allowed,
+ * wn_policy_addresses) see no target and so must be given the rules of
+ * one protocol: wn_policy_split separates a configured list.
  *
  * Pure: matching a DNS name against an address rule is false here; the
  * dialer checks the resolved address separately (wn_policy_addresses).
@@ -44,6 +56,7 @@ struct wn_allow_rule {
 	uint8_t net[16];
 	unsigned prefix;
 	uint16_t port_lo, port_hi;
+	bool udp; /* allows datagram flows, never streams */
 };
 
 /* Parses one rule. Returns 0, or WN_EINVAL with *why set to a static
@@ -51,7 +64,8 @@ struct wn_allow_rule {
 int wn_allow_rule_parse(const char *s, struct wn_allow_rule *r,
                         const char **why);
 
-/* Returns true if the rule allows the target endpoint. */
+/* Returns true if the rule allows the target endpoint: a udp rule only a
+ * WN_SCHEME_UDP target, any other rule only a target of another scheme. */
 bool wn_allow_rule_match(const struct wn_allow_rule *r,
                          const struct wn_endpoint *target);
 
@@ -59,6 +73,11 @@ bool wn_allow_rule_match(const struct wn_allow_rule *r,
  * are allowed by the rule; used by the dialer after resolving a name. */
 bool wn_allow_rule_match_sa(const struct wn_allow_rule *r,
                             const struct sockaddr *sa);
+
+/* Moves the udp rules of rules[0..*n) to the end, keeping the order within
+ * each protocol, and returns how many stream rules come first (the rest,
+ * *n minus that, are the udp rules). */
+size_t wn_policy_split(struct wn_allow_rule *rules, size_t n);
 
 /* What the rules say about a requested target. */
 enum wn_verdict {

@@ -42,6 +42,9 @@ struct wn_tunnel {
 	/* The session's datagram flows (src/engine/flow_base.h), created by
 	 * an engine that carries datagrams; NULL: it does not. */
 	struct wn_flows *flows;
+	/* The session's send budget (stream_base.h); the base's, zeroed by
+	 * the engine with the rest. */
+	struct wn_sb_budget budget;
 };
 
 #endif

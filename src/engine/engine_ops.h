@@ -32,7 +32,7 @@ struct wn_engine_ops;
 struct wn_engine_type;
 
 /* Capabilities (struct wn_engine_type.caps). */
-#define WN_ENGINE_CAP_DATAGRAM 0x1u /* tunnel datagrams (quic) */
+#define WN_ENGINE_CAP_DATAGRAM 0x1u /* tunnel datagrams (quic, kcp) */
 #define WN_ENGINE_CAP_KEYS 0x2u     /* node identities pin both ends */
 #define WN_ENGINE_CAP_TARGETS 0x4u  /* streams name their target */
 
@@ -73,6 +73,9 @@ struct wn_engine_conf {
 	unsigned snd_wnd, rcv_wnd; /* kcp windows, segments */
 	unsigned mtu;              /* kcp packet size on the carrier */
 	unsigned max_streams;      /* concurrent streams per session */
+	/* send budget (stream_base.h): bytes buffered for sending per session
+	 * and over all sessions before relays stop reading; 0: default */
+	size_t session_buffer, total_buffer;
 	/* kcptun profile, in kcptun's terms */
 	const char *crypt;      /* aes, aes-128, aes-192, salsa20, none */
 	const char *passphrase; /* kcptun's --key */
@@ -89,6 +92,10 @@ struct wn_engine_stats {
 	uint64_t streams_opened, streams_closed;
 	uint64_t pkts_dropped; /* not for any session, or unparseable */
 	uint64_t auth_failures;
+	/* Datagram messages the engine took and then dropped: its bounded
+	 * queue was full (the oldest goes), or the path could no longer
+	 * carry one that size. */
+	uint64_t dgrams_drop_queue, dgrams_drop_size;
 };
 
 /* A running engine: a client or a server. Engines embed it in their

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/failover.h"
+#include "engine/flow_base.h"
 #include "engine/kcp_engine_int.h"
 #include "util/err.h"
 #include "util/rw.h"
@@ -19,6 +20,8 @@
 struct wn_kcp_client {
 	struct kep ep;           /* first: sessions reach it through ks->ep */
 	struct wn_tunnel tunnel; /* stable: opens streams on the session */
+	/* The tunnel's datagram flows, across sessions (NULL: kcptun). */
+	struct wn_flows *flows;
 	struct wn_engine_events ev;
 	uint8_t server_key[WN_KEY_LEN];
 	uint8_t server_x[WN_KEY_LEN]; /* its X25519 form */
@@ -55,7 +58,8 @@ static const struct wn_kcp_client *cengine_client(const struct wn_engine *e)
 static void client_send_initiation(struct ksession *ks, uint64_t now)
 {
 	uint8_t payload[HS_PAYLOAD_LEN];
-	payload[0] = HS_PAYLOAD_VERSION;
+	payload[0] = (uint8_t)(ks->ep->o.hs_version ? ks->ep->o.hs_version
+	                                            : HS_PAYLOAD_VERSION);
 	memcpy(payload + 1, ks->sess_id, 8);
 	wn_put_u32le(payload + 9, ks->conv);
 	uint8_t pkt[WN_PROTECT_INITIATION_MAX];
@@ -151,7 +155,11 @@ static void client_tick(struct kep *ep, struct ksession *ks, uint64_t now)
 		return; /* kcptun: no handshakes */
 	if (ks->state == KS_HANDSHAKE && client_has_streams(ks) &&
 	    now - ks->created_ms >= ep->o.idle_timeout_ms) {
-		wn__ksession_kill(ks, "the server does not answer");
+		/* A server of another handshake version refuses us
+		 * silently, as it does a wrong key. */
+		wn__ksession_kill(ks, "the server does not answer (is its "
+		                      "key right, and does it run the same "
+		                      "warren release?)");
 		return;
 	}
 	if (ks->state == KS_UP && !ks->hs_next_ms &&
@@ -198,6 +206,7 @@ static struct ksession *client_new_session(struct wn_kcp_client *c)
 	    &c->ep, c->server_key, wn_get_u32le(conv_b), client_max_pkt(c));
 	if (!ks)
 		return NULL;
+	ks->flows = c->flows; /* the client's: not the session's own */
 	randombytes_buf(ks->sess_id, sizeof(ks->sess_id));
 	ks->created_ms = wn__kep_now(&c->ep);
 	const struct kpath *p = &c->paths[c->cur_path];
@@ -340,6 +349,11 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 			             "connected to server");
 			if (c->ev.on_up)
 				c->ev.on_up(c->ev.ctx);
+			/* A new session, not a rekey: the server knows
+			 * none of our flows (a rekey keeps the server's
+			 * session, and with it its flows). */
+			if (c->flows && c->cur == ks && ks->state == KS_UP)
+				wn_fb_session_changed(c->flows);
 		}
 		wn__ksession_schedule(ks);
 		return;
@@ -398,6 +412,51 @@ static void client_writable(void *ctx, struct wn_carrier *c)
 		wn__ksession_schedule(cl->cur);
 }
 
+/* ---- the flow base's transport (flow_base.h): the current session ------ */
+
+static struct wn_kcp_client *flows_client(const struct wn_flows *fl)
+{
+	return wn_fb_ctx(fl);
+}
+
+static int client_fb_send(struct wn_flows *fl, const uint8_t *msg, size_t len)
+{
+	struct wn_kcp_client *c = flows_client(fl);
+	if (!c->cur || c->closing) {
+		c->ep.stats.dgram_drops++;
+		return WN_EAGAIN;
+	}
+	return wn__ksession_dgram_send(c->cur, msg, len);
+}
+
+static size_t client_fb_max_msg(const struct wn_flows *fl)
+{
+	const struct wn_kcp_client *c = flows_client(fl);
+	return c->cur && !c->closing ? wn__ksession_dgram_max(c->cur) : 0;
+}
+
+static uint64_t client_fb_now(const struct wn_flows *fl)
+{
+	return wn__kep_now(&flows_client(fl)->ep);
+}
+
+static const struct wn_fb_transport client_fb = {
+    .send = client_fb_send,
+    .max_msg = client_fb_max_msg,
+    .now_ms = client_fb_now,
+};
+
+int wn__kep_client_rekey(struct wn_engine *e)
+{
+	struct wn_kcp_client *c = engine_client(e);
+	struct ksession *ks = c->cur;
+	if (!ks || ks->state != KS_UP || c->ep.kt)
+		return WN_EAGAIN;
+	ks->hs_next_ms = wn__kep_now(&c->ep);
+	wn__ksession_schedule(ks);
+	return 0;
+}
+
 static const struct wn_engine_ops client_ops;
 
 int wn__kep_client_create(const struct wn_kcp_engine_opts *o,
@@ -439,6 +498,13 @@ int wn__kep_client_create(const struct wn_kcp_engine_opts *o,
 		wn__kep_key_name(server_key, c->tunnel.peer_id);
 		memcpy(c->server_key, server_key, WN_KEY_LEN);
 		rc = wn_pubkey_to_x25519(server_key, c->server_x);
+		if (rc == 0) {
+			c->flows = wn_fb_new(&client_fb, c, o->loop, o->log,
+			                     &c->tunnel, NULL, 0);
+			if (!c->flows)
+				rc = WN_ENOMEM;
+			c->tunnel.flows = c->flows;
+		}
 	}
 	if (rc != 0) {
 		free(c->ep.tx);
@@ -529,6 +595,8 @@ static void client_deferred_free(struct wn_deferred *node)
 	struct wn_kcp_client *c =
 	    wn_list_entry(node, struct wn_kcp_client, dnode);
 	wn__ktprof_free(&c->ep);
+	if (c->flows)
+		wn_fb_free(c->flows);
 	free(c->ep.tx);
 	free(c);
 }
@@ -547,7 +615,10 @@ static void client_close(struct wn_engine *e)
 		wn__kep_tx_flush(&c->ep);
 		wn__ksession_kill(ks, "client closed");
 	}
-	/* Deferred after the session's own free. */
+	if (c->flows)
+		wn_fb_finish(c->flows, WN_STREAM_SESSION_LOST);
+	/* Deferred after the session's own free (and the flows'
+	 * on_flow_closed). */
 	wn_loop_defer(c->ep.o.loop, &c->dnode, client_deferred_free);
 }
 

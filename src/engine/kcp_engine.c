@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/flow_base.h"
 #include "engine/kcp_engine_int.h"
 #include "util/err.h"
 #include "util/rw.h"
@@ -25,6 +26,8 @@ void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o)
 	o->stream_send_limit = 1024 * 1024;
 	o->stream_window = 4 * 1024 * 1024;
 	o->max_streams = 1024;
+	o->session_buffer = WN_SB_SESSION_LIMIT_DEFAULT;
+	o->total_buffer = WN_SB_TOTAL_LIMIT_DEFAULT;
 	o->max_sessions = 4096;
 	o->failover_ms = 3000;
 	o->probe_ms = 10000;
@@ -65,6 +68,10 @@ int wn__kep_opts_from(const struct wn_engine_type *t,
 		o->stream_send_limit = c->stream_send_limit;
 	if (c->stream_window)
 		o->stream_window = c->stream_window;
+	if (c->session_buffer)
+		o->session_buffer = c->session_buffer;
+	if (c->total_buffer)
+		o->total_buffer = c->total_buffer;
 	if (!kcptun)
 		return 0;
 	wn_kcptun_cfg_default(kt);
@@ -131,20 +138,24 @@ void wn__kep_tx_flush(struct kep *ep)
 		rc =
 		    wn_carrier_send(ks->carrier, (struct sockaddr *)&ks->remote,
 		                    ks->rlen, ep->tx, ep->tx_len, ep->tx_seg);
-	if (rc != 0)
+	if (rc != 0) {
+		ep->stats.dgram_drops += ep->tx_dg;
 		WN_LOG_RL(ep->o.log, &ep->rl_err, wn__kep_now(ep), WN_LOG_DEBUG,
 		          "sess", "session %llu: %u packets dropped: %s",
 		          (unsigned long long)ks->id, ep->tx_n,
 		          wn_strerror(rc));
+	}
 	ep->tx_n = 0;
+	ep->tx_dg = 0;
 	ep->tx_len = 0;
 	ep->tx_ks = NULL;
 }
 
-/* Adds a finished packet for ks to the batch. A batch holds packets of one
- * session and one size, except that its last may be shorter (the shape
- * UDP GSO takes); anything else sends the batch first. */
-static void tx_add(struct ksession *ks, const uint8_t *pkt, size_t len)
+/* Room for the next packet of ks, len bytes, in the batch (NULL above
+ * KCP_PKT_MAX); tx_commit adds it. A batch holds packets of one session
+ * and one size, except that its last may be shorter (the shape UDP GSO
+ * takes); anything else sends the batch first. */
+static uint8_t *tx_reserve(struct ksession *ks, size_t len)
 {
 	struct kep *ep = ks->ep;
 	if (ep->tx_n &&
@@ -152,14 +163,30 @@ static void tx_add(struct ksession *ks, const uint8_t *pkt, size_t len)
 	     ep->tx_len % ep->tx_seg != 0 || ep->tx_n == KCP_TX_SEGS))
 		wn__kep_tx_flush(ep);
 	if (len > KCP_PKT_MAX)
-		return;
+		return NULL;
 	if (ep->tx_n == 0) {
 		ep->tx_ks = ks;
 		ep->tx_seg = len;
 	}
-	memcpy(ep->tx + ep->tx_len, pkt, len);
+	return ep->tx + ep->tx_len;
+}
+
+/* Adds the packet written at tx_reserve's room: exactly the len
+ * reserved. */
+static void tx_commit(struct kep *ep, size_t len)
+{
 	ep->tx_len += len;
 	ep->tx_n++;
+}
+
+/* Adds a finished packet for ks to the batch. */
+static void tx_add(struct ksession *ks, const uint8_t *pkt, size_t len)
+{
+	uint8_t *room = tx_reserve(ks, len);
+	if (!room)
+		return;
+	memcpy(room, pkt, len);
+	tx_commit(ks->ep, len);
 }
 
 /* Sends one packet at once (handshakes, keepalives), after the batch. */
@@ -174,8 +201,9 @@ void wn__ksession_send(struct ksession *ks, const uint8_t *pkt, size_t len)
 	tx_add(ks, pkt, len);
 }
 
-/* KCP's output: seal in place (the core leaves room around the datagram)
- * and add to the batch, which the run pass sends when it ends. */
+/* KCP's output: type byte and seal in place (the core leaves room around
+ * the datagram) and add to the batch, which the run pass sends when it
+ * ends. */
 static void sess_output(void *ctx, uint8_t *pkt, size_t len)
 {
 	struct ksession *ks = ctx;
@@ -184,11 +212,70 @@ static void sess_output(void *ctx, uint8_t *pkt, size_t len)
 		return;
 	}
 	size_t plen;
-	uint8_t *buf = pkt - WN_PROTECT_HEADROOM;
-	if (wn_protect_seal(&ks->peer, buf, len, len + WN_PROTECT_OVERHEAD,
+	pkt[-KPT_LEN] = KPT_KCP;
+	uint8_t *buf = pkt - KPT_LEN - WN_PROTECT_HEADROOM;
+	if (wn_protect_seal(&ks->peer, buf, KPT_LEN + len,
+	                    KPT_LEN + len + WN_PROTECT_OVERHEAD,
 	                    wn__kep_now(ks->ep), &plen) != 0)
 		return; /* no usable keys: the handshake will follow */
 	tx_add(ks, buf, plen);
+}
+
+/* The largest packet the session may send now: what it was sized to, and
+ * what its current carrier takes (a session may have moved to another). */
+static size_t sess_pkt_max(const struct ksession *ks)
+{
+	size_t m = ks->pkt_max;
+	if (ks->carrier) {
+		size_t c = wn_carrier_max_packet(ks->carrier);
+		if (c && c < m)
+			m = c;
+	}
+	return m;
+}
+
+size_t wn__ksession_dgram_max(const struct ksession *ks)
+{
+	size_t m = sess_pkt_max(ks);
+	if (ks->state != KS_UP || ks->ep->kt ||
+	    m <= WN_PROTECT_OVERHEAD + KPT_LEN)
+		return 0;
+	return m - WN_PROTECT_OVERHEAD - KPT_LEN;
+}
+
+/* A flow message goes into the send batch, sealed in its place there: no
+ * copy but the one into the batch, and out with this loop iteration's
+ * batch (the run pass scheduled here flushes it). */
+int wn__ksession_dgram_send(struct ksession *ks, const uint8_t *msg, size_t len)
+{
+	struct kep *ep = ks->ep;
+	if (ks->state != KS_UP || ep->kt) {
+		ep->stats.dgram_drops++;
+		return WN_EAGAIN;
+	}
+	if (len > wn__ksession_dgram_max(ks))
+		return WN_EMSGSIZE;
+	size_t plen = KPT_LEN + len + WN_PROTECT_OVERHEAD;
+	uint8_t *buf = tx_reserve(ks, plen);
+	if (!buf) {
+		ep->stats.dgram_drops++;
+		return WN_EMSGSIZE;
+	}
+	buf[WN_PROTECT_HEADROOM] = KPT_FLOW;
+	memcpy(buf + WN_PROTECT_HEADROOM + KPT_LEN, msg, len);
+	size_t out;
+	if (wn_protect_seal(&ks->peer, buf, KPT_LEN + len, plen,
+	                    wn__kep_now(ep), &out) != 0) {
+		/* No usable keys (the server before the client confirmed
+		 * fresh ones, or expired ones): a loss, as datagrams are. */
+		ep->stats.dgram_drops++;
+		return WN_EAGAIN;
+	}
+	tx_commit(ep, out);
+	ep->tx_dg++;
+	ep->stats.dgrams_out++;
+	wn__ksession_schedule(ks);
+	return 0;
 }
 
 /* ---- sessions ---------------------------------------------------------- */
@@ -203,6 +290,10 @@ static void sess_free_timer(struct wn_timer *t)
 
 void wn__ksession_free(struct ksession *ks)
 {
+	if (ks->flows_own)
+		wn_fb_free(ks->flows);
+	ks->flows = NULL;
+	ks->flows_own = 0;
 	wn_kcp_sess_free(ks->core);
 	ks->core = NULL;
 	wn__ktprof_sess_free(ks);
@@ -265,14 +356,18 @@ struct ksession *wn__ksession_new(struct kep *ep, const uint8_t *peer_key,
 	size_t mtu = ep->o.mtu ? ep->o.mtu : cfg.kcp.mtu + WN_PROTECT_OVERHEAD;
 	if (max_pkt && max_pkt < mtu)
 		mtu = max_pkt;
-	cfg.kcp.mtu = (uint32_t)(mtu - WN_PROTECT_OVERHEAD);
+	if (mtu > KCP_PKT_MAX)
+		mtu = KCP_PKT_MAX;
+	ks->pkt_max = mtu;
+	/* The payload type byte (KPT_KCP) goes before KCP's datagram. */
+	cfg.kcp.mtu = (uint32_t)(mtu - WN_PROTECT_OVERHEAD - KPT_LEN);
 	if (ep->o.snd_wnd)
 		cfg.kcp.snd_wnd = ep->o.snd_wnd;
 	if (ep->o.rcv_wnd)
 		cfg.kcp.rcv_wnd = ep->o.rcv_wnd;
 	cfg.kcp.rto_srtt_pct = ep->o.rto_srtt_pct;
 	cfg.kcp.pacing = ep->o.pacing;
-	cfg.kcp.headroom = WN_PROTECT_HEADROOM;
+	cfg.kcp.headroom = WN_PROTECT_HEADROOM + KPT_LEN;
 	cfg.kcp.tailroom = WN_PROTECT_TAILROOM;
 	cfg.smux.client = !ep->is_server;
 	cfg.smux.stream_window = ep->o.stream_window;
@@ -346,6 +441,10 @@ void wn__ksession_kill(struct ksession *ks, const char *why)
 		    wn_list_entry(ks->all.next, struct kstream, link);
 		wn__kstream_fail(st, WN_STREAM_SESSION_LOST);
 	}
+	/* The server's flows die with the session (the client's live on in
+	 * the client, for its next session). */
+	if (ks->flows_own)
+		wn_fb_finish(ks->flows, WN_STREAM_SESSION_LOST);
 	wn_timer_stop(&ks->timer);
 	ks->ep->stats.sessions_closed++;
 	ks->ep->sess_dead(ks->ep, ks);
@@ -391,6 +490,8 @@ static void sess_run(struct ksession *ks)
 			return;
 		}
 		wn__kstream_wake_writers(ks);
+		/* What smux handed to KCP leaves the send budget. */
+		wn_sb_sync(&ks->tunnel);
 	}
 	if (ks->state != KS_DEAD)
 		arm_timer(ks, now);
@@ -432,12 +533,30 @@ void wn__ksession_input(struct ksession *ks, struct wn_carrier *c,
 		wn_carrier_authenticated(c, from, fromlen); /* carrier.h */
 	}
 	uint64_t now = wn__kep_now(ks->ep);
-	if (!ks->ep->kt)
-		wn_kcp_sess_touch(ks->core, now);
+	if (ks->ep->kt) {
+		if (ptlen) {
+			wn_kcp_sess_input(ks->core, pt, ptlen, now);
+			wn__ksession_schedule(ks);
+		}
+		return;
+	}
+	wn_kcp_sess_touch(ks->core, now);
 	if (ptlen == 0)
 		return; /* a keepalive */
-	wn_kcp_sess_input(ks->core, pt, ptlen, now);
-	wn__ksession_schedule(ks);
+	switch (pt[0]) {
+	case KPT_KCP:
+		wn_kcp_sess_input(ks->core, pt + KPT_LEN, ptlen - KPT_LEN, now);
+		wn__ksession_schedule(ks);
+		return;
+	case KPT_FLOW:
+		if (!ks->flows)
+			break;
+		ks->ep->stats.dgrams_in++;
+		wn_fb_recv(ks->flows, pt + KPT_LEN, ptlen - KPT_LEN);
+		return;
+	}
+	/* Authenticated, so from our peer: a newer release's type. */
+	ks->ep->stats.bad_payload++;
 }
 
 /* Seals and sends an empty transport packet: a keepalive, and the
@@ -455,7 +574,7 @@ void wn__ksession_send_empty(struct ksession *ks, uint64_t now)
 
 const struct wn_engine_type wn_kcp_engine = {
     .name = "kcp",
-    .caps = WN_ENGINE_CAP_KEYS | WN_ENGINE_CAP_TARGETS,
+    .caps = WN_ENGINE_CAP_DATAGRAM | WN_ENGINE_CAP_KEYS | WN_ENGINE_CAP_TARGETS,
     .client_new = wn__kep_client_new,
     .server_new = wn__kep_server_new,
 };

@@ -10,6 +10,15 @@
  * does not prove knowledge of its public key (mac1), and nothing to a
  * client key it does not list.
  *
+ * Beside KCP, inside the same protection, an unreliable channel carries
+ * the flow base's messages (engine/flow_base.h: tunnel datagrams): the
+ * first plaintext byte of a transport packet says which of the two it is
+ * (KPT_*), and a datagram message is sealed and goes out with the
+ * current send batch on the session's path, never through the ARQ. The server keeps a
+ * struct wn_flows per session (a rekey keeps the session, so it keeps the
+ * flows); the client keeps one for its tunnel across sessions and tells it
+ * when a new session starts. The kcptun profile carries no datagrams.
+ *
  * Like the QUIC engine, it runs over any carrier: the application opens the
  * carrier with the engine's handler and hands it over. Its public face is
  * its two rows of the engine table (engine_ops.h): wn_kcp_engine, and
@@ -73,6 +82,8 @@ struct wn_kcp_engine_opts {
 	size_t stream_send_limit;  /* bytes queued per stream */
 	uint32_t stream_window;    /* smux v2 receive window per stream */
 	unsigned max_streams;      /* concurrent streams per session */
+	size_t session_buffer;     /* send budget per session (stream_base.h) */
+	size_t total_buffer;       /* send budget over the endpoint */
 	unsigned max_sessions;     /* server: live sessions */
 	uint32_t failover_ms;      /* client: next path after this long without
 	                              an authenticated packet */
@@ -81,6 +92,10 @@ struct wn_kcp_engine_opts {
 	/* Borrowed, NULL for the native profile: kcptun's framing instead
 	 * of Noise (id is then not needed). */
 	const struct wn_kcptun_cfg *kcptun;
+	/* Tests only: the handshake version this end sends (client) or
+	 * accepts (server), to play a peer of another release; 0: ours,
+	 * HS_PAYLOAD_VERSION. Changes only the version byte. */
+	unsigned hs_version;
 };
 
 /* Fills in defaults (loop, log and id stay NULL): fast3, windows
@@ -104,6 +119,11 @@ struct wn_kcp_engine_stats {
 	uint64_t pkts_dropped; /* failed authentication, replays, unknown */
 	uint64_t auth_failures;
 	uint64_t cookies; /* server: cookie replies sent; client: received */
+	uint64_t version_refused; /* server: initiations of another version */
+	/* Datagram messages (the flow base's), one per packet each way: */
+	uint64_t dgrams_out, dgrams_in;
+	uint64_t dgram_drops; /* no keys yet, or the carrier refused them */
+	uint64_t bad_payload; /* plaintexts of an unknown type (KPT_*) */
 	/* kcptun profile: */
 	uint64_t csum_errors;   /* CRC or decryption failed (InCsumErrors) */
 	uint64_t fec_dropped;   /* malformed FEC shards */
@@ -122,9 +142,18 @@ struct wn_kcp_engine_stats {
 #define WN_KCP_MAX_PATHS 8
 
 /* The handshake payload: version u8, session id 8, conv u32 LE
- * (docs/wire-format.md, "KCP engine session"). */
-#define HS_PAYLOAD_VERSION 1
+ * (docs/wire-format.md, "KCP engine session"). Version 2: every
+ * non-empty transport plaintext starts with a KPT_* type byte (version 1
+ * had KCP segments only, from the first byte). Ends of different versions
+ * never get a session: the server refuses the initiation, so a
+ * mismatch cannot misparse. */
+#define HS_PAYLOAD_VERSION 2
 #define HS_PAYLOAD_LEN 13
+
+/* The first byte of a (non-empty) transport plaintext. */
+#define KPT_KCP 0  /* KCP segments follow (docs/wire-format.md section 6) */
+#define KPT_FLOW 1 /* one flow message (the flow base's) follows */
+#define KPT_LEN 1
 
 /* Reserve/commit hand out this much contiguous space at a time. */
 #define KCP_SCRATCH 16384
@@ -149,6 +178,7 @@ struct kep {
 	uint8_t *tx;
 	size_t tx_len, tx_seg;
 	unsigned tx_n;
+	unsigned tx_dg; /* of them, datagram messages (dropped if refused) */
 	struct ksession *tx_ks;
 	/* Hooks from a session to its endpoint: it died (streams failed);
 	 * its run pass starts (client: handshake retries and rekeys). */
@@ -197,6 +227,13 @@ struct ksession {
 	char why[128];
 	struct wn_kcpgo_enc *fec_enc; /* kcptun with FEC: our shards */
 	struct wn_kcpgo_dec *fec_dec; /* kcptun with FEC: the peer's */
+	/* Datagrams: the flows this session's flow messages go to (server:
+	 * its own, flows_own; client: the client's, kept across sessions);
+	 * NULL in the kcptun profile. pkt_max: the largest packet this
+	 * session sends (the mtu it was sized to). */
+	struct wn_flows *flows;
+	int flows_own;
+	size_t pkt_max;
 	uint8_t scratch[KCP_SCRATCH]; /* reserve/commit */
 	struct kstream *scratch_owner;
 };
@@ -365,5 +402,21 @@ void wn__ksession_input(struct ksession *ks, struct wn_carrier *c,
 /* Asks for a run pass (smux -> KCP -> carrier) at the end of the loop
  * iteration. */
 void wn__ksession_schedule(struct ksession *ks);
+
+/* The flow base's transport on a session (flow_base.h). dgram_max: the
+ * largest flow message one packet carries now (0 unless the session is
+ * up). dgram_send: seals msg (a KPT_FLOW packet) and adds it to the send
+ * batch, which goes out at the end of the loop iteration; no ARQ, no
+ * retransmission. Returns 0, WN_EAGAIN (no session up, no keys yet) or
+ * WN_EMSGSIZE (above dgram_max). */
+size_t wn__ksession_dgram_max(const struct ksession *ks);
+int wn__ksession_dgram_send(struct ksession *ks, const uint8_t *msg,
+                            size_t len);
+
+/* ---- kcp_client.c ---------------------------------------------------- */
+
+/* Starts a rekey of the client's live session now, as the two-minute
+ * timer would (tests). Returns 0, or WN_EAGAIN without a session up. */
+int wn__kep_client_rekey(struct wn_engine *e);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "core/prefixlimit.h"
 #include "crypto/hsadmit.h"
+#include "engine/flow_base.h"
 #include "engine/kcp_engine_int.h"
 #include "util/err.h"
 #include "util/rw.h"
@@ -118,6 +119,30 @@ static void server_sess_dead(struct kep *ep, struct ksession *ks)
 	ks->peer_live = 0;
 }
 
+/* ---- the flow base's transport (flow_base.h): one session's ----------- */
+
+static int srv_fb_send(struct wn_flows *fl, const uint8_t *msg, size_t len)
+{
+	return wn__ksession_dgram_send(wn_fb_ctx(fl), msg, len);
+}
+
+static size_t srv_fb_max_msg(const struct wn_flows *fl)
+{
+	return wn__ksession_dgram_max(wn_fb_ctx(fl));
+}
+
+static uint64_t srv_fb_now(const struct wn_flows *fl)
+{
+	const struct ksession *ks = wn_fb_ctx(fl);
+	return wn__kep_now(ks->ep);
+}
+
+static const struct wn_fb_transport srv_fb = {
+    .send = srv_fb_send,
+    .max_msg = srv_fb_max_msg,
+    .now_ms = srv_fb_now,
+};
+
 /* A new session for client i, whose initiation named sess_id and conv. */
 static struct ksession *server_new_session(struct wn_kcp_server *s,
                                            struct wn_carrier *car, size_t i,
@@ -145,6 +170,15 @@ static struct ksession *server_new_session(struct wn_kcp_server *s,
 		return NULL;
 	}
 	ks->peer_live = 1;
+	/* Its flows live as long as the session: rekeys keep both. */
+	ks->flows = wn_fb_new(&srv_fb, ks, s->ep.o.loop, s->ep.o.log,
+	                      &ks->tunnel, &s->ep.ah, 0);
+	if (!ks->flows) {
+		wn__ksession_free(ks);
+		return NULL;
+	}
+	ks->flows_own = 1;
+	ks->tunnel.flows = ks->flows;
 	ks->state = KS_UP;
 	ks->was_up = 1;
 	ks->created_ms = wn__kep_now(&s->ep);
@@ -226,14 +260,28 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
 		    0)
 			break;
 	const char *why = NULL;
+	char vwhy[128];
+	unsigned ver =
+	    s->ep.o.hs_version ? s->ep.o.hs_version : HS_PAYLOAD_VERSION;
 	if (i == s->nclients)
 		why = "unknown client key";
 	else if (!wn_protect_timestamp_after(in.timestamp,
 	                                     s->clients[i].last_ts))
 		why = "replayed handshake";
-	else if (in.payload_len != HS_PAYLOAD_LEN ||
-	         in.payload[0] != HS_PAYLOAD_VERSION)
-		why = "unsupported handshake version";
+	else if (in.payload_len >= 1 && in.payload[0] != ver) {
+		/* Another release's client: its packets would not parse as
+		 * ours (docs/wire-format.md, "KCP engine session"), so it
+		 * gets no session, and the log says why. */
+		s->ep.stats.version_refused++;
+		char kname[16];
+		wn__kep_key_name(s->clients[i].key, kname);
+		snprintf(vwhy, sizeof(vwhy),
+		         "client %s speaks KCP session version %u, this "
+		         "server %u: run the same warren release on both ends",
+		         kname, in.payload[0], ver);
+		why = vwhy;
+	} else if (in.payload_len != HS_PAYLOAD_LEN)
+		why = "malformed handshake payload";
 	if (why) {
 		s->ep.stats.auth_failures++;
 		char addr[64];

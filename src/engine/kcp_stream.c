@@ -177,6 +177,13 @@ static void kt_free(struct wn_stream *s)
 	free(KS(s));
 }
 
+/* What smux still holds of the stream's data (the budget's count). */
+static size_t kt_queued(const struct wn_stream *s)
+{
+	const struct kstream *st = (const struct kstream *)s;
+	return st->ks ? wn_smux_send_queued(mux_of(st), st->sid) : 0;
+}
+
 static const struct wn_sb_transport wn__kstream_transport = {
     .write = kt_write,
     .reserve = kt_reserve,
@@ -187,6 +194,7 @@ static const struct wn_sb_transport wn__kstream_transport = {
     .stop = kt_stop,
     .detach = kt_detach,
     .free = kt_free,
+    .queued = kt_queued,
 };
 
 static struct kstream *stream_alloc(struct ksession *ks, uint32_t sid,
@@ -204,9 +212,12 @@ static struct kstream *stream_alloc(struct ksession *ks, uint32_t sid,
 	}
 	/* Set up with the first stream, so that the endpoints' constructors
 	 * need not know about the base. */
-	if (!ep->senv.tp)
+	if (!ep->senv.tp) {
 		wn_sb_env_init(&ep->senv, &wn__kstream_transport, ep->o.loop,
 		               ep->o.log, ep->is_server ? &ep->ah : NULL);
+		wn_sb_env_budget(&ep->senv, ep->o.session_buffer,
+		                 ep->o.total_buffer);
+	}
 	st->ep = ep;
 	st->ks = ks;
 	st->sid = sid;

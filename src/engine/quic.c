@@ -56,6 +56,8 @@ void wn_quic_opts_default(struct wn_quic_opts *o)
 	o->stream_window_max = 16u << 20;
 	o->conn_window_max = 64u << 20;
 	o->max_streams = 1024;
+	o->session_buffer = WN_SB_SESSION_LIMIT_DEFAULT;
+	o->total_buffer = WN_SB_TOTAL_LIMIT_DEFAULT;
 	o->failover_ms = 3000;
 	o->probe_ms = 10000;
 }
@@ -83,6 +85,10 @@ static void opts_from(const struct wn_engine_conf *c, int server,
 		o->probe_ms = c->probe_ms;
 	if (c->stream_send_limit)
 		o->stream_send_limit = c->stream_send_limit;
+	if (c->session_buffer)
+		o->session_buffer = c->session_buffer;
+	if (c->total_buffer)
+		o->total_buffer = c->total_buffer;
 	/* The most a stream delivers unconsumed is the autotuning limit; the
 	 * initial window stays below it. */
 	if (c->stream_window) {
@@ -241,6 +247,11 @@ static void client_conn_up(struct qep *ep, struct qconn *qc)
 	(void)qc;
 	c->up = 1;
 	c->backoff_ms = BACKOFF_MIN_MS;
+	/* A new connection is a new server session: it knows none of our
+	 * flows, whose targets travel again. */
+	qc->flows = c->tunnel.flows;
+	if (c->tunnel.flows)
+		wn_fb_session_changed(c->tunnel.flows);
 	char key[WN_KEY_B64_LEN + 1];
 	wn_key_encode(qc->peer_key, key);
 	wn_log_event(ep->o.log, WN_LOG_INFO, "sess", '+', qc->tunnel.peer_id, 1,
@@ -294,12 +305,47 @@ static struct wn_stream *client_open_stream(struct wn_tunnel *t,
 	struct qstream *qs = wn__qstream_new(&c->ep, target, flags, h);
 	if (!qs)
 		return NULL;
+	/* The client's one session, kept across connections: its streams
+	 * share its send budget (stream_base.h). */
+	qs->base.tunnel = t;
 	if (c->qc && c->qc->state == QC_UP && wn_list_empty(&c->pending) &&
 	    wn__qstream_attach(c->qc, qs) == 0)
 		return &qs->base;
 	wn_list_add_tail(&c->pending, &qs->link);
 	return &qs->base;
 }
+
+/* ---- the flow base's transport for the client's flows ---------------- */
+
+static struct wn_quic_client *flows_client(const struct wn_flows *fl)
+{
+	return wn_fb_ctx(fl);
+}
+
+static int client_fb_send(struct wn_flows *fl, const uint8_t *msg, size_t len)
+{
+	struct wn_quic_client *c = flows_client(fl);
+	if (!c->qc || c->closing)
+		return WN_EAGAIN;
+	return wn__qdgram_queue(c->qc, msg, len);
+}
+
+static size_t client_fb_max_msg(const struct wn_flows *fl)
+{
+	struct wn_quic_client *c = flows_client(fl);
+	return c->qc && !c->closing ? wn__qdgram_max(c->qc) : 0;
+}
+
+static uint64_t client_fb_now_ms(const struct wn_flows *fl)
+{
+	return wn__quic_now_ms(&flows_client(fl)->ep);
+}
+
+static const struct wn_fb_transport client_fb = {
+    .send = client_fb_send,
+    .max_msg = client_fb_max_msg,
+    .now_ms = client_fb_now_ms,
+};
 
 static const struct wn_tunnel_ops client_tunnel_ops = {
     .open_stream = client_open_stream,
@@ -378,6 +424,7 @@ static void noop_carrier_state(void *ctx, struct wn_carrier *carrier,
 
 static void on_health(struct wn_timer *t);
 static void client_retry_closed(struct wn_timer *t);
+static void client_health_closed(struct wn_timer *t);
 static void client_path_moved(struct qep *ep, struct qconn *qc,
                               struct wn_carrier *carrier);
 static const struct wn_engine_ops client_ops;
@@ -424,6 +471,14 @@ int wn__quic_client_new(const struct wn_quic_opts *o,
 	if (rc != 0) {
 		wn_timer_close(&c->retry, client_retry_closed);
 		return rc;
+	}
+	/* One set of flows for the client's tunnel, kept across its
+	 * connections (reconnects), as its pending streams are. */
+	c->tunnel.flows =
+	    wn_fb_new(&client_fb, c, o->loop, o->log, &c->tunnel, NULL, 0);
+	if (!c->tunnel.flows) {
+		wn_timer_close(&c->health, client_health_closed);
+		return WN_ENOMEM;
 	}
 	*out = &c->ep.base;
 	return 0;
@@ -584,6 +639,8 @@ static void stats_out(const struct wn_quic_stats *s, uint64_t live,
 	out->streams_closed = s->streams_closed;
 	out->pkts_dropped = s->pkts_dropped;
 	out->auth_failures = s->auth_failures;
+	out->dgrams_drop_queue = s->dgrams_drop_queue;
+	out->dgrams_drop_size = s->dgrams_drop_size;
 }
 
 static void client_stats(const struct wn_engine *e, struct wn_engine_stats *out)
@@ -596,6 +653,8 @@ static void client_retry_closed(struct wn_timer *t)
 {
 	struct wn_quic_client *c =
 	    wn_container_of(t, struct wn_quic_client, retry);
+	if (c->tunnel.flows)
+		wn_fb_free(c->tunnel.flows);
 	ep_free(&c->ep);
 	free(c);
 }
@@ -629,6 +688,8 @@ static void client_close(struct wn_engine *e)
 		    wn_list_entry(c->pending.next, struct qstream, link);
 		wn__qstream_fail(qs, WN_STREAM_SESSION_LOST);
 	}
+	if (c->tunnel.flows)
+		wn_fb_finish(c->tunnel.flows, WN_STREAM_SESSION_LOST);
 	ep_kill_all(&c->ep, "client shutting down");
 	wn_loop_defer(c->ep.o.loop, &c->free_node, client_free);
 }
@@ -696,6 +757,12 @@ static void server_conn_up(struct qep *ep, struct qconn *qc)
 	struct wn_quic_server *s = SV(ep);
 	admit_release(s, qc);
 	s->live++;
+	/* The session's datagram flows, once the client is known (a
+	 * stranger's handshake costs none). Without them the session still
+	 * carries streams; the client's datagrams are dropped, counted. */
+	qc->tunnel.flows = wn_fb_new(&wn__quic_server_fb, qc, ep->o.loop,
+	                             ep->o.log, &qc->tunnel, &ep->ah, 0);
+	qc->flows = qc->tunnel.flows;
 	wn_log_event(ep->o.log, WN_LOG_INFO, "sess", '+', qc->tunnel.peer_id,
 	             (long)s->live, "client connected");
 }

@@ -108,6 +108,7 @@ static int cb_acked_stream_data_offset(ngtcp2_conn *conn, int64_t sid,
 	/* ngtcp2 reports acknowledged data contiguously from the start. */
 	wn_bufq_consume(&qs->sendq, (size_t)len);
 	qs->sent -= (size_t)len;
+	wn_sb_sent(&qs->base, (size_t)len);
 	if (wn_bufq_space(&qs->sendq) > 0)
 		wn_sb_writable(&qs->base);
 	return 0;
@@ -220,12 +221,11 @@ static int cb_extend_max_local_streams_bidi(ngtcp2_conn *conn,
 static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags,
                             const uint8_t *data, size_t len, void *user_data)
 {
-	/* Negotiated for the datagram front ends, which do not exist yet. */
+	/* No 0-RTT here (NGTCP2_DATAGRAM_FLAG_EARLY never comes); the flow
+	 * base checks every message and drops what is malformed. */
 	(void)conn;
 	(void)flags;
-	(void)data;
-	(void)len;
-	(void)user_data;
+	wn__qdgram_recv(user_data, data, len);
 	return 0;
 }
 /* A validated path: when ngtcp2 moved the connection to another

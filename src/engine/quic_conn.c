@@ -49,7 +49,9 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 	/* Spare connection IDs: a client on a stream carrier migrates on
 	 * every new connection, and each migration uses one. */
 	p->active_connection_id_limit = 8;
-	p->max_datagram_frame_size = 65535;
+	/* DATAGRAM frames (RFC 9221) carry the flow base's messages; any
+	 * frame that a packet can hold is taken. */
+	p->max_datagram_frame_size = QUIC_DGRAM_FRAME_MAX;
 	/* A client with several carriers never receives more than the
 	 * smallest of them carries. */
 	if (ep->max_pkt)
@@ -210,6 +212,12 @@ struct qconn *wn__qconn_new_server(struct qep *ep, struct wn_carrier *carrier,
 static void timer_closed(struct wn_timer *t)
 {
 	struct qconn *qc = wn_container_of(t, struct qconn, timer);
+	/* A server connection's flows (only a server's connection has them
+	 * in its tunnel) go with it: wn_fb_finish ran when it died. Not
+	 * qc->ep: the endpoint may be gone by now. */
+	if (qc->tunnel.flows)
+		wn_fb_free(qc->tunnel.flows);
+	wn__qdgram_free(qc);
 	if (qc->conn)
 		ngtcp2_conn_del(qc->conn);
 	if (qc->tls)
@@ -257,6 +265,12 @@ void wn__qconn_kill(struct qconn *qc, const char *why)
 		ngtcp2_conn_set_stream_user_data(qc->conn, qs->sid, NULL);
 		wn__qstream_unlinger(qs);
 	}
+	/* Queued datagrams are dropped with the connection; the server's
+	 * flows end with their session, the client's wait for the next. */
+	qc->dg_count = 0;
+	if (qc->tunnel.flows)
+		wn_fb_finish(qc->tunnel.flows, WN_STREAM_SESSION_LOST);
+	qc->flows = NULL;
 	wn_list_del(&qc->link);
 	if (qc->ep->is_server)
 		wn_cidmap_del_value(&qc->ep->cids, qc);

@@ -6,7 +6,7 @@
  * TLS 1.3 with the node identities as raw public keys pinned on both sides:
  * the client accepts only the server key it was given, the server only the
  * client keys it lists. One QUIC bidirectional stream per tunnelled stream;
- * DATAGRAM frames are negotiated for the datagram front ends.
+ * one DATAGRAM frame (RFC 9221) per flow message of the flow base.
  *
  * The engine runs over any carrier (carrier.h). The application opens the
  * carrier with the engine's handler (wn_engine_handler) and hands it over.
@@ -29,7 +29,8 @@
  * Private to the QUIC engine (quic.c: client and server endpoints;
  * quic_conn.c: one connection's life, read path, migration and timer;
  * quic_cb.c: its ngtcp2 callbacks; quic_tls.c: its TLS session;
- * quic_write.c: its write pass; quic_stream.c: its streams). Nothing
+ * quic_write.c: its write pass; quic_stream.c: its streams;
+ * quic_dgram.c: its datagrams, the flow base's transport). Nothing
  * outside src/engine/quic*.c includes this or ngtcp2, but for unit tests
  * of the engine's defaults.
  *
@@ -52,6 +53,7 @@
 #include "crypto/quicproof.h"
 #include "crypto/tls_rawpk.h"
 #include "engine/engine_ops.h"
+#include "engine/flow_base.h"
 #include "io/loop.h"
 #include "util/bufq.h"
 #include "util/cidmap.h"
@@ -64,6 +66,14 @@
 #define QUIC_SEND_IOV 4      /* iovecs of stream data offered per packet */
 #define QUIC_ACK_THRESH 8    /* ACK at once after this many packets */
 #define QUIC_ALPN "warren/1" /* also keeps other QUIC clients out */
+/* The datagram queue of a connection (quic_dgram.c): this many slots of
+ * QUIC_DGRAM_SLOT bytes each, allocated with its first datagram. A slot
+ * holds a flow message whole: 1500 bytes of datagram with its flow header
+ * and target fit one, so a carrier with large packets needs no fragments. */
+#define QUIC_DGRAM_SLOTS 64
+#define QUIC_DGRAM_SLOT 2048
+/* The advertised max_datagram_frame_size: any frame a packet can hold. */
+#define QUIC_DGRAM_FRAME_MAX 65535
 
 struct wn_quic_opts {
 	struct wn_loop *loop;         /* borrowed */
@@ -77,9 +87,11 @@ struct wn_quic_opts {
 	uint64_t stream_window_max; /* autotuning limit per stream */
 	uint64_t conn_window_max;   /* autotuning limit per connection */
 	uint64_t max_streams;       /* concurrent streams per connection */
-	uint32_t failover_ms; /* client, several paths: move after this long
+	size_t session_buffer; /* send budget per connection (stream_base.h) */
+	size_t total_buffer;   /* send budget over the endpoint */
+	uint32_t failover_ms;  /* client, several paths: move after this long
 	                         without progress (default 3 s) */
-	uint32_t probe_ms;    /* client: try the first path again this often
+	uint32_t probe_ms;     /* client: try the first path again this often
 	                         while on another (default 10 s) */
 	/* The engine's one clock, in nanoseconds: every timestamp ngtcp2 sees
 	 * and every millisecond the engine keeps (last packet, stream waits,
@@ -109,6 +121,10 @@ struct wn_quic_stats {
 	 * again), summed over the streams that closed. */
 	uint64_t stream_pkts_lost;
 	uint64_t retries_sent; /* server: Retry packets (address validation) */
+	/* DATAGRAM frames written and received, and flow messages dropped:
+	 * the oldest in a full queue, or one the path can no longer carry. */
+	uint64_t dgrams_sent, dgrams_recv;
+	uint64_t dgrams_drop_queue, dgrams_drop_size;
 };
 
 /* Carrier failover. A client may have several ways to its server, tried
@@ -217,6 +233,18 @@ struct qconn {
 	 * handshake ends (QC_ADMIT_* bits, quic.c), and its source prefix. */
 	unsigned admit;
 	struct wn_prefix prefix;
+	/* Where its DATAGRAM frames go: the server connection's own flows
+	 * (in tunnel.flows, created when the handshake ends), or the
+	 * client's, which outlive its connections. NULL: none yet. */
+	struct wn_flows *flows;
+	/* Flow messages waiting for the write pass: a ring of
+	 * QUIC_DGRAM_SLOTS slots (quic_dgram.c). dg_turn: the next packet
+	 * starts with a datagram even though streams have data, so that
+	 * neither waits behind the other (quic_write.c). */
+	uint8_t *dg_buf;
+	uint16_t dg_len[QUIC_DGRAM_SLOTS];
+	unsigned dg_head, dg_count;
+	int dg_turn;
 	char why[160]; /* why it died, for logs */
 };
 
@@ -347,6 +375,33 @@ void wn__qconn_flush_at(struct qconn *qc, ngtcp2_tstamp now);
  * blocked carrier. */
 int wn__qconn_send_batch(struct qconn *qc, const ngtcp2_path *path,
                          const uint8_t *buf, size_t len, size_t seg);
+
+/* ---- quic_dgram.c --------------------------------------------------- */
+
+/* The largest flow message one DATAGRAM frame carries on the connection's
+ * current path now: the peer's max_datagram_frame_size and the path's
+ * packet size less the short header, the AEAD tag and the frame's own
+ * header; 0 before the handshake ends or when the peer takes none. */
+size_t wn__qdgram_max(struct qconn *qc);
+
+/* Queues one flow message for the write pass (copied): 0, WN_EMSGSIZE
+ * when it is larger than wn__qdgram_max, WN_EAGAIN when the connection
+ * is not up (or the queue cannot be allocated). A full queue drops its
+ * oldest message (counted) to take the new one. */
+int wn__qdgram_queue(struct qconn *qc, const uint8_t *msg, size_t len);
+
+/* The oldest queued message (NULL when none), and taking it off. */
+const uint8_t *wn__qdgram_head(const struct qconn *qc, size_t *len);
+void wn__qdgram_pop(struct qconn *qc);
+
+/* Frees the queue (the connection is being freed). */
+void wn__qdgram_free(struct qconn *qc);
+
+/* A DATAGRAM frame from the peer: to the connection's flows. */
+void wn__qdgram_recv(struct qconn *qc, const uint8_t *data, size_t len);
+
+/* The transport of a server connection's flows (ctx: the qconn). */
+extern const struct wn_fb_transport wn__quic_server_fb;
 
 /* ---- quic_stream.c -------------------------------------------------- */
 

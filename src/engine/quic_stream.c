@@ -180,9 +180,12 @@ struct qstream *wn__qstream_new(struct qep *ep,
 		return NULL;
 	/* Set up with the first stream, so that the endpoints' constructors
 	 * need not know about the base. */
-	if (!ep->senv.tp)
+	if (!ep->senv.tp) {
 		wn_sb_env_init(&ep->senv, &qstream_transport, ep->o.loop,
 		               ep->o.log, ep->is_server ? &ep->ah : NULL);
+		wn_sb_env_budget(&ep->senv, ep->o.session_buffer,
+		                 ep->o.total_buffer);
+	}
 	qs->ep = ep;
 	qs->sid = -1;
 	if (wn_bufq_init(&qs->sendq, WN_BUFQ_CHUNK_DEFAULT,

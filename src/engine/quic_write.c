@@ -1,7 +1,14 @@
-/* A QUIC connection's write pass: ready streams, round robin, become
- * packets, batched for GSO (one size a batch, one path a batch) and handed
- * to the carrier, with ngtcp2's pacer told about them. This is where
- * DATAGRAM frames will join the stream data. */
+/* A QUIC connection's write pass: ready streams, round robin, and queued
+ * datagrams (quic_dgram.c) become packets, batched for GSO (one size a
+ * batch, one path a batch) and handed to the carrier, with ngtcp2's pacer
+ * told about them.
+ *
+ * Datagrams and streams share the packets and the congestion window, and
+ * neither waits behind the other: while both have something to send,
+ * packets alternate between one that starts with a datagram (stream data
+ * fills what room it leaves) and one of stream data alone; a datagram
+ * that does not fit the rest of a packet waits for the next. Datagrams
+ * that the streams leave room for go as they come. */
 #include <string.h>
 
 #include "engine/quic_int.h"
@@ -156,63 +163,127 @@ void wn__qconn_flush_at(struct qconn *qc, ngtcp2_tstamp ts)
 	struct sockaddr_storage bto;
 	memset(&bpath, 0, sizeof(bpath));
 
+	int pkt_open = 0, pkt_dgram = 0; /* the packet being built */
+	int dg_held = 0; /* ngtcp2 took no datagram now: streams may */
 	for (;;) {
 		struct qstream *qs = next_ready(qc);
-		ngtcp2_vec vec[QUIC_SEND_IOV];
-		size_t nvec = 0;
-		int64_t sid = -1;
-		uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-		int fin = 0;
-		if (qs) {
-			/* A packet takes ~1.4 kB and chunks are 16 kB: a few
-			 * iovecs always fill one, even from a chunk's tail. */
-			struct iovec iov[QUIC_SEND_IOV];
-			int n = wn_bufq_peek_iov_at(&qs->sendq, qs->sent, iov,
-			                            QUIC_SEND_IOV);
-			size_t avail = 0;
-			for (int i = 0; i < n; i++) {
-				vec[i].base = iov[i].iov_base;
-				vec[i].len = iov[i].iov_len;
-				avail += iov[i].iov_len;
-			}
-			nvec = (size_t)n;
-			sid = qs->sid;
-			if (qs->fin_wanted &&
-			    qs->sent + avail == wn_bufq_len(&qs->sendq)) {
-				flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-				fin = 1;
-			}
-		}
 		ngtcp2_pkt_info pi;
-		ngtcp2_ssize ndatalen = -1;
-		ngtcp2_ssize nw = ngtcp2_conn_writev_stream(
-		    qc->conn, &ps.path, &pi, buf + off, maxpkt, &ndatalen,
-		    flags, sid, vec, nvec, ts);
-		if (nw < 0) {
+		ngtcp2_ssize nw;
+		size_t dlen = 0;
+		const uint8_t *dg = wn__qdgram_head(qc, &dlen);
+		if (dg && !dg_held && (qs ? !pkt_open && qc->dg_turn : 1)) {
+			/* The path may have shrunk under a queued message (a
+			 * move to a smaller carrier): one that cannot fit even
+			 * an empty packet goes, never to be tried again. */
+			if (dlen > wn__qdgram_max(qc)) {
+				wn__qdgram_pop(qc);
+				ep->stats.dgrams_drop_size++;
+				continue;
+			}
+			ngtcp2_vec dv = {(uint8_t *)dg, dlen};
+			int accepted = 0;
+			nw = ngtcp2_conn_writev_datagram(
+			    qc->conn, &ps.path, &pi, buf + off, maxpkt,
+			    &accepted, NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &dv,
+			    1, ts);
+			if (accepted) {
+				wn__qdgram_pop(qc);
+				ep->stats.dgrams_sent++;
+				pkt_dgram = 1;
+			}
 			if (nw == NGTCP2_ERR_WRITE_MORE) {
-				after_write(qs, ndatalen, fin);
+				pkt_open = 1;
 				continue;
 			}
-			if (qs && (nw == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
-			           nw == NGTCP2_ERR_STREAM_SHUT_WR ||
-			           nw == NGTCP2_ERR_STREAM_NOT_FOUND)) {
-				qs->blocked_epoch = qc->write_epoch;
+			if (nw == NGTCP2_ERR_INVALID_STATE ||
+			    nw == NGTCP2_ERR_INVALID_ARGUMENT) {
+				/* The peer takes no datagrams, or none this
+				 * large: not fatal, and never sendable. */
+				wn__qdgram_pop(qc);
+				ep->stats.dgrams_drop_size++;
 				continue;
 			}
-			wn__qconn_fail(qc, (int)nw);
-			return;
+			if (nw < 0) {
+				wn__qconn_fail(qc, (int)nw);
+				return;
+			}
+			/* Not accepted with nw > 0: it did not fit the rest
+			 * of this packet, which is complete; the next packet
+			 * starts with it. Nothing written: congestion or
+			 * pacing, and then the stream path below finds out;
+			 * a datagram never holds the streams up. */
+			if (nw == 0 && !accepted) {
+				dg_held = 1;
+				continue;
+			}
+		} else {
+			ngtcp2_vec vec[QUIC_SEND_IOV];
+			size_t nvec = 0;
+			int64_t sid = -1;
+			uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+			int fin = 0;
+			if (qs) {
+				/* A packet takes ~1.4 kB and chunks are 16 kB:
+				 * a few iovecs always fill one, even from a
+				 * chunk's tail. */
+				struct iovec iov[QUIC_SEND_IOV];
+				int n = wn_bufq_peek_iov_at(
+				    &qs->sendq, qs->sent, iov, QUIC_SEND_IOV);
+				size_t avail = 0;
+				for (int i = 0; i < n; i++) {
+					vec[i].base = iov[i].iov_base;
+					vec[i].len = iov[i].iov_len;
+					avail += iov[i].iov_len;
+				}
+				nvec = (size_t)n;
+				sid = qs->sid;
+				if (qs->fin_wanted &&
+				    qs->sent + avail ==
+				        wn_bufq_len(&qs->sendq)) {
+					flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+					fin = 1;
+				}
+			}
+			ngtcp2_ssize ndatalen = -1;
+			nw = ngtcp2_conn_writev_stream(
+			    qc->conn, &ps.path, &pi, buf + off, maxpkt,
+			    &ndatalen, flags, sid, vec, nvec, ts);
+			if (nw < 0) {
+				if (nw == NGTCP2_ERR_WRITE_MORE) {
+					after_write(qs, ndatalen, fin);
+					pkt_open = 1;
+					continue;
+				}
+				if (qs &&
+				    (nw == NGTCP2_ERR_STREAM_DATA_BLOCKED ||
+				     nw == NGTCP2_ERR_STREAM_SHUT_WR ||
+				     nw == NGTCP2_ERR_STREAM_NOT_FOUND)) {
+					qs->blocked_epoch = qc->write_epoch;
+					continue;
+				}
+				wn__qconn_fail(qc, (int)nw);
+				return;
+			}
+			if (qs) {
+				if (ndatalen >= 0)
+					after_write(qs, ndatalen, fin);
+				else
+					qs->blocked_epoch = qc->write_epoch;
+			}
 		}
-		if (qs) {
-			if (ndatalen >= 0)
-				after_write(qs, ndatalen, fin);
-			else
-				qs->blocked_epoch = qc->write_epoch;
-		}
+		/* A packet is complete (or none was written): the next one
+		 * starts with a datagram if this one carried none. */
+		qc->dg_turn = !pkt_dgram && qc->dg_count > 0;
+		pkt_open = 0;
+		pkt_dgram = 0;
 		if (nw == 0)
 			break;
-		if (npkts > 0 && !same_remote(&bpath, &ps.path)) {
-			/* ngtcp2 switched paths (a probe or a migration):
-			 * what was batched so far goes out alone first. */
+		if (npkts > 0 &&
+		    (!same_remote(&bpath, &ps.path) || (size_t)nw > seg)) {
+			/* ngtcp2 switched paths (a probe or a migration), or
+			 * this packet is larger than the batch's segments (a
+			 * small datagram's packet started the batch): what
+			 * was batched so far goes out alone first. */
 			wn__qconn_send_batch(qc, &bpath, buf, off, seg);
 			written += off;
 			memmove(buf, buf + off, (size_t)nw);

@@ -1,6 +1,7 @@
 /* The stream base: see stream_base.h. */
 #include "engine/stream_base.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #include "engine/engine.h"
@@ -92,6 +93,192 @@ static void set_out(struct wn_stream *s, int to)
 	(void)set_state(s, 1, to);
 }
 
+/* ---- the send budget (stream_base.h) ------------------------------------ */
+
+/* A session's lists are set up on first use: engines zero their sessions
+ * and need not know about the budget. */
+static struct wn_sb_budget *sess_budget(struct wn_tunnel *t)
+{
+	if (!t)
+		return NULL;
+	if (!t->budget.wait.next) {
+		wn_list_init(&t->budget.wait);
+		wn_list_init(&t->budget.busy);
+	}
+	return &t->budget;
+}
+
+static void count(struct wn_stream *s, size_t n)
+{
+	struct wn_sb_budget *b = sess_budget(s->tunnel);
+
+	s->acct += n;
+	s->env->total.used += n;
+	if (b) {
+		b->used += n;
+		if (!wn_list_linked(&s->alink))
+			wn_list_add_tail(&b->busy, &s->alink);
+	}
+}
+
+/* Takes n (at most what is counted) off the stream's count. Calls no
+ * handler. Returns nonzero if the stream waits and has fallen below the
+ * floor: the caller wakes it. */
+static int uncount(struct wn_stream *s, size_t n)
+{
+	struct wn_sb_budget *b = s->tunnel ? &s->tunnel->budget : NULL;
+
+	if (n > s->acct)
+		n = s->acct;
+	if (n == 0)
+		return 0;
+	s->acct -= n;
+	s->env->total.used -= n;
+	if (b && wn_list_linked(&s->alink)) {
+		b->used -= n;
+		if (s->acct == 0)
+			wn_list_del(&s->alink);
+	}
+	return s->acct < WN_SB_FLOOR && wn_list_linked(&s->blink);
+}
+
+/* Waits on budget b (if not already waiting): refused. */
+static size_t wait_on(struct wn_stream *s, struct wn_sb_budget *b)
+{
+	if (!wn_list_linked(&s->blink))
+		wn_list_add_tail(&b->wait, &s->blink);
+	return 0;
+}
+
+/* How many bytes the stream may write now (SIZE_MAX: the budget does not
+ * limit it); 0 means refused, and the stream then waits on the budget
+ * that is full. */
+static size_t allowance(struct wn_stream *s)
+{
+	struct wn_stream_env *env = s->env;
+	struct wn_sb_budget *b = sess_budget(s->tunnel);
+	int over;
+
+	/* Twice the total is a hard cap, floor or not: the floors of every
+	 * stream of every session would have no bound otherwise. */
+	if (env->total_limit && env->total.used >= 2 * env->total_limit)
+		return wait_on(s, &env->total);
+	over = (env->session_limit && b && b->used >= env->session_limit) ||
+	       (env->total_limit && env->total.used >= env->total_limit);
+	if (!over)
+		return SIZE_MAX;
+	if (s->acct < WN_SB_FLOOR)
+		return WN_SB_FLOOR - s->acct;
+	if (env->session_limit && b && b->used >= env->session_limit)
+		return wait_on(s, b);
+	return wait_on(s, &env->total);
+}
+
+/* Wakes (on_writable) the streams on list, in order. Handlers may write
+ * and wait again, or end streams: the list is taken first. */
+static void wake_list(struct wn_list *list)
+{
+	struct wn_list todo;
+
+	if (wn_list_empty(list))
+		return;
+	wn_list_init(&todo);
+	todo.next = list->next;
+	todo.prev = list->prev;
+	todo.next->prev = &todo;
+	todo.prev->next = &todo;
+	wn_list_init(list);
+	while (!wn_list_empty(&todo)) {
+		struct wn_stream *s =
+		    wn_list_entry(todo.next, struct wn_stream, blink);
+		wn_list_del(&s->blink);
+		wn_sb_writable(s);
+	}
+}
+
+/* Below the limit by an eighth of it (or no limit). */
+static int has_room(size_t used, size_t limit)
+{
+	return !limit || used <= limit - limit / 8;
+}
+
+/* After budget came back: wakes the session's and the total's waiters
+ * once there is room. */
+static void wake_budget(struct wn_stream_env *env, struct wn_tunnel *t)
+{
+	if (t && t->budget.wait.next && !wn_list_empty(&t->budget.wait) &&
+	    has_room(t->budget.used, env->session_limit))
+		wake_list(&t->budget.wait);
+	if (!wn_list_empty(&env->total.wait) &&
+	    has_room(env->total.used, env->total_limit))
+		wake_list(&env->total.wait);
+}
+
+/* The stream's count goes back without waking anyone (the stream ended,
+ * maybe inside a wn_stream_* call, where no handler may run): the
+ * streams still waiting hold at least the floor each, and wake on their
+ * own drains. */
+static void budget_forget(struct wn_stream *s)
+{
+	(void)uncount(s, s->acct);
+	if (wn_list_linked(&s->blink))
+		wn_list_del(&s->blink);
+}
+
+void wn_sb_sent(struct wn_stream *s, size_t n)
+{
+	struct wn_tunnel *t = s->tunnel;
+
+	if (s->ended || n == 0 || s->acct == 0)
+		return;
+	if (uncount(s, n)) {
+		wn_list_del(&s->blink);
+		wn_sb_writable(s);
+	}
+	wake_budget(s->env, t);
+}
+
+void wn_sb_sync(struct wn_tunnel *t)
+{
+	struct wn_stream_env *env = NULL;
+	struct wn_list *n, *next, todo;
+
+	if (!t || !t->budget.busy.next || wn_list_empty(&t->budget.busy))
+		return;
+	wn_list_init(&todo);
+	/* No handler runs in this loop, so the list stays as it is but for
+	 * the stream at hand. */
+	for (n = t->budget.busy.next; n != &t->budget.busy; n = next) {
+		struct wn_stream *s = wn_list_entry(n, struct wn_stream, alink);
+		size_t q = s->env->tp->queued ? s->env->tp->queued(s) : 0;
+
+		next = n->next;
+		env = s->env;
+		if (q < s->acct && uncount(s, s->acct - q)) {
+			wn_list_del(&s->blink);
+			wn_list_add_tail(&todo, &s->blink);
+		}
+	}
+	while (!wn_list_empty(&todo)) {
+		struct wn_stream *s =
+		    wn_list_entry(todo.next, struct wn_stream, blink);
+		wn_list_del(&s->blink);
+		wn_sb_writable(s);
+	}
+	if (env)
+		wake_budget(env, t);
+}
+
+size_t wn_sb_session_buffered(const struct wn_tunnel *t)
+{
+	return t ? t->budget.used : 0;
+}
+
+size_t wn_sb_total_buffered(const struct wn_stream_env *env)
+{
+	return env->total.used;
+}
+
 /* ---- ending ------------------------------------------------------------ */
 
 static void closed_deferred(struct wn_deferred *node)
@@ -117,6 +304,7 @@ void wn_sb_finish(struct wn_stream *s, int err)
 	if (s->out != WN_SB_OUT_DONE && s->out != WN_SB_OUT_ABORTED)
 		set_out(s, WN_SB_OUT_ABORTED);
 	s->want_writable = 0;
+	budget_forget(s);
 	s->env->tp->detach(s);
 	wn_loop_defer(s->env->loop, &s->dnode, closed_deferred);
 }
@@ -158,7 +346,14 @@ static ssize_t sb_write(struct wn_stream *s, const uint8_t *data, size_t len)
 		return WN_ECLOSED;
 	if (s->ended || s->out != WN_SB_OUT_OPEN)
 		return WN_ECLOSED;
-	ssize_t n = s->env->tp->write(s, data, len);
+	size_t room = len > 0 ? allowance(s) : SIZE_MAX;
+	if (room == 0) {
+		s->want_writable = 1;
+		return 0;
+	}
+	ssize_t n = s->env->tp->write(s, data, len < room ? len : room);
+	if (n > 0)
+		count(s, (size_t)n);
 	if (n >= 0 && (size_t)n < len)
 		s->want_writable = 1;
 	return n;
@@ -170,7 +365,14 @@ static ssize_t sb_reserve(struct wn_stream *s, uint8_t **ptr)
 		return WN_ECLOSED;
 	if (s->ended || s->out != WN_SB_OUT_OPEN)
 		return WN_ECLOSED;
+	size_t room = allowance(s);
+	if (room == 0) {
+		s->want_writable = 1;
+		return 0;
+	}
 	ssize_t n = s->env->tp->reserve(s, ptr);
+	if (n > 0 && (size_t)n > room)
+		n = (ssize_t)room;
 	if (n == 0)
 		s->want_writable = 1;
 	return n;
@@ -182,7 +384,10 @@ static int sb_commit(struct wn_stream *s, size_t n)
 		return WN_ECLOSED;
 	if (s->ended || s->out != WN_SB_OUT_OPEN)
 		return WN_ECLOSED;
-	return s->env->tp->commit(s, n);
+	int rc = s->env->tp->commit(s, n);
+	if (rc == 0 && n > 0)
+		count(s, n);
+	return rc;
 }
 
 static void sb_consumed(struct wn_stream *s, size_t n)
@@ -263,6 +468,15 @@ void wn_sb_env_init(struct wn_stream_env *env, const struct wn_sb_transport *tp,
 	env->log = log;
 	env->ah = ah;
 	env->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(1000, 5);
+	wn_list_init(&env->total.wait);
+	wn_list_init(&env->total.busy);
+}
+
+void wn_sb_env_budget(struct wn_stream_env *env, size_t session_limit,
+                      size_t total_limit)
+{
+	env->session_limit = session_limit;
+	env->total_limit = total_limit;
 }
 
 void wn_sb_init(struct wn_stream *s, struct wn_stream_env *env,
@@ -409,6 +623,9 @@ void wn_sb_recv_stop(struct wn_stream *s, int err)
 	s->want_writable = 0;
 	if (!s->err)
 		s->err = err;
+	/* The engine dropped our queued data: the budget gets it back. */
+	budget_forget(s);
+	wake_budget(s->env, s->tunnel);
 	maybe_done(s);
 }
 

@@ -46,6 +46,7 @@
 #include "core/streamhdr.h"
 #include "engine/tunnel.h"
 #include "io/loop.h"
+#include "util/list.h"
 #include "util/log.h"
 
 struct wn_accept_handler;
@@ -109,6 +110,55 @@ struct wn_sb_transport {
 	/* Optional (test doubles): a call the contract forbids was made
 	 * (what names it). Engines leave it NULL and the call is refused. */
 	void (*misuse)(struct wn_stream *s, const char *what);
+	/* Optional: the bytes of our data the engine holds for the stream
+	 * now (queued and unacknowledged). Needed by an engine that reports
+	 * its drained buffers through wn_sb_sync rather than wn_sb_sent. */
+	size_t (*queued)(const struct wn_stream *s);
+};
+
+/* The send budget.
+ *
+ * What the front end writes sits in the engine's per-stream send buffer
+ * until the peer has it, so a session with many streams fed by fast
+ * sockets could make its engine hold streams x stream_send_limit bytes,
+ * whatever the peer reads. The base therefore counts the bytes each
+ * stream has in its engine's buffer (added at write/commit, taken off as
+ * the engine reports them gone: wn_sb_sent, wn_sb_sync, or the stream's
+ * end) per session and over the engine endpoint, and refuses a write or
+ * reserve (0: full, on_writable follows) once the session's or the
+ * total's limit is reached. The relay then stops reading its socket.
+ *
+ * A stream below WN_SB_FLOOR bytes is never refused: bytes a stream has
+ * beyond the peer's flow-control credit stay until the peer reads them,
+ * so streams the peer does not read could otherwise hold the whole
+ * budget and stop every other stream for good. With the floor every
+ * stream keeps moving; a session's bound is its limit plus WN_SB_FLOOR
+ * per stream (and one reserve of overshoot). Twice the total limit is a
+ * hard cap that the floor does not pass, so the floors of many sessions
+ * cannot add up without bound either; only there can streams that the
+ * peer does not read stop the others, and the session limit means that
+ * takes many sessions.
+ *
+ * Waking: a refused stream waits on its session's or the total's list.
+ * The list is woken (on_writable, in order) once its counter has fallen
+ * an eighth below the limit, so a budget at its edge does not wake every
+ * waiter per acknowledgement; a waiter whose own bytes drain below the
+ * floor is woken at once. Every waiter holds at least the floor, which
+ * either drains (an event that wakes it) or stays because the peer does
+ * not read that stream; so no stream waits for ever on others. */
+#define WN_SB_FLOOR (64u * 1024)
+
+/* The engines' defaults (keys session-buffer and total-buffer): room for
+ * a fast stream's bandwidth-delay product several times over, and for a
+ * few such sessions at once. */
+#define WN_SB_SESSION_LIMIT_DEFAULT (32u * 1024 * 1024)
+#define WN_SB_TOTAL_LIMIT_DEFAULT (256u * 1024 * 1024)
+
+/* A budget counter with its waiting streams. */
+struct wn_sb_budget {
+	size_t used;         /* bytes counted */
+	struct wn_list wait; /* refused streams (wn_stream.blink) */
+	struct wn_list busy; /* sessions: streams with bytes counted */
 };
 
 /* What the streams of one engine endpoint share. Owned by the engine, it
@@ -121,6 +171,9 @@ struct wn_stream_env {
 	/* Server: where incoming streams go (borrowed; NULL on clients). */
 	const struct wn_accept_handler *ah;
 	uint64_t seq; /* the last stream id handed out */
+	/* The send budget (above): limits in bytes, 0: none. */
+	size_t session_limit, total_limit;
+	struct wn_sb_budget total; /* every stream of the endpoint */
 };
 
 /* The base part of every engine's stream. Fields are the base's: engines
@@ -146,6 +199,9 @@ struct wn_stream {
 	    want_writable : 1, /* a short write or empty reserve happened */
 	    hdr_pending : 1;   /* server: the header has not all arrived */
 	int err;               /* on_closed's reason */
+	size_t acct;           /* bytes counted in the send budget */
+	struct wn_list blink;  /* on a budget's wait list while refused */
+	struct wn_list alink;  /* on the session's busy list while acct */
 	struct wn_deferred dnode;
 	struct wn_streamhdr_acc hdr; /* server: the header as it arrives */
 };
@@ -157,6 +213,12 @@ extern const struct wn_stream_ops wn_sb_stream_ops;
 void wn_sb_env_init(struct wn_stream_env *env, const struct wn_sb_transport *tp,
                     struct wn_loop *loop, struct wn_log *log,
                     const struct wn_accept_handler *ah);
+
+/* Sets the endpoint's send budget (see above): at most session_limit
+ * bytes per session and total_limit over every session buffered for
+ * sending before writes are refused; 0: no limit. */
+void wn_sb_env_budget(struct wn_stream_env *env, size_t session_limit,
+                      size_t total_limit);
 
 /* Initialises the base of a new stream (zeroed memory) on tunnel t and
  * gives it the next id. With h (copied) it is an outgoing stream; with h
@@ -198,6 +260,22 @@ void wn_sb_fin_done(struct wn_stream *s);
 /* There is room in the send buffer again: wakes a writer that got a short
  * write or an empty reserve. */
 void wn_sb_writable(struct wn_stream *s);
+
+/* n bytes of the stream's data left the engine's send buffer (the peer
+ * acknowledged them): the send budget gets them back, and streams waiting
+ * on it may be woken. Bytes the base did not count (an engine's own
+ * header) are ignored. */
+void wn_sb_sent(struct wn_stream *s, size_t n);
+
+/* For an engine whose core drains the send buffers on its own (KCP's
+ * smux): asks transport->queued of each stream of session t that has
+ * bytes counted and gives back what has gone. Once per run pass; costs
+ * one call per stream with data buffered. */
+void wn_sb_sync(struct wn_tunnel *t);
+
+/* The bytes counted for session t, and for every session of env. */
+size_t wn_sb_session_buffered(const struct wn_tunnel *t);
+size_t wn_sb_total_buffered(const struct wn_stream_env *env);
 
 /* Ends the stream with err (session lost, the wire closed it): on_closed
  * follows from the loop unless released. Idempotent. */

@@ -54,6 +54,7 @@ struct wn_dialer {
 	struct wn_ratelimit rl;
 	struct wn_deferred free_dn;
 	bool closing;
+	struct wn_udpdial *udp;                 /* takes the flows */
 	struct sockaddr_storage self[SELF_MAX]; /* own interface addresses */
 	size_t n_self;
 	uint64_t self_read_ms; /* when self was read; 0: never */
@@ -89,6 +90,12 @@ static struct wn_policy_self own_addresses(struct wn_dialer *d)
 		}
 	}
 	return (struct wn_policy_self){.addrs = d->self, .n = d->n_self};
+}
+
+/* The guard's addresses for the UDP dialer. */
+static struct wn_policy_self udp_self(void *ctx)
+{
+	return own_addresses(ctx);
 }
 
 /* ---- dialing ---------------------------------------------------------- */
@@ -308,15 +315,35 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 		wn_relay_close(r, WN_STREAM_INTERNAL);
 }
 
+static void on_flow(void *ctx, struct wn_tunnel *t, struct wn_flow *f,
+                    const struct wn_endpoint *target)
+{
+	struct wn_dialer *d = ctx;
+
+	wn_udpdial_on_flow(d->udp, t, f, target);
+}
+
 /* ---- public ----------------------------------------------------------- */
 
 int wn_dialer_new(struct wn_loop *loop, struct wn_log *log,
                   const struct wn_dialer_opts *opts, struct wn_dialer **out)
 {
 	struct wn_dialer *d = calloc(1, sizeof(*d));
+	struct wn_udpdial_opts uo = {
+	    .allow = opts->udp_allow,
+	    .n_allow = opts->n_udp_allow,
+	    .idle_ms = opts->udp_idle_ms,
+	    .conns = opts->udp_conns,
+	    .self = udp_self,
+	    .self_ctx = d,
+	};
 
 	if (!d)
 		return WN_ENOMEM;
+	if (wn_udpdial_new(loop, log, &uo, &d->udp) != 0) {
+		free(d);
+		return WN_ENOMEM;
+	}
 	d->loop = loop;
 	d->log = log;
 	d->allow = opts->allow;
@@ -326,6 +353,7 @@ int wn_dialer_new(struct wn_loop *loop, struct wn_log *log,
 		d->target = *opts->target;
 	d->handler.ctx = d;
 	d->handler.on_stream = on_stream;
+	d->handler.on_flow = on_flow;
 	d->timeout_ms = opts->connect_timeout_ms
 	                    ? opts->connect_timeout_ms
 	                    : WN_DIALER_CONNECT_TIMEOUT_DEFAULT_MS;
@@ -354,6 +382,7 @@ void wn_dialer_close(struct wn_dialer *d)
 	if (d->closing)
 		return;
 	d->closing = true;
+	wn_udpdial_close(d->udp);
 	wn_relay_set_close_all(&d->relays, WN_STREAM_ABORTED);
 	/* The lookups' relays are gone; the lookups themselves complete
 	 * (cancelled, if they had not started) and free themselves. */
@@ -370,6 +399,11 @@ void wn_dialer_close(struct wn_dialer *d)
 const struct wn_relay_set *wn_dialer_relays(const struct wn_dialer *d)
 {
 	return &d->relays;
+}
+
+const struct wn_udpdial *wn_dialer_udp(const struct wn_dialer *d)
+{
+	return d->udp;
 }
 
 const struct wn_dialer_stats *wn_dialer_get_stats(const struct wn_dialer *d)

@@ -69,6 +69,7 @@
 #include "core/policy.h"
 #include "engine/tunnel.h"
 #include "front/relay.h"
+#include "front/udpdial.h"
 #include "io/loop.h"
 #include "util/log.h"
 
@@ -86,6 +87,13 @@ struct wn_dialer_opts {
 	uint32_t connect_timeout_ms; /* 0: the default, 10 s */
 	size_t out_limit; /* relay queue cap (relay.h); 0: the tunnel's
 	                     receive window, else the relay's default */
+	/* Datagram flows (front/udpdial.h): the udp:// rules (borrowed),
+	 * and the idle time after which a flow is closed (0: default).
+	 * Flows are taken whatever the rules (none: every flow refused). */
+	const struct wn_allow_rule *udp_allow;
+	size_t n_udp_allow;
+	uint32_t udp_idle_ms;
+	unsigned udp_conns; /* sockets per flow (udpdial.h); 0: 1 */
 };
 
 struct wn_dialer_stats {
@@ -112,6 +120,9 @@ void wn_dialer_close(struct wn_dialer *d);
 
 /* The dialer's live relays and their counters (read-only). */
 const struct wn_relay_set *wn_dialer_relays(const struct wn_dialer *d);
+
+/* The UDP dialer taking the flows (its counters). */
+const struct wn_udpdial *wn_dialer_udp(const struct wn_dialer *d);
 
 /* The dialer's own counters. */
 const struct wn_dialer_stats *wn_dialer_get_stats(const struct wn_dialer *d);

@@ -27,6 +27,7 @@
 #include "core/addr.h"
 #include "engine/quic_int.h"
 #include "io/loop.h"
+#include "support/quicpair.h"
 #include "support/simcarrier.h"
 #include "support/simlink.h"
 #include "util/err.h"
@@ -59,14 +60,7 @@ struct end {
 };
 
 struct sim {
-	struct wn_loop loop;
-	struct wn_log log;
-	struct wn_identity sid, cid;
-	uint64_t now; /* virtual ns, the engines' clock */
-	struct wn_simlink *c2s, *s2c;
-	struct wn_simcarrier cc, sc;
-	struct wn_engine *cli;
-	struct wn_engine *srv;
+	struct wn_quicpair q; /* both ends, their links and the clock */
 	struct end ce[NSTREAMS], se[NSTREAMS];
 	uint64_t bytes; /* per stream and direction */
 	unsigned closed;
@@ -83,20 +77,6 @@ struct outcome {
 	uint64_t bad;
 	unsigned clean;
 };
-
-static uint64_t vclock(void *ctx)
-{
-	return ((struct sim *)ctx)->now;
-}
-
-/* The engines' non-cryptographic randomness, from the link's seeded
- * generator. */
-static void vrand(void *ctx, uint8_t *buf, size_t len)
-{
-	struct wn_simlink *l = ctx;
-	for (size_t i = 0; i < len; i++)
-		buf[i] = (uint8_t)wn_simlink_rand(l);
-}
 
 static void pump(struct end *e)
 {
@@ -182,32 +162,6 @@ static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
 	pump(e);
 }
 
-/* Runs the deferred work (write passes, closes) due at the present. */
-static void settle(struct sim *m)
-{
-	do
-		uv_run(wn_loop_uv(&m->loop), UV_RUN_NOWAIT);
-	while (wn_loop_has_deferred(&m->loop));
-}
-
-static uint64_t min64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
-
-/* The next moment anything happens: a delivery or an engine deadline. */
-static uint64_t next_event(struct sim *m)
-{
-	uint64_t t = UINT64_MAX, w;
-	if (wn_simcarrier_next(&m->cc, &w))
-		t = min64(t, w);
-	if (wn_simcarrier_next(&m->sc, &w))
-		t = min64(t, w);
-	t = min64(t, wn__quic_ep_next_expiry(wn__quic_ep(m->cli)));
-	t = min64(t, wn__quic_ep_next_expiry(wn__quic_ep(m->srv)));
-	return t;
-}
-
 static void sim_run(const struct wn_simlink_cfg *link, uint64_t bytes,
                     uint64_t corrupt_at, struct outcome *out)
 {
@@ -215,45 +169,9 @@ static void sim_run(const struct wn_simlink_cfg *link, uint64_t bytes,
 	assert_non_null(m);
 	m->bytes = bytes;
 	m->corrupt_at = corrupt_at;
-	m->now = 1000 * NS_PER_MS;
-	assert_int_equal(wn_loop_init(&m->loop), 0);
-	wn_log_init(&m->log, WN_LOG_WARN, STDERR_FILENO);
-	assert_int_equal(wn_identity_generate(&m->sid), 0);
-	assert_int_equal(wn_identity_generate(&m->cid), 0);
-
-	struct wn_simlink_cfg lc = *link;
-	m->c2s = wn_simlink_new(&lc);
-	lc.seed = link->seed * 31 + 7;
-	m->s2c = wn_simlink_new(&lc);
-
-	struct wn_quic_opts o;
-	wn_quic_opts_default(&o);
-	o.loop = &m->loop;
-	o.log = &m->log;
-	o.clock_ns = vclock;
-	o.clock_ctx = m;
-	o.id = &m->sid;
-	o.rand = vrand;
-	o.rand_ctx = m->s2c;
 	struct wn_accept_handler ah = {.ctx = m, .on_stream = on_stream};
-	struct wn_engine_conf sconf = {
-	    .clients = (const uint8_t(*)[WN_KEY_LEN])m->cid.ed_pk,
-	    .n_clients = 1,
-	    .accept = &ah};
-	assert_int_equal(wn__quic_server_new(&o, &sconf, &m->srv), 0);
-	o.id = &m->cid;
-	o.rand_ctx = m->c2s;
-	struct wn_engine_conf cconf = {.server_key = m->sid.ed_pk};
-	assert_int_equal(wn__quic_client_new(&o, &cconf, &m->cli), 0);
-	wn_simcarrier_init(&m->sc, "10.0.0.2", 4433, "10.0.0.1", 50000, m->s2c,
-	                   m->c2s, &m->now, wn_engine_handler(m->srv));
-	wn_simcarrier_init(&m->cc, "10.0.0.1", 50000, "10.0.0.2", 4433, m->c2s,
-	                   m->s2c, &m->now, wn_engine_handler(m->cli));
-	assert_int_equal(wn_engine_add_path(m->cli, &m->cc.base,
-	                                    wn_simcarrier_addr(&m->sc),
-	                                    sizeof(m->sc.addr)),
-	                 0);
-	assert_int_equal(wn_engine_go(m->cli), 0);
+	wn_quicpair_init(&m->q, link, 1000 * NS_PER_MS, WN_LOG_WARN, &ah);
+	wn_quicpair_connect(&m->q);
 
 	/* Streams opened before the connection is up wait for it. */
 	for (unsigned i = 0; i < NSTREAMS; i++) {
@@ -277,32 +195,22 @@ static void sim_run(const struct wn_simlink_cfg *link, uint64_t bytes,
 		    .on_writable = on_writable,
 		    .on_closed = on_closed,
 		};
-		e->s = wn_tunnel_open_stream(wn_engine_tunnel(m->cli), &target,
-		                             &h);
+		e->s = wn_tunnel_open_stream(wn_engine_tunnel(m->q.cli),
+		                             &target, &h);
 		assert_non_null(e->s);
 		pump(e);
 	}
 
-	settle(m);
+	wn_quicpair_settle(&m->q);
 	while (m->closed < 2 * NSTREAMS) {
-		uint64_t t = next_event(m);
+		uint64_t t = wn_quicpair_next_event(&m->q);
 		assert_true(t != UINT64_MAX); /* something is always due */
-		/* A deadline already due (a write pass the pacer cut short)
-		 * comes again a microsecond later, so time always moves. */
-		m->now = t > m->now ? t : m->now + 1000;
-		assert_true(m->now < LIMIT_NS);
-		wn_simcarrier_deliver(&m->cc);
-		wn_simcarrier_deliver(&m->sc);
-		settle(m);
-		if (wn__quic_ep_next_expiry(wn__quic_ep(m->cli)) <= m->now)
-			wn__quic_ep_expire(wn__quic_ep(m->cli));
-		if (wn__quic_ep_next_expiry(wn__quic_ep(m->srv)) <= m->now)
-			wn__quic_ep_expire(wn__quic_ep(m->srv));
-		settle(m);
+		wn_quicpair_advance(&m->q, t);
+		assert_true(m->q.now < LIMIT_NS);
 	}
 
 	memset(out, 0, sizeof(*out));
-	out->end_ns = m->now - 1000 * NS_PER_MS;
+	out->end_ns = m->q.now - 1000 * NS_PER_MS;
 	for (unsigned i = 0; i < NSTREAMS; i++) {
 		struct end *ends[2] = {&m->ce[i], &m->se[i]};
 		for (int k = 0; k < 2; k++) {
@@ -313,25 +221,16 @@ static void sim_run(const struct wn_simlink_cfg *link, uint64_t bytes,
 				out->clean++;
 		}
 	}
-	wn_simlink_get_stats(m->c2s, &out->c2s);
-	wn_simlink_get_stats(m->s2c, &out->s2c);
-	out->lost_cli = wn__quic_ep(m->cli)->stats.stream_pkts_lost;
-	out->lost_srv = wn__quic_ep(m->srv)->stats.stream_pkts_lost;
-	assert_true(wn_engine_is_up(m->cli));
+	wn_simlink_get_stats(m->q.c2s, &out->c2s);
+	wn_simlink_get_stats(m->q.s2c, &out->s2c);
+	out->lost_cli = wn__quic_ep(m->q.cli)->stats.stream_pkts_lost;
+	out->lost_srv = wn__quic_ep(m->q.srv)->stats.stream_pkts_lost;
+	assert_true(wn_engine_is_up(m->q.cli));
 	struct wn_engine_stats st;
-	wn_engine_stats(m->srv, &st);
+	wn_engine_stats(m->q.srv, &st);
 	assert_int_equal(st.sessions, 1);
 
-	wn_engine_close(m->cli);
-	wn_engine_close(m->srv);
-	settle(m);
-	m->cc.base.ops->close(&m->cc.base);
-	m->sc.base.ops->close(&m->sc.base);
-	assert_int_equal(wn_loop_close(&m->loop), 0);
-	wn_simlink_free(m->c2s);
-	wn_simlink_free(m->s2c);
-	wn_identity_wipe(&m->sid);
-	wn_identity_wipe(&m->cid);
+	wn_quicpair_free(&m->q);
 	free(m);
 }
 

@@ -104,7 +104,8 @@ void wn_pipetunnel_lose(struct wn_pipetunnel *pt);
 /* The server tunnel (the one the accept handler sees). */
 struct wn_tunnel *wn_pipetunnel_server(struct wn_pipetunnel *pt);
 
-/* Changes the largest flow message (what max_datagram derives from). */
+/* Changes the largest flow message (what max_datagram derives from); at
+ * most opts.dgram_max_msg, the link's slot size (more aborts the test). */
 void wn_pipetunnel_set_max_msg(struct wn_pipetunnel *pt, size_t max_msg);
 
 /* Counters, live. */

@@ -167,6 +167,32 @@ static void test_api_is_refused_until_built(void **state)
 	wn_config_free(&cfg);
 }
 
+/* A send budget smaller than what one stream may always buffer is
+ * refused; the sizes reach the engine configuration. */
+static void test_buffer_budget_keys(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+
+	assert_int_equal(parse(&cfg, "[client]\nserver = udp://1.1.1.1:1\n"
+	                             "session-buffer = 8K\n"
+	                             "total-buffer = 1G\n"),
+	                 0);
+	assert_int_equal(cfg.client.engine.session_buffer, 8u << 10);
+	assert_int_equal(cfg.client.engine.total_buffer, 1ull << 30);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	expect_diag(&cfg, "[client] session-buffer must be at least 64K", NULL);
+	for (size_t i = 0; i < cfg.n_diags; i++)
+		assert_null(strstr(cfg.diags[i].text, "total-buffer"));
+	wn_config_free(&cfg);
+
+	assert_int_equal(parse(&cfg, "[client]\nserver = udp://1.1.1.1:1\n"
+	                             "total-buffer = 0\n"),
+	                 WN_ECONFIG);
+	expect_diag(&cfg, "[client] total-buffer", "positive number");
+	wn_config_free(&cfg);
+}
+
 /* A key the configured engine would ignore is refused, naming the key. */
 static void test_engine_keys_of_another_engine(void **state)
 {
@@ -928,6 +954,8 @@ static void check_engine(const struct wn_engine_cfg *e, unsigned base)
 	assert_int_equal(e->rcvwnd, base + 2);
 	assert_int_equal(e->mtu, base + 600);
 	assert_int_equal(e->max_streams, base + 4);
+	assert_int_equal(e->session_buffer, (uint64_t)(base + 7) << 20);
+	assert_int_equal(e->total_buffer, (uint64_t)(base + 8) << 20);
 	assert_string_equal(e->kcptun_key,
 	                    base == 200 ? "k-client" : "k-server");
 	assert_string_equal(e->crypt, base == 200 ? "salsa20" : "none");
@@ -964,6 +992,10 @@ static void test_table_fields(void **state)
 		NUM("datashard", base + 5);
 		NUM("parityshard", base + 6);
 #undef NUM
+		snprintf(n, sizeof(n), "%uM", base + 7);
+		flag(&cfg, r, "session-buffer", n);
+		snprintf(n, sizeof(n), "%uM", base + 8);
+		flag(&cfg, r, "total-buffer", n);
 		flag(&cfg, r, "kcptun-key", i ? "k-client" : "k-server");
 		flag(&cfg, r, "crypt", i ? "salsa20" : "none");
 		flag(&cfg, r, "nocomp", "yes");
@@ -1011,6 +1043,177 @@ static void test_table_fields(void **state)
 	wn_config_free(&cfg);
 }
 
+static void test_udp_sections(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char text[1024];
+	snprintf(text, sizeof(text),
+	         "[client]\n"
+	         "server = udp://10.0.0.1:4433\n"
+	         "server-key = %s\n"
+	         "key = c.key\n"
+	         "[udp dns]\n"
+	         "listen = 127.0.0.1:5353\n"
+	         "target = 10.0.0.9:53\n"
+	         "[udp wg]\n"
+	         "listen = udp://[::1]:51820\n"
+	         "target = wg.example:51820\n"
+	         "udp-idle = 5s\n"
+	         "max-flows = 8\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), 0);
+	assert_int_equal(cfg.n_udps, 2);
+	assert_int_equal(cfg.n_forwards, 0);
+	assert_string_equal(cfg.udps[0].name, "dns");
+	assert_true(cfg.udps[0].udp);
+	assert_int_equal(cfg.udps[0].listen.scheme, WN_SCHEME_UDP);
+	assert_int_equal(cfg.udps[0].listen.port, 5353);
+	assert_int_equal(cfg.udps[0].target.scheme, WN_SCHEME_UDP);
+	assert_int_equal(cfg.udps[0].target.port, 53);
+	/* The defaults a user expects: a minute idle, 1024 flows. */
+	assert_int_equal(cfg.udps[0].udp_idle_ms, 60000);
+	assert_int_equal(cfg.udps[0].max_flows, 1024);
+	assert_int_equal(cfg.udps[1].udp_idle_ms, 5000);
+	assert_int_equal(cfg.udps[1].max_flows, 8);
+	assert_string_equal(cfg.udps[1].target.host, "wg.example");
+	/* -U adds U1 with the defaults. */
+	assert_true(wn_config_is_flag(WN_ROLE_CLIENT, "U"));
+	assert_false(wn_config_is_flag(WN_ROLE_SERVER, "U"));
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "-U", "U",
+	                                    "udp://127.0.0.1:0=10.0.0.9:53"),
+	                 0);
+	assert_int_equal(cfg.n_udps, 3);
+	assert_string_equal(cfg.udps[2].name, "U1");
+	assert_int_equal(cfg.udps[2].max_flows, 1024);
+	assert_int_equal(cfg.udps[2].target.scheme, WN_SCHEME_UDP);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), 0);
+	/* Bad -U values. */
+	assert_int_equal(
+	    wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "-U", "U", "127.0.0.1:53"),
+	    WN_ECONFIG);
+	expect_diag(&cfg, "-U", "LISTEN=TARGET");
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "-U", "U",
+	                                    "tcp://127.0.0.1:53=10.0.0.9:53"),
+	                 WN_ECONFIG);
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_CLIENT, "-U", "U",
+	                                    "127.0.0.1:53=unix:/run/x"),
+	                 WN_ECONFIG);
+	wn_config_free(&cfg);
+
+	/* Bounds, required keys, keys of other sections. */
+	snprintf(text, sizeof(text),
+	         "[client]\n"
+	         "server = udp://10.0.0.1:4433\n"
+	         "server-key = %s\n"
+	         "key = c.key\n"
+	         "[udp a]\n"
+	         "listen = 127.0.0.1:5353\n"
+	         "udp-idle = 10ms\n"
+	         "max-flows = 0\n"
+	         "socket-mode = 0600\n"
+	         "[udp b]\n"
+	         "target = 10.0.0.9:53\n"
+	         "[udp c]\n"
+	         "listen = 127.0.0.1:5353\n"
+	         "target = 10.0.0.9:53\n"
+	         "[udp c]\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+	expect_diag(&cfg, "[udp a] udp-idle", "between");
+	expect_diag(&cfg, "[udp a] max-flows", "from 1 to");
+	expect_diag(&cfg, "[udp a] unknown key \"socket-mode\"", NULL);
+	expect_diag(&cfg, "t.conf:15", "[udp c] appears twice");
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	expect_diag(&cfg, "[udp a] target is required", NULL);
+	expect_diag(&cfg, "[udp b] listen is required", NULL);
+	expect_diag(&cfg, "[udp c] listens on the same address", "[udp a]");
+	wn_config_free(&cfg);
+
+	/* Engine kcptun has no datagrams: a clear error at startup. */
+	snprintf(text, sizeof(text),
+	         "[client]\n"
+	         "engine = kcptun\n"
+	         "kcptun-key = s3cret\n"
+	         "server = udp://10.0.0.1:4433\n"
+	         "[udp dns]\n"
+	         "listen = 127.0.0.1:5353\n"
+	         "target = 10.0.0.9:53\n");
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	expect_diag(&cfg, "[udp dns] engine kcptun carries no datagrams",
+	            "quic or kcp");
+	wn_config_free(&cfg);
+}
+
+static void test_udp_allow_rules(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char text[1024];
+	snprintf(text, sizeof(text),
+	         "[server]\n"
+	         "listen = udp://0.0.0.0:4433\n"
+	         "key = s.key\n"
+	         "allow-client = %s\n"
+	         "allow = udp://10.0.0.9:53\n"
+	         "allow = 10.0.0.0/8:22\n"
+	         "allow = udp://*.example:53\n"
+	         "allow = tcp://db.internal:5432\n"
+	         "udp-idle = 2m\n"
+	         "udp-connections = 4\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), 0);
+	assert_int_equal(cfg.server.udp_conns, 4);
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_SERVER,
+	                                    "--udp-connections",
+	                                    "udp-connections", "17"),
+	                 WN_ECONFIG);
+	expect_diag(&cfg, "udp-connections", "from 1 to 16");
+	/* Stream rules first, then the udp ones, each in order. */
+	assert_int_equal(cfg.server.n_allow, 4);
+	assert_int_equal(cfg.server.n_allow_udp, 2);
+	assert_false(cfg.server.allow[0].udp);
+	assert_int_equal(cfg.server.allow[0].kind, WN_RULE_CIDR4);
+	assert_string_equal(cfg.server.allow[1].text, "db.internal");
+	assert_true(cfg.server.allow[2].udp);
+	assert_int_equal(cfg.server.allow[2].port_lo, 53);
+	assert_true(cfg.server.allow[3].udp);
+	assert_string_equal(cfg.server.allow[3].text, ".example");
+	assert_int_equal(cfg.server.udp_idle_ms, 120000);
+	wn_config_free(&cfg);
+
+	/* udp:// rules may stand beside a fixed stream target; stream rules
+	 * may not; udp rules take no unix sockets. */
+	snprintf(text, sizeof(text),
+	         "[server]\n"
+	         "listen = udp://0.0.0.0:4433\n"
+	         "key = s.key\n"
+	         "allow-client = %s\n"
+	         "target = 10.0.0.5:22\n"
+	         "allow = udp://10.0.0.9:53\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), 0);
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_SERVER, "--allow",
+	                                    "allow", "10.0.0.0/8:*"),
+	                 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg, "allow and target exclude", NULL);
+	assert_int_equal(wn_config_set_flag(&cfg, WN_ROLE_SERVER, "--allow",
+	                                    "allow", "udp://unix:/run/x"),
+	                 WN_ECONFIG);
+	expect_diag(&cfg, "--allow", "no unix sockets");
+	wn_config_free(&cfg);
+	/* The defaults of the server's flows: a minute idle, one socket. */
+	wn_config_init(&cfg);
+	assert_int_equal(cfg.server.udp_idle_ms, 60000);
+	assert_int_equal(cfg.server.udp_conns, 1);
+	wn_config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1025,12 +1228,15 @@ int main(void)
 	    cmocka_unit_test(test_validation_requires_and_forbids),
 	    cmocka_unit_test(test_api_is_refused_until_built),
 	    cmocka_unit_test(test_engine_keys_of_another_engine),
+	    cmocka_unit_test(test_buffer_budget_keys),
 	    cmocka_unit_test(test_malformed_value_is_not_also_missing),
 	    cmocka_unit_test(test_flags_override_and_append),
 	    cmocka_unit_test(test_long_lines_and_nul_bytes),
 	    cmocka_unit_test(test_durations),
 	    cmocka_unit_test(test_describe_lists_every_flag),
 	    cmocka_unit_test(test_socks5_sections),
+	    cmocka_unit_test(test_udp_sections),
+	    cmocka_unit_test(test_udp_allow_rules),
 	    cmocka_unit_test(test_inline_secrets_and_fifo),
 	    cmocka_unit_test(test_parallel_and_probe_keys),
 	};

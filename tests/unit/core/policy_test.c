@@ -392,6 +392,118 @@ static void test_addresses_guarded(void **state)
 	assert_int_equal(n, 1);
 }
 
+/* A target as the dialer sees it: "udp://..." is a flow's target, anything
+ * else a stream's. */
+static struct wn_endpoint any_target(const char *s)
+{
+	struct wn_endpoint t;
+	const char *why = NULL;
+	if (wn_endpoint_parse(s, WN_SCHEME_UDP | WN_SCHEME_TCP | WN_SCHEME_UNIX,
+	                      WN_SCHEME_TCP, 0, &t, &why) != 0)
+		fail_msg("target %s rejected: %s", s, why);
+	return t;
+}
+
+static enum wn_verdict judge_any(const char *const *rules, size_t n,
+                                 const char *tgt)
+{
+	struct wn_allow_rule r[8];
+	struct wn_endpoint t = any_target(tgt);
+
+	assert_true(n <= 8);
+	for (size_t i = 0; i < n; i++)
+		r[i] = rule(rules[i]);
+	self_init();
+	return wn_policy_judge(r, n, &self, &t);
+}
+
+static void test_udp_rules(void **state)
+{
+	static const char *const udp[] = {"udp://10.0.0.9:53",
+	                                  "udp://*.example:53"};
+	static const char *const tcp[] = {"10.0.0.9:53", "tcp://*.example:53",
+	                                  "*:*"};
+	static const char *const guard[] = {"udp://127.0.0.1:53"};
+	struct wn_allow_rule r;
+	const char *why = NULL;
+	(void)state;
+	r = rule("udp://10.0.0.0/8:1000-2000");
+	assert_true(r.udp);
+	assert_int_equal(r.kind, WN_RULE_CIDR4);
+	assert_int_equal(r.port_lo, 1000);
+	assert_false(rule("tcp://10.0.0.9:53").udp);
+	assert_false(rule("10.0.0.9:53").udp);
+	assert_true(rule("UDP://[fd00::/8]:*").udp);
+	/* A datagram rule names hosts; unix sockets have no UDP here. */
+	assert_int_equal(wn_allow_rule_parse("udp://unix:/run/x", &r, &why),
+	                 WN_EINVAL);
+	assert_non_null(why);
+	assert_int_equal(wn_allow_rule_parse("udp://", &r, &why), WN_EINVAL);
+	assert_int_equal(wn_allow_rule_parse("udp://10.0.0.9", &r, &why),
+	                 WN_EINVAL);
+
+	/* A udp rule allows flows to what it names, and nothing else. */
+	assert_int_equal(judge_any(udp, 2, "udp://10.0.0.9:53"),
+	                 WN_VERDICT_ALLOW);
+	assert_int_equal(judge_any(udp, 2, "udp://10.0.0.9:54"),
+	                 WN_VERDICT_DENY);
+	assert_int_equal(judge_any(udp, 2, "udp://ns.example:53"),
+	                 WN_VERDICT_ALLOW);
+	assert_int_equal(judge_any(udp, 2, "udp://ns.other:53"),
+	                 WN_VERDICT_ALLOW_ADDRESSES);
+	/* ...and never a stream to the same place. */
+	assert_int_equal(judge_any(udp, 2, "10.0.0.9:53"), WN_VERDICT_DENY);
+	assert_int_equal(judge_any(udp, 2, "ns.example:53"), WN_VERDICT_DENY);
+	assert_int_equal(judge_any(udp, 2, "ns.other:53"), WN_VERDICT_DENY);
+	assert_false(allows("udp://10.0.0.9:53", "10.0.0.9:53"));
+	/* A stream rule, even *:*, never allows a flow. */
+	assert_int_equal(judge_any(tcp, 3, "udp://10.0.0.9:53"),
+	                 WN_VERDICT_DENY);
+	assert_int_equal(judge_any(tcp, 3, "udp://ns.example:53"),
+	                 WN_VERDICT_DENY);
+	assert_int_equal(judge_any(tcp, 3, "10.0.0.9:53"), WN_VERDICT_ALLOW);
+	/* The guard applies to flows as to streams: loopback only by a
+	 * rule that names it. */
+	assert_int_equal(judge_any(guard, 1, "udp://127.0.0.1:53"),
+	                 WN_VERDICT_ALLOW);
+	assert_int_equal(judge_any(udp, 2, "udp://127.0.0.1:53"),
+	                 WN_VERDICT_DENY);
+	/* ...and the rule naming a guarded address opens it for its own
+	 * protocol only, also in a mixed list. */
+	assert_int_equal(judge_any(guard, 1, "127.0.0.1:53"), WN_VERDICT_DENY);
+	{
+		static const char *const tcp_lo[] = {"127.0.0.1:53"};
+		assert_int_equal(judge_any(tcp_lo, 1, "udp://127.0.0.1:53"),
+		                 WN_VERDICT_DENY);
+		assert_int_equal(judge_any(tcp_lo, 1, "127.0.0.1:53"),
+		                 WN_VERDICT_ALLOW);
+	}
+}
+
+static void test_split(void **state)
+{
+	static const char *const text[] = {"udp://10.0.0.9:53", "a.example:80",
+	                                   "udp://*.example:53", "10.0.0.0/8:*",
+	                                   "unix:/run/a.sock"};
+	struct wn_allow_rule r[5];
+	size_t i, n;
+	(void)state;
+	for (i = 0; i < 5; i++)
+		r[i] = rule(text[i]);
+	n = wn_policy_split(r, 5);
+	assert_int_equal(n, 3);
+	/* Stream rules first, then udp rules, each in the order given. */
+	assert_string_equal(r[0].text, "a.example");
+	assert_int_equal(r[1].kind, WN_RULE_CIDR4);
+	assert_int_equal(r[2].kind, WN_RULE_UNIX);
+	assert_true(r[3].udp && r[3].kind == WN_RULE_CIDR4);
+	assert_true(r[4].udp && r[4].kind == WN_RULE_NAME_SUFFIX);
+	for (i = 0; i < n; i++)
+		assert_false(r[i].udp);
+	assert_int_equal(wn_policy_split(r, 5), 3); /* idempotent */
+	assert_int_equal(wn_policy_split(r, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -406,6 +518,8 @@ int main(void)
 	    cmocka_unit_test(test_unmap_v4),
 	    cmocka_unit_test(test_addresses),
 	    cmocka_unit_test(test_addresses_guarded),
+	    cmocka_unit_test(test_udp_rules),
+	    cmocka_unit_test(test_split),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

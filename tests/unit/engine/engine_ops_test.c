@@ -40,7 +40,7 @@ static void test_capabilities(void **state)
 	unsigned k = wn_engine_find("kcp")->caps;
 	unsigned t = wn_engine_find("kcptun")->caps;
 	assert_true(q & WN_ENGINE_CAP_DATAGRAM);
-	assert_false(k & WN_ENGINE_CAP_DATAGRAM); /* planned */
+	assert_true(k & WN_ENGINE_CAP_DATAGRAM);  /* the unreliable channel */
 	assert_false(t & WN_ENGINE_CAP_DATAGRAM); /* kcptun has none */
 	assert_true(q & k & WN_ENGINE_CAP_KEYS);
 	assert_false(t & WN_ENGINE_CAP_KEYS);

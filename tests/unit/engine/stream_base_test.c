@@ -21,6 +21,7 @@ struct rec {
 	size_t credited;
 	int misuses;
 	size_t room; /* bytes write takes */
+	size_t q;    /* bytes "in the engine's send buffer" (the budget) */
 	/* handler calls */
 	int data, eofs, writables, closed, close_err;
 	int fin_done_in_fin; /* report the FIN delivered from inside fin */
@@ -37,6 +38,7 @@ static ssize_t t_write(struct wn_stream *s, const uint8_t *d, size_t len)
 	R(s)->writes++;
 	size_t n = len < R(s)->room ? len : R(s)->room;
 	R(s)->room -= n;
+	R(s)->q += n;
 	return (ssize_t)n;
 }
 
@@ -48,9 +50,15 @@ static ssize_t t_reserve(struct wn_stream *s, uint8_t **ptr)
 	                                : (ssize_t)sizeof(buf);
 }
 
+static size_t t_queued(const struct wn_stream *s)
+{
+	return ((const struct rec *)s)->q;
+}
+
 static int t_commit(struct wn_stream *s, size_t n)
 {
 	R(s)->room -= n;
+	R(s)->q += n;
 	return 0;
 }
 
@@ -105,6 +113,7 @@ static const struct wn_sb_transport tp = {
     .detach = t_detach,
     .free = t_free,
     .misuse = t_misuse,
+    .queued = t_queued,
 };
 
 static void h_data(void *ctx, struct wn_stream *s, const uint8_t *d, size_t len)
@@ -493,10 +502,157 @@ static void test_bad_header_log_on_engine_clock(void **state)
 	close(fds[1]);
 }
 
+/* ---- the send budget --------------------------------------------------- */
+
+struct bfx {
+	struct wn_loop loop;
+	struct wn_stream_env env;
+	struct wn_tunnel tn;
+	struct rec a, b, c;
+};
+
+static void bstart(struct bfx *f, size_t session, size_t total)
+{
+	memset(f, 0, sizeof(*f));
+	assert_int_equal(wn_loop_init(&f->loop), 0);
+	wn_sb_env_init(&f->env, &tp, &f->loop, NULL, NULL);
+	wn_sb_env_budget(&f->env, session, total);
+	struct rec *r[] = {&f->a, &f->b, &f->c};
+	for (int i = 0; i < 3; i++) {
+		wn_sb_init(&r[i]->s, &f->env, &f->tn, &H);
+		r[i]->room = 1u << 20;
+	}
+}
+
+static void bstop(struct bfx *f)
+{
+	struct rec *r[] = {&f->a, &f->b, &f->c};
+	for (int i = 0; i < 3; i++)
+		if (!r[i]->s.ended)
+			wn_stream_reset(&r[i]->s, WN_STREAM_ABORTED);
+	for (int i = 0; i < 3; i++)
+		uv_run(wn_loop_uv(&f->loop), UV_RUN_NOWAIT);
+	assert_int_equal(wn_sb_session_buffered(&f->tn), 0);
+	assert_int_equal(wn_sb_total_buffered(&f->env), 0);
+	assert_int_equal(wn_loop_close(&f->loop), 0);
+}
+
+static size_t put(struct rec *r, size_t n)
+{
+	static uint8_t buf[1u << 20];
+	ssize_t w = wn_stream_write(&r->s, buf, n);
+	assert_true(w >= 0);
+	return (size_t)w;
+}
+
+/* The peer acknowledged n of r's bytes. */
+static void acked(struct rec *r, size_t n)
+{
+	r->q -= n;
+	wn_sb_sent(&r->s, n);
+}
+
+/* Writes are refused once the session's budget is reached, except for a
+ * stream below the floor; the waiters wake once an eighth is free. */
+static void test_budget_refuses_and_wakes(void **state)
+{
+	(void)state;
+	struct bfx f;
+	bstart(&f, 256u << 10, 0);
+
+	assert_int_equal(put(&f.a, 200u << 10), 200u << 10);
+	assert_int_equal(put(&f.b, 100u << 10), 100u << 10);
+	assert_int_equal(wn_sb_session_buffered(&f.tn), 300u << 10);
+	/* Over the budget: streams holding the floor wait... */
+	assert_int_equal(put(&f.a, 1), 0);
+	assert_int_equal(put(&f.b, 1), 0);
+	uint8_t *p;
+	assert_int_equal(wn_stream_reserve(&f.b.s, &p), 0);
+	/* ...one below it does not. */
+	assert_int_equal(put(&f.c, 64u << 10), 64u << 10);
+	assert_int_equal(put(&f.c, 1), 0);
+
+	/* Freed, but not an eighth below the limit: only b, whose own bytes
+	 * went below the floor, wakes. */
+	acked(&f.b, 100u << 10);
+	assert_int_equal(f.b.writables, 1);
+	assert_int_equal(f.a.writables + f.c.writables, 0);
+	assert_int_equal(put(&f.b, 1), 1);
+	/* An eighth below: every waiter wakes, once. */
+	acked(&f.a, 100u << 10);
+	assert_int_equal(f.a.writables, 1);
+	assert_int_equal(f.c.writables, 1);
+	assert_int_equal(put(&f.a, 10), 10);
+	bstop(&f);
+}
+
+/* A waiter whose own bytes drain below the floor wakes at once, however
+ * full the budget stays (streams the peer does not read keep theirs). */
+static void test_budget_waiter_below_floor_wakes(void **state)
+{
+	(void)state;
+	struct bfx f;
+	bstart(&f, 0, 256u << 10);
+
+	assert_int_equal(put(&f.a, 300u << 10), 300u << 10); /* stalled */
+	/* Over the budget, a stream below the floor gets up to the floor. */
+	assert_int_equal(put(&f.b, 100u << 10), 64u << 10);
+	assert_int_equal(put(&f.b, 1), 0);
+	acked(&f.b, 40u << 10);
+	assert_int_equal(f.b.writables, 1);
+	assert_int_equal(f.a.writables, 0);
+	assert_int_equal(put(&f.b, 1), 1);
+	assert_int_equal(wn_sb_total_buffered(&f.env), (324u << 10) + 1);
+	assert_int_equal(put(&f.c, 150u << 10), 64u << 10);
+	assert_int_equal(put(&f.c, 1), 0);
+	bstop(&f);
+
+	/* Twice the total is a hard cap, even below the floor. */
+	bstart(&f, 0, 128u << 10);
+	assert_int_equal(put(&f.a, 300u << 10), 300u << 10);
+	assert_int_equal(put(&f.b, 1), 0);
+	acked(&f.a, 100u << 10);
+	assert_int_equal(f.b.writables, 0);
+	acked(&f.a, 100u << 10); /* an eighth below the total */
+	assert_int_equal(f.b.writables, 1);
+	assert_int_equal(put(&f.b, 1), 1);
+	bstop(&f);
+}
+
+/* An engine that drains on its own (wn_sb_sync) gives the budget back
+ * and wakes; so do the peer's stop and the stream's end. */
+static void test_budget_sync_stop_and_end(void **state)
+{
+	(void)state;
+	struct bfx f;
+	bstart(&f, 256u << 10, 0);
+
+	assert_int_equal(put(&f.a, 200u << 10), 200u << 10);
+	assert_int_equal(put(&f.b, 200u << 10), 200u << 10);
+	assert_int_equal(put(&f.a, 1), 0);
+	f.b.q = 0; /* the engine's core took it all */
+	wn_sb_sync(&f.tn);
+	assert_int_equal(wn_sb_session_buffered(&f.tn), 200u << 10);
+	assert_int_equal(f.a.writables, 1);
+
+	assert_int_equal(put(&f.b, 200u << 10), 200u << 10);
+	assert_int_equal(put(&f.a, 1), 0);
+	wn_sb_recv_stop(&f.b.s, WN_STREAM_ABORTED);
+	assert_int_equal(wn_sb_session_buffered(&f.tn), 200u << 10);
+	assert_int_equal(f.a.writables, 2);
+
+	wn_stream_reset(&f.a.s, WN_STREAM_ABORTED);
+	assert_int_equal(wn_sb_session_buffered(&f.tn), 0);
+	bstop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_clean_close_after_both_fins),
+	    cmocka_unit_test(test_budget_refuses_and_wakes),
+	    cmocka_unit_test(test_budget_waiter_below_floor_wakes),
+	    cmocka_unit_test(test_budget_sync_stop_and_end),
 	    cmocka_unit_test(test_reset_is_deferred_and_once),
 	    cmocka_unit_test(test_release_open_resets),
 	    cmocka_unit_test(test_release_after_fin_stops),

@@ -1,0 +1,485 @@
+/* The udp front end: one UDP socket, a table of flows keyed by source
+ * address, a least-recently-active list for reaping and eviction, and
+ * batched receive and reply. See udp.h. */
+#include "front/udp.h"
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "io/dgram.h"
+#include "util/container.h"
+#include "util/err.h"
+#include "util/list.h"
+
+#define LOG_COMP "udp"
+
+struct uflow {
+	struct wn_udp_front *u;
+	struct uflow *hnext;  /* hash chain */
+	struct wn_list lru;   /* in u->lru, least recently active first */
+	struct wn_flow *flow; /* NULL once refused */
+	struct sockaddr_storage src;
+	socklen_t srclen;
+	uint64_t last_ms; /* last datagram either way */
+	uint32_t hash;
+	bool denied; /* refused by the server: datagrams dropped */
+};
+
+struct wn_udp_front {
+	struct wn_loop *loop;
+	struct wn_log *log;
+	struct wn_tunnel *tunnel;
+	char name[64];
+	char target_text[WN_HOSTNAME_MAX + 16];
+	struct wn_endpoint target;
+	uint32_t idle_ms;
+	unsigned max_flows;
+	struct wn_dgram_sock *sock;
+	struct wn_dgram_rx *rx;
+	struct wn_timer reap;
+	bool closing;
+	struct wn_flow_handler fh;
+
+	/* The flow table: mask + 1 buckets, a power of two. */
+	struct uflow **buckets;
+	uint32_t mask;
+	uint8_t hkey[crypto_shorthash_KEYBYTES];
+	struct wn_list lru;
+
+	struct wn_udp_front_stats stats;
+	struct wn_ratelimit rl_denied, rl_evict, rl_err;
+};
+
+/* ---- the flow table --------------------------------------------------- */
+
+/* The bytes that identify a source: family, port and address. */
+static size_t addr_key(const struct sockaddr_storage *ss, uint8_t key[20])
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		key[0] = 4;
+		memcpy(key + 1, &a->sin_port, 2);
+		memcpy(key + 3, &a->sin_addr, 4);
+		return 7;
+	}
+	const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+	key[0] = 6;
+	memcpy(key + 1, &a->sin6_port, 2);
+	memcpy(key + 3, &a->sin6_addr, 16);
+	return 19;
+}
+
+static uint32_t addr_hash(const struct wn_udp_front *u,
+                          const struct sockaddr_storage *ss)
+{
+	uint8_t key[20], h[crypto_shorthash_BYTES];
+	uint32_t v;
+	size_t n = addr_key(ss, key);
+
+	crypto_shorthash(h, key, n, u->hkey);
+	memcpy(&v, h, sizeof(v));
+	return v;
+}
+
+static bool same_source(const struct sockaddr_storage *a,
+                        const struct sockaddr_storage *b)
+{
+	uint8_t ka[20], kb[20];
+	size_t na = addr_key(a, ka), nb = addr_key(b, kb);
+
+	return na == nb && memcmp(ka, kb, na) == 0;
+}
+
+static struct uflow *find_flow(struct wn_udp_front *u,
+                               const struct sockaddr_storage *src,
+                               uint32_t hash)
+{
+	struct uflow *e;
+
+	for (e = u->buckets[hash & u->mask]; e; e = e->hnext)
+		if (e->hash == hash && same_source(&e->src, src))
+			return e;
+	return NULL;
+}
+
+/* Unlinks e from the table and the list and frees it; closes its flow
+ * (the tunnel tells the server) unless it has none. */
+static void drop_flow(struct wn_udp_front *u, struct uflow *e)
+{
+	struct uflow **pp = &u->buckets[e->hash & u->mask];
+
+	while (*pp && *pp != e)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = e->hnext;
+	wn_list_del(&e->lru);
+	if (e->flow)
+		wn_flow_close(e->flow);
+	u->stats.flows--;
+	free(e);
+}
+
+static void touch(struct wn_udp_front *u, struct uflow *e)
+{
+	e->last_ms = wn_loop_now_ms(u->loop);
+	wn_list_del(&e->lru);
+	wn_list_add_tail(&u->lru, &e->lru);
+}
+
+static void on_flow_datagram(void *ctx, struct wn_flow *f, const uint8_t *data,
+                             size_t len);
+static void on_flow_closed(void *ctx, struct wn_flow *f, int err);
+
+/* A new flow for src, evicting the least recently active one when the
+ * table is full. NULL when the tunnel has no flow for it (counted). */
+static struct uflow *new_flow(struct wn_udp_front *u,
+                              const struct sockaddr_storage *src,
+                              socklen_t srclen, uint32_t hash)
+{
+	struct wn_flow_handler h = u->fh;
+	struct uflow *e;
+
+	if (u->stats.flows >= u->max_flows && !wn_list_empty(&u->lru)) {
+		struct uflow *old =
+		    wn_list_entry(u->lru.next, struct uflow, lru);
+		u->stats.flows_evicted++;
+		WN_LOG_RL(u->log, &u->rl_evict, wn_loop_now_ms(u->loop),
+		          WN_LOG_INFO, LOG_COMP,
+		          "%s: %u flows (max-flows): evicting the one idle "
+		          "longest",
+		          u->name, u->max_flows);
+		drop_flow(u, old);
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		u->stats.open_failed++;
+		return NULL;
+	}
+	e->u = u;
+	e->src = *src;
+	e->srclen = srclen;
+	e->hash = hash;
+	h.ctx = e;
+	e->flow = wn_tunnel_open_flow(u->tunnel, &u->target, &h);
+	if (!e->flow) {
+		u->stats.open_failed++;
+		WN_LOG_RL(u->log, &u->rl_err, wn_loop_now_ms(u->loop),
+		          WN_LOG_INFO, LOG_COMP,
+		          "%s: the tunnel has no flow for a new source now",
+		          u->name);
+		free(e);
+		return NULL;
+	}
+	e->hnext = u->buckets[hash & u->mask];
+	u->buckets[hash & u->mask] = e;
+	e->last_ms = wn_loop_now_ms(u->loop);
+	wn_list_add_tail(&u->lru, &e->lru);
+	u->stats.flows++;
+	u->stats.flows_opened++;
+	return e;
+}
+
+/* ---- replies (tunnel to application) ----------------------------------- */
+
+static void on_flow_datagram(void *ctx, struct wn_flow *f, const uint8_t *data,
+                             size_t len)
+{
+	struct uflow *e = ctx;
+	struct wn_udp_front *u = e->u;
+
+	(void)f;
+	if (u->closing)
+		return;
+	touch(u, e);
+	/* Queued for the iteration's sendmmsg (io/dgram.h). */
+	if (wn_dgram_send(u->sock, data, len, (const struct sockaddr *)&e->src,
+	                  e->srclen) == 0) {
+		u->stats.dgrams_down++;
+		u->stats.bytes_down += len;
+	} else {
+		u->stats.drop_reply++;
+	}
+}
+
+static void on_flow_closed(void *ctx, struct wn_flow *f, int err)
+{
+	struct uflow *e = ctx;
+	struct wn_udp_front *u = e->u;
+	char src[INET6_ADDRSTRLEN + 8];
+
+	(void)f;
+	e->flow = NULL;
+	if (err == WN_STREAM_DENIED) {
+		u->stats.flows_denied++;
+		e->denied = true;
+		wn_sockaddr_format((const struct sockaddr *)&e->src, src,
+		                   sizeof(src));
+		WN_LOG_RL(u->log, &u->rl_denied, wn_loop_now_ms(u->loop),
+		          WN_LOG_WARN, LOG_COMP,
+		          "%s: flow from %s: the server refused target %s",
+		          u->name, src, u->target_text);
+		return;
+	}
+	u->stats.flows_lost++;
+	WN_LOG(u->log, WN_LOG_DEBUG, LOG_COMP, "%s: flow ended: %s", u->name,
+	       wn_stream_err_str(err));
+	drop_flow(u, e);
+}
+
+/* ---- receive (application to tunnel) ----------------------------------- */
+
+static void on_recv(void *ctx, const uint8_t *data, size_t len, bool truncated,
+                    const struct sockaddr_storage *src, socklen_t srclen)
+{
+	struct wn_udp_front *u = ctx;
+	size_t max = wn_tunnel_max_datagram(u->tunnel);
+	struct uflow *e;
+	uint32_t hash;
+	int rc;
+
+	if (src->ss_family != AF_INET && src->ss_family != AF_INET6)
+		return;
+	/* Whole or not at all: never truncated. */
+	if (max == 0) {
+		u->stats.drop_tunnel++;
+		return;
+	}
+	if (truncated || len > max) {
+		u->stats.drop_size++;
+		WN_LOG_RL(u->log, &u->rl_err, wn_loop_now_ms(u->loop),
+		          WN_LOG_INFO, LOG_COMP,
+		          "%s: dropped a datagram of %s%zu bytes: the tunnel "
+		          "carries at most %zu now",
+		          u->name, truncated ? "over " : "", len, max);
+		return;
+	}
+	hash = addr_hash(u, src);
+	e = find_flow(u, src, hash);
+	if (e && e->denied) {
+		/* Not touched: a refused source is forgotten idle_ms after
+		 * its refusal, and may then try again. */
+		u->stats.drop_policy++;
+		return;
+	}
+	if (!e) {
+		e = new_flow(u, src, srclen, hash);
+		if (!e)
+			return;
+	} else {
+		touch(u, e);
+	}
+	rc = wn_flow_send(e->flow, data, len);
+	if (rc == 0) {
+		u->stats.dgrams_up++;
+		u->stats.bytes_up += len;
+	} else if (rc == WN_EMSGSIZE) {
+		u->stats.drop_size++;
+	} else {
+		u->stats.drop_tunnel++;
+	}
+}
+
+/* ---- reaping ----------------------------------------------------------- */
+
+static void on_reap(struct wn_timer *t)
+{
+	struct wn_udp_front *u = wn_container_of(t, struct wn_udp_front, reap);
+	uint64_t now = wn_loop_now_ms(u->loop);
+	uint64_t n = 0;
+
+	while (!wn_list_empty(&u->lru)) {
+		struct uflow *e = wn_list_entry(u->lru.next, struct uflow, lru);
+		if (now - e->last_ms < u->idle_ms)
+			break;
+		drop_flow(u, e);
+		n++;
+	}
+	if (n) {
+		u->stats.flows_reaped += n;
+		WN_LOG(u->log, WN_LOG_DEBUG, LOG_COMP,
+		       "%s: reaped %llu idle flows, %llu left", u->name,
+		       (unsigned long long)n,
+		       (unsigned long long)u->stats.flows);
+	}
+}
+
+/* ---- open and close ---------------------------------------------------- */
+
+static void on_timer_closed(struct wn_timer *t)
+{
+	struct wn_udp_front *u = wn_container_of(t, struct wn_udp_front, reap);
+
+	/* The socket closed first and reads no more into rx. */
+	wn_dgram_rx_free(u->rx);
+	free(u->buckets);
+	free(u);
+}
+
+void wn_udp_front_close(struct wn_udp_front *u)
+{
+	if (u->closing)
+		return;
+	u->closing = true;
+	while (!wn_list_empty(&u->lru))
+		drop_flow(u, wn_list_entry(u->lru.next, struct uflow, lru));
+	WN_LOG(u->log, WN_LOG_INFO, LOG_COMP,
+	       "%s: closed: %llu flows, %llu datagrams up, %llu down, "
+	       "dropped %llu too large, %llu tunnel, %llu refused, %llu "
+	       "replies",
+	       u->name, (unsigned long long)u->stats.flows_opened,
+	       (unsigned long long)u->stats.dgrams_up,
+	       (unsigned long long)u->stats.dgrams_down,
+	       (unsigned long long)u->stats.drop_size,
+	       (unsigned long long)u->stats.drop_tunnel,
+	       (unsigned long long)u->stats.drop_policy,
+	       (unsigned long long)u->stats.drop_reply);
+	if (u->sock)
+		wn_dgram_close(u->sock);
+	u->sock = NULL;
+	wn_timer_close(&u->reap, on_timer_closed);
+}
+
+/* The listen address: a literal, or the first address a name resolves
+ * to (synchronously: once, while starting up). */
+static int resolve_listen(struct wn_loop *loop, const struct wn_endpoint *ep,
+                          struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_DGRAM};
+	uv_getaddrinfo_t req;
+	char port[8];
+
+	if (ep->kind == WN_HOST_IP) {
+		*ss = ep->sa;
+	} else if (ep->kind == WN_HOST_NAME) {
+		snprintf(port, sizeof(port), "%u", (unsigned)ep->port);
+		if (uv_getaddrinfo(wn_loop_uv(loop), &req, NULL, ep->host, port,
+		                   &hints) != 0 ||
+		    !req.addrinfo)
+			return WN_EUNREACH;
+		memset(ss, 0, sizeof(*ss));
+		if (req.addrinfo->ai_addrlen <= sizeof(*ss))
+			memcpy(ss, req.addrinfo->ai_addr,
+			       req.addrinfo->ai_addrlen);
+		uv_freeaddrinfo(req.addrinfo);
+	} else {
+		return WN_EINVAL;
+	}
+	if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6)
+		return WN_EUNREACH;
+	*len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+	                                : sizeof(struct sockaddr_in6);
+	return 0;
+}
+
+static uint32_t pow2_at_least(unsigned n)
+{
+	uint32_t v = 16;
+
+	while (v < n && v < (1u << 30))
+		v <<= 1;
+	return v;
+}
+
+int wn_udp_front_open(struct wn_loop *loop, struct wn_log *log,
+                      struct wn_tunnel *t, const struct wn_udp_front_opts *o,
+                      struct wn_udp_front **out)
+{
+	struct wn_dgram_opts so = {0};
+	struct wn_udp_front *u;
+	struct sockaddr_storage ss, local;
+	socklen_t sl;
+	char a[INET6_ADDRSTRLEN + 8];
+	uint64_t period;
+	int rc;
+
+	if (!wn_tunnel_has_datagrams(t))
+		return WN_ENOTSUP;
+	rc = resolve_listen(loop, &o->listen, &ss, &sl);
+	if (rc < 0)
+		return rc;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return WN_ENOMEM;
+	u->loop = loop;
+	u->log = log;
+	u->tunnel = t;
+	snprintf(u->name, sizeof(u->name), "%s", o->name ? o->name : "udp");
+	u->target = o->target;
+	wn_endpoint_format(&u->target, u->target_text, sizeof(u->target_text));
+	u->idle_ms = o->idle_ms ? o->idle_ms : WN_UDP_FRONT_IDLE_DEFAULT_MS;
+	u->max_flows =
+	    o->max_flows ? o->max_flows : WN_UDP_FRONT_MAX_FLOWS_DEFAULT;
+	u->fh.on_datagram = on_flow_datagram;
+	u->fh.on_flow_closed = on_flow_closed;
+	wn_list_init(&u->lru);
+	u->rl_denied = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 5);
+	u->rl_evict = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 1);
+	u->rl_err = (struct wn_ratelimit)WN_RATELIMIT_INIT(10000, 5);
+	randombytes_buf(u->hkey, sizeof(u->hkey));
+	u->mask = pow2_at_least(u->max_flows) - 1;
+	u->buckets = calloc((size_t)u->mask + 1, sizeof(*u->buckets));
+	if (!u->buckets || wn_dgram_rx_new(&u->rx) != 0) {
+		free(u->buckets);
+		free(u);
+		return WN_ENOMEM;
+	}
+	rc = wn_timer_init(loop, &u->reap, on_reap);
+	if (rc < 0) {
+		wn_dgram_rx_free(u->rx);
+		free(u->buckets);
+		free(u);
+		return rc;
+	}
+	so.name = u->name;
+	so.family = ss.ss_family;
+	so.bind = (const struct sockaddr *)&ss;
+	so.bind_len = sl;
+	so.rx = u->rx;
+	so.batch_send = true;
+	so.on_recv = on_recv;
+	so.ctx = u;
+	rc = wn_dgram_open(loop, log, &so, &u->sock);
+	period = u->idle_ms / 4;
+	if (period < WN_UDP_REAP_MIN_MS)
+		period = WN_UDP_REAP_MIN_MS;
+	if (rc == 0)
+		rc = wn_timer_start(&u->reap, period, period);
+	if (rc < 0) {
+		wn_udp_front_close(u);
+		return rc;
+	}
+	wn_dgram_sockname(u->sock, &local);
+	wn_sockaddr_format((struct sockaddr *)&local, a, sizeof(a));
+	WN_LOG(log, WN_LOG_INFO, LOG_COMP,
+	       "%s: listening on udp://%s for %s (udp-idle %ums, max-flows "
+	       "%u)",
+	       u->name, a, u->target_text, u->idle_ms, u->max_flows);
+	*out = u;
+	return 0;
+}
+
+int wn_udp_front_sockname(const struct wn_udp_front *u,
+                          struct sockaddr_storage *ss)
+{
+	return wn_dgram_sockname(u->sock, ss);
+}
+
+void wn_udp_front_stats(const struct wn_udp_front *u,
+                        struct wn_udp_front_stats *out)
+{
+	*out = u->stats;
+	/* Replies go out in batches: the kernel's refusals are counted
+	 * where the batch is written. */
+	if (u->sock) {
+		uint64_t lost = wn_dgram_get_stats(u->sock)->send_dropped;
+		out->drop_reply += lost;
+		out->dgrams_down -=
+		    lost < out->dgrams_down ? lost : out->dgrams_down;
+	}
+}
