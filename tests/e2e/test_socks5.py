@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import needs_root
-from warren import HERE, NETAPP, PY, Tunnel, has_udp_forward
+from warren import HERE, NETAPP, PY, Tunnel
 
 SOCKSCLIENT = os.path.join(HERE, "socksclient.py")
 
@@ -211,17 +211,14 @@ def test_malformed_requests_disturb_nothing(socks):
             for k, rep in (("bad_atyp", 8), ("bind", 7), ("huge_name", 4)):
                 assert r[k][0] == bytes([5, rep, 0, 1]) + bytes(6), (k, r)
                 assert r[k][1] in ends, (k, r)
-            # UDP ASSOCIATE is a command only where the tunnel carries
-            # datagrams (the proxy says so when it starts); there it is
-            # answered with the relay's address on loopback and the
-            # connection stays open, as the association lasts as long.
-            if offers_udp_associate(socks.client):
-                assert r["udp"][0][:8] == bytes([5, 0, 0, 1, 127, 0, 0, 1]), r
-                assert r["udp"][0][8:10] != bytes(2), r
-                assert r["udp"][1] == "open", r
-            else:
-                assert r["udp"][0] == bytes([5, 7, 0, 1]) + bytes(6), r
-                assert r["udp"][1] in ends, r
+            # UDP ASSOCIATE (the QUIC tunnel carries datagrams, and the
+            # proxy says so when it starts) is answered with the relay's
+            # address on loopback and the connection stays open, as the
+            # association lasts as long.
+            assert offers_udp_associate(socks.client), socks.client.log()
+            assert r["udp"][0][:8] == bytes([5, 0, 0, 1, 127, 0, 0, 1]), r
+            assert r["udp"][0][8:10] != bytes(2), r
+            assert r["udp"][1] == "open", r
             assert r["short_methods"] == (b"", "open"), r
             # 255 methods incl. none(0): method 0 chosen; the junk after
             # is a bad request (version 0).
@@ -279,16 +276,12 @@ def test_udp_associate_dns(netns, procs, warren_bin, tmp_path, engine):
     allows: every answer right and labelled with its source. A second
     dnsmasq no rule allows gets nothing: the server drops the flow and
     says so, and the client drops the rest at the proxy."""
-    if not has_udp_forward(warren_bin):
-        pytest.skip("the server has no udp:// rules yet (the udp front end, "
-                    "issue 17, is not built)")
     t = Tunnel(netns, procs, warren_bin, tmp_path, engine=engine)
     start_dnsmasq(t, DNS_PORT, "dnsmasq")
     denied = start_dnsmasq(t, DNS_DENIED_PORT, "dnsmasq-denied")
     server = t.server("--allow", f"udp://127.0.0.1:{DNS_PORT}")
     c = t.client(extra=["-D", f"127.0.0.1:{EAGER}"])
-    if not offers_udp_associate(c):
-        pytest.skip(f"the {engine} engine carries no datagrams yet")
+    assert offers_udp_associate(c), c.log()
     res = netns.exec(t.ns_c, [PY, SOCKSCLIENT, "udp-dns", str(EAGER),
                               "127.0.0.1", DNS_NAME, "--count", "5"],
                      timeout=60)

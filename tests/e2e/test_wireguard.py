@@ -7,16 +7,13 @@ at its default MTU of 1420: ping (also one full-MTU packet with the
 don't-fragment bit, so a 1452-byte WireGuard datagram must cross warren
 whole) and an iperf3 TCP transfer, and TCP transfers through it whose bytes are
 sha256-checked (netapp's echo round trip: iperf3 cannot check its own
-data, see wgnet.WgPair.transfer_sha256).
-
-The warren runs are skipped, with the reason, while the build under test
-has no UDP forward (`-U`) yet."""
+data, see wgnet.WgPair.transfer_sha256)."""
 
 import pytest
 
 from conftest import needs_root
 from linkemu import make_link
-from warren import Tunnel, has_udp_forward
+from warren import Tunnel
 from wgnet import WG_MTU, WG_PORT, wg_pair
 
 pytestmark = needs_root
@@ -62,22 +59,14 @@ def test_wireguard_over_warren(netns, procs, warren_bin, tmp_path, engine,
     """WireGuard's UDP through a warren UDP forward: A's WireGuard talks to
     the forward on A's loopback, warren's server sends to WireGuard B on
     B's loopback, and B answers through the flow warren opened."""
-    if not has_udp_forward(warren_bin):
-        pytest.skip("warren has no UDP forward (-U) yet: the udp front end "
-                    "and the engines' datagrams (issue 17) are not built")
     link = make_link(netns, procs, both=LINK)
     tunnel = Tunnel(netns, procs, warren_bin, tmp_path, link=link,
                     engine=engine)
     url = f"{carrier}://{tunnel.server_ip}:{tunnel.PORT}"
     target = f"127.0.0.1:{WG_PORT}"
     tunnel.server(allow=[f"udp://{target}"], url=url)
-    try:
-        tunnel.client(extra=["-U", f"127.0.0.1:{FORWARD_PORT}={target}"],
-                      url=url)
-    except AssertionError as e:
-        if "datagram" in str(e):
-            pytest.skip(f"the {engine} engine carries no datagrams yet")
-        raise
+    tunnel.client(extra=["-U", f"127.0.0.1:{FORWARD_PORT}={target}"],
+                  url=url)
     pair = wg_pair(netns, procs, link.ns_a, link.ns_b,
                    endpoint_a=("127.0.0.1", FORWARD_PORT))
     _check_wireguard(pair)

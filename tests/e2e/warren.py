@@ -126,9 +126,10 @@ class Tunnel:
     PORT = 4433
 
     def __init__(self, netns, procs, warren_bin, tmp_path, link=None,
-                 engine="quic"):
+                 engine="quic", carrier="udp"):
         self.netns, self.procs, self.bin = netns, procs, warren_bin
         self.engine, self.mode = engine, TEST_MODE.get(engine)
+        self.carrier = carrier
         self.dir = str(tmp_path)
         self.kcptun_target = None
         if link is None:
@@ -154,7 +155,7 @@ class Tunnel:
 
     @property
     def url(self):
-        return f"udp://{self.server_ip}:{self.PORT}"
+        return f"{self.carrier}://{self.server_ip}:{self.PORT}"
 
     def key(self, name):
         return os.path.join(self.dir, f"{name}.key")
