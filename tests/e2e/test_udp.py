@@ -140,6 +140,11 @@ def check_sizes(t):
     assert m, c.log()
     mx = int(m.group(1))
     assert mx >= 1500
+    if t.engine == "quic" and t.carrier == "udp":
+        # Path MTU discovery has taken the path from QUIC's first 1200
+        # bytes to 1444 (ngtcp2's largest probe on a 1500-byte path): the
+        # datagrams sent so far gave it write passes to probe in.
+        assert mx > 2310, c.log()
     r = app(t, "sizes", "--to", to, "--sizes", f"{mx},{mx + 1}",
             "--wait", "1")
     assert r["ok"] == [mx] and r["lost"] == [mx + 1], r
