@@ -151,12 +151,13 @@ void wn__qconn_flush_at(struct qconn *qc, ngtcp2_tstamp ts)
 	size_t maxpkt = ngtcp2_conn_get_path_max_tx_udp_payload_size(qc->conn);
 	if (maxpkt > wn_carrier_max_packet(qc->carrier))
 		maxpkt = wn_carrier_max_packet(qc->carrier);
-	/* ngtcp2 writes a path MTU probe only into a buffer as large as its
-	 * configured maximum (writev_*'s destlen), and builds every other
-	 * packet to the path's size: offer that room, or the path never
-	 * grows past 1200 bytes and every datagram above ~1160 bytes goes
-	 * in two fragments. */
-	size_t room = ngtcp2_conn_get_max_tx_udp_payload_size(qc->conn);
+	/* ngtcp2 writes packets of the path's current size (maxpkt) except
+	 * PMTUD's probes, which are larger and which it writes only into a
+	 * buffer that can take them: each write gets room for the largest
+	 * packet the carrier carries, or the path stays at 1200 bytes. */
+	size_t room = wn_carrier_max_packet(qc->carrier);
+	if (ep->max_pkt && ep->max_pkt < room)
+		room = ep->max_pkt;
 	if (room < maxpkt)
 		room = maxpkt;
 	size_t quantum = ngtcp2_conn_get_send_quantum(qc->conn);
