@@ -4,7 +4,8 @@ rate"): warren-udpblast sends SIZE-byte datagrams at PPS for SECS through
 a warren UDP forward (client and server in one namespace, udp carrier)
 to warren-udpblast's sink, or straight to the sink (`direct`, the path's
 own loss), and prints what arrived, with warren's counters from its logs
-(the forward's datagrams up and drops, the carriers' packets).
+(the forward's datagrams up, the client carrier's packets out, what the
+server's dialer sent on to the target and what its socket refused).
 
     sudo bench/dgram_loss.py [--build build/release] [--size 1200]
         [--pps 30000] [--secs 3] [--runs 3] direct quic kcp
@@ -113,6 +114,13 @@ def run_one(build, engine, size, pps, secs, tmp):
                       r"pkts", log)
         if m:
             r["client_pkts_out"] = int(m.group(1))
+    if "s" in logs:
+        m = re.search(r"closed: \d+ flows \(\d+ denied\), (\d+) datagrams "
+                      r"to targets, \d+ back, dropped (\d+) the target",
+                      open(logs["s"]).read())
+        if m:
+            r["server_to_target"] = int(m.group(1))
+            r["server_drop_target"] = int(m.group(2))
     return r
 
 

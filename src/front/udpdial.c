@@ -452,6 +452,20 @@ void wn_udpdial_close(struct wn_udpdial *ud)
 	if (ud->closing)
 		return;
 	ud->closing = true;
+	if (ud->stats.flows_opened)
+		WN_LOG(ud->log, WN_LOG_INFO, LOG_COMP,
+		       "closed: %llu flows (%llu denied), %llu datagrams to "
+		       "targets, %llu back, dropped %llu the target socket "
+		       "refused, %llu the tunnel, %llu too large, %llu "
+		       "resolving",
+		       (unsigned long long)ud->stats.flows_opened,
+		       (unsigned long long)ud->stats.flows_denied,
+		       (unsigned long long)ud->stats.dgrams_out,
+		       (unsigned long long)ud->stats.dgrams_in,
+		       (unsigned long long)ud->stats.drop_target,
+		       (unsigned long long)ud->stats.drop_tunnel,
+		       (unsigned long long)ud->stats.drop_size,
+		       (unsigned long long)ud->stats.drop_pending);
 	while (!wn_list_empty(&ud->lru)) {
 		struct dflow *df =
 		    wn_list_entry(ud->lru.next, struct dflow, lru);
