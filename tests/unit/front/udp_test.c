@@ -129,7 +129,8 @@ static void t_rule(struct t *t, const char *fmt)
 }
 
 /* The server (udp rules only, idle_ms) and a udp forward to the echo. */
-static unsigned t_conns; /* the server's udp-connections for t_start */
+static unsigned t_conns;      /* the server's udp-connections for t_start */
+static unsigned t_evict_rate; /* the forward's evict_rate for t_start */
 
 static void t_start(struct t *t, uint32_t idle_ms, unsigned max_flows,
                     uint16_t target_port)
@@ -156,6 +157,7 @@ static void t_start(struct t *t, uint32_t idle_ms, unsigned max_flows,
 	                 0);
 	o.idle_ms = idle_ms;
 	o.max_flows = max_flows;
+	o.evict_rate = t_evict_rate;
 	assert_int_equal(wn_udp_front_open(&t->loop, &t->log,
 	                                   wn_pipetunnel_client(t->pt), &o,
 	                                   &t->front),
@@ -448,6 +450,41 @@ static void test_full_of_flows_in_use_drops_newcomers(void **state)
 	t_finish(&t);
 }
 
+/* Evictions are rate-limited: a burst of new sources beyond the bucket
+ * is dropped and counted (never reaching the target) until it refills. */
+static void test_evictions_are_rate_limited(void **state)
+{
+	enum { CAP = 4, RATE = 5, N = 12 };
+	struct t t;
+	struct wn_udp_front_stats st;
+	int fds[N];
+	uint8_t b[8] = {3};
+
+	(void)state;
+	t_init(&t, NULL);
+	t_rule(&t, "udp://127.0.0.1:%u");
+	t_evict_rate = RATE;
+	t_start(&t, 30000, CAP, 0);
+	t_evict_rate = 0;
+	for (int i = 0; i < N; i++) {
+		fds[i] = app_socket();
+		app_send(&t, fds[i], b, sizeof(b));
+	}
+	wn_np_run_for(&t.loop, 100);
+	wn_udp_front_stats(t.front, &st);
+	/* CAP flows, RATE replaced at once (and at most one more refilled
+	 * in the 100 ms); the rest dropped here. */
+	assert_true(st.flows_evicted >= RATE && st.flows_evicted <= RATE + 1);
+	assert_int_equal(st.drop_full, N - CAP - st.flows_evicted);
+	assert_int_equal(st.flows_opened, CAP + st.flows_evicted);
+	/* A second later the bucket is full again. */
+	wn_np_run_for(&t.loop, 1000);
+	exchange(&t, fds[N - 1], 5);
+	for (int i = 0; i < N; i++)
+		close(fds[i]);
+	t_finish(&t);
+}
+
 static void test_disallowed_target_gets_nothing(void **state)
 {
 	struct t t;
@@ -589,6 +626,7 @@ int main(void)
 	    cmocka_unit_test(test_flood_from_another_host_keeps_a_flow),
 	    cmocka_unit_test(test_flood_keeps_established_flows),
 	    cmocka_unit_test(test_full_of_flows_in_use_drops_newcomers),
+	    cmocka_unit_test(test_evictions_are_rate_limited),
 	    cmocka_unit_test(test_disallowed_target_gets_nothing),
 	    cmocka_unit_test(test_stream_rule_never_allows_udp),
 	    cmocka_unit_test(test_udp_connections_round_robin),
