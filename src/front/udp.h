@@ -86,7 +86,7 @@ struct wn_udp_front_opts {
 	uint32_t idle_ms;          /* 0: WN_UDP_FRONT_IDLE_DEFAULT_MS */
 	unsigned max_flows;        /* 0: WN_UDP_FRONT_MAX_FLOWS_DEFAULT */
 	/* Evictions a second at most (0: WN_UDP_FRONT_EVICT_RATE, or
-	 * max_flows when more); not a configuration key: tests set it. */
+	 * max_flows when more); not a configuration key: the unit tests set it. */
 	unsigned evict_rate;
 };
 
