@@ -188,32 +188,20 @@ static struct ksession *server_new_session(struct wn_kcp_server *s,
 	return ks;
 }
 
-/* The source of a packet for per-source budgets: the address without
- * the port, IPv6 by its /64 (one host's usual share). */
-static size_t source_key(const uint8_t *akey, size_t alen,
-                         uint8_t out[WN_HSADMIT_SRC_KEY_MAX])
-{
-	size_t n = alen == 19 ? 8 : alen - 3;
-	out[0] = akey[0];
-	memcpy(out + 1, akey + 3, n);
-	return 1 + n;
-}
-
 /* Whether an initiation that passed mac1 may cost us the DH work (see
  * crypto/hsadmit.h); answers it with a cookie reply under load. */
 static int server_admit(struct wn_kcp_server *s, struct wn_carrier *car,
                         const struct sockaddr *from, socklen_t fromlen,
                         const uint8_t *pkt, size_t len, uint64_t now)
 {
-	uint8_t akey[WN_CID_MAX], skey[WN_HSADMIT_SRC_KEY_MAX];
+	uint8_t akey[WN_CID_MAX];
 	size_t alen = addr_key(from, akey);
 	bool mac2;
 	if (wn_protect_responder_check(&s->resp, pkt, len, akey, alen, now,
 	                               &mac2) != 0)
 		return -1; /* a stranger: not a word */
-	size_t slen = source_key(akey, alen, skey);
 	switch (wn_hsadmit_check(&s->adm, pkt + len - 2 * WN_PROTECT_MAC_LEN,
-	                         skey, slen, mac2, now)) {
+	                         from, fromlen, mac2, now)) {
 	case WN_HSADMIT_GO:
 		return 0;
 	case WN_HSADMIT_COOKIE: {
@@ -381,14 +369,15 @@ static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
 			s->ep.stats.pkts_dropped++;
 			return;
 		}
-		if (!wn_prefixlimit_take(&s->kt_new, from, now)) {
+		if (!wn_prefixlimit_take(&s->kt_new, from, fromlen, now)) {
 			s->ep.stats.pkts_dropped++;
-			char pfx[64];
+			char pfx[WN_PREFIX_STRLEN];
 			WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN,
 			          "sess",
 			          "new sessions from %s come too fast: "
 			          "dropping some (%llu so far)",
-			          wn_prefixlimit_format(&s->kt_new, from, pfx,
+			          wn_prefixlimit_format(&s->kt_new, from,
+			                                fromlen, pfx,
 			                                sizeof(pfx)),
 			          (unsigned long long)s->kt_new.denied);
 			return;

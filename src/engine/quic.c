@@ -879,7 +879,7 @@ static struct qconn *server_admit(struct wn_quic_server *s,
 		validated = 1;
 	}
 	struct wn_prefix pfx;
-	wn_prefix_of(from, fromlen, &pfx);
+	wn_prefix_of(from, fromlen, WN_PREFIX_V4_NET, WN_PREFIX_V6_NET, &pfx);
 	if (ep->stats.conns_opened - ep->stats.conns_closed >=
 	        SERVER_MAX_CONNS ||
 	    s->halfopen >= SERVER_MAX_HALFOPEN ||
@@ -1003,14 +1003,14 @@ int wn__quic_server_new(const struct wn_quic_opts *o,
 	wn_qproof_key(s->ep.proof_key, o->id->ed_pk);
 	randombytes_buf(s->retry_secret, sizeof(s->retry_secret));
 	s->retry_rotated_ms = wn__quic_now_ms(&s->ep);
-	uint64_t seed;
-	randombytes_buf(&seed, sizeof(seed));
+	uint8_t hkey[16];
+	randombytes_buf(hkey, sizeof(hkey));
 	rc = wn_prefixcount_init(&s->pfx_halfopen, SERVER_PREFIX_SLOTS,
-	                         SERVER_PREFIX_HALFOPEN, seed);
+	                         SERVER_PREFIX_HALFOPEN, hkey);
 	if (rc == 0) {
 		rc = wn_prefixcount_init(&s->pfx_unvalidated,
 		                         SERVER_PREFIX_SLOTS,
-		                         SERVER_PREFIX_UNVALIDATED, seed);
+		                         SERVER_PREFIX_UNVALIDATED, hkey);
 		if (rc != 0)
 			wn_prefixcount_free(&s->pfx_halfopen);
 	}
