@@ -8,7 +8,8 @@
  *                               sndwnd, rcvwnd, mtu, max-streams, tls-cert,
  *                               tls-key, fallback, sni, idle-close,
  *                               max-conns, padding, udp-idle,
- *                               udp-connections, and for engine kcptun:
+ *                               udp-connections, sessions-per-key,
+ *                               streams-per-key, and for engine kcptun:
  *                               kcptun-key, crypt, nocomp, datashard,
  *                               parityshard, smuxver
  *   [client]              keys: server, server-key, key, log-level, api,
@@ -174,6 +175,9 @@ struct wn_server_cfg {
 	size_t n_allow_udp;
 	uint32_t udp_idle_ms; /* the dialer reaps flows silent this long */
 	unsigned udp_conns;   /* sockets per flow toward its target */
+	/* caps per client key over all its sessions: live sessions (engine
+	 * quic) and accepted streams; 0: the engine's default */
+	unsigned sessions_per_key, streams_per_key;
 	bool has_target;
 	struct wn_endpoint target;
 	int log_level;

@@ -191,6 +191,14 @@ const struct keydef wn_cfg_keys[] = {
     {SEC_SERVER | SEC_CLIENT, "total-buffer", K_TOTAL_BUFFER, 0, "SIZE",
      "the same over every session together (default 256M; at least 64K)", 0, 0,
      AT_BOTH(v_size64, engine.total_buffer)},
+    {SEC_SERVER, "sessions-per-key", K_SESSIONS_PER_KEY, 0, "N",
+     "engine quic: sessions (connections) one client key may hold at once; "
+     "the next is refused (default 16; engine kcp holds one per key)",
+     1, 4096, AT_SERVER(v_uint, sessions_per_key)},
+    {SEC_SERVER, "streams-per-key", K_STREAMS_PER_KEY, 0, "N",
+     "streams one client key may hold at once over all its sessions; the "
+     "next is reset (default 4096)",
+     1, 1000000, AT_SERVER(v_uint, streams_per_key)},
     {SEC_SERVER | SEC_CLIENT, "kcptun-key", K_KCPTUN_KEY, 0, "PASSPHRASE",
      "kcptun: the pre-shared secret (kcptun's --key; default kcptun's)", 0, 0,
      AT_BOTH(v_kcptun_key, engine.kcptun_key)},

@@ -157,6 +157,7 @@ static struct ksession *server_new_session(struct wn_kcp_server *s,
 		return NULL;
 	memcpy(ks->sess_id, sess_id, 8);
 	ks->client_index = (int)i;
+	ks->tunnel.key_slot = (uint32_t)i + 1;
 	struct wn_protect_env env = {
 	    .random = wn_protect_random_sodium,
 	    .index_add = srv_index_add,
@@ -520,6 +521,11 @@ int wn__kep_server_create(const struct wn_kcp_engine_opts *o,
 		return 0;
 	}
 	s->nclients = n;
+	rc = WN_ENOMEM;
+	s->ep.key_streams = calloc(n ? n : 1, sizeof(uint32_t));
+	if (!s->ep.key_streams)
+		goto fail_addr;
+	s->ep.nkeys = n;
 	for (size_t i = 0; i < n; i++) {
 		memcpy(s->clients[i].key, clients[i], WN_KEY_LEN);
 		rc = wn_pubkey_to_x25519(clients[i], s->clients[i].x);
@@ -538,6 +544,7 @@ fail_addr:
 fail_map:
 	wn_cidmap_free(&s->by_index);
 fail:
+	free(s->ep.key_streams);
 	free(s->clients);
 	free(s->ep.tx);
 	free(s);
@@ -591,6 +598,7 @@ static void server_deferred_free(struct wn_deferred *node)
 	wn__ktprof_free(&s->ep);
 	sodium_memzero(s->clients, s->nclients * sizeof(*s->clients));
 	free(s->clients);
+	free(s->ep.key_streams);
 	free(s->ep.tx);
 	free(s);
 }

@@ -56,6 +56,8 @@ void wn_quic_opts_default(struct wn_quic_opts *o)
 	o->stream_window_max = 16u << 20;
 	o->conn_window_max = 64u << 20;
 	o->max_streams = 1024;
+	o->sessions_per_key = WN_KEY_SESSIONS_DEFAULT;
+	o->streams_per_key = WN_KEY_STREAMS_DEFAULT;
 	o->session_buffer = WN_SB_SESSION_LIMIT_DEFAULT;
 	o->total_buffer = WN_SB_TOTAL_LIMIT_DEFAULT;
 	o->failover_ms = 3000;
@@ -72,6 +74,10 @@ static void opts_from(const struct wn_engine_conf *c, int server,
 	o->id = c->id;
 	if (c->max_streams)
 		o->max_streams = c->max_streams;
+	if (c->sessions_per_key)
+		o->sessions_per_key = c->sessions_per_key;
+	if (c->streams_per_key)
+		o->streams_per_key = c->streams_per_key;
 	if (c->idle_timeout_ms)
 		o->idle_timeout_ms = c->idle_timeout_ms;
 	o->keepalive_ms = server            ? 0
@@ -138,6 +144,7 @@ static void ep_free(struct qep *ep)
 	if (ep->is_server)
 		wn_cidmap_free(&ep->cids);
 	free(ep->clients);
+	free(ep->key_sessions); /* key_streams is in the same block */
 	free(ep->txbuf);
 }
 
@@ -771,6 +778,10 @@ static void server_conn_dead(struct qep *ep, struct qconn *qc)
 {
 	struct wn_quic_server *s = SV(ep);
 	admit_release(s, qc);
+	if (qc->key_counted) {
+		qc->key_counted = 0;
+		ep->key_sessions[qc->tunnel.key_slot - 1]--;
+	}
 	if (qc->peer_ok && qc->tunnel.peer_id[0]) {
 		s->live--;
 		wn_log_event(ep->o.log, WN_LOG_INFO, "sess", '-',
@@ -989,12 +1000,14 @@ int wn__quic_server_new(const struct wn_quic_opts *o,
 		return rc;
 	}
 	s->ep.clients = malloc(n ? n * WN_KEY_LEN : 1);
-	if (!s->ep.clients) {
+	s->ep.key_sessions = calloc(2 * n + 1, sizeof(uint32_t));
+	if (!s->ep.clients || !s->ep.key_sessions) {
 		ep_free(&s->ep);
 		free(s);
 		return WN_ENOMEM;
 	}
 	memcpy(s->ep.clients, clients, n * WN_KEY_LEN);
+	s->ep.key_streams = s->ep.key_sessions + n;
 	s->ep.nclients = n;
 	s->ep.ah = *ah;
 	s->ep.base.ops = &server_ops;

@@ -13,6 +13,32 @@ static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
 	return ((struct qconn *)ref->user_data)->conn;
 }
 
+/* Server: a listed client key, the i-th, unless it holds as many
+ * connections as one key may (sessions-per-key): those are refused, as a
+ * failed handshake, before the connection costs anything more. */
+static int admit_key(struct qconn *qc, size_t i, const uint8_t *key,
+                     const char *name)
+{
+	struct qep *ep = qc->ep;
+	uint32_t cap = ep->o.sessions_per_key;
+
+	if (!qc->key_counted) {
+		if (cap && ep->key_sessions[i] >= cap) {
+			snprintf(qc->why, sizeof(qc->why),
+			         "client key %s holds %u sessions "
+			         "(sessions-per-key)",
+			         name, cap);
+			return GNUTLS_E_CERTIFICATE_ERROR;
+		}
+		ep->key_sessions[i]++;
+		qc->key_counted = 1;
+	}
+	qc->tunnel.key_slot = (uint32_t)i + 1;
+	memcpy(qc->peer_key, key, WN_KEY_LEN);
+	qc->peer_ok = 1;
+	return 0;
+}
+
 /* GnuTLS verify function shared by every session of the credentials: the
  * session pointer leads back to the connection (via ngtcp2's conn_ref). */
 int wn_quic_verify_peer(gnutls_session_t s)
@@ -31,12 +57,8 @@ int wn_quic_verify_peer(gnutls_session_t s)
 	wn_key_encode(key, got);
 	if (ep->is_server) {
 		for (size_t i = 0; i < ep->nclients; i++)
-			if (sodium_memcmp(ep->clients[i], key, WN_KEY_LEN) ==
-			    0) {
-				memcpy(qc->peer_key, key, WN_KEY_LEN);
-				qc->peer_ok = 1;
-				return 0;
-			}
+			if (sodium_memcmp(ep->clients[i], key, WN_KEY_LEN) == 0)
+				return admit_key(qc, i, key, got);
 		snprintf(qc->why, sizeof(qc->why),
 		         "client key %s is not in allow-client", got);
 	} else {

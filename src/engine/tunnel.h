@@ -121,6 +121,8 @@ enum wn_stream_err {
 	WN_STREAM_SESSION_LOST = 9, /* the tunnel itself was lost */
 	WN_STREAM_EVICTED = 10,     /* too many flows: the least recently
 	                             * used was ended (flows only) */
+	WN_STREAM_LIMIT = 11,       /* the client's key holds as many streams
+	                             * as the server allows one key */
 };
 
 /* A short description of a stream error ("target not allowed"). */

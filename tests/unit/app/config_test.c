@@ -193,6 +193,76 @@ static void test_buffer_budget_keys(void **state)
 	wn_config_free(&cfg);
 }
 
+/* The caps per client key: set, in range, and refused where the engine
+ * would ignore them (engine kcp keeps one session per key; engine kcptun
+ * has no client keys). */
+static void test_per_key_caps(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char text[512];
+
+	snprintf(text, sizeof(text),
+	         "[server]\nlisten = udp://0.0.0.0:1\nkey = s.key\n"
+	         "allow-client = %s\nallow = 10.0.0.0/8:22\n"
+	         "sessions-per-key = 3\nstreams-per-key = 100\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(cfg.server.sessions_per_key, 3);
+	assert_int_equal(cfg.server.streams_per_key, 100);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), 0);
+	wn_config_free(&cfg);
+
+	/* Unset: 0, the engine's default. */
+	snprintf(text, sizeof(text),
+	         "[server]\nlisten = udp://0.0.0.0:1\nkey = s.key\n"
+	         "allow-client = %s\nallow = 10.0.0.0/8:22\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(cfg.server.sessions_per_key, 0);
+	assert_int_equal(cfg.server.streams_per_key, 0);
+	wn_config_free(&cfg);
+
+	assert_int_equal(parse(&cfg, "[server]\nsessions-per-key = 0\n"),
+	                 WN_ECONFIG);
+	expect_diag(&cfg, "sessions-per-key", NULL);
+	wn_config_free(&cfg);
+	assert_int_equal(parse(&cfg, "[server]\nstreams-per-key = 0\n"),
+	                 WN_ECONFIG);
+	expect_diag(&cfg, "streams-per-key", NULL);
+	wn_config_free(&cfg);
+
+	/* Engine kcp: streams-per-key applies, sessions-per-key does not. */
+	snprintf(text, sizeof(text),
+	         "[server]\nengine = kcp\nlisten = udp://0.0.0.0:1\n"
+	         "key = s.key\nallow-client = %s\nallow = 10.0.0.0/8:22\n"
+	         "sessions-per-key = 3\nstreams-per-key = 100\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:1: [server] sessions-per-key",
+	            "engine kcp holds one session per client key");
+	for (size_t i = 0; i < cfg.n_diags; i++)
+		assert_null(strstr(cfg.diags[i].text, "streams-per-key"));
+	wn_config_free(&cfg);
+
+	/* Engine kcptun: neither. */
+	assert_int_equal(parse(&cfg, "[server]\nengine = kcptun\n"
+	                             "listen = udp://0.0.0.0:1\n"
+	                             "target = 127.0.0.1:2\n"
+	                             "streams-per-key = 100\n"),
+	                 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(
+	    &cfg, "[server] streams-per-key: engine kcptun would ignore", NULL);
+	wn_config_free(&cfg);
+
+	/* A client has neither. */
+	assert_int_equal(parse(&cfg, "[client]\nstreams-per-key = 1\n"),
+	                 WN_ECONFIG);
+	wn_config_free(&cfg);
+}
+
 /* A key the configured engine would ignore is refused, naming the key. */
 static void test_engine_keys_of_another_engine(void **state)
 {
@@ -1229,6 +1299,7 @@ int main(void)
 	    cmocka_unit_test(test_api_is_refused_until_built),
 	    cmocka_unit_test(test_engine_keys_of_another_engine),
 	    cmocka_unit_test(test_buffer_budget_keys),
+	    cmocka_unit_test(test_per_key_caps),
 	    cmocka_unit_test(test_malformed_value_is_not_also_missing),
 	    cmocka_unit_test(test_flags_override_and_append),
 	    cmocka_unit_test(test_long_lines_and_nul_bytes),
