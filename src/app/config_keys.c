@@ -193,7 +193,8 @@ const struct keydef wn_cfg_keys[] = {
      AT_BOTH(v_size64, engine.total_buffer)},
     {SEC_SERVER, "sessions-per-key", K_SESSIONS_PER_KEY, 0, "N",
      "engine quic: sessions (connections) one client key may hold at once; "
-     "the next is refused (default 16; engine kcp holds one per key)",
+     "one more replaces the key's least recently heard from (default 16; "
+     "engine kcp holds one per key)",
      1, 4096, AT_SERVER(v_uint, sessions_per_key)},
     {SEC_SERVER, "streams-per-key", K_STREAMS_PER_KEY, 0, "N",
      "streams one client key may hold at once over all its sessions; the "

@@ -77,8 +77,9 @@ struct wn_engine_conf {
 	 * and over all sessions before relays stop reading; 0: default */
 	size_t session_buffer, total_buffer;
 	/* server: caps per client key, over all of that key's sessions: live
-	 * sessions (engine quic; engine kcp holds one per key) and accepted
-	 * streams; 0: default (WN_KEY_SESSIONS_DEFAULT,
+	 * sessions (engine quic: one more replaces the key's least recently
+	 * heard from; engine kcp holds one per key) and accepted streams
+	 * (one more is reset); 0: default (WN_KEY_SESSIONS_DEFAULT,
 	 * WN_KEY_STREAMS_DEFAULT) */
 	unsigned sessions_per_key, streams_per_key;
 	/* kcptun profile, in kcptun's terms */
@@ -91,10 +92,10 @@ struct wn_engine_conf {
 };
 
 /* The caps per client key when the configuration sets none: room for a
- * few devices sharing a key, each with a connection or two (a restart
- * leaves the old one until it times out), and several sessions' worth of
- * busy streams, while one key can no longer take all of a server's
- * sessions or its streams. */
+ * few devices sharing a key, each with a connection or two (one more
+ * replaces the key's least recently heard from, so dead ones never lock a
+ * client out), and several sessions' worth of busy streams, while one key
+ * can no longer take all of a server's sessions or its streams. */
 #define WN_KEY_SESSIONS_DEFAULT 16
 #define WN_KEY_STREAMS_DEFAULT 4096
 

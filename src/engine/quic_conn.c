@@ -426,7 +426,7 @@ static void explain_remote_close(struct qconn *qc)
 		         "peer closed the connection: TLS alert %u%s", alert,
 		         alert == 42 && !qc->ep->is_server
 		             ? " (is this client's key in the server's "
-		               "allow-client, under its sessions-per-key?)"
+		               "allow-client list?)"
 		             : "");
 	} else if (ccerr.error_code == 0) {
 		snprintf(qc->why, sizeof(qc->why),

@@ -32,6 +32,7 @@ struct port {
 	struct hub *hub;
 	struct sockaddr_in addr;
 	int deaf;
+	int mute; /* what it sends is lost: a client killed with -9 */
 	uint64_t rx_pkts, rx_bytes, rx_retries; /* what the server sent it */
 };
 
@@ -135,6 +136,8 @@ static int port_send(struct wn_carrier *c, const struct sockaddr *to,
 	(void)tolen;
 	if (seg == 0)
 		return WN_EINVAL;
+	if (p->mute)
+		return 0;
 	for (size_t off = 0; off < len; off += seg) {
 		size_t n = len - off < seg ? len - off : seg;
 		queue(p->hub, &p->hub->base, &p->addr, buf + off, n);
@@ -402,6 +405,14 @@ static void run_until_up(struct world *w, struct client *c)
 	assert_false(w->timed_out);
 }
 
+/* Runs until c is up (a session that replaces another adds none). */
+static void run_until_client_up(struct world *w, struct client *c)
+{
+	while (!c->up && !w->timed_out)
+		uv_run(wn_loop_uv(&w->loop), UV_RUN_ONCE);
+	assert_false(w->timed_out);
+}
+
 static void world_free(struct world *w)
 {
 	for (size_t i = 0; i < w->ncl; i++)
@@ -620,43 +631,52 @@ static void test_bad_tokens_make_no_state(void **state)
 }
 
 /* One client key holds at most sessions-per-key connections at once, over
- * any number of addresses; the next one of that key is refused (its
- * handshake fails), other keys are not affected, and a closed session
- * gives its place back. */
+ * any number of addresses. One more replaces the key's connection that
+ * heard from its client least recently: a client killed without a word
+ * (its port goes mute) is the one replaced, the live ones stay, and other
+ * keys are not affected. */
 static void test_sessions_per_key(void **state)
 {
 	(void)state;
 	struct world w;
 	world_init_caps(&w, 3, 0);
 	char ip[32];
+	struct client *c[3];
 	for (int i = 0; i < 3; i++) {
 		snprintf(ip, sizeof(ip), "10.8.%d.1", i);
-		run_until_up(&w, add_client(&w, ip, 6000, w.sid.ed_pk, 0));
+		c[i] = add_client(&w, ip, 6000, w.sid.ed_pk, 0);
+		run_until_up(&w, c[i]);
 	}
-	assert_int_equal(server_sessions(w.srv), 3);
-	struct client *extra = add_client(&w, "10.8.9.1", 6000, w.sid.ed_pk, 0);
-	run_for(&w, 1000);
-	/* Its handshake failed (the client counts itself up for the moment
-	 * between its Finished and the server's verdict). */
-	assert_false(wn_engine_is_up(extra->q));
-	assert_non_null(strstr(extra->down_why, "sessions-per-key"));
-	assert_int_equal(server_sessions(w.srv), 3);
-	assert_int_equal(wn__quic_ep(w.srv)->key_sessions[0], 3);
-	/* Another key connects while the first is at its cap. */
-	struct client *c2 =
+	struct client *o =
 	    add_client_as(&w, "10.9.0.1", 6000, w.sid.ed_pk, 0, &w.cid2);
-	run_until_up(&w, c2);
+	run_until_up(&w, o);
 	assert_int_equal(server_sessions(w.srv), 4);
-	/* One of the three goes: a new session of the key fits again. */
-	wn_engine_close(w.cl[0].q);
-	w.cl[0].closed = 1;
-	while (server_sessions(w.srv) > 3 && !w.timed_out)
-		uv_run(wn_loop_uv(&w.loop), UV_RUN_ONCE);
-	wn_engine_close(extra->q);
-	extra->closed = 1;
-	run_until_up(&w, add_client(&w, "10.8.10.1", 6000, w.sid.ed_pk, 0));
+	/* The middle one is killed: the server hears nothing from it any
+	 * more, while the others keep alive every second. */
+	c[1]->port.mute = 1;
+	run_for(&w, 1500);
+	assert_int_equal(server_sessions(w.srv), 4);
+	struct client *n = add_client(&w, "10.8.9.1", 6000, w.sid.ed_pk, 0);
+	run_until_client_up(&w, n);
+	run_for(&w, 300);
 	assert_int_equal(wn__quic_ep(w.srv)->key_sessions[0], 3);
 	assert_int_equal(wn__quic_ep(w.srv)->key_sessions[1], 1);
+	assert_int_equal(server_sessions(w.srv), 4);
+	/* The live ones and the other key's were never dropped. */
+	assert_string_equal(c[0]->down_why, "");
+	assert_string_equal(c[2]->down_why, "");
+	assert_string_equal(o->down_why, "");
+	assert_true(wn_engine_is_up(c[0]->q) && wn_engine_is_up(c[2]->q));
+	assert_true(wn_engine_is_up(n->q) && wn_engine_is_up(o->q));
+	/* Each new session of the key replaces one: never more than 3. */
+	for (int i = 0; i < 3; i++) {
+		snprintf(ip, sizeof(ip), "10.8.%d.1", 20 + i);
+		run_until_client_up(&w,
+		                    add_client(&w, ip, 6000, w.sid.ed_pk, 0));
+		run_for(&w, 100);
+		assert_true(wn__quic_ep(w.srv)->key_sessions[0] <= 3);
+	}
+	assert_string_equal(o->down_why, "");
 	world_free(&w);
 }
 
