@@ -759,10 +759,58 @@ static void admit_release(struct wn_quic_server *s, struct qconn *qc)
 	qc->admit = 0;
 }
 
+/* The key's connection, other than qc, whose client the server heard from
+ * least recently, or NULL. */
+static struct qconn *stalest_of_key(struct qep *ep, const struct qconn *qc)
+{
+	struct qconn *best = NULL;
+
+	for (struct wn_list *n = ep->conns.next; n != &ep->conns; n = n->next) {
+		struct qconn *c = wn_list_entry(n, struct qconn, link);
+		if (c == qc || !c->key_counted ||
+		    c->tunnel.key_slot != qc->tunnel.key_slot)
+			continue;
+		if (!best || c->last_rx_ms < best->last_rx_ms)
+			best = c;
+	}
+	return best;
+}
+
+/* A key holds at most sessions-per-key sessions: past that, the new one
+ * replaces the key's session the server heard from least recently. That
+ * is the one a client left behind when it was killed or lost its address,
+ * so a client that restarts is never locked out by its own dead sessions,
+ * and one key still cannot hold more than its share of the server. Only a
+ * completed handshake (the peer proved it holds the key) counts or
+ * replaces anything. */
+static void key_admit(struct qep *ep, struct qconn *qc)
+{
+	uint32_t cap = ep->o.sessions_per_key, slot = qc->tunnel.key_slot;
+
+	if (qc->key_counted || slot == 0 || slot > ep->nclients)
+		return;
+	while (cap && ep->key_sessions[slot - 1] >= cap) {
+		struct qconn *old = stalest_of_key(ep, qc);
+		if (!old)
+			break;
+		WN_LOG_RL(ep->o.log, &ep->rl_err, wn__quic_now_ms(ep),
+		          WN_LOG_INFO, "sess",
+		          "client %s: %u sessions (sessions-per-key): the "
+		          "one heard from least recently goes",
+		          qc->tunnel.peer_id, cap);
+		/* Its conn_dead gives its count back. */
+		wn__qconn_close(old, "replaced by a newer session of its key "
+		                     "(sessions-per-key)");
+	}
+	ep->key_sessions[slot - 1]++;
+	qc->key_counted = 1;
+}
+
 static void server_conn_up(struct qep *ep, struct qconn *qc)
 {
 	struct wn_quic_server *s = SV(ep);
 	admit_release(s, qc);
+	key_admit(ep, qc);
 	s->live++;
 	/* The session's datagram flows, once the client is known (a
 	 * stranger's handshake costs none). Without them the session still

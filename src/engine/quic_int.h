@@ -233,7 +233,7 @@ struct qconn {
 	int stops_owed;      /* a released stream's FIN left in this pass */
 	uint64_t last_rx_ms; /* engine time of the last packet taken */
 	int peer_ok;
-	int key_counted; /* server: counted in ep->key_sessions */
+	int key_counted; /* server: up, counted in ep->key_sessions */
 	uint8_t peer_key[WN_KEY_LEN];
 	/* Server: what admission counts this connection as until its
 	 * handshake ends (QC_ADMIT_* bits, quic.c), and its source prefix. */

@@ -13,57 +13,13 @@ static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
 	return ((struct qconn *)ref->user_data)->conn;
 }
 
-/* Server: the connection of key slot `slot`, other than qc, that heard
- * from its client least recently, or NULL. */
-static struct qconn *stalest_of_key(struct qep *ep, const struct qconn *qc,
-                                    uint32_t slot)
+/* Server: a listed client key, the i-th. Its sessions are counted
+ * against sessions-per-key only once the handshake has completed
+ * (quic.c, server_conn_up): this callback runs when the Certificate
+ * arrives, before CertificateVerify proves that the peer holds the key,
+ * and anyone may know a client's public key. */
+static int admit_key(struct qconn *qc, size_t i, const uint8_t *key)
 {
-	struct qconn *best = NULL;
-
-	for (struct wn_list *n = ep->conns.next; n != &ep->conns; n = n->next) {
-		struct qconn *c = wn_list_entry(n, struct qconn, link);
-		if (c == qc || !c->key_counted || c->tunnel.key_slot != slot)
-			continue;
-		if (!best || c->last_rx_ms < best->last_rx_ms)
-			best = c;
-	}
-	return best;
-}
-
-/* Server: a listed client key, the i-th. A key holds at most
- * sessions-per-key connections: past that, the new one replaces the key's
- * connection that heard from its client least recently. That is the one a
- * client left behind when it was killed or lost its address, so a client
- * that restarts is never locked out by its own dead sessions, and one key
- * still cannot hold more than its share of the server. */
-static int admit_key(struct qconn *qc, size_t i, const uint8_t *key,
-                     const char *name)
-{
-	struct qep *ep = qc->ep;
-	uint32_t cap = ep->o.sessions_per_key, slot = (uint32_t)i + 1;
-
-	if (!qc->key_counted) {
-		while (cap && ep->key_sessions[i] >= cap) {
-			struct qconn *old = stalest_of_key(ep, qc, slot);
-			if (!old) {
-				snprintf(qc->why, sizeof(qc->why),
-				         "client key %s holds %u sessions "
-				         "(sessions-per-key)",
-				         name, cap);
-				return GNUTLS_E_CERTIFICATE_ERROR;
-			}
-			WN_LOG_RL(ep->o.log, &ep->rl_err, wn__quic_now_ms(ep),
-			          WN_LOG_INFO, "sess",
-			          "client %s: %u sessions (sessions-per-key): "
-			          "the least recently heard from goes",
-			          name, cap);
-			/* Its conn_dead gives back its count. */
-			wn__qconn_close(old, "replaced by a newer session of "
-			                     "its key (sessions-per-key)");
-		}
-		ep->key_sessions[i]++;
-		qc->key_counted = 1;
-	}
 	qc->tunnel.key_slot = (uint32_t)i + 1;
 	memcpy(qc->peer_key, key, WN_KEY_LEN);
 	qc->peer_ok = 1;
@@ -89,7 +45,7 @@ int wn_quic_verify_peer(gnutls_session_t s)
 	if (ep->is_server) {
 		for (size_t i = 0; i < ep->nclients; i++)
 			if (sodium_memcmp(ep->clients[i], key, WN_KEY_LEN) == 0)
-				return admit_key(qc, i, key, got);
+				return admit_key(qc, i, key);
 		snprintf(qc->why, sizeof(qc->why),
 		         "client key %s is not in allow-client", got);
 	} else {
