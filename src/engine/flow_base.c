@@ -27,6 +27,10 @@
 #define FB_REPLY_BURST 256
 /* The largest datagram a flow carries (a UDP payload's limit). */
 #define FB_DGRAM_MAX 65535
+/* A client flow with FEC that has sent this many datagrams without an
+ * answer is probably talking to a server older than FEC, which drops its
+ * messages: said once per session, so the user knows. */
+#define FB_FEC_SILENT_WARN 64
 /* What the FEC coders of one session's flows may hold in all: past it a
  * flow's datagrams travel without parity (its peer's parity is ignored),
  * so a peer opening many FEC flows costs bounded memory. */
@@ -94,7 +98,8 @@ struct wn_flows {
 	struct wn_timer fec_timer;
 	uint8_t fec_timer_ok;
 	uint64_t fec_timer_at;
-	size_t fec_mem; /* what the coders hold */
+	size_t fec_mem;     /* what the coders hold */
+	uint8_t fec_warned; /* the FB_FEC_SILENT_WARN warning was given */
 	/* A reassembled datagram: index 0's body (target, payload), then
 	 * index 1's payload. */
 	uint8_t rbuf[2 * WN_DGFRAG_PART_MAX];
@@ -555,6 +560,16 @@ int wn_flow_send(struct wn_flow *f, const uint8_t *data, size_t len)
 sent:
 	CNT(f, dgrams_out, 1);
 	CNT(f, bytes_out, len);
+	if (f->enc && !f->acked && !fl->fec_warned &&
+	    f->st.dgrams_out >= FB_FEC_SILENT_WARN && !fl->server) {
+		fl->fec_warned = 1;
+		WN_LOG(fl->log, WN_LOG_WARN, LOG_COMP,
+		       "flow %llu: %llu datagrams with FEC and no answer from "
+		       "the server: a server older than FEC drops them "
+		       "(upgrade it, or set fec = off)",
+		       (unsigned long long)f->id,
+		       (unsigned long long)f->st.dgrams_out);
+	}
 	touch(f);
 	return 0;
 }

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -253,6 +254,9 @@ static struct wn_flows *new_server(struct env *e, unsigned cap)
 	return s;
 }
 
+/* The client's logger for start() (NULL: none). */
+static struct wn_log *cli_log;
+
 static struct env *start(unsigned cli_cap, unsigned srv_cap)
 {
 	struct env *e = calloc(1, sizeof(*e));
@@ -264,7 +268,8 @@ static struct env *start(unsigned cli_cap, unsigned srv_cap)
 	e->up = 1;
 	e->c2s.e = e->s2c.e = e;
 	e->c2s.to_server = 1;
-	e->cli = wn_fb_new(&TP, &e->c2s, &e->loop, NULL, &e->tc, NULL, cli_cap);
+	e->cli =
+	    wn_fb_new(&TP, &e->c2s, &e->loop, cli_log, &e->tc, NULL, cli_cap);
 	assert_non_null(e->cli);
 	e->tc.flows = e->cli;
 	e->srv = new_server(e, srv_cap);
@@ -1075,6 +1080,39 @@ static void test_fec_refusals(void **state)
 	stop(e);
 }
 
+/* A server older than FEC drops every FEC message: the client says so,
+ * once, after 64 datagrams without an answer. */
+static void test_fec_old_server_is_named(void **state)
+{
+	(void)state;
+	FILE *tmp = tmpfile();
+	struct wn_log log;
+	char text[4096];
+	assert_non_null(tmp);
+	wn_log_init(&log, WN_LOG_WARN, fileno(tmp));
+	cli_log = &log;
+	struct env *e = start(0, 0);
+	cli_log = NULL;
+	struct rec c;
+	struct wn_flow *f = open_flow(e, &c, "10.0.0.9:53");
+	assert_int_equal(wn_flow_set_fec(f, 10, 3, 5), 0);
+	e->c2s.drop_types = 1u << WN_DGRAM_FEC;
+	for (unsigned i = 0; i < 100; i++) {
+		assert_int_equal(send_(e, f, "a", 1), 0);
+		pump(e);
+	}
+	assert_int_equal(e->accepted, 0);
+	rewind(tmp);
+	size_t n = fread(text, 1, sizeof(text) - 1, tmp);
+	text[n] = 0;
+	const char *w = strstr(text, "no answer from the server");
+	assert_non_null(w);
+	assert_non_null(strstr(text, "64 datagrams with FEC"));
+	assert_null(strstr(w + 1, "no answer from the server"));
+	stop(e);
+	fclose(tmp);
+}
+
 /* The session's FEC memory is bounded: flows past the budget travel
  * without repair (counted), and still carry every datagram. */
 static void test_fec_memory_budget(void **state)
@@ -1124,6 +1162,7 @@ int main(void)
 	    cmocka_unit_test(test_fec_random_loss),
 	    cmocka_unit_test(test_fec_grouping_time),
 	    cmocka_unit_test(test_fec_refusals),
+	    cmocka_unit_test(test_fec_old_server_is_named),
 	    cmocka_unit_test(test_fec_memory_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
