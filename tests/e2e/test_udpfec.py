@@ -12,8 +12,8 @@ import pytest
 
 from conftest import needs_root
 from linkemu import make_link
-from test_udp import app, start_echo, udp_client
-from warren import Tunnel
+from test_udp import UDPAPP, app, udp_client
+from warren import PY, Tunnel, wait_ready_file
 
 ECHO_PORT = 7000
 PLAIN = 5353
@@ -29,7 +29,13 @@ def test_fec_repairs_random_loss(netns, procs, warren_bin, tmp_path,
                                  engine):
     link = make_link(netns, procs, both="delay=5ms,loss=2%", seed=7)
     t = Tunnel(netns, procs, warren_bin, tmp_path, link=link, engine=engine)
-    start_echo(t, ECHO_PORT, "echo")
+    # An echo that keeps no count: one file write per datagram would make
+    # it, on a busy machine, lose more than the path.
+    ready = os.path.join(t.dir, "echo.ready")
+    e = t.procs.start("echo", [PY, UDPAPP, "echo", "--listen",
+                               f"127.0.0.1:{ECHO_PORT}", "--ready", ready],
+                      netns=t.ns_s)
+    wait_ready_file(e, ready)
     t.server("--allow", f"udp://127.0.0.1:{ECHO_PORT}")
     conf = os.path.join(t.dir, "fec.conf")
     with open(conf, "w") as f:
