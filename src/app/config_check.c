@@ -496,6 +496,11 @@ static void validate_udps(struct wn_config *cfg)
 			               "%s: [udp %s] target is required "
 			               "(-U LISTEN=TARGET)",
 			               f->origin, f->name);
+		if (has(&f->set_mask, SEC_UDP, "fec-delay") && !f->fec_data)
+			wn_config_diag(cfg,
+			               "%s: [udp %s] fec-delay: only with fec "
+			               "(e.g. fec = 10/3); remove it",
+			               f->origin, f->name);
 		if (cfg->client.engine.kind == WN_ENGINE_KCPTUN)
 			wn_config_diag(
 			    cfg,

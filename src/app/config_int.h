@@ -72,6 +72,8 @@ enum key_id {
 	K_UDP_IDLE,
 	K_MAX_FLOWS,
 	K_UDP_CONNECTIONS,
+	K_FEC,
+	K_FEC_DELAY,
 };
 
 #define F_REPEAT 1u

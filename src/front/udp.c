@@ -40,6 +40,7 @@ struct wn_udp_front {
 	struct wn_endpoint target;
 	uint32_t idle_ms;
 	unsigned max_flows;
+	unsigned fec_data, fec_parity, fec_delay_ms;
 	struct wn_dgram_sock *sock;
 	struct wn_dgram_rx *rx;
 	struct wn_timer reap;
@@ -108,6 +109,16 @@ static struct uflow *find_flow(struct wn_udp_front *u,
 	return NULL;
 }
 
+/* Adds a flow's FEC counts to the forward's (it is about to go). */
+static void keep_fec_counts(struct wn_udp_front *u, struct wn_flow *f)
+{
+	struct wn_flow_stats fs;
+
+	wn_flow_stats(f, &fs);
+	u->stats.fec_recovered += fs.fec_recovered;
+	u->stats.fec_unrecoverable += fs.fec_unrecoverable;
+}
+
 /* Unlinks e from the table and the list and frees it; closes its flow
  * (the tunnel tells the server) unless it has none. */
 static void drop_flow(struct wn_udp_front *u, struct uflow *e)
@@ -119,8 +130,10 @@ static void drop_flow(struct wn_udp_front *u, struct uflow *e)
 	if (*pp)
 		*pp = e->hnext;
 	wn_list_del(&e->lru);
-	if (e->flow)
+	if (e->flow) {
+		keep_fec_counts(u, e->flow);
 		wn_flow_close(e->flow);
+	}
 	u->stats.flows--;
 	free(e);
 }
@@ -176,6 +189,15 @@ static struct uflow *new_flow(struct wn_udp_front *u,
 		free(e);
 		return NULL;
 	}
+	if (u->fec_data && wn_flow_set_fec(e->flow, u->fec_data, u->fec_parity,
+	                                   u->fec_delay_ms) < 0) {
+		u->stats.fec_off++;
+		WN_LOG_RL(u->log, &u->rl_err, wn_loop_now_ms(u->loop),
+		          WN_LOG_WARN, LOG_COMP,
+		          "%s: no memory for FEC on a new flow: it goes "
+		          "without",
+		          u->name);
+	}
 	e->hnext = u->buckets[hash & u->mask];
 	u->buckets[hash & u->mask] = e;
 	e->last_ms = wn_loop_now_ms(u->loop);
@@ -213,7 +235,7 @@ static void on_flow_closed(void *ctx, struct wn_flow *f, int err)
 	struct wn_udp_front *u = e->u;
 	char src[INET6_ADDRSTRLEN + 8];
 
-	(void)f;
+	keep_fec_counts(u, f);
 	e->flow = NULL;
 	if (err == WN_STREAM_DENIED) {
 		u->stats.flows_denied++;
@@ -339,6 +361,14 @@ void wn_udp_front_close(struct wn_udp_front *u)
 	       (unsigned long long)u->stats.drop_tunnel,
 	       (unsigned long long)u->stats.drop_policy,
 	       (unsigned long long)u->stats.drop_reply);
+	if (u->fec_data)
+		WN_LOG(u->log, WN_LOG_INFO, LOG_COMP,
+		       "%s: fec %u/%u: %llu rebuilt, %llu unrecoverable, %llu "
+		       "flows without",
+		       u->name, u->fec_data, u->fec_parity,
+		       (unsigned long long)u->stats.fec_recovered,
+		       (unsigned long long)u->stats.fec_unrecoverable,
+		       (unsigned long long)u->stats.fec_off);
 	if (u->sock)
 		wn_dgram_close(u->sock);
 	u->sock = NULL;
@@ -415,6 +445,9 @@ int wn_udp_front_open(struct wn_loop *loop, struct wn_log *log,
 	u->idle_ms = o->idle_ms ? o->idle_ms : WN_UDP_FRONT_IDLE_DEFAULT_MS;
 	u->max_flows =
 	    o->max_flows ? o->max_flows : WN_UDP_FRONT_MAX_FLOWS_DEFAULT;
+	u->fec_data = o->fec_data;
+	u->fec_parity = o->fec_parity;
+	u->fec_delay_ms = o->fec_delay_ms ? o->fec_delay_ms : 5;
 	u->fh.on_datagram = on_flow_datagram;
 	u->fh.on_flow_closed = on_flow_closed;
 	wn_list_init(&u->lru);
@@ -456,10 +489,14 @@ int wn_udp_front_open(struct wn_loop *loop, struct wn_log *log,
 	}
 	wn_dgram_sockname(u->sock, &local);
 	wn_sockaddr_format((struct sockaddr *)&local, a, sizeof(a));
+	char fec[48] = "off";
+	if (u->fec_data)
+		snprintf(fec, sizeof(fec), "%u/%u, fec-delay %ums", u->fec_data,
+		         u->fec_parity, u->fec_delay_ms);
 	WN_LOG(log, WN_LOG_INFO, LOG_COMP,
 	       "%s: listening on udp://%s for %s (udp-idle %ums, max-flows "
-	       "%u)",
-	       u->name, a, u->target_text, u->idle_ms, u->max_flows);
+	       "%u, fec %s)",
+	       u->name, a, u->target_text, u->idle_ms, u->max_flows, fec);
 	*out = u;
 	return 0;
 }
@@ -474,6 +511,15 @@ void wn_udp_front_stats(const struct wn_udp_front *u,
                         struct wn_udp_front_stats *out)
 {
 	*out = u->stats;
+	for (struct wn_list *n = u->lru.next; n != &u->lru; n = n->next) {
+		const struct uflow *e = wn_list_entry(n, struct uflow, lru);
+		struct wn_flow_stats fs;
+		if (!e->flow)
+			continue;
+		wn_flow_stats(e->flow, &fs);
+		out->fec_recovered += fs.fec_recovered;
+		out->fec_unrecoverable += fs.fec_unrecoverable;
+	}
 	/* Replies go out in batches: the kernel's refusals are counted
 	 * where the batch is written. */
 	if (u->sock) {

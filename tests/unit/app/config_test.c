@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "app/config.h"
+#include "app/fronts.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -1199,6 +1200,84 @@ static void test_udp_sections(void **state)
 	expect_diag(&cfg, "[udp a] target is required", NULL);
 	expect_diag(&cfg, "[udp b] listen is required", NULL);
 	expect_diag(&cfg, "[udp c] listens on the same address", "[udp a]");
+	wn_config_free(&cfg);
+
+	/* fec: off by default; DATA/PARITY within bounds; fec-delay only
+	 * with fec. */
+	snprintf(text, sizeof(text),
+	         "[client]\n"
+	         "server = udp://10.0.0.1:4433\n"
+	         "server-key = %s\n"
+	         "key = c.key\n"
+	         "[udp a]\n"
+	         "listen = 127.0.0.1:5353\n"
+	         "target = 10.0.0.9:53\n"
+	         "[udp b]\n"
+	         "listen = 127.0.0.1:5354\n"
+	         "target = 10.0.0.9:53\n"
+	         "fec = 10/3\n"
+	         "[udp c]\n"
+	         "listen = 127.0.0.1:5355\n"
+	         "target = 10.0.0.9:53\n"
+	         "fec = 32/16\n"
+	         "fec-delay = 20ms\n"
+	         "[udp d]\n"
+	         "listen = 127.0.0.1:5356\n"
+	         "target = 10.0.0.9:53\n"
+	         "fec = off\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), 0);
+	assert_int_equal(cfg.udps[0].fec_data, 0);
+	assert_int_equal(cfg.udps[0].fec_delay_ms, 5);
+	assert_int_equal(cfg.udps[1].fec_data, 10);
+	assert_int_equal(cfg.udps[1].fec_parity, 3);
+	assert_int_equal(cfg.udps[1].fec_delay_ms, 5);
+	assert_int_equal(cfg.udps[2].fec_data, 32);
+	assert_int_equal(cfg.udps[2].fec_parity, 16);
+	assert_int_equal(cfg.udps[2].fec_delay_ms, 20);
+	assert_int_equal(cfg.udps[3].fec_data, 0);
+	struct wn_udp_front_opts uo;
+	wn_app_udp_opts(&cfg.udps[1], &uo);
+	assert_true(uo.fec_data == 10 && uo.fec_parity == 3 &&
+	            uo.fec_delay_ms == 5);
+	wn_config_free(&cfg);
+	static const char *const bad_fec[] = {"33/3", "10/17", "0/3", "10/0",
+	                                      "10",   "10/3x", "/3",  "ten/3",
+	                                      "-1/3", "on"};
+	for (size_t i = 0; i < sizeof(bad_fec) / sizeof(bad_fec[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "[client]\n"
+		         "server = udp://10.0.0.1:4433\n"
+		         "server-key = %s\n"
+		         "key = c.key\n"
+		         "[udp a]\n"
+		         "listen = 127.0.0.1:5353\n"
+		         "target = 10.0.0.9:53\n"
+		         "fec = %s\n",
+		         pk1, bad_fec[i]);
+		assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+		expect_diag(&cfg, "[udp a] fec", "DATA/PARITY");
+		wn_config_free(&cfg);
+	}
+	snprintf(text, sizeof(text),
+	         "[client]\n"
+	         "server = udp://10.0.0.1:4433\n"
+	         "server-key = %s\n"
+	         "key = c.key\n"
+	         "[udp a]\n"
+	         "listen = 127.0.0.1:5353\n"
+	         "target = 10.0.0.9:53\n"
+	         "fec-delay = 300ms\n"
+	         "[udp b]\n"
+	         "listen = 127.0.0.1:5354\n"
+	         "target = 10.0.0.9:53\n"
+	         "fec-delay = 10ms\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+	expect_diag(&cfg, "[udp a] fec-delay", "between");
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	expect_diag(&cfg, "[udp b] fec-delay", "only with fec");
 	wn_config_free(&cfg);
 
 	/* Engine kcptun has no datagrams: a clear error at startup. */
