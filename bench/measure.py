@@ -8,6 +8,8 @@ warren-linkemu, tests/e2e/warren.py):
     /usr/bin/python3 bench/measure.py carriers-parallel [...same...]
     /usr/bin/python3 bench/measure.py socks5-first-byte [--count 50]
         [--build build/release]
+    /usr/bin/python3 bench/measure.py fec [--engines quic,kcp]
+        [--count 20000] [--build build/release]
 
 carriers: goodput of a one-way transfer (half-close, sha256 checked)
 through each engine over the udp carrier, the tcp carrier, and the tcp
@@ -17,6 +19,13 @@ a 100 Mbit/s, 25 ms one-way link; median of --runs. This is the README's
 
 carriers-parallel: the same link, tcp carrier with `--conns` 1 and 4,
 uncut and cut every 1-3 s (docs/ARCHITECTURE.md's carrier section).
+
+fec: --count numbered 1200-byte datagrams at 2,000 a second through a
+UDP forward to an echo across 1% random loss each way (100 Mbit/s, 25 ms
+each way), once plain and once with `fec = 10/3`: the datagrams lost for
+good (round trip, and the one-way figure it implies) and the bytes on the
+link both ways, FEC against plain (docs/performance.md, "FEC for
+datagrams").
 
 socks5-first-byte: connect -> first byte of an HTTP answer through the
 SOCKS5 front end, eager vs standard mode, over a 25 ms one-way link:
@@ -194,24 +203,79 @@ eager = no
               f"({args.count} curls)", flush=True)
 
 
+def fec(run, args):
+    from test_udp import UDPAPP, app as udpapp, udp_client
+    from warren import wait_ready_file
+    n = args.count
+    for engine in args.engines.split(","):
+        link = make_link(run.netns, run.procs, both=LINK + ",loss=1%",
+                         seed=3, binary=run.tool("tools", "linkemu",
+                                                 "warren-linkemu"))
+        t = Tunnel(run.netns, run.procs, run.tool("warren"),
+                   tempfile.mkdtemp(dir=run.dir), link=link, engine=engine)
+        # An echo that keeps no count: writing one per datagram would
+        # make it, not the tunnel, the bottleneck at this rate.
+        ready = os.path.join(t.dir, "echo.ready")
+        e = run.procs.start(f"echo-{engine}", [PY, UDPAPP, "echo",
+                                              "--listen", "127.0.0.1:7000",
+                                              "--ready", ready],
+                            netns=t.ns_s)
+        wait_ready_file(e, ready)
+        t.server("--allow", "udp://127.0.0.1:7000", name=f"server-{engine}")
+        conf = os.path.join(t.dir, "fec.conf")
+        with open(conf, "w") as f:
+            f.write("[udp fec]\nlisten = 127.0.0.1:5354\n"
+                    "target = 127.0.0.1:7000\nfec = 10/3\n")
+        c = udp_client(t, "127.0.0.1:5353=127.0.0.1:7000", conf=conf,
+                       name=f"client-{engine}")
+        res = {}
+        for label, port in (("plain", 5353), ("fec 10/3", 5354)):
+            before = link.stats()
+            r = udpapp(t, "rate", "--to", f"127.0.0.1:{port}", "--count",
+                       str(n), "--size", "1200", "--pps", "2000",
+                       timeout=n / 2000 + 120)
+            after = link.stats()
+            wire = sum(after[d]["bytes_in"] - before[d]["bytes_in"]
+                       for d in ("a2b", "b2a"))
+            rt = r["lost"] / n
+            one_way = 1 - (1 - rt) ** 0.5
+            res[label] = wire
+            extra = ""
+            if label != "plain":
+                extra = (f", {100 * (wire / res['plain'] - 1):.1f}% more "
+                         "bytes than plain")
+            print(f"{engine} {label:>8}: lost {r['lost']}/{n} round trips "
+                  f"({100 * rt:.3f}%, {100 * one_way:.3f}% each way), "
+                  f"{wire / 1e6:.1f} MB on the link{extra}", flush=True)
+        c.stop()
+        for line in c.log().splitlines():
+            if "fec 10/3:" in line or "datagrams up" in line:
+                print(f"{engine} client: {line.split('] ', 2)[-1]}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("what", choices=("carriers", "carriers-parallel",
-                                     "socks5-first-byte"))
+                                     "socks5-first-byte", "fec"))
     ap.add_argument("--build", default=os.path.join(ROOT, "build",
                                                     "release"))
     ap.add_argument("--engines", default="quic,kcp")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mib", type=int, default=100,
                     help="transfer size in MB (10^6 bytes)")
-    ap.add_argument("--count", type=int, default=50)
+    ap.add_argument("--count", type=int, default=None,
+                    help="curls (socks5-first-byte, default 50) or "
+                    "datagrams (fec, default 20000)")
     args = ap.parse_args()
+    if args.count is None:
+        args.count = 20000 if args.what == "fec" else 50
     if os.geteuid() != 0:
         sys.exit("measure: run as root (network namespaces)")
     run = Run(args.build)
     try:
         {"carriers": carriers, "carriers-parallel": carriers_parallel,
-         "socks5-first-byte": socks5_first_byte}[args.what](run, args)
+         "socks5-first-byte": socks5_first_byte,
+         "fec": fec}[args.what](run, args)
     except AssertionError as e:
         print(f"measure: failed: {e}", file=sys.stderr)
         return 1

@@ -104,6 +104,7 @@ struct wn_forward_cfg *wn_cfg_new_udp(struct wn_config *cfg, const char *name,
 	u->udp = true;
 	u->udp_idle_ms = WN_UDP_IDLE_DEFAULT_MS;
 	u->max_flows = WN_UDP_MAX_FLOWS_DEFAULT;
+	u->fec_delay_ms = WN_UDP_FEC_DELAY_DEFAULT_MS;
 	return u;
 }
 

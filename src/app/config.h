@@ -8,7 +8,8 @@
  *                               sndwnd, rcvwnd, mtu, max-streams, tls-cert,
  *                               tls-key, fallback, sni, idle-close,
  *                               max-conns, padding, udp-idle,
- *                               udp-connections, and for engine kcptun:
+ *                               udp-connections, sessions-per-key,
+ *                               streams-per-key, and for engine kcptun:
  *                               kcptun-key, crypt, nocomp, datashard,
  *                               parityshard, smuxver
  *   [client]              keys: server, server-key, key, log-level, api,
@@ -22,7 +23,8 @@
  *   [socks5 NAME]         keys: listen, eager, user, users-file,
  *                               unauthenticated, socket-mode (client side
  *                               SOCKS5 proxies)
- *   [udp NAME]            keys: listen, target, udp-idle, max-flows
+ *   [udp NAME]            keys: listen, target, udp-idle, max-flows,
+ *                               fec, fec-delay
  *                               (client side UDP forwards)
  *
  * Every key is also a command-line flag of its role (`--server-key X`,
@@ -70,6 +72,7 @@ enum wn_role {
 /* Defaults of a UDP forward ([udp NAME], -U) and the server's flows. */
 #define WN_UDP_IDLE_DEFAULT_MS 60000
 #define WN_UDP_MAX_FLOWS_DEFAULT 1024
+#define WN_UDP_FEC_DELAY_DEFAULT_MS 5
 
 /* Origin of a setting, for diagnostics: "FILE:LINE" or "--flag". */
 #define WN_ORIGIN_MAX 512
@@ -99,6 +102,8 @@ struct wn_forward_cfg {
 	bool udp;
 	uint32_t udp_idle_ms;          /* a flow silent this long is reaped */
 	unsigned max_flows;            /* flows at once; the oldest idle goes */
+	unsigned fec_data, fec_parity; /* fec = DATA/PARITY; 0: off */
+	uint32_t fec_delay_ms;         /* fec-delay: the grouping time */
 	struct wn_cfg_keyset set_mask; /* keys set so far */
 	struct wn_cfg_keyset file_mask; /* of those, keys set by a file */
 };
@@ -174,6 +179,9 @@ struct wn_server_cfg {
 	size_t n_allow_udp;
 	uint32_t udp_idle_ms; /* the dialer reaps flows silent this long */
 	unsigned udp_conns;   /* sockets per flow toward its target */
+	/* caps per client key over all its sessions: live sessions (engine
+	 * quic) and accepted streams; 0: the engine's default */
+	unsigned sessions_per_key, streams_per_key;
 	bool has_target;
 	struct wn_endpoint target;
 	int log_level;

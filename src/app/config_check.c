@@ -103,7 +103,8 @@ static void validate_engine_keys(struct wn_config *cfg,
 		 * every stream to target: warren's keys and rules mean
 		 * nothing there. */
 		static const char *const warren_keys[] = {
-		    "key", "server-key", "allow-client", "allow"};
+		    "key",   "server-key",       "allow-client",
+		    "allow", "sessions-per-key", "streams-per-key"};
 		for (i = 0; i < sizeof(warren_keys) / sizeof(warren_keys[0]);
 		     i++)
 			if (has(mask, sec, warren_keys[i]))
@@ -115,6 +116,13 @@ static void validate_engine_keys(struct wn_config *cfg,
 				    o, secname, warren_keys[i]);
 		return;
 	}
+	if (e->kind == WN_ENGINE_KCP && has(mask, sec, "sessions-per-key"))
+		wn_config_diag(
+		    cfg,
+		    "%s: [%s] sessions-per-key: engine kcp holds one "
+		    "session per client key (a new handshake "
+		    "replaces the old), so it would ignore it",
+		    o, secname);
 	for (i = 0; i < sizeof(kcptun_keys) / sizeof(kcptun_keys[0]); i++)
 		if (has(mask, sec, kcptun_keys[i]))
 			wn_config_diag(cfg,
@@ -487,6 +495,11 @@ static void validate_udps(struct wn_config *cfg)
 			wn_config_diag(cfg,
 			               "%s: [udp %s] target is required "
 			               "(-U LISTEN=TARGET)",
+			               f->origin, f->name);
+		if (has(&f->set_mask, SEC_UDP, "fec-delay") && !f->fec_data)
+			wn_config_diag(cfg,
+			               "%s: [udp %s] fec-delay: only with fec "
+			               "(e.g. fec = 10/3); remove it",
 			               f->origin, f->name);
 		if (cfg->client.engine.kind == WN_ENGINE_KCPTUN)
 			wn_config_diag(

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "carrier/registry.h"
+#include "core/dgram.h"
 #include "crypto/kcpcrypt.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -191,6 +192,15 @@ const struct keydef wn_cfg_keys[] = {
     {SEC_SERVER | SEC_CLIENT, "total-buffer", K_TOTAL_BUFFER, 0, "SIZE",
      "the same over every session together (default 256M; at least 64K)", 0, 0,
      AT_BOTH(v_size64, engine.total_buffer)},
+    {SEC_SERVER, "sessions-per-key", K_SESSIONS_PER_KEY, 0, "N",
+     "engine quic: sessions (connections) one client key may hold at once; "
+     "one more replaces the key's least recently heard from (default 16; "
+     "engine kcp holds one per key)",
+     1, 4096, AT_SERVER(v_uint, sessions_per_key)},
+    {SEC_SERVER, "streams-per-key", K_STREAMS_PER_KEY, 0, "N",
+     "streams one client key may hold at once over all its sessions; the "
+     "next is reset (default 4096)",
+     1, 1000000, AT_SERVER(v_uint, streams_per_key)},
     {SEC_SERVER | SEC_CLIENT, "kcptun-key", K_KCPTUN_KEY, 0, "PASSPHRASE",
      "kcptun: the pre-shared secret (kcptun's --key; default kcptun's)", 0, 0,
      AT_BOTH(v_kcptun_key, engine.kcptun_key)},
@@ -260,6 +270,16 @@ const struct keydef wn_cfg_keys[] = {
      "UDP flows (client source addresses) at once; past it the oldest idle "
      "flow is evicted (default 1024)",
      1, 1000000, AT_FORWARD(v_uint, max_flows)},
+    {SEC_UDP, "fec", K_FEC, 0, "DATA/PARITY|off",
+     "Reed-Solomon parity on each flow's datagrams: PARITY parity "
+     "datagrams after every DATA (DATA 1-32, PARITY 1-16, e.g. 10/3) "
+     "repair up to PARITY lost ones without retransmission; the server "
+     "protects the replies the same way (default off)",
+     0, 0, CUSTOM},
+    {SEC_UDP, "fec-delay", K_FEC_DELAY, 0, "DURATION",
+     "with fec: how long a group waits for DATA datagrams before its "
+     "parity goes anyway; datagrams themselves never wait (default 5ms)",
+     1, 255, AT_FORWARD(v_duration, fec_delay_ms)},
     {SEC_SOCKS5, "user", K_USER, F_REPEAT, "NAME:PASSWORD",
      "require username/password authentication (repeatable)", 0, 0, CUSTOM},
     {SEC_SOCKS5, "users-file", K_USERS_FILE, 0, "FILE",
@@ -715,6 +735,36 @@ static int set_client_key(const struct setting *st, const struct keydef *k,
 	}
 }
 
+/* fec = DATA/PARITY or off. */
+static int set_fec(const struct setting *st, const struct keydef *k,
+                   const char *v, struct wn_forward_cfg *f)
+{
+	char *end;
+	unsigned long d, p;
+
+	if (strcmp(v, "off") == 0) {
+		f->fec_data = f->fec_parity = 0;
+		return 0;
+	}
+	if (v[0] < '0' || v[0] > '9')
+		goto bad;
+	d = strtoul(v, &end, 10);
+	if (*end != '/' || end[1] < '0' || end[1] > '9')
+		goto bad;
+	p = strtoul(end + 1, &end, 10);
+	if (*end || d < 1 || d > WN_DGRAM_FEC_DATA_MAX || p < 1 ||
+	    p > WN_DGRAM_FEC_PARITY_MAX)
+		goto bad;
+	f->fec_data = (unsigned)d;
+	f->fec_parity = (unsigned)p;
+	return 0;
+bad:
+	bad(st, k, v,
+	    "expected DATA/PARITY with DATA 1-32 and PARITY 1-16 (e.g. "
+	    "10/3), or off");
+	return WN_EINVAL;
+}
+
 static int set_forward_key(const struct setting *st, struct wn_forward_cfg *f,
                            const struct keydef *k, const char *v)
 {
@@ -726,6 +776,8 @@ static int set_forward_key(const struct setting *st, struct wn_forward_cfg *f,
 		f->has_listen = true;
 		return 0;
 	}
+	if (f->udp && k->id == K_FEC)
+		return set_fec(st, k, v, f);
 	if (f->udp && k->id == K_TARGET) {
 		/* The flow's target travels as a udp endpoint. */
 		if (set_endpoint(st, k, v, WN_SCHEME_UDP, WN_SCHEME_UDP,

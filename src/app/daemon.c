@@ -203,6 +203,8 @@ int wn_node_server(struct wn_node *n, struct wn_loop *loop, struct wn_log *log,
 	ec.idle_timeout_ms = sc->idle_timeout_ms;
 	ec.clients = (const uint8_t(*)[WN_KEY_LEN])sc->allow_client;
 	ec.n_clients = sc->n_allow_client;
+	ec.sessions_per_key = sc->sessions_per_key;
+	ec.streams_per_key = sc->streams_per_key;
 	ec.accept = rc == 0 ? wn_dialer_handler(n->dialer) : NULL;
 	if (rc == 0)
 		rc = wn_engine_server_new(n->engine_type, &ec, &n->engine);

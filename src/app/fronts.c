@@ -36,6 +36,9 @@ void wn_app_udp_opts(const struct wn_forward_cfg *fc,
 	o->target = fc->target;
 	o->idle_ms = fc->udp_idle_ms;
 	o->max_flows = fc->max_flows;
+	o->fec_data = fc->fec_data;
+	o->fec_parity = fc->fec_parity;
+	o->fec_delay_ms = fc->fec_delay_ms;
 }
 
 void wn_app_socks5_opts(const struct wn_socks5_cfg *sk,

@@ -34,7 +34,7 @@ static void src_release(struct wn_tsrv_conn *tc)
 {
 	if (tc->src_counted) {
 		tc->src_counted = false;
-		wn_srclimit_put(&tc->srv->srcs, tc->src);
+		wn_prefixcount_release(&tc->srv->srcs, &tc->src);
 	}
 }
 
@@ -304,7 +304,8 @@ static void peer_name(struct wn_tsrv_conn *tc)
 
 	if (uv_tcp_getpeername(&tc->l.s.tcp, (struct sockaddr *)&ss, &len) ==
 	    0) {
-		tc->src = wn_srclimit_key((struct sockaddr *)&ss);
+		wn_prefix_of((struct sockaddr *)&ss, (socklen_t)len,
+		             WN_PREFIX_V4_NET, WN_PREFIX_V6_NET, &tc->src);
 		if (ss.ss_family == AF_INET)
 			inet_ntop(AF_INET,
 			          &((struct sockaddr_in *)&ss)->sin_addr, host,
@@ -362,7 +363,7 @@ static void on_accept(uv_stream_t *l, int status)
 	}
 	/* Until it proves itself a connection counts against its source,
 	 * so one host or network cannot hold every slot. */
-	if (!wn_srclimit_take(&t->srcs, tc->src)) {
+	if (wn_prefixcount_take(&t->srcs, &tc->src) != 0) {
 		t->source_limited++;
 		WN_LOG_RL(t->b.log, &t->b.rl, now_ms(t), WN_LOG_WARN, LOG_COMP,
 		          "%s: conn from %s: too many unproved connections "
@@ -555,7 +556,7 @@ static void srv_close(struct wn_carrier *c)
 		                           struct wn_tsrv_sess, link));
 	wn_cidmap_free(&t->by_tag);
 	wn_cidmap_free(&t->by_sid);
-	wn_srclimit_free(&t->srcs);
+	wn_prefixcount_free(&t->srcs);
 	uv_close((uv_handle_t *)&t->listener, handle_closed);
 	if (t->reaper_live)
 		wn_timer_close(&t->reaper, reaper_closed);
@@ -627,8 +628,12 @@ static int server_open(struct wn_loop *loop, struct wn_log *log, bool tls,
 		goto fail_free;
 	if (wn_cidmap_init(&t->by_sid) != 0)
 		goto fail_tag;
-	if (wn_srclimit_init(&t->srcs, t->b.o.max_conns, t->b.o.source_conns) !=
-	    0)
+	/* Each counted connection holds at most one prefix, so with twice
+	 * max_conns slots the table never fills and probes stay short. */
+	uint8_t hkey[16];
+	randombytes_buf(hkey, sizeof(hkey));
+	if (wn_prefixcount_init(&t->srcs, 2 * (size_t)t->b.o.max_conns + 1,
+	                        t->b.o.source_conns, hkey) != 0)
 		goto fail_sid;
 	rc = uv_tcp_init(wn_loop_uv(loop), &t->listener);
 	if (rc < 0) {
@@ -676,7 +681,7 @@ static int server_open(struct wn_loop *loop, struct wn_log *log, bool tls,
 	return 0;
 
 fail_sid:
-	wn_srclimit_free(&t->srcs);
+	wn_prefixcount_free(&t->srcs);
 	wn_cidmap_free(&t->by_sid);
 fail_tag:
 	wn_cidmap_free(&t->by_tag);

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "carrier/srclimit.h"
+#include "core/prefixcount.h"
 #include "carrier/tcp_int.h"
 #include "core/httphead.h"
 #include "crypto/preamble.h"
@@ -37,7 +37,7 @@ struct wn_tsrv_conn {
 	bool bound;           /* counted in srv->nbound */
 	struct wn_list link;  /* srv->conns */
 	uint64_t deadline_ms; /* preamble (and padding) or hold deadline */
-	wn_srckey src;        /* the peer's source prefix */
+	struct wn_prefix src; /* the peer's source prefix (/24, /64) */
 	bool src_counted;     /* counted in srv->srcs: not proved yet */
 	size_t skip;          /* padding bytes still to skip */
 	struct sockaddr_in6 vaddr;
@@ -78,7 +78,7 @@ struct wn_tsrv {
 	struct wn_cidmap by_tag, by_sid;
 	struct wn_list conns, sessions;
 	size_t nconns, nbound, nsessions;
-	struct wn_srclimit srcs; /* unproved connections per source */
+	struct wn_prefixcount srcs; /* unproved connections per source */
 	uint32_t reap_ms;
 	bool accept_stalled;  /* a connection is pending, not yet taken */
 	unsigned fail_allocs; /* fault injection (wn_tcp_server_fail_allocs) */

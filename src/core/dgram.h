@@ -19,6 +19,13 @@
  *     UNKNOWN (3)  nothing: the receiver knows no such flow (no flags)
  *     OPEN    (4)  nothing: the target alone (TARGET required), sent
  *                  before a datagram too large to carry it too
+ *     FEC     (5)  (no flags) u16 group, u8 index, u8 data, u8 parity,
+ *                  u8 delay_ms, then: index < data, a data shard: one
+ *                  message of this flow without its flow id (its type
+ *                  byte first; DATA or OPEN); index >= data, a parity
+ *                  shard: u8 count (the group's data shards, 1..data),
+ *                  then the Reed-Solomon parity (src/core/dgfec.h) of the
+ *                  group's shards
  *
  * The fragment header comes before the target so that a fragment's body
  * (target and payload) is contiguous: the receiver keeps it as one piece
@@ -38,6 +45,7 @@
 #define WN_DGRAM_CLOSE 2
 #define WN_DGRAM_UNKNOWN 3
 #define WN_DGRAM_OPEN 4
+#define WN_DGRAM_FEC 5
 
 #define WN_DGRAM_TYPE_MASK 0x0fu
 #define WN_DGRAM_F_TARGET 0x10u
@@ -50,6 +58,23 @@
 #define WN_DGRAM_FRAG_HDR 3
 /* The longest header: flow id, type, fragment header, target. */
 #define WN_DGRAM_HDR_MAX (8 + 1 + WN_DGRAM_TARGET_MAX + WN_DGRAM_FRAG_HDR)
+/* FEC (type 5): the header after the type byte (group, index, data,
+ * parity, delay); a parity shard's count byte follows it. */
+#define WN_DGRAM_FEC_HDR 6
+/* The most data and parity shards a group may have, and the longest
+ * grouping time a sender may state. */
+#define WN_DGRAM_FEC_DATA_MAX 32
+#define WN_DGRAM_FEC_PARITY_MAX 16
+#define WN_DGRAM_FEC_DELAY_MAX 255
+/* The longest shard: a u16 length and the message without its flow id.
+ * A parity shard is as long as its group's longest shard. */
+#define WN_DGRAM_FEC_SHARD_MAX 1536
+/* What FEC costs a message: a flow with FEC builds its messages at most
+ * max_msg - WN_DGRAM_FEC_OVERHEAD bytes long, so that each, wrapped in
+ * the FEC header, and its group's parity shards (header, count, length,
+ * parity) fit in max_msg. */
+#define WN_DGRAM_FEC_OVERHEAD (1 + WN_DGRAM_FEC_HDR + 1 + 2)
+
 /* Flow ids are QUIC varints. */
 #define WN_DGRAM_FLOW_MAX ((1ull << 62) - 1)
 
@@ -63,8 +88,16 @@ struct wn_dgram_msg {
 	uint16_t dgram_id;     /* FRAG */
 	uint8_t frag_index;    /* FRAG: 0 or 1 */
 	uint8_t reason;        /* CLOSE */
+	uint16_t fec_group;    /* FEC: the sender's group counter */
+	uint8_t fec_index;     /* FEC: 0 .. fec_data + fec_parity - 1 */
+	uint8_t fec_data;      /* FEC: data shards in a full group */
+	uint8_t fec_parity;    /* FEC: parity shards in a full group */
+	uint8_t fec_delay;     /* FEC: the sender's grouping time, ms */
+	uint8_t fec_count;     /* FEC parity: data shards in this group */
 	const uint8_t *body;   /* after the fragment header: target and
-	                           * payload (what a held half keeps) */
+	                           * payload (what a held half keeps); FEC:
+	                           * the shard (a data shard's message, or
+	                           * the parity bytes after the count) */
 	size_t body_len;
 	const uint8_t *payload; /* DATA: the datagram or fragment */
 	size_t payload_len;
@@ -94,7 +127,15 @@ int wn_dgram_encode_hdr(const struct wn_dgram_msg *m, uint8_t *buf, size_t cap);
 /* Decodes one message. Returns 0 (m filled, pointing into msg) or
  * WN_EPROTO: truncated, reserved bits, flags the type does not take, a bad
  * target, a fragment index above 1, a target on index 1, bytes after a message without
- * payload. */
+ * payload; for FEC: counts of 0 or above the maxima, an index past the
+ * group, a delay of 0, a parity count above data, an empty shard, a shard
+ * longer than WN_DGRAM_FEC_SHARD_MAX allows. */
 int wn_dgram_decode(const uint8_t *msg, size_t len, struct wn_dgram_msg *m);
+
+/* Decodes an FEC data shard's message: msg is a message of flow `flow`
+ * without its flow id (its type byte first). Returns 0 or WN_EPROTO (as
+ * wn_dgram_decode, and for any type but DATA and OPEN). */
+int wn_dgram_decode_inner(uint64_t flow, const uint8_t *msg, size_t len,
+                          struct wn_dgram_msg *m);
 
 #endif

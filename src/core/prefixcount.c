@@ -3,7 +3,6 @@
  * tombstones and never degrades after churn. */
 #include "core/prefixcount.h"
 
-#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,29 +13,8 @@ struct wn_prefixcount_slot {
 	uint32_t n; /* 0: empty */
 };
 
-void wn_prefix_of(const struct sockaddr *sa, socklen_t len,
-                  struct wn_prefix *out)
-{
-	memset(out, 0, sizeof(*out));
-	if (sa->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
-		out->b[0] = 4;
-		memcpy(out->b + 1, &a->sin_addr, 3);
-	} else if (sa->sa_family == AF_INET6 &&
-	           len >= sizeof(struct sockaddr_in6)) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
-		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-			out->b[0] = 4;
-			memcpy(out->b + 1, a->sin6_addr.s6_addr + 12, 3);
-		} else {
-			out->b[0] = 6;
-			memcpy(out->b + 1, a->sin6_addr.s6_addr, 8);
-		}
-	}
-}
-
 int wn_prefixcount_init(struct wn_prefixcount *t, size_t slots,
-                        uint32_t max_per, uint64_t seed)
+                        uint32_t max_per, const uint8_t key[16])
 {
 	memset(t, 0, sizeof(*t));
 	if (slots == 0 || max_per == 0 || slots > ((size_t)1 << 30))
@@ -49,7 +27,7 @@ int wn_prefixcount_init(struct wn_prefixcount *t, size_t slots,
 		return WN_ENOMEM;
 	t->mask = n - 1;
 	t->max_per = max_per;
-	t->seed = seed;
+	memcpy(t->key, key, sizeof(t->key));
 	return 0;
 }
 
@@ -59,26 +37,16 @@ void wn_prefixcount_free(struct wn_prefixcount *t)
 	t->slot = NULL;
 }
 
-/* FNV-1a over the seed and the prefix, then a 64-bit finaliser so that
- * every bit of the prefix reaches the low bits the mask keeps. */
 static size_t hash(const struct wn_prefixcount *t, const struct wn_prefix *p)
 {
-	uint64_t h = 0xcbf29ce484222325ull ^ t->seed;
-	for (size_t i = 0; i < WN_PREFIX_LEN; i++)
-		h = (h ^ p->b[i]) * 0x100000001b3ull;
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return (size_t)h & t->mask;
+	return (size_t)wn_prefix_hash(p, t->key) & t->mask;
 }
 
 /* The slot holding p, or the empty slot where it would go. */
 static size_t find(const struct wn_prefixcount *t, const struct wn_prefix *p)
 {
 	size_t i = hash(t, p);
-	while (t->slot[i].n && memcmp(&t->slot[i].p, p, sizeof(*p)) != 0)
+	while (t->slot[i].n && !wn_prefix_eq(&t->slot[i].p, p))
 		i = (i + 1) & t->mask;
 	return i;
 }

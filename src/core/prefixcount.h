@@ -3,17 +3,18 @@
  * (How often a prefix may do something is core/prefixlimit.h's token
  * buckets; this counts what is held, taken and given back.)
  *
- * A prefix is an IPv4 /24 or an IPv6 /64 (an IPv4-mapped IPv6 address
- * counts as IPv4): one host, or one small network behind one NAT, can
- * hold at most max_per of the items at a time, however many source
- * addresses it uses inside its prefix.
+ * Prefixes are core/prefix.h's, of whatever length the caller takes
+ * (usually an IPv4 /24 and an IPv6 /64): one host, or one small network
+ * behind one NAT, can hold at most max_per of the items at a time, however
+ * many source addresses it uses inside its prefix.
  *
  * The table has `slots` entries, allocated once; an entry exists while its
  * count is above 0. When the table is full, a new prefix is refused (the
  * caller sizes it above its global cap on the items, so that a full table
- * means the global cap is reached anyway). Probing is linear from a seeded
- * hash, so a chosen set of colliding prefixes costs at most one pass over
- * the table.
+ * means the global cap is reached anyway). Probing is linear from a keyed
+ * hash (SipHash under a random key), so a stranger cannot choose prefixes
+ * that collide, and deletion shifts entries back, so churn leaves no
+ * tombstones.
  *
  * Pure: no I/O, no clock; memory only at init. */
 #ifndef WN_CORE_PREFIXCOUNT_H
@@ -21,18 +22,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 
-#define WN_PREFIX_LEN 9 /* family tag, then up to 8 bytes of prefix */
-
-struct wn_prefix {
-	uint8_t b[WN_PREFIX_LEN];
-};
-
-/* The prefix of sa (len bytes): /24 for IPv4, /64 for IPv6. Any other
- * family maps to one all-zero prefix. */
-void wn_prefix_of(const struct sockaddr *sa, socklen_t len,
-                  struct wn_prefix *out);
+#include "core/prefix.h"
 
 struct wn_prefixcount_slot;
 
@@ -41,14 +32,15 @@ struct wn_prefixcount {
 	size_t mask; /* slots - 1 */
 	size_t used;
 	uint32_t max_per;
-	uint64_t seed;
+	uint8_t key[16]; /* the hash key */
 };
 
-/* Makes a table of `slots` entries (rounded up to a power of two) letting
- * each prefix hold max_per items. seed randomises the hash. Returns 0 or
- * WN_ENOMEM / WN_EINVAL (slots or max_per 0). */
+/* Makes a table of `slots` entries (rounded up to a power of two; at most
+ * slots - 1 prefixes fit) letting each prefix hold max_per items. key: 16
+ * random bytes for the hash (copied). Returns 0 or WN_ENOMEM / WN_EINVAL
+ * (slots or max_per 0). */
 int wn_prefixcount_init(struct wn_prefixcount *t, size_t slots,
-                        uint32_t max_per, uint64_t seed);
+                        uint32_t max_per, const uint8_t key[16]);
 
 void wn_prefixcount_free(struct wn_prefixcount *t);
 

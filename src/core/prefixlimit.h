@@ -10,8 +10,8 @@
  * stranger cycling through prefixes can at worst give some prefix a fresh
  * burst, never take tokens from one it does not send from.
  *
- * IPv4-mapped IPv6 addresses count as the IPv4 address. Other families
- * share one bucket.
+ * Prefixes are core/prefix.h's (so IPv4-mapped IPv6 addresses count as
+ * the IPv4 address); other families share one bucket.
  *
  * Pure: no I/O, no clock (times are passed in, in ms), no randomness (the
  * seed is passed in: give it random bytes, so that strangers cannot aim
@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/prefix.h"
+
 struct wn_prefixlimit_cfg {
 	uint32_t rate_per_s; /* tokens a prefix earns per second (>= 1) */
 	uint32_t burst;      /* tokens a prefix holds at most (>= 1) */
@@ -31,10 +33,11 @@ struct wn_prefixlimit_cfg {
 	                        power of two, at least 16) */
 	unsigned v4_bits;    /* IPv4 prefix length, 1..32 (24) */
 	unsigned v6_bits;    /* IPv6 prefix length, 1..128 (64) */
-	uint64_t seed;       /* random: the probe hash's key */
+	uint8_t seed[16];    /* random: the probe hash's key */
 };
 
-/* Fills in rate, burst and slots as given, /24 and /64, seed 0. */
+/* Fills in rate, burst and slots as given, /24 and /64, seed 0 (give it
+ * random bytes before init). */
 void wn_prefixlimit_cfg_default(struct wn_prefixlimit_cfg *cfg,
                                 uint32_t rate_per_s, uint32_t burst,
                                 size_t slots);
@@ -56,15 +59,16 @@ int wn_prefixlimit_init(struct wn_prefixlimit *pl,
 /* Frees pl's table (pl itself is the caller's). */
 void wn_prefixlimit_free(struct wn_prefixlimit *pl);
 
-/* Takes a token from the bucket of sa's prefix at time now (ms, never
- * going back). Returns true if there was one (go ahead), false if the
- * prefix is over its rate (refuse; counted in pl->denied). */
+/* Takes a token from the bucket of sa's prefix (sa is len bytes) at time
+ * now (ms, never going back). Returns true if there was one (go ahead),
+ * false if the prefix is over its rate (refuse; counted in pl->denied). */
 bool wn_prefixlimit_take(struct wn_prefixlimit *pl, const struct sockaddr *sa,
-                         uint64_t now);
+                         socklen_t len, uint64_t now);
 
 /* Writes sa's prefix as text ("10.1.2.0/24", "2001:db8::/64") for logs;
  * returns out. */
 char *wn_prefixlimit_format(const struct wn_prefixlimit *pl,
-                            const struct sockaddr *sa, char *out, size_t cap);
+                            const struct sockaddr *sa, socklen_t len, char *out,
+                            size_t cap);
 
 #endif

@@ -176,6 +176,14 @@ void wn_rs_encode(const struct wn_rs *rs, const uint8_t *const *data,
 	}
 }
 
+void wn_rs_encode_add(const struct wn_rs *rs, unsigned i, const uint8_t *in,
+                      uint8_t *const *parity, unsigned nparity, size_t len)
+{
+	for (unsigned j = 0; j < nparity && j < rs->parity; j++)
+		mul_add(rs, wn_rs_coef(rs, rs->data + j, i), in, parity[j],
+		        len);
+}
+
 struct rs_slot {
 	uint64_t used; /* when last used (the cache's clock); 0: empty */
 	uint8_t *rows; /* [data] the present shards the rebuild used */

@@ -37,6 +37,15 @@ uint8_t wn_rs_coef(const struct wn_rs *rs, unsigned r, unsigned c);
 void wn_rs_encode(const struct wn_rs *rs, const uint8_t *const *data,
                   uint8_t *const *parity, size_t len);
 
+/* Adds data shard i's part to the first nparity parity shards, for an
+ * encoder that sees a group's shards one at a time: parity[j][0 .. len-1]
+ * ^= M[data + j][i] * in[0 .. len-1]. Parity shards that start zeroed
+ * and get every data shard so equal wn_rs_encode's; a shard never added
+ * counts as zeros (a shorter shard as zero-padded). i < data, nparity <=
+ * parity. */
+void wn_rs_encode_add(const struct wn_rs *rs, unsigned i, const uint8_t *in,
+                      uint8_t *const *parity, unsigned nparity, size_t len);
+
 /* Inverted decoding matrices for the last few erasure patterns (which
  * shards a group's rebuild used), so that groups losing the same shards
  * skip the O(data^3) inversion. One cache serves one codec: it is created

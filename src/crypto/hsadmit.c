@@ -42,23 +42,24 @@ bool wn_hsadmit_under_load(struct wn_hsadmit *a, uint64_t now)
 
 /* The bucket of a source: found, or a free or the least recently used
  * one of its set, started full. */
-static struct wn_hsadmit_src *source(struct wn_hsadmit *a, const uint8_t *src,
-                                     size_t slen, uint64_t now)
+static struct wn_hsadmit_src *source(struct wn_hsadmit *a,
+                                     const struct wn_prefix *src, uint64_t now)
 {
 	struct wn_hsadmit_src *set =
-	    &a->src[(hash(a, src, slen) % WN_HSADMIT_SETS) * WN_HSADMIT_WAYS];
+	    &a->src[(wn_prefix_hash(src, a->hkey) % WN_HSADMIT_SETS) *
+	            WN_HSADMIT_WAYS];
 	struct wn_hsadmit_src *victim = &set[0];
 
 	for (int i = 0; i < WN_HSADMIT_WAYS; i++) {
 		struct wn_hsadmit_src *e = &set[i];
-		if (e->klen == slen && memcmp(e->key, src, slen) == 0)
+		if (e->used && wn_prefix_eq(&e->key, src))
 			return e;
-		if (victim->klen && (!e->klen || e->last_ms < victim->last_ms))
+		if (victim->used && (!e->used || e->last_ms < victim->last_ms))
 			victim = e;
 	}
 	memset(victim, 0, sizeof(*victim));
-	memcpy(victim->key, src, slen);
-	victim->klen = (uint8_t)slen;
+	victim->key = *src;
+	victim->used = 1;
 	victim->tokens = WN_HSADMIT_SRC_BURST;
 	victim->last_ms = now;
 	return victim;
@@ -66,8 +67,9 @@ static struct wn_hsadmit_src *source(struct wn_hsadmit *a, const uint8_t *src,
 
 enum wn_hsadmit_verdict wn_hsadmit_check(struct wn_hsadmit *a,
                                          const uint8_t *mac1,
-                                         const uint8_t *src, size_t slen,
-                                         bool mac2_ok, uint64_t now)
+                                         const struct sockaddr *from,
+                                         socklen_t fromlen, bool mac2_ok,
+                                         uint64_t now)
 {
 	uint8_t *seen =
 	    a->seen[hash(a, mac1, WN_PROTECT_MAC_LEN) % WN_HSADMIT_SEEN];
@@ -79,9 +81,12 @@ enum wn_hsadmit_verdict wn_hsadmit_check(struct wn_hsadmit *a,
 		return WN_HSADMIT_REPLAY;
 	}
 	if (mac2_ok) {
-		if (slen == 0 || slen > WN_HSADMIT_SRC_KEY_MAX)
+		struct wn_prefix src;
+		if (wn_prefix_of(from, fromlen, WN_HSADMIT_SRC_V4_BITS,
+		                 WN_HSADMIT_SRC_V6_BITS,
+		                 &src) == WN_PREFIX_FAMILY_OTHER)
 			return WN_HSADMIT_LIMIT;
-		struct wn_hsadmit_src *e = source(a, src, slen, now);
+		struct wn_hsadmit_src *e = source(a, &src, now);
 		refill(&e->tokens, &e->last_ms, now, WN_HSADMIT_SRC_RATE_PER_S,
 		       WN_HSADMIT_SRC_BURST);
 		if (e->tokens < 1)

@@ -29,6 +29,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sys/socket.h>
+
+#include "core/prefix.h"
 #include "crypto/protect.h"
 
 /* Initiations without mac2 that pass mac1 cost the server two DH
@@ -41,7 +44,9 @@
  * which handshakes every two minutes. */
 #define WN_HSADMIT_SRC_RATE_PER_S 10
 #define WN_HSADMIT_SRC_BURST 20
-#define WN_HSADMIT_SRC_KEY_MAX 16
+/* A proven source: one IPv4 host (or NAT), or one IPv6 /64. */
+#define WN_HSADMIT_SRC_V4_BITS WN_PREFIX_V4_HOST
+#define WN_HSADMIT_SRC_V6_BITS WN_PREFIX_V6_NET
 #define WN_HSADMIT_WAYS 4
 #define WN_HSADMIT_SETS 256
 #define WN_HSADMIT_SOURCES (WN_HSADMIT_WAYS * WN_HSADMIT_SETS)
@@ -56,8 +61,8 @@ enum wn_hsadmit_verdict {
 
 /* Private. */
 struct wn_hsadmit_src {
-	uint8_t key[WN_HSADMIT_SRC_KEY_MAX];
-	uint8_t klen; /* 0: free */
+	struct wn_prefix key;
+	uint8_t used; /* 0: free */
 	double tokens;
 	uint64_t last_ms;
 };
@@ -80,13 +85,14 @@ void wn_hsadmit_init(struct wn_hsadmit *a, const uint8_t hkey[16],
 bool wn_hsadmit_under_load(struct wn_hsadmit *a, uint64_t now);
 
 /* Decides about an initiation that passed mac1. mac1 is its mac1 field;
- * src[0, slen) its source address without port (slen <=
- * WN_HSADMIT_SRC_KEY_MAX); mac2_ok from wn_protect_responder_check. On
- * WN_HSADMIT_GO the initiation is remembered, so the same bytes are a
- * replay from then on. */
+ * from (fromlen bytes) the address it came from; mac2_ok from
+ * wn_protect_responder_check. On WN_HSADMIT_GO the initiation is
+ * remembered, so the same bytes are a replay from then on. A proven
+ * initiation from an address that is not IP has no budget: LIMIT. */
 enum wn_hsadmit_verdict wn_hsadmit_check(struct wn_hsadmit *a,
                                          const uint8_t *mac1,
-                                         const uint8_t *src, size_t slen,
-                                         bool mac2_ok, uint64_t now);
+                                         const struct sockaddr *from,
+                                         socklen_t fromlen, bool mac2_ok,
+                                         uint64_t now);
 
 #endif

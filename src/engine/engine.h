@@ -36,6 +36,9 @@ struct wn_tunnel_ops {
 struct wn_tunnel {
 	const struct wn_tunnel_ops *ops;
 	char peer_id[WN_TUNNEL_PEER_ID_MAX]; /* short hex of the peer's key */
+	/* Server: 1 + the index of the session's client key in the server's
+	 * list of keys, for the caps per key; 0: none (clients, kcptun). */
+	uint32_t key_slot;
 	/* Delivered but unconsumed bytes per stream never exceed this (see
 	 * "Receive window" in tunnel.h); 0: unknown. Set by the engine. */
 	size_t recv_window;

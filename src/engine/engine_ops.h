@@ -76,6 +76,12 @@ struct wn_engine_conf {
 	/* send budget (stream_base.h): bytes buffered for sending per session
 	 * and over all sessions before relays stop reading; 0: default */
 	size_t session_buffer, total_buffer;
+	/* server: caps per client key, over all of that key's sessions: live
+	 * sessions (engine quic: one more replaces the key's least recently
+	 * heard from; engine kcp holds one per key) and accepted streams
+	 * (one more is reset); 0: default (WN_KEY_SESSIONS_DEFAULT,
+	 * WN_KEY_STREAMS_DEFAULT) */
+	unsigned sessions_per_key, streams_per_key;
 	/* kcptun profile, in kcptun's terms */
 	const char *crypt;      /* aes, aes-128, aes-192, salsa20, none */
 	const char *passphrase; /* kcptun's --key */
@@ -84,6 +90,14 @@ struct wn_engine_conf {
 	int nocomp;
 	unsigned smuxver;
 };
+
+/* The caps per client key when the configuration sets none: room for a
+ * few devices sharing a key, each with a connection or two (one more
+ * replaces the key's least recently heard from, so dead ones never lock a
+ * client out), and several sessions' worth of busy streams, while one key
+ * can no longer take all of a server's sessions or its streams. */
+#define WN_KEY_SESSIONS_DEFAULT 16
+#define WN_KEY_STREAMS_DEFAULT 4096
 
 /* Counters every engine keeps, for logs and metrics. */
 struct wn_engine_stats {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dgfec.h"
 #include "core/dgfrag.h"
 #include "core/dgram.h"
 #include "util/cidmap.h"
@@ -29,6 +30,14 @@
 #define FB_PROTECT_MS 2000
 /* The largest datagram a flow carries (a UDP payload's limit). */
 #define FB_DGRAM_MAX 65535
+/* A client flow with FEC that has sent this many datagrams without an
+ * answer is probably talking to a server older than FEC, which drops its
+ * messages: said once per session, so the user knows. */
+#define FB_FEC_SILENT_WARN 64
+/* What the FEC coders of one session's flows may hold in all: past it a
+ * flow's datagrams travel without parity (its peer's parity is ignored),
+ * so a peer opening many FEC flows costs bounded memory. */
+#define FB_FEC_MEM_MAX (32u << 20)
 
 struct wn_flow {
 	struct wn_flows *fl;
@@ -51,6 +60,16 @@ struct wn_flow {
 	uint8_t established;       /* see establish() */
 	uint16_t tgt_len;          /* client: what we send; server: what came */
 	uint8_t tgt[WN_DGRAM_TARGET_MAX];
+	/* FEC (wn_flow_set_fec, or on the server as the client's messages
+	 * say): the counts, 0 without; the encoder (NULL: plain, also when
+	 * the memory budget said no); the decoder, made with the first FEC
+	 * message from the peer. */
+	uint8_t fec_data, fec_parity, fec_delay;
+	uint8_t fec_open;  /* on fl->fec_open: a group's parity is due */
+	uint8_t fec_nomem; /* the budget refused a coder (counted once) */
+	struct wn_list fec_node;
+	struct wn_dgfec_enc *enc;
+	struct wn_dgfec_dec *dec;
 };
 
 struct wn_flows {
@@ -83,6 +102,15 @@ struct wn_flows {
 	 * a flood of new flows (one per datagram) costs a few lines. */
 	struct wn_ratelimit rl_life;
 	struct wn_flows_stats st;
+	/* FEC: flows with an open group, and the one timer that sends their
+	 * parity when the grouping time has passed (armed for fec_timer_at,
+	 * on the engine's clock; 0: not armed). */
+	struct wn_list fec_open;
+	struct wn_timer fec_timer;
+	uint8_t fec_timer_ok;
+	uint64_t fec_timer_at;
+	size_t fec_mem;     /* what the coders hold */
+	uint8_t fec_warned; /* the FB_FEC_SILENT_WARN warning was given */
 	/* A reassembled datagram: index 0's body (target, payload), then
 	 * index 1's payload. */
 	uint8_t rbuf[2 * WN_DGFRAG_PART_MAX];
@@ -147,9 +175,67 @@ static void free_all(struct wn_flows *fl)
 	free(fl);
 }
 
+static void fec_timer_closed(struct wn_timer *t)
+{
+	free_all(wn_container_of(t, struct wn_flows, fec_timer));
+}
+
 static void free_deferred(struct wn_deferred *node)
 {
-	free_all(wn_container_of(node, struct wn_flows, dnode));
+	struct wn_flows *fl = wn_container_of(node, struct wn_flows, dnode);
+
+	if (fl->fec_timer_ok)
+		wn_timer_close(&fl->fec_timer, fec_timer_closed);
+	else
+		free_all(fl);
+}
+
+/* The memory a flow's FEC coders hold, for the session's budget. */
+static size_t enc_mem(unsigned data, unsigned parity)
+{
+	return sizeof(struct wn_dgfec_enc) + wn_dgfec_enc_size(data, parity);
+}
+
+static void fec_free(struct wn_flow *f)
+{
+	struct wn_flows *fl = f->fl;
+
+	if (f->enc) {
+		fl->fec_mem -= enc_mem(f->fec_data, f->fec_parity);
+		wn_dgfec_enc_free(f->enc);
+		free(f->enc);
+		f->enc = NULL;
+	}
+	if (f->dec) {
+		fl->fec_mem -= wn_dgfec_dec_size(f->fec_data, f->fec_parity);
+		wn_dgfec_dec_free(f->dec);
+		f->dec = NULL;
+	}
+}
+
+/* Runs a decoder call and counts what it recovered, lost for good and
+ * found contradictory on the flow and its session. */
+static void fec_count(struct wn_flow *f, const struct wn_dgfec_stats *was)
+{
+	struct wn_dgfec_stats now;
+
+	wn_dgfec_dec_stats(f->dec, &now);
+	CNT(f, fec_recovered, now.recovered - was->recovered);
+	CNT(f, fec_unrecoverable, now.unrecoverable - was->unrecoverable);
+	f->fl->st.bad_msgs += now.bad - was->bad;
+}
+
+/* The kept groups' missing shards count as lost (the flow ends, or the
+ * peer's counter starts over). */
+static void fec_dec_reset(struct wn_flow *f)
+{
+	struct wn_dgfec_stats was;
+
+	if (!f->dec)
+		return;
+	wn_dgfec_dec_stats(f->dec, &was);
+	wn_dgfec_dec_reset(f->dec);
+	fec_count(f, &was);
 }
 
 static void closed_deferred(struct wn_deferred *node)
@@ -159,6 +245,7 @@ static void closed_deferred(struct wn_deferred *node)
 
 	if (!f->released && f->has_handler && f->h.on_flow_closed)
 		f->h.on_flow_closed(f->h.ctx, f, f->err);
+	fec_free(f);
 	free(f);
 	fl->pending--;
 	if (fl->freeing && fl->pending == 0)
@@ -185,6 +272,11 @@ static void end_flow(struct wn_flow *f, int err)
 	fl->st.flows_closed++;
 	if (fl->frag)
 		wn_dgfrag_drop_flow(fl->frag, f->id);
+	if (f->fec_open) {
+		wn_list_del(&f->fec_node);
+		f->fec_open = 0;
+	}
+	fec_dec_reset(f);
 	WN_LOG_RL(fl->log, &fl->rl_life, now_ms(fl), WN_LOG_DEBUG, LOG_COMP,
 	          "flow %llu: closed: %s", (unsigned long long)f->id,
 	          wn_stream_err_str(err));
@@ -271,17 +363,146 @@ static int send_failed(struct wn_flow *f, int r)
 	return WN_EAGAIN;
 }
 
+/* ---- FEC: sending ---------------------------------------------------- */
+
+/* The largest message a flow with FEC builds, for max_msg and an id of
+ * idl bytes: room for the FEC header, and for the parity shards, which
+ * are as long as the longest shard and its length (dgram.h). */
+static size_t fec_max_msg(size_t max_msg, size_t idl)
+{
+	if (max_msg <= WN_DGRAM_FEC_OVERHEAD)
+		return 0;
+	size_t m = max_msg - WN_DGRAM_FEC_OVERHEAD;
+	size_t s = WN_DGRAM_FEC_SHARD_MAX - 2 + idl;
+	return m < s ? m : s;
+}
+
+static void fec_arm(struct wn_flows *fl, uint64_t at, uint64_t now);
+
+/* Sends the open group's parity shards (best effort: parity the engine
+ * will not take now is simply not sent) and closes the group. */
+static void fec_flush(struct wn_flow *f)
+{
+	struct wn_flows *fl = f->fl;
+	struct wn_dgfec_enc *e = f->enc;
+	struct wn_dgram_msg p = {.flow = f->id,
+	                         .type = WN_DGRAM_FEC,
+	                         .fec_data = f->fec_data,
+	                         .fec_parity = f->fec_parity,
+	                         .fec_delay = f->fec_delay};
+
+	if (f->fec_open) {
+		wn_list_del(&f->fec_node);
+		f->fec_open = 0;
+	}
+	if (!e || wn_dgfec_enc_count(e) == 0)
+		return;
+	unsigned np = wn_dgfec_enc_nparity(e);
+	p.fec_count = (uint8_t)wn_dgfec_enc_count(e);
+	p.fec_group = e->group;
+	for (unsigned j = 0; j < np && !fl->finished; j++) {
+		size_t plen;
+		const uint8_t *par = wn_dgfec_enc_parity(e, j, &plen);
+		p.fec_index = (uint8_t)(f->fec_data + j);
+		int h = wn_dgram_encode_hdr(&p, fl->buf, fl->buf_cap);
+		if (h < 0 || (size_t)h + plen > fl->buf_cap)
+			break;
+		memcpy(fl->buf + h, par, plen);
+		(void)fl->tp.send(fl, fl->buf, (size_t)h + plen);
+	}
+	wn_dgfec_enc_close(e);
+}
+
+/* Sends the parity of every group whose grouping time has passed, and
+ * arms the timer for the next. */
+void wn_fb_poll(struct wn_flows *fl)
+{
+	uint64_t now = now_ms(fl), next = UINT64_MAX;
+
+	if (fl->finished)
+		return;
+	for (struct wn_list *n = fl->fec_open.next, *nx; n != &fl->fec_open;
+	     n = nx) {
+		nx = n->next;
+		struct wn_flow *f = wn_list_entry(n, struct wn_flow, fec_node);
+		uint64_t at = wn_dgfec_enc_deadline(f->enc);
+		if (at <= now)
+			fec_flush(f);
+		else if (at < next)
+			next = at;
+	}
+	if (next != UINT64_MAX)
+		fec_arm(fl, next, now);
+}
+
+static void on_fec_timer(struct wn_timer *t)
+{
+	struct wn_flows *fl = wn_container_of(t, struct wn_flows, fec_timer);
+
+	fl->fec_timer_at = 0;
+	wn_fb_poll(fl);
+}
+
+/* Makes sure the timer fires by `at` (the engine's clock). */
+static void fec_arm(struct wn_flows *fl, uint64_t at, uint64_t now)
+{
+	if (fl->fec_timer_at && fl->fec_timer_at <= at)
+		return;
+	if (!fl->fec_timer_ok) {
+		if (wn_timer_init(fl->loop, &fl->fec_timer, on_fec_timer) < 0) {
+			/* Groups then close only when full or at close. */
+			WN_LOG_RL(fl->log, &fl->rl, now, WN_LOG_WARN, LOG_COMP,
+			          "no FEC timer: parity waits for full groups");
+			return;
+		}
+		fl->fec_timer_ok = 1;
+	}
+	if (wn_timer_start(&fl->fec_timer, at > now ? at - now : 0, 0) == 0)
+		fl->fec_timer_at = at;
+}
+
 /* Builds one message (header from m, then payload) in fl->buf and hands
- * it to the transport. */
-static int send_msg(struct wn_flows *fl, const struct wn_dgram_msg *m,
+ * it to the transport; on a flow with FEC, wrapped as the next data
+ * shard of its group, whose parity follows when the group is full. */
+static int send_msg(struct wn_flow *f, const struct wn_dgram_msg *m,
                     const uint8_t *payload, size_t len)
 {
-	int h = wn_dgram_encode_hdr(m, fl->buf, fl->buf_cap);
-	if (h < 0 || (size_t)h + len > fl->buf_cap)
+	struct wn_flows *fl = f->fl;
+	/* With FEC the message is built after room for the FEC header,
+	 * which then overwrites the message's flow id. */
+	size_t pre = f->enc ? 1 + WN_DGRAM_FEC_HDR : 0;
+	if (pre >= fl->buf_cap)
+		return WN_EMSGSIZE;
+	int h = wn_dgram_encode_hdr(m, fl->buf + pre, fl->buf_cap - pre);
+	if (h < 0 || pre + (size_t)h + len > fl->buf_cap)
 		return WN_EMSGSIZE;
 	if (len)
-		memcpy(fl->buf + h, payload, len);
-	return fl->tp.send(fl, fl->buf, (size_t)h + len);
+		memcpy(fl->buf + pre + h, payload, len);
+	if (!f->enc)
+		return fl->tp.send(fl, fl->buf, (size_t)h + len);
+	size_t idl = wn_varint_len(f->id);
+	struct wn_dgram_msg o = {.flow = f->id,
+	                         .type = WN_DGRAM_FEC,
+	                         .fec_data = f->fec_data,
+	                         .fec_parity = f->fec_parity,
+	                         .fec_delay = f->fec_delay};
+	wn_dgfec_enc_peek(f->enc, &o.fec_group, &o.fec_index);
+	if (wn_dgram_encode_hdr(&o, fl->buf, pre + idl) != (int)(pre + idl))
+		return WN_EMSGSIZE;
+	uint64_t now = now_ms(fl);
+	int full = wn_dgfec_enc_add(f->enc, now, fl->buf + pre + idl,
+	                            (size_t)h + len - idl);
+	if (full < 0)
+		return WN_EMSGSIZE;
+	int r = fl->tp.send(fl, fl->buf, pre + (size_t)h + len);
+	if (full) {
+		fec_flush(f);
+	} else if (!f->fec_open) {
+		wn_list_add_tail(&fl->fec_open, &f->fec_node);
+		f->fec_open = 1;
+		fec_arm(fl, wn_dgfec_enc_deadline(f->enc), now);
+	}
+	return r;
 }
 
 int wn_flow_send(struct wn_flow *f, const uint8_t *data, size_t len)
@@ -293,12 +514,13 @@ int wn_flow_send(struct wn_flow *f, const uint8_t *data, size_t len)
 	fl = f->fl;
 	if (fl->finished)
 		return WN_ECLOSED;
-	size_t mm = fl->tp.max_msg(fl);
-	if (mm == 0) {
+	size_t raw = fl->tp.max_msg(fl);
+	if (raw == 0) {
 		CNT(f, drop_queue, 1);
 		return WN_EAGAIN;
 	}
 	size_t idl = wn_varint_len(f->id);
+	size_t mm = f->enc ? fec_max_msg(raw, idl) : raw;
 	size_t tgt = f->acked ? 0 : f->tgt_len;
 	size_t part = cap_part(mm, idl);
 	if (len > cap_dgram(mm, idl)) {
@@ -309,14 +531,14 @@ int wn_flow_send(struct wn_flow *f, const uint8_t *data, size_t len)
 		    (unsigned long long)f->id, len, cap_dgram(mm, idl));
 		return WN_EMSGSIZE;
 	}
-	if (fl->buf_cap < mm) {
-		uint8_t *nb = realloc(fl->buf, mm);
+	if (fl->buf_cap < raw) {
+		uint8_t *nb = realloc(fl->buf, raw);
 		if (!nb) {
 			CNT(f, drop_queue, 1);
 			return WN_EAGAIN;
 		}
 		fl->buf = nb;
-		fl->buf_cap = mm;
+		fl->buf_cap = raw;
 	}
 	struct wn_dgram_msg m = {.flow = f->id, .type = WN_DGRAM_DATA};
 	if (tgt) {
@@ -326,7 +548,7 @@ int wn_flow_send(struct wn_flow *f, const uint8_t *data, size_t len)
 	}
 	int r;
 	if (len <= cap_single(mm, idl, tgt)) {
-		r = send_msg(fl, &m, data, len);
+		r = send_msg(f, &m, data, len);
 		if (r < 0)
 			return send_failed(f, r);
 		goto sent;
@@ -336,7 +558,7 @@ int wn_flow_send(struct wn_flow *f, const uint8_t *data, size_t len)
 		 * just before the datagram. */
 		struct wn_dgram_msg o = m;
 		o.type = WN_DGRAM_OPEN;
-		r = send_msg(fl, &o, NULL, 0);
+		r = send_msg(f, &o, NULL, 0);
 		if (r < 0)
 			return send_failed(f, r);
 		m.flags = 0;
@@ -344,7 +566,7 @@ int wn_flow_send(struct wn_flow *f, const uint8_t *data, size_t len)
 		m.target_len = 0;
 		tgt = 0;
 		if (len <= cap_single(mm, idl, 0)) {
-			r = send_msg(fl, &m, data, len);
+			r = send_msg(f, &m, data, len);
 			if (r < 0)
 				return send_failed(f, r);
 			goto sent;
@@ -360,19 +582,29 @@ int wn_flow_send(struct wn_flow *f, const uint8_t *data, size_t len)
 	m.flags |= WN_DGRAM_F_FRAG;
 	m.dgram_id = fl->next_dgram++;
 	m.frag_index = 0;
-	r = send_msg(fl, &m, data, p0);
+	r = send_msg(f, &m, data, p0);
 	if (r < 0)
 		return send_failed(f, r);
 	m.flags = WN_DGRAM_F_FRAG;
 	m.target = NULL;
 	m.target_len = 0;
 	m.frag_index = 1;
-	r = send_msg(fl, &m, data + p0, len - p0);
+	r = send_msg(f, &m, data + p0, len - p0);
 	if (r < 0)
 		return send_failed(f, r);
 sent:
 	CNT(f, dgrams_out, 1);
 	CNT(f, bytes_out, len);
+	if (f->enc && !f->acked && !fl->fec_warned &&
+	    f->st.dgrams_out >= FB_FEC_SILENT_WARN && !fl->server) {
+		fl->fec_warned = 1;
+		WN_LOG(fl->log, WN_LOG_WARN, LOG_COMP,
+		       "flow %llu: %llu datagrams with FEC and no answer from "
+		       "the server: a server older than FEC drops them "
+		       "(upgrade it, or set fec = off)",
+		       (unsigned long long)f->id,
+		       (unsigned long long)f->st.dgrams_out);
+	}
 	touch(f, 1, now_ms(fl));
 	return 0;
 }
@@ -472,6 +704,9 @@ void wn_flow_close(struct wn_flow *f)
 		return;
 	f->released = 1;
 	if (!f->ended) {
+		/* The last group's parity still protects its datagrams. */
+		if (f->fec_open && !f->fl->finished)
+			fec_flush(f);
 		send_ctrl(f->fl, f->id, WN_DGRAM_CLOSE, WN_STREAM_OK);
 		end_flow(f, WN_STREAM_OK);
 	}
@@ -494,6 +729,43 @@ void wn_flow_set_handler(struct wn_flow *f, const struct wn_flow_handler *h)
 {
 	f->h = *h;
 	f->has_handler = 1;
+}
+
+/* Makes f's encoder for these counts, within the session's budget. */
+static int fec_enc_make(struct wn_flow *f, unsigned data, unsigned parity,
+                        unsigned delay_ms)
+{
+	struct wn_flows *fl = f->fl;
+	size_t need = enc_mem(data, parity);
+
+	if (fl->fec_mem + need > FB_FEC_MEM_MAX)
+		return WN_ENOMEM;
+	struct wn_dgfec_enc *e = malloc(sizeof(*e));
+	if (!e)
+		return WN_ENOMEM;
+	int rc = wn_dgfec_enc_init(e, data, parity, delay_ms);
+	if (rc < 0) {
+		free(e);
+		return rc;
+	}
+	f->enc = e;
+	fl->fec_mem += need;
+	return 0;
+}
+
+int wn_flow_set_fec(struct wn_flow *f, unsigned data, unsigned parity,
+                    unsigned delay_ms)
+{
+	if (!f || f->released || f->ended || f->fl->server || f->fec_data ||
+	    f->st.dgrams_out)
+		return WN_EINVAL;
+	int rc = fec_enc_make(f, data, parity, delay_ms);
+	if (rc < 0)
+		return rc;
+	f->fec_data = (uint8_t)data;
+	f->fec_parity = (uint8_t)parity;
+	f->fec_delay = (uint8_t)delay_ms;
+	return 0;
 }
 
 uint64_t wn_flow_id(const struct wn_flow *f)
@@ -697,6 +969,148 @@ static void on_frag(struct wn_flows *fl, const struct wn_dgram_msg *m,
 	        (size_t)n - tlen, 1, now);
 }
 
+/* A DATA or OPEN message, on its own or out of an FEC shard. */
+static void dispatch(struct wn_flows *fl, const struct wn_dgram_msg *m,
+                     uint64_t now)
+{
+	if (m->type == WN_DGRAM_OPEN) {
+		on_data(fl, m->flow, m->target, m->target_len, NULL, 0, 0, now);
+		return;
+	}
+	if (m->flags & WN_DGRAM_F_FRAG) {
+		if (!fl->server && (m->flags & WN_DGRAM_F_TARGET)) {
+			bad_msg(fl, now, "target from the server");
+			return;
+		}
+		on_frag(fl, m, now);
+		return;
+	}
+	on_data(fl, m->flow, m->target, m->target_len, m->payload,
+	        m->payload_len, 1, now);
+}
+
+/* ---- FEC: receiving ------------------------------------------------------- */
+
+struct fec_rx {
+	struct wn_flows *fl;
+	uint64_t id, now;
+};
+
+/* A message rebuilt from parity. */
+static void fec_deliver(void *ctx, const uint8_t *msg, size_t len)
+{
+	struct fec_rx *x = ctx;
+	struct wn_dgram_msg in;
+
+	if (wn_dgram_decode_inner(x->id, msg, len, &in) < 0) {
+		bad_msg(x->fl, x->now, "bad rebuilt FEC shard");
+		return;
+	}
+	dispatch(x->fl, &in, x->now);
+}
+
+/* f's decoder, made now if need be; on the server, whose flows take FEC
+ * as their client's messages say, the encoder for the replies too. NULL
+ * when the budget (or memory) says no: the peer's data shards are then
+ * delivered and its parity ignored. */
+static struct wn_dgfec_dec *fec_dec(struct wn_flow *f,
+                                    const struct wn_dgram_msg *m, uint64_t now)
+{
+	struct wn_flows *fl = f->fl;
+
+	if (f->dec || f->ended || f->fec_nomem)
+		return f->dec;
+	if (!f->fec_data) {
+		f->fec_data = m->fec_data;
+		f->fec_parity = m->fec_parity;
+		f->fec_delay = m->fec_delay;
+		if (fec_enc_make(f, m->fec_data, m->fec_parity, m->fec_delay) <
+		    0)
+			f->fec_nomem = 1;
+	}
+	size_t need = wn_dgfec_dec_size(f->fec_data, f->fec_parity);
+	if (!f->fec_nomem &&
+	    (fl->fec_mem + need > FB_FEC_MEM_MAX ||
+	     wn_dgfec_dec_new(f->fec_data, f->fec_parity, &f->dec) < 0))
+		f->fec_nomem = 1;
+	if (f->fec_nomem) {
+		fl->st.fec_nomem++;
+		WN_LOG_RL(fl->log, &fl->rl, now, WN_LOG_WARN, LOG_COMP,
+		          "flow %llu: no memory for FEC (%zu bytes held): "
+		          "datagrams travel without repair",
+		          (unsigned long long)f->id, fl->fec_mem);
+		return f->dec;
+	}
+	fl->fec_mem += need;
+	return f->dec;
+}
+
+/* Rebuilds what group now allows and counts it. */
+static void fec_recover(struct wn_flow *f, uint16_t group, struct fec_rx *x)
+{
+	struct wn_dgfec_stats was;
+
+	if (f->ended)
+		return;
+	wn_dgfec_dec_stats(f->dec, &was);
+	wn_dgfec_dec_recover(f->dec, group, fec_deliver, x);
+	fec_count(f, &was);
+}
+
+static void on_fec(struct wn_flows *fl, const struct wn_dgram_msg *m,
+                   uint64_t now)
+{
+	struct wn_flow *f = lookup(fl, m->flow);
+	struct fec_rx x = {.fl = fl, .id = m->flow, .now = now};
+	struct wn_dgfec_stats was;
+	struct wn_dgram_msg in;
+	int data = m->fec_index < m->fec_data;
+
+	if (data &&
+	    wn_dgram_decode_inner(m->flow, m->body, m->body_len, &in) < 0) {
+		bad_msg(fl, now, "bad FEC shard");
+		return;
+	}
+	if (f && f->fec_data &&
+	    (m->fec_data != f->fec_data || m->fec_parity != f->fec_parity)) {
+		bad_msg(fl, now, "FEC counts changed");
+		return;
+	}
+	if (f && !f->fec_data && !fl->server) {
+		bad_msg(fl, now, "FEC on a flow without");
+		return;
+	}
+	if (!data) {
+		if (!f) {
+			fl->st.unknown_flow++;
+			return;
+		}
+		struct wn_dgfec_dec *d = fec_dec(f, m, now);
+		if (!d)
+			return;
+		wn_dgfec_dec_stats(d, &was);
+		wn_dgfec_dec_parity(d, m->fec_group, m->fec_index, m->fec_count,
+		                    m->body, m->body_len);
+		fec_count(f, &was);
+		fec_recover(f, m->fec_group, &x);
+		return;
+	}
+	struct wn_dgfec_dec *d = f ? fec_dec(f, m, now) : NULL;
+	if (d && !wn_dgfec_dec_data(d, m->fec_group, m->fec_index, m->body,
+	                            m->body_len))
+		return; /* a duplicate */
+	dispatch(fl, &in, now);
+	if (!d) {
+		/* The server may have just taken the flow. */
+		f = lookup(fl, m->flow);
+		if (!f || !fl->server || !(d = fec_dec(f, m, now)))
+			return;
+		(void)wn_dgfec_dec_data(d, m->fec_group, m->fec_index, m->body,
+		                        m->body_len);
+	}
+	fec_recover(f, m->fec_group, &x);
+}
+
 void wn_fb_recv(struct wn_flows *fl, const uint8_t *msg, size_t len)
 {
 	struct wn_dgram_msg m;
@@ -713,19 +1127,11 @@ void wn_fb_recv(struct wn_flows *fl, const uint8_t *msg, size_t len)
 	struct wn_flow *f;
 	switch (m.type) {
 	case WN_DGRAM_DATA:
-		if (m.flags & WN_DGRAM_F_FRAG) {
-			if (!fl->server && (m.flags & WN_DGRAM_F_TARGET)) {
-				bad_msg(fl, now, "target from the server");
-				return;
-			}
-			on_frag(fl, &m, now);
-			return;
-		}
-		on_data(fl, m.flow, m.target, m.target_len, m.payload,
-		        m.payload_len, 1, now);
-		return;
 	case WN_DGRAM_OPEN:
-		on_data(fl, m.flow, m.target, m.target_len, NULL, 0, 0, now);
+		dispatch(fl, &m, now);
+		return;
+	case WN_DGRAM_FEC:
+		on_fec(fl, &m, now);
 		return;
 	case WN_DGRAM_ACK:
 	case WN_DGRAM_UNKNOWN:
@@ -743,6 +1149,10 @@ void wn_fb_recv(struct wn_flows *fl, const uint8_t *msg, size_t len)
 		}
 		/* ACK: the targets stop; UNKNOWN: they travel again. */
 		f->acked = m.type == WN_DGRAM_ACK;
+		/* The server makes the flow again, and its FEC counter
+		 * starts over. */
+		if (m.type == WN_DGRAM_UNKNOWN)
+			fec_dec_reset(f);
 		return;
 	case WN_DGRAM_CLOSE:
 		f = lookup(fl, m.flow);
@@ -788,6 +1198,7 @@ struct wn_flows *wn_fb_new(const struct wn_fb_transport *tp, void *ctx,
 	fl->max_flows = max_flows ? max_flows : FB_DEFAULT_MAX_FLOWS;
 	wn_list_init(&fl->lru);
 	wn_list_init(&fl->fresh);
+	wn_list_init(&fl->fec_open);
 	wn_deferred_init(&fl->dnode);
 	fl->rl = (struct wn_ratelimit)WN_RATELIMIT_INIT(1000, 5);
 	fl->rl_life = (struct wn_ratelimit)WN_RATELIMIT_INIT(1000, 20);
@@ -801,8 +1212,12 @@ void *wn_fb_ctx(const struct wn_flows *fl)
 
 void wn_fb_session_changed(struct wn_flows *fl)
 {
-	for (struct wn_list *n = fl->lru.next; n != &fl->lru; n = n->next)
-		wn_list_entry(n, struct wn_flow, lru)->acked = 0;
+	for (struct wn_list *n = fl->lru.next; n != &fl->lru; n = n->next) {
+		struct wn_flow *f = wn_list_entry(n, struct wn_flow, lru);
+		f->acked = 0;
+		/* The new session's server flows count groups from 0. */
+		fec_dec_reset(f);
+	}
 	if (fl->frag)
 		wn_dgfrag_clear(fl->frag);
 }
@@ -816,6 +1231,9 @@ void wn_fb_finish(struct wn_flows *fl, int err)
 		end_flow(wn_list_entry(fl->lru.next, struct wn_flow, lru), err);
 	if (fl->frag)
 		wn_dgfrag_clear(fl->frag);
+	if (fl->fec_timer_ok)
+		wn_timer_stop(&fl->fec_timer);
+	fl->fec_timer_at = 0;
 }
 
 void wn_fb_free(struct wn_flows *fl)

@@ -15,6 +15,11 @@
  *  - splitting a datagram larger than one message into two fragments and
  *    reassembling them (src/core/dgfrag.h: a small bounded buffer per
  *    session, fragments time out);
+ *  - FEC for flows that ask for it (wn_flow_set_fec; the server mirrors
+ *    its client's counts): each message wrapped as a data shard of a
+ *    group, the group's Reed-Solomon parity sent when it is full or its
+ *    grouping time has passed (src/core/dgfec.h), and lost messages
+ *    rebuilt as soon as a group allows, in memory bounded per session;
  *  - the flow table: ids, the cap on flows per session (at the cap the
  *    least recently used flow not established is evicted, else an
  *    established one silent for a while; while every flow is established
@@ -29,8 +34,11 @@
  * engine calls wn_fb_recv from its receive path; that calls handlers.
  *
  * Time: the base takes the engine's clock through the transport (now_ms),
- * so a test's virtual clock drives fragment timeouts. It arms no timers:
- * expired fragments are dropped when the buffer is next used.
+ * so a test's virtual clock drives fragment timeouts and FEC grouping.
+ * Expired fragments are dropped when the buffer is next used. The one
+ * timer, armed only while an FEC group is open, sends parity when the
+ * grouping time has passed (wn_fb_poll); the transport's send is then
+ * called from that timer's callback too.
  *
  * After wn_fb_finish the base calls the transport no more, so an engine
  * may free its session (then wn_fb_free) while front ends still hold
@@ -71,6 +79,8 @@ struct wn_flows_stats {
 	uint64_t flows_refused; /* new ones, when every slot was in use */
 	uint64_t dgrams_out, bytes_out, dgrams_in, bytes_in;
 	uint64_t drop_size, drop_queue, drop_policy, frag_lost;
+	uint64_t fec_recovered, fec_unrecoverable;
+	uint64_t fec_nomem;    /* flows whose FEC the memory budget refused */
 	uint64_t bad_msgs;     /* malformed messages from the peer */
 	uint64_t unknown_flow; /* messages for a flow this side does not know */
 };
@@ -110,6 +120,12 @@ void wn_fb_finish(struct wn_flows *fl, int err);
 void wn_fb_free(struct wn_flows *fl);
 
 void wn_fb_stats(const struct wn_flows *fl, struct wn_flows_stats *out);
+
+/* Sends the parity of every FEC group whose grouping time has passed (by
+ * the transport's clock) and arms the base's timer for the next. The
+ * timer calls it; a test on a virtual clock calls it after moving the
+ * clock. */
+void wn_fb_poll(struct wn_flows *fl);
 
 /* ---- for tunnel.c (the wn_tunnel_* flow calls) -------------------------- */
 

@@ -29,6 +29,7 @@ void wn_kcp_engine_opts_default(struct wn_kcp_engine_opts *o)
 	o->session_buffer = WN_SB_SESSION_LIMIT_DEFAULT;
 	o->total_buffer = WN_SB_TOTAL_LIMIT_DEFAULT;
 	o->max_sessions = 4096;
+	o->streams_per_key = WN_KEY_STREAMS_DEFAULT;
 	o->failover_ms = 3000;
 	o->probe_ms = 10000;
 }
@@ -55,6 +56,8 @@ int wn__kep_opts_from(const struct wn_engine_type *t,
 		o->mtu = c->mtu;
 	if (c->max_streams)
 		o->max_streams = c->max_streams;
+	if (c->streams_per_key)
+		o->streams_per_key = c->streams_per_key;
 	if (c->idle_timeout_ms)
 		o->idle_timeout_ms = c->idle_timeout_ms;
 	o->keepalive_ms = server            ? 0

@@ -85,6 +85,9 @@ struct wn_kcp_engine_opts {
 	size_t session_buffer;     /* send budget per session (stream_base.h) */
 	size_t total_buffer;       /* send budget over the endpoint */
 	unsigned max_sessions;     /* server: live sessions */
+	uint32_t streams_per_key;  /* server: accepted streams per client key
+	                              (its one session's, kcp: a new session
+	                              replaces the old) */
 	uint32_t failover_ms;      /* client: next path after this long without
 	                              an authenticated packet */
 	uint32_t probe_ms;         /* client: on a fallback path, try the first
@@ -189,6 +192,10 @@ struct kep {
 	/* What the endpoint's streams share (kcp_stream.c sets it up with
 	 * the first stream). */
 	struct wn_stream_env senv;
+	/* server: accepted streams per client key (nkeys of them; the stream
+	 * base counts them, stream_base.h); NULL for kcptun */
+	uint32_t *key_streams;
+	size_t nkeys;
 };
 
 enum ks_state {

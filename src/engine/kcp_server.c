@@ -165,6 +165,7 @@ static struct ksession *server_new_session(struct wn_kcp_server *s,
 		return NULL;
 	memcpy(ks->sess_id, sess_id, 8);
 	ks->client_index = (int)i;
+	ks->tunnel.key_slot = (uint32_t)i + 1;
 	struct wn_protect_env env = {
 	    .random = wn_protect_random_sodium,
 	    .index_add = srv_index_add,
@@ -196,32 +197,20 @@ static struct ksession *server_new_session(struct wn_kcp_server *s,
 	return ks;
 }
 
-/* The source of a packet for per-source budgets: the address without
- * the port, IPv6 by its /64 (one host's usual share). */
-static size_t source_key(const uint8_t *akey, size_t alen,
-                         uint8_t out[WN_HSADMIT_SRC_KEY_MAX])
-{
-	size_t n = alen == 19 ? 8 : alen - 3;
-	out[0] = akey[0];
-	memcpy(out + 1, akey + 3, n);
-	return 1 + n;
-}
-
 /* Whether an initiation that passed mac1 may cost us the DH work (see
  * crypto/hsadmit.h); answers it with a cookie reply under load. */
 static int server_admit(struct wn_kcp_server *s, struct wn_carrier *car,
                         const struct sockaddr *from, socklen_t fromlen,
                         const uint8_t *pkt, size_t len, uint64_t now)
 {
-	uint8_t akey[WN_CID_MAX], skey[WN_HSADMIT_SRC_KEY_MAX];
+	uint8_t akey[WN_CID_MAX];
 	size_t alen = addr_key(from, akey);
 	bool mac2;
 	if (wn_protect_responder_check(&s->resp, pkt, len, akey, alen, now,
 	                               &mac2) != 0)
 		return -1; /* a stranger: not a word */
-	size_t slen = source_key(akey, alen, skey);
 	switch (wn_hsadmit_check(&s->adm, pkt + len - 2 * WN_PROTECT_MAC_LEN,
-	                         skey, slen, mac2, now)) {
+	                         from, fromlen, mac2, now)) {
 	case WN_HSADMIT_GO:
 		return 0;
 	case WN_HSADMIT_COOKIE: {
@@ -403,14 +392,15 @@ static void kt_server_recv(struct wn_kcp_server *s, struct wn_carrier *car,
 			s->ep.stats.pkts_dropped++;
 			return;
 		}
-		if (!wn_prefixlimit_take(&s->kt_new, from, now)) {
+		if (!wn_prefixlimit_take(&s->kt_new, from, fromlen, now)) {
 			s->ep.stats.pkts_dropped++;
-			char pfx[64];
+			char pfx[WN_PREFIX_STRLEN];
 			WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN,
 			          "sess",
 			          "new sessions from %s come too fast: "
 			          "dropping some (%llu so far)",
-			          wn_prefixlimit_format(&s->kt_new, from, pfx,
+			          wn_prefixlimit_format(&s->kt_new, from,
+			                                fromlen, pfx,
 			                                sizeof(pfx)),
 			          (unsigned long long)s->kt_new.denied);
 			return;
@@ -553,6 +543,11 @@ int wn__kep_server_create(const struct wn_kcp_engine_opts *o,
 		return 0;
 	}
 	s->nclients = n;
+	rc = WN_ENOMEM;
+	s->ep.key_streams = calloc(n ? n : 1, sizeof(uint32_t));
+	if (!s->ep.key_streams)
+		goto fail_addr;
+	s->ep.nkeys = n;
 	for (size_t i = 0; i < n; i++) {
 		memcpy(s->clients[i].key, clients[i], WN_KEY_LEN);
 		rc = wn_pubkey_to_x25519(clients[i], s->clients[i].x);
@@ -571,6 +566,7 @@ fail_addr:
 fail_map:
 	wn_cidmap_free(&s->by_index);
 fail:
+	free(s->ep.key_streams);
 	free(s->clients);
 	free(s->ep.tx);
 	free(s);
@@ -624,6 +620,7 @@ static void server_deferred_free(struct wn_deferred *node)
 	wn__ktprof_free(&s->ep);
 	sodium_memzero(s->clients, s->nclients * sizeof(*s->clients));
 	free(s->clients);
+	free(s->ep.key_streams);
 	free(s->ep.tx);
 	free(s);
 }

@@ -217,6 +217,8 @@ static struct kstream *stream_alloc(struct ksession *ks, uint32_t sid,
 		               ep->o.log, ep->is_server ? &ep->ah : NULL);
 		wn_sb_env_budget(&ep->senv, ep->o.session_buffer,
 		                 ep->o.total_buffer);
+		wn_sb_env_keys(&ep->senv, ep->key_streams, ep->nkeys,
+		               ep->o.streams_per_key);
 	}
 	st->ep = ep;
 	st->ks = ks;

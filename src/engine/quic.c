@@ -56,6 +56,8 @@ void wn_quic_opts_default(struct wn_quic_opts *o)
 	o->stream_window_max = 16u << 20;
 	o->conn_window_max = 64u << 20;
 	o->max_streams = 1024;
+	o->sessions_per_key = WN_KEY_SESSIONS_DEFAULT;
+	o->streams_per_key = WN_KEY_STREAMS_DEFAULT;
 	o->session_buffer = WN_SB_SESSION_LIMIT_DEFAULT;
 	o->total_buffer = WN_SB_TOTAL_LIMIT_DEFAULT;
 	o->failover_ms = 3000;
@@ -72,6 +74,10 @@ static void opts_from(const struct wn_engine_conf *c, int server,
 	o->id = c->id;
 	if (c->max_streams)
 		o->max_streams = c->max_streams;
+	if (c->sessions_per_key)
+		o->sessions_per_key = c->sessions_per_key;
+	if (c->streams_per_key)
+		o->streams_per_key = c->streams_per_key;
 	if (c->idle_timeout_ms)
 		o->idle_timeout_ms = c->idle_timeout_ms;
 	o->keepalive_ms = server            ? 0
@@ -138,6 +144,7 @@ static void ep_free(struct qep *ep)
 	if (ep->is_server)
 		wn_cidmap_free(&ep->cids);
 	free(ep->clients);
+	free(ep->key_sessions); /* key_streams is in the same block */
 	free(ep->txbuf);
 }
 
@@ -752,10 +759,58 @@ static void admit_release(struct wn_quic_server *s, struct qconn *qc)
 	qc->admit = 0;
 }
 
+/* The key's connection, other than qc, whose client the server heard from
+ * least recently, or NULL. */
+static struct qconn *stalest_of_key(struct qep *ep, const struct qconn *qc)
+{
+	struct qconn *best = NULL;
+
+	for (struct wn_list *n = ep->conns.next; n != &ep->conns; n = n->next) {
+		struct qconn *c = wn_list_entry(n, struct qconn, link);
+		if (c == qc || !c->key_counted ||
+		    c->tunnel.key_slot != qc->tunnel.key_slot)
+			continue;
+		if (!best || c->last_rx_ms < best->last_rx_ms)
+			best = c;
+	}
+	return best;
+}
+
+/* A key holds at most sessions-per-key sessions: past that, the new one
+ * replaces the key's session the server heard from least recently. That
+ * is the one a client left behind when it was killed or lost its address,
+ * so a client that restarts is never locked out by its own dead sessions,
+ * and one key still cannot hold more than its share of the server. Only a
+ * completed handshake (the peer proved it holds the key) counts or
+ * replaces anything. */
+static void key_admit(struct qep *ep, struct qconn *qc)
+{
+	uint32_t cap = ep->o.sessions_per_key, slot = qc->tunnel.key_slot;
+
+	if (qc->key_counted || slot == 0 || slot > ep->nclients)
+		return;
+	while (cap && ep->key_sessions[slot - 1] >= cap) {
+		struct qconn *old = stalest_of_key(ep, qc);
+		if (!old)
+			break;
+		WN_LOG_RL(ep->o.log, &ep->rl_err, wn__quic_now_ms(ep),
+		          WN_LOG_INFO, "sess",
+		          "client %s: %u sessions (sessions-per-key): the "
+		          "one heard from least recently goes",
+		          qc->tunnel.peer_id, cap);
+		/* Its conn_dead gives its count back. */
+		wn__qconn_close(old, "replaced by a newer session of its key "
+		                     "(sessions-per-key)");
+	}
+	ep->key_sessions[slot - 1]++;
+	qc->key_counted = 1;
+}
+
 static void server_conn_up(struct qep *ep, struct qconn *qc)
 {
 	struct wn_quic_server *s = SV(ep);
 	admit_release(s, qc);
+	key_admit(ep, qc);
 	s->live++;
 	/* The session's datagram flows, once the client is known (a
 	 * stranger's handshake costs none). Without them the session still
@@ -771,6 +826,10 @@ static void server_conn_dead(struct qep *ep, struct qconn *qc)
 {
 	struct wn_quic_server *s = SV(ep);
 	admit_release(s, qc);
+	if (qc->key_counted) {
+		qc->key_counted = 0;
+		ep->key_sessions[qc->tunnel.key_slot - 1]--;
+	}
 	if (qc->peer_ok && qc->tunnel.peer_id[0]) {
 		s->live--;
 		wn_log_event(ep->o.log, WN_LOG_INFO, "sess", '-',
@@ -879,7 +938,7 @@ static struct qconn *server_admit(struct wn_quic_server *s,
 		validated = 1;
 	}
 	struct wn_prefix pfx;
-	wn_prefix_of(from, fromlen, &pfx);
+	wn_prefix_of(from, fromlen, WN_PREFIX_V4_NET, WN_PREFIX_V6_NET, &pfx);
 	if (ep->stats.conns_opened - ep->stats.conns_closed >=
 	        SERVER_MAX_CONNS ||
 	    s->halfopen >= SERVER_MAX_HALFOPEN ||
@@ -989,12 +1048,14 @@ int wn__quic_server_new(const struct wn_quic_opts *o,
 		return rc;
 	}
 	s->ep.clients = malloc(n ? n * WN_KEY_LEN : 1);
-	if (!s->ep.clients) {
+	s->ep.key_sessions = calloc(2 * n + 1, sizeof(uint32_t));
+	if (!s->ep.clients || !s->ep.key_sessions) {
 		ep_free(&s->ep);
 		free(s);
 		return WN_ENOMEM;
 	}
 	memcpy(s->ep.clients, clients, n * WN_KEY_LEN);
+	s->ep.key_streams = s->ep.key_sessions + n;
 	s->ep.nclients = n;
 	s->ep.ah = *ah;
 	s->ep.base.ops = &server_ops;
@@ -1003,14 +1064,14 @@ int wn__quic_server_new(const struct wn_quic_opts *o,
 	wn_qproof_key(s->ep.proof_key, o->id->ed_pk);
 	randombytes_buf(s->retry_secret, sizeof(s->retry_secret));
 	s->retry_rotated_ms = wn__quic_now_ms(&s->ep);
-	uint64_t seed;
-	randombytes_buf(&seed, sizeof(seed));
+	uint8_t hkey[16];
+	randombytes_buf(hkey, sizeof(hkey));
 	rc = wn_prefixcount_init(&s->pfx_halfopen, SERVER_PREFIX_SLOTS,
-	                         SERVER_PREFIX_HALFOPEN, seed);
+	                         SERVER_PREFIX_HALFOPEN, hkey);
 	if (rc == 0) {
 		rc = wn_prefixcount_init(&s->pfx_unvalidated,
 		                         SERVER_PREFIX_SLOTS,
-		                         SERVER_PREFIX_UNVALIDATED, seed);
+		                         SERVER_PREFIX_UNVALIDATED, hkey);
 		if (rc != 0)
 			wn_prefixcount_free(&s->pfx_halfopen);
 	}

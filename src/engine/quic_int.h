@@ -92,6 +92,8 @@ struct wn_quic_opts {
 	uint64_t stream_window_max; /* autotuning limit per stream */
 	uint64_t conn_window_max;   /* autotuning limit per connection */
 	uint64_t max_streams;       /* concurrent streams per connection */
+	uint32_t sessions_per_key;  /* server: connections per client key */
+	uint32_t streams_per_key;   /* server: accepted streams per key */
 	size_t session_buffer; /* send budget per connection (stream_base.h) */
 	size_t total_buffer;   /* send budget over the endpoint */
 	uint32_t failover_ms;  /* client, several paths: move after this long
@@ -183,6 +185,9 @@ struct qep {
 	struct wn_cidmap cids;
 	uint8_t (*clients)[WN_KEY_LEN];
 	size_t nclients;
+	/* per client key (nclients each): live verified connections, and
+	 * accepted streams (the stream base's count, stream_base.h) */
+	uint32_t *key_sessions, *key_streams;
 	struct wn_accept_handler ah;
 	/* client */
 	uint8_t server_key[WN_KEY_LEN];
@@ -234,6 +239,7 @@ struct qconn {
 	int stops_owed;      /* a released stream's FIN left in this pass */
 	uint64_t last_rx_ms; /* engine time of the last packet taken */
 	int peer_ok;
+	int key_counted; /* server: up, counted in ep->key_sessions */
 	uint8_t peer_key[WN_KEY_LEN];
 	/* Server: what admission counts this connection as until its
 	 * handshake ends (QC_ADMIT_* bits, quic.c), and its source prefix. */

@@ -185,6 +185,9 @@ struct qstream *wn__qstream_new(struct qep *ep,
 		               ep->o.log, ep->is_server ? &ep->ah : NULL);
 		wn_sb_env_budget(&ep->senv, ep->o.session_buffer,
 		                 ep->o.total_buffer);
+		if (ep->is_server)
+			wn_sb_env_keys(&ep->senv, ep->key_streams, ep->nclients,
+			               ep->o.streams_per_key);
 	}
 	qs->ep = ep;
 	qs->sid = -1;

@@ -13,6 +13,19 @@ static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
 	return ((struct qconn *)ref->user_data)->conn;
 }
 
+/* Server: a listed client key, the i-th. Its sessions are counted
+ * against sessions-per-key only once the handshake has completed
+ * (quic.c, server_conn_up): this callback runs when the Certificate
+ * arrives, before CertificateVerify proves that the peer holds the key,
+ * and anyone may know a client's public key. */
+static int admit_key(struct qconn *qc, size_t i, const uint8_t *key)
+{
+	qc->tunnel.key_slot = (uint32_t)i + 1;
+	memcpy(qc->peer_key, key, WN_KEY_LEN);
+	qc->peer_ok = 1;
+	return 0;
+}
+
 /* GnuTLS verify function shared by every session of the credentials: the
  * session pointer leads back to the connection (via ngtcp2's conn_ref). */
 int wn_quic_verify_peer(gnutls_session_t s)
@@ -31,12 +44,8 @@ int wn_quic_verify_peer(gnutls_session_t s)
 	wn_key_encode(key, got);
 	if (ep->is_server) {
 		for (size_t i = 0; i < ep->nclients; i++)
-			if (sodium_memcmp(ep->clients[i], key, WN_KEY_LEN) ==
-			    0) {
-				memcpy(qc->peer_key, key, WN_KEY_LEN);
-				qc->peer_ok = 1;
-				return 0;
-			}
+			if (sodium_memcmp(ep->clients[i], key, WN_KEY_LEN) == 0)
+				return admit_key(qc, i, key);
 		snprintf(qc->why, sizeof(qc->why),
 		         "client key %s is not in allow-client", got);
 	} else {

@@ -279,6 +279,44 @@ size_t wn_sb_total_buffered(const struct wn_stream_env *env)
 	return env->total.used;
 }
 
+/* ---- streams per client key -------------------------------------------- */
+
+/* The count of s's client key, or NULL when its streams are not capped. */
+static uint32_t *key_count(const struct wn_stream *s)
+{
+	const struct wn_stream_env *env = s->env;
+	uint32_t slot = s->tunnel ? s->tunnel->key_slot : 0;
+
+	if (!env->key_streams || env->key_cap == 0 || slot == 0 ||
+	    slot > env->nkeys)
+		return NULL;
+	return &env->key_streams[slot - 1];
+}
+
+/* Counts an accepted stream against its key. Returns 0, or -1 when the
+ * key already holds its cap (nothing counted). */
+static int key_take(struct wn_stream *s)
+{
+	uint32_t *n = key_count(s);
+
+	if (!n)
+		return 0;
+	if (*n >= s->env->key_cap)
+		return -1;
+	(*n)++;
+	s->key_counted = 1;
+	return 0;
+}
+
+static void key_put(struct wn_stream *s)
+{
+	uint32_t *n = key_count(s);
+
+	if (s->key_counted && n && *n > 0)
+		(*n)--;
+	s->key_counted = 0;
+}
+
 /* ---- ending ------------------------------------------------------------ */
 
 static void closed_deferred(struct wn_deferred *node)
@@ -305,6 +343,7 @@ void wn_sb_finish(struct wn_stream *s, int err)
 		set_out(s, WN_SB_OUT_ABORTED);
 	s->want_writable = 0;
 	budget_forget(s);
+	key_put(s);
 	s->env->tp->detach(s);
 	wn_loop_defer(s->env->loop, &s->dnode, closed_deferred);
 }
@@ -479,6 +518,14 @@ void wn_sb_env_budget(struct wn_stream_env *env, size_t session_limit,
 	env->total_limit = total_limit;
 }
 
+void wn_sb_env_keys(struct wn_stream_env *env, uint32_t *counts, size_t n,
+                    uint32_t cap)
+{
+	env->key_streams = counts;
+	env->nkeys = n;
+	env->key_cap = cap;
+}
+
 void wn_sb_init(struct wn_stream *s, struct wn_stream_env *env,
                 struct wn_tunnel *t, const struct wn_stream_handler *h)
 {
@@ -494,6 +541,13 @@ void wn_sb_init(struct wn_stream *s, struct wn_stream_env *env,
 		s->hdr_pending = 1;
 }
 
+/* The engine's time, for rate limits. */
+static uint64_t now_ms(const struct wn_stream *s)
+{
+	return s->env->tp->now_ms ? s->env->tp->now_ms(s)
+	                          : wn_loop_now_ms(s->env->loop);
+}
+
 /* Calls the accept handler; the stream lives on only with a handler. */
 static int accept_now(struct wn_stream *s, const struct wn_endpoint *target)
 {
@@ -502,6 +556,16 @@ static int accept_now(struct wn_stream *s, const struct wn_endpoint *target)
 	s->hdr_pending = 0;
 	if (!ah || !ah->on_stream) {
 		do_reset(s, WN_STREAM_DENIED);
+		return -1;
+	}
+	if (key_take(s) != 0) {
+		WN_LOG_RL(s->env->log, &s->env->rl, now_ms(s), WN_LOG_WARN,
+		          "sock",
+		          "stream %llu from %s refused: its key holds %u "
+		          "streams (streams-per-key)",
+		          (unsigned long long)s->id, s->tunnel->peer_id,
+		          s->env->key_cap);
+		do_reset(s, WN_STREAM_LIMIT);
 		return -1;
 	}
 	ah->on_stream(ah->ctx, s->tunnel, s, target);
@@ -519,13 +583,6 @@ int wn_sb_accept(struct wn_stream *s, const struct wn_endpoint *target)
 	if (s->ended)
 		return -1;
 	return accept_now(s, target);
-}
-
-/* The engine's time, for rate limits. */
-static uint64_t now_ms(const struct wn_stream *s)
-{
-	return s->env->tp->now_ms ? s->env->tp->now_ms(s)
-	                          : wn_loop_now_ms(s->env->loop);
 }
 
 /* Server side: the first bytes of a client stream are its header. Returns

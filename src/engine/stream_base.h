@@ -174,6 +174,12 @@ struct wn_stream_env {
 	/* The send budget (above): limits in bytes, 0: none. */
 	size_t session_limit, total_limit;
 	struct wn_sb_budget total; /* every stream of the endpoint */
+	/* Server: accepted streams live per client key, indexed by the
+	 * tunnel's key_slot - 1 (borrowed from the engine; NULL: no cap),
+	 * each at most key_cap (see wn_sb_env_keys). */
+	uint32_t *key_streams;
+	size_t nkeys;
+	uint32_t key_cap;
 };
 
 /* The base part of every engine's stream. Fields are the base's: engines
@@ -197,7 +203,8 @@ struct wn_stream {
 	    ended : 1,         /* on_closed is scheduled (or skipped) */
 	    reported : 1,      /* the deferred close has run */
 	    want_writable : 1, /* a short write or empty reserve happened */
-	    hdr_pending : 1;   /* server: the header has not all arrived */
+	    hdr_pending : 1,   /* server: the header has not all arrived */
+	    key_counted : 1;   /* counted in env->key_streams */
 	int err;               /* on_closed's reason */
 	size_t acct;           /* bytes counted in the send budget */
 	struct wn_list blink;  /* on a budget's wait list while refused */
@@ -219,6 +226,15 @@ void wn_sb_env_init(struct wn_stream_env *env, const struct wn_sb_transport *tp,
  * sending before writes are refused; 0: no limit. */
 void wn_sb_env_budget(struct wn_stream_env *env, size_t session_limit,
                       size_t total_limit);
+
+/* Server: caps the streams one client key holds at once over all its
+ * sessions. counts (n entries, zeroed, the engine's: it outlives every
+ * stream) is indexed by a tunnel's key_slot - 1; a stream whose header
+ * arrives while its key holds cap accepted streams is reset with
+ * WN_STREAM_LIMIT before the accept handler sees it. Streams of a tunnel
+ * without a key slot are not counted. cap 0 or counts NULL: no cap. */
+void wn_sb_env_keys(struct wn_stream_env *env, uint32_t *counts, size_t n,
+                    uint32_t cap);
 
 /* Initialises the base of a new stream (zeroed memory) on tunnel t and
  * gives it the next id. With h (copied) it is an outgoing stream; with h

@@ -30,6 +30,8 @@ const char *wn_stream_err_str(int err)
 		return "tunnel lost";
 	case WN_STREAM_EVICTED:
 		return "evicted: too many flows";
+	case WN_STREAM_LIMIT:
+		return "too many streams for this client key";
 	default:
 		return "unknown reason";
 	}

@@ -121,6 +121,8 @@ enum wn_stream_err {
 	WN_STREAM_SESSION_LOST = 9, /* the tunnel itself was lost */
 	WN_STREAM_EVICTED = 10,     /* too many flows: the least recently
 	                             * used was ended (flows only) */
+	WN_STREAM_LIMIT = 11,       /* the client's key holds as many streams
+	                             * as the server allows one key */
 };
 
 /* A short description of a stream error ("target not allowed"). */
@@ -241,6 +243,23 @@ struct wn_flow *wn_tunnel_open_flow(struct wn_tunnel *t,
  * flow ended. Every drop is counted in the flow's statistics. */
 int wn_flow_send(struct wn_flow *f, const uint8_t *data, size_t len);
 
+/* Client side, right after wn_tunnel_open_flow and before the flow's
+ * first datagram: protects the flow's datagrams with forward error
+ * correction. Each `data` messages form a group followed by `parity`
+ * Reed-Solomon parity messages, which rebuild up to `parity` lost
+ * messages of the group without retransmission; a group with fewer
+ * messages after delay_ms closes early with its share of parity
+ * (rounded up). Datagrams are never held back; only the parity waits.
+ * The server protects the flow's replies with the same counts. data
+ * 1..32, parity 1..16, delay_ms 1..255 (docs/wire-format.md, "Datagram
+ * flows"). A flow with FEC carries datagrams a little smaller than
+ * wn_tunnel_max_datagram (its messages give 10 bytes to FEC); a larger
+ * one gets WN_EMSGSIZE. Returns 0, WN_EINVAL (counts out of range, not a
+ * client's flow, FEC already set, datagrams already sent) or WN_ENOMEM
+ * (memory, or the session's FEC budget: the flow stays plain). */
+int wn_flow_set_fec(struct wn_flow *f, unsigned data, unsigned parity,
+                    unsigned delay_ms);
+
 /* The front end is done with the flow: the peer is told (best effort),
  * no handler is called again, and the front end makes no more calls on
  * it. */
@@ -260,6 +279,10 @@ struct wn_flow_stats {
 	uint64_t drop_queue;  /* tunnel down, or the engine's queue full */
 	uint64_t drop_policy; /* refused by the server's policy */
 	uint64_t frag_lost;   /* fragments whose other half never came */
+	/* FEC (wn_flow_set_fec): messages (a datagram or one of its two
+	 * fragments) from the peer rebuilt from parity, and those lost that
+	 * could not be. */
+	uint64_t fec_recovered, fec_unrecoverable;
 };
 void wn_flow_stats(const struct wn_flow *f, struct wn_flow_stats *out);
 

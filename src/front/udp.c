@@ -65,6 +65,7 @@ struct wn_udp_front {
 	uint32_t evict_rate;
 	uint64_t evict_credit;
 	uint64_t evict_ms;
+	unsigned fec_data, fec_parity, fec_delay_ms;
 	struct wn_dgram_sock *sock;
 	struct wn_dgram_rx *rx;
 	struct wn_timer reap;
@@ -237,6 +238,16 @@ static void host_dec(struct wn_udp_front *u, struct uhost *h)
 	free(h);
 }
 
+/* Adds a flow's FEC counts to the forward's (it is about to go). */
+static void keep_fec_counts(struct wn_udp_front *u, struct wn_flow *f)
+{
+	struct wn_flow_stats fs;
+
+	wn_flow_stats(f, &fs);
+	u->stats.fec_recovered += fs.fec_recovered;
+	u->stats.fec_unrecoverable += fs.fec_unrecoverable;
+}
+
 /* Unlinks e from the table and the lists and frees it; closes its flow
  * (the tunnel tells the server) unless it has none. */
 static void drop_flow(struct wn_udp_front *u, struct uflow *e)
@@ -254,8 +265,10 @@ static void drop_flow(struct wn_udp_front *u, struct uflow *e)
 		wn_list_del(&e->hfresh);
 	}
 	host_dec(u, e->host);
-	if (e->flow)
+	if (e->flow) {
+		keep_fec_counts(u, e->flow);
 		wn_flow_close(e->flow);
+	}
 	u->stats.flows--;
 	free(e);
 }
@@ -449,6 +462,14 @@ static struct uflow *new_flow(struct wn_udp_front *u,
 		drop_flow(u, e);
 		return NULL;
 	}
+	if (u->fec_data && wn_flow_set_fec(e->flow, u->fec_data, u->fec_parity,
+	                                   u->fec_delay_ms) < 0) {
+		u->stats.fec_off++;
+		WN_LOG_RL(u->log, &u->rl_err, now, WN_LOG_WARN, LOG_COMP,
+		          "%s: no memory for FEC on a new flow: it goes "
+		          "without",
+		          u->name);
+	}
 	u->stats.flows_opened++;
 	return e;
 fail:
@@ -486,7 +507,7 @@ static void on_flow_closed(void *ctx, struct wn_flow *f, int err)
 	struct wn_udp_front *u = e->u;
 	char src[INET6_ADDRSTRLEN + 8];
 
-	(void)f;
+	keep_fec_counts(u, f);
 	e->flow = NULL;
 	if (err == WN_STREAM_DENIED) {
 		u->stats.flows_denied++;
@@ -622,6 +643,14 @@ void wn_udp_front_close(struct wn_udp_front *u)
 	       (unsigned long long)u->stats.drop_reply,
 	       (unsigned long long)u->stats.drop_full,
 	       (unsigned long long)u->stats.flows_evicted);
+	if (u->fec_data)
+		WN_LOG(u->log, WN_LOG_INFO, LOG_COMP,
+		       "%s: fec %u/%u: %llu rebuilt, %llu unrecoverable, %llu "
+		       "flows without",
+		       u->name, u->fec_data, u->fec_parity,
+		       (unsigned long long)u->stats.fec_recovered,
+		       (unsigned long long)u->stats.fec_unrecoverable,
+		       (unsigned long long)u->stats.fec_off);
 	if (u->sock)
 		wn_dgram_close(u->sock);
 	u->sock = NULL;
@@ -704,6 +733,9 @@ int wn_udp_front_open(struct wn_loop *loop, struct wn_log *log,
 	                    : WN_UDP_FRONT_EVICT_RATE;
 	u->evict_credit = (uint64_t)u->evict_rate * 1000;
 	u->evict_ms = wn_loop_now_ms(loop);
+	u->fec_data = o->fec_data;
+	u->fec_parity = o->fec_parity;
+	u->fec_delay_ms = o->fec_delay_ms ? o->fec_delay_ms : 5;
 	u->fh.on_datagram = on_flow_datagram;
 	u->fh.on_flow_closed = on_flow_closed;
 	wn_list_init(&u->lru);
@@ -756,10 +788,14 @@ int wn_udp_front_open(struct wn_loop *loop, struct wn_log *log,
 	}
 	wn_dgram_sockname(u->sock, &local);
 	wn_sockaddr_format((struct sockaddr *)&local, a, sizeof(a));
+	char fec[48] = "off";
+	if (u->fec_data)
+		snprintf(fec, sizeof(fec), "%u/%u, fec-delay %ums", u->fec_data,
+		         u->fec_parity, u->fec_delay_ms);
 	WN_LOG(log, WN_LOG_INFO, LOG_COMP,
 	       "%s: listening on udp://%s for %s (udp-idle %ums, max-flows "
-	       "%u)",
-	       u->name, a, u->target_text, u->idle_ms, u->max_flows);
+	       "%u, fec %s)",
+	       u->name, a, u->target_text, u->idle_ms, u->max_flows, fec);
 	*out = u;
 	return 0;
 }
@@ -774,6 +810,15 @@ void wn_udp_front_stats(const struct wn_udp_front *u,
                         struct wn_udp_front_stats *out)
 {
 	*out = u->stats;
+	for (struct wn_list *n = u->lru.next; n != &u->lru; n = n->next) {
+		const struct uflow *e = wn_list_entry(n, struct uflow, lru);
+		struct wn_flow_stats fs;
+		if (!e->flow)
+			continue;
+		wn_flow_stats(e->flow, &fs);
+		out->fec_recovered += fs.fec_recovered;
+		out->fec_unrecoverable += fs.fec_unrecoverable;
+	}
 	/* Replies go out in batches: the kernel's refusals are counted
 	 * where the batch is written. */
 	if (u->sock) {

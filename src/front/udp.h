@@ -40,6 +40,12 @@
  *    silent for idle_ms. A flow the tunnel ends otherwise (session lost,
  *    evicted by the engine) is forgotten: the next datagram opens a new one.
  *
+ * FEC (fec_data/fec_parity, off by default): each flow is opened with
+ * wn_flow_set_fec, so Reed-Solomon parity repairs random loss on the path
+ * both ways (the server mirrors it for the replies); a flow the tunnel
+ * has no FEC memory for travels without (logged, rate-limited). What was
+ * rebuilt and what could not be are counted per forward.
+ *
  * Datagrams are never truncated: one larger than wn_tunnel_max_datagram()
  * (or than WN_DGRAM_SLOT, which receiving needs a buffer bound for, above
  * any tunnel's maximum) is dropped and counted in drop_size. Datagrams that arrive while the
@@ -88,6 +94,9 @@ struct wn_udp_front_opts {
 	/* Evictions a second at most (0: WN_UDP_FRONT_EVICT_RATE, or
 	 * max_flows when more); not a configuration key: the unit tests set it. */
 	unsigned evict_rate;
+	unsigned fec_data;     /* FEC data shards per group; 0: off */
+	unsigned fec_parity;   /* FEC parity shards per group */
+	uint32_t fec_delay_ms; /* FEC grouping time; 0: 5 ms */
 };
 
 /* The forward's counters; datagrams and bytes "up" went from the
@@ -108,6 +117,10 @@ struct wn_udp_front_stats {
 	uint64_t drop_policy; /* from a source whose flow was refused */
 	uint64_t drop_reply;  /* the local socket did not take a reply */
 	uint64_t drop_full;   /* from a new source, every slot in use */
+	/* FEC, over the forward's flows, closed and live: messages from the
+	 * server rebuilt from parity, lost ones that could not be, flows
+	 * that went without FEC (no memory for it). */
+	uint64_t fec_recovered, fec_unrecoverable, fec_off;
 };
 
 /* Binds opts->listen and starts forwarding (opts is copied). t, loop and

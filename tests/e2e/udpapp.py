@@ -14,6 +14,10 @@
         seconds as fast as they go, while one probe socket sends a
         datagram every 50 ms and counts answers; prints {"sent": ...,
         "probes": P, "answered": K}
+    udpapp.py rate --to HOST:PORT --count N --size B --pps R
+        N numbered datagrams of B bytes from one socket at R a second,
+        counting the distinct ones that come back intact (until 2 s after
+        the last); prints {"sent": N, "back": K, "lost": N - K}
 
 The last line of output is JSON."""
 
@@ -125,6 +129,41 @@ def flood(a):
                       "answered": answered}))
 
 
+def rate(a):
+    to = hostport(a.to)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    back = set()
+
+    def numbered(seq):
+        return (seq.to_bytes(4, "big") * (a.size // 4 + 1))[:a.size]
+
+    def drain(wait):
+        r, _, _ = select.select([s], [], [], wait)
+        while r:
+            d = s.recv(65535)
+            seq = int.from_bytes(d[:4], "big")
+            if d == numbered(seq):
+                back.add(seq)
+            r, _, _ = select.select([s], [], [], 0)
+
+    start = time.monotonic()
+    for i in range(a.count):
+        s.sendto(numbered(i), to)
+        due = start + (i + 1) / a.pps
+        while True:
+            left = due - time.monotonic()
+            drain(max(left, 0))
+            if left <= 0:
+                break
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end and len(back) < a.count:
+        drain(0.1)
+    print(json.dumps({"sent": a.count, "back": len(back),
+                      "lost": a.count - len(back)}))
+
+
 def main():
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -144,8 +183,14 @@ def main():
     f.add_argument("--to", required=True)
     f.add_argument("--sources", type=int, default=2000)
     f.add_argument("--seconds", type=float, default=3.0)
+    r = sub.add_parser("rate")
+    r.add_argument("--to", required=True)
+    r.add_argument("--count", type=int, required=True)
+    r.add_argument("--size", type=int, default=1000)
+    r.add_argument("--pps", type=float, default=500)
     a = p.parse_args()
-    {"echo": echo, "sizes": sizes, "ports": ports, "flood": flood}[a.cmd](a)
+    {"echo": echo, "sizes": sizes, "ports": ports, "flood": flood,
+     "rate": rate}[a.cmd](a)
 
 
 if __name__ == "__main__":

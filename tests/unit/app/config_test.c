@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "app/config.h"
+#include "app/fronts.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -190,6 +191,76 @@ static void test_buffer_budget_keys(void **state)
 	                             "total-buffer = 0\n"),
 	                 WN_ECONFIG);
 	expect_diag(&cfg, "[client] total-buffer", "positive number");
+	wn_config_free(&cfg);
+}
+
+/* The caps per client key: set, in range, and refused where the engine
+ * would ignore them (engine kcp keeps one session per key; engine kcptun
+ * has no client keys). */
+static void test_per_key_caps(void **state)
+{
+	(void)state;
+	struct wn_config cfg;
+	char text[512];
+
+	snprintf(text, sizeof(text),
+	         "[server]\nlisten = udp://0.0.0.0:1\nkey = s.key\n"
+	         "allow-client = %s\nallow = 10.0.0.0/8:22\n"
+	         "sessions-per-key = 3\nstreams-per-key = 100\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(cfg.server.sessions_per_key, 3);
+	assert_int_equal(cfg.server.streams_per_key, 100);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), 0);
+	wn_config_free(&cfg);
+
+	/* Unset: 0, the engine's default. */
+	snprintf(text, sizeof(text),
+	         "[server]\nlisten = udp://0.0.0.0:1\nkey = s.key\n"
+	         "allow-client = %s\nallow = 10.0.0.0/8:22\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(cfg.server.sessions_per_key, 0);
+	assert_int_equal(cfg.server.streams_per_key, 0);
+	wn_config_free(&cfg);
+
+	assert_int_equal(parse(&cfg, "[server]\nsessions-per-key = 0\n"),
+	                 WN_ECONFIG);
+	expect_diag(&cfg, "sessions-per-key", NULL);
+	wn_config_free(&cfg);
+	assert_int_equal(parse(&cfg, "[server]\nstreams-per-key = 0\n"),
+	                 WN_ECONFIG);
+	expect_diag(&cfg, "streams-per-key", NULL);
+	wn_config_free(&cfg);
+
+	/* Engine kcp: streams-per-key applies, sessions-per-key does not. */
+	snprintf(text, sizeof(text),
+	         "[server]\nengine = kcp\nlisten = udp://0.0.0.0:1\n"
+	         "key = s.key\nallow-client = %s\nallow = 10.0.0.0/8:22\n"
+	         "sessions-per-key = 3\nstreams-per-key = 100\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(&cfg, "t.conf:1: [server] sessions-per-key",
+	            "engine kcp holds one session per client key");
+	for (size_t i = 0; i < cfg.n_diags; i++)
+		assert_null(strstr(cfg.diags[i].text, "streams-per-key"));
+	wn_config_free(&cfg);
+
+	/* Engine kcptun: neither. */
+	assert_int_equal(parse(&cfg, "[server]\nengine = kcptun\n"
+	                             "listen = udp://0.0.0.0:1\n"
+	                             "target = 127.0.0.1:2\n"
+	                             "streams-per-key = 100\n"),
+	                 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_SERVER), WN_ECONFIG);
+	expect_diag(
+	    &cfg, "[server] streams-per-key: engine kcptun would ignore", NULL);
+	wn_config_free(&cfg);
+
+	/* A client has neither. */
+	assert_int_equal(parse(&cfg, "[client]\nstreams-per-key = 1\n"),
+	                 WN_ECONFIG);
 	wn_config_free(&cfg);
 }
 
@@ -1131,6 +1202,84 @@ static void test_udp_sections(void **state)
 	expect_diag(&cfg, "[udp c] listens on the same address", "[udp a]");
 	wn_config_free(&cfg);
 
+	/* fec: off by default; DATA/PARITY within bounds; fec-delay only
+	 * with fec. */
+	snprintf(text, sizeof(text),
+	         "[client]\n"
+	         "server = udp://10.0.0.1:4433\n"
+	         "server-key = %s\n"
+	         "key = c.key\n"
+	         "[udp a]\n"
+	         "listen = 127.0.0.1:5353\n"
+	         "target = 10.0.0.9:53\n"
+	         "[udp b]\n"
+	         "listen = 127.0.0.1:5354\n"
+	         "target = 10.0.0.9:53\n"
+	         "fec = 10/3\n"
+	         "[udp c]\n"
+	         "listen = 127.0.0.1:5355\n"
+	         "target = 10.0.0.9:53\n"
+	         "fec = 32/16\n"
+	         "fec-delay = 20ms\n"
+	         "[udp d]\n"
+	         "listen = 127.0.0.1:5356\n"
+	         "target = 10.0.0.9:53\n"
+	         "fec = off\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), 0);
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), 0);
+	assert_int_equal(cfg.udps[0].fec_data, 0);
+	assert_int_equal(cfg.udps[0].fec_delay_ms, 5);
+	assert_int_equal(cfg.udps[1].fec_data, 10);
+	assert_int_equal(cfg.udps[1].fec_parity, 3);
+	assert_int_equal(cfg.udps[1].fec_delay_ms, 5);
+	assert_int_equal(cfg.udps[2].fec_data, 32);
+	assert_int_equal(cfg.udps[2].fec_parity, 16);
+	assert_int_equal(cfg.udps[2].fec_delay_ms, 20);
+	assert_int_equal(cfg.udps[3].fec_data, 0);
+	struct wn_udp_front_opts uo;
+	wn_app_udp_opts(&cfg.udps[1], &uo);
+	assert_true(uo.fec_data == 10 && uo.fec_parity == 3 &&
+	            uo.fec_delay_ms == 5);
+	wn_config_free(&cfg);
+	static const char *const bad_fec[] = {"33/3", "10/17", "0/3", "10/0",
+	                                      "10",   "10/3x", "/3",  "ten/3",
+	                                      "-1/3", "on"};
+	for (size_t i = 0; i < sizeof(bad_fec) / sizeof(bad_fec[0]); i++) {
+		snprintf(text, sizeof(text),
+		         "[client]\n"
+		         "server = udp://10.0.0.1:4433\n"
+		         "server-key = %s\n"
+		         "key = c.key\n"
+		         "[udp a]\n"
+		         "listen = 127.0.0.1:5353\n"
+		         "target = 10.0.0.9:53\n"
+		         "fec = %s\n",
+		         pk1, bad_fec[i]);
+		assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+		expect_diag(&cfg, "[udp a] fec", "DATA/PARITY");
+		wn_config_free(&cfg);
+	}
+	snprintf(text, sizeof(text),
+	         "[client]\n"
+	         "server = udp://10.0.0.1:4433\n"
+	         "server-key = %s\n"
+	         "key = c.key\n"
+	         "[udp a]\n"
+	         "listen = 127.0.0.1:5353\n"
+	         "target = 10.0.0.9:53\n"
+	         "fec-delay = 300ms\n"
+	         "[udp b]\n"
+	         "listen = 127.0.0.1:5354\n"
+	         "target = 10.0.0.9:53\n"
+	         "fec-delay = 10ms\n",
+	         pk1);
+	assert_int_equal(parse(&cfg, text), WN_ECONFIG);
+	expect_diag(&cfg, "[udp a] fec-delay", "between");
+	assert_int_equal(wn_config_validate(&cfg, WN_ROLE_CLIENT), WN_ECONFIG);
+	expect_diag(&cfg, "[udp b] fec-delay", "only with fec");
+	wn_config_free(&cfg);
+
 	/* Engine kcptun has no datagrams: a clear error at startup. */
 	snprintf(text, sizeof(text),
 	         "[client]\n"
@@ -1229,6 +1378,7 @@ int main(void)
 	    cmocka_unit_test(test_api_is_refused_until_built),
 	    cmocka_unit_test(test_engine_keys_of_another_engine),
 	    cmocka_unit_test(test_buffer_budget_keys),
+	    cmocka_unit_test(test_per_key_caps),
 	    cmocka_unit_test(test_malformed_value_is_not_also_missing),
 	    cmocka_unit_test(test_flags_override_and_append),
 	    cmocka_unit_test(test_long_lines_and_nul_bytes),

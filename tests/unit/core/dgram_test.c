@@ -135,11 +135,81 @@ static void test_control_messages(void **state)
 	assert_int_equal(wn_dgram_encode_hdr(&o, b, sizeof(b)), WN_EINVAL);
 }
 
+/* FEC: a data shard wraps a message without its flow id; a parity shard
+ * carries its group's count; what a decoder would refuse is refused. */
+static void test_fec(void **state)
+{
+	(void)state;
+	uint8_t b[64];
+	struct wn_dgram_msg d, in;
+	struct wn_dgram_msg f = {.flow = 9,
+	                         .type = WN_DGRAM_FEC,
+	                         .fec_group = 0x1234,
+	                         .fec_index = 2,
+	                         .fec_data = 10,
+	                         .fec_parity = 3,
+	                         .fec_delay = 5};
+	assert_int_equal(wn_dgram_hdr_len(&f), 8);
+	assert_int_equal(wn_dgram_encode_hdr(&f, b, sizeof(b)), 8);
+	const uint8_t w[] = {9, 5, 0x12, 0x34, 2, 10, 3, 5};
+	assert_memory_equal(b, w, 8);
+	/* The shard: DATA with a target (the default) and payload "hi". */
+	b[8] = 0x10;
+	b[9] = 0;
+	b[10] = 'h';
+	b[11] = 'i';
+	assert_int_equal(wn_dgram_decode(b, 12, &d), 0);
+	assert_int_equal(d.type, WN_DGRAM_FEC);
+	assert_int_equal(d.fec_group, 0x1234);
+	assert_int_equal(d.fec_index, 2);
+	assert_int_equal(d.fec_data, 10);
+	assert_int_equal(d.fec_parity, 3);
+	assert_int_equal(d.fec_delay, 5);
+	assert_int_equal(d.body_len, 4);
+	assert_int_equal(wn_dgram_decode_inner(d.flow, d.body, d.body_len, &in),
+	                 0);
+	assert_int_equal(in.flow, 9);
+	assert_int_equal(in.type, WN_DGRAM_DATA);
+	assert_int_equal(in.target_len, 1);
+	assert_int_equal(in.payload_len, 2);
+	/* Only DATA and OPEN travel in shards. */
+	const uint8_t ack[] = {1}, fec[] = {5, 0, 0, 0, 1, 1, 1, 0};
+	assert_int_equal(wn_dgram_decode_inner(9, ack, 1, &in), WN_EPROTO);
+	assert_int_equal(wn_dgram_decode_inner(9, fec, 8, &in), WN_EPROTO);
+	/* Parity: the count byte, then at least a length and a byte. */
+	f.fec_index = 11;
+	f.fec_count = 4;
+	assert_int_equal(wn_dgram_encode_hdr(&f, b, sizeof(b)), 9);
+	assert_int_equal(b[8], 4);
+	memset(b + 9, 0xAA, 3);
+	assert_int_equal(wn_dgram_decode(b, 12, &d), 0);
+	assert_int_equal(d.fec_count, 4);
+	assert_int_equal(d.body_len, 3);
+	assert_int_equal(wn_dgram_decode(b, 11, &d), WN_EPROTO);
+	/* Counts out of range. */
+	b[8] = 11; /* count above data */
+	assert_int_equal(wn_dgram_decode(b, 12, &d), WN_EPROTO);
+	b[8] = 4;
+	b[4] = 13; /* index past the group */
+	assert_int_equal(wn_dgram_decode(b, 12, &d), WN_EPROTO);
+	b[4] = 11;
+	b[5] = WN_DGRAM_FEC_DATA_MAX + 1;
+	assert_int_equal(wn_dgram_decode(b, 12, &d), WN_EPROTO);
+	b[5] = 10;
+	b[7] = 0; /* no delay */
+	assert_int_equal(wn_dgram_decode(b, 12, &d), WN_EPROTO);
+	b[7] = 5;
+	b[1] = 0x15; /* flags on FEC */
+	assert_int_equal(wn_dgram_decode(b, 12, &d), WN_EPROTO);
+	f.fec_parity = 0;
+	assert_int_equal(wn_dgram_encode_hdr(&f, b, sizeof(b)), WN_EINVAL);
+}
+
 static void test_malformed_refused(void **state)
 {
 	(void)state;
 	struct wn_dgram_msg d;
-	const uint8_t reserved[] = {1, 0x40}, type[] = {1, 5},
+	const uint8_t reserved[] = {1, 0x40}, type[] = {1, 6},
 	              ack_flag[] = {1, 0x11, 0}, idx2[] = {1, 0x20, 0, 1, 2},
 	              tgt_on_1[] = {1, 0x30, 0, 1, 1, 0},
 	              bad_tgt[] = {1, 0x10, 9}, empty[] = {0};
@@ -171,6 +241,7 @@ int main(void)
 	    cmocka_unit_test(test_targets_are_the_stream_header_encoding),
 	    cmocka_unit_test(test_data_with_target_and_fragment),
 	    cmocka_unit_test(test_control_messages),
+	    cmocka_unit_test(test_fec),
 	    cmocka_unit_test(test_malformed_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,14 +38,14 @@ static struct sockaddr_storage v6(const char *ip, uint16_t port)
 	return ss;
 }
 
-#define SA(ss) ((const struct sockaddr *)&(ss))
+#define SA(ss) ((const struct sockaddr *)&(ss)), sizeof(ss)
 
 static void test_burst_then_rate(void **state)
 {
 	(void)state;
 	struct wn_prefixlimit_cfg cfg;
 	wn_prefixlimit_cfg_default(&cfg, 10, 5, 64);
-	cfg.seed = 42;
+	cfg.seed[0] = 42;
 	struct wn_prefixlimit pl;
 	assert_int_equal(wn_prefixlimit_init(&pl, &cfg), 0);
 	struct sockaddr_storage a = v4("10.1.2.3", 1000);
@@ -112,7 +112,7 @@ static void test_table_is_bounded(void **state)
 	(void)state;
 	struct wn_prefixlimit_cfg cfg;
 	wn_prefixlimit_cfg_default(&cfg, 1, 4, 64);
-	cfg.seed = 7;
+	cfg.seed[0] = 7;
 	struct wn_prefixlimit pl;
 	assert_int_equal(wn_prefixlimit_init(&pl, &cfg), 0);
 	assert_int_equal(pl.mask, 63);

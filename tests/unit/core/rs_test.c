@@ -97,11 +97,46 @@ static void test_10_3_erasures(void **state)
 	wn_rs_free(rs);
 }
 
+/* Parity built one shard at a time (and shorter shards zero-padded by
+ * leaving them short) equals wn_rs_encode over the padded shards. */
+static void test_encode_add(void **state)
+{
+	(void)state;
+	enum { D = 5, P = 2, L = 40 };
+	struct wn_rs *rs;
+	assert_int_equal(wn_rs_new(D, P, &rs), 0);
+	static uint8_t d[D][L], whole[P][L], inc[P][L];
+	size_t len[D] = {40, 3, 17, 0, 39};
+	for (int i = 0; i < D; i++)
+		for (size_t k = 0; k < len[i]; k++)
+			d[i][k] = (uint8_t)(i * 37 + k * 11 + 1);
+	const uint8_t *data[D];
+	uint8_t *pw[P], *pi[P];
+	for (int i = 0; i < D; i++)
+		data[i] = d[i];
+	for (int j = 0; j < P; j++) {
+		pw[j] = whole[j];
+		pi[j] = inc[j];
+	}
+	wn_rs_encode(rs, data, pw, L);
+	memset(inc, 0, sizeof(inc));
+	for (unsigned i = 0; i < D; i++)
+		wn_rs_encode_add(rs, i, d[i], pi, P, len[i]);
+	assert_memory_equal(inc, whole, sizeof(whole));
+	/* nparity limits the shards touched. */
+	memset(inc, 0, sizeof(inc));
+	wn_rs_encode_add(rs, 0, d[0], pi, 1, L);
+	for (int k = 0; k < L; k++)
+		assert_int_equal(inc[1][k], 0);
+	wn_rs_free(rs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_field),
 	    cmocka_unit_test(test_10_3_erasures),
+	    cmocka_unit_test(test_encode_add),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,10 @@ struct link {
 	unsigned drop_types;
 	int drop_frag1;
 	int cut;
+	unsigned loss_ppm; /* each message lost with this chance */
+	uint64_t rng;      /* for loss_ppm (seeded by the test) */
+	unsigned drop_fec; /* lose the drop_fec'th FEC message (from 1) */
+	unsigned fec_seen;
 	int reorder;           /* deliver each batch backwards */
 	int dup;               /* deliver each message twice */
 	unsigned sent_type[8]; /* messages taken, by type */
@@ -50,7 +55,7 @@ struct rec {
 	int echo;
 };
 
-#define NREC 64
+#define NREC 256
 
 struct env {
 	struct wn_loop loop;
@@ -119,13 +124,22 @@ static uint64_t tp_now(const struct wn_flows *fl)
 static const struct wn_fb_transport TP = {
     .send = tp_send, .max_msg = tp_max_msg, .now_ms = tp_now};
 
-static int lost(const struct link *l, const uint8_t *msg, size_t len)
+static int lost(struct link *l, const uint8_t *msg, size_t len)
 {
 	struct wn_dgram_msg m;
 	if (l->cut)
 		return 1;
+	if (l->loss_ppm) {
+		l->rng ^= l->rng << 13;
+		l->rng ^= l->rng >> 7;
+		l->rng ^= l->rng << 17;
+		if (l->rng % 1000000 < l->loss_ppm)
+			return 1;
+	}
 	if (wn_dgram_decode(msg, len, &m) < 0)
 		return 0;
+	if (m.type == WN_DGRAM_FEC && ++l->fec_seen == l->drop_fec)
+		return 1;
 	if (l->drop_types & (1u << m.type))
 		return 1;
 	return l->drop_frag1 && (m.flags & WN_DGRAM_F_FRAG) && m.frag_index;
@@ -240,6 +254,9 @@ static struct wn_flows *new_server(struct env *e, unsigned cap)
 	return s;
 }
 
+/* The client's logger for start() (NULL: none). */
+static struct wn_log *cli_log;
+
 static struct env *start(unsigned cli_cap, unsigned srv_cap)
 {
 	struct env *e = calloc(1, sizeof(*e));
@@ -251,7 +268,8 @@ static struct env *start(unsigned cli_cap, unsigned srv_cap)
 	e->up = 1;
 	e->c2s.e = e->s2c.e = e;
 	e->c2s.to_server = 1;
-	e->cli = wn_fb_new(&TP, &e->c2s, &e->loop, NULL, &e->tc, NULL, cli_cap);
+	e->cli =
+	    wn_fb_new(&TP, &e->c2s, &e->loop, cli_log, &e->tc, NULL, cli_cap);
 	assert_non_null(e->cli);
 	e->tc.flows = e->cli;
 	e->srv = new_server(e, srv_cap);
@@ -937,6 +955,263 @@ static void test_malformed_is_counted_and_harmless(void **state)
 	stop(e);
 }
 
+/* ---- FEC ---------------------------------------------------------------------- */
+
+/* n datagrams (every fourth one two fragments) echoed by the server over a
+ * link losing loss_ppm per million of the messages each way, with FEC
+ * 10/3 or without. Returns what the server and the client got. */
+static void fec_run(unsigned loss_ppm, int fec, unsigned n, unsigned *srv_got,
+                    unsigned *cli_got, struct wn_flow_stats *cs,
+                    struct wn_flow_stats *ss)
+{
+	static uint8_t buf[1500];
+	struct env *e = start(0, 0);
+	struct rec c;
+	e->echo = 1;
+	e->c2s.loss_ppm = e->s2c.loss_ppm = loss_ppm;
+	e->c2s.rng = 0x9E3779B97F4A7C15ull;
+	e->s2c.rng = 0xD1B54A32D192ED03ull;
+	struct wn_flow *f = open_flow(e, &c, "10.0.0.9:53");
+	if (fec)
+		assert_int_equal(wn_flow_set_fec(f, 10, 3, 5), 0);
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = i % 4 == 3 ? 1500 : 1000;
+		fill(buf, len, i);
+		assert_int_equal(send_(e, f, buf, len), 0);
+		if (i % 16 == 15) {
+			pump(e);
+			e->now += 1;
+			wn_fb_poll(e->cli);
+			wn_fb_poll(e->srv);
+		}
+	}
+	/* The last groups' parity, after their grouping time. */
+	e->now += 10;
+	wn_fb_poll(e->cli);
+	pump(e);
+	e->now += 10;
+	wn_fb_poll(e->srv);
+	pump(e);
+	assert_int_equal(e->nsrec, 1);
+	*srv_got = (unsigned)e->srec[0].ndg;
+	*cli_got = (unsigned)c.ndg;
+	wn_flow_stats(f, cs);
+	wn_flow_stats(e->srec[0].f, ss);
+	print_message("%s at %.1f%% loss: the server got %u of %u, the client "
+	              "%u back; rebuilt %llu at the server, %llu at the "
+	              "client\n",
+	              fec ? "fec 10/3" : "no fec", loss_ppm / 10000.0, *srv_got,
+	              n, *cli_got, (unsigned long long)ss->fec_recovered,
+	              (unsigned long long)cs->fec_recovered);
+	stop(e);
+}
+
+/* At 1% loss each way, FEC 10/3 gives back nearly every datagram both
+ * ways (the server mirrors the client's FEC for its replies); without it
+ * the loss is the path's. */
+static void test_fec_random_loss(void **state)
+{
+	(void)state;
+	enum { N = 4000 };
+	unsigned sg, cg, psg, pcg;
+	struct wn_flow_stats cs, ss;
+	fec_run(10000, 0, N, &psg, &pcg, &cs, &ss);
+	assert_true(psg <= N - 20 && pcg <= N - 40);
+	assert_true(cs.fec_recovered == 0 && ss.fec_recovered == 0);
+	fec_run(10000, 1, N, &sg, &cg, &cs, &ss);
+	assert_true(sg >= N - 4);
+	assert_true(cg >= N - 8);
+	assert_true(ss.fec_recovered >= 20 && cs.fec_recovered >= 20);
+	assert_true(ss.fec_unrecoverable <= 4);
+	/* Nothing came twice. */
+	assert_true(sg <= N && cg <= N);
+}
+
+/* A group not full is closed by its grouping time, through the base's own
+ * timer: its parity (its share: one shard for three messages of a 10/3
+ * group) goes out then and rebuilds the lost message. Datagrams never
+ * wait. */
+static void test_fec_grouping_time(void **state)
+{
+	(void)state;
+	struct env *e = start(0, 0);
+	struct rec c;
+	struct wn_flow *f = open_flow(e, &c, "10.0.0.9:53");
+	assert_int_equal(wn_flow_set_fec(f, 10, 3, 5), 0);
+	assert_int_equal(send_(e, f, "a", 1), 0);
+	assert_int_equal(send_(e, f, "b", 1), 0);
+	assert_int_equal(send_(e, f, "c", 1), 0);
+	assert_int_equal(e->c2s.sent_type[WN_DGRAM_FEC], 3);
+	e->now += 4;
+	wn_fb_poll(e->cli);
+	assert_int_equal(e->c2s.sent_type[WN_DGRAM_FEC], 3);
+	e->c2s.drop_fec = 2; /* "b" is lost */
+	e->now += 1;
+	for (int i = 0; i < 200 && e->c2s.sent_type[WN_DGRAM_FEC] < 4; i++)
+		uv_run(wn_loop_uv(&e->loop), UV_RUN_ONCE);
+	assert_int_equal(e->c2s.sent_type[WN_DGRAM_FEC], 4);
+	pump(e);
+	assert_int_equal(e->srec[0].ndg, 3);
+	struct wn_flow_stats ss;
+	wn_flow_stats(e->srec[0].f, &ss);
+	assert_int_equal(ss.fec_recovered, 1);
+	assert_int_equal(ss.fec_unrecoverable, 0);
+	/* Closing sends the open group's parity first. */
+	assert_int_equal(send_(e, f, "d", 1), 0);
+	e->api_depth++;
+	wn_flow_close(f);
+	e->api_depth--;
+	assert_int_equal(e->c2s.sent_type[WN_DGRAM_FEC], 6);
+	stop(e);
+}
+
+/* What wn_flow_set_fec refuses, and FEC messages that do not fit their
+ * flow: counted, dropped, the flow unharmed. */
+static void test_fec_refusals(void **state)
+{
+	(void)state;
+	struct env *e = start(0, 0);
+	struct rec c, p;
+	struct wn_flow *f = open_flow(e, &c, "10.0.0.9:53");
+	assert_int_equal(wn_flow_set_fec(f, 0, 3, 5), WN_EINVAL);
+	assert_int_equal(wn_flow_set_fec(f, 33, 3, 5), WN_EINVAL);
+	assert_int_equal(wn_flow_set_fec(f, 10, 17, 5), WN_EINVAL);
+	assert_int_equal(wn_flow_set_fec(f, 10, 3, 0), WN_EINVAL);
+	assert_int_equal(wn_flow_set_fec(f, 10, 3, 256), WN_EINVAL);
+	assert_int_equal(wn_flow_set_fec(f, 10, 3, 5), 0);
+	assert_int_equal(wn_flow_set_fec(f, 10, 3, 5), WN_EINVAL);
+	struct wn_flow *g = open_flow(e, &p, "10.0.0.9:54");
+	assert_int_equal(send_(e, g, "x", 1), 0);
+	assert_int_equal(wn_flow_set_fec(g, 10, 3, 5), WN_EINVAL);
+	assert_int_equal(send_(e, f, "a", 1), 0);
+	pump(e);
+	assert_int_equal(e->nsrec, 2);
+	struct wn_flow *sf = e->srec[1].f;
+	assert_int_equal(wn_flow_set_fec(sf, 10, 3, 5), WN_EINVAL);
+	/* The largest datagram of a flow with FEC is 20 bytes smaller
+	 * (10 bytes a fragment). */
+	static uint8_t big[2300];
+	size_t max = wn_tunnel_max_datagram(&e->tc);
+	assert_int_equal(send_(e, f, big, max - 20), 0);
+	assert_int_equal(send_(e, f, big, max - 19), WN_EMSGSIZE);
+	assert_int_equal(send_(e, g, big, max), 0);
+	pump(e);
+	assert_int_equal(e->srec[1].last_len, max - 20);
+	struct wn_flows_stats ss0, ss1, cs0, cs1;
+	wn_fb_stats(e->srv, &ss0);
+	wn_fb_stats(e->cli, &cs0);
+	/* Other counts on f's flow; parity for an unknown flow; FEC to a
+	 * client flow without FEC. */
+	uint8_t b[64];
+	struct wn_dgram_msg m = {.flow = wn_flow_id(f),
+	                         .type = WN_DGRAM_FEC,
+	                         .fec_index = 0,
+	                         .fec_data = 8,
+	                         .fec_parity = 3,
+	                         .fec_delay = 5};
+	int h = wn_dgram_encode_hdr(&m, b, sizeof(b));
+	b[h] = WN_DGRAM_DATA;
+	b[h + 1] = 'z';
+	wn_fb_recv(e->srv, b, (size_t)h + 2);
+	m.flow = 77;
+	m.fec_data = 10;
+	m.fec_index = 11;
+	m.fec_count = 2;
+	h = wn_dgram_encode_hdr(&m, b, sizeof(b));
+	memset(b + h, 0, 4);
+	wn_fb_recv(e->srv, b, (size_t)h + 4);
+	m.flow = wn_flow_id(g);
+	m.fec_index = 0;
+	h = wn_dgram_encode_hdr(&m, b, sizeof(b));
+	b[h] = WN_DGRAM_DATA;
+	b[h + 1] = 'z';
+	wn_fb_recv(e->cli, b, (size_t)h + 2);
+	/* A shard holding what shards may not (an ACK). */
+	m.flow = wn_flow_id(f);
+	h = wn_dgram_encode_hdr(&m, b, sizeof(b));
+	b[h] = WN_DGRAM_ACK;
+	wn_fb_recv(e->srv, b, (size_t)h + 1);
+	wn_fb_stats(e->srv, &ss1);
+	wn_fb_stats(e->cli, &cs1);
+	assert_true(ss1.bad_msgs == ss0.bad_msgs + 2);
+	assert_true(ss1.unknown_flow == ss0.unknown_flow + 1);
+	assert_true(cs1.bad_msgs == cs0.bad_msgs + 1);
+	assert_int_equal(e->srec[0].ndg, 2); /* g's: "x" and max */
+	assert_int_equal(e->srec[1].ndg, 2); /* f's: "a" and max - 20 */
+	assert_int_equal(p.ndg, 0);
+	/* Both flows still work. */
+	assert_int_equal(send_(e, f, "b", 1), 0);
+	assert_int_equal(send_(e, e->srec[1].f, "r", 1), 0);
+	pump(e);
+	assert_int_equal(e->srec[1].ndg, 3);
+	assert_int_equal(c.ndg, 1);
+	stop(e);
+}
+
+/* A server older than FEC drops every FEC message: the client says so,
+ * once, after 64 datagrams without an answer. */
+static void test_fec_old_server_is_named(void **state)
+{
+	(void)state;
+	FILE *tmp = tmpfile();
+	struct wn_log log;
+	char text[4096];
+	assert_non_null(tmp);
+	wn_log_init(&log, WN_LOG_WARN, fileno(tmp));
+	cli_log = &log;
+	struct env *e = start(0, 0);
+	cli_log = NULL;
+	struct rec c;
+	struct wn_flow *f = open_flow(e, &c, "10.0.0.9:53");
+	assert_int_equal(wn_flow_set_fec(f, 10, 3, 5), 0);
+	e->c2s.drop_types = 1u << WN_DGRAM_FEC;
+	for (unsigned i = 0; i < 100; i++) {
+		assert_int_equal(send_(e, f, "a", 1), 0);
+		pump(e);
+	}
+	assert_int_equal(e->accepted, 0);
+	rewind(tmp);
+	size_t n = fread(text, 1, sizeof(text) - 1, tmp);
+	text[n] = 0;
+	const char *w = strstr(text, "no answer from the server");
+	assert_non_null(w);
+	assert_non_null(strstr(text, "64 datagrams with FEC"));
+	assert_null(strstr(w + 1, "no answer from the server"));
+	stop(e);
+	fclose(tmp);
+}
+
+/* The session's FEC memory is bounded: flows past the budget travel
+ * without repair (counted), and still carry every datagram. */
+static void test_fec_memory_budget(void **state)
+{
+	(void)state;
+	struct env *e = start(0, 0);
+	static struct rec c[NREC];
+	for (unsigned i = 0; i < NREC; i++) {
+		struct wn_flow *f = open_flow(e, &c[i], "10.0.0.9:53");
+		assert_non_null(f);
+		assert_int_equal(wn_flow_set_fec(f, 32, 16, 5), 0);
+		assert_int_equal(send_(e, f, "a", 1), 0);
+		if (i % 8 == 7)
+			pump(e);
+	}
+	pump(e);
+	struct wn_flows_stats ss;
+	wn_fb_stats(e->srv, &ss);
+	assert_int_equal(e->nsrec, NREC);
+	for (unsigned i = 0; i < NREC; i++)
+		assert_int_equal(e->srec[i].ndg, 1);
+	assert_true(ss.fec_nomem >= 1 && ss.fec_nomem < NREC);
+	/* Replies reach the client from flows with and without repair. */
+	for (unsigned i = 0; i < NREC; i++)
+		assert_int_equal(send_(e, e->srec[i].f, "r", 1), 0);
+	pump(e);
+	for (unsigned i = 0; i < NREC; i++)
+		assert_int_equal(c[i].ndg, 1);
+	stop(e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -953,6 +1228,11 @@ int main(void)
 	    cmocka_unit_test(test_close_both_ways),
 	    cmocka_unit_test(test_finish),
 	    cmocka_unit_test(test_malformed_is_counted_and_harmless),
+	    cmocka_unit_test(test_fec_random_loss),
+	    cmocka_unit_test(test_fec_grouping_time),
+	    cmocka_unit_test(test_fec_refusals),
+	    cmocka_unit_test(test_fec_old_server_is_named),
+	    cmocka_unit_test(test_fec_memory_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,7 +4,8 @@
  * caps. Many clients, each on its own address, reach one server through a
  * hub carrier in memory; a "deaf" client stands for a spoofed source: it
  * sends, and what the server sends back to its address is counted and
- * thrown away. */
+ * thrown away. Also the caps per client key: sessions, and streams over
+ * all of a key's sessions. */
 #include <arpa/inet.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,6 +32,7 @@ struct port {
 	struct hub *hub;
 	struct sockaddr_in addr;
 	int deaf;
+	int mute; /* what it sends is lost: a client killed with -9 */
 	uint64_t rx_pkts, rx_bytes, rx_retries; /* what the server sent it */
 };
 
@@ -134,6 +136,8 @@ static int port_send(struct wn_carrier *c, const struct sockaddr *to,
 	(void)tolen;
 	if (seg == 0)
 		return WN_EINVAL;
+	if (p->mute)
+		return 0;
 	for (size_t off = 0; off < len; off += seg) {
 		size_t n = len - off < seg ? len - off : seg;
 		queue(p->hub, &p->hub->base, &p->addr, buf + off, n);
@@ -194,7 +198,7 @@ struct client {
 struct world {
 	struct wn_loop loop;
 	struct wn_log log;
-	struct wn_identity sid, cid, other;
+	struct wn_identity sid, cid, other, cid2;
 	struct wn_engine *srv;
 	struct hub hub;
 	struct client cl[MAX_PORTS];
@@ -202,15 +206,46 @@ struct world {
 	struct wn_quic_opts o;
 	uv_timer_t guard;
 	int timed_out;
+	/* The server keeps the streams it is handed (else it refuses them),
+	 * and counts them. */
+	int keep_streams;
+	size_t accepted;
+	struct wn_stream *kept[16];
 };
+
+static void srv_data(void *ctx, struct wn_stream *s, const uint8_t *data,
+                     size_t len)
+{
+	(void)ctx;
+	(void)data;
+	wn_stream_consumed(s, len);
+}
+
+static void srv_closed(void *ctx, struct wn_stream *s, int err)
+{
+	struct world *w = ctx;
+	(void)err;
+	for (size_t i = 0; i < sizeof(w->kept) / sizeof(w->kept[0]); i++)
+		if (w->kept[i] == s)
+			w->kept[i] = NULL;
+}
 
 static void on_stream(void *ctx, struct wn_tunnel *t, struct wn_stream *s,
                       const struct wn_endpoint *target)
 {
-	(void)ctx;
+	struct world *w = ctx;
 	(void)t;
 	(void)target;
-	wn_stream_reset(s, WN_STREAM_DENIED);
+	if (!w->keep_streams) {
+		wn_stream_reset(s, WN_STREAM_DENIED);
+		return;
+	}
+	struct wn_stream_handler h = {
+	    .ctx = w, .on_data = srv_data, .on_closed = srv_closed};
+	wn_stream_set_handler(s, &h);
+	if (w->accepted < sizeof(w->kept) / sizeof(w->kept[0]))
+		w->kept[w->accepted] = s;
+	w->accepted++;
 }
 
 static void on_up(void *ctx)
@@ -231,7 +266,10 @@ static void guard_fired(uv_timer_t *t)
 	wn_loop_stop(&w->loop);
 }
 
-static void world_init(struct world *w)
+/* A server accepting the keys cid and cid2, with caps per key of
+ * sessions_per_key and streams_per_key (0: the defaults). */
+static void world_init_caps(struct world *w, uint32_t sessions_per_key,
+                            uint32_t streams_per_key)
 {
 	memset(w, 0, sizeof(*w));
 	assert_int_equal(wn_loop_init(&w->loop), 0);
@@ -239,6 +277,7 @@ static void world_init(struct world *w)
 	assert_int_equal(wn_identity_generate(&w->sid), 0);
 	assert_int_equal(wn_identity_generate(&w->cid), 0);
 	assert_int_equal(wn_identity_generate(&w->other), 0);
+	assert_int_equal(wn_identity_generate(&w->cid2), 0);
 	wn_quic_opts_default(&w->o);
 	w->o.loop = &w->loop;
 	w->o.log = &w->log;
@@ -253,10 +292,17 @@ static void world_init(struct world *w)
 	struct wn_quic_opts so = w->o;
 	so.handshake_timeout_ms = 60000;
 	so.idle_timeout_ms = 60000;
-	struct wn_engine_conf sconf = {
-	    .clients = (const uint8_t(*)[WN_KEY_LEN])w->cid.ed_pk,
-	    .n_clients = 1,
-	    .accept = &ah};
+	if (sessions_per_key)
+		so.sessions_per_key = sessions_per_key;
+	if (streams_per_key)
+		so.streams_per_key = streams_per_key;
+	uint8_t keys[2][WN_KEY_LEN];
+	memcpy(keys[0], w->cid.ed_pk, WN_KEY_LEN);
+	memcpy(keys[1], w->cid2.ed_pk, WN_KEY_LEN);
+	struct wn_engine_conf sconf = {.clients =
+	                                   (const uint8_t(*)[WN_KEY_LEN])keys,
+	                               .n_clients = 2,
+	                               .accept = &ah};
 	assert_int_equal(wn__quic_server_new(&so, &sconf, &w->srv), 0);
 	struct hub *hub = &w->hub;
 	hub->base.ops = &hub_ops;
@@ -273,9 +319,16 @@ static void world_init(struct world *w)
 	uv_timer_start(&w->guard, guard_fired, 60000, 0);
 }
 
-/* A client at ip:port pinning server_key; deaf: it never hears back. */
-static struct client *add_client(struct world *w, const char *ip, uint16_t port,
-                                 const uint8_t *server_key, int deaf)
+static void world_init(struct world *w)
+{
+	world_init_caps(w, 0, 0);
+}
+
+/* A client with identity id at ip:port pinning server_key; deaf: it never
+ * hears back. */
+static struct client *add_client_as(struct world *w, const char *ip,
+                                    uint16_t port, const uint8_t *server_key,
+                                    int deaf, const struct wn_identity *id)
 {
 	assert_true(w->ncl < MAX_PORTS);
 	struct client *c = &w->cl[w->ncl++];
@@ -289,7 +342,7 @@ static struct client *add_client(struct world *w, const char *ip, uint16_t port,
 	set_addr(&p->addr, ip, port);
 	w->hub.ports[w->hub.nports++] = p;
 	struct wn_quic_opts o = w->o;
-	o.id = &w->cid;
+	o.id = id;
 	struct wn_engine_events ev = {
 	    .ctx = c, .on_up = on_up, .on_down = on_down};
 	struct wn_engine_conf cconf = {.server_key = server_key, .events = &ev};
@@ -301,6 +354,13 @@ static struct client *add_client(struct world *w, const char *ip, uint16_t port,
 	                 0);
 	assert_int_equal(wn_engine_go(c->q), 0);
 	return c;
+}
+
+/* A client with the key cid. */
+static struct client *add_client(struct world *w, const char *ip, uint16_t port,
+                                 const uint8_t *server_key, int deaf)
+{
+	return add_client_as(w, ip, port, server_key, deaf, &w->cid);
 }
 
 /* The server's counters and its live sessions. */
@@ -341,6 +401,14 @@ static void run_until_up(struct world *w, struct client *c)
 {
 	size_t n = server_sessions(w->srv) + 1;
 	while ((!c->up || server_sessions(w->srv) < n) && !w->timed_out)
+		uv_run(wn_loop_uv(&w->loop), UV_RUN_ONCE);
+	assert_false(w->timed_out);
+}
+
+/* Runs until c is up (a session that replaces another adds none). */
+static void run_until_client_up(struct world *w, struct client *c)
+{
+	while (!c->up && !w->timed_out)
 		uv_run(wn_loop_uv(&w->loop), UV_RUN_ONCE);
 	assert_false(w->timed_out);
 }
@@ -562,6 +630,146 @@ static void test_bad_tokens_make_no_state(void **state)
 	world_free(&w);
 }
 
+/* One client key holds at most sessions-per-key connections at once, over
+ * any number of addresses. One more replaces the key's connection that
+ * heard from its client least recently: a client killed without a word
+ * (its port goes mute) is the one replaced, the live ones stay, and other
+ * keys are not affected. */
+static void test_sessions_per_key(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init_caps(&w, 3, 0);
+	char ip[32];
+	struct client *c[3];
+	for (int i = 0; i < 3; i++) {
+		snprintf(ip, sizeof(ip), "10.8.%d.1", i);
+		c[i] = add_client(&w, ip, 6000, w.sid.ed_pk, 0);
+		run_until_up(&w, c[i]);
+	}
+	struct client *o =
+	    add_client_as(&w, "10.9.0.1", 6000, w.sid.ed_pk, 0, &w.cid2);
+	run_until_up(&w, o);
+	assert_int_equal(server_sessions(w.srv), 4);
+	/* The middle one is killed: the server hears nothing from it any
+	 * more, while the others keep alive every second. */
+	c[1]->port.mute = 1;
+	run_for(&w, 1500);
+	assert_int_equal(server_sessions(w.srv), 4);
+	struct client *n = add_client(&w, "10.8.9.1", 6000, w.sid.ed_pk, 0);
+	run_until_client_up(&w, n);
+	run_for(&w, 300);
+	assert_int_equal(wn__quic_ep(w.srv)->key_sessions[0], 3);
+	assert_int_equal(wn__quic_ep(w.srv)->key_sessions[1], 1);
+	assert_int_equal(server_sessions(w.srv), 4);
+	/* The live ones and the other key's were never dropped. */
+	assert_string_equal(c[0]->down_why, "");
+	assert_string_equal(c[2]->down_why, "");
+	assert_string_equal(o->down_why, "");
+	assert_true(wn_engine_is_up(c[0]->q) && wn_engine_is_up(c[2]->q));
+	assert_true(wn_engine_is_up(n->q) && wn_engine_is_up(o->q));
+	/* Each new session of the key replaces one: never more than 3. */
+	for (int i = 0; i < 3; i++) {
+		snprintf(ip, sizeof(ip), "10.8.%d.1", 20 + i);
+		run_until_client_up(&w,
+		                    add_client(&w, ip, 6000, w.sid.ed_pk, 0));
+		run_for(&w, 100);
+		assert_true(wn__quic_ep(w.srv)->key_sessions[0] <= 3);
+	}
+	assert_string_equal(o->down_why, "");
+	world_free(&w);
+}
+
+/* A client's stream: what it was told at the end. */
+struct cstream {
+	struct wn_stream *s;
+	int closed, err;
+};
+
+static void cs_data(void *ctx, struct wn_stream *s, const uint8_t *data,
+                    size_t len)
+{
+	(void)ctx;
+	(void)data;
+	wn_stream_consumed(s, len);
+}
+
+static void cs_closed(void *ctx, struct wn_stream *s, int err)
+{
+	struct cstream *cs = ctx;
+	(void)s;
+	cs->closed = 1;
+	cs->err = err;
+	cs->s = NULL;
+}
+
+static void open_cstream(struct client *c, struct cstream *cs,
+                         const struct wn_endpoint *target)
+{
+	struct wn_stream_handler h = {
+	    .ctx = cs, .on_data = cs_data, .on_closed = cs_closed};
+	memset(cs, 0, sizeof(*cs));
+	cs->s = wn_tunnel_open_stream(wn_engine_tunnel(c->q), target, &h);
+	assert_non_null(cs->s);
+}
+
+/* streams-per-key counts the streams a key holds over all its sessions:
+ * two sessions of one key share the cap, a stream past it is reset with
+ * WN_STREAM_LIMIT before the accept handler sees it, another key has its
+ * own count, and a stream that ends gives its place back. */
+static void test_streams_per_key(void **state)
+{
+	(void)state;
+	struct world w;
+	world_init_caps(&w, 0, 5);
+	w.keep_streams = 1;
+	struct wn_endpoint target;
+	const char *why;
+	assert_int_equal(wn_endpoint_parse("10.99.0.1:80", WN_SCHEME_TCP,
+	                                   WN_SCHEME_TCP, 0, &target, &why),
+	                 0);
+	struct client *a = add_client(&w, "10.8.0.1", 6000, w.sid.ed_pk, 0);
+	run_until_up(&w, a);
+	struct client *b = add_client(&w, "10.8.1.1", 6000, w.sid.ed_pk, 0);
+	run_until_up(&w, b);
+	struct client *o =
+	    add_client_as(&w, "10.9.0.1", 6000, w.sid.ed_pk, 0, &w.cid2);
+	run_until_up(&w, o);
+	struct cstream cs[8];
+	for (int i = 0; i < 3; i++)
+		open_cstream(a, &cs[i], &target);
+	run_for(&w, 300);
+	for (int i = 3; i < 6; i++)
+		open_cstream(b, &cs[i], &target);
+	run_for(&w, 300);
+	assert_int_equal(w.accepted, 5);
+	int limited = 0;
+	for (int i = 0; i < 6; i++)
+		if (cs[i].closed) {
+			assert_int_equal(cs[i].err, WN_STREAM_LIMIT);
+			limited++;
+		}
+	assert_int_equal(limited, 1);
+	assert_int_equal(wn__quic_ep(w.srv)->key_streams[0], 5);
+	/* The other key's streams are its own. */
+	open_cstream(o, &cs[6], &target);
+	run_for(&w, 300);
+	assert_int_equal(w.accepted, 6);
+	assert_false(cs[6].closed);
+	/* One of the key's streams ends: the next one is accepted. */
+	assert_non_null(cs[0].s);
+	wn_stream_reset(cs[0].s, WN_STREAM_ABORTED);
+	cs[0].s = NULL;
+	run_for(&w, 300);
+	assert_int_equal(wn__quic_ep(w.srv)->key_streams[0], 4);
+	open_cstream(a, &cs[7], &target);
+	run_for(&w, 300);
+	assert_int_equal(w.accepted, 7);
+	assert_false(cs[7].closed);
+	assert_int_equal(wn__quic_ep(w.srv)->key_streams[0], 5);
+	world_free(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -570,6 +778,8 @@ int main(void)
 	    cmocka_unit_test(test_prefix_cap),
 	    cmocka_unit_test(test_slots_come_back),
 	    cmocka_unit_test(test_bad_tokens_make_no_state),
+	    cmocka_unit_test(test_sessions_per_key),
+	    cmocka_unit_test(test_streams_per_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
