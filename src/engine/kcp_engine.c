@@ -290,6 +290,9 @@ static void sess_free_timer(struct wn_timer *t)
 
 void wn__ksession_free(struct ksession *ks)
 {
+	/* Ended streams' data goes with smux: the budget gets it back, and
+	 * those streams are freed now if their close has run. */
+	wn_sb_session_gone(&ks->tunnel);
 	if (ks->flows_own)
 		wn_fb_free(ks->flows);
 	ks->flows = NULL;

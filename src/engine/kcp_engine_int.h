@@ -242,6 +242,9 @@ struct kstream {
 	struct wn_stream base; /* first: the stream base owns the semantics */
 	struct kep *ep;
 	struct ksession *ks; /* NULL once ended */
+	/* The session whose smux holds the stream's data, ended or not: the
+	 * send budget asks it (kt_queued) until the session goes. */
+	struct ksession *home;
 	uint32_t sid;
 	struct wn_list link;  /* ks->all */
 	struct wn_list wlink; /* ks->blocked */
