@@ -189,6 +189,9 @@ struct kep {
 	/* What the endpoint's streams share (kcp_stream.c sets it up with
 	 * the first stream). */
 	struct wn_stream_env senv;
+	/* The receive direction's budget over every session: the smux
+	 * windows they advertise (core/smux.h, Flow control). */
+	struct wn_smux_pool rpool;
 };
 
 enum ks_state {
