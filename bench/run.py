@@ -7,7 +7,8 @@ Run as root, after `./run.sh build` (and `scripts/deps.sh bench` for the
 peers):
 
     /usr/bin/python3 bench/run.py [--quick] [--links A,B] [--subjects X,Y]
-                                  [--workloads bulk,latency,idle,loopback]
+                                  [--workloads bulk,latency,idle,loopback,
+                                               datagram]
                                   [--out bench/results] [--build build/release]
 
 It builds nothing. Each link gets two network namespaces (wnb-<pid>-c<i>,
@@ -42,7 +43,7 @@ HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from wnb import report  # noqa: E402
+from wnb import datagram, report  # noqa: E402
 from linkemu import make_link  # noqa: E402
 from tcputil import format_hostport, wait_file  # noqa: E402
 from warren import NETAPP  # noqa: E402
@@ -81,7 +82,7 @@ LINKS = [
          loss=1.0, delay=150, runs=(1, 0), peers=False, latency=False),
 ]
 QUICK_LINKS = ("100mbit-25ms-0%", "100mbit-25ms-1%")
-WORKLOADS = ("loopback", "bulk", "latency", "idle")
+WORKLOADS = ("loopback", "bulk", "latency", "idle", "datagram")
 
 FULL = dict(t=6, omit=1, lat_conns=200, idle=(1000, 10000), lo_runs=3,
             lo_runs_peers=1)
@@ -687,6 +688,10 @@ class Bench:
             t = time.monotonic()
             self.run_idle(subjects, R)
             R["phase_s"]["idle"] = round(time.monotonic() - t)
+        if "datagram" in workloads:
+            t = time.monotonic()
+            datagram.run(self, R)
+            R["phase_s"]["datagram"] = round(time.monotonic() - t)
         R["meta"]["duration_s"] = round(time.monotonic() - t0)
         log(f"done in {R['meta']['duration_s']} s "
             f"({', '.join(f'{k} {v} s' for k, v in R['phase_s'].items())})")

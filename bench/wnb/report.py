@@ -4,6 +4,8 @@ import json
 import math
 import os
 
+from . import datagram
+
 
 def percentile(values, p):
     """Nearest-rank percentile."""
@@ -125,6 +127,7 @@ def render_md(R):
     carriers_md(R, L)
     kcptun_md(R, L)
     idle_md(R, L)
+    datagram.render_md(R, L)
     for p in R.get("plots", []):
         L += [f"![{p}]({p})", ""]
     notes_md(R, L)

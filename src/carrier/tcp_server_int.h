@@ -10,6 +10,7 @@
 
 #include "carrier/srclimit.h"
 #include "carrier/tcp_int.h"
+#include "core/httphead.h"
 #include "crypto/preamble.h"
 #include "util/cidmap.h"
 #include "util/list.h"
@@ -42,8 +43,7 @@ struct wn_tsrv_conn {
 	struct sockaddr_in6 vaddr;
 	uint8_t pre[WN_PREAMBLE_SEALED];
 	size_t prelen;
-	uint32_t crlf;     /* TC_HTTP: the last 4 bytes seen, for CRLFCRLF */
-	size_t http_bytes; /* TC_HTTP: header bytes read */
+	struct wn_httphead http; /* TC_HTTP: the request head so far */
 	char peer[64];
 };
 

@@ -188,19 +188,78 @@ static bool literal(struct wn_endpoint *t)
 	return true;
 }
 
+/* Reads ATYP-typed address and port (the bytes after atyp) into t, whose
+ * scheme the caller sets. Returns 0, or a WN_SOCKS5_REP_* code with *why
+ * set for an address that cannot be used; a short input is left to the
+ * reader's error flag. */
+static int read_addr(struct wn_rd *rd, uint8_t atyp, struct wn_endpoint *t,
+                     const char **why)
+{
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&t->sa;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&t->sa;
+	uint8_t n;
+
+	switch (atyp) {
+	case WN_SOCKS5_ATYP_IPV4:
+		wn_rd_bytes(rd, &a4->sin_addr, 4);
+		t->port = wn_rd_u16be(rd);
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons(t->port);
+		t->salen = sizeof(*a4);
+		t->kind = WN_HOST_IP;
+		inet_ntop(AF_INET, &a4->sin_addr, t->host, sizeof(t->host));
+		return 0;
+	case WN_SOCKS5_ATYP_IPV6:
+		wn_rd_bytes(rd, &a6->sin6_addr, 16);
+		t->port = wn_rd_u16be(rd);
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons(t->port);
+		t->salen = sizeof(*a6);
+		t->kind = WN_HOST_IP;
+		inet_ntop(AF_INET6, &a6->sin6_addr, t->host, sizeof(t->host));
+		return 0;
+	case WN_SOCKS5_ATYP_NAME:
+		n = wn_rd_u8(rd);
+		if (n == 0) {
+			*why = "empty name";
+			return WN_SOCKS5_REP_GENERAL;
+		}
+		/* A name longer than DNS allows cannot be reached. */
+		if (n > WN_HOSTNAME_MAX) {
+			*why = "name too long";
+			return WN_SOCKS5_REP_HOST_UNREACHABLE;
+		}
+		wn_rd_bytes(rd, t->host, n);
+		if (rd->err)
+			return 0;
+		t->host[n] = '\0';
+		t->port = wn_rd_u16be(rd);
+		t->kind = WN_HOST_NAME;
+		if (!literal(t) && !wn_hostname_valid(t->host, n)) {
+			*why = "malformed name";
+			return WN_SOCKS5_REP_HOST_UNREACHABLE;
+		}
+		return 0;
+	default:
+		*why = "unknown address type";
+		return WN_SOCKS5_REP_ATYP_UNSUPPORTED;
+	}
+}
+
 static enum wn_socks5_event request(struct wn_socks5 *p,
                                     struct wn_socks5_out *out)
 {
 	struct wn_endpoint *t = &p->target;
-	struct sockaddr_in *a4 = (struct sockaddr_in *)&t->sa;
-	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&t->sa;
+	const char *why = NULL;
 	struct wn_rd rd;
-	uint8_t atyp, n;
+	bool udp;
+	int rep;
 
 	if (p->msg[0] != WN_SOCKS5_VERSION)
 		return fail_reply(p, "bad request version",
 		                  WN_SOCKS5_REP_GENERAL, out);
-	if (p->len >= 2 && p->msg[1] != WN_SOCKS5_CMD_CONNECT)
+	if (p->len >= 2 && p->msg[1] != WN_SOCKS5_CMD_CONNECT &&
+	    !(p->allow_udp && p->msg[1] == WN_SOCKS5_CMD_UDP_ASSOCIATE))
 		return fail_reply(p,
 		                  p->msg[1] == WN_SOCKS5_CMD_BIND ? "BIND"
 		                  : p->msg[1] == WN_SOCKS5_CMD_UDP_ASSOCIATE
@@ -217,52 +276,23 @@ static enum wn_socks5_event request(struct wn_socks5 *p,
 	if (p->len < 4 || p->len < msg_total(p))
 		return WN_SOCKS5_MORE;
 
+	udp = p->msg[1] == WN_SOCKS5_CMD_UDP_ASSOCIATE;
 	memset(t, 0, sizeof(*t));
-	t->scheme = WN_SCHEME_TCP;
-	wn_rd_init(&rd, p->msg + 3, p->len - 3);
-	atyp = wn_rd_u8(&rd);
-	switch (atyp) {
-	case WN_SOCKS5_ATYP_IPV4:
-		wn_rd_bytes(&rd, &a4->sin_addr, 4);
-		t->port = wn_rd_u16be(&rd);
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons(t->port);
-		t->salen = sizeof(*a4);
-		t->kind = WN_HOST_IP;
-		inet_ntop(AF_INET, &a4->sin_addr, t->host, sizeof(t->host));
-		break;
-	case WN_SOCKS5_ATYP_IPV6:
-		wn_rd_bytes(&rd, &a6->sin6_addr, 16);
-		t->port = wn_rd_u16be(&rd);
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons(t->port);
-		t->salen = sizeof(*a6);
-		t->kind = WN_HOST_IP;
-		inet_ntop(AF_INET6, &a6->sin6_addr, t->host, sizeof(t->host));
-		break;
-	default:
-		n = wn_rd_u8(&rd);
-		/* A name longer than DNS allows cannot be reached. */
-		if (n > WN_HOSTNAME_MAX)
-			return fail_reply(p, "name too long",
-			                  WN_SOCKS5_REP_HOST_UNREACHABLE, out);
-		wn_rd_bytes(&rd, t->host, n);
-		t->host[n] = '\0';
-		t->port = wn_rd_u16be(&rd);
-		t->kind = WN_HOST_NAME;
-		if (!literal(t) && !wn_hostname_valid(t->host, n))
-			return fail_reply(p, "malformed name",
-			                  WN_SOCKS5_REP_HOST_UNREACHABLE, out);
-		break;
-	}
+	t->scheme = udp ? WN_SCHEME_UDP : WN_SCHEME_TCP;
+	wn_rd_init(&rd, p->msg + 4, p->len - 4);
+	rep = read_addr(&rd, p->msg[3], t, &why);
+	if (rep)
+		return fail_reply(p, why, (uint8_t)rep, out);
 	if (rd.err)
 		return fail_reply(p, "internal length error",
 		                  WN_SOCKS5_REP_GENERAL, out);
-	if (t->port == 0)
+	/* A UDP ASSOCIATE request may leave the client's port unsaid (0):
+	 * it need not know it before it sends. */
+	if (t->port == 0 && !udp)
 		return fail_reply(p, "port 0", WN_SOCKS5_REP_HOST_UNREACHABLE,
 		                  out);
 	move(p, WN_SOCKS5_DONE);
-	return WN_SOCKS5_CONNECT;
+	return udp ? WN_SOCKS5_UDP_ASSOCIATE : WN_SOCKS5_CONNECT;
 }
 
 enum wn_socks5_event wn_socks5_feed(struct wn_socks5 *p, const uint8_t *data,
@@ -321,14 +351,117 @@ enum wn_socks5_event wn_socks5_auth_done(struct wn_socks5 *p, bool ok,
 
 void wn_socks5_reply(uint8_t rep, struct wn_socks5_out *out)
 {
+	wn_socks5_reply_addr(rep, NULL, out);
+}
+
+/* Writes ATYP, address and port of an IPv4 or IPv6 socket address (an
+ * IPv4-mapped IPv6 address as IPv4, which every client understands);
+ * anything else as 0.0.0.0:0. */
+static void write_sockaddr(struct wn_wr *wr, const struct sockaddr *sa)
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+	                                   0, 0, 0, 0, 0xff, 0xff};
+	const struct sockaddr_in *a4 = (const struct sockaddr_in *)sa;
+	const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)sa;
+
+	if (sa && sa->sa_family == AF_INET) {
+		wn_wr_u8(wr, WN_SOCKS5_ATYP_IPV4);
+		wn_wr_bytes(wr, &a4->sin_addr, 4);
+		wn_wr_u16be(wr, ntohs(a4->sin_port));
+	} else if (sa && sa->sa_family == AF_INET6 &&
+	           memcmp(&a6->sin6_addr, mapped, sizeof(mapped)) == 0) {
+		wn_wr_u8(wr, WN_SOCKS5_ATYP_IPV4);
+		wn_wr_bytes(wr, (const uint8_t *)&a6->sin6_addr + 12, 4);
+		wn_wr_u16be(wr, ntohs(a6->sin6_port));
+	} else if (sa && sa->sa_family == AF_INET6) {
+		wn_wr_u8(wr, WN_SOCKS5_ATYP_IPV6);
+		wn_wr_bytes(wr, &a6->sin6_addr, 16);
+		wn_wr_u16be(wr, ntohs(a6->sin6_port));
+	} else {
+		wn_wr_u8(wr, WN_SOCKS5_ATYP_IPV4);
+		wn_wr_u32be(wr, 0);
+		wn_wr_u16be(wr, 0);
+	}
+}
+
+void wn_socks5_reply_addr(uint8_t rep, const struct sockaddr *bound,
+                          struct wn_socks5_out *out)
+{
 	struct wn_wr wr;
 
-	wn_wr_init(&wr, out->buf, sizeof(out->buf));
-	wn_wr_u8(&wr, WN_SOCKS5_VERSION);
-	wn_wr_u8(&wr, rep);
-	wn_wr_u8(&wr, 0);
-	wn_wr_u8(&wr, WN_SOCKS5_ATYP_IPV4);
-	wn_wr_u32be(&wr, 0);
+	/* The fixed part directly (GCC 12 misjudges a writer's first store
+	 * into a small array member as an overflow). */
+	out->buf[0] = WN_SOCKS5_VERSION;
+	out->buf[1] = rep;
+	out->buf[2] = 0;
+	wn_wr_init(&wr, out->buf + 3, sizeof(out->buf) - 3);
+	write_sockaddr(&wr, bound);
+	out->len = 3 + wn_wr_len(&wr);
+}
+
+void wn_socks5_enable_udp(struct wn_socks5 *p)
+{
+	p->allow_udp = true;
+}
+
+int wn_socks5_udp_parse(const uint8_t *pkt, size_t len, struct wn_endpoint *dst,
+                        const char **why)
+{
+	struct wn_rd rd;
+	uint8_t frag, atyp;
+	int rep;
+
+	*why = NULL;
+	if (len < 4) {
+		*why = "datagram shorter than a SOCKS5 UDP header";
+		return WN_ETRUNC;
+	}
+	wn_rd_init(&rd, pkt, len);
+	(void)wn_rd_u16be(&rd); /* RSV */
+	frag = wn_rd_u8(&rd);
+	atyp = wn_rd_u8(&rd);
+	if (frag != 0) {
+		*why = "fragment (FRAG != 0)";
+		return WN_ENOTSUP;
+	}
+	memset(dst, 0, sizeof(*dst));
+	dst->scheme = WN_SCHEME_UDP;
+	rep = read_addr(&rd, atyp, dst, why);
+	if (rep == WN_SOCKS5_REP_ATYP_UNSUPPORTED)
+		return WN_ENOTSUP;
+	if (rep)
+		return WN_EINVAL;
+	if (rd.err) {
+		*why = "datagram shorter than its SOCKS5 UDP header";
+		return WN_ETRUNC;
+	}
+	if (dst->port == 0) {
+		*why = "port 0";
+		return WN_EINVAL;
+	}
+	return (int)rd.off;
+}
+
+int wn_socks5_udp_header(const struct wn_endpoint *src, uint8_t *buf,
+                         size_t cap)
+{
+	size_t n = strlen(src->host);
+	struct wn_wr wr;
+
+	if (src->kind != WN_HOST_IP && n > 255)
+		return WN_EINVAL;
+	wn_wr_init(&wr, buf, cap);
 	wn_wr_u16be(&wr, 0);
-	out->len = wn_wr_len(&wr);
+	wn_wr_u8(&wr, 0);
+	if (src->kind == WN_HOST_IP) {
+		write_sockaddr(&wr, (const struct sockaddr *)&src->sa);
+	} else {
+		wn_wr_u8(&wr, WN_SOCKS5_ATYP_NAME);
+		wn_wr_u8(&wr, (uint8_t)n);
+		wn_wr_bytes(&wr, src->host, n);
+		wn_wr_u16be(&wr, src->port);
+	}
+	if (wr.err)
+		return WN_ENOSPC;
+	return (int)wn_wr_len(&wr);
 }

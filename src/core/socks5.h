@@ -26,8 +26,19 @@
  * past it, so a reader that asks for exactly that leaves the bytes after
  * the request (the application's first data) in its socket. Every message
  * is bounded (at most WN_SOCKS5_MSG_MAX bytes), and so is a whole
- * handshake. Only CONNECT is supported; a name that is an IP literal is
- * returned as an address. */
+ * handshake. CONNECT is supported, and UDP ASSOCIATE when the caller
+ * enables it (wn_socks5_enable_udp); a name that is an IP literal is
+ * returned as an address.
+ *
+ * UDP ASSOCIATE (RFC 1928 section 7): each datagram between the client
+ * and the relay's UDP socket starts with a header
+ *
+ *   udp header u16 rsv 0, u8 frag (0: a whole datagram), u8 atyp,
+ *              address (as in a request), u16 port, then the data
+ *
+ * naming the destination (client to relay) or the source (relay to
+ * client). Fragments (frag != 0) are not supported: most servers drop
+ * them, and so does warren. */
 #ifndef WN_CORE_SOCKS5_H
 #define WN_CORE_SOCKS5_H
 
@@ -72,8 +83,8 @@
 
 /* The longest message: an auth request with 255-byte user and password. */
 #define WN_SOCKS5_MSG_MAX (3 + 255 + 255)
-/* The longest reply the parser produces (a reply with an IPv4 address). */
-#define WN_SOCKS5_OUT_MAX 10
+/* The longest reply: one with an IPv6 bound address. */
+#define WN_SOCKS5_OUT_MAX 22
 #define WN_SOCKS5_CRED_MAX 255
 
 /* A user of username/password authentication (RFC 1929): name (1..255
@@ -98,7 +109,10 @@ enum wn_socks5_event {
 	WN_SOCKS5_SEND,       /* send out, then read on */
 	WN_SOCKS5_CHECK_AUTH, /* user/pass are set: call wn_socks5_auth_done */
 	WN_SOCKS5_CONNECT,    /* target is set: connect, then send a reply */
-	WN_SOCKS5_FAIL,       /* send out (may be empty), then close */
+	WN_SOCKS5_UDP_ASSOCIATE, /* target is the client's announced UDP
+	                          * source (may be 0.0.0.0:0, unknown): open
+	                          * the relay socket, then send a reply */
+	WN_SOCKS5_FAIL,          /* send out (may be empty), then close */
 };
 
 struct wn_socks5_out {
@@ -109,18 +123,25 @@ struct wn_socks5_out {
 struct wn_socks5 {
 	enum wn_socks5_state state;
 	bool require_auth;              /* offer only username/password */
+	bool allow_udp;                 /* UDP ASSOCIATE is accepted */
 	uint8_t msg[WN_SOCKS5_MSG_MAX]; /* the current message so far */
 	size_t len;
 	/* Results, valid after the event that announces them. */
 	char user[WN_SOCKS5_CRED_MAX + 1], pass[WN_SOCKS5_CRED_MAX + 1];
 	size_t user_len, pass_len;
-	struct wn_endpoint target; /* scheme TCP; IP or name */
-	const char *error;         /* why it failed, for logs (static) */
+	/* scheme TCP (CONNECT) or UDP (UDP ASSOCIATE); IP or name. Port 0
+	 * only for UDP ASSOCIATE. */
+	struct wn_endpoint target;
+	const char *error; /* why it failed, for logs (static) */
 };
 
 /* Starts a handshake. With require_auth, only username/password (method
  * 2) is accepted; without, only "no authentication" (method 0). */
 void wn_socks5_init(struct wn_socks5 *p, bool require_auth);
+
+/* Accepts UDP ASSOCIATE requests from now on (call after init); without
+ * it they are answered "command not supported". */
+void wn_socks5_enable_udp(struct wn_socks5 *p);
 
 /* How many bytes to read next: at least 1 while the parser waits for
  * input, never more than the current message still needs; 0 when it
@@ -145,5 +166,34 @@ enum wn_socks5_event wn_socks5_auth_done(struct wn_socks5 *p, bool ok,
  * bound address 0.0.0.0:0 (warren does not know the server's local
  * address for the target, and clients ignore it for CONNECT). */
 void wn_socks5_reply(uint8_t rep, struct wn_socks5_out *out);
+
+/* Encodes a reply with code rep and the bound address bound (IPv4 or
+ * IPv6; another family or NULL gives 0.0.0.0:0): the UDP ASSOCIATE reply
+ * names the relay's UDP socket this way. */
+void wn_socks5_reply_addr(uint8_t rep, const struct sockaddr *bound,
+                          struct wn_socks5_out *out);
+
+/* ---- UDP ASSOCIATE datagrams ------------------------------------------ */
+
+/* The longest header: one with a 255-byte name. */
+#define WN_SOCKS5_UDP_HDR_MAX (4 + 1 + 255 + 2)
+
+/* Parses the header of a datagram from the client. On success returns the
+ * header's length (the data follows it) and fills dst (scheme UDP; an IP,
+ * or a name, a name that is an IP literal becoming an address). Errors,
+ * with *why set to a static reason: WN_ENOTSUP for a fragment (frag != 0)
+ * or an unknown address type, WN_ETRUNC for a datagram shorter than its
+ * header, WN_EINVAL for port 0, an empty, overlong or malformed name. The
+ * reserved field is not checked (RFC 1928 leaves its use to nobody; some
+ * clients send garbage there). */
+int wn_socks5_udp_parse(const uint8_t *pkt, size_t len, struct wn_endpoint *dst,
+                        const char **why);
+
+/* Writes the header for a datagram from src to the client into buf (cap
+ * bytes): src's address when it is an IP (an IPv4-mapped IPv6 address as
+ * IPv4), else its name. Returns the length, or WN_ENOSPC when buf is too
+ * small, WN_EINVAL for a name too long for the header. */
+int wn_socks5_udp_header(const struct wn_endpoint *src, uint8_t *buf,
+                         size_t cap);
 
 #endif

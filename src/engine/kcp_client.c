@@ -388,7 +388,10 @@ static void client_recv(void *ctx, struct wn_carrier *car,
 }
 
 /* A stream carrier's new connection is up: what is in flight goes again
- * on it at once (the old connection took it down with it). */
+ * on it at once (the old connection took it down with it), and so does an
+ * unanswered initiation: the first one of a session usually went before
+ * the carrier's first connection was up and was dropped, and waiting for
+ * the retry timer would make every connect over tcp or tls a second late. */
 static void client_state(void *ctx, struct wn_carrier *car,
                          const struct sockaddr *peer, enum wn_carrier_state st,
                          int err)
@@ -397,10 +400,17 @@ static void client_state(void *ctx, struct wn_carrier *car,
 	(void)err;
 	struct wn_kcp_client *c = ctx;
 	struct ksession *ks = c->cur;
-	if (st != WN_CARRIER_UP || !ks || ks->state != KS_UP ||
-	    ks->carrier != car)
+	if (st != WN_CARRIER_UP || !ks || ks->carrier != car)
 		return;
-	wn_kcp_sess_kick(ks->core, wn__kep_now(&c->ep));
+	uint64_t now = wn__kep_now(&c->ep);
+	if (ks->state == KS_HANDSHAKE && !c->ep.kt) {
+		ks->hs_next_ms = now;
+		wn__ksession_schedule(ks);
+		return;
+	}
+	if (ks->state != KS_UP)
+		return;
+	wn_kcp_sess_kick(ks->core, now);
 	wn__ksession_schedule(ks);
 }
 

@@ -151,6 +151,15 @@ void wn__qconn_flush_at(struct qconn *qc, ngtcp2_tstamp ts)
 	size_t maxpkt = ngtcp2_conn_get_path_max_tx_udp_payload_size(qc->conn);
 	if (maxpkt > wn_carrier_max_packet(qc->carrier))
 		maxpkt = wn_carrier_max_packet(qc->carrier);
+	/* ngtcp2 writes packets of the path's current size (maxpkt) except
+	 * PMTUD's probes, which are larger and which it writes only into a
+	 * buffer that can take them: each write gets room for the largest
+	 * packet the carrier carries, or the path stays at 1200 bytes. */
+	size_t room = wn_carrier_max_packet(qc->carrier);
+	if (ep->max_pkt && ep->max_pkt < room)
+		room = ep->max_pkt;
+	if (room < maxpkt)
+		room = maxpkt;
 	size_t quantum = ngtcp2_conn_get_send_quantum(qc->conn);
 	if (quantum < maxpkt)
 		quantum = maxpkt;
@@ -183,9 +192,8 @@ void wn__qconn_flush_at(struct qconn *qc, ngtcp2_tstamp ts)
 			ngtcp2_vec dv = {(uint8_t *)dg, dlen};
 			int accepted = 0;
 			nw = ngtcp2_conn_writev_datagram(
-			    qc->conn, &ps.path, &pi, buf + off, maxpkt,
-			    &accepted, NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &dv,
-			    1, ts);
+			    qc->conn, &ps.path, &pi, buf + off, room, &accepted,
+			    NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &dv, 1, ts);
 			if (accepted) {
 				wn__qdgram_pop(qc);
 				ep->stats.dgrams_sent++;
@@ -246,8 +254,8 @@ void wn__qconn_flush_at(struct qconn *qc, ngtcp2_tstamp ts)
 			}
 			ngtcp2_ssize ndatalen = -1;
 			nw = ngtcp2_conn_writev_stream(
-			    qc->conn, &ps.path, &pi, buf + off, maxpkt,
-			    &ndatalen, flags, sid, vec, nvec, ts);
+			    qc->conn, &ps.path, &pi, buf + off, room, &ndatalen,
+			    flags, sid, vec, nvec, ts);
 			if (nw < 0) {
 				if (nw == NGTCP2_ERR_WRITE_MORE) {
 					after_write(qs, ndatalen, fin);
@@ -300,7 +308,7 @@ void wn__qconn_flush_at(struct qconn *qc, ngtcp2_tstamp ts)
 		/* A batch is packets of one size, the last may be shorter. */
 		int short_pkt = (size_t)nw < seg;
 		if (short_pkt || npkts == QUIC_GSO_MAX ||
-		    off + maxpkt > ep->txcap || off >= budget) {
+		    off + room > ep->txcap || off >= budget) {
 			int rc =
 			    wn__qconn_send_batch(qc, &bpath, buf, off, seg);
 			written += off;

@@ -855,6 +855,12 @@ void wn_relay_close(struct wn_relay *r, int err)
 	finish(r, err, why);
 }
 
+int wn_relay_sock_addrs(struct wn_relay *r, struct sockaddr_storage *local,
+                        struct sockaddr_storage *peer)
+{
+	return wn_sock_addrs(&r->sock, local, peer);
+}
+
 void wn_relay_get_stats(const struct wn_relay *r, struct wn_relay_stats *st)
 {
 	st->up_bytes = r->up_bytes;

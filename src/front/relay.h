@@ -224,6 +224,12 @@ int wn_relay_connect(struct wn_relay *r, const struct sockaddr_storage *addrs,
  * including the relay's own. */
 void wn_relay_close(struct wn_relay *r, int err);
 
+/* The local and peer addresses of the relay's TCP socket (either may be
+ * NULL): what a SOCKS5 UDP association binds to and admits. Returns 0,
+ * or WN_EINVAL for a unix socket or a closed one. */
+int wn_relay_sock_addrs(struct wn_relay *r, struct sockaddr_storage *local,
+                        struct sockaddr_storage *peer);
+
 /* Counters of a live relay (or of one inside its on_finish). */
 void wn_relay_get_stats(const struct wn_relay *r, struct wn_relay_stats *st);
 

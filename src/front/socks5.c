@@ -8,12 +8,20 @@
  *   CONFIRM    standard mode: the stream is open with our handler; waiting
  *              for the server's status byte (timer: the confirm timeout)
  *   RELAY      the relay has socket and stream
- *   DONE       the relay finished; the timer is closing, then the
- *              connection is freed from the timer's close callback
+ *   ASSOC      UDP ASSOCIATE: the relay socket is open and answered; the
+ *              TCP connection is only watched for its end, which ends
+ *              the association
+ *   DONE       the relay finished; the timer (and an association's UDP
+ *              socket) are closing, then the connection is freed from the
+ *              last close callback
  *
  * The relay owns the socket throughout (it was accepted into one by the
  * forward front end, which also closes every relay when the proxy closes);
- * its on_finish is ours, and is the one way to DONE. */
+ * its on_finish is ours, and is the one way to DONE. A connection is freed
+ * once its timer and, for an association, its UDP socket have closed.
+ *
+ * UDP ASSOCIATE lives in socks5_udp.c; socks5_int.h is what the two
+ * files share. */
 #include "front/socks5.h"
 
 #include <sodium.h>
@@ -24,44 +32,9 @@
 
 #include "core/socks5.h"
 #include "front/forward.h"
+#include "front/socks5_int.h"
 #include "util/container.h"
 #include "util/err.h"
-
-#define LOG_COMP "socks"
-/* The confirm status byte that means "connected" (streamhdr.h). */
-#define STATUS_OK 0
-/* A credential as compared: u8 len, 255 bytes padded with zeros, twice. */
-#define CRED_BLOB (2 * (1 + WN_SOCKS5_CRED_MAX))
-
-enum phase { P_HANDSHAKE, P_CONFIRM, P_RELAY, P_DONE };
-
-struct socks_conn {
-	struct wn_socks5_front *sf;
-	struct wn_relay *r;  /* NULL once the relay finished */
-	struct wn_stream *s; /* ours while in CONFIRM */
-	struct wn_stream_handler h;
-	struct wn_timer timer;
-	enum phase phase;
-	struct wn_socks5 p;
-	uint8_t rbuf[WN_SOCKS5_MSG_MAX];
-	char target[WN_HOSTNAME_MAX + 16];
-};
-
-struct wn_socks5_front {
-	struct wn_loop *loop;
-	struct wn_log *log;
-	struct wn_tunnel *tunnel;
-	struct wn_forward *fwd;
-	char name[WN_FRONT_NAME_MAX + 1];
-	bool eager;
-	uint8_t (*creds)[CRED_BLOB]; /* the users, as compared */
-	size_t n_users;
-	uint32_t hs_ms, confirm_ms;
-	struct wn_socks5_front_stats stats;
-	struct wn_ratelimit rl;
-	long conns; /* connections not yet freed */
-	bool closing;
-};
 
 uint8_t wn_socks5_rep_for(int stream_err)
 {
@@ -119,15 +92,22 @@ static bool check_user(const struct wn_socks5_front *sf,
 
 /* ---- ending ----------------------------------------------------------- */
 
-static void on_timer_closed(struct wn_timer *t)
+void wn_s5_conn_closed_one(struct socks_conn *c)
 {
-	struct socks_conn *c = wn_container_of(t, struct socks_conn, timer);
 	struct wn_socks5_front *sf = c->sf;
 
+	if (--c->closing > 0)
+		return;
 	sodium_memzero(&c->p, sizeof(c->p));
+	free(c->u);
 	free(c);
 	if (--sf->conns == 0 && sf->closing)
 		front_free(sf);
+}
+
+static void on_timer_closed(struct wn_timer *t)
+{
+	wn_s5_conn_closed_one(wn_container_of(t, struct socks_conn, timer));
 }
 
 /* The relay finished: closed by us, by the application, by the stream or
@@ -146,10 +126,13 @@ static void on_relay_finish(void *ctx, struct wn_relay *r, int err)
 		c->s = NULL;
 		wn_stream_release(s);
 	}
+	if (c->u)
+		wn_s5_udp_end(
+		    c->u); /* the association ends with its connection */
 	wn_timer_close(&c->timer, on_timer_closed);
 }
 
-static void count_reply(struct wn_socks5_front *sf, const uint8_t *reply)
+void wn_s5_count_reply(struct wn_socks5_front *sf, const uint8_t *reply)
 {
 	if (reply[1] < sizeof(sf->stats.replies) / sizeof(sf->stats.replies[0]))
 		sf->stats.replies[reply[1]]++;
@@ -164,12 +147,12 @@ static void end_with(struct socks_conn *c, const struct wn_socks5_out *out)
 	wn_relay_end(c->r);
 }
 
-static void reply_fail(struct socks_conn *c, uint8_t rep)
+void wn_s5_reply_fail(struct socks_conn *c, uint8_t rep)
 {
 	struct wn_socks5_out out;
 
 	wn_socks5_reply(rep, &out);
-	count_reply(c->sf, out.buf);
+	wn_s5_count_reply(c->sf, out.buf);
 	end_with(c, &out);
 }
 
@@ -190,12 +173,12 @@ static void on_s_data(void *ctx, struct wn_stream *s, const uint8_t *data,
 		          "socks5 %s: %s: unknown status %u from the server",
 		          c->sf->name, c->target, data[0]);
 		wn_stream_release(s);
-		reply_fail(c, WN_SOCKS5_REP_GENERAL);
+		wn_s5_reply_fail(c, WN_SOCKS5_REP_GENERAL);
 		return;
 	}
 	wn_stream_consumed(s, 1);
 	wn_socks5_reply(WN_SOCKS5_REP_SUCCEEDED, &out);
-	count_reply(c->sf, out.buf);
+	wn_s5_count_reply(c->sf, out.buf);
 	if (wn_relay_hs_write(c->r, out.buf, out.len) < 0) {
 		wn_stream_release(s);
 		wn_relay_close(c->r, WN_STREAM_ABORTED);
@@ -217,7 +200,7 @@ static void on_s_eof(void *ctx, struct wn_stream *s)
 	/* A FIN before the status byte: no answer is an answer. */
 	c->s = NULL;
 	wn_stream_release(s);
-	reply_fail(c, WN_SOCKS5_REP_GENERAL);
+	wn_s5_reply_fail(c, WN_SOCKS5_REP_GENERAL);
 }
 
 static void on_s_writable(void *ctx, struct wn_stream *s)
@@ -237,7 +220,7 @@ static void on_s_closed(void *ctx, struct wn_stream *s, int err)
 	WN_LOG_RL(c->sf->log, &c->sf->rl, wn_loop_now_ms(c->sf->loop),
 	          WN_LOG_INFO, LOG_COMP, "socks5 %s: %s: %s (reply %u)",
 	          c->sf->name, c->target, wn_stream_err_str(err), rep);
-	reply_fail(c, rep);
+	wn_s5_reply_fail(c, rep);
 }
 
 /* ---- the handshake ---------------------------------------------------- */
@@ -251,7 +234,7 @@ static void do_connect(struct socks_conn *c)
 	sf->stats.connects++;
 	if (sf->eager) {
 		if (wn_relay_open(c->r, sf->tunnel, &c->p.target) < 0) {
-			reply_fail(c, WN_SOCKS5_REP_GENERAL);
+			wn_s5_reply_fail(c, WN_SOCKS5_REP_GENERAL);
 			return;
 		}
 		c->phase = P_RELAY;
@@ -259,7 +242,7 @@ static void do_connect(struct socks_conn *c)
 		/* Before any stream data can reach the socket: handlers
 		 * never run inside wn_relay_open. */
 		wn_socks5_reply(WN_SOCKS5_REP_SUCCEEDED, &out);
-		count_reply(sf, out.buf);
+		wn_s5_count_reply(sf, out.buf);
 		if (wn_relay_hs_write(c->r, out.buf, out.len) < 0)
 			wn_relay_close(c->r, WN_STREAM_ABORTED);
 		return;
@@ -269,7 +252,7 @@ static void do_connect(struct socks_conn *c)
 	c->s = wn_tunnel_open_stream_flags(sf->tunnel, &c->p.target,
 	                                   WN_OPEN_CONFIRM, &c->h);
 	if (!c->s) {
-		reply_fail(c, WN_SOCKS5_REP_GENERAL);
+		wn_s5_reply_fail(c, WN_SOCKS5_REP_GENERAL);
 		return;
 	}
 	c->phase = P_CONFIRM;
@@ -320,6 +303,9 @@ static void handle(struct socks_conn *c, const uint8_t *data, size_t len)
 		case WN_SOCKS5_CONNECT:
 			do_connect(c);
 			return;
+		case WN_SOCKS5_UDP_ASSOCIATE:
+			wn_s5_associate(c);
+			return;
 		default:
 			if (auth_failed)
 				sf->stats.auth_failures++;
@@ -329,8 +315,8 @@ static void handle(struct socks_conn *c, const uint8_t *data, size_t len)
 			          WN_LOG_INFO, LOG_COMP,
 			          "socks5 %s: refused: %s", sf->name,
 			          c->p.error ? c->p.error : "?");
-			if (out.len == 10)
-				count_reply(sf, out.buf);
+			if (out.len >= 10)
+				wn_s5_count_reply(sf, out.buf);
 			end_with(c, &out);
 			return;
 		}
@@ -366,7 +352,7 @@ static void on_timer(struct wn_timer *t)
 		c->s = NULL;
 		wn_stream_reset(s, WN_STREAM_TIMEOUT);
 		wn_stream_release(s);
-		reply_fail(c, WN_SOCKS5_REP_TTL_EXPIRED);
+		wn_s5_reply_fail(c, WN_SOCKS5_REP_TTL_EXPIRED);
 	}
 }
 
@@ -388,9 +374,14 @@ static void on_accept(void *ctx, struct wn_relay *r)
 	c->sf = sf;
 	c->r = r;
 	c->phase = P_HANDSHAKE;
+	c->closing = 1; /* the timer */
 	sf->conns++;
 	sf->stats.accepted++;
 	wn_socks5_init(&c->p, sf->n_users > 0);
+	/* UDP ASSOCIATE needs a tunnel that carries datagrams; without, the
+	 * client hears "command not supported". */
+	if (wn_tunnel_has_datagrams(sf->tunnel))
+		wn_socks5_enable_udp(&c->p);
 	wn_relay_set_finish(r, on_relay_finish, c);
 	wn_timer_start(&c->timer, sf->hs_ms, 0);
 	hs_next(c);
@@ -452,10 +443,11 @@ int wn_socks5_front_open(struct wn_loop *loop, struct wn_log *log,
 		front_free(sf);
 		return rc;
 	}
-	WN_LOG(log, WN_LOG_INFO, LOG_COMP, "socks5 %s: on %s, %s, %s", sf->name,
-	       wn_endpoint_format(&opts->listen, text, sizeof(text)),
+	WN_LOG(log, WN_LOG_INFO, LOG_COMP, "socks5 %s: on %s, %s, %s%s",
+	       sf->name, wn_endpoint_format(&opts->listen, text, sizeof(text)),
 	       sf->eager ? "eager" : "standard",
-	       sf->n_users ? "username/password" : "no authentication");
+	       sf->n_users ? "username/password" : "no authentication",
+	       wn_tunnel_has_datagrams(t) ? ", UDP ASSOCIATE" : "");
 	*out = sf;
 	return 0;
 }

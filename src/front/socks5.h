@@ -1,5 +1,5 @@
 /* The SOCKS5 front end (client side): a local SOCKS5 proxy (RFC 1928
- * CONNECT, RFC 1929 username/password) whose connections travel as tunnel
+ * CONNECT and UDP ASSOCIATE, RFC 1929 username/password) whose connections travel as tunnel
  * streams to the targets the application names; the server resolves names
  * and applies its target policy.
  *
@@ -23,6 +23,12 @@
  *    TIMEOUT: TTL expired, others: general failure), then a clean close.
  *    One more round trip, exact errors.
  *
+ * UDP ASSOCIATE (RFC 1928 section 7), when the tunnel carries datagrams:
+ * a UDP relay socket per association on the listener's address, only the
+ * client's datagrams admitted, each destination a datagram flow checked
+ * by the server's udp:// rules, fragments dropped, the association
+ * ending with its TCP connection (socks5.c says more).
+ *
  * Authentication: with users configured only username/password is
  * accepted; credentials are compared in constant time over all users.
  * Without users, only "no authentication": keep such a proxy on loopback
@@ -43,6 +49,10 @@
 
 #define WN_SOCKS5_HANDSHAKE_TIMEOUT_MS 10000
 #define WN_SOCKS5_CONFIRM_TIMEOUT_MS 30000
+/* Destinations (flows) one UDP association holds at once; a new one
+ * closes the least recently used. DNS resolvers and games use a handful;
+ * the bound keeps one client from holding many of the tunnel's flows. */
+#define WN_SOCKS5_UDP_FLOWS 16
 
 struct wn_socks5_front;
 
@@ -72,6 +82,20 @@ struct wn_socks5_front_stats {
 	uint64_t timeouts;       /* handshake or confirm timed out */
 	uint64_t failed_replies; /* standard mode: error replies sent */
 	uint64_t replies[9];     /* replies sent, by SOCKS5 reply code */
+	/* UDP ASSOCIATE: "up" from the applications into the tunnel,
+	 * "down" back to them. */
+	uint64_t udp_associates;    /* UDP ASSOCIATE requests */
+	uint64_t udp_flows_opened;  /* destinations opened as flows */
+	uint64_t udp_flows_evicted; /* closed for room (WN_SOCKS5_UDP_FLOWS) */
+	uint64_t udp_flows_denied;  /* refused by the server's udp rules */
+	uint64_t udp_dgrams_up, udp_dgrams_down;
+	uint64_t udp_drop_source; /* not from the association's client */
+	uint64_t udp_drop_frag;   /* FRAG != 0 */
+	uint64_t udp_drop_header; /* malformed header */
+	uint64_t udp_drop_size;   /* larger than the tunnel carries */
+	uint64_t udp_drop_denied; /* to a destination the server refused */
+	uint64_t udp_drop_tunnel; /* no flow, tunnel down or queue full */
+	uint64_t udp_drop_reply;  /* a reply the socket did not take */
 };
 
 /* Starts a SOCKS5 proxy as opts says (copied, users included). Streams are

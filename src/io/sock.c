@@ -342,6 +342,24 @@ int wn_sock_pending_error(struct wn_sock *s)
 	return err ? -err : 0;
 }
 
+int wn_sock_addrs(struct wn_sock *s, struct sockaddr_storage *local,
+                  struct sockaddr_storage *peer)
+{
+	int len;
+
+	if (s->kind != WN_SOCK_TCP || !s->live)
+		return WN_EINVAL;
+	len = sizeof(*local);
+	if (local &&
+	    uv_tcp_getsockname(&s->h.tcp, (struct sockaddr *)local, &len) != 0)
+		return WN_EINVAL;
+	len = sizeof(*peer);
+	if (peer &&
+	    uv_tcp_getpeername(&s->h.tcp, (struct sockaddr *)peer, &len) != 0)
+		return WN_EINVAL;
+	return 0;
+}
+
 void wn_sock_peer_text(struct wn_sock *s, char *buf, size_t cap)
 {
 	struct sockaddr_storage ss;

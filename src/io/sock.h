@@ -166,4 +166,9 @@ int wn_sock_pending_error(struct wn_sock *s);
 /* "ADDR:PORT" or "[V6]:PORT" of a TCP peer; else "tcp" or "unix". */
 void wn_sock_peer_text(struct wn_sock *s, char *buf, size_t cap);
 
+/* The local and peer addresses of a TCP socket (either may be NULL).
+ * Returns 0, or WN_EINVAL for a unix socket or one not connected. */
+int wn_sock_addrs(struct wn_sock *s, struct sockaddr_storage *local,
+                  struct sockaddr_storage *peer);
+
 #endif

@@ -220,7 +220,8 @@ def probe(t, port, mode):
 def test_tls_strangers_get_an_ordinary_answer(tunnel, fallback):
     """Without a preamble, the tls carrier looks like a web server: a TLS
     1.3 handshake with a certificate and ALPN http/1.1, then a 404 to an
-    HTTP request, a 400 to garbage, nginx's 400 to plain HTTP on the TLS
+    HTTP request, a 400 to garbage and to a malformed header line as soon
+    as it is read, nginx's 400 to plain HTTP on the TLS
     port; or a close, or a configured response. The session of a real
     client is not disturbed."""
     t = tunnel
@@ -247,6 +248,10 @@ def test_tls_strangers_get_an_ordinary_answer(tunnel, fallback):
         assert r["answer"].endswith("</html>\r\n"), r
         g = probe(t, 4444, "garbage")
         assert g["answer"].startswith("HTTP/1.1 400 Bad Request\r\n"), g
+        # A bad line is answered when it is read, as nginx does, not
+        # after a silence until the connection's deadline.
+        b = probe(t, 4444, "badline")
+        assert b["answer"].startswith("HTTP/1.1 400 Bad Request\r\n"), b
         p = probe(t, 4444, "plain")
         assert p["answer"].startswith("HTTP/1.1 400 Bad Request\r\n"), p
         assert "plain HTTP request was sent to HTTPS port" in p["answer"]

@@ -7,6 +7,7 @@ raw socket while another transfer runs."""
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -110,6 +111,14 @@ users-file = users
         assert hashlib.sha256(body).hexdigest() == self.sha
 
 
+def offers_udp_associate(client):
+    """Whether the client's SOCKS5 proxies take UDP ASSOCIATE: each says
+    so when it starts ("socks5 NAME: on ADDR, ..., UDP ASSOCIATE"), when
+    its tunnel carries datagrams."""
+    return re.search(r"socks5 \S+: on .*, UDP ASSOCIATE$", client.log(),
+                     re.M) is not None
+
+
 @pytest.fixture
 def socks(netns, procs, warren_bin, tmp_path):
     return Socks(Tunnel(netns, procs, warren_bin, tmp_path), tmp_path)
@@ -199,10 +208,17 @@ def test_malformed_requests_disturb_nothing(socks):
             ends = ("eof", "reset")
             assert r["socks4"][0] == b"" and r["socks4"][1] in ends, r
             assert r["http"][0] == b"" and r["http"][1] in ends, r
-            for k, rep in (("bad_atyp", 8), ("bind", 7), ("udp", 7),
-                           ("huge_name", 4)):
+            for k, rep in (("bad_atyp", 8), ("bind", 7), ("huge_name", 4)):
                 assert r[k][0] == bytes([5, rep, 0, 1]) + bytes(6), (k, r)
                 assert r[k][1] in ends, (k, r)
+            # UDP ASSOCIATE (the QUIC tunnel carries datagrams, and the
+            # proxy says so when it starts) is answered with the relay's
+            # address on loopback and the connection stays open, as the
+            # association lasts as long.
+            assert offers_udp_associate(socks.client), socks.client.log()
+            assert r["udp"][0][:8] == bytes([5, 0, 0, 1, 127, 0, 0, 1]), r
+            assert r["udp"][0][8:10] != bytes(2), r
+            assert r["udp"][1] == "open", r
             assert r["short_methods"] == (b"", "open"), r
             # 255 methods incl. none(0): method 0 chosen; the junk after
             # is a bad request (version 0).
@@ -222,6 +238,71 @@ def test_malformed_requests_disturb_nothing(socks):
             if p.poll() is None:
                 p.kill()
     assert socks.client.alive()
+
+
+DNS_NAME = "host.warren.test"
+DNS_ANSWER = "10.9.8.7"
+DNS_PORT = 53
+DNS_DENIED_PORT = 5353  # a second dnsmasq no rule allows
+
+
+def start_dnsmasq(t, port, name):
+    """dnsmasq on the server namespace's loopback, answering DNS_NAME with
+    DNS_ANSWER and nothing else (no upstream, no hosts file)."""
+    p = t.procs.start(name, ["dnsmasq", "--keep-in-foreground",
+                             "--conf-file=/dev/null", "--no-resolv",
+                             "--no-hosts", "--bind-interfaces",
+                             "--listen-address=127.0.0.1", f"--port={port}",
+                             f"--address=/{DNS_NAME}/{DNS_ANSWER}",
+                             "--pid-file=", "--user=root",
+                             "--log-facility=-", "--log-queries"],
+                      netns=t.ns_s)
+    deadline = time.monotonic() + 10
+    while True:
+        res = t.netns.exec(t.ns_s, ["dig", "+short", "+time=1", "+tries=1",
+                                    "-p", str(port), "@127.0.0.1", DNS_NAME],
+                           check=False)
+        if res.stdout.strip() == DNS_ANSWER:
+            return p
+        assert time.monotonic() < deadline and p.alive(), \
+            f"dnsmasq did not answer: {res.stdout}{res.stderr}\n{p.log()}"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("engine", ["quic", "kcp"])
+def test_udp_associate_dns(netns, procs, warren_bin, tmp_path, engine):
+    """DNS through SOCKS5 UDP ASSOCIATE (our own client: no Debian program
+    speaks it) to a dnsmasq in the server namespace that a udp:// rule
+    allows: every answer right and labelled with its source. A second
+    dnsmasq no rule allows gets nothing: the server drops the flow and
+    says so, and the client drops the rest at the proxy."""
+    t = Tunnel(netns, procs, warren_bin, tmp_path, engine=engine)
+    start_dnsmasq(t, DNS_PORT, "dnsmasq")
+    denied = start_dnsmasq(t, DNS_DENIED_PORT, "dnsmasq-denied")
+    server = t.server("--allow", f"udp://127.0.0.1:{DNS_PORT}")
+    c = t.client(extra=["-D", f"127.0.0.1:{EAGER}"])
+    assert offers_udp_associate(c), c.log()
+    res = netns.exec(t.ns_c, [PY, SOCKSCLIENT, "udp-dns", str(EAGER),
+                              "127.0.0.1", DNS_NAME, "--count", "5"],
+                     timeout=60)
+    r = json.loads(res.stdout)
+    assert r["rep"] == 0, r
+    assert r["relay"].startswith("127.0.0.1:"), r
+    assert r["answers"] == [[DNS_ANSWER]] * 5, r
+    assert r["source"] == [f"127.0.0.1:{DNS_PORT}"] * 5, r
+    # The disallowed target: no answer, nothing reached it.
+    before = denied.log().count("query[A]")
+    res = netns.exec(t.ns_c, [PY, SOCKSCLIENT, "udp-dns", str(EAGER),
+                              "127.0.0.1", DNS_NAME, "--dns-port",
+                              str(DNS_DENIED_PORT), "--count", "3",
+                              "--timeout", "1"], timeout=60)
+    r = json.loads(res.stdout)
+    assert r["rep"] == 0, r
+    assert r["answers"] == [None] * 3, r
+    assert denied.log().count("query[A]") == before, denied.log()
+    assert "not allowed" in server.log() or "denied" in server.log(), \
+        server.log()
+    assert c.alive() and server.alive()
 
 
 def test_dash_d_flag(netns, procs, warren_bin, tmp_path):

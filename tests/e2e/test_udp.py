@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import needs_root
-from warren import HERE, PY, Tunnel, argv, wait_ready_file
+from warren import HERE, PY, Tunnel, argv, wait_client_up, wait_ready_file
 
 UDPAPP = os.path.join(HERE, "udpapp.py")
 DNS_PORT = 5300
@@ -47,7 +47,8 @@ def echo_count(path):
 
 def udp_client(t, *specs, extra=(), conf=None, name="client"):
     """Starts a client with -U specs (or a config file) and waits until it
-    is ready."""
+    is connected: a datagram sent before the session is up is dropped, as
+    UDP may drop it, and a test that sent one would be testing a race."""
     a = argv(t.bin, "client", t.url, key=t.key("client"),
              peer_key=t.server_pub, engine=t.engine, mode=t.mode,
              extra=extra)
@@ -60,6 +61,7 @@ def udp_client(t, *specs, extra=(), conf=None, name="client"):
     while "client ready" not in p.log():
         assert p.alive() and time.monotonic() < deadline, p.log()
         time.sleep(0.05)
+    wait_client_up(p)
     return p
 
 
@@ -76,9 +78,28 @@ def tun(request, netns, procs, warren_bin, tmp_path):
     return Tunnel(netns, procs, warren_bin, tmp_path, engine=request.param)
 
 
+# Datagrams over the stream carriers: what users behind a UDP block need.
+# The size test is the one that crosses every carrier's arithmetic (one
+# packet or two fragments); DNS is the everyday case.
+@pytest.fixture(params=[(e, c) for e in ENGINES for c in ("tcp", "tls")],
+                ids=lambda p: f"{p[0]}-{p[1]}")
+def tun_stream(request, netns, procs, warren_bin, tmp_path):
+    engine, carrier = request.param
+    return Tunnel(netns, procs, warren_bin, tmp_path, engine=engine,
+                  carrier=carrier)
+
+
 @needs_root
 def test_dns_through_udp_forward(tun):
-    t = tun
+    check_dns(tun)
+
+
+@needs_root
+def test_dns_over_stream_carriers(tun_stream):
+    check_dns(tun_stream)
+
+
+def check_dns(t):
     t.procs.start("dnsmasq", ["dnsmasq", "--no-daemon", f"--port={DNS_PORT}",
                               "--listen-address=127.0.0.1",
                               "--bind-interfaces", "--no-resolv",
@@ -97,7 +118,15 @@ def test_dns_through_udp_forward(tun):
 
 @needs_root
 def test_sizes_intact_and_max_plus_one_dropped(tun):
-    t = tun
+    check_sizes(tun)
+
+
+@needs_root
+def test_sizes_over_stream_carriers(tun_stream):
+    check_sizes(tun_stream)
+
+
+def check_sizes(t):
     count = start_echo(t, ECHO_PORT, "echo")
     t.server("--allow", f"udp://127.0.0.1:{ECHO_PORT}")
     c = udp_client(t, f"127.0.0.1:{FWD}=127.0.0.1:{ECHO_PORT}")
@@ -111,6 +140,11 @@ def test_sizes_intact_and_max_plus_one_dropped(tun):
     assert m, c.log()
     mx = int(m.group(1))
     assert mx >= 1500
+    if t.engine == "quic" and t.carrier == "udp":
+        # Path MTU discovery has taken the path from QUIC's first 1200
+        # bytes to 1444 (ngtcp2's largest probe on a 1500-byte path): the
+        # datagrams sent so far gave it write passes to probe in.
+        assert mx > 2310, c.log()
     r = app(t, "sizes", "--to", to, "--sizes", f"{mx},{mx + 1}",
             "--wait", "1")
     assert r["ok"] == [mx] and r["lost"] == [mx + 1], r

@@ -7,6 +7,9 @@ MODE is what the stranger sends:
   http        a TLS handshake (ALPN h2 and http/1.1, no certificate
               check), then a curl-like HTTP GET
   garbage     a TLS handshake, then 512 bytes that are not HTTP
+  badline     a TLS handshake, then a request line and one malformed
+              header line (no colon), and no empty line: a web server
+              answers 400 at once, without waiting for the head's end
   plain       plain HTTP, no TLS, to the TLS port
   rawgarbage  plain HTTP, then 512 bytes of garbage, no TLS
   tls         a TLS handshake, then nothing
@@ -25,7 +28,7 @@ import sys
 import time
 
 
-MODES = ("http", "garbage", "plain", "rawgarbage", "tls")
+MODES = ("http", "garbage", "badline", "plain", "rawgarbage", "tls")
 
 
 def probe(host, port, mode):
@@ -52,6 +55,8 @@ def probe(host, port, mode):
                       b"User-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n")
         elif mode == "garbage":
             s.sendall(bytes(range(256)) * 2)
+        elif mode == "badline":
+            s.sendall(b"GET / HTTP/1.1\r\nHost www.example.org\r\n")
     if mode == "rawgarbage":
         raw.sendall(bytes(range(256)) * 2)
     data = b""

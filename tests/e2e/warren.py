@@ -86,6 +86,15 @@ def argv(binary, role, url, *, key=None, peer_key=None, engine="quic",
     return a + engine_args(engine, mode) + list(extra)
 
 
+def has_udp_forward(binary):
+    """Whether this warren has the udp front end (`-U`) and with it the
+    server's udp:// allow rules: a client refuses an option it does not
+    know as an "unexpected argument" before it needs any other setting."""
+    res = subprocess.run([binary, "client", "-U", "127.0.0.1:1=127.0.0.1:2"],
+                         capture_output=True, text=True, timeout=10)
+    return "-U: unexpected argument" not in res.stdout + res.stderr
+
+
 def wait_client_up(client, n=1, timeout=20.0):
     """Wait until `client` (a started process) has logged its n-th
     "connected to server"."""
@@ -117,9 +126,10 @@ class Tunnel:
     PORT = 4433
 
     def __init__(self, netns, procs, warren_bin, tmp_path, link=None,
-                 engine="quic"):
+                 engine="quic", carrier="udp"):
         self.netns, self.procs, self.bin = netns, procs, warren_bin
         self.engine, self.mode = engine, TEST_MODE.get(engine)
+        self.carrier = carrier
         self.dir = str(tmp_path)
         self.kcptun_target = None
         if link is None:
@@ -145,7 +155,7 @@ class Tunnel:
 
     @property
     def url(self):
-        return f"udp://{self.server_ip}:{self.PORT}"
+        return f"{self.carrier}://{self.server_ip}:{self.PORT}"
 
     def key(self, name):
         return os.path.join(self.dir, f"{name}.key")

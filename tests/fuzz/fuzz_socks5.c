@@ -23,6 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	step = (size_t)(data[0] & 0x1f) + 1;
 	wn_socks5_init(&p, data[0] & 0x80);
+	if (data[0] & 0x20)
+		wn_socks5_enable_udp(&p);
 	while (off < size) {
 		want = wn_socks5_want(&p);
 		if (want == 0)
@@ -49,6 +51,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (ev == WN_SOCKS5_CONNECT) {
 			if (p.state != WN_SOCKS5_DONE || p.target.port == 0 ||
+			    p.target.scheme != WN_SCHEME_TCP ||
+			    strlen(p.target.host) > WN_HOSTNAME_MAX)
+				abort();
+			return 0;
+		}
+		if (ev == WN_SOCKS5_UDP_ASSOCIATE) {
+			if (!(data[0] & 0x20) || p.state != WN_SOCKS5_DONE ||
+			    p.target.scheme != WN_SCHEME_UDP ||
 			    strlen(p.target.host) > WN_HOSTNAME_MAX)
 				abort();
 			return 0;

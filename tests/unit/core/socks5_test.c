@@ -7,7 +7,10 @@
 
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+
 #include "core/socks5.h"
+#include "util/err.h"
 
 /* Feeds msg in pieces of at most `step` bytes, each no larger than want,
  * as the front end reads. Returns the final event; checks that no byte
@@ -345,6 +348,210 @@ static void replies(void **state)
 	assert_int_equal(out.buf[1], 5);
 }
 
+/* UDP ASSOCIATE is refused unless enabled; enabled, it returns the
+ * client's announced address, with port 0 allowed (the client may not
+ * know its port yet), as a UDP endpoint. */
+static void udp_associate_request(void **state)
+{
+	(void)state;
+	const uint8_t greet[] = {5, 1, 0};
+	const uint8_t req[] = {5, 3, 0, 1, 0, 0, 0, 0, 0, 0};
+	const uint8_t req6[] = {5, 3, 0, 4, 0, 0, 0, 0, 0, 0,    0,
+	                        0, 0, 0, 0, 0, 0, 0, 0, 1, 0x30, 0x39};
+	struct wn_socks5 p;
+	struct wn_socks5_out out;
+	size_t used;
+
+	wn_socks5_init(&p, false);
+	assert_int_equal(feed_split(&p, greet, 3, 3, &out), WN_SOCKS5_SEND);
+	assert_int_equal(wn_socks5_feed(&p, req, sizeof(req), &used, &out),
+	                 WN_SOCKS5_FAIL);
+	assert_int_equal(out.buf[1], WN_SOCKS5_REP_CMD_UNSUPPORTED);
+
+	for (size_t step = 1; step <= sizeof(req6); step++) {
+		wn_socks5_init(&p, false);
+		wn_socks5_enable_udp(&p);
+		assert_int_equal(feed_split(&p, greet, 3, step, &out),
+		                 WN_SOCKS5_SEND);
+		assert_int_equal(feed_split(&p, req, sizeof(req), step, &out),
+		                 WN_SOCKS5_UDP_ASSOCIATE);
+		assert_int_equal(p.state, WN_SOCKS5_DONE);
+		assert_int_equal(p.target.scheme, WN_SCHEME_UDP);
+		assert_int_equal(p.target.kind, WN_HOST_IP);
+		assert_int_equal(p.target.port, 0);
+		assert_string_equal(p.target.host, "0.0.0.0");
+		assert_int_equal(wn_socks5_want(&p), 0);
+
+		wn_socks5_init(&p, false);
+		wn_socks5_enable_udp(&p);
+		assert_int_equal(feed_split(&p, greet, 3, step, &out),
+		                 WN_SOCKS5_SEND);
+		assert_int_equal(feed_split(&p, req6, sizeof(req6), step, &out),
+		                 WN_SOCKS5_UDP_ASSOCIATE);
+		assert_string_equal(p.target.host, "::1");
+		assert_int_equal(p.target.port, 12345);
+	}
+	/* CONNECT still refuses port 0 with UDP enabled. */
+	const uint8_t conn0[] = {5, 1, 0, 1, 1, 2, 3, 4, 0, 0};
+	wn_socks5_init(&p, false);
+	wn_socks5_enable_udp(&p);
+	assert_int_equal(feed_split(&p, greet, 3, 3, &out), WN_SOCKS5_SEND);
+	assert_int_equal(wn_socks5_feed(&p, conn0, sizeof(conn0), &used, &out),
+	                 WN_SOCKS5_FAIL);
+	assert_int_equal(out.buf[1], WN_SOCKS5_REP_HOST_UNREACHABLE);
+	/* BIND stays unsupported. */
+	const uint8_t bind[] = {5, 2, 0, 1, 1, 2, 3, 4, 0, 80};
+	wn_socks5_init(&p, false);
+	wn_socks5_enable_udp(&p);
+	assert_int_equal(feed_split(&p, greet, 3, 3, &out), WN_SOCKS5_SEND);
+	assert_int_equal(wn_socks5_feed(&p, bind, sizeof(bind), &used, &out),
+	                 WN_SOCKS5_FAIL);
+	assert_int_equal(out.buf[1], WN_SOCKS5_REP_CMD_UNSUPPORTED);
+}
+
+/* The UDP ASSOCIATE reply names the relay socket: IPv4, IPv6, and an
+ * IPv4-mapped IPv6 address written as IPv4. */
+static void reply_with_address(void **state)
+{
+	(void)state;
+	struct wn_socks5_out out;
+	struct sockaddr_in a4 = {.sin_family = AF_INET,
+	                         .sin_port = htons(40000)};
+	struct sockaddr_in6 a6 = {.sin6_family = AF_INET6,
+	                          .sin6_port = htons(40001)};
+	const uint8_t want4[] = {5, 0, 0, 1, 127, 0, 0, 1, 0x9c, 0x40};
+	const uint8_t want6[] = {5, 0, 0, 4, 0x20, 0x01, 0x0d, 0xb8,
+	                         0, 0, 0, 0, 0,    0,    0,    0,
+	                         0, 0, 0, 7, 0x9c, 0x41};
+	const uint8_t wantm[] = {5, 0, 0, 1, 10, 1, 2, 3, 0x9c, 0x41};
+
+	inet_pton(AF_INET, "127.0.0.1", &a4.sin_addr);
+	wn_socks5_reply_addr(WN_SOCKS5_REP_SUCCEEDED, (struct sockaddr *)&a4,
+	                     &out);
+	assert_int_equal(out.len, sizeof(want4));
+	assert_memory_equal(out.buf, want4, sizeof(want4));
+	inet_pton(AF_INET6, "2001:db8::7", &a6.sin6_addr);
+	wn_socks5_reply_addr(WN_SOCKS5_REP_SUCCEEDED, (struct sockaddr *)&a6,
+	                     &out);
+	assert_int_equal(out.len, sizeof(want6));
+	assert_int_equal(out.len, WN_SOCKS5_OUT_MAX);
+	assert_memory_equal(out.buf, want6, sizeof(want6));
+	inet_pton(AF_INET6, "::ffff:10.1.2.3", &a6.sin6_addr);
+	wn_socks5_reply_addr(WN_SOCKS5_REP_SUCCEEDED, (struct sockaddr *)&a6,
+	                     &out);
+	assert_int_equal(out.len, sizeof(wantm));
+	assert_memory_equal(out.buf, wantm, sizeof(wantm));
+}
+
+/* Datagram headers from the client: each address type, the data offset,
+ * and everything that must be dropped. */
+static void udp_header_parse(void **state)
+{
+	(void)state;
+	struct wn_endpoint d;
+	const char *why;
+	const uint8_t v4[] = {0, 0, 0, 1, 10, 0, 0, 9, 0, 53, 'q', 'q'};
+	const uint8_t v6[] = {0, 0, 0, 4, 0, 0, 0, 0, 0, 0,  0,  0,
+	                      0, 0, 0, 0, 0, 0, 0, 1, 0, 53, 'x'};
+	const uint8_t name[] = {0,   0,   0,   3,   11,  'e', 'x', 'a', 'm',
+	                        'p', 'l', 'e', '.', 'o', 'r', 'g', 1,   0};
+	const uint8_t lit[] = {0,   0,   0,   3,   8,   '1', '0', '.',
+	                       '0', '.', '0', '.', '9', 0,   53};
+	/* Reserved bytes are not checked (RFC 1928 gives them no use). */
+	const uint8_t rsv[] = {0xff, 0xff, 0, 1, 10, 0, 0, 9, 0, 53};
+
+	assert_int_equal(wn_socks5_udp_parse(v4, sizeof(v4), &d, &why), 10);
+	assert_int_equal(d.scheme, WN_SCHEME_UDP);
+	assert_int_equal(d.kind, WN_HOST_IP);
+	assert_string_equal(d.host, "10.0.0.9");
+	assert_int_equal(d.port, 53);
+	assert_int_equal(((struct sockaddr_in *)&d.sa)->sin_port, htons(53));
+	assert_int_equal(wn_socks5_udp_parse(v6, sizeof(v6), &d, &why), 22);
+	assert_string_equal(d.host, "::1");
+	assert_int_equal(wn_socks5_udp_parse(name, sizeof(name), &d, &why),
+	                 sizeof(name));
+	assert_int_equal(d.kind, WN_HOST_NAME);
+	assert_string_equal(d.host, "example.org");
+	assert_int_equal(d.port, 256);
+	assert_int_equal(wn_socks5_udp_parse(lit, sizeof(lit), &d, &why),
+	                 sizeof(lit));
+	assert_int_equal(d.kind, WN_HOST_IP);
+	assert_int_equal(d.sa.ss_family, AF_INET);
+	assert_int_equal(wn_socks5_udp_parse(rsv, sizeof(rsv), &d, &why), 10);
+
+	/* Drops: a fragment, unknown type, short, port 0, bad names. */
+	const struct {
+		uint8_t pkt[16];
+		size_t n;
+		int err;
+	} bad[] = {
+	    {{0, 0, 1, 1, 10, 0, 0, 9, 0, 53}, 10, WN_ENOTSUP},
+	    {{0, 0, 0x80, 1, 10, 0, 0, 9, 0, 53}, 10, WN_ENOTSUP},
+	    {{0, 0, 0, 2, 10, 0, 0, 9, 0, 53}, 10, WN_ENOTSUP},
+	    {{0, 0, 0, 1, 10, 0, 0, 9, 0}, 9, WN_ETRUNC},
+	    {{0, 0, 0}, 3, WN_ETRUNC},
+	    {{0}, 0, WN_ETRUNC},
+	    {{0, 0, 0, 4, 0, 0}, 6, WN_ETRUNC},
+	    {{0, 0, 0, 3, 5, 'a', 'b'}, 7, WN_ETRUNC},
+	    {{0, 0, 0, 1, 10, 0, 0, 9, 0, 0}, 10, WN_EINVAL},
+	    {{0, 0, 0, 3, 0, 0, 53}, 7, WN_EINVAL},
+	    {{0, 0, 0, 3, 3, 'a', '_', 'b', 0, 53}, 10, WN_EINVAL},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		assert_int_equal(
+		    wn_socks5_udp_parse(bad[i].pkt, bad[i].n, &d, &why),
+		    bad[i].err);
+		assert_non_null(why);
+	}
+	/* A 254-byte name is refused before it is copied. */
+	uint8_t longname[4 + 1 + 254 + 2];
+	memset(longname, 'a', sizeof(longname));
+	longname[0] = longname[1] = longname[2] = 0;
+	longname[3] = 3;
+	longname[4] = 254;
+	assert_int_equal(
+	    wn_socks5_udp_parse(longname, sizeof(longname), &d, &why),
+	    WN_EINVAL);
+}
+
+/* Headers on replies to the client: the source as an address or a name,
+ * each parsing back to itself; a short buffer is refused. */
+static void udp_header_encode(void **state)
+{
+	(void)state;
+	struct wn_endpoint src, back;
+	uint8_t buf[WN_SOCKS5_UDP_HDR_MAX];
+	const char *why;
+	const uint8_t want4[] = {0, 0, 0, 1, 10, 0, 0, 9, 0, 53};
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&src.sa;
+
+	memset(&src, 0, sizeof(src));
+	src.scheme = WN_SCHEME_UDP;
+	src.kind = WN_HOST_IP;
+	a4->sin_family = AF_INET;
+	a4->sin_port = htons(53);
+	inet_pton(AF_INET, "10.0.0.9", &a4->sin_addr);
+	src.salen = sizeof(*a4);
+	src.port = 53;
+	assert_int_equal(wn_socks5_udp_header(&src, buf, sizeof(buf)), 10);
+	assert_memory_equal(buf, want4, sizeof(want4));
+	assert_int_equal(wn_socks5_udp_header(&src, buf, 9), WN_ENOSPC);
+
+	memset(&src, 0, sizeof(src));
+	src.scheme = WN_SCHEME_UDP;
+	src.kind = WN_HOST_NAME;
+	strcpy(src.host, "dns.example");
+	src.port = 5353;
+	assert_int_equal(wn_socks5_udp_header(&src, buf, sizeof(buf)),
+	                 4 + 1 + 11 + 2);
+	assert_int_equal(buf[3], WN_SOCKS5_ATYP_NAME);
+	assert_int_equal(wn_socks5_udp_parse(buf, 18, &back, &why), 18);
+	assert_string_equal(back.host, "dns.example");
+	assert_int_equal(back.port, 5353);
+	assert_int_equal(wn_socks5_udp_header(&src, buf, 17), WN_ENOSPC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +563,10 @@ int main(void)
 	    cmocka_unit_test(malformed),
 	    cmocka_unit_test(long_names),
 	    cmocka_unit_test(replies),
+	    cmocka_unit_test(udp_associate_request),
+	    cmocka_unit_test(reply_with_address),
+	    cmocka_unit_test(udp_header_parse),
+	    cmocka_unit_test(udp_header_encode),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
