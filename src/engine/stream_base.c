@@ -309,6 +309,14 @@ void wn_sb_session_gone(struct wn_tunnel *t)
 	}
 }
 
+void wn_sb_data_gone(struct wn_stream *s)
+{
+	if (!s->ended)
+		return;
+	budget_forget(s);
+	free_if_done(s);
+}
+
 size_t wn_sb_session_buffered(const struct wn_tunnel *t)
 {
 	return t ? t->budget.used : 0;

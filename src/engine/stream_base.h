@@ -153,8 +153,11 @@ struct wn_sb_transport {
  * on_closed, and the base frees it then. Without that, streams that end
  * at once (a target that answers and closes, to a client that does not
  * read) would make the engine hold streams x stream_send_limit unseen.
- * QUIC reports no `queued`: its streams end only once the peer has
- * acknowledged their data, or after a reset, which drops it.
+ * QUIC's streams end only once the peer has acknowledged their data,
+ * or after a reset; a reset stream's send buffer lingers until ngtcp2
+ * closes the stream (it may still read it), so the QUIC engine reports
+ * that buffer as `queued` after detach and calls wn_sb_data_gone when
+ * ngtcp2 lets go.
  *
  * Waking: a refused stream waits on its session's or the total's list.
  * The list is woken (on_writable, in order) once its counter has fallen
@@ -295,6 +298,12 @@ void wn_sb_sync(struct wn_tunnel *t);
  * whose deferred close has run are freed (transport->free) now. Call it
  * before freeing the session; no handler is called. */
 void wn_sb_session_gone(struct wn_tunnel *t);
+
+/* The engine let go of ended stream s's data (a QUIC stream that
+ * lingered until ngtcp2 closed it): what was still counted for it goes
+ * back, and it is freed now if its deferred close has run. No handler is
+ * called. */
+void wn_sb_data_gone(struct wn_stream *s);
 
 /* The bytes counted for session t, and for every session of env. */
 size_t wn_sb_session_buffered(const struct wn_tunnel *t);
