@@ -75,7 +75,7 @@ FULL = dict(iperf_s=8, udp_rate=50000, spoof_rate=5000, halfopen_rate=2000,
 QUICK = dict(iperf_s=4, udp_rate=50000, spoof_rate=2000, halfopen_rate=500,
              halfopen_hold=5, slowloris=300, slowloris_rate=100,
              concurrent=1000, new_rate=200, new_secs=5, churn=20,
-             churn_parallel=4, churn_settle=30, fault_secs=15, restarts=3)
+             churn_parallel=4, churn_settle=90, fault_secs=15, restarts=3)
 
 # Floods: (name, engine, carrier, generator). The goals are the issue's.
 FLOODS = (
@@ -183,7 +183,13 @@ class Stress:
     def keys(self):
         old = os.umask(0o077)
         try:
-            for who in ("s", "c", "n"):
+            # One key per parallel churn client: on the KCP engine a key
+            # is one session (as a WireGuard peer is one endpoint), so two
+            # live clients sharing a key replace each other's session in
+            # turn; a client restarted after kill -9 reusing its key is
+            # what churn measures.
+            churn = [f"churn{k}" for k in range(self.P["churn_parallel"])]
+            for who in ("s", "c", "n", *churn):
                 key = os.path.join(self.tmp, f"{who}.key")
                 with open(key, "w") as f:
                     subprocess.run([self.warren, "genkey"], stdout=f,
@@ -545,7 +551,10 @@ table ip wnstress {
         P = self.P
         env = self.up()
         try:
-            srv = self.server(env, engine, "udp")
+            allow = []
+            for k in range(P["churn_parallel"]):
+                allow += ["--allow-client", getattr(self, f"churn{k}pub")]
+            srv = self.server(env, engine, "udp", extra=allow)
             time.sleep(1.0)
             d = {"rss_kib_start": rss_kib(srv.pid), "fds_start": fds(srv.pid),
                  "sessions": 0, "transfer_failed": 0, "client_failed": 0}
@@ -560,7 +569,7 @@ table ip wnstress {
                     try:
                         p = self.client(env, engine, url, (
                             f"127.0.0.1:{port}=127.0.0.1:{ECHO_PORT}",),
-                            name="churn")
+                            name="churn", key=getattr(self, f"churn{k}key"))
                         batch.append((p, port))
                     except RuntimeError:
                         d["client_failed"] += 1

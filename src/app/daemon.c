@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_trim */
+#endif
 
 #include "app/cli.h"
 #include "app/commands.h"
@@ -423,9 +426,24 @@ struct daemon {
 	struct wn_config cfg;
 	struct wn_identity id;
 	uv_signal_t sigint, sigterm;
+	uv_timer_t trim;
 	int stopping;
 	struct wn_node node;
 };
+
+/* glibc keeps the memory of freed sessions, streams and buffers in its
+ * heaps, so after a burst of clients the process stayed at its peak RSS
+ * long after they left (docs/stress.md, churn). Handing free pages back
+ * now and then costs one walk of the free lists. */
+#define TRIM_EVERY_MS 30000
+
+static void on_trim(uv_timer_t *h)
+{
+	(void)h;
+#ifdef __GLIBC__
+	(void)malloc_trim(0);
+#endif
+}
 
 static void shutdown_daemon(struct daemon *d, const char *why)
 {
@@ -436,6 +454,7 @@ static void shutdown_daemon(struct daemon *d, const char *why)
 	wn_node_close(&d->node);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
+	uv_close((uv_handle_t *)&d->trim, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -479,6 +498,9 @@ static int start_loop(struct daemon *d, int level)
 	d->sigint.data = d->sigterm.data = d;
 	uv_signal_start(&d->sigint, on_signal, SIGINT);
 	uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+	uv_timer_init(wn_loop_uv(&d->loop), &d->trim);
+	uv_timer_start(&d->trim, on_trim, TRIM_EVERY_MS, TRIM_EVERY_MS);
+	uv_unref((uv_handle_t *)&d->trim);
 	/* A peer that goes away must not kill us with SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 	return 0;

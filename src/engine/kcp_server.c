@@ -19,8 +19,16 @@ struct kclient {
 	uint8_t key[WN_KEY_LEN]; /* Ed25519 identity */
 	uint8_t x[WN_KEY_LEN];   /* its X25519 form, as handshakes show it */
 	uint8_t last_ts[WN_PROTECT_TIMESTAMP_LEN]; /* newest initiation */
-	struct ksession *sess; /* its live session, if any */
+	struct ksession *sess;   /* its live session, if any */
+	uint64_t swaps_since_ms; /* when the counting of swaps began */
+	unsigned swaps;          /* sessions replaced since then */
 };
+
+/* A key is one client: two clients that share one replace each other's
+ * session in turn, and each sees its connections fail. A restart
+ * replaces the session once; this many within the window says why. */
+#define SWAPS_WARN 3
+#define SWAPS_WINDOW_MS 60000
 
 /* kcptun: new sessions per source prefix (/24, /64). A kcptun client opens
  * one session (or --conn of them) and a new one when it restarts, so this
@@ -300,6 +308,20 @@ static void server_initiation(struct wn_kcp_server *s, struct wn_carrier *car,
 		 * us): its old session is gone for good. */
 		wn__ksession_kill(ks, "replaced by a new session");
 		ks = NULL;
+		if (now - kc->swaps_since_ms > SWAPS_WINDOW_MS) {
+			kc->swaps_since_ms = now;
+			kc->swaps = 0;
+		}
+		if (++kc->swaps >= SWAPS_WARN) {
+			char kname[16];
+			wn__kep_key_name(kc->key, kname);
+			WN_LOG_RL(s->ep.o.log, &s->ep.rl_drop, now, WN_LOG_WARN,
+			          "sess",
+			          "client %s: %u new sessions within a minute: "
+			          "is its key used by more than one client? A "
+			          "key is one client, one session at a time",
+			          kname, kc->swaps);
+		}
 	}
 	if (!ks) {
 		if (s->nsessions >= s->ep.o.max_sessions || s->closing) {

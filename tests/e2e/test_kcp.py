@@ -9,7 +9,7 @@ import os
 import pytest
 
 from conftest import needs_root
-from warren import HERE, NETAPP, PY, Tunnel, wait_ready_file
+from warren import HERE, NETAPP, PY, Tunnel, wait_client_up, wait_ready_file
 
 pytestmark = needs_root
 
@@ -93,3 +93,17 @@ eager = no
             "127.0.0.1:1081", url], check=False, timeout=60)
         assert res.returncode == 97, (res.returncode, res.stderr)
         assert f"({code})" in res.stderr, res.stderr
+
+
+def test_kcp_one_key_many_clients_is_named(tunnel):
+    """A key is one client: each new client with it replaces the session
+    of the one before. Three of them within a minute (clients that share
+    a key, or a client restarted in a loop) and the server says what is
+    going on, rather than leaving the operator with failing streams."""
+    tunnel.target("127.0.0.1:7000")
+    s = tunnel.server("--allow", "127.0.0.1:7000")
+    for i in range(4):
+        wait_client_up(tunnel.client(f"127.0.0.1:{2000 + i}=127.0.0.1:7000",
+                                     name=f"client{i}"))
+    s.wait_log("is its key used by more than one client?")
+    assert s.log().count("replaced by a new session") >= 3, s.log()
