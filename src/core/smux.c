@@ -72,6 +72,8 @@ void wn_smux_free(struct wn_smux *m)
 		wn_bufq_free(&m->tab[i].s->sendq);
 		free(m->tab[i].s);
 	}
+	if (m->cfg.pool)
+		m->cfg.pool->granted -= m->granted;
 	free(m->tab);
 	free(m->refused);
 	free(m);
@@ -135,6 +137,9 @@ struct wn_smux_stream *wn_smuxi_add(struct wn_smux *m, uint32_t sid)
 	}
 	s->sid = sid;
 	s->peer_window = WN_SMUX_INITIAL_WINDOW;
+	/* The peer may send this much before our first UPD. */
+	if (wn_smuxi_budgeted(m))
+		wn_smuxi_grant(m, s, WN_SMUX_INITIAL_WINDOW);
 	i = lower_bound(m, sid);
 	memmove(&m->tab[i + 1], &m->tab[i],
 	        (size_t)(m->nstreams - i) * sizeof(m->tab[0]));
@@ -165,8 +170,97 @@ void wn_smuxi_destroy(struct wn_smux *m, struct wn_smux_stream *s)
 		m->ndrained--;
 	}
 	m->recv_pending -= (size_t)(s->recv - s->consumed);
+	wn_smuxi_grant(m, s, 0);
 	wn_bufq_free(&s->sendq);
 	free(s);
+}
+
+/* ---- The receive budget (smux.h, Flow control) ---- */
+
+int wn_smuxi_budgeted(const struct wn_smux *m)
+{
+	return m->cfg.version == 2 &&
+	       (m->cfg.recv_budget || (m->cfg.pool && m->cfg.pool->limit));
+}
+
+void wn_smuxi_grant(struct wn_smux *m, struct wn_smux_stream *s, uint32_t w)
+{
+	m->granted = m->granted - s->granted + w;
+	if (m->cfg.pool)
+		m->cfg.pool->granted = m->cfg.pool->granted - s->granted + w;
+	s->granted = w;
+}
+
+/* What a budget of limit has left beside `used`, of which s holds its
+ * own window. */
+static size_t room_beside(size_t limit, size_t used,
+                          const struct wn_smux_stream *s)
+{
+	size_t others = used - s->granted;
+
+	return limit > others ? limit - others : 0;
+}
+
+uint32_t wn_smuxi_upd_window(struct wn_smux *m, struct wn_smux_stream *s)
+{
+	uint32_t full = m->cfg.stream_window;
+	uint32_t floor = full < WN_SMUX_RECV_FLOOR ? full : WN_SMUX_RECV_FLOOR;
+	uint64_t cur, w;
+
+	if (!wn_smuxi_budgeted(m))
+		return full;
+	cur = s->granted ? s->granted : WN_SMUX_INITIAL_WINDOW;
+	/* Growth only for a stream whose reader takes data. */
+	w = s->consumed ? 2 * cur : cur;
+	if (w > full)
+		w = full;
+	if (m->cfg.recv_budget) {
+		size_t room = room_beside(m->cfg.recv_budget, m->granted, s);
+		if (w > room)
+			w = room;
+	}
+	if (m->cfg.pool && m->cfg.pool->limit) {
+		size_t room =
+		    room_beside(m->cfg.pool->limit, m->cfg.pool->granted, s);
+		if (w > room)
+			w = room;
+	}
+	if (w < floor)
+		w = floor;
+	wn_smuxi_grant(m, s, (uint32_t)w);
+	return (uint32_t)w;
+}
+
+/* Under a budget, a new stream that the budget has no room for is told
+ * the floor at once, instead of the window the peer assumes. */
+static void budget_open(struct wn_smux *m, struct wn_smux_stream *s)
+{
+	size_t room = SIZE_MAX;
+
+	if (m->cfg.recv_budget)
+		room = room_beside(m->cfg.recv_budget, m->granted, s);
+	if (m->cfg.pool && m->cfg.pool->limit) {
+		size_t p =
+		    room_beside(m->cfg.pool->limit, m->cfg.pool->granted, s);
+		if (p < room)
+			room = p;
+	}
+	if (room < s->granted)
+		s->flags |= WN_SMUX_SF_UPD;
+}
+
+void wn_smuxi_open_window(struct wn_smux *m, struct wn_smux_stream *s)
+{
+	if (m->cfg.version != 2)
+		return;
+	if (wn_smuxi_budgeted(m)) {
+		budget_open(m, s);
+		return;
+	}
+	/* The peer assumes a 256 KiB window until our first UPD: say at once
+	 * if ours is larger, so a fresh stream is not held back. */
+	if (m->cfg.stream_window > WN_SMUX_INITIAL_WINDOW)
+		s->flags |= WN_SMUX_SF_UPD;
 }
 
 void wn_smuxi_drained(struct wn_smux *m, struct wn_smux_stream *s)
@@ -223,6 +317,11 @@ void wn_smuxi_sched(struct wn_smux *m, struct wn_smux_stream *s)
 	uint32_t f = s->flags;
 	size_t queued = wn_bufq_len(&s->sendq);
 	int ctrl, ready = 0;
+
+	/* The peer's direction is over: its window goes back. */
+	if (s->granted && (f & (WN_SMUX_SF_RESET | WN_SMUX_SF_FIN_RECV |
+	                        WN_SMUX_SF_FORGOTTEN)))
+		wn_smuxi_grant(m, s, 0);
 
 	ctrl = (f & (WN_SMUX_SF_SYN | WN_SMUX_SF_UPD | WN_SMUX_SF_RST)) != 0;
 	if (!(f & (WN_SMUX_SF_RESET | WN_SMUX_SF_FIN_SENT))) {
@@ -321,11 +420,7 @@ int wn_smux_open(struct wn_smux *m, uint32_t *sid)
 		return WN_ENOMEM;
 	m->next_id = id;
 	s->flags = WN_SMUX_SF_SYN;
-	/* The peer assumes a 256 KiB window until our first UPD: say at once
-	 * if ours is larger, so a fresh stream is not held back. */
-	if (m->cfg.version == 2 &&
-	    m->cfg.stream_window > WN_SMUX_INITIAL_WINDOW)
-		s->flags |= WN_SMUX_SF_UPD;
+	wn_smuxi_open_window(m, s);
 	wn_smuxi_sched(m, s);
 	*sid = id;
 	return 0;
@@ -458,7 +553,9 @@ void wn_smux_consumed(struct wn_smux *m, uint32_t sid, size_t n)
 	if (m->cfg.version != 2 ||
 	    (s->flags & (WN_SMUX_SF_RESET | WN_SMUX_SF_FIN_RECV)))
 		return;
-	half = m->cfg.stream_window / 2;
+	/* Under a budget the window is the stream's own, and so is half. */
+	half = wn_smuxi_budgeted(m) && s->granted ? s->granted / 2
+	                                          : m->cfg.stream_window / 2;
 	s->upd_incr =
 	    n >= half - s->upd_incr ? half : s->upd_incr + (uint32_t)n;
 	/* As smux: report the first consumption, then every half window. */

@@ -36,6 +36,22 @@
  * A peer that sends beyond what we allowed is a protocol error, so the data
  * delivered to the engine and not yet consumed stays under
  * max(cfg.stream_window, WN_SMUX_INITIAL_WINDOW) per stream.
+ * The receive budget (cfg.recv_budget, cfg.pool) bounds the session too:
+ * without it a session's streams could each hold a whole window that the
+ * engine's reader does not take (streams x stream_window). With it, a
+ * stream starts at the window the peer assumes (WN_SMUX_INITIAL_WINDOW),
+ * and each UPD, sent after half the stream's current window was
+ * consumed, offers up to twice the current window, at most
+ * cfg.stream_window, and no more than the budget has left beside the
+ * other streams' windows (the session's, and the pool's); never less
+ * than WN_SMUX_RECV_FLOOR (or stream_window, if smaller). A stream that
+ * opens when the budget is taken is told the floor at once. So a stream
+ * grows only as fast as its reader takes data, one that stops reading
+ * keeps what it was given (as a send buffer the peer does not read
+ * does), and the windows of a session add up to at most its budget plus
+ * the floor per stream (plus, for one round trip after a stream opens,
+ * what the peer may send before our first UPD reaches it). The window
+ * ends with the peer's direction (its FIN, a reset, forgetting).
  * v1 has no per-stream flow control: smux v1 stops reading the whole pipe
  * when its session buffer is full. The engine does the same by not feeding
  * wn_smux_input while wn_smux_recv_pending() is above its limit, which
@@ -71,6 +87,20 @@
  * (WN_STREAM_INTERNAL, src/engine/tunnel.h). */
 #define WN_SMUX_REASON_LIMIT 1u
 
+/* The receive windows of several sessions together (an engine endpoint's):
+ * limit bounds what their streams' advertised windows add up to, beyond
+ * the per-stream floor (see Flow control). Owned by the engine; each
+ * session adds its windows to granted and takes them off again, at the
+ * latest in wn_smux_free. */
+struct wn_smux_pool {
+	size_t limit;   /* 0: no limit */
+	size_t granted; /* the sessions' windows now */
+};
+
+/* The smallest window a stream is ever given under a receive budget (or
+ * its stream_window, if smaller): every stream keeps moving. */
+#define WN_SMUX_RECV_FLOOR (64u * 1024)
+
 struct wn_smux_cfg {
 	int version; /* 1 or 2; must match the peer's */
 	int client;  /* nonzero: we open odd stream ids, else even */
@@ -81,6 +111,12 @@ struct wn_smux_cfg {
 	uint32_t stream_window;
 	size_t stream_send_limit; /* bytes queued per stream (1 MiB) */
 	unsigned max_streams;     /* live streams; a SYN beyond is refused */
+	/* v2: the receive budget (Flow control): what the windows of the
+	 * session's streams add up to, and the pool it shares with other
+	 * sessions (borrowed; outlives the session). 0 and NULL: none,
+	 * every stream is given stream_window. */
+	size_t recv_budget;
+	struct wn_smux_pool *pool;
 };
 
 struct wn_smux_cb {

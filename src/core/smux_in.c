@@ -75,10 +75,8 @@ static int on_syn(struct wn_smux *m, uint32_t sid)
 			wn_smuxi_destroy(m, s);
 		return refuse(m, sid, rc);
 	}
-	if (s && !(s->flags & (WN_SMUX_SF_RESET | WN_SMUX_SF_FORGOTTEN)) &&
-	    m->cfg.version == 2 &&
-	    m->cfg.stream_window > WN_SMUX_INITIAL_WINDOW) {
-		s->flags |= WN_SMUX_SF_UPD;
+	if (s && !(s->flags & (WN_SMUX_SF_RESET | WN_SMUX_SF_FORGOTTEN))) {
+		wn_smuxi_open_window(m, s);
 		wn_smuxi_sched(m, s);
 	}
 	return 0;

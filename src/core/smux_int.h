@@ -64,8 +64,12 @@ struct wn_smux_stream {
 	uint32_t peer_consumed; /* from the peer's latest UPD */
 	uint32_t peer_window;   /* idem; WN_SMUX_INITIAL_WINDOW before */
 	uint32_t upd_incr;      /* consumed since the last UPD was queued */
-	uint32_t reason;        /* of our reset, while SF_RST or SF_STOP */
-	uint32_t turn;          /* bytes sent in its current round-robin turn */
+	/* Under a receive budget: the window the peer was last told (or
+	 * assumes), counted in m->granted; 0 once the peer's direction is
+	 * over. */
+	uint32_t granted;
+	uint32_t reason; /* of our reset, while SF_RST or SF_STOP */
+	uint32_t turn;   /* bytes sent in its current round-robin turn */
 };
 
 struct wn_smux_slot {
@@ -112,6 +116,7 @@ struct wn_smux {
 	const char *why;  /* what broke the session (static string) */
 	int in_cb;        /* inside a callback: input and pull refuse */
 	size_t recv_pending;
+	size_t granted; /* the streams' windows (stream.granted), summed */
 
 	/* Frame parser. */
 	enum wn_smux_in_state in_state;
@@ -182,6 +187,20 @@ int wn_smuxi_reap(struct wn_smux *m, struct wn_smux_stream *s);
 /* Puts s on or takes it off the control and ready lists to match its
  * flags, queue and send window. Call after any change to them. */
 void wn_smuxi_sched(struct wn_smux *m, struct wn_smux_stream *s);
+
+/* Whether a receive budget shapes the windows we advertise. */
+int wn_smuxi_budgeted(const struct wn_smux *m);
+
+/* Sets the window counted for s (session and pool) to w. */
+void wn_smuxi_grant(struct wn_smux *m, struct wn_smux_stream *s, uint32_t w);
+
+/* The window for the UPD s is about to send (cfg.stream_window without
+ * a budget; see smux.h, Flow control), counted for s. */
+uint32_t wn_smuxi_upd_window(struct wn_smux *m, struct wn_smux_stream *s);
+
+/* A new stream's first UPD, if it owes one: at once when our window is
+ * larger than the one the peer assumes, or, under a budget, smaller. */
+void wn_smuxi_open_window(struct wn_smux *m, struct wn_smux_stream *s);
 
 /* Bytes s may send now under its v2 window (SIZE_MAX in v1). */
 size_t wn_smuxi_window(const struct wn_smux *m, const struct wn_smux_stream *s);

@@ -64,7 +64,7 @@ static int put_stream_ctrl(struct wn_smux *m, struct wn_wr *wr,
 		/* consumed is reported mod 2^32, as smux counts it. */
 		put_hdr(m, wr, WN_SMUX_UPD, s->sid, WN_SMUX_UPD_LEN);
 		wn_wr_u32le(wr, (uint32_t)s->consumed);
-		wn_wr_u32le(wr, m->cfg.stream_window);
+		wn_wr_u32le(wr, wn_smuxi_upd_window(m, s));
 	}
 	s->flags &= ~(uint32_t)WN_SMUX_SF_UPD;
 	if (s->flags & WN_SMUX_SF_RST) {

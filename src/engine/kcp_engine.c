@@ -293,6 +293,9 @@ static void sess_free_timer(struct wn_timer *t)
 
 void wn__ksession_free(struct ksession *ks)
 {
+	/* Ended streams' data goes with smux: the budget gets it back, and
+	 * those streams are freed now if their close has run. */
+	wn_sb_session_gone(&ks->tunnel);
 	if (ks->flows_own)
 		wn_fb_free(ks->flows);
 	ks->flows = NULL;
@@ -376,6 +379,12 @@ struct ksession *wn__ksession_new(struct kep *ep, const uint8_t *peer_key,
 	cfg.smux.stream_window = ep->o.stream_window;
 	cfg.smux.stream_send_limit = ep->o.stream_send_limit;
 	cfg.smux.max_streams = ep->o.max_streams;
+	/* What the peer may send that our readers have not taken is bounded
+	 * by the same budgets as what we send (session-buffer and
+	 * total-buffer): the smux windows we advertise add up to no more. */
+	cfg.smux.recv_budget = ep->o.session_buffer;
+	ep->rpool.limit = ep->o.total_buffer;
+	cfg.smux.pool = &ep->rpool;
 	cfg.keepalive_ms = ep->o.keepalive_ms;
 	cfg.idle_timeout_ms = ep->o.idle_timeout_ms;
 	if (ep->kt)

@@ -196,6 +196,9 @@ struct kep {
 	 * base counts them, stream_base.h); NULL for kcptun */
 	uint32_t *key_streams;
 	size_t nkeys;
+	/* The receive direction's budget over every session: the smux
+	 * windows they advertise (core/smux.h, Flow control). */
+	struct wn_smux_pool rpool;
 };
 
 enum ks_state {
@@ -249,6 +252,9 @@ struct kstream {
 	struct wn_stream base; /* first: the stream base owns the semantics */
 	struct kep *ep;
 	struct ksession *ks; /* NULL once ended */
+	/* The session whose smux holds the stream's data, ended or not: the
+	 * send budget asks it (kt_queued) until the session goes. */
+	struct ksession *home;
 	uint32_t sid;
 	struct wn_list link;  /* ks->all */
 	struct wn_list wlink; /* ks->blocked */

@@ -177,11 +177,16 @@ static void kt_free(struct wn_stream *s)
 	free(KS(s));
 }
 
-/* What smux still holds of the stream's data (the budget's count). */
+/* What smux still holds of the stream's data (the budget's count). An
+ * ended stream's data is still sent (smux forgets it only once it is
+ * out), so it is asked for too, until its session goes. */
 static size_t kt_queued(const struct wn_stream *s)
 {
 	const struct kstream *st = (const struct kstream *)s;
-	return st->ks ? wn_smux_send_queued(mux_of(st), st->sid) : 0;
+	const struct ksession *ks = st->home;
+	return ks && ks->core
+	           ? wn_smux_send_queued(wn_kcp_sess_smux(ks->core), st->sid)
+	           : 0;
 }
 
 static const struct wn_sb_transport wn__kstream_transport = {
@@ -222,6 +227,7 @@ static struct kstream *stream_alloc(struct ksession *ks, uint32_t sid,
 	}
 	st->ep = ep;
 	st->ks = ks;
+	st->home = ks;
 	st->sid = sid;
 	wn_sb_init(&st->base, &ep->senv, &ks->tunnel, h);
 	wn_list_add_tail(&ks->all, &st->link);

@@ -21,7 +21,13 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 	s->initial_ts = wn__quic_now(ep);
 	s->rand_ctx.native_handle = ep; /* cb_rand reads the endpoint's */
 	s->cc_algo = NGTCP2_CC_ALGO_BBR;
-	s->max_window = o->conn_window_max;
+	/* What the peer may send that our readers have not taken is bounded
+	 * by the session's send budget too (session-buffer): the connection
+	 * window never grows past it. */
+	uint64_t conn_max = o->conn_window_max;
+	if (o->session_buffer && o->session_buffer < conn_max)
+		conn_max = o->session_buffer;
+	s->max_window = conn_max;
 	s->max_stream_window = o->stream_window_max;
 	s->handshake_timeout = (uint64_t)o->handshake_timeout_ms * MS;
 	/* ngtcp2's default ACKs every 2nd packet, which wakes the sender
@@ -42,7 +48,8 @@ static void fill_settings(struct qep *ep, struct qconn *qc, ngtcp2_settings *s,
 	p->initial_max_stream_data_bidi_local = o->stream_window;
 	p->initial_max_stream_data_bidi_remote = o->stream_window;
 	p->initial_max_stream_data_uni = 0;
-	p->initial_max_data = o->stream_window * 4;
+	p->initial_max_data =
+	    o->stream_window * 4 < conn_max ? o->stream_window * 4 : conn_max;
 	p->initial_max_streams_bidi = ep->is_server ? o->max_streams : 0;
 	p->initial_max_streams_uni = 0;
 	p->max_idle_timeout = (uint64_t)o->idle_timeout_ms * MS;

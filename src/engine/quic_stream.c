@@ -137,8 +137,13 @@ void wn__qstream_unlinger(struct qstream *qs)
 	wn_list_del(&qs->link);
 	qs->lingering = 0;
 	wn_bufq_free(&qs->sendq);
-	if (qs->free_owed)
+	if (qs->free_owed) {
 		free(qs);
+		return;
+	}
+	/* The base may hold it for the bytes it still counted (qt_queued):
+	 * they are gone now, and so is the stream if its close has run. */
+	wn_sb_data_gone(&qs->base);
 }
 
 static void qt_free(struct wn_stream *s)
@@ -150,6 +155,16 @@ static void qt_free(struct wn_stream *s)
 	}
 	wn_bufq_free(&qs->sendq);
 	free(qs);
+}
+
+/* Asked by the base as a stream ends (it never syncs QUIC streams): a
+ * lingering stream's send buffer stays counted in the send budget until
+ * ngtcp2 lets go of it (wn__qstream_unlinger), as it is still memory the
+ * peer holds us to; any other ended stream's is freed with it. */
+static size_t qt_queued(const struct wn_stream *s)
+{
+	const struct qstream *qs = (const struct qstream *)s;
+	return qs->lingering ? wn_bufq_len(&qs->sendq) : 0;
 }
 
 static uint64_t qt_now_ms(const struct wn_stream *s)
@@ -168,6 +183,7 @@ static const struct wn_sb_transport qstream_transport = {
     .detach = qt_detach,
     .free = qt_free,
     .now_ms = qt_now_ms,
+    .queued = qt_queued,
 };
 
 struct qstream *wn__qstream_new(struct qep *ep,

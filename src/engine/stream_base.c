@@ -225,6 +225,29 @@ static void budget_forget(struct wn_stream *s)
 		wn_list_del(&s->blink);
 }
 
+/* The stream has ended (and is detached). What its engine still holds of
+ * its data stays counted ("Ended streams" in stream_base.h): an engine
+ * that reports its buffers through transport->queued says how much that
+ * is; the rest goes back now, without waking anyone. */
+static void budget_end(struct wn_stream *s)
+{
+	size_t q = s->env->tp->queued ? s->env->tp->queued(s) : 0;
+
+	if (wn_list_linked(&s->blink))
+		wn_list_del(&s->blink);
+	if (q < s->acct)
+		(void)uncount(s, s->acct - q);
+}
+
+/* Frees an ended stream once its deferred close has run and nothing of
+ * it is counted any more: from the deferred close, or later, as its
+ * engine's buffers drain (wn_sb_sync) or its session goes. */
+static void free_if_done(struct wn_stream *s)
+{
+	if (s->ended && s->reported && s->acct == 0)
+		s->env->tp->free(s);
+}
+
 void wn_sb_sent(struct wn_stream *s, size_t n)
 {
 	struct wn_tunnel *t = s->tunnel;
@@ -258,6 +281,8 @@ void wn_sb_sync(struct wn_tunnel *t)
 			wn_list_del(&s->blink);
 			wn_list_add_tail(&todo, &s->blink);
 		}
+		/* An ended stream has no blink: nothing above refers to it. */
+		free_if_done(s);
 	}
 	while (!wn_list_empty(&todo)) {
 		struct wn_stream *s =
@@ -267,6 +292,29 @@ void wn_sb_sync(struct wn_tunnel *t)
 	}
 	if (env)
 		wake_budget(env, t);
+}
+
+void wn_sb_session_gone(struct wn_tunnel *t)
+{
+	struct wn_list *n, *next;
+
+	if (!t || !t->budget.busy.next)
+		return;
+	for (n = t->budget.busy.next; n != &t->budget.busy; n = next) {
+		struct wn_stream *s = wn_list_entry(n, struct wn_stream, alink);
+
+		next = n->next;
+		budget_forget(s);
+		free_if_done(s);
+	}
+}
+
+void wn_sb_data_gone(struct wn_stream *s)
+{
+	if (!s->ended)
+		return;
+	budget_forget(s);
+	free_if_done(s);
 }
 
 size_t wn_sb_session_buffered(const struct wn_tunnel *t)
@@ -328,7 +376,9 @@ static void closed_deferred(struct wn_deferred *node)
 	if (!s->released && s->h.on_closed)
 		s->h.on_closed(s->h.ctx, s, s->err);
 	s->reported = 1;
-	s->env->tp->free(s);
+	/* A stream whose data its engine still holds stays counted, and is
+	 * freed once that is through (wn_sb_sync, wn_sb_session_gone). */
+	free_if_done(s);
 }
 
 void wn_sb_finish(struct wn_stream *s, int err)
@@ -342,9 +392,9 @@ void wn_sb_finish(struct wn_stream *s, int err)
 	if (s->out != WN_SB_OUT_DONE && s->out != WN_SB_OUT_ABORTED)
 		set_out(s, WN_SB_OUT_ABORTED);
 	s->want_writable = 0;
-	budget_forget(s);
 	key_put(s);
 	s->env->tp->detach(s);
+	budget_end(s);
 	wn_loop_defer(s->env->loop, &s->dnode, closed_deferred);
 }
 

@@ -101,7 +101,9 @@ struct wn_sb_transport {
 	 * wire state may go on (a FIN or RST still owed) without it. Called
 	 * once, from inside the call that ended the stream. */
 	void (*detach)(struct wn_stream *s);
-	/* Frees the stream object (after on_closed, from the loop). */
+	/* Frees the stream object: after on_closed, from the loop; or, for
+	 * an ended stream whose data the engine still held then (queued),
+	 * later, from wn_sb_sync or wn_sb_session_gone once it has none. */
 	void (*free)(struct wn_stream *s);
 	/* Optional: the engine's time in milliseconds (its one clock, which
 	 * may be a test's virtual one), for the base's rate-limited logs.
@@ -112,7 +114,9 @@ struct wn_sb_transport {
 	void (*misuse)(struct wn_stream *s, const char *what);
 	/* Optional: the bytes of our data the engine holds for the stream
 	 * now (queued and unacknowledged). Needed by an engine that reports
-	 * its drained buffers through wn_sb_sync rather than wn_sb_sent. */
+	 * its drained buffers through wn_sb_sync rather than wn_sb_sent.
+	 * Also asked after detach, for as long as it is not 0 and the
+	 * session is there: what an ended stream still has to send. */
 	size_t (*queued)(const struct wn_stream *s);
 };
 
@@ -138,6 +142,22 @@ struct wn_sb_transport {
  * cannot add up without bound either; only there can streams that the
  * peer does not read stop the others, and the session limit means that
  * takes many sessions.
+ *
+ * Ended streams: a stream may end (both directions over, a reset, its
+ * release) while its engine still holds data of it to send: the KCP
+ * engine's smux sends a FIN after the queued data on its own, once the
+ * stream is forgotten. Those bytes are still held for the peer, so with
+ * an engine that reports transport->queued they stay counted until they
+ * leave the engine's buffers (wn_sb_sync) or its session goes
+ * (wn_sb_session_gone); the stream object lives that long, after
+ * on_closed, and the base frees it then. Without that, streams that end
+ * at once (a target that answers and closes, to a client that does not
+ * read) would make the engine hold streams x stream_send_limit unseen.
+ * QUIC's streams end only once the peer has acknowledged their data,
+ * or after a reset; a reset stream's send buffer lingers until ngtcp2
+ * closes the stream (it may still read it), so the QUIC engine reports
+ * that buffer as `queued` after detach and calls wn_sb_data_gone when
+ * ngtcp2 lets go.
  *
  * Waking: a refused stream waits on its session's or the total's list.
  * The list is woken (on_writable, in order) once its counter has fallen
@@ -288,6 +308,18 @@ void wn_sb_sent(struct wn_stream *s, size_t n);
  * bytes counted and gives back what has gone. Once per run pass; costs
  * one call per stream with data buffered. */
 void wn_sb_sync(struct wn_tunnel *t);
+
+/* Session t's engine state is going (its buffers freed with it): the
+ * bytes its ended streams still had counted go back, and those of them
+ * whose deferred close has run are freed (transport->free) now. Call it
+ * before freeing the session; no handler is called. */
+void wn_sb_session_gone(struct wn_tunnel *t);
+
+/* The engine let go of ended stream s's data (a QUIC stream that
+ * lingered until ngtcp2 closed it): what was still counted for it goes
+ * back, and it is freed now if its deferred close has run. No handler is
+ * called. */
+void wn_sb_data_gone(struct wn_stream *s);
 
 /* The bytes counted for session t, and for every session of env. */
 size_t wn_sb_session_buffered(const struct wn_tunnel *t);

@@ -412,6 +412,150 @@ static void test_idle_streams(void **state)
 	wn_sp_free(&p);
 }
 
+/* ---- the receive budget (smux.h, Flow control) ------------------------- */
+
+#define RB_STREAMS 16
+#define RB_BYTES (1u << 20)
+#define RB_WINDOW (4u << 20)
+
+/* The server's streams are opened (SYNs exchanged, so its first UPDs
+ * arrive before any data), then each is sent RB_BYTES that the server does
+ * not read. Returns what the server's streams got, in sids[] order. */
+static void rb_run(struct wn_sp *p, const struct wn_smux_cfg *cb, uint64_t seed,
+                   uint32_t *sids, uint64_t *got)
+{
+	struct wn_smux_cfg ca = cfg_of(2, 1, 0);
+
+	ca.stream_send_limit = RB_BYTES;
+	assert_int_equal(wn_sp_init(p, &ca, cb, seed), 0);
+	p->b.consume = 0;
+	for (int i = 0; i < RB_STREAMS; i++)
+		assert_int_equal(wn_smux_open(p->a.m, &sids[i]), 0);
+	assert_int_equal(wn_sp_pump(p), 0);
+	for (int i = 0; i < RB_STREAMS; i++)
+		wn_sp_send(&p->a, sids[i], RB_BYTES, 1);
+	assert_int_equal(wn_sp_pump(p), 0);
+	for (int i = 0; i < RB_STREAMS; i++) {
+		struct wn_sp_rx *r = wn_sp_rx(&p->b, sids[i]);
+		assert_int_equal(r->bad, 0);
+		got[i] = r->got;
+	}
+}
+
+/* Without a budget every stream takes a whole window the reader does not
+ * take; with one, the first streams fill the budget at the window the
+ * peer assumes and the rest are held to the floor, so the session holds
+ * the budget plus a floor per stream. The reader catching up then lets
+ * every stream finish, the ones at the floor too. */
+static void test_recv_budget(void **state)
+{
+	(void)state;
+	struct wn_smux_cfg cb = cfg_of(2, 0, 0);
+	uint32_t sids[RB_STREAMS];
+	uint64_t got[RB_STREAMS];
+	struct wn_sp p;
+
+	cb.stream_window = RB_WINDOW;
+	rb_run(&p, &cb, 5, sids, got);
+	for (int i = 0; i < RB_STREAMS; i++)
+		assert_int_equal(got[i], RB_BYTES);
+	wn_sp_free(&p);
+
+	cb.recv_budget = 4 * WN_SMUX_INITIAL_WINDOW;
+	rb_run(&p, &cb, 5, sids, got);
+	for (int i = 0; i < RB_STREAMS; i++)
+		assert_int_equal(got[i], i < 4 ? WN_SMUX_INITIAL_WINDOW
+		                               : WN_SMUX_RECV_FLOOR);
+	assert_int_equal(wn_smux_recv_pending(p.b.m),
+	                 cb.recv_budget +
+	                     (RB_STREAMS - 4) * WN_SMUX_RECV_FLOOR);
+	p.b.consume = 1;
+	for (int i = 0; i < RB_STREAMS; i++) {
+		struct wn_sp_rx *r = wn_sp_rx(&p.b, sids[i]);
+		wn_smux_consumed(p.b.m, sids[i], (size_t)r->got);
+		r->consumed = r->got;
+	}
+	assert_int_equal(wn_sp_pump(&p), 0);
+	for (int i = 0; i < RB_STREAMS; i++) {
+		struct wn_sp_rx *r = wn_sp_rx(&p.b, sids[i]);
+		assert_int_equal(r->got, RB_BYTES);
+		assert_int_equal(r->fin, 1);
+		assert_int_equal(r->bad, 0);
+	}
+	wn_sp_free(&p);
+}
+
+/* A stream whose reader keeps up grows its window past the one the peer
+ * assumes, up to stream_window: stalled after that, it has received more
+ * than the initial window. */
+static void test_recv_budget_grows(void **state)
+{
+	(void)state;
+	struct wn_smux_cfg ca = cfg_of(2, 1, 0), cb = cfg_of(2, 0, 0);
+	struct wn_sp p;
+
+	ca.stream_send_limit = 16u << 20;
+	cb.stream_window = RB_WINDOW;
+	cb.recv_budget = 32u << 20;
+	assert_int_equal(wn_sp_init(&p, &ca, &cb, 9), 0);
+	uint32_t sid = wn_sp_open(&p.a, 12u << 20, 1);
+	assert_int_equal(wn_sp_pump(&p), 0);
+	struct wn_sp_rx *r = wn_sp_rx(&p.b, sid);
+	assert_int_equal(r->got, 12u << 20);
+	assert_int_equal(r->fin, 1);
+	wn_sp_free(&p);
+
+	/* Read 6 MiB, then stall: what arrives beyond is the grown window. */
+	assert_int_equal(wn_sp_init(&p, &ca, &cb, 9), 0);
+	sid = wn_sp_open(&p.a, 12u << 20, 1);
+	p.b.consume = 0;
+	uint64_t read = 0;
+	while (read < (6u << 20)) {
+		assert_int_equal(wn_sp_pump(&p), 0);
+		r = wn_sp_rx(&p.b, sid);
+		size_t n = (size_t)(r->got - r->consumed);
+		if (n == 0)
+			break;
+		wn_smux_consumed(p.b.m, sid, n);
+		r->consumed += n;
+		read += n;
+	}
+	assert_int_equal(wn_sp_pump(&p), 0);
+	r = wn_sp_rx(&p.b, sid);
+	assert_true(r->consumed >= (6u << 20));
+	assert_int_equal(r->got - r->consumed, RB_WINDOW);
+	wn_sp_free(&p);
+}
+
+/* The pool bounds several sessions together: a second session whose
+ * streams open once the first has taken the pool gets the floor, and the
+ * first one's windows leave the pool when it is freed. */
+static void test_recv_pool(void **state)
+{
+	(void)state;
+	struct wn_smux_pool pool = {.limit = 4 * WN_SMUX_INITIAL_WINDOW};
+	struct wn_smux_cfg cb = cfg_of(2, 0, 0);
+	uint32_t sids[RB_STREAMS], sids2[RB_STREAMS];
+	uint64_t got[RB_STREAMS];
+	struct wn_sp p, q;
+
+	cb.stream_window = RB_WINDOW;
+	cb.pool = &pool;
+	rb_run(&p, &cb, 3, sids, got);
+	for (int i = 0; i < RB_STREAMS; i++)
+		assert_int_equal(got[i], i < 4 ? WN_SMUX_INITIAL_WINDOW
+		                               : WN_SMUX_RECV_FLOOR);
+	rb_run(&q, &cb, 4, sids2, got);
+	for (int i = 0; i < RB_STREAMS; i++)
+		assert_int_equal(got[i], WN_SMUX_RECV_FLOOR);
+	assert_int_equal(pool.granted, pool.limit + (2 * RB_STREAMS - 4) *
+	                                                WN_SMUX_RECV_FLOOR);
+	wn_sp_free(&p);
+	assert_int_equal(pool.granted, RB_STREAMS * WN_SMUX_RECV_FLOOR);
+	wn_sp_free(&q);
+	assert_int_equal(pool.granted, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -425,6 +569,9 @@ int main(void)
 	    cmocka_unit_test(test_counter_wrap),
 	    cmocka_unit_test(test_id_exhaustion),
 	    cmocka_unit_test(test_idle_streams),
+	    cmocka_unit_test(test_recv_budget),
+	    cmocka_unit_test(test_recv_budget_grows),
+	    cmocka_unit_test(test_recv_pool),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 
 #include <cmocka.h>
 
+#include "engine/stream_base.h"
 #include "engine/tunnel.h"
 #include "support/enginepair.h"
 #include "util/err.h"
@@ -36,6 +37,7 @@
  * outside the streams' send buffers (bounded per session on its own):
  * KCP's send window of segments, QUIC's congestion window in flight. */
 #define SLACK (4u << 20)
+#define MAX_STREAMS 64 /* the most any test opens */
 
 static uint8_t pat(uint64_t off)
 {
@@ -52,31 +54,32 @@ struct target {
 
 struct fx {
 	struct wn_enginepair p;
-	struct target tg[NSTREAMS + 1];
+	struct target tg[MAX_STREAMS];
 	int ntg;
 	uint64_t srv_wrote;
 };
 
 static struct fx *FX;
+static uint64_t TG_BYTES; /* what each target writes */
 
 /* Writes the pattern as a relay reads a socket that always has data:
  * reserve, fill, commit, until the stream is full (on_writable resumes). */
 static void tg_fill(struct target *t)
 {
-	while (t->s && t->wrote < PER_STREAM) {
+	while (t->s && t->wrote < TG_BYTES) {
 		uint8_t *p;
 		ssize_t n = wn_stream_reserve(t->s, &p);
 		if (n <= 0)
 			return;
-		if ((uint64_t)n > PER_STREAM - t->wrote)
-			n = (ssize_t)(PER_STREAM - t->wrote);
+		if ((uint64_t)n > TG_BYTES - t->wrote)
+			n = (ssize_t)(TG_BYTES - t->wrote);
 		for (ssize_t i = 0; i < n; i++)
 			p[i] = pat(t->wrote + (uint64_t)i);
 		assert_int_equal(wn_stream_commit(t->s, (size_t)n), 0);
 		t->wrote += (uint64_t)n;
 		FX->srv_wrote += (uint64_t)n;
 	}
-	if (t->s && t->wrote == PER_STREAM && !t->fin) {
+	if (t->s && t->wrote == TG_BYTES && !t->fin) {
 		t->fin = 1;
 		wn_stream_shutdown(t->s);
 	}
@@ -116,7 +119,7 @@ static void on_stream(void *ctx, struct wn_tunnel *tn, struct wn_stream *s,
 	(void)ctx;
 	(void)tn;
 	(void)target;
-	assert_true(FX->ntg < NSTREAMS + 1);
+	assert_true(FX->ntg < MAX_STREAMS);
 	struct target *t = &FX->tg[FX->ntg++];
 	t->s = s;
 	struct wn_stream_handler h = {t, tg_data, tg_eof, tg_writable,
@@ -134,7 +137,7 @@ struct reader {
 	int eof, closed, close_err, bad;
 };
 
-static struct reader RD[NSTREAMS + 1];
+static struct reader RD[MAX_STREAMS];
 
 static void rd_data(void *ctx, struct wn_stream *s, const uint8_t *d,
                     size_t len)
@@ -199,7 +202,7 @@ static void rd_start_reading(struct reader *r)
 static uint64_t client_got(void)
 {
 	uint64_t sum = 0;
-	for (int i = 0; i < NSTREAMS + 1; i++)
+	for (int i = 0; i < MAX_STREAMS; i++)
 		sum += RD[i].got;
 	return sum;
 }
@@ -237,6 +240,7 @@ static void run_engine(const char *engine)
 	memset(&fx, 0, sizeof(fx));
 	memset(RD, 0, sizeof(RD));
 	FX = &fx;
+	TG_BYTES = PER_STREAM;
 	wn_enginepair_init(&fx.p, engine, 120000);
 	fx.p.sconf.stream_send_limit = SEND_LIMIT;
 	fx.p.cconf.stream_send_limit = SEND_LIMIT;
@@ -294,6 +298,88 @@ static void t_kcp(void **state)
 {
 	(void)state;
 	run_engine("kcp");
+}
+
+/* ---- streams that end with data still queued ---------------------------- */
+
+/* Each client stream is shut down as soon as it is open and never read
+ * until told: the server's target writes less than a send buffer and shuts
+ * down, so its stream ends (both directions over) while most of its data
+ * still waits for the client's window. That data is still the server's
+ * to hold: it must stay counted in the session's budget until it leaves
+ * the engine's buffers, or a client could make the server hold streams x
+ * stream_send_limit through streams that end at once. */
+#define ENDED_STREAMS 64
+#define ENDED_BYTES (768u << 10) /* under the send limit: the target ends */
+#define ENDED_SEND_LIMIT (1u << 20)
+#define ENDED_BUDGET (4u << 20)
+
+static struct wn_tunnel *ENDED_TUNNEL; /* the server's session */
+
+static void on_ended_stream(void *ctx, struct wn_tunnel *tn,
+                            struct wn_stream *s,
+                            const struct wn_endpoint *target)
+{
+	ENDED_TUNNEL = tn;
+	on_stream(ctx, tn, s, target);
+}
+
+static void run_ended(const char *engine)
+{
+	static struct fx fx;
+	uint64_t held_max = 0;
+
+	memset(&fx, 0, sizeof(fx));
+	memset(RD, 0, sizeof(RD));
+	FX = &fx;
+	TG_BYTES = ENDED_BYTES;
+	ENDED_TUNNEL = NULL;
+	wn_enginepair_init(&fx.p, engine, 120000);
+	fx.p.sconf.stream_send_limit = ENDED_SEND_LIMIT;
+	fx.p.sconf.session_buffer = ENDED_BUDGET;
+	fx.p.cconf.stream_window = CLIENT_WINDOW;
+	fx.p.accept.ctx = &fx;
+	fx.p.accept.on_stream = on_ended_stream;
+	wn_enginepair_start(&fx.p);
+	WN_ENGINEPAIR_RUN_UNTIL(&fx.p, fx.p.ups > 0);
+
+	for (int i = 0; i < ENDED_STREAMS; i++) {
+		rd_open(&fx, &RD[i], 0);
+		assert_int_equal(wn_stream_shutdown(RD[i].s), 0);
+	}
+	run_settle(&fx, &held_max);
+	print_message("%s: server held at most %llu bytes for %d streams "
+	              "that ended unread (budget %u)\n",
+	              engine, (unsigned long long)held_max, ENDED_STREAMS,
+	              ENDED_BUDGET);
+	assert_non_null(ENDED_TUNNEL);
+	assert_true(held_max <= ENDED_BUDGET + ENDED_STREAMS * FLOOR + SLACK);
+
+	/* Once the client reads, every stream's data arrives intact, and
+	 * the budget gets all of it back. */
+	for (int i = 0; i < ENDED_STREAMS; i++)
+		rd_start_reading(&RD[i]);
+	WN_ENGINEPAIR_RUN_UNTIL(&fx.p, all_done(ENDED_STREAMS));
+	for (int i = 0; i < ENDED_STREAMS; i++) {
+		assert_int_equal(RD[i].close_err, WN_STREAM_OK);
+		assert_int_equal(RD[i].got, ENDED_BYTES);
+		assert_false(RD[i].bad);
+	}
+	WN_ENGINEPAIR_RUN_UNTIL(&fx.p,
+	                        wn_sb_session_buffered(ENDED_TUNNEL) == 0);
+	wn_enginepair_finish(&fx.p);
+}
+
+static void t_quic_ended(void **state)
+{
+	(void)state;
+	run_ended("quic");
+}
+
+static void t_kcp_ended(void **state)
+{
+	(void)state;
+	run_ended("kcp");
 }
 
 /* ---- the other direction: the client's fast sockets ------------------ */
@@ -501,13 +587,97 @@ static void t_kcp_upstream(void **state)
 	run_upstream("kcp");
 }
 
+/* ---- the receive direction: data the server's targets do not take ------ */
+
+/* The client's fast sockets feed streams whose targets on the server read
+ * nothing: what the engine has delivered to them and they have not
+ * consumed waits in the server's relays. The stream windows alone let a
+ * session hold streams x stream_window of it (a client opening many
+ * streams to a target it makes slow); the session's budget bounds it as
+ * it bounds what the server sends: at most the budget plus a floor per
+ * stream, and what is in flight (SLACK). */
+#define RECV_BUDGET (4u << 20)
+
+static void run_recv(const char *engine)
+{
+	static struct wn_enginepair p;
+	uint64_t held_max = 0, last = UINT64_MAX;
+
+	memset(WR, 0, sizeof(WR));
+	memset(SK, 0, sizeof(SK));
+	NSK = 0;
+	SINK_READING = 0;
+	CLI_WROTE = 0;
+	wn_enginepair_init(&p, engine, 120000);
+	p.cconf.stream_send_limit = SEND_LIMIT;
+	p.sconf.session_buffer = RECV_BUDGET;
+	p.accept.on_stream = on_sink_stream;
+	wn_enginepair_start(&p);
+	WN_ENGINEPAIR_RUN_UNTIL(&p, p.ups > 0);
+
+	struct wn_endpoint ep;
+	const char *why;
+	assert_int_equal(wn_endpoint_parse("target.example:80", WN_SCHEME_TCP,
+	                                   WN_SCHEME_TCP, 0, &ep, &why),
+	                 0);
+	for (int i = 0; i < NSTREAMS; i++) {
+		struct wn_stream_handler h = {&WR[i], wr_data, wr_eof,
+		                              wr_writable, wr_closed};
+		WR[i].s = wn_tunnel_open_stream(p.tunnel, &ep, &h);
+		assert_non_null(WR[i].s);
+		wr_fill(&WR[i]);
+	}
+	/* Until what the targets hold stops growing (the client's writes
+	 * stop much earlier, at its own send budget). */
+	for (int round = 0, still = 0; round < 1000 && still < 10; round++) {
+		wn_enginepair_run_for(&p, 20);
+		uint64_t held = server_got(); /* nothing consumed */
+		if (held > held_max)
+			held_max = held;
+		still = held == last ? still + 1 : 0;
+		last = held;
+	}
+	print_message("%s: the server's engine delivered at most %llu bytes "
+	              "its %d targets did not take (budget %u)\n",
+	              engine, (unsigned long long)held_max, NSTREAMS,
+	              RECV_BUDGET);
+	assert_true(held_max <= RECV_BUDGET + NSTREAMS * FLOOR + SLACK);
+
+	SINK_READING = 1;
+	for (int i = 0; i < NSK; i++)
+		sk_consume(&SK[i]);
+	for (int i = 0; i < NSTREAMS; i++) {
+		WN_ENGINEPAIR_RUN_UNTIL(&p, WR[i].closed);
+		assert_int_equal(WR[i].close_err, WN_STREAM_OK);
+	}
+	assert_int_equal(NSK, NSTREAMS);
+	for (int i = 0; i < NSK; i++) {
+		assert_int_equal(SK[i].got, PER_STREAM);
+		assert_true(SK[i].eof);
+		assert_false(SK[i].bad);
+	}
+	wn_enginepair_finish(&p);
+}
+
+static void t_quic_recv(void **state)
+{
+	(void)state;
+	run_recv("quic");
+}
+
+static void t_kcp_recv(void **state)
+{
+	(void)state;
+	run_recv("kcp");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(t_quic),
-	    cmocka_unit_test(t_kcp),
-	    cmocka_unit_test(t_quic_upstream),
-	    cmocka_unit_test(t_kcp_upstream),
+	    cmocka_unit_test(t_quic),          cmocka_unit_test(t_kcp),
+	    cmocka_unit_test(t_quic_ended),    cmocka_unit_test(t_kcp_ended),
+	    cmocka_unit_test(t_quic_upstream), cmocka_unit_test(t_kcp_upstream),
+	    cmocka_unit_test(t_quic_recv),     cmocka_unit_test(t_kcp_recv),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,6 +78,7 @@ static void t_reset(struct wn_stream *s, int err)
 {
 	R(s)->resets++;
 	R(s)->reset_err = err;
+	R(s)->q = 0; /* a reset drops what was queued */
 }
 
 static void t_stop(struct wn_stream *s, int err)
@@ -646,6 +647,70 @@ static void test_budget_sync_stop_and_end(void **state)
 	bstop(&f);
 }
 
+/* A stream that ends while its engine still holds its data (the KCP
+ * engine's smux sends it after the stream is forgotten) stays counted
+ * until the engine's buffer drains, and the stream object lives until
+ * then: on_closed comes at once, the free only once the count is back. */
+static void test_budget_counts_ended_streams(void **state)
+{
+	(void)state;
+	struct bfx f;
+	bstart(&f, 256u << 10, 0);
+
+	f.a.fin_done_in_fin = 1;
+	assert_int_equal(put(&f.a, 200u << 10), 200u << 10);
+	assert_int_equal(wn_stream_shutdown(&f.a.s), 0);
+	wn_sb_recv_fin(&f.a.s); /* both directions over: a ends */
+	assert_true(f.a.s.ended);
+	assert_int_equal(f.a.detaches, 1);
+	uv_run(wn_loop_uv(&f.loop), UV_RUN_NOWAIT);
+	assert_int_equal(f.a.closed, 1);
+	assert_int_equal(f.a.close_err, WN_STREAM_OK);
+	/* Still held for the peer: counted, and not freed. */
+	assert_int_equal(f.a.frees, 0);
+	assert_int_equal(wn_sb_session_buffered(&f.tn), 200u << 10);
+	assert_int_equal(put(&f.b, 100u << 10), 100u << 10);
+	assert_int_equal(put(&f.b, 1), 0); /* over the budget, with a's */
+
+	/* Part of it leaves the engine: the count follows. */
+	f.a.q = 50u << 10;
+	wn_sb_sync(&f.tn);
+	assert_int_equal(f.a.frees, 0);
+	assert_int_equal(wn_sb_session_buffered(&f.tn), 150u << 10);
+	assert_int_equal(f.b.writables, 1); /* an eighth below the limit */
+	/* All of it: the count is back and the stream is freed. */
+	f.a.q = 0;
+	wn_sb_sync(&f.tn);
+	assert_int_equal(f.a.frees, 1);
+	assert_int_equal(wn_sb_session_buffered(&f.tn), 100u << 10);
+
+	/* An ended stream that still holds data when its session goes is
+	 * freed with it; one whose close has not run yet is freed there. */
+	f.c.fin_done_in_fin = 1;
+	assert_int_equal(put(&f.c, 10u << 10), 10u << 10);
+	assert_int_equal(wn_stream_shutdown(&f.c.s), 0);
+	wn_sb_recv_fin(&f.c.s);
+	uv_run(wn_loop_uv(&f.loop), UV_RUN_NOWAIT);
+	assert_int_equal(f.c.closed, 1);
+	assert_int_equal(f.c.frees, 0);
+	f.b.fin_done_in_fin = 1;
+	assert_int_equal(wn_stream_shutdown(&f.b.s), 0);
+	wn_sb_recv_fin(&f.b.s);
+	assert_int_equal(f.b.closed, 0); /* its close is still deferred */
+	wn_sb_session_gone(&f.tn);
+	assert_int_equal(f.c.frees, 1);
+	assert_int_equal(f.b.frees, 0);
+	assert_int_equal(wn_sb_session_buffered(&f.tn), 0);
+	assert_int_equal(wn_sb_total_buffered(&f.env), 0);
+	uv_run(wn_loop_uv(&f.loop), UV_RUN_NOWAIT);
+	assert_int_equal(f.b.closed, 1);
+	assert_int_equal(f.b.frees, 1);
+
+	/* Each freed once. */
+	assert_int_equal(f.a.frees + f.b.frees + f.c.frees, 3);
+	bstop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -653,6 +718,7 @@ int main(void)
 	    cmocka_unit_test(test_budget_refuses_and_wakes),
 	    cmocka_unit_test(test_budget_waiter_below_floor_wakes),
 	    cmocka_unit_test(test_budget_sync_stop_and_end),
+	    cmocka_unit_test(test_budget_counts_ended_streams),
 	    cmocka_unit_test(test_reset_is_deferred_and_once),
 	    cmocka_unit_test(test_release_open_resets),
 	    cmocka_unit_test(test_release_after_fin_stops),
