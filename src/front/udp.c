@@ -12,6 +12,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "core/prefix.h"
 #include "io/dgram.h"
 #include "util/container.h"
 #include "util/err.h"
@@ -27,9 +28,8 @@ struct uhost {
 	struct wn_list all;   /* its flows, least recently active first */
 	struct wn_list fresh; /* of them, those not established */
 	uint32_t hash;
-	unsigned count; /* its flows */
-	uint8_t klen;
-	uint8_t key[9];
+	unsigned count;       /* its flows */
+	struct wn_prefix key; /* IPv4 /32 or IPv6 /64 */
 };
 
 struct uflow {
@@ -117,18 +117,6 @@ static size_t addr_key(const struct sockaddr_storage *ss, uint8_t key[20])
 	return 19;
 }
 
-/* The host part of a source's key: family and address (an IPv6 /64),
- * without the port. */
-static size_t host_key(const uint8_t *akey, size_t alen, uint8_t hk[9])
-{
-	size_t n = akey[0] == 4 ? 4 : 8;
-
-	(void)alen;
-	hk[0] = akey[0];
-	memcpy(hk + 1, akey + 3, n);
-	return 1 + n;
-}
-
 static uint32_t key_hash(const struct wn_udp_front *u, const uint8_t *key,
                          size_t n)
 {
@@ -161,14 +149,13 @@ static struct uflow *find_flow(struct wn_udp_front *u,
 	return NULL;
 }
 
-static struct uhost *find_host(struct wn_udp_front *u, const uint8_t *hk,
-                               size_t hlen, uint32_t hash)
+static struct uhost *find_host(struct wn_udp_front *u,
+                               const struct wn_prefix *key, uint32_t hash)
 {
 	struct uhost *h;
 
 	for (h = u->hbuckets[hash & u->mask]; h; h = h->hnext)
-		if (h->hash == hash && h->klen == hlen &&
-		    memcmp(h->key, hk, hlen) == 0)
+		if (h->hash == hash && wn_prefix_eq(&h->key, key))
 			return h;
 	return NULL;
 }
@@ -386,11 +373,12 @@ static struct uflow *new_flow(struct wn_udp_front *u,
                               socklen_t srclen, uint32_t hash)
 {
 	struct wn_flow_handler fh = u->fh;
-	uint8_t ak[20], hk[9];
-	size_t hl = host_key(ak, addr_key(src, ak), hk);
-	uint32_t hh = key_hash(u, hk, hl);
+	struct wn_prefix hk;
+	(void)wn_prefix_of((const struct sockaddr *)src, srclen,
+	                   WN_PREFIX_V4_HOST, WN_PREFIX_V6_NET, &hk);
+	uint32_t hh = key_hash(u, hk.b, sizeof(hk.b));
 	uint64_t now = wn_loop_now_ms(u->loop);
-	struct uhost *h = find_host(u, hk, hl, hh);
+	struct uhost *h = find_host(u, &hk, hh);
 	struct uflow *e;
 
 	if (u->stats.flows >= u->max_flows) {
@@ -415,7 +403,7 @@ static struct uflow *new_flow(struct wn_udp_front *u,
 		          u->name, u->max_flows);
 		drop_flow(u, old);
 		/* That may have been h's last flow. */
-		h = find_host(u, hk, hl, hh);
+		h = find_host(u, &hk, hh);
 	}
 	e = calloc(1, sizeof(*e));
 	if (!e)
@@ -425,8 +413,7 @@ static struct uflow *new_flow(struct wn_udp_front *u,
 		if (!h)
 			goto fail;
 		h->hash = hh;
-		h->klen = (uint8_t)hl;
-		memcpy(h->key, hk, hl);
+		h->key = hk;
 		wn_list_init(&h->all);
 		wn_list_init(&h->fresh);
 		h->hnext = u->hbuckets[hh & u->mask];
